@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * The `ezipc` command line. Every subcommand has `--help`.
+ */
+import { readFileSync, realpathSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Command, InvalidArgumentError } from "commander";
+import { isEzipcError } from "../errors.js";
+import { setLogger, stderrLogger } from "../log.js";
+import { dial, listen } from "../transport/registry.js";
+import type { Listener } from "../transport/types.js";
+
+const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
+/** Default addresses of the demo echo server (and, later, the hub). */
+export const DEFAULT_TCP_URL = "tcp://127.0.0.1:7700";
+export const DEFAULT_UNIX_URL = `unix://${path.join(os.tmpdir(), "ezipc.sock")}`;
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
+export function buildProgram(): Command {
+  const program = new Command("ezipc")
+    .description("Easy, robust, fast communication between processes.")
+    .version(pkg.version, "-V, --version", "print the version")
+    .option("-v, --verbose", "log connection events to stderr")
+    .hook("preAction", (cmd) => {
+      if (cmd.opts().verbose) setLogger(stderrLogger);
+    });
+
+  program
+    .command("echo-server")
+    .description("run a demo echo server: every frame received is sent back (the hub replaces it)")
+    .argument("[urls...]", "addresses to listen on", [DEFAULT_TCP_URL, DEFAULT_UNIX_URL])
+    .action(async (urls: string[]) => {
+      const listeners: Listener[] = [];
+      for (const url of urls) {
+        const l = await listen(url);
+        l.on("connection", (conn) => {
+          conn.on("message", (frame) => conn.send(frame));
+        });
+        listeners.push(l);
+        process.stdout.write(`echo server listening on ${l.url}\n`);
+      }
+      const stop = async () => {
+        await Promise.all(listeners.map((l) => l.close()));
+        process.exit(0);
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+
+  program
+    .command("echo")
+    .description("send messages to an echo server and print the replies with their round-trip time")
+    .argument("<message>", "text to send")
+    .option("-u, --url <url>", "server address", DEFAULT_TCP_URL)
+    .option("-n, --count <n>", "how many times", positiveInt, 1)
+    .action(async (message: string, opts: { url: string; count: number }) => {
+      const conn = await dial(opts.url);
+      const frames = conn[Symbol.asyncIterator]();
+      for (let i = 0; i < opts.count; i++) {
+        const t0 = process.hrtime.bigint();
+        conn.send(Buffer.from(message, "utf8"));
+        const r = await frames.next();
+        if (r.done) throw new Error("connection closed before the reply");
+        const us = Number(process.hrtime.bigint() - t0) / 1000;
+        process.stdout.write(`${r.value.toString("utf8")}  (${us.toFixed(0)} µs)\n`);
+      }
+      await conn.close();
+    });
+
+  return program;
+}
+
+const isMain =
+  process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain) {
+  buildProgram()
+    .parseAsync()
+    .catch((err: unknown) => {
+      process.stderr.write(`ezipc: ${isEzipcError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,50 @@
+/**
+ * The one registry of ezipc's coded errors.
+ *
+ * Every error a peer, the network or bad input can cause is an {@link EzipcError} whose `code` is one of
+ * {@link ErrorCode}. Codes are stable: programs may switch on them. Each code is documented in
+ * `docs/errors.md`; a test fails when one is missing there.
+ *
+ * Programmer mistakes (a wrong argument type, an out-of-range offset) throw `TypeError` / `RangeError`
+ * synchronously instead.
+ */
+
+/** Every code ezipc uses, with the one-line meaning that `docs/errors.md` expands on. */
+export const ErrorCodes = {
+  EZIPC_FRAME_TOO_LARGE: "A frame's length prefix exceeds maxFrameBytes; the connection is closed.",
+  EZIPC_PROTOCOL: "The peer broke the framing or session protocol; the connection is closed.",
+  EZIPC_DECODE: "Bytes could not be decoded by the codec (truncated, malformed or over a limit).",
+  EZIPC_ENCODE: "A value does not fit the codec or schema it was given to.",
+  EZIPC_CONNECTION_CLOSED: "The connection is closed (or closing); nothing more can be sent on it.",
+  EZIPC_CONNECTION_REFUSED: "Nothing accepts connections at the address dialled.",
+  EZIPC_CONNECT_ABORTED: "The dial was cancelled (close() or an AbortSignal) before it completed.",
+  EZIPC_CONNECTION_RESET: "The peer or the network ended the connection abruptly.",
+  EZIPC_HEARTBEAT_TIMEOUT:
+    "Nothing was heard from the peer for heartbeatTimeoutMs; the connection is closed.",
+  EZIPC_SLOW_CONSUMER:
+    "The peer did not read fast enough (queue over maxQueuedBytes or stalled); it was cut.",
+  EZIPC_ADDRESS_IN_USE:
+    "Another live server already listens at the address (a live Unix socket is never stolen).",
+  EZIPC_INVALID_URL: "The URL is malformed or its scheme has no registered transport.",
+  EZIPC_UNKNOWN_PROTOCOL: "A session asked for a protocol name that is not registered.",
+  EZIPC_UNKNOWN_MESSAGE: "A message type arrived that no handler or schema knows.",
+} as const;
+
+/** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Base class of every coded ezipc error. `code` is stable; `message` is for people. */
+export class EzipcError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ErrorCodes[code], options);
+    this.code = code;
+    this.name = "EzipcError";
+  }
+}
+
+/** True when `err` is an {@link EzipcError}, optionally with the given code. */
+export function isEzipcError(err: unknown, code?: ErrorCode): err is EzipcError {
+  return err instanceof EzipcError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,116 @@
+import { CONTROL_BIT, HEADER_BYTES } from "./frame.js";
+
+/** Where a {@link FrameWriter} flushes: a socket, or anything with the same three methods. */
+export interface ByteSink {
+  write(chunk: Buffer): boolean;
+  cork(): void;
+  uncork(): void;
+}
+
+/** Frames at or above this size are written as their own chunk (no copy); smaller ones are copied. */
+export const COPY_THRESHOLD_BYTES = 16 * 1024;
+/** Size of a write segment: small frames are copied into one until it is full or the tick ends. */
+export const SEGMENT_BYTES = 64 * 1024;
+
+/**
+ * Coalesces frames into few large writes (seed 003's segment buffer).
+ *
+ * Small frames are copied, header and payload, into a 64 KiB segment; the filled part of the segment is
+ * handed to the sink when the segment is full or at {@link flush} (the connection calls it once per event
+ * loop turn). Large frames go to the sink as their own chunk behind a header, so a payload is never copied
+ * twice; several chunks are written under cork/uncork, which Node turns into one `writev`.
+ *
+ * A segment is never rewritten after its bytes were handed to the sink: the writer continues after them
+ * and allocates a fresh segment when the current one is used up.
+ */
+export class FrameWriter {
+  private seg: Buffer = Buffer.allocUnsafe(SEGMENT_BYTES);
+  private segStart = 0;
+  private segPos = 0;
+  private chunks: Buffer[] = [];
+  private chunkBytes = 0;
+
+  constructor(private readonly sink: ByteSink) {}
+
+  /** Bytes accepted but not yet handed to the sink. */
+  get pendingBytes(): number {
+    return this.chunkBytes + (this.segPos - this.segStart);
+  }
+
+  /** Queues a data frame. Returns the sink's last `write()` result if a flush happened, else true. */
+  writeData(payload: Uint8Array): boolean {
+    const length = payload.length;
+    if (length >= COPY_THRESHOLD_BYTES) {
+      this.reserve(HEADER_BYTES);
+      this.seg.writeUInt32BE(length, this.segPos);
+      this.segPos += HEADER_BYTES;
+      this.cut();
+      const chunk = Buffer.isBuffer(payload)
+        ? payload
+        : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+      this.chunks.push(chunk);
+      this.chunkBytes += length;
+      return this.flush();
+    }
+    const flushed = this.reserve(HEADER_BYTES + length);
+    const seg = this.seg;
+    let p = this.segPos;
+    seg[p] = length >>> 24;
+    seg[p + 1] = (length >>> 16) & 0xff;
+    seg[p + 2] = (length >>> 8) & 0xff;
+    seg[p + 3] = length & 0xff;
+    p += HEADER_BYTES;
+    if (length <= 64) {
+      for (let i = 0; i < length; i++) seg[p + i] = payload[i]!;
+    } else {
+      seg.set(payload, p);
+    }
+    this.segPos = p + length;
+    return flushed;
+  }
+
+  /** Queues a control frame of `type` with an optional argument (at most MAX_CONTROL_BYTES - 1 bytes). */
+  writeControl(type: number, arg?: Uint8Array): void {
+    const argLength = arg ? arg.length : 0;
+    this.reserve(HEADER_BYTES + 1 + argLength);
+    this.seg.writeUInt32BE((CONTROL_BIT + 1 + argLength) >>> 0, this.segPos);
+    this.seg[this.segPos + HEADER_BYTES] = type;
+    if (arg) this.seg.set(arg, this.segPos + HEADER_BYTES + 1);
+    this.segPos += HEADER_BYTES + 1 + argLength;
+  }
+
+  /** Hands everything pending to the sink. Returns the sink's last `write()` result (true if nothing). */
+  flush(): boolean {
+    this.cut();
+    const chunks = this.chunks;
+    if (chunks.length === 0) return true;
+    this.chunks = [];
+    this.chunkBytes = 0;
+    if (chunks.length === 1) return this.sink.write(chunks[0]!);
+    this.sink.cork();
+    let ok = true;
+    for (const c of chunks) ok = this.sink.write(c);
+    this.sink.uncork();
+    return ok;
+  }
+
+  /** Moves the filled part of the segment to the chunk list. */
+  private cut(): void {
+    if (this.segPos > this.segStart) {
+      const part = this.seg.subarray(this.segStart, this.segPos);
+      this.chunks.push(part);
+      this.chunkBytes += part.length;
+      this.segStart = this.segPos;
+    }
+  }
+
+  /** Makes room for `n` contiguous bytes, flushing and starting a new segment when needed. */
+  private reserve(n: number): boolean {
+    if (this.seg.length - this.segPos >= n) return true;
+    const ok = this.flush();
+    this.seg = Buffer.allocUnsafe(Math.max(SEGMENT_BYTES, n));
+    this.segStart = 0;
+    this.segPos = 0;
+    return ok;
+  }
+}

@@ -1,0 +1,424 @@
+import { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
+import { counters } from "./counters.js";
+import { ControlType, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT } from "./frame.js";
+import { FrameDecoder } from "./frame-decoder.js";
+import { FrameWriter } from "./frame-writer.js";
+import { nextConnectionId } from "./ids.js";
+import type { CloseInfo, Connection, ConnectionEvents, ConnectionOptions, ConnectionStats } from "./types.js";
+
+/** Options resolved to numbers. */
+export interface ResolvedConnectionOptions {
+  maxFrameBytes: number;
+  sendHighWaterMarkBytes: number;
+  maxQueuedBytes: number;
+  stallTimeoutMs: number;
+  heartbeatIntervalMs: number;
+  heartbeatTimeoutMs: number;
+  receiveHighWaterMarkBytes: number;
+}
+
+/** Fills in defaults and validates option values (RangeError on nonsense). */
+export function resolveConnectionOptions(o: ConnectionOptions = {}): ResolvedConnectionOptions {
+  const r: ResolvedConnectionOptions = {
+    maxFrameBytes: o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
+    sendHighWaterMarkBytes: o.sendHighWaterMarkBytes ?? 1024 * 1024,
+    maxQueuedBytes: o.maxQueuedBytes ?? 64 * 1024 * 1024,
+    stallTimeoutMs: o.stallTimeoutMs ?? 10_000,
+    heartbeatIntervalMs: o.heartbeatIntervalMs ?? 5_000,
+    heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 15_000,
+    receiveHighWaterMarkBytes: o.receiveHighWaterMarkBytes ?? 1024 * 1024,
+  };
+  for (const [k, v] of Object.entries(r)) {
+    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
+  }
+  if (r.maxFrameBytes > MAX_FRAME_BYTES_LIMIT) {
+    throw new RangeError(`maxFrameBytes must be at most ${MAX_FRAME_BYTES_LIMIT}`);
+  }
+  if (r.heartbeatIntervalMs > 0 && r.heartbeatTimeoutMs <= r.heartbeatIntervalMs) {
+    throw new RangeError("heartbeatTimeoutMs must be greater than heartbeatIntervalMs");
+  }
+  return r;
+}
+
+/** How long close() waits for the peer before cutting the connection. */
+const CLOSE_TIMEOUT_MS = 2_000;
+const ENCODER = new TextEncoder();
+
+/**
+ * A {@link Connection} over any byte stream: a `net.Socket` for tcp:// and unix://, or one end of an
+ * in-memory pair. Framing, write coalescing, backpressure, slow-consumer cuts and heartbeats live here,
+ * once, for every stream transport.
+ */
+export class StreamConnection extends EventEmitter<ConnectionEvents> implements Connection {
+  readonly id = nextConnectionId();
+  readonly stats: ConnectionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly closed: Promise<CloseInfo>;
+  state: "open" | "closing" | "closed" = "open";
+
+  private readonly opts: ResolvedConnectionOptions;
+  private readonly decoder: FrameDecoder;
+  private readonly writer: FrameWriter;
+  private flushScheduled = false;
+  private needDrain = false;
+  private closeInfo: CloseInfo | null = null;
+  private resolveClosed!: (info: CloseInfo) => void;
+  private remoteCloseReason: string | null = null;
+  private userPaused = false;
+  private iteratorPaused = false;
+  private closeTimer: NodeJS.Timeout | null = null;
+  // heartbeats
+  private heartbeatTimer: NodeJS.Timeout | null = null;
+  private rxTicks = 0;
+  private txTicks = 0;
+  private lastRxSeen = -1;
+  private lastTxSeen = -1;
+  private lastRxAt = Date.now();
+  // stall detection
+  private stallTimer: NodeJS.Timeout | null = null;
+  private handedToSocket = 0;
+  private lastDrained = 0;
+  private lastProgressAt = 0;
+
+  constructor(
+    private readonly socket: Duplex,
+    readonly localUrl: string,
+    readonly remoteUrl: string,
+    options: ResolvedConnectionOptions,
+  ) {
+    super();
+    this.opts = options;
+    this.decoder = new FrameDecoder(this.opts.maxFrameBytes);
+    this.writer = new FrameWriter({
+      write: (chunk) => {
+        this.handedToSocket += chunk.length;
+        this.stats.bytesOut += chunk.length;
+        return socket.write(chunk);
+      },
+      cork: () => socket.cork(),
+      uncork: () => socket.uncork(),
+    });
+    this.closed = new Promise((resolve) => {
+      this.resolveClosed = resolve;
+    });
+    socket.on("data", this.onData);
+    socket.on("drain", this.onSocketDrain);
+    socket.on("end", this.onEnd);
+    socket.on("error", this.onSocketError);
+    socket.on("close", this.onSocketClose);
+    if (this.opts.heartbeatIntervalMs > 0) {
+      this.heartbeatTimer = setInterval(this.onHeartbeatTick, this.opts.heartbeatIntervalMs);
+      this.heartbeatTimer.unref();
+    }
+    log("debug", "transport", "connection open", { id: this.id, local: localUrl, remote: remoteUrl });
+  }
+
+  get queuedBytes(): number {
+    return this.writer.pendingBytes + this.socket.writableLength;
+  }
+
+  send(frame: Uint8Array): boolean {
+    if (this.state !== "open") {
+      throw new EzipcError("EZIPC_CONNECTION_CLOSED", `connection ${this.id} is ${this.state}`);
+    }
+    if (frame.length > this.opts.maxFrameBytes) {
+      throw new RangeError(`frame of ${frame.length} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}`);
+    }
+    this.stats.framesOut++;
+    this.txTicks++;
+    this.writer.writeData(frame);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushNow);
+    }
+    const queued = this.writer.pendingBytes + this.socket.writableLength;
+    if (queued < this.opts.sendHighWaterMarkBytes) return true;
+    if (queued > this.opts.maxQueuedBytes) {
+      this.cutSlowConsumer("maxQueuedBytes", queued);
+    } else {
+      this.needDrain = true;
+      this.flushNow(); // hand it to the socket now so its 'drain' will tell us when it is gone
+    }
+    return false;
+  }
+
+  drain(): Promise<void> {
+    if (this.state === "closed") {
+      return Promise.reject(new EzipcError("EZIPC_CONNECTION_CLOSED", `connection ${this.id} is closed`));
+    }
+    if (this.queuedBytes < this.opts.sendHighWaterMarkBytes) return Promise.resolve();
+    this.needDrain = true;
+    return new Promise((resolve, reject) => {
+      const onDrain = () => {
+        this.off("close", onClose);
+        resolve();
+      };
+      const onClose = (info: CloseInfo) => {
+        this.off("drain", onDrain);
+        reject(info.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", `connection closed: ${info.reason}`));
+      };
+      this.once("drain", onDrain);
+      this.once("close", onClose);
+    });
+  }
+
+  close(reason = ""): Promise<void> {
+    if (this.state === "open") {
+      this.state = "closing";
+      this.writer.writeControl(ControlType.CLOSE, ENCODER.encode(reason.slice(0, 256)));
+      this.flushNow();
+      this.closeInfo = { initiator: "local", reason };
+      this.socket.end();
+      this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS);
+      this.closeTimer.unref();
+    }
+    return this.closed.then(() => undefined);
+  }
+
+  destroy(error?: EzipcError): void {
+    if (this.state === "closed") return;
+    if (!this.closeInfo || error) {
+      this.closeInfo = error
+        ? { initiator: "local", reason: error.message, error }
+        : { initiator: "local", reason: "destroyed" };
+    }
+    this.state = "closing";
+    this.socket.destroy();
+  }
+
+  pause(): void {
+    this.userPaused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.userPaused = false;
+    if (!this.iteratorPaused) this.socket.resume();
+  }
+
+  /** Frames in order; reading pauses while more than receiveHighWaterMarkBytes wait for the consumer. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    const queue: Buffer[] = [];
+    let head = 0;
+    let queuedBytes = 0;
+    let wake: (() => void) | null = null;
+    const onMessage = (frame: Buffer) => {
+      queue.push(frame);
+      queuedBytes += frame.length;
+      if (queuedBytes >= this.opts.receiveHighWaterMarkBytes && !this.iteratorPaused) {
+        this.iteratorPaused = true;
+        this.socket.pause();
+      }
+      wake?.();
+    };
+    const onClose = () => wake?.();
+    this.on("message", onMessage);
+    this.on("close", onClose);
+    try {
+      while (true) {
+        if (head < queue.length) {
+          const frame = queue[head]!;
+          queue[head++] = undefined as unknown as Buffer;
+          if (head > 1024 && head * 2 > queue.length) {
+            queue.splice(0, head);
+            head = 0;
+          }
+          queuedBytes -= frame.length;
+          if (this.iteratorPaused && queuedBytes < this.opts.receiveHighWaterMarkBytes / 2) {
+            this.iteratorPaused = false;
+            if (!this.userPaused) this.socket.resume();
+          }
+          yield frame;
+          continue;
+        }
+        if (this.state === "closed") return;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+        });
+        wake = null;
+      }
+    } finally {
+      this.off("message", onMessage);
+      this.off("close", onClose);
+      if (this.iteratorPaused) {
+        this.iteratorPaused = false;
+        if (!this.userPaused && this.state !== "closed") this.socket.resume();
+      }
+    }
+  }
+
+  // ---- internals -------------------------------------------------------------------------------
+
+  private readonly flushNow = (): void => {
+    this.flushScheduled = false;
+    if (this.writer.pendingBytes === 0) return;
+    if (!this.writer.flush()) this.watchStall();
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.rxTicks++;
+    this.stats.bytesIn += chunk.length;
+    try {
+      this.decoder.push(chunk, this.onFrame);
+    } catch (err) {
+      if (
+        err instanceof EzipcError &&
+        (err.code === "EZIPC_FRAME_TOO_LARGE" || err.code === "EZIPC_PROTOCOL")
+      ) {
+        if (err.code === "EZIPC_FRAME_TOO_LARGE") counters.framesTooLarge++;
+        else counters.protocolErrors++;
+        log("warn", "transport", "bad frame from peer", { id: this.id, remote: this.remoteUrl, error: err });
+        this.fail(err);
+        return;
+      }
+      throw err;
+    }
+  };
+
+  private readonly onFrame = (payload: Buffer, control: number): void => {
+    if (control === 0) {
+      this.stats.framesIn++;
+      if (this.state !== "closed") this.emit("message", payload);
+      return;
+    }
+    if (control === ControlType.PING) {
+      if (this.state === "open") {
+        this.writer.writeControl(ControlType.PONG);
+        this.flushNow();
+      }
+    } else if (control === ControlType.CLOSE) {
+      this.remoteCloseReason = payload.toString("utf8");
+      if (this.state === "open") {
+        this.state = "closing";
+        this.flushNow();
+        this.socket.end();
+      }
+    }
+  };
+
+  private readonly onSocketDrain = (): void => {
+    this.stopStallWatch();
+    if (this.needDrain && this.queuedBytes < this.opts.sendHighWaterMarkBytes) {
+      this.needDrain = false;
+      this.emit("drain");
+    }
+  };
+
+  private readonly onEnd = (): void => {
+    // The peer finished writing. Without a CLOSE frame first, it died or was cut.
+    if (this.state === "open") {
+      this.state = "closing";
+      this.flushNow();
+      this.socket.end();
+    }
+  };
+
+  private readonly onSocketError = (err: NodeJS.ErrnoException): void => {
+    if (!this.closeInfo) {
+      const error = new EzipcError("EZIPC_CONNECTION_RESET", `connection ${this.id}: ${err.message}`, {
+        cause: err,
+      });
+      this.closeInfo = { initiator: "remote", reason: error.message, error };
+    }
+  };
+
+  private readonly onSocketClose = (): void => {
+    if (this.state === "closed") return;
+    this.state = "closed";
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.closeTimer) clearTimeout(this.closeTimer);
+    this.stopStallWatch();
+    let info = this.closeInfo;
+    if (info === null) {
+      if (this.remoteCloseReason !== null) {
+        info = { initiator: "remote", reason: this.remoteCloseReason };
+      } else {
+        const error = new EzipcError(
+          "EZIPC_CONNECTION_RESET",
+          `connection ${this.id}: the peer ended the connection without closing it`,
+        );
+        info = { initiator: "remote", reason: error.message, error };
+      }
+    }
+    this.closeInfo = info;
+    log("debug", "transport", "connection closed", { id: this.id, remote: this.remoteUrl, ...info });
+    if (info.error && this.listenerCount("error") > 0) this.emit("error", info.error);
+    this.emit("close", info);
+    this.resolveClosed(info);
+  };
+
+  private readonly onHeartbeatTick = (): void => {
+    const now = Date.now();
+    if (this.rxTicks !== this.lastRxSeen || this.userPaused || this.iteratorPaused) {
+      this.lastRxSeen = this.rxTicks;
+      this.lastRxAt = now;
+    } else if (now - this.lastRxAt >= this.opts.heartbeatTimeoutMs) {
+      counters.heartbeatTimeouts++;
+      this.fail(
+        new EzipcError(
+          "EZIPC_HEARTBEAT_TIMEOUT",
+          `connection ${this.id}: nothing heard from ${this.remoteUrl} for ${now - this.lastRxAt} ms`,
+        ),
+      );
+      return;
+    }
+    if (this.txTicks === this.lastTxSeen && this.state === "open") {
+      this.writer.writeControl(ControlType.PING);
+      this.flushNow();
+    }
+    this.lastTxSeen = this.txTicks;
+  };
+
+  private watchStall(): void {
+    if (this.stallTimer || this.opts.stallTimeoutMs === 0) return;
+    this.lastDrained = this.handedToSocket - this.socket.writableLength;
+    this.lastProgressAt = Date.now();
+    const period = Math.max(10, Math.floor(this.opts.stallTimeoutMs / 4));
+    this.stallTimer = setInterval(() => {
+      const drained = this.handedToSocket - this.socket.writableLength;
+      const now = Date.now();
+      if (drained > this.lastDrained) {
+        this.lastDrained = drained;
+        this.lastProgressAt = now;
+      } else if (now - this.lastProgressAt >= this.opts.stallTimeoutMs) {
+        this.cutSlowConsumer("stall", this.queuedBytes);
+      }
+    }, period);
+    this.stallTimer.unref();
+  }
+
+  private stopStallWatch(): void {
+    if (this.stallTimer) {
+      clearInterval(this.stallTimer);
+      this.stallTimer = null;
+    }
+  }
+
+  private cutSlowConsumer(reason: "maxQueuedBytes" | "stall", queuedBytes: number): void {
+    if (this.state === "closed") return;
+    counters.slowConsumers++;
+    log("warn", "transport", "slow consumer cut", {
+      id: this.id,
+      remote: this.remoteUrl,
+      reason,
+      queuedBytes,
+    });
+    this.emit("slowConsumer", { reason, queuedBytes });
+    this.fail(
+      new EzipcError(
+        "EZIPC_SLOW_CONSUMER",
+        `connection ${this.id}: ${reason === "stall" ? "peer stopped reading" : "queue over maxQueuedBytes"} (${queuedBytes} bytes queued)`,
+      ),
+    );
+  }
+
+  /** Closes at once because of a fault. */
+  private fail(error: EzipcError): void {
+    if (this.state === "closed") return;
+    this.closeInfo = { initiator: "local", reason: error.message, error };
+    this.state = "closing";
+    this.socket.destroy();
+  }
+}

@@ -1,0 +1,72 @@
+import { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
+import { log } from "../log.js";
+import { type ResolvedConnectionOptions, StreamConnection } from "./stream-connection.js";
+import type { Connection, Listener, ListenerEvents } from "./types.js";
+
+/**
+ * The {@link Listener} of every stream transport: wraps each accepted byte stream in a
+ * {@link StreamConnection} and tracks it until it closes.
+ */
+export class StreamListener extends EventEmitter<ListenerEvents> implements Listener {
+  readonly connections = new Set<Connection>();
+  private closing: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    readonly url: string,
+    private readonly options: ResolvedConnectionOptions,
+    private readonly stopAccepting: () => Promise<void>,
+  ) {
+    super();
+  }
+
+  /** @internal Called by the transport for each accepted stream. */
+  accept(stream: Duplex, localUrl: string, remoteUrl: string): void {
+    if (this.closing) {
+      stream.destroy();
+      return;
+    }
+    const conn = new StreamConnection(stream, localUrl, remoteUrl, this.options);
+    this.connections.add(conn);
+    conn.once("close", () => this.connections.delete(conn));
+    log("debug", "transport", "accepted", { listener: this.url, id: conn.id, remote: remoteUrl });
+    this.emit("connection", conn);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const stopped = this.stopAccepting();
+      await Promise.all([stopped, ...[...this.connections].map((c) => c.close("listener closed"))]);
+      this.wake?.();
+      this.emit("close");
+    })();
+    return this.closing;
+  }
+
+  /** Accepted connections, in order, until the listener closes. */
+  async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
+    const backlog: Connection[] = [];
+    const onConn = (c: Connection) => {
+      backlog.push(c);
+      this.wake?.();
+    };
+    this.on("connection", onConn);
+    try {
+      while (true) {
+        const next = backlog.shift();
+        if (next) {
+          yield next;
+          continue;
+        }
+        if (this.closing) return;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = null;
+      }
+    } finally {
+      this.off("connection", onConn);
+    }
+  }
+}

@@ -1,0 +1,143 @@
+import type { EventEmitter } from "node:events";
+import type { EzipcError } from "../errors.js";
+
+/** Options of one connection, on either side. Every size is in bytes, every duration in milliseconds. */
+export interface ConnectionOptions {
+  /** Largest data frame accepted from the peer (and sent). Default 16 MiB; at most 2^31 - 1. */
+  maxFrameBytes?: number;
+  /** `send()` returns false once this many bytes are queued; `drain` follows below it. Default 1 MiB. */
+  sendHighWaterMarkBytes?: number;
+  /** A peer whose unsent bytes exceed this is cut as a slow consumer. Default 64 MiB. */
+  maxQueuedBytes?: number;
+  /** A peer that does not drain queued bytes for this long is cut as a slow consumer. Default 10 s. */
+  stallTimeoutMs?: number;
+  /** Send a ping after this long without sending anything. 0 disables heartbeats. Default 5 s. */
+  heartbeatIntervalMs?: number;
+  /** Declare the peer dead after this long without receiving anything. Default 15 s. */
+  heartbeatTimeoutMs?: number;
+  /** Messages buffered for an async-iterator consumer before the socket is paused. Default 1 MiB. */
+  receiveHighWaterMarkBytes?: number;
+}
+
+/** Options of `dial()`. */
+export interface DialOptions extends ConnectionOptions {
+  /** Give up a connect attempt after this long (`EZIPC_CONNECTION_REFUSED`). Default 10 s. */
+  connectTimeoutMs?: number;
+  /** Cancels the dial (`EZIPC_CONNECT_ABORTED`). */
+  signal?: AbortSignal;
+}
+
+/** Options of `listen()`. */
+export interface ListenOptions extends ConnectionOptions {
+  /** TCP: listen queue length. Default 511. */
+  backlog?: number;
+}
+
+/** Why a connection closed, given to its `close` event and by {@link Connection.closed}. */
+export interface CloseInfo {
+  /** Who closed it: this side, or the peer / the network. */
+  initiator: "local" | "remote";
+  /** A human-readable reason: the one passed to close(), the peer's, or the error's message. */
+  reason: string;
+  /** Set when the close was caused by a fault (protocol violation, heartbeat timeout, reset, slow consumer). */
+  error?: EzipcError;
+}
+
+/** Why a slow consumer was cut. */
+export interface SlowConsumerInfo {
+  reason: "maxQueuedBytes" | "stall";
+  queuedBytes: number;
+}
+
+/** Counters of one connection. */
+export interface ConnectionStats {
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
+/** Events of a {@link Connection}. */
+export interface ConnectionEvents {
+  /** A data frame arrived. The buffer may be a view into the received chunk; it is the receiver's to keep. */
+  message: [frame: Buffer];
+  /** The queue went back below sendHighWaterMarkBytes after send() returned false. */
+  drain: [];
+  /** The connection is closed; emitted exactly once. */
+  close: [info: CloseInfo];
+  /** A fault; emitted only if someone listens (the same error is also in the close info). */
+  error: [error: EzipcError];
+  /** The peer was too slow and is being cut; `close` follows. */
+  slowConsumer: [info: SlowConsumerInfo];
+}
+
+/**
+ * A framed, bidirectional connection. Created by `dial()` or delivered by a {@link Listener}.
+ *
+ * Frames arrive in order as `message` events or through the async iterator (which pauses reading while
+ * its consumer lags); they leave in order through {@link send}.
+ */
+export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterable<Buffer> {
+  /** Unique over the life of the process, never reused; starts at 1. */
+  readonly id: number;
+  /** URL of this end, e.g. `tcp://127.0.0.1:40123`. */
+  readonly localUrl: string;
+  /** URL of the peer, e.g. `tcp://127.0.0.1:7700` or `unix:///tmp/hub.sock`. */
+  readonly remoteUrl: string;
+  /** `open` until close() or a fault; `closing` while flushing; then `closed`. */
+  readonly state: "open" | "closing" | "closed";
+  /** Bytes accepted by send() and not yet written to the operating system. */
+  readonly queuedBytes: number;
+  readonly stats: Readonly<ConnectionStats>;
+  /** Resolves with the close info once the connection is closed; never rejects. */
+  readonly closed: Promise<CloseInfo>;
+  /**
+   * Queues one frame. Returns false when the queue is at or over `sendHighWaterMarkBytes`: wait for
+   * {@link drain} before sending more. The frame is written later in this event-loop turn; do not modify
+   * it after the call. Throws `EZIPC_CONNECTION_CLOSED` once the connection is closing or closed, and
+   * `RangeError` for a frame over maxFrameBytes.
+   */
+  send(frame: Uint8Array): boolean;
+  /** Resolves once the queue is below sendHighWaterMarkBytes (at once if it is); rejects if it closes first. */
+  drain(): Promise<void>;
+  /**
+   * Graceful close: flushes what is queued, tells the peer `reason`, and ends the connection. Resolves
+   * once closed (a peer that does not answer is cut after 2 s).
+   */
+  close(reason?: string): Promise<void>;
+  /** Abrupt close: drops whatever is queued. */
+  destroy(error?: EzipcError): void;
+  /** Stops delivering messages (the transport stops reading, so the peer is back-pressured). */
+  pause(): void;
+  /** Resumes delivering messages. */
+  resume(): void;
+}
+
+/** Accepts connections at one address. */
+export interface ListenerEvents {
+  connection: [conn: Connection];
+  error: [error: Error];
+  close: [];
+}
+
+export interface Listener extends EventEmitter<ListenerEvents>, AsyncIterable<Connection> {
+  /** The bound address as a URL; for `tcp://host:0` it holds the port the system chose. */
+  readonly url: string;
+  /** Connections accepted and still open. */
+  readonly connections: ReadonlySet<Connection>;
+  /** Stops accepting, closes every accepted connection gracefully, and resolves once all are closed. */
+  close(): Promise<void>;
+}
+
+/**
+ * A transport: one URL scheme's way to listen and dial. Register one with `registerTransport()`; the layers
+ * above only ever call `listen(url)` and `dial(url)`.
+ */
+export interface Transport {
+  /** URL scheme without the colon, e.g. `tcp`. */
+  readonly scheme: string;
+  /** Resolves with a listening {@link Listener}; rejects with `EZIPC_ADDRESS_IN_USE` or `EZIPC_INVALID_URL`. */
+  listen(url: URL, options: ListenOptions): Promise<Listener>;
+  /** Resolves with an open {@link Connection}; rejects with `EZIPC_CONNECTION_REFUSED` or `EZIPC_CONNECT_ABORTED`. */
+  dial(url: URL, options: DialOptions): Promise<Connection>;
+}
