@@ -66,6 +66,18 @@ function nameOf(url: URL): string {
 }
 
 /**
+ * @internal Opens a raw byte stream to the listener `memory://name` (tests write bytes by hand with it).
+ * Throws `EZIPC_CONNECTION_REFUSED` when nothing listens there.
+ */
+export function dialMemoryRaw(name: string): MemoryEnd {
+  const listener = listeners.get(name);
+  if (!listener) throw new EzipcError("EZIPC_CONNECTION_REFUSED", `memory://${name}: no listener`);
+  const [client, server] = memoryPipe();
+  listener.accept(server, `memory://${name}`, `memory://${name}#raw${++dialCount}`);
+  return client;
+}
+
+/**
  * In-process pairs for tests and for embedding both ends in one process: `memory://name`. The bytes take
  * the same path as on a socket (framing, coalescing, heartbeats), without a system call.
  */
@@ -94,6 +106,11 @@ export const memoryTransport: Transport = {
       });
     }
     await Promise.resolve(); // a dial is never synchronous, on any transport
+    if (options.signal?.aborted) {
+      throw new EzipcError("EZIPC_CONNECT_ABORTED", `dial ${url.href} aborted`, {
+        cause: options.signal.reason,
+      });
+    }
     const listener = listeners.get(name);
     if (!listener) throw new EzipcError("EZIPC_CONNECTION_REFUSED", `dial ${url.href}: no listener`);
     const [client, server] = memoryPipe();

@@ -54,7 +54,14 @@ const ENCODER = new TextEncoder();
  */
 export class StreamConnection extends EventEmitter<ConnectionEvents> implements Connection {
   readonly id = nextConnectionId();
-  readonly stats: ConnectionStats = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0 };
+  readonly stats: ConnectionStats = {
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    pingsOut: 0,
+    pongsIn: 0,
+  };
   readonly closed: Promise<CloseInfo>;
   state: "open" | "closing" | "closed" = "open";
 
@@ -63,6 +70,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private readonly writer: FrameWriter;
   private flushScheduled = false;
   private needDrain = false;
+  private drainPromise: Promise<void> | null = null;
   private closeInfo: CloseInfo | null = null;
   private resolveClosed!: (info: CloseInfo) => void;
   private remoteCloseReason: string | null = null;
@@ -128,7 +136,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     }
     this.stats.framesOut++;
     this.txTicks++;
-    this.writer.writeData(frame);
+    if (!this.writer.writeData(frame)) this.watchStall(); // the writer flushed and the socket is full
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(this.flushNow);
@@ -150,18 +158,22 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     }
     if (this.queuedBytes < this.opts.sendHighWaterMarkBytes) return Promise.resolve();
     this.needDrain = true;
-    return new Promise((resolve, reject) => {
+    // One shared promise however many callers wait.
+    this.drainPromise ??= new Promise<void>((resolve, reject) => {
       const onDrain = () => {
         this.off("close", onClose);
+        this.drainPromise = null;
         resolve();
       };
       const onClose = (info: CloseInfo) => {
         this.off("drain", onDrain);
+        this.drainPromise = null;
         reject(info.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", `connection closed: ${info.reason}`));
       };
       this.once("drain", onDrain);
       this.once("close", onClose);
     });
+    return this.drainPromise;
   }
 
   close(reason = ""): Promise<void> {
@@ -171,8 +183,9 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
       this.flushNow();
       this.closeInfo = { initiator: "local", reason };
       this.socket.end();
+      this.socket.resume(); // read on to the peer's end, even if the consumer had paused
+      // Kept referenced: a close in progress holds the process for at most CLOSE_TIMEOUT_MS.
       this.closeTimer = setTimeout(() => this.socket.destroy(), CLOSE_TIMEOUT_MS);
-      this.closeTimer.unref();
     }
     return this.closed.then(() => undefined);
   }
@@ -255,7 +268,16 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     this.flushScheduled = false;
     if (this.writer.pendingBytes === 0) return;
     if (!this.writer.flush()) this.watchStall();
+    else if (this.needDrain) this.checkDrain();
   };
+
+  /** Emits `drain` (on the next tick, never inside send) once the queue is below the high-water mark. */
+  private checkDrain(): void {
+    if (this.needDrain && this.state !== "closed" && this.queuedBytes < this.opts.sendHighWaterMarkBytes) {
+      this.needDrain = false;
+      process.nextTick(() => this.emit("drain"));
+    }
+  }
 
   private readonly onData = (chunk: Buffer): void => {
     this.rxTicks++;
@@ -288,6 +310,8 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
         this.writer.writeControl(ControlType.PONG);
         this.flushNow();
       }
+    } else if (control === ControlType.PONG) {
+      this.stats.pongsIn++;
     } else if (control === ControlType.CLOSE) {
       this.remoteCloseReason = payload.toString("utf8");
       if (this.state === "open") {
@@ -300,10 +324,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
 
   private readonly onSocketDrain = (): void => {
     this.stopStallWatch();
-    if (this.needDrain && this.queuedBytes < this.opts.sendHighWaterMarkBytes) {
-      this.needDrain = false;
-      this.emit("drain");
-    }
+    this.checkDrain();
   };
 
   private readonly onEnd = (): void => {
@@ -365,6 +386,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
       return;
     }
     if (this.txTicks === this.lastTxSeen && this.state === "open") {
+      this.stats.pingsOut++;
       this.writer.writeControl(ControlType.PING);
       this.flushNow();
     }

@@ -55,6 +55,9 @@ export interface ConnectionStats {
   framesOut: number;
   bytesIn: number;
   bytesOut: number;
+  /** Heartbeat pings sent and pongs received. */
+  pingsOut: number;
+  pongsIn: number;
 }
 
 /** Events of a {@link Connection}. */

@@ -1,0 +1,88 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** Resolves with `promise`, or rejects loudly after `ms` naming what was awaited. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves with the arguments of the next `event` from `emitter`, failing after `ms`. */
+export function nextEvent<A extends unknown[] = unknown[]>(
+  emitter: { once(event: string, fn: (...args: never[]) => void): unknown },
+  event: string,
+  ms = 5_000,
+): Promise<A> {
+  return within(
+    new Promise<A>((resolve) => {
+      emitter.once(event, ((...args: A) => resolve(args)) as unknown as (...args: never[]) => void);
+    }),
+    ms,
+    `event '${event}'`,
+  );
+}
+
+/** A fresh temporary directory, removed by the returned cleanup. */
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "ezipc-test-"));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Path of a compiled fixture script in dist/test/fixtures. */
+export function fixture(name: string): string {
+  return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+}
+
+/** Spawns a fixture as a child Node process; resolves once it printed a line starting with `ready`. */
+export async function spawnFixture(
+  name: string,
+  args: string[],
+  ms = 10_000,
+): Promise<{ child: ChildProcess; line: string }> {
+  const child = spawn(process.execPath, [fixture(name), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  const line = await within(
+    new Promise<string>((resolve, reject) => {
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        const nl = out.indexOf("\n");
+        if (nl >= 0 && out.startsWith("ready")) resolve(out.slice(0, nl));
+      });
+      child.once("exit", (code) =>
+        reject(new Error(`fixture ${name} exited with ${code} before ready: ${out}`)),
+      );
+    }),
+    ms,
+    `fixture ${name} to be ready`,
+  );
+  return { child, line };
+}
+
+/** A seeded pseudo-random generator (mulberry32), so failures replay. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Encodes frames in the wire format, by hand (independent of FrameWriter). */
+export function wireFrames(payloads: Uint8Array[]): Buffer {
+  const parts: Buffer[] = [];
+  for (const p of payloads) {
+    const h = Buffer.alloc(4);
+    h.writeUInt32BE(p.length);
+    parts.push(h, Buffer.from(p));
+  }
+  return Buffer.concat(parts);
+}
