@@ -39,11 +39,12 @@ export function fixture(name: string): string {
   return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 }
 
-/** Spawns a fixture as a child Node process; resolves once it printed a line starting with `ready`. */
+/** Spawns a fixture as a child Node process; resolves once it printed a line matching `ready`. */
 export async function spawnFixture(
   name: string,
   args: string[],
   ms = 10_000,
+  ready = /^ready/,
 ): Promise<{ child: ChildProcess; line: string }> {
   const child = spawn(process.execPath, [fixture(name), ...args], { stdio: ["ignore", "pipe", "inherit"] });
   let out = "";
@@ -51,8 +52,8 @@ export async function spawnFixture(
     new Promise<string>((resolve, reject) => {
       child.stdout!.on("data", (d: Buffer) => {
         out += d.toString();
-        const nl = out.indexOf("\n");
-        if (nl >= 0 && out.startsWith("ready")) resolve(out.slice(0, nl));
+        const line = out.split("\n").find((l) => ready.test(l));
+        if (line !== undefined && out.includes("\n")) resolve(line);
       });
       child.once("exit", (code) =>
         reject(new Error(`fixture ${name} exited with ${code} before ready: ${out}`)),

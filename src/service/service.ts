@@ -7,11 +7,7 @@ import { type Message, type ProtocolFactory, protocolFactory } from "./protocol.
 import { Session } from "./session.js";
 
 /** Handles one message type. Thrown errors and rejections are logged and close that session. */
-export type MessageHandler<B = unknown> = (
-  body: B,
-  session: Session,
-  message: Message<B>,
-) => void | Promise<void>;
+export type MessageHandler<B = unknown> = (body: B, session: Session, message: Message<B>) => unknown;
 
 export interface ServiceEvents {
   /** A session opened (accepted or connected). */
@@ -151,9 +147,7 @@ export class Service extends EventEmitter<ServiceEvents> {
     }
     try {
       const r = handler(message.body, session, message);
-      if (r && typeof (r as Promise<void>).then === "function") {
-        (r as Promise<void>).catch((err) => this.handlerFailed(err, session, message));
-      }
+      if (r instanceof Promise) r.catch((err) => this.handlerFailed(err, session, message));
     } catch (err) {
       this.handlerFailed(err, session, message);
     }

@@ -71,6 +71,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private flushScheduled = false;
   private needDrain = false;
   private drainPromise: Promise<void> | null = null;
+  private socketQueued = 0;
   private closeInfo: CloseInfo | null = null;
   private resolveClosed!: (info: CloseInfo) => void;
   private remoteCloseReason: string | null = null;
@@ -103,7 +104,9 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
       write: (chunk) => {
         this.handedToSocket += chunk.length;
         this.stats.bytesOut += chunk.length;
-        return socket.write(chunk);
+        const ok = socket.write(chunk);
+        this.socketQueued = socket.writableLength;
+        return ok;
       },
       cork: () => socket.cork(),
       uncork: () => socket.uncork(),
@@ -141,7 +144,11 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
       this.flushScheduled = true;
       setImmediate(this.flushNow);
     }
-    const queued = this.writer.pendingBytes + this.socket.writableLength;
+    // socketQueued is the socket's buffer as of the last flush: it only shrinks between flushes, so this
+    // over-estimates at worst, and costs no getter per message.
+    let queued = this.writer.pendingBytes + this.socketQueued;
+    if (queued < this.opts.sendHighWaterMarkBytes) return true;
+    queued = this.queuedBytes;
     if (queued < this.opts.sendHighWaterMarkBytes) return true;
     if (queued > this.opts.maxQueuedBytes) {
       this.cutSlowConsumer("maxQueuedBytes", queued);

@@ -1,0 +1,201 @@
+/**
+ * Benchmark roles, each run as its own process by `run.ts`:
+ *   recv-raw|recv-ezipc URL N          listen, count N frames, answer one byte, print "ready URL"
+ *   send-raw|send-ezipc URL N SIZE     send N frames of SIZE bytes, wait for the answer, print JSON {seconds}
+ *   echo-raw|echo-ezipc URL            listen and echo every frame, print "ready URL"
+ *   ping-raw|ping-ezipc URL COUNT SIZE round trips one at a time, print JSON {p50Us, p99Us}
+ * The raw roles are the baseline: node:net with a 4-byte big-endian length prefix; batched writes for
+ * throughput, one write per reply for round trips.
+ */
+import net from "node:net";
+import { dial, listen } from "../src/transport/registry.js";
+
+const [role, url, a, b] = process.argv.slice(2) as [string, string, string?, string?];
+
+function netAddress(u: string): net.ListenOptions & net.NetConnectOpts {
+  const p = new URL(u);
+  if (p.protocol === "unix:") return { path: p.pathname };
+  return { host: p.hostname.replace(/^\[|\]$/g, ""), port: Number(p.port) };
+}
+
+/** A minimal hand-written frame parser: what a careful raw-socket user writes. */
+function rawFrames(socket: net.Socket, onFrame: (f: Buffer) => void): void {
+  let pending: Buffer | null = null;
+  socket.on("data", (chunk: Buffer) => {
+    const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    let pos = 0;
+    while (buf.length - pos >= 4) {
+      const len = buf.readUInt32BE(pos);
+      if (buf.length - pos - 4 < len) break;
+      onFrame(buf.subarray(pos + 4, pos + 4 + len));
+      pos += 4 + len;
+    }
+    pending = pos < buf.length ? buf.subarray(pos) : null;
+  });
+}
+
+/** A hand-written batching writer: copies frames into a 64 KiB buffer, writes it when full or per tick. */
+class RawBatcher {
+  private buf = Buffer.allocUnsafe(65536);
+  private pos = 0;
+  private scheduled = false;
+  constructor(private readonly socket: net.Socket) {}
+  send(payload: Buffer): boolean {
+    let ok = true;
+    if (this.pos + 4 + payload.length > this.buf.length) ok = this.flush();
+    this.buf.writeUInt32BE(payload.length, this.pos);
+    payload.copy(this.buf, this.pos + 4);
+    this.pos += 4 + payload.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return ok;
+  }
+  flush(): boolean {
+    this.scheduled = false;
+    if (this.pos === 0) return true;
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(65536);
+    this.pos = 0;
+    return this.socket.write(out);
+  }
+}
+
+/** One frame, header and payload, in one buffer for one write. */
+function rawFrame(payload: Buffer): Buffer {
+  const f = Buffer.allocUnsafe(4 + payload.length);
+  f.writeUInt32BE(payload.length, 0);
+  payload.copy(f, 4);
+  return f;
+}
+
+function rawListen(onSocket: (s: net.Socket) => void): Promise<string> {
+  return new Promise((resolve) => {
+    const server = net.createServer({ noDelay: true }, onSocket);
+    server.listen(netAddress(url), () => resolve(url));
+  });
+}
+
+function rawConnect(): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ ...netAddress(url), noDelay: true } as net.NetConnectOpts, () => resolve(s));
+    s.once("error", reject);
+  });
+}
+
+const opts = { heartbeatIntervalMs: 0 };
+
+switch (role) {
+  case "recv-raw": {
+    const n = Number(a);
+    const bound = await rawListen((s) => {
+      let count = 0;
+      rawFrames(s, () => {
+        if (++count === n) s.write(Buffer.from([1]));
+      });
+    });
+    console.log(`ready ${bound}`);
+    break;
+  }
+  case "recv-ezipc": {
+    const n = Number(a);
+    const l = await listen(url, opts);
+    l.on("connection", (c) => {
+      let count = 0;
+      c.on("message", () => {
+        if (++count === n) c.send(Buffer.from([1]));
+      });
+    });
+    console.log(`ready ${l.url}`);
+    break;
+  }
+  case "send-raw": {
+    const n = Number(a);
+    const payload = Buffer.alloc(Number(b), 7);
+    const s = await rawConnect();
+    const batcher = new RawBatcher(s);
+    const done = new Promise((r) => s.once("data", r));
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      if (!batcher.send(payload)) await new Promise((r) => s.once("drain", r));
+    }
+    batcher.flush();
+    await done;
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    console.log(JSON.stringify({ seconds }));
+    s.destroy();
+    break;
+  }
+  case "send-ezipc": {
+    const n = Number(a);
+    const payload = Buffer.alloc(Number(b), 7);
+    const c = await dial(url, opts);
+    const done = new Promise((r) => c.once("message", r));
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      if (!c.send(payload)) await c.drain();
+    }
+    await done;
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    console.log(JSON.stringify({ seconds }));
+    c.destroy();
+    break;
+  }
+  case "echo-raw": {
+    // The latency baseline writes each reply at once (no batching delay at all).
+    const bound = await rawListen((s) => rawFrames(s, (f) => s.write(rawFrame(f))));
+    console.log(`ready ${bound}`);
+    break;
+  }
+  case "echo-ezipc": {
+    const l = await listen(url, opts);
+    l.on("connection", (c) => c.on("message", (m) => c.send(m)));
+    console.log(`ready ${l.url}`);
+    break;
+  }
+  case "ping-raw":
+  case "ping-ezipc": {
+    const count = Number(a);
+    const payload = Buffer.alloc(Number(b), 1);
+    let send: (p: Buffer) => void;
+    let next: Promise<void>;
+    let wake: () => void = () => {};
+    const arm = () => {
+      next = new Promise<void>((r) => {
+        wake = r;
+      });
+    };
+    arm();
+    let close: () => void;
+    if (role === "ping-raw") {
+      const s = await rawConnect();
+      rawFrames(s, () => wake());
+      send = (p) => s.write(rawFrame(p));
+      close = () => s.destroy();
+    } else {
+      const c = await dial(url, opts);
+      c.on("message", () => wake());
+      send = (p) => c.send(p);
+      close = () => c.destroy();
+    }
+    const samples = new Float64Array(count);
+    const warmup = Math.min(2000, count / 5);
+    for (let i = -warmup; i < count; i++) {
+      const t0 = process.hrtime.bigint();
+      send(payload);
+      await next!;
+      arm();
+      if (i >= 0) samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+    }
+    samples.sort();
+    console.log(
+      JSON.stringify({ p50Us: samples[Math.floor(count * 0.5)], p99Us: samples[Math.floor(count * 0.99)] }),
+    );
+    close();
+    break;
+  }
+  default:
+    console.error(`unknown role ${role}`);
+    process.exit(2);
+}

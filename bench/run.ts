@@ -1,0 +1,149 @@
+/**
+ * `npm run bench`: prints markdown tables, each ezipc figure beside a baseline measured in the same run.
+ * Sender and receiver run as separate processes. Each figure is the median of RUNS runs, raw and ezipc
+ * interleaved so that machine noise hits both alike.
+ *
+ *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
+ */
+import { spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { codecBench, median } from "./codec-bench.js";
+
+const quick = process.env.BENCH_QUICK === "1";
+const RUNS = quick ? 1 : 3;
+/** Round trips are noisier on a shared 2-core machine: more runs. */
+const RTT_RUNS = quick ? 1 : 5;
+const child = fileURLToPath(new URL("./child.js", import.meta.url));
+
+function run(args: string[]): Promise<{ out: string; proc: ReturnType<typeof spawn> }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [child, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.startsWith("ready") && out.includes("\n")) resolve({ out, proc });
+    });
+    proc.once("exit", (code) =>
+      code === 0 ? resolve({ out, proc }) : reject(new Error(`${args[0]} exited ${code}`)),
+    );
+  });
+}
+
+async function withServer<T>(args: string[], fn: (url: string) => Promise<T>): Promise<T> {
+  const { out, proc } = await run(args);
+  const url = out.split("\n")[0]!.slice("ready ".length);
+  try {
+    return await fn(url);
+  } finally {
+    proc.kill("SIGKILL");
+    await new Promise((r) => proc.once("exit", r));
+  }
+}
+
+function freeUrl(transport: string, i: number): string {
+  if (transport === "tcp") return `tcp://127.0.0.1:${20000 + ((process.pid * 7 + i) % 20000)}`;
+  const p = path.join(os.tmpdir(), `ezipc-bench-${process.pid}-${i}.sock`);
+  rmSync(p, { force: true });
+  return `unix://${p}`;
+}
+
+let seq = 0;
+
+async function throughput(
+  kind: "raw" | "ezipc",
+  transport: string,
+  size: number,
+  n: number,
+): Promise<number> {
+  return withServer([`recv-${kind}`, freeUrl(transport, seq++), String(n)], async (url) => {
+    const { out } = await run([`send-${kind}`, url, String(n), String(size)]);
+    return n / (JSON.parse(out) as { seconds: number }).seconds;
+  });
+}
+
+async function roundTrip(
+  kind: "raw" | "ezipc",
+  transport: string,
+  count: number,
+): Promise<{ p50Us: number; p99Us: number }> {
+  return withServer([`echo-${kind}`, freeUrl(transport, seq++)], async (url) => {
+    const { out } = await run([`ping-${kind}`, url, String(count), "64"]);
+    return JSON.parse(out) as { p50Us: number; p99Us: number };
+  });
+}
+
+const fmt = (x: number) =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : x.toFixed(0);
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+
+async function main(): Promise<void> {
+  const lines: string[] = [];
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  lines.push(
+    `ezipc benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, Node ${process.version}, medians of ${RUNS} run(s)`,
+  );
+  lines.push("");
+  lines.push("### One-way throughput (messages/s), sender and receiver in separate processes");
+  lines.push("");
+  lines.push("| transport | size | raw node:net (batched) | ezipc | ezipc / raw | target |");
+  lines.push("|---|---:|---:|---:|---:|---:|");
+  for (const transport of ["tcp", "unix"]) {
+    for (const size of [64, 1024]) {
+      const n = quick ? 200_000 : size === 64 ? 2_000_000 : 600_000;
+      const raw: number[] = [];
+      const ez: number[] = [];
+      for (let r = 0; r < RUNS; r++) {
+        raw.push(await throughput("raw", transport, size, n));
+        ez.push(await throughput("ezipc", transport, size, n));
+      }
+      const rm = median(raw);
+      const em = median(ez);
+      lines.push(
+        `| ${transport}:// | ${size} B | ${fmt(rm)} | ${fmt(em)} | ${pct(em / rm)} | ${size === 64 ? "≥ 60%" : "≥ 75%"} |`,
+      );
+      process.stderr.write(`${lines.at(-1)}\n`);
+    }
+  }
+  lines.push("");
+  lines.push(
+    `### Echo round trip, one 64 B request in flight (µs), medians of ${RTT_RUNS} runs of ${quick ? 2_000 : 20_000} round trips`,
+  );
+  lines.push("");
+  lines.push("| transport | raw p50 | raw p99 | ezipc p50 | ezipc p99 | p50 ezipc / raw | target |");
+  lines.push("|---|---:|---:|---:|---:|---:|---:|");
+  for (const transport of ["tcp", "unix"]) {
+    const count = quick ? 2_000 : 20_000;
+    const raw: Array<{ p50Us: number; p99Us: number }> = [];
+    const ez: Array<{ p50Us: number; p99Us: number }> = [];
+    for (let r = 0; r < RTT_RUNS; r++) {
+      raw.push(await roundTrip("raw", transport, count));
+      ez.push(await roundTrip("ezipc", transport, count));
+    }
+    const r50 = median(raw.map((x) => x.p50Us));
+    const r99 = median(raw.map((x) => x.p99Us));
+    const e50 = median(ez.map((x) => x.p50Us));
+    const e99 = median(ez.map((x) => x.p99Us));
+    lines.push(
+      `| ${transport}:// | ${r50.toFixed(1)} | ${r99.toFixed(1)} | ${e50.toFixed(1)} | ${e99.toFixed(1)} | ${(e50 / r50).toFixed(2)}× | ≤ 1.2× |`,
+    );
+    process.stderr.write(`${lines.at(-1)}\n`);
+  }
+  lines.push("");
+  lines.push("### Encode + decode of one small message (the anchors message), one process");
+  lines.push("");
+  lines.push("| codec | bytes | ops/s | schema codec is | target |");
+  lines.push("|---|---:|---:|---:|---:|");
+  const codecs = codecBench(quick ? 200 : 700);
+  const schema = codecs.find((c) => c.name.startsWith("ezipc"))!;
+  for (const c of codecs) {
+    const target = c.name.startsWith("JSON") ? "≥ 2×" : c.name === "msgpackr" ? "≥ 1.5×" : "";
+    const ratio = c === schema ? "" : `${(schema.opsPerSec / c.opsPerSec).toFixed(2)}×`;
+    lines.push(`| ${c.name} | ${c.bytes} | ${fmt(c.opsPerSec)} | ${ratio} | ${target} |`);
+  }
+  console.log(lines.join("\n"));
+}
+
+await main();
