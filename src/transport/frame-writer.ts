@@ -16,8 +16,8 @@ export const SEGMENT_BYTES = 64 * 1024;
  * Coalesces frames into few large writes (seed 003's segment buffer).
  *
  * Small frames are copied, header and payload, into a 64 KiB segment; the filled part of the segment is
- * handed to the sink when the segment is full or at {@link flush} (the connection calls it once per event
- * loop turn). Large frames go to the sink as their own chunk behind a header, so a payload is never copied
+ * handed to the sink when the segment is full or at {@link flush} (the connection calls it when the
+ * current callback returns). Large frames go to the sink as their own chunk behind a header, so a payload is never copied
  * twice; several chunks are written under cork/uncork, which Node turns into one `writev`.
  *
  * A segment is never rewritten after its bytes were handed to the sink: the writer continues after them

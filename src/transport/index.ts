@@ -14,7 +14,8 @@
  *   pauses the socket.
  * - **Bounded send memory**: `send()` returns false past `sendHighWaterMarkBytes` (then `drain()`); past
  *   `maxQueuedBytes`, or with no progress for `stallTimeoutMs`, the peer is cut as a slow consumer.
- * - **Few system calls**: small frames are copied into 64 KiB segments flushed once per event-loop turn;
+ * - **Few system calls**: small frames are copied into 64 KiB segments flushed when the current
+ *   callback returns (process.nextTick: a synchronous burst is one write, a lone reply goes out at once);
  *   large frames are written as they are, under cork/uncork (one writev).
  * - **Liveness**: pings after `heartbeatIntervalMs` of sending nothing; a peer silent for
  *   `heartbeatTimeoutMs` is closed with `EZIPC_HEARTBEAT_TIMEOUT` (half-open TCP is detected).

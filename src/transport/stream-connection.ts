@@ -142,7 +142,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (!this.writer.writeData(frame)) this.watchStall(); // the writer flushed and the socket is full
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(this.flushNow);
+      process.nextTick(this.flushNow);
     }
     // socketQueued is the socket's buffer as of the last flush: it only shrinks between flushes, so this
     // over-estimates at worst, and costs no getter per message.

@@ -96,7 +96,7 @@ export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterabl
   readonly closed: Promise<CloseInfo>;
   /**
    * Queues one frame. Returns false when the queue is at or over `sendHighWaterMarkBytes`: wait for
-   * {@link drain} before sending more. The frame is written later in this event-loop turn; do not modify
+   * {@link drain} before sending more. The frame is written when the current callback returns; do not modify
    * it after the call. Throws `EZIPC_CONNECTION_CLOSED` once the connection is closing or closed, and
    * `RangeError` for a frame over maxFrameBytes.
    */

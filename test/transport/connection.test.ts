@@ -1,0 +1,111 @@
+import assert from "node:assert/strict";
+import diagnosticsChannel from "node:diagnostics_channel";
+import { describe, it } from "node:test";
+import { type LogRecord, setLogger } from "../../src/log.js";
+import { backoffDelay } from "../../src/transport/dialer.js";
+import { dial, listen } from "../../src/transport/registry.js";
+import type { Connection } from "../../src/transport/types.js";
+import { nextEvent, within } from "../helpers.js";
+
+let n = 0;
+
+describe("Connection details", () => {
+  it("pauses reading while an async-iterator consumer lags, and loses nothing", async () => {
+    const listener = await listen(`memory://iter-${++n}`);
+    const accepted = nextEvent<[Connection]>(listener, "connection");
+    const client = await dial(listener.url, { receiveHighWaterMarkBytes: 64 * 1024 });
+    const [server] = await accepted;
+    const total = 2000;
+    const frame = Buffer.alloc(1024, 3);
+    const producing = (async () => {
+      for (let i = 0; i < total; i++) if (!server.send(frame)) await server.drain();
+    })();
+    let got = 0;
+    let sawBackpressure = false;
+    const iterator = client[Symbol.asyncIterator]();
+    while (got < total) {
+      const r = await within(iterator.next(), 5_000, `frame ${got}`);
+      assert.equal(r.done, false);
+      got++;
+      if (got === 100) {
+        // the consumer stalls: the producer must see backpressure instead of filling memory
+        await within(
+          (async () => {
+            while (server.queuedBytes === 0) await new Promise((r2) => setImmediate(r2));
+          })(),
+          5_000,
+          "the producer to queue",
+        );
+        sawBackpressure = true;
+      }
+    }
+    await producing;
+    assert.ok(sawBackpressure);
+    assert.equal(got, total);
+    await iterator.return?.();
+    await client.close();
+    await listener.close();
+  });
+
+  it("gives every connection a new id, never reused", async () => {
+    const listener = await listen(`memory://ids-${++n}`);
+    const ids = new Set<number>();
+    for (let i = 0; i < 50; i++) {
+      const c = await dial(listener.url);
+      assert.ok(!ids.has(c.id));
+      ids.add(c.id);
+      await c.close();
+    }
+    await listener.close();
+  });
+
+  it("computes bounded exponential backoff with jitter", () => {
+    const o = { initialDelayMs: 100, maxDelayMs: 1_000, factor: 2, jitter: 0.5, maxAttempts: 10 };
+    assert.equal(
+      backoffDelay(1, o, () => 0),
+      100,
+    );
+    assert.equal(
+      backoffDelay(3, o, () => 0),
+      400,
+    );
+    assert.equal(
+      backoffDelay(10, o, () => 0),
+      1_000,
+      "capped",
+    );
+    assert.equal(
+      backoffDelay(3, o, () => 1),
+      200,
+      "jitter takes off up to half",
+    );
+  });
+});
+
+describe("logging", () => {
+  it("is silent by default and switches on and off globally, with a diagnostics channel", async () => {
+    const records: LogRecord[] = [];
+    const listener = await listen(`memory://log-${++n}`);
+    const c1 = await dial(listener.url);
+    await c1.close();
+    assert.equal(records.length, 0);
+    setLogger((r) => records.push(r));
+    const published: unknown[] = [];
+    const onPublish = (m: unknown) => published.push(m);
+    diagnosticsChannel.subscribe("ezipc:log", onPublish);
+    try {
+      const c2 = await dial(listener.url);
+      await c2.close();
+      assert.ok(records.some((r) => r.component === "transport" && r.message === "connection open"));
+      assert.ok(published.length > 0);
+    } finally {
+      setLogger(null);
+      diagnosticsChannel.unsubscribe("ezipc:log", onPublish);
+    }
+    const count = records.length;
+    const c3 = await dial(listener.url);
+    await c3.close();
+    assert.equal(records.length, count, "silent again");
+    await listener.close();
+  });
+});
