@@ -107,7 +107,10 @@ describe("FrameDecoder", () => {
         (payloads, cuts) => {
           const out: Buffer[] = [];
           const w = new FrameWriter({
-            write: (c) => (out.push(Buffer.from(c)), true),
+            write: (c) => {
+              out.push(Buffer.from(c));
+              return true;
+            },
             cork() {},
             uncork() {},
           });
@@ -165,7 +168,14 @@ describe("FrameDecoder", () => {
 describe("FrameWriter", () => {
   it("coalesces many small frames into few writes", () => {
     const writes: Buffer[] = [];
-    const w = new FrameWriter({ write: (c) => (writes.push(c), true), cork() {}, uncork() {} });
+    const w = new FrameWriter({
+      write: (c) => {
+        writes.push(c);
+        return true;
+      },
+      cork() {},
+      uncork() {},
+    });
     for (let i = 0; i < 10_000; i++) w.writeData(Buffer.alloc(64, i));
     w.flush();
     const total = writes.reduce((n, c) => n + c.length, 0);
@@ -176,7 +186,14 @@ describe("FrameWriter", () => {
   it("writes a large payload as its own chunk without copying it", () => {
     const writes: Buffer[] = [];
     let corks = 0;
-    const w = new FrameWriter({ write: (c) => (writes.push(c), true), cork: () => corks++, uncork() {} });
+    const w = new FrameWriter({
+      write: (c) => {
+        writes.push(c);
+        return true;
+      },
+      cork: () => corks++,
+      uncork() {},
+    });
     const big = Buffer.alloc(100_000, 9);
     w.writeData(Buffer.from("small"));
     w.writeData(big);
