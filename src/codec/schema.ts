@@ -217,15 +217,9 @@ function assertSchema(s: unknown): asserts s is SchemaType<unknown> {
 /** Generates JS source for encode/decode. Variables: buf (Buffer), dv (DataView), pos, end, R (runtime). */
 class Gen {
   private n = 0;
-  readonly consts: unknown[] = [];
 
   v(prefix: string): string {
     return `${prefix}${this.n++}`;
-  }
-
-  konst(value: unknown): string {
-    this.consts.push(value);
-    return `K[${this.consts.length - 1}]`;
   }
 
   /** Statements that write value expression `x` (already in a variable) at pos. `path` is for errors. */
@@ -487,6 +481,10 @@ class Runtime {
     throw new EzipcError("EZIPC_DECODE", `schema: input ends inside ${path || "value"}`);
   }
 
+  trailing(n: number): never {
+    throw new EzipcError("EZIPC_DECODE", `schema: ${n} trailing bytes after the value`);
+  }
+
   bool(b: number, path: string): boolean {
     if (b === 1) return true;
     if (b === 0) return false;
@@ -627,18 +625,12 @@ export function schemaCodec<S extends SchemaType<unknown>>(
   const R = new Runtime(options.initialBytes ?? 4096);
   const encode = new Function(
     "R",
-    "K",
     `return function encode(value) {\nlet buf = R.buf, dv = R.dv, pos = 0;\n${encBody}return buf.subarray(0, pos);\n};`,
-  )(R, gen.consts) as (value: unknown) => Buffer;
+  )(R) as (value: unknown) => Buffer;
   const decodeBuf = new Function(
     "R",
-    "K",
     `return function decode(buf, dv, end) {\nlet pos = 0;\n${decCode}if (pos !== end) R.trailing(end - pos);\nreturn ${decVar};\n};`,
-  )(Object.assign(R, { trailing: trailingError }), gen.consts) as (
-    buf: Buffer,
-    dv: DataView,
-    end: number,
-  ) => unknown;
+  )(R) as (buf: Buffer, dv: DataView, end: number) => unknown;
   const name = options.name ?? "schema";
   return {
     name,
@@ -655,8 +647,4 @@ export function schemaCodec<S extends SchemaType<unknown>>(
       return decodeBuf(buf, dv, buf.length) as Infer<S>;
     },
   };
-}
-
-function trailingError(n: number): never {
-  throw new EzipcError("EZIPC_DECODE", `schema: ${n} trailing bytes after the value`);
 }
