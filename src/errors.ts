@@ -28,6 +28,20 @@ export const ErrorCodes = {
   EZIPC_INVALID_URL: "The URL is malformed or its scheme has no registered transport.",
   EZIPC_UNKNOWN_PROTOCOL: "A session asked for a protocol name that is not registered.",
   EZIPC_UNKNOWN_MESSAGE: "A message type arrived that no handler or schema knows.",
+  EZIPC_HANDSHAKE: "The hub handshake failed: wrong protocol version, or no welcome in time.",
+  EZIPC_INVALID_KEY: "A key is not 1-255 printable ASCII characters without spaces.",
+  EZIPC_KEY_EXISTS: "allocate() on a key that is live on the hub.",
+  EZIPC_KEY_NOT_FOUND: "The key was never created (or its tombstone has expired).",
+  EZIPC_KEY_DISPOSED:
+    "The key existed and has been invalidated (its last pointer released and the grace over).",
+  EZIPC_BAD_REQUEST: "A request the hub cannot apply: wrong block kind, out-of-range write, invalid JSON.",
+  EZIPC_BLOCK_TOO_LARGE: "A block would be larger than the hub's maxBlockBytes.",
+  EZIPC_TOO_MANY_KEYS: "The hub already holds its maximum number of keys.",
+  EZIPC_HUB_FULL: "The hub's blocks would exceed its maxTotalBytes.",
+  EZIPC_TOO_MANY_POINTERS: "This client already holds its maximum number of pointers.",
+  EZIPC_PERMISSION_DENIED: "The hub does not let this client do that (e.g. create persistent keys).",
+  EZIPC_TIMEOUT: "A request got no reply within its timeout.",
+  EZIPC_STORE: "The hub's persistent store failed (cannot open, read or write).",
 } as const;
 
 /** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */

@@ -30,6 +30,33 @@ export {
 } from "./codec/index.js";
 // errors
 export { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "./errors.js";
+// hub
+export {
+  type AllocateOptions,
+  type BlockStore,
+  type Change,
+  type ClientStatus,
+  ConfigVar,
+  type ConnectOptions,
+  connect,
+  HUB_PROTOCOL_VERSION,
+  Hub,
+  HubClient,
+  type HubClientEvents,
+  type HubEvents,
+  type HubOptions,
+  type HubStats,
+  IpcPtr,
+  type IpcPtrEvents,
+  type KeyInfo,
+  MemoryStore,
+  mergePatch,
+  type PointerStatus,
+  type ReadResult,
+  SqliteStore,
+  type StoredBlock,
+  type SyncPolicy,
+} from "./hub/index.js";
 // logging
 export { type Logger, type LogLevel, type LogRecord, setLogger, stderrLogger } from "./log.js";
 // service

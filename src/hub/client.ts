@@ -1,0 +1,687 @@
+import { EventEmitter } from "node:events";
+import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";
+import { schemaCodec } from "../codec/schema.js";
+import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
+import { log } from "../log.js";
+import type { Message, Protocol } from "../service/protocol.js";
+import { Dialer, type DialerOptions } from "../transport/dialer.js";
+import type { Connection } from "../transport/types.js";
+import { checkKey } from "./blocks.js";
+import { ConfigVar } from "./config-var.js";
+import type { HubStats } from "./hub.js";
+import { IpcPtr, KeyState } from "./pointer.js";
+import {
+  HUB_FEATURES,
+  HUB_PROTOCOL_VERSION,
+  type hubMessages,
+  hubProtocol,
+  KIND_BYTES,
+  KIND_JSON,
+  type SyncPolicy,
+} from "./protocol.js";
+
+/** Options of {@link connect}. Dial and reconnect options apply to every (re)connection. */
+export interface ConnectOptions extends DialerOptions {
+  /** This client's name, shown by `ezipc ls`. Default `pid:<pid>`. */
+  name?: string;
+  /** A request with no reply by then rejects with `EZIPC_TIMEOUT`. Default 10 s. */
+  requestTimeoutMs?: number;
+  /** Keep retrying when the first connection fails, instead of rejecting. Default false. */
+  waitOnFirstConnect?: boolean;
+}
+
+/** Options of {@link HubClient.allocate}. */
+export interface AllocateOptions {
+  /** Never disposed by the hub; with a store, survives a hub restart. Default false. */
+  persistent?: boolean;
+  /** Open the key if it exists (same kind and size) instead of failing with `EZIPC_KEY_EXISTS`. */
+  openExisting?: boolean;
+}
+
+/** One key as `list()` reports it. */
+export interface KeyInfo {
+  key: string;
+  kind: "bytes" | "json";
+  size: number;
+  version: number;
+  refcount: number;
+  persistent: boolean;
+  /** `grace`: no pointer left, invalidated when the grace period ends. */
+  state: "live" | "grace";
+  /** Each client holding pointers, with its pointer counts per policy. */
+  holders: { client: string; request: number; lazy: number; poll: number }[];
+}
+
+/** The client's link to the hub. */
+export type ClientStatus = "connecting" | "connected" | "reconnecting" | "closed";
+
+export interface HubClientEvents {
+  status: [status: ClientStatus];
+  /** A reconnect finished: every pointer is resynchronised (or invalidated). */
+  resynced: [];
+}
+
+type HubMessage = {
+  [K in keyof typeof hubMessages]: { type: K; body: Infer<(typeof hubMessages)[K]> };
+}[keyof typeof hubMessages];
+
+interface Pending {
+  resolve: (m: HubMessage) => void;
+  reject: (e: EzipcError) => void;
+  deadline: number;
+  type: string;
+}
+
+const POLICY_INDEX = { request: 0, lazy: 1, poll: 2 } as const;
+
+function checkPolicyName(policy: string): asserts policy is SyncPolicy {
+  if (!(policy in POLICY_INDEX))
+    throw new TypeError(`sync policy must be request, lazy or poll, got ${policy}`);
+}
+
+function wireError(code: string, message: string): EzipcError {
+  const known = code in ErrorCodes ? (code as ErrorCode) : "EZIPC_PROTOCOL";
+  return new EzipcError(known, known === code ? message : `${code}: ${message}`);
+}
+
+/**
+ * A connection to a hub (the seed's `ipc_client`). Make one with {@link connect}. It reconnects by
+ * itself, resynchronising every pointer it holds; {@link close} releases everything.
+ */
+export class HubClient extends EventEmitter<HubClientEvents> {
+  readonly name: string;
+  /** The id the hub gave this client (changes if the hub restarts). */
+  clientId = "";
+  status: ClientStatus = "connecting";
+  private readonly dialer: Dialer;
+  private readonly protocol: Protocol = hubProtocol();
+  private conn: Connection | null = null;
+  private ready = false;
+  private readyWaiters: { resolve: () => void; reject: (e: EzipcError) => void }[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextRid = 1;
+  private sweep: NodeJS.Timeout | null = null;
+  private readonly byKey = new Map<string, KeyState>();
+  private readonly byId = new Map<number, KeyState>();
+  private readonly timeoutMs: number;
+  private closedError: EzipcError | null = null;
+  private readonly finalizer = new FinalizationRegistry<{ state: KeyState; policy: number }>((held) =>
+    this.releaseHeld(held.state, held.policy),
+  );
+  private readonly host = {
+    read: (s: KeyState) => this.readState(s),
+    write: (s: KeyState, data: Uint8Array, offset: number, expect?: number) =>
+      this.writeState(s, data, offset, expect),
+    release: (ptr: IpcPtr<SyncPolicy, unknown>, s: KeyState, policy: number) => {
+      this.finalizer.unregister(ptr);
+      this.releaseHeld(s, policy);
+    },
+  };
+
+  /** @internal use {@link connect} */
+  constructor(
+    readonly url: string,
+    options: ConnectOptions = {},
+  ) {
+    super();
+    this.name = options.name ?? `pid:${process.pid}`;
+    this.timeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.dialer = new Dialer(url, options);
+    this.dialer.on("connection", (conn) => this.onConnection(conn));
+    this.dialer.on("status", (s) => {
+      if (s.type === "reconnecting" || s.type === "disconnected") {
+        if (this.status !== "closed") this.setStatus(this.clientId ? "reconnecting" : "connecting");
+        if (!this.clientId && !options.waitOnFirstConnect && s.type === "reconnecting") {
+          void this.closeWith(s.error);
+        }
+      } else if (s.type === "closed") {
+        void this.closeWith(s.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", "client closed"));
+      }
+    });
+  }
+
+  /** Resolves once connected and resynchronised (at once if so); rejects if the client closes first. */
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+
+  /**
+   * Creates `key` on the hub and returns a pointer holding one reference: `size` zero-filled bytes, or a
+   * typed block laid out by a fixed-size schema (`t.struct({...})` of numbers). Rejects with
+   * `EZIPC_KEY_EXISTS` when the key is live (of several racing clients exactly one wins),
+   * `EZIPC_INVALID_KEY`, `EZIPC_PERMISSION_DENIED` (persistent), or a limit
+   * (`EZIPC_BLOCK_TOO_LARGE`, `EZIPC_TOO_MANY_KEYS`, `EZIPC_HUB_FULL`, `EZIPC_TOO_MANY_POINTERS`).
+   */
+  async allocate<P extends SyncPolicy>(
+    key: string,
+    size: number,
+    policy: P,
+    options?: AllocateOptions,
+  ): Promise<IpcPtr<P>>;
+  async allocate<P extends SyncPolicy, S extends SchemaType<unknown>>(
+    key: string,
+    schema: S,
+    policy: P,
+    options?: AllocateOptions,
+  ): Promise<IpcPtr<P, Infer<S>>>;
+  async allocate<P extends SyncPolicy>(
+    key: string,
+    sizeOrSchema: number | SchemaType<unknown>,
+    policy: P,
+    options: AllocateOptions = {},
+  ): Promise<IpcPtr<P, unknown>> {
+    checkKey(key);
+    checkPolicyName(policy);
+    const codec = typeof sizeOrSchema === "number" ? undefined : fixedCodec(sizeOrSchema);
+    const size = codec ? codec.fixedSize! : (sizeOrSchema as number);
+    if (!Number.isInteger(size) || size < 1)
+      throw new RangeError(`size must be a positive integer, got ${size}`);
+    const reply = await this.request("allocate", {
+      key,
+      kind: KIND_BYTES,
+      size,
+      policy: POLICY_INDEX[policy],
+      persistent: options.persistent ?? false,
+      ifExists: options.openExisting ? 1 : 0,
+    });
+    return this.makePointer(key, reply, policy, codec);
+  }
+
+  /**
+   * A pointer on an existing key, holding one reference. Resolves with `null` if the key was never created;
+   * rejects with `EZIPC_KEY_DISPOSED` if it existed and was invalidated. Pass the block's schema for typed
+   * `get()`/`set()`.
+   */
+  async watch<P extends SyncPolicy>(key: string, policy: P): Promise<IpcPtr<P> | null>;
+  async watch<P extends SyncPolicy, S extends SchemaType<unknown>>(
+    key: string,
+    policy: P,
+    options: { schema: S },
+  ): Promise<IpcPtr<P, Infer<S>> | null>;
+  async watch<P extends SyncPolicy>(
+    key: string,
+    policy: P,
+    options: { schema?: SchemaType<unknown> } = {},
+  ): Promise<IpcPtr<P, unknown> | null> {
+    checkKey(key);
+    checkPolicyName(policy);
+    const codec = options.schema ? fixedCodec(options.schema) : undefined;
+    let reply: HubMessage;
+    try {
+      reply = await this.request("watch", { key, policy: POLICY_INDEX[policy] });
+    } catch (err) {
+      if (isEzipcError(err, "EZIPC_KEY_NOT_FOUND")) return null;
+      throw err;
+    }
+    if (codec && reply.type === "opened" && reply.body.size !== codec.fixedSize) {
+      this.send("release", { id: reply.body.id, policy: POLICY_INDEX[policy] });
+      throw new EzipcError(
+        "EZIPC_BAD_REQUEST",
+        `${key} has ${reply.body.size} bytes; the schema needs ${codec.fixedSize}`,
+      );
+    }
+    return this.makePointer(key, reply, policy, codec);
+  }
+
+  /**
+   * A JSON config variable (AlephZero's cfg): created empty if missing (persistent unless told
+   * otherwise), then held under `policy` (default `poll`).
+   */
+  async config(key: string, options: { policy?: SyncPolicy; persistent?: boolean } = {}): Promise<ConfigVar> {
+    checkKey(key);
+    const policy = options.policy ?? "poll";
+    checkPolicyName(policy);
+    const reply = await this.request("allocate", {
+      key,
+      kind: KIND_JSON,
+      size: 0,
+      policy: POLICY_INDEX[policy],
+      persistent: options.persistent ?? true,
+      ifExists: 1,
+    });
+    const ptr = this.makePointer(key, reply, policy, undefined);
+    return new ConfigVar(ptr as IpcPtr<SyncPolicy>, (op, json) => this.configOp(ptr.state, op, json));
+  }
+
+  /** Keys matching `pattern` (`*` any run, `?` one character; default all), sorted by key. */
+  async list(pattern = ""): Promise<KeyInfo[]> {
+    const reply = await this.request("list", { pattern });
+    if (reply.type !== "listing") throw unexpected(reply);
+    return reply.body.keys.map((k) => ({
+      key: k.key,
+      kind: k.kind === KIND_JSON ? "json" : "bytes",
+      size: k.size,
+      version: Number(k.version),
+      refcount: k.refcount,
+      persistent: k.persistent,
+      state: k.state === 1 ? "grace" : "live",
+      holders: k.holders.map((h) => ({
+        client: h.client,
+        request: h.counts[0]!,
+        lazy: h.counts[1]!,
+        poll: h.counts[2]!,
+      })),
+    }));
+  }
+
+  /** The value of `key` without holding it (one round trip), or null if there is no such key. */
+  async peek(key: string): Promise<{ kind: "bytes" | "json"; version: number; data: Uint8Array } | null> {
+    checkKey(key);
+    try {
+      const r = await this.request("peek", { key });
+      if (r.type !== "opened") throw unexpected(r);
+      return {
+        kind: r.body.kind === KIND_JSON ? "json" : "bytes",
+        version: Number(r.body.version),
+        data: r.body.data!,
+      };
+    } catch (err) {
+      if (isEzipcError(err, "EZIPC_KEY_NOT_FOUND") || isEzipcError(err, "EZIPC_KEY_DISPOSED")) return null;
+      throw err;
+    }
+  }
+
+  /** The hub's statistics. */
+  async stats(): Promise<HubStats> {
+    const r = await this.request("stats", {});
+    if (r.type !== "statsReply") throw unexpected(r);
+    return JSON.parse(r.body.json) as HubStats;
+  }
+
+  /**
+   * Closes the connection: the hub releases every pointer this client held (after its grace rules). Pending
+   * requests reject with `EZIPC_CONNECTION_CLOSED`. Resolves once closed.
+   */
+  async close(): Promise<void> {
+    await this.closeWith(new EzipcError("EZIPC_CONNECTION_CLOSED", "client closed"));
+  }
+
+  // ---- internals ----------------------------------------------------------------------------------------
+
+  private setStatus(s: ClientStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.emit("status", s);
+  }
+
+  private async closeWith(error: EzipcError): Promise<void> {
+    if (this.closedError) {
+      await this.dialer.close();
+      return;
+    }
+    this.closedError = error;
+    this.ready = false;
+    for (const w of this.readyWaiters) w.reject(error);
+    this.readyWaiters = [];
+    this.rejectAll(error);
+    for (const s of this.byKey.values()) this.setKeyStatus(s, "stale");
+    this.setStatus("closed");
+    await this.dialer.close();
+  }
+
+  private rejectAll(error: EzipcError): void {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(error);
+  }
+
+  private onConnection(conn: Connection): void {
+    this.conn = conn;
+    conn.on("message", (frame) => {
+      let msg: HubMessage;
+      try {
+        msg = this.protocol.decode(frame) as Message as HubMessage;
+      } catch (err) {
+        log("warn", "client", "undecodable frame from hub", { error: err });
+        conn.destroy(err as EzipcError);
+        return;
+      }
+      this.onMessage(conn, msg);
+    });
+    conn.on("error", () => {});
+    conn.once("close", (info) => {
+      if (this.conn !== conn) return;
+      this.conn = null;
+      this.ready = false;
+      this.rejectAll(
+        new EzipcError(
+          "EZIPC_CONNECTION_CLOSED",
+          `connection to the hub lost before the reply (${info.reason})`,
+        ),
+      );
+      for (const s of this.byKey.values()) this.setKeyStatus(s, "stale");
+    });
+    conn.send(
+      this.protocol.encode("hello", {
+        protocol: HUB_PROTOCOL_VERSION,
+        name: this.name,
+        resume: this.clientId || undefined,
+        features: [...HUB_FEATURES],
+      }),
+    );
+  }
+
+  private onMessage(conn: Connection, msg: HubMessage): void {
+    switch (msg.type) {
+      case "welcome": {
+        this.clientId = msg.body.clientId;
+        void this.resync(conn);
+        return;
+      }
+      case "update": {
+        const s = this.byId.get(msg.body.id);
+        if (!s) return;
+        const version = Number(msg.body.version);
+        if (version < s.version) return;
+        s.version = version;
+        if (s.policy >= 1) {
+          s.data = Buffer.from(msg.body.data.buffer, msg.body.data.byteOffset, msg.body.data.byteLength);
+          s.size = s.data.length;
+          s.fresh = true;
+        }
+        const change = { version, data: s.data ?? undefined };
+        s.notify((p) => p.emit("change", change));
+        return;
+      }
+      case "stale": {
+        const s = this.byId.get(msg.body.id);
+        if (!s) return;
+        const version = Number(msg.body.version);
+        if (version <= s.version && s.fresh) return;
+        s.version = Math.max(s.version, version);
+        s.fresh = false;
+        s.notify((p) => p.emit("change", { version: s.version }));
+        return;
+      }
+      case "invalidated": {
+        const s = this.byId.get(msg.body.id);
+        if (s) this.invalidate(s);
+        return;
+      }
+      case "error": {
+        if (msg.body.rid === 0) {
+          void this.closeWith(wireError(msg.body.code, msg.body.message));
+          return;
+        }
+        const p = this.pending.get(msg.body.rid);
+        if (!p) return;
+        this.pending.delete(msg.body.rid);
+        p.reject(wireError(msg.body.code, msg.body.message));
+        return;
+      }
+      default: {
+        const rid = (msg.body as { rid?: number }).rid;
+        if (rid === undefined) {
+          conn.destroy(new EzipcError("EZIPC_PROTOCOL", `unexpected ${msg.type} from the hub`));
+          return;
+        }
+        const p = this.pending.get(rid);
+        if (!p) return;
+        this.pending.delete(rid);
+        p.resolve(msg);
+      }
+    }
+  }
+
+  /** After a welcome: re-registers every held key, then tells the hub it is done. */
+  private async resync(conn: Connection): Promise<void> {
+    const states = [...this.byKey.values()].filter((s) => s.total > 0 && s.status !== "invalidated");
+    const replies = states.map((s) =>
+      this.rawRequest(conn, "resync", {
+        key: s.key,
+        id: s.id,
+        counts: [...s.counts],
+        version: BigInt(s.version),
+      }),
+    );
+    const done = this.rawRequest(conn, "resyncDone", {});
+    for (let i = 0; i < states.length; i++) {
+      const s = states[i]!;
+      try {
+        const r = await replies[i]!;
+        if (r.type !== "opened") throw unexpected(r);
+        this.byId.delete(s.id);
+        s.id = r.body.id;
+        this.byId.set(s.id, s);
+        this.applyOpened(s, r.body);
+        this.setKeyStatus(s, "live");
+      } catch (err) {
+        if (isEzipcError(err, "EZIPC_KEY_DISPOSED") || isEzipcError(err, "EZIPC_KEY_NOT_FOUND"))
+          this.invalidate(s);
+        else if (conn !== this.conn)
+          return; // lost again: the next welcome resyncs
+        else log("warn", "client", "resync failed", { key: s.key, error: err });
+      }
+    }
+    try {
+      await done;
+    } catch {
+      return;
+    }
+    if (conn !== this.conn) return;
+    this.ready = true;
+    this.setStatus("connected");
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.resolve();
+    if (states.length > 0) this.emit("resynced");
+  }
+
+  private applyOpened(s: KeyState, o: Infer<typeof hubMessages.opened>): void {
+    s.size = o.size;
+    s.persistent = o.persistent;
+    const version = Number(o.version);
+    if (o.data) {
+      s.data = Buffer.from(o.data.buffer, o.data.byteOffset, o.data.byteLength);
+      s.fresh = true;
+      const changed = version !== s.version;
+      s.version = version;
+      if (changed) s.notify((p) => p.emit("change", { version, data: s.data ?? undefined }));
+    } else if (version !== s.version) {
+      s.version = version;
+      s.fresh = false;
+      s.notify((p) => p.emit("change", { version }));
+    }
+  }
+
+  private setKeyStatus(s: KeyState, status: "live" | "stale"): void {
+    if (s.status === "invalidated" || s.status === status) return;
+    s.status = status;
+    s.notify((p) => p.emit("status", status));
+  }
+
+  private invalidate(s: KeyState): void {
+    if (s.status === "invalidated") return;
+    s.status = "invalidated";
+    s.counts.fill(0);
+    s.data = null;
+    if (this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+    if (this.byId.get(s.id) === s) this.byId.delete(s.id);
+    s.notify((p) => p.emit("status", "invalidated"));
+  }
+
+  private makePointer<P extends SyncPolicy>(
+    key: string,
+    reply: HubMessage,
+    policy: P,
+    codec: SchemaCodec<unknown> | undefined,
+  ): IpcPtr<P, unknown> {
+    if (reply.type !== "opened") throw unexpected(reply);
+    const o = reply.body;
+    let s = this.byKey.get(key);
+    if (s && s.id !== o.id) {
+      // The key was recreated on the hub since: the old state is gone.
+      this.invalidate(s);
+      s = undefined;
+    }
+    if (!s) {
+      s = new KeyState(key, o.kind, o.id, o.size, Number(o.version), o.persistent);
+      this.byKey.set(key, s);
+      this.byId.set(o.id, s);
+    }
+    s.counts[POLICY_INDEX[policy]]++;
+    this.applyOpened(s, o);
+    const ptr = new IpcPtr<P, unknown>(s, policy, this.host, codec);
+    s.pointers.add(new WeakRef(ptr as IpcPtr<SyncPolicy, unknown>));
+    this.finalizer.register(ptr, { state: s, policy: POLICY_INDEX[policy] }, ptr);
+    return ptr;
+  }
+
+  private releaseHeld(s: KeyState, policy: number): void {
+    if (s.status === "invalidated" || s.counts[policy]! === 0) return;
+    s.counts[policy]!--;
+    if (s.policy < 1) {
+      s.data = null;
+      s.fresh = false;
+    }
+    if (s.total === 0) {
+      if (this.byKey.get(s.key) === s) this.byKey.delete(s.key);
+      if (this.byId.get(s.id) === s) this.byId.delete(s.id);
+    }
+    // While disconnected there is nothing to send: the resync tells the hub the new counts.
+    if (this.ready) this.send("release", { id: s.id, policy });
+  }
+
+  private async readState(s: KeyState): Promise<Buffer> {
+    const r = await this.request("read", { id: s.id }, s);
+    if (r.type !== "value") throw unexpected(r);
+    const data = Buffer.from(r.body.data.buffer, r.body.data.byteOffset, r.body.data.byteLength);
+    const version = Number(r.body.version);
+    if (s.policy >= 1 && version >= s.version) {
+      s.data = data;
+      s.version = version;
+      s.fresh = true;
+    }
+    return data;
+  }
+
+  private async writeState(
+    s: KeyState,
+    data: Uint8Array,
+    offset: number,
+    expect?: number,
+  ): Promise<{ ok: boolean; version: number }> {
+    const r = await this.request(
+      "write",
+      { id: s.id, offset, expect: expect === undefined ? undefined : BigInt(expect), data },
+      s,
+    );
+    if (r.type === "conflict") return { ok: false, version: Number(r.body.version) };
+    if (r.type !== "ok") throw unexpected(r);
+    return { ok: true, version: Number(r.body.version) };
+  }
+
+  private async configOp(s: KeyState, op: number, json: string): Promise<{ ok: boolean; version: number }> {
+    const r = await this.request("config", { id: s.id, op, json }, s);
+    if (r.type === "conflict") return { ok: false, version: Number(r.body.version) };
+    if (r.type !== "ok") throw unexpected(r);
+    return { ok: true, version: Number(r.body.version) };
+  }
+
+  /** Sends a request once ready (waiting through a reconnect) and resolves with the reply. */
+  private async request(type: string, body: Record<string, unknown>, state?: KeyState): Promise<HubMessage> {
+    if (!this.ready) {
+      if (this.closedError) throw this.closedError;
+      await withTimeout(this.whenReady(), this.timeoutMs, type);
+    }
+    if (state) {
+      if (state.status === "invalidated")
+        throw new EzipcError("EZIPC_KEY_DISPOSED", `key ${state.key} has been invalidated`);
+      body.id = state.id;
+    }
+    return this.rawRequest(this.conn!, type, body);
+  }
+
+  private rawRequest(conn: Connection, type: string, body: Record<string, unknown>): Promise<HubMessage> {
+    if (conn.state !== "open") {
+      return Promise.reject(new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub"));
+    }
+    let rid = this.nextRid;
+    this.nextRid = rid >= 0xffffffff ? 1 : rid + 1;
+    while (this.pending.has(rid)) rid = rid >= 0xffffffff ? 1 : rid + 1;
+    body.rid = rid;
+    const frame = this.protocol.encode(type, body);
+    return new Promise<HubMessage>((resolve, reject) => {
+      this.pending.set(rid, { resolve, reject, deadline: Date.now() + this.timeoutMs, type });
+      conn.send(frame);
+      this.armSweep();
+    });
+  }
+
+  private send(type: string, body: Record<string, unknown>): void {
+    const conn = this.conn;
+    if (conn && conn.state === "open") conn.send(this.protocol.encode(type, body));
+  }
+
+  /** One timer checks every deadline (pending requests are in deadline order: one timeout for all). */
+  private armSweep(): void {
+    if (this.sweep) return;
+    const period = Math.max(10, Math.min(250, Math.floor(this.timeoutMs / 4)));
+    this.sweep = setInterval(() => {
+      const now = Date.now();
+      for (const [rid, p] of this.pending) {
+        if (p.deadline > now) break;
+        this.pending.delete(rid);
+        p.reject(
+          new EzipcError("EZIPC_TIMEOUT", `${p.type}: no reply from the hub within ${this.timeoutMs} ms`),
+        );
+      }
+      if (this.pending.size === 0 && this.sweep) {
+        clearInterval(this.sweep);
+        this.sweep = null;
+      }
+    }, period);
+    this.sweep.unref();
+  }
+}
+
+function unexpected(m: HubMessage): EzipcError {
+  return new EzipcError("EZIPC_PROTOCOL", `unexpected reply ${m.type} from the hub`);
+}
+
+function fixedCodec(schema: SchemaType<unknown>): SchemaCodec<unknown> {
+  const codec = schemaCodec(schema);
+  if (codec.fixedSize === undefined || codec.fixedSize < 1) {
+    throw new TypeError(
+      "a typed block needs a fixed-size schema (numbers, bools, fixed arrays, structs of them)",
+    );
+  }
+  return codec;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new EzipcError("EZIPC_TIMEOUT", `${what}: not connected to the hub within ${ms} ms`)),
+      ms,
+    );
+    timer.unref();
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+/**
+ * Connects to a hub. Resolves once the handshake is done; rejects with the dial error
+ * (`EZIPC_CONNECTION_REFUSED`…) if the first connection fails (unless `waitOnFirstConnect`), or
+ * `EZIPC_HANDSHAKE` if the hub speaks another protocol version.
+ *
+ * @example
+ * const client = await connect("tcp://127.0.0.1:7700", { name: "sensor" });
+ * const temp = await client.allocate("room.temp", 8, "poll");
+ */
+export async function connect(url: string, options: ConnectOptions = {}): Promise<HubClient> {
+  const client = new HubClient(url, options);
+  await client.whenReady();
+  return client;
+}

@@ -1,0 +1,128 @@
+import { t } from "../codec/schema.js";
+import type { Protocol } from "../service/protocol.js";
+import { schemaProtocol } from "../service/protocol.js";
+
+/**
+ * The hub wire protocol, version {@link HUB_PROTOCOL_VERSION}: every frame is `u16 LE message index` then
+ * the message's schema-codec body (see docs/protocol.md). Indexes are the declaration order below and never
+ * change: new messages are appended, and a feature name in `hello`/`welcome` says a peer knows them.
+ */
+export const HUB_PROTOCOL_VERSION = 1;
+
+/** Feature names this implementation speaks (sent in `hello` and `welcome`). */
+export const HUB_FEATURES = ["vars", "config"] as const;
+
+/** Sync policies in wire order: the higher, the more the hub pushes. */
+export const POLICIES = ["request", "lazy", "poll"] as const;
+export type SyncPolicy = (typeof POLICIES)[number];
+
+/** Block kinds: raw bytes of a fixed size, or a JSON document of variable size. */
+export const KIND_BYTES = 0;
+export const KIND_JSON = 1;
+
+/** Longest key, in bytes (keys are printable ASCII). */
+export const MAX_KEY_LENGTH = 255;
+
+const key = t.string({ maxBytes: MAX_KEY_LENGTH });
+const str = t.string({ maxBytes: 4096 });
+const counts = t.fixedArray(t.u32, 3);
+
+/** Every hub message, in wire-index order. `rid` is the requester's id, echoed in the reply. */
+export const hubMessages = {
+  /** c→h, first frame: protocol version, client name, resume token from an earlier welcome. */
+  hello: t.struct({
+    protocol: t.u16,
+    name: str,
+    resume: t.optional(t.string({ maxBytes: 64 })),
+    features: t.array(str, { maxLength: 64 }),
+  }),
+  /** h→c, reply to hello. */
+  welcome: t.struct({
+    protocol: t.u16,
+    clientId: t.string({ maxBytes: 64 }),
+    resumed: t.bool,
+    hub: str,
+    features: t.array(str, { maxLength: 64 }),
+    maxBlockBytes: t.u32,
+  }),
+  /** h→c: request `rid` failed. */
+  error: t.struct({ rid: t.u32, code: str, message: str }),
+  /** h→c: request `rid` succeeded; `version` is the block's version after it. */
+  ok: t.struct({ rid: t.u32, version: t.u64 }),
+  /** c→h: create `key` (ifExists 0: fail with EZIPC_KEY_EXISTS; 1: open it) and hold one pointer. */
+  allocate: t.struct({
+    rid: t.u32,
+    key,
+    kind: t.u8,
+    size: t.u32,
+    policy: t.u8,
+    persistent: t.bool,
+    ifExists: t.u8,
+  }),
+  /** c→h: hold one pointer on an existing key. */
+  watch: t.struct({ rid: t.u32, key, policy: t.u8 }),
+  /** h→c: reply to allocate/watch/resync. `data` is present when the client's policy keeps a copy. */
+  opened: t.struct({
+    rid: t.u32,
+    id: t.u32,
+    kind: t.u8,
+    size: t.u32,
+    version: t.u64,
+    persistent: t.bool,
+    created: t.bool,
+    data: t.optional(t.bytes()),
+  }),
+  /** c→h: drop one pointer of `policy` on block `id` (no reply). */
+  release: t.struct({ id: t.u32, policy: t.u8 }),
+  /** c→h: fetch the value. */
+  read: t.struct({ rid: t.u32, id: t.u32 }),
+  /** h→c: reply to read. */
+  value: t.struct({ rid: t.u32, id: t.u32, version: t.u64, data: t.bytes() }),
+  /** c→h: write `data` at `offset`; with `expect`, only if the version is still `expect`. */
+  write: t.struct({ rid: t.u32, id: t.u32, offset: t.u32, expect: t.optional(t.u64), data: t.bytes() }),
+  /** h→c: a compare-and-write found another version (the current one). */
+  conflict: t.struct({ rid: t.u32, version: t.u64 }),
+  /** h→c, to poll holders: the whole new value. */
+  update: t.struct({ id: t.u32, version: t.u64, data: t.bytes() }),
+  /** h→c, to lazy holders: the copy is out of date (sent once until the client reads again). */
+  stale: t.struct({ id: t.u32, version: t.u64 }),
+  /** h→c: block `id` was deleted on the hub; every pointer on it is invalidated. */
+  invalidated: t.struct({ id: t.u32, code: str }),
+  /** c→h after a reconnect: the pointers this client holds on `key` (per policy) and the version it has. */
+  resync: t.struct({ rid: t.u32, key, id: t.u32, counts, version: t.u64 }),
+  /** c→h: resync is complete; the hub releases every holding the client did not resync. */
+  resyncDone: t.struct({ rid: t.u32 }),
+  /** c→h: a JSON config operation (0 write, 1 writeIfEmpty, 2 mergePatch) with a JSON text. */
+  config: t.struct({ rid: t.u32, id: t.u32, op: t.u8, json: t.string() }),
+  /** c→h: list keys matching a glob (`*` any run, `?` one character; empty = all). */
+  list: t.struct({ rid: t.u32, pattern: t.string({ maxBytes: 1024 }) }),
+  /** h→c: reply to list. */
+  listing: t.struct({
+    rid: t.u32,
+    keys: t.array(
+      t.struct({
+        key,
+        kind: t.u8,
+        size: t.u32,
+        version: t.u64,
+        refcount: t.u32,
+        persistent: t.bool,
+        state: t.u8,
+        holders: t.array(t.struct({ client: str, counts })),
+      }),
+    ),
+  }),
+  /** c→h: hub statistics. */
+  stats: t.struct({ rid: t.u32 }),
+  /** h→c: reply to stats, a JSON object (see HubStats). */
+  statsReply: t.struct({ rid: t.u32, json: t.string() }),
+  /** c→h: read a key by name without holding it (for tools: `ezipc get`). */
+  peek: t.struct({ rid: t.u32, key }),
+} as const;
+
+/** Block states in `listing`: live, counting down its grace period. */
+export const STATE_LIVE = 0;
+export const STATE_GRACE = 1;
+
+/** Makes a hub protocol instance (compile once per process and share it). */
+export const hubProtocol: () => Protocol = schemaProtocol(hubMessages, "ezipc-hub");
