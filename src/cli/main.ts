@@ -11,12 +11,13 @@ import { isEzipcError } from "../errors.js";
 import { setLogger, stderrLogger } from "../log.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
+import { addHubCommands } from "./hub-commands.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
 };
 
-/** Default addresses of the demo echo server (and, later, the hub). */
+/** Default addresses of the hub (and of the demo echo server). */
 export const DEFAULT_TCP_URL = "tcp://127.0.0.1:7700";
 export const DEFAULT_UNIX_URL = `unix://${path.join(os.tmpdir(), "ezipc.sock")}`;
 
@@ -35,9 +36,11 @@ export function buildProgram(): Command {
       if (cmd.opts().verbose) setLogger(stderrLogger);
     });
 
+  addHubCommands(program, { tcp: DEFAULT_TCP_URL, unix: DEFAULT_UNIX_URL });
+
   program
     .command("echo-server")
-    .description("run a demo echo server: every frame received is sent back (the hub replaces it)")
+    .description("run a demo echo server: every frame received is sent back")
     .argument("[urls...]", "addresses to listen on", [DEFAULT_TCP_URL, DEFAULT_UNIX_URL])
     .action(async (urls: string[]) => {
       const listeners: Listener[] = [];
@@ -83,6 +86,11 @@ export function buildProgram(): Command {
 const isMain =
   process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (isMain) {
+  // `ezipc ls | head`: a closed stdout is not an error.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code === "EPIPE") process.exit(0);
+    throw err;
+  });
   buildProgram()
     .parseAsync()
     .catch((err: unknown) => {

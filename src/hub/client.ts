@@ -9,7 +9,7 @@ import type { Connection } from "../transport/types.js";
 import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
 import type { HubStats } from "./hub.js";
-import { IpcPtr, KeyState } from "./pointer.js";
+import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
 import {
   HUB_FEATURES,
   HUB_PROTOCOL_VERSION,
@@ -544,17 +544,19 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     if (this.ready) this.send("release", { id: s.id, policy });
   }
 
-  private async readState(s: KeyState): Promise<Buffer> {
+  private async readState(s: KeyState): Promise<Versioned> {
     const r = await this.request("read", { id: s.id }, s);
     if (r.type !== "value") throw unexpected(r);
     const data = Buffer.from(r.body.data.buffer, r.body.data.byteOffset, r.body.data.byteLength);
     const version = Number(r.body.version);
-    if (s.policy >= 1 && version >= s.version) {
-      s.data = data;
+    if (version >= s.version) {
       s.version = version;
-      s.fresh = true;
+      if (s.policy >= 1) {
+        s.data = data;
+        s.fresh = true;
+      }
     }
-    return data;
+    return { data, version };
   }
 
   private async writeState(

@@ -88,6 +88,9 @@ export interface HubStats {
   updatesSent: number;
   updatesCoalesced: number;
   staleSent: number;
+  /** Bytes queued to clients and not yet written to the OS, in total and for the most backed-up client. */
+  queuedBytes: number;
+  maxClientQueuedBytes: number;
   rssBytes: number;
   heapUsedBytes: number;
 }
@@ -246,9 +249,15 @@ export class Hub extends EventEmitter<HubEvents> {
     for (const b of this.table.blocks()) if (b.persistent) persistentKeys++;
     let pointers = 0;
     let connected = 0;
+    let queued = 0;
+    let maxQueued = 0;
     for (const c of this.clients.values()) {
       pointers += c.pointers;
-      if (c.conn) connected++;
+      if (c.conn) {
+        connected++;
+        queued += c.conn.queuedBytes;
+        maxQueued = Math.max(maxQueued, c.conn.queuedBytes);
+      }
     }
     const mem = process.memoryUsage();
     return {
@@ -264,6 +273,8 @@ export class Hub extends EventEmitter<HubEvents> {
       tombstones: this.table.tombstoneCount,
       pointers,
       ...this.counters,
+      queuedBytes: queued,
+      maxClientQueuedBytes: maxQueued,
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,
     };

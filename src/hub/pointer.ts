@@ -13,6 +13,12 @@ export interface Change {
   data?: Uint8Array;
 }
 
+/** A value with the version it had. */
+export interface Versioned {
+  data: Uint8Array;
+  version: number;
+}
+
 /** `read()` is synchronous under `poll` (the local copy), a promise otherwise. */
 export type ReadResult<P extends SyncPolicy, T> = P extends "poll" ? T : Promise<T>;
 
@@ -66,7 +72,7 @@ export class KeyState {
 
 /** What a pointer needs from its client (kept internal). */
 export interface PointerHost {
-  read(state: KeyState): Promise<Buffer>;
+  read(state: KeyState): Promise<Versioned>;
   write(
     state: KeyState,
     data: Uint8Array,
@@ -132,6 +138,14 @@ export class IpcPtr<P extends SyncPolicy, T = Uint8Array> extends EventEmitter<I
   get disposed(): boolean {
     return this.disposedFlag;
   }
+  /**
+   * Whether {@link read} answers from the local copy: always under poll; under lazy until the hub's stale
+   * notice (after which the version is the first newer one, and the next read fetches the latest).
+   */
+  get fresh(): boolean {
+    const s = this.state;
+    return s.data !== null && (s.policy === 2 || s.fresh);
+  }
   /** Whether the key is never disposed by the hub. */
   get persistent(): boolean {
     return this.state.persistent;
@@ -143,12 +157,24 @@ export class IpcPtr<P extends SyncPolicy, T = Uint8Array> extends EventEmitter<I
    * Throws (or rejects) `EZIPC_KEY_DISPOSED` once invalidated or disposed.
    */
   read(): ReadResult<P, Uint8Array> {
+    const r = this.readVersioned() as Versioned | Promise<Versioned>;
+    if (r instanceof Promise) return r.then((v) => v.data) as unknown as ReadResult<P, Uint8Array>;
+    return r.data as unknown as ReadResult<P, Uint8Array>;
+  }
+
+  /**
+   * The value together with its version, taken at the same instant: what {@link compareAndWrite} needs
+   * (reading {@link version} after awaiting {@link read} may see a newer version than the bytes).
+   */
+  readVersioned(): ReadResult<P, Versioned> {
     this.check();
     const s = this.state;
-    if (this.policyIndex === 2) return s.data as unknown as ReadResult<P, Uint8Array>;
-    if (s.data && (s.policy === 2 || s.fresh))
-      return Promise.resolve(s.data) as unknown as ReadResult<P, Uint8Array>;
-    return this.host.read(s) as unknown as ReadResult<P, Uint8Array>;
+    if (this.policyIndex === 2)
+      return { data: s.data!, version: s.version } as unknown as ReadResult<P, Versioned>;
+    if (s.data && (s.policy === 2 || s.fresh)) {
+      return Promise.resolve({ data: s.data, version: s.version }) as unknown as ReadResult<P, Versioned>;
+    }
+    return this.host.read(s) as unknown as ReadResult<P, Versioned>;
   }
 
   /** The decoded value of a typed block (see {@link read}). Throws `TypeError` without a schema. */

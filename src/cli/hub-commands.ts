@@ -1,0 +1,255 @@
+/**
+ * The hub's subcommands: `serve` runs a hub; `ls`, `get`, `set`, `watch` and `stats` talk to one.
+ */
+import { type Command, InvalidArgumentError } from "commander";
+import { EzipcError } from "../errors.js";
+import { connect, type HubClient } from "../hub/client.js";
+import { Hub } from "../hub/hub.js";
+import { type BlockStore, MemoryStore, SqliteStore } from "../hub/store.js";
+
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a non-negative integer");
+  return n;
+}
+
+type Format = "auto" | "hex" | "utf8" | "json" | "base64";
+
+function parseFormat(v: string): Format {
+  if (!["auto", "hex", "utf8", "json", "base64"].includes(v)) {
+    throw new InvalidArgumentError("expected auto, hex, utf8, json or base64");
+  }
+  return v as Format;
+}
+
+/** Renders a value for a terminal: JSON configs as JSON, printable bytes as text, others as hex. */
+export function formatValue(kind: "bytes" | "json", data: Uint8Array, format: Format): string {
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  if (format === "hex") return buf.toString("hex");
+  if (format === "base64") return buf.toString("base64");
+  if (format === "utf8") return buf.toString("utf8");
+  if (kind === "json" || format === "json") {
+    return buf.length === 0 ? "(empty)" : JSON.stringify(JSON.parse(buf.toString("utf8")));
+  }
+  // auto for bytes: text when it is printable UTF-8 (trailing zero bytes ignored), else hex
+  let end = buf.length;
+  while (end > 0 && buf[end - 1] === 0) end--;
+  const text = buf.toString("utf8", 0, end);
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: deliberately detecting control characters
+  if (end > 0 && !text.includes("\ufffd") && !/[\x00-\x08\x0e-\x1f\x7f]/.test(text)) return text;
+  return buf.toString("hex");
+}
+
+async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Promise<T> {
+  const client = await connect(url, { name: `ezipc-cli:${process.pid}`, reconnect: false });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
+/** Adds serve, ls, get, set, watch and stats to `program`. */
+export function addHubCommands(program: Command, defaults: { tcp: string; unix: string }): void {
+  const urlOption = [
+    "-u, --url <url>",
+    "hub address (or $EZIPC_URL)",
+    process.env.EZIPC_URL ?? defaults.tcp,
+  ] as const;
+
+  program
+    .command("serve")
+    .description("run a hub: shared variables for every process that connects")
+    .argument("[urls...]", "addresses to listen on", [defaults.tcp, defaults.unix])
+    .option("-d, --data <dir>", "keep persistent keys in SQLite in this directory (default: memory only)")
+    .option("--name <name>", "hub name shown to clients", "ezipc-hub")
+    .option("--grace-ms <ms>", "how long a key with no pointer stays revivable", nonNegativeInt, 5_000)
+    .option("--reconnect-window-ms <ms>", "how long a lost client's pointers are kept", nonNegativeInt, 5_000)
+    .option("--max-keys <n>", "most keys", nonNegativeInt, 100_000)
+    .option("--max-block-bytes <n>", "largest block", nonNegativeInt, 1024 * 1024)
+    .option("--max-total-bytes <n>", "most bytes over all blocks", nonNegativeInt, 256 * 1024 * 1024)
+    .option("--no-client-persistent", "refuse persistent keys from clients")
+    .action(
+      async (
+        urls: string[],
+        o: {
+          data?: string;
+          name: string;
+          graceMs: number;
+          reconnectWindowMs: number;
+          maxKeys: number;
+          maxBlockBytes: number;
+          maxTotalBytes: number;
+          clientPersistent: boolean;
+        },
+      ) => {
+        const store: BlockStore = o.data ? SqliteStore.inDir(o.data) : new MemoryStore();
+        const hub = await Hub.listen({
+          urls,
+          name: o.name,
+          store,
+          disposeGraceMs: o.graceMs,
+          reconnectWindowMs: o.reconnectWindowMs,
+          maxKeys: o.maxKeys,
+          maxBlockBytes: o.maxBlockBytes,
+          maxTotalBytes: o.maxTotalBytes,
+          allowClientPersistent: o.clientPersistent,
+        });
+        const s = hub.stats();
+        for (const url of hub.urls) process.stdout.write(`hub listening on ${url}\n`);
+        process.stdout.write(
+          `store: ${o.data ? `sqlite ${(store as SqliteStore).file}` : "memory"} (${s.persistentKeys} persistent keys)\n`,
+        );
+        const stop = async (signal: string) => {
+          process.stdout.write(`${signal}: closing\n`);
+          await hub.close();
+          process.exit(0);
+        };
+        process.once("SIGINT", () => void stop("SIGINT"));
+        process.once("SIGTERM", () => void stop("SIGTERM"));
+      },
+    );
+
+  program
+    .command("ls")
+    .description("list keys: size, version, refcount, state, holders and their policies")
+    .argument("[glob]", "key pattern (* and ?)", "")
+    .option(...urlOption)
+    .option("--json", "print JSON")
+    .action(async (glob: string, o: { url: string; json?: boolean }) => {
+      const keys = await withClient(o.url, (c) => c.list(glob));
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
+        return;
+      }
+      const rows = [["KEY", "KIND", "SIZE", "VERSION", "REFS", "STATE", "HOLDERS (request/lazy/poll)"]];
+      for (const k of keys) {
+        rows.push([
+          k.key,
+          k.kind,
+          String(k.size),
+          String(k.version),
+          String(k.refcount),
+          k.persistent ? "persistent" : k.state,
+          k.holders.map((h) => `${h.client}(${h.request}/${h.lazy}/${h.poll})`).join(" ") || "-",
+        ]);
+      }
+      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+      for (const r of rows)
+        process.stdout.write(
+          `${r
+            .map((c, i) => c.padEnd(widths[i]!))
+            .join("  ")
+            .trimEnd()}\n`,
+        );
+    });
+
+  program
+    .command("get")
+    .description("print a key's value")
+    .argument("<key>")
+    .option(...urlOption)
+    .option("-f, --format <format>", "auto, hex, utf8, json or base64", parseFormat, "auto" as Format)
+    .action(async (key: string, o: { url: string; format: Format }) => {
+      const v = await withClient(o.url, (c) => c.peek(key));
+      if (!v) throw new EzipcError("EZIPC_KEY_NOT_FOUND", `no key ${key}`);
+      process.stdout.write(`${formatValue(v.kind, v.data, o.format)}\n`);
+    });
+
+  program
+    .command("set")
+    .description(
+      "write a key: text (or --hex) into a bytes key at --offset, or a JSON document into a config key; a missing key is created persistent",
+    )
+    .argument("<key>")
+    .argument("<value>")
+    .option(...urlOption)
+    .option("--hex", "the value is hex bytes")
+    .option("--json", "the key is a JSON config and the value a JSON document")
+    .option("--offset <n>", "byte offset for bytes keys", nonNegativeInt, 0)
+    .action(
+      async (
+        key: string,
+        value: string,
+        o: { url: string; hex?: boolean; json?: boolean; offset: number },
+      ) => {
+        const version = await withClient(o.url, async (c) => {
+          const existing = await c.peek(key);
+          if (o.json || existing?.kind === "json") {
+            let doc: unknown;
+            try {
+              doc = JSON.parse(value);
+            } catch (err) {
+              throw new InvalidArgumentError(`not JSON: ${(err as Error).message}`);
+            }
+            const cfg = await c.config(key, { policy: "request" });
+            try {
+              return await cfg.write(doc);
+            } finally {
+              cfg.dispose();
+            }
+          }
+          const bytes = o.hex ? Buffer.from(value, "hex") : Buffer.from(value, "utf8");
+          if (o.hex && bytes.length * 2 !== value.length) throw new InvalidArgumentError("not valid hex");
+          const ptr = existing
+            ? await c.watch(key, "request")
+            : await c.allocate(key, o.offset + bytes.length, "request", {
+                persistent: true,
+                openExisting: true,
+              });
+          if (!ptr) throw new EzipcError("EZIPC_KEY_NOT_FOUND", `no key ${key}`);
+          try {
+            return await ptr.write(bytes, o.offset);
+          } finally {
+            ptr.dispose();
+          }
+        });
+        process.stdout.write(`${key} version ${version}\n`);
+      },
+    );
+
+  program
+    .command("watch")
+    .description("print a key's value, then every change, until interrupted")
+    .argument("<key>")
+    .option(...urlOption)
+    .option("-f, --format <format>", "auto, hex, utf8, json or base64", parseFormat, "auto" as Format)
+    .action(async (key: string, o: { url: string; format: Format }) => {
+      const client = await connect(o.url, { name: `ezipc-watch:${process.pid}` });
+      const ptr = await client.watch(key, "poll");
+      if (!ptr) {
+        await client.close();
+        throw new EzipcError("EZIPC_KEY_NOT_FOUND", `no key ${key}`);
+      }
+      const kind = (await client.peek(key))?.kind ?? "bytes";
+      const print = () =>
+        process.stdout.write(`v${ptr.version} ${formatValue(kind, ptr.read(), o.format)}\n`);
+      print();
+      ptr.on("status", (s) => process.stderr.write(`(${key}: ${s})\n`));
+      const stop = async () => {
+        ptr.dispose();
+        await client.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop());
+      process.once("SIGTERM", () => void stop());
+      for await (const _ of ptr.changes()) print();
+      await client.close();
+      throw new EzipcError("EZIPC_KEY_DISPOSED", `${key} was invalidated`);
+    });
+
+  program
+    .command("stats")
+    .description("print the hub's statistics")
+    .option(...urlOption)
+    .option("--json", "print JSON")
+    .action(async (o: { url: string; json?: boolean }) => {
+      const s = await withClient(o.url, (c) => c.stats());
+      if (o.json) {
+        process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+        return;
+      }
+      for (const [k, v] of Object.entries(s))
+        process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(" ") : v}\n`);
+    });
+}

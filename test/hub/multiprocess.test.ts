@@ -1,0 +1,202 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { connect, Hub, type SyncPolicy } from "../../src/index.js";
+import { nextEvent, tempDir, within } from "../helpers.js";
+import { ChildClient } from "./child-client.js";
+
+const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+describe("hub with clients in separate processes", () => {
+  let hub: Hub;
+  let url: string;
+  const children: ChildClient[] = [];
+
+  before(async () => {
+    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], disposeGraceMs: 400, reconnectWindowMs: 300 });
+    url = hub.urls[0]!;
+    for (let i = 0; i < 3; i++) children.push(await ChildClient.start(url, `p${i}`));
+  });
+
+  after(async () => {
+    await Promise.all(children.map((c) => c.exit()));
+    await hub.close();
+  });
+
+  const combos: [SyncPolicy, SyncPolicy, SyncPolicy][] = [
+    ["request", "request", "request"],
+    ["lazy", "lazy", "lazy"],
+    ["poll", "poll", "poll"],
+    ["request", "lazy", "lazy"],
+    ["request", "poll", "poll"],
+    ["lazy", "poll", "poll"],
+    ["lazy", "request", "request"],
+    ["poll", "request", "request"],
+    ["poll", "lazy", "lazy"],
+  ];
+  for (const policies of combos) {
+    it(`3 processes increment one counter under ${policies.join("/")}: values and versions agree`, async () => {
+      const key = `counter.${policies.join("-")}`;
+      const n = 25;
+      await children[0]!.cmd("allocate", { key, size: 4, policy: policies[0] });
+      await children[1]!.cmd("watch", { key, policy: policies[1] });
+      await children[2]!.cmd("watch", { key, policy: policies[2] });
+      await Promise.all(children.map((c) => c.cmd("increment", { key, n })));
+      const finalVersion = 1 + 3 * n;
+      assert.equal(hub.peek(key)!.version, finalVersion);
+      assert.equal(hub.peek(key)!.data.readUInt32LE(0), 3 * n);
+      const reads = await Promise.all(
+        children.map(async (c, i) => {
+          if (policies[i] !== "request") await c.cmd("waitVersion", { key, n: finalVersion });
+          return c.cmd<{ value: number; version: number }>("read", { key });
+        }),
+      );
+      for (const r of reads)
+        assert.deepEqual({ value: r.value, version: r.version }, { value: 3 * n, version: finalVersion });
+      await Promise.all(children.map((c) => c.cmd("dispose", { key })));
+    });
+  }
+
+  it("5 processes race to allocate one key: exactly one wins", async () => {
+    const racers = [...children, await ChildClient.start(url, "p3"), await ChildClient.start(url, "p4")];
+    try {
+      const results = await Promise.allSettled(
+        racers.map((c) => c.cmd("allocate", { key: "race", size: 8, policy: "poll" })),
+      );
+      const won = results.filter((r) => r.status === "fulfilled");
+      const lost = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
+      assert.equal(won.length, 1);
+      assert.equal(lost.length, 4);
+      for (const l of lost) assert.equal((l.reason as { code: string }).code, "EZIPC_KEY_EXISTS");
+      assert.equal(hub.peek("race")!.refcount, 1);
+    } finally {
+      await Promise.all(racers.slice(3).map((c) => c.exit()));
+    }
+    for (const c of children) await c.cmd("dispose", { key: "race" }).catch(() => {});
+  });
+
+  it("kill -9 of a holder: released after its reconnect window, then grace, then invalidated; watch revives during grace", async () => {
+    const victim = await ChildClient.start(url, "victim");
+    await victim.cmd("allocate", { key: "doomed", size: 8, policy: "poll" });
+    await victim.cmd("allocate", { key: "doomed2", size: 8, policy: "lazy" });
+    assert.equal(hub.peek("doomed")!.refcount, 1);
+    const gone = nextEvent(hub, "clientGone", 5_000);
+    await victim.kill("SIGKILL");
+    await gone;
+    assert.equal(hub.peek("doomed")!.refcount, 0, "references released once the window passed");
+    assert.equal(hub.peek("doomed2")!.refcount, 0);
+
+    // During the grace period a watch revives the key.
+    const client = await connect(url, { name: "reviver" });
+    try {
+      const revived = await client.watch("doomed", "request");
+      assert.ok(revived, "watch during the grace finds the key");
+      assert.equal(hub.peek("doomed")!.refcount, 1);
+
+      // doomed2 was not revived: it is invalidated when its grace ends.
+      const [info] = await nextEvent<[{ key: string; reason: string }]>(hub, "invalidated", 5_000);
+      assert.deepEqual(info, { key: "doomed2", reason: "disposed" });
+      await assert.rejects(client.watch("doomed2", "poll"), { code: "EZIPC_KEY_DISPOSED" });
+
+      // Releasing the revived pointer starts the grace again.
+      const invalidated = nextEvent<[{ key: string }]>(hub, "invalidated", 5_000);
+      revived.dispose();
+      assert.equal((await invalidated)[0].key, "doomed");
+      await assert.rejects(client.watch("doomed", "lazy"), { code: "EZIPC_KEY_DISPOSED" });
+      // allocate on a tombstoned key creates it anew
+      const again = await client.allocate("doomed", 4, "poll");
+      assert.equal(again.version, 1);
+      assert.equal(again.size, 4);
+      again.dispose();
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("hub restart with --data (the CLI hub in its own process)", () => {
+  function startHub(sock: string, data: string): Promise<ChildProcess> {
+    const child = spawn(
+      process.execPath,
+      [cli, "serve", `unix://${sock}`, "--data", data, "--reconnect-window-ms", "2000"],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    return within(
+      new Promise((resolve, reject) => {
+        let out = "";
+        child.stdout!.on("data", (d: Buffer) => {
+          out += d.toString();
+          if (out.includes("store:")) resolve(child);
+        });
+        child.once("exit", (code) => reject(new Error(`hub exited with ${code}: ${out}`)));
+      }),
+      15_000,
+      "hub to start",
+    );
+  }
+
+  it("persistent keys survive a kill -9 of the hub; clients reconnect, resync and report their status", async () => {
+    const tmp = tempDir();
+    const sock = path.join(tmp.dir, "hub.sock");
+    const data = path.join(tmp.dir, "data");
+    const url = `unix://${sock}`;
+    let hubProc = await startHub(sock, data);
+    const a = await ChildClient.start(url, "a");
+    const b = await ChildClient.start(url, "b");
+    try {
+      await a.cmd("allocate", { key: "conf.speed", size: 4, policy: "poll", persistent: true });
+      await a.cmd("allocate", { key: "scratch", size: 4, policy: "poll" });
+      await b.cmd("watch", { key: "conf.speed", policy: "lazy" });
+      const v = await a.cmd<{ version: number }>("write", { key: "conf.speed", hex: "2a000000" });
+      assert.equal(v.version, 2);
+
+      const hubExit = new Promise((resolve) => hubProc.once("exit", resolve));
+      hubProc.kill("SIGKILL");
+      await hubExit;
+      await a.event(
+        (e) => e.event === "status" && e.key === "conf.speed" && e.status === "stale",
+        10_000,
+        "a stale",
+      );
+      await b.event(
+        (e) => e.event === "status" && e.key === "conf.speed" && e.status === "stale",
+        10_000,
+        "b stale",
+      );
+      assert.equal((await a.cmd<{ status: string }>("status", { key: "conf.speed" })).status, "stale");
+      // A poll pointer still answers from its copy while the hub is away.
+      assert.deepEqual(await a.cmd("read", { key: "conf.speed" }), {
+        value: 42,
+        version: 2,
+        status: "stale",
+      });
+
+      hubProc = await startHub(sock, data);
+      await a.event((e) => e.event === "resynced", 15_000, "a resynced");
+      await b.event((e) => e.event === "resynced", 15_000, "b resynced");
+      assert.equal((await a.cmd<{ status: string }>("status", { key: "conf.speed" })).status, "live");
+      await a.event(
+        (e) => e.event === "status" && e.key === "scratch" && e.status === "invalidated",
+        5_000,
+        "scratch invalidated",
+      );
+      await assert.rejects(a.cmd("read", { key: "scratch" }), { code: "EZIPC_KEY_DISPOSED" });
+
+      assert.deepEqual(await b.cmd("read", { key: "conf.speed" }), { value: 42, version: 2, status: "live" });
+      const w = await b.cmd<{ version: number }>("write", { key: "conf.speed", hex: "07000000" });
+      assert.equal(w.version, 3);
+      await a.cmd("waitVersion", { key: "conf.speed", n: 3 });
+      assert.deepEqual(await a.cmd("read", { key: "conf.speed" }), { value: 7, version: 3, status: "live" });
+    } finally {
+      await a.exit();
+      await b.exit();
+      hubProc.kill("SIGTERM");
+      await new Promise((resolve) =>
+        hubProc.exitCode !== null ? resolve(null) : hubProc.once("exit", resolve),
+      );
+      tmp.cleanup();
+    }
+  });
+});
