@@ -4,51 +4,18 @@
  * interleaved so that machine noise hits both alike.
  *
  *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
+ *   BENCH_ONLY=hub npm run bench    only the hub's tables
  */
-import { spawn } from "node:child_process";
-import { rmSync } from "node:fs";
 import os from "node:os";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { codecBench, median } from "./codec-bench.js";
+import { hubBench } from "./hub-bench.js";
+import { childScript, freeUrl, runRole, withServer } from "./procs.js";
 
 const quick = process.env.BENCH_QUICK === "1";
 const RUNS = quick ? 1 : 3;
 /** Round trips are noisier on a shared 2-core machine: more runs. */
 const RTT_RUNS = quick ? 1 : 5;
-const child = fileURLToPath(new URL("./child.js", import.meta.url));
-
-function run(args: string[]): Promise<{ out: string; proc: ReturnType<typeof spawn> }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [child, ...args], { stdio: ["ignore", "pipe", "inherit"] });
-    let out = "";
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-      if (out.startsWith("ready") && out.includes("\n")) resolve({ out, proc });
-    });
-    proc.once("exit", (code) =>
-      code === 0 ? resolve({ out, proc }) : reject(new Error(`${args[0]} exited ${code}`)),
-    );
-  });
-}
-
-async function withServer<T>(args: string[], fn: (url: string) => Promise<T>): Promise<T> {
-  const { out, proc } = await run(args);
-  const url = out.split("\n")[0]!.slice("ready ".length);
-  try {
-    return await fn(url);
-  } finally {
-    proc.kill("SIGKILL");
-    await new Promise((r) => proc.once("exit", r));
-  }
-}
-
-function freeUrl(transport: string, i: number): string {
-  if (transport === "tcp") return `tcp://127.0.0.1:${20000 + ((process.pid * 7 + i) % 20000)}`;
-  const p = path.join(os.tmpdir(), `ezipc-bench-${process.pid}-${i}.sock`);
-  rmSync(p, { force: true });
-  return `unix://${p}`;
-}
+const run = (args: string[]) => runRole(childScript, args);
 
 let seq = 0;
 
@@ -58,7 +25,7 @@ async function throughput(
   size: number,
   n: number,
 ): Promise<number> {
-  return withServer([`recv-${kind}`, freeUrl(transport, seq++), String(n)], async (url) => {
+  return withServer(childScript, [`recv-${kind}`, freeUrl(transport, seq++), String(n)], async (url) => {
     const { out } = await run([`send-${kind}`, url, String(n), String(size)]);
     return n / (JSON.parse(out) as { seconds: number }).seconds;
   });
@@ -69,7 +36,7 @@ async function roundTrip(
   transport: string,
   count: number,
 ): Promise<{ p50Us: number; p99Us: number }> {
-  return withServer([`echo-${kind}`, freeUrl(transport, seq++)], async (url) => {
+  return withServer(childScript, [`echo-${kind}`, freeUrl(transport, seq++)], async (url) => {
     const { out } = await run([`ping-${kind}`, url, String(count), "64"]);
     return JSON.parse(out) as { p50Us: number; p99Us: number };
   });
@@ -80,6 +47,10 @@ const fmt = (x: number) =>
 const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === "hub") {
+    console.log((await hubBench(quick)).join("\n"));
+    return;
+  }
   const lines: string[] = [];
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   lines.push(
@@ -143,6 +114,8 @@ async function main(): Promise<void> {
     const ratio = c === schema ? "" : `${(schema.opsPerSec / c.opsPerSec).toFixed(2)}×`;
     lines.push(`| ${c.name} | ${c.bytes} | ${fmt(c.opsPerSec)} | ${ratio} | ${target} |`);
   }
+  lines.push("");
+  lines.push(...(await hubBench(quick)));
   console.log(lines.join("\n"));
 }
 

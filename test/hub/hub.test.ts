@@ -57,6 +57,13 @@ async function rawClient(
   return { conn, next };
 }
 
+describe("hub protocol", () => {
+  it("encodes the example of docs/protocol.md byte for byte", () => {
+    const frame = proto.encode("watch", { rid: 7, key: "temp", policy: 2 });
+    assert.equal(Buffer.from(frame).toString("hex"), "0500070000000474656d7002");
+  });
+});
+
 describe("hub: sync policies", () => {
   let hub: Hub;
   let a: HubClient;

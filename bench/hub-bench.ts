@@ -1,0 +1,204 @@
+/**
+ * The hub's benchmarks (shared variables), each beside a baseline measured in the same run:
+ * - propagation latency (write on A → visible on poll client B) and request-read RTT, beside the raw
+ *   node:net echo RTT;
+ * - sustained 64 B writes/s with 0, 1 and 10 poll watchers, beside raw node:net pipelined request/reply;
+ * - the cost of a fresh lazy read;
+ * - hub RSS with 10,000 keys × 1 KiB held by 100 connected clients.
+ * The hub, the writer and the watchers each run in their own process.
+ */
+import { connect, type HubClient } from "../src/index.js";
+import { median } from "./codec-bench.js";
+import { childScript, freeUrl, hubChildScript, runRole, withServer } from "./procs.js";
+
+let seq = 1000;
+
+interface Latency {
+  propP50: number;
+  propP99: number;
+  readP50: number;
+  readP99: number;
+  lazyNs: number;
+}
+
+async function rawRtt(count: number): Promise<{ p50Us: number; p99Us: number }> {
+  return withServer(childScript, ["echo-raw", freeUrl("tcp", seq++)], async (url) => {
+    const { out } = await runRole(childScript, ["ping-raw", url, String(count), "64"]);
+    return JSON.parse(out) as { p50Us: number; p99Us: number };
+  });
+}
+
+async function hubLatency(count: number): Promise<Latency> {
+  return withServer(hubChildScript, ["hub", freeUrl("tcp", seq++)], async (url) => {
+    const { out } = await runRole(hubChildScript, ["latency", url, String(count)]);
+    return JSON.parse(out) as Latency;
+  });
+}
+
+async function rawPipe(count: number, window: number): Promise<number> {
+  return withServer(childScript, ["echo-raw", freeUrl("tcp", seq++)], async (url) => {
+    const { out } = await runRole(hubChildScript, ["raw-pipe", url, String(count), String(window)]);
+    return count / (JSON.parse(out) as { seconds: number }).seconds;
+  });
+}
+
+async function hubWrites(
+  count: number,
+  watchers: number,
+  window: number,
+): Promise<{ writesPerSec: number; deliveriesPerSec: number }> {
+  return withServer(hubChildScript, ["hub", freeUrl("tcp", seq++)], async (url) => {
+    const owner = await connect(url, { heartbeatIntervalMs: 0, reconnect: false, name: "bench" });
+    try {
+      const key = `w64.${seq}`;
+      const ptr = await owner.allocate(key, 64, "request");
+      let watch: Promise<{ out: string }> | undefined;
+      if (watchers > 0) {
+        const started = await runRole(hubChildScript, [
+          "watchers",
+          url,
+          key,
+          String(watchers),
+          String(1 + count),
+        ]);
+        watch = new Promise((resolve, reject) => {
+          let out = "";
+          started.proc.stdout!.on("data", (d: Buffer) => {
+            out += d.toString();
+          });
+          started.proc.once("exit", (code) =>
+            code === 0 ? resolve({ out }) : reject(new Error(`watchers ${code}`)),
+          );
+        });
+      }
+      const { out } = await runRole(hubChildScript, ["writer", url, key, String(count), String(window)]);
+      const writesPerSec = count / (JSON.parse(out) as { seconds: number }).seconds;
+      let deliveriesPerSec = 0;
+      if (watch) {
+        const line = (await watch).out.trim().split("\n").at(-1)!;
+        const w = JSON.parse(line) as { deliveries: number; seconds: number };
+        deliveriesPerSec = w.deliveries / w.seconds;
+      }
+      ptr.dispose();
+      return { writesPerSec, deliveriesPerSec };
+    } finally {
+      await owner.close();
+    }
+  });
+}
+
+async function hubMemory(keys: number, clients: number): Promise<{ emptyRss: number; loadedRss: number }> {
+  return withServer(hubChildScript, ["hub", freeUrl("tcp", seq++)], async (url) => {
+    const conns: HubClient[] = [];
+    try {
+      const first = await connect(url, { heartbeatIntervalMs: 0, reconnect: false, name: "m0" });
+      conns.push(first);
+      const emptyRss = (await first.stats()).rssBytes;
+      for (let i = 1; i < clients; i++)
+        conns.push(await connect(url, { heartbeatIntervalMs: 0, reconnect: false, name: `m${i}` }));
+      const perClient = Math.ceil(keys / clients);
+      await Promise.all(
+        conns.map(async (c, ci) => {
+          for (let k = 0; k < perClient && ci * perClient + k < keys; k++) {
+            await c.allocate(`mem.${ci}.${k}`, 1024, "poll");
+          }
+        }),
+      );
+      const loadedRss = (await first.stats()).rssBytes;
+      return { emptyRss, loadedRss };
+    } finally {
+      await Promise.all(conns.map((c) => c.close()));
+    }
+  });
+}
+
+const us = (x: number) => x.toFixed(1);
+const fmt = (x: number) =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : x.toFixed(0);
+const mib = (x: number) => `${(x / 1024 / 1024).toFixed(1)} MiB`;
+
+/** Runs the hub benchmarks and returns markdown lines. */
+export async function hubBench(quick: boolean): Promise<string[]> {
+  const runs = quick ? 1 : 5;
+  const count = quick ? 2_000 : 20_000;
+  const lines: string[] = [];
+  const raw: { p50Us: number; p99Us: number }[] = [];
+  const lat: Latency[] = [];
+  for (let r = 0; r < runs; r++) {
+    raw.push(await rawRtt(count));
+    lat.push(await hubLatency(count));
+  }
+  const r50 = median(raw.map((x) => x.p50Us));
+  const r99 = median(raw.map((x) => x.p99Us));
+  const p50 = median(lat.map((x) => x.propP50));
+  const p99 = median(lat.map((x) => x.propP99));
+  const q50 = median(lat.map((x) => x.readP50));
+  const q99 = median(lat.map((x) => x.readP99));
+  const lazyNs = median(lat.map((x) => x.lazyNs));
+  lines.push(
+    `### Hub: shared-variable latency over tcp:// (µs), hub and clients in separate processes, medians of ${runs} runs of ${count}`,
+  );
+  lines.push("");
+  lines.push("| measurement | p50 | p99 | p50 / raw echo RTT p50 | target |");
+  lines.push("|---|---:|---:|---:|---:|");
+  lines.push(`| raw node:net echo round trip (baseline) | ${us(r50)} | ${us(r99)} | 1.00× | |`);
+  lines.push(
+    `| propagation: write on A → poll client B sees it | ${us(p50)} | ${us(p99)} | ${(p50 / r50).toFixed(2)}× | ≤ 1.5× |`,
+  );
+  lines.push(
+    `| request read (round trip through the hub) | ${us(q50)} | ${us(q99)} | ${(q50 / r50).toFixed(2)}× | |`,
+  );
+  lines.push(
+    `| lazy read while fresh (local copy) | ${(lazyNs / 1000).toFixed(3)} | | ${(lazyNs / 1000 / r50).toFixed(4)}× | |`,
+  );
+  process.stderr.write(`${lines.slice(-4).join("\n")}\n`);
+
+  const writes = quick ? 20_000 : 200_000;
+  const window = 256;
+  const wr = quick ? 1 : 3;
+  const rawRate: number[] = [];
+  const rows = new Map<number, { w: number[]; d: number[] }>([
+    [0, { w: [], d: [] }],
+    [1, { w: [], d: [] }],
+    [10, { w: [], d: [] }],
+  ]);
+  for (let r = 0; r < wr; r++) {
+    rawRate.push(await rawPipe(writes, window));
+    for (const [watchers, acc] of rows) {
+      const x = await hubWrites(writes, watchers, window);
+      acc.w.push(x.writesPerSec);
+      acc.d.push(x.deliveriesPerSec);
+    }
+  }
+  const rawMed = median(rawRate);
+  lines.push("");
+  lines.push(
+    `### Hub: sustained writes of a 64 B variable (${fmt(writes)} writes, ${window} in flight), medians of ${wr} runs`,
+  );
+  lines.push("");
+  lines.push("| poll watchers | acknowledged writes/s | updates delivered/s | writes / raw request-reply | ");
+  lines.push("|---:|---:|---:|---:|");
+  lines.push(`| raw node:net pipelined request/reply (baseline) | ${fmt(rawMed)} | | 100% |`);
+  for (const [watchers, acc] of rows) {
+    const w = median(acc.w);
+    lines.push(
+      `| ${watchers} | ${fmt(w)} | ${watchers === 0 ? "—" : fmt(median(acc.d))} | ${((w / rawMed) * 100).toFixed(0)}% |`,
+    );
+  }
+  process.stderr.write(`${lines.slice(-4).join("\n")}\n`);
+
+  const keys = quick ? 1_000 : 10_000;
+  const clients = quick ? 10 : 100;
+  const mem = await hubMemory(keys, clients);
+  lines.push("");
+  lines.push(`### Hub memory: ${fmt(keys)} keys × 1 KiB held (poll) by ${clients} connected clients`);
+  lines.push("");
+  lines.push("| hub RSS empty | hub RSS loaded | growth | data held | growth per key |");
+  lines.push("|---:|---:|---:|---:|---:|");
+  const growth = mem.loadedRss - mem.emptyRss;
+  lines.push(
+    `| ${mib(mem.emptyRss)} | ${mib(mem.loadedRss)} | ${mib(growth)} | ${mib(keys * 1024)} | ${(growth / keys / 1024).toFixed(2)} KiB |`,
+  );
+  process.stderr.write(`${lines.at(-1)}\n`);
+  return lines;
+}

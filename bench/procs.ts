@@ -1,0 +1,50 @@
+/** Spawning benchmark roles as child processes (each role prints "ready URL" or one JSON line). */
+import { type ChildProcess, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+export const childScript = fileURLToPath(new URL("./child.js", import.meta.url));
+export const hubChildScript = fileURLToPath(new URL("./hub-child.js", import.meta.url));
+
+/** Runs `script args…`; resolves at its "ready" line (still running) or when it exits 0 (its output). */
+export function runRole(script: string, args: string[]): Promise<{ out: string; proc: ChildProcess }> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    let out = "";
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      if (out.startsWith("ready") && out.includes("\n")) resolve({ out, proc });
+    });
+    proc.once("exit", (code) =>
+      code === 0 ? resolve({ out, proc }) : reject(new Error(`${args[0]} exited ${code}`)),
+    );
+  });
+}
+
+/** Starts a server role, runs `fn(url)`, then kills the server. */
+export async function withServer<T>(
+  script: string,
+  args: string[],
+  fn: (url: string) => Promise<T>,
+): Promise<T> {
+  const { out, proc } = await runRole(script, args);
+  const url = out.split("\n")[0]!.slice("ready ".length);
+  try {
+    return await fn(url);
+  } finally {
+    proc.kill("SIGKILL");
+    await new Promise((r) =>
+      proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once("exit", r),
+    );
+  }
+}
+
+/** A fresh address: a pid-derived TCP port, or a Unix socket path in the temp directory. */
+export function freeUrl(transport: string, i: number): string {
+  if (transport === "tcp") return `tcp://127.0.0.1:${20000 + ((process.pid * 7 + i) % 20000)}`;
+  const p = path.join(os.tmpdir(), `ezipc-bench-${process.pid}-${i}.sock`);
+  rmSync(p, { force: true });
+  return `unix://${p}`;
+}
