@@ -1,11 +1,12 @@
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { spawnFixture, tempDir } from "./helpers.js";
+import { spawnFixture, tempDir, within } from "./helpers.js";
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -67,5 +68,58 @@ describe("ezipc CLI", () => {
         return true;
       },
     );
+  });
+
+  it("serve, set, get, ls, stats and watch against a running hub", async () => {
+    const tmp = tempDir();
+    const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
+    const { child: hub } = await spawnFixture(
+      "../../src/cli/main.js",
+      ["serve", url, "--data", path.join(tmp.dir, "data")],
+      15_000,
+      /^store: sqlite/,
+    );
+    const ez = (...args: string[]) => run(process.execPath, [cli, ...args, "--url", url]);
+    try {
+      assert.equal((await ez("set", "greeting", "hello")).stdout.trim(), "greeting version 2");
+      assert.equal((await ez("get", "greeting")).stdout.trim(), "hello");
+      assert.equal((await ez("get", "greeting", "--format", "hex")).stdout.trim(), "68656c6c6f");
+      await ez("set", "robot.cfg", '{"speed":1}', "--json");
+      assert.equal((await ez("get", "robot.cfg")).stdout.trim(), '{"speed":1}');
+      const keys = JSON.parse((await ez("ls", "--json")).stdout) as { key: string; persistent: boolean }[];
+      assert.deepEqual(
+        keys.map((k) => [k.key, k.persistent]),
+        [
+          ["greeting", true],
+          ["robot.cfg", true],
+        ],
+      );
+      const table = (await ez("ls", "robot.*")).stdout.trim().split("\n");
+      assert.match(table[0]!, /^KEY\s+KIND\s+SIZE\s+VERSION\s+REFS\s+STATE/);
+      assert.equal(table.length, 2);
+      const stats = JSON.parse((await ez("stats", "--json")).stdout) as { keys: number; store: string };
+      assert.equal(stats.keys, 2);
+      assert.equal(stats.store, "sqlite");
+      await assert.rejects(ez("get", "missing"), (e: { stderr: string; code: number }) => {
+        assert.equal(e.code, 1);
+        assert.match(e.stderr, /EZIPC_KEY_NOT_FOUND/);
+        return true;
+      });
+
+      // watch prints the value, then each change.
+      const watcher = spawn(process.execPath, [cli, "watch", "greeting", "--url", url], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const lines = createInterface({ input: watcher.stdout! })[Symbol.asyncIterator]();
+      assert.equal((await within(lines.next(), 10_000, "first watch line")).value, "v2 hello");
+      await ez("set", "greeting", "HELLO");
+      assert.equal((await within(lines.next(), 10_000, "second watch line")).value, "v3 HELLO");
+      watcher.kill("SIGINT");
+      assert.equal(await new Promise((r) => watcher.once("exit", r)), 0);
+    } finally {
+      hub.kill("SIGTERM");
+      assert.equal(await new Promise((r) => hub.once("exit", r)), 0, "clean shutdown on SIGTERM");
+      tmp.cleanup();
+    }
   });
 });

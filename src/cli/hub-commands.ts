@@ -226,7 +226,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         process.stdout.write(`v${ptr.version} ${formatValue(kind, ptr.read(), o.format)}\n`);
       print();
       ptr.on("status", (s) => process.stderr.write(`(${key}: ${s})\n`));
+      let stopping = false;
       const stop = async () => {
+        stopping = true;
         ptr.dispose();
         await client.close();
         process.exit(0);
@@ -234,6 +236,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
       process.once("SIGINT", () => void stop());
       process.once("SIGTERM", () => void stop());
       for await (const _ of ptr.changes()) print();
+      if (stopping) return;
       await client.close();
       throw new EzipcError("EZIPC_KEY_DISPOSED", `${key} was invalidated`);
     });

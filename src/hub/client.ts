@@ -67,6 +67,8 @@ type HubMessage = {
 
 interface Pending {
   resolve: (m: HubMessage) => void;
+  /** Runs synchronously when the reply arrives, before any later frame of the same chunk is handled. */
+  onReply?: ((m: HubMessage) => void) | undefined;
   reject: (e: EzipcError) => void;
   deadline: number;
   type: string;
@@ -178,15 +180,21 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     const size = codec ? codec.fixedSize! : (sizeOrSchema as number);
     if (!Number.isInteger(size) || size < 1)
       throw new RangeError(`size must be a positive integer, got ${size}`);
-    const reply = await this.request("allocate", {
-      key,
-      kind: KIND_BYTES,
-      size,
-      policy: POLICY_INDEX[policy],
-      persistent: options.persistent ?? false,
-      ifExists: options.openExisting ? 1 : 0,
-    });
-    return this.makePointer(key, reply, policy, codec);
+    const opened = this.opener(key, policy);
+    await this.request(
+      "allocate",
+      {
+        key,
+        kind: KIND_BYTES,
+        size,
+        policy: POLICY_INDEX[policy],
+        persistent: options.persistent ?? false,
+        ifExists: options.openExisting ? 1 : 0,
+      },
+      undefined,
+      opened.onReply,
+    );
+    return this.pointerFor(opened.state(), policy, codec);
   }
 
   /**
@@ -208,21 +216,22 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     checkKey(key);
     checkPolicyName(policy);
     const codec = options.schema ? fixedCodec(options.schema) : undefined;
-    let reply: HubMessage;
+    const opened = this.opener(key, policy);
     try {
-      reply = await this.request("watch", { key, policy: POLICY_INDEX[policy] });
+      await this.request("watch", { key, policy: POLICY_INDEX[policy] }, undefined, opened.onReply);
     } catch (err) {
       if (isEzipcError(err, "EZIPC_KEY_NOT_FOUND")) return null;
       throw err;
     }
-    if (codec && reply.type === "opened" && reply.body.size !== codec.fixedSize) {
-      this.send("release", { id: reply.body.id, policy: POLICY_INDEX[policy] });
+    const state = opened.state();
+    if (codec && state.size !== codec.fixedSize) {
+      this.releaseHeld(state, POLICY_INDEX[policy]);
       throw new EzipcError(
         "EZIPC_BAD_REQUEST",
-        `${key} has ${reply.body.size} bytes; the schema needs ${codec.fixedSize}`,
+        `${key} has ${state.size} bytes; the schema needs ${codec.fixedSize}`,
       );
     }
-    return this.makePointer(key, reply, policy, codec);
+    return this.pointerFor(state, policy, codec);
   }
 
   /**
@@ -233,15 +242,21 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     checkKey(key);
     const policy = options.policy ?? "poll";
     checkPolicyName(policy);
-    const reply = await this.request("allocate", {
-      key,
-      kind: KIND_JSON,
-      size: 0,
-      policy: POLICY_INDEX[policy],
-      persistent: options.persistent ?? true,
-      ifExists: 1,
-    });
-    const ptr = this.makePointer(key, reply, policy, undefined);
+    const opened = this.opener(key, policy);
+    await this.request(
+      "allocate",
+      {
+        key,
+        kind: KIND_JSON,
+        size: 0,
+        policy: POLICY_INDEX[policy],
+        persistent: options.persistent ?? true,
+        ifExists: 1,
+      },
+      undefined,
+      opened.onReply,
+    );
+    const ptr = this.pointerFor(opened.state(), policy, undefined);
     return new ConfigVar(ptr as IpcPtr<SyncPolicy>, (op, json) => this.configOp(ptr.state, op, json));
   }
 
@@ -420,6 +435,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         const p = this.pending.get(rid);
         if (!p) return;
         this.pending.delete(rid);
+        p.onReply?.(msg);
         p.resolve(msg);
       }
     }
@@ -428,25 +444,36 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   /** After a welcome: re-registers every held key, then tells the hub it is done. */
   private async resync(conn: Connection): Promise<void> {
     const states = [...this.byKey.values()].filter((s) => s.total > 0 && s.status !== "invalidated");
-    const replies = states.map((s) =>
-      this.rawRequest(conn, "resync", {
-        key: s.key,
-        id: s.id,
-        counts: [...s.counts],
-        version: BigInt(s.version),
-      }),
-    );
+    const replies = states.map((s) => {
+      const sent = [...s.counts];
+      // Applied synchronously on arrival (updates for the new id may follow in the same chunk).
+      const onReply = (r: HubMessage) => {
+        if (r.type !== "opened") return;
+        if (this.byId.get(s.id) === s) this.byId.delete(s.id);
+        s.id = r.body.id;
+        // Pointers disposed while the resync was in flight: release them now, with the new id.
+        for (let p = 0; p < 3; p++) {
+          for (let n = sent[p]! - s.counts[p]!; n > 0; n--) this.send("release", { id: s.id, policy: p });
+        }
+        if (s.total === 0) return;
+        this.byKey.set(s.key, s);
+        this.byId.set(s.id, s);
+        this.applyOpened(s, r.body);
+        this.setKeyStatus(s, "live");
+      };
+      return this.rawRequest(
+        conn,
+        "resync",
+        { key: s.key, id: s.id, counts: sent, version: BigInt(s.version) },
+        onReply,
+      );
+    });
     const done = this.rawRequest(conn, "resyncDone", {});
     for (let i = 0; i < states.length; i++) {
       const s = states[i]!;
       try {
         const r = await replies[i]!;
         if (r.type !== "opened") throw unexpected(r);
-        this.byId.delete(s.id);
-        s.id = r.body.id;
-        this.byId.set(s.id, s);
-        this.applyOpened(s, r.body);
-        this.setKeyStatus(s, "live");
       } catch (err) {
         if (isEzipcError(err, "EZIPC_KEY_DISPOSED") || isEzipcError(err, "EZIPC_KEY_NOT_FOUND"))
           this.invalidate(s);
@@ -502,14 +529,28 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     s.notify((p) => p.emit("status", "invalidated"));
   }
 
-  private makePointer<P extends SyncPolicy>(
+  /**
+   * The synchronous half of opening a pointer: when the `opened` reply arrives, the key's state is
+   * registered (and its count raised) before any later frame is handled, so an `update` right behind the
+   * reply is never missed.
+   */
+  private opener(
     key: string,
-    reply: HubMessage,
-    policy: P,
-    codec: SchemaCodec<unknown> | undefined,
-  ): IpcPtr<P, unknown> {
-    if (reply.type !== "opened") throw unexpected(reply);
-    const o = reply.body;
+    policy: SyncPolicy,
+  ): { onReply: (m: HubMessage) => void; state: () => KeyState } {
+    let state: KeyState | undefined;
+    return {
+      onReply: (m) => {
+        if (m.type === "opened") state = this.openState(key, m.body, POLICY_INDEX[policy]);
+      },
+      state: () => {
+        if (!state) throw new EzipcError("EZIPC_PROTOCOL", `no opened reply for ${key}`);
+        return state;
+      },
+    };
+  }
+
+  private openState(key: string, o: Infer<typeof hubMessages.opened>, policy: number): KeyState {
     let s = this.byKey.get(key);
     if (s && s.id !== o.id) {
       // The key was recreated on the hub since: the old state is gone.
@@ -521,8 +562,16 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       this.byKey.set(key, s);
       this.byId.set(o.id, s);
     }
-    s.counts[POLICY_INDEX[policy]]++;
+    s.counts[policy]!++;
     this.applyOpened(s, o);
+    return s;
+  }
+
+  private pointerFor<P extends SyncPolicy>(
+    s: KeyState,
+    policy: P,
+    codec: SchemaCodec<unknown> | undefined,
+  ): IpcPtr<P, unknown> {
     const ptr = new IpcPtr<P, unknown>(s, policy, this.host, codec);
     s.pointers.add(new WeakRef(ptr as IpcPtr<SyncPolicy, unknown>));
     this.finalizer.register(ptr, { state: s, policy: POLICY_INDEX[policy] }, ptr);
@@ -583,7 +632,12 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   }
 
   /** Sends a request once ready (waiting through a reconnect) and resolves with the reply. */
-  private async request(type: string, body: Record<string, unknown>, state?: KeyState): Promise<HubMessage> {
+  private async request(
+    type: string,
+    body: Record<string, unknown>,
+    state?: KeyState,
+    onReply?: (m: HubMessage) => void,
+  ): Promise<HubMessage> {
     if (!this.ready) {
       if (this.closedError) throw this.closedError;
       await withTimeout(this.whenReady(), this.timeoutMs, type);
@@ -593,10 +647,15 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         throw new EzipcError("EZIPC_KEY_DISPOSED", `key ${state.key} has been invalidated`);
       body.id = state.id;
     }
-    return this.rawRequest(this.conn!, type, body);
+    return this.rawRequest(this.conn!, type, body, onReply);
   }
 
-  private rawRequest(conn: Connection, type: string, body: Record<string, unknown>): Promise<HubMessage> {
+  private rawRequest(
+    conn: Connection,
+    type: string,
+    body: Record<string, unknown>,
+    onReply?: (m: HubMessage) => void,
+  ): Promise<HubMessage> {
     if (conn.state !== "open") {
       return Promise.reject(new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub"));
     }
@@ -606,7 +665,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     body.rid = rid;
     const frame = this.protocol.encode(type, body);
     return new Promise<HubMessage>((resolve, reject) => {
-      this.pending.set(rid, { resolve, reject, deadline: Date.now() + this.timeoutMs, type });
+      this.pending.set(rid, { resolve, reject, onReply, deadline: Date.now() + this.timeoutMs, type });
       conn.send(frame);
       this.armSweep();
     });

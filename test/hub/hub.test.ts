@@ -507,3 +507,55 @@ describe("hub: limits and bad input", () => {
     });
   });
 });
+
+describe("hub client against a scripted hub", () => {
+  it("an update in the same chunk as the opened reply is not lost", async () => {
+    const { listen } = await import("../../src/index.js");
+    const server = await listen("tcp://127.0.0.1:0");
+    server.on("connection", (conn) => {
+      conn.on("message", (frame) => {
+        const m = proto.decode(frame) as RawMessage;
+        if (m.type === "hello") {
+          conn.send(
+            proto.encode("welcome", {
+              protocol: HUB_PROTOCOL_VERSION,
+              clientId: "scripted",
+              resumed: false,
+              hub: "scripted",
+              features: [],
+              maxBlockBytes: 1024,
+            }),
+          );
+        } else if (m.type === "watch") {
+          // Both frames leave in one write, so they arrive in one chunk.
+          const rid = m.body.rid as number;
+          conn.send(
+            proto.encode("opened", {
+              rid,
+              id: 3,
+              kind: 0,
+              size: 2,
+              version: 1n,
+              persistent: false,
+              created: false,
+              data: new Uint8Array([1, 1]),
+            }),
+          );
+          conn.send(proto.encode("update", { id: 3, version: 2n, data: new Uint8Array([2, 2]) }));
+        } else if (m.type === "resyncDone") {
+          conn.send(proto.encode("ok", { rid: m.body.rid as number, version: 0n }));
+        }
+      });
+    });
+    const c = await connect(server.url, { reconnect: false });
+    try {
+      const p = await c.watch("k", "poll");
+      assert.ok(p);
+      assert.equal(p.version, 2);
+      assert.deepEqual([...p.read()], [2, 2]);
+    } finally {
+      await c.close();
+      await server.close();
+    }
+  });
+});
