@@ -7,6 +7,7 @@
  * - hub RSS with 10,000 keys × 1 KiB held by 100 connected clients.
  * The hub, the writer and the watchers each run in their own process.
  */
+import type { ChildProcess } from "node:child_process";
 import { connect, type HubClient } from "../src/index.js";
 import { median } from "./codec-bench.js";
 import { childScript, freeUrl, hubChildScript, runRole, withServer } from "./procs.js";
@@ -18,20 +19,68 @@ interface Latency {
   propP99: number;
   readP50: number;
   readP99: number;
+  localP50: number;
+  localP99: number;
   lazyNs: number;
 }
 
-async function rawRtt(count: number): Promise<{ p50Us: number; p99Us: number }> {
+export async function rawRtt(count: number): Promise<{ p50Us: number; p99Us: number }> {
   return withServer(childScript, ["echo-raw", freeUrl("tcp", seq++)], async (url) => {
     const { out } = await runRole(childScript, ["ping-raw", url, String(count), "64"]);
     return JSON.parse(out) as { p50Us: number; p99Us: number };
   });
 }
 
-async function hubLatency(count: number): Promise<Latency> {
+/** The baseline of propagation: a hand-written node:net relay between a writer and a reader process. */
+export async function rawPropagation(count: number): Promise<{ propP50: number; propP99: number }> {
+  return withServer(hubChildScript, ["raw-relay", freeUrl("tcp", seq++)], async (url) => {
+    const warmup = Math.min(1000, Math.floor(count / 5));
+    const reader = await runRole(hubChildScript, ["raw-prop-reader", url, String(count), String(warmup)]);
+    const result = collect(reader.proc);
+    await runRole(hubChildScript, ["raw-prop-writer", url, String(count + warmup)]);
+    return JSON.parse((await result).trim().split("\n").at(-1)!) as { propP50: number; propP99: number };
+  });
+}
+
+/** Everything a started role prints from now until it exits (rejects on a non-zero exit). */
+function collect(proc: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
+  });
+}
+
+export async function hubLatency(count: number): Promise<Latency> {
   return withServer(hubChildScript, ["hub", freeUrl("tcp", seq++)], async (url) => {
-    const { out } = await runRole(hubChildScript, ["latency", url, String(count)]);
-    return JSON.parse(out) as Latency;
+    const owner = await connect(url, { heartbeatIntervalMs: 0, reconnect: false, name: "bench" });
+    try {
+      const key = `prop.${seq}`;
+      const ptr = await owner.allocate(key, 64, "request");
+      const warmup = Math.min(1000, Math.floor(count / 5));
+      const reader = await runRole(hubChildScript, ["prop-reader", url, key, String(count), String(warmup)]);
+      const result = new Promise<string>((resolve, reject) => {
+        let out = "";
+        reader.proc.stdout!.on("data", (d: Buffer) => {
+          out += d.toString();
+        });
+        reader.proc.once("exit", (code) =>
+          code === 0 ? resolve(out) : reject(new Error(`prop-reader ${code}`)),
+        );
+      });
+      await runRole(hubChildScript, ["prop-writer", url, key, String(count + warmup)]);
+      const prop = JSON.parse((await result).trim().split("\n").at(-1)!) as {
+        propP50: number;
+        propP99: number;
+      };
+      const { out } = await runRole(hubChildScript, ["reads", url, String(count)]);
+      ptr.dispose();
+      return { ...prop, ...(JSON.parse(out) as Omit<Latency, "propP50" | "propP99">) };
+    } finally {
+      await owner.close();
+    }
   });
 }
 
@@ -123,27 +172,39 @@ export async function hubBench(quick: boolean): Promise<string[]> {
   const count = quick ? 2_000 : 20_000;
   const lines: string[] = [];
   const raw: { p50Us: number; p99Us: number }[] = [];
+  const relay: { propP50: number; propP99: number }[] = [];
   const lat: Latency[] = [];
   for (let r = 0; r < runs; r++) {
     raw.push(await rawRtt(count));
+    relay.push(await rawPropagation(count));
     lat.push(await hubLatency(count));
   }
+  const x50 = median(relay.map((x) => x.propP50));
+  const x99 = median(relay.map((x) => x.propP99));
   const r50 = median(raw.map((x) => x.p50Us));
   const r99 = median(raw.map((x) => x.p99Us));
   const p50 = median(lat.map((x) => x.propP50));
   const p99 = median(lat.map((x) => x.propP99));
   const q50 = median(lat.map((x) => x.readP50));
   const q99 = median(lat.map((x) => x.readP99));
+  const l50 = median(lat.map((x) => x.localP50));
+  const l99 = median(lat.map((x) => x.localP99));
   const lazyNs = median(lat.map((x) => x.lazyNs));
   lines.push(
-    `### Hub: shared-variable latency over tcp:// (µs), hub and clients in separate processes, medians of ${runs} runs of ${count}`,
+    `### Hub: shared-variable latency over tcp:// (µs), hub, writer and reader each in its own process, medians of ${runs} runs of ${count}`,
   );
   lines.push("");
   lines.push("| measurement | p50 | p99 | p50 / raw echo RTT p50 | target |");
   lines.push("|---|---:|---:|---:|---:|");
   lines.push(`| raw node:net echo round trip (baseline) | ${us(r50)} | ${us(r99)} | 1.00× | |`);
   lines.push(
-    `| propagation: write on A → poll client B sees it | ${us(p50)} | ${us(p99)} | ${(p50 / r50).toFixed(2)}× | ≤ 1.5× |`,
+    `| raw node:net relay A → server → B, three processes (baseline) | ${us(x50)} | ${us(x99)} | ${(x50 / r50).toFixed(2)}× | |`,
+  );
+  lines.push(
+    `| propagation: write on A → poll client B sees it (A, hub, B: three processes) | ${us(p50)} | ${us(p99)} | ${(p50 / r50).toFixed(2)}× (${(p50 / x50).toFixed(2)}× relay) | ≤ 1.5× |`,
+  );
+  lines.push(
+    `| propagation, A and B two clients of one process (two processes) | ${us(l50)} | ${us(l99)} | ${(l50 / r50).toFixed(2)}× | |`,
   );
   lines.push(
     `| request read (round trip through the hub) | ${us(q50)} | ${us(q99)} | ${(q50 / r50).toFixed(2)}× | |`,
@@ -151,7 +212,7 @@ export async function hubBench(quick: boolean): Promise<string[]> {
   lines.push(
     `| lazy read while fresh (local copy) | ${(lazyNs / 1000).toFixed(3)} | | ${(lazyNs / 1000 / r50).toFixed(4)}× | |`,
   );
-  process.stderr.write(`${lines.slice(-4).join("\n")}\n`);
+  process.stderr.write(`${lines.slice(-6).join("\n")}\n`);
 
   const writes = quick ? 20_000 : 200_000;
   const window = 256;

@@ -1,10 +1,16 @@
 /**
  * Hub benchmark roles, each run as its own process by `hub-bench.ts`:
  *   hub URL                          run a hub, print "ready URL"
- *   latency URL COUNT                propagation (write on A → change on poll B), request-read RTT and the
- *                                    cost of a fresh lazy read; print JSON
+ *   reads URL COUNT                  request-read round trips, propagation between two clients of one
+ *                                    process, and the cost of a fresh lazy read; print JSON
+ *   prop-reader URL KEY COUNT WARMUP poll client: print "ready", then JSON with the write → update delays
+ *   prop-writer URL KEY TOTAL        TOTAL timestamped writes of 64 B, one at a time
  *   watchers URL KEY N TARGET        N poll clients on KEY; print "ready", then JSON once all saw TARGET
  *   writer URL KEY COUNT WINDOW      COUNT writes of 64 B with WINDOW in flight; print JSON {seconds}
+ *   raw-relay URL                    baseline hub: node:net server forwarding each frame to every other
+ *                                    connection and acknowledging it to its sender; print "ready URL"
+ *   raw-prop-reader URL COUNT WARMUP baseline poll client of raw-relay; print "ready", then JSON delays
+ *   raw-prop-writer URL TOTAL        baseline writer: TOTAL timestamped 64 B frames, one at a time
  *   raw-pipe URL COUNT WINDOW        baseline: node:net requests of 64 B with WINDOW in flight against
  *                                    child.js echo-raw; print JSON {seconds}
  */
@@ -18,6 +24,41 @@ function percentile(xs: Float64Array, p: number): number {
   return xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 }
 
+function netOptions(u: string): { host: string; port: number } {
+  const p = new URL(u);
+  return { host: p.hostname, port: Number(p.port) };
+}
+
+/** Length-prefixed frames out of a socket, as a careful raw node:net user writes it. */
+function onFrames(sock: net.Socket, fn: (frame: Buffer) => void): void {
+  let pending: Buffer | null = null;
+  sock.on("data", (chunk: Buffer) => {
+    const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    let pos = 0;
+    while (buf.length - pos >= 4) {
+      const len = buf.readUInt32BE(pos);
+      if (buf.length - pos - 4 < len) break;
+      fn(buf.subarray(pos + 4, pos + 4 + len));
+      pos += 4 + len;
+    }
+    pending = pos < buf.length ? buf.subarray(pos) : null;
+  });
+}
+
+function frameOf(payload: Buffer): Buffer {
+  const f = Buffer.allocUnsafe(4 + payload.length);
+  f.writeUInt32BE(payload.length, 0);
+  payload.copy(f, 4);
+  return f;
+}
+
+function rawConnect(u: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ ...netOptions(u), noDelay: true }, () => resolve(sock));
+    sock.once("error", reject);
+  });
+}
+
 switch (role) {
   case "hub": {
     const hub = await Hub.listen({ urls: [url], heartbeatIntervalMs: 0 });
@@ -25,21 +66,31 @@ switch (role) {
     process.once("SIGINT", () => process.exit(0));
     break;
   }
-  case "latency": {
+  case "reads": {
+    // Request-read round trips, and the cost of a fresh lazy read.
     const count = Number(a);
     const warmup = Math.min(1000, Math.floor(count / 5));
-    const A = await connect(url, { ...opts, name: "writer" });
-    const B = await connect(url, { ...opts, name: "poller" });
+    const A = await connect(url, { ...opts, name: "owner" });
     const C = await connect(url, { ...opts, name: "reader" });
-    const w = await A.allocate(`lat.${process.pid}`, 64, "request");
-    const p = await B.watch(w.key, "poll");
+    const w = await A.allocate(`reads.${process.pid}`, 64, "request");
     const r = await C.watch(w.key, "request");
-    if (!p || !r) throw new Error("watch failed");
-    const data = Buffer.alloc(64, 1);
+    if (!r) throw new Error("watch failed");
+    const reads = new Float64Array(count);
+    for (let i = -warmup; i < count; i++) {
+      const t0 = process.hrtime.bigint();
+      await r.read();
+      if (i >= 0) reads[i] = Number(process.hrtime.bigint() - t0) / 1000;
+    }
+    reads.sort();
 
+    // Propagation with writer and poll reader as two clients of one process (two processes in all).
+    const B = await connect(url, { ...opts, name: "poller" });
+    const p = await B.watch(w.key, "poll");
+    if (!p) throw new Error("watch failed");
     const prop = new Float64Array(count);
     let wake: () => void = () => {};
     p.on("change", () => wake());
+    const data = Buffer.alloc(64, 1);
     for (let i = -warmup; i < count; i++) {
       data.writeUInt32LE(i >>> 0);
       const seen = new Promise<void>((resolve) => {
@@ -53,19 +104,10 @@ switch (role) {
       if (i >= 0) prop[i] = Number(t1 - t0) / 1000;
     }
     prop.sort();
-
-    const reads = new Float64Array(count);
-    for (let i = -warmup; i < count; i++) {
-      const t0 = process.hrtime.bigint();
-      await r.read();
-      if (i >= 0) reads[i] = Number(process.hrtime.bigint() - t0) / 1000;
-    }
-    reads.sort();
-
     // A lazy pointer on a key that does not change: read() answers from the copy.
-    const still = await A.allocate(`still.${process.pid}`, 64, "request");
-    const lazy = await C.watch(still.key, "lazy");
+    const lazy = await C.watch(w.key, "lazy");
     if (!lazy) throw new Error("watch failed");
+    r.dispose(); // the lazy pointer alone decides the policy now
     const n = 200_000;
     for (let i = 0; i < 10_000; i++) await lazy.read();
     const t0 = process.hrtime.bigint();
@@ -73,13 +115,54 @@ switch (role) {
     const lazyNs = Number(process.hrtime.bigint() - t0) / n;
     console.log(
       JSON.stringify({
-        propP50: percentile(prop, 0.5),
-        propP99: percentile(prop, 0.99),
         readP50: percentile(reads, 0.5),
         readP99: percentile(reads, 0.99),
+        localP50: percentile(prop, 0.5),
+        localP99: percentile(prop, 0.99),
         lazyNs,
       }),
     );
+    process.exit(0);
+    break;
+  }
+  case "prop-reader": {
+    // A poll client in its own process: each update carries the writer's hrtime (CLOCK_MONOTONIC, shared
+    // by all processes of the machine), so the delay is measured end to end across processes.
+    const key = a!;
+    const count = Number(b);
+    const warmup = Number(c);
+    const client = await connect(url, { ...opts, name: "prop-reader" });
+    const ptr = await client.watch(key, "poll");
+    if (!ptr) throw new Error(`no key ${key}`);
+    const lat = new Float64Array(count);
+    let seen = 0;
+    ptr.on("change", ({ data }) => {
+      const now = process.hrtime.bigint();
+      const sent = Buffer.from(data!.buffer, data!.byteOffset, 8).readBigUInt64LE(0);
+      const i = seen++ - warmup;
+      if (i >= 0) lat[i] = Number(now - sent) / 1000;
+      if (i === count - 1) {
+        lat.sort();
+        console.log(JSON.stringify({ propP50: percentile(lat, 0.5), propP99: percentile(lat, 0.99) }));
+        process.exit(0);
+      }
+    });
+    console.log("ready");
+    break;
+  }
+  case "prop-writer": {
+    // One write at a time: stamp, write, wait for the hub's acknowledgement.
+    const key = a!;
+    const total = Number(b);
+    const client = await connect(url, { ...opts, name: "prop-writer" });
+    const ptr = await client.watch(key, "request");
+    if (!ptr) throw new Error(`no key ${key}`);
+    const data = Buffer.alloc(64);
+    for (let i = 0; i < total; i++) {
+      data.writeBigUInt64LE(process.hrtime.bigint(), 0);
+      await ptr.write(data);
+    }
+    console.log(JSON.stringify({ done: total }));
     process.exit(0);
     break;
   }
@@ -138,6 +221,59 @@ switch (role) {
       pump();
     });
     console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
+    process.exit(0);
+    break;
+  }
+  case "raw-relay": {
+    const socks = new Set<net.Socket>();
+    const ack = frameOf(Buffer.from([1]));
+    const server = net.createServer({ noDelay: true }, (sock) => {
+      socks.add(sock);
+      sock.on("close", () => socks.delete(sock));
+      onFrames(sock, (f) => {
+        const out = frameOf(f);
+        for (const o of socks) if (o !== sock) o.write(out);
+        sock.write(ack);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(netOptions(url), resolve));
+    console.log(`ready ${url}`);
+    break;
+  }
+  case "raw-prop-reader": {
+    const count = Number(a);
+    const warmup = Number(b);
+    const sock = await rawConnect(url);
+    const lat = new Float64Array(count);
+    let seen = 0;
+    onFrames(sock, (f) => {
+      const now = process.hrtime.bigint();
+      const i = seen++ - warmup;
+      if (i >= 0) lat[i] = Number(now - f.readBigUInt64LE(0)) / 1000;
+      if (i === count - 1) {
+        lat.sort();
+        console.log(JSON.stringify({ propP50: percentile(lat, 0.5), propP99: percentile(lat, 0.99) }));
+        process.exit(0);
+      }
+    });
+    console.log("ready");
+    break;
+  }
+  case "raw-prop-writer": {
+    const total = Number(a);
+    const sock = await rawConnect(url);
+    let wake: () => void = () => {};
+    onFrames(sock, () => wake());
+    const payload = Buffer.alloc(64);
+    for (let i = 0; i < total; i++) {
+      payload.writeBigUInt64LE(process.hrtime.bigint(), 0);
+      const acked = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      sock.write(frameOf(payload));
+      await acked;
+    }
+    console.log(JSON.stringify({ done: total }));
     process.exit(0);
     break;
   }
