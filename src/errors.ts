@@ -42,6 +42,10 @@ export const ErrorCodes = {
   EZIPC_PERMISSION_DENIED: "The hub does not let this client do that (e.g. create persistent keys).",
   EZIPC_TIMEOUT: "A request got no reply within its timeout.",
   EZIPC_STORE: "The hub's persistent store failed (cannot open, read or write).",
+  EZIPC_INVALID_TOPIC:
+    "A topic or pattern is malformed (printable ASCII, dot-separated tokens, * and > only in patterns).",
+  EZIPC_TOO_MANY_TOPICS: "The hub already holds its maximum number of topics.",
+  EZIPC_TOO_MANY_SUBSCRIPTIONS: "This client already holds its maximum number of subscriptions.",
 } as const;
 
 /** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */

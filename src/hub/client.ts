@@ -9,6 +9,68 @@ import type { Connection } from "../transport/types.js";
 import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
 import type { HubStats } from "./hub.js";
+import {
+  type Gap,
+  type SubscribeOptions,
+  Subscription,
+  type SubscriptionHost,
+  type TopicMessage,
+} from "./subscription.js";
+import { checkTopic, topicMatcher } from "./topics.js";
+
+/** One topic as `topics()` reports it. */
+export interface TopicInfo {
+  name: string;
+  /** Oldest retained seq (equal to lastSeq + 1 when the history is empty). */
+  firstSeq: bigint;
+  /** Newest seq, 0 if nothing was ever published. */
+  lastSeq: bigint;
+  count: number;
+  bytes: number;
+  subscribers: number;
+  persist: boolean;
+}
+
+/** Publish options. */
+export interface PublishOptions {
+  headers?: Record<string, string>;
+}
+
+type Payload = Uint8Array | string;
+
+function payloadBytes(p: Payload): Uint8Array {
+  if (typeof p === "string") return Buffer.from(p, "utf8");
+  if (p instanceof Uint8Array) return p;
+  throw new TypeError("a payload is a Uint8Array or a string");
+}
+
+function headerList(h: Record<string, string> | undefined): { key: string; value: string }[] {
+  if (!h) return [];
+  return Object.entries(h).map(([key, value]) => {
+    if (typeof value !== "string") throw new TypeError(`header ${key} must be a string`);
+    return { key, value };
+  });
+}
+
+function topicMessage(b: Infer<typeof hubMessages.message>): TopicMessage {
+  const payload = b.payload;
+  const headers: Record<string, string> = {};
+  for (const h of b.headers) headers[h.key] = h.value;
+  return {
+    topic: b.topic,
+    seq: b.seq,
+    time: b.time,
+    publisher: b.publisher,
+    headers,
+    payload,
+    text: () => Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8"),
+    json: <T>() =>
+      JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8")) as T,
+  };
+}
+
+const INIT_CODES = { oldest: 0, mostRecent: 1, awaitNew: 2 } as const;
+
 import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
 import {
   HUB_FEATURES,
@@ -104,6 +166,20 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private nextRid = 1;
   private sweep: NodeJS.Timeout | null = null;
   private readonly byKey = new Map<string, KeyState>();
+  private readonly subs = new Map<number, Subscription>();
+  /** Where each concrete subscription started (its topic's next seq then), for resuming before any message. */
+  private readonly subStart = new Map<Subscription, bigint>();
+  private nextSid = 1;
+  private readonly subHost: SubscriptionHost = {
+    credit: (sub, n) => {
+      if (this.ready) this.send("credit", { sid: sub.sid, n });
+    },
+    unsubscribe: (sub) => {
+      this.subs.delete(sub.sid);
+      this.subStart.delete(sub);
+      if (this.ready) this.send("unsubscribe", { sid: sub.sid });
+    },
+  };
   private readonly byId = new Map<number, KeyState>();
   private readonly timeoutMs: number;
   private closedError: EzipcError | null = null;
@@ -258,6 +334,137 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     );
     const ptr = this.pointerFor(opened.state(), policy, undefined);
     return new ConfigVar(ptr as IpcPtr<SyncPolicy>, (op, json) => this.configOp(ptr.state, op, json));
+  }
+
+  // ---- pub/sub -------------------------------------------------------------------------------------------
+
+  /**
+   * Publishes to `topic`. Resolves once the hub stored the message, with its per-topic seq and the hub's
+   * time (for a persisted topic, once it is durable). Rejects with `EZIPC_INVALID_TOPIC`,
+   * `EZIPC_TOO_MANY_TOPICS`, `EZIPC_PERMISSION_DENIED` (`$hub.…` topics), or `EZIPC_CONNECTION_CLOSED` if the
+   * connection was lost before the reply (the message may or may not have been stored).
+   */
+  async publish(
+    topic: string,
+    payload: Payload,
+    options: PublishOptions = {},
+  ): Promise<{ seq: bigint; time: number }> {
+    checkTopic(topic);
+    const r = await this.request("publish", {
+      topic,
+      headers: headerList(options.headers),
+      payload: payloadBytes(payload),
+    });
+    if (r.type !== "published") throw unexpected(r);
+    return { seq: r.body.seq, time: r.body.time };
+  }
+
+  /**
+   * Publishes without waiting for an acknowledgement (for throughput). Returns false when the connection's
+   * send queue is over its high-water mark: wait for {@link drain} before publishing more. Throws
+   * `EZIPC_CONNECTION_CLOSED` while disconnected (nothing is buffered across a reconnect).
+   */
+  publishAndForget(topic: string, payload: Payload, options: PublishOptions = {}): boolean {
+    checkTopic(topic);
+    const conn = this.conn;
+    if (!this.ready || !conn || conn.state !== "open") {
+      throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
+    }
+    return conn.send(
+      this.protocol.encode("publish", {
+        rid: 0,
+        topic,
+        headers: headerList(options.headers),
+        payload: payloadBytes(payload),
+      }),
+    );
+  }
+
+  /** Resolves once the connection's send queue is below its high-water mark. */
+  async drain(): Promise<void> {
+    await this.whenReady();
+    await this.conn?.drain();
+  }
+
+  /**
+   * Subscribes to a topic or a pattern (`sensors.*` matches one token, `sensors.>` one or more). Resolves
+   * once the hub registered it. Consume with `for await (const m of sub)`, or pass `handler` (called one
+   * message at a time; an async handler is awaited before the next). See {@link SubscribeOptions}.
+   */
+  async subscribe(
+    pattern: string,
+    options: SubscribeOptions = {},
+    handler?: (m: TopicMessage) => unknown,
+  ): Promise<Subscription> {
+    const { wildcard } = topicMatcher(pattern);
+    const init = options.init ?? "awaitNew";
+    const iter = options.iter ?? "next";
+    const prefetch = options.prefetch ?? 256;
+    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
+      throw new RangeError("prefetch must be an integer 1..65536");
+    }
+    if (typeof init === "object" && typeof init.fromSeq !== "bigint")
+      throw new TypeError("init.fromSeq must be a bigint");
+    await this.whenReady();
+    let sid = this.nextSid;
+    while (this.subs.has(sid)) sid = sid >= 0xffffffff ? 1 : sid + 1;
+    this.nextSid = sid >= 0xffffffff ? 1 : sid + 1;
+    const sub = new Subscription(sid, pattern, init, iter, prefetch, this.subHost, handler);
+    this.subs.set(sid, sub);
+    try {
+      const start = await this.sendSubscribe(this.conn!, sub, []);
+      if (!wildcard) this.subStart.set(sub, start);
+    } catch (err) {
+      this.subs.delete(sid);
+      throw err;
+    }
+    return sub;
+  }
+
+  private async sendSubscribe(
+    conn: Connection,
+    sub: Subscription,
+    resume: { topic: string; seq: bigint }[],
+  ): Promise<bigint> {
+    const credit = sub.initialCredit();
+    sub.outstanding = credit;
+    const init = sub.init;
+    const r = await this.rawRequest(conn, "subscribe", {
+      sid: sub.sid,
+      pattern: sub.pattern,
+      init: typeof init === "object" ? 3 : INIT_CODES[init],
+      fromSeq: typeof init === "object" ? init.fromSeq : 0n,
+      iter: sub.iter === "newest" ? 1 : 0,
+      credit,
+      resume,
+    });
+    if (r.type !== "ok") throw unexpected(r);
+    return r.body.version;
+  }
+
+  /** Topics matching `pattern` (default all), with their history bounds and subscriber counts. */
+  async topics(pattern = ""): Promise<TopicInfo[]> {
+    const r = await this.request("topics", { pattern });
+    if (r.type !== "topicList") throw unexpected(r);
+    return r.body.topics.map((t) => ({ ...t }));
+  }
+
+  /**
+   * Sets a topic's history bounds (bytes; messages, 0 for none) and whether the hub persists it (needs a
+   * hub with `--data`). Resolves once applied.
+   */
+  async configureTopic(
+    topic: string,
+    options: { maxBytes?: number; maxCount?: number; persist?: boolean },
+  ): Promise<void> {
+    checkTopic(topic);
+    const r = await this.request("topicConfig", {
+      topic,
+      maxBytes: options.maxBytes ?? 16 * 1024 * 1024,
+      maxCount: options.maxCount ?? 0,
+      persist: options.persist ?? false,
+    });
+    if (r.type !== "ok") throw unexpected(r);
   }
 
   /** Keys matching `pattern` (`*` any run, `?` one character; default all), sorted by key. */
@@ -415,6 +622,15 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         if (s) this.invalidate(s);
         return;
       }
+      case "message": {
+        this.subs.get(msg.body.sid)?.deliver(topicMessage(msg.body));
+        return;
+      }
+      case "gap": {
+        const g: Gap = { topic: msg.body.topic, first: msg.body.first, last: msg.body.last };
+        this.subs.get(msg.body.sid)?.gap(g);
+        return;
+      }
       case "error": {
         if (msg.body.rid === 0) {
           void this.closeWith(wireError(msg.body.code, msg.body.message));
@@ -468,6 +684,17 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         onReply,
       );
     });
+    const resubscribed = [...this.subs.values()].map((sub) => {
+      const resume = [...sub.lastSeq].map(([topic, seq]) => ({ topic, seq: seq + 1n }));
+      const start = this.subStart.get(sub);
+      if (start !== undefined && !sub.lastSeq.has(sub.pattern))
+        resume.push({ topic: sub.pattern, seq: start });
+      return this.sendSubscribe(conn, sub, resume).catch((err: EzipcError) => {
+        if (conn !== this.conn) return;
+        this.subs.delete(sub.sid);
+        sub.fail(err);
+      });
+    });
     const done = this.rawRequest(conn, "resyncDone", {});
     for (let i = 0; i < states.length; i++) {
       const s = states[i]!;
@@ -484,6 +711,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     }
     try {
       await done;
+      await Promise.all(resubscribed);
     } catch {
       return;
     }

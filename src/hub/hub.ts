@@ -44,6 +44,7 @@ import {
   STATE_GRACE,
   STATE_LIVE,
 } from "./protocol.js";
+import { type HistoryStore, PubSub, type PubSubOptions } from "./pubsub.js";
 import { type BlockStore, MemoryStore, type StoredBlock } from "./store.js";
 
 const REQUEST = 0;
@@ -51,7 +52,7 @@ const LAZY = 1;
 const POLL = 2;
 
 /** Options of {@link Hub.listen}. Connection options apply to every accepted connection. */
-export interface HubOptions extends BlockTableOptions, ConnectionOptions {
+export interface HubOptions extends BlockTableOptions, PubSubOptions, ConnectionOptions {
   /** Addresses to listen on, e.g. `["tcp://127.0.0.1:7700", "unix:///tmp/ezipc.sock"]`. */
   urls: string[];
   /** Name sent to clients in `welcome`. Default `ezipc-hub`. */
@@ -91,6 +92,11 @@ export interface HubStats {
   /** Bytes queued to clients and not yet written to the OS, in total and for the most backed-up client. */
   queuedBytes: number;
   maxClientQueuedBytes: number;
+  topics: number;
+  historyBytes: number;
+  published: number;
+  delivered: number;
+  gaps: number;
   rssBytes: number;
   heapUsedBytes: number;
 }
@@ -157,6 +163,7 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly servers: Listener[] = [];
   private readonly table: BlockTable;
   private readonly store: BlockStore;
+  private pubsub!: PubSub;
   private readonly protocol: Protocol = hubProtocol();
   private readonly clients = new Map<string, ClientState>();
   private readonly byConn = new Map<Connection, ClientState>();
@@ -192,6 +199,8 @@ export class Hub extends EventEmitter<HubEvents> {
   static async listen(options: HubOptions): Promise<Hub> {
     const hub = new Hub(options);
     try {
+      const history = "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
+      hub.pubsub = new PubSub(options, hub.protocol, history);
       for (const s of hub.store.load()) {
         hub.table.create(s.key, s.data.length, {
           kind: s.kind,
@@ -273,6 +282,9 @@ export class Hub extends EventEmitter<HubEvents> {
       tombstones: this.table.tombstoneCount,
       pointers,
       ...this.counters,
+      topics: this.pubsub.topicCount,
+      historyBytes: this.pubsub.historyBytes,
+      ...this.pubsub.counters,
       queuedBytes: queued,
       maxClientQueuedBytes: maxQueued,
       rssBytes: mem.rss,
@@ -290,6 +302,7 @@ export class Hub extends EventEmitter<HubEvents> {
     await Promise.all(this.servers.map((l) => l.close().catch(() => {})));
     for (const c of this.clients.values()) if (c.windowTimer) clearTimeout(c.windowTimer);
     this.flushPersist();
+    this.pubsub?.flush();
     this.table.close();
     this.store.close();
   }
@@ -385,6 +398,7 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   private onConnectionClosed(conn: Connection, info: CloseInfo): void {
+    this.pubsub.connectionClosed(conn);
     const client = this.byConn.get(conn);
     if (!client) return;
     this.byConn.delete(conn);
@@ -456,6 +470,12 @@ export class Hub extends EventEmitter<HubEvents> {
         this.onPeek(client, msg.body);
         return;
       default:
+        if (
+          client.conn &&
+          this.pubsub.handle(client.conn, `${client.name}#${client.id.slice(0, 6)}`, msg.type, msg.body)
+        ) {
+          return;
+        }
         throw new EzipcError("EZIPC_PROTOCOL", `a client may not send ${msg.type}`);
     }
   }

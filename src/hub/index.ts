@@ -19,6 +19,8 @@ export {
   HubClient,
   type HubClientEvents,
   type KeyInfo,
+  type PublishOptions,
+  type TopicInfo,
 } from "./client.js";
 export { ConfigVar } from "./config-var.js";
 export { globMatcher } from "./glob.js";
@@ -26,4 +28,14 @@ export { Hub, type HubEvents, type HubOptions, type HubStats } from "./hub.js";
 export { mergePatch } from "./merge-patch.js";
 export { type Change, IpcPtr, type IpcPtrEvents, type PointerStatus, type ReadResult } from "./pointer.js";
 export { HUB_PROTOCOL_VERSION, hubMessages, MAX_KEY_LENGTH, POLICIES, type SyncPolicy } from "./protocol.js";
+export { NEW_TOPICS, type PubSubOptions } from "./pubsub.js";
 export { type BlockStore, MemoryStore, SqliteStore, type StoredBlock } from "./store.js";
+export {
+  type Gap,
+  type SubscribeInit,
+  type SubscribeIter,
+  type SubscribeOptions,
+  Subscription,
+  type TopicMessage,
+} from "./subscription.js";
+export { checkTopic, topicMatcher } from "./topics.js";

@@ -10,7 +10,7 @@ import { schemaProtocol } from "../service/protocol.js";
 export const HUB_PROTOCOL_VERSION = 1;
 
 /** Feature names this implementation speaks (sent in `hello` and `welcome`). */
-export const HUB_FEATURES = ["vars", "config"] as const;
+export const HUB_FEATURES = ["vars", "config", "pubsub"] as const;
 
 /** Sync policies in wire order: the higher, the more the hub pushes. */
 export const POLICIES = ["request", "lazy", "poll"] as const;
@@ -26,6 +26,9 @@ export const MAX_KEY_LENGTH = 255;
 const key = t.string({ maxBytes: MAX_KEY_LENGTH });
 const str = t.string({ maxBytes: 4096 });
 const counts = t.fixedArray(t.u32, 3);
+const headers = t.array(t.struct({ key: t.string({ maxBytes: 256 }), value: t.string({ maxBytes: 4096 }) }), {
+  maxLength: 64,
+});
 
 /** Every hub message, in wire-index order. `rid` is the requester's id, echoed in the reply. */
 export const hubMessages = {
@@ -118,6 +121,62 @@ export const hubMessages = {
   statsReply: t.struct({ rid: t.u32, json: t.string() }),
   /** c→h: read a key by name without holding it (for tools: `ezipc get`). */
   peek: t.struct({ rid: t.u32, key }),
+
+  // ---- pub/sub (feature "pubsub") ----
+  /** c→h: publish; `rid` 0 asks for no acknowledgement. */
+  publish: t.struct({ rid: t.u32, topic: key, headers, payload: t.bytes() }),
+  /** h→c: the publish was stored with this seq (after it was made durable, for a persisted topic). */
+  published: t.struct({ rid: t.u32, seq: t.u64, time: t.f64 }),
+  /**
+   * c→h: subscribe `sid` (chosen by the client) to a topic or pattern. init: 0 oldest, 1 mostRecent,
+   * 2 awaitNew, 3 fromSeq; iter: 0 next, 1 newest; `credit`: messages the hub may send before more credit;
+   * `resume`: per-topic next seq, overriding init (after a reconnect). Replied with `ok`.
+   */
+  subscribe: t.struct({
+    rid: t.u32,
+    sid: t.u32,
+    pattern: key,
+    init: t.u8,
+    fromSeq: t.u64,
+    iter: t.u8,
+    credit: t.u32,
+    resume: t.array(t.struct({ topic: key, seq: t.u64 }), { maxLength: 100_000 }),
+  }),
+  /** h→c: one message for subscription `sid`. */
+  message: t.struct({
+    sid: t.u32,
+    topic: key,
+    seq: t.u64,
+    time: t.f64,
+    publisher: str,
+    headers,
+    payload: t.bytes(),
+  }),
+  /** h→c: messages first..last of `topic` were evicted before `sid` got them. */
+  gap: t.struct({ sid: t.u32, topic: key, first: t.u64, last: t.u64 }),
+  /** c→h: `sid` may receive `n` more messages. */
+  credit: t.struct({ sid: t.u32, n: t.u32 }),
+  /** c→h: end subscription `sid` (no reply). */
+  unsubscribe: t.struct({ sid: t.u32 }),
+  /** c→h: list topics matching a pattern (empty: all). */
+  topics: t.struct({ rid: t.u32, pattern: t.string({ maxBytes: 255 }) }),
+  /** h→c: reply to topics. */
+  topicList: t.struct({
+    rid: t.u32,
+    topics: t.array(
+      t.struct({
+        name: key,
+        firstSeq: t.u64,
+        lastSeq: t.u64,
+        count: t.u32,
+        bytes: t.f64,
+        subscribers: t.u32,
+        persist: t.bool,
+      }),
+    ),
+  }),
+  /** c→h: set a topic's history bounds and whether it is persisted (needs a store). Replied with `ok`. */
+  topicConfig: t.struct({ rid: t.u32, topic: key, maxBytes: t.u32, maxCount: t.u32, persist: t.bool }),
 } as const;
 
 /** Block states in `listing`: live, counting down its grace period. */

@@ -2,6 +2,8 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { EzipcError } from "../errors.js";
+import type { HistoryStore } from "./pubsub.js";
+import { MESSAGE_OVERHEAD_BYTES, type StoredMessage, type TopicLimits } from "./topics.js";
 
 /** A persistent block as a store keeps it. */
 export interface StoredBlock {
@@ -36,15 +38,20 @@ export class MemoryStore implements BlockStore {
 }
 
 /**
- * Persistent keys in SQLite (better-sqlite3): one table `blocks(key, kind, version, data)`, WAL journal and
- * `synchronous=FULL`, so a saved batch survives a crash of the hub or of the machine.
+ * Persistent keys and persisted topic history in SQLite (better-sqlite3): tables `blocks(key, kind,
+ * version, data)`, `topics(name, max_bytes, max_count)` and `messages(topic, seq, time, publisher, headers,
+ * payload)`; WAL journal and `synchronous=FULL`, so a saved batch survives a crash of the hub or the machine.
  */
-export class SqliteStore implements BlockStore {
+export class SqliteStore implements BlockStore, HistoryStore {
   readonly name = "sqlite";
   private readonly db: Database.Database;
   private readonly upsert: Database.Statement;
   private readonly del: Database.Statement;
   private readonly saveMany: (blocks: readonly StoredBlock[]) => void;
+  private readonly saveMessagesTx: (
+    batch: readonly { topic: string; message: StoredMessage }[],
+    evicted: readonly { topic: string; below: bigint }[],
+  ) => void;
 
   /** Opens (creating if needed) `file`, or `DIR/hub.db` when given a directory via {@link SqliteStore.inDir}. */
   constructor(readonly file: string) {
@@ -62,6 +69,25 @@ export class SqliteStore implements BlockStore {
       "INSERT INTO blocks (key, kind, version, data) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET kind = excluded.kind, version = excluded.version, data = excluded.data",
     );
     this.del = this.db.prepare("DELETE FROM blocks WHERE key = ?");
+    this.db.exec(
+      "CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, max_bytes INTEGER NOT NULL, max_count INTEGER NOT NULL) WITHOUT ROWID;" +
+        "CREATE TABLE IF NOT EXISTS messages (topic TEXT NOT NULL, seq INTEGER NOT NULL, time REAL NOT NULL, publisher TEXT NOT NULL, headers TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (topic, seq)) WITHOUT ROWID",
+    );
+    const insertMessage = this.db.prepare(
+      "INSERT OR REPLACE INTO messages (topic, seq, time, publisher, headers, payload) VALUES (?, ?, ?, ?, ?, ?)",
+    );
+    const evict = this.db.prepare("DELETE FROM messages WHERE topic = ? AND seq < ?");
+    this.saveMessagesTx = this.db.transaction(
+      (
+        batch: readonly { topic: string; message: StoredMessage }[],
+        evicted: readonly { topic: string; below: bigint }[],
+      ) => {
+        for (const { topic, message: m } of batch) {
+          insertMessage.run(topic, m.seq, m.time, m.publisher, JSON.stringify(m.headers), m.payload);
+        }
+        for (const e of evicted) evict.run(e.topic, e.below);
+      },
+    );
     this.saveMany = this.db.transaction((blocks: readonly StoredBlock[]) => {
       for (const b of blocks) this.upsert.run(b.key, b.kind, b.version, b.data);
     });
@@ -89,6 +115,57 @@ export class SqliteStore implements BlockStore {
 
   remove(key: string): void {
     this.del.run(key);
+  }
+
+  loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[] }[] {
+    const topics = this.db.prepare("SELECT name, max_bytes, max_count FROM topics ORDER BY name").all() as {
+      name: string;
+      max_bytes: number;
+      max_count: number;
+    }[];
+    const select = this.db
+      .prepare("SELECT seq, time, publisher, headers, payload FROM messages WHERE topic = ? ORDER BY seq")
+      .safeIntegers(true);
+    return topics.map((t) => ({
+      name: t.name,
+      limits: { maxBytes: Number(t.max_bytes), maxCount: Number(t.max_count) },
+      messages: (
+        select.all(t.name) as {
+          seq: bigint;
+          time: number;
+          publisher: string;
+          headers: string;
+          payload: Buffer;
+        }[]
+      ).map((r) => {
+        const headers = JSON.parse(r.headers) as { key: string; value: string }[];
+        let bytes = r.payload.length + MESSAGE_OVERHEAD_BYTES;
+        for (const h of headers) bytes += h.key.length + h.value.length;
+        return {
+          seq: r.seq,
+          time: Number(r.time),
+          publisher: r.publisher,
+          headers,
+          payload: r.payload,
+          bytes,
+        };
+      }),
+    }));
+  }
+
+  saveTopic(name: string, limits: TopicLimits): void {
+    this.db
+      .prepare(
+        "INSERT INTO topics (name, max_bytes, max_count) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET max_bytes = excluded.max_bytes, max_count = excluded.max_count",
+      )
+      .run(name, limits.maxBytes, limits.maxCount);
+  }
+
+  saveMessages(
+    batch: readonly { topic: string; message: StoredMessage }[],
+    evicted: readonly { topic: string; below: bigint }[],
+  ): void {
+    this.saveMessagesTx(batch, evicted);
   }
 
   close(): void {

@@ -4,7 +4,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { connect, Hub, type SyncPolicy } from "../../src/index.js";
-import { nextEvent, tempDir, within } from "../helpers.js";
+import { tempDir, within } from "../helpers.js";
 import { ChildClient } from "./child-client.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -99,14 +99,25 @@ describe("hub with clients in separate processes", () => {
     await victim.cmd("allocate", { key: "doomed2", size: 8, policy: "lazy" });
     assert.equal(hub.peek("doomed")!.refcount, 1);
     const client = await connect(url, { name: "reviver" }); // connected beforehand: the grace is short
-    const gone = nextEvent(hub, "clientGone", 5_000);
-    await victim.kill("SIGKILL");
-    await gone;
-    assert.equal(hub.peek("doomed")!.refcount, 0, "references released once the window passed");
-    assert.equal(hub.peek("doomed2")!.refcount, 0);
-
-    // During the grace period a watch revives the key.
     try {
+      const gone = within(
+        new Promise<void>((resolve) => {
+          const on = (info: { name: string }) => {
+            if (info.name !== "victim") return;
+            hub.off("clientGone", on);
+            resolve();
+          };
+          hub.on("clientGone", on);
+        }),
+        5_000,
+        "the victim's references to be released",
+      );
+      await victim.kill("SIGKILL");
+      await gone;
+      assert.equal(hub.peek("doomed")!.refcount, 0, "references released once the window passed");
+      assert.equal(hub.peek("doomed2")!.refcount, 0);
+
+      // During the grace period a watch revives the key.
       const revived = await client.watch("doomed", "request");
       assert.ok(revived, "watch during the grace finds the key");
       assert.equal(hub.peek("doomed")!.refcount, 1);

@@ -1,0 +1,488 @@
+/**
+ * Pub/sub on the hub: topics with a bounded history, and subscriptions that are cursors into it.
+ *
+ * - A publish is stored in its topic's history and gets the next sequence number (a bigint, 1, 2, …).
+ *   History is bounded per topic (bytes, optionally count) and in total; the oldest go first.
+ * - A subscription holds, per matching topic, the next seq to deliver, and a credit: how many more
+ *   messages its client has asked for. The hub sends while there is credit and the connection's queue is
+ *   below its high-water mark, and otherwise simply stops: the messages stay in the history, so a slow
+ *   subscriber costs no queue. One that falls behind eviction gets a `gap` notice and goes on.
+ * - `iter = newest` jumps to the latest message before each delivery (AlephZero's ITER_NEWEST): with
+ *   credit given one at a time, as the reader asks, it sees the newest message each time.
+ * - Subscriptions belong to a connection; a client that reconnects subscribes again with `resume` cursors.
+ */
+
+import type { Infer } from "../codec/schema.js";
+import { EzipcError, isEzipcError } from "../errors.js";
+import type { Protocol } from "../service/protocol.js";
+import type { Connection } from "../transport/types.js";
+import type { hubMessages } from "./protocol.js";
+import {
+  checkTopic,
+  MESSAGE_OVERHEAD_BYTES,
+  type StoredMessage,
+  Topic,
+  type TopicLimits,
+  topicMatcher,
+} from "./topics.js";
+
+export const INIT_OLDEST = 0;
+export const INIT_MOST_RECENT = 1;
+export const INIT_AWAIT_NEW = 2;
+export const INIT_FROM_SEQ = 3;
+export const ITER_NEXT = 0;
+export const ITER_NEWEST = 1;
+
+/** The hub topic that announces every new topic (payload: its name). Clients cannot publish to `$hub.…`. */
+export const NEW_TOPICS = "$hub.topics";
+
+/** Options of the pub/sub part of a hub. */
+export interface PubSubOptions {
+  /** Default history bound per topic, in bytes. Default 16 MiB. */
+  topicMaxBytes?: number;
+  /** Default history bound per topic, in messages (0: none). Default 0. */
+  topicMaxCount?: number;
+  /** Bound of all topics' history together; the biggest topic gives up its oldest first. Default 256 MiB. */
+  maxHistoryBytes?: number;
+  /** Most topics (`EZIPC_TOO_MANY_TOPICS`). Default 100,000. */
+  maxTopics?: number;
+  /** Most subscriptions per connection (`EZIPC_TOO_MANY_SUBSCRIPTIONS`). Default 10,000. */
+  maxSubscriptionsPerClient?: number;
+}
+
+/** Persisting topic history (implemented by the SQLite store). Durable when the calls return. */
+export interface HistoryStore {
+  loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[] }[];
+  saveTopic(name: string, limits: TopicLimits): void;
+  saveMessages(
+    batch: readonly { topic: string; message: StoredMessage }[],
+    evicted: readonly { topic: string; below: bigint }[],
+  ): void;
+}
+
+interface Sub {
+  readonly sid: number;
+  readonly conn: Connection;
+  readonly match: (topic: string) => boolean;
+  readonly iter: number;
+  credit: number;
+  /** Next seq to deliver, per topic. */
+  readonly cursors: Map<Topic, bigint>;
+  /** Topics with something to deliver (cursor ≤ lastSeq), in round-robin order. */
+  readonly ready: Set<Topic>;
+  waitingDrain: boolean;
+}
+
+type Msg<K extends keyof typeof hubMessages> = Infer<(typeof hubMessages)[K]>;
+
+export class PubSub {
+  private readonly topics = new Map<string, Topic>();
+  /** Subscriptions per topic (concrete and matching wildcard ones). */
+  private readonly subsOf = new Map<Topic, Set<Sub>>();
+  private readonly wildcards = new Set<Sub>();
+  private readonly byConn = new Map<Connection, Map<number, Sub>>();
+  private readonly persisted = new Set<Topic>();
+  private totalBytes = 0;
+  private readonly limits: Required<PubSubOptions>;
+  private pendingSave: { topic: string; message: StoredMessage }[] = [];
+  private pendingEvict = new Map<string, bigint>();
+  private pendingAcks: { conn: Connection; rid: number; seq: bigint; time: number }[] = [];
+  private saveScheduled = false;
+  readonly counters = { published: 0, delivered: 0, gaps: 0 };
+
+  constructor(
+    options: PubSubOptions,
+    private readonly protocol: Protocol,
+    private readonly store: HistoryStore | null,
+  ) {
+    this.limits = {
+      topicMaxBytes: options.topicMaxBytes ?? 16 * 1024 * 1024,
+      topicMaxCount: options.topicMaxCount ?? 0,
+      maxHistoryBytes: options.maxHistoryBytes ?? 256 * 1024 * 1024,
+      maxTopics: options.maxTopics ?? 100_000,
+      maxSubscriptionsPerClient: options.maxSubscriptionsPerClient ?? 10_000,
+    };
+    if (store) {
+      for (const t of store.loadTopics()) {
+        const topic = this.topic(t.name, true);
+        topic.limits = t.limits;
+        for (const m of t.messages) topic.restore(m);
+        this.totalBytes += topic.bytes;
+        this.persisted.add(topic);
+      }
+    }
+  }
+
+  get topicCount(): number {
+    return this.topics.size;
+  }
+  get historyBytes(): number {
+    return this.totalBytes;
+  }
+
+  /** Handles a pub/sub message; returns false if `type` is not one of them. Throws EZIPC_* for bad requests. */
+  handle(conn: Connection, client: string, type: string, body: unknown): boolean {
+    switch (type) {
+      case "publish":
+        this.onPublish(conn, client, body as Msg<"publish">);
+        return true;
+      case "subscribe":
+        this.onSubscribe(conn, body as Msg<"subscribe">);
+        return true;
+      case "credit":
+        this.onCredit(conn, body as Msg<"credit">);
+        return true;
+      case "unsubscribe":
+        this.removeSub(this.byConn.get(conn)?.get((body as Msg<"unsubscribe">).sid));
+        return true;
+      case "topics":
+        this.onTopics(conn, body as Msg<"topics">);
+        return true;
+      case "topicConfig":
+        this.onTopicConfig(conn, body as Msg<"topicConfig">);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  /** Drops a closed connection's subscriptions. */
+  connectionClosed(conn: Connection): void {
+    const subs = this.byConn.get(conn);
+    if (!subs) return;
+    for (const s of [...subs.values()]) this.removeSub(s);
+    this.byConn.delete(conn);
+  }
+
+  /** Publishes from the hub itself (e.g. topic announcements). */
+  publishLocal(topicName: string, payload: Uint8Array): void {
+    const topic = this.topic(topicName, true);
+    this.append(topic, {
+      time: Date.now(),
+      publisher: "hub",
+      headers: [],
+      payload,
+      bytes: payload.length + MESSAGE_OVERHEAD_BYTES,
+    });
+  }
+
+  /** Commits pending persisted messages now and acknowledges their publishers. */
+  flush(): void {
+    this.saveScheduled = false;
+    const acks = this.pendingAcks;
+    this.pendingAcks = [];
+    let error: EzipcError | undefined;
+    if (this.store && (this.pendingSave.length > 0 || this.pendingEvict.size > 0)) {
+      const batch = this.pendingSave;
+      const evicted = [...this.pendingEvict].map(([topic, below]) => ({ topic, below }));
+      this.pendingSave = [];
+      this.pendingEvict.clear();
+      try {
+        this.store.saveMessages(batch, evicted);
+      } catch (err) {
+        error = new EzipcError("EZIPC_STORE", `persisting messages failed: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    }
+    for (const a of acks) {
+      if (a.conn.state !== "open") continue;
+      if (error)
+        a.conn.send(this.protocol.encode("error", { rid: a.rid, code: error.code, message: error.message }));
+      else a.conn.send(this.protocol.encode("published", { rid: a.rid, seq: a.seq, time: a.time }));
+    }
+  }
+
+  // ---- publish --------------------------------------------------------------------------------------
+
+  private onPublish(conn: Connection, client: string, m: Msg<"publish">): void {
+    try {
+      checkTopic(m.topic);
+      if (m.topic.startsWith("$hub.")) {
+        throw new EzipcError(
+          "EZIPC_PERMISSION_DENIED",
+          `${m.topic}: $hub.… topics are published by the hub only`,
+        );
+      }
+      let bytes = m.payload.length + MESSAGE_OVERHEAD_BYTES;
+      for (const h of m.headers) bytes += h.key.length + h.value.length;
+      const topic = this.topic(m.topic, true);
+      const stored = this.append(topic, {
+        time: Date.now(),
+        publisher: client,
+        headers: m.headers,
+        payload: m.payload,
+        bytes,
+      });
+      if (m.rid === 0) return;
+      if (this.persisted.has(topic)) {
+        this.pendingAcks.push({ conn, rid: m.rid, seq: stored.seq, time: stored.time });
+        this.scheduleSave();
+      } else conn.send(this.protocol.encode("published", { rid: m.rid, seq: stored.seq, time: stored.time }));
+    } catch (err) {
+      if (!isEzipcError(err) || m.rid === 0) throw err;
+      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+    }
+  }
+
+  private append(topic: Topic, m: Omit<StoredMessage, "seq">): StoredMessage {
+    const before = topic.bytes;
+    const firstBefore = topic.firstSeq;
+    const stored = topic.append(m);
+    this.totalBytes += topic.bytes - before;
+    this.counters.published++;
+    if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
+    if (this.persisted.has(topic)) {
+      this.pendingSave.push({ topic: topic.name, message: stored });
+      if (topic.firstSeq !== firstBefore) this.pendingEvict.set(topic.name, topic.firstSeq);
+      this.scheduleSave();
+    }
+    const subs = this.subsOf.get(topic);
+    if (subs) {
+      for (const s of subs) {
+        if (!s.cursors.has(topic)) s.cursors.set(topic, stored.seq);
+        s.ready.add(topic);
+        this.pump(s);
+      }
+    }
+    return stored;
+  }
+
+  /** Over the total bound: the topic holding the most bytes gives up its oldest messages. */
+  private shrinkTotal(): void {
+    while (this.totalBytes > this.limits.maxHistoryBytes) {
+      let biggest: Topic | undefined;
+      for (const t of this.topics.values()) if (!biggest || t.bytes > biggest.bytes) biggest = t;
+      if (!biggest || biggest.count === 0) return;
+      this.totalBytes -= biggest.evictOldest();
+      if (this.persisted.has(biggest)) this.pendingEvict.set(biggest.name, biggest.firstSeq);
+    }
+  }
+
+  private scheduleSave(): void {
+    if (this.saveScheduled) return;
+    this.saveScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  // ---- subscribe ------------------------------------------------------------------------------------
+
+  private onSubscribe(conn: Connection, m: Msg<"subscribe">): void {
+    try {
+      const { wildcard, match } = topicMatcher(m.pattern);
+      if (m.init > INIT_FROM_SEQ) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown init ${m.init}`);
+      if (m.iter > ITER_NEWEST) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown iter ${m.iter}`);
+      let subs = this.byConn.get(conn);
+      if (!subs) {
+        subs = new Map();
+        this.byConn.set(conn, subs);
+      }
+      if (subs.has(m.sid)) throw new EzipcError("EZIPC_BAD_REQUEST", `subscription id ${m.sid} is in use`);
+      if (subs.size >= this.limits.maxSubscriptionsPerClient) {
+        throw new EzipcError(
+          "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+          `at most ${this.limits.maxSubscriptionsPerClient} subscriptions per client`,
+        );
+      }
+      const sub: Sub = {
+        sid: m.sid,
+        conn,
+        match,
+        iter: m.iter,
+        credit: m.credit,
+        cursors: new Map(),
+        ready: new Set(),
+        waitingDrain: false,
+      };
+      const resume = new Map(m.resume.map((r) => [r.topic, r.seq]));
+      const start = (t: Topic): bigint => {
+        const r = resume.get(t.name);
+        if (r !== undefined) return r;
+        switch (m.init) {
+          case INIT_OLDEST:
+            return t.firstSeq;
+          case INIT_MOST_RECENT:
+            return t.count > 0 ? t.lastSeq : t.nextSeq;
+          case INIT_AWAIT_NEW:
+            return t.nextSeq;
+          default:
+            return m.fromSeq;
+        }
+      };
+      if (!wildcard) this.topic(m.pattern, true);
+      subs.set(m.sid, sub);
+      if (wildcard) this.wildcards.add(sub);
+      for (const t of this.topics.values()) {
+        if (!match(t.name)) continue;
+        this.addSubToTopic(sub, t);
+        const cursor = start(t);
+        sub.cursors.set(t, cursor);
+        if (cursor <= t.lastSeq) sub.ready.add(t);
+      }
+      // For a single topic, `ok.version` carries where the subscription starts (for resuming later).
+      const origin = wildcard ? 0n : sub.cursors.get(this.topics.get(m.pattern)!)!;
+      conn.send(this.protocol.encode("ok", { rid: m.rid, version: origin }));
+      this.pump(sub);
+    } catch (err) {
+      if (!isEzipcError(err)) throw err;
+      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+    }
+  }
+
+  private onCredit(conn: Connection, m: Msg<"credit">): void {
+    const sub = this.byConn.get(conn)?.get(m.sid);
+    if (!sub) return; // crossed an unsubscribe
+    sub.credit = Math.min(sub.credit + m.n, 0xffffffff);
+    this.pump(sub);
+  }
+
+  private removeSub(sub: Sub | undefined): void {
+    if (!sub) return;
+    this.byConn.get(sub.conn)?.delete(sub.sid);
+    this.wildcards.delete(sub);
+    for (const t of sub.cursors.keys()) this.subsOf.get(t)?.delete(sub);
+    sub.cursors.clear();
+    sub.ready.clear();
+  }
+
+  private addSubToTopic(sub: Sub, t: Topic): void {
+    let set = this.subsOf.get(t);
+    if (!set) {
+      set = new Set();
+      this.subsOf.set(t, set);
+    }
+    set.add(sub);
+  }
+
+  /** Sends what `sub` has credit for, round-robin over its ready topics, until its queue is full. */
+  private pump(sub: Sub): void {
+    const conn = sub.conn;
+    while (sub.credit > 0 && sub.ready.size > 0 && !sub.waitingDrain) {
+      if (conn.state !== "open") return;
+      const topic = sub.ready.values().next().value as Topic;
+      let cursor = sub.cursors.get(topic)!;
+      if (sub.iter === ITER_NEWEST && topic.lastSeq > cursor) cursor = topic.lastSeq;
+      if (cursor < topic.firstSeq) {
+        this.counters.gaps++;
+        conn.send(
+          this.protocol.encode("gap", {
+            sid: sub.sid,
+            topic: topic.name,
+            first: cursor,
+            last: topic.firstSeq - 1n,
+          }),
+        );
+        cursor = topic.firstSeq;
+      }
+      const m = topic.get(cursor);
+      if (!m) {
+        sub.cursors.set(topic, cursor);
+        sub.ready.delete(topic);
+        continue;
+      }
+      sub.credit--;
+      sub.cursors.set(topic, cursor + 1n);
+      // Round robin: a topic with more to send goes to the back.
+      sub.ready.delete(topic);
+      if (cursor + 1n <= topic.lastSeq) sub.ready.add(topic);
+      this.counters.delivered++;
+      const ok = conn.send(
+        this.protocol.encode("message", {
+          sid: sub.sid,
+          topic: topic.name,
+          seq: m.seq,
+          time: m.time,
+          publisher: m.publisher,
+          headers: m.headers,
+          payload: m.payload,
+        }),
+      );
+      if (!ok) {
+        sub.waitingDrain = true;
+        conn.drain().then(
+          () => {
+            sub.waitingDrain = false;
+            this.pump(sub);
+          },
+          () => {},
+        );
+      }
+    }
+  }
+
+  // ---- topics ---------------------------------------------------------------------------------------
+
+  /** The topic named `name`, created (and announced) if `create`. Throws `EZIPC_TOO_MANY_TOPICS`. */
+  private topic(name: string, create: boolean): Topic {
+    let t = this.topics.get(name);
+    if (t || !create) return t!;
+    if (this.topics.size >= this.limits.maxTopics) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_TOPICS",
+        `the hub holds its maximum of ${this.limits.maxTopics} topics`,
+      );
+    }
+    t = new Topic(name, { maxBytes: this.limits.topicMaxBytes, maxCount: this.limits.topicMaxCount });
+    this.topics.set(name, t);
+    for (const sub of this.wildcards) {
+      if (sub.match(name)) {
+        this.addSubToTopic(sub, t);
+        sub.cursors.set(t, t.nextSeq);
+      }
+    }
+    if (name !== NEW_TOPICS) this.publishLocal(NEW_TOPICS, Buffer.from(name, "utf8"));
+    return t;
+  }
+
+  private onTopics(conn: Connection, m: Msg<"topics">): void {
+    try {
+      const { match } = m.pattern === "" ? { match: () => true } : topicMatcher(m.pattern);
+      const topics = [];
+      for (const t of this.topics.values()) {
+        if (!match(t.name)) continue;
+        topics.push({
+          name: t.name,
+          firstSeq: t.firstSeq,
+          lastSeq: t.lastSeq,
+          count: t.count,
+          bytes: t.bytes,
+          subscribers: this.subsOf.get(t)?.size ?? 0,
+          persist: this.persisted.has(t),
+        });
+      }
+      topics.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      conn.send(this.protocol.encode("topicList", { rid: m.rid, topics }));
+    } catch (err) {
+      if (!isEzipcError(err)) throw err;
+      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+    }
+  }
+
+  private onTopicConfig(conn: Connection, m: Msg<"topicConfig">): void {
+    try {
+      checkTopic(m.topic);
+      if (m.persist && !this.store) {
+        throw new EzipcError(
+          "EZIPC_BAD_REQUEST",
+          "this hub has no store (run it with --data) to persist topics in",
+        );
+      }
+      const t = this.topic(m.topic, true);
+      const before = t.bytes;
+      t.limits = { maxBytes: m.maxBytes, maxCount: m.maxCount };
+      t.enforce();
+      this.totalBytes += t.bytes - before;
+      if (m.persist && !this.persisted.has(t)) {
+        this.persisted.add(t);
+        for (let s = t.firstSeq; s <= t.lastSeq; s++)
+          this.pendingSave.push({ topic: t.name, message: t.get(s)! });
+      }
+      if (this.persisted.has(t)) this.store!.saveTopic(t.name, t.limits);
+      this.flush();
+      conn.send(this.protocol.encode("ok", { rid: m.rid, version: 0n }));
+    } catch (err) {
+      if (!isEzipcError(err)) throw err;
+      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+    }
+  }
+}

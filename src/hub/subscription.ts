@@ -1,0 +1,190 @@
+import { EventEmitter } from "node:events";
+import type { EzipcError } from "../errors.js";
+
+/** A message as a subscriber receives it. */
+export interface TopicMessage {
+  topic: string;
+  /** Per-topic sequence number: 1, 2, … (a bigint: safe beyond 2^53). */
+  seq: bigint;
+  /** Publish time on the hub, milliseconds since the epoch. */
+  time: number;
+  /** `name#id` of the publisher (`hub` for hub announcements). */
+  publisher: string;
+  headers: Record<string, string>;
+  payload: Uint8Array;
+  /** The payload as UTF-8 text. */
+  text(): string;
+  /** The payload parsed as JSON. */
+  json<T = unknown>(): T;
+}
+
+/** Messages first..last of `topic` were evicted from its history before this subscription got them. */
+export interface Gap {
+  topic: string;
+  first: bigint;
+  last: bigint;
+}
+
+/** Where a subscription starts (AlephZero's INIT). */
+export type SubscribeInit = "oldest" | "mostRecent" | "awaitNew" | { fromSeq: bigint };
+/** How it advances (AlephZero's ITER): every message in order, or the newest at each delivery. */
+export type SubscribeIter = "next" | "newest";
+
+export interface SubscribeOptions {
+  /** Default `awaitNew`. Applies to each matching topic when subscribing; topics created later start at their first message. */
+  init?: SubscribeInit;
+  /** Default `next`. */
+  iter?: SubscribeIter;
+  /**
+   * Messages the hub may send ahead of the consumer (`next` only; `newest` asks for one at a time, so it
+   * gets the newest each time it is ready). Default 256. This is the only buffer: a slow consumer makes the
+   * hub wait, not queue.
+   */
+  prefetch?: number;
+}
+
+export interface SubscriptionEvents {
+  gap: [gap: Gap];
+  /** The subscription failed (e.g. rejected again after a reconnect); it is closed. */
+  error: [error: EzipcError];
+}
+
+/** What the subscription needs from its client (kept internal). */
+export interface SubscriptionHost {
+  credit(sub: Subscription, n: number): void;
+  unsubscribe(sub: Subscription): void;
+}
+
+/**
+ * A live subscription: an async iterable of {@link TopicMessage}s (or a handler called one message at a
+ * time). Survives reconnects: it resumes each topic after the last seq it received, so nothing is lost or
+ * repeated while the messages are still in the topic's history (a `gap` event says when they were not).
+ */
+export class Subscription extends EventEmitter<SubscriptionEvents> implements AsyncIterable<TopicMessage> {
+  /** Last seq received per topic (where a resume continues from). */
+  readonly lastSeq = new Map<string, bigint>();
+  private readonly queue: TopicMessage[] = [];
+  private wake: (() => void) | null = null;
+  private closedFlag = false;
+  /** Credit the hub holds (messages it may still send). */
+  outstanding = 0;
+  /** Consumed messages not yet returned to the hub as credit. */
+  private consumed = 0;
+  private busy = false;
+  /** A consumer is waiting for a message (pull mode for `newest`). */
+  private wanting = false;
+
+  /** @internal */
+  constructor(
+    readonly sid: number,
+    readonly pattern: string,
+    readonly init: SubscribeInit,
+    readonly iter: SubscribeIter,
+    readonly prefetch: number,
+    private readonly host: SubscriptionHost,
+    private readonly handler?: (m: TopicMessage) => unknown,
+  ) {
+    super();
+  }
+
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  /** @internal The credit to give when (re)subscribing. */
+  initialCredit(): number {
+    if (this.iter === "newest") return this.handler ? (this.busy ? 0 : 1) : this.wanting ? 1 : 0;
+    return Math.max(0, this.prefetch - this.queue.length);
+  }
+
+  /** @internal A message from the hub. */
+  deliver(m: TopicMessage): void {
+    if (this.closedFlag) return;
+    this.outstanding = Math.max(0, this.outstanding - 1);
+    this.lastSeq.set(m.topic, m.seq);
+    this.queue.push(m);
+    if (this.handler) this.drainToHandler();
+    else {
+      this.wake?.();
+    }
+  }
+
+  /** @internal */
+  gap(g: Gap): void {
+    this.lastSeq.set(g.topic, g.last);
+    this.emit("gap", g);
+  }
+
+  /** @internal */
+  fail(error: EzipcError): void {
+    this.close();
+    this.emit("error", error);
+  }
+
+  /** Stops the subscription; iterators end after the messages already received. */
+  unsubscribe(): void {
+    if (this.closedFlag) return;
+    this.host.unsubscribe(this);
+    this.close();
+  }
+
+  private close(): void {
+    this.closedFlag = true;
+    this.wake?.();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<TopicMessage> {
+    if (this.handler) throw new TypeError("this subscription delivers to its handler");
+    while (true) {
+      const m = this.queue.shift();
+      if (m) {
+        this.consumedOne();
+        yield m;
+        continue;
+      }
+      if (this.closedFlag) return;
+      if (this.iter === "newest" && this.outstanding === 0) this.ask(1);
+      this.wanting = true;
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = null;
+      this.wanting = false;
+    }
+  }
+
+  private consumedOne(): void {
+    if (this.iter === "newest") return; // newest asks per message
+    this.consumed++;
+    if (this.consumed >= Math.max(1, this.prefetch >> 1)) {
+      const n = this.consumed;
+      this.consumed = 0;
+      this.ask(n);
+    }
+  }
+
+  private ask(n: number): void {
+    if (this.closedFlag) return;
+    this.outstanding += n;
+    this.host.credit(this, n);
+  }
+
+  private drainToHandler(): void {
+    if (this.busy || !this.handler) return;
+    this.busy = true;
+    void (async () => {
+      while (!this.closedFlag) {
+        const m = this.queue.shift();
+        if (!m) break;
+        try {
+          await this.handler!(m);
+        } catch {
+          // A throwing handler does not stop the subscription; the message counts as consumed.
+        }
+        this.consumedOne();
+      }
+      this.busy = false;
+      if (this.iter === "newest" && !this.closedFlag && this.outstanding === 0) this.ask(1);
+    })();
+  }
+}
