@@ -70,6 +70,11 @@ interface Sub {
   readonly cursors: Map<Topic, bigint>;
   /** Topics with something to deliver (cursor ≤ lastSeq), in round-robin order. */
   readonly ready: Set<Topic>;
+  /**
+   * Topics whose next delivery is their starting position even under `newest` (AlephZero: the first read
+   * after INIT_OLDEST returns the oldest; after the other inits, `newest` takes the newest at once).
+   */
+  readonly noJump: Set<Topic>;
   waitingDrain: boolean;
 }
 
@@ -292,6 +297,7 @@ export class PubSub {
         credit: m.credit,
         cursors: new Map(),
         ready: new Set(),
+        noJump: new Set(),
         waitingDrain: false,
       };
       const resume = new Map(m.resume.map((r) => [r.topic, r.seq]));
@@ -317,6 +323,7 @@ export class PubSub {
         this.addSubToTopic(sub, t);
         const cursor = start(t);
         sub.cursors.set(t, cursor);
+        if (!resume.has(t.name) && (m.init === INIT_OLDEST || m.init === INIT_FROM_SEQ)) sub.noJump.add(t);
         if (cursor <= t.lastSeq) sub.ready.add(t);
       }
       // For a single topic, `ok.version` carries where the subscription starts (for resuming later).
@@ -343,6 +350,7 @@ export class PubSub {
     for (const t of sub.cursors.keys()) this.subsOf.get(t)?.delete(sub);
     sub.cursors.clear();
     sub.ready.clear();
+    sub.noJump.clear();
   }
 
   private addSubToTopic(sub: Sub, t: Topic): void {
@@ -361,7 +369,8 @@ export class PubSub {
       if (conn.state !== "open") return;
       const topic = sub.ready.values().next().value as Topic;
       let cursor = sub.cursors.get(topic)!;
-      if (sub.iter === ITER_NEWEST && topic.lastSeq > cursor) cursor = topic.lastSeq;
+      const atStart = sub.noJump.delete(topic);
+      if (sub.iter === ITER_NEWEST && !atStart && topic.lastSeq > cursor) cursor = topic.lastSeq;
       if (cursor < topic.firstSeq) {
         this.counters.gaps++;
         conn.send(

@@ -1,0 +1,519 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import {
+  type Connection,
+  connect,
+  type Gap,
+  Hub,
+  type HubClient,
+  SqliteStore,
+  type SubscribeInit,
+  type SubscribeIter,
+  type TopicMessage,
+} from "../../src/index.js";
+import { nextEvent, tempDir, within } from "../helpers.js";
+
+type Iter = AsyncIterator<TopicMessage>;
+
+async function next(it: Iter, what = "a message"): Promise<TopicMessage> {
+  const r = await within(it.next(), 5_000, what);
+  assert.ok(!r.done, `subscription ended while waiting for ${what}`);
+  return r.value;
+}
+
+describe("pub/sub: every init × iter behaves as AlephZero's reader", () => {
+  let hub: Hub;
+  let pub: HubClient;
+  let sub: HubClient;
+  let n = 0;
+  before(async () => {
+    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    pub = await connect(hub.urls[0]!, { name: "pub" });
+    sub = await connect(hub.urls[0]!, { name: "sub" });
+  });
+  after(async () => {
+    await pub.close();
+    await sub.close();
+    await hub.close();
+  });
+
+  /**
+   * Runs one AlephZero reader case on a fresh topic: `pushes` before subscribing, then steps of
+   * [payloads to publish, payloads the reader must get next]. After the last step a sentinel proves nothing
+   * else was pending (AlephZero's `!has_next()`).
+   */
+  async function readerCase(
+    init: SubscribeInit,
+    iter: SubscribeIter,
+    before: string[],
+    steps: [publish: string[], expect: string[]][],
+  ): Promise<void> {
+    const topic = `a0.case${n++}`;
+    for (const p of before) await pub.publish(topic, p);
+    const s = await sub.subscribe(topic, { init, iter });
+    const it = s[Symbol.asyncIterator]();
+    try {
+      for (const [publish, expect] of steps) {
+        for (const p of publish) await pub.publish(topic, p);
+        for (const e of expect) assert.equal((await next(it, e)).text(), e);
+      }
+      await pub.publish(topic, "sentinel");
+      assert.equal((await next(it, "the sentinel")).text(), "sentinel", "nothing else was pending");
+    } finally {
+      s.unsubscribe();
+    }
+  }
+
+  it("oldest-next", () =>
+    readerCase(
+      "oldest",
+      "next",
+      ["pkt_0", "pkt_1"],
+      [
+        [[], ["pkt_0", "pkt_1"]],
+        [["pkt_2"], ["pkt_2"]],
+      ],
+    ));
+  it("oldest-next, empty start", () =>
+    readerCase(
+      "oldest",
+      "next",
+      [],
+      [
+        [
+          ["pkt_0", "pkt_1"],
+          ["pkt_0", "pkt_1"],
+        ],
+        [["pkt_2"], ["pkt_2"]],
+      ],
+    ));
+  it("oldest-newest", () =>
+    readerCase(
+      "oldest",
+      "newest",
+      ["pkt_0", "pkt_1", "pkt_2"],
+      [
+        [[], ["pkt_0"]],
+        [[], ["pkt_2"]],
+        [["pkt_3", "pkt_4"], ["pkt_4"]],
+      ],
+    ));
+  it("oldest-newest, empty start", () =>
+    readerCase(
+      "oldest",
+      "newest",
+      [],
+      [
+        [["pkt_0", "pkt_1"], ["pkt_0"]],
+        [[], ["pkt_1"]],
+        [["pkt_2", "pkt_3"], ["pkt_3"]],
+      ],
+    ));
+  it("most recent-next", () =>
+    readerCase(
+      "mostRecent",
+      "next",
+      ["pkt_0", "pkt_1"],
+      [
+        [[], ["pkt_1"]],
+        [["pkt_2"], ["pkt_2"]],
+      ],
+    ));
+  it("most recent-next, empty start", () =>
+    readerCase(
+      "mostRecent",
+      "next",
+      [],
+      [
+        [
+          ["pkt_0", "pkt_1"],
+          ["pkt_0", "pkt_1"],
+        ],
+        [["pkt_2"], ["pkt_2"]],
+      ],
+    ));
+  it("most recent-newest", () =>
+    readerCase(
+      "mostRecent",
+      "newest",
+      ["pkt_0", "pkt_1"],
+      [
+        [[], ["pkt_1"]],
+        [["pkt_2", "pkt_3"], ["pkt_3"]],
+      ],
+    ));
+  it("most recent-newest, empty start", () =>
+    readerCase(
+      "mostRecent",
+      "newest",
+      [],
+      [
+        [["pkt_0", "pkt_1"], ["pkt_1"]],
+        [["pkt_2", "pkt_3"], ["pkt_3"]],
+      ],
+    ));
+  it("await new-next", () =>
+    readerCase(
+      "awaitNew",
+      "next",
+      ["pkt_0"],
+      [
+        [
+          ["pkt_1", "pkt_2"],
+          ["pkt_1", "pkt_2"],
+        ],
+        [
+          ["pkt_3", "pkt_4"],
+          ["pkt_3", "pkt_4"],
+        ],
+      ],
+    ));
+  it("await new-next, empty start", () =>
+    readerCase(
+      "awaitNew",
+      "next",
+      [],
+      [
+        [
+          ["pkt_0", "pkt_1"],
+          ["pkt_0", "pkt_1"],
+        ],
+        [
+          ["pkt_2", "pkt_3"],
+          ["pkt_2", "pkt_3"],
+        ],
+      ],
+    ));
+  it("await new-newest", () =>
+    readerCase(
+      "awaitNew",
+      "newest",
+      ["pkt_0"],
+      [
+        [["pkt_1", "pkt_2"], ["pkt_2"]],
+        [["pkt_3", "pkt_4"], ["pkt_4"]],
+      ],
+    ));
+  it("await new-newest, empty start", () =>
+    readerCase(
+      "awaitNew",
+      "newest",
+      [],
+      [
+        [["pkt_0", "pkt_1"], ["pkt_1"]],
+        [["pkt_2", "pkt_3"], ["pkt_3"]],
+      ],
+    ));
+  it("from seq-next", () =>
+    readerCase(
+      { fromSeq: 2n },
+      "next",
+      ["pkt_0", "pkt_1", "pkt_2"],
+      [
+        [[], ["pkt_1", "pkt_2"]],
+        [["pkt_3"], ["pkt_3"]],
+      ],
+    ));
+});
+
+describe("pub/sub semantics", () => {
+  let hub: Hub;
+  let url: string;
+  let pub: HubClient;
+  before(async () => {
+    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], maxHistoryBytes: 1024 * 1024 });
+    url = hub.urls[0]!;
+    pub = await connect(url, { name: "pub" });
+  });
+  after(async () => {
+    await pub.close();
+    await hub.close();
+  });
+
+  it("messages carry seq, time, publisher and headers; seqs are bigints from 1", async () => {
+    const c = await connect(url, { name: "meta" });
+    try {
+      const s = await c.subscribe("meta.t", { init: "oldest" });
+      const before = Date.now();
+      const r = await pub.publish("meta.t", Buffer.from([1, 2]), { headers: { kind: "test", n: "1" } });
+      assert.equal(r.seq, 1n);
+      const m = await next(s[Symbol.asyncIterator]());
+      assert.equal(m.seq, 1n);
+      assert.equal(m.topic, "meta.t");
+      assert.deepEqual(m.headers, { kind: "test", n: "1" });
+      assert.deepEqual([...m.payload], [1, 2]);
+      assert.match(m.publisher, /^pub#/);
+      assert.ok(m.time >= before - 1000 && m.time <= Date.now() + 1000);
+      assert.equal(m.time, r.time);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("a subscriber that falls behind eviction gets a gap notice and goes on", async () => {
+    await pub.configureTopic("gappy", { maxCount: 5 });
+    const c = await connect(url, { name: "slow" });
+    try {
+      const s = await c.subscribe("gappy", { init: "awaitNew", prefetch: 1 });
+      const gaps: Gap[] = [];
+      s.on("gap", (g) => gaps.push(g));
+      for (let i = 1; i <= 20; i++) await pub.publish("gappy", `m${i}`);
+      const it = s[Symbol.asyncIterator]();
+      const seqs: bigint[] = [];
+      for (let i = 0; i < 6; i++) seqs.push((await next(it)).seq);
+      assert.deepEqual(seqs, [1n, 16n, 17n, 18n, 19n, 20n]);
+      assert.deepEqual(gaps, [{ topic: "gappy", first: 2n, last: 15n }]);
+      assert.equal(hub.stats().gaps >= 1, true);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("1 slow and 10 fast subscribers: the fast get everything in order, the slow costs no queue", async () => {
+    const fast: HubClient[] = [];
+    const slow = await connect(url, { name: "slow" });
+    try {
+      for (let i = 0; i < 10; i++) fast.push(await connect(url, { name: `fast${i}` }));
+      const slowSub = await slow.subscribe("fan", { prefetch: 8 }); // never consumed
+      const counts = new Array(10).fill(0);
+      const orderOk = new Array(10).fill(true);
+      const total = 5_000;
+      const done = Promise.all(
+        fast.map(async (f, i) => {
+          let last = 0n;
+          await new Promise<void>((resolve) => {
+            void f.subscribe("fan", {}, (m) => {
+              if (m.seq !== last + 1n) orderOk[i] = false;
+              last = m.seq;
+              if (++counts[i] === total) resolve();
+            });
+          });
+        }),
+      );
+      // Subscriptions are registered once subscribe() resolved; make sure all are in before publishing.
+      await within(
+        (async () => {
+          while ((await pub.topics("fan"))[0]?.subscribers !== 11) await new Promise((r) => setImmediate(r));
+        })(),
+        5_000,
+        "11 subscribers",
+      );
+      let maxQueued = 0;
+      for (let i = 0; i < total; i++) {
+        if (!pub.publishAndForget("fan", Buffer.alloc(100, i & 0xff))) await pub.drain();
+        if (i % 500 === 0) maxQueued = Math.max(maxQueued, hub.stats().maxClientQueuedBytes);
+      }
+      await within(done, 20_000, "fast subscribers to get everything");
+      assert.deepEqual(counts, new Array(10).fill(total));
+      assert.deepEqual(orderOk, new Array(10).fill(true));
+      const slowTopic = (await pub.topics("fan"))[0]!;
+      assert.equal(slowTopic.lastSeq, BigInt(total));
+      assert.ok(maxQueued < 2 * 1024 * 1024, `hub queues stayed bounded (${maxQueued} bytes)`);
+      assert.ok(hub.stats().historyBytes <= 1024 * 1024, "history within maxHistoryBytes");
+      slowSub.unsubscribe();
+    } finally {
+      await slow.close();
+      await Promise.all(fast.map((f) => f.close()));
+    }
+  });
+
+  it("wildcards: * matches one token, > one or more; new topics are announced on $hub.topics", async () => {
+    const c = await connect(url, { name: "wild" });
+    try {
+      const star: string[] = [];
+      const tail: string[] = [];
+      const announced: string[] = [];
+      await c.subscribe("sensors.*.temp", {}, (m) => {
+        star.push(m.topic);
+      });
+      await c.subscribe("sensors.>", {}, (m) => {
+        tail.push(m.topic);
+      });
+      await c.subscribe("$hub.topics", {}, (m) => {
+        announced.push(m.text());
+      });
+      for (const t of [
+        "sensors.a.temp",
+        "sensors.b.temp",
+        "sensors.a.humidity",
+        "sensors.a.temp.raw",
+        "other.a.temp",
+      ]) {
+        await pub.publish(t, "x");
+      }
+      await pub.publish("sensors.done", "x");
+      await within(
+        (async () => {
+          while (tail.length < 5 || announced.length < 6) await new Promise((r) => setImmediate(r));
+        })(),
+        5_000,
+        "wildcard deliveries",
+      );
+      assert.deepEqual(star, ["sensors.a.temp", "sensors.b.temp"]);
+      assert.deepEqual(tail, [
+        "sensors.a.temp",
+        "sensors.b.temp",
+        "sensors.a.humidity",
+        "sensors.a.temp.raw",
+        "sensors.done",
+      ]);
+      assert.deepEqual(announced, [
+        "sensors.a.temp",
+        "sensors.b.temp",
+        "sensors.a.humidity",
+        "sensors.a.temp.raw",
+        "other.a.temp",
+        "sensors.done",
+      ]);
+      const listed = (await c.topics("sensors.>")).map((t) => t.name);
+      assert.deepEqual(listed, [
+        "sensors.a.humidity",
+        "sensors.a.temp",
+        "sensors.a.temp.raw",
+        "sensors.b.temp",
+        "sensors.done",
+      ]);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("after the connection is cut mid-stream a subscription resumes with no loss and no duplicates", async () => {
+    const c = await connect(url, { name: "resumer", reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    try {
+      const seen: bigint[] = [];
+      const total = 2_000;
+      let resolveDone: () => void = () => {};
+      const done = new Promise<void>((r) => {
+        resolveDone = r;
+      });
+      await c.subscribe("stream", { prefetch: 64 }, (m) => {
+        seen.push(m.seq);
+        if (m.seq === BigInt(total)) resolveDone();
+      });
+      for (let i = 1; i <= total; i++) {
+        await pub.publish("stream", `m${i}`);
+        if (i === 700) (c as unknown as { conn: Connection }).conn.destroy(); // cut under the subscriber
+      }
+      await within(done, 10_000, "the whole stream");
+      assert.equal(seen.length, total, "no loss, no duplicates");
+      assert.deepEqual(seen.slice(0, 5).concat(seen.slice(-2)), [
+        1n,
+        2n,
+        3n,
+        4n,
+        5n,
+        BigInt(total - 1),
+        BigInt(total),
+      ]);
+      for (let i = 1; i < seen.length; i++) assert.equal(seen[i], seen[i - 1]! + 1n);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("bad input fails only the call: invalid topics and patterns, $hub publishing", async () => {
+    await assert.rejects(pub.publish("bad topic", "x"), { code: "EZIPC_INVALID_TOPIC" });
+    await assert.rejects(pub.publish("a..b", "x"), { code: "EZIPC_INVALID_TOPIC" });
+    await assert.rejects(pub.publish("a.*", "x"), { code: "EZIPC_INVALID_TOPIC" });
+    await assert.rejects(pub.subscribe("a.>.b"), { code: "EZIPC_INVALID_TOPIC" });
+    await assert.rejects(pub.publish("$hub.topics", "x"), { code: "EZIPC_PERMISSION_DENIED" });
+    await assert.rejects(pub.configureTopic("t", { persist: true }), { code: "EZIPC_BAD_REQUEST" });
+    assert.equal((await pub.publish("still.fine", "x")).seq, 1n);
+  });
+});
+
+describe("pub/sub limits and persistence", () => {
+  it("history is bounded per topic (bytes, count) and in total", async () => {
+    const hub = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      topicMaxBytes: 10_000,
+      maxHistoryBytes: 15_000,
+    });
+    const c = await connect(hub.urls[0]!);
+    try {
+      for (let i = 0; i < 100; i++) await c.publish("big", Buffer.alloc(500));
+      const [big] = await c.topics("big");
+      assert.ok(big!.bytes <= 10_000 && big!.count < 100 && big!.lastSeq === 100n);
+      for (let i = 0; i < 100; i++) await c.publish("other", Buffer.alloc(500));
+      assert.ok(hub.stats().historyBytes <= 15_000, `${hub.stats().historyBytes}`);
+      await c.configureTopic("counted", { maxCount: 3 });
+      for (let i = 0; i < 10; i++) await c.publish("counted", "x");
+      const [counted] = await c.topics("counted");
+      assert.deepEqual([counted!.count, counted!.firstSeq, counted!.lastSeq], [3, 8n, 10n]);
+      await assert.rejects(
+        (async () => {
+          const h2 = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], maxTopics: 2 });
+          const d = await connect(h2.urls[0]!);
+          try {
+            await d.publish("one", "x"); // with $hub.topics, the second topic
+            await d.publish("two", "x");
+          } finally {
+            await d.close();
+            await h2.close();
+          }
+        })(),
+        { code: "EZIPC_TOO_MANY_TOPICS" },
+      );
+    } finally {
+      await c.close();
+      await hub.close();
+    }
+  });
+
+  it("a persisted topic's history survives a hub restart with its seqs", async () => {
+    const tmp = tempDir();
+    try {
+      const dir = path.join(tmp.dir, "data");
+      let hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], store: SqliteStore.inDir(dir) });
+      let c = await connect(hub.urls[0]!);
+      await c.configureTopic("journal", { maxCount: 3, persist: true });
+      for (let i = 1; i <= 5; i++) await c.publish("journal", `entry ${i}`, { headers: { i: String(i) } });
+      await c.publish("volatile", "gone after restart");
+      await c.close();
+      await hub.close();
+
+      hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], store: SqliteStore.inDir(dir) });
+      c = await connect(hub.urls[0]!);
+      try {
+        const s = await c.subscribe("journal", { init: "oldest" });
+        const it = s[Symbol.asyncIterator]();
+        const got = [];
+        for (let i = 0; i < 3; i++) {
+          const m = await next(it);
+          got.push([m.seq, m.text(), m.headers.i]);
+        }
+        assert.deepEqual(got, [
+          [3n, "entry 3", "3"],
+          [4n, "entry 4", "4"],
+          [5n, "entry 5", "5"],
+        ]);
+        assert.equal((await c.publish("journal", "entry 6")).seq, 6n);
+        assert.deepEqual(await c.topics("volatile"), []);
+      } finally {
+        await c.close();
+        await hub.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("a subscriber's disconnect drops its subscriptions on the hub", async () => {
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    const c = await connect(hub.urls[0]!, { reconnect: false });
+    try {
+      await c.subscribe("x.y");
+      assert.equal((await c.topics("x.y"))[0]!.subscribers, 1);
+      const closed = nextEvent(hub, "clientGone");
+      await c.close();
+      await closed;
+      const d = await connect(hub.urls[0]!);
+      assert.equal((await d.topics("x.y"))[0]!.subscribers, 0);
+      await d.close();
+    } finally {
+      await hub.close();
+    }
+  });
+});
