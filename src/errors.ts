@@ -46,6 +46,12 @@ export const ErrorCodes = {
     "A topic or pattern is malformed (printable ASCII, dot-separated tokens, * and > only in patterns).",
   EZIPC_TOO_MANY_TOPICS: "The hub already holds its maximum number of topics.",
   EZIPC_TOO_MANY_SUBSCRIPTIONS: "This client already holds its maximum number of subscriptions.",
+  EZIPC_NO_RESPONDERS: "Nobody serves the topic of a request.",
+  EZIPC_SERVER_GONE: "The server handling a call (or the peer of a session) disconnected before it ended.",
+  EZIPC_CANCELLED: "The call was cancelled by its caller (an AbortSignal, a timeout, or the caller left).",
+  EZIPC_REMOTE: "The server's handler failed; the message is the handler's error message.",
+  EZIPC_TOO_MANY_REQUESTS: "This client already has its maximum number of calls in flight.",
+  EZIPC_FLOW: "A peer sent stream chunks beyond the credit it was given; the call is ended.",
 } as const;
 
 /** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */

@@ -8,7 +8,20 @@ import { Dialer, type DialerOptions } from "../transport/dialer.js";
 import type { Connection } from "../transport/types.js";
 import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
+import { OP_CANCEL } from "./deadman.js";
+import { cancelled, Deadman, type DeadmanState } from "./deadman-client.js";
 import type { HubStats } from "./hub.js";
+import {
+  type Body,
+  type Channel,
+  type RequestOptions,
+  RpcClient,
+  type RpcHandler,
+  type RpcLink,
+  type RpcSession,
+  type Server,
+  type StreamOptions,
+} from "./rpc-client.js";
 import {
   type Gap,
   type SubscribeOptions,
@@ -166,6 +179,25 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private nextRid = 1;
   private sweep: NodeJS.Timeout | null = null;
   private readonly byKey = new Map<string, KeyState>();
+  private readonly deadmen = new Map<string, Deadman>();
+  private readonly rpcLink: RpcLink = {
+    nextRid: () => this.allocRid(),
+    send: (type, body) => {
+      const conn = this.conn;
+      if (!this.ready || !conn || conn.state !== "open") {
+        throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
+      }
+      return conn.send(this.protocol.encode(type, body));
+    },
+    trySend: (type, body) => {
+      this.send(type, body);
+    },
+    serveRequest: async (topic) => {
+      const r = await this.hubRequest("serve", { topic });
+      if (r.type !== "ok") throw unexpected(r);
+    },
+  };
+  private readonly rpc = new RpcClient(this.rpcLink);
   private readonly subs = new Map<number, Subscription>();
   /** Where each concrete subscription started (its topic's next seq then), for resuming before any message. */
   private readonly subStart = new Map<Subscription, bigint>();
@@ -257,7 +289,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     if (!Number.isInteger(size) || size < 1)
       throw new RangeError(`size must be a positive integer, got ${size}`);
     const opened = this.opener(key, policy);
-    await this.request(
+    await this.hubRequest(
       "allocate",
       {
         key,
@@ -294,7 +326,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     const codec = options.schema ? fixedCodec(options.schema) : undefined;
     const opened = this.opener(key, policy);
     try {
-      await this.request("watch", { key, policy: POLICY_INDEX[policy] }, undefined, opened.onReply);
+      await this.hubRequest("watch", { key, policy: POLICY_INDEX[policy] }, undefined, opened.onReply);
     } catch (err) {
       if (isEzipcError(err, "EZIPC_KEY_NOT_FOUND")) return null;
       throw err;
@@ -319,7 +351,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     const policy = options.policy ?? "poll";
     checkPolicyName(policy);
     const opened = this.opener(key, policy);
-    await this.request(
+    await this.hubRequest(
       "allocate",
       {
         key,
@@ -350,7 +382,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     options: PublishOptions = {},
   ): Promise<{ seq: bigint; time: number }> {
     checkTopic(topic);
-    const r = await this.request("publish", {
+    const r = await this.hubRequest("publish", {
       topic,
       headers: headerList(options.headers),
       payload: payloadBytes(payload),
@@ -444,7 +476,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   /** Topics matching `pattern` (default all), with their history bounds and subscriber counts. */
   async topics(pattern = ""): Promise<TopicInfo[]> {
-    const r = await this.request("topics", { pattern });
+    const r = await this.hubRequest("topics", { pattern });
     if (r.type !== "topicList") throw unexpected(r);
     return r.body.topics.map((t) => ({ ...t }));
   }
@@ -458,7 +490,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     options: { maxBytes?: number; maxCount?: number; persist?: boolean },
   ): Promise<void> {
     checkTopic(topic);
-    const r = await this.request("topicConfig", {
+    const r = await this.hubRequest("topicConfig", {
       topic,
       maxBytes: options.maxBytes ?? 16 * 1024 * 1024,
       maxCount: options.maxCount ?? 0,
@@ -467,9 +499,109 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     if (r.type !== "ok") throw unexpected(r);
   }
 
+  // ---- RPC ---------------------------------------------------------------------------------------------
+
+  /**
+   * Serves `topic`: each request is passed to `handler`, whose return value (a Uint8Array, a string, or
+   * nothing) is the reply; a thrown error reaches the caller (`EZIPC_REMOTE`, or the error's own EZIPC code).
+   * Return an async iterable (e.g. from an async generator) to answer `requestStream` with chunks. Several
+   * clients serving one topic share its requests round robin. `req.signal` aborts when the caller cancels,
+   * its deadline passes, or it leaves. Resolves once the hub registered the server.
+   */
+  async serve(topic: string, handler: RpcHandler): Promise<Server> {
+    checkTopic(topic);
+    return this.rpc.serve(topic, handler);
+  }
+
+  /**
+   * Calls a server of `topic`. Resolves with its reply; rejects with `EZIPC_NO_RESPONDERS` (at once, nobody
+   * serves it), `EZIPC_TIMEOUT`, `EZIPC_CANCELLED` (signal), `EZIPC_SERVER_GONE` (the server died during the
+   * call), `EZIPC_REMOTE` (the handler threw) or `EZIPC_TOO_MANY_REQUESTS`.
+   */
+  async request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
+    checkTopic(topic);
+    await this.readyWithin(topic);
+    return this.rpc.request(topic, payload, options);
+  }
+
+  /**
+   * A streaming call (AlephZero's progressive RPC): iterate the chunks; the iterator ends when the server's
+   * handler finishes and throws its error if it failed. `stream.cancel()` or the signal cancel it: the
+   * handler's signal aborts and no more chunks come. At most `prefetch` chunks are in flight: a slow
+   * consumer pauses the producer.
+   */
+  async requestStream(topic: string, payload?: Payload, options: StreamOptions = {}): Promise<Channel> {
+    checkTopic(topic);
+    await this.readyWithin(topic);
+    return this.rpc.stream(topic, payload, options);
+  }
+
+  /** Accepts sessions opened on `topic`; `handler` gets each session (send, iterate, close). */
+  async acceptSessions(topic: string, handler: (session: RpcSession) => unknown): Promise<Server> {
+    checkTopic(topic);
+    return this.rpc.acceptSessions(topic, handler);
+  }
+
+  /**
+   * Opens a two-way session with an acceptor of `topic`. Resolves once accepted; rejects with
+   * `EZIPC_NO_RESPONDERS` if nobody accepts sessions there.
+   */
+  async openSession(
+    topic: string,
+    options: { prefetch?: number; payload?: Payload } = {},
+  ): Promise<RpcSession> {
+    checkTopic(topic);
+    await this.readyWithin(topic);
+    return this.rpc.openSession(topic, options.payload, options.prefetch ?? 16);
+  }
+
+  /** The deadman token `name` (one object per name and client). */
+  deadman(name: string): Deadman {
+    checkKey(name);
+    let d = this.deadmen.get(name);
+    if (!d) {
+      d = new Deadman(name, (n, op, signal) => this.deadmanOp(n, op, signal));
+      this.deadmen.set(name, d);
+    }
+    return d;
+  }
+
+  private async deadmanOp(name: string, op: number, signal?: AbortSignal): Promise<DeadmanState> {
+    if (signal?.aborted) throw cancelled(signal.reason);
+    await this.readyWithin(name);
+    const conn = this.conn!;
+    const waits = op === 0 || op === 3 || op === 4;
+    const body: Record<string, unknown> = { name, op };
+    const reply = this.rawRequest(
+      conn,
+      "deadman",
+      body,
+      undefined,
+      waits ? Number.POSITIVE_INFINITY : this.timeoutMs,
+    );
+    const onAbort = () => this.send("deadman", { rid: body.rid, name, op: OP_CANCEL });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      const r = await reply;
+      if (r.type !== "deadmanState") throw unexpected(r);
+      return { taken: r.body.taken, holder: r.body.holder, mine: r.body.mine, epoch: r.body.epoch };
+    } catch (err) {
+      if (signal?.aborted) throw cancelled(signal.reason);
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  private async readyWithin(what: string): Promise<void> {
+    if (this.ready) return;
+    if (this.closedError) throw this.closedError;
+    await withTimeout(this.whenReady(), this.timeoutMs, what);
+  }
+
   /** Keys matching `pattern` (`*` any run, `?` one character; default all), sorted by key. */
   async list(pattern = ""): Promise<KeyInfo[]> {
-    const reply = await this.request("list", { pattern });
+    const reply = await this.hubRequest("list", { pattern });
     if (reply.type !== "listing") throw unexpected(reply);
     return reply.body.keys.map((k) => ({
       key: k.key,
@@ -492,7 +624,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   async peek(key: string): Promise<{ kind: "bytes" | "json"; version: number; data: Uint8Array } | null> {
     checkKey(key);
     try {
-      const r = await this.request("peek", { key });
+      const r = await this.hubRequest("peek", { key });
       if (r.type !== "opened") throw unexpected(r);
       return {
         kind: r.body.kind === KIND_JSON ? "json" : "bytes",
@@ -507,7 +639,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   /** The hub's statistics. */
   async stats(): Promise<HubStats> {
-    const r = await this.request("stats", {});
+    const r = await this.hubRequest("stats", {});
     if (r.type !== "statsReply") throw unexpected(r);
     return JSON.parse(r.body.json) as HubStats;
   }
@@ -567,12 +699,13 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       if (this.conn !== conn) return;
       this.conn = null;
       this.ready = false;
-      this.rejectAll(
-        new EzipcError(
-          "EZIPC_CONNECTION_CLOSED",
-          `connection to the hub lost before the reply (${info.reason})`,
-        ),
+      const lost = new EzipcError(
+        "EZIPC_CONNECTION_CLOSED",
+        `connection to the hub lost before the reply (${info.reason})`,
       );
+      this.rejectAll(lost);
+      this.rpc.connectionLost(lost);
+      for (const d of this.deadmen.values()) d.connectionLost();
       for (const s of this.byKey.values()) this.setKeyStatus(s, "stale");
     });
     conn.send(
@@ -626,6 +759,18 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         this.subs.get(msg.body.sid)?.deliver(topicMessage(msg.body));
         return;
       }
+      case "call":
+        this.rpc.onCall(msg.body);
+        return;
+      case "chunk":
+        this.rpc.onChunk(msg.body);
+        return;
+      case "flow":
+        this.rpc.onFlow(msg.body);
+        return;
+      case "end":
+        this.rpc.onEnd(msg.body);
+        return;
       case "gap": {
         const g: Gap = { topic: msg.body.topic, first: msg.body.first, last: msg.body.last };
         this.subs.get(msg.body.sid)?.gap(g);
@@ -695,6 +840,11 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         sub.fail(err);
       });
     });
+    const reserved = this.rpc.servedTopics().map((topic) =>
+      this.rawRequest(conn, "serve", { topic }).catch((err: EzipcError) => {
+        log("warn", "client", "serving again after a reconnect failed", { topic, error: err });
+      }),
+    );
     const done = this.rawRequest(conn, "resyncDone", {});
     for (let i = 0; i < states.length; i++) {
       const s = states[i]!;
@@ -712,6 +862,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     try {
       await done;
       await Promise.all(resubscribed);
+      await Promise.all(reserved);
     } catch {
       return;
     }
@@ -822,7 +973,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   }
 
   private async readState(s: KeyState): Promise<Versioned> {
-    const r = await this.request("read", { id: s.id }, s);
+    const r = await this.hubRequest("read", { id: s.id }, s);
     if (r.type !== "value") throw unexpected(r);
     const data = Buffer.from(r.body.data.buffer, r.body.data.byteOffset, r.body.data.byteLength);
     const version = Number(r.body.version);
@@ -842,7 +993,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     offset: number,
     expect?: number,
   ): Promise<{ ok: boolean; version: number }> {
-    const r = await this.request(
+    const r = await this.hubRequest(
       "write",
       { id: s.id, offset, expect: expect === undefined ? undefined : BigInt(expect), data },
       s,
@@ -853,14 +1004,14 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   }
 
   private async configOp(s: KeyState, op: number, json: string): Promise<{ ok: boolean; version: number }> {
-    const r = await this.request("config", { id: s.id, op, json }, s);
+    const r = await this.hubRequest("config", { id: s.id, op, json }, s);
     if (r.type === "conflict") return { ok: false, version: Number(r.body.version) };
     if (r.type !== "ok") throw unexpected(r);
     return { ok: true, version: Number(r.body.version) };
   }
 
   /** Sends a request once ready (waiting through a reconnect) and resolves with the reply. */
-  private async request(
+  private async hubRequest(
     type: string,
     body: Record<string, unknown>,
     state?: KeyState,
@@ -883,20 +1034,26 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     type: string,
     body: Record<string, unknown>,
     onReply?: (m: HubMessage) => void,
+    timeoutMs = this.timeoutMs,
   ): Promise<HubMessage> {
     if (conn.state !== "open") {
       return Promise.reject(new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub"));
     }
-    let rid = this.nextRid;
-    this.nextRid = rid >= 0xffffffff ? 1 : rid + 1;
-    while (this.pending.has(rid)) rid = rid >= 0xffffffff ? 1 : rid + 1;
+    const rid = this.allocRid();
     body.rid = rid;
     const frame = this.protocol.encode(type, body);
     return new Promise<HubMessage>((resolve, reject) => {
-      this.pending.set(rid, { resolve, reject, onReply, deadline: Date.now() + this.timeoutMs, type });
+      this.pending.set(rid, { resolve, reject, onReply, deadline: Date.now() + timeoutMs, type });
       conn.send(frame);
       this.armSweep();
     });
+  }
+
+  private allocRid(): number {
+    let rid = this.nextRid;
+    while (this.pending.has(rid)) rid = rid >= 0xffffffff ? 1 : rid + 1;
+    this.nextRid = rid >= 0xffffffff ? 1 : rid + 1;
+    return rid;
   }
 
   private send(type: string, body: Record<string, unknown>): void {
@@ -911,7 +1068,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     this.sweep = setInterval(() => {
       const now = Date.now();
       for (const [rid, p] of this.pending) {
-        if (p.deadline > now) break;
+        if (p.deadline > now) continue;
         this.pending.delete(rid);
         p.reject(
           new EzipcError("EZIPC_TIMEOUT", `${p.type}: no reply from the hub within ${this.timeoutMs} ms`),

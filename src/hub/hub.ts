@@ -32,6 +32,7 @@ import {
   checkKey,
   systemClock,
 } from "./blocks.js";
+import { Deadmen } from "./deadman.js";
 import { globMatcher } from "./glob.js";
 import { mergePatch } from "./merge-patch.js";
 import {
@@ -45,6 +46,7 @@ import {
   STATE_LIVE,
 } from "./protocol.js";
 import { type HistoryStore, PubSub, type PubSubOptions } from "./pubsub.js";
+import { Rpc, type RpcOptions } from "./rpc.js";
 import { type BlockStore, MemoryStore, type StoredBlock } from "./store.js";
 
 const REQUEST = 0;
@@ -52,7 +54,7 @@ const LAZY = 1;
 const POLL = 2;
 
 /** Options of {@link Hub.listen}. Connection options apply to every accepted connection. */
-export interface HubOptions extends BlockTableOptions, PubSubOptions, ConnectionOptions {
+export interface HubOptions extends BlockTableOptions, PubSubOptions, RpcOptions, ConnectionOptions {
   /** Addresses to listen on, e.g. `["tcp://127.0.0.1:7700", "unix:///tmp/ezipc.sock"]`. */
   urls: string[];
   /** Name sent to clients in `welcome`. Default `ezipc-hub`. */
@@ -97,6 +99,11 @@ export interface HubStats {
   published: number;
   delivered: number;
   gaps: number;
+  callsInFlight: number;
+  calls: number;
+  noResponders: number;
+  serverGone: number;
+  deadmanTokens: number;
   rssBytes: number;
   heapUsedBytes: number;
 }
@@ -164,6 +171,8 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly table: BlockTable;
   private readonly store: BlockStore;
   private pubsub!: PubSub;
+  private readonly rpc: Rpc;
+  private readonly deadmen: Deadmen;
   private readonly protocol: Protocol = hubProtocol();
   private readonly clients = new Map<string, ClientState>();
   private readonly byConn = new Map<Connection, ClientState>();
@@ -187,6 +196,8 @@ export class Hub extends EventEmitter<HubEvents> {
     this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
     this.allowClientPersistent = options.allowClientPersistent ?? true;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
+    this.rpc = new Rpc(options, this.protocol);
+    this.deadmen = new Deadmen(this.protocol);
     this.table = new BlockTable(options, options.clock ?? systemClock, (block, reason) =>
       this.onInvalidate(block, reason),
     );
@@ -285,6 +296,9 @@ export class Hub extends EventEmitter<HubEvents> {
       topics: this.pubsub.topicCount,
       historyBytes: this.pubsub.historyBytes,
       ...this.pubsub.counters,
+      callsInFlight: this.rpc.callsInFlight,
+      ...this.rpc.counters,
+      deadmanTokens: this.deadmen.size,
       queuedBytes: queued,
       maxClientQueuedBytes: maxQueued,
       rssBytes: mem.rss,
@@ -399,6 +413,8 @@ export class Hub extends EventEmitter<HubEvents> {
 
   private onConnectionClosed(conn: Connection, info: CloseInfo): void {
     this.pubsub.connectionClosed(conn);
+    this.rpc.connectionClosed(conn);
+    this.deadmen.connectionClosed(conn);
     const client = this.byConn.get(conn);
     if (!client) return;
     this.byConn.delete(conn);
@@ -470,11 +486,11 @@ export class Hub extends EventEmitter<HubEvents> {
         this.onPeek(client, msg.body);
         return;
       default:
-        if (
-          client.conn &&
-          this.pubsub.handle(client.conn, `${client.name}#${client.id.slice(0, 6)}`, msg.type, msg.body)
-        ) {
-          return;
+        if (client.conn) {
+          const label = `${client.name}#${client.id.slice(0, 6)}`;
+          for (const feature of [this.pubsub, this.rpc, this.deadmen]) {
+            if (feature.handle(client.conn, label, msg.type, msg.body)) return;
+          }
         }
         throw new EzipcError("EZIPC_PROTOCOL", `a client may not send ${msg.type}`);
     }

@@ -10,7 +10,7 @@ import { schemaProtocol } from "../service/protocol.js";
 export const HUB_PROTOCOL_VERSION = 1;
 
 /** Feature names this implementation speaks (sent in `hello` and `welcome`). */
-export const HUB_FEATURES = ["vars", "config", "pubsub"] as const;
+export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman"] as const;
 
 /** Sync policies in wire order: the higher, the more the hub pushes. */
 export const POLICIES = ["request", "lazy", "poll"] as const;
@@ -177,6 +177,57 @@ export const hubMessages = {
   }),
   /** c→h: set a topic's history bounds and whether it is persisted (needs a store). Replied with `ok`. */
   topicConfig: t.struct({ rid: t.u32, topic: key, maxBytes: t.u32, maxCount: t.u32, persist: t.bool }),
+
+  // ---- RPC, streaming RPC and sessions (feature "rpc") ----
+  /** c→h: serve `topic` (one pool per topic: requests go round-robin to its servers). Replied with `ok`. */
+  serve: t.struct({ rid: t.u32, topic: key }),
+  /** c→h: stop serving `topic` (calls in flight go on). No reply. */
+  unserve: t.struct({ topic: key }),
+  /**
+   * c→h: a call. kind: 0 request (one reply), 1 stream (chunks then end), 2 session (chunks both ways).
+   * `timeoutMs` (0: none) reaches the server; `credit`: chunks the caller accepts before more `flow`.
+   */
+  request: t.struct({
+    rid: t.u32,
+    topic: key,
+    kind: t.u8,
+    timeoutMs: t.u32,
+    credit: t.u32,
+    headers,
+    payload: t.bytes(),
+  }),
+  /** h→server: a call for a topic it serves, identified by `cid` on this connection. */
+  call: t.struct({
+    cid: t.u32,
+    topic: key,
+    kind: t.u8,
+    timeoutMs: t.u32,
+    credit: t.u32,
+    caller: str,
+    headers,
+    payload: t.bytes(),
+  }),
+  /**
+   * Both ways: data of a call. `side` says whose id `id` is, from the receiver's view of the sender:
+   * 0 the caller's rid, 1 the server's cid.
+   */
+  chunk: t.struct({ side: t.u8, id: t.u32, payload: t.bytes() }),
+  /** Both ways: the receiver of chunks allows `n` more. */
+  flow: t.struct({ side: t.u8, id: t.u32, n: t.u32 }),
+  /**
+   * Both ways: the end of a call. status 0 ok (with the reply payload for a request), 1 error (`code`,
+   * `message`), 2 cancelled (by the caller) or closed (a session, by either side).
+   */
+  end: t.struct({ side: t.u8, id: t.u32, status: t.u8, code: str, message: str, payload: t.bytes() }),
+
+  // ---- deadman tokens (feature "deadman") ----
+  /**
+   * c→h: op 0 take (reply when taken), 1 tryTake, 2 release, 3 waitTaken, 4 waitReleased, 5 state,
+   * 6 cancel the waiting op `rid` of this client.
+   */
+  deadman: t.struct({ rid: t.u32, name: key, op: t.u8 }),
+  /** h→c: the token's state when the op completed. */
+  deadmanState: t.struct({ rid: t.u32, taken: t.bool, holder: str, mine: t.bool, epoch: t.u64 }),
 } as const;
 
 /** Block states in `listing`: live, counting down its grace period. */

@@ -1,0 +1,178 @@
+/**
+ * Deadman tokens (AlephZero's deadman): a named token at most one client holds at a time. It is released
+ * when its holder says so, or at once when the holder's connection closes — a killed process, or one whose
+ * heartbeats stopped (the transport closes it after heartbeatTimeoutMs). Waiting `take`s are served in
+ * order; `waitTaken` / `waitReleased` complete on the next change.
+ */
+
+import type { Infer } from "../codec/schema.js";
+import { EzipcError, isEzipcError } from "../errors.js";
+import type { Protocol } from "../service/protocol.js";
+import type { Connection } from "../transport/types.js";
+import { checkKey } from "./blocks.js";
+import type { hubMessages } from "./protocol.js";
+
+export const OP_TAKE = 0;
+export const OP_TRY_TAKE = 1;
+export const OP_RELEASE = 2;
+export const OP_WAIT_TAKEN = 3;
+export const OP_WAIT_RELEASED = 4;
+export const OP_STATE = 5;
+export const OP_CANCEL = 6;
+
+interface Waiter {
+  conn: Connection;
+  rid: number;
+}
+
+interface Token {
+  holder: Connection | null;
+  holderLabel: string;
+  /** +1 per take: tells holders apart over time. */
+  epoch: bigint;
+  takers: Waiter[];
+  waitTaken: Waiter[];
+  waitReleased: Waiter[];
+}
+
+type Msg = Infer<typeof hubMessages.deadman>;
+
+/** Most tokens with a holder or a waiter (`EZIPC_TOO_MANY_KEYS`). */
+const MAX_TOKENS = 100_000;
+
+export class Deadmen {
+  private readonly tokens = new Map<string, Token>();
+  private readonly labels = new Map<Connection, string>();
+
+  constructor(private readonly protocol: Protocol) {}
+
+  get size(): number {
+    return this.tokens.size;
+  }
+
+  handle(conn: Connection, client: string, type: string, body: unknown): boolean {
+    if (type !== "deadman") return false;
+    this.labels.set(conn, client);
+    const m = body as Msg;
+    try {
+      checkKey(m.name);
+      this.op(conn, m);
+    } catch (err) {
+      if (!isEzipcError(err)) throw err;
+      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+    }
+    return true;
+  }
+
+  connectionClosed(conn: Connection): void {
+    this.labels.delete(conn);
+    for (const [name, t] of [...this.tokens]) {
+      const drop = (ws: Waiter[]) => ws.filter((w) => w.conn !== conn);
+      t.takers = drop(t.takers);
+      t.waitTaken = drop(t.waitTaken);
+      t.waitReleased = drop(t.waitReleased);
+      if (t.holder === conn) this.release(t);
+      this.gc(name, t);
+    }
+  }
+
+  private op(conn: Connection, m: Msg): void {
+    let t = this.tokens.get(m.name);
+    if (!t) {
+      if (m.op === OP_STATE || m.op === OP_CANCEL) {
+        if (m.op === OP_STATE) this.reply(conn, m.rid, undefined);
+        return;
+      }
+      if (this.tokens.size >= MAX_TOKENS)
+        throw new EzipcError("EZIPC_TOO_MANY_KEYS", "too many deadman tokens");
+      t = { holder: null, holderLabel: "", epoch: 0n, takers: [], waitTaken: [], waitReleased: [] };
+      this.tokens.set(m.name, t);
+    }
+    switch (m.op) {
+      case OP_TAKE:
+      case OP_TRY_TAKE:
+        if (t.holder === conn)
+          throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client already holds it`);
+        if (!t.holder) this.give(t, { conn, rid: m.rid });
+        else if (m.op === OP_TAKE) t.takers.push({ conn, rid: m.rid });
+        else this.reply(conn, m.rid, t);
+        break;
+      case OP_RELEASE:
+        if (t.holder !== conn)
+          throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client does not hold it`);
+        this.release(t);
+        this.reply(conn, m.rid, t);
+        break;
+      case OP_WAIT_TAKEN:
+        if (t.holder) this.reply(conn, m.rid, t);
+        else t.waitTaken.push({ conn, rid: m.rid });
+        break;
+      case OP_WAIT_RELEASED:
+        if (!t.holder) this.reply(conn, m.rid, t);
+        else t.waitReleased.push({ conn, rid: m.rid });
+        break;
+      case OP_STATE:
+        this.reply(conn, m.rid, t);
+        break;
+      case OP_CANCEL: {
+        // m.rid names the waiting op to drop; it is answered with EZIPC_CANCELLED.
+        const keep = (ws: Waiter[]) =>
+          ws.filter((w) => {
+            if (w.conn !== conn || w.rid !== m.rid) return true;
+            conn.send(
+              this.protocol.encode("error", { rid: w.rid, code: "EZIPC_CANCELLED", message: "cancelled" }),
+            );
+            return false;
+          });
+        t.takers = keep(t.takers);
+        t.waitTaken = keep(t.waitTaken);
+        t.waitReleased = keep(t.waitReleased);
+        break;
+      }
+      default:
+        throw new EzipcError("EZIPC_BAD_REQUEST", `unknown deadman op ${m.op}`);
+    }
+    this.gc(m.name, t);
+  }
+
+  private give(t: Token, w: Waiter): void {
+    t.holder = w.conn;
+    t.holderLabel = this.labels.get(w.conn) ?? "";
+    t.epoch++;
+    this.reply(w.conn, w.rid, t);
+    const waiting = t.waitTaken;
+    t.waitTaken = [];
+    for (const x of waiting) this.reply(x.conn, x.rid, t);
+  }
+
+  private release(t: Token): void {
+    t.holder = null;
+    t.holderLabel = "";
+    const waiting = t.waitReleased;
+    t.waitReleased = [];
+    for (const x of waiting) this.reply(x.conn, x.rid, t);
+    while (t.takers.length > 0 && !t.holder) {
+      const next = t.takers.shift()!;
+      if (next.conn.state === "open") this.give(t, next);
+    }
+  }
+
+  private gc(name: string, t: Token): void {
+    if (!t.holder && t.takers.length === 0 && t.waitTaken.length === 0 && t.waitReleased.length === 0) {
+      this.tokens.delete(name);
+    }
+  }
+
+  private reply(conn: Connection, rid: number, t: Token | undefined): void {
+    if (conn.state !== "open") return;
+    conn.send(
+      this.protocol.encode("deadmanState", {
+        rid,
+        taken: t?.holder != null,
+        holder: t?.holderLabel ?? "",
+        mine: t?.holder === conn,
+        epoch: t?.epoch ?? 0n,
+      }),
+    );
+  }
+}

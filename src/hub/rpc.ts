@@ -1,0 +1,305 @@
+/**
+ * RPC on the hub: a router between callers and servers, holding no payloads.
+ *
+ * - `serve(topic)` puts a connection in the topic's pool; each `request` goes to the next server of the
+ *   pool (round robin). An empty pool fails the request at once (`EZIPC_NO_RESPONDERS`).
+ * - A call is identified by the caller's `rid` on the caller's connection and by a hub-chosen `cid` on the
+ *   server's. `chunk`, `flow` and `end` are forwarded with the id translated; the hub keeps only the
+ *   routing entry.
+ * - Flow control is end to end: the receiver of chunks grants credit (`flow`), and the hub checks it, so a
+ *   peer that sends beyond its credit ends that call (`EZIPC_FLOW`) — the hub's memory stays bounded
+ *   whatever a peer does.
+ * - When a server's connection closes, each of its calls ends at once for its caller with
+ *   `EZIPC_SERVER_GONE`; when a caller's closes, its calls are cancelled at the servers.
+ */
+
+import type { Infer } from "../codec/schema.js";
+import { EzipcError, isEzipcError } from "../errors.js";
+import type { Protocol } from "../service/protocol.js";
+import type { Connection } from "../transport/types.js";
+import type { hubMessages } from "./protocol.js";
+import { checkTopic } from "./topics.js";
+
+export const KIND_REQUEST = 0;
+export const KIND_STREAM = 1;
+export const KIND_SESSION = 2;
+export const SIDE_CALLER = 0;
+export const SIDE_SERVER = 1;
+export const END_OK = 0;
+export const END_ERROR = 1;
+export const END_CANCEL = 2;
+
+export interface RpcOptions {
+  /** Calls in flight per caller connection (`EZIPC_TOO_MANY_REQUESTS`). Default 1,000. */
+  maxCallsPerClient?: number;
+}
+
+interface Call {
+  readonly caller: Connection;
+  readonly rid: number;
+  readonly server: Connection;
+  readonly cid: number;
+  readonly kind: number;
+  /** Chunks the caller still accepts (from the server). */
+  toCaller: number;
+  /** Chunks the server still accepts (from the caller; sessions). */
+  toServer: number;
+}
+
+type Msg<K extends keyof typeof hubMessages> = Infer<(typeof hubMessages)[K]>;
+
+const NO_PAYLOAD = new Uint8Array(0);
+
+export class Rpc {
+  private readonly pools = new Map<string, Connection[]>();
+  private readonly rr = new Map<string, number>();
+  private readonly byCaller = new Map<Connection, Map<number, Call>>();
+  private readonly byServer = new Map<Connection, Map<number, Call>>();
+  private readonly served = new Map<Connection, Set<string>>();
+  private nextCid = 1;
+  private readonly maxCalls: number;
+  readonly counters = { calls: 0, noResponders: 0, serverGone: 0 };
+
+  constructor(
+    options: RpcOptions,
+    private readonly protocol: Protocol,
+  ) {
+    this.maxCalls = options.maxCallsPerClient ?? 1_000;
+  }
+
+  get callsInFlight(): number {
+    let n = 0;
+    for (const m of this.byCaller.values()) n += m.size;
+    return n;
+  }
+
+  /** Handles an RPC message; false if `type` is not one. */
+  handle(conn: Connection, client: string, type: string, body: unknown): boolean {
+    switch (type) {
+      case "serve":
+        this.onServe(conn, body as Msg<"serve">);
+        return true;
+      case "unserve":
+        this.removeServer(conn, (body as Msg<"unserve">).topic);
+        return true;
+      case "request":
+        this.onRequest(conn, client, body as Msg<"request">);
+        return true;
+      case "chunk":
+        this.onChunk(conn, body as Msg<"chunk">);
+        return true;
+      case "flow":
+        this.onFlow(conn, body as Msg<"flow">);
+        return true;
+      case "end":
+        this.onEnd(conn, body as Msg<"end">);
+        return true;
+      default:
+        return false;
+    }
+  }
+
+  connectionClosed(conn: Connection): void {
+    for (const topic of this.served.get(conn) ?? []) this.removeServer(conn, topic);
+    this.served.delete(conn);
+    for (const call of [...(this.byServer.get(conn)?.values() ?? [])]) {
+      this.counters.serverGone++;
+      this.finish(call);
+      this.sendEnd(
+        call.caller,
+        SIDE_CALLER,
+        call.rid,
+        END_ERROR,
+        "EZIPC_SERVER_GONE",
+        `the server of ${call.kind === KIND_SESSION ? "this session" : "this call"} disconnected`,
+      );
+    }
+    for (const call of [...(this.byCaller.get(conn)?.values() ?? [])]) {
+      this.finish(call);
+      this.sendEnd(
+        call.server,
+        SIDE_SERVER,
+        call.cid,
+        END_CANCEL,
+        "EZIPC_CANCELLED",
+        "the caller disconnected",
+      );
+    }
+    this.byServer.delete(conn);
+    this.byCaller.delete(conn);
+  }
+
+  private onServe(conn: Connection, m: Msg<"serve">): void {
+    try {
+      checkTopic(m.topic);
+      let pool = this.pools.get(m.topic);
+      if (!pool) {
+        pool = [];
+        this.pools.set(m.topic, pool);
+      }
+      if (!pool.includes(conn)) pool.push(conn);
+      let mine = this.served.get(conn);
+      if (!mine) {
+        mine = new Set();
+        this.served.set(conn, mine);
+      }
+      mine.add(m.topic);
+      conn.send(this.protocol.encode("ok", { rid: m.rid, version: 0n }));
+    } catch (err) {
+      this.fail(conn, m.rid, err);
+    }
+  }
+
+  private removeServer(conn: Connection, topic: string): void {
+    const pool = this.pools.get(topic);
+    if (!pool) return;
+    const i = pool.indexOf(conn);
+    if (i >= 0) pool.splice(i, 1);
+    if (pool.length === 0) this.pools.delete(topic);
+    this.served.get(conn)?.delete(topic);
+  }
+
+  private onRequest(conn: Connection, client: string, m: Msg<"request">): void {
+    try {
+      checkTopic(m.topic);
+      if (m.kind > KIND_SESSION) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown call kind ${m.kind}`);
+      let mine = this.byCaller.get(conn);
+      if (mine?.has(m.rid)) throw new EzipcError("EZIPC_BAD_REQUEST", `request id ${m.rid} is in use`);
+      if (mine && mine.size >= this.maxCalls) {
+        throw new EzipcError(
+          "EZIPC_TOO_MANY_REQUESTS",
+          `at most ${this.maxCalls} calls in flight per client`,
+        );
+      }
+      const pool = this.pools.get(m.topic)?.filter((c) => c.state === "open");
+      if (!pool || pool.length === 0) {
+        this.counters.noResponders++;
+        throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${m.topic}`);
+      }
+      const turn = (this.rr.get(m.topic) ?? 0) % pool.length;
+      this.rr.set(m.topic, turn + 1);
+      const server = pool[turn]!;
+      let cid = this.nextCid;
+      this.nextCid = cid >= 0xffffffff ? 1 : cid + 1;
+      let theirs = this.byServer.get(server);
+      if (!theirs) {
+        theirs = new Map();
+        this.byServer.set(server, theirs);
+      }
+      while (theirs.has(cid)) cid = cid >= 0xffffffff ? 1 : cid + 1;
+      const call: Call = {
+        caller: conn,
+        rid: m.rid,
+        server,
+        cid,
+        kind: m.kind,
+        toCaller: m.credit,
+        toServer: 0,
+      };
+      if (!mine) {
+        mine = new Map();
+        this.byCaller.set(conn, mine);
+      }
+      mine.set(m.rid, call);
+      theirs.set(cid, call);
+      this.counters.calls++;
+      server.send(
+        this.protocol.encode("call", {
+          cid,
+          topic: m.topic,
+          kind: m.kind,
+          timeoutMs: m.timeoutMs,
+          credit: m.credit,
+          caller: client,
+          headers: m.headers,
+          payload: m.payload,
+        }),
+      );
+    } catch (err) {
+      if (!isEzipcError(err)) throw err;
+      this.sendEnd(conn, SIDE_CALLER, m.rid, END_ERROR, err.code, err.message);
+    }
+  }
+
+  /** The call `id` as seen from `conn` on `side` (the sender's own side). */
+  private lookup(conn: Connection, side: number, id: number): Call | undefined {
+    return side === SIDE_CALLER ? this.byCaller.get(conn)?.get(id) : this.byServer.get(conn)?.get(id);
+  }
+
+  private onChunk(conn: Connection, m: Msg<"chunk">): void {
+    const call = this.lookup(conn, m.side, m.id);
+    if (!call) return; // crossed an end
+    if (m.side === SIDE_SERVER) {
+      if (call.kind === KIND_REQUEST || call.toCaller <= 0) {
+        this.flowViolation(call, "server");
+        return;
+      }
+      call.toCaller--;
+      call.caller.send(
+        this.protocol.encode("chunk", { side: SIDE_CALLER, id: call.rid, payload: m.payload }),
+      );
+    } else {
+      if (call.kind !== KIND_SESSION || call.toServer <= 0) {
+        this.flowViolation(call, "caller");
+        return;
+      }
+      call.toServer--;
+      call.server.send(
+        this.protocol.encode("chunk", { side: SIDE_SERVER, id: call.cid, payload: m.payload }),
+      );
+    }
+  }
+
+  private onFlow(conn: Connection, m: Msg<"flow">): void {
+    const call = this.lookup(conn, m.side, m.id);
+    if (!call) return;
+    if (m.side === SIDE_CALLER) {
+      call.toCaller = Math.min(call.toCaller + m.n, 0xffffffff);
+      call.server.send(this.protocol.encode("flow", { side: SIDE_SERVER, id: call.cid, n: m.n }));
+    } else {
+      call.toServer = Math.min(call.toServer + m.n, 0xffffffff);
+      call.caller.send(this.protocol.encode("flow", { side: SIDE_CALLER, id: call.rid, n: m.n }));
+    }
+  }
+
+  private onEnd(conn: Connection, m: Msg<"end">): void {
+    const call = this.lookup(conn, m.side, m.id);
+    if (!call) return;
+    this.finish(call);
+    if (m.side === SIDE_SERVER) {
+      this.sendEnd(call.caller, SIDE_CALLER, call.rid, m.status, m.code, m.message, m.payload);
+    } else {
+      this.sendEnd(call.server, SIDE_SERVER, call.cid, m.status, m.code, m.message, m.payload);
+    }
+  }
+
+  private flowViolation(call: Call, who: "server" | "caller"): void {
+    this.finish(call);
+    const message = `the ${who} sent a chunk beyond its credit (or on a call that takes none)`;
+    this.sendEnd(call.caller, SIDE_CALLER, call.rid, END_ERROR, "EZIPC_FLOW", message);
+    this.sendEnd(call.server, SIDE_SERVER, call.cid, END_ERROR, "EZIPC_FLOW", message);
+  }
+
+  private finish(call: Call): void {
+    this.byCaller.get(call.caller)?.delete(call.rid);
+    this.byServer.get(call.server)?.delete(call.cid);
+  }
+
+  private sendEnd(
+    conn: Connection,
+    side: number,
+    id: number,
+    status: number,
+    code: string,
+    message: string,
+    payload: Uint8Array = NO_PAYLOAD,
+  ): void {
+    if (conn.state !== "open") return;
+    conn.send(this.protocol.encode("end", { side, id, status, code, message, payload }));
+  }
+
+  private fail(conn: Connection, rid: number, err: unknown): void {
+    if (!isEzipcError(err)) throw err;
+    conn.send(this.protocol.encode("error", { rid, code: err.code, message: err.message }));
+  }
+}
