@@ -581,6 +581,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     );
     const onAbort = () => this.send("deadman", { rid: body.rid, name, op: OP_CANCEL });
     signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) onAbort(); // aborted while this call was getting ready
     try {
       const r = await reply;
       if (r.type !== "deadmanState") throw unexpected(r);

@@ -73,6 +73,11 @@ export class ChildClient {
     return this.exited;
   }
 
+  /** Resolves once the process has exited (after a kill). */
+  async exitedQuietly(): Promise<void> {
+    await within(this.exited, 5_000, "child exit");
+  }
+
   async exit(): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     await this.cmd("exit").catch(() => {});
