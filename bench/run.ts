@@ -4,12 +4,13 @@
  * interleaved so that machine noise hits both alike.
  *
  *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
- *   BENCH_ONLY=hub npm run bench    only the hub's tables
+ *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC)
  */
 import os from "node:os";
 import { codecBench, median } from "./codec-bench.js";
 import { hubBench } from "./hub-bench.js";
 import { childScript, freeUrl, runRole, withServer } from "./procs.js";
+import { pubsubBench } from "./pubsub-bench.js";
 
 const quick = process.env.BENCH_QUICK === "1";
 const RUNS = quick ? 1 : 3;
@@ -49,6 +50,10 @@ const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
 async function main(): Promise<void> {
   if (process.env.BENCH_ONLY === "hub") {
     console.log((await hubBench(quick)).join("\n"));
+    return;
+  }
+  if (process.env.BENCH_ONLY === "pubsub") {
+    console.log((await pubsubBench(quick)).join("\n"));
     return;
   }
   const lines: string[] = [];
@@ -116,6 +121,8 @@ async function main(): Promise<void> {
   }
   lines.push("");
   lines.push(...(await hubBench(quick)));
+  lines.push("");
+  lines.push(...(await pubsubBench(quick)));
   console.log(lines.join("\n"));
 }
 

@@ -591,6 +591,8 @@ declare global {
     utf8Write(s: string, offset?: number, length?: number): number;
     /** Node's internal fast UTF-8 read. */
     utf8Slice(start?: number, end?: number): string;
+    /** Node's internal fast Latin-1 read (ASCII text such as topic names). */
+    latin1Slice(start?: number, end?: number): string;
   }
 }
 

@@ -5,11 +5,13 @@ import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.
 import { log } from "../log.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { Dialer, type DialerOptions } from "../transport/dialer.js";
+import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
 import { OP_CANCEL } from "./deadman.js";
 import { cancelled, Deadman, type DeadmanState } from "./deadman-client.js";
+import { encodeHeaders, encodePublish, MESSAGE_INDEX, parseMessage } from "./fast-frames.js";
 import type { HubStats } from "./hub.js";
 import {
   type Body,
@@ -180,6 +182,9 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private sweep: NodeJS.Timeout | null = null;
   private readonly byKey = new Map<string, KeyState>();
   private readonly deadmen = new Map<string, Deadman>();
+  /** Topics already validated, as frame bytes (bounded). */
+  private readonly topicBytes = new Map<string, Buffer>();
+  private scratch = Buffer.allocUnsafe(4096);
   private readonly rpcLink: RpcLink = {
     nextRid: () => this.allocRid(),
     send: (type, body) => {
@@ -203,9 +208,9 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private readonly subStart = new Map<Subscription, bigint>();
   private nextSid = 1;
   private readonly subHost: SubscriptionHost = {
-    credit: (sub, n) => {
-      if (this.ready) this.send("credit", { sid: sub.sid, n });
-    },
+    // Sent whenever connected, also during a resync: a credit the hub gets before the subscription is
+    // re-made is ignored there, and re-subscribing resets the subscription's outstanding credit.
+    credit: (sub, n) => this.send("credit", { sid: sub.sid, n }),
     unsubscribe: (sub) => {
       this.subs.delete(sub.sid);
       this.subStart.delete(sub);
@@ -397,19 +402,29 @@ export class HubClient extends EventEmitter<HubClientEvents> {
    * `EZIPC_CONNECTION_CLOSED` while disconnected (nothing is buffered across a reconnect).
    */
   publishAndForget(topic: string, payload: Payload, options: PublishOptions = {}): boolean {
-    checkTopic(topic);
+    const topicBytes = this.topicFrameBytes(topic);
     const conn = this.conn;
     if (!this.ready || !conn || conn.state !== "open") {
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
     }
-    return conn.send(
-      this.protocol.encode("publish", {
-        rid: 0,
-        topic,
-        headers: headerList(options.headers),
-        payload: payloadBytes(payload),
-      }),
-    );
+    const bytes = payloadBytes(payload);
+    if (this.scratch.length < bytes.length + 1024 && bytes.length + 1024 < COPY_THRESHOLD_BYTES) {
+      this.scratch = Buffer.allocUnsafe(COPY_THRESHOLD_BYTES);
+    }
+    const headers = encodeHeaders(options.headers ? headerList(options.headers) : []);
+    // Frames under the copy threshold are copied by send() before it returns: the scratch is reused.
+    return conn.send(encodePublish(this.scratch, COPY_THRESHOLD_BYTES, 0, topicBytes, headers, bytes));
+  }
+
+  private topicFrameBytes(topic: string): Buffer {
+    let b = this.topicBytes.get(topic);
+    if (!b) {
+      checkTopic(topic);
+      if (this.topicBytes.size >= 10_000) this.topicBytes.clear();
+      b = Buffer.from(topic, "latin1");
+      this.topicBytes.set(topic, b);
+    }
+    return b;
   }
 
   /** Resolves once the connection's send queue is below its high-water mark. */
@@ -685,6 +700,14 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private onConnection(conn: Connection): void {
     this.conn = conn;
     conn.on("message", (frame) => {
+      // The hot path: message frames are parsed in place (a malformed one falls through to the decoder).
+      if (frame[0] === MESSAGE_INDEX && frame[1] === 0) {
+        const m = parseMessage(frame);
+        if (m) {
+          this.subs.get(m.sid)?.deliver(m);
+          return;
+        }
+      }
       let msg: HubMessage;
       try {
         msg = this.protocol.decode(frame) as Message as HubMessage;

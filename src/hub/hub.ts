@@ -33,6 +33,7 @@ import {
   systemClock,
 } from "./blocks.js";
 import { Deadmen } from "./deadman.js";
+import { PUBLISH_INDEX, parsePublish } from "./fast-frames.js";
 import { globMatcher } from "./glob.js";
 import { mergePatch } from "./merge-patch.js";
 import {
@@ -132,11 +133,26 @@ class ClientState {
   windowTimer: NodeJS.Timeout | null = null;
   /** Block ids resynchronised since the last reconnect (null outside a resync). */
   resynced: Set<number> | null = null;
+  /** `name#id`, as subscribers see the publisher, and its UTF-8 bytes. */
+  label = "";
+  labelBytes: Buffer = Buffer.alloc(0);
 
   constructor(
     readonly id: string,
-    public name: string,
-  ) {}
+    name: string,
+  ) {
+    this.name = name;
+  }
+
+  get name(): string {
+    return this.nameValue;
+  }
+  set name(name: string) {
+    this.nameValue = name;
+    this.label = `${name}#${this.id.slice(0, 6)}`;
+    this.labelBytes = Buffer.from(this.label, "utf8");
+  }
+  private nameValue = "";
 }
 
 type HubMessage = {
@@ -333,6 +349,19 @@ export class Hub extends EventEmitter<HubEvents> {
     }, this.handshakeTimeoutMs);
     timer.unref();
     conn.on("message", (frame) => {
+      // The hot path: publish frames are parsed in place (a malformed one falls through to the decoder).
+      if (frame[0] === PUBLISH_INDEX && frame[1] === 0) {
+        const client = this.byConn.get(conn);
+        const v = client ? parsePublish(frame) : null;
+        if (client && v) {
+          try {
+            this.pubsub.publishFrame(conn, client.labelBytes, v, frame);
+          } catch (err) {
+            conn.destroy(isEzipcError(err) ? err : new EzipcError("EZIPC_PROTOCOL", (err as Error).message));
+          }
+          return;
+        }
+      }
       let msg: HubMessage;
       try {
         msg = this.protocol.decode(frame) as Message as HubMessage;
@@ -487,7 +516,7 @@ export class Hub extends EventEmitter<HubEvents> {
         return;
       default:
         if (client.conn) {
-          const label = `${client.name}#${client.id.slice(0, 6)}`;
+          const label = client.label;
           for (const feature of [this.pubsub, this.rpc, this.deadmen]) {
             if (feature.handle(client.conn, label, msg.type, msg.body)) return;
           }

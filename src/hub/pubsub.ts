@@ -15,10 +15,13 @@
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import type { Protocol } from "../service/protocol.js";
+import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
+import { encodeHeaders, encodeMessage, MESSAGE_SID_OFFSET, type PublishView } from "./fast-frames.js";
 import type { hubMessages } from "./protocol.js";
 import {
   checkTopic,
+  type Entry,
   MESSAGE_OVERHEAD_BYTES,
   type StoredMessage,
   Topic,
@@ -66,9 +69,9 @@ interface Sub {
   readonly match: (topic: string) => boolean;
   readonly iter: number;
   credit: number;
-  /** Next seq to deliver, per topic. */
-  readonly cursors: Map<Topic, bigint>;
-  /** Topics with something to deliver (cursor ≤ lastSeq), in round-robin order. */
+  /** Index of the next message to deliver, per topic. */
+  readonly cursors: Map<Topic, number>;
+  /** Topics with something to deliver (cursor ≤ lastIndex), in round-robin order. */
   readonly ready: Set<Topic>;
   /**
    * Topics whose next delivery is their starting position even under `newest` (AlephZero: the first read
@@ -89,8 +92,8 @@ export class PubSub {
   private readonly persisted = new Set<Topic>();
   private totalBytes = 0;
   private readonly limits: Required<PubSubOptions>;
-  private pendingSave: { topic: string; message: StoredMessage }[] = [];
-  private pendingEvict = new Map<string, bigint>();
+  private pendingSave: { topic: string; seq: bigint; entry: Entry }[] = [];
+  private readonly pendingEvict = new Map<string, bigint>();
   private pendingAcks: { conn: Connection; rid: number; seq: bigint; time: number }[] = [];
   private saveScheduled = false;
   readonly counters = { published: 0, delivered: 0, gaps: 0 };
@@ -111,7 +114,7 @@ export class PubSub {
       for (const t of store.loadTopics()) {
         const topic = this.topic(t.name, true);
         topic.limits = t.limits;
-        for (const m of t.messages) topic.restore(m);
+        for (const m of t.messages) topic.restore(m.seq, this.entry(t.name, m));
         this.totalBytes += topic.bytes;
         this.persisted.add(topic);
       }
@@ -125,7 +128,7 @@ export class PubSub {
     return this.totalBytes;
   }
 
-  /** Handles a pub/sub message; returns false if `type` is not one of them. Throws EZIPC_* for bad requests. */
+  /** Handles a pub/sub message; returns false if `type` is not one of them. */
   handle(conn: Connection, client: string, type: string, body: unknown): boolean {
     switch (type) {
       case "publish":
@@ -159,18 +162,6 @@ export class PubSub {
     this.byConn.delete(conn);
   }
 
-  /** Publishes from the hub itself (e.g. topic announcements). */
-  publishLocal(topicName: string, payload: Uint8Array): void {
-    const topic = this.topic(topicName, true);
-    this.append(topic, {
-      time: Date.now(),
-      publisher: "hub",
-      headers: [],
-      payload,
-      bytes: payload.length + MESSAGE_OVERHEAD_BYTES,
-    });
-  }
-
   /** Commits pending persisted messages now and acknowledges their publishers. */
   flush(): void {
     this.saveScheduled = false;
@@ -178,7 +169,7 @@ export class PubSub {
     this.pendingAcks = [];
     let error: EzipcError | undefined;
     if (this.store && (this.pendingSave.length > 0 || this.pendingEvict.size > 0)) {
-      const batch = this.pendingSave;
+      const batch = this.pendingSave.map((p) => ({ topic: p.topic, message: this.stored(p.seq, p.entry) }));
       const evicted = [...this.pendingEvict].map(([topic, below]) => ({ topic, below }));
       this.pendingSave = [];
       this.pendingEvict.clear();
@@ -198,59 +189,138 @@ export class PubSub {
     }
   }
 
+  // ---- entries --------------------------------------------------------------------------------------
+
+  /** Encodes a message once, as the `message` frame every subscriber gets (its sid patched in). */
+  private entry(topic: string, m: Omit<StoredMessage, "bytes">): Entry {
+    const frame = encodeMessage(
+      Buffer.from(topic, "latin1"),
+      m.seq,
+      m.time,
+      Buffer.from(m.publisher, "utf8"),
+      encodeHeaders(m.headers),
+      m.payload,
+    );
+    return { frame, time: m.time, bytes: frame.length + MESSAGE_OVERHEAD_BYTES };
+  }
+
+  /** The message an entry holds (decoded from its frame; for the store). */
+  private stored(seq: bigint, e: Entry): StoredMessage {
+    const m = this.protocol.decode(e.frame).body as Msg<"message">;
+    return {
+      seq,
+      time: m.time,
+      publisher: m.publisher,
+      headers: m.headers,
+      payload: m.payload,
+      bytes: e.bytes,
+    };
+  }
+
   // ---- publish --------------------------------------------------------------------------------------
+
+  /**
+   * The fast path of `publish`: the frame was parsed in place; the stored `message` frame is built from
+   * its bytes (header list copied as is). `publisher` is the client's label as UTF-8.
+   */
+  publishFrame(conn: Connection, publisher: Buffer, v: PublishView, frame: Buffer): void {
+    let topic = this.topics.get(v.topic);
+    try {
+      if (!topic || topic.name === NEW_TOPICS) {
+        checkTopic(v.topic);
+        if (v.topic.startsWith("$hub.")) {
+          throw new EzipcError(
+            "EZIPC_PERMISSION_DENIED",
+            `${v.topic}: $hub.… topics are published by the hub only`,
+          );
+        }
+        topic = this.topic(v.topic, true);
+      }
+    } catch (err) {
+      if (!isEzipcError(err) || v.rid === 0) throw err;
+      conn.send(this.protocol.encode("error", { rid: v.rid, code: err.code, message: err.message }));
+      return;
+    }
+    const time = Date.now();
+    const seq = topic.nextSeq;
+    const message = encodeMessage(
+      topic.nameBytes,
+      seq,
+      time,
+      publisher,
+      frame.subarray(v.headersStart, v.headersEnd),
+      frame.subarray(v.payloadStart),
+    );
+    this.appendEntry(topic, seq, { frame: message, time, bytes: message.length + MESSAGE_OVERHEAD_BYTES });
+    if (v.rid === 0) return;
+    if (this.persisted.has(topic)) {
+      this.pendingAcks.push({ conn, rid: v.rid, seq, time });
+      this.scheduleSave();
+    } else conn.send(this.protocol.encode("published", { rid: v.rid, seq, time }));
+  }
 
   private onPublish(conn: Connection, client: string, m: Msg<"publish">): void {
     try {
-      checkTopic(m.topic);
-      if (m.topic.startsWith("$hub.")) {
+      let topic = this.topics.get(m.topic);
+      if (!topic) {
+        checkTopic(m.topic);
+        if (m.topic.startsWith("$hub.")) {
+          throw new EzipcError(
+            "EZIPC_PERMISSION_DENIED",
+            `${m.topic}: $hub.… topics are published by the hub only`,
+          );
+        }
+        topic = this.topic(m.topic, true);
+      } else if (topic.name === NEW_TOPICS) {
         throw new EzipcError(
           "EZIPC_PERMISSION_DENIED",
           `${m.topic}: $hub.… topics are published by the hub only`,
         );
       }
-      let bytes = m.payload.length + MESSAGE_OVERHEAD_BYTES;
-      for (const h of m.headers) bytes += h.key.length + h.value.length;
-      const topic = this.topic(m.topic, true);
-      const stored = this.append(topic, {
-        time: Date.now(),
-        publisher: client,
-        headers: m.headers,
-        payload: m.payload,
-        bytes,
-      });
+      const { seq, time } = this.append(topic, client, m.headers, m.payload);
       if (m.rid === 0) return;
       if (this.persisted.has(topic)) {
-        this.pendingAcks.push({ conn, rid: m.rid, seq: stored.seq, time: stored.time });
+        this.pendingAcks.push({ conn, rid: m.rid, seq, time });
         this.scheduleSave();
-      } else conn.send(this.protocol.encode("published", { rid: m.rid, seq: stored.seq, time: stored.time }));
+      } else conn.send(this.protocol.encode("published", { rid: m.rid, seq, time }));
     } catch (err) {
       if (!isEzipcError(err) || m.rid === 0) throw err;
       conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
     }
   }
 
-  private append(topic: Topic, m: Omit<StoredMessage, "seq">): StoredMessage {
+  private append(
+    topic: Topic,
+    publisher: string,
+    headers: readonly { key: string; value: string }[],
+    payload: Uint8Array,
+  ): { seq: bigint; time: number } {
+    const time = Date.now();
+    const seq = topic.nextSeq;
+    this.appendEntry(topic, seq, this.entry(topic.name, { seq, time, publisher, headers, payload }));
+    return { seq, time };
+  }
+
+  private appendEntry(topic: Topic, seq: bigint, e: Entry): void {
     const before = topic.bytes;
-    const firstBefore = topic.firstSeq;
-    const stored = topic.append(m);
+    const firstBefore = topic.firstIndex;
+    const index = topic.append(e);
     this.totalBytes += topic.bytes - before;
     this.counters.published++;
     if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
     if (this.persisted.has(topic)) {
-      this.pendingSave.push({ topic: topic.name, message: stored });
-      if (topic.firstSeq !== firstBefore) this.pendingEvict.set(topic.name, topic.firstSeq);
+      this.pendingSave.push({ topic: topic.name, seq, entry: e });
+      if (topic.firstIndex !== firstBefore) this.pendingEvict.set(topic.name, topic.firstSeq);
       this.scheduleSave();
     }
     const subs = this.subsOf.get(topic);
     if (subs) {
       for (const s of subs) {
-        if (!s.cursors.has(topic)) s.cursors.set(topic, stored.seq);
+        if (!s.cursors.has(topic)) s.cursors.set(topic, index);
         s.ready.add(topic);
-        this.pump(s);
+        if (s.credit > 0 && !s.waitingDrain) this.pump(s);
       }
     }
-    return stored;
   }
 
   /** Over the total bound: the topic holding the most bytes gives up its oldest messages. */
@@ -301,18 +371,18 @@ export class PubSub {
         waitingDrain: false,
       };
       const resume = new Map(m.resume.map((r) => [r.topic, r.seq]));
-      const start = (t: Topic): bigint => {
+      const start = (t: Topic): number => {
         const r = resume.get(t.name);
-        if (r !== undefined) return r;
+        if (r !== undefined) return t.indexOf(r);
         switch (m.init) {
           case INIT_OLDEST:
-            return t.firstSeq;
+            return t.firstIndex;
           case INIT_MOST_RECENT:
-            return t.count > 0 ? t.lastSeq : t.nextSeq;
+            return t.count > 0 ? t.lastIndex : t.next;
           case INIT_AWAIT_NEW:
-            return t.nextSeq;
+            return t.next;
           default:
-            return m.fromSeq;
+            return t.indexOf(m.fromSeq);
         }
       };
       if (!wildcard) this.topic(m.pattern, true);
@@ -324,10 +394,11 @@ export class PubSub {
         const cursor = start(t);
         sub.cursors.set(t, cursor);
         if (!resume.has(t.name) && (m.init === INIT_OLDEST || m.init === INIT_FROM_SEQ)) sub.noJump.add(t);
-        if (cursor <= t.lastSeq) sub.ready.add(t);
+        if (cursor <= t.lastIndex) sub.ready.add(t);
       }
-      // For a single topic, `ok.version` carries where the subscription starts (for resuming later).
-      const origin = wildcard ? 0n : sub.cursors.get(this.topics.get(m.pattern)!)!;
+      // For a single topic, `ok.version` carries the seq the subscription starts at (for resuming later).
+      const single = wildcard ? undefined : this.topics.get(m.pattern)!;
+      const origin = single ? single.seqOf(sub.cursors.get(single)!) : 0n;
       conn.send(this.protocol.encode("ok", { rid: m.rid, version: origin }));
       this.pump(sub);
     } catch (err) {
@@ -367,46 +438,48 @@ export class PubSub {
     const conn = sub.conn;
     while (sub.credit > 0 && sub.ready.size > 0 && !sub.waitingDrain) {
       if (conn.state !== "open") return;
-      const topic = sub.ready.values().next().value as Topic;
-      let cursor = sub.cursors.get(topic)!;
-      const atStart = sub.noJump.delete(topic);
-      if (sub.iter === ITER_NEWEST && !atStart && topic.lastSeq > cursor) cursor = topic.lastSeq;
-      if (cursor < topic.firstSeq) {
+      let topic: Topic | undefined;
+      for (const t of sub.ready) {
+        topic = t;
+        break;
+      }
+      const t = topic!;
+      let cursor = sub.cursors.get(t)!;
+      const atStart = sub.noJump.size > 0 && sub.noJump.delete(t);
+      if (sub.iter === ITER_NEWEST && !atStart && t.lastIndex > cursor) cursor = t.lastIndex;
+      if (cursor < t.firstIndex) {
         this.counters.gaps++;
         conn.send(
           this.protocol.encode("gap", {
             sid: sub.sid,
-            topic: topic.name,
-            first: cursor,
-            last: topic.firstSeq - 1n,
+            topic: t.name,
+            first: t.seqOf(cursor),
+            last: t.seqOf(t.firstIndex - 1),
           }),
         );
-        cursor = topic.firstSeq;
+        cursor = t.firstIndex;
       }
-      const m = topic.get(cursor);
-      if (!m) {
-        sub.cursors.set(topic, cursor);
-        sub.ready.delete(topic);
+      const e = t.at(cursor);
+      if (!e) {
+        sub.cursors.set(t, cursor);
+        sub.ready.delete(t);
         continue;
       }
       sub.credit--;
-      sub.cursors.set(topic, cursor + 1n);
-      // Round robin: a topic with more to send goes to the back.
-      sub.ready.delete(topic);
-      if (cursor + 1n <= topic.lastSeq) sub.ready.add(topic);
+      cursor++;
+      sub.cursors.set(t, cursor);
+      if (cursor > t.lastIndex) sub.ready.delete(t);
+      else if (sub.ready.size > 1) {
+        // Round robin: a topic with more to send goes to the back.
+        sub.ready.delete(t);
+        sub.ready.add(t);
+      }
       this.counters.delivered++;
-      const ok = conn.send(
-        this.protocol.encode("message", {
-          sid: sub.sid,
-          topic: topic.name,
-          seq: m.seq,
-          time: m.time,
-          publisher: m.publisher,
-          headers: m.headers,
-          payload: m.payload,
-        }),
-      );
-      if (!ok) {
+      // Frames under the copy threshold are copied by send() before it returns: patch the shared frame.
+      let frame = e.frame;
+      if (frame.length >= COPY_THRESHOLD_BYTES) frame = Buffer.from(frame);
+      frame.writeUInt32LE(sub.sid, MESSAGE_SID_OFFSET);
+      if (!conn.send(frame)) {
         sub.waitingDrain = true;
         conn.drain().then(
           () => {
@@ -436,10 +509,13 @@ export class PubSub {
     for (const sub of this.wildcards) {
       if (sub.match(name)) {
         this.addSubToTopic(sub, t);
-        sub.cursors.set(t, t.nextSeq);
+        sub.cursors.set(t, t.next);
       }
     }
-    if (name !== NEW_TOPICS) this.publishLocal(NEW_TOPICS, Buffer.from(name, "utf8"));
+    if (name !== NEW_TOPICS) {
+      const announce = this.topic(NEW_TOPICS, true);
+      this.append(announce, "hub", [], Buffer.from(name, "utf8"));
+    }
     return t;
   }
 
@@ -483,8 +559,9 @@ export class PubSub {
       this.totalBytes += t.bytes - before;
       if (m.persist && !this.persisted.has(t)) {
         this.persisted.add(t);
-        for (let s = t.firstSeq; s <= t.lastSeq; s++)
-          this.pendingSave.push({ topic: t.name, message: t.get(s)! });
+        for (let i = t.firstIndex; i <= t.lastIndex; i++) {
+          this.pendingSave.push({ topic: t.name, seq: t.seqOf(i), entry: t.at(i)! });
+        }
       }
       if (this.persisted.has(t)) this.store!.saveTopic(t.name, t.limits);
       this.flush();

@@ -172,19 +172,32 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   private drainToHandler(): void {
     if (this.busy || !this.handler) return;
     this.busy = true;
-    void (async () => {
-      while (!this.closedFlag) {
-        const m = this.queue.shift();
-        if (!m) break;
-        try {
-          await this.handler!(m);
-        } catch {
-          // A throwing handler does not stop the subscription; the message counts as consumed.
-        }
-        this.consumedOne();
+    // Synchronous handlers run in a loop; a handler that returns a promise is awaited before the next.
+    while (!this.closedFlag) {
+      const m = this.queue.shift();
+      if (!m) break;
+      let r: unknown;
+      try {
+        r = this.handler(m);
+      } catch {
+        r = undefined; // a throwing handler does not stop the subscription
       }
-      this.busy = false;
-      if (this.iter === "newest" && !this.closedFlag && this.outstanding === 0) this.ask(1);
-    })();
+      if (r !== null && typeof r === "object" && typeof (r as Promise<unknown>).then === "function") {
+        void (r as Promise<unknown>).then(
+          () => this.afterHandler(),
+          () => this.afterHandler(),
+        );
+        return;
+      }
+      this.consumedOne();
+    }
+    this.busy = false;
+    if (this.iter === "newest" && !this.closedFlag && this.outstanding === 0) this.ask(1);
+  }
+
+  private afterHandler(): void {
+    this.consumedOne();
+    this.busy = false;
+    this.drainToHandler();
   }
 }

@@ -74,72 +74,107 @@ export function topicMatcher(pattern: string): { wildcard: boolean; match: (topi
   };
 }
 
+/** One retained message: its encoded `message` frame (subscription id 0, patched per delivery). */
+export interface Entry {
+  readonly frame: Buffer;
+  readonly time: number;
+  /** Bytes counted against the history limits. */
+  readonly bytes: number;
+}
+
 /**
- * One topic: its history (a bounded window of the newest messages) and its sequence numbers. Sequence
- * numbers start at 1 and never repeat, even after eviction; they are bigints (safe beyond 2^53).
+ * One topic: its history (a bounded window of the newest messages) and its sequence numbers. Internally a
+ * message is known by its index (1, 2, … as a plain number, fast); its seq is `base + index` as a bigint,
+ * so seqs beyond 2^53 (a topic restored with such seqs) stay exact.
  */
 export class Topic {
-  /** Retained messages, oldest first: `messages[head…]`. */
-  private messages: StoredMessage[] = [];
+  /** Retained entries, oldest first: `entries[head…]`. */
+  private entries: (Entry | undefined)[] = [];
   private head = 0;
-  /** Seq the next publish gets. */
-  nextSeq = 1n;
+  /** seq = base + index. */
+  base = 0n;
+  /** Index the next publish gets. */
+  next = 1;
   bytes = 0;
+  /** The name's bytes (ASCII), as frames carry it. */
+  readonly nameBytes: Buffer;
 
   constructor(
     readonly name: string,
     public limits: TopicLimits,
-  ) {}
+  ) {
+    this.nameBytes = Buffer.from(name, "latin1");
+  }
 
   get count(): number {
-    return this.messages.length - this.head;
+    return this.entries.length - this.head;
   }
-  /** Seq of the oldest retained message (== nextSeq when empty). */
+  /** Index of the oldest retained message (== next when empty). */
+  get firstIndex(): number {
+    return this.next - this.count;
+  }
+  /** Index of the newest message (0 if nothing was ever published). */
+  get lastIndex(): number {
+    return this.next - 1;
+  }
+  seqOf(index: number): bigint {
+    return this.base + BigInt(index);
+  }
+  /** The index of `seq`, clamped to 0 below the first seq this topic can have. */
+  indexOf(seq: bigint): number {
+    const d = seq - this.base;
+    return d < 0n ? 0 : Number(d);
+  }
+  /** Seq of the oldest retained message (nextSeq when empty). */
   get firstSeq(): bigint {
-    return this.count === 0 ? this.nextSeq : this.messages[this.head]!.seq;
+    return this.seqOf(this.firstIndex);
   }
-  /** Seq of the newest message, or 0n if nothing was ever published. */
+  /** Seq of the newest message, or `base` if nothing was ever published. */
   get lastSeq(): bigint {
-    return this.nextSeq - 1n;
+    return this.seqOf(this.lastIndex);
+  }
+  get nextSeq(): bigint {
+    return this.seqOf(this.next);
   }
 
-  /** Appends a message (assigning its seq) and evicts to the limits; returns what was evicted in bytes. */
-  append(m: Omit<StoredMessage, "seq">): StoredMessage {
-    const stored: StoredMessage = { ...m, seq: this.nextSeq++ };
-    this.messages.push(stored);
-    this.bytes += stored.bytes;
+  /** Appends an entry (it takes index `next`) and evicts to the limits; returns the index. */
+  append(e: Entry): number {
+    this.entries.push(e);
+    this.bytes += e.bytes;
     this.enforce();
-    return stored;
+    return this.next++;
   }
 
-  /** Restores a stored message (from a persistent store), keeping its seq. */
-  restore(m: StoredMessage): void {
-    this.messages.push(m);
-    this.bytes += m.bytes;
-    this.nextSeq = m.seq + 1n;
+  /** Restores an entry from a persistent store, with its seq (seqs must increase). */
+  restore(seq: bigint, e: Entry): void {
+    if (this.count === 0) this.base = seq - BigInt(this.next);
+    else this.next = this.indexOf(seq);
+    this.entries.push(e);
+    this.bytes += e.bytes;
+    this.next++;
   }
 
-  /** The retained message with this seq, if any. */
-  get(seq: bigint): StoredMessage | undefined {
-    if (this.count === 0 || seq < this.firstSeq || seq > this.lastSeq) return undefined;
-    return this.messages[this.head + Number(seq - this.firstSeq)];
+  /** The retained entry at `index`, if any. */
+  at(index: number): Entry | undefined {
+    if (index < this.firstIndex || index >= this.next) return undefined;
+    return this.entries[this.head + (index - this.firstIndex)];
   }
 
-  /** Drops the oldest message; returns its size in bytes (0 when empty). */
+  /** Drops the oldest entry; returns its size in bytes (0 when empty). */
   evictOldest(): number {
     if (this.count === 0) return 0;
-    const m = this.messages[this.head]!;
-    this.messages[this.head] = undefined as unknown as StoredMessage;
+    const e = this.entries[this.head]!;
+    this.entries[this.head] = undefined;
     this.head++;
-    this.bytes -= m.bytes;
-    if (this.head > 1024 && this.head * 2 > this.messages.length) {
-      this.messages = this.messages.slice(this.head);
+    this.bytes -= e.bytes;
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries = this.entries.slice(this.head);
       this.head = 0;
     }
-    return m.bytes;
+    return e.bytes;
   }
 
-  /** Evicts oldest messages until within the limits; returns the bytes freed. */
+  /** Evicts oldest entries until within the limits; returns the bytes freed. */
   enforce(): number {
     let freed = 0;
     while (

@@ -1,0 +1,185 @@
+/**
+ * Pub/sub and RPC through the hub, each beside NATS measured in the same run (a local nats-server, the
+ * nats npm client): pub → sub throughput at 64 B and 1 KiB, fan-out to 10 subscribers, request/reply round
+ * trips (and the raw node:net echo), and the replay rate of a topic's stored history.
+ */
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { median } from "./codec-bench.js";
+import { childScript, freeUrl, runRole, withServer } from "./procs.js";
+
+const script = fileURLToPath(new URL("./pubsub-child.js", import.meta.url));
+let seq = 3000;
+
+export function natsAvailable(): boolean {
+  return spawnSync("nats-server", ["--version"], { encoding: "utf8" }).status === 0;
+}
+
+async function withNats<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  const url = freeUrl("tcp", seq++);
+  const port = new URL(url).port;
+  const proc = spawn("nats-server", ["-a", "127.0.0.1", "-p", port], { stdio: ["ignore", "ignore", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => {
+      err += d.toString();
+      if (err.includes("Server is ready")) resolve();
+    });
+    proc.once("exit", (code) => reject(new Error(`nats-server exited ${code}: ${err}`)));
+  });
+  try {
+    return await fn(url);
+  } finally {
+    proc.kill("SIGKILL");
+    await new Promise((r) =>
+      proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once("exit", r),
+    );
+  }
+}
+
+function withHub<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  return withServer(script, ["hub", freeUrl("tcp", seq++)], fn);
+}
+
+function collect(proc: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
+  });
+}
+
+/** Deliveries per second of `subs` subscribers receiving n messages of `size` bytes each. */
+async function fanOut(
+  sys: "ez" | "nats",
+  url: string,
+  n: number,
+  size: number,
+  subs: number,
+): Promise<number> {
+  const topic = `bench.t${seq++}`;
+  const sub = await runRole(script, [`${sys}-sub`, url, topic, String(n), String(subs)]);
+  const result = collect(sub.proc);
+  await runRole(script, [`${sys}-pub`, url, topic, String(n), String(size)]);
+  const r = JSON.parse((await result).trim().split("\n").at(-1)!) as { deliveries: number; seconds: number };
+  return r.deliveries / r.seconds;
+}
+
+async function rtt(
+  sys: "ez" | "nats",
+  url: string,
+  count: number,
+): Promise<{ p50Us: number; p99Us: number }> {
+  const topic = `rpc.t${seq++}`;
+  const replier = await runRole(script, [`${sys}-reply`, url, topic]);
+  try {
+    const { out } = await runRole(script, [`${sys}-req`, url, topic, String(count)]);
+    return JSON.parse(out) as { p50Us: number; p99Us: number };
+  } finally {
+    replier.proc.kill("SIGKILL");
+  }
+}
+
+const fmt = (x: number) =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : x.toFixed(0);
+
+export async function pubsubBench(quick: boolean): Promise<string[]> {
+  const lines: string[] = [];
+  const nats = natsAvailable();
+  const runs = quick ? 1 : 3;
+  const na = (x: number | undefined) => (x === undefined ? "n/a" : fmt(x));
+  if (!nats)
+    lines.push("_nats-server is not installed: NATS columns are empty (`apt-get install nats-server`)._", "");
+
+  lines.push(
+    `### Pub/sub through the hub vs NATS (deliveries/s), publisher, broker and subscribers in separate processes, medians of ${runs}`,
+  );
+  lines.push("");
+  lines.push("| case | NATS | ezipc hub | hub / NATS | target |");
+  lines.push("|---|---:|---:|---:|---:|");
+  const cases: { name: string; size: number; subs: number; n: number; target: string }[] = [
+    { name: "1 → 1, 64 B", size: 64, subs: 1, n: quick ? 50_000 : 500_000, target: "≥ 2×" },
+    { name: "1 → 1, 1 KiB", size: 1024, subs: 1, n: quick ? 20_000 : 200_000, target: "≥ 2×" },
+    { name: "1 → 10, 64 B (fan-out)", size: 64, subs: 10, n: quick ? 10_000 : 100_000, target: "" },
+  ];
+  let liveRate = 0;
+  for (const c of cases) {
+    const ez: number[] = [];
+    const nt: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      if (nats) nt.push(await withNats((url) => fanOut("nats", url, c.n, c.size, c.subs)));
+      ez.push(await withHub((url) => fanOut("ez", url, c.n, c.size, c.subs)));
+    }
+    const e = median(ez);
+    const n = nt.length > 0 ? median(nt) : undefined;
+    if (c.subs === 1 && c.size === 64) liveRate = e;
+    lines.push(
+      `| ${c.name} | ${na(n)} | ${fmt(e)} | ${n ? `${(e / n).toFixed(2)}×` : "n/a"} | ${c.target} |`,
+    );
+    process.stderr.write(`${lines.at(-1)}\n`);
+  }
+
+  const count = quick ? 2_000 : 20_000;
+  const rawRuns: number[][] = [[], []];
+  const ezRuns: number[][] = [[], []];
+  const natsRuns: number[][] = [[], []];
+  for (let r = 0; r < runs; r++) {
+    const raw = await withServer(childScript, ["echo-raw", freeUrl("tcp", seq++)], async (url) => {
+      const { out } = await runRole(childScript, ["ping-raw", url, String(count), "64"]);
+      return JSON.parse(out) as { p50Us: number; p99Us: number };
+    });
+    rawRuns[0]!.push(raw.p50Us);
+    rawRuns[1]!.push(raw.p99Us);
+    if (nats) {
+      const x = await withNats((url) => rtt("nats", url, count));
+      natsRuns[0]!.push(x.p50Us);
+      natsRuns[1]!.push(x.p99Us);
+    }
+    const e = await withHub((url) => rtt("ez", url, count));
+    ezRuns[0]!.push(e.p50Us);
+    ezRuns[1]!.push(e.p99Us);
+  }
+  const m = (xs: number[]) => (xs.length > 0 ? median(xs) : Number.NaN);
+  const [r50, r99, n50, n99, e50, e99] = [
+    rawRuns[0]!,
+    rawRuns[1]!,
+    natsRuns[0]!,
+    natsRuns[1]!,
+    ezRuns[0]!,
+    ezRuns[1]!,
+  ].map(m);
+  lines.push("");
+  lines.push(
+    `### Request/reply round trip through the broker, one 64 B request in flight (µs), medians of ${runs} runs of ${count}`,
+  );
+  lines.push("");
+  lines.push("| system | p50 | p99 | p50 / NATS | p50 / raw echo | target |");
+  lines.push("|---|---:|---:|---:|---:|---:|");
+  lines.push(
+    `| raw node:net echo, no broker (baseline) | ${r50!.toFixed(1)} | ${r99!.toFixed(1)} | | 1.00× | |`,
+  );
+  lines.push(
+    `| NATS request/reply | ${nats ? n50!.toFixed(1) : "n/a"} | ${nats ? n99!.toFixed(1) : "n/a"} | 1.00× | ${nats ? `${(n50! / r50!).toFixed(2)}×` : "n/a"} | |`,
+  );
+  lines.push(
+    `| ezipc hub RPC | ${e50!.toFixed(1)} | ${e99!.toFixed(1)} | ${nats ? `${(e50! / n50!).toFixed(2)}×` : "n/a"} | ${(e50! / r50!).toFixed(2)}× | ≤ 0.5× NATS |`,
+  );
+  process.stderr.write(`${lines.slice(-3).join("\n")}\n`);
+
+  const stored = quick ? 100_000 : 1_000_000;
+  const replay = await withHub(async (url) => {
+    await runRole(script, ["ez-pub", url, "replay", String(stored), "64"]);
+    const { out } = await runRole(script, ["ez-replay", url, "replay", String(stored)]);
+    return stored / (JSON.parse(out) as { seconds: number }).seconds;
+  });
+  lines.push("");
+  lines.push(`### History replay: ${fmt(stored)} stored 64 B messages read with init oldest, iter next`);
+  lines.push("");
+  lines.push("| replay (messages/s) | live pub → sub, 64 B (same run) | replay / live |");
+  lines.push("|---:|---:|---:|");
+  lines.push(`| ${fmt(replay)} | ${fmt(liveRate)} | ${(replay / liveRate).toFixed(2)}× |`);
+  process.stderr.write(`${lines.at(-1)}\n`);
+  return lines;
+}

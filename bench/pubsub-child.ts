@@ -1,0 +1,171 @@
+/**
+ * Pub/sub and RPC benchmark roles, each run as its own process by `pubsub-bench.ts`. `SYS` is `ez` (the
+ * ezipc hub) or `nats` (a local nats-server with the nats npm client).
+ *   hub URL                              run a hub (large history, for replays); print "ready URL"
+ *   SYS-sub URL TOPIC N SUBS             SUBS subscribers; print "ready", then JSON once each got N
+ *   SYS-pub URL TOPIC N SIZE             N messages of SIZE bytes, fire-and-forget; print JSON {seconds}
+ *   SYS-reply URL TOPIC                  an echo responder; print "ready"
+ *   SYS-req URL TOPIC COUNT              COUNT requests one at a time; print JSON {p50Us, p99Us}
+ *   ez-replay URL TOPIC N                subscribe from the oldest message and read N; print JSON {seconds}
+ */
+import { connect as natsConnect } from "nats";
+import { connect, Hub } from "../src/index.js";
+
+const [role, url, topic, a, b] = process.argv.slice(2) as [string, string, string?, string?, string?];
+const ezOpts = { heartbeatIntervalMs: 0, reconnect: false as const };
+
+function natsServer(u: string): string {
+  const p = new URL(u);
+  return `${p.hostname}:${p.port}`;
+}
+
+function percentile(xs: Float64Array, p: number): number {
+  return xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
+}
+
+async function timeRequests(count: number, one: () => Promise<unknown>): Promise<void> {
+  const warmup = Math.min(1000, Math.floor(count / 5));
+  const samples = new Float64Array(count);
+  for (let i = -warmup; i < count; i++) {
+    const t0 = process.hrtime.bigint();
+    await one();
+    if (i >= 0) samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
+  }
+  samples.sort();
+  console.log(JSON.stringify({ p50Us: percentile(samples, 0.5), p99Us: percentile(samples, 0.99) }));
+}
+
+/** Resolves when each of `subs` counters reached n; reports deliveries over the first→last window. */
+function counting(subs: number, n: number): { onMessage: (i: number) => void; done: Promise<void> } {
+  const counts = new Array<number>(subs).fill(0);
+  let finished = 0;
+  let first = 0n;
+  let resolve: () => void = () => {};
+  const done = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return {
+    onMessage: (i) => {
+      if (first === 0n) first = process.hrtime.bigint();
+      counts[i] = counts[i]! + 1;
+      if (counts[i] === n && ++finished === subs) {
+        const seconds = Number(process.hrtime.bigint() - first) / 1e9;
+        console.log(JSON.stringify({ deliveries: n * subs, seconds }));
+        resolve();
+      }
+    },
+    done,
+  };
+}
+
+switch (role) {
+  case "hub": {
+    const hub = await Hub.listen({
+      urls: [url],
+      heartbeatIntervalMs: 0,
+      topicMaxBytes: 0xffffffff,
+      maxHistoryBytes: 2 ** 40,
+    });
+    console.log(`ready ${hub.urls[0]}`);
+    process.once("SIGINT", () => process.exit(0));
+    break;
+  }
+  case "ez-sub": {
+    const n = Number(a);
+    const subs = Number(b ?? 1);
+    const c = counting(subs, n);
+    for (let i = 0; i < subs; i++) {
+      const client = await connect(url, { ...ezOpts, name: `sub${i}` });
+      await client.subscribe(topic!, { prefetch: 4096 }, () => c.onMessage(i));
+    }
+    console.log("ready");
+    await c.done;
+    process.exit(0);
+    break;
+  }
+  case "nats-sub": {
+    const n = Number(a);
+    const subs = Number(b ?? 1);
+    const c = counting(subs, n);
+    for (let i = 0; i < subs; i++) {
+      const nc = await natsConnect({ servers: natsServer(url) });
+      nc.subscribe(topic!, { callback: () => c.onMessage(i) });
+      await nc.flush();
+    }
+    console.log("ready");
+    await c.done;
+    process.exit(0);
+    break;
+  }
+  case "ez-pub": {
+    const n = Number(a);
+    const payload = Buffer.alloc(Number(b), 7);
+    const client = await connect(url, { ...ezOpts, name: "pub" });
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      if (!client.publishAndForget(topic!, payload)) await client.drain();
+    }
+    await client.publish(`${topic}.done`, "x"); // everything before it has reached the hub
+    console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
+    process.exit(0);
+    break;
+  }
+  case "nats-pub": {
+    const n = Number(a);
+    const payload = Buffer.alloc(Number(b), 7);
+    const nc = await natsConnect({ servers: natsServer(url) });
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      nc.publish(topic!, payload);
+      if (i % 1000 === 999) await nc.flush(); // nats.js buffers without bound otherwise
+    }
+    await nc.flush();
+    console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
+    process.exit(0);
+    break;
+  }
+  case "ez-reply": {
+    const client = await connect(url, { ...ezOpts, name: "replier" });
+    await client.serve(topic!, (req) => req.payload);
+    console.log("ready");
+    break;
+  }
+  case "nats-reply": {
+    const nc = await natsConnect({ servers: natsServer(url) });
+    nc.subscribe(topic!, { callback: (_err, m) => m.respond(m.data) });
+    await nc.flush();
+    console.log("ready");
+    break;
+  }
+  case "ez-req": {
+    const client = await connect(url, { ...ezOpts, name: "requester" });
+    const payload = Buffer.alloc(64, 1);
+    await timeRequests(Number(a), () => client.request(topic!, payload));
+    process.exit(0);
+    break;
+  }
+  case "nats-req": {
+    const nc = await natsConnect({ servers: natsServer(url) });
+    const payload = Buffer.alloc(64, 1);
+    await timeRequests(Number(a), () => nc.request(topic!, payload, { timeout: 10_000 }));
+    process.exit(0);
+    break;
+  }
+  case "ez-replay": {
+    const n = Number(a);
+    const client = await connect(url, { ...ezOpts, name: "replayer" });
+    let count = 0;
+    const t0 = process.hrtime.bigint();
+    await new Promise<void>((resolve) => {
+      void client.subscribe(topic!, { init: "oldest", prefetch: 8192 }, () => {
+        if (++count === n) resolve();
+      });
+    });
+    console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
+    process.exit(0);
+    break;
+  }
+  default:
+    console.error(`unknown role ${role}`);
+    process.exit(2);
+}

@@ -1,0 +1,227 @@
+/**
+ * Hand-written encoders and parsers for the two hot pub/sub frames, `publish` and `message`. They produce
+ * and accept exactly the schema-codec layout of protocol.ts (a test checks both ways, byte for byte) but
+ * allocate nothing per message that the generic codec would: strings are sliced only where needed, header
+ * bytes are copied as they are, payloads are views.
+ */
+import { hubMessages } from "./protocol.js";
+
+const names = Object.keys(hubMessages);
+export const PUBLISH_INDEX = names.indexOf("publish");
+export const MESSAGE_INDEX = names.indexOf("message");
+/** Offset of the u32 subscription id in a `message` frame (after the u16 index). */
+export const MESSAGE_SID_OFFSET = 2;
+
+const MAX_HEADERS = 64;
+const MAX_HEADER_KEY = 256;
+const MAX_HEADER_VALUE = 4096;
+const MAX_TOPIC = 255;
+
+function lebSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
+}
+
+function writeLeb(buf: Buffer, pos: number, n: number): number {
+  while (n >= 0x80) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
+/** Reads an unsigned LEB128 length (≤ 5 bytes, < 2^32); returns -1 if truncated or too long. */
+let lebEnd = 0;
+function readLeb(buf: Uint8Array, pos: number, end: number): number {
+  let n = 0;
+  let shift = 0;
+  for (let i = 0; i < 5; i++) {
+    if (pos >= end) return -1;
+    const b = buf[pos++]!;
+    n += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) {
+      lebEnd = pos;
+      return n <= 0xffffffff ? n : -1;
+    }
+    shift += 7;
+  }
+  return -1;
+}
+
+/** The encoded header list (count, then key/value strings) of a headers record. */
+export function encodeHeaders(headers: readonly { key: string; value: string }[]): Buffer {
+  if (headers.length === 0) return EMPTY_HEADERS;
+  const parts: Buffer[] = [];
+  for (const h of headers) parts.push(Buffer.from(h.key, "utf8"), Buffer.from(h.value, "utf8"));
+  let size = lebSize(headers.length);
+  for (const p of parts) size += lebSize(p.length) + p.length;
+  const out = Buffer.allocUnsafe(size);
+  let pos = writeLeb(out, 0, headers.length);
+  for (const p of parts) {
+    pos = writeLeb(out, pos, p.length);
+    p.copy(out, pos);
+    pos += p.length;
+  }
+  return out;
+}
+const EMPTY_HEADERS = Buffer.from([0]);
+
+/**
+ * Encodes a `publish` frame. Into `scratch` when it fits and stays under `copyBelow` bytes (the transport
+ * copies such frames before send() returns, so the scratch can be reused), else into a fresh buffer.
+ */
+export function encodePublish(
+  scratch: Buffer,
+  copyBelow: number,
+  rid: number,
+  topic: Buffer,
+  headers: Buffer,
+  payload: Uint8Array,
+): Buffer {
+  const size =
+    2 + 4 + lebSize(topic.length) + topic.length + headers.length + lebSize(payload.length) + payload.length;
+  const buf = size <= scratch.length && size < copyBelow ? scratch : Buffer.allocUnsafe(size);
+  buf.writeUInt16LE(PUBLISH_INDEX, 0);
+  buf.writeUInt32LE(rid, 2);
+  let pos = writeLeb(buf, 6, topic.length);
+  topic.copy(buf, pos);
+  pos += topic.length;
+  headers.copy(buf, pos);
+  pos += headers.length;
+  pos = writeLeb(buf, pos, payload.length);
+  buf.set(payload, pos);
+  return buf === scratch ? scratch.subarray(0, size) : buf;
+}
+
+/** A parsed `publish` frame: offsets into it. */
+export interface PublishView {
+  rid: number;
+  topic: string;
+  headersStart: number;
+  headersEnd: number;
+  headerCount: number;
+  payloadStart: number;
+}
+
+/** Parses a `publish` frame, or returns null if it is malformed (the generic decoder then reports why). */
+export function parsePublish(frame: Buffer): PublishView | null {
+  const end = frame.length;
+  if (end < 6 || frame.readUInt16LE(0) !== PUBLISH_INDEX) return null;
+  const rid = frame.readUInt32LE(2);
+  const tlen = readLeb(frame, 6, end);
+  if (tlen < 0 || tlen > MAX_TOPIC || lebEnd + tlen > end) return null;
+  const topic = frame.latin1Slice(lebEnd, lebEnd + tlen);
+  const headersStart = lebEnd + tlen;
+  const count = readLeb(frame, headersStart, end);
+  if (count < 0 || count > MAX_HEADERS) return null;
+  let pos = lebEnd;
+  for (let i = 0; i < count * 2; i++) {
+    const len = readLeb(frame, pos, end);
+    if (len < 0 || len > (i % 2 === 0 ? MAX_HEADER_KEY : MAX_HEADER_VALUE) || lebEnd + len > end) return null;
+    pos = lebEnd + len;
+  }
+  const headersEnd = pos;
+  const plen = readLeb(frame, headersEnd, end);
+  if (plen < 0 || lebEnd + plen !== end) return null;
+  return { rid, topic, headersStart, headersEnd, headerCount: count, payloadStart: lebEnd };
+}
+
+/**
+ * Encodes a `message` frame with subscription id 0 (patched per delivery at {@link MESSAGE_SID_OFFSET}).
+ * `headers` is the encoded header list (as copied from a publish frame).
+ */
+export function encodeMessage(
+  topic: Buffer,
+  seq: bigint,
+  time: number,
+  publisher: Buffer,
+  headers: Uint8Array,
+  payload: Uint8Array,
+): Buffer {
+  const size =
+    2 +
+    4 +
+    lebSize(topic.length) +
+    topic.length +
+    8 +
+    8 +
+    lebSize(publisher.length) +
+    publisher.length +
+    headers.length +
+    lebSize(payload.length) +
+    payload.length;
+  const buf = Buffer.allocUnsafe(size);
+  buf.writeUInt16LE(MESSAGE_INDEX, 0);
+  buf.writeUInt32LE(0, 2);
+  let pos = writeLeb(buf, 6, topic.length);
+  topic.copy(buf, pos);
+  pos += topic.length;
+  buf.writeBigUInt64LE(seq, pos);
+  buf.writeDoubleLE(time, pos + 8);
+  pos = writeLeb(buf, pos + 16, publisher.length);
+  publisher.copy(buf, pos);
+  pos += publisher.length;
+  buf.set(headers, pos);
+  pos += headers.length;
+  pos = writeLeb(buf, pos, payload.length);
+  buf.set(payload, pos);
+  return buf;
+}
+
+/** A parsed `message` frame (a TopicMessage). The payload is a view into the frame. */
+export class MessageView {
+  constructor(
+    readonly sid: number,
+    readonly topic: string,
+    readonly seq: bigint,
+    readonly time: number,
+    readonly publisher: string,
+    readonly headers: Record<string, string>,
+    readonly payload: Uint8Array,
+  ) {}
+  text(): string {
+    const p = this.payload;
+    return Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString("utf8");
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+}
+
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/** Parses a `message` frame, or returns null if it is malformed. */
+export function parseMessage(frame: Buffer): MessageView | null {
+  const end = frame.length;
+  if (end < 6 || frame.readUInt16LE(0) !== MESSAGE_INDEX) return null;
+  const sid = frame.readUInt32LE(2);
+  const tlen = readLeb(frame, 6, end);
+  if (tlen < 0 || tlen > MAX_TOPIC || lebEnd + tlen + 16 > end) return null;
+  const topic = frame.latin1Slice(lebEnd, lebEnd + tlen);
+  let pos = lebEnd + tlen;
+  const seq = frame.readBigUInt64LE(pos);
+  const time = frame.readDoubleLE(pos + 8);
+  const plen = readLeb(frame, pos + 16, end);
+  if (plen < 0 || plen > 4096 || lebEnd + plen > end) return null;
+  const publisher = frame.utf8Slice(lebEnd, lebEnd + plen);
+  pos = lebEnd + plen;
+  const count = readLeb(frame, pos, end);
+  if (count < 0 || count > MAX_HEADERS) return null;
+  pos = lebEnd;
+  let headers = NO_HEADERS;
+  if (count > 0) {
+    headers = {};
+    for (let i = 0; i < count; i++) {
+      const klen = readLeb(frame, pos, end);
+      if (klen < 0 || klen > MAX_HEADER_KEY || lebEnd + klen > end) return null;
+      const key = frame.utf8Slice(lebEnd, lebEnd + klen);
+      const vlen = readLeb(frame, lebEnd + klen, end);
+      if (vlen < 0 || vlen > MAX_HEADER_VALUE || lebEnd + vlen > end) return null;
+      headers[key] = frame.utf8Slice(lebEnd, lebEnd + vlen);
+      pos = lebEnd + vlen;
+    }
+  }
+  const len = readLeb(frame, pos, end);
+  if (len < 0 || lebEnd + len !== end) return null;
+  return new MessageView(sid, topic, seq, time, publisher, headers, frame.subarray(lebEnd, end));
+}
