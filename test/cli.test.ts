@@ -70,7 +70,7 @@ describe("ezipc CLI", () => {
     );
   });
 
-  it("serve, set, get, ls, stats and watch against a running hub", async () => {
+  it("serve, set, get, ls, stats, watch, pub, sub, req and reply against a running hub", async () => {
     const tmp = tempDir();
     const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
     const { child: hub } = await spawnFixture(
@@ -86,7 +86,9 @@ describe("ezipc CLI", () => {
       assert.equal((await ez("get", "greeting", "--format", "hex")).stdout.trim(), "68656c6c6f");
       await ez("set", "robot.cfg", '{"speed":1}', "--json");
       assert.equal((await ez("get", "robot.cfg")).stdout.trim(), '{"speed":1}');
-      const keys = JSON.parse((await ez("ls", "--json")).stdout) as { key: string; persistent: boolean }[];
+      const { keys } = JSON.parse((await ez("ls", "--json")).stdout) as {
+        keys: { key: string; persistent: boolean }[];
+      };
       assert.deepEqual(
         keys.map((k) => [k.key, k.persistent]),
         [
@@ -116,6 +118,35 @@ describe("ezipc CLI", () => {
       assert.equal((await within(lines.next(), 10_000, "second watch line")).value, "v3 HELLO");
       watcher.kill("SIGINT");
       assert.equal(await new Promise((r) => watcher.once("exit", r)), 0);
+
+      // Messaging: pub (argument and stdin), sub from the oldest, ls shows the topic, req ↔ reply.
+      assert.equal((await ez("pub", "news", "first")).stdout.trim(), "news seq 1");
+      const piped = spawn(process.execPath, [cli, "pub", "news", "--url", url], {
+        stdio: ["pipe", "pipe", "inherit"],
+      });
+      piped.stdin!.end("second\nthird\n");
+      let pipedOut = "";
+      piped.stdout!.on("data", (d: Buffer) => {
+        pipedOut += d.toString();
+      });
+      assert.equal(await new Promise((r) => piped.once("exit", r)), 0);
+      assert.equal(pipedOut.trim(), "news up to seq 3");
+      const subbed = await ez("sub", "news", "--init", "oldest", "-n", "3");
+      assert.deepEqual(subbed.stdout.trim().split("\n"), [
+        "news #1 first",
+        "news #2 second",
+        "news #3 third",
+      ]);
+      assert.match((await ez("ls")).stdout, /^news\s+3\s+\d+\s+1\s+3\s+0\s+no$/m);
+      const replier = spawn(process.execPath, [cli, "reply", "echo.svc", "--url", url], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const replies = createInterface({ input: replier.stdout! })[Symbol.asyncIterator]();
+      assert.equal((await within(replies.next(), 10_000, "reply to start")).value, "serving echo.svc");
+      assert.equal((await ez("req", "echo.svc", "ping")).stdout.trim(), "ping");
+      await assert.rejects(ez("req", "nobody", "x"), /EZIPC_NO_RESPONDERS/);
+      replier.kill("SIGINT");
+      assert.equal(await new Promise((r) => replier.once("exit", r)), 0);
     } finally {
       hub.kill("SIGTERM");
       assert.equal(await new Promise((r) => hub.once("exit", r)), 0, "clean shutdown on SIGTERM");

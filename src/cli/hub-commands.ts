@@ -1,11 +1,14 @@
 /**
- * The hub's subcommands: `serve` runs a hub; `ls`, `get`, `set`, `watch` and `stats` talk to one.
+ * The hub's subcommands: `serve` runs a hub; `ls`, `get`, `set`, `watch` and `stats` talk to one about
+ * shared variables; `pub`, `sub`, `req`, `reply` and `topics` about messaging.
  */
 import { type Command, InvalidArgumentError } from "commander";
 import { EzipcError } from "../errors.js";
 import { connect, type HubClient } from "../hub/client.js";
+import { globMatcher } from "../hub/glob.js";
 import { Hub } from "../hub/hub.js";
 import { type BlockStore, MemoryStore, SqliteStore } from "../hub/store.js";
+import type { SubscribeInit } from "../hub/subscription.js";
 
 function nonNegativeInt(v: string): number {
   const n = Number(v);
@@ -112,19 +115,25 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
 
   program
     .command("ls")
-    .description("list keys: size, version, refcount, state, holders and their policies")
-    .argument("[glob]", "key pattern (* and ?)", "")
+    .description("list keys (size, version, refcount, state, holders and their policies), then topics")
+    .argument("[glob]", "name pattern (* and ?)", "")
     .option(...urlOption)
-    .option("--json", "print JSON")
-    .action(async (glob: string, o: { url: string; json?: boolean }) => {
-      const keys = await withClient(o.url, (c) => c.list(glob));
+    .option("--json", "print JSON: { keys, topics }")
+    .option("--all", "include the hub's own $hub.… topics")
+    .action(async (glob: string, o: { url: string; json?: boolean; all?: boolean }) => {
+      const match = globMatcher(glob);
+      const { keys, topics } = await withClient(o.url, async (c) => ({
+        keys: await c.list(glob),
+        topics: (await c.topics()).filter((t) => match(t.name) && (o.all || !t.name.startsWith("$hub."))),
+      }));
       if (o.json) {
-        process.stdout.write(`${JSON.stringify(keys, null, 2)}\n`);
+        const bigints = (_: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
+        process.stdout.write(`${JSON.stringify({ keys, topics }, bigints, 2)}\n`);
         return;
       }
-      const rows = [["KEY", "KIND", "SIZE", "VERSION", "REFS", "STATE", "HOLDERS (request/lazy/poll)"]];
+      const keyRows = [["KEY", "KIND", "SIZE", "VERSION", "REFS", "STATE", "HOLDERS (request/lazy/poll)"]];
       for (const k of keys) {
-        rows.push([
+        keyRows.push([
           k.key,
           k.kind,
           String(k.size),
@@ -134,14 +143,22 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           k.holders.map((h) => `${h.client}(${h.request}/${h.lazy}/${h.poll})`).join(" ") || "-",
         ]);
       }
-      const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-      for (const r of rows)
-        process.stdout.write(
-          `${r
-            .map((c, i) => c.padEnd(widths[i]!))
-            .join("  ")
-            .trimEnd()}\n`,
-        );
+      printTable(keyRows);
+      if (topics.length === 0) return;
+      const topicRows = [["TOPIC", "MESSAGES", "BYTES", "FIRST", "LAST", "SUBSCRIBERS", "PERSIST"]];
+      for (const t of topics) {
+        topicRows.push([
+          t.name,
+          String(t.count),
+          String(t.bytes),
+          String(t.firstSeq),
+          String(t.lastSeq),
+          String(t.subscribers),
+          t.persist ? "yes" : "no",
+        ]);
+      }
+      process.stdout.write("\n");
+      printTable(topicRows);
     });
 
   program
@@ -255,4 +272,127 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
       for (const [k, v] of Object.entries(s))
         process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(" ") : v}\n`);
     });
+}
+
+/** Adds pub, sub, req, reply and topics to `program`. */
+export function addMessagingCommands(program: Command, defaults: { tcp: string }): void {
+  const urlOption = [
+    "-u, --url <url>",
+    "hub address (or $EZIPC_URL)",
+    process.env.EZIPC_URL ?? defaults.tcp,
+  ] as const;
+
+  program
+    .command("pub")
+    .description("publish MESSAGE to TOPIC, or each line of stdin when MESSAGE is omitted")
+    .argument("<topic>")
+    .argument("[message]")
+    .option(...urlOption)
+    .option("-H, --header <key=value...>", "headers")
+    .action(async (topic: string, message: string | undefined, o: { url: string; header?: string[] }) => {
+      const headers: Record<string, string> = {};
+      for (const h of o.header ?? []) {
+        const i = h.indexOf("=");
+        if (i <= 0) throw new InvalidArgumentError(`header ${h} is not key=value`);
+        headers[h.slice(0, i)] = h.slice(i + 1);
+      }
+      await withClient(o.url, async (c) => {
+        if (message !== undefined) {
+          const r = await c.publish(topic, message, { headers });
+          process.stdout.write(`${topic} seq ${r.seq}\n`);
+          return;
+        }
+        const { createInterface } = await import("node:readline");
+        let last = 0n;
+        for await (const line of createInterface({ input: process.stdin })) {
+          last = (await c.publish(topic, line, { headers })).seq;
+        }
+        process.stdout.write(`${topic} up to seq ${last}\n`);
+      });
+    });
+
+  program
+    .command("sub")
+    .description("print messages of a topic or pattern (* one token, > the rest) until interrupted")
+    .argument("<pattern>")
+    .option(...urlOption)
+    .option("--init <init>", "oldest, mostRecent, awaitNew, or a seq to start from", "awaitNew")
+    .option("--iter <iter>", "next or newest", "next")
+    .option("-n, --count <n>", "exit after n messages", nonNegativeInt)
+    .option("-f, --format <format>", "auto, hex, utf8, json or base64", parseFormat, "auto" as Format)
+    .action(
+      async (
+        pattern: string,
+        o: { url: string; init: string; iter: string; count?: number; format: Format },
+      ) => {
+        let init: SubscribeInit;
+        if (o.init === "oldest" || o.init === "mostRecent" || o.init === "awaitNew") init = o.init;
+        else if (/^\d+$/.test(o.init)) init = { fromSeq: BigInt(o.init) };
+        else throw new InvalidArgumentError("--init is oldest, mostRecent, awaitNew or a seq");
+        if (o.iter !== "next" && o.iter !== "newest")
+          throw new InvalidArgumentError("--iter is next or newest");
+        const client = await connect(o.url, { name: `ezipc-sub:${process.pid}` });
+        const sub = await client.subscribe(pattern, { init, iter: o.iter });
+        sub.on("gap", (g) =>
+          process.stderr.write(`(gap in ${g.topic}: ${g.first}..${g.last} were evicted)\n`),
+        );
+        const stop = async () => {
+          sub.unsubscribe();
+          await client.close();
+          process.exit(0);
+        };
+        process.once("SIGINT", () => void stop());
+        process.once("SIGTERM", () => void stop());
+        let n = 0;
+        for await (const m of sub) {
+          process.stdout.write(`${m.topic} #${m.seq} ${formatValue("bytes", m.payload, o.format)}\n`);
+          if (o.count !== undefined && ++n >= o.count) break;
+        }
+        await client.close();
+      },
+    );
+
+  program
+    .command("req")
+    .description("send a request to whoever serves TOPIC and print the reply")
+    .argument("<topic>")
+    .argument("[message]", "request body", "")
+    .option(...urlOption)
+    .option("-t, --timeout <ms>", "give up after this long", nonNegativeInt, 10_000)
+    .action(async (topic: string, message: string, o: { url: string; timeout: number }) => {
+      const reply = await withClient(o.url, (c) => c.request(topic, message, { timeoutMs: o.timeout }));
+      process.stdout.write(`${formatValue("bytes", reply.payload, "auto")}\n`);
+    });
+
+  program
+    .command("reply")
+    .description("a demo responder: serve TOPIC, answering each request with its own body")
+    .argument("<topic>")
+    .option(...urlOption)
+    .action(async (topic: string, o: { url: string }) => {
+      const client = await connect(o.url, { name: `ezipc-reply:${process.pid}` });
+      await client.serve(topic, (req) => {
+        process.stdout.write(`${req.caller}: ${formatValue("bytes", req.payload, "auto")}\n`);
+        return req.payload;
+      });
+      process.stdout.write(`serving ${topic}\n`);
+      const stop = async () => {
+        await client.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop());
+      process.once("SIGTERM", () => void stop());
+    });
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) {
+    process.stdout.write(
+      `${r
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join("  ")
+        .trimEnd()}\n`,
+    );
+  }
 }

@@ -11,7 +11,7 @@ import { isEzipcError } from "../errors.js";
 import { setLogger, stderrLogger } from "../log.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
-import { addHubCommands } from "./hub-commands.js";
+import { addHubCommands, addMessagingCommands } from "./hub-commands.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -37,6 +37,7 @@ export function buildProgram(): Command {
     });
 
   addHubCommands(program, { tcp: DEFAULT_TCP_URL, unix: DEFAULT_UNIX_URL });
+  addMessagingCommands(program, { tcp: DEFAULT_TCP_URL });
 
   program
     .command("echo-server")

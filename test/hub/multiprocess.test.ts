@@ -75,6 +75,26 @@ describe("hub with clients in separate processes", () => {
     });
   }
 
+  it("a publisher and 3 subscribers in separate processes: every subscriber gets everything in order", async () => {
+    const n = 5_000;
+    const pending = children.map((c) =>
+      c.cmd<{ count: number; inOrder: boolean }>("subscribeCount", { key: "mp.stream" }, 30_000),
+    );
+    await Promise.all(
+      children.map((c) =>
+        c.event((e) => e.event === "subscribed" && e.topic === "mp.stream", 10_000, "subscribed"),
+      ),
+    );
+    const publisher = await ChildClient.start(url, "publisher");
+    try {
+      await publisher.cmd("publishMany", { key: "mp.stream", n }, 30_000);
+      for (const r of await Promise.all(pending))
+        assert.deepEqual({ count: r.count, inOrder: r.inOrder }, { count: n, inOrder: true });
+    } finally {
+      await publisher.exit();
+    }
+  });
+
   it("5 processes race to allocate one key: exactly one wins", async () => {
     const racers = [...children, await ChildClient.start(url, "p3"), await ChildClient.start(url, "p4")];
     try {
