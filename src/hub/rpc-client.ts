@@ -167,6 +167,11 @@ export class Channel implements AsyncIterable<Uint8Array> {
     this.link.send("chunk", { side: this.side, id: this.id, payload });
   }
 
+  /** Cancels a stream (or closes a session) from this side; the other side's signal/iterator ends. */
+  cancel(): void {
+    this.end(END_CANCEL, "EZIPC_CANCELLED", "cancelled by the caller");
+  }
+
   /** Ends the channel from this side: `END_OK` with a payload, or a cancel/close. */
   end(status: number, code = "", message = "", payload: Uint8Array = new Uint8Array(0)): void {
     if (this.doneFlag) return;
