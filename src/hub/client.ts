@@ -11,7 +11,16 @@ import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
 import { OP_CANCEL } from "./deadman.js";
 import { cancelled, Deadman, type DeadmanState } from "./deadman-client.js";
-import { encodeHeaders, encodePublish, MESSAGE_INDEX, parseMessage } from "./fast-frames.js";
+import {
+  encodedLength,
+  encodeHeaders,
+  encodePublishInto,
+  MESSAGE_INDEX,
+  parseMessage,
+} from "./fast-frames.js";
+
+const EMPTY_HEADER_LIST = encodeHeaders([]);
+
 import type { HubStats } from "./hub.js";
 import {
   type Body,
@@ -401,19 +410,20 @@ export class HubClient extends EventEmitter<HubClientEvents> {
    * send queue is over its high-water mark: wait for {@link drain} before publishing more. Throws
    * `EZIPC_CONNECTION_CLOSED` while disconnected (nothing is buffered across a reconnect).
    */
-  publishAndForget(topic: string, payload: Payload, options: PublishOptions = {}): boolean {
+  publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
     const topicBytes = this.topicFrameBytes(topic);
     const conn = this.conn;
     if (!this.ready || !conn || conn.state !== "open") {
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
     }
-    const bytes = payloadBytes(payload);
+    const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : payloadBytes(payload);
     if (this.scratch.length < bytes.length + 1024 && bytes.length + 1024 < COPY_THRESHOLD_BYTES) {
       this.scratch = Buffer.allocUnsafe(COPY_THRESHOLD_BYTES);
     }
-    const headers = encodeHeaders(options.headers ? headerList(options.headers) : []);
+    const headers = options?.headers ? encodeHeaders(headerList(options.headers)) : EMPTY_HEADER_LIST;
     // Frames under the copy threshold are copied by send() before it returns: the scratch is reused.
-    return conn.send(encodePublish(this.scratch, COPY_THRESHOLD_BYTES, 0, topicBytes, headers, bytes));
+    const frame = encodePublishInto(this.scratch, COPY_THRESHOLD_BYTES, 0, topicBytes, headers, bytes);
+    return conn.send(frame, encodedLength);
   }
 
   private topicFrameBytes(topic: string): Buffer {

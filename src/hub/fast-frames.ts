@@ -78,6 +78,22 @@ export function encodePublish(
   headers: Buffer,
   payload: Uint8Array,
 ): Buffer {
+  const buf = encodePublishInto(scratch, copyBelow, rid, topic, headers, payload);
+  return buf === scratch ? scratch.subarray(0, encodedLength) : buf;
+}
+
+/** The length of the last frame {@link encodePublishInto} wrote. */
+export let encodedLength = 0;
+
+/** Like {@link encodePublish}, but returns `scratch` itself when it used it (the length is {@link encodedLength}). */
+export function encodePublishInto(
+  scratch: Buffer,
+  copyBelow: number,
+  rid: number,
+  topic: Buffer,
+  headers: Buffer,
+  payload: Uint8Array,
+): Buffer {
   const size =
     2 + 4 + lebSize(topic.length) + topic.length + headers.length + lebSize(payload.length) + payload.length;
   const buf = size <= scratch.length && size < copyBelow ? scratch : Buffer.allocUnsafe(size);
@@ -90,7 +106,8 @@ export function encodePublish(
   pos += headers.length;
   pos = writeLeb(buf, pos, payload.length);
   buf.set(payload, pos);
-  return buf === scratch ? scratch.subarray(0, size) : buf;
+  encodedLength = size;
+  return buf;
 }
 
 /** A parsed `publish` frame: offsets into it. */
@@ -132,7 +149,7 @@ export function parsePublish(frame: Buffer): PublishView | null {
  */
 export function encodeMessage(
   topic: Buffer,
-  seq: bigint,
+  seq: bigint | number,
   time: number,
   publisher: Buffer,
   headers: Uint8Array,
@@ -156,7 +173,10 @@ export function encodeMessage(
   let pos = writeLeb(buf, 6, topic.length);
   topic.copy(buf, pos);
   pos += topic.length;
-  buf.writeBigUInt64LE(seq, pos);
+  if (typeof seq === "number") {
+    buf.writeUInt32LE(seq % 0x100000000, pos);
+    buf.writeUInt32LE(Math.floor(seq / 0x100000000), pos + 4);
+  } else buf.writeBigUInt64LE(seq, pos);
   buf.writeDoubleLE(time, pos + 8);
   pos = writeLeb(buf, pos + 16, publisher.length);
   publisher.copy(buf, pos);
@@ -168,17 +188,67 @@ export function encodeMessage(
   return buf;
 }
 
-/** A parsed `message` frame (a TopicMessage). The payload is a view into the frame. */
+const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
+
+/**
+ * A parsed `message` frame (a TopicMessage). Parsing only checks the layout and notes where each field is;
+ * the topic, publisher, seq and headers are read from the frame when first asked for. The payload is a view
+ * into the frame.
+ */
 export class MessageView {
+  private topicValue: string | undefined;
+  private seqValue: bigint | undefined;
+  private publisherValue: string | undefined;
+  private headersValue: Record<string, string> | undefined;
+
   constructor(
+    private readonly frame: Buffer,
     readonly sid: number,
-    readonly topic: string,
-    readonly seq: bigint,
-    readonly time: number,
-    readonly publisher: string,
-    readonly headers: Record<string, string>,
+    private readonly topicStart: number,
+    private readonly topicEnd: number,
+    private readonly publisherEnd: number,
+    private readonly headersStart: number,
     readonly payload: Uint8Array,
   ) {}
+
+  get topic(): string {
+    this.topicValue ??= this.frame.latin1Slice(this.topicStart, this.topicEnd);
+    return this.topicValue;
+  }
+  get seq(): bigint {
+    this.seqValue ??= this.frame.readBigUInt64LE(this.topicEnd);
+    return this.seqValue;
+  }
+  get time(): number {
+    return this.frame.readDoubleLE(this.topicEnd + 8);
+  }
+  get publisher(): string {
+    if (this.publisherValue === undefined) {
+      const len = readLeb(this.frame, this.topicEnd + 16, this.publisherEnd);
+      this.publisherValue = this.frame.utf8Slice(this.publisherEnd - len, this.publisherEnd);
+    }
+    return this.publisherValue;
+  }
+  get headers(): Record<string, string> {
+    if (this.headersValue === undefined) {
+      const frame = this.frame;
+      const count = readLeb(frame, this.headersStart, frame.length);
+      let pos = lebEnd;
+      let headers = NO_HEADERS;
+      if (count > 0) {
+        headers = {};
+        for (let i = 0; i < count; i++) {
+          const klen = readLeb(frame, pos, frame.length);
+          const key = frame.utf8Slice(lebEnd, lebEnd + klen);
+          const vlen = readLeb(frame, lebEnd + klen, frame.length);
+          headers[key] = frame.utf8Slice(lebEnd, lebEnd + vlen);
+          pos = lebEnd + vlen;
+        }
+      }
+      this.headersValue = headers;
+    }
+    return this.headersValue;
+  }
   text(): string {
     const p = this.payload;
     return Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString("utf8");
@@ -188,40 +258,35 @@ export class MessageView {
   }
 }
 
-const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
-
-/** Parses a `message` frame, or returns null if it is malformed. */
+/** Parses a `message` frame (checking its whole layout), or returns null if it is malformed. */
 export function parseMessage(frame: Buffer): MessageView | null {
   const end = frame.length;
   if (end < 6 || frame.readUInt16LE(0) !== MESSAGE_INDEX) return null;
   const sid = frame.readUInt32LE(2);
   const tlen = readLeb(frame, 6, end);
   if (tlen < 0 || tlen > MAX_TOPIC || lebEnd + tlen + 16 > end) return null;
-  const topic = frame.latin1Slice(lebEnd, lebEnd + tlen);
-  let pos = lebEnd + tlen;
-  const seq = frame.readBigUInt64LE(pos);
-  const time = frame.readDoubleLE(pos + 8);
-  const plen = readLeb(frame, pos + 16, end);
+  const topicStart = lebEnd;
+  const topicEnd = lebEnd + tlen;
+  const plen = readLeb(frame, topicEnd + 16, end);
   if (plen < 0 || plen > 4096 || lebEnd + plen > end) return null;
-  const publisher = frame.utf8Slice(lebEnd, lebEnd + plen);
-  pos = lebEnd + plen;
-  const count = readLeb(frame, pos, end);
+  const publisherEnd = lebEnd + plen;
+  const count = readLeb(frame, publisherEnd, end);
   if (count < 0 || count > MAX_HEADERS) return null;
-  pos = lebEnd;
-  let headers = NO_HEADERS;
-  if (count > 0) {
-    headers = {};
-    for (let i = 0; i < count; i++) {
-      const klen = readLeb(frame, pos, end);
-      if (klen < 0 || klen > MAX_HEADER_KEY || lebEnd + klen > end) return null;
-      const key = frame.utf8Slice(lebEnd, lebEnd + klen);
-      const vlen = readLeb(frame, lebEnd + klen, end);
-      if (vlen < 0 || vlen > MAX_HEADER_VALUE || lebEnd + vlen > end) return null;
-      headers[key] = frame.utf8Slice(lebEnd, lebEnd + vlen);
-      pos = lebEnd + vlen;
-    }
+  let pos = lebEnd;
+  for (let i = 0; i < count * 2; i++) {
+    const len = readLeb(frame, pos, end);
+    if (len < 0 || len > (i % 2 === 0 ? MAX_HEADER_KEY : MAX_HEADER_VALUE) || lebEnd + len > end) return null;
+    pos = lebEnd + len;
   }
   const len = readLeb(frame, pos, end);
   if (len < 0 || lebEnd + len !== end) return null;
-  return new MessageView(sid, topic, seq, time, publisher, headers, frame.subarray(lebEnd, end));
+  return new MessageView(
+    frame,
+    sid,
+    topicStart,
+    topicEnd,
+    publisherEnd,
+    publisherEnd,
+    frame.subarray(lebEnd, end),
+  );
 }

@@ -79,6 +79,13 @@ interface Sub {
    */
   readonly noJump: Set<Topic>;
   waitingDrain: boolean;
+  /** The topic of a single-topic subscription (skips iterating `ready`). */
+  only: Topic | null;
+}
+
+function firstOf(set: Set<Topic>): Topic {
+  for (const t of set) return t;
+  throw new Error("empty set");
 }
 
 type Msg<K extends keyof typeof hubMessages> = Infer<(typeof hubMessages)[K]>;
@@ -242,7 +249,8 @@ export class PubSub {
       return;
     }
     const time = Date.now();
-    const seq = topic.nextSeq;
+    // The seq as a plain number while it is exact (base 0, the usual case): no bigint per message.
+    const seq: bigint | number = topic.base === 0n && topic.next < 2 ** 53 ? topic.next : topic.nextSeq;
     const message = encodeMessage(
       topic.nameBytes,
       seq,
@@ -253,10 +261,11 @@ export class PubSub {
     );
     this.appendEntry(topic, seq, { frame: message, time, bytes: message.length + MESSAGE_OVERHEAD_BYTES });
     if (v.rid === 0) return;
+    const seqBig = BigInt(seq);
     if (this.persisted.has(topic)) {
-      this.pendingAcks.push({ conn, rid: v.rid, seq, time });
+      this.pendingAcks.push({ conn, rid: v.rid, seq: seqBig, time });
       this.scheduleSave();
-    } else conn.send(this.protocol.encode("published", { rid: v.rid, seq, time }));
+    } else conn.send(this.protocol.encode("published", { rid: v.rid, seq: seqBig, time }));
   }
 
   private onPublish(conn: Connection, client: string, m: Msg<"publish">): void {
@@ -301,7 +310,7 @@ export class PubSub {
     return { seq, time };
   }
 
-  private appendEntry(topic: Topic, seq: bigint, e: Entry): void {
+  private appendEntry(topic: Topic, seq: bigint | number, e: Entry): void {
     const before = topic.bytes;
     const firstBefore = topic.firstIndex;
     const index = topic.append(e);
@@ -309,7 +318,7 @@ export class PubSub {
     this.counters.published++;
     if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
     if (this.persisted.has(topic)) {
-      this.pendingSave.push({ topic: topic.name, seq, entry: e });
+      this.pendingSave.push({ topic: topic.name, seq: BigInt(seq), entry: e });
       if (topic.firstIndex !== firstBefore) this.pendingEvict.set(topic.name, topic.firstSeq);
       this.scheduleSave();
     }
@@ -369,6 +378,7 @@ export class PubSub {
         ready: new Set(),
         noJump: new Set(),
         waitingDrain: false,
+        only: null,
       };
       const resume = new Map(m.resume.map((r) => [r.topic, r.seq]));
       const start = (t: Topic): number => {
@@ -385,7 +395,7 @@ export class PubSub {
             return t.indexOf(m.fromSeq);
         }
       };
-      if (!wildcard) this.topic(m.pattern, true);
+      if (!wildcard) sub.only = this.topic(m.pattern, true);
       subs.set(m.sid, sub);
       if (wildcard) this.wildcards.add(sub);
       for (const t of this.topics.values()) {
@@ -438,12 +448,7 @@ export class PubSub {
     const conn = sub.conn;
     while (sub.credit > 0 && sub.ready.size > 0 && !sub.waitingDrain) {
       if (conn.state !== "open") return;
-      let topic: Topic | undefined;
-      for (const t of sub.ready) {
-        topic = t;
-        break;
-      }
-      const t = topic!;
+      const t = sub.ready.size === 1 && sub.only ? sub.only : firstOf(sub.ready);
       let cursor = sub.cursors.get(t)!;
       const atStart = sub.noJump.size > 0 && sub.noJump.delete(t);
       if (sub.iter === ITER_NEWEST && !atStart && t.lastIndex > cursor) cursor = t.lastIndex;

@@ -61,8 +61,11 @@ export interface SubscriptionHost {
  * repeated while the messages are still in the topic's history (a `gap` event says when they were not).
  */
 export class Subscription extends EventEmitter<SubscriptionEvents> implements AsyncIterable<TopicMessage> {
-  /** Last seq received per topic (where a resume continues from). */
-  readonly lastSeq = new Map<string, bigint>();
+  /** Last message (or gap end) received per topic: where a resume continues from. */
+  private readonly last = new Map<string, { readonly seq: bigint }>();
+  /** The last message of a single-topic subscription (kept as is: its seq is read only when needed). */
+  private lastOfPattern: { readonly seq: bigint } | undefined;
+  private readonly wildcard: boolean;
   private readonly queue: TopicMessage[] = [];
   private wake: (() => void) | null = null;
   private closedFlag = false;
@@ -85,6 +88,15 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     private readonly handler?: (m: TopicMessage) => unknown,
   ) {
     super();
+    this.wildcard = /(^|\.)(\*|>)(\.|$)/.test(pattern);
+  }
+
+  /** The last seq received per topic (where a resume continues from). */
+  get lastSeq(): Map<string, bigint> {
+    const out = new Map<string, bigint>();
+    if (this.lastOfPattern) out.set(this.pattern, this.lastOfPattern.seq);
+    for (const [topic, m] of this.last) out.set(topic, m.seq);
+    return out;
   }
 
   get closed(): boolean {
@@ -101,7 +113,8 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   deliver(m: TopicMessage): void {
     if (this.closedFlag) return;
     this.outstanding = Math.max(0, this.outstanding - 1);
-    this.lastSeq.set(m.topic, m.seq);
+    if (this.wildcard) this.last.set(m.topic, m);
+    else this.lastOfPattern = m;
     this.queue.push(m);
     if (this.handler) this.drainToHandler();
     else {
@@ -111,7 +124,8 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
 
   /** @internal */
   gap(g: Gap): void {
-    this.lastSeq.set(g.topic, g.last);
+    if (this.wildcard) this.last.set(g.topic, { seq: g.last });
+    else this.lastOfPattern = { seq: g.last };
     this.emit("gap", g);
   }
 

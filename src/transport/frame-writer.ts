@@ -37,10 +37,13 @@ export class FrameWriter {
     return this.chunkBytes + (this.segPos - this.segStart);
   }
 
-  /** Queues a data frame. Returns the sink's last `write()` result if a flush happened, else true. */
-  writeData(payload: Uint8Array): boolean {
-    const length = payload.length;
+  /**
+   * Queues a data frame (`payload`, or its first `length` bytes). Returns the sink's last `write()` result
+   * if a flush happened, else true.
+   */
+  writeData(payload: Uint8Array, length = payload.length): boolean {
     if (length >= COPY_THRESHOLD_BYTES) {
+      if (length !== payload.length) payload = payload.subarray(0, length);
       this.reserve(HEADER_BYTES);
       this.seg.writeUInt32BE(length, this.segPos);
       this.segPos += HEADER_BYTES;
@@ -63,7 +66,7 @@ export class FrameWriter {
     if (length <= 64) {
       for (let i = 0; i < length; i++) seg[p + i] = payload[i]!;
     } else {
-      seg.set(payload, p);
+      seg.set(length === payload.length ? payload : payload.subarray(0, length), p);
     }
     this.segPos = p + length;
     return flushed;

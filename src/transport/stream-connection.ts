@@ -130,16 +130,17 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     return this.writer.pendingBytes + this.socket.writableLength;
   }
 
-  send(frame: Uint8Array): boolean {
+  send(frame: Uint8Array, length = frame.length): boolean {
     if (this.state !== "open") {
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", `connection ${this.id} is ${this.state}`);
     }
-    if (frame.length > this.opts.maxFrameBytes) {
-      throw new RangeError(`frame of ${frame.length} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}`);
+    if (length > this.opts.maxFrameBytes) {
+      throw new RangeError(`frame of ${length} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}`);
     }
+    if (length > frame.length || length < 0) throw new RangeError(`length ${length} is outside the frame`);
     this.stats.framesOut++;
     this.txTicks++;
-    if (!this.writer.writeData(frame)) this.watchStall(); // the writer flushed and the socket is full
+    if (!this.writer.writeData(frame, length)) this.watchStall(); // the writer flushed and the socket is full
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flushNow);

@@ -95,12 +95,14 @@ export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterabl
   /** Resolves with the close info once the connection is closed; never rejects. */
   readonly closed: Promise<CloseInfo>;
   /**
-   * Queues one frame. Returns false when the queue is at or over `sendHighWaterMarkBytes`: wait for
-   * {@link drain} before sending more. The frame is written when the current callback returns; do not modify
-   * it after the call. Throws `EZIPC_CONNECTION_CLOSED` once the connection is closing or closed, and
-   * `RangeError` for a frame over maxFrameBytes.
+   * Queues one frame: `frame`, or its first `length` bytes. Returns false when the queue is at or over
+   * `sendHighWaterMarkBytes`: wait for {@link drain} before sending more. A frame under 16 KiB
+   * (`COPY_THRESHOLD_BYTES`) is copied before send() returns, so its buffer may be reused at once; a larger
+   * one is written as it is when the current callback returns: do not modify it after the call. Throws
+   * `EZIPC_CONNECTION_CLOSED` once the connection is closing or closed, and `RangeError` for a frame over
+   * maxFrameBytes.
    */
-  send(frame: Uint8Array): boolean;
+  send(frame: Uint8Array, length?: number): boolean;
   /** Resolves once the queue is below sendHighWaterMarkBytes (at once if it is); rejects if it closes first. */
   drain(): Promise<void>;
   /**

@@ -10,6 +10,35 @@ import { nextEvent, within } from "../helpers.js";
 let n = 0;
 
 describe("Connection details", () => {
+  it("send(frame, length) sends a prefix; a small frame's buffer may be reused at once", async () => {
+    const listener = await listen(`memory://prefix-${++n}`);
+    const accepted = nextEvent<[Connection]>(listener, "connection");
+    const client = await dial(listener.url);
+    const [server] = await accepted;
+    const got: Buffer[] = [];
+    server.on("message", (f) => got.push(Buffer.from(f)));
+    const scratch = Buffer.alloc(64 * 1024);
+    scratch.fill(1, 0, 10);
+    client.send(scratch, 10);
+    scratch.fill(2, 0, 10); // reused before the frame left: it was copied
+    client.send(scratch, 5);
+    const big = Buffer.alloc(40 * 1024, 7);
+    client.send(big, 20 * 1024); // a large prefix is written as a view
+    assert.throws(() => client.send(scratch, scratch.length + 1), RangeError);
+    await within(
+      (async () => {
+        while (got.length < 3) await new Promise((r) => setImmediate(r));
+      })(),
+      5_000,
+      "three frames",
+    );
+    assert.deepEqual(got[0], Buffer.alloc(10, 1));
+    assert.deepEqual(got[1], Buffer.alloc(5, 2));
+    assert.deepEqual(got[2], Buffer.alloc(20 * 1024, 7));
+    await client.close();
+    await listener.close();
+  });
+
   it("pauses reading while an async-iterator consumer lags, and loses nothing", async () => {
     const listener = await listen(`memory://iter-${++n}`);
     const accepted = nextEvent<[Connection]>(listener, "connection");
