@@ -110,24 +110,42 @@ export function encodePublishInto(
   return buf;
 }
 
-/** A parsed `publish` frame: offsets into it. */
+/** A parsed `publish` frame: offsets into it. One object is reused by every {@link parsePublish} call. */
 export interface PublishView {
   rid: number;
+  /** The topic name; the previous call's string when the bytes are the same (no new string per message). */
   topic: string;
+  topicStart: number;
+  topicEnd: number;
   headersStart: number;
   headersEnd: number;
   headerCount: number;
   payloadStart: number;
 }
 
-/** Parses a `publish` frame, or returns null if it is malformed (the generic decoder then reports why). */
+const view: PublishView = {
+  rid: 0,
+  topic: "",
+  topicStart: 0,
+  topicEnd: 0,
+  headersStart: 0,
+  headersEnd: 0,
+  headerCount: 0,
+  payloadStart: 0,
+};
+let lastTopicBytes = Buffer.alloc(0);
+
+/**
+ * Parses a `publish` frame into a shared view (valid until the next call), or returns null if it is
+ * malformed (the generic decoder then reports why).
+ */
 export function parsePublish(frame: Buffer): PublishView | null {
   const end = frame.length;
   if (end < 6 || frame.readUInt16LE(0) !== PUBLISH_INDEX) return null;
   const rid = frame.readUInt32LE(2);
   const tlen = readLeb(frame, 6, end);
   if (tlen < 0 || tlen > MAX_TOPIC || lebEnd + tlen > end) return null;
-  const topic = frame.latin1Slice(lebEnd, lebEnd + tlen);
+  const topicStart = lebEnd;
   const headersStart = lebEnd + tlen;
   const count = readLeb(frame, headersStart, end);
   if (count < 0 || count > MAX_HEADERS) return null;
@@ -140,7 +158,68 @@ export function parsePublish(frame: Buffer): PublishView | null {
   const headersEnd = pos;
   const plen = readLeb(frame, headersEnd, end);
   if (plen < 0 || lebEnd + plen !== end) return null;
-  return { rid, topic, headersStart, headersEnd, headerCount: count, payloadStart: lebEnd };
+  if (
+    lastTopicBytes.length !== tlen ||
+    frame.compare(lastTopicBytes, 0, tlen, topicStart, headersStart) !== 0
+  ) {
+    view.topic = frame.latin1Slice(topicStart, headersStart);
+    lastTopicBytes = Buffer.from(frame.subarray(topicStart, headersStart));
+  }
+  view.rid = rid;
+  view.topicStart = topicStart;
+  view.topicEnd = headersStart;
+  view.headersStart = headersStart;
+  view.headersEnd = headersEnd;
+  view.headerCount = count;
+  view.payloadStart = lebEnd;
+  return view;
+}
+
+/**
+ * Encodes the `message` frame (subscription id 0) of a parsed publish, copying its header list and payload
+ * straight from the publish frame.
+ */
+export function encodeMessageFromPublish(
+  topic: Buffer,
+  seq: bigint | number,
+  time: number,
+  publisher: Buffer,
+  publish: Buffer,
+  v: PublishView,
+): Buffer {
+  const headersLength = v.headersEnd - v.headersStart;
+  const payloadLength = publish.length - v.payloadStart;
+  const size =
+    2 +
+    4 +
+    lebSize(topic.length) +
+    topic.length +
+    8 +
+    8 +
+    lebSize(publisher.length) +
+    publisher.length +
+    headersLength +
+    lebSize(payloadLength) +
+    payloadLength;
+  const buf = Buffer.allocUnsafe(size);
+  buf.writeUInt16LE(MESSAGE_INDEX, 0);
+  buf.writeUInt32LE(0, 2);
+  let pos = writeLeb(buf, 6, topic.length);
+  topic.copy(buf, pos);
+  pos += topic.length;
+  if (typeof seq === "number") {
+    buf.writeUInt32LE(seq % 0x100000000, pos);
+    buf.writeUInt32LE(Math.floor(seq / 0x100000000), pos + 4);
+  } else buf.writeBigUInt64LE(seq, pos);
+  buf.writeDoubleLE(time, pos + 8);
+  pos = writeLeb(buf, pos + 16, publisher.length);
+  publisher.copy(buf, pos);
+  pos += publisher.length;
+  publish.copy(buf, pos, v.headersStart, v.headersEnd);
+  pos += headersLength;
+  pos = writeLeb(buf, pos, payloadLength);
+  publish.copy(buf, pos, v.payloadStart);
+  return buf;
 }
 
 /**

@@ -17,7 +17,13 @@ import { EzipcError, isEzipcError } from "../errors.js";
 import type { Protocol } from "../service/protocol.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
-import { encodeHeaders, encodeMessage, MESSAGE_SID_OFFSET, type PublishView } from "./fast-frames.js";
+import {
+  encodeHeaders,
+  encodeMessage,
+  encodeMessageFromPublish,
+  MESSAGE_SID_OFFSET,
+  type PublishView,
+} from "./fast-frames.js";
 import type { hubMessages } from "./protocol.js";
 import {
   checkTopic,
@@ -251,14 +257,7 @@ export class PubSub {
     const time = Date.now();
     // The seq as a plain number while it is exact (base 0, the usual case): no bigint per message.
     const seq: bigint | number = topic.base === 0n && topic.next < 2 ** 53 ? topic.next : topic.nextSeq;
-    const message = encodeMessage(
-      topic.nameBytes,
-      seq,
-      time,
-      publisher,
-      frame.subarray(v.headersStart, v.headersEnd),
-      frame.subarray(v.payloadStart),
-    );
+    const message = encodeMessageFromPublish(topic.nameBytes, seq, time, publisher, frame, v);
     this.appendEntry(topic, seq, { frame: message, time, bytes: message.length + MESSAGE_OVERHEAD_BYTES });
     if (v.rid === 0) return;
     const seqBig = BigInt(seq);

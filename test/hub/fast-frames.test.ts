@@ -4,6 +4,7 @@ import fc from "fast-check";
 import {
   encodeHeaders,
   encodeMessage,
+  encodeMessageFromPublish,
   encodePublish,
   MESSAGE_SID_OFFSET,
   parseMessage,
@@ -39,6 +40,26 @@ describe("fast publish/message frames match the schema codec byte for byte", () 
         assert.equal(v.topic, t);
         assert.equal(v.headerCount, h.length);
         assert.deepEqual(generic.subarray(v.payloadStart), Buffer.from(p));
+        // The message built from the publish frame equals the codec's message.
+        const seq = BigInt(rid) * 3n;
+        const message = encodeMessageFromPublish(
+          Buffer.from(t, "latin1"),
+          seq,
+          2.5,
+          Buffer.from("pub#1"),
+          generic,
+          v,
+        );
+        const expected = proto.encode("message", {
+          sid: 0,
+          topic: t,
+          seq,
+          time: 2.5,
+          publisher: "pub#1",
+          headers: h,
+          payload: p,
+        });
+        assert.deepEqual(message, Buffer.from(expected));
       }),
       { numRuns: 300, seed: 11 },
     );
