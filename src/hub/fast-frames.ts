@@ -17,6 +17,15 @@ const MAX_HEADER_KEY = 256;
 const MAX_HEADER_VALUE = 4096;
 const MAX_TOPIC = 255;
 
+/** Copies src[start, end) to dst at pos: a loop for short runs (Buffer#copy's checks cost more there). */
+function copyBytes(src: Uint8Array, start: number, end: number, dst: Uint8Array, pos: number): void {
+  if (end - start <= 96) {
+    for (let i = start; i < end; i++) dst[pos++] = src[i]!;
+  } else {
+    dst.set(src.subarray(start, end), pos);
+  }
+}
+
 function lebSize(n: number): number {
   return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : n < 0x10000000 ? 4 : 5;
 }
@@ -100,12 +109,12 @@ export function encodePublishInto(
   buf.writeUInt16LE(PUBLISH_INDEX, 0);
   buf.writeUInt32LE(rid, 2);
   let pos = writeLeb(buf, 6, topic.length);
-  topic.copy(buf, pos);
+  copyBytes(topic, 0, topic.length, buf, pos);
   pos += topic.length;
-  headers.copy(buf, pos);
+  copyBytes(headers, 0, headers.length, buf, pos);
   pos += headers.length;
   pos = writeLeb(buf, pos, payload.length);
-  buf.set(payload, pos);
+  copyBytes(payload, 0, payload.length, buf, pos);
   encodedLength = size;
   return buf;
 }
@@ -158,10 +167,9 @@ export function parsePublish(frame: Buffer): PublishView | null {
   const headersEnd = pos;
   const plen = readLeb(frame, headersEnd, end);
   if (plen < 0 || lebEnd + plen !== end) return null;
-  if (
-    lastTopicBytes.length !== tlen ||
-    frame.compare(lastTopicBytes, 0, tlen, topicStart, headersStart) !== 0
-  ) {
+  let same = lastTopicBytes.length === tlen;
+  for (let i = 0; same && i < tlen; i++) same = frame[topicStart + i] === lastTopicBytes[i];
+  if (!same) {
     view.topic = frame.latin1Slice(topicStart, headersStart);
     lastTopicBytes = Buffer.from(frame.subarray(topicStart, headersStart));
   }
@@ -205,7 +213,7 @@ export function encodeMessageFromPublish(
   buf.writeUInt16LE(MESSAGE_INDEX, 0);
   buf.writeUInt32LE(0, 2);
   let pos = writeLeb(buf, 6, topic.length);
-  topic.copy(buf, pos);
+  copyBytes(topic, 0, topic.length, buf, pos);
   pos += topic.length;
   if (typeof seq === "number") {
     buf.writeUInt32LE(seq % 0x100000000, pos);
@@ -213,12 +221,12 @@ export function encodeMessageFromPublish(
   } else buf.writeBigUInt64LE(seq, pos);
   buf.writeDoubleLE(time, pos + 8);
   pos = writeLeb(buf, pos + 16, publisher.length);
-  publisher.copy(buf, pos);
+  copyBytes(publisher, 0, publisher.length, buf, pos);
   pos += publisher.length;
-  publish.copy(buf, pos, v.headersStart, v.headersEnd);
+  copyBytes(publish, v.headersStart, v.headersEnd, buf, pos);
   pos += headersLength;
   pos = writeLeb(buf, pos, payloadLength);
-  publish.copy(buf, pos, v.payloadStart);
+  copyBytes(publish, v.payloadStart, publish.length, buf, pos);
   return buf;
 }
 

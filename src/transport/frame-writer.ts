@@ -63,7 +63,7 @@ export class FrameWriter {
     seg[p + 2] = (length >>> 8) & 0xff;
     seg[p + 3] = length & 0xff;
     p += HEADER_BYTES;
-    if (length <= 64) {
+    if (length <= 128) {
       for (let i = 0; i < length; i++) seg[p + i] = payload[i]!;
     } else {
       seg.set(length === payload.length ? payload : payload.subarray(0, length), p);
