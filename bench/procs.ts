@@ -8,10 +8,22 @@ import { fileURLToPath } from "node:url";
 export const childScript = fileURLToPath(new URL("./child.js", import.meta.url));
 export const hubChildScript = fileURLToPath(new URL("./hub-child.js", import.meta.url));
 
-/** Runs `script args…`; resolves at its "ready" line (still running) or when it exits 0 (its output). */
+/** No role may run longer than this: a stuck benchmark fails loudly instead of hanging. */
+const ROLE_LIMIT_MS = 180_000;
+
+/**
+ * Runs `script args…`; resolves at its "ready" line (still running) or when it exits 0 (its output). The
+ * process is killed after ROLE_LIMIT_MS whatever it does.
+ */
 export function runRole(script: string, args: string[]): Promise<{ out: string; proc: ChildProcess }> {
   return new Promise((resolve, reject) => {
     const proc = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    const limit = setTimeout(() => {
+      proc.kill("SIGKILL");
+      reject(new Error(`${args[0]} ran over ${ROLE_LIMIT_MS} ms`));
+    }, ROLE_LIMIT_MS);
+    limit.unref();
+    proc.once("exit", () => clearTimeout(limit));
     let out = "";
     proc.stdout!.on("data", (d: Buffer) => {
       out += d.toString();

@@ -935,6 +935,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private invalidate(s: KeyState): void {
     if (s.status === "invalidated") return;
     s.status = "invalidated";
+    s.listened.clear();
     s.counts.fill(0);
     s.data = null;
     if (this.byKey.get(s.key) === s) this.byKey.delete(s.key);

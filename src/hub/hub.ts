@@ -100,6 +100,8 @@ export interface HubStats {
   published: number;
   delivered: number;
   gaps: number;
+  /** Fire-and-forget publishes the hub could not store (bad topic, a limit), dropped. */
+  rejected: number;
   callsInFlight: number;
   calls: number;
   noResponders: number;

@@ -37,6 +37,11 @@ export class KeyState {
   readonly counts: [number, number, number] = [0, 0, 0];
   /** Pointers to notify (weak: a dropped pointer must stay collectable). */
   readonly pointers = new Set<WeakRef<IpcPtr<SyncPolicy, unknown>>>();
+  /**
+   * Pointers somebody listens to (events or an iterator): held strongly, so that a pointer whose only
+   * reference is its listener keeps receiving changes instead of being collected and released.
+   */
+  readonly listened = new Set<IpcPtr<SyncPolicy, unknown>>();
 
   constructor(
     readonly key: string,
@@ -119,6 +124,22 @@ export class IpcPtr<P extends SyncPolicy, T = Uint8Array> extends EventEmitter<I
     super();
     this.policy = policy;
     this.policyIndex = POLICY_INDEX[policy];
+    const track = () => {
+      // Checked after the change: newListener fires before adding, removeListener after removing.
+      queueMicrotask(() => {
+        if (!this.disposedFlag && this.listenerCount("change") + this.listenerCount("status") > 0) {
+          this.state.listened.add(this as IpcPtr<SyncPolicy, unknown>);
+        } else this.state.listened.delete(this as IpcPtr<SyncPolicy, unknown>);
+      });
+    };
+    const ee = this as unknown as EventEmitter;
+    ee.on("newListener", (event: string) => {
+      if (event === "change" || event === "status") {
+        this.state.listened.add(this as IpcPtr<SyncPolicy, unknown>);
+        track();
+      }
+    });
+    ee.on("removeListener", track);
   }
 
   get key(): string {
@@ -267,6 +288,7 @@ export class IpcPtr<P extends SyncPolicy, T = Uint8Array> extends EventEmitter<I
   dispose(): void {
     if (this.disposedFlag) return;
     this.disposedFlag = true;
+    this.state.listened.delete(this as IpcPtr<SyncPolicy, unknown>);
     this.host.release(this as IpcPtr<SyncPolicy, unknown>, this.state, this.policyIndex);
     this.emit("status", "invalidated");
   }

@@ -14,6 +14,7 @@
 
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import { log } from "../log.js";
 import type { Protocol } from "../service/protocol.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
@@ -109,7 +110,7 @@ export class PubSub {
   private readonly pendingEvict = new Map<string, bigint>();
   private pendingAcks: { conn: Connection; rid: number; seq: bigint; time: number }[] = [];
   private saveScheduled = false;
-  readonly counters = { published: 0, delivered: 0, gaps: 0 };
+  readonly counters = { published: 0, delivered: 0, gaps: 0, rejected: 0 };
 
   constructor(
     options: PubSubOptions,
@@ -250,8 +251,8 @@ export class PubSub {
         topic = this.topic(v.topic, true);
       }
     } catch (err) {
-      if (!isEzipcError(err) || v.rid === 0) throw err;
-      conn.send(this.protocol.encode("error", { rid: v.rid, code: err.code, message: err.message }));
+      if (!isEzipcError(err)) throw err;
+      this.reject(conn, v.rid, err);
       return;
     }
     const time = Date.now();
@@ -292,9 +293,19 @@ export class PubSub {
         this.scheduleSave();
       } else conn.send(this.protocol.encode("published", { rid: m.rid, seq, time }));
     } catch (err) {
-      if (!isEzipcError(err) || m.rid === 0) throw err;
-      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+      if (!isEzipcError(err)) throw err;
+      this.reject(conn, m.rid, err);
     }
+  }
+
+  /** A publish that cannot be stored: its caller gets the error; a fire-and-forget one is dropped and counted. */
+  private reject(conn: Connection, rid: number, err: EzipcError): void {
+    if (rid !== 0) {
+      conn.send(this.protocol.encode("error", { rid, code: err.code, message: err.message }));
+      return;
+    }
+    this.counters.rejected++;
+    log("warn", "hub", "fire-and-forget publish dropped", { error: err });
   }
 
   private append(

@@ -291,24 +291,39 @@ describe("hub: reference counts", () => {
     });
   });
 
-  it("a pointer the program dropped is released by the FinalizationRegistry", async () => {
+  it("a pointer the program dropped is released by the FinalizationRegistry; one with a listener is kept", async () => {
     v8.setFlagsFromString("--expose-gc");
     const gc = vm.runInNewContext("gc") as () => void;
     await withHub({}, async (hub, url) => {
       const c = await connect(url);
       try {
-        const keep = await c.allocate("gc.kept", 4, "poll");
+        const keep = await c.allocate("gc.kept", 4, "request");
         await (async () => {
           await c.watch("gc.kept", "lazy"); // dropped at once
         })();
-        assert.equal(hub.peek("gc.kept")!.refcount, 2);
+        let seen = 0;
+        await (async () => {
+          // Dropped too, but listened to: it must go on receiving changes.
+          (await c.watch("gc.kept", "poll"))!.on("change", () => {
+            seen++;
+          });
+        })();
+        assert.equal(hub.peek("gc.kept")!.refcount, 3);
         // Bounded: collect, let finalizers run, and let the release reach the hub.
-        for (let i = 0; i < 50 && hub.peek("gc.kept")!.refcount > 1; i++) {
+        for (let i = 0; i < 50 && hub.peek("gc.kept")!.refcount > 2; i++) {
           gc();
           await tick();
           await c.stats();
         }
-        assert.equal(hub.peek("gc.kept")!.refcount, 1);
+        assert.equal(hub.peek("gc.kept")!.refcount, 2, "only the unlistened pointer was released");
+        for (let i = 0; i < 5; i++) {
+          gc();
+          await tick();
+        }
+        await keep.write(Buffer.from([1]));
+        await c.stats();
+        assert.equal(seen, 1, "the listened pointer still gets changes");
+        assert.equal(hub.peek("gc.kept")!.refcount, 2);
         keep.dispose();
       } finally {
         await c.close();

@@ -420,7 +420,11 @@ describe("pub/sub semantics", () => {
     await assert.rejects(pub.subscribe("a.>.b"), { code: "EZIPC_INVALID_TOPIC" });
     await assert.rejects(pub.publish("$hub.topics", "x"), { code: "EZIPC_PERMISSION_DENIED" });
     await assert.rejects(pub.configureTopic("t", { persist: true }), { code: "EZIPC_BAD_REQUEST" });
+    // A fire-and-forget publish that cannot be stored is dropped and counted; the connection carries on.
+    const rejected = hub.stats().rejected;
+    pub.publishAndForget("$hub.sneaky", "x");
     assert.equal((await pub.publish("still.fine", "x")).seq, 1n);
+    assert.equal(hub.stats().rejected, rejected + 1);
   });
 });
 
