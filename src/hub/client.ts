@@ -483,8 +483,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     sub: Subscription,
     resume: { topic: string; seq: bigint }[],
   ): Promise<bigint> {
-    const credit = sub.initialCredit();
-    sub.outstanding = credit;
+    const credit = sub.resetCredit();
     const init = sub.init;
     const r = await this.rawRequest(conn, "subscribe", {
       sid: sub.sid,

@@ -103,6 +103,17 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     return this.closedFlag;
   }
 
+  /**
+   * @internal The credit to give when (re)subscribing; the subscription's accounting starts over from it
+   * (credit asked of a lost connection is gone with it).
+   */
+  resetCredit(): number {
+    const credit = this.initialCredit();
+    this.outstanding = credit;
+    this.consumed = 0;
+    return credit;
+  }
+
   /** @internal The credit to give when (re)subscribing. */
   initialCredit(): number {
     if (this.iter === "newest") return this.handler ? (this.busy ? 0 : 1) : this.wanting ? 1 : 0;
