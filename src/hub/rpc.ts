@@ -171,14 +171,11 @@ export class Rpc {
           `at most ${this.maxCalls} calls in flight per client`,
         );
       }
-      const pool = this.pools.get(m.topic)?.filter((c) => c.state === "open");
-      if (!pool || pool.length === 0) {
+      const server = this.nextServer(m.topic);
+      if (!server) {
         this.counters.noResponders++;
         throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${m.topic}`);
       }
-      const turn = (this.rr.get(m.topic) ?? 0) % pool.length;
-      this.rr.set(m.topic, turn + 1);
-      const server = pool[turn]!;
       let cid = this.nextCid;
       this.nextCid = cid >= 0xffffffff ? 1 : cid + 1;
       let theirs = this.byServer.get(server);
@@ -219,6 +216,21 @@ export class Rpc {
       if (!isEzipcError(err)) throw err;
       this.sendEnd(conn, SIDE_CALLER, m.rid, END_ERROR, err.code, err.message);
     }
+  }
+
+  /** The next open server of `topic`'s pool, round robin; undefined if there is none. */
+  private nextServer(topic: string): Connection | undefined {
+    const pool = this.pools.get(topic);
+    if (!pool) return undefined;
+    const start = this.rr.get(topic) ?? 0;
+    for (let i = 0; i < pool.length; i++) {
+      const c = pool[(start + i) % pool.length]!;
+      if (c.state === "open") {
+        this.rr.set(topic, (start + i + 1) % pool.length);
+        return c;
+      }
+    }
+    return undefined;
   }
 
   /** The call `id` as seen from `conn` on `side` (the sender's own side). */
