@@ -23,12 +23,24 @@ export {
   type TopicInfo,
 } from "./client.js";
 export { ConfigVar } from "./config-var.js";
+export { Deadman, type DeadmanEvents, type DeadmanState } from "./deadman-client.js";
 export { globMatcher } from "./glob.js";
 export { Hub, type HubEvents, type HubOptions, type HubStats } from "./hub.js";
 export { mergePatch } from "./merge-patch.js";
 export { type Change, IpcPtr, type IpcPtrEvents, type PointerStatus, type ReadResult } from "./pointer.js";
 export { HUB_PROTOCOL_VERSION, hubMessages, MAX_KEY_LENGTH, POLICIES, type SyncPolicy } from "./protocol.js";
 export { NEW_TOPICS, type PubSubOptions } from "./pubsub.js";
+export type { RpcOptions } from "./rpc.js";
+export {
+  type Body,
+  Channel,
+  type RequestOptions,
+  type RpcHandler,
+  type RpcRequest,
+  RpcSession,
+  Server,
+  type StreamOptions,
+} from "./rpc-client.js";
 export { type BlockStore, MemoryStore, SqliteStore, type StoredBlock } from "./store.js";
 export {
   type Gap,
