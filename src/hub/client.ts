@@ -18,10 +18,18 @@ import {
   MESSAGE_INDEX,
   parseMessage,
 } from "./fast-frames.js";
-
-const EMPTY_HEADER_LIST = encodeHeaders([]);
-
 import type { HubStats } from "./hub.js";
+import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
+import {
+  HUB_FEATURES,
+  HUB_PROTOCOL_VERSION,
+  type HubMessage,
+  type hubMessages,
+  hubProtocol,
+  KIND_BYTES,
+  KIND_JSON,
+  type SyncPolicy,
+} from "./protocol.js";
 import {
   type Body,
   type Channel,
@@ -76,35 +84,8 @@ function headerList(h: Record<string, string> | undefined): { key: string; value
   });
 }
 
-function topicMessage(b: Infer<typeof hubMessages.message>): TopicMessage {
-  const payload = b.payload;
-  const headers: Record<string, string> = {};
-  for (const h of b.headers) headers[h.key] = h.value;
-  return {
-    topic: b.topic,
-    seq: b.seq,
-    time: b.time,
-    publisher: b.publisher,
-    headers,
-    payload,
-    text: () => Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8"),
-    json: <T>() =>
-      JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString("utf8")) as T,
-  };
-}
-
 const INIT_CODES = { oldest: 0, mostRecent: 1, awaitNew: 2 } as const;
-
-import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
-import {
-  HUB_FEATURES,
-  HUB_PROTOCOL_VERSION,
-  type hubMessages,
-  hubProtocol,
-  KIND_BYTES,
-  KIND_JSON,
-  type SyncPolicy,
-} from "./protocol.js";
+const EMPTY_HEADER_LIST = encodeHeaders([]);
 
 /** Options of {@link connect}. Dial and reconnect options apply to every (re)connection. */
 export interface ConnectOptions extends DialerOptions {
@@ -146,10 +127,6 @@ export interface HubClientEvents {
   /** A reconnect finished: every pointer is resynchronised (or invalidated). */
   resynced: [];
 }
-
-type HubMessage = {
-  [K in keyof typeof hubMessages]: { type: K; body: Infer<(typeof hubMessages)[K]> };
-}[keyof typeof hubMessages];
 
 interface Pending {
   resolve: (m: HubMessage) => void;
@@ -786,10 +763,6 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       case "invalidated": {
         const s = this.byId.get(msg.body.id);
         if (s) this.invalidate(s);
-        return;
-      }
-      case "message": {
-        this.subs.get(msg.body.sid)?.deliver(topicMessage(msg.body));
         return;
       }
       case "call":

@@ -195,18 +195,56 @@ export function encodeMessageFromPublish(
   publish: Buffer,
   v: PublishView,
 ): Buffer {
-  const headersLength = v.headersEnd - v.headersStart;
-  const payloadLength = publish.length - v.payloadStart;
+  return encodeMessageRanges(
+    topic,
+    seq,
+    time,
+    publisher,
+    publish,
+    v.headersStart,
+    v.headersEnd,
+    publish,
+    v.payloadStart,
+  );
+}
+
+/**
+ * Encodes a `message` frame with subscription id 0 (patched per delivery at {@link MESSAGE_SID_OFFSET}).
+ * `headers` is the encoded header list.
+ */
+export function encodeMessage(
+  topic: Buffer,
+  seq: bigint | number,
+  time: number,
+  publisher: Buffer,
+  headers: Uint8Array,
+  payload: Uint8Array,
+): Buffer {
+  return encodeMessageRanges(topic, seq, time, publisher, headers, 0, headers.length, payload, 0);
+}
+
+/** The one `message` encoder: the header list is `headers[hStart, hEnd)`, the payload `payload[pStart…]`. */
+function encodeMessageRanges(
+  topic: Buffer,
+  seq: bigint | number,
+  time: number,
+  publisher: Buffer,
+  headers: Uint8Array,
+  hStart: number,
+  hEnd: number,
+  payload: Uint8Array,
+  pStart: number,
+): Buffer {
+  const payloadLength = payload.length - pStart;
   const size =
     2 +
     4 +
     lebSize(topic.length) +
     topic.length +
-    8 +
-    8 +
+    16 +
     lebSize(publisher.length) +
     publisher.length +
-    headersLength +
+    (hEnd - hStart) +
     lebSize(payloadLength) +
     payloadLength;
   const buf = Buffer.allocUnsafe(size);
@@ -223,55 +261,10 @@ export function encodeMessageFromPublish(
   pos = writeLeb(buf, pos + 16, publisher.length);
   copyBytes(publisher, 0, publisher.length, buf, pos);
   pos += publisher.length;
-  copyBytes(publish, v.headersStart, v.headersEnd, buf, pos);
-  pos += headersLength;
+  copyBytes(headers, hStart, hEnd, buf, pos);
+  pos += hEnd - hStart;
   pos = writeLeb(buf, pos, payloadLength);
-  copyBytes(publish, v.payloadStart, publish.length, buf, pos);
-  return buf;
-}
-
-/**
- * Encodes a `message` frame with subscription id 0 (patched per delivery at {@link MESSAGE_SID_OFFSET}).
- * `headers` is the encoded header list (as copied from a publish frame).
- */
-export function encodeMessage(
-  topic: Buffer,
-  seq: bigint | number,
-  time: number,
-  publisher: Buffer,
-  headers: Uint8Array,
-  payload: Uint8Array,
-): Buffer {
-  const size =
-    2 +
-    4 +
-    lebSize(topic.length) +
-    topic.length +
-    8 +
-    8 +
-    lebSize(publisher.length) +
-    publisher.length +
-    headers.length +
-    lebSize(payload.length) +
-    payload.length;
-  const buf = Buffer.allocUnsafe(size);
-  buf.writeUInt16LE(MESSAGE_INDEX, 0);
-  buf.writeUInt32LE(0, 2);
-  let pos = writeLeb(buf, 6, topic.length);
-  topic.copy(buf, pos);
-  pos += topic.length;
-  if (typeof seq === "number") {
-    buf.writeUInt32LE(seq % 0x100000000, pos);
-    buf.writeUInt32LE(Math.floor(seq / 0x100000000), pos + 4);
-  } else buf.writeBigUInt64LE(seq, pos);
-  buf.writeDoubleLE(time, pos + 8);
-  pos = writeLeb(buf, pos + 16, publisher.length);
-  publisher.copy(buf, pos);
-  pos += publisher.length;
-  buf.set(headers, pos);
-  pos += headers.length;
-  pos = writeLeb(buf, pos, payload.length);
-  buf.set(payload, pos);
+  copyBytes(payload, pStart, payload.length, buf, pos);
   return buf;
 }
 

@@ -39,6 +39,7 @@ import { mergePatch } from "./merge-patch.js";
 import {
   HUB_FEATURES,
   HUB_PROTOCOL_VERSION,
+  type HubMessage,
   type hubMessages,
   hubProtocol,
   KIND_BYTES,
@@ -156,10 +157,6 @@ class ClientState {
   }
   private nameValue = "";
 }
-
-type HubMessage = {
-  [K in keyof typeof hubMessages]: { type: K; body: Infer<(typeof hubMessages)[K]> };
-}[keyof typeof hubMessages];
 
 export interface HubEvents {
   /** A client finished its handshake (`resumed` when it came back within its window). */

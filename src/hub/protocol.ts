@@ -1,4 +1,4 @@
-import { t } from "../codec/schema.js";
+import { type Infer, t } from "../codec/schema.js";
 import type { Protocol } from "../service/protocol.js";
 import { schemaProtocol } from "../service/protocol.js";
 
@@ -229,6 +229,14 @@ export const hubMessages = {
   /** h→c: the token's state when the op completed. */
   deadmanState: t.struct({ rid: t.u32, taken: t.bool, holder: str, mine: t.bool, epoch: t.u64 }),
 } as const;
+
+/** The body of hub message `K`. */
+export type HubBody<K extends keyof typeof hubMessages> = Infer<(typeof hubMessages)[K]>;
+
+/** A decoded hub message: its type and body, discriminated by type. */
+export type HubMessage = {
+  [K in keyof typeof hubMessages]: { type: K; body: HubBody<K> };
+}[keyof typeof hubMessages];
 
 /** Block states in `listing`: live, counting down its grace period. */
 export const STATE_LIVE = 0;

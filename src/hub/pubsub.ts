@@ -12,7 +12,6 @@
  * - Subscriptions belong to a connection; a client that reconnects subscribes again with `resume` cursors.
  */
 
-import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import type { Protocol } from "../service/protocol.js";
@@ -25,7 +24,7 @@ import {
   MESSAGE_SID_OFFSET,
   type PublishView,
 } from "./fast-frames.js";
-import type { hubMessages } from "./protocol.js";
+import type { HubBody, hubMessages } from "./protocol.js";
 import {
   checkTopic,
   type Entry,
@@ -95,7 +94,7 @@ function firstOf(set: Set<Topic>): Topic {
   throw new Error("empty set");
 }
 
-type Msg<K extends keyof typeof hubMessages> = Infer<(typeof hubMessages)[K]>;
+type Msg<K extends keyof typeof hubMessages> = HubBody<K>;
 
 export class PubSub {
   private readonly topics = new Map<string, Topic>();
@@ -142,12 +141,13 @@ export class PubSub {
     return this.totalBytes;
   }
 
-  /** Handles a pub/sub message; returns false if `type` is not one of them. */
+  /**
+   * Handles a pub/sub message; returns false if `type` is not one of them. (`publish` frames never come
+   * here: the hub parses them in place and calls {@link publishFrame}; one that does not parse does not
+   * decode either.)
+   */
   handle(conn: Connection, client: string, type: string, body: unknown): boolean {
     switch (type) {
-      case "publish":
-        this.onPublish(conn, client, body as Msg<"publish">);
-        return true;
       case "subscribe":
         this.onSubscribe(conn, body as Msg<"subscribe">);
         return true;
@@ -268,36 +268,6 @@ export class PubSub {
     } else conn.send(this.protocol.encode("published", { rid: v.rid, seq: seqBig, time }));
   }
 
-  private onPublish(conn: Connection, client: string, m: Msg<"publish">): void {
-    try {
-      let topic = this.topics.get(m.topic);
-      if (!topic) {
-        checkTopic(m.topic);
-        if (m.topic.startsWith("$hub.")) {
-          throw new EzipcError(
-            "EZIPC_PERMISSION_DENIED",
-            `${m.topic}: $hub.… topics are published by the hub only`,
-          );
-        }
-        topic = this.topic(m.topic, true);
-      } else if (topic.name === NEW_TOPICS) {
-        throw new EzipcError(
-          "EZIPC_PERMISSION_DENIED",
-          `${m.topic}: $hub.… topics are published by the hub only`,
-        );
-      }
-      const { seq, time } = this.append(topic, client, m.headers, m.payload);
-      if (m.rid === 0) return;
-      if (this.persisted.has(topic)) {
-        this.pendingAcks.push({ conn, rid: m.rid, seq, time });
-        this.scheduleSave();
-      } else conn.send(this.protocol.encode("published", { rid: m.rid, seq, time }));
-    } catch (err) {
-      if (!isEzipcError(err)) throw err;
-      this.reject(conn, m.rid, err);
-    }
-  }
-
   /** A publish that cannot be stored: its caller gets the error; a fire-and-forget one is dropped and counted. */
   private reject(conn: Connection, rid: number, err: EzipcError): void {
     if (rid !== 0) {
@@ -308,16 +278,15 @@ export class PubSub {
     log("warn", "hub", "fire-and-forget publish dropped", { error: err });
   }
 
-  private append(
-    topic: Topic,
-    publisher: string,
-    headers: readonly { key: string; value: string }[],
-    payload: Uint8Array,
-  ): { seq: bigint; time: number } {
+  /** Publishes from the hub itself (topic announcements on `$hub.topics`). */
+  private announce(topic: Topic, payload: Uint8Array): void {
     const time = Date.now();
     const seq = topic.nextSeq;
-    this.appendEntry(topic, seq, this.entry(topic.name, { seq, time, publisher, headers, payload }));
-    return { seq, time };
+    this.appendEntry(
+      topic,
+      seq,
+      this.entry(topic.name, { seq, time, publisher: "hub", headers: [], payload }),
+    );
   }
 
   private appendEntry(topic: Topic, seq: bigint | number, e: Entry): void {
@@ -529,7 +498,7 @@ export class PubSub {
     }
     if (name !== NEW_TOPICS) {
       const announce = this.topic(NEW_TOPICS, true);
-      this.append(announce, "hub", [], Buffer.from(name, "utf8"));
+      this.announce(announce, Buffer.from(name, "utf8"));
     }
     return t;
   }

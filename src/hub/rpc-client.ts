@@ -3,9 +3,8 @@
  * {@link HubClient}: `serve`, `request`, `requestStream`, `openSession`, `acceptSessions`.
  */
 
-import type { Infer } from "../codec/schema.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
-import type { hubMessages } from "./protocol.js";
+import type { HubBody, hubMessages } from "./protocol.js";
 import {
   END_CANCEL,
   END_ERROR,
@@ -54,7 +53,7 @@ export interface StreamOptions extends RequestOptions {
   prefetch?: number;
 }
 
-type Msg<K extends keyof typeof hubMessages> = Infer<(typeof hubMessages)[K]>;
+type Msg<K extends keyof typeof hubMessages> = HubBody<K>;
 
 /** What the RPC client needs from its HubClient (kept internal). */
 export interface RpcLink {

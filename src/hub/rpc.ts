@@ -13,11 +13,10 @@
  *   `EZIPC_SERVER_GONE`; when a caller's closes, its calls are cancelled at the servers.
  */
 
-import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import type { Protocol } from "../service/protocol.js";
 import type { Connection } from "../transport/types.js";
-import type { hubMessages } from "./protocol.js";
+import type { HubBody, hubMessages } from "./protocol.js";
 import { checkTopic } from "./topics.js";
 
 export const KIND_REQUEST = 0;
@@ -46,7 +45,7 @@ interface Call {
   toServer: number;
 }
 
-type Msg<K extends keyof typeof hubMessages> = Infer<(typeof hubMessages)[K]>;
+type Msg<K extends keyof typeof hubMessages> = HubBody<K>;
 
 const NO_PAYLOAD = new Uint8Array(0);
 
