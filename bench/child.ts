@@ -9,30 +9,10 @@
  */
 import net from "node:net";
 import { dial, listen } from "../src/transport/registry.js";
+import { netAddress, rawConnect, rawFrame, rawFrames } from "./raw.js";
+import { percentile } from "./stats.js";
 
 const [role, url, a, b] = process.argv.slice(2) as [string, string, string?, string?];
-
-function netAddress(u: string): net.ListenOptions & net.NetConnectOpts {
-  const p = new URL(u);
-  if (p.protocol === "unix:") return { path: p.pathname };
-  return { host: p.hostname.replace(/^\[|\]$/g, ""), port: Number(p.port) };
-}
-
-/** A minimal hand-written frame parser: what a careful raw-socket user writes. */
-function rawFrames(socket: net.Socket, onFrame: (f: Buffer) => void): void {
-  let pending: Buffer | null = null;
-  socket.on("data", (chunk: Buffer) => {
-    const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
-    let pos = 0;
-    while (buf.length - pos >= 4) {
-      const len = buf.readUInt32BE(pos);
-      if (buf.length - pos - 4 < len) break;
-      onFrame(buf.subarray(pos + 4, pos + 4 + len));
-      pos += 4 + len;
-    }
-    pending = pos < buf.length ? buf.subarray(pos) : null;
-  });
-}
 
 /** A hand-written batching writer: copies frames into a 64 KiB buffer, writes it when full or per tick. */
 class RawBatcher {
@@ -62,25 +42,10 @@ class RawBatcher {
   }
 }
 
-/** One frame, header and payload, in one buffer for one write. */
-function rawFrame(payload: Buffer): Buffer {
-  const f = Buffer.allocUnsafe(4 + payload.length);
-  f.writeUInt32BE(payload.length, 0);
-  payload.copy(f, 4);
-  return f;
-}
-
 function rawListen(onSocket: (s: net.Socket) => void): Promise<string> {
   return new Promise((resolve) => {
     const server = net.createServer({ noDelay: true }, onSocket);
     server.listen(netAddress(url), () => resolve(url));
-  });
-}
-
-function rawConnect(): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect({ ...netAddress(url), noDelay: true } as net.NetConnectOpts, () => resolve(s));
-    s.once("error", reject);
   });
 }
 
@@ -113,7 +78,7 @@ switch (role) {
   case "send-raw": {
     const n = Number(a);
     const payload = Buffer.alloc(Number(b), 7);
-    const s = await rawConnect();
+    const s = await rawConnect(url);
     const batcher = new RawBatcher(s);
     const done = new Promise((r) => s.once("data", r));
     const t0 = process.hrtime.bigint();
@@ -169,7 +134,7 @@ switch (role) {
     arm();
     let close: () => void;
     if (role === "ping-raw") {
-      const s = await rawConnect();
+      const s = await rawConnect(url);
       rawFrames(s, () => wake());
       send = (p) => s.write(rawFrame(p));
       close = () => s.destroy();
@@ -189,9 +154,7 @@ switch (role) {
       if (i >= 0) samples[i] = Number(process.hrtime.bigint() - t0) / 1000;
     }
     samples.sort();
-    console.log(
-      JSON.stringify({ p50Us: samples[Math.floor(count * 0.5)], p99Us: samples[Math.floor(count * 0.99)] }),
-    );
+    console.log(JSON.stringify({ p50Us: percentile(samples, 0.5), p99Us: percentile(samples, 0.99) }));
     close();
     break;
   }

@@ -1,8 +1,10 @@
 /**
  * Encode + decode of the anchors message with JSON, msgpackr and the schema codec, in one process.
  */
+
 import { Packr } from "msgpackr";
 import { schemaCodec, t } from "../src/codec/schema.js";
+import { median } from "./stats.js";
 
 export const AnchorMessage = t.struct({
   id: t.u32,
@@ -83,9 +85,4 @@ export function codecBench(ms = 700): CodecResult[] {
     r.opsPerSec = median(runs[i]!);
   });
   return results;
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((x, y) => x - y);
-  return s[Math.floor(s.length / 2)]!;
 }

@@ -7,10 +7,9 @@
  * - hub RSS with 10,000 keys × 1 KiB held by 100 connected clients.
  * The hub, the writer and the watchers each run in their own process.
  */
-import type { ChildProcess } from "node:child_process";
 import { connect, type HubClient } from "../src/index.js";
-import { median } from "./codec-bench.js";
-import { childScript, freeUrl, hubChildScript, runRole, withServer } from "./procs.js";
+import { childScript, collect, freeUrl, hubChildScript, runRole, withServer } from "./procs.js";
+import { median } from "./stats.js";
 
 let seq = 1000;
 
@@ -39,17 +38,6 @@ export async function rawPropagation(count: number): Promise<{ propP50: number; 
     const result = collect(reader.proc);
     await runRole(hubChildScript, ["raw-prop-writer", url, String(count + warmup)]);
     return JSON.parse((await result).trim().split("\n").at(-1)!) as { propP50: number; propP99: number };
-  });
-}
-
-/** Everything a started role prints from now until it exits (rejects on a non-zero exit). */
-function collect(proc: ChildProcess): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let out = "";
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
   });
 }
 
@@ -101,7 +89,7 @@ async function hubWrites(
     try {
       const key = `w64.${seq}`;
       const ptr = await owner.allocate(key, 64, "request");
-      let watch: Promise<{ out: string }> | undefined;
+      let watch: Promise<string> | undefined;
       if (watchers > 0) {
         const started = await runRole(hubChildScript, [
           "watchers",
@@ -110,21 +98,13 @@ async function hubWrites(
           String(watchers),
           String(1 + count),
         ]);
-        watch = new Promise((resolve, reject) => {
-          let out = "";
-          started.proc.stdout!.on("data", (d: Buffer) => {
-            out += d.toString();
-          });
-          started.proc.once("exit", (code) =>
-            code === 0 ? resolve({ out }) : reject(new Error(`watchers ${code}`)),
-          );
-        });
+        watch = collect(started.proc);
       }
       const { out } = await runRole(hubChildScript, ["writer", url, key, String(count), String(window)]);
       const writesPerSec = count / (JSON.parse(out) as { seconds: number }).seconds;
       let deliveriesPerSec = 0;
       if (watch) {
-        const line = (await watch).out.trim().split("\n").at(-1)!;
+        const line = (await watch).trim().split("\n").at(-1)!;
         const w = JSON.parse(line) as { deliveries: number; seconds: number };
         deliveriesPerSec = w.deliveries / w.seconds;
       }

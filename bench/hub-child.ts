@@ -16,48 +16,11 @@
  */
 import net from "node:net";
 import { connect, Hub } from "../src/index.js";
+import { netAddress, rawConnect, rawFrame, rawFrames } from "./raw.js";
+import { percentile } from "./stats.js";
 
 const [role, url, a, b, c] = process.argv.slice(2) as [string, string, string?, string?, string?];
 const opts = { heartbeatIntervalMs: 0, reconnect: false as const };
-
-function percentile(xs: Float64Array, p: number): number {
-  return xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
-}
-
-function netOptions(u: string): { host: string; port: number } {
-  const p = new URL(u);
-  return { host: p.hostname, port: Number(p.port) };
-}
-
-/** Length-prefixed frames out of a socket, as a careful raw node:net user writes it. */
-function onFrames(sock: net.Socket, fn: (frame: Buffer) => void): void {
-  let pending: Buffer | null = null;
-  sock.on("data", (chunk: Buffer) => {
-    const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
-    let pos = 0;
-    while (buf.length - pos >= 4) {
-      const len = buf.readUInt32BE(pos);
-      if (buf.length - pos - 4 < len) break;
-      fn(buf.subarray(pos + 4, pos + 4 + len));
-      pos += 4 + len;
-    }
-    pending = pos < buf.length ? buf.subarray(pos) : null;
-  });
-}
-
-function frameOf(payload: Buffer): Buffer {
-  const f = Buffer.allocUnsafe(4 + payload.length);
-  f.writeUInt32BE(payload.length, 0);
-  payload.copy(f, 4);
-  return f;
-}
-
-function rawConnect(u: string): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ ...netOptions(u), noDelay: true }, () => resolve(sock));
-    sock.once("error", reject);
-  });
-}
 
 switch (role) {
   case "hub": {
@@ -226,17 +189,17 @@ switch (role) {
   }
   case "raw-relay": {
     const socks = new Set<net.Socket>();
-    const ack = frameOf(Buffer.from([1]));
+    const ack = rawFrame(Buffer.from([1]));
     const server = net.createServer({ noDelay: true }, (sock) => {
       socks.add(sock);
       sock.on("close", () => socks.delete(sock));
-      onFrames(sock, (f) => {
-        const out = frameOf(f);
+      rawFrames(sock, (f) => {
+        const out = rawFrame(f);
         for (const o of socks) if (o !== sock) o.write(out);
         sock.write(ack);
       });
     });
-    await new Promise<void>((resolve) => server.listen(netOptions(url), resolve));
+    await new Promise<void>((resolve) => server.listen(netAddress(url), resolve));
     console.log(`ready ${url}`);
     break;
   }
@@ -246,7 +209,7 @@ switch (role) {
     const sock = await rawConnect(url);
     const lat = new Float64Array(count);
     let seen = 0;
-    onFrames(sock, (f) => {
+    rawFrames(sock, (f) => {
       const now = process.hrtime.bigint();
       const i = seen++ - warmup;
       if (i >= 0) lat[i] = Number(now - f.readBigUInt64LE(0)) / 1000;
@@ -263,14 +226,14 @@ switch (role) {
     const total = Number(a);
     const sock = await rawConnect(url);
     let wake: () => void = () => {};
-    onFrames(sock, () => wake());
+    rawFrames(sock, () => wake());
     const payload = Buffer.alloc(64);
     for (let i = 0; i < total; i++) {
       payload.writeBigUInt64LE(process.hrtime.bigint(), 0);
       const acked = new Promise<void>((resolve) => {
         wake = resolve;
       });
-      sock.write(frameOf(payload));
+      sock.write(rawFrame(payload));
       await acked;
     }
     console.log(JSON.stringify({ done: total }));
@@ -280,20 +243,14 @@ switch (role) {
   case "raw-pipe": {
     const count = Number(a);
     const window = Number(b);
-    const u = new URL(url);
-    const s = await new Promise<net.Socket>((resolve, reject) => {
-      const sock = net.connect({ host: u.hostname, port: Number(u.port), noDelay: true }, () =>
-        resolve(sock),
-      );
-      sock.once("error", reject);
-    });
+    const s = await rawConnect(url);
     const frame = Buffer.alloc(4 + 64, 2);
     frame.writeUInt32BE(64, 0);
     const t0 = process.hrtime.bigint();
     let received = 0;
     let sent = 0;
-    let pending: Buffer | null = null;
     await new Promise<void>((resolve) => {
+      // Refill the window once per chunk read, in one write (the listener below runs after rawFrames').
       const pump = () => {
         const batch: Buffer[] = [];
         while (sent - received < window && sent < count) {
@@ -302,19 +259,10 @@ switch (role) {
         }
         if (batch.length > 0) s.write(batch.length === 1 ? batch[0]! : Buffer.concat(batch));
       };
-      s.on("data", (chunk: Buffer) => {
-        const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
-        let pos = 0;
-        while (buf.length - pos >= 4) {
-          const len = buf.readUInt32BE(pos);
-          if (buf.length - pos - 4 < len) break;
-          pos += 4 + len;
-          received++;
-        }
-        pending = pos < buf.length ? buf.subarray(pos) : null;
-        if (received === count) resolve();
-        else pump();
+      rawFrames(s, () => {
+        received++;
       });
+      s.on("data", () => (received === count ? resolve() : pump()));
       pump();
     });
     console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));

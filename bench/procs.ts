@@ -46,10 +46,7 @@ export async function withServer<T>(
   try {
     return await fn(url);
   } finally {
-    proc.kill("SIGKILL");
-    await new Promise((r) =>
-      proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once("exit", r),
-    );
+    await stop(proc);
   }
 }
 
@@ -59,4 +56,22 @@ export function freeUrl(transport: string, i: number): string {
   const p = path.join(os.tmpdir(), `ezipc-bench-${process.pid}-${i}.sock`);
   rmSync(p, { force: true });
   return `unix://${p}`;
+}
+
+/** Kills a role and resolves once it has exited. */
+export async function stop(proc: ChildProcess): Promise<void> {
+  proc.kill("SIGKILL");
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  await new Promise((r) => proc.once("exit", r));
+}
+
+/** Everything a started role prints from now until it exits (rejects on a non-zero exit). */
+export function collect(proc: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    proc.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
+  });
 }

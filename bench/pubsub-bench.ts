@@ -3,10 +3,10 @@
  * nats npm client): pub → sub throughput at 64 B and 1 KiB, fan-out to 10 subscribers, request/reply round
  * trips (and the raw node:net echo), and the replay rate of a topic's stored history.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { median } from "./codec-bench.js";
-import { childScript, freeUrl, runRole, withServer } from "./procs.js";
+import { childScript, collect, freeUrl, runRole, stop, withServer } from "./procs.js";
+import { median } from "./stats.js";
 
 const script = fileURLToPath(new URL("./pubsub-child.js", import.meta.url));
 let seq = 3000;
@@ -30,25 +30,12 @@ async function withNats<T>(fn: (url: string) => Promise<T>): Promise<T> {
   try {
     return await fn(url);
   } finally {
-    proc.kill("SIGKILL");
-    await new Promise((r) =>
-      proc.exitCode !== null || proc.signalCode !== null ? r(null) : proc.once("exit", r),
-    );
+    await stop(proc);
   }
 }
 
 function withHub<T>(fn: (url: string) => Promise<T>): Promise<T> {
   return withServer(script, ["hub", freeUrl("tcp", seq++)], fn);
-}
-
-function collect(proc: ChildProcess): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let out = "";
-    proc.stdout!.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
-  });
 }
 
 /** Deliveries per second of `subs` subscribers receiving n messages of `size` bytes each. */

@@ -10,6 +10,7 @@
  */
 import { connect as natsConnect } from "nats";
 import { connect, Hub } from "../src/index.js";
+import { percentile } from "./stats.js";
 
 const [role, url, topic, a, b] = process.argv.slice(2) as [string, string, string?, string?, string?];
 const ezOpts = { heartbeatIntervalMs: 0, reconnect: false as const };
@@ -17,10 +18,6 @@ const ezOpts = { heartbeatIntervalMs: 0, reconnect: false as const };
 function natsServer(u: string): string {
   const p = new URL(u);
   return `${p.hostname}:${p.port}`;
-}
-
-function percentile(xs: Float64Array, p: number): number {
-  return xs[Math.min(xs.length - 1, Math.floor(xs.length * p))]!;
 }
 
 async function timeRequests(count: number, one: () => Promise<unknown>): Promise<void> {

@@ -7,10 +7,11 @@
  *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC)
  */
 import os from "node:os";
-import { codecBench, median } from "./codec-bench.js";
+import { codecBench } from "./codec-bench.js";
 import { hubBench } from "./hub-bench.js";
 import { childScript, freeUrl, runRole, withServer } from "./procs.js";
 import { pubsubBench } from "./pubsub-bench.js";
+import { median } from "./stats.js";
 
 const quick = process.env.BENCH_QUICK === "1";
 const RUNS = quick ? 1 : 3;

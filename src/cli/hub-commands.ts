@@ -52,13 +52,14 @@ async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Pro
   }
 }
 
+/** The `-u, --url` option every client subcommand takes: $EZIPC_URL, else the hub's TCP address. */
+function hubUrlOption(tcp: string): readonly [string, string, string] {
+  return ["-u, --url <url>", "hub address (or $EZIPC_URL)", process.env.EZIPC_URL ?? tcp];
+}
+
 /** Adds serve, ls, get, set, watch and stats to `program`. */
 export function addHubCommands(program: Command, defaults: { tcp: string; unix: string }): void {
-  const urlOption = [
-    "-u, --url <url>",
-    "hub address (or $EZIPC_URL)",
-    process.env.EZIPC_URL ?? defaults.tcp,
-  ] as const;
+  const urlOption = hubUrlOption(defaults.tcp);
 
   program
     .command("serve")
@@ -274,13 +275,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     });
 }
 
-/** Adds pub, sub, req, reply and topics to `program`. */
+/** Adds pub, sub, req and reply to `program`. */
 export function addMessagingCommands(program: Command, defaults: { tcp: string }): void {
-  const urlOption = [
-    "-u, --url <url>",
-    "hub address (or $EZIPC_URL)",
-    process.env.EZIPC_URL ?? defaults.tcp,
-  ] as const;
+  const urlOption = hubUrlOption(defaults.tcp);
 
   program
     .command("pub")

@@ -65,6 +65,8 @@ export interface RpcLink {
   serveRequest(topic: string): Promise<void>;
 }
 
+const NO_PAYLOAD = new Uint8Array(0);
+
 export function toBytes(p: Payload | undefined): Uint8Array {
   if (p === undefined) return new Uint8Array(0);
   if (typeof p === "string") return Buffer.from(p, "utf8");
@@ -269,6 +271,11 @@ export class RpcClient {
 
   constructor(private readonly link: RpcLink) {}
 
+  /** Ends call `id` (on `side`) without a payload; dropped when not connected. */
+  private sendEnd(side: number, id: number, status: number, code: string, message: string): void {
+    this.link.trySend("end", { side, id, status, code, message, payload: NO_PAYLOAD });
+  }
+
   /** Topics to serve again after a reconnect. */
   servedTopics(): string[] {
     return [...this.handlers.keys()];
@@ -307,14 +314,7 @@ export class RpcClient {
       let timer: NodeJS.Timeout | undefined;
       const onAbort = () => {
         this.calls.delete(rid);
-        this.link.trySend("end", {
-          side: SIDE_CALLER,
-          id: rid,
-          status: END_CANCEL,
-          code: "EZIPC_CANCELLED",
-          message: "cancelled",
-          payload: new Uint8Array(0),
-        });
+        this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_CANCELLED", "cancelled");
         cleanup();
         reject(new EzipcError("EZIPC_CANCELLED", `${topic}: request cancelled`, { cause: o.signal?.reason }));
       };
@@ -347,14 +347,7 @@ export class RpcClient {
       if (timeoutMs > 0) {
         timer = setTimeout(() => {
           if (!this.calls.delete(rid)) return;
-          this.link.trySend("end", {
-            side: SIDE_CALLER,
-            id: rid,
-            status: END_CANCEL,
-            code: "EZIPC_TIMEOUT",
-            message: "timed out",
-            payload: new Uint8Array(0),
-          });
+          this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_TIMEOUT", "timed out");
           cleanup();
           reject(new EzipcError("EZIPC_TIMEOUT", `${topic}: no reply within ${timeoutMs} ms`));
         }, timeoutMs);
@@ -392,14 +385,7 @@ export class RpcClient {
     }
     if (timeoutMs > 0) {
       timer = setTimeout(() => {
-        this.link.trySend("end", {
-          side: SIDE_CALLER,
-          id: rid,
-          status: END_CANCEL,
-          code: "EZIPC_TIMEOUT",
-          message: "timed out",
-          payload: new Uint8Array(0),
-        });
+        this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_TIMEOUT", "timed out");
         channel.onEnd(
           new EzipcError("EZIPC_TIMEOUT", `${topic}: stream not finished within ${timeoutMs} ms`),
         );
@@ -444,14 +430,13 @@ export class RpcClient {
   onCall(m: Msg<"call">): void {
     const entry = this.handlers.get(m.topic);
     if (!entry) {
-      this.link.trySend("end", {
-        side: SIDE_SERVER,
-        id: m.cid,
-        status: END_ERROR,
-        code: "EZIPC_NO_RESPONDERS",
-        message: `${m.topic} is no longer served here`,
-        payload: new Uint8Array(0),
-      });
+      this.sendEnd(
+        SIDE_SERVER,
+        m.cid,
+        END_ERROR,
+        "EZIPC_NO_RESPONDERS",
+        `${m.topic} is no longer served here`,
+      );
       return;
     }
     const ac = new AbortController();
@@ -474,14 +459,13 @@ export class RpcClient {
     if (m.kind === KIND_SESSION) {
       if (!entry.accept) {
         finish();
-        this.link.trySend("end", {
-          side: SIDE_SERVER,
-          id: m.cid,
-          status: END_ERROR,
-          code: "EZIPC_BAD_REQUEST",
-          message: `${m.topic} takes requests, not sessions`,
-          payload: new Uint8Array(0),
-        });
+        this.sendEnd(
+          SIDE_SERVER,
+          m.cid,
+          END_ERROR,
+          "EZIPC_BAD_REQUEST",
+          `${m.topic} takes requests, not sessions`,
+        );
         return;
       }
       const prefetch = 16;
@@ -504,14 +488,13 @@ export class RpcClient {
     }
     if (!entry.handler) {
       finish();
-      this.link.trySend("end", {
-        side: SIDE_SERVER,
-        id: m.cid,
-        status: END_ERROR,
-        code: "EZIPC_BAD_REQUEST",
-        message: `${m.topic} takes sessions, not requests`,
-        payload: new Uint8Array(0),
-      });
+      this.sendEnd(
+        SIDE_SERVER,
+        m.cid,
+        END_ERROR,
+        "EZIPC_BAD_REQUEST",
+        `${m.topic} takes sessions, not requests`,
+      );
       return;
     }
     const req: RpcRequest = {
