@@ -3,7 +3,6 @@ import { after, before, describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { hubProtocol } from "../../src/hub/protocol.js";
 import {
   type Connection,
   connect,
@@ -16,13 +15,7 @@ import {
   t,
 } from "../../src/index.js";
 import { nextEvent, within } from "../helpers.js";
-
-const proto = hubProtocol();
-
-type RawMessage = {
-  type: string;
-  body: { [k: string]: unknown; code?: string; message?: string; id?: number };
-};
+import { proto, type RawMessage, rawClient } from "./raw-client.js";
 
 async function withHub(
   options: Partial<HubOptions>,
@@ -34,27 +27,6 @@ async function withHub(
   } finally {
     await hub.close();
   }
-}
-
-/** A raw hub connection that has said hello; messages are decoded. */
-async function rawClient(
-  url: string,
-  name = "raw",
-): Promise<{ conn: Connection; next: () => Promise<RawMessage> }> {
-  const conn = await dial(url);
-  const queue: RawMessage[] = [];
-  let wake: (() => void) | null = null;
-  conn.on("message", (f) => {
-    queue.push(proto.decode(f) as RawMessage);
-    wake?.();
-  });
-  const next = async () => {
-    while (queue.length === 0) await within(new Promise<void>((r) => (wake = r)), 5_000, "hub message");
-    return queue.shift()!;
-  };
-  conn.send(proto.encode("hello", { protocol: HUB_PROTOCOL_VERSION, name, features: [] }));
-  assert.equal((await next()).type, "welcome");
-  return { conn, next };
 }
 
 describe("hub protocol", () => {

@@ -448,6 +448,21 @@ describe("pub/sub limits and persistence", () => {
       assert.deepEqual([counted!.count, counted!.firstSeq, counted!.lastSeq], [3, 8n, 10n]);
       await assert.rejects(
         (async () => {
+          const h3 = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], maxSubscriptionsPerClient: 2 });
+          const d = await connect(h3.urls[0]!);
+          try {
+            await d.subscribe("a");
+            await d.subscribe("b.>");
+            await d.subscribe("c");
+          } finally {
+            await d.close();
+            await h3.close();
+          }
+        })(),
+        { code: "EZIPC_TOO_MANY_SUBSCRIPTIONS" },
+      );
+      await assert.rejects(
+        (async () => {
           const h2 = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], maxTopics: 2 });
           const d = await connect(h2.urls[0]!);
           try {

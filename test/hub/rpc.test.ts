@@ -4,6 +4,7 @@ import { after, before, describe, it } from "node:test";
 import { type Connection, connect, EzipcError, Hub, type HubClient } from "../../src/index.js";
 import { within } from "../helpers.js";
 import { ChildClient } from "./child-client.js";
+import { proto, rawClient } from "./raw-client.js";
 
 describe("RPC", () => {
   let hub: Hub;
@@ -195,6 +196,40 @@ describe("RPC", () => {
     assert.deepEqual(acceptorSide.at(-1), "bye");
     await assert.rejects(caller.openSession("math.add"), { code: "EZIPC_BAD_REQUEST" });
     await assert.rejects(caller.openSession("no.sessions.here"), { code: "EZIPC_NO_RESPONDERS" });
+  });
+
+  it("a server that streams beyond its credit ends the call on both sides with EZIPC_FLOW", async () => {
+    const raw = await rawClient(url, "greedy");
+    try {
+      raw.conn.send(proto.encode("serve", { rid: 1, topic: "greedy" }));
+      assert.equal((await raw.next()).type, "ok");
+      const stream = await caller.requestStream("greedy", "", { prefetch: 2 });
+      const call = await raw.next();
+      assert.equal(call.type, "call");
+      assert.equal(call.body.credit, 2);
+      for (let i = 0; i < 5; i++) {
+        raw.conn.send(
+          proto.encode("chunk", { side: 1, id: call.body.cid as number, payload: Buffer.from([i]) }),
+        );
+      }
+      const got: number[] = [];
+      await assert.rejects(
+        within(
+          (async () => {
+            for await (const c of stream) got.push(c[0]!);
+          })(),
+          5_000,
+          "the stream to end",
+        ),
+        { code: "EZIPC_FLOW" },
+      );
+      assert.deepEqual(got, [0, 1], "only the credited chunks were forwarded");
+      const end = await raw.next();
+      assert.deepEqual([end.type, end.body.code], ["end", "EZIPC_FLOW"]);
+      assert.equal(hub.stats().callsInFlight, 0);
+    } finally {
+      await raw.conn.close();
+    }
   });
 
   it("a session's peer dying is reported", async () => {
