@@ -57,6 +57,26 @@ function readLeb(buf: Uint8Array, pos: number, end: number): number {
   return -1;
 }
 
+/** The count of the header list {@link skipHeaderList} checked last. */
+let headerCount = 0;
+
+/**
+ * Checks the header list at `start` (count, then key/value strings within their limits); returns where it
+ * ends, or -1 if it is malformed.
+ */
+function skipHeaderList(frame: Buffer, start: number, end: number): number {
+  const count = readLeb(frame, start, end);
+  if (count < 0 || count > MAX_HEADERS) return -1;
+  let pos = lebEnd;
+  for (let i = 0; i < count * 2; i++) {
+    const len = readLeb(frame, pos, end);
+    if (len < 0 || len > (i % 2 === 0 ? MAX_HEADER_KEY : MAX_HEADER_VALUE) || lebEnd + len > end) return -1;
+    pos = lebEnd + len;
+  }
+  headerCount = count;
+  return pos;
+}
+
 /** The encoded header list (count, then key/value strings) of a headers record. */
 export function encodeHeaders(headers: readonly { key: string; value: string }[]): Buffer {
   if (headers.length === 0) return EMPTY_HEADERS;
@@ -156,15 +176,8 @@ export function parsePublish(frame: Buffer): PublishView | null {
   if (tlen < 0 || tlen > MAX_TOPIC || lebEnd + tlen > end) return null;
   const topicStart = lebEnd;
   const headersStart = lebEnd + tlen;
-  const count = readLeb(frame, headersStart, end);
-  if (count < 0 || count > MAX_HEADERS) return null;
-  let pos = lebEnd;
-  for (let i = 0; i < count * 2; i++) {
-    const len = readLeb(frame, pos, end);
-    if (len < 0 || len > (i % 2 === 0 ? MAX_HEADER_KEY : MAX_HEADER_VALUE) || lebEnd + len > end) return null;
-    pos = lebEnd + len;
-  }
-  const headersEnd = pos;
+  const headersEnd = skipHeaderList(frame, headersStart, end);
+  if (headersEnd < 0) return null;
   const plen = readLeb(frame, headersEnd, end);
   if (plen < 0 || lebEnd + plen !== end) return null;
   let same = lastTopicBytes.length === tlen;
@@ -178,7 +191,7 @@ export function parsePublish(frame: Buffer): PublishView | null {
   view.topicEnd = headersStart;
   view.headersStart = headersStart;
   view.headersEnd = headersEnd;
-  view.headerCount = count;
+  view.headerCount = headerCount;
   view.payloadStart = lebEnd;
   return view;
 }
@@ -350,14 +363,8 @@ export function parseMessage(frame: Buffer): MessageView | null {
   const plen = readLeb(frame, topicEnd + 16, end);
   if (plen < 0 || plen > 4096 || lebEnd + plen > end) return null;
   const publisherEnd = lebEnd + plen;
-  const count = readLeb(frame, publisherEnd, end);
-  if (count < 0 || count > MAX_HEADERS) return null;
-  let pos = lebEnd;
-  for (let i = 0; i < count * 2; i++) {
-    const len = readLeb(frame, pos, end);
-    if (len < 0 || len > (i % 2 === 0 ? MAX_HEADER_KEY : MAX_HEADER_VALUE) || lebEnd + len > end) return null;
-    pos = lebEnd + len;
-  }
+  const pos = skipHeaderList(frame, publisherEnd, end);
+  if (pos < 0) return null;
   const len = readLeb(frame, pos, end);
   if (len < 0 || lebEnd + len !== end) return null;
   return new MessageView(
