@@ -11,13 +11,7 @@ import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
 import { OP_CANCEL } from "./deadman.js";
 import { cancelled, Deadman, type DeadmanState } from "./deadman-client.js";
-import {
-  encodedLength,
-  encodeHeaders,
-  encodePublishInto,
-  MESSAGE_INDEX,
-  parseMessage,
-} from "./fast-frames.js";
+import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "./fast-frames.js";
 import type { HubStats } from "./hub.js";
 import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
 import {
@@ -170,7 +164,20 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private readonly deadmen = new Map<string, Deadman>();
   /** Topics already validated, as frame bytes (bounded). */
   private readonly topicBytes = new Map<string, Buffer>();
-  private scratch = Buffer.allocUnsafe(4096);
+  /** Fire-and-forget publishes waiting to leave as one frame, for `batchConn`. */
+  private readonly batcher = new PublishBatcher((frame) => {
+    const conn = this.batchConn;
+    this.batchOk = conn !== null && conn.state === "open" && conn.send(frame);
+    return this.batchOk;
+  }, COPY_THRESHOLD_BYTES);
+  private batchConn: Connection | null = null;
+  /** What the connection said to the last batch sent (false: over its high-water mark). */
+  private batchOk = true;
+  private batchScheduled = false;
+  private readonly flushTick = () => {
+    this.batchScheduled = false;
+    this.flushPublishes();
+  };
   private readonly rpcLink: RpcLink = {
     nextRid: () => this.allocRid(),
     send: (type, body) => {
@@ -178,6 +185,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       if (!this.ready || !conn || conn.state !== "open") {
         throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
       }
+      this.flushPublishes();
       return conn.send(this.protocol.encode(type, body));
     },
     trySend: (type, body) => {
@@ -375,17 +383,19 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     checkTopic(topic);
     const r = await this.hubRequest("publish", {
       topic,
-      headers: headerList(options.headers),
-      payload: payloadBytes(payload),
+      records: [{ headers: headerList(options.headers), payload: payloadBytes(payload) }],
     });
     if (r.type !== "published") throw unexpected(r);
     return { seq: r.body.seq, time: r.body.time };
   }
 
   /**
-   * Publishes without waiting for an acknowledgement (for throughput). Returns false when the connection's
+   * Publishes without waiting for an acknowledgement (for throughput). Consecutive calls to one topic
+   * within a tick leave as one frame (up to 64 KiB), sent at the end of the tick or before anything else
+   * this client sends, so the hub sees every message in call order. Returns false when the connection's
    * send queue is over its high-water mark: wait for {@link drain} before publishing more. Throws
-   * `EZIPC_CONNECTION_CLOSED` while disconnected (nothing is buffered across a reconnect).
+   * `EZIPC_CONNECTION_CLOSED` while disconnected (nothing is buffered across a reconnect: messages not yet
+   * sent when the connection drops are lost).
    */
   publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
     const topicBytes = this.topicFrameBytes(topic);
@@ -394,13 +404,23 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
     }
     const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : payloadBytes(payload);
-    if (this.scratch.length < bytes.length + 1024 && bytes.length + 1024 < COPY_THRESHOLD_BYTES) {
-      this.scratch = Buffer.allocUnsafe(COPY_THRESHOLD_BYTES);
-    }
     const headers = options?.headers ? encodeHeaders(headerList(options.headers)) : EMPTY_HEADER_LIST;
-    // Frames under the copy threshold are copied by send() before it returns: the scratch is reused.
-    const frame = encodePublishInto(this.scratch, COPY_THRESHOLD_BYTES, 0, topicBytes, headers, bytes);
-    return conn.send(frame, encodedLength);
+    if (this.batchConn !== conn) {
+      this.batcher.discard();
+      this.batchConn = conn;
+      this.batchOk = true;
+    }
+    this.batcher.add(topicBytes, headers, bytes);
+    if (!this.batchScheduled) {
+      this.batchScheduled = true;
+      process.nextTick(this.flushTick);
+    }
+    return this.batchOk;
+  }
+
+  /** Sends the fire-and-forget publishes waiting (before any other frame, to keep the order). */
+  private flushPublishes(): void {
+    if (this.batcher.pending > 0) this.batcher.flush();
   }
 
   private topicFrameBytes(topic: string): Buffer {
@@ -417,7 +437,9 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   /** Resolves once the connection's send queue is below its high-water mark. */
   async drain(): Promise<void> {
     await this.whenReady();
+    this.flushPublishes();
     await this.conn?.drain();
+    this.batchOk = true;
   }
 
   /**
@@ -690,7 +712,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       if (frame[0] === MESSAGE_INDEX && frame[1] === 0) {
         const m = parseMessage(frame);
         if (m) {
-          this.subs.get(m.sid)?.deliver(m);
+          this.subs.get(m.sid)?.deliver(m.messages);
           return;
         }
       }
@@ -706,6 +728,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     });
     conn.on("error", () => {});
     conn.once("close", (info) => {
+      if (this.batchConn === conn) this.batcher.discard();
       if (this.conn !== conn) return;
       this.conn = null;
       this.ready = false;
@@ -1051,6 +1074,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     const frame = this.protocol.encode(type, body);
     return new Promise<HubMessage>((resolve, reject) => {
       this.pending.set(rid, { resolve, reject, onReply, deadline: Date.now() + timeoutMs, type });
+      this.flushPublishes();
       conn.send(frame);
       this.armSweep();
     });
@@ -1065,7 +1089,10 @@ export class HubClient extends EventEmitter<HubClientEvents> {
 
   private send(type: string, body: Record<string, unknown>): void {
     const conn = this.conn;
-    if (conn && conn.state === "open") conn.send(this.protocol.encode(type, body));
+    if (conn && conn.state === "open") {
+      this.flushPublishes();
+      conn.send(this.protocol.encode(type, body));
+    }
   }
 
   /** One timer checks every deadline (pending requests are in deadline order: one timeout for all). */

@@ -1,8 +1,13 @@
 /**
- * Hand-written encoders and parsers for the two hot pub/sub frames, `publish` and `message`. They produce
- * and accept exactly the schema-codec layout of protocol.ts (a test checks both ways, byte for byte) but
- * allocate nothing per message that the generic codec would: strings are sliced only where needed, header
- * bytes are copied as they are, payloads are views.
+ * Hand-written encoders and parsers for the two hot pub/sub frames, `publish` and `message`. Both carry a
+ * batch of records (header list, payload). They produce and accept exactly the schema-codec layout of
+ * protocol.ts (a test checks both ways, byte for byte) but allocate nothing per record that the generic
+ * codec would: records are checked and copied as they are, strings are sliced only when asked for,
+ * payloads are views.
+ *
+ *   publish  = u16 index | u32 rid | topic | count | records
+ *   message  = u16 index | u32 sid | topic | u64 seq | f64 time | publisher | count | records
+ *   record   = header list | payload            (strings and byte strings: LEB128 length, then bytes)
  */
 import { hubMessages } from "./protocol.js";
 
@@ -57,9 +62,6 @@ function readLeb(buf: Uint8Array, pos: number, end: number): number {
   return -1;
 }
 
-/** The count of the header list {@link skipHeaderList} checked last. */
-let headerCount = 0;
-
 /**
  * Checks the header list at `start` (count, then key/value strings within their limits); returns where it
  * ends, or -1 if it is malformed.
@@ -73,7 +75,6 @@ function skipHeaderList(frame: Buffer, start: number, end: number): number {
     if (len < 0 || len > (i % 2 === 0 ? MAX_HEADER_KEY : MAX_HEADER_VALUE) || lebEnd + len > end) return -1;
     pos = lebEnd + len;
   }
-  headerCount = count;
   return pos;
 }
 
@@ -95,78 +96,156 @@ export function encodeHeaders(headers: readonly { key: string; value: string }[]
 }
 const EMPTY_HEADERS = Buffer.from([0]);
 
-/**
- * Encodes a `publish` frame. Into `scratch` when it fits and stays under `copyBelow` bytes (the transport
- * copies such frames before send() returns, so the scratch can be reused), else into a fresh buffer.
- */
-export function encodePublish(
-  scratch: Buffer,
-  copyBelow: number,
-  rid: number,
-  topic: Buffer,
-  headers: Buffer,
-  payload: Uint8Array,
-): Buffer {
-  const buf = encodePublishInto(scratch, copyBelow, rid, topic, headers, payload);
-  return buf === scratch ? scratch.subarray(0, encodedLength) : buf;
+/** Most records in one `publish` or `message` frame. */
+export const MAX_RECORDS = 65_536;
+
+/** The bytes one record takes: its encoded header list and its length-prefixed payload. */
+export function recordSize(headers: Uint8Array, payloadLength: number): number {
+  return headers.length + lebSize(payloadLength) + payloadLength;
 }
 
-/** The length of the last frame {@link encodePublishInto} wrote. */
-export let encodedLength = 0;
+function writeRecord(buf: Buffer, pos: number, headers: Uint8Array, payload: Uint8Array): number {
+  copyBytes(headers, 0, headers.length, buf, pos);
+  pos = writeLeb(buf, pos + headers.length, payload.length);
+  copyBytes(payload, 0, payload.length, buf, pos);
+  return pos + payload.length;
+}
 
-/** Like {@link encodePublish}, but returns `scratch` itself when it used it (the length is {@link encodedLength}). */
-export function encodePublishInto(
-  scratch: Buffer,
-  copyBelow: number,
-  rid: number,
-  topic: Buffer,
-  headers: Buffer,
-  payload: Uint8Array,
-): Buffer {
-  const size =
-    2 + 4 + lebSize(topic.length) + topic.length + headers.length + lebSize(payload.length) + payload.length;
-  const buf = size <= scratch.length && size < copyBelow ? scratch : Buffer.allocUnsafe(size);
+/**
+ * Checks `count` records from `start`: each a well-formed header list and payload, together ending
+ * exactly at `end`. With `offsets`, `offsets[i]` is set to where record i starts and `offsets[count]` to
+ * `end`.
+ */
+export function checkRecords(
+  frame: Buffer,
+  start: number,
+  end: number,
+  count: number,
+  offsets?: Uint32Array,
+): boolean {
+  let pos = start;
+  for (let i = 0; i < count; i++) {
+    if (offsets) offsets[i] = pos;
+    const h = skipHeaderList(frame, pos, end);
+    if (h < 0) return false;
+    const len = readLeb(frame, h, end);
+    if (len < 0 || lebEnd + len > end) return false;
+    pos = lebEnd + len;
+  }
+  if (offsets) offsets[count] = pos;
+  return pos === end;
+}
+
+// ---- publish -------------------------------------------------------------------------------------------
+
+/** Encodes a `publish` frame of one record. */
+export function encodePublish(rid: number, topic: Buffer, headers: Uint8Array, payload: Uint8Array): Buffer {
+  const size = 2 + 4 + lebSize(topic.length) + topic.length + 1 + recordSize(headers, payload.length);
+  const buf = Buffer.allocUnsafe(size);
   buf.writeUInt16LE(PUBLISH_INDEX, 0);
   buf.writeUInt32LE(rid, 2);
   let pos = writeLeb(buf, 6, topic.length);
   copyBytes(topic, 0, topic.length, buf, pos);
   pos += topic.length;
-  copyBytes(headers, 0, headers.length, buf, pos);
-  pos += headers.length;
-  pos = writeLeb(buf, pos, payload.length);
-  copyBytes(payload, 0, payload.length, buf, pos);
-  encodedLength = size;
+  buf[pos++] = 1;
+  writeRecord(buf, pos, headers, payload);
   return buf;
+}
+
+/** Room kept before the records of a batch for the longest `publish` header. */
+const BATCH_HEAD = 2 + 4 + lebSize(MAX_TOPIC) + MAX_TOPIC + lebSize(MAX_RECORDS);
+
+/**
+ * Packs fire-and-forget publishes into `publish` frames (rid 0): consecutive publishes to one topic share
+ * a frame, up to `batchBytes` of records or {@link MAX_RECORDS}. A publish to another topic, or
+ * {@link flush}, sends the frame being filled, so frames leave in publish order.
+ */
+export class PublishBatcher {
+  private buf: Buffer;
+  private topic: Buffer | null = null;
+  private pos = BATCH_HEAD;
+  private count = 0;
+
+  /** `send` hands a frame to the connection; frames under `copyBelow` bytes are copied before it returns. */
+  constructor(
+    private readonly send: (frame: Buffer) => boolean,
+    private readonly copyBelow: number,
+    private readonly batchBytes = 64 * 1024,
+  ) {
+    this.buf = Buffer.allocUnsafe(BATCH_HEAD + batchBytes);
+  }
+
+  /** Records waiting in the frame being filled. */
+  get pending(): number {
+    return this.count;
+  }
+
+  /** Adds a record (`topic` is the topic's bytes; the same Buffer for the same topic batches fastest). */
+  add(topic: Buffer, headers: Uint8Array, payload: Uint8Array): void {
+    const size = recordSize(headers, payload.length);
+    if (
+      this.topic !== null &&
+      (this.pos + size > this.buf.length ||
+        this.count === MAX_RECORDS ||
+        (this.topic !== topic && !this.topic.equals(topic)))
+    ) {
+      this.flush();
+    }
+    if (this.count === 0) {
+      this.topic = topic;
+      if (BATCH_HEAD + size > this.buf.length) this.buf = Buffer.allocUnsafe(BATCH_HEAD + size);
+    }
+    this.pos = writeRecord(this.buf, this.pos, headers, payload);
+    this.count++;
+  }
+
+  /** Sends the frame being filled, if any; returns what the connection's send returned (true if none). */
+  flush(): boolean {
+    const topic = this.topic;
+    if (topic === null) return true;
+    const count = this.count;
+    const buf = this.buf;
+    const start = BATCH_HEAD - (2 + 4 + lebSize(topic.length) + topic.length + lebSize(count));
+    buf.writeUInt16LE(PUBLISH_INDEX, start);
+    buf.writeUInt32LE(0, start + 2);
+    const pos = writeLeb(buf, start + 6, topic.length);
+    copyBytes(topic, 0, topic.length, buf, pos);
+    writeLeb(buf, pos + topic.length, count);
+    const end = this.pos;
+    this.topic = null;
+    this.count = 0;
+    this.pos = BATCH_HEAD;
+    // A frame the transport keeps by reference needs a fresh buffer for the next batch.
+    if (end - start >= this.copyBelow || buf.length > BATCH_HEAD + this.batchBytes) {
+      this.buf = Buffer.allocUnsafe(BATCH_HEAD + this.batchBytes);
+    }
+    return this.send(buf.subarray(start, end));
+  }
+
+  /** Drops the records waiting (the connection they were for is gone). */
+  discard(): void {
+    this.topic = null;
+    this.count = 0;
+    this.pos = BATCH_HEAD;
+  }
 }
 
 /** A parsed `publish` frame: offsets into it. One object is reused by every {@link parsePublish} call. */
 export interface PublishView {
   rid: number;
-  /** The topic name; the previous call's string when the bytes are the same (no new string per message). */
+  /** The topic name; the previous call's string when the bytes are the same (no new string per frame). */
   topic: string;
-  topicStart: number;
-  topicEnd: number;
-  headersStart: number;
-  headersEnd: number;
-  headerCount: number;
-  payloadStart: number;
+  count: number;
+  /** Where the records start (they end with the frame). */
+  recordsStart: number;
 }
 
-const view: PublishView = {
-  rid: 0,
-  topic: "",
-  topicStart: 0,
-  topicEnd: 0,
-  headersStart: 0,
-  headersEnd: 0,
-  headerCount: 0,
-  payloadStart: 0,
-};
+const view: PublishView = { rid: 0, topic: "", count: 0, recordsStart: 0 };
 let lastTopicBytes = Buffer.alloc(0);
 
 /**
- * Parses a `publish` frame into a shared view (valid until the next call), or returns null if it is
- * malformed (the generic decoder then reports why).
+ * Parses a `publish` frame, checking every record, into a shared view (valid until the next call), or
+ * returns null if it is malformed (the generic decoder then reports why).
  */
 export function parsePublish(frame: Buffer): PublishView | null {
   const end = frame.length;
@@ -175,80 +254,44 @@ export function parsePublish(frame: Buffer): PublishView | null {
   const tlen = readLeb(frame, 6, end);
   if (tlen < 0 || tlen > MAX_TOPIC || lebEnd + tlen > end) return null;
   const topicStart = lebEnd;
-  const headersStart = lebEnd + tlen;
-  const headersEnd = skipHeaderList(frame, headersStart, end);
-  if (headersEnd < 0) return null;
-  const plen = readLeb(frame, headersEnd, end);
-  if (plen < 0 || lebEnd + plen !== end) return null;
+  const topicEnd = lebEnd + tlen;
+  const count = readLeb(frame, topicEnd, end);
+  if (count < 0 || count > MAX_RECORDS) return null;
+  const recordsStart = lebEnd;
+  if (!checkRecords(frame, recordsStart, end, count)) return null;
   let same = lastTopicBytes.length === tlen;
   for (let i = 0; same && i < tlen; i++) same = frame[topicStart + i] === lastTopicBytes[i];
   if (!same) {
-    view.topic = frame.latin1Slice(topicStart, headersStart);
-    lastTopicBytes = Buffer.from(frame.subarray(topicStart, headersStart));
+    view.topic = frame.latin1Slice(topicStart, topicEnd);
+    lastTopicBytes = Buffer.from(frame.subarray(topicStart, topicEnd));
   }
   view.rid = rid;
-  view.topicStart = topicStart;
-  view.topicEnd = headersStart;
-  view.headersStart = headersStart;
-  view.headersEnd = headersEnd;
-  view.headerCount = headerCount;
-  view.payloadStart = lebEnd;
+  view.count = count;
+  view.recordsStart = recordsStart;
   return view;
 }
 
-/**
- * Encodes the `message` frame (subscription id 0) of a parsed publish, copying its header list and payload
- * straight from the publish frame.
- */
-export function encodeMessageFromPublish(
-  topic: Buffer,
-  seq: bigint | number,
-  time: number,
-  publisher: Buffer,
-  publish: Buffer,
-  v: PublishView,
-): Buffer {
-  return encodeMessageRanges(
-    topic,
-    seq,
-    time,
-    publisher,
-    publish,
-    v.headersStart,
-    v.headersEnd,
-    publish,
-    v.payloadStart,
-  );
+// ---- message -------------------------------------------------------------------------------------------
+
+function writeSeq(buf: Buffer, pos: number, seq: bigint | number): void {
+  if (typeof seq === "number") {
+    buf.writeUInt32LE(seq % 0x100000000, pos);
+    buf.writeUInt32LE(Math.floor(seq / 0x100000000), pos + 4);
+  } else buf.writeBigUInt64LE(seq, pos);
 }
 
 /**
- * Encodes a `message` frame with subscription id 0 (patched per delivery at {@link MESSAGE_SID_OFFSET}).
- * `headers` is the encoded header list.
+ * Encodes the head of a `message` frame, everything before its records, with subscription id 0 (patched
+ * per delivery at {@link MESSAGE_SID_OFFSET}); `seq` is the first record's. The frame is the head followed
+ * by `count` records.
  */
-export function encodeMessage(
+export function encodeMessageHead(
   topic: Buffer,
   seq: bigint | number,
   time: number,
   publisher: Buffer,
-  headers: Uint8Array,
-  payload: Uint8Array,
+  count: number,
 ): Buffer {
-  return encodeMessageRanges(topic, seq, time, publisher, headers, 0, headers.length, payload, 0);
-}
-
-/** The one `message` encoder: the header list is `headers[hStart, hEnd)`, the payload `payload[pStart…]`. */
-function encodeMessageRanges(
-  topic: Buffer,
-  seq: bigint | number,
-  time: number,
-  publisher: Buffer,
-  headers: Uint8Array,
-  hStart: number,
-  hEnd: number,
-  payload: Uint8Array,
-  pStart: number,
-): Buffer {
-  const payloadLength = payload.length - pStart;
   const size =
     2 +
     4 +
@@ -257,63 +300,73 @@ function encodeMessageRanges(
     16 +
     lebSize(publisher.length) +
     publisher.length +
-    (hEnd - hStart) +
-    lebSize(payloadLength) +
-    payloadLength;
+    lebSize(count);
   const buf = Buffer.allocUnsafe(size);
   buf.writeUInt16LE(MESSAGE_INDEX, 0);
   buf.writeUInt32LE(0, 2);
   let pos = writeLeb(buf, 6, topic.length);
   copyBytes(topic, 0, topic.length, buf, pos);
   pos += topic.length;
-  if (typeof seq === "number") {
-    buf.writeUInt32LE(seq % 0x100000000, pos);
-    buf.writeUInt32LE(Math.floor(seq / 0x100000000), pos + 4);
-  } else buf.writeBigUInt64LE(seq, pos);
+  writeSeq(buf, pos, seq);
   buf.writeDoubleLE(time, pos + 8);
   pos = writeLeb(buf, pos + 16, publisher.length);
   copyBytes(publisher, 0, publisher.length, buf, pos);
-  pos += publisher.length;
-  copyBytes(headers, hStart, hEnd, buf, pos);
-  pos += hEnd - hStart;
-  pos = writeLeb(buf, pos, payloadLength);
-  copyBytes(payload, pStart, payload.length, buf, pos);
+  writeLeb(buf, pos + publisher.length, count);
   return buf;
+}
+
+/** The records of one message: an encoded header list and a payload. */
+export function encodeRecord(headers: Uint8Array, payload: Uint8Array): Buffer {
+  const buf = Buffer.allocUnsafe(recordSize(headers, payload.length));
+  writeRecord(buf, 0, headers, payload);
+  return buf;
+}
+
+/** Where each of the `count` well-formed records in `records` starts (`[count]` = their end). */
+export function recordOffsets(records: Buffer, count: number): Uint32Array {
+  const offsets = new Uint32Array(count + 1);
+  checkRecords(records, 0, records.length, count, offsets);
+  return offsets;
+}
+
+/** The head of a `message` frame like `head` but for `count` records starting at `seq`. */
+export function sliceHead(head: Buffer, count: number, seq: bigint | number): Buffer {
+  const tlen = readLeb(head, 6, head.length);
+  const seqPos = lebEnd + tlen;
+  const plen = readLeb(head, seqPos + 16, head.length);
+  const countPos = lebEnd + plen;
+  const buf = Buffer.allocUnsafe(countPos + lebSize(count));
+  head.copy(buf, 0, 0, countPos);
+  writeSeq(buf, seqPos, seq);
+  writeLeb(buf, countPos, count);
+  return buf;
+}
+
+/** Sets a header as an own property (a header named `__proto__` too, instead of changing the prototype). */
+export function setHeader(headers: Record<string, string>, key: string, value: string): void {
+  if (key === "__proto__") {
+    Object.defineProperty(headers, key, { value, enumerable: true, writable: true, configurable: true });
+  } else headers[key] = value;
 }
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;
 
-/**
- * A parsed `message` frame (a TopicMessage). Parsing only checks the layout and notes where each field is;
- * the topic, publisher, seq and headers are read from the frame when first asked for. The payload is a view
- * into the frame.
- */
-export class MessageView {
-  private topicValue: string | undefined;
-  private seqValue: bigint | undefined;
-  private publisherValue: string | undefined;
-  private headersValue: Record<string, string> | undefined;
+/** What the records of one `message` frame share (strings decoded once, when first asked for). */
+class MessageBatch {
+  topicValue: string | undefined;
+  publisherValue: string | undefined;
+  firstSeq: bigint | undefined;
 
   constructor(
-    private readonly frame: Buffer,
-    readonly sid: number,
-    private readonly topicStart: number,
-    private readonly topicEnd: number,
-    private readonly publisherEnd: number,
-    private readonly headersStart: number,
-    readonly payload: Uint8Array,
+    readonly frame: Buffer,
+    readonly topicStart: number,
+    readonly topicEnd: number,
+    readonly publisherEnd: number,
   ) {}
 
   get topic(): string {
     this.topicValue ??= this.frame.latin1Slice(this.topicStart, this.topicEnd);
     return this.topicValue;
-  }
-  get seq(): bigint {
-    this.seqValue ??= this.frame.readBigUInt64LE(this.topicEnd);
-    return this.seqValue;
-  }
-  get time(): number {
-    return this.frame.readDoubleLE(this.topicEnd + 8);
   }
   get publisher(): string {
     if (this.publisherValue === undefined) {
@@ -322,9 +375,44 @@ export class MessageView {
     }
     return this.publisherValue;
   }
+  seqAt(index: number): bigint {
+    this.firstSeq ??= this.frame.readBigUInt64LE(this.topicEnd);
+    return index === 0 ? this.firstSeq : this.firstSeq + BigInt(index);
+  }
+}
+
+/**
+ * One message of a parsed `message` frame (a TopicMessage). Parsing only checks the layout and notes where
+ * each field is; the topic, publisher, seq and headers are read from the frame when first asked for. The
+ * payload is a view into the frame.
+ */
+export class MessageView {
+  private seqValue: bigint | undefined;
+  private headersValue: Record<string, string> | undefined;
+
+  constructor(
+    private readonly batch: MessageBatch,
+    private readonly index: number,
+    private readonly headersStart: number,
+    readonly payload: Uint8Array,
+  ) {}
+
+  get topic(): string {
+    return this.batch.topic;
+  }
+  get seq(): bigint {
+    this.seqValue ??= this.batch.seqAt(this.index);
+    return this.seqValue;
+  }
+  get time(): number {
+    return this.batch.frame.readDoubleLE(this.batch.topicEnd + 8);
+  }
+  get publisher(): string {
+    return this.batch.publisher;
+  }
   get headers(): Record<string, string> {
     if (this.headersValue === undefined) {
-      const frame = this.frame;
+      const frame = this.batch.frame;
       const count = readLeb(frame, this.headersStart, frame.length);
       let pos = lebEnd;
       let headers = NO_HEADERS;
@@ -334,7 +422,7 @@ export class MessageView {
           const klen = readLeb(frame, pos, frame.length);
           const key = frame.utf8Slice(lebEnd, lebEnd + klen);
           const vlen = readLeb(frame, lebEnd + klen, frame.length);
-          headers[key] = frame.utf8Slice(lebEnd, lebEnd + vlen);
+          setHeader(headers, key, frame.utf8Slice(lebEnd, lebEnd + vlen));
           pos = lebEnd + vlen;
         }
       }
@@ -351,8 +439,14 @@ export class MessageView {
   }
 }
 
+/** A parsed `message` frame: its subscription id and its messages in seq order. */
+export interface ParsedMessages {
+  sid: number;
+  messages: MessageView[];
+}
+
 /** Parses a `message` frame (checking its whole layout), or returns null if it is malformed. */
-export function parseMessage(frame: Buffer): MessageView | null {
+export function parseMessage(frame: Buffer): ParsedMessages | null {
   const end = frame.length;
   if (end < 6 || frame.readUInt16LE(0) !== MESSAGE_INDEX) return null;
   const sid = frame.readUInt32LE(2);
@@ -363,17 +457,19 @@ export function parseMessage(frame: Buffer): MessageView | null {
   const plen = readLeb(frame, topicEnd + 16, end);
   if (plen < 0 || plen > 4096 || lebEnd + plen > end) return null;
   const publisherEnd = lebEnd + plen;
-  const pos = skipHeaderList(frame, publisherEnd, end);
-  if (pos < 0) return null;
-  const len = readLeb(frame, pos, end);
-  if (len < 0 || lebEnd + len !== end) return null;
-  return new MessageView(
-    frame,
-    sid,
-    topicStart,
-    topicEnd,
-    publisherEnd,
-    publisherEnd,
-    frame.subarray(lebEnd, end),
-  );
+  const count = readLeb(frame, publisherEnd, end);
+  if (count < 0 || count > MAX_RECORDS) return null;
+  const batch = new MessageBatch(frame, topicStart, topicEnd, publisherEnd);
+  const messages = new Array<MessageView>(count);
+  let pos = lebEnd;
+  for (let i = 0; i < count; i++) {
+    const h = skipHeaderList(frame, pos, end);
+    if (h < 0) return null;
+    const len = readLeb(frame, h, end);
+    if (len < 0 || lebEnd + len > end) return null;
+    messages[i] = new MessageView(batch, i, pos, frame.subarray(lebEnd, lebEnd + len));
+    pos = lebEnd + len;
+  }
+  if (pos !== end) return null;
+  return { sid, messages };
 }

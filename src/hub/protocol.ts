@@ -7,7 +7,7 @@ import { schemaProtocol } from "../service/protocol.js";
  * the message's schema-codec body (see docs/protocol.md). Indexes are the declaration order below and never
  * change: new messages are appended, and a feature name in `hello`/`welcome` says a peer knows them.
  */
-export const HUB_PROTOCOL_VERSION = 1;
+export const HUB_PROTOCOL_VERSION = 2;
 
 /** Feature names this implementation speaks (sent in `hello` and `welcome`). */
 export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman"] as const;
@@ -29,6 +29,10 @@ const counts = t.fixedArray(t.u32, 3);
 const headers = t.array(t.struct({ key: t.string({ maxBytes: 256 }), value: t.string({ maxBytes: 4096 }) }), {
   maxLength: 64,
 });
+/** One message of a publish or message frame. */
+export const record = t.struct({ headers, payload: t.bytes() });
+/** The messages of a publish or message frame, in order (at most 65,536). */
+const records = t.array(record, { maxLength: 65_536 });
 
 /** Every hub message, in wire-index order. `rid` is the requester's id, echoed in the reply. */
 export const hubMessages = {
@@ -123,9 +127,15 @@ export const hubMessages = {
   peek: t.struct({ rid: t.u32, key }),
 
   // ---- pub/sub (feature "pubsub") ----
-  /** c→h: publish; `rid` 0 asks for no acknowledgement. */
-  publish: t.struct({ rid: t.u32, topic: key, headers, payload: t.bytes() }),
-  /** h→c: the publish was stored with this seq (after it was made durable, for a persisted topic). */
+  /**
+   * c→h: publish one or more messages to `topic`, in order; `rid` 0 asks for no acknowledgement (clients
+   * batch fire-and-forget publishes this way).
+   */
+  publish: t.struct({ rid: t.u32, topic: key, records }),
+  /**
+   * h→c: the publish was stored; `seq` is its first message's (after it was made durable, for a persisted
+   * topic).
+   */
   published: t.struct({ rid: t.u32, seq: t.u64, time: t.f64 }),
   /**
    * c→h: subscribe `sid` (chosen by the client) to a topic or pattern. init: 0 oldest, 1 mostRecent,
@@ -142,15 +152,17 @@ export const hubMessages = {
     credit: t.u32,
     resume: t.array(t.struct({ topic: key, seq: t.u64 }), { maxLength: 100_000 }),
   }),
-  /** h→c: one message for subscription `sid`. */
+  /**
+   * h→c: consecutive messages of `topic` for subscription `sid`, from one publish: the first has `seq`,
+   * the next seq + 1, and so on; all share the publish time and publisher.
+   */
   message: t.struct({
     sid: t.u32,
     topic: key,
     seq: t.u64,
     time: t.f64,
     publisher: str,
-    headers,
-    payload: t.bytes(),
+    records,
   }),
   /** h→c: messages first..last of `topic` were evicted before `sid` got them. */
   gap: t.struct({ sid: t.u32, topic: key, first: t.u64, last: t.u64 }),

@@ -15,20 +15,21 @@
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import type { Protocol } from "../service/protocol.js";
-import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import {
   encodeHeaders,
-  encodeMessage,
-  encodeMessageFromPublish,
+  encodeMessageHead,
+  encodeRecord,
   MESSAGE_SID_OFFSET,
   type PublishView,
+  sliceHead,
 } from "./fast-frames.js";
 import type { HubBody, hubMessages } from "./protocol.js";
 import {
   checkTopic,
   type Entry,
-  MESSAGE_OVERHEAD_BYTES,
+  entry,
+  offsetsOf,
   type StoredMessage,
   Topic,
   type TopicLimits,
@@ -127,7 +128,7 @@ export class PubSub {
       for (const t of store.loadTopics()) {
         const topic = this.topic(t.name, true);
         topic.limits = t.limits;
-        for (const m of t.messages) topic.restore(m.seq, this.entry(t.name, m));
+        for (const m of t.messages) topic.restore(m.seq, this.entryOf(t.name, m));
         this.totalBytes += topic.bytes;
         this.persisted.add(topic);
       }
@@ -183,7 +184,9 @@ export class PubSub {
     this.pendingAcks = [];
     let error: EzipcError | undefined;
     if (this.store && (this.pendingSave.length > 0 || this.pendingEvict.size > 0)) {
-      const batch = this.pendingSave.map((p) => ({ topic: p.topic, message: this.stored(p.seq, p.entry) }));
+      const batch = this.pendingSave.flatMap((p) =>
+        this.stored(p.seq, p.entry).map((message) => ({ topic: p.topic, message })),
+      );
       const evicted = [...this.pendingEvict].map(([topic, below]) => ({ topic, below }));
       this.pendingSave = [];
       this.pendingEvict.clear();
@@ -205,37 +208,37 @@ export class PubSub {
 
   // ---- entries --------------------------------------------------------------------------------------
 
-  /** Encodes a message once, as the `message` frame every subscriber gets (its sid patched in). */
-  private entry(topic: string, m: Omit<StoredMessage, "bytes">): Entry {
-    const frame = encodeMessage(
+  /** Encodes one message as the entry every subscriber gets (its sid patched in). */
+  private entryOf(topic: string, m: Omit<StoredMessage, "bytes">): Entry {
+    const head = encodeMessageHead(
       Buffer.from(topic, "latin1"),
       m.seq,
       m.time,
       Buffer.from(m.publisher, "utf8"),
-      encodeHeaders(m.headers),
-      m.payload,
+      1,
     );
-    return { frame, time: m.time, bytes: frame.length + MESSAGE_OVERHEAD_BYTES };
+    return entry(head, encodeRecord(encodeHeaders(m.headers), m.payload), 1, m.time);
   }
 
-  /** The message an entry holds (decoded from its frame; for the store). */
-  private stored(seq: bigint, e: Entry): StoredMessage {
-    const m = this.protocol.decode(e.frame).body as Msg<"message">;
-    return {
-      seq,
+  /** The messages an entry holds, the first with `seq` (decoded from its frame; for the store). */
+  private stored(seq: bigint, e: Entry): StoredMessage[] {
+    const m = this.protocol.decode(Buffer.concat([e.head, e.records])).body as Msg<"message">;
+    return m.records.map((r, i) => ({
+      seq: seq + BigInt(i),
       time: m.time,
       publisher: m.publisher,
-      headers: m.headers,
-      payload: m.payload,
-      bytes: e.bytes,
-    };
+      headers: r.headers,
+      payload: r.payload,
+      bytes: 0,
+    }));
   }
 
   // ---- publish --------------------------------------------------------------------------------------
 
   /**
-   * The fast path of `publish`: the frame was parsed in place; the stored `message` frame is built from
-   * its bytes (header list copied as is). `publisher` is the client's label as UTF-8.
+   * `publish`, parsed in place: its records are copied as they are into one `message` frame, stored as one
+   * history entry and sent on to subscribers whole where their credit allows. `publisher` is the client's
+   * label as UTF-8.
    */
   publishFrame(conn: Connection, publisher: Buffer, v: PublishView, frame: Buffer): void {
     let topic = this.topics.get(v.topic);
@@ -250,16 +253,17 @@ export class PubSub {
         }
         topic = this.topic(v.topic, true);
       }
+      if (v.count === 0) throw new EzipcError("EZIPC_BAD_REQUEST", "a publish without messages");
     } catch (err) {
       if (!isEzipcError(err)) throw err;
       this.reject(conn, v.rid, err);
       return;
     }
     const time = Date.now();
-    // The seq as a plain number while it is exact (base 0, the usual case): no bigint per message.
+    // The seq as a plain number while it is exact (base 0, the usual case): no bigint per publish.
     const seq: bigint | number = topic.base === 0n && topic.next < 2 ** 53 ? topic.next : topic.nextSeq;
-    const message = encodeMessageFromPublish(topic.nameBytes, seq, time, publisher, frame, v);
-    this.appendEntry(topic, seq, { frame: message, time, bytes: message.length + MESSAGE_OVERHEAD_BYTES });
+    const head = encodeMessageHead(topic.nameBytes, seq, time, publisher, v.count);
+    this.appendEntry(topic, seq, entry(head, frame.subarray(v.recordsStart), v.count, time));
     if (v.rid === 0) return;
     const seqBig = BigInt(seq);
     if (this.persisted.has(topic)) {
@@ -285,7 +289,7 @@ export class PubSub {
     this.appendEntry(
       topic,
       seq,
-      this.entry(topic.name, { seq, time, publisher: "hub", headers: [], payload }),
+      this.entryOf(topic.name, { seq, time, publisher: "hub", headers: [], payload }),
     );
   }
 
@@ -294,7 +298,7 @@ export class PubSub {
     const firstBefore = topic.firstIndex;
     const index = topic.append(e);
     this.totalBytes += topic.bytes - before;
-    this.counters.published++;
+    this.counters.published += e.count;
     if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
     if (this.persisted.has(topic)) {
       this.pendingSave.push({ topic: topic.name, seq: BigInt(seq), entry: e });
@@ -443,14 +447,26 @@ export class PubSub {
         );
         cursor = t.firstIndex;
       }
-      const e = t.at(cursor);
+      const e = t.locate(cursor);
       if (!e) {
         sub.cursors.set(t, cursor);
         sub.ready.delete(t);
         continue;
       }
-      sub.credit--;
-      cursor++;
+      // The rest of the entry from the cursor, as far as the credit goes: the stored records as they are.
+      const k = cursor - e.first;
+      const n = Math.min(e.count - k, sub.credit);
+      let head = e.head;
+      let records = e.records;
+      if (k !== 0 || n !== e.count) {
+        const offsets = offsetsOf(e);
+        head = sliceHead(head, n, t.seqOf(cursor));
+        records = records.subarray(offsets[k], offsets[k + n]);
+      }
+      // sendParts copies the head before it returns: patching the shared one is safe.
+      head.writeUInt32LE(sub.sid, MESSAGE_SID_OFFSET);
+      sub.credit -= n;
+      cursor += n;
       sub.cursors.set(t, cursor);
       if (cursor > t.lastIndex) sub.ready.delete(t);
       else if (sub.ready.size > 1) {
@@ -458,12 +474,8 @@ export class PubSub {
         sub.ready.delete(t);
         sub.ready.add(t);
       }
-      this.counters.delivered++;
-      // Frames under the copy threshold are copied by send() before it returns: patch the shared frame.
-      let frame = e.frame;
-      if (frame.length >= COPY_THRESHOLD_BYTES) frame = Buffer.from(frame);
-      frame.writeUInt32LE(sub.sid, MESSAGE_SID_OFFSET);
-      if (!conn.send(frame)) {
+      this.counters.delivered += n;
+      if (!conn.sendParts(head, records)) {
         sub.waitingDrain = true;
         conn.drain().then(
           () => {
@@ -543,9 +555,8 @@ export class PubSub {
       this.totalBytes += t.bytes - before;
       if (m.persist && !this.persisted.has(t)) {
         this.persisted.add(t);
-        for (let i = t.firstIndex; i <= t.lastIndex; i++) {
-          this.pendingSave.push({ topic: t.name, seq: t.seqOf(i), entry: t.at(i)! });
-        }
+        for (const e of t.retained())
+          this.pendingSave.push({ topic: t.name, seq: t.seqOf(e.first), entry: e });
       }
       if (this.persisted.has(t)) this.store!.saveTopic(t.name, t.limits);
       this.flush();

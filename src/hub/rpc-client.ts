@@ -4,6 +4,7 @@
  */
 
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
+import { setHeader } from "./fast-frames.js";
 import type { HubBody, hubMessages } from "./protocol.js";
 import {
   END_CANCEL,
@@ -455,7 +456,7 @@ export class RpcClient {
       this.serverChannels.delete(m.cid);
     };
     const headers: Record<string, string> = {};
-    for (const h of m.headers) headers[h.key] = h.value;
+    for (const h of m.headers) setHeader(headers, h.key, h.value);
     if (m.kind === KIND_SESSION) {
       if (!entry.accept) {
         finish();

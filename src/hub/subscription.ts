@@ -120,13 +120,14 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     return Math.max(0, this.prefetch - this.queue.length);
   }
 
-  /** @internal A message from the hub. */
-  deliver(m: TopicMessage): void {
-    if (this.closedFlag) return;
-    this.outstanding = Math.max(0, this.outstanding - 1);
+  /** @internal Consecutive messages of one topic from the hub. */
+  deliver(ms: readonly TopicMessage[]): void {
+    if (this.closedFlag || ms.length === 0) return;
+    this.outstanding = Math.max(0, this.outstanding - ms.length);
+    const m = ms[ms.length - 1]!;
     if (this.wildcard) this.last.set(m.topic, m);
     else this.lastOfPattern = m;
-    this.queue.push(m);
+    for (let i = 0; i < ms.length; i++) this.queue.push(ms[i]!);
     if (this.handler) this.drainToHandler();
     else {
       this.wake?.();

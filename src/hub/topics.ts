@@ -1,4 +1,5 @@
 import { EzipcError } from "../errors.js";
+import { recordOffsets, sliceHead } from "./fast-frames.js";
 
 /** One published message as the hub keeps it. */
 export interface StoredMessage {
@@ -74,18 +75,52 @@ export function topicMatcher(pattern: string): { wildcard: boolean; match: (topi
   };
 }
 
-/** One retained message: its encoded `message` frame (subscription id 0, patched per delivery). */
+/**
+ * One retained publish: its `count` consecutive messages as the head of a `message` frame (subscription id
+ * 0, patched per delivery) and the records that follow it, kept apart so that deliveries send the records
+ * as they are.
+ */
 export interface Entry {
-  readonly frame: Buffer;
+  readonly head: Buffer;
+  readonly records: Buffer;
+  readonly count: number;
+  /** Index of its first message (set when appended). */
+  first: number;
   readonly time: number;
-  /** Bytes counted against the history limits. */
+  /** Bytes counted against the history limits: head, records and {@link MESSAGE_OVERHEAD_BYTES}. */
   readonly bytes: number;
+  /** Where each record starts in `records`; computed when first needed (to send part of the entry). */
+  offsets: Uint32Array | null;
 }
 
 /**
- * One topic: its history (a bounded window of the newest messages) and its sequence numbers. Internally a
- * message is known by its index (1, 2, … as a plain number, fast); its seq is `base + index` as a bigint,
- * so seqs beyond 2^53 (a topic restored with such seqs) stay exact.
+ * A new entry. `records` is kept as it is unless it is a view into a buffer more than twice its size
+ * (part of a socket read): then it is copied, so an entry never holds much more memory than it counts.
+ */
+export function entry(head: Buffer, records: Buffer, count: number, time: number): Entry {
+  const own = records.length * 2 >= records.buffer.byteLength ? records : Buffer.from(records);
+  return {
+    head,
+    records: own,
+    count,
+    first: 0,
+    time,
+    bytes: head.length + own.length + MESSAGE_OVERHEAD_BYTES,
+    offsets: null,
+  };
+}
+
+/** The record offsets of an entry. */
+export function offsetsOf(e: Entry): Uint32Array {
+  e.offsets ??= recordOffsets(e.records, e.count);
+  return e.offsets;
+}
+
+/**
+ * One topic: its history (a bounded window of the newest messages, kept as the entries they were
+ * published in) and its sequence numbers. Internally a message is known by its index (1, 2, … as a plain
+ * number, fast); its seq is `base + index` as a bigint, so seqs beyond 2^53 (a topic restored with such
+ * seqs) stay exact.
  */
 export class Topic {
   /** Retained entries, oldest first: `entries[head…]`. */
@@ -95,6 +130,8 @@ export class Topic {
   base = 0n;
   /** Index the next publish gets. */
   next = 1;
+  /** Messages retained. */
+  count = 0;
   bytes = 0;
   /** The name's bytes (ASCII), as frames carry it. */
   readonly nameBytes: Buffer;
@@ -106,9 +143,6 @@ export class Topic {
     this.nameBytes = Buffer.from(name, "latin1");
   }
 
-  get count(): number {
-    return this.entries.length - this.head;
-  }
   /** Index of the oldest retained message (== next when empty). */
   get firstIndex(): number {
     return this.next - this.count;
@@ -137,36 +171,58 @@ export class Topic {
     return this.seqOf(this.next);
   }
 
-  /** Appends an entry (it takes index `next`) and evicts to the limits; returns the index. */
+  /** Appends an entry (its first message takes index `next`) and evicts to the limits; returns that index. */
   append(e: Entry): number {
+    const first = this.next;
+    e.first = first;
     this.entries.push(e);
     this.bytes += e.bytes;
+    this.count += e.count;
+    this.next += e.count;
     this.enforce();
-    return this.next++;
+    return first;
   }
 
-  /** Restores an entry from a persistent store, with its seq (seqs must increase). */
+  /** Restores an entry from a persistent store, with its first seq (seqs must increase). */
   restore(seq: bigint, e: Entry): void {
     if (this.count === 0) this.base = seq - BigInt(this.next);
     else this.next = this.indexOf(seq);
+    e.first = this.next;
     this.entries.push(e);
     this.bytes += e.bytes;
-    this.next++;
+    this.count += e.count;
+    this.next += e.count;
   }
 
-  /** The retained entry at `index`, if any. */
-  at(index: number): Entry | undefined {
+  /** The retained entry holding message `index`, if any. */
+  locate(index: number): Entry | undefined {
     if (index < this.firstIndex || index >= this.next) return undefined;
-    return this.entries[this.head + (index - this.firstIndex)];
+    const entries = this.entries;
+    let lo = this.head;
+    let hi = entries.length - 1;
+    // The newest entry is the usual answer for live subscribers: check it first.
+    if (entries[hi]!.first <= index) return entries[hi];
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (entries[mid]!.first <= index) lo = mid;
+      else hi = mid - 1;
+    }
+    return entries[lo];
   }
 
-  /** Drops the oldest entry; returns its size in bytes (0 when empty). */
+  /** The retained entries, oldest first. */
+  *retained(): IterableIterator<Entry> {
+    for (let i = this.head; i < this.entries.length; i++) yield this.entries[i]!;
+  }
+
+  /** Drops the oldest entry; returns the bytes freed (0 when empty). */
   evictOldest(): number {
     if (this.count === 0) return 0;
     const e = this.entries[this.head]!;
     this.entries[this.head] = undefined;
     this.head++;
     this.bytes -= e.bytes;
+    this.count -= e.count;
     if (this.head > 1024 && this.head * 2 > this.entries.length) {
       this.entries = this.entries.slice(this.head);
       this.head = 0;
@@ -174,14 +230,41 @@ export class Topic {
     return e.bytes;
   }
 
-  /** Evicts oldest entries until within the limits; returns the bytes freed. */
+  /** Drops the oldest `n` messages of the oldest entry (fewer than it holds); returns the bytes freed. */
+  private trimOldest(n: number): number {
+    const e = this.entries[this.head]!;
+    const offsets = offsetsOf(e);
+    const trimmed = entry(
+      sliceHead(e.head, e.count - n, this.seqOf(e.first + n)),
+      e.records.subarray(offsets[n]),
+      e.count - n,
+      e.time,
+    );
+    trimmed.first = e.first + n;
+    if (trimmed.records.buffer === e.records.buffer) {
+      const base = offsets[n]!;
+      trimmed.offsets = offsets.subarray(n).map((o) => o - base);
+    }
+    this.entries[this.head] = trimmed;
+    this.count -= n;
+    const freed = e.bytes - trimmed.bytes;
+    this.bytes -= freed;
+    return freed;
+  }
+
+  /**
+   * Evicts the oldest messages until within the limits; returns the bytes freed. Over the byte bound, the
+   * oldest entries go whole (so the history may end up to one publish under it); over the count bound,
+   * exactly the oldest messages over it go, cutting the oldest entry when only part of it has to.
+   */
   enforce(): number {
     let freed = 0;
-    while (
-      this.count > 0 &&
-      (this.bytes > this.limits.maxBytes || (this.limits.maxCount > 0 && this.count > this.limits.maxCount))
-    ) {
-      freed += this.evictOldest();
+    const { maxBytes, maxCount } = this.limits;
+    while (this.count > 0 && this.bytes > maxBytes) freed += this.evictOldest();
+    while (maxCount > 0 && this.count > maxCount) {
+      const n = this.count - maxCount;
+      const e = this.entries[this.head]!;
+      freed += n < e.count ? this.trimOldest(n) : this.evictOldest();
     }
     return freed;
   }

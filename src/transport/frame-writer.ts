@@ -72,6 +72,31 @@ export class FrameWriter {
     return flushed;
   }
 
+  /**
+   * Queues a data frame made of `head` then `body`. `head` is always copied; `body` as in
+   * {@link writeData}: copied under {@link COPY_THRESHOLD_BYTES}, else its own chunk.
+   */
+  writeParts(head: Uint8Array, body: Uint8Array): boolean {
+    const length = head.length + body.length;
+    if (body.length < COPY_THRESHOLD_BYTES) {
+      const flushed = this.reserve(HEADER_BYTES + length);
+      this.seg.writeUInt32BE(length, this.segPos);
+      this.seg.set(head, this.segPos + HEADER_BYTES);
+      this.seg.set(body, this.segPos + HEADER_BYTES + head.length);
+      this.segPos += HEADER_BYTES + length;
+      return flushed;
+    }
+    this.reserve(HEADER_BYTES + head.length);
+    this.seg.writeUInt32BE(length, this.segPos);
+    this.seg.set(head, this.segPos + HEADER_BYTES);
+    this.segPos += HEADER_BYTES + head.length;
+    this.cut();
+    const chunk = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
+    this.chunks.push(chunk);
+    this.chunkBytes += body.length;
+    return this.flush();
+  }
+
   /** Queues a control frame of `type` with an optional argument (at most MAX_CONTROL_BYTES - 1 bytes). */
   writeControl(type: number, arg?: Uint8Array): void {
     const argLength = arg ? arg.length : 0;

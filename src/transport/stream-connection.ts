@@ -131,16 +131,30 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   }
 
   send(frame: Uint8Array, length = frame.length): boolean {
+    this.checkSend(length);
+    if (length > frame.length || length < 0) throw new RangeError(`length ${length} is outside the frame`);
+    return this.queued(this.writer.writeData(frame, length));
+  }
+
+  sendParts(head: Uint8Array, body: Uint8Array): boolean {
+    this.checkSend(head.length + body.length);
+    return this.queued(this.writer.writeParts(head, body));
+  }
+
+  private checkSend(length: number): void {
     if (this.state !== "open") {
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", `connection ${this.id} is ${this.state}`);
     }
     if (length > this.opts.maxFrameBytes) {
       throw new RangeError(`frame of ${length} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}`);
     }
-    if (length > frame.length || length < 0) throw new RangeError(`length ${length} is outside the frame`);
+  }
+
+  /** After a frame was given to the writer (`written`: what a flush it did returned): the send() result. */
+  private queued(written: boolean): boolean {
     this.stats.framesOut++;
     this.txTicks++;
-    if (!this.writer.writeData(frame, length)) this.watchStall(); // the writer flushed and the socket is full
+    if (!written) this.watchStall(); // the writer flushed and the socket is full
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flushNow);

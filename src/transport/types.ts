@@ -103,6 +103,13 @@ export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterabl
    * maxFrameBytes.
    */
   send(frame: Uint8Array, length?: number): boolean;
+  /**
+   * Queues one frame made of `head` then `body`, as {@link send} does with their concatenation, without
+   * concatenating: `head` is copied before sendParts() returns; `body` is copied too when under 16 KiB,
+   * else written as it is when the current callback returns (do not modify it after the call). For
+   * forwarding a payload behind a new header without copying it.
+   */
+  sendParts(head: Uint8Array, body: Uint8Array): boolean;
   /** Resolves once the queue is below sendHighWaterMarkBytes (at once if it is); rejects if it closes first. */
   drain(): Promise<void>;
   /**

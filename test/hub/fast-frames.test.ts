@@ -3,12 +3,14 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
   encodeHeaders,
-  encodeMessage,
-  encodeMessageFromPublish,
+  encodeMessageHead,
   encodePublish,
   MESSAGE_SID_OFFSET,
+  PublishBatcher,
   parseMessage,
   parsePublish,
+  recordOffsets,
+  sliceHead,
 } from "../../src/hub/fast-frames.js";
 import { hubProtocol } from "../../src/hub/protocol.js";
 
@@ -19,84 +21,146 @@ const headers = fc.array(
   { maxLength: 4 },
 );
 const payload = fc.uint8Array({ maxLength: 3000 });
+const record = fc.record({ headers, payload });
+type Rec = { headers: { key: string; value: string }[]; payload: Uint8Array };
+
+/** The generic codec's records of a decoded frame, as plain values. */
+function plain(records: readonly Rec[]): { headers: { key: string; value: string }[]; payload: Buffer }[] {
+  return records.map((r) => ({ headers: r.headers.map((h) => ({ ...h })), payload: Buffer.from(r.payload) }));
+}
 
 describe("fast publish/message frames match the schema codec byte for byte", () => {
-  it("encodePublish == protocol.encode('publish'), and parsePublish reads it back", () => {
+  it("encodePublish == protocol.encode('publish') of one record, and parsePublish reads it back", () => {
     fc.assert(
       fc.property(fc.integer({ min: 0, max: 0xffffffff }), topic, headers, payload, (rid, t, h, p) => {
-        const generic = Buffer.from(proto.encode("publish", { rid, topic: t, headers: h, payload: p }));
-        const fast = encodePublish(
-          Buffer.alloc(8192),
-          16384,
-          rid,
-          Buffer.from(t, "latin1"),
-          encodeHeaders(h),
-          p,
+        const generic = Buffer.from(
+          proto.encode("publish", { rid, topic: t, records: [{ headers: h, payload: p }] }),
         );
+        const fast = encodePublish(rid, Buffer.from(t, "latin1"), encodeHeaders(h), p);
         assert.deepEqual(fast, generic);
         const v = parsePublish(generic);
         assert.ok(v);
         assert.equal(v.rid, rid);
         assert.equal(v.topic, t);
-        assert.equal(v.headerCount, h.length);
-        assert.deepEqual(generic.subarray(v.payloadStart), Buffer.from(p));
-        // The message built from the publish frame equals the codec's message.
-        const seq = BigInt(rid) * 3n;
-        const message = encodeMessageFromPublish(
-          Buffer.from(t, "latin1"),
-          seq,
-          2.5,
-          Buffer.from("pub#1"),
-          generic,
-          v,
-        );
-        const expected = proto.encode("message", {
-          sid: 0,
-          topic: t,
-          seq,
-          time: 2.5,
-          publisher: "pub#1",
-          headers: h,
-          payload: p,
-        });
-        assert.deepEqual(message, Buffer.from(expected));
+        assert.equal(v.count, 1);
       }),
       { numRuns: 300, seed: 11 },
     );
   });
 
-  it("encodeMessage == protocol.encode('message') (sid 0), and parseMessage reads what the codec wrote", () => {
+  it("PublishBatcher packs consecutive publishes to one topic into codec-identical frames, in order", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ topic: fc.constantFrom("a", "b.c", "d"), rec: record }), { maxLength: 40 }),
+        fc.integer({ min: 16, max: 8192 }),
+        fc.integer({ min: 64, max: 20_000 }),
+        (publishes, batchBytes, copyBelow) => {
+          const frames: Buffer[] = [];
+          // Like the transport: frames under copyBelow are copied before send returns; others are kept.
+          const batcher = new PublishBatcher(
+            (f) => frames.push(f.length < copyBelow ? Buffer.from(f) : f) > 0,
+            copyBelow,
+            batchBytes,
+          );
+          const topics = new Map(["a", "b.c", "d"].map((t) => [t, Buffer.from(t)]));
+          for (const p of publishes) {
+            batcher.add(topics.get(p.topic)!, encodeHeaders(p.rec.headers), p.rec.payload);
+          }
+          batcher.flush();
+          assert.equal(batcher.pending, 0);
+          const got: { topic: string; rec: Rec }[] = [];
+          for (const f of frames) {
+            const decoded = proto.decode(f);
+            assert.equal(decoded.type, "publish");
+            const body = decoded.body as { rid: number; topic: string; records: Rec[] };
+            assert.equal(body.rid, 0);
+            assert.ok(body.records.length > 0);
+            assert.deepEqual(f, Buffer.from(proto.encode("publish", body)));
+            const v = parsePublish(f);
+            assert.ok(v);
+            assert.equal(v.topic, body.topic);
+            assert.equal(v.count, body.records.length);
+            for (const rec of body.records) got.push({ topic: body.topic, rec });
+          }
+          assert.deepEqual(
+            got.map((g) => ({ topic: g.topic, rec: plain([g.rec])[0] })),
+            publishes.map((p) => ({ topic: p.topic, rec: plain([p.rec])[0] })),
+          );
+          // A frame ends only where the topic changes or the next record would not fit.
+          for (let i = 0; i + 1 < frames.length; i++) {
+            const a = proto.decode(frames[i]!).body as { topic: string; records: Rec[] };
+            const b = proto.decode(frames[i + 1]!).body as { topic: string; records: Rec[] };
+            if (a.topic !== b.topic) continue;
+            // Topic and count lengths fit one LEB128 byte here.
+            const head = 2 + 4 + 1 + a.topic.length + 1;
+            const next = proto.encode("publish", { rid: 0, topic: a.topic, records: [b.records[0]!] });
+            assert.ok(
+              frames[i]!.length - head + (next.length - head) > batchBytes,
+              `frame ${i} was sent while the next record fit`,
+            );
+          }
+        },
+      ),
+      { numRuns: 200, seed: 14 },
+    );
+  });
+
+  it("encodeMessageHead + the records of a publish == protocol.encode('message'); parseMessage and sliceHead agree", () => {
     fc.assert(
       fc.property(
         topic,
         fc.bigUint64Array({ minLength: 1, maxLength: 1 }),
         fc.double({ noNaN: true }),
         fc.string({ maxLength: 30 }),
-        headers,
-        payload,
+        fc.array(record, { minLength: 1, maxLength: 12 }),
         fc.integer({ min: 0, max: 0xffffffff }),
-        (t, [seq], time, publisher, h, p, sid) => {
-          const body = { sid: 0, topic: t, seq: seq!, time, publisher, headers: h, payload: p };
-          const generic = Buffer.from(proto.encode("message", body));
-          const fast = encodeMessage(
+        fc.nat(),
+        fc.nat(),
+        (t, [big], time, publisher, records, sid, a, b) => {
+          const seq = big! % (2n ** 64n - 100n);
+          const publish = Buffer.from(proto.encode("publish", { rid: 0, topic: t, records }));
+          const v = parsePublish(publish);
+          assert.ok(v);
+          const head = encodeMessageHead(
             Buffer.from(t, "latin1"),
-            seq!,
+            seq,
             time,
             Buffer.from(publisher, "utf8"),
-            encodeHeaders(h),
-            p,
+            v.count,
           );
-          assert.deepEqual(fast, generic);
+          const recordBytes = publish.subarray(v.recordsStart);
+          const fast = Buffer.concat([head, recordBytes]);
+          const body = { sid: 0, topic: t, seq, time, publisher, records };
+          assert.deepEqual(fast, Buffer.from(proto.encode("message", body)));
+          const k = a % records.length;
+          const n = 1 + (b % (records.length - k));
+          const offsets = recordOffsets(recordBytes, records.length);
+          const slice = Buffer.concat([
+            sliceHead(head, n, seq + BigInt(k)),
+            recordBytes.subarray(offsets[k], offsets[k + n]),
+          ]);
+          assert.deepEqual(
+            slice,
+            Buffer.from(
+              proto.encode("message", { ...body, seq: seq + BigInt(k), records: records.slice(k, k + n) }),
+            ),
+          );
           fast.writeUInt32LE(sid, MESSAGE_SID_OFFSET);
           const m = parseMessage(fast);
           assert.ok(m);
           assert.equal(m.sid, sid);
-          assert.equal(m.topic, t);
-          assert.equal(m.seq, seq);
-          assert.equal(Object.is(m.time, time) || m.time === time, true);
-          assert.equal(m.publisher, publisher);
-          assert.deepEqual({ ...m.headers }, Object.fromEntries(h.map((x) => [x.key, x.value])));
-          assert.deepEqual(Buffer.from(m.payload), Buffer.from(p));
+          assert.equal(m.messages.length, records.length);
+          m.messages.forEach((x, i) => {
+            assert.equal(x.topic, t);
+            assert.equal(x.seq, seq + BigInt(i));
+            assert.equal(Object.is(x.time, time) || x.time === time, true);
+            assert.equal(x.publisher, publisher);
+            assert.deepEqual(
+              { ...x.headers },
+              Object.fromEntries(records[i]!.headers.map((h) => [h.key, h.value])),
+            );
+            assert.deepEqual(Buffer.from(x.payload), Buffer.from(records[i]!.payload));
+          });
         },
       ),
       { numRuns: 300, seed: 12 },
@@ -104,31 +168,29 @@ describe("fast publish/message frames match the schema codec byte for byte", () 
   });
 
   it("every truncation and random corruption is rejected or parsed without throwing", () => {
-    const frame = Buffer.from(
-      proto.encode("publish", {
-        rid: 5,
-        topic: "a.b",
-        headers: [{ key: "k", value: "v" }],
-        payload: new Uint8Array(20),
-      }),
-    );
+    const records = [
+      { headers: [{ key: "k", value: "v" }], payload: new Uint8Array(20) },
+      { headers: [], payload: new Uint8Array(3) },
+    ];
+    const frame = Buffer.from(proto.encode("publish", { rid: 5, topic: "a.b", records }));
     for (let n = 0; n < frame.length; n++)
       assert.equal(parsePublish(frame.subarray(0, n)), null, `prefix ${n}`);
-    const msg = encodeMessage(
-      Buffer.from("a.b"),
-      7n,
-      1.5,
-      Buffer.from("p"),
-      encodeHeaders([]),
-      new Uint8Array(20),
+    const msg = Buffer.from(
+      proto.encode("message", { sid: 0, topic: "a.b", seq: 7n, time: 1.5, publisher: "p", records }),
     );
     for (let n = 0; n < msg.length; n++) assert.equal(parseMessage(msg.subarray(0, n)), null, `prefix ${n}`);
+    // A count that claims one record more or less than the frame holds.
+    for (const delta of [-1, 1]) {
+      const f = Buffer.from(frame);
+      f[6 + 1 + 3] = 2 + delta;
+      assert.equal(parsePublish(f), null, `count ${2 + delta}`);
+    }
     fc.assert(
       fc.property(fc.uint8Array({ minLength: 2, maxLength: 80 }), (bytes) => {
         const b = Buffer.from(bytes);
-        b.writeUInt16LE(23, 0);
+        b.writeUInt16LE(frame.readUInt16LE(0), 0);
         parsePublish(b);
-        b.writeUInt16LE(26, 0);
+        b.writeUInt16LE(msg.readUInt16LE(0), 0);
         parseMessage(b);
       }),
       { numRuns: 2000, seed: 13 },

@@ -536,3 +536,114 @@ describe("pub/sub limits and persistence", () => {
     }
   });
 });
+
+describe("pub/sub batches: fire-and-forget publishes travel and are stored in batches", () => {
+  let hub: Hub;
+  let pub: HubClient;
+  let sub: HubClient;
+  before(async () => {
+    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    pub = await connect(hub.urls[0]!, { name: "pub" });
+    sub = await connect(hub.urls[0]!, { name: "sub", reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+  });
+  after(async () => {
+    await pub.close();
+    await sub.close();
+    await hub.close();
+  });
+  const connOf = (c: HubClient) => (c as unknown as { conn: Connection }).conn;
+
+  /** Collects what a handler subscription gets until `n` messages arrived. */
+  async function collect(
+    c: HubClient,
+    pattern: string,
+    n: number,
+    options: Parameters<HubClient["subscribe"]>[1] = {},
+    onMessage?: (m: TopicMessage, count: number) => void,
+  ): Promise<{ done: Promise<TopicMessage[]> }> {
+    const got: TopicMessage[] = [];
+    let resolve: (ms: TopicMessage[]) => void = () => {};
+    const done = new Promise<TopicMessage[]>((r) => {
+      resolve = r;
+    });
+    await c.subscribe(pattern, options, (m) => {
+      got.push(m);
+      onMessage?.(m, got.length);
+      if (got.length === n) resolve(got);
+    });
+    return { done };
+  }
+
+  it("a tick's publishes to one topic leave as one frame; subscribers get them in order, sliced by credit", async () => {
+    const total = 1_000;
+    const small = await collect(sub, "b.one", total + 1, { prefetch: 7 });
+    const wide = await collect(sub, "b.>", total + 1, { prefetch: 1_000 });
+    const framesBefore = connOf(pub).stats.framesOut;
+    for (let i = 1; i <= total; i++) pub.publishAndForget("b.one", `m${i}`, { headers: { i: String(i) } });
+    // The acknowledged publish leaves after the batch: it gets the next seq.
+    assert.equal((await pub.publish("b.one", "last")).seq, BigInt(total + 1));
+    assert.ok(connOf(pub).stats.framesOut - framesBefore <= 3, "one batch frame, then the publish");
+    for (const { done } of [small, wide]) {
+      const ms = await within(done, 10_000, "every message");
+      assert.deepEqual(
+        ms.map((m) => m.seq),
+        Array.from({ length: total + 1 }, (_, i) => BigInt(i + 1)),
+      );
+      assert.equal(ms[41]!.text(), "m42");
+      assert.deepEqual(ms[41]!.headers, { i: "42" });
+      assert.equal(ms.at(-1)!.text(), "last");
+    }
+  });
+
+  it("publishes to alternating topics keep their order per topic and across topics", async () => {
+    const wide = await collect(sub, "alt.>", 300, { prefetch: 5 });
+    for (let i = 0; i < 300; i++) pub.publishAndForget(i % 3 === 0 ? "alt.a" : "alt.b", `${i}`);
+    const ms = await within(wide.done, 10_000, "300 messages");
+    const a = ms.filter((m) => m.topic === "alt.a").map((m) => Number(m.text()));
+    const b = ms.filter((m) => m.topic === "alt.b").map((m) => Number(m.text()));
+    assert.deepEqual(
+      a,
+      Array.from({ length: 100 }, (_, i) => 3 * i),
+    );
+    assert.equal(b.length, 200);
+    assert.ok(b.every((x, i) => i === 0 || x > b[i - 1]!));
+    assert.deepEqual(
+      ms.filter((m) => m.topic === "alt.b").map((m) => m.seq),
+      Array.from({ length: 200 }, (_, i) => BigInt(i + 1)),
+    );
+  });
+
+  it("a count bound cuts exactly inside a batch; newest reads the last message of a batch", async () => {
+    await pub.configureTopic("trim", { maxCount: 10 });
+    for (let i = 1; i <= 25; i++) pub.publishAndForget("trim", `t${i}`);
+    assert.equal((await pub.publish("trim", "t26")).seq, 26n);
+    const [t] = await pub.topics("trim");
+    assert.deepEqual([t!.count, t!.firstSeq, t!.lastSeq], [10, 17n, 26n]);
+    const oldest = await collect(sub, "trim", 10, { init: "oldest" });
+    assert.deepEqual(
+      (await within(oldest.done, 5_000, "the history")).map((m) => m.text()),
+      Array.from({ length: 10 }, (_, i) => `t${17 + i}`),
+    );
+    for (let i = 1; i <= 50; i++) pub.publishAndForget("newest.batch", `n${i}`);
+    await pub.publish("newest.batch", "n51");
+    const s = await sub.subscribe("newest.batch", { init: "mostRecent", iter: "newest" });
+    const m = await within(s[Symbol.asyncIterator]().next(), 5_000, "the newest");
+    assert.equal(m.value!.text(), "n51");
+    s.unsubscribe();
+  });
+
+  it("a connection cut while the cursor is inside a batch resumes there: no loss, no duplicates", async () => {
+    const total = 500;
+    const seqs: bigint[] = [];
+    const resumed = await collect(sub, "cut", total, { prefetch: 5 }, (m, count) => {
+      seqs.push(m.seq);
+      if (count === 12) connOf(sub).destroy(); // under the subscriber, mid-batch
+    });
+    for (let i = 1; i <= total; i++) pub.publishAndForget("cut", `c${i}`);
+    await within(resumed.done, 10_000, "the whole batch after the reconnect");
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: total }, (_, i) => BigInt(i + 1)),
+    );
+  });
+});

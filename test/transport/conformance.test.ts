@@ -164,6 +164,33 @@ for (const kind of kinds) {
       await listener.close();
     });
 
+    it("sendParts sends head + body as one frame, in order with send(); the head is copied at once", async () => {
+      const { listener, client, server } = await pair(kind, { maxFrameBytes: 1_000_000 });
+      const got: Buffer[] = [];
+      const sizes = [0, 1, 100, 16 * 1024 - 1, 16 * 1024, 200_000];
+      const done = new Promise<void>((resolve) => {
+        server.on("message", (m) => {
+          got.push(Buffer.from(m));
+          if (got.length === sizes.length * 2) resolve();
+        });
+      });
+      const head = Buffer.alloc(7);
+      for (const [i, size] of sizes.entries()) {
+        head.fill(i);
+        client.sendParts(head, Buffer.alloc(size, 0x80 + i));
+        head.fill(0xff); // reused at once: the frame must carry the bytes as they were
+        client.send(Buffer.from([i]));
+      }
+      await within(done, 10_000, "sendParts frames");
+      for (const [i, size] of sizes.entries()) {
+        assert.deepEqual(got[2 * i], Buffer.concat([Buffer.alloc(7, i), Buffer.alloc(size, 0x80 + i)]));
+        assert.deepEqual(got[2 * i + 1], Buffer.from([i]));
+      }
+      assert.throws(() => client.sendParts(head, Buffer.alloc(1_000_000 - 6)), RangeError);
+      await client.close();
+      await listener.close();
+    });
+
     it("reassembles a frame split at every byte offset, and many frames written in one chunk", async () => {
       const listener = await listen(kind.address());
       const got: Buffer[] = [];
