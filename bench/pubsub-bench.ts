@@ -54,15 +54,18 @@ async function fanOut(
   return r.deliveries / r.seconds;
 }
 
+/** Request/reply round trips; `ez-hub` is the hub with direct RPC off (every call through the hub). */
 async function rtt(
-  sys: "ez" | "nats",
+  sys: "ez" | "ez-hub" | "nats",
   url: string,
   count: number,
 ): Promise<{ p50Us: number; p99Us: number }> {
   const topic = `rpc.t${seq++}`;
-  const replier = await runRole(script, [`${sys}-reply`, url, topic]);
+  const role = sys === "nats" ? "nats" : "ez";
+  const replier = await runRole(script, [`${role}-reply`, url, topic]);
   try {
-    const { out } = await runRole(script, [`${sys}-req`, url, topic, String(count)]);
+    const args = [`${role}-req`, url, topic, String(count), ...(sys === "ez-hub" ? ["hub"] : [])];
+    const { out } = await runRole(script, args);
     return JSON.parse(out) as { p50Us: number; p99Us: number };
   } finally {
     replier.proc.kill("SIGKILL");
@@ -111,6 +114,7 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
   const count = quick ? 2_000 : 20_000;
   const rawRuns: number[][] = [[], []];
   const ezRuns: number[][] = [[], []];
+  const ezHubRuns: number[][] = [[], []];
   const natsRuns: number[][] = [[], []];
   for (let r = 0; r < runs; r++) {
     const raw = await withServer(childScript, ["echo-raw", freeUrl("tcp", seq++)], async (url) => {
@@ -127,19 +131,24 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     const e = await withHub((url) => rtt("ez", url, count));
     ezRuns[0]!.push(e.p50Us);
     ezRuns[1]!.push(e.p99Us);
+    const h = await withHub((url) => rtt("ez-hub", url, count));
+    ezHubRuns[0]!.push(h.p50Us);
+    ezHubRuns[1]!.push(h.p99Us);
   }
   const m = (xs: number[]) => (xs.length > 0 ? median(xs) : Number.NaN);
-  const [r50, r99, n50, n99, e50, e99] = [
+  const [r50, r99, n50, n99, e50, e99, h50, h99] = [
     rawRuns[0]!,
     rawRuns[1]!,
     natsRuns[0]!,
     natsRuns[1]!,
     ezRuns[0]!,
     ezRuns[1]!,
+    ezHubRuns[0]!,
+    ezHubRuns[1]!,
   ].map(m);
   lines.push("");
   lines.push(
-    `### Request/reply round trip through the broker, one 64 B request in flight (µs), medians of ${runs} runs of ${count}`,
+    `### Request/reply round trip, one 64 B request in flight (µs), medians of ${runs} runs of ${count}`,
   );
   lines.push("");
   lines.push("| system | p50 | p99 | p50 / NATS | p50 / raw echo | target |");
@@ -151,9 +160,12 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     `| NATS request/reply | ${nats ? n50!.toFixed(1) : "n/a"} | ${nats ? n99!.toFixed(1) : "n/a"} | 1.00× | ${nats ? `${(n50! / r50!).toFixed(2)}×` : "n/a"} | |`,
   );
   lines.push(
-    `| ezipc hub RPC | ${e50!.toFixed(1)} | ${e99!.toFixed(1)} | ${nats ? `${(e50! / n50!).toFixed(2)}×` : "n/a"} | ${(e50! / r50!).toFixed(2)}× | ≤ 0.5× NATS |`,
+    `| ezipc RPC (default: direct once the hub named the server) | ${e50!.toFixed(1)} | ${e99!.toFixed(1)} | ${nats ? `${(e50! / n50!).toFixed(2)}×` : "n/a"} | ${(e50! / r50!).toFixed(2)}× | ≤ 0.5× NATS |`,
   );
-  process.stderr.write(`${lines.slice(-3).join("\n")}\n`);
+  lines.push(
+    `| ezipc RPC through the hub (\`directRpc: false\`) | ${h50!.toFixed(1)} | ${h99!.toFixed(1)} | ${nats ? `${(h50! / n50!).toFixed(2)}×` : "n/a"} | ${(h50! / r50!).toFixed(2)}× | |`,
+  );
+  process.stderr.write(`${lines.slice(-4).join("\n")}\n`);
 
   const stored = quick ? 100_000 : 1_000_000;
   const replay = await withHub(async (url) => {

@@ -5,7 +5,8 @@
  *   SYS-sub URL TOPIC N SUBS             SUBS subscribers; print "ready", then JSON once each got N
  *   SYS-pub URL TOPIC N SIZE             N messages of SIZE bytes, fire-and-forget; print JSON {seconds}
  *   SYS-reply URL TOPIC                  an echo responder; print "ready"
- *   SYS-req URL TOPIC COUNT              COUNT requests one at a time; print JSON {p50Us, p99Us}
+ *   SYS-req URL TOPIC COUNT [hub]        COUNT requests one at a time; print JSON {p50Us, p99Us}
+ *                                        (ez, with "hub": through the hub, direct RPC off)
  *   ez-replay URL TOPIC N                subscribe from the oldest message and read N; print JSON {seconds}
  */
 import { connect as natsConnect } from "nats";
@@ -135,7 +136,8 @@ switch (role) {
     break;
   }
   case "ez-req": {
-    const client = await connect(url, { ...ezOpts, name: "requester" });
+    // b = "hub": every call through the hub (direct RPC off).
+    const client = await connect(url, { ...ezOpts, name: "requester", directRpc: b !== "hub" });
     const payload = Buffer.alloc(64, 1);
     await timeRequests(Number(a), () => client.request(topic!, payload));
     process.exit(0);

@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import os from "node:os";
 import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";
 import { schemaCodec } from "../codec/schema.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
@@ -11,6 +12,7 @@ import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
 import { OP_CANCEL } from "./deadman.js";
 import { cancelled, Deadman, type DeadmanState } from "./deadman-client.js";
+import { DirectRoutes, DirectServer } from "./direct.js";
 import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "./fast-frames.js";
 import type { HubStats } from "./hub.js";
 import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
@@ -89,6 +91,11 @@ export interface ConnectOptions extends DialerOptions {
   requestTimeoutMs?: number;
   /** Keep retrying when the first connection fails, instead of rejecting. Default false. */
   waitOnFirstConnect?: boolean;
+  /**
+   * Direct RPC (docs/rpc.md): serve requests on a private Unix socket too, and call servers on this host
+   * directly once the hub named them. Default true; false sends every call through the hub.
+   */
+  directRpc?: boolean;
 }
 
 /** Options of {@link HubClient.allocate}. */
@@ -120,6 +127,11 @@ export interface HubClientEvents {
   status: [status: ClientStatus];
   /** A reconnect finished: every pointer is resynchronised (or invalidated). */
   resynced: [];
+  /**
+   * The direct routes of an RPC topic changed: `servers` is how many servers its requests now go to
+   * directly (0: through the hub).
+   */
+  directRoutes: [topic: string, servers: number];
 }
 
 interface Pending {
@@ -192,11 +204,26 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       this.send(type, body);
     },
     serveRequest: async (topic) => {
-      const r = await this.hubRequest("serve", { topic });
+      const r = await this.hubRequest("serve", { topic, ...(await this.directAddress()) });
       if (r.type !== "ok") throw unexpected(r);
     },
   };
   private readonly rpc = new RpcClient(this.rpcLink);
+  private readonly directRpc: boolean;
+  /** This client's direct listener, opened on its first serve. */
+  private directServer: Promise<DirectServer | null> | null = null;
+  private readonly routes = new DirectRoutes(
+    (topic) => {
+      this.hubRequest("routes", { topic }).then(
+        (r) => {
+          if (r.type === "routeList") this.routes.update(topic, r.body.routes);
+        },
+        () => {},
+      );
+    },
+    () => `${this.name}#${this.clientId.slice(0, 6)}`,
+    (topic, servers) => this.emit("directRoutes", topic, servers),
+  );
   private readonly subs = new Map<number, Subscription>();
   /** Where each concrete subscription started (its topic's next seq then), for resuming before any message. */
   private readonly subStart = new Map<Subscription, bigint>();
@@ -234,6 +261,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   ) {
     super();
     this.name = options.name ?? `pid:${process.pid}`;
+    this.directRpc = (options.directRpc ?? true) && process.platform !== "win32";
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     this.dialer = new Dialer(url, options);
     this.dialer.on("connection", (conn) => this.onConnection(conn));
@@ -543,8 +571,30 @@ export class HubClient extends EventEmitter<HubClientEvents> {
    */
   async request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
     checkTopic(topic);
+    const direct = this.directRpc ? this.routes.pick(topic) : undefined;
+    if (direct) {
+      try {
+        return await direct.request(topic, payload, options);
+      } catch (err) {
+        // The server left the topic's pool before the hub's update reached us: ask the pool through the hub.
+        if (!isEzipcError(err, "EZIPC_NO_RESPONDERS")) throw err;
+      }
+    }
     await this.readyWithin(topic);
     return this.rpc.request(topic, payload, options);
+  }
+
+  /** The `host` and `direct` fields of a `serve`: this client's direct listener, opened on first use. */
+  private async directAddress(): Promise<{ host: string; direct: string }> {
+    if (!this.directRpc) return { host: "", direct: "" };
+    this.directServer ??= DirectServer.open(this.rpc.handlers).catch((err: unknown) => {
+      log("warn", "client", "direct RPC listener not available; serving through the hub only", {
+        error: err,
+      });
+      return null;
+    });
+    const server = await this.directServer;
+    return server ? { host: os.hostname(), direct: server.url } : { host: "", direct: "" };
   }
 
   /**
@@ -691,6 +741,10 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     }
     this.closedError = error;
     this.ready = false;
+    this.routes.close();
+    const direct = this.directServer;
+    this.directServer = Promise.resolve(null);
+    await (await direct)?.close();
     for (const w of this.readyWaiters) w.reject(error);
     this.readyWaiters = [];
     this.rejectAll(error);
@@ -755,9 +809,16 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     switch (msg.type) {
       case "welcome": {
         this.clientId = msg.body.clientId;
+        this.routes.reset();
         void this.resync(conn);
         return;
       }
+      case "routeList":
+        if (msg.body.rid === 0) {
+          this.routes.update(msg.body.topic, msg.body.routes);
+          return;
+        }
+        break; // a reply: settled below
       case "update": {
         const s = this.byId.get(msg.body.id);
         if (!s) return;
@@ -816,19 +877,20 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         p.reject(wireError(msg.body.code, msg.body.message));
         return;
       }
-      default: {
-        const rid = (msg.body as { rid?: number }).rid;
-        if (rid === undefined) {
-          conn.destroy(new EzipcError("EZIPC_PROTOCOL", `unexpected ${msg.type} from the hub`));
-          return;
-        }
-        const p = this.pending.get(rid);
-        if (!p) return;
-        this.pending.delete(rid);
-        p.onReply?.(msg);
-        p.resolve(msg);
-      }
+      default:
+        break;
     }
+    // A reply to a request.
+    const rid = (msg.body as { rid?: number }).rid;
+    if (rid === undefined) {
+      conn.destroy(new EzipcError("EZIPC_PROTOCOL", `unexpected ${msg.type} from the hub`));
+      return;
+    }
+    const p = this.pending.get(rid);
+    if (!p) return;
+    this.pending.delete(rid);
+    p.onReply?.(msg);
+    p.resolve(msg);
   }
 
   /** After a welcome: re-registers every held key, then tells the hub it is done. */
@@ -869,8 +931,9 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         sub.fail(err);
       });
     });
+    const address = await this.directAddress();
     const reserved = this.rpc.servedTopics().map((topic) =>
-      this.rawRequest(conn, "serve", { topic }).catch((err: EzipcError) => {
+      this.rawRequest(conn, "serve", { topic, ...address }).catch((err: EzipcError) => {
         log("warn", "client", "serving again after a reconnect failed", { topic, error: err });
       }),
     );

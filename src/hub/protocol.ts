@@ -10,7 +10,7 @@ import { schemaProtocol } from "../service/protocol.js";
 export const HUB_PROTOCOL_VERSION = 2;
 
 /** Feature names this implementation speaks (sent in `hello` and `welcome`). */
-export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman"] as const;
+export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman", "direct"] as const;
 
 /** Sync policies in wire order: the higher, the more the hub pushes. */
 export const POLICIES = ["request", "lazy", "poll"] as const;
@@ -191,8 +191,11 @@ export const hubMessages = {
   topicConfig: t.struct({ rid: t.u32, topic: key, maxBytes: t.u32, maxCount: t.u32, persist: t.bool }),
 
   // ---- RPC, streaming RPC and sessions (feature "rpc") ----
-  /** c→h: serve `topic` (one pool per topic: requests go round-robin to its servers). Replied with `ok`. */
-  serve: t.struct({ rid: t.u32, topic: key }),
+  /**
+   * c→h: serve `topic` (one pool per topic: requests go round-robin to its servers). `direct`: the URL where
+   * this client also takes calls directly ("" for none), on host `host`. Replied with `ok`.
+   */
+  serve: t.struct({ rid: t.u32, topic: key, host: str, direct: str }),
   /** c→h: stop serving `topic` (calls in flight go on). No reply. */
   unserve: t.struct({ topic: key }),
   /**
@@ -240,6 +243,22 @@ export const hubMessages = {
   deadman: t.struct({ rid: t.u32, name: key, op: t.u8 }),
   /** h→c: the token's state when the op completed. */
   deadmanState: t.struct({ rid: t.u32, taken: t.bool, holder: str, mine: t.bool, epoch: t.u64 }),
+
+  // ---- direct RPC routes (feature "direct") ----
+  /**
+   * c→h: the direct routes of `topic`, now and whenever its pool changes (until this connection closes).
+   * Replied with `routeList`.
+   */
+  routes: t.struct({ rid: t.u32, topic: key }),
+  /**
+   * h→c: the servers of `topic`, when every one of them takes direct calls (else none). `rid` 0: an update
+   * after the pool changed.
+   */
+  routeList: t.struct({
+    rid: t.u32,
+    topic: key,
+    routes: t.array(t.struct({ server: str, host: str, url: str }), { maxLength: 4096 }),
+  }),
 } as const;
 
 /** The body of hub message `K`. */

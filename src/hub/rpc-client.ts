@@ -260,17 +260,24 @@ export class Server {
   }
 }
 
+/** The topics a client serves and their handlers (shared with its direct listener). */
+export type Handlers = Map<
+  string,
+  { handler: RpcHandler | null; accept: ((s: RpcSession) => unknown) | null }
+>;
+
 export class RpcClient {
   private readonly calls = new Map<number, PendingCall>();
   private readonly callerChannels = new Map<number, Channel>();
   private readonly serverChannels = new Map<number, Channel>();
   private readonly running = new Map<number, AbortController>();
-  private readonly handlers = new Map<
-    string,
-    { handler: RpcHandler | null; accept: ((s: RpcSession) => unknown) | null }
-  >();
 
-  constructor(private readonly link: RpcLink) {}
+  /** `maxRunning`: calls this end serves at once (more end with `EZIPC_TOO_MANY_REQUESTS`). */
+  constructor(
+    private readonly link: RpcLink,
+    readonly handlers: Handlers = new Map(),
+    private readonly maxRunning = Number.POSITIVE_INFINITY,
+  ) {}
 
   /** Ends call `id` (on `side`) without a payload; dropped when not connected. */
   private sendEnd(side: number, id: number, status: number, code: string, message: string): void {
@@ -429,6 +436,17 @@ export class RpcClient {
   // ---- messages from the hub ----------------------------------------------------------------------------
 
   onCall(m: Msg<"call">): void {
+    if (this.running.has(m.cid) || this.running.size >= this.maxRunning) {
+      const busy = !this.running.has(m.cid);
+      this.sendEnd(
+        SIDE_SERVER,
+        m.cid,
+        END_ERROR,
+        busy ? "EZIPC_TOO_MANY_REQUESTS" : "EZIPC_BAD_REQUEST",
+        busy ? `at most ${this.maxRunning} calls in flight per connection` : `call id ${m.cid} is in use`,
+      );
+      return;
+    }
     const entry = this.handlers.get(m.topic);
     if (!entry) {
       this.sendEnd(

@@ -11,6 +11,9 @@
  *   whatever a peer does.
  * - When a server's connection closes, each of its calls ends at once for its caller with
  *   `EZIPC_SERVER_GONE`; when a caller's closes, its calls are cancelled at the servers.
+ * - Direct routes: a server may also take calls on its own listener (`serve.direct`). A caller asks for a
+ *   topic's `routes` and gets them — and every change of the pool — when all of the pool's servers take
+ *   direct calls, and then calls them itself, round robin, without the hub in the path (see direct.ts).
  */
 
 import { EzipcError, isEzipcError } from "../errors.js";
@@ -32,6 +35,9 @@ export interface RpcOptions {
   /** Calls in flight per caller connection (`EZIPC_TOO_MANY_REQUESTS`). Default 1,000. */
   maxCallsPerClient?: number;
 }
+
+/** Topics whose routes one connection may watch. */
+const MAX_ROUTE_WATCHES = 10_000;
 
 interface Call {
   readonly caller: Connection;
@@ -55,6 +61,10 @@ export class Rpc {
   private readonly byCaller = new Map<Connection, Map<number, Call>>();
   private readonly byServer = new Map<Connection, Map<number, Call>>();
   private readonly served = new Map<Connection, Set<string>>();
+  /** Where a serving connection takes direct calls, and its label. */
+  private readonly directOf = new Map<Connection, { server: string; host: string; url: string }>();
+  private readonly routeWatchers = new Map<string, Set<Connection>>();
+  private readonly watching = new Map<Connection, Set<string>>();
   private nextCid = 1;
   private readonly maxCalls: number;
   readonly counters = { calls: 0, noResponders: 0, serverGone: 0 };
@@ -76,7 +86,10 @@ export class Rpc {
   handle(conn: Connection, client: string, type: string, body: unknown): boolean {
     switch (type) {
       case "serve":
-        this.onServe(conn, body as Msg<"serve">);
+        this.onServe(conn, client, body as Msg<"serve">);
+        return true;
+      case "routes":
+        this.onRoutes(conn, body as Msg<"routes">);
         return true;
       case "unserve":
         this.removeServer(conn, (body as Msg<"unserve">).topic);
@@ -99,8 +112,15 @@ export class Rpc {
   }
 
   connectionClosed(conn: Connection): void {
-    for (const topic of this.served.get(conn) ?? []) this.removeServer(conn, topic);
+    for (const topic of this.watching.get(conn) ?? []) {
+      const set = this.routeWatchers.get(topic);
+      set?.delete(conn);
+      if (set?.size === 0) this.routeWatchers.delete(topic);
+    }
+    this.watching.delete(conn);
+    for (const topic of [...(this.served.get(conn) ?? [])]) this.removeServer(conn, topic);
     this.served.delete(conn);
+    this.directOf.delete(conn);
     for (const call of [...(this.byServer.get(conn)?.values() ?? [])]) {
       this.counters.serverGone++;
       this.finish(call);
@@ -128,9 +148,11 @@ export class Rpc {
     this.byCaller.delete(conn);
   }
 
-  private onServe(conn: Connection, m: Msg<"serve">): void {
+  private onServe(conn: Connection, client: string, m: Msg<"serve">): void {
     try {
       checkTopic(m.topic);
+      if (m.direct !== "") this.directOf.set(conn, { server: client, host: m.host, url: m.direct });
+      else this.directOf.delete(conn);
       let pool = this.pools.get(m.topic);
       if (!pool) {
         pool = [];
@@ -144,6 +166,7 @@ export class Rpc {
       }
       mine.add(m.topic);
       conn.send(this.protocol.encode("ok", { rid: m.rid, version: 0n }));
+      this.routesChanged(m.topic);
     } catch (err) {
       this.fail(conn, m.rid, err);
     }
@@ -153,9 +176,63 @@ export class Rpc {
     const pool = this.pools.get(topic);
     if (!pool) return;
     const i = pool.indexOf(conn);
-    if (i >= 0) pool.splice(i, 1);
+    if (i < 0) return;
+    pool.splice(i, 1);
     if (pool.length === 0) this.pools.delete(topic);
     this.served.get(conn)?.delete(topic);
+    this.routesChanged(topic);
+  }
+
+  // ---- direct routes ------------------------------------------------------------------------------------
+
+  /** The direct routes of `topic`: all of its servers', or none if one of them takes no direct calls. */
+  private routesOf(topic: string): { server: string; host: string; url: string }[] {
+    const routes = [];
+    for (const c of this.pools.get(topic) ?? []) {
+      const d = this.directOf.get(c);
+      if (!d) return [];
+      routes.push(d);
+    }
+    return routes;
+  }
+
+  private onRoutes(conn: Connection, m: Msg<"routes">): void {
+    try {
+      checkTopic(m.topic);
+      let mine = this.watching.get(conn);
+      if (!mine) {
+        mine = new Set();
+        this.watching.set(conn, mine);
+      }
+      if (!mine.has(m.topic)) {
+        if (mine.size >= MAX_ROUTE_WATCHES) {
+          throw new EzipcError(
+            "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+            `at most ${MAX_ROUTE_WATCHES} topics' routes per client`,
+          );
+        }
+        mine.add(m.topic);
+        let set = this.routeWatchers.get(m.topic);
+        if (!set) {
+          set = new Set();
+          this.routeWatchers.set(m.topic, set);
+        }
+        set.add(conn);
+      }
+      conn.send(
+        this.protocol.encode("routeList", { rid: m.rid, topic: m.topic, routes: this.routesOf(m.topic) }),
+      );
+    } catch (err) {
+      this.fail(conn, m.rid, err);
+    }
+  }
+
+  /** Tells the watchers of `topic` its routes after its pool changed. */
+  private routesChanged(topic: string): void {
+    const watchers = this.routeWatchers.get(topic);
+    if (!watchers) return;
+    const frame = this.protocol.encode("routeList", { rid: 0, topic, routes: this.routesOf(topic) });
+    for (const c of watchers) if (c.state === "open") c.send(frame);
   }
 
   private onRequest(conn: Connection, client: string, m: Msg<"request">): void {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { setMaxListeners } from "node:events";
 import { after, before, describe, it } from "node:test";
-import { type Connection, connect, EzipcError, Hub, type HubClient } from "../../src/index.js";
-import { within } from "../helpers.js";
+import { type Connection, connect, dial, EzipcError, Hub, type HubClient } from "../../src/index.js";
+import { nextEvent, within } from "../helpers.js";
 import { ChildClient } from "./child-client.js";
 import { proto, rawClient } from "./raw-client.js";
 
@@ -201,7 +201,7 @@ describe("RPC", () => {
   it("a server that streams beyond its credit ends the call on both sides with EZIPC_FLOW", async () => {
     const raw = await rawClient(url, "greedy");
     try {
-      raw.conn.send(proto.encode("serve", { rid: 1, topic: "greedy" }));
+      raw.conn.send(proto.encode("serve", { rid: 1, topic: "greedy", host: "", direct: "" }));
       assert.equal((await raw.next()).type, "ok");
       const stream = await caller.requestStream("greedy", "", { prefetch: 2 });
       const call = await raw.next();
@@ -341,6 +341,150 @@ describe("RPC and deadman across processes", () => {
       await watcher.close();
       await holder.exit();
       await stopped.exitedQuietly();
+    }
+  });
+});
+
+describe("direct RPC: calls skip the hub once it named the servers", () => {
+  let hub: Hub;
+  let url: string;
+  before(async () => {
+    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    url = hub.urls[0]!;
+  });
+  after(async () => {
+    await hub.close();
+  });
+
+  /** Resolves when `c` reports `servers` direct routes for `topic`. */
+  function routes(c: HubClient, topic: string, servers: number): Promise<void> {
+    return within(
+      new Promise<void>((resolve) => {
+        const on = (t: string, n: number) => {
+          if (t !== topic || n !== servers) return;
+          c.off("directRoutes", on);
+          resolve();
+        };
+        c.on("directRoutes", on);
+      }),
+      5_000,
+      `${servers} direct routes for ${topic}`,
+    );
+  }
+
+  it("round robin over 3 server processes without the hub; deadline reaches the handler; kill -9 fails a call at once", async () => {
+    const servers = [
+      await ChildClient.start(url, "d0"),
+      await ChildClient.start(url, "d1"),
+      await ChildClient.start(url, "d2"),
+    ];
+    const c = await connect(url, { name: "direct-caller" });
+    try {
+      for (const s of servers) await s.cmd("serve", { key: "dwork" });
+      await servers[0]!.cmd("serve", { key: "dstuck", hex: "hang" });
+      const workRoutes = routes(c, "dwork", 3);
+      assert.ok(["d0", "d1", "d2"].includes((await c.request("dwork", "first")).text())); // through the hub
+      await workRoutes;
+      const hubCalls = hub.stats().calls;
+      const replies = await Promise.all(Array.from({ length: 30 }, (_, i) => c.request("dwork", `job${i}`)));
+      const counts = new Map<string, number>();
+      for (const r of replies) counts.set(r.text(), (counts.get(r.text()) ?? 0) + 1);
+      assert.deepEqual([...counts.entries()].sort(), [
+        ["d0", 10],
+        ["d1", 10],
+        ["d2", 10],
+      ]);
+      assert.equal(hub.stats().calls, hubCalls, "no call went through the hub");
+
+      const stuckRoutes = routes(c, "dstuck", 1);
+      await assert.rejects(c.request("dstuck", "via hub", { timeoutMs: 100 }), { code: "EZIPC_TIMEOUT" });
+      await stuckRoutes;
+      const direct = hub.stats().calls;
+      // The deadline of a direct call reaches the handler's signal.
+      await assert.rejects(c.request("dstuck", "late", { timeoutMs: 150 }), { code: "EZIPC_TIMEOUT" });
+      await servers[0]!.event((e) => e.event === "aborted" && e.payload === "late", 5_000, "the abort");
+      // A direct call whose server dies fails at once.
+      const t0 = Date.now();
+      const pending = c.request("dstuck", "doomed", { timeoutMs: 30_000 });
+      await servers[0]!.event((e) => e.event === "called" && e.payload === "doomed", 5_000, "the call");
+      const failed = assert.rejects(pending, { code: "EZIPC_SERVER_GONE" });
+      const twoLeft = routes(c, "dwork", 2);
+      await servers[0]!.kill("SIGKILL");
+      await failed;
+      assert.ok(Date.now() - t0 < 5_000, "promptly, not at the timeout");
+      assert.equal(hub.stats().calls, direct, "those calls went direct");
+      // The hub tells the caller that the pool shrank; calls go on to the others, still direct.
+      await twoLeft;
+      const after = await Promise.all(Array.from({ length: 4 }, () => c.request("dwork", "more")));
+      assert.deepEqual(new Set(after.map((r) => r.text())), new Set(["d1", "d2"]));
+      assert.equal(hub.stats().calls, direct);
+    } finally {
+      await c.close();
+      for (const s of servers) await s.exit();
+    }
+  });
+
+  it("a pool with a server that takes no direct calls is called through the hub; directRpc: false opts out", async () => {
+    const direct = await connect(url, { name: "with-direct" });
+    const plain = await connect(url, { name: "hub-only", directRpc: false });
+    const c = await connect(url, { name: "mixed-caller" });
+    const d = await connect(url, { name: "plain-caller", directRpc: false });
+    try {
+      await direct.serve("mixed", () => "direct");
+      await plain.serve("mixed", () => "plain");
+      await direct.serve("solo", () => "solo");
+      const events: unknown[] = [];
+      for (const x of [c, d]) x.on("directRoutes", (...e) => events.push(e));
+      const before = hub.stats().calls;
+      const got = new Set<string>();
+      for (let i = 0; i < 6; i++) got.add((await c.request("mixed", "x")).text());
+      for (let i = 0; i < 3; i++) assert.equal((await d.request("solo", "x")).text(), "solo");
+      assert.deepEqual(got, new Set(["direct", "plain"]));
+      assert.equal(hub.stats().calls, before + 9, "every call went through the hub");
+      assert.deepEqual(events, [], "no direct route was used");
+    } finally {
+      await Promise.all([direct.close(), plain.close(), c.close(), d.close()]);
+    }
+  });
+
+  it("a hostile peer on a server's direct socket loses only its own connection", async () => {
+    const server = await connect(url, { name: "direct-server" });
+    const caller = await connect(url, { name: "caller" });
+    const raw = await rawClient(url);
+    try {
+      await server.serve("guarded", (req) => `ok ${req.text()}`);
+      raw.conn.send(proto.encode("routes", { rid: 9, topic: "guarded" }));
+      const list = await raw.next();
+      assert.equal(list.type, "routeList");
+      const [route] = list.body.routes as { server: string; url: string }[];
+      assert.match(route!.server, /^direct-server#/);
+      assert.match(route!.url, /^unix:\/\//);
+      const hostile = await dial(route!.url);
+      const closed = hostile.closed;
+      hostile.send(Buffer.from([0xff, 0xff, 1, 2, 3]));
+      assert.ok((await within(closed, 5_000, "the hostile connection to close")).reason);
+      // A call that claims a kind the direct path does not take is refused, the connection stays.
+      const polite = await dial(route!.url);
+      polite.send(
+        proto.encode("call", {
+          cid: 1,
+          topic: "guarded",
+          kind: 1,
+          timeoutMs: 0,
+          credit: 4,
+          caller: "me",
+          headers: [],
+          payload: new Uint8Array(0),
+        }),
+      );
+      const [reply] = await within(nextEvent<[Buffer]>(polite, "message"), 5_000, "the refusal");
+      const end = proto.decode(reply) as { type: string; body: { code: string } };
+      assert.deepEqual([end.type, end.body.code], ["end", "EZIPC_BAD_REQUEST"]);
+      await polite.close();
+      assert.equal((await caller.request("guarded", "still")).text(), "ok still");
+    } finally {
+      raw.conn.destroy();
+      await Promise.all([server.close(), caller.close()]);
     }
   });
 });
