@@ -38,9 +38,13 @@ function withHub<T>(fn: (url: string) => Promise<T>): Promise<T> {
   return withServer(script, ["hub", freeUrl("tcp", seq++)], fn);
 }
 
+function withRawRelay<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  return withServer(script, ["raw-relay", freeUrl("tcp", seq++)], fn);
+}
+
 /** Deliveries per second of `subs` subscribers receiving n messages of `size` bytes each. */
 async function fanOut(
-  sys: "ez" | "nats",
+  sys: "ez" | "nats" | "raw",
   url: string,
   n: number,
   size: number,
@@ -87,8 +91,10 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     `### Pub/sub through the hub vs NATS (deliveries/s), publisher, broker and subscribers in separate processes, medians of ${runs}`,
   );
   lines.push("");
-  lines.push("| case | NATS | ezipc hub | hub / NATS | target |");
-  lines.push("|---|---:|---:|---:|---:|");
+  lines.push(
+    "| case | raw node:net relay (ceiling) | NATS | ezipc hub | hub / NATS | hub / raw relay | target |",
+  );
+  lines.push("|---|---:|---:|---:|---:|---:|---:|");
   const cases: { name: string; size: number; subs: number; n: number; target: string }[] = [
     { name: "1 → 1, 64 B", size: 64, subs: 1, n: quick ? 50_000 : 500_000, target: "≥ 2×" },
     { name: "1 → 1, 1 KiB", size: 1024, subs: 1, n: quick ? 20_000 : 200_000, target: "≥ 2×" },
@@ -98,15 +104,18 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
   for (const c of cases) {
     const ez: number[] = [];
     const nt: number[] = [];
+    const raw: number[] = [];
     for (let r = 0; r < runs; r++) {
+      raw.push(await withRawRelay((url) => fanOut("raw", url, c.n, c.size, c.subs)));
       if (nats) nt.push(await withNats((url) => fanOut("nats", url, c.n, c.size, c.subs)));
       ez.push(await withHub((url) => fanOut("ez", url, c.n, c.size, c.subs)));
     }
     const e = median(ez);
     const n = nt.length > 0 ? median(nt) : undefined;
+    const w = median(raw);
     if (c.subs === 1 && c.size === 64) liveRate = e;
     lines.push(
-      `| ${c.name} | ${na(n)} | ${fmt(e)} | ${n ? `${(e / n).toFixed(2)}×` : "n/a"} | ${c.target} |`,
+      `| ${c.name} | ${fmt(w)} | ${na(n)} | ${fmt(e)} | ${n ? `${(e / n).toFixed(2)}×` : "n/a"} | ${((100 * e) / w).toFixed(0)}% | ${c.target} |`,
     );
     process.stderr.write(`${lines.at(-1)}\n`);
   }

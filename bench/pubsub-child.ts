@@ -8,9 +8,14 @@
  *   SYS-req URL TOPIC COUNT [hub]        COUNT requests one at a time; print JSON {p50Us, p99Us}
  *                                        (ez, with "hub": through the hub, direct RPC off)
  *   ez-replay URL TOPIC N                subscribe from the oldest message and read N; print JSON {seconds}
+ *   raw-relay URL                        the ceiling: a node:net relay that forwards what a publisher writes,
+ *                                        as it reads it, to every subscriber (no parsing, no history)
+ *   raw-sub / raw-pub                    as SYS-sub / SYS-pub, length-prefixed frames over node:net
  */
+import net from "node:net";
 import { connect as natsConnect } from "nats";
 import { connect, Hub } from "../src/index.js";
+import { netAddress, rawConnect, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
 
 const [role, url, topic, a, b] = process.argv.slice(2) as [string, string, string?, string?, string?];
@@ -68,13 +73,77 @@ switch (role) {
     process.once("SIGINT", () => process.exit(0));
     break;
   }
+  case "raw-relay": {
+    const subs = new Set<net.Socket>();
+    const server = net.createServer({ noDelay: true }, (sock) => {
+      sock.once("data", (first) => {
+        if (first[0] === 0x53 && first.length === 1) {
+          subs.add(sock); // 'S': a subscriber
+          return;
+        }
+        const forward = (chunk: Buffer) => {
+          let full = false;
+          for (const s of subs) full = !s.write(chunk) || full;
+          if (full) {
+            sock.pause();
+            Promise.all(
+              [...subs].map((s) => new Promise((r) => (s.writableNeedDrain ? s.once("drain", r) : r(0)))),
+            ).then(() => sock.resume());
+          }
+        };
+        forward(first);
+        sock.on("data", forward);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(netAddress(url), resolve));
+    console.log(`ready ${url}`);
+    process.once("SIGINT", () => process.exit(0));
+    break;
+  }
+  case "raw-sub": {
+    const n = Number(a);
+    const subs = Number(b ?? 1);
+    const c = counting(subs, n);
+    for (let i = 0; i < subs; i++) {
+      const sock = await rawConnect(url);
+      sock.write(Buffer.from([0x53]));
+      rawFrames(sock, (f) => {
+        if (f.length >= 0) c.onMessage(i);
+      });
+    }
+    console.log("ready");
+    await c.done;
+    process.exit(0);
+    break;
+  }
+  case "raw-pub": {
+    const n = Number(a);
+    const size = Number(b);
+    const sock = await rawConnect(url);
+    const frame = Buffer.alloc(4 + size, 7);
+    frame.writeUInt32BE(size, 0);
+    const per = Math.max(1, Math.floor(65536 / frame.length));
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i += per) {
+      const k = Math.min(per, n - i);
+      const batch = Buffer.allocUnsafe(k * frame.length);
+      for (let j = 0; j < k; j++) frame.copy(batch, j * frame.length);
+      if (!sock.write(batch)) await new Promise((r) => sock.once("drain", r));
+    }
+    await new Promise<void>((r) => sock.end(r));
+    console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - t0) / 1e9 }));
+    process.exit(0);
+    break;
+  }
   case "ez-sub": {
     const n = Number(a);
     const subs = Number(b ?? 1);
     const c = counting(subs, n);
     for (let i = 0; i < subs; i++) {
       const client = await connect(url, { ...ezOpts, name: `sub${i}` });
-      await client.subscribe(topic!, { prefetch: 4096 }, () => c.onMessage(i));
+      await client.subscribe(topic!, { prefetch: 4096 }, (m) => {
+        if (m.payload.length >= 0) c.onMessage(i);
+      });
     }
     console.log("ready");
     await c.done;
@@ -87,7 +156,11 @@ switch (role) {
     const c = counting(subs, n);
     for (let i = 0; i < subs; i++) {
       const nc = await natsConnect({ servers: natsServer(url) });
-      nc.subscribe(topic!, { callback: () => c.onMessage(i) });
+      nc.subscribe(topic!, {
+        callback: (_err, m) => {
+          if (m.data.length >= 0) c.onMessage(i);
+        },
+      });
       await nc.flush();
     }
     console.log("ready");
