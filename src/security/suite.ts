@@ -1,0 +1,169 @@
+/**
+ * The cryptographic functions of a Noise protocol name (`Noise_XX_25519_ChaChaPoly_SHA256`): the DH
+ * function (25519), the cipher (ChaChaPoly, AESGCM) and the hash (SHA256, SHA512, BLAKE2s, BLAKE2b), all on
+ * `node:crypto` (OpenSSL). Noise revision 34, sections 4 and 12.
+ */
+import crypto from "node:crypto";
+import { EzipcError } from "../errors.js";
+
+/** A Curve25519 key pair as raw 32-byte keys. */
+export interface KeyPair {
+  readonly publicKey: Buffer;
+  readonly privateKey: Buffer;
+}
+
+const PKCS8_X25519 = Buffer.from("302e020100300506032b656e04220420", "hex");
+const SPKI_X25519 = Buffer.from("302a300506032b656e032100", "hex");
+
+function privateKeyObject(raw: Uint8Array): crypto.KeyObject {
+  return crypto.createPrivateKey({ key: Buffer.concat([PKCS8_X25519, raw]), format: "der", type: "pkcs8" });
+}
+
+/** Curve25519 (X25519). */
+export const dh25519 = {
+  name: "25519",
+  dhLen: 32,
+  generateKeyPair(): KeyPair {
+    const { privateKey } = crypto.generateKeyPairSync("x25519");
+    const raw = privateKey.export({ format: "der", type: "pkcs8" }).subarray(PKCS8_X25519.length);
+    return keyPairFromPrivate(raw);
+  },
+  /** DH(priv, pub). Throws `EZIPC_HANDSHAKE` for a public key that is not one (e.g. of the wrong size). */
+  dh(privateKey: Uint8Array, publicKey: Uint8Array): Buffer {
+    if (publicKey.length !== 32)
+      throw new EzipcError("EZIPC_HANDSHAKE", "a Curve25519 public key is 32 bytes");
+    try {
+      return crypto.diffieHellman({
+        privateKey: privateKeyObject(privateKey),
+        publicKey: crypto.createPublicKey({
+          key: Buffer.concat([SPKI_X25519, publicKey]),
+          format: "der",
+          type: "spki",
+        }),
+      });
+    } catch (err) {
+      // OpenSSL refuses low-order points (an all-zero shared secret).
+      throw new EzipcError("EZIPC_HANDSHAKE", `Diffie-Hellman failed: ${(err as Error).message}`);
+    }
+  },
+};
+
+/** The key pair of a raw 32-byte Curve25519 private key. */
+export function keyPairFromPrivate(privateKey: Uint8Array): KeyPair {
+  const pub = crypto
+    .createPublicKey(privateKeyObject(privateKey))
+    .export({ format: "der", type: "spki" })
+    .subarray(SPKI_X25519.length);
+  return { publicKey: Buffer.from(pub), privateKey: Buffer.from(privateKey) };
+}
+
+/** An AEAD cipher with Noise's 64-bit nonce. */
+export interface CipherFn {
+  readonly name: string;
+  /** `ENCRYPT(k, n, ad, plaintext)`: the ciphertext with its 16-byte tag appended. */
+  encrypt(k: Uint8Array, n: number | bigint, ad: Uint8Array, plaintext: Uint8Array): Buffer;
+  /** `DECRYPT(k, n, ad, ciphertext)`; null if authentication fails. */
+  decrypt(k: Uint8Array, n: number, ad: Uint8Array, ciphertext: Uint8Array): Buffer | null;
+}
+
+const TAG = 16;
+
+function aead(name: string, algorithm: "chacha20-poly1305" | "aes-256-gcm", bigEndian: boolean): CipherFn {
+  const nonce = (n: number | bigint): Buffer => {
+    const iv = Buffer.alloc(12);
+    if (bigEndian) iv.writeBigUInt64BE(BigInt(n), 4);
+    else iv.writeBigUInt64LE(BigInt(n), 4);
+    return iv;
+  };
+  return {
+    name,
+    encrypt(k, n, ad, plaintext) {
+      const c = crypto.createCipheriv(algorithm as crypto.CipherGCMTypes, k, nonce(n), {
+        authTagLength: TAG,
+      }) as crypto.CipherGCM;
+      c.setAAD(ad, { plaintextLength: plaintext.length });
+      const body = c.update(plaintext);
+      c.final();
+      return Buffer.concat([body, c.getAuthTag()]);
+    },
+    decrypt(k, n, ad, ciphertext) {
+      if (ciphertext.length < TAG) return null;
+      const d = crypto.createDecipheriv(algorithm as crypto.CipherGCMTypes, k, nonce(n), {
+        authTagLength: TAG,
+      }) as crypto.DecipherGCM;
+      d.setAAD(ad, { plaintextLength: ciphertext.length - TAG });
+      d.setAuthTag(ciphertext.subarray(ciphertext.length - TAG));
+      const body = d.update(ciphertext.subarray(0, ciphertext.length - TAG));
+      try {
+        d.final();
+      } catch {
+        return null;
+      }
+      return body;
+    },
+  };
+}
+
+/** ChaCha20-Poly1305: nonce is 4 zero bytes and the counter, little-endian. */
+export const chaChaPoly = aead("ChaChaPoly", "chacha20-poly1305", false);
+/** AES-256-GCM: nonce is 4 zero bytes and the counter, big-endian. */
+export const aesGcm = aead("AESGCM", "aes-256-gcm", true);
+
+/** A hash function with the HMAC and HKDF Noise builds on it. */
+export interface HashFn {
+  readonly name: string;
+  readonly hashLen: number;
+  readonly blockLen: number;
+  hash(...data: Uint8Array[]): Buffer;
+  hmac(key: Uint8Array, ...data: Uint8Array[]): Buffer;
+  /** HKDF(chainingKey, ikm, numOutputs) of the Noise specification, section 4.3. */
+  hkdf(chainingKey: Uint8Array, ikm: Uint8Array, outputs: 2 | 3): Buffer[];
+}
+
+function hashFn(name: string, algorithm: string, hashLen: number, blockLen: number): HashFn {
+  const hash = (...data: Uint8Array[]): Buffer => {
+    const h = crypto.createHash(algorithm);
+    for (const d of data) h.update(d);
+    return h.digest();
+  };
+  // HMAC (RFC 2104) by hand: OpenSSL's HMAC does not take every BLAKE2 variant.
+  const hmac = (key: Uint8Array, ...data: Uint8Array[]): Buffer => {
+    const k = Buffer.alloc(blockLen);
+    if (key.length > blockLen) hash(key).copy(k);
+    else k.set(key);
+    const ipad = Buffer.allocUnsafe(blockLen);
+    const opad = Buffer.allocUnsafe(blockLen);
+    for (let i = 0; i < blockLen; i++) {
+      ipad[i] = k[i]! ^ 0x36;
+      opad[i] = k[i]! ^ 0x5c;
+    }
+    return hash(opad, hash(ipad, ...data));
+  };
+  return {
+    name,
+    hashLen,
+    blockLen,
+    hash,
+    hmac,
+    hkdf(chainingKey, ikm, outputs) {
+      const temp = hmac(chainingKey, ikm);
+      const out1 = hmac(temp, Uint8Array.of(1));
+      const out2 = hmac(temp, out1, Uint8Array.of(2));
+      if (outputs === 2) return [out1, out2];
+      return [out1, out2, hmac(temp, out2, Uint8Array.of(3))];
+    },
+  };
+}
+
+export const sha256 = hashFn("SHA256", "sha256", 32, 64);
+export const sha512 = hashFn("SHA512", "sha512", 64, 128);
+export const blake2s = hashFn("BLAKE2s", "blake2s256", 32, 64);
+export const blake2b = hashFn("BLAKE2b", "blake2b512", 64, 128);
+
+export const CIPHERS: Record<string, CipherFn> = { ChaChaPoly: chaChaPoly, AESGCM: aesGcm };
+export const HASHES: Record<string, HashFn> = {
+  SHA256: sha256,
+  SHA512: sha512,
+  BLAKE2s: blake2s,
+  BLAKE2b: blake2b,
+};
