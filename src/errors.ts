@@ -52,6 +52,10 @@ export const ErrorCodes = {
   EZIPC_REMOTE: "The server's handler failed; the message is the handler's error message.",
   EZIPC_TOO_MANY_REQUESTS: "This client already has its maximum number of calls in flight.",
   EZIPC_FLOW: "A peer sent stream chunks beyond the credit it was given; the call is ended.",
+  EZIPC_AUTH:
+    "Authentication failed: the hub's key is not the pinned or known one, or the hub refused this client's key or token.",
+  EZIPC_DECRYPT:
+    "An encrypted record failed authentication (tampered, replayed, reordered or cut); the connection is closed.",
 } as const;
 
 /** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */

@@ -1,6 +1,6 @@
 import { Duplex } from "node:stream";
 import { EzipcError } from "../errors.js";
-import { resolveConnectionOptions, StreamConnection } from "./stream-connection.js";
+import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 
@@ -90,9 +90,14 @@ export const memoryTransport: Transport = {
       throw new EzipcError("EZIPC_ADDRESS_IN_USE", `listen ${url.href}: a listener exists with that name`);
     }
     const bound = `memory://${name}`;
-    const listener = new StreamListener(bound, resolveConnectionOptions(options), async () => {
-      listeners.delete(name);
-    });
+    const listener = new StreamListener(
+      bound,
+      resolveConnectionOptions(options),
+      async () => {
+        listeners.delete(name);
+      },
+      options.upgrade,
+    );
     listeners.set(name, listener);
     return listener;
   },
@@ -117,6 +122,6 @@ export const memoryTransport: Transport = {
     const bound = `memory://${name}`;
     const clientUrl = `${bound}#${++dialCount}`;
     listener.accept(server, bound, clientUrl);
-    return new StreamConnection(client, clientUrl, bound, resolved);
+    return dialledConnection(client, clientUrl, bound, resolved, options.upgrade);
   },
 };

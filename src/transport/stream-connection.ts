@@ -1,13 +1,21 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import { EzipcError } from "../errors.js";
+import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { counters } from "./counters.js";
 import { ControlType, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { FrameWriter } from "./frame-writer.js";
 import { nextConnectionId } from "./ids.js";
-import type { CloseInfo, Connection, ConnectionEvents, ConnectionOptions, ConnectionStats } from "./types.js";
+import type {
+  CloseInfo,
+  Connection,
+  ConnectionEvents,
+  ConnectionOptions,
+  ConnectionStats,
+  PeerIdentity,
+  StreamUpgrade,
+} from "./types.js";
 
 /** Options resolved to numbers. */
 export interface ResolvedConnectionOptions {
@@ -91,6 +99,8 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private lastDrained = 0;
   private lastProgressAt = 0;
 
+  readonly peer: PeerIdentity | null;
+
   constructor(
     private readonly socket: Duplex,
     readonly localUrl: string,
@@ -98,6 +108,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     options: ResolvedConnectionOptions,
   ) {
     super();
+    this.peer = (socket as { peer?: PeerIdentity }).peer ?? null;
     this.opts = options;
     this.decoder = new FrameDecoder(this.opts.maxFrameBytes);
     this.writer = new FrameWriter({
@@ -360,9 +371,12 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
 
   private readonly onSocketError = (err: NodeJS.ErrnoException): void => {
     if (!this.closeInfo) {
-      const error = new EzipcError("EZIPC_CONNECTION_RESET", `connection ${this.id}: ${err.message}`, {
-        cause: err,
-      });
+      // An upgraded stream's own coded error (e.g. EZIPC_DECRYPT) is kept; socket errors are resets.
+      const error = isEzipcError(err)
+        ? err
+        : new EzipcError("EZIPC_CONNECTION_RESET", `connection ${this.id}: ${err.message}`, {
+            cause: err,
+          });
       this.closeInfo = { initiator: "remote", reason: error.message, error };
     }
   };
@@ -465,4 +479,26 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     this.state = "closing";
     this.socket.destroy();
   }
+}
+
+/**
+ * A dialled stream as a connection: through `upgrade` first, if given (the stream is destroyed if the
+ * upgrade fails).
+ */
+export async function dialledConnection(
+  stream: Duplex,
+  localUrl: string,
+  remoteUrl: string,
+  options: ResolvedConnectionOptions,
+  upgrade: StreamUpgrade | undefined,
+): Promise<StreamConnection> {
+  if (!upgrade) return new StreamConnection(stream, localUrl, remoteUrl, options);
+  let upgraded: Duplex;
+  try {
+    upgraded = await upgrade(stream, { side: "dial", remoteUrl });
+  } catch (err) {
+    stream.destroy();
+    throw err;
+  }
+  return new StreamConnection(upgraded, localUrl, remoteUrl, options);
 }

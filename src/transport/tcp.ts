@@ -1,7 +1,7 @@
 import net from "node:net";
 import { EzipcError } from "../errors.js";
 import { netClose, netConnect, netListen } from "./net-dial.js";
-import { resolveConnectionOptions, StreamConnection } from "./stream-connection.js";
+import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 
@@ -43,7 +43,12 @@ export const tcpTransport: Transport = {
       );
     }
     const addr = server.address() as net.AddressInfo;
-    const listener = new StreamListener(tcpUrl(addr.address, addr.port), resolved, () => netClose(server));
+    const listener = new StreamListener(
+      tcpUrl(addr.address, addr.port),
+      resolved,
+      () => netClose(server),
+      options.upgrade,
+    );
     server.on("connection", (socket) => {
       listener.accept(
         socket,
@@ -64,11 +69,12 @@ export const tcpTransport: Transport = {
       options.connectTimeoutMs ?? 10_000,
       options.signal,
     );
-    return new StreamConnection(
+    return dialledConnection(
       socket,
       tcpUrl(socket.localAddress, socket.localPort),
       tcpUrl(socket.remoteAddress, socket.remotePort),
       resolved,
+      options.upgrade,
     );
   },
 };

@@ -1,5 +1,23 @@
 import type { EventEmitter } from "node:events";
+import type { Duplex } from "node:stream";
 import type { EzipcError } from "../errors.js";
+
+/** Who the peer of a connection is, as an upgrade (an authenticated handshake) established it. */
+export interface PeerIdentity {
+  /** The name the listener knows the peer by (an ACL entry's name), or its public key. */
+  readonly name: string;
+  /** The peer's static public key (base64), if it has one. */
+  readonly publicKey?: string;
+}
+
+/**
+ * Turns a dialled or accepted byte stream into the stream the connection runs on, e.g. after an encrypted
+ * handshake. Resolves with the new stream (which may carry a `peer` identity); rejecting drops the stream.
+ */
+export type StreamUpgrade = (
+  stream: Duplex,
+  context: { readonly side: "dial" | "listen"; readonly remoteUrl: string },
+) => Promise<Duplex & { peer?: PeerIdentity }>;
 
 /** Options of one connection, on either side. Every size is in bytes, every duration in milliseconds. */
 export interface ConnectionOptions {
@@ -25,12 +43,16 @@ export interface DialOptions extends ConnectionOptions {
   connectTimeoutMs?: number;
   /** Cancels the dial (`EZIPC_CONNECT_ABORTED`). */
   signal?: AbortSignal;
+  /** Runs on the connected stream before it becomes a connection (security.ts: `secureDial`). */
+  upgrade?: StreamUpgrade;
 }
 
 /** Options of `listen()`. */
 export interface ListenOptions extends ConnectionOptions {
   /** TCP: listen queue length. Default 511. */
   backlog?: number;
+  /** Runs on each accepted stream before it becomes a connection (security.ts: `secureListen`). */
+  upgrade?: StreamUpgrade;
 }
 
 /** Why a connection closed, given to its `close` event and by {@link Connection.closed}. */
@@ -87,6 +109,8 @@ export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterabl
   readonly localUrl: string;
   /** URL of the peer, e.g. `tcp://127.0.0.1:7700` or `unix:///tmp/hub.sock`. */
   readonly remoteUrl: string;
+  /** The peer as an upgrade authenticated it; null on a plain connection. */
+  readonly peer: PeerIdentity | null;
   /** `open` until close() or a fault; `closing` while flushing; then `closed`. */
   readonly state: "open" | "closing" | "closed";
   /** Bytes accepted by send() and not yet written to the operating system. */

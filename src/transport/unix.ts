@@ -3,7 +3,7 @@ import net from "node:net";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import { netClose, netConnect, netListen } from "./net-dial.js";
-import { resolveConnectionOptions, StreamConnection } from "./stream-connection.js";
+import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 
@@ -80,7 +80,7 @@ export const unixTransport: Transport = {
       }
     }
     let n = 0;
-    const listener = new StreamListener(bound, resolved, () => netClose(server));
+    const listener = new StreamListener(bound, resolved, () => netClose(server), options.upgrade);
     server.on("connection", (socket) => listener.accept(socket, bound, `${bound}#${++n}`));
     server.on("error", (err) => listener.emit("error", err));
     return listener;
@@ -95,6 +95,6 @@ export const unixTransport: Transport = {
       options.connectTimeoutMs ?? 10_000,
       options.signal,
     );
-    return new StreamConnection(socket, `unix://${file}#client`, `unix://${file}`, resolved);
+    return dialledConnection(socket, `unix://${file}#client`, `unix://${file}`, resolved, options.upgrade);
   },
 };

@@ -1,0 +1,390 @@
+/**
+ * Encrypted, authenticated connections: a Noise handshake on the raw byte stream, then a stream of
+ * encrypted records under the ezipc frames. It plugs into any stream transport as its `upgrade`
+ * ({@link secureListen} on the listening side, {@link secureDial} on the dialling side), so that framing,
+ * heartbeats and backpressure work unchanged above it.
+ *
+ * Wire format (docs/security.md):
+ * - Every handshake message and every record is `u16 BE length · bytes` (at most 65,535 bytes: Noise's
+ *   message limit). The first handshake message starts with one byte naming the pattern: 1 XX (the client
+ *   learns the hub's key), 2 IK (the client already knows it).
+ * - Protocol `Noise_XX_25519_ChaChaPoly_SHA256` or `Noise_IK_25519_ChaChaPoly_SHA256`; the prologue is
+ *   `ezipc-noise/1` and the pattern byte, so a peer of another version or a tampered pattern byte fails.
+ * - The client's credentials (its static key, proved by the handshake, and an optional token) travel
+ *   encrypted in its handshake payload. The hub answers with a first record, `{"ok":true}` or
+ *   `{"ok":false,"reason":…}`, before anything else; nothing reaches the hub's state before that.
+ * - After the handshake, each direction encrypts its bytes in records of at most 65,519 bytes of
+ *   plaintext with its own 64-bit nonce counter, and rekeys every `rekeyInterval` records. A record that
+ *   fails to decrypt (tampered, replayed, reordered, truncated) closes the connection (`EZIPC_DECRYPT`).
+ */
+import { Duplex } from "node:stream";
+import { EzipcError } from "../errors.js";
+import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
+import { type CipherState, HandshakeState, MAX_MESSAGE, TAG_BYTES } from "./noise.js";
+import { dh25519, type KeyPair } from "./suite.js";
+
+export const PATTERN_XX = 1;
+export const PATTERN_IK = 2;
+const PROTOCOLS: Record<number, string> = {
+  [PATTERN_XX]: "Noise_XX_25519_ChaChaPoly_SHA256",
+  [PATTERN_IK]: "Noise_IK_25519_ChaChaPoly_SHA256",
+};
+const PROLOGUE = Buffer.from("ezipc-noise/1", "ascii");
+/** Plaintext bytes per record. */
+export const MAX_PLAINTEXT = MAX_MESSAGE - TAG_BYTES;
+/** Records per direction between rekeys. */
+export const DEFAULT_REKEY_INTERVAL = 2 ** 20;
+
+function prologue(pattern: number): Buffer {
+  return Buffer.concat([PROLOGUE, Uint8Array.of(pattern)]);
+}
+
+function frame(bytes: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(2 + bytes.length);
+  out.writeUInt16BE(bytes.length, 0);
+  out.set(bytes, 2);
+  return out;
+}
+
+/**
+ * Reads `u16 length · bytes` messages from a stream during a handshake; keeps what arrives after the last
+ * one it was asked for, for the record layer.
+ */
+class MessageReader {
+  private buf: Buffer = Buffer.alloc(0);
+  private waiter: { resolve: (m: Buffer) => void; reject: (e: Error) => void } | null = null;
+  private failure: Error | null = null;
+
+  private readonly onEnd = () =>
+    this.fail(new EzipcError("EZIPC_HANDSHAKE", "the peer closed during the handshake"));
+  private readonly onError = (e: Error) => this.fail(e);
+
+  constructor(private readonly stream: Duplex) {
+    stream.on("data", this.onData);
+    stream.on("end", this.onEnd);
+    stream.on("close", this.onEnd);
+    stream.on("error", this.onError);
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.buf.length > 2 * (MAX_MESSAGE + 2)) {
+      this.fail(new EzipcError("EZIPC_HANDSHAKE", "the peer sent more than a handshake"));
+      return;
+    }
+    this.deliver();
+  };
+
+  private deliver(): void {
+    if (!this.waiter || this.buf.length < 2) return;
+    const len = this.buf.readUInt16BE(0);
+    if (this.buf.length < 2 + len) return;
+    const m = this.buf.subarray(2, 2 + len);
+    this.buf = this.buf.subarray(2 + len);
+    const w = this.waiter;
+    this.waiter = null;
+    w.resolve(m);
+  }
+
+  private fail(e: Error): void {
+    this.failure ??= e;
+    const w = this.waiter;
+    this.waiter = null;
+    w?.reject(e);
+  }
+
+  next(): Promise<Buffer> {
+    if (this.failure) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+      this.deliver();
+    });
+  }
+
+  /** Stops reading; returns the bytes received after the last message. */
+  detach(): Buffer {
+    this.stream.off("data", this.onData);
+    this.stream.off("end", this.onEnd);
+    this.stream.off("close", this.onEnd);
+    this.stream.off("error", this.onError);
+    return this.buf;
+  }
+}
+
+/** The encrypted stream over a finished handshake: ezipc's frames travel inside its records. */
+export class SecureStream extends Duplex {
+  peer?: PeerIdentity;
+  private pending: Buffer = Buffer.alloc(0);
+
+  constructor(
+    private readonly inner: Duplex,
+    private readonly sendCs: CipherState,
+    private readonly receiveCs: CipherState,
+    leftover: Buffer,
+    private readonly rekeyInterval: number,
+    /** The handshake hash: both ends hold the same value (channel binding). */
+    readonly handshakeHash: Buffer,
+  ) {
+    super({ allowHalfOpen: false });
+    inner.on("data", (chunk: Buffer) => this.onData(chunk));
+    inner.once("end", () => this.push(null));
+    inner.once("error", (e) => this.destroy(e));
+    inner.once("close", () => this.destroy());
+    if (leftover.length > 0) queueMicrotask(() => this.onData(leftover));
+  }
+
+  private onData(chunk: Buffer): void {
+    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    let pos = 0;
+    while (buf.length - pos >= 2) {
+      const len = buf.readUInt16BE(pos);
+      if (buf.length - pos - 2 < len) break;
+      const plain = this.receiveCs.decrypt(EMPTY, buf.subarray(pos + 2, pos + 2 + len));
+      if (plain === null) {
+        this.destroy(new EzipcError("EZIPC_DECRYPT", "a record failed authentication: connection closed"));
+        return;
+      }
+      if (this.receiveCs.n % this.rekeyInterval === 0) this.receiveCs.rekey();
+      pos += 2 + len;
+      if (plain.length > 0 && !this.push(plain)) this.inner.pause();
+    }
+    buf = buf.subarray(pos);
+    this.pending = buf.length > 0 ? Buffer.from(buf) : EMPTY_BUF;
+  }
+
+  override _read(): void {
+    this.inner.resume();
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (e?: Error | null) => void): void {
+    this.sendRecords(chunk, cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
+    this.sendRecords(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
+  }
+
+  private sendRecords(data: Buffer, cb: (e?: Error | null) => void): void {
+    const records: Buffer[] = [];
+    try {
+      for (let pos = 0; pos < data.length; pos += MAX_PLAINTEXT) {
+        const ct = this.sendCs.encrypt(EMPTY, data.subarray(pos, Math.min(data.length, pos + MAX_PLAINTEXT)));
+        if (this.sendCs.n % this.rekeyInterval === 0) this.sendCs.rekey();
+        const head = Buffer.allocUnsafe(2);
+        head.writeUInt16BE(ct.length, 0);
+        records.push(head, ct);
+      }
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (records.length === 0 || this.inner.write(Buffer.concat(records))) cb();
+    else this.inner.once("drain", () => cb());
+  }
+
+  override _final(cb: (e?: Error | null) => void): void {
+    this.inner.end();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (e: Error | null) => void): void {
+    this.inner.destroy();
+    cb(err);
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+const EMPTY_BUF = Buffer.alloc(0);
+
+function withTimeout<T>(p: Promise<T>, ms: number, stream: Duplex): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new EzipcError("EZIPC_HANDSHAKE", `no secure handshake within ${ms} ms`));
+      stream.destroy();
+    }, ms);
+    timer.unref();
+    p.then(
+      (v) => {
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** What the hub decides about a client that finished the handshake. */
+export type Verdict = { ok: true; identity: PeerIdentity } | { ok: false; reason: string };
+
+export interface SecureListenOptions {
+  /** The listener's static key pair (the hub's identity). */
+  staticKey: KeyPair;
+  /**
+   * Whether a client may connect, given its proved static public key and the token it sent. Default:
+   * everyone, known by its public key.
+   */
+  authorize?: (client: { publicKey: Buffer; token: string | undefined }) => Verdict;
+  /** A handshake not finished by then is dropped. Default 2 s. */
+  handshakeTimeoutMs?: number;
+  /** Handshakes in progress per remote address; a new one beyond this drops that address's oldest. Default 32. */
+  maxPendingPerAddress?: number;
+  /** Handshakes in progress in all; a new one beyond this drops the oldest. Default 1,024. */
+  maxPending?: number;
+  /** Records per direction between rekeys. Default 2^20. */
+  rekeyInterval?: number;
+}
+
+function addressOf(remoteUrl: string): string {
+  try {
+    const u = new URL(remoteUrl);
+    return u.protocol === "tcp:" ? u.hostname : u.protocol + u.pathname;
+  } catch {
+    return remoteUrl;
+  }
+}
+
+/** The listening side's upgrade: runs the responder's handshake and the authorisation on each stream. */
+export function secureListen(o: SecureListenOptions): StreamUpgrade {
+  const timeoutMs = o.handshakeTimeoutMs ?? 2_000;
+  const perAddress = o.maxPendingPerAddress ?? 32;
+  const maxPending = o.maxPending ?? 1_024;
+  const rekeyInterval = o.rekeyInterval ?? DEFAULT_REKEY_INTERVAL;
+  const authorize =
+    o.authorize ??
+    ((c: { publicKey: Buffer }): Verdict => ({
+      ok: true,
+      identity: { name: c.publicKey.toString("base64"), publicKey: c.publicKey.toString("base64") },
+    }));
+  const pending = new Set<Duplex>();
+  const pendingByAddress = new Map<string, Set<Duplex>>();
+
+  return async (stream, { remoteUrl }) => {
+    const address = addressOf(remoteUrl);
+    let mine = pendingByAddress.get(address);
+    if (!mine) {
+      mine = new Set();
+      pendingByAddress.set(address, mine);
+    }
+    // Bounded: the oldest half-open handshake gives way to the newest, so a flood cannot lock others out.
+    if (mine.size >= perAddress) mine.values().next().value?.destroy();
+    if (pending.size >= maxPending) pending.values().next().value?.destroy();
+    pending.add(stream);
+    mine.add(stream);
+    const reader = new MessageReader(stream);
+    try {
+      return await withTimeout(respond(stream, reader), timeoutMs, stream);
+    } finally {
+      pending.delete(stream);
+      mine.delete(stream);
+      if (mine.size === 0) pendingByAddress.delete(address);
+    }
+  };
+
+  async function respond(stream: Duplex, reader: MessageReader): Promise<SecureStream> {
+    const first = await reader.next();
+    const pattern = first[0];
+    if (pattern !== PATTERN_XX && pattern !== PATTERN_IK) {
+      throw new EzipcError("EZIPC_HANDSHAKE", "not an ezipc secure handshake");
+    }
+    const hs = new HandshakeState({
+      protocolName: PROTOCOLS[pattern]!,
+      initiator: false,
+      prologue: prologue(pattern),
+      s: o.staticKey,
+    });
+    let payload = hs.readMessage(first.subarray(1));
+    stream.write(frame(hs.writeMessage()));
+    if (!hs.done) payload = hs.readMessage(await reader.next());
+    let token: string | undefined;
+    try {
+      const auth = payload.length > 0 ? (JSON.parse(payload.toString("utf8")) as { token?: unknown }) : {};
+      if (auth.token !== undefined && typeof auth.token !== "string") throw new Error("token");
+      token = auth.token as string | undefined;
+    } catch {
+      throw new EzipcError("EZIPC_HANDSHAKE", "malformed credentials in the handshake");
+    }
+    const verdict = authorize({ publicKey: hs.remoteStatic!, token });
+    const { send, receive } = hs.ciphers;
+    const answer = verdict.ok ? { ok: true } : { ok: false, reason: verdict.reason };
+    stream.write(frame(send.encrypt(EMPTY, Buffer.from(JSON.stringify(answer)))));
+    if (!verdict.ok) {
+      stream.end();
+      throw new EzipcError("EZIPC_AUTH", `client refused: ${verdict.reason}`);
+    }
+    const secure = new SecureStream(stream, send, receive, reader.detach(), rekeyInterval, hs.handshakeHash);
+    secure.peer = verdict.identity;
+    return secure;
+  }
+}
+
+export interface SecureDialOptions {
+  /** The hub's public key, pinned: the handshake is IK and only that key's holder can complete it. */
+  hubKey?: Uint8Array;
+  /**
+   * Without `hubKey` (XX): accepts or refuses the key the hub presented (a known-hosts check, or trust on
+   * first use). Required then: a client never accepts an unchecked key.
+   */
+  verifyHubKey?: (key: Buffer) => true | string;
+  /** This client's static key pair. Default: a new one per process (then only a token identifies it). */
+  staticKey?: KeyPair;
+  /** A secret the hub may admit this client by. Travels encrypted. */
+  token?: string;
+  /** Default 2 s. */
+  handshakeTimeoutMs?: number;
+  /** Records per direction between rekeys. Default 2^20 (both sides must agree). */
+  rekeyInterval?: number;
+}
+
+let processKey: KeyPair | undefined;
+
+/** The dialling side's upgrade: the initiator's handshake, the hub key check and the hub's verdict. */
+export function secureDial(o: SecureDialOptions): StreamUpgrade {
+  if (!o.hubKey && !o.verifyHubKey) {
+    throw new TypeError(
+      "secureDial needs hubKey (pinned) or verifyHubKey (known hosts / trust on first use)",
+    );
+  }
+  const timeoutMs = o.handshakeTimeoutMs ?? 2_000;
+  const rekeyInterval = o.rekeyInterval ?? DEFAULT_REKEY_INTERVAL;
+  return (stream) => {
+    const reader = new MessageReader(stream);
+    return withTimeout(initiate(stream, reader), timeoutMs, stream);
+  };
+
+  async function initiate(stream: Duplex, reader: MessageReader): Promise<SecureStream> {
+    processKey ??= dh25519.generateKeyPair();
+    const pattern = o.hubKey ? PATTERN_IK : PATTERN_XX;
+    const hs = new HandshakeState({
+      protocolName: PROTOCOLS[pattern]!,
+      initiator: true,
+      prologue: prologue(pattern),
+      s: o.staticKey ?? processKey,
+      rs: o.hubKey,
+    });
+    const credentials = Buffer.from(JSON.stringify(o.token === undefined ? {} : { token: o.token }));
+    const m1 = hs.writeMessage(pattern === PATTERN_IK ? credentials : EMPTY);
+    stream.write(frame(Buffer.concat([Uint8Array.of(pattern), m1])));
+    hs.readMessage(await reader.next());
+    if (pattern === PATTERN_XX) {
+      const ok = o.verifyHubKey!(hs.remoteStatic!);
+      if (ok !== true) throw new EzipcError("EZIPC_AUTH", `the hub's key is refused: ${ok}`);
+      stream.write(frame(hs.writeMessage(credentials)));
+    }
+    const { send, receive } = hs.ciphers;
+    const verdictRecord = await reader.next();
+    const plain = receive.decrypt(EMPTY, verdictRecord);
+    if (plain === null) throw new EzipcError("EZIPC_DECRYPT", "the hub's first record failed authentication");
+    let verdict: { ok?: unknown; reason?: unknown };
+    try {
+      verdict = JSON.parse(plain.toString("utf8")) as typeof verdict;
+    } catch {
+      throw new EzipcError("EZIPC_HANDSHAKE", "malformed answer from the hub");
+    }
+    if (verdict.ok !== true)
+      throw new EzipcError("EZIPC_AUTH", `the hub refused this client: ${String(verdict.reason)}`);
+    return new SecureStream(stream, send, receive, reader.detach(), rekeyInterval, hs.handshakeHash);
+  }
+}

@@ -1,0 +1,309 @@
+import assert from "node:assert/strict";
+import net from "node:net";
+import { describe, it } from "node:test";
+import fc from "fast-check";
+import { type Connection, dial, isEzipcError, type Listener, listen } from "../../src/index.js";
+import { secureDial, secureListen } from "../../src/security/channel.js";
+import { HandshakeState } from "../../src/security/noise.js";
+import { dh25519 } from "../../src/security/suite.js";
+import { nextEvent, within } from "../helpers.js";
+
+const hubKey = dh25519.generateKeyPair();
+const clientKey = dh25519.generateKeyPair();
+
+async function secureHub(options: Partial<Parameters<typeof secureListen>[0]> = {}): Promise<Listener> {
+  const l = await listen("tcp://127.0.0.1:0", {
+    upgrade: secureListen({ staticKey: hubKey, ...options }),
+  });
+  l.on("connection", (c) => c.on("message", (m) => c.send(m)));
+  return l;
+}
+
+async function echo(conn: Connection, frames: Buffer[]): Promise<Buffer[]> {
+  const got: Buffer[] = [];
+  const done = new Promise<void>((resolve) => {
+    conn.on("message", (m) => {
+      got.push(Buffer.from(m));
+      if (got.length === frames.length) resolve();
+    });
+  });
+  for (const f of frames) conn.send(f);
+  await within(done, 10_000, "echoes");
+  return got;
+}
+
+/** A TCP proxy between a client and `target` that lets a test rewrite the client's records. */
+async function proxy(
+  target: string,
+  rewrite: (records: Buffer[]) => Buffer[],
+): Promise<{ url: string; close: () => void }> {
+  const { port } = new URL(target);
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(port), "127.0.0.1");
+    upstream.on("data", (d) => client.write(d));
+    upstream.on("error", () => client.destroy());
+    upstream.on("close", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+    client.on("close", () => upstream.destroy());
+    // Client → hub: collect u16-framed messages; the first is the IK handshake, the rest records.
+    let buf = Buffer.alloc(0);
+    const messages: Buffer[] = [];
+    client.on("data", (d) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const len = buf.readUInt16BE(0);
+        messages.push(buf.subarray(0, 2 + len));
+        buf = buf.subarray(2 + len);
+      }
+      if (messages.length === 1) upstream.write(messages.shift()!); // the handshake goes as it is
+      if (messages.length >= 3) {
+        for (const m of rewrite(messages.splice(0))) upstream.write(m);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const addr = server.address() as net.AddressInfo;
+  return { url: `tcp://127.0.0.1:${addr.port}`, close: () => server.close() };
+}
+
+describe("secure channel: Noise XX / IK under the frames", () => {
+  it("XX with a known-hosts check and IK with a pinned key carry frames of every size; the hub knows the client's key", async () => {
+    const l = await secureHub();
+    const peers: (string | undefined)[] = [];
+    l.on("connection", (c) => peers.push(c.peer?.publicKey));
+    try {
+      const seen: Buffer[] = [];
+      const xx = await dial(l.url, {
+        upgrade: secureDial({
+          staticKey: clientKey,
+          verifyHubKey: (k) => {
+            seen.push(k);
+            return k.equals(hubKey.publicKey) ? true : "unknown host key";
+          },
+        }),
+      });
+      const ik = await dial(l.url, {
+        upgrade: secureDial({ hubKey: hubKey.publicKey, staticKey: clientKey }),
+      });
+      const frames = [0, 1, 100, 65_519, 65_520, 200_000].map((n, i) => Buffer.alloc(n, i + 1));
+      for (const conn of [xx, ik]) assert.deepEqual(await echo(conn, frames), frames);
+      assert.deepEqual(seen, [hubKey.publicKey]);
+      assert.deepEqual(peers, [
+        clientKey.publicKey.toString("base64"),
+        clientKey.publicKey.toString("base64"),
+      ]);
+      await xx.close();
+      await ik.close();
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("a wrong pinned key, a refused host key or refused credentials fail the dial; the hub carries on", async () => {
+    const l = await secureHub({
+      authorize: (c) =>
+        c.token === "let-me-in"
+          ? { ok: true, identity: { name: "tokened" } }
+          : { ok: false, reason: "unknown client" },
+    });
+    try {
+      const wrong = dh25519.generateKeyPair().publicKey;
+      await assert.rejects(dial(l.url, { upgrade: secureDial({ hubKey: wrong, token: "let-me-in" }) }), (e) =>
+        isEzipcError(e, "EZIPC_HANDSHAKE"),
+      );
+      await assert.rejects(
+        dial(l.url, {
+          upgrade: secureDial({ verifyHubKey: () => "not in known hosts", token: "let-me-in" }),
+        }),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && /not in known hosts/.test(e.message),
+      );
+      await assert.rejects(
+        dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey, token: "guess" }) }),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && /unknown client/.test(e.message),
+      );
+      const ok = await dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey, token: "let-me-in" }) });
+      assert.deepEqual(await echo(ok, [Buffer.from("hi")]), [Buffer.from("hi")]);
+      await ok.close();
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("plain data before the handshake closes that connection only", async () => {
+    const l = await secureHub();
+    try {
+      const plain = await dial(l.url); // speaks ezipc frames without the handshake
+      const closed = plain.closed;
+      plain.send(Buffer.from("hello"));
+      await within(closed, 5_000, "the plain connection to be closed");
+      const good = await dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey }) });
+      assert.deepEqual(await echo(good, [Buffer.from("ok")]), [Buffer.from("ok")]);
+      await good.close();
+    } finally {
+      await l.close();
+    }
+  });
+
+  for (const [name, rewrite] of [
+    [
+      "a flipped bit",
+      (r: Buffer[]) => {
+        const m = Buffer.from(r[1]!);
+        m[m.length - 5]! ^= 0x01;
+        return [r[0]!, m, ...r.slice(2)];
+      },
+    ],
+    ["a replayed record", (r: Buffer[]) => [r[0]!, r[0]!, ...r.slice(1)]],
+    ["reordered records", (r: Buffer[]) => [r[1]!, r[0]!, ...r.slice(2)]],
+    [
+      "a truncated record",
+      (r: Buffer[]) => {
+        const m = Buffer.from(r[1]!.subarray(0, r[1]!.length - 3));
+        m.writeUInt16BE(m.length - 2, 0);
+        return [r[0]!, m, ...r.slice(2)];
+      },
+    ],
+  ] as const) {
+    it(`${name} is rejected: the hub closes the connection with EZIPC_DECRYPT`, async () => {
+      const l = await secureHub();
+      const p = await proxy(l.url, rewrite);
+      try {
+        const serverSide = nextEvent<[Connection]>(l, "connection");
+        const c = await dial(p.url, { upgrade: secureDial({ hubKey: hubKey.publicKey }) });
+        const [conn] = await within(serverSide, 5_000, "the hub's side");
+        const got: Buffer[] = [];
+        conn.on("message", (m) => got.push(Buffer.from(m)));
+        // Three frames in three ticks: three records.
+        for (let i = 0; i < 3; i++) {
+          c.send(Buffer.from(`frame ${i}`));
+          await new Promise((r) => setImmediate(r));
+        }
+        const info = await within(conn.closed, 5_000, "the hub to close the tampered connection");
+        assert.equal(info.error?.code, "EZIPC_DECRYPT");
+        assert.ok(got.length <= 1, `at most the record before the tampered one arrived (${got.length})`);
+        c.destroy();
+      } finally {
+        p.close();
+        await l.close();
+      }
+    });
+  }
+
+  it("both ends rekey every rekeyInterval records; ends that disagree on it fail", async () => {
+    const l = await secureHub({ rekeyInterval: 3 });
+    try {
+      const c = await dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey, rekeyInterval: 3 }) });
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 20; i++) frames.push(Buffer.alloc(10 + i, i));
+      const got: Buffer[] = [];
+      const done = new Promise<void>((resolve) => {
+        c.on("message", (m) => {
+          got.push(Buffer.from(m));
+          if (got.length === frames.length) resolve();
+        });
+      });
+      for (const f of frames) {
+        c.send(f); // one record per tick: 20 records, 6 rekeys each way
+        await new Promise((r) => setImmediate(r));
+      }
+      await within(done, 5_000, "20 echoes across rekeys");
+      assert.deepEqual(got, frames);
+      await c.close();
+      const odd = await dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey, rekeyInterval: 4 }) });
+      const closed = odd.closed;
+      for (let i = 0; i < 5; i++) {
+        if (odd.state !== "open") break;
+        odd.send(Buffer.from([i]));
+        await new Promise((r) => setImmediate(r));
+      }
+      assert.ok((await within(closed, 5_000, "the mismatched connection to fail")).reason);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("1,000 half-open handshakes do not lock a real client out; a stalled handshake is dropped after its timeout", async () => {
+    const l = await secureHub({ handshakeTimeoutMs: 300, maxPendingPerAddress: 32 });
+    const { port } = new URL(l.url);
+    try {
+      let dropped = 0;
+      let allDropped: () => void = () => {};
+      const everyOneDropped = new Promise<void>((r) => {
+        allDropped = r;
+      });
+      const sockets: net.Socket[] = [];
+      for (let i = 0; i < 1_000; i++) {
+        const s = net.connect(Number(port), "127.0.0.1");
+        s.on("error", () => {});
+        s.on("close", () => {
+          if (++dropped === 1_000) allDropped();
+        });
+        s.write(Buffer.from([0, 40, 1])); // a first message that never completes
+        sockets.push(s);
+        if (i % 100 === 99) await new Promise((r) => setImmediate(r));
+      }
+      const t0 = Date.now();
+      const real = await dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey }) });
+      assert.ok(Date.now() - t0 < 2_000, "the real client got in at once");
+      assert.deepEqual(await echo(real, [Buffer.from("served")]), [Buffer.from("served")]);
+      await within(everyOneDropped, 10_000, "every half-open handshake to be dropped");
+      await real.close();
+      for (const s of sockets) s.destroy();
+    } finally {
+      await l.close();
+    }
+  });
+});
+
+describe("Noise handshake fuzzing (seeded)", () => {
+  it("every mutated handshake message fails with EZIPC_HANDSHAKE or later, never a crash", () => {
+    const name = { XX: "Noise_XX_25519_ChaChaPoly_SHA256", IK: "Noise_IK_25519_ChaChaPoly_SHA256" };
+    const a = dh25519.generateKeyPair();
+    const b = dh25519.generateKeyPair();
+    fc.assert(
+      fc.property(
+        fc.constantFrom("XX", "IK" as const),
+        fc.nat(),
+        fc.array(fc.record({ at: fc.nat(), xor: fc.integer({ min: 1, max: 255 }) }), {
+          minLength: 1,
+          maxLength: 4,
+        }),
+        fc.option(fc.nat(), { nil: undefined }),
+        (pattern, which, flips, cut) => {
+          const init = new HandshakeState({
+            protocolName: name[pattern as "XX" | "IK"],
+            initiator: true,
+            s: a,
+            rs: pattern === "IK" ? b.publicKey : undefined,
+          });
+          const resp = new HandshakeState({
+            protocolName: name[pattern as "XX" | "IK"],
+            initiator: false,
+            s: b,
+          });
+          const count = pattern === "XX" ? 3 : 2;
+          const target = which % count;
+          try {
+            for (let i = 0; i < count; i++) {
+              const [w, r] = i % 2 === 0 ? [init, resp] : [resp, init];
+              let m = w.writeMessage(Buffer.from("payload"));
+              if (i === target) {
+                m = Buffer.from(m);
+                for (const f of flips) m[f.at % m.length]! ^= f.xor;
+                if (cut !== undefined) m = m.subarray(0, cut % (m.length + 1));
+              }
+              r.readMessage(m);
+            }
+            // A mutation the handshake did not catch (an unencrypted ephemeral key) splits into keys
+            // that disagree: the first transport message then fails to decrypt.
+            const ct = init.ciphers.send.encrypt(new Uint8Array(0), Buffer.from("x"));
+            assert.equal(resp.ciphers.receive.decrypt(new Uint8Array(0), ct), null);
+          } catch (err) {
+            assert.ok(isEzipcError(err, "EZIPC_HANDSHAKE"), `unexpected ${String(err)}`);
+          }
+        },
+      ),
+      { numRuns: 400, seed: 61 },
+    );
+  });
+});
