@@ -37,6 +37,7 @@ export {
   type Body,
   type Change,
   Channel,
+  type ClientSecurity,
   type ClientStatus,
   ConfigVar,
   type ConnectOptions,
@@ -51,6 +52,7 @@ export {
   type HubClientEvents,
   type HubEvents,
   type HubOptions,
+  type HubSecurity,
   type HubStats,
   IpcPtr,
   type IpcPtrEvents,
@@ -82,6 +84,27 @@ export {
 } from "./hub/index.js";
 // logging
 export { type Logger, type LogLevel, type LogRecord, setLogger, stderrLogger } from "./log.js";
+// security
+export {
+  type AllowedClient,
+  allowList,
+  dh25519,
+  generateKeyFile,
+  type HandshakeOptions,
+  HandshakeState,
+  type KeyPair,
+  keyPairFromPrivate,
+  knownHosts,
+  loadOrCreateKeyFile,
+  parsePublicKey,
+  readKeyFile,
+  type SecureDialOptions,
+  type SecureListenOptions,
+  SecureStream,
+  secureDial,
+  secureListen,
+  type Verdict,
+} from "./security/index.js";
 // service
 export {
   type Connector,
@@ -120,9 +143,11 @@ export {
   type ListenerEvents,
   type ListenOptions,
   listen,
+  type PeerIdentity,
   type ReconnectOptions,
   registerTransport,
   type SlowConsumerInfo,
+  type StreamUpgrade,
   type Transport,
   type TransportCounters,
   transportCounters,

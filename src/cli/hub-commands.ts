@@ -2,13 +2,16 @@
  * The hub's subcommands: `serve` runs a hub; `ls`, `get`, `set`, `watch` and `stats` talk to one about
  * shared variables; `pub`, `sub`, `req`, `reply` and `topics` about messaging.
  */
+import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { EzipcError } from "../errors.js";
-import { connect, type HubClient } from "../hub/client.js";
+import { type ClientSecurity, connect, type HubClient } from "../hub/client.js";
 import { globMatcher } from "../hub/glob.js";
 import { Hub } from "../hub/hub.js";
 import { type BlockStore, MemoryStore, SqliteStore } from "../hub/store.js";
 import type { SubscribeInit } from "../hub/subscription.js";
+import type { AllowedClient } from "../security/access.js";
+import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
 
 function nonNegativeInt(v: string): number {
   const n = Number(v);
@@ -43,8 +46,27 @@ export function formatValue(kind: "bytes" | "json", data: Uint8Array, format: Fo
   return buf.toString("hex");
 }
 
+/**
+ * How the CLI reaches a secure hub, from the environment: EZIPC_HUB_KEY (the hub's public key, pinned) or
+ * EZIPC_KNOWN_HOSTS (a known-hosts file; EZIPC_TOFU=1 to learn an unknown hub's key), EZIPC_KEY_FILE (this
+ * client's key file) and EZIPC_TOKEN. None set: a plain connection.
+ */
+function cliSecurity(): { secure?: ClientSecurity } {
+  const e = process.env;
+  if (!e.EZIPC_HUB_KEY && !e.EZIPC_KNOWN_HOSTS) return {};
+  return {
+    secure: {
+      hubKey: e.EZIPC_HUB_KEY || undefined,
+      knownHosts: e.EZIPC_KNOWN_HOSTS || undefined,
+      trustOnFirstUse: e.EZIPC_TOFU === "1",
+      staticKey: e.EZIPC_KEY_FILE ? readKeyFile(e.EZIPC_KEY_FILE) : undefined,
+      token: e.EZIPC_TOKEN || undefined,
+    },
+  };
+}
+
 async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Promise<T> {
-  const client = await connect(url, { name: `ezipc-cli:${process.pid}`, reconnect: false });
+  const client = await connect(url, { name: `ezipc-cli:${process.pid}`, reconnect: false, ...cliSecurity() });
   try {
     return await fn(client);
   } finally {
@@ -73,6 +95,11 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--max-block-bytes <n>", "largest block", nonNegativeInt, 1024 * 1024)
     .option("--max-total-bytes <n>", "most bytes over all blocks", nonNegativeInt, 256 * 1024 * 1024)
     .option("--no-client-persistent", "refuse persistent keys from clients")
+    .option(
+      "--key <file>",
+      "encrypt and authenticate every connection with this key file (created if missing)",
+    )
+    .option("--clients <file>", "with --key: admit only these clients (JSON: [{ name, publicKey?, token? }])")
     .action(
       async (
         urls: string[],
@@ -85,8 +112,17 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           maxBlockBytes: number;
           maxTotalBytes: number;
           clientPersistent: boolean;
+          key?: string;
+          clients?: string;
         },
       ) => {
+        if (o.clients && !o.key) throw new Error("--clients needs --key");
+        const security = o.key
+          ? {
+              staticKey: loadOrCreateKeyFile(o.key),
+              clients: o.clients ? (JSON.parse(readFileSync(o.clients, "utf8")) as AllowedClient[]) : [],
+            }
+          : undefined;
         const store: BlockStore = o.data ? SqliteStore.inDir(o.data) : new MemoryStore();
         const hub = await Hub.listen({
           urls,
@@ -98,8 +134,14 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           maxBlockBytes: o.maxBlockBytes,
           maxTotalBytes: o.maxTotalBytes,
           allowClientPersistent: o.clientPersistent,
+          security,
         });
         const s = hub.stats();
+        if (security) {
+          process.stdout.write(
+            `secure: hub key ${security.staticKey.publicKey.toString("base64")} (${security.clients.length ? `${security.clients.length} allowed clients` : "any client with a key"})\n`,
+          );
+        }
         for (const url of hub.urls) process.stdout.write(`hub listening on ${url}\n`);
         process.stdout.write(
           `store: ${o.data ? `sqlite ${(store as SqliteStore).file}` : "memory"} (${s.persistentKeys} persistent keys)\n`,
@@ -113,6 +155,14 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         process.once("SIGTERM", () => void stop("SIGTERM"));
       },
     );
+
+  program
+    .command("keygen")
+    .description("write a new Curve25519 key pair to a file (mode 0600) and print its public key")
+    .argument("<file>", "where to write the key (refuses to overwrite)")
+    .action((file: string) => {
+      process.stdout.write(`${generateKeyFile(file).publicKey.toString("base64")}\n`);
+    });
 
   program
     .command("ls")
@@ -233,7 +283,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option(...urlOption)
     .option("-f, --format <format>", "auto, hex, utf8, json or base64", parseFormat, "auto" as Format)
     .action(async (key: string, o: { url: string; format: Format }) => {
-      const client = await connect(o.url, { name: `ezipc-watch:${process.pid}` });
+      const client = await connect(o.url, { name: `ezipc-watch:${process.pid}`, ...cliSecurity() });
       const ptr = await client.watch(key, "poll");
       if (!ptr) {
         await client.close();
@@ -328,7 +378,7 @@ export function addMessagingCommands(program: Command, defaults: { tcp: string }
         else throw new InvalidArgumentError("--init is oldest, mostRecent, awaitNew or a seq");
         if (o.iter !== "next" && o.iter !== "newest")
           throw new InvalidArgumentError("--iter is next or newest");
-        const client = await connect(o.url, { name: `ezipc-sub:${process.pid}` });
+        const client = await connect(o.url, { name: `ezipc-sub:${process.pid}`, ...cliSecurity() });
         const sub = await client.subscribe(pattern, { init, iter: o.iter });
         sub.on("gap", (g) =>
           process.stderr.write(`(gap in ${g.topic}: ${g.first}..${g.last} were evicted)\n`),
@@ -367,7 +417,7 @@ export function addMessagingCommands(program: Command, defaults: { tcp: string }
     .argument("<topic>")
     .option(...urlOption)
     .action(async (topic: string, o: { url: string }) => {
-      const client = await connect(o.url, { name: `ezipc-reply:${process.pid}` });
+      const client = await connect(o.url, { name: `ezipc-reply:${process.pid}`, ...cliSecurity() });
       await client.serve(topic, (req) => {
         process.stdout.write(`${req.caller}: ${formatValue("bytes", req.payload, "auto")}\n`);
         return req.payload;

@@ -4,10 +4,13 @@ import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";
 import { schemaCodec } from "../codec/schema.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
+import { secureDial } from "../security/channel.js";
+import { knownHosts, parsePublicKey } from "../security/keys.js";
+import type { KeyPair } from "../security/suite.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { Dialer, type DialerOptions } from "../transport/dialer.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
-import type { Connection } from "../transport/types.js";
+import type { Connection, StreamUpgrade } from "../transport/types.js";
 import { checkKey } from "./blocks.js";
 import { ConfigVar } from "./config-var.js";
 import { OP_CANCEL } from "./deadman.js";
@@ -96,6 +99,38 @@ export interface ConnectOptions extends DialerOptions {
    * directly once the hub named them. Default true; false sends every call through the hub.
    */
   directRpc?: boolean;
+  /** Connect to a secure hub (docs/security.md): how to check its key, and this client's credentials. */
+  secure?: ClientSecurity;
+}
+
+/** How a client checks a secure hub and proves itself to it. */
+export interface ClientSecurity {
+  /** The hub's public key (base64 or bytes), pinned: only that hub can complete the handshake. */
+  hubKey?: string | Uint8Array;
+  /** Without `hubKey`: a known-hosts file the hub's key must be listed in. */
+  knownHosts?: string;
+  /** With `knownHosts`: add an unknown hub's key to it instead of refusing. */
+  trustOnFirstUse?: boolean;
+  /** This client's static key pair (`readKeyFile`). Default: one per process. */
+  staticKey?: KeyPair;
+  /** A token the hub admits this client by. */
+  token?: string;
+}
+
+/** The upgrade that makes a connection to `url` secure with `s`. */
+function secureUpgrade(url: string, s: ClientSecurity): StreamUpgrade {
+  const hubKey = typeof s.hubKey === "string" ? parsePublicKey(s.hubKey) : s.hubKey;
+  if (!hubKey && !s.knownHosts) {
+    throw new TypeError("secure: give hubKey (pinned) or knownHosts (with trustOnFirstUse to learn it)");
+  }
+  return secureDial({
+    hubKey,
+    verifyHubKey: s.knownHosts
+      ? knownHosts(s.knownHosts, url, { trustOnFirstUse: s.trustOnFirstUse ?? false })
+      : undefined,
+    staticKey: s.staticKey,
+    token: s.token,
+  });
 }
 
 /** Options of {@link HubClient.allocate}. */
@@ -263,7 +298,10 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     this.name = options.name ?? `pid:${process.pid}`;
     this.directRpc = (options.directRpc ?? true) && process.platform !== "win32";
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.dialer = new Dialer(url, options);
+    this.dialer = new Dialer(
+      url,
+      options.secure ? { ...options, upgrade: secureUpgrade(url, options.secure) } : options,
+    );
     this.dialer.on("connection", (conn) => this.onConnection(conn));
     this.dialer.on("status", (s) => {
       if (s.type === "reconnecting" || s.type === "disconnected") {

@@ -21,6 +21,9 @@ import { EventEmitter } from "node:events";
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
+import { type AllowedClient, allowList } from "../security/access.js";
+import { secureListen } from "../security/channel.js";
+import type { KeyPair } from "../security/suite.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { listen } from "../transport/registry.js";
 import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
@@ -73,6 +76,23 @@ export interface HubOptions extends BlockTableOptions, PubSubOptions, RpcOptions
   handshakeTimeoutMs?: number;
   /** Timers for the block lifecycle (tests inject a fake clock). */
   clock?: Clock;
+  /**
+   * Encrypt and authenticate every connection (docs/security.md): the hub's static key and the clients
+   * it admits. Without it, connections are plain.
+   */
+  security?: HubSecurity;
+}
+
+/** A secure hub's identity and the clients it admits. */
+export interface HubSecurity {
+  /** The hub's static key pair (`loadOrCreateKeyFile`, `ezipc keygen`). */
+  staticKey: KeyPair;
+  /** The clients admitted; empty or absent: every client that completes the handshake. */
+  clients?: readonly AllowedClient[];
+  /** A secure handshake not finished by then is dropped. Default 2 s. */
+  handshakeTimeoutMs?: number;
+  /** Handshakes in progress per remote address (the oldest gives way). Default 32. */
+  maxPendingPerAddress?: number;
 }
 
 /** What {@link Hub.stats} reports. */
@@ -235,8 +255,17 @@ export class Hub extends EventEmitter<HubEvents> {
           persistent: true,
         });
       }
+      const sec = options.security;
+      const upgrade = sec
+        ? secureListen({
+            staticKey: sec.staticKey,
+            authorize: allowList(sec.clients ?? []),
+            handshakeTimeoutMs: sec.handshakeTimeoutMs,
+            maxPendingPerAddress: sec.maxPendingPerAddress,
+          })
+        : undefined;
       for (const url of options.urls) {
-        const listener = await listen(url, options);
+        const listener = await listen(url, upgrade ? { ...options, upgrade } : options);
         hub.servers.push(listener);
         hub.urls.push(listener.url);
         listener.on("connection", (conn) => hub.accept(conn));

@@ -13,6 +13,7 @@ export {
 } from "./blocks.js";
 export {
   type AllocateOptions,
+  type ClientSecurity,
   type ClientStatus,
   type ConnectOptions,
   connect,
@@ -25,7 +26,7 @@ export {
 export { ConfigVar } from "./config-var.js";
 export { Deadman, type DeadmanEvents, type DeadmanState } from "./deadman-client.js";
 export { globMatcher } from "./glob.js";
-export { Hub, type HubEvents, type HubOptions, type HubStats } from "./hub.js";
+export { Hub, type HubEvents, type HubOptions, type HubSecurity, type HubStats } from "./hub.js";
 export { mergePatch } from "./merge-patch.js";
 export { type Change, IpcPtr, type IpcPtrEvents, type PointerStatus, type ReadResult } from "./pointer.js";
 export { HUB_PROTOCOL_VERSION, hubMessages, MAX_KEY_LENGTH, POLICIES, type SyncPolicy } from "./protocol.js";

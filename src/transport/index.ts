@@ -44,6 +44,8 @@ export type {
   Listener,
   ListenerEvents,
   ListenOptions,
+  PeerIdentity,
   SlowConsumerInfo,
+  StreamUpgrade,
   Transport,
 } from "./types.js";

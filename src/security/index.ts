@@ -1,0 +1,16 @@
+/**
+ * The security layer: encrypted, authenticated connections after a Noise key exchange (XX, or IK when the
+ * client knows the hub's key), static key files, known hosts and allow-lists. See docs/security.md.
+ */
+export { type AllowedClient, allowList } from "./access.js";
+export {
+  type SecureDialOptions,
+  type SecureListenOptions,
+  SecureStream,
+  secureDial,
+  secureListen,
+  type Verdict,
+} from "./channel.js";
+export { generateKeyFile, knownHosts, loadOrCreateKeyFile, parsePublicKey, readKeyFile } from "./keys.js";
+export { type HandshakeOptions, HandshakeState } from "./noise.js";
+export { dh25519, type KeyPair, keyPairFromPrivate } from "./suite.js";

@@ -1,0 +1,167 @@
+import assert from "node:assert/strict";
+import { execFile, spawn } from "node:child_process";
+import { chmodSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import {
+  connect,
+  dh25519,
+  generateKeyFile,
+  Hub,
+  isEzipcError,
+  loadOrCreateKeyFile,
+  readKeyFile,
+} from "../../src/index.js";
+import { tempDir, within } from "../helpers.js";
+
+const run = promisify(execFile);
+const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+describe("secure hub", () => {
+  it("key files are 0600, refused when readable by others, and consistent", () => {
+    const tmp = tempDir();
+    try {
+      const file = path.join(tmp.dir, "hub.key");
+      const pair = generateKeyFile(file);
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      assert.deepEqual(readKeyFile(file), pair);
+      assert.deepEqual(loadOrCreateKeyFile(file), pair);
+      assert.throws(
+        () => generateKeyFile(file),
+        (e) => isEzipcError(e, "EZIPC_AUTH"),
+      );
+      chmodSync(file, 0o644);
+      assert.throws(
+        () => readKeyFile(file),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && /chmod 600/.test(e.message),
+      );
+      const other = path.join(tmp.dir, "other.key");
+      writeFileSync(
+        other,
+        JSON.stringify({
+          publicKey: dh25519.generateKeyPair().publicKey.toString("base64"),
+          privateKey: pair.privateKey.toString("base64"),
+        }),
+        { mode: 0o600 },
+      );
+      assert.throws(
+        () => readKeyFile(other),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && /does not belong/.test(e.message),
+      );
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("admits listed keys and tokens, refuses others; pinned keys and known hosts check the hub", async () => {
+    const tmp = tempDir();
+    const hubKey = dh25519.generateKeyPair();
+    const alice = dh25519.generateKeyPair();
+    const hub = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      security: {
+        staticKey: hubKey,
+        clients: [
+          { name: "alice", publicKey: alice.publicKey.toString("base64") },
+          { name: "svc", token: "s3cret" },
+        ],
+      },
+    });
+    const url = hub.urls[0]!;
+    const pinned = hubKey.publicKey.toString("base64");
+    try {
+      const a = await connect(url, { name: "alice", secure: { hubKey: pinned, staticKey: alice } });
+      const svc = await connect(url, { name: "svc", secure: { hubKey: pinned, token: "s3cret" } });
+      await svc.serve("secure.echo", (req) => `echo ${req.text()}`);
+      assert.equal((await a.request("secure.echo", "hi")).text(), "echo hi");
+      const ptr = await a.allocate("secure.v", 8, "poll");
+      await ptr.write(Buffer.from("abcdefgh"));
+      const seen = await svc.watch("secure.v", "request");
+      assert.equal(Buffer.from((await seen!.read()) as Uint8Array).toString(), "abcdefgh");
+
+      await assert.rejects(
+        connect(url, { reconnect: false, secure: { hubKey: pinned, token: "wrong" } }),
+        (e) => isEzipcError(e, "EZIPC_AUTH"),
+      );
+      await assert.rejects(
+        connect(url, {
+          reconnect: false,
+          secure: { hubKey: dh25519.generateKeyPair().publicKey, token: "s3cret" },
+        }),
+        (e) => isEzipcError(e),
+      );
+      await assert.rejects(connect(url, { reconnect: false }), (e) => isEzipcError(e)); // plain client
+
+      // Known hosts: refused when unknown, learnt on first use, then checked.
+      const hosts = path.join(tmp.dir, "known_hosts");
+      await assert.rejects(
+        connect(url, { reconnect: false, secure: { knownHosts: hosts, token: "s3cret" } }),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && /not in/.test(e.message),
+      );
+      const tofu = await connect(url, {
+        secure: { knownHosts: hosts, trustOnFirstUse: true, token: "s3cret" },
+      });
+      await tofu.close();
+      assert.equal(readFileSync(hosts, "utf8"), `${url} ${pinned}\n`);
+      const again = await connect(url, { secure: { knownHosts: hosts, token: "s3cret" } });
+      await again.close();
+      writeFileSync(hosts, `${url} ${dh25519.generateKeyPair().publicKey.toString("base64")}\n`);
+      await assert.rejects(
+        connect(url, { reconnect: false, secure: { knownHosts: hosts, token: "s3cret" } }),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && /a different hub, or an attack/.test(e.message),
+      );
+      await Promise.all([a.close(), svc.close()]);
+    } finally {
+      await hub.close();
+      tmp.cleanup();
+    }
+  });
+
+  it("the CLI: keygen, serve --key --clients, and clients configured from the environment", async () => {
+    const tmp = tempDir();
+    const hubKeyFile = path.join(tmp.dir, "hub.key");
+    const clientKeyFile = path.join(tmp.dir, "me.key");
+    const { stdout: mine } = await run(process.execPath, [cli, "keygen", clientKeyFile]);
+    writeFileSync(
+      path.join(tmp.dir, "clients.json"),
+      JSON.stringify([{ name: "me", publicKey: mine.trim() }]),
+    );
+    const sock = path.join(tmp.dir, "hub.sock");
+    const child = spawn(
+      process.execPath,
+      [cli, "serve", `unix://${sock}`, "--key", hubKeyFile, "--clients", path.join(tmp.dir, "clients.json")],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    try {
+      const lines = createInterface({ input: child.stdout! });
+      const hubKey = await within(
+        new Promise<string>((resolve) => {
+          lines.on("line", (l) => {
+            const m = /^secure: hub key (\S+)/.exec(l);
+            if (m) resolve(m[1]!);
+          });
+        }),
+        10_000,
+        "the hub to start",
+      );
+      assert.equal(hubKey, readKeyFile(hubKeyFile).publicKey.toString("base64"));
+      const env = { ...process.env, EZIPC_HUB_KEY: hubKey, EZIPC_KEY_FILE: clientKeyFile };
+      await run(process.execPath, [cli, "set", "-u", `unix://${sock}`, "cli.v", "hello"], { env });
+      const { stdout } = await run(process.execPath, [cli, "get", "-u", `unix://${sock}`, "cli.v"], { env });
+      assert.match(stdout, /hello/);
+      await assert.rejects(
+        run(process.execPath, [cli, "get", "-u", `unix://${sock}`, "cli.v"], {
+          env: { ...process.env, EZIPC_HUB_KEY: hubKey },
+        }),
+        /EZIPC_AUTH/,
+      );
+    } finally {
+      child.kill("SIGINT");
+      await new Promise((r) => child.once("exit", r));
+      tmp.cleanup();
+    }
+  });
+});
