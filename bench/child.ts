@@ -4,10 +4,13 @@
  *   send-raw|send-ezipc URL N SIZE     send N frames of SIZE bytes, wait for the answer, print JSON {seconds}
  *   echo-raw|echo-ezipc URL            listen and echo every frame, print "ready URL"
  *   ping-raw|ping-ezipc URL COUNT SIZE round trips one at a time, print JSON {p50Us, p99Us}
+ *   …-secure                           the ezipc roles over the Noise channel (ChaCha20-Poly1305)
  * The raw roles are the baseline: node:net with a 4-byte big-endian length prefix; batched writes for
  * throughput, one write per reply for round trips.
  */
 import net from "node:net";
+import { secureDial, secureListen } from "../src/security/channel.js";
+import { keyPairFromPrivate } from "../src/security/suite.js";
 import { dial, listen } from "../src/transport/registry.js";
 import { netAddress, rawConnect, rawFrame, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
@@ -50,6 +53,11 @@ function rawListen(onSocket: (s: net.Socket) => void): Promise<string> {
 }
 
 const opts = { heartbeatIntervalMs: 0 };
+/** `…-secure` roles: the ezipc roles over the Noise channel (one fixed key pair shared by both ends). */
+const secure = role.endsWith("-secure");
+const benchKey = keyPairFromPrivate(Buffer.alloc(32, 7));
+const listenOpts = secure ? { ...opts, upgrade: secureListen({ staticKey: benchKey }) } : opts;
+const dialOpts = secure ? { ...opts, upgrade: secureDial({ hubKey: benchKey.publicKey }) } : opts;
 
 switch (role) {
   case "recv-raw": {
@@ -63,9 +71,10 @@ switch (role) {
     console.log(`ready ${bound}`);
     break;
   }
-  case "recv-ezipc": {
+  case "recv-ezipc":
+  case "recv-secure": {
     const n = Number(a);
-    const l = await listen(url, opts);
+    const l = await listen(url, listenOpts);
     l.on("connection", (c) => {
       let count = 0;
       c.on("message", () => {
@@ -92,10 +101,11 @@ switch (role) {
     s.destroy();
     break;
   }
-  case "send-ezipc": {
+  case "send-ezipc":
+  case "send-secure": {
     const n = Number(a);
     const payload = Buffer.alloc(Number(b), 7);
-    const c = await dial(url, opts);
+    const c = await dial(url, dialOpts);
     const done = new Promise((r) => c.once("message", r));
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
@@ -113,14 +123,16 @@ switch (role) {
     console.log(`ready ${bound}`);
     break;
   }
-  case "echo-ezipc": {
-    const l = await listen(url, opts);
+  case "echo-ezipc":
+  case "echo-secure": {
+    const l = await listen(url, listenOpts);
     l.on("connection", (c) => c.on("message", (m) => c.send(m)));
     console.log(`ready ${l.url}`);
     break;
   }
   case "ping-raw":
-  case "ping-ezipc": {
+  case "ping-ezipc":
+  case "ping-secure": {
     const count = Number(a);
     const payload = Buffer.alloc(Number(b), 1);
     let send: (p: Buffer) => void;
@@ -139,7 +151,7 @@ switch (role) {
       send = (p) => s.write(rawFrame(p));
       close = () => s.destroy();
     } else {
-      const c = await dial(url, opts);
+      const c = await dial(url, dialOpts);
       c.on("message", () => wake());
       send = (p) => c.send(p);
       close = () => c.destroy();

@@ -4,7 +4,8 @@
  * interleaved so that machine noise hits both alike.
  *
  *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
- *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC)
+ *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC;
+ *                                   BENCH_ONLY=secure: encrypted vs plain connections)
  */
 import os from "node:os";
 import { codecBench } from "./codec-bench.js";
@@ -22,7 +23,7 @@ const run = (args: string[]) => runRole(childScript, args);
 let seq = 0;
 
 async function throughput(
-  kind: "raw" | "ezipc",
+  kind: "raw" | "ezipc" | "secure",
   transport: string,
   size: number,
   n: number,
@@ -34,7 +35,7 @@ async function throughput(
 }
 
 async function roundTrip(
-  kind: "raw" | "ezipc",
+  kind: "raw" | "ezipc" | "secure",
   transport: string,
   count: number,
 ): Promise<{ p50Us: number; p99Us: number }> {
@@ -48,7 +49,50 @@ const fmt = (x: number) =>
   x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : x.toFixed(0);
 const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
 
+/** Encrypted (Noise XX/IK, ChaCha20-Poly1305) vs plain ezipc connections over tcp://, same run. */
+async function secureBench(): Promise<string[]> {
+  const lines = [
+    `### Encrypted vs plain ezipc over tcp:// (Noise IK, ChaCha20-Poly1305), medians of ${RUNS} (round trips: ${RTT_RUNS})`,
+    "",
+    "| measurement | plain | encrypted | encrypted / plain | target |",
+    "|---|---:|---:|---:|---:|",
+  ];
+  for (const size of [64, 1024]) {
+    const n = quick ? 200_000 : size === 64 ? 2_000_000 : 600_000;
+    const plain: number[] = [];
+    const enc: number[] = [];
+    for (let r = 0; r < RUNS; r++) {
+      plain.push(await throughput("ezipc", "tcp", size, n));
+      enc.push(await throughput("secure", "tcp", size, n));
+    }
+    const p = median(plain);
+    const e = median(enc);
+    lines.push(
+      `| throughput, ${size} B (msg/s) | ${fmt(p)} | ${fmt(e)} | ${pct(e / p)} | ${size === 1024 ? "≥ 70%" : ""} |`,
+    );
+    process.stderr.write(`${lines.at(-1)}\n`);
+  }
+  const count = quick ? 2_000 : 20_000;
+  const plain: number[] = [];
+  const enc: number[] = [];
+  for (let r = 0; r < RTT_RUNS; r++) {
+    plain.push((await roundTrip("ezipc", "tcp", count)).p50Us);
+    enc.push((await roundTrip("secure", "tcp", count)).p50Us);
+  }
+  const p = median(plain);
+  const e = median(enc);
+  lines.push(
+    `| echo round trip p50, 64 B (µs) | ${p.toFixed(1)} | ${e.toFixed(1)} | ${(e / p).toFixed(2)}× | |`,
+  );
+  process.stderr.write(`${lines.at(-1)}\n`);
+  return lines;
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === "secure") {
+    console.log((await secureBench()).join("\n"));
+    return;
+  }
   if (process.env.BENCH_ONLY === "hub") {
     console.log((await hubBench(quick)).join("\n"));
     return;
@@ -108,6 +152,8 @@ async function main(): Promise<void> {
     );
     process.stderr.write(`${lines.at(-1)}\n`);
   }
+  lines.push("");
+  lines.push(...(await secureBench()));
   lines.push("");
   lines.push("### Encode + decode of one small message (the anchors message), one process");
   lines.push("");

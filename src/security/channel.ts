@@ -32,6 +32,8 @@ const PROTOCOLS: Record<number, string> = {
 const PROLOGUE = Buffer.from("ezipc-noise/1", "ascii");
 /** Plaintext bytes per record. */
 export const MAX_PLAINTEXT = MAX_MESSAGE - TAG_BYTES;
+/** Encrypted bytes queued on the socket before writes wait for it to drain. */
+const INNER_QUEUE_BYTES = 1024 * 1024;
 /** Records per direction between rekeys. */
 export const DEFAULT_REKEY_INTERVAL = 2 ** 20;
 
@@ -157,28 +159,55 @@ export class SecureStream extends Duplex {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, cb: (e?: Error | null) => void): void {
-    this.sendRecords(chunk, cb);
+    this.sendRecords([chunk], cb);
   }
 
   override _writev(chunks: { chunk: Buffer }[], cb: (e?: Error | null) => void): void {
-    this.sendRecords(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), cb);
+    this.sendRecords(
+      chunks.map((c) => c.chunk),
+      cb,
+    );
   }
 
-  private sendRecords(data: Buffer, cb: (e?: Error | null) => void): void {
-    const records: Buffer[] = [];
+  /** Encrypts `chunks` in records of at most MAX_PLAINTEXT bytes, without joining them first. */
+  private sendRecords(chunks: Buffer[], cb: (e?: Error | null) => void): void {
+    const out: Buffer[] = [];
     try {
-      for (let pos = 0; pos < data.length; pos += MAX_PLAINTEXT) {
-        const ct = this.sendCs.encrypt(EMPTY, data.subarray(pos, Math.min(data.length, pos + MAX_PLAINTEXT)));
+      let parts: Buffer[] = [];
+      let length = 0;
+      const seal = () => {
+        const sealed = this.sendCs.encryptParts(EMPTY, parts, length);
         if (this.sendCs.n % this.rekeyInterval === 0) this.sendCs.rekey();
         const head = Buffer.allocUnsafe(2);
-        head.writeUInt16BE(ct.length, 0);
-        records.push(head, ct);
+        head.writeUInt16BE(length + TAG_BYTES, 0);
+        out.push(head, ...sealed);
+        parts = [];
+        length = 0;
+      };
+      for (const chunk of chunks) {
+        for (let pos = 0; pos < chunk.length; ) {
+          const take = Math.min(chunk.length - pos, MAX_PLAINTEXT - length);
+          parts.push(pos === 0 && take === chunk.length ? chunk : chunk.subarray(pos, pos + take));
+          length += take;
+          pos += take;
+          if (length === MAX_PLAINTEXT) seal();
+        }
       }
+      if (length > 0) seal();
     } catch (err) {
       cb(err as Error);
       return;
     }
-    if (records.length === 0 || this.inner.write(Buffer.concat(records))) cb();
+    if (out.length === 0) {
+      cb();
+      return;
+    }
+    this.inner.cork();
+    for (const b of out) this.inner.write(b);
+    this.inner.uncork();
+    // The socket's own high-water mark (16 KiB) is below one record: wait for it only when far behind, so
+    // the next records are encrypted while these are written.
+    if (this.inner.writableLength < INNER_QUEUE_BYTES) cb();
     else this.inner.once("drain", () => cb());
   }
 

@@ -47,6 +47,12 @@ export class CipherState {
     if (this.n >= MAX_NONCE) throw new EzipcError("EZIPC_PROTOCOL", "nonce space exhausted: reconnect");
     return this.cipher.encrypt(this.k, this.n++, ad, plaintext);
   }
+  /** ENCRYPT of the concatenated `parts` with the next nonce, as pieces (a key is required). */
+  encryptParts(ad: Uint8Array, parts: readonly Uint8Array[], length: number): Buffer[] {
+    if (this.k === null) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    if (this.n >= MAX_NONCE) throw new EzipcError("EZIPC_PROTOCOL", "nonce space exhausted: reconnect");
+    return this.cipher.encryptParts(this.k, this.n++, ad, parts, length);
+  }
   /** DECRYPT with the next nonce; null if it fails (the nonce is not used up then). */
   decrypt(ad: Uint8Array, ciphertext: Uint8Array): Buffer | null {
     if (this.k === null) return Buffer.from(ciphertext);

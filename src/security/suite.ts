@@ -62,6 +62,17 @@ export interface CipherFn {
   readonly name: string;
   /** `ENCRYPT(k, n, ad, plaintext)`: the ciphertext with its 16-byte tag appended. */
   encrypt(k: Uint8Array, n: number | bigint, ad: Uint8Array, plaintext: Uint8Array): Buffer;
+  /**
+   * ENCRYPT of the concatenation of `parts` (`length` bytes in all), without concatenating: the
+   * ciphertext in pieces, the tag last.
+   */
+  encryptParts(
+    k: Uint8Array,
+    n: number,
+    ad: Uint8Array,
+    parts: readonly Uint8Array[],
+    length: number,
+  ): Buffer[];
   /** `DECRYPT(k, n, ad, ciphertext)`; null if authentication fails. */
   decrypt(k: Uint8Array, n: number, ad: Uint8Array, ciphertext: Uint8Array): Buffer | null;
 }
@@ -85,6 +96,16 @@ function aead(name: string, algorithm: "chacha20-poly1305" | "aes-256-gcm", bigE
       const body = c.update(plaintext);
       c.final();
       return Buffer.concat([body, c.getAuthTag()]);
+    },
+    encryptParts(k, n, ad, parts, length) {
+      const c = crypto.createCipheriv(algorithm as crypto.CipherGCMTypes, k, nonce(n), {
+        authTagLength: TAG,
+      });
+      c.setAAD(ad, { plaintextLength: length });
+      const out = parts.map((p) => c.update(p));
+      c.final();
+      out.push(c.getAuthTag());
+      return out;
     },
     decrypt(k, n, ad, ciphertext) {
       if (ciphertext.length < TAG) return null;
