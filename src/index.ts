@@ -86,6 +86,7 @@ export {
 export { type Logger, type LogLevel, type LogRecord, setLogger, stderrLogger } from "./log.js";
 // security
 export {
+  AccessPolicy,
   type AllowedClient,
   allowList,
   dh25519,
@@ -96,7 +97,11 @@ export {
   keyPairFromPrivate,
   knownHosts,
   loadOrCreateKeyFile,
+  OPERATIONS,
+  type Operation,
+  type Permissions,
   parsePublicKey,
+  patternCovers,
   readKeyFile,
   type SecureDialOptions,
   type SecureListenOptions,

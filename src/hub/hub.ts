@@ -21,7 +21,7 @@ import { EventEmitter } from "node:events";
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
-import { type AllowedClient, allowList } from "../security/access.js";
+import { AccessPolicy, type AllowedClient, allowList, type Operation } from "../security/access.js";
 import { secureListen } from "../security/channel.js";
 import type { KeyPair } from "../security/suite.js";
 import type { Message, Protocol } from "../service/protocol.js";
@@ -82,6 +82,9 @@ export interface HubOptions extends BlockTableOptions, PubSubOptions, RpcOptions
    */
   security?: HubSecurity;
 }
+
+/** Throws `EZIPC_PERMISSION_DENIED` if `conn`'s client may not do `op` on `subject`. */
+export type AccessCheck = (conn: Connection, op: Operation, subject: string) => void;
 
 /** A secure hub's identity and the clients it admits. */
 export interface HubSecurity {
@@ -207,6 +210,8 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly store: BlockStore;
   private pubsub!: PubSub;
   private readonly rpc: Rpc;
+  /** Checks an operation against the client's permissions; undefined when no client is restricted. */
+  private readonly access: AccessCheck | undefined;
   private readonly deadmen: Deadmen;
   private readonly protocol: Protocol = hubProtocol();
   private readonly clients = new Map<string, ClientState>();
@@ -231,7 +236,12 @@ export class Hub extends EventEmitter<HubEvents> {
     this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
     this.allowClientPersistent = options.allowClientPersistent ?? true;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
-    this.rpc = new Rpc(options, this.protocol);
+    const policy = new AccessPolicy(options.security?.clients ?? []);
+    const restricted = (options.security?.clients ?? []).some((c) => c.allow);
+    this.access = restricted
+      ? (conn, op, subject) => policy.check(conn.peer?.name ?? null, op, subject)
+      : undefined;
+    this.rpc = new Rpc(options, this.protocol, this.access);
     this.deadmen = new Deadmen(this.protocol);
     this.table = new BlockTable(options, options.clock ?? systemClock, (block, reason) =>
       this.onInvalidate(block, reason),
@@ -246,7 +256,7 @@ export class Hub extends EventEmitter<HubEvents> {
     const hub = new Hub(options);
     try {
       const history = "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
-      hub.pubsub = new PubSub(options, hub.protocol, history);
+      hub.pubsub = new PubSub(options, hub.protocol, history, hub.access);
       for (const s of hub.store.load()) {
         hub.table.create(s.key, s.data.length, {
           kind: s.kind,
@@ -553,9 +563,15 @@ export class Hub extends EventEmitter<HubEvents> {
     }
   }
 
+  /** Throws `EZIPC_PERMISSION_DENIED` if the client's permissions (docs/security.md) do not allow it. */
+  private checkAccess(client: ClientState, op: Operation, subject: string): void {
+    if (this.access && client.conn) this.access(client.conn, op, subject);
+  }
+
   private onAllocate(client: ClientState, m: Infer<typeof hubMessages.allocate>): void {
     try {
       checkKey(m.key);
+      this.checkAccess(client, "allocate", m.key);
       checkPolicy(m.policy);
       if (m.kind !== KIND_BYTES && m.kind !== KIND_JSON) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `unknown block kind ${m.kind}`);
@@ -604,6 +620,7 @@ export class Hub extends EventEmitter<HubEvents> {
   private onWatch(client: ClientState, m: Infer<typeof hubMessages.watch>): void {
     try {
       checkKey(m.key);
+      this.checkAccess(client, "watch", m.key);
       checkPolicy(m.policy);
       this.checkPointerLimit(client);
       const block = this.find(m.key);
@@ -617,6 +634,7 @@ export class Hub extends EventEmitter<HubEvents> {
   private onPeek(client: ClientState, m: Infer<typeof hubMessages.peek>): void {
     try {
       checkKey(m.key);
+      this.checkAccess(client, "watch", m.key);
       const b = this.find(m.key);
       this.send(client, "opened", {
         rid: m.rid,
@@ -668,6 +686,7 @@ export class Hub extends EventEmitter<HubEvents> {
     try {
       const h = this.holding(client, m.id);
       const b = h.block;
+      this.checkAccess(client, "write", b.key);
       if (b.kind !== KIND_BYTES) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key} is a JSON config; use its config operations`);
       }
@@ -693,6 +712,7 @@ export class Hub extends EventEmitter<HubEvents> {
     try {
       const h = this.holding(client, m.id);
       const b = h.block;
+      this.checkAccess(client, "write", b.key);
       if (b.kind !== KIND_JSON) throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key} is not a JSON config`);
       let value: unknown;
       try {

@@ -116,6 +116,8 @@ export class PubSub {
     options: PubSubOptions,
     private readonly protocol: Protocol,
     private readonly store: HistoryStore | null,
+    /** Throws `EZIPC_PERMISSION_DENIED` for an operation the client may not do (secure hubs). */
+    private readonly access?: (conn: Connection, op: "publish" | "subscribe", subject: string) => void,
   ) {
     this.limits = {
       topicMaxBytes: options.topicMaxBytes ?? 16 * 1024 * 1024,
@@ -251,8 +253,9 @@ export class PubSub {
             `${v.topic}: $hub.… topics are published by the hub only`,
           );
         }
+        this.access?.(conn, "publish", v.topic); // before the topic is created
         topic = this.topic(v.topic, true);
-      }
+      } else this.access?.(conn, "publish", v.topic);
       if (v.count === 0) throw new EzipcError("EZIPC_BAD_REQUEST", "a publish without messages");
     } catch (err) {
       if (!isEzipcError(err)) throw err;
@@ -337,6 +340,7 @@ export class PubSub {
   private onSubscribe(conn: Connection, m: Msg<"subscribe">): void {
     try {
       const { wildcard, match } = topicMatcher(m.pattern);
+      this.access?.(conn, "subscribe", m.pattern);
       if (m.init > INIT_FROM_SEQ) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown init ${m.init}`);
       if (m.iter > ITER_NEWEST) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown iter ${m.iter}`);
       let subs = this.byConn.get(conn);
@@ -542,6 +546,7 @@ export class PubSub {
   private onTopicConfig(conn: Connection, m: Msg<"topicConfig">): void {
     try {
       checkTopic(m.topic);
+      this.access?.(conn, "publish", m.topic);
       if (m.persist && !this.store) {
         throw new EzipcError(
           "EZIPC_BAD_REQUEST",

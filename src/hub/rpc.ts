@@ -72,6 +72,8 @@ export class Rpc {
   constructor(
     options: RpcOptions,
     private readonly protocol: Protocol,
+    /** Throws `EZIPC_PERMISSION_DENIED` for an operation the client may not do (secure hubs). */
+    private readonly access?: (conn: Connection, op: "serve" | "request", subject: string) => void,
   ) {
     this.maxCalls = options.maxCallsPerClient ?? 1_000;
   }
@@ -151,6 +153,7 @@ export class Rpc {
   private onServe(conn: Connection, client: string, m: Msg<"serve">): void {
     try {
       checkTopic(m.topic);
+      this.access?.(conn, "serve", m.topic);
       if (m.direct !== "") this.directOf.set(conn, { server: client, host: m.host, url: m.direct });
       else this.directOf.delete(conn);
       let pool = this.pools.get(m.topic);
@@ -199,6 +202,7 @@ export class Rpc {
   private onRoutes(conn: Connection, m: Msg<"routes">): void {
     try {
       checkTopic(m.topic);
+      this.access?.(conn, "request", m.topic);
       let mine = this.watching.get(conn);
       if (!mine) {
         mine = new Set();
@@ -238,6 +242,7 @@ export class Rpc {
   private onRequest(conn: Connection, client: string, m: Msg<"request">): void {
     try {
       checkTopic(m.topic);
+      this.access?.(conn, "request", m.topic);
       if (m.kind > KIND_SESSION) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown call kind ${m.kind}`);
       let mine = this.byCaller.get(conn);
       if (mine?.has(m.rid)) throw new EzipcError("EZIPC_BAD_REQUEST", `request id ${m.rid} is in use`);

@@ -7,6 +7,16 @@ import { EzipcError } from "../errors.js";
 import type { Verdict } from "./channel.js";
 import { parsePublicKey } from "./keys.js";
 
+/** What a client may do, each on keys or topics matching one of its patterns. */
+export const OPERATIONS = ["allocate", "watch", "write", "publish", "subscribe", "serve", "request"] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+/**
+ * Per-operation patterns in the topic syntax, applied to keys as to topics: tokens separated by `.`, `*`
+ * for exactly one token, a final `>` for one or more. An operation not listed is denied.
+ */
+export type Permissions = Partial<Record<Operation, readonly string[]>>;
+
 /** One client a hub admits. */
 export interface AllowedClient {
   /** How the hub knows it (logs, `ezipc ls`). */
@@ -15,6 +25,65 @@ export interface AllowedClient {
   publicKey?: string;
   /** A shared secret it sends inside the encrypted handshake. */
   token?: string;
+  /** What it may do. Absent: everything. */
+  allow?: Permissions;
+}
+
+function tokensCover(allowed: readonly string[], requested: readonly string[]): boolean {
+  for (let i = 0; i < allowed.length; i++) {
+    const a = allowed[i]!;
+    if (a === ">") return requested.length > i;
+    if (i >= requested.length) return false;
+    const r = requested[i]!;
+    if (a === "*") {
+      if (r === ">") return false;
+      continue;
+    }
+    if (a !== r) return false;
+  }
+  return requested.length === allowed.length;
+}
+
+/**
+ * Whether `allowed` covers `requested`: every key or topic `requested` can name (itself, if it has no
+ * wildcard) is matched by `allowed`.
+ */
+export function patternCovers(allowed: string, requested: string): boolean {
+  return tokensCover(allowed.split("."), requested.split("."));
+}
+
+/** Checks operations against a client's permissions. */
+export class AccessPolicy {
+  private readonly byName = new Map<string, Permissions>();
+
+  constructor(clients: readonly AllowedClient[]) {
+    for (const c of clients) {
+      if (!c.allow) continue;
+      for (const op of Object.keys(c.allow)) {
+        if (!(OPERATIONS as readonly string[]).includes(op)) {
+          throw new EzipcError(
+            "EZIPC_AUTH",
+            `client ${c.name}: unknown operation ${op} (known: ${OPERATIONS.join(", ")})`,
+          );
+        }
+      }
+      this.byName.set(c.name, c.allow);
+    }
+  }
+
+  /** Whether the client known as `name` (null: an unauthenticated or unlisted client) may `op` `subject`. */
+  permits(name: string | null, op: Operation, subject: string): boolean {
+    const perms = name === null ? undefined : this.byName.get(name);
+    if (!perms) return true;
+    return (perms[op] ?? []).some((p) => patternCovers(p, subject));
+  }
+
+  /** Throws `EZIPC_PERMISSION_DENIED` unless {@link permits}. */
+  check(name: string | null, op: Operation, subject: string): void {
+    if (!this.permits(name, op, subject)) {
+      throw new EzipcError("EZIPC_PERMISSION_DENIED", `${name} may not ${op} ${subject}`);
+    }
+  }
 }
 
 function sameSecret(a: string, b: string): boolean {

@@ -2,7 +2,15 @@
  * The security layer: encrypted, authenticated connections after a Noise key exchange (XX, or IK when the
  * client knows the hub's key), static key files, known hosts and allow-lists. See docs/security.md.
  */
-export { type AllowedClient, allowList } from "./access.js";
+export {
+  AccessPolicy,
+  type AllowedClient,
+  allowList,
+  OPERATIONS,
+  type Operation,
+  type Permissions,
+  patternCovers,
+} from "./access.js";
 export {
   type SecureDialOptions,
   type SecureListenOptions,

@@ -120,6 +120,68 @@ describe("secure hub", () => {
     }
   });
 
+  it("permissions: a denied operation fails with EZIPC_PERMISSION_DENIED and the connection carries on", async () => {
+    const hubKey = dh25519.generateKeyPair();
+    const alice = dh25519.generateKeyPair();
+    const hub = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      security: {
+        staticKey: hubKey,
+        clients: [
+          {
+            name: "alice",
+            publicKey: alice.publicKey.toString("base64"),
+            allow: {
+              allocate: ["alice.>"],
+              watch: [">"],
+              write: ["alice.>"],
+              publish: ["news.alice"],
+              subscribe: ["news.>"],
+              request: ["svc.*"],
+            },
+          },
+          { name: "svc", token: "s3cret" },
+        ],
+      },
+    });
+    const url = hub.urls[0]!;
+    const pinned = hubKey.publicKey.toString("base64");
+    const a = await connect(url, { name: "alice", secure: { hubKey: pinned, staticKey: alice } });
+    const svc = await connect(url, { name: "svc", secure: { hubKey: pinned, token: "s3cret" } });
+    const denied = (e: unknown) => isEzipcError(e, "EZIPC_PERMISSION_DENIED");
+    try {
+      await svc.serve("svc.echo", (req) => req.text());
+      await svc.serve("other.echo", (req) => req.text());
+      const bobs = await svc.allocate("bob.v", 4, "poll");
+      await (await a.allocate("alice.v", 4, "poll")).write(Buffer.from("mine"));
+      await assert.rejects(a.allocate("bob.w", 4, "poll"), denied);
+      const seen = await a.watch("bob.v", "poll");
+      assert.ok(seen);
+      await assert.rejects(seen.write(Buffer.from("evil")), denied);
+      await bobs.write(Buffer.from("bobs"));
+      await a.publish("news.alice", "ok");
+      await assert.rejects(a.publish("news.bob", "no"), denied);
+      const rejected = hub.stats().rejected;
+      a.publishAndForget("news.bob", "dropped");
+      const sub = await a.subscribe("news.>", { init: "oldest" });
+      assert.equal((await within(sub[Symbol.asyncIterator]().next(), 5_000, "news")).value!.text(), "ok");
+      assert.equal(hub.stats().rejected, rejected + 1, "the fire-and-forget publish was dropped and counted");
+      await assert.rejects(a.subscribe(">"), denied);
+      assert.equal((await a.request("svc.echo", "hi")).text(), "hi");
+      await assert.rejects(a.request("other.echo", "hi"), denied);
+      await assert.rejects(
+        a.serve("alice.svc", () => "x"),
+        denied,
+      );
+      // svc has no list of permissions: it may do everything.
+      assert.equal((await svc.publish("news.bob", "fine")).seq, 1n);
+      assert.equal(a.status, "connected");
+    } finally {
+      await Promise.all([a.close(), svc.close()]);
+      await hub.close();
+    }
+  });
+
   it("the CLI: keygen, serve --key --clients, and clients configured from the environment", async () => {
     const tmp = tempDir();
     const hubKeyFile = path.join(tmp.dir, "hub.key");
