@@ -1,5 +1,5 @@
-import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -86,4 +86,61 @@ export function wireFrames(payloads: Uint8Array[]): Buffer {
     parts.push(h, Buffer.from(p));
   }
   return Buffer.concat(parts);
+}
+
+/**
+ * A test CA and a server certificate it signed for localhost, 127.0.0.1 and ::1 (P-256), made with the
+ * openssl command in `dir`.
+ */
+export function testCertificates(dir: string): {
+  ca: Buffer;
+  cert: Buffer;
+  key: Buffer;
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+} {
+  const f = (name: string) => path.join(dir, name);
+  const ossl = (...args: string[]) => execFileSync("openssl", args, { stdio: "ignore" });
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+  ossl(
+    "req",
+    "-x509",
+    ...ec,
+    "-keyout",
+    f("ca.key"),
+    "-out",
+    f("ca.crt"),
+    "-subj",
+    "/CN=ezipc test CA",
+    "-days",
+    "2",
+  );
+  ossl("req", ...ec, "-keyout", f("server.key"), "-out", f("server.csr"), "-subj", "/CN=localhost");
+  writeFileSync(f("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n");
+  ossl(
+    "x509",
+    "-req",
+    "-in",
+    f("server.csr"),
+    "-CA",
+    f("ca.crt"),
+    "-CAkey",
+    f("ca.key"),
+    "-CAcreateserial",
+    "-out",
+    f("server.crt"),
+    "-days",
+    "2",
+    "-extfile",
+    f("san.ext"),
+  );
+  return {
+    ca: readFileSync(f("ca.crt")),
+    cert: readFileSync(f("server.crt")),
+    key: readFileSync(f("server.key")),
+    caFile: f("ca.crt"),
+    certFile: f("server.crt"),
+    keyFile: f("server.key"),
+  };
 }

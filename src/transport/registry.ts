@@ -1,6 +1,7 @@
 import { EzipcError } from "../errors.js";
 import { memoryTransport } from "./memory.js";
 import { tcpTransport } from "./tcp.js";
+import { tlsTransport } from "./tls.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 import { unixTransport } from "./unix.js";
 
@@ -8,7 +9,7 @@ const transports = new Map<string, Transport>();
 
 /**
  * Registers a transport for its URL scheme, replacing any earlier one. tcp, unix and memory are
- * registered when ezipc loads.
+ * registered when ezipc loads (and tls).
  */
 export function registerTransport(transport: Transport): void {
   if (!/^[a-z][a-z0-9+.-]*$/.test(transport.scheme)) {
@@ -63,5 +64,6 @@ export async function dial(url: string | URL, options: DialOptions = {}): Promis
 }
 
 registerTransport(tcpTransport);
+registerTransport(tlsTransport);
 registerTransport(unixTransport);
 registerTransport(memoryTransport);

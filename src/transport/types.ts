@@ -1,5 +1,6 @@
 import type { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
+import type { ConnectionOptions as TlsConnectionOptions, TlsOptions } from "node:tls";
 import type { EzipcError } from "../errors.js";
 
 /** Who the peer of a connection is, as an upgrade (an authenticated handshake) established it. */
@@ -45,6 +46,8 @@ export interface DialOptions extends ConnectionOptions {
   signal?: AbortSignal;
   /** Runs on the connected stream before it becomes a connection (security.ts: `secureDial`). */
   upgrade?: StreamUpgrade;
+  /** tls:// only: `node:tls` options (ca, cert, key, servername…), over the URL's `ca`/`cert`/`key` files. */
+  tls?: TlsConnectionOptions;
 }
 
 /** Options of `listen()`. */
@@ -53,6 +56,8 @@ export interface ListenOptions extends ConnectionOptions {
   backlog?: number;
   /** Runs on each accepted stream before it becomes a connection (security.ts: `secureListen`). */
   upgrade?: StreamUpgrade;
+  /** tls:// only: `node:tls` server options (cert, key, ca, requestCert…), over the URL's files. */
+  tls?: TlsOptions;
 }
 
 /** Why a connection closed, given to its `close` event and by {@link Connection.closed}. */

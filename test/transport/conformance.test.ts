@@ -1,18 +1,27 @@
 /**
- * One conformance suite, run against every transport (tcp over IPv4 and IPv6, unix, memory).
+ * One conformance suite, run against every transport (tcp over IPv4 and IPv6, unix, memory, tls).
  */
 import assert from "node:assert/strict";
 import net from "node:net";
 import path from "node:path";
 import type { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
+import tls from "node:tls";
 import { isEzipcError } from "../../src/errors.js";
 import { transportCounters } from "../../src/transport/counters.js";
 import { Dialer, type DialerStatus } from "../../src/transport/dialer.js";
 import { dialMemoryRaw } from "../../src/transport/memory.js";
-import { dial, listen } from "../../src/transport/registry.js";
-import type { CloseInfo, Connection, ListenOptions } from "../../src/transport/types.js";
-import { nextEvent, seededRandom, spawnFixture, tempDir, wireFrames, within } from "../helpers.js";
+import { dial as dialAny, listen as listenAny } from "../../src/transport/registry.js";
+import type { CloseInfo, Connection, DialOptions, ListenOptions } from "../../src/transport/types.js";
+import {
+  nextEvent,
+  seededRandom,
+  spawnFixture,
+  tempDir,
+  testCertificates,
+  wireFrames,
+  within,
+} from "../helpers.js";
 
 interface Kind {
   name: string;
@@ -24,9 +33,17 @@ interface Kind {
   rawDial(url: string): Promise<Duplex>;
   /** Whether a peer can be a separate process. */
   crossProcess: boolean;
+  /** Options every listen / dial of this kind needs (certificates). */
+  listenOptions?: ListenOptions;
+  dialOptions?: DialOptions;
+  /** The URL a child process dials (with what it needs in the query). */
+  clientUrl?(url: string): string;
 }
 
 const tmp = tempDir();
+const certs = testCertificates(tmp.dir);
+let listen = listenAny;
+let dial = dialAny;
 let n = 0;
 
 function netRaw(opts: net.NetConnectOpts): Promise<Duplex> {
@@ -65,6 +82,27 @@ const kinds: Kind[] = [
     rawDial: (url) => netRaw({ path: new URL(url).pathname }),
   },
   {
+    name: "tls",
+    crossProcess: true,
+    address: () => "tls://127.0.0.1:0",
+    deadAddress: async () => {
+      const l = await listenAny("tcp://127.0.0.1:0");
+      const url = l.url.replace(/^tcp:/, "tls:");
+      await l.close();
+      return url;
+    },
+    rawDial: (url) => {
+      const u = new URL(url);
+      return new Promise((resolve, reject) => {
+        const s = tls.connect({ host: u.hostname, port: Number(u.port), ca: certs.ca }, () => resolve(s));
+        s.once("error", reject);
+      });
+    },
+    listenOptions: { tls: { cert: certs.cert, key: certs.key } },
+    dialOptions: { tls: { ca: certs.ca } },
+    clientUrl: (url) => `${url}?ca=${encodeURIComponent(certs.caFile)}`,
+  },
+  {
     name: "memory",
     crossProcess: false,
     address: () => `memory://conformance-${++n}`,
@@ -76,7 +114,11 @@ const kinds: Kind[] = [
 after(() => tmp.cleanup());
 
 /** Listens, and resolves the first accepted connection along with a dialled one. */
-async function pair(kind: Kind, options: ListenOptions = {}, dialOptions = options) {
+async function pair(
+  kind: Kind,
+  options: ListenOptions = {},
+  dialOptions: DialOptions = options as DialOptions,
+) {
   const listener = await listen(kind.address(), options);
   const accepted = nextEvent<[Connection]>(listener, "connection");
   const client = await dial(listener.url, dialOptions);
@@ -90,6 +132,15 @@ function closeInfo(conn: Connection, ms = 5_000): Promise<CloseInfo> {
 
 for (const kind of kinds) {
   describe(`transport conformance: ${kind.name}`, () => {
+    // Every listen and dial of this kind gets the options it needs (certificates for tls).
+    before(() => {
+      listen = (url, o = {}) => listenAny(url, { ...kind.listenOptions, ...o });
+      dial = (url, o = {}) => dialAny(url, { ...kind.dialOptions, ...o });
+    });
+    after(() => {
+      listen = listenAny;
+      dial = dialAny;
+    });
     it("binds and reports the bound address (port 0 → a real port)", async () => {
       const l = await listen(kind.address());
       if (kind.name.startsWith("tcp")) {
@@ -114,7 +165,10 @@ for (const kind of kinds) {
       const p = dial(l.url, { signal: ac.signal });
       ac.abort();
       await assert.rejects(p, (e) => isEzipcError(e, "EZIPC_CONNECT_ABORTED"));
-      const dialer = new Dialer(await kind.deadAddress(), { reconnect: { initialDelayMs: 5 } });
+      const dialer = new Dialer(await kind.deadAddress(), {
+        ...kind.dialOptions,
+        reconnect: { initialDelayMs: 5 },
+      });
       const statuses: DialerStatus["type"][] = [];
       dialer.on("status", (s) => statuses.push(s.type));
       const connected = dialer.connected();
@@ -266,7 +320,7 @@ for (const kind of kinds) {
       const listener = await listen(kind.address());
       if (kind.crossProcess) {
         const accepted = nextEvent<[Connection]>(listener, "connection", 10_000);
-        const { child } = await spawnFixture("peer.js", [listener.url]);
+        const { child } = await spawnFixture("peer.js", [kind.clientUrl?.(listener.url) ?? listener.url]);
         const [server] = await accepted;
         server.send(Buffer.from("ping"));
         await nextEvent(server, "message");
@@ -364,7 +418,10 @@ for (const kind of kinds) {
     it("reconnects after the server restarts", async () => {
       const first = await listen(kind.address());
       const url = first.url;
-      const dialer = new Dialer(url, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+      const dialer = new Dialer(url, {
+        ...kind.dialOptions,
+        reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+      });
       const c1 = await within(dialer.connected(), 5_000, "first connection");
       const reconnecting = new Promise<void>((resolve) => {
         dialer.on("status", (s) => s.type === "reconnecting" && resolve());

@@ -1,0 +1,158 @@
+import { readFileSync } from "node:fs";
+import net from "node:net";
+import tls from "node:tls";
+import { EzipcError } from "../errors.js";
+import { netClose, netListen } from "./net-dial.js";
+import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
+import { StreamListener } from "./stream-listener.js";
+import { tcpUrl } from "./tcp.js";
+import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
+
+/**
+ * `tls://host:port` → host, port and the certificate files named in the query: `cert`, `key` and `ca`
+ * (paths), e.g. `tls://0.0.0.0:7701?cert=hub.crt&key=hub.key` or `tls://hub.example:7701?ca=ca.crt`.
+ */
+export function parseTlsUrl(url: URL): {
+  host: string;
+  port: number;
+  files: { cert?: Buffer; key?: Buffer; ca?: Buffer };
+} {
+  const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
+  const port = Number(url.port);
+  if (!host || url.port === "" || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new EzipcError("EZIPC_INVALID_URL", `${url.href}: expected tls://host:port`);
+  }
+  if ((url.pathname && url.pathname !== "/") || url.hash) {
+    throw new EzipcError("EZIPC_INVALID_URL", `${url.href}: a tls:// URL has no path or fragment`);
+  }
+  const files: { cert?: Buffer; key?: Buffer; ca?: Buffer } = {};
+  for (const [name, value] of url.searchParams) {
+    if (name !== "cert" && name !== "key" && name !== "ca") {
+      throw new EzipcError("EZIPC_INVALID_URL", `${url.href}: unknown parameter ${name} (cert, key, ca)`);
+    }
+    try {
+      files[name] = readFileSync(value);
+    } catch (err) {
+      throw new EzipcError("EZIPC_INVALID_URL", `${url.href}: cannot read ${name} file ${value}`, {
+        cause: err,
+      });
+    }
+  }
+  return { host, port, files };
+}
+
+function tlsUrl(address: string | undefined, port: number | undefined): string {
+  return tcpUrl(address, port).replace(/^tcp:/, "tls:");
+}
+
+/**
+ * TLS over TCP (`node:tls`), for users who already run a PKI: the server's certificate and key come from
+ * `options.tls` or the URL's `cert`/`key` files; a client trusts the system CAs, or `ca`. A certificate
+ * the client does not trust fails the dial with `EZIPC_AUTH`. With `requestCert`, a client certificate's
+ * subject CN becomes the connection's `peer.name`.
+ */
+export const tlsTransport: Transport = {
+  scheme: "tls",
+
+  async listen(url: URL, options: ListenOptions): Promise<Listener> {
+    const { host, port, files } = parseTlsUrl(url);
+    const resolved = resolveConnectionOptions(options);
+    const server = tls.createServer({ ...files, ...options.tls });
+    try {
+      await netListen(server, { host, port, backlog: options.backlog ?? 511 });
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      throw new EzipcError(
+        e.code === "EADDRINUSE" ? "EZIPC_ADDRESS_IN_USE" : "EZIPC_INVALID_URL",
+        `listen ${url.href}: ${e.code ?? e.message}`,
+        { cause: err },
+      );
+    }
+    const addr = server.address() as net.AddressInfo;
+    const listener = new StreamListener(
+      tlsUrl(addr.address, addr.port),
+      resolved,
+      () => netClose(server),
+      options.upgrade,
+    );
+    server.on("secureConnection", (socket: tls.TLSSocket) => {
+      socket.setNoDelay(true);
+      if (socket.authorized) {
+        const cn = (socket.getPeerCertificate() as { subject?: { CN?: string } }).subject?.CN;
+        if (cn) (socket as tls.TLSSocket & { peer?: { name: string } }).peer = { name: cn };
+      }
+      listener.accept(
+        socket,
+        tlsUrl(socket.localAddress, socket.localPort),
+        tlsUrl(socket.remoteAddress, socket.remotePort),
+      );
+    });
+    server.on("tlsClientError", () => {}); // a failed handshake concerns that socket only
+    server.on("error", (err) => listener.emit("error", err));
+    return listener;
+  },
+
+  async dial(url: URL, options: DialOptions): Promise<Connection> {
+    const { host, port, files } = parseTlsUrl(url);
+    const resolved = resolveConnectionOptions(options);
+    const socket = await tlsConnect(
+      { host, port, servername: net.isIP(host) ? undefined : host, ...files, ...options.tls },
+      url.href,
+      options.connectTimeoutMs ?? 10_000,
+      options.signal,
+    );
+    socket.setNoDelay(true);
+    return dialledConnection(
+      socket,
+      tlsUrl(socket.localAddress, socket.localPort),
+      tlsUrl(socket.remoteAddress, socket.remotePort),
+      resolved,
+      options.upgrade,
+    );
+  },
+};
+
+/** Connects and finishes the TLS handshake; certificate failures reject with `EZIPC_AUTH`. */
+function tlsConnect(
+  o: tls.ConnectionOptions,
+  target: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(new EzipcError("EZIPC_CONNECT_ABORTED", `dial ${target} aborted`, { cause: signal.reason }));
+      return;
+    }
+    const socket = tls.connect(o);
+    const timer = setTimeout(() => {
+      finish(new EzipcError("EZIPC_CONNECTION_REFUSED", `dial ${target}: no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onAbort = () =>
+      finish(new EzipcError("EZIPC_CONNECT_ABORTED", `dial ${target} aborted`, { cause: signal?.reason }));
+    const onError = (err: NodeJS.ErrnoException) => {
+      const cert = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS/.test(err.code ?? "");
+      finish(
+        new EzipcError(
+          cert ? "EZIPC_AUTH" : "EZIPC_CONNECTION_REFUSED",
+          `dial ${target}: ${cert ? "the server's certificate is not trusted: " : ""}${err.code ?? err.message}`,
+          { cause: err },
+        ),
+      );
+    };
+    const onConnect = () => finish(null);
+    function finish(err: EzipcError | null) {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      socket.off("error", onError);
+      socket.off("secureConnect", onConnect);
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else resolve(socket);
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
+    socket.once("error", onError);
+    socket.once("secureConnect", onConnect);
+  });
+}
