@@ -256,6 +256,64 @@ describe("secure channel: Noise XX / IK under the frames", () => {
 });
 
 describe("Noise handshake fuzzing (seeded)", () => {
+  it("a different prologue (another version, or a tampered pattern byte) fails the handshake", () => {
+    const b = dh25519.generateKeyPair();
+    for (const [pi, pr] of [
+      ["ezipc-noise/1\x02", "ezipc-noise/2\x02"],
+      ["ezipc-noise/1\x02", "ezipc-noise/1\x01"],
+    ] as const) {
+      const init = new HandshakeState({
+        protocolName: "Noise_IK_25519_ChaChaPoly_SHA256",
+        initiator: true,
+        prologue: Buffer.from(pi),
+        rs: b.publicKey,
+        s: dh25519.generateKeyPair(),
+      });
+      const resp = new HandshakeState({
+        protocolName: "Noise_IK_25519_ChaChaPoly_SHA256",
+        initiator: false,
+        prologue: Buffer.from(pr),
+        s: b,
+      });
+      assert.throws(
+        () => resp.readMessage(init.writeMessage(Buffer.from("{}"))),
+        (e) => isEzipcError(e, "EZIPC_HANDSHAKE"),
+      );
+    }
+  });
+
+  it("random first messages on the wire close only their connections; a real client still gets in", async () => {
+    const l = await secureHub();
+    const { port } = new URL(l.url);
+    try {
+      let state = 7;
+      const rnd = () => {
+        state = (state * 1103515245 + 12345) >>> 0;
+        return state / 2 ** 32;
+      };
+      const closed: Promise<unknown>[] = [];
+      for (let i = 0; i < 200; i++) {
+        const s = net.connect(Number(port), "127.0.0.1");
+        s.on("error", () => {});
+        s.resume(); // read whatever the hub answers, so that its close is seen
+        const len = Math.floor(rnd() * 120);
+        const body = Buffer.from(Array.from({ length: len }, () => Math.floor(rnd() * 256)));
+        const head = Buffer.alloc(2);
+        head.writeUInt16BE(i % 2 === 0 ? len : Math.floor(rnd() * 65_536), 0);
+        body[0] = i % 3 === 0 ? 1 : (body[0] ?? 0); // every third claims to be XX
+        s.write(Buffer.concat([head, body]));
+        if (i % 2 === 0) closed.push(new Promise((r) => s.once("close", r)));
+        else s.destroy();
+      }
+      await within(Promise.all(closed), 10_000, "every well-framed garbage handshake to be refused");
+      const good = await dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey }) });
+      assert.deepEqual(await echo(good, [Buffer.from("still here")]), [Buffer.from("still here")]);
+      await good.close();
+    } finally {
+      await l.close();
+    }
+  });
+
   it("every mutated handshake message fails with EZIPC_HANDSHAKE or later, never a crash", () => {
     const name = { XX: "Noise_XX_25519_ChaChaPoly_SHA256", IK: "Noise_IK_25519_ChaChaPoly_SHA256" };
     const a = dh25519.generateKeyPair();
