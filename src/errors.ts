@@ -52,6 +52,10 @@ export const ErrorCodes = {
   EZIPC_REMOTE: "The server's handler failed; the message is the handler's error message.",
   EZIPC_TOO_MANY_REQUESTS: "This client already has its maximum number of calls in flight.",
   EZIPC_FLOW: "A peer sent stream chunks beyond the credit it was given; the call is ended.",
+  EZIPC_NICK_TAKEN: "Chat: the nickname is held by another client (nicknames are unique, case-insensitive).",
+  EZIPC_NO_SUCH_MEMBER: "Chat: nobody with that nickname is in the sender's room.",
+  EZIPC_RATE_LIMITED:
+    "Chat: the client sent more than its allowance of messages per second; that message is refused.",
   EZIPC_AUTH:
     "Authentication failed: the hub's key is not the pinned or known one, or the hub refused this client's key or token.",
   EZIPC_DECRYPT:
