@@ -149,7 +149,7 @@ export class PubSub {
    * here: the hub parses them in place and calls {@link publishFrame}; one that does not parse does not
    * decode either.)
    */
-  handle(conn: Connection, client: string, type: string, body: unknown): boolean {
+  handle(conn: Connection, _client: string, type: string, body: unknown): boolean {
     switch (type) {
       case "subscribe":
         this.onSubscribe(conn, body as Msg<"subscribe">);

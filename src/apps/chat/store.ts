@@ -4,6 +4,7 @@
  * callers wait for it.
  */
 import Database from "better-sqlite3";
+import mysql from "mysql2/promise";
 import type { Infer } from "../../codec/schema.js";
 import type { line } from "./protocol.js";
 
@@ -32,22 +33,37 @@ export interface ChatStore {
   close(): Promise<void>;
 }
 
-/** The schema, one entry per version; a store runs those it has not run yet, in order. */
-export const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE lines (
-     id INTEGER PRIMARY KEY AUTOINCREMENT,
-     day CHAR(10) NOT NULL,
-     time DOUBLE NOT NULL,
-     room VARCHAR(64) NOT NULL,
-     kind SMALLINT NOT NULL,
-     from_nick VARCHAR(64) NOT NULL,
-     to_nick VARCHAR(64) NOT NULL,
-     from_key VARCHAR(64) NOT NULL,
-     to_key VARCHAR(64) NOT NULL,
-     text TEXT NOT NULL
-   )`,
-  "CREATE INDEX lines_by_room_day ON lines (room, day, id)",
+/**
+ * The schema, one entry per version, in each engine's dialect; a store runs the versions it has not run yet,
+ * in order, and records each in `schema_version`.
+ */
+export const MIGRATIONS: readonly { sqlite: string; mysql: string }[] = [
+  {
+    sqlite: `CREATE TABLE chat_lines (
+      id INTEGER PRIMARY KEY AUTOINCREMENT, day CHAR(10) NOT NULL, time DOUBLE NOT NULL,
+      room VARCHAR(64) NOT NULL, kind SMALLINT NOT NULL, from_nick VARCHAR(64) NOT NULL,
+      to_nick VARCHAR(64) NOT NULL, from_key VARCHAR(64) NOT NULL, to_key VARCHAR(64) NOT NULL,
+      text TEXT NOT NULL)`,
+    mysql: `CREATE TABLE chat_lines (
+      id BIGINT PRIMARY KEY AUTO_INCREMENT, day CHAR(10) NOT NULL, time DOUBLE NOT NULL,
+      room VARCHAR(64) NOT NULL, kind SMALLINT NOT NULL, from_nick VARCHAR(64) NOT NULL,
+      to_nick VARCHAR(64) NOT NULL, from_key VARCHAR(64) NOT NULL, to_key VARCHAR(64) NOT NULL,
+      text TEXT NOT NULL) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin`,
+  },
+  {
+    sqlite: "CREATE INDEX lines_by_room_day ON chat_lines (room, day, id)",
+    mysql: "CREATE INDEX lines_by_room_day ON chat_lines (room, day, id)",
+  },
 ];
+
+const INSERT =
+  "INSERT INTO chat_lines (day, time, room, kind, from_nick, to_nick, from_key, to_key, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)";
+const HISTORY = `SELECT kind, time, room, from_nick AS \`from\`, to_nick AS \`to\`, text FROM chat_lines
+  WHERE room = ? AND day = ? AND (kind <> 1 OR from_key = ? OR to_key = ?) ORDER BY id`;
+
+function row(l: StoredLine): unknown[] {
+  return [l.day, l.time, l.room, l.kind, l.from, l.to, nickKey(l.from), nickKey(l.to), l.text];
+}
 
 /** SQLite (better-sqlite3), embedded: WAL and `synchronous=FULL`. */
 export class SqliteChatStore implements ChatStore {
@@ -65,35 +81,83 @@ export class SqliteChatStore implements ChatStore {
     const done = row.v ?? 0;
     this.db.transaction(() => {
       for (let v = done; v < MIGRATIONS.length; v++) {
-        this.db.exec(MIGRATIONS[v]!);
+        this.db.exec(MIGRATIONS[v]!.sqlite);
         this.db.prepare("INSERT INTO schema_version (version) VALUES (?)").run(v + 1);
       }
     })();
   }
 
   async save(lines: readonly StoredLine[]): Promise<void> {
-    const insert = this.db.prepare(
-      "INSERT INTO lines (day, time, room, kind, from_nick, to_nick, from_key, to_key, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    );
+    const insert = this.db.prepare(INSERT);
     this.db.transaction(() => {
-      for (const l of lines) {
-        insert.run(l.day, l.time, l.room, l.kind, l.from, l.to, nickKey(l.from), nickKey(l.to), l.text);
-      }
+      for (const l of lines) insert.run(...row(l));
     })();
   }
 
   async history(room: string, day: string, nick: string): Promise<Line[]> {
-    const rows = this.db
-      .prepare(
-        `SELECT kind, time, room, from_nick AS "from", to_nick AS "to", text FROM lines
-         WHERE room = ? AND day = ? AND (kind <> 1 OR from_key = ? OR to_key = ?)
-         ORDER BY id`,
-      )
-      .all(room, day, nick, nick) as Line[];
-    return rows;
+    return this.db.prepare(HISTORY).all(room, day, nick, nick) as Line[];
   }
 
   async close(): Promise<void> {
     this.db.close();
   }
+}
+
+/** MySQL or MariaDB (mysql2), same schema: each batch in one transaction. */
+export class MysqlChatStore implements ChatStore {
+  private readonly pool: mysql.Pool;
+
+  /** `url`: `mysql://user:password@host:port/database`. */
+  constructor(readonly url: string) {
+    this.pool = mysql.createPool({ uri: url, connectionLimit: 4, supportBigNumbers: true });
+  }
+
+  async migrate(): Promise<void> {
+    const c = await this.pool.getConnection();
+    try {
+      await c.query("CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL)");
+      const [rows] = await c.query("SELECT MAX(version) AS v FROM schema_version");
+      const done = Number((rows as { v: number | null }[])[0]?.v ?? 0);
+      for (let v = done; v < MIGRATIONS.length; v++) {
+        await c.query(MIGRATIONS[v]!.mysql); // MySQL DDL commits by itself: one version at a time
+        await c.query("INSERT INTO schema_version (version) VALUES (?)", [v + 1]);
+      }
+    } finally {
+      c.release();
+    }
+  }
+
+  async save(lines: readonly StoredLine[]): Promise<void> {
+    const c = await this.pool.getConnection();
+    try {
+      await c.beginTransaction();
+      const values = lines.map(row);
+      await c.query(
+        `INSERT INTO chat_lines (day, time, room, kind, from_nick, to_nick, from_key, to_key, text) VALUES ?`,
+        [values],
+      );
+      await c.commit();
+    } catch (err) {
+      await c.rollback().catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  async history(room: string, day: string, nick: string): Promise<Line[]> {
+    const [rows] = await this.pool.execute(HISTORY, [room, day, nick, nick]);
+    return (rows as Line[]).map((r) => ({ ...r, time: Number(r.time), kind: Number(r.kind) }));
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** The store a `--db` URL names: `sqlite:PATH` (default) or `mysql://user:pass@host/db`. */
+export function openChatStore(db: string): ChatStore {
+  if (db.startsWith("mysql://")) return new MysqlChatStore(db);
+  if (db.startsWith("sqlite:")) return new SqliteChatStore(db.slice("sqlite:".length));
+  throw new TypeError(`--db ${db}: expected sqlite:PATH or mysql://user:pass@host/db`);
 }

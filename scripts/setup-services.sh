@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The services the tests use, on a fresh Debian machine (run as root): MariaDB for the chat server's MySQL
+# storage tests, with a user `ezipc` (password `ezipc`) that may create databases named ezipc_*.
+set -euo pipefail
+if ! command -v mariadb-admin >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq mariadb-server >/dev/null
+fi
+if ! mariadb-admin ping >/dev/null 2>&1; then
+  service mariadb start >/dev/null 2>&1 || (mysqld_safe --user=mysql >/dev/null 2>&1 &)
+  for _ in $(seq 1 60); do
+    mariadb-admin ping >/dev/null 2>&1 && break
+    sleep 0.5
+  done
+  mariadb-admin ping >/dev/null
+fi
+mariadb <<'SQL'
+CREATE USER IF NOT EXISTS 'ezipc'@'localhost' IDENTIFIED BY 'ezipc';
+CREATE USER IF NOT EXISTS 'ezipc'@'127.0.0.1' IDENTIFIED BY 'ezipc';
+GRANT ALL PRIVILEGES ON `ezipc\_%`.* TO 'ezipc'@'localhost';
+GRANT ALL PRIVILEGES ON `ezipc\_%`.* TO 'ezipc'@'127.0.0.1';
+FLUSH PRIVILEGES;
+SQL
+echo "MariaDB ready: mysql://ezipc:ezipc@127.0.0.1:3306/ (databases ezipc_*)"
