@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The services the tests use, on a fresh Debian machine (run as root): MariaDB for the chat server's MySQL
-# storage tests, with a user `ezipc` (password `ezipc`) that may create databases named ezipc_*.
+# What the tests need on a fresh Debian machine (run as root): MariaDB for the chat server's MySQL storage
+# tests, with a user `ezipc` (password `ezipc`) that may create databases named ezipc_*; openssl (the tls://
+# tests make a throwaway CA) and tmux (the chat client's end-to-end test runs it in a pseudo-terminal).
 set -euo pipefail
+if ! command -v openssl >/dev/null || ! command -v tmux >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq openssl tmux >/dev/null
+fi
 if ! command -v mariadb-admin >/dev/null; then
   apt-get update -qq && apt-get install -y -qq mariadb-server >/dev/null
 fi

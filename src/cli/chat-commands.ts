@@ -1,0 +1,52 @@
+/**
+ * `ezipc chat-server` and `ezipc chat` (docs/chat.md).
+ */
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { type Command, InvalidArgumentError } from "commander";
+import { ChatServer } from "../apps/chat/server.js";
+import { openChatStore } from "../apps/chat/store.js";
+import { runTerminal } from "../apps/chat/terminal.js";
+
+function port(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError("expected a port (0-65535)");
+  return n;
+}
+
+function hostUrl(host: string, p: number): string {
+  return `tcp://${host.includes(":") ? `[${host}]` : host}:${p}`;
+}
+
+export function addChatCommands(program: Command): void {
+  program
+    .command("chat-server")
+    .description("run the chat server: rooms, unique nicknames, whispers, today's history")
+    .option("--host <host>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port", port, 9993)
+    .option("--db <url>", "sqlite:PATH or mysql://user:pass@host/db", "sqlite:./data/chat.db")
+    .option("--time-zone <tz>", "the time zone whose day the history covers (IANA name)")
+    .action(async (o: { host: string; port: number; db: string; timeZone?: string }) => {
+      if (o.db.startsWith("sqlite:"))
+        mkdirSync(path.dirname(o.db.slice("sqlite:".length)), { recursive: true });
+      const server = new ChatServer({ store: openChatStore(o.db), timeZone: o.timeZone });
+      const url = await server.listen(hostUrl(o.host, o.port));
+      process.stdout.write(`chat server listening on ${url} (store ${o.db.replace(/:[^:@/]*@/, ":***@")})\n`);
+      const stop = async (signal: string) => {
+        process.stdout.write(`${signal}: closing\n`);
+        await server.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop("SIGINT"));
+      process.once("SIGTERM", () => void stop("SIGTERM"));
+    });
+
+  program
+    .command("chat")
+    .description("the terminal chat client")
+    .option("--host <host>", "chat server address", "127.0.0.1")
+    .option("--port <port>", "port", port, 9993)
+    .action(async (o: { host: string; port: number }) => {
+      process.exit(await runTerminal(hostUrl(o.host, o.port)));
+    });
+}

@@ -1,0 +1,140 @@
+import assert from "node:assert/strict";
+import { execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ChatClient } from "../../src/apps/chat/client.js";
+import type { Line } from "../../src/apps/chat/store.js";
+import { tempDir, within } from "../helpers.js";
+
+const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+/** The visible text of a tmux pane. */
+function screen(session: string): string {
+  return execFileSync("tmux", ["capture-pane", "-p", "-t", session], { encoding: "utf8" });
+}
+
+/** Waits (bounded) until `probe` returns a value; a terminal has no event to wait for, so it polls. */
+async function poll<T>(
+  what: string,
+  probe: () => T | undefined,
+  failure: () => string,
+  ms = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) assert.fail(`${what}: ${failure()}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Waits until the pane shows what `test` looks for; fails with the screen if it never does. */
+function until(session: string, what: string, test: (s: string) => boolean): Promise<string> {
+  return poll(
+    `the screen never showed ${what}`,
+    () => {
+      const s = screen(session);
+      return test(s) ? s : undefined;
+    },
+    () => `\n${screen(session)}`,
+  );
+}
+
+function alive(session: string): boolean {
+  try {
+    execFileSync("tmux", ["has-session", "-t", session], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function keys(session: string, ...k: string[]): void {
+  execFileSync("tmux", ["send-keys", "-t", session, ...k]);
+}
+
+describe("ezipc chat in a terminal (tmux)", () => {
+  it("asks for room and nickname, shows lines above what the user is typing, runs the commands", async () => {
+    const tmp = tempDir();
+    const server = spawn(
+      process.execPath,
+      [cli, "chat-server", "--port", "0", "--db", `sqlite:${path.join(tmp.dir, "chat.db")}`],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    const session = `ezipc-chat-${randomBytes(4).toString("hex")}`;
+    let bob: ChatClient | undefined;
+    try {
+      const url = await within(
+        new Promise<string>((resolve) => {
+          createInterface({ input: server.stdout! }).on("line", (l) => {
+            const m = /listening on (\S+)/.exec(l);
+            if (m) resolve(m[1]!);
+          });
+        }),
+        10_000,
+        "the chat server",
+      );
+      const port = new URL(url).port;
+      execFileSync("tmux", [
+        "new-session",
+        "-d",
+        "-s",
+        session,
+        "-x",
+        "100",
+        "-y",
+        "30",
+        `NO_COLOR=1 ${process.execPath} ${cli} chat --port ${port}`,
+      ]);
+      await until(session, "the room question", (s) => s.includes("room:"));
+      keys(session, "lobby", "Enter");
+      await until(session, "the nickname question", (s) => s.includes("nickname:"));
+      keys(session, "alice", "Enter");
+      await until(session, "the welcome", (s) => s.includes("you are alice in lobby"));
+
+      bob = await ChatClient.connect(url);
+      await bob.hello("lobby", "bob");
+      await until(session, "bob's arrival", (s) => s.includes("* bob joined"));
+      keys(session, "-l", "half-typed");
+      await until(session, "the half-typed input", (s) => s.includes("> half-typed"));
+      await bob.say("hi alice");
+      const s1 = await until(session, "bob's line", (s) => s.includes("bob: hi alice"));
+      const rows = s1.trimEnd().split("\n");
+      assert.equal(rows.at(-1), "> half-typed", "the incoming line went above the input, which is intact");
+      const heard = new Promise<Line>((resolve) => bob!.on("line", (l) => l.kind === 0 && resolve(l)));
+      keys(session, "-l", " message");
+      keys(session, "Enter");
+      assert.equal((await within(heard, 5_000, "alice's message")).text, "half-typed message");
+
+      keys(session, "-l", "/who");
+      keys(session, "Enter");
+      await until(session, "the member list", (s) => s.includes("in the room: alice, bob"));
+      const whisper = new Promise<Line>((resolve) => bob!.on("line", (l) => l.kind === 1 && resolve(l)));
+      keys(session, "-l", "/w bob just between us");
+      keys(session, "Enter");
+      assert.equal((await within(whisper, 5_000, "the whisper")).text, "just between us");
+      keys(session, "-l", "/bogus");
+      keys(session, "Enter");
+      await until(session, "the unknown-command help", (s) =>
+        s.includes("unknown command /bogus: /help lists"),
+      );
+      keys(session, "-l", "/quit");
+      keys(session, "Enter");
+      await poll(
+        "the client did not exit after /quit",
+        () => (alive(session) ? undefined : true),
+        () => screen(session),
+      );
+    } finally {
+      await bob?.close();
+      if (alive(session)) execFileSync("tmux", ["kill-session", "-t", session], { stdio: "ignore" });
+      server.kill("SIGINT");
+      await new Promise((r) => server.once("exit", r));
+      tmp.cleanup();
+    }
+  });
+});
