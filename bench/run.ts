@@ -5,10 +5,11 @@
  *
  *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
  *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC;
- *                                   BENCH_ONLY=secure: encrypted vs plain connections)
+ *                                   BENCH_ONLY=secure: encrypted vs plain connections; BENCH_ONLY=chat)
  */
 import crypto from "node:crypto";
 import os from "node:os";
+import { chatBench } from "./chat-bench.js";
 import { codecBench } from "./codec-bench.js";
 import { hubBench } from "./hub-bench.js";
 import { childScript, freeUrl, runRole, withServer } from "./procs.js";
@@ -115,6 +116,10 @@ async function secureBench(): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
+  if (process.env.BENCH_ONLY === "chat") {
+    console.log((await chatBench(quick)).join("\n"));
+    return;
+  }
   if (process.env.BENCH_ONLY === "secure") {
     console.log((await secureBench()).join("\n"));
     return;
@@ -196,6 +201,8 @@ async function main(): Promise<void> {
   lines.push(...(await hubBench(quick)));
   lines.push("");
   lines.push(...(await pubsubBench(quick)));
+  lines.push("");
+  lines.push(...(await chatBench(quick)));
   console.log(lines.join("\n"));
 }
 

@@ -183,9 +183,13 @@ export class ChatServer {
     }
   }
 
+  /** Sends `line` to everyone in `room` (but `except`): encoded once, the same frame to each. */
   private broadcast(room: string, line: Line, except?: Member): void {
+    let frame: Uint8Array | undefined;
     for (const m of this.rooms.get(room) ?? []) {
-      if (m !== except && m.session.open) m.session.send("line", line);
+      if (m === except || !m.session.open) continue;
+      frame ??= m.session.protocol.encode("line", line);
+      m.session.connection.send(frame);
     }
   }
 
