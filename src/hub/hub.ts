@@ -83,6 +83,16 @@ export interface HubOptions extends BlockTableOptions, PubSubOptions, RpcOptions
   security?: HubSecurity;
 }
 
+/**
+ * The name a client goes by (in `ls`, as a publisher, as an RPC caller): the name it gave, and on an
+ * authenticated connection the identity the handshake proved (`name@identity`; a bare public key shortened).
+ */
+function displayName(name: string, conn: Connection): string {
+  const id = conn.peer?.name;
+  if (!id) return name;
+  return `${name}@${id === conn.peer?.publicKey ? id.slice(0, 8) : id}`;
+}
+
 /** Throws `EZIPC_PERMISSION_DENIED` if `conn`'s client may not do `op` on `subject`. */
 export type AccessCheck = (conn: Connection, op: Operation, subject: string) => void;
 
@@ -455,9 +465,9 @@ export class Hub extends EventEmitter<HubEvents> {
         this.byConn.delete(client.conn);
         client.conn.destroy(new EzipcError("EZIPC_CONNECTION_RESET", "replaced by a resumed connection"));
       }
-      client.name = hello.name;
+      client.name = displayName(hello.name, conn);
     } else {
-      client = new ClientState(randomBytes(12).toString("hex"), hello.name);
+      client = new ClientState(randomBytes(12).toString("hex"), displayName(hello.name, conn));
       this.clients.set(client.id, client);
     }
     client.conn = conn;

@@ -75,8 +75,9 @@ describe("secure hub", () => {
     try {
       const a = await connect(url, { name: "alice", secure: { hubKey: pinned, staticKey: alice } });
       const svc = await connect(url, { name: "svc", secure: { hubKey: pinned, token: "s3cret" } });
-      await svc.serve("secure.echo", (req) => `echo ${req.text()}`);
-      assert.equal((await a.request("secure.echo", "hi")).text(), "echo hi");
+      await svc.serve("secure.echo", (req) => `echo ${req.text()} from ${req.caller}`);
+      // The hub names a client by what the handshake proved, next to the name it gave.
+      assert.match((await a.request("secure.echo", "hi")).text(), /^echo hi from alice@alice#/);
       const ptr = await a.allocate("secure.v", 8, "poll");
       await ptr.write(Buffer.from("abcdefgh"));
       const seen = await svc.watch("secure.v", "request");
