@@ -198,6 +198,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   readonly name: string;
   /** The id the hub gave this client (changes if the hub restarts). */
   clientId = "";
+  /** How the hub names this client (`name#id`; `name@identity#id` on a secure hub), from its welcome. */
+  label = "";
   status: ClientStatus = "connecting";
   private readonly dialer: Dialer;
   private readonly protocol: Protocol = hubProtocol();
@@ -256,7 +258,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         () => {},
       );
     },
-    () => `${this.name}#${this.clientId.slice(0, 6)}`,
+    () => this.label,
     (topic, servers) => this.emit("directRoutes", topic, servers),
   );
   private readonly subs = new Map<number, Subscription>();
@@ -847,6 +849,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     switch (msg.type) {
       case "welcome": {
         this.clientId = msg.body.clientId;
+        this.label = msg.body.label;
         this.routes.reset();
         void this.resync(conn);
         return;

@@ -482,6 +482,7 @@ export class Hub extends EventEmitter<HubEvents> {
         hub: this.name,
         features: [...HUB_FEATURES],
         maxBlockBytes: this.table.options.maxBlockBytes,
+        label: client.label,
       }),
     );
     log("debug", "hub", "client", { id: client.id, name: client.name, resumed });

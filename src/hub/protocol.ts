@@ -51,6 +51,8 @@ export const hubMessages = {
     hub: str,
     features: t.array(str, { maxLength: 64 }),
     maxBlockBytes: t.u32,
+    /** How the hub names this client (`name#id`, or `name@identity#id` on an authenticated connection). */
+    label: str,
   }),
   /** h→c: request `rid` failed. */
   error: t.struct({ rid: t.u32, code: str, message: str }),

@@ -426,6 +426,7 @@ describe("hub: limits and bad input", () => {
             hub: "h",
             features: [],
             maxBlockBytes: 1,
+            label: "x",
           }),
         );
         await within(raw.conn.closed, 5_000, "peer that sent a hub-only message closed");
@@ -511,6 +512,7 @@ describe("hub client against a scripted hub", () => {
               hub: "scripted",
               features: [],
               maxBlockBytes: 1024,
+              label: "scripted#1",
             }),
           );
         } else if (m.type === "watch") {

@@ -78,6 +78,7 @@ describe("secure hub", () => {
       await svc.serve("secure.echo", (req) => `echo ${req.text()} from ${req.caller}`);
       // The hub names a client by what the handshake proved, next to the name it gave.
       assert.match((await a.request("secure.echo", "hi")).text(), /^echo hi from alice@alice#/);
+      assert.match(a.label, /^alice@alice#/);
       const ptr = await a.allocate("secure.v", 8, "poll");
       await ptr.write(Buffer.from("abcdefgh"));
       const seen = await svc.watch("secure.v", "request");
