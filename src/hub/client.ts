@@ -2,6 +2,7 @@ import { EventEmitter } from "node:events";
 import os from "node:os";
 import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";
 import { schemaCodec } from "../codec/schema.js";
+import { withTimeout } from "../deadline.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { secureDial } from "../security/channel.js";
@@ -710,7 +711,11 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private async readyWithin(what: string): Promise<void> {
     if (this.ready) return;
     if (this.closedError) throw this.closedError;
-    await withTimeout(this.whenReady(), this.timeoutMs, what);
+    await withTimeout(
+      this.whenReady(),
+      this.timeoutMs,
+      () => new EzipcError("EZIPC_TIMEOUT", `${what}: not connected to the hub within ${this.timeoutMs} ms`),
+    );
   }
 
   /** Keys matching `pattern` (`*` any run, `?` one character; default all), sorted by key. */
@@ -1151,10 +1156,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     state?: KeyState,
     onReply?: (m: HubMessage) => void,
   ): Promise<HubMessage> {
-    if (!this.ready) {
-      if (this.closedError) throw this.closedError;
-      await withTimeout(this.whenReady(), this.timeoutMs, type);
-    }
+    await this.readyWithin(type);
     if (state) {
       if (state.status === "invalidated")
         throw new EzipcError("EZIPC_KEY_DISPOSED", `key ${state.key} has been invalidated`);
@@ -1233,26 +1235,6 @@ function fixedCodec(schema: SchemaType<unknown>): SchemaCodec<unknown> {
     );
   }
   return codec;
-}
-
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new EzipcError("EZIPC_TIMEOUT", `${what}: not connected to the hub within ${ms} ms`)),
-      ms,
-    );
-    timer.unref();
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
 }
 
 /**

@@ -23,6 +23,7 @@ import os from "node:os";
 import path from "node:path";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
+import type { Message, Protocol } from "../service/protocol.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Connection, Listener } from "../transport/types.js";
 import { type HubBody, hubProtocol } from "./protocol.js";
@@ -47,6 +48,20 @@ const NO_PAYLOAD = new Uint8Array(0);
 
 function unsupported(): never {
   throw new EzipcError("EZIPC_BAD_REQUEST", "not available on a direct connection");
+}
+
+/** Calls `fn` with each decoded message of `conn`; a frame that does not decode closes the connection. */
+function onDecoded(conn: Connection, protocol: Protocol, fn: (msg: Message) => void): void {
+  conn.on("message", (frame) => {
+    let msg: Message;
+    try {
+      msg = protocol.decode(frame);
+    } catch (err) {
+      conn.destroy(err as EzipcError);
+      return;
+    }
+    fn(msg);
+  });
 }
 
 /** A direct connection's messages go on with the other `side`: the hub would have flipped it. */
@@ -100,14 +115,7 @@ export class DirectServer {
       serveRequest: unsupported,
     };
     const rpc = new RpcClient(link, this.handlers, MAX_CALLS_PER_CONNECTION);
-    conn.on("message", (frame) => {
-      let msg: ReturnType<typeof protocol.decode>;
-      try {
-        msg = protocol.decode(frame);
-      } catch (err) {
-        conn.destroy(err as EzipcError);
-        return;
-      }
+    onDecoded(conn, protocol, (msg) => {
       if (msg.type === "call") {
         const call = msg.body as HubBody<"call">;
         if (call.kind !== KIND_REQUEST) {
@@ -182,14 +190,7 @@ export class DirectLink {
       },
       serveRequest: unsupported,
     });
-    conn.on("message", (frame) => {
-      let msg: ReturnType<typeof protocol.decode>;
-      try {
-        msg = protocol.decode(frame);
-      } catch (err) {
-        conn.destroy(err as EzipcError);
-        return;
-      }
+    onDecoded(conn, protocol, (msg) => {
       if (msg.type === "end") this.rpc.onEnd(flipped(msg.body as HubBody<"end">));
       else conn.destroy(new EzipcError("EZIPC_PROTOCOL", `a direct server may not send ${msg.type}`));
     });

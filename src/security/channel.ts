@@ -18,6 +18,7 @@
  *   fails to decrypt (tampered, replayed, reordered, truncated) closes the connection (`EZIPC_DECRYPT`).
  */
 import { Duplex } from "node:stream";
+import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
 import { type CipherState, HandshakeState, MAX_MESSAGE, TAG_BYTES } from "./noise.js";
@@ -136,7 +137,7 @@ export class SecureStream extends Duplex {
   }
 
   private onData(chunk: Buffer): void {
-    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
     let pos = 0;
     while (buf.length - pos >= 2) {
       const len = buf.readUInt16BE(pos);
@@ -150,8 +151,8 @@ export class SecureStream extends Duplex {
       pos += 2 + len;
       if (plain.length > 0 && !this.push(plain)) this.inner.pause();
     }
-    buf = buf.subarray(pos);
-    this.pending = buf.length > 0 ? Buffer.from(buf) : EMPTY_BUF;
+    // Node does not reuse a socket's chunks: the unread tail is kept as a view, not copied.
+    this.pending = pos < buf.length ? buf.subarray(pos) : EMPTY_BUF;
   }
 
   override _read(): void {
@@ -225,24 +226,10 @@ export class SecureStream extends Duplex {
 const EMPTY = new Uint8Array(0);
 const EMPTY_BUF = Buffer.alloc(0);
 
-function withTimeout<T>(p: Promise<T>, ms: number, stream: Duplex): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      reject(new EzipcError("EZIPC_HANDSHAKE", `no secure handshake within ${ms} ms`));
-      stream.destroy();
-    }, ms);
-    timer.unref();
-    p.then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
-  });
+/** A handshake ran out of time: the stream is dropped. */
+function handshakeTimedOut(stream: Duplex, ms: number): EzipcError {
+  stream.destroy();
+  return new EzipcError("EZIPC_HANDSHAKE", `no secure handshake within ${ms} ms`);
 }
 
 /** What the hub decides about a client that finished the handshake. */
@@ -304,7 +291,9 @@ export function secureListen(o: SecureListenOptions): StreamUpgrade {
     mine.add(stream);
     const reader = new MessageReader(stream);
     try {
-      return await withTimeout(respond(stream, reader), timeoutMs, stream);
+      return await withTimeout(respond(stream, reader), timeoutMs, () =>
+        handshakeTimedOut(stream, timeoutMs),
+      );
     } finally {
       pending.delete(stream);
       mine.delete(stream);
@@ -380,7 +369,7 @@ export function secureDial(o: SecureDialOptions): StreamUpgrade {
   const rekeyInterval = o.rekeyInterval ?? DEFAULT_REKEY_INTERVAL;
   return (stream) => {
     const reader = new MessageReader(stream);
-    return withTimeout(initiate(stream, reader), timeoutMs, stream);
+    return withTimeout(initiate(stream, reader), timeoutMs, () => handshakeTimedOut(stream, timeoutMs));
   };
 
   async function initiate(stream: Duplex, reader: MessageReader): Promise<SecureStream> {

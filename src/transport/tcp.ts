@@ -1,6 +1,6 @@
 import net from "node:net";
 import { EzipcError } from "../errors.js";
-import { netClose, netConnect, netListen } from "./net-dial.js";
+import { listenAt, netClose, netConnect } from "./net-dial.js";
 import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
@@ -32,16 +32,7 @@ export const tcpTransport: Transport = {
     const { host, port } = parseTcpUrl(url);
     const resolved = resolveConnectionOptions(options);
     const server = net.createServer({ noDelay: true });
-    try {
-      await netListen(server, { host, port, backlog: options.backlog ?? 511 });
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new EzipcError(
-        e.code === "EADDRINUSE" ? "EZIPC_ADDRESS_IN_USE" : "EZIPC_INVALID_URL",
-        `listen ${url.href}: ${e.code ?? e.message}`,
-        { cause: err },
-      );
-    }
+    await listenAt(server, { host, port, backlog: options.backlog ?? 511 }, url.href);
     const addr = server.address() as net.AddressInfo;
     const listener = new StreamListener(
       tcpUrl(addr.address, addr.port),

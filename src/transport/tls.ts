@@ -2,7 +2,7 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import tls from "node:tls";
 import { EzipcError } from "../errors.js";
-import { netClose, netListen } from "./net-dial.js";
+import { listenAt, netClose, openSocket } from "./net-dial.js";
 import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import { tcpUrl } from "./tcp.js";
@@ -58,16 +58,7 @@ export const tlsTransport: Transport = {
     const { host, port, files } = parseTlsUrl(url);
     const resolved = resolveConnectionOptions(options);
     const server = tls.createServer({ ...files, ...options.tls });
-    try {
-      await netListen(server, { host, port, backlog: options.backlog ?? 511 });
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException;
-      throw new EzipcError(
-        e.code === "EADDRINUSE" ? "EZIPC_ADDRESS_IN_USE" : "EZIPC_INVALID_URL",
-        `listen ${url.href}: ${e.code ?? e.message}`,
-        { cause: err },
-      );
-    }
+    await listenAt(server, { host, port, backlog: options.backlog ?? 511 }, url.href);
     const addr = server.address() as net.AddressInfo;
     const listener = new StreamListener(
       tlsUrl(addr.address, addr.port),
@@ -95,8 +86,11 @@ export const tlsTransport: Transport = {
   async dial(url: URL, options: DialOptions): Promise<Connection> {
     const { host, port, files } = parseTlsUrl(url);
     const resolved = resolveConnectionOptions(options);
-    const socket = await tlsConnect(
-      { host, port, servername: net.isIP(host) ? undefined : host, ...files, ...options.tls },
+    // Certificate failures reject with EZIPC_AUTH.
+    const socket = await openSocket(
+      () =>
+        tls.connect({ host, port, servername: net.isIP(host) ? undefined : host, ...files, ...options.tls }),
+      "secureConnect",
       url.href,
       options.connectTimeoutMs ?? 10_000,
       options.signal,
@@ -111,48 +105,3 @@ export const tlsTransport: Transport = {
     );
   },
 };
-
-/** Connects and finishes the TLS handshake; certificate failures reject with `EZIPC_AUTH`. */
-function tlsConnect(
-  o: tls.ConnectionOptions,
-  target: string,
-  timeoutMs: number,
-  signal: AbortSignal | undefined,
-): Promise<tls.TLSSocket> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) {
-      reject(new EzipcError("EZIPC_CONNECT_ABORTED", `dial ${target} aborted`, { cause: signal.reason }));
-      return;
-    }
-    const socket = tls.connect(o);
-    const timer = setTimeout(() => {
-      finish(new EzipcError("EZIPC_CONNECTION_REFUSED", `dial ${target}: no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onAbort = () =>
-      finish(new EzipcError("EZIPC_CONNECT_ABORTED", `dial ${target} aborted`, { cause: signal?.reason }));
-    const onError = (err: NodeJS.ErrnoException) => {
-      const cert = /CERT|SELF_SIGNED|UNABLE_TO|HOSTNAME|ERR_TLS/.test(err.code ?? "");
-      finish(
-        new EzipcError(
-          cert ? "EZIPC_AUTH" : "EZIPC_CONNECTION_REFUSED",
-          `dial ${target}: ${cert ? "the server's certificate is not trusted: " : ""}${err.code ?? err.message}`,
-          { cause: err },
-        ),
-      );
-    };
-    const onConnect = () => finish(null);
-    function finish(err: EzipcError | null) {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      socket.off("error", onError);
-      socket.off("secureConnect", onConnect);
-      if (err) {
-        socket.destroy();
-        reject(err);
-      } else resolve(socket);
-    }
-    signal?.addEventListener("abort", onAbort, { once: true });
-    socket.once("error", onError);
-    socket.once("secureConnect", onConnect);
-  });
-}

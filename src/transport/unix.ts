@@ -2,7 +2,7 @@ import { lstat, unlink } from "node:fs/promises";
 import net from "node:net";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
-import { netClose, netConnect, netListen } from "./net-dial.js";
+import { listenAt, netClose, netConnect, netListen } from "./net-dial.js";
 import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
@@ -68,16 +68,7 @@ export const unixTransport: Transport = {
         throw new EzipcError("EZIPC_ADDRESS_IN_USE", `listen ${url.href}: a live server is listening there`);
       }
       await unlink(file).catch(() => undefined); // stale socket of a dead server
-      try {
-        await netListen(server, { path: file, backlog: options.backlog ?? 511 });
-      } catch (err2) {
-        const e2 = err2 as NodeJS.ErrnoException;
-        throw new EzipcError(
-          e2.code === "EADDRINUSE" ? "EZIPC_ADDRESS_IN_USE" : "EZIPC_INVALID_URL",
-          `listen ${url.href}: ${e2.code ?? e2.message}`,
-          { cause: err2 },
-        );
-      }
+      await listenAt(server, { path: file, backlog: options.backlog ?? 511 }, url.href);
     }
     let n = 0;
     const listener = new StreamListener(bound, resolved, () => netClose(server), options.upgrade);

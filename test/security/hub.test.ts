@@ -122,6 +122,22 @@ describe("secure hub", () => {
     }
   });
 
+  it("without an allow-list every client with a key gets in, named by its key's first 8 characters", async () => {
+    const hubKey = dh25519.generateKeyPair();
+    const me = dh25519.generateKeyPair();
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], security: { staticKey: hubKey } });
+    try {
+      const c = await connect(hub.urls[0]!, {
+        name: "anon",
+        secure: { hubKey: hubKey.publicKey, staticKey: me },
+      });
+      assert.equal(c.label.split("#")[0], `anon@${me.publicKey.toString("base64").slice(0, 8)}`);
+      await c.close();
+    } finally {
+      await hub.close();
+    }
+  });
+
   it("permissions: a denied operation fails with EZIPC_PERMISSION_DENIED and the connection carries on", async () => {
     const hubKey = dh25519.generateKeyPair();
     const alice = dh25519.generateKeyPair();

@@ -184,6 +184,11 @@ export class ChatServer {
   }
 
   /** Sends `line` to everyone in `room` (but `except`): encoded once, the same frame to each. */
+  /** A line from `m` in its room, now. */
+  private line(m: Member, kind: number, text: string, to = ""): Line {
+    return { kind, time: this.now(), room: m.room, from: m.nick, to, text };
+  }
+
   private broadcast(room: string, line: Line, except?: Member): void {
     let frame: Uint8Array | undefined;
     for (const m of this.rooms.get(room) ?? []) {
@@ -210,17 +215,9 @@ export class ChatServer {
   }
 
   private async welcome(m: Member, id: number): Promise<void> {
-    const time = this.now();
-    const joined: Line = {
-      kind: KIND_JOIN,
-      time,
-      room: m.room,
-      from: m.nick,
-      to: "",
-      text: `${m.nick} joined`,
-    };
+    const joined = this.line(m, KIND_JOIN, `${m.nick} joined`);
     await this.store(joined);
-    const history = await this.options.store.history(m.room, this.dayOf(time), nickKey(m.nick));
+    const history = await this.options.store.history(m.room, this.dayOf(joined.time), nickKey(m.nick));
     if (m.session.open) m.session.send("welcome", { id, room: m.room, nick: m.nick, history });
     this.broadcast(m.room, joined, m);
   }
@@ -241,7 +238,7 @@ export class ChatServer {
   private async onSay(m: Member, b: Body<"say">): Promise<void> {
     checkText(b.text);
     this.spend(m);
-    const line: Line = { kind: KIND_SAY, time: this.now(), room: m.room, from: m.nick, to: "", text: b.text };
+    const line = this.line(m, KIND_SAY, b.text);
     await this.store(line);
     if (m.session.open) m.session.send("ok", { id: b.id });
     this.broadcast(m.room, line, m);
@@ -252,14 +249,7 @@ export class ChatServer {
     const to = this.nicks.get(nickKey(b.to));
     if (!to || to.room !== m.room) refuse("EZIPC_NO_SUCH_MEMBER", `nobody called ${b.to} is in ${m.room}`);
     this.spend(m);
-    const line: Line = {
-      kind: KIND_WHISPER,
-      time: this.now(),
-      room: m.room,
-      from: m.nick,
-      to: to.nick,
-      text: b.text,
-    };
+    const line = this.line(m, KIND_WHISPER, b.text, to.nick);
     await this.store(line);
     if (m.session.open) m.session.send("ok", { id: b.id });
     if (to.session.open) to.session.send("line", line);
@@ -275,14 +265,7 @@ export class ChatServer {
     this.nicks.delete(nickKey(old));
     this.nicks.set(key, m);
     m.nick = b.name;
-    const line: Line = {
-      kind: KIND_RENAME,
-      time: this.now(),
-      room: m.room,
-      from: old,
-      to: b.name,
-      text: `${old} is now ${b.name}`,
-    };
+    const line = { ...this.line(m, KIND_RENAME, `${old} is now ${b.name}`, b.name), from: old };
     await this.store(line);
     if (m.session.open) m.session.send("ok", { id: b.id });
     this.broadcast(m.room, line, m);
@@ -303,19 +286,11 @@ export class ChatServer {
     checkRoom(b.room);
     if (b.room === m.room) refuse("EZIPC_BAD_REQUEST", `already in ${b.room}`);
     this.spend(m);
-    const left: Line = {
-      kind: KIND_LEAVE,
-      time: this.now(),
-      room: m.room,
-      from: m.nick,
-      to: "",
-      text: `${m.nick} left`,
-    };
-    const from = m.room;
+    const left = this.line(m, KIND_LEAVE, `${m.nick} left`);
     this.leave(m);
     this.enter(m, b.room);
     await this.store(left);
-    this.broadcast(from, left);
+    this.broadcast(left.room, left);
     await this.welcome(m, b.id);
   }
 
@@ -325,14 +300,7 @@ export class ChatServer {
     this.members.delete(session);
     this.nicks.delete(nickKey(m.nick));
     this.leave(m);
-    const left: Line = {
-      kind: KIND_LEAVE,
-      time: this.now(),
-      room: m.room,
-      from: m.nick,
-      to: "",
-      text: `${m.nick} left`,
-    };
+    const left = this.line(m, KIND_LEAVE, `${m.nick} left`);
     try {
       await this.store(left);
     } catch (err) {
