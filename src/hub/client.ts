@@ -534,7 +534,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     let sid = this.nextSid;
     while (this.subs.has(sid)) sid = sid >= 0xffffffff ? 1 : sid + 1;
     this.nextSid = sid >= 0xffffffff ? 1 : sid + 1;
-    const sub = new Subscription(sid, pattern, init, iter, prefetch, this.subHost, handler);
+    const sub = new Subscription(sid, pattern, init, iter, prefetch, this.subHost, handler, options.onGap);
     this.subs.set(sid, sub);
     try {
       const start = await this.sendSubscribe(this.conn!, sub, []);
@@ -826,6 +826,13 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       this.onMessage(conn, msg);
     });
     conn.on("error", () => {});
+    // The hub is closing this connection (a graceful shutdown): not ready from now on, so the status changes
+    // before operations start failing and whenReady() waits for the next connection.
+    conn.once("closing", () => {
+      if (this.conn !== conn || !this.ready) return;
+      this.ready = false;
+      if (this.status !== "closed") this.setStatus("reconnecting");
+    });
     conn.once("close", (info) => {
       if (this.batchConn === conn) this.batcher.discard();
       if (this.conn !== conn) return;

@@ -11,6 +11,7 @@ import type { Protocol } from "../service/protocol.js";
 import type { Connection } from "../transport/types.js";
 import { checkKey } from "./blocks.js";
 import type { hubMessages } from "./protocol.js";
+import { sendTo } from "./send.js";
 
 export const OP_TAKE = 0;
 export const OP_TRY_TAKE = 1;
@@ -39,10 +40,14 @@ type Msg = Infer<typeof hubMessages.deadman>;
 
 /** Most tokens with a holder or a waiter (`EZIPC_TOO_MANY_KEYS`). */
 const MAX_TOKENS = 100_000;
+/** Most waiting ops (take, waitTaken, waitReleased) per connection (`EZIPC_TOO_MANY_REQUESTS`). */
+export const MAX_WAITS_PER_CONNECTION = 1_000;
 
 export class Deadmen {
   private readonly tokens = new Map<string, Token>();
   private readonly labels = new Map<Connection, string>();
+  /** Waiting ops per connection. */
+  private readonly waits = new Map<Connection, number>();
 
   constructor(private readonly protocol: Protocol) {}
 
@@ -59,13 +64,14 @@ export class Deadmen {
       this.op(conn, m);
     } catch (err) {
       if (!isEzipcError(err)) throw err;
-      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+      sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
     }
     return true;
   }
 
   connectionClosed(conn: Connection): void {
     this.labels.delete(conn);
+    this.waits.delete(conn);
     for (const [name, t] of [...this.tokens]) {
       const drop = (ws: Waiter[]) => ws.filter((w) => w.conn !== conn);
       t.takers = drop(t.takers);
@@ -94,7 +100,7 @@ export class Deadmen {
         if (t.holder === conn)
           throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client already holds it`);
         if (!t.holder) this.give(t, { conn, rid: m.rid });
-        else if (m.op === OP_TAKE) t.takers.push({ conn, rid: m.rid });
+        else if (m.op === OP_TAKE) t.takers.push(this.waiter(conn, m.rid));
         else this.reply(conn, m.rid, t);
         break;
       case OP_RELEASE:
@@ -105,11 +111,11 @@ export class Deadmen {
         break;
       case OP_WAIT_TAKEN:
         if (t.holder) this.reply(conn, m.rid, t);
-        else t.waitTaken.push({ conn, rid: m.rid });
+        else t.waitTaken.push(this.waiter(conn, m.rid));
         break;
       case OP_WAIT_RELEASED:
         if (!t.holder) this.reply(conn, m.rid, t);
-        else t.waitReleased.push({ conn, rid: m.rid });
+        else t.waitReleased.push(this.waiter(conn, m.rid));
         break;
       case OP_STATE:
         this.reply(conn, m.rid, t);
@@ -119,7 +125,9 @@ export class Deadmen {
         const keep = (ws: Waiter[]) =>
           ws.filter((w) => {
             if (w.conn !== conn || w.rid !== m.rid) return true;
-            conn.send(
+            this.unwait(conn);
+            sendTo(
+              conn,
               this.protocol.encode("error", { rid: w.rid, code: "EZIPC_CANCELLED", message: "cancelled" }),
             );
             return false;
@@ -135,14 +143,32 @@ export class Deadmen {
     this.gc(m.name, t);
   }
 
-  private give(t: Token, w: Waiter): void {
+  /** A waiting op of `conn`, counted against its bound. */
+  private waiter(conn: Connection, rid: number): Waiter {
+    const n = this.waits.get(conn) ?? 0;
+    if (n >= MAX_WAITS_PER_CONNECTION) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_REQUESTS",
+        `at most ${MAX_WAITS_PER_CONNECTION} waiting deadman ops per client`,
+      );
+    }
+    this.waits.set(conn, n + 1);
+    return { conn, rid };
+  }
+
+  private unwait(conn: Connection): void {
+    const n = this.waits.get(conn);
+    if (n !== undefined) this.waits.set(conn, n - 1);
+  }
+
+  private give(t: Token, w: Waiter, waited = false): void {
     t.holder = w.conn;
     t.holderLabel = this.labels.get(w.conn) ?? "";
     t.epoch++;
-    this.reply(w.conn, w.rid, t);
+    this.reply(w.conn, w.rid, t, waited);
     const waiting = t.waitTaken;
     t.waitTaken = [];
-    for (const x of waiting) this.reply(x.conn, x.rid, t);
+    for (const x of waiting) this.reply(x.conn, x.rid, t, true);
   }
 
   private release(t: Token): void {
@@ -150,10 +176,10 @@ export class Deadmen {
     t.holderLabel = "";
     const waiting = t.waitReleased;
     t.waitReleased = [];
-    for (const x of waiting) this.reply(x.conn, x.rid, t);
+    for (const x of waiting) this.reply(x.conn, x.rid, t, true);
     while (t.takers.length > 0 && !t.holder) {
       const next = t.takers.shift()!;
-      if (next.conn.state === "open") this.give(t, next);
+      if (next.conn.state === "open") this.give(t, next, true);
     }
   }
 
@@ -163,9 +189,12 @@ export class Deadmen {
     }
   }
 
-  private reply(conn: Connection, rid: number, t: Token | undefined): void {
+  /** Answers an op; a waiting one is no longer counted. */
+  private reply(conn: Connection, rid: number, t: Token | undefined, waited = false): void {
+    if (waited) this.unwait(conn);
     if (conn.state !== "open") return;
-    conn.send(
+    sendTo(
+      conn,
       this.protocol.encode("deadmanState", {
         rid,
         taken: t?.holder != null,

@@ -27,6 +27,8 @@ import type { KeyPair } from "../security/suite.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { listen } from "../transport/registry.js";
 import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
+import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
+import { BlockCommits, type BlockValue } from "./block-commits.js";
 import {
   type Block,
   BlockTable,
@@ -45,17 +47,23 @@ import {
   type HubMessage,
   type hubMessages,
   hubProtocol,
+  INFO_DISPOSED,
+  INFO_GRACE,
+  INFO_LIVE,
+  INFO_NONE,
   KIND_BYTES,
   KIND_JSON,
   STATE_GRACE,
   STATE_LIVE,
 } from "./protocol.js";
 import { type HistoryStore, PubSub, type PubSubOptions } from "./pubsub.js";
-import { Rpc, type RpcOptions } from "./rpc.js";
-import { type BlockStore, MemoryStore, type StoredBlock } from "./store.js";
+import { END_ERROR, Rpc, type RpcOptions, SIDE_CALLER } from "./rpc.js";
+import { sendTo } from "./send.js";
+import { type BlockStore, MemoryStore } from "./store.js";
 
 const REQUEST = 0;
 const LAZY = 1;
+const NO_BYTES = new Uint8Array(0);
 const POLL = 2;
 
 /** Options of {@link Hub.listen}. Connection options apply to every accepted connection. */
@@ -227,9 +235,7 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly clients = new Map<string, ClientState>();
   private readonly byConn = new Map<Connection, ClientState>();
   private readonly holders = new Map<Block, Map<ClientState, Holding>>();
-  private readonly pendingPersist = new Set<Block>();
-  private pendingAcks: { client: ClientState; rid: number; version: number }[] = [];
-  private persistScheduled = false;
+  private readonly commits: BlockCommits;
   private readonly startedAt = Date.now();
   private closing = false;
   private readonly counters = { writes: 0, reads: 0, updatesSent: 0, updatesCoalesced: 0, staleSent: 0 };
@@ -251,8 +257,9 @@ export class Hub extends EventEmitter<HubEvents> {
     this.access = restricted
       ? (conn, op, subject) => policy.check(conn.peer?.name ?? null, op, subject)
       : undefined;
-    this.rpc = new Rpc(options, this.protocol, this.access);
+    this.rpc = new Rpc(options, this.protocol);
     this.deadmen = new Deadmen(this.protocol);
+    this.commits = new BlockCommits(this.store, (b, v) => this.applyCommitted(b, v));
     this.table = new BlockTable(options, options.clock ?? systemClock, (block, reason) =>
       this.onInvalidate(block, reason),
     );
@@ -379,8 +386,10 @@ export class Hub extends EventEmitter<HubEvents> {
     this.closing = true;
     await Promise.all(this.servers.map((l) => l.close().catch(() => {})));
     for (const c of this.clients.values()) if (c.windowTimer) clearTimeout(c.windowTimer);
-    this.flushPersist();
+    this.commits.flush();
+    this.commits.stop();
     this.pubsub?.flush();
+    this.pubsub?.stop();
     this.table.close();
     this.store.close();
   }
@@ -452,7 +461,7 @@ export class Hub extends EventEmitter<HubEvents> {
     const hello = msg.body;
     if (hello.protocol !== HUB_PROTOCOL_VERSION) {
       const error = `hub speaks protocol ${HUB_PROTOCOL_VERSION}, client ${hello.protocol}`;
-      conn.send(this.protocol.encode("error", { rid: 0, code: "EZIPC_HANDSHAKE", message: error }));
+      sendTo(conn, this.protocol.encode("error", { rid: 0, code: "EZIPC_HANDSHAKE", message: error }));
       void conn.close(error);
       return;
     }
@@ -474,7 +483,8 @@ export class Hub extends EventEmitter<HubEvents> {
     client.congested = false;
     client.resynced = new Set();
     this.byConn.set(conn, client);
-    conn.send(
+    sendTo(
+      conn,
       this.protocol.encode("welcome", {
         protocol: HUB_PROTOCOL_VERSION,
         clientId: client.id,
@@ -520,7 +530,7 @@ export class Hub extends EventEmitter<HubEvents> {
 
   private send(client: ClientState, type: string, body: unknown): void {
     const conn = client.conn;
-    if (conn && conn.state === "open") conn.send(this.protocol.encode(type, body));
+    if (conn) sendTo(conn, this.protocol.encode(type, body));
   }
 
   private fail(client: ClientState, rid: number, err: unknown): void {
@@ -529,6 +539,32 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   private dispatch(client: ClientState, msg: HubMessage): void {
+    // One permission check for every message (admission.ts), before any handler runs.
+    const admission = CLIENT_MESSAGES[msg.type];
+    if (!admission) throw new EzipcError("EZIPC_PROTOCOL", `a client may not send ${msg.type}`);
+    if (this.access && client.conn && "op" in admission) {
+      const body = msg.body as Record<string, unknown>;
+      const subject = subjectOf(admission, body);
+      if (subject !== undefined) {
+        try {
+          this.access(client.conn, admission.op, subject);
+        } catch (err) {
+          if (!isEzipcError(err) || typeof body.rid !== "number") throw err;
+          const { code, message } = err;
+          if (admission.refuse === "end") {
+            this.send(client, "end", {
+              side: SIDE_CALLER,
+              id: body.rid,
+              status: END_ERROR,
+              code,
+              message,
+              payload: NO_BYTES,
+            });
+          } else this.send(client, "error", { rid: body.rid, code, message });
+          return;
+        }
+      }
+    }
     switch (msg.type) {
       case "allocate":
         this.onAllocate(client, msg.body);
@@ -563,6 +599,9 @@ export class Hub extends EventEmitter<HubEvents> {
       case "peek":
         this.onPeek(client, msg.body);
         return;
+      case "info":
+        this.onInfo(client, msg.body);
+        return;
       default:
         if (client.conn) {
           const label = client.label;
@@ -574,6 +613,16 @@ export class Hub extends EventEmitter<HubEvents> {
     }
   }
 
+  /** Whether `conn`'s client may do `op` on `subject` (listings show only what it may see). */
+  private permits(conn: Connection, op: Operation, subject: string): boolean {
+    try {
+      this.access?.(conn, op, subject);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   /** Throws `EZIPC_PERMISSION_DENIED` if the client's permissions (docs/security.md) do not allow it. */
   private checkAccess(client: ClientState, op: Operation, subject: string): void {
     if (this.access && client.conn) this.access(client.conn, op, subject);
@@ -582,7 +631,6 @@ export class Hub extends EventEmitter<HubEvents> {
   private onAllocate(client: ClientState, m: Infer<typeof hubMessages.allocate>): void {
     try {
       checkKey(m.key);
-      this.checkAccess(client, "allocate", m.key);
       checkPolicy(m.policy);
       if (m.kind !== KIND_BYTES && m.kind !== KIND_JSON) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `unknown block kind ${m.kind}`);
@@ -631,7 +679,6 @@ export class Hub extends EventEmitter<HubEvents> {
   private onWatch(client: ClientState, m: Infer<typeof hubMessages.watch>): void {
     try {
       checkKey(m.key);
-      this.checkAccess(client, "watch", m.key);
       checkPolicy(m.policy);
       this.checkPointerLimit(client);
       const block = this.find(m.key);
@@ -645,7 +692,6 @@ export class Hub extends EventEmitter<HubEvents> {
   private onPeek(client: ClientState, m: Infer<typeof hubMessages.peek>): void {
     try {
       checkKey(m.key);
-      this.checkAccess(client, "watch", m.key);
       const b = this.find(m.key);
       this.send(client, "opened", {
         rid: m.rid,
@@ -657,6 +703,31 @@ export class Hub extends EventEmitter<HubEvents> {
         created: false,
         data: b.data,
       });
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  /** What the hub knows of a key, with no side effect (a key in grace stays in grace). */
+  private onInfo(client: ClientState, m: Infer<typeof hubMessages.info>): void {
+    try {
+      checkKey(m.key);
+      const found = this.table.lookup(m.key);
+      const none = { rid: m.rid, kind: 0, size: 0, version: 0n, refcount: 0, persistent: false };
+      if ("disposed" in found) this.send(client, "keyInfo", { ...none, state: INFO_DISPOSED });
+      else if ("missing" in found) this.send(client, "keyInfo", { ...none, state: INFO_NONE });
+      else {
+        const b = found.found;
+        this.send(client, "keyInfo", {
+          rid: m.rid,
+          state: b.refcount === 0 && !b.persistent ? INFO_GRACE : INFO_LIVE,
+          kind: b.kind,
+          size: b.data.length,
+          version: BigInt(b.version),
+          refcount: b.refcount,
+          persistent: b.persistent,
+        });
+      }
     } catch (err) {
       this.fail(client, m.rid, err);
     }
@@ -701,19 +772,26 @@ export class Hub extends EventEmitter<HubEvents> {
       if (b.kind !== KIND_BYTES) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key} is a JSON config; use its config operations`);
       }
-      if (m.offset + m.data.length > b.data.length) {
+      const cur = b.persistent ? this.commits.current(b) : b;
+      if (m.offset + m.data.length > cur.data.length) {
         throw new EzipcError(
           "EZIPC_BAD_REQUEST",
-          `${b.key}: write of ${m.data.length} bytes at ${m.offset} is outside its ${b.data.length} bytes`,
+          `${b.key}: write of ${m.data.length} bytes at ${m.offset} is outside its ${cur.data.length} bytes`,
         );
       }
-      if (m.expect !== undefined && Number(m.expect) !== b.version) {
+      if (m.expect !== undefined && Number(m.expect) !== cur.version) {
         this.send(client, "conflict", { rid: m.rid, version: BigInt(b.version) });
+        return;
+      }
+      if (b.persistent) {
+        const data = Buffer.from(cur.data);
+        data.set(m.data, m.offset);
+        this.stage(client, m.rid, b, data, cur.version + 1);
         return;
       }
       b.data.set(m.data, m.offset);
       this.changed(b);
-      this.ack(client, m.rid, b);
+      this.send(client, "ok", { rid: m.rid, version: BigInt(b.version) });
     } catch (err) {
       this.fail(client, m.rid, err);
     }
@@ -731,23 +809,28 @@ export class Hub extends EventEmitter<HubEvents> {
       } catch (err) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key}: invalid JSON: ${(err as Error).message}`);
       }
+      const cur = b.persistent ? this.commits.current(b) : b;
       let next: unknown;
       if (m.op === 0) next = value;
       else if (m.op === 1) {
-        if (b.data.length > 0) {
+        if (cur.data.length > 0) {
           this.send(client, "conflict", { rid: m.rid, version: BigInt(b.version) });
           return;
         }
         next = value;
       } else if (m.op === 2) {
-        const current = b.data.length > 0 ? JSON.parse(b.data.toString("utf8")) : undefined;
+        const current = cur.data.length > 0 ? JSON.parse(cur.data.toString("utf8")) : undefined;
         next = mergePatch(current, value);
       } else throw new EzipcError("EZIPC_BAD_REQUEST", `unknown config operation ${m.op}`);
       const data = Buffer.from(JSON.stringify(next), "utf8");
       this.table.checkSize(b.key, data.length, b.data.length);
+      if (b.persistent) {
+        this.stage(client, m.rid, b, data, cur.version + 1);
+        return;
+      }
       this.table.replaceData(b, data);
       this.changed(b);
-      this.ack(client, m.rid, b);
+      this.send(client, "ok", { rid: m.rid, version: BigInt(b.version) });
     } catch (err) {
       this.fail(client, m.rid, err);
     }
@@ -767,6 +850,13 @@ export class Hub extends EventEmitter<HubEvents> {
         h = client.holdings.get(block.id);
       }
       const before = h ? h.counts[0] + h.counts[1] + h.counts[2] : 0;
+      // The same bound as allocate/watch: the pointers this client will hold after the resync.
+      if (client.pointers - before + total > this.maxPointersPerClient) {
+        throw new EzipcError(
+          "EZIPC_TOO_MANY_POINTERS",
+          `resync of ${m.key} with ${total} pointers is over this client's maximum of ${this.maxPointersPerClient}`,
+        );
+      }
       if (h) {
         for (let p = 0; p < 3; p++) h.counts[p] = 0;
         client.pointers -= before;
@@ -796,6 +886,7 @@ export class Hub extends EventEmitter<HubEvents> {
     const keys = [];
     for (const b of this.table.blocks()) {
       if (!match(b.key)) continue;
+      if (this.access && client.conn && !this.permits(client.conn, "watch", b.key)) continue;
       const holders = [];
       for (const [c, h] of this.holders.get(b) ?? []) {
         holders.push({ client: `${c.name}#${c.id.slice(0, 6)}`, counts: [...h.counts] });
@@ -912,11 +1003,34 @@ export class Hub extends EventEmitter<HubEvents> {
     if (this.table.byId(h.block.id) === h.block) this.table.release(h.block, n);
   }
 
-  /** A block's value changed: bump its version and tell its holders. */
+  /** A block's value changed in place: bump its version and tell its holders. */
   private changed(b: Block): void {
     b.version++;
     this.counters.writes++;
-    if (b.persistent) this.pendingPersist.add(b);
+    this.notifyHolders(b);
+  }
+
+  /**
+   * A write to a persistent key: staged until the store commits it (block-commits.ts), then applied, pushed
+   * to the holders and acknowledged.
+   */
+  private stage(client: ClientState, rid: number, b: Block, data: Buffer, version: number): void {
+    this.counters.writes++;
+    this.commits.stage(b, { data, version }, (err) => {
+      if (err) this.send(client, "error", { rid, code: err.code, message: err.message });
+      else this.send(client, "ok", { rid, version: BigInt(version) });
+    });
+  }
+
+  /** A persistent key's staged write was committed. */
+  private applyCommitted(b: Block, value: BlockValue): void {
+    this.table.replaceData(b, value.data);
+    b.version = value.version;
+    this.notifyHolders(b);
+  }
+
+  /** Tells a block's holders of its new value (poll: the value; lazy: a stale notice). */
+  private notifyHolders(b: Block): void {
     const holders = this.holders.get(b);
     if (!holders) return;
     let update: Uint8Array | undefined;
@@ -934,13 +1048,13 @@ export class Hub extends EventEmitter<HubEvents> {
         }
         update ??= this.protocol.encode("update", { id: b.id, version: BigInt(b.version), data: b.data });
         this.counters.updatesSent++;
-        if (!conn.send(update)) this.congest(client, conn);
+        if (!sendTo(conn, update)) this.congest(client, conn);
       } else if (h.policy === LAZY && !h.staleSent) {
         h.staleSent = true;
         if (conn?.state !== "open") continue;
         stale ??= this.protocol.encode("stale", { id: b.id, version: BigInt(b.version) });
         this.counters.staleSent++;
-        conn.send(stale);
+        sendTo(conn, stale);
       }
     }
   }
@@ -964,7 +1078,8 @@ export class Hub extends EventEmitter<HubEvents> {
       h.dirty = false;
       const b = h.block;
       this.counters.updatesSent++;
-      const ok = conn.send(
+      const ok = sendTo(
+        conn,
         this.protocol.encode("update", { id: b.id, version: BigInt(b.version), data: b.data }),
       );
       if (!ok) {
@@ -974,48 +1089,20 @@ export class Hub extends EventEmitter<HubEvents> {
     }
   }
 
-  /** Acknowledges a write: at once, or after the store commits it for a persistent block. */
-  private ack(client: ClientState, rid: number, b: Block): void {
-    if (!b.persistent) {
-      this.send(client, "ok", { rid, version: BigInt(b.version) });
-      return;
-    }
-    this.pendingAcks.push({ client, rid, version: b.version });
-    if (!this.persistScheduled) {
-      this.persistScheduled = true;
-      setImmediate(() => this.flushPersist());
-    }
-  }
-
-  private flushPersist(): void {
-    this.persistScheduled = false;
-    const acks = this.pendingAcks;
-    this.pendingAcks = [];
-    let error: EzipcError | undefined;
-    if (this.pendingPersist.size > 0) {
-      const batch: StoredBlock[] = [];
-      for (const b of this.pendingPersist)
-        batch.push({ key: b.key, kind: b.kind, version: b.version, data: b.data });
-      this.pendingPersist.clear();
-      try {
-        this.store.save(batch);
-      } catch (err) {
-        error = new EzipcError("EZIPC_STORE", `persisting failed: ${(err as Error).message}`, { cause: err });
-        log("error", "hub", "store save failed", { error: err });
-      }
-    }
-    for (const a of acks) {
-      if (error) this.send(a.client, "error", { rid: a.rid, code: error.code, message: error.message });
-      else this.send(a.client, "ok", { rid: a.rid, version: BigInt(a.version) });
-    }
-  }
-
+  /** Commits a new persistent key at once; if the store fails, the key is removed and `EZIPC_STORE` thrown. */
   private persistNow(block: Block): void {
-    this.store.save([{ key: block.key, kind: block.kind, version: block.version, data: block.data }]);
+    try {
+      this.store.save([{ key: block.key, kind: block.kind, version: block.version, data: block.data }]);
+    } catch (err) {
+      this.table.delete(block);
+      throw new EzipcError("EZIPC_STORE", `persisting ${block.key} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
   }
 
   private onInvalidate(block: Block, reason: "disposed" | "deleted"): void {
-    this.pendingPersist.delete(block);
+    this.commits.drop(block);
     if (block.persistent) {
       try {
         this.store.remove(block.key);

@@ -10,7 +10,7 @@ import { schemaProtocol } from "../service/protocol.js";
 export const HUB_PROTOCOL_VERSION = 2;
 
 /** Feature names this implementation speaks (sent in `hello` and `welcome`). */
-export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman", "direct"] as const;
+export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman", "direct", "info"] as const;
 
 /** Sync policies in wire order: the higher, the more the hub pushes. */
 export const POLICIES = ["request", "lazy", "poll"] as const;
@@ -261,6 +261,24 @@ export const hubMessages = {
     topic: key,
     routes: t.array(t.struct({ server: str, host: str, url: str }), { maxLength: 4096 }),
   }),
+
+  // ---- key information (feature "info") ----
+  /** c→h: what the hub knows of `key`, without holding it or reviving it. Replied with `keyInfo`. */
+  info: t.struct({ rid: t.u32, key }),
+  /**
+   * h→c: `state` 0 none (never created, or forgotten), 1 live, 2 grace (no holder; disposed when its grace
+   * ends unless held again), 3 disposed (a tombstone: watch fails with EZIPC_KEY_DISPOSED). The other
+   * fields are 0 / false unless live or in grace.
+   */
+  keyInfo: t.struct({
+    rid: t.u32,
+    state: t.u8,
+    kind: t.u8,
+    size: t.u32,
+    version: t.u64,
+    refcount: t.u32,
+    persistent: t.bool,
+  }),
 } as const;
 
 /** The body of hub message `K`. */
@@ -274,6 +292,12 @@ export type HubMessage = {
 /** Block states in `listing`: live, counting down its grace period. */
 export const STATE_LIVE = 0;
 export const STATE_GRACE = 1;
+
+/** Key states in `keyInfo`. */
+export const INFO_NONE = 0;
+export const INFO_LIVE = 1;
+export const INFO_GRACE = 2;
+export const INFO_DISPOSED = 3;
 
 /** Makes a hub protocol instance (compile once per process and share it). */
 export const hubProtocol: () => Protocol = schemaProtocol(hubMessages, "ezipc-hub");

@@ -25,6 +25,7 @@ import {
   sliceHead,
 } from "./fast-frames.js";
 import type { HubBody, hubMessages } from "./protocol.js";
+import { sendPartsTo, sendTo } from "./send.js";
 import {
   checkTopic,
   type Entry,
@@ -62,13 +63,24 @@ export interface PubSubOptions {
 
 /** Persisting topic history (implemented by the SQLite store). Durable when the calls return. */
 export interface HistoryStore {
-  loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[] }[];
+  loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[]; nextSeq: bigint }[];
   saveTopic(name: string, limits: TopicLimits): void;
+  /**
+   * Commits a batch: new messages, evictions (messages below `below` go) and each topic's next seq (its
+   * high-water mark, kept even when every message is evicted), in one transaction.
+   */
   saveMessages(
     batch: readonly { topic: string; message: StoredMessage }[],
     evicted: readonly { topic: string; below: bigint }[],
+    marks: readonly { topic: string; next: bigint }[],
   ): void;
 }
+
+/** Backlog of messages not yet committed beyond which publishes to persisted topics are refused. */
+const MAX_UNCOMMITTED_BYTES = 64 * 1024 * 1024;
+/** Retry delays of a failed commit (the store is locked or failing): doubling from the first to the last. */
+const RETRY_FIRST_MS = 10;
+const RETRY_LAST_MS = 1_000;
 
 interface Sub {
   readonly sid: number;
@@ -78,7 +90,7 @@ interface Sub {
   credit: number;
   /** Index of the next message to deliver, per topic. */
   readonly cursors: Map<Topic, number>;
-  /** Topics with something to deliver (cursor ≤ lastIndex), in round-robin order. */
+  /** Topics with something to deliver (cursor ≤ lastVisible), in round-robin order. */
   readonly ready: Set<Topic>;
   /**
    * Topics whose next delivery is their starting position even under `newest` (AlephZero: the first read
@@ -103,20 +115,27 @@ export class PubSub {
   private readonly subsOf = new Map<Topic, Set<Sub>>();
   private readonly wildcards = new Set<Sub>();
   private readonly byConn = new Map<Connection, Map<number, Sub>>();
-  private readonly persisted = new Set<Topic>();
   private totalBytes = 0;
   private readonly limits: Required<PubSubOptions>;
   private pendingSave: { topic: string; seq: bigint; entry: Entry }[] = [];
   private readonly pendingEvict = new Map<string, bigint>();
   private pendingAcks: { conn: Connection; rid: number; seq: bigint; time: number }[] = [];
   private saveScheduled = false;
+  /** Bytes appended to persisted topics and not yet committed. */
+  private uncommittedBytes = 0;
+  /** Delay before retrying a failed commit (0: the last commit succeeded). */
+  private retryMs = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
   readonly counters = { published: 0, delivered: 0, gaps: 0, rejected: 0 };
 
   constructor(
     options: PubSubOptions,
     private readonly protocol: Protocol,
     private readonly store: HistoryStore | null,
-    /** Throws `EZIPC_PERMISSION_DENIED` for an operation the client may not do (secure hubs). */
+    /**
+     * Throws `EZIPC_PERMISSION_DENIED` for an operation the client may not do (secure hubs). The hub checks
+     * every decoded message (admission.ts); this is for the publish frames parsed in place and for listings.
+     */
     private readonly access?: (conn: Connection, op: "publish" | "subscribe", subject: string) => void,
   ) {
     this.limits = {
@@ -131,9 +150,21 @@ export class PubSub {
         const topic = this.topic(t.name, true);
         topic.limits = t.limits;
         for (const m of t.messages) topic.restore(m.seq, this.entryOf(t.name, m));
+        topic.reserve(t.nextSeq);
+        topic.durable = true;
         this.totalBytes += topic.bytes;
-        this.persisted.add(topic);
       }
+    }
+  }
+
+  /** Whether `conn` may `op` on `topic` (listings show only what the client may see). */
+  private permits(conn: Connection, op: "publish" | "subscribe", topic: string): boolean {
+    if (!this.access) return true;
+    try {
+      this.access(conn, op, topic);
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -179,32 +210,61 @@ export class PubSub {
     this.byConn.delete(conn);
   }
 
-  /** Commits pending persisted messages now and acknowledges their publishers. */
-  flush(): void {
+  /**
+   * Commits pending persisted messages now; on success makes them deliverable and acknowledges their
+   * publishers. A failed commit (a locked or failing disk) keeps everything pending and is retried with
+   * backoff: nothing uncommitted is ever delivered or acknowledged, so a crash takes back only seqs nobody
+   * saw. Returns false if the commit failed.
+   */
+  flush(): boolean {
     this.saveScheduled = false;
-    const acks = this.pendingAcks;
-    this.pendingAcks = [];
-    let error: EzipcError | undefined;
     if (this.store && (this.pendingSave.length > 0 || this.pendingEvict.size > 0)) {
       const batch = this.pendingSave.flatMap((p) =>
         this.stored(p.seq, p.entry).map((message) => ({ topic: p.topic, message })),
       );
       const evicted = [...this.pendingEvict].map(([topic, below]) => ({ topic, below }));
+      const touched = new Set<Topic>();
+      for (const p of this.pendingSave) touched.add(this.topics.get(p.topic)!);
+      const marks = [...touched].map((t) => ({ topic: t.name, next: t.nextSeq }));
+      try {
+        this.store.saveMessages(batch, evicted, marks);
+      } catch (err) {
+        this.retryMs = Math.min(Math.max(this.retryMs * 2, RETRY_FIRST_MS), RETRY_LAST_MS);
+        log("error", "hub", "committing messages failed; retrying", { error: err, retryMs: this.retryMs });
+        this.retryTimer ??= setTimeout(() => {
+          this.retryTimer = null;
+          this.flush();
+        }, this.retryMs);
+        return false;
+      }
+      this.retryMs = 0;
       this.pendingSave = [];
       this.pendingEvict.clear();
-      try {
-        this.store.saveMessages(batch, evicted);
-      } catch (err) {
-        error = new EzipcError("EZIPC_STORE", `persisting messages failed: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
+      this.uncommittedBytes = 0;
+      for (const t of touched) this.reveal(t);
     }
+    const acks = this.pendingAcks;
+    this.pendingAcks = [];
     for (const a of acks) {
-      if (a.conn.state !== "open") continue;
-      if (error)
-        a.conn.send(this.protocol.encode("error", { rid: a.rid, code: error.code, message: error.message }));
-      else a.conn.send(this.protocol.encode("published", { rid: a.rid, seq: a.seq, time: a.time }));
+      sendTo(a.conn, this.protocol.encode("published", { rid: a.rid, seq: a.seq, time: a.time }));
+    }
+    return true;
+  }
+
+  /** Stops retrying (the hub is closing). */
+  stop(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+
+  /** A durable topic's appends were committed: they may now be delivered. */
+  private reveal(t: Topic): void {
+    t.commit();
+    for (const s of this.subsOf.get(t) ?? []) {
+      const cursor = s.cursors.get(t);
+      if (cursor === undefined || cursor >= t.visible) continue;
+      s.ready.add(t);
+      if (s.credit > 0 && !s.waitingDrain) this.pump(s);
     }
   }
 
@@ -257,6 +317,12 @@ export class PubSub {
         topic = this.topic(v.topic, true);
       } else this.access?.(conn, "publish", v.topic);
       if (v.count === 0) throw new EzipcError("EZIPC_BAD_REQUEST", "a publish without messages");
+      if (topic.durable && this.uncommittedBytes > MAX_UNCOMMITTED_BYTES) {
+        throw new EzipcError(
+          "EZIPC_STORE",
+          `${v.topic}: the store has not committed the last ${this.uncommittedBytes} bytes; try again later`,
+        );
+      }
     } catch (err) {
       if (!isEzipcError(err)) throw err;
       this.reject(conn, v.rid, err);
@@ -269,16 +335,16 @@ export class PubSub {
     this.appendEntry(topic, seq, entry(head, frame.subarray(v.recordsStart), v.count, time));
     if (v.rid === 0) return;
     const seqBig = BigInt(seq);
-    if (this.persisted.has(topic)) {
+    if (topic.durable) {
       this.pendingAcks.push({ conn, rid: v.rid, seq: seqBig, time });
       this.scheduleSave();
-    } else conn.send(this.protocol.encode("published", { rid: v.rid, seq: seqBig, time }));
+    } else sendTo(conn, this.protocol.encode("published", { rid: v.rid, seq: seqBig, time }));
   }
 
   /** A publish that cannot be stored: its caller gets the error; a fire-and-forget one is dropped and counted. */
   private reject(conn: Connection, rid: number, err: EzipcError): void {
     if (rid !== 0) {
-      conn.send(this.protocol.encode("error", { rid, code: err.code, message: err.message }));
+      sendTo(conn, this.protocol.encode("error", { rid, code: err.code, message: err.message }));
       return;
     }
     this.counters.rejected++;
@@ -303,15 +369,18 @@ export class PubSub {
     this.totalBytes += topic.bytes - before;
     this.counters.published += e.count;
     if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
-    if (this.persisted.has(topic)) {
+    const subs = this.subsOf.get(topic);
+    if (subs) for (const s of subs) if (!s.cursors.has(topic)) s.cursors.set(topic, index);
+    if (topic.durable) {
+      // Delivered once committed (flush → reveal).
       this.pendingSave.push({ topic: topic.name, seq: BigInt(seq), entry: e });
+      this.uncommittedBytes += e.bytes;
       if (topic.firstIndex !== firstBefore) this.pendingEvict.set(topic.name, topic.firstSeq);
       this.scheduleSave();
+      return;
     }
-    const subs = this.subsOf.get(topic);
     if (subs) {
       for (const s of subs) {
-        if (!s.cursors.has(topic)) s.cursors.set(topic, index);
         s.ready.add(topic);
         if (s.credit > 0 && !s.waitingDrain) this.pump(s);
       }
@@ -325,12 +394,12 @@ export class PubSub {
       for (const t of this.topics.values()) if (!biggest || t.bytes > biggest.bytes) biggest = t;
       if (!biggest || biggest.count === 0) return;
       this.totalBytes -= biggest.evictOldest();
-      if (this.persisted.has(biggest)) this.pendingEvict.set(biggest.name, biggest.firstSeq);
+      if (biggest.durable) this.pendingEvict.set(biggest.name, biggest.firstSeq);
     }
   }
 
   private scheduleSave(): void {
-    if (this.saveScheduled) return;
+    if (this.saveScheduled || this.retryTimer) return;
     this.saveScheduled = true;
     setImmediate(() => this.flush());
   }
@@ -340,7 +409,6 @@ export class PubSub {
   private onSubscribe(conn: Connection, m: Msg<"subscribe">): void {
     try {
       const { wildcard, match } = topicMatcher(m.pattern);
-      this.access?.(conn, "subscribe", m.pattern);
       if (m.init > INIT_FROM_SEQ) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown init ${m.init}`);
       if (m.iter > ITER_NEWEST) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown iter ${m.iter}`);
       let subs = this.byConn.get(conn);
@@ -370,14 +438,16 @@ export class PubSub {
       const resume = new Map(m.resume.map((r) => [r.topic, r.seq]));
       const start = (t: Topic): number => {
         const r = resume.get(t.name);
-        if (r !== undefined) return t.indexOf(r);
+        // A resume seq beyond what this topic ever gave out: the hub restarted without its history (a
+        // topic not persisted), so its seqs began again: start at its oldest rather than skip them.
+        if (r !== undefined) return r > t.seqOf(t.visible) ? t.firstIndex : t.indexOf(r);
         switch (m.init) {
           case INIT_OLDEST:
             return t.firstIndex;
           case INIT_MOST_RECENT:
-            return t.count > 0 ? t.lastIndex : t.next;
+            return t.visible > t.firstIndex ? t.lastVisible : t.visible;
           case INIT_AWAIT_NEW:
-            return t.next;
+            return t.visible;
           default:
             return t.indexOf(m.fromSeq);
         }
@@ -391,16 +461,16 @@ export class PubSub {
         const cursor = start(t);
         sub.cursors.set(t, cursor);
         if (!resume.has(t.name) && (m.init === INIT_OLDEST || m.init === INIT_FROM_SEQ)) sub.noJump.add(t);
-        if (cursor <= t.lastIndex) sub.ready.add(t);
+        if (cursor < t.visible) sub.ready.add(t);
       }
       // For a single topic, `ok.version` carries the seq the subscription starts at (for resuming later).
       const single = wildcard ? undefined : this.topics.get(m.pattern)!;
       const origin = single ? single.seqOf(sub.cursors.get(single)!) : 0n;
-      conn.send(this.protocol.encode("ok", { rid: m.rid, version: origin }));
+      sendTo(conn, this.protocol.encode("ok", { rid: m.rid, version: origin }));
       this.pump(sub);
     } catch (err) {
       if (!isEzipcError(err)) throw err;
-      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+      sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
     }
   }
 
@@ -438,10 +508,11 @@ export class PubSub {
       const t = sub.ready.size === 1 && sub.only ? sub.only : firstOf(sub.ready);
       let cursor = sub.cursors.get(t)!;
       const atStart = sub.noJump.size > 0 && sub.noJump.delete(t);
-      if (sub.iter === ITER_NEWEST && !atStart && t.lastIndex > cursor) cursor = t.lastIndex;
+      if (sub.iter === ITER_NEWEST && !atStart && t.lastVisible > cursor) cursor = t.lastVisible;
       if (cursor < t.firstIndex) {
         this.counters.gaps++;
-        conn.send(
+        sendTo(
+          conn,
           this.protocol.encode("gap", {
             sid: sub.sid,
             topic: t.name,
@@ -451,7 +522,7 @@ export class PubSub {
         );
         cursor = t.firstIndex;
       }
-      const e = t.locate(cursor);
+      const e = cursor < t.visible ? t.locate(cursor) : undefined;
       if (!e) {
         sub.cursors.set(t, cursor);
         sub.ready.delete(t);
@@ -472,14 +543,14 @@ export class PubSub {
       sub.credit -= n;
       cursor += n;
       sub.cursors.set(t, cursor);
-      if (cursor > t.lastIndex) sub.ready.delete(t);
+      if (cursor >= t.visible) sub.ready.delete(t);
       else if (sub.ready.size > 1) {
         // Round robin: a topic with more to send goes to the back.
         sub.ready.delete(t);
         sub.ready.add(t);
       }
       this.counters.delivered += n;
-      if (!conn.sendParts(head, records)) {
+      if (!sendPartsTo(conn, head, records)) {
         sub.waitingDrain = true;
         conn.drain().then(
           () => {
@@ -524,7 +595,7 @@ export class PubSub {
       const { match } = m.pattern === "" ? { match: () => true } : topicMatcher(m.pattern);
       const topics = [];
       for (const t of this.topics.values()) {
-        if (!match(t.name)) continue;
+        if (!match(t.name) || !this.permits(conn, "subscribe", t.name)) continue;
         topics.push({
           name: t.name,
           firstSeq: t.firstSeq,
@@ -532,21 +603,20 @@ export class PubSub {
           count: t.count,
           bytes: t.bytes,
           subscribers: this.subsOf.get(t)?.size ?? 0,
-          persist: this.persisted.has(t),
+          persist: t.durable,
         });
       }
       topics.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      conn.send(this.protocol.encode("topicList", { rid: m.rid, topics }));
+      sendTo(conn, this.protocol.encode("topicList", { rid: m.rid, topics }));
     } catch (err) {
       if (!isEzipcError(err)) throw err;
-      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+      sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
     }
   }
 
   private onTopicConfig(conn: Connection, m: Msg<"topicConfig">): void {
     try {
       checkTopic(m.topic);
-      this.access?.(conn, "publish", m.topic);
       if (m.persist && !this.store) {
         throw new EzipcError(
           "EZIPC_BAD_REQUEST",
@@ -558,17 +628,17 @@ export class PubSub {
       t.limits = { maxBytes: m.maxBytes, maxCount: m.maxCount };
       t.enforce();
       this.totalBytes += t.bytes - before;
-      if (m.persist && !this.persisted.has(t)) {
-        this.persisted.add(t);
+      if (m.persist && !t.durable) {
+        t.durable = true;
         for (const e of t.retained())
           this.pendingSave.push({ topic: t.name, seq: t.seqOf(e.first), entry: e });
       }
-      if (this.persisted.has(t)) this.store!.saveTopic(t.name, t.limits);
+      if (t.durable) this.store!.saveTopic(t.name, t.limits);
       this.flush();
-      conn.send(this.protocol.encode("ok", { rid: m.rid, version: 0n }));
+      sendTo(conn, this.protocol.encode("ok", { rid: m.rid, version: 0n }));
     } catch (err) {
       if (!isEzipcError(err)) throw err;
-      conn.send(this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+      sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
     }
   }
 }

@@ -177,6 +177,8 @@ export class Channel implements AsyncIterable<Uint8Array> {
   /** Ends the channel from this side: `END_OK` with a payload, or a cancel/close. */
   end(status: number, code = "", message = "", payload: Uint8Array = new Uint8Array(0)): void {
     if (this.doneFlag) return;
+    // Ended from this side: chunks that arrived but were not read yet are dropped (no more come).
+    this.queue.length = 0;
     this.link.trySend("end", { side: this.side, id: this.id, status, code, message, payload });
     this.onEnd(status === END_ERROR ? new EzipcError(code as ErrorCode, message) : null);
   }

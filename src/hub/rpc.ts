@@ -20,6 +20,7 @@ import { EzipcError, isEzipcError } from "../errors.js";
 import type { Protocol } from "../service/protocol.js";
 import type { Connection } from "../transport/types.js";
 import type { HubBody, hubMessages } from "./protocol.js";
+import { sendTo } from "./send.js";
 import { checkTopic } from "./topics.js";
 
 export const KIND_REQUEST = 0;
@@ -72,8 +73,6 @@ export class Rpc {
   constructor(
     options: RpcOptions,
     private readonly protocol: Protocol,
-    /** Throws `EZIPC_PERMISSION_DENIED` for an operation the client may not do (secure hubs). */
-    private readonly access?: (conn: Connection, op: "serve" | "request", subject: string) => void,
   ) {
     this.maxCalls = options.maxCallsPerClient ?? 1_000;
   }
@@ -137,14 +136,27 @@ export class Rpc {
     }
     for (const call of [...(this.byCaller.get(conn)?.values() ?? [])]) {
       this.finish(call);
-      this.sendEnd(
-        call.server,
-        SIDE_SERVER,
-        call.cid,
-        END_CANCEL,
-        "EZIPC_CANCELLED",
-        "the caller disconnected",
-      );
+      // A call's server is told it was cancelled; a session's acceptor, that its peer died (an error, as the
+      // opener is told when the acceptor dies).
+      if (call.kind === KIND_SESSION) {
+        this.sendEnd(
+          call.server,
+          SIDE_SERVER,
+          call.cid,
+          END_ERROR,
+          "EZIPC_SERVER_GONE",
+          "the peer of this session disconnected",
+        );
+      } else {
+        this.sendEnd(
+          call.server,
+          SIDE_SERVER,
+          call.cid,
+          END_CANCEL,
+          "EZIPC_CANCELLED",
+          "the caller disconnected",
+        );
+      }
     }
     this.byServer.delete(conn);
     this.byCaller.delete(conn);
@@ -153,7 +165,6 @@ export class Rpc {
   private onServe(conn: Connection, client: string, m: Msg<"serve">): void {
     try {
       checkTopic(m.topic);
-      this.access?.(conn, "serve", m.topic);
       if (m.direct !== "") this.directOf.set(conn, { server: client, host: m.host, url: m.direct });
       else this.directOf.delete(conn);
       let pool = this.pools.get(m.topic);
@@ -168,7 +179,7 @@ export class Rpc {
         this.served.set(conn, mine);
       }
       mine.add(m.topic);
-      conn.send(this.protocol.encode("ok", { rid: m.rid, version: 0n }));
+      sendTo(conn, this.protocol.encode("ok", { rid: m.rid, version: 0n }));
       this.routesChanged(m.topic);
     } catch (err) {
       this.fail(conn, m.rid, err);
@@ -202,7 +213,6 @@ export class Rpc {
   private onRoutes(conn: Connection, m: Msg<"routes">): void {
     try {
       checkTopic(m.topic);
-      this.access?.(conn, "request", m.topic);
       let mine = this.watching.get(conn);
       if (!mine) {
         mine = new Set();
@@ -223,7 +233,8 @@ export class Rpc {
         }
         set.add(conn);
       }
-      conn.send(
+      sendTo(
+        conn,
         this.protocol.encode("routeList", { rid: m.rid, topic: m.topic, routes: this.routesOf(m.topic) }),
       );
     } catch (err) {
@@ -236,13 +247,12 @@ export class Rpc {
     const watchers = this.routeWatchers.get(topic);
     if (!watchers) return;
     const frame = this.protocol.encode("routeList", { rid: 0, topic, routes: this.routesOf(topic) });
-    for (const c of watchers) if (c.state === "open") c.send(frame);
+    for (const c of watchers) sendTo(c, frame);
   }
 
   private onRequest(conn: Connection, client: string, m: Msg<"request">): void {
     try {
       checkTopic(m.topic);
-      this.access?.(conn, "request", m.topic);
       if (m.kind > KIND_SESSION) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown call kind ${m.kind}`);
       let mine = this.byCaller.get(conn);
       if (mine?.has(m.rid)) throw new EzipcError("EZIPC_BAD_REQUEST", `request id ${m.rid} is in use`);
@@ -281,7 +291,8 @@ export class Rpc {
       mine.set(m.rid, call);
       theirs.set(cid, call);
       this.counters.calls++;
-      server.send(
+      sendTo(
+        server,
         this.protocol.encode("call", {
           cid,
           topic: m.topic,
@@ -328,7 +339,8 @@ export class Rpc {
         return;
       }
       call.toCaller--;
-      call.caller.send(
+      sendTo(
+        call.caller,
         this.protocol.encode("chunk", { side: SIDE_CALLER, id: call.rid, payload: m.payload }),
       );
     } else {
@@ -337,7 +349,8 @@ export class Rpc {
         return;
       }
       call.toServer--;
-      call.server.send(
+      sendTo(
+        call.server,
         this.protocol.encode("chunk", { side: SIDE_SERVER, id: call.cid, payload: m.payload }),
       );
     }
@@ -348,10 +361,10 @@ export class Rpc {
     if (!call) return;
     if (m.side === SIDE_CALLER) {
       call.toCaller = Math.min(call.toCaller + m.n, 0xffffffff);
-      call.server.send(this.protocol.encode("flow", { side: SIDE_SERVER, id: call.cid, n: m.n }));
+      sendTo(call.server, this.protocol.encode("flow", { side: SIDE_SERVER, id: call.cid, n: m.n }));
     } else {
       call.toServer = Math.min(call.toServer + m.n, 0xffffffff);
-      call.caller.send(this.protocol.encode("flow", { side: SIDE_CALLER, id: call.rid, n: m.n }));
+      sendTo(call.caller, this.protocol.encode("flow", { side: SIDE_CALLER, id: call.rid, n: m.n }));
     }
   }
 
@@ -388,11 +401,11 @@ export class Rpc {
     payload: Uint8Array = NO_PAYLOAD,
   ): void {
     if (conn.state !== "open") return;
-    conn.send(this.protocol.encode("end", { side, id, status, code, message, payload }));
+    sendTo(conn, this.protocol.encode("end", { side, id, status, code, message, payload }));
   }
 
   private fail(conn: Connection, rid: number, err: unknown): void {
     if (!isEzipcError(err)) throw err;
-    conn.send(this.protocol.encode("error", { rid, code: err.code, message: err.message }));
+    sendTo(conn, this.protocol.encode("error", { rid, code: err.code, message: err.message }));
   }
 }

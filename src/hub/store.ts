@@ -5,6 +5,9 @@ import { EzipcError } from "../errors.js";
 import type { HistoryStore } from "./pubsub.js";
 import { MESSAGE_OVERHEAD_BYTES, type StoredMessage, type TopicLimits } from "./topics.js";
 
+/** The history bound a topic row gets when its seq mark is written before its limits (16 MiB). */
+const DEFAULT_TOPIC_MAX_BYTES = 16 * 1024 * 1024;
+
 /** A persistent block as a store keeps it. */
 export interface StoredBlock {
   key: string;
@@ -51,12 +54,20 @@ export class SqliteStore implements BlockStore, HistoryStore {
   private readonly saveMessagesTx: (
     batch: readonly { topic: string; message: StoredMessage }[],
     evicted: readonly { topic: string; below: bigint }[],
+    marks: readonly { topic: string; next: bigint }[],
   ) => void;
 
   /** Opens (creating if needed) `file`, or `DIR/hub.db` when given a directory via {@link SqliteStore.inDir}. */
-  constructor(readonly file: string) {
+  constructor(
+    readonly file: string,
+    /**
+     * How long a commit waits for a lock held by another connection before it fails (and the hub retries it
+     * later, without blocking its event loop meanwhile). Default 100 ms.
+     */
+    busyTimeoutMs = 100,
+  ) {
     try {
-      this.db = new Database(file);
+      this.db = new Database(file, { timeout: busyTimeoutMs });
     } catch (err) {
       throw new EzipcError("EZIPC_STORE", `cannot open ${file}: ${(err as Error).message}`, { cause: err });
     }
@@ -76,16 +87,27 @@ export class SqliteStore implements BlockStore, HistoryStore {
     const insertMessage = this.db.prepare(
       "INSERT OR REPLACE INTO messages (topic, seq, time, publisher, headers, payload) VALUES (?, ?, ?, ?, ?, ?)",
     );
+    // Each topic's next seq (its high-water mark): kept even when every message is evicted, so a restart
+    // never gives a seq out again. Added to stores made before it existed.
+    const columns = this.db.prepare("PRAGMA table_info(topics)").all() as { name: string }[];
+    if (!columns.some((c) => c.name === "next_seq")) {
+      this.db.exec("ALTER TABLE topics ADD COLUMN next_seq INTEGER NOT NULL DEFAULT 0");
+    }
+    const mark = this.db.prepare(
+      "INSERT INTO topics (name, max_bytes, max_count, next_seq) VALUES (?, ?, 0, ?) ON CONFLICT(name) DO UPDATE SET next_seq = max(next_seq, excluded.next_seq)",
+    );
     const evict = this.db.prepare("DELETE FROM messages WHERE topic = ? AND seq < ?");
     this.saveMessagesTx = this.db.transaction(
       (
         batch: readonly { topic: string; message: StoredMessage }[],
         evicted: readonly { topic: string; below: bigint }[],
+        marks: readonly { topic: string; next: bigint }[],
       ) => {
         for (const { topic, message: m } of batch) {
           insertMessage.run(topic, m.seq, m.time, m.publisher, JSON.stringify(m.headers), m.payload);
         }
         for (const e of evicted) evict.run(e.topic, e.below);
+        for (const m of marks) mark.run(m.topic, DEFAULT_TOPIC_MAX_BYTES, m.next);
       },
     );
     this.saveMany = this.db.transaction((blocks: readonly StoredBlock[]) => {
@@ -117,18 +139,18 @@ export class SqliteStore implements BlockStore, HistoryStore {
     this.del.run(key);
   }
 
-  loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[] }[] {
-    const topics = this.db.prepare("SELECT name, max_bytes, max_count FROM topics ORDER BY name").all() as {
-      name: string;
-      max_bytes: number;
-      max_count: number;
-    }[];
+  loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[]; nextSeq: bigint }[] {
+    const topics = this.db
+      .prepare("SELECT name, max_bytes, max_count, next_seq FROM topics ORDER BY name")
+      .safeIntegers(true)
+      .all() as { name: string; max_bytes: bigint; max_count: bigint; next_seq: bigint }[];
     const select = this.db
       .prepare("SELECT seq, time, publisher, headers, payload FROM messages WHERE topic = ? ORDER BY seq")
       .safeIntegers(true);
     return topics.map((t) => ({
       name: t.name,
       limits: { maxBytes: Number(t.max_bytes), maxCount: Number(t.max_count) },
+      nextSeq: t.next_seq,
       messages: (
         select.all(t.name) as {
           seq: bigint;
@@ -164,8 +186,9 @@ export class SqliteStore implements BlockStore, HistoryStore {
   saveMessages(
     batch: readonly { topic: string; message: StoredMessage }[],
     evicted: readonly { topic: string; below: bigint }[],
+    marks: readonly { topic: string; next: bigint }[],
   ): void {
-    this.saveMessagesTx(batch, evicted);
+    this.saveMessagesTx(batch, evicted, marks);
   }
 
   close(): void {

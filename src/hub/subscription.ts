@@ -41,7 +41,16 @@ export interface SubscribeOptions {
    * hub wait, not queue.
    */
   prefetch?: number;
+  /**
+   * Called with each gap (messages evicted before this subscription got them), from the first one on —
+   * including a gap found while subscribing, before subscribe() resolves. Without it, gaps that arrive
+   * before a `gap` listener is added are kept and emitted to the first one.
+   */
+  onGap?: (gap: Gap) => void;
 }
+
+/** Gaps kept for a `gap` listener not added yet. */
+const MAX_HELD_GAPS = 1_000;
 
 export interface SubscriptionEvents {
   gap: [gap: Gap];
@@ -67,6 +76,8 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   private lastOfPattern: { readonly seq: bigint } | undefined;
   private readonly wildcard: boolean;
   private readonly queue: TopicMessage[] = [];
+  /** Gaps that arrived while nobody listened for `gap` (bounded: the oldest are kept). */
+  private readonly heldGaps: Gap[] = [];
   private wake: (() => void) | null = null;
   private closedFlag = false;
   /** Credit the hub holds (messages it may still send). */
@@ -86,9 +97,18 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     readonly prefetch: number,
     private readonly host: SubscriptionHost,
     private readonly handler?: (m: TopicMessage) => unknown,
+    private readonly onGap?: (gap: Gap) => void,
   ) {
     super();
     this.wildcard = /(^|\.)(\*|>)(\.|$)/.test(pattern);
+    (this as EventEmitter).on("newListener", (event: string | symbol) => {
+      if (event !== "gap" || this.heldGaps.length === 0) return;
+      // Emitted once the listener is in place (newListener runs before it is added).
+      process.nextTick(() => {
+        const held = this.heldGaps.splice(0);
+        for (const g of held) this.emit("gap", g);
+      });
+    });
   }
 
   /** The last seq received per topic (where a resume continues from). */
@@ -138,7 +158,11 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   gap(g: Gap): void {
     if (this.wildcard) this.last.set(g.topic, { seq: g.last });
     else this.lastOfPattern = { seq: g.last };
-    this.emit("gap", g);
+    this.onGap?.(g);
+    // A gap can arrive before subscribe() resolved (a `fromSeq` older than the history): it is kept until a
+    // `gap` listener exists, then emitted to it.
+    if (this.listenerCount("gap") > 0) this.emit("gap", g);
+    else if (this.heldGaps.length < MAX_HELD_GAPS) this.heldGaps.push(g);
   }
 
   /** @internal */

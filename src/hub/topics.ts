@@ -130,6 +130,14 @@ export class Topic {
   base = 0n;
   /** Index the next publish gets. */
   next = 1;
+  /**
+   * Messages below this index may be delivered (and their seqs shown). It follows `next` at once, except on
+   * a durable (persisted) topic, where it moves only when the store has committed what was appended
+   * ({@link commit}): a subscriber never sees a message a crash could take back.
+   */
+  visible = 1;
+  /** Persisted: appends stay invisible until {@link commit}. */
+  durable = false;
   /** Messages retained. */
   count = 0;
   bytes = 0;
@@ -150,6 +158,22 @@ export class Topic {
   /** Index of the newest message (0 if nothing was ever published). */
   get lastIndex(): number {
     return this.next - 1;
+  }
+  /** Index of the newest message that may be delivered. */
+  get lastVisible(): number {
+    return this.visible - 1;
+  }
+  /** Everything appended so far is committed: it may be delivered. */
+  commit(): void {
+    this.visible = this.next;
+  }
+  /**
+   * Raises the next seq to at least `seq` (a restored topic's high-water mark, so a seq given out before a
+   * restart is never given again, even when its message was evicted since). Only while empty.
+   */
+  reserve(seq: bigint): void {
+    if (this.count !== 0 || seq <= this.nextSeq) return;
+    this.base = seq - BigInt(this.next);
   }
   seqOf(index: number): bigint {
     return this.base + BigInt(index);
@@ -179,6 +203,7 @@ export class Topic {
     this.bytes += e.bytes;
     this.count += e.count;
     this.next += e.count;
+    if (!this.durable) this.visible = this.next;
     this.enforce();
     return first;
   }
@@ -192,6 +217,7 @@ export class Topic {
     this.bytes += e.bytes;
     this.count += e.count;
     this.next += e.count;
+    this.visible = this.next;
   }
 
   /** The retained entry holding message `index`, if any. */

@@ -8,7 +8,16 @@ import type { Verdict } from "./channel.js";
 import { parsePublicKey } from "./keys.js";
 
 /** What a client may do, each on keys or topics matching one of its patterns. */
-export const OPERATIONS = ["allocate", "watch", "write", "publish", "subscribe", "serve", "request"] as const;
+export const OPERATIONS = [
+  "allocate",
+  "watch",
+  "write",
+  "publish",
+  "subscribe",
+  "serve",
+  "request",
+  "deadman",
+] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
 /**

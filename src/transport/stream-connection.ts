@@ -211,7 +211,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
 
   close(reason = ""): Promise<void> {
     if (this.state === "open") {
-      this.state = "closing";
+      this.beginClosing();
       this.writer.writeControl(ControlType.CLOSE, ENCODER.encode(reason.slice(0, 256)));
       this.flushNow();
       this.closeInfo = { initiator: "local", reason };
@@ -230,7 +230,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
         ? { initiator: "local", reason: error.message, error }
         : { initiator: "local", reason: "destroyed" };
     }
-    this.state = "closing";
+    this.beginClosing();
     this.socket.destroy();
   }
 
@@ -348,7 +348,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     } else if (control === ControlType.CLOSE) {
       this.remoteCloseReason = payload.toString("utf8");
       if (this.state === "open") {
-        this.state = "closing";
+        this.beginClosing();
         this.flushNow();
         this.socket.end();
       }
@@ -363,7 +363,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private readonly onEnd = (): void => {
     // The peer finished writing. Without a CLOSE frame first, it died or was cut.
     if (this.state === "open") {
-      this.state = "closing";
+      this.beginClosing();
       this.flushNow();
       this.socket.end();
     }
@@ -472,11 +472,18 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     );
   }
 
+  /** Stops taking frames: `closing` tells the owner at once (close follows once the socket is done). */
+  private beginClosing(): void {
+    const was = this.state;
+    this.state = "closing";
+    if (was === "open") this.emit("closing");
+  }
+
   /** Closes at once because of a fault. */
   private fail(error: EzipcError): void {
     if (this.state === "closed") return;
     this.closeInfo = { initiator: "local", reason: error.message, error };
-    this.state = "closing";
+    this.beginClosing();
     this.socket.destroy();
   }
 }

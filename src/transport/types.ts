@@ -93,6 +93,11 @@ export interface ConnectionEvents {
   message: [frame: Buffer];
   /** The queue went back below sendHighWaterMarkBytes after send() returned false. */
   drain: [];
+  /**
+   * The connection stopped taking frames (close() or destroy() was called, the peer asked to close, or a
+   * fault): send() throws from now on. Emitted at most once, before `close`.
+   */
+  closing: [];
   /** The connection is closed; emitted exactly once. */
   close: [info: CloseInfo];
   /** A fault; emitted only if someone listens (the same error is also in the close info). */

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { hubProtocol } from "../../src/hub/protocol.js";
-import { type Connection, dial, HUB_PROTOCOL_VERSION } from "../../src/index.js";
+import { type Connection, type DialOptions, dial, HUB_PROTOCOL_VERSION } from "../../src/index.js";
 import { within } from "../helpers.js";
 
 /** The hub protocol, for tests that speak it by hand. */
@@ -15,8 +15,9 @@ export type RawMessage = {
 export async function rawClient(
   url: string,
   name = "raw",
+  options: DialOptions = {},
 ): Promise<{ conn: Connection; next: () => Promise<RawMessage> }> {
-  const conn = await dial(url);
+  const conn = await dial(url, options);
   const queue: RawMessage[] = [];
   let wake: (() => void) | null = null;
   conn.on("message", (f) => {

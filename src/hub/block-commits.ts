@@ -1,0 +1,114 @@
+/**
+ * Writes to persistent keys, staged until the store has committed them.
+ *
+ * Rule (the same as for persisted topics): nothing a crash could take back is ever shown. A write to a
+ * persistent key builds on the key's staged value (or its committed one) and gets the next version at
+ * once, but holders, readers and listings keep seeing the committed value and version until the store has
+ * made the write durable; only then is it applied to the block, pushed to holders and acknowledged to the
+ * writer. A crash before the commit therefore takes back a version nobody saw, and the version given out
+ * after the restart is the same one, for the first time.
+ *
+ * Writes of one event-loop turn are committed as one batch. A failed commit (a locked or failing disk)
+ * keeps everything staged and is retried with backoff, without blocking the event loop in between; the
+ * writers' acknowledgements wait (their own deadlines apply).
+ */
+import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
+import type { Block } from "./blocks.js";
+import type { BlockStore } from "./store.js";
+
+/** A value as committed or staged. */
+export interface BlockValue {
+  readonly data: Buffer;
+  readonly version: number;
+}
+
+const RETRY_FIRST_MS = 10;
+const RETRY_LAST_MS = 1_000;
+
+export class BlockCommits {
+  private readonly staged = new Map<Block, BlockValue>();
+  private acks: { block: Block; version: number; done: (err?: EzipcError) => void }[] = [];
+  private scheduled = false;
+  private retryMs = 0;
+  private retryTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly store: BlockStore,
+    /** Called for each block once its staged value is committed: apply it and tell the holders. */
+    private readonly committed: (block: Block, value: BlockValue) => void,
+  ) {}
+
+  /** The value the next write to `block` builds on: its staged value, else its committed one. */
+  current(block: Block): BlockValue {
+    return this.staged.get(block) ?? block;
+  }
+
+  /**
+   * Stages `value` (whose version is `current(block).version + 1`); `done` runs once it is committed (no
+   * argument) or the block was invalidated first (`EZIPC_KEY_DISPOSED`).
+   */
+  stage(block: Block, value: BlockValue, done: (err?: EzipcError) => void): void {
+    this.staged.set(block, value);
+    this.acks.push({ block, version: value.version, done });
+    if (!this.scheduled && !this.retryTimer) {
+      this.scheduled = true;
+      setImmediate(() => this.flush());
+    }
+  }
+
+  /** The block was invalidated: its staged value is dropped (its writers get `EZIPC_KEY_DISPOSED`). */
+  drop(block: Block): void {
+    this.staged.delete(block);
+  }
+
+  /** Commits what is staged now. Returns false if the store failed (a retry is scheduled). */
+  flush(): boolean {
+    this.scheduled = false;
+    if (this.staged.size > 0) {
+      const batch = [...this.staged].map(([b, v]) => ({
+        key: b.key,
+        kind: b.kind,
+        version: v.version,
+        data: v.data,
+      }));
+      try {
+        this.store.save(batch);
+      } catch (err) {
+        this.retryMs = Math.min(Math.max(this.retryMs * 2, RETRY_FIRST_MS), RETRY_LAST_MS);
+        log("error", "hub", "committing persistent keys failed; retrying", {
+          error: err,
+          retryMs: this.retryMs,
+        });
+        this.retryTimer ??= setTimeout(() => {
+          this.retryTimer = null;
+          this.flush();
+        }, this.retryMs);
+        return false;
+      }
+      this.retryMs = 0;
+      const done = [...this.staged];
+      this.staged.clear();
+      for (const [b, v] of done) this.committed(b, v);
+    }
+    const acks = this.acks;
+    this.acks = [];
+    for (const a of acks) {
+      if (a.block.version >= a.version) a.done();
+      else
+        a.done(
+          new EzipcError(
+            "EZIPC_KEY_DISPOSED",
+            `key ${a.block.key} was invalidated before the write was committed`,
+          ),
+        );
+    }
+    return true;
+  }
+
+  /** Stops retrying (the hub is closing). */
+  stop(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+  }
+}
