@@ -56,6 +56,7 @@ export {
   type HubStats,
   IpcPtr,
   type IpcPtrEvents,
+  type KeyDescription,
   type KeyInfo,
   MemoryStore,
   mergePatch,

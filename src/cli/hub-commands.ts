@@ -96,6 +96,19 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--max-total-bytes <n>", "most bytes over all blocks", nonNegativeInt, 256 * 1024 * 1024)
     .option("--no-client-persistent", "refuse persistent keys from clients")
     .option(
+      "--heartbeat-interval-ms <ms>",
+      "ping a connection silent this long (0: no heartbeats)",
+      nonNegativeInt,
+      5_000,
+    )
+    .option("--heartbeat-timeout-ms <ms>", "close a connection silent this long", nonNegativeInt, 15_000)
+    .option(
+      "--handshake-timeout-ms <ms>",
+      "close a connection that has not said hello by then",
+      nonNegativeInt,
+      5_000,
+    )
+    .option(
       "--key <file>",
       "encrypt and authenticate every connection with this key file (created if missing)",
     )
@@ -112,6 +125,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           maxBlockBytes: number;
           maxTotalBytes: number;
           clientPersistent: boolean;
+          heartbeatIntervalMs: number;
+          heartbeatTimeoutMs: number;
+          handshakeTimeoutMs: number;
           key?: string;
           clients?: string;
         },
@@ -134,6 +150,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           maxBlockBytes: o.maxBlockBytes,
           maxTotalBytes: o.maxTotalBytes,
           allowClientPersistent: o.clientPersistent,
+          heartbeatIntervalMs: o.heartbeatIntervalMs,
+          heartbeatTimeoutMs: o.heartbeatTimeoutMs,
+          handshakeTimeoutMs: o.handshakeTimeoutMs,
           security,
         });
         const s = hub.stats();

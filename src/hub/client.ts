@@ -159,8 +159,21 @@ export interface KeyInfo {
 /** The client's link to the hub. */
 export type ClientStatus = "connecting" | "connected" | "reconnecting" | "closed";
 
+/** What {@link HubClient.info} reports of a key. */
+export type KeyDescription =
+  | { state: "none" | "disposed" }
+  | {
+      state: "live" | "grace";
+      kind: "bytes" | "json";
+      size: number;
+      version: number;
+      refcount: number;
+      persistent: boolean;
+    };
+
 export interface HubClientEvents {
-  status: [status: ClientStatus];
+  /** The client's status changed; `resumed`: see {@link HubClient.resumed} (meaningful with `connected`). */
+  status: [status: ClientStatus, info: { resumed: boolean }];
   /** A reconnect finished: every pointer is resynchronised (or invalidated). */
   resynced: [];
   /**
@@ -199,6 +212,13 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   readonly name: string;
   /** The id the hub gave this client (changes if the hub restarts). */
   clientId = "";
+  /**
+   * Whether the current connection resumed this client's identity on the hub (same `clientId`: its pointers
+   * kept through the reconnect window). False on the first connection, and after a reconnect the hub did not
+   * recognise (it restarted, or the window passed): then pointers were re-made by the resync and
+   * `clientId` changed. Also given with each `status` event of `connected`.
+   */
+  resumed = false;
   /** How the hub names this client (`name#id`; `name@identity#id` on a secure hub), from its welcome. */
   label = "";
   status: ClientStatus = "connecting";
@@ -244,6 +264,13 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     serveRequest: async (topic) => {
       const r = await this.hubRequest("serve", { topic, ...(await this.directAddress()) });
       if (r.type !== "ok") throw unexpected(r);
+    },
+    unserved: () => {
+      // Listen only while serving: the direct listener (and its folder) goes with the last topic.
+      if (this.rpc.servedTopics().length > 0 || !this.directServer) return;
+      const server = this.directServer;
+      this.directServer = null;
+      void server.then((d) => d?.close());
     },
   };
   private readonly rpc = new RpcClient(this.rpcLink);
@@ -756,6 +783,34 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     }
   }
 
+  /**
+   * What the hub knows of `key`, without holding it: unlike `watch`, it never revives a key in its grace
+   * period, and unlike `peek` it tells a key never created (`none`) from one disposed (`disposed`). Rejects
+   * with `EZIPC_PERMISSION_DENIED` (no `watch` permission) or `EZIPC_INVALID_KEY`.
+   */
+  async info(key: string): Promise<KeyDescription> {
+    checkKey(key);
+    const r = await this.hubRequest("info", { key });
+    if (r.type !== "keyInfo") throw unexpected(r);
+    const b = r.body;
+    const state = (["none", "live", "grace", "disposed"] as const)[b.state] ?? "none";
+    if (state === "none" || state === "disposed") return { state };
+    return {
+      state,
+      kind: b.kind === KIND_JSON ? "json" : "bytes",
+      size: b.size,
+      version: Number(b.version),
+      refcount: b.refcount,
+      persistent: b.persistent,
+    };
+  }
+
+  /** Whether `key` exists now (live or in its grace period), without side effects (see {@link info}). */
+  async exists(key: string): Promise<boolean> {
+    const i = await this.info(key);
+    return i.state === "live" || i.state === "grace";
+  }
+
   /** The hub's statistics. */
   async stats(): Promise<HubStats> {
     const r = await this.hubRequest("stats", {});
@@ -776,7 +831,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
   private setStatus(s: ClientStatus): void {
     if (this.status === s) return;
     this.status = s;
-    this.emit("status", s);
+    this.emit("status", s, { resumed: this.resumed });
   }
 
   private async closeWith(error: EzipcError): Promise<void> {
@@ -861,6 +916,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     switch (msg.type) {
       case "welcome": {
         this.clientId = msg.body.clientId;
+        this.resumed = msg.body.resumed;
         this.label = msg.body.label;
         this.routes.reset();
         void this.resync(conn);
@@ -984,8 +1040,10 @@ export class HubClient extends EventEmitter<HubClientEvents> {
         sub.fail(err);
       });
     });
-    const address = await this.directAddress();
-    const reserved = this.rpc.servedTopics().map((topic) =>
+    // Only a client that serves listens for direct calls (and opens its folder).
+    const served = this.rpc.servedTopics();
+    const address = served.length > 0 ? await this.directAddress() : { host: "", direct: "" };
+    const reserved = served.map((topic) =>
       this.rawRequest(conn, "serve", { topic, ...address }).catch((err: EzipcError) => {
         log("warn", "client", "serving again after a reconnect failed", { topic, error: err });
       }),

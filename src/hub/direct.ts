@@ -18,7 +18,7 @@
  * - Only plain requests go direct; streams and sessions, which need the hub's flow checks, go through it.
  */
 
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { EzipcError, isEzipcError } from "../errors.js";
@@ -83,11 +83,17 @@ export class DirectServer {
 
   /** Opens a Unix socket in a new private directory under the system's temporary directory. */
   static async open(handlers: Handlers): Promise<DirectServer> {
-    const dir = mkdtempSync(path.join(os.tmpdir(), "ezipc-direct-"));
+    removeStaleDirs();
+    const dir = mkdtempSync(path.join(os.tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+    liveDirs.add(dir);
+    if (liveDirs.size === 1 && !process.listeners("exit").includes(removeLiveDirs)) {
+      process.on("exit", removeLiveDirs);
+    }
     try {
       const listener = await listen(`unix://${path.join(dir, "rpc.sock")}`, { heartbeatIntervalMs: 0 });
       return new DirectServer(listener, dir, handlers);
     } catch (err) {
+      liveDirs.delete(dir);
       rmSync(dir, { recursive: true, force: true });
       throw err;
     }
@@ -113,6 +119,7 @@ export class DirectServer {
         send(type, body);
       },
       serveRequest: unsupported,
+      unserved: unsupported,
     };
     const rpc = new RpcClient(link, this.handlers, MAX_CALLS_PER_CONNECTION);
     onDecoded(conn, protocol, (msg) => {
@@ -144,6 +151,7 @@ export class DirectServer {
   async close(): Promise<void> {
     for (const c of this.connections) c.destroy();
     await this.listener.close();
+    liveDirs.delete(this.dir);
     rmSync(this.dir, { recursive: true, force: true });
   }
 }
@@ -188,6 +196,7 @@ export class DirectLink {
       trySend: (type, body) => {
         if (conn.state === "open") conn.send(encode(type, body));
       },
+      unserved: unsupported,
       serveRequest: unsupported,
     });
     onDecoded(conn, protocol, (msg) => {
@@ -322,4 +331,47 @@ export class DirectRoutes {
     for (const p of this.links.values()) void p.then((l) => l?.close());
     this.links.clear();
   }
+}
+
+/** Direct listeners' folders in the temp dir: `ezipc-direct-PID-XXXXXX`, named by their owner's pid. */
+const DIR_PREFIX = "ezipc-direct-";
+/** This process's folders, removed at exit if still there (a process that exits without close()). */
+const liveDirs = new Set<string>();
+
+function removeLiveDirs(): void {
+  for (const dir of liveDirs) rmSync(dir, { recursive: true, force: true });
+  liveDirs.clear();
+}
+
+/** Whether process `pid` exists (EPERM: it does, owned by someone else). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes the folders of processes that died without removing theirs (a kill -9). */
+export function removeStaleDirs(tmp = os.tmpdir()): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(tmp);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const pid = Number(name.slice(DIR_PREFIX.length).split("-")[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
+    try {
+      rmSync(path.join(tmp, name), { recursive: true, force: true });
+      removed++;
+    } catch {
+      // another process removed it, or it is not ours to remove
+    }
+  }
+  return removed;
 }

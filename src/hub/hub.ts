@@ -22,7 +22,7 @@ import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { AccessPolicy, type AllowedClient, allowList, type Operation } from "../security/access.js";
-import { secureListen } from "../security/channel.js";
+import { type HandshakeFailure, secureListen } from "../security/channel.js";
 import type { KeyPair } from "../security/suite.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { listen } from "../transport/registry.js";
@@ -149,6 +149,18 @@ export interface HubStats {
   noResponders: number;
   serverGone: number;
   deadmanTokens: number;
+  /** Connections closed for a protocol violation (a bad frame or message, a missing hello). */
+  protocolErrors: number;
+  /** Connections closed for a frame over maxFrameBytes. */
+  framesTooLarge: number;
+  /** Slow consumers cut (maxQueuedBytes or stallTimeoutMs). */
+  slowConsumerCuts: number;
+  /** Connections closed for silence past heartbeatTimeoutMs. */
+  heartbeatTimeouts: number;
+  /** Secure connections closed for a record that failed authentication. */
+  decryptErrors: number;
+  /** Secure handshakes that failed, by reason (docs/security.md). */
+  handshakeFailures: Partial<Record<HandshakeFailure, number>>;
   rssBytes: number;
   heapUsedBytes: number;
 }
@@ -239,6 +251,15 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly startedAt = Date.now();
   private closing = false;
   private readonly counters = { writes: 0, reads: 0, updatesSent: 0, updatesCoalesced: 0, staleSent: 0 };
+  /** Connections this hub lost to faults, by kind, and failed secure handshakes by reason. */
+  private readonly faults = {
+    protocolErrors: 0,
+    framesTooLarge: 0,
+    slowConsumerCuts: 0,
+    heartbeatTimeouts: 0,
+    decryptErrors: 0,
+    handshakeFailures: {} as Partial<Record<HandshakeFailure, number>>,
+  };
   private readonly reconnectWindowMs: number;
   private readonly maxPointersPerClient: number;
   private readonly allowClientPersistent: boolean;
@@ -289,6 +310,15 @@ export class Hub extends EventEmitter<HubEvents> {
             authorize: allowList(sec.clients ?? []),
             handshakeTimeoutMs: sec.handshakeTimeoutMs,
             maxPendingPerAddress: sec.maxPendingPerAddress,
+            plainRefusal: hub.protocol.encode("error", {
+              rid: 0,
+              code: "EZIPC_AUTH",
+              message:
+                "this hub requires encryption: connect with its public key (secure.hubKey, or EZIPC_HUB_KEY for the CLI)",
+            }),
+            onFailure: (reason) => {
+              hub.faults.handshakeFailures[reason] = (hub.faults.handshakeFailures[reason] ?? 0) + 1;
+            },
           })
         : undefined;
       for (const url of options.urls) {
@@ -370,6 +400,8 @@ export class Hub extends EventEmitter<HubEvents> {
       callsInFlight: this.rpc.callsInFlight,
       ...this.rpc.counters,
       deadmanTokens: this.deadmen.size,
+      ...this.faults,
+      handshakeFailures: { ...this.faults.handshakeFailures },
       queuedBytes: queued,
       maxClientQueuedBytes: maxQueued,
       rssBytes: mem.rss,
@@ -500,6 +532,7 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   private onConnectionClosed(conn: Connection, info: CloseInfo): void {
+    this.countFault(info.error?.code);
     this.pubsub.connectionClosed(conn);
     this.rpc.connectionClosed(conn);
     this.deadmen.connectionClosed(conn);
@@ -510,12 +543,24 @@ export class Hub extends EventEmitter<HubEvents> {
     client.conn = null;
     log("debug", "hub", "client disconnected", { id: client.id, reason: info.reason });
     if (this.closing) return;
-    if (client.holdings.size === 0 || this.reconnectWindowMs === 0) {
+    // A client that closed gracefully said goodbye: it will not resume, so its pointers go at once. Only a
+    // lost connection (a fault, a reset, silence) keeps them for the reconnect window.
+    const goodbye = info.initiator === "remote" && info.error === undefined;
+    if (goodbye || client.holdings.size === 0 || this.reconnectWindowMs === 0) {
       this.forget(client);
       return;
     }
     client.windowTimer = setTimeout(() => this.forget(client), this.reconnectWindowMs);
     client.windowTimer.unref();
+  }
+
+  private countFault(code: string | undefined): void {
+    const f = this.faults;
+    if (code === "EZIPC_PROTOCOL" || code === "EZIPC_HANDSHAKE") f.protocolErrors++;
+    else if (code === "EZIPC_FRAME_TOO_LARGE") f.framesTooLarge++;
+    else if (code === "EZIPC_SLOW_CONSUMER") f.slowConsumerCuts++;
+    else if (code === "EZIPC_HEARTBEAT_TIMEOUT") f.heartbeatTimeouts++;
+    else if (code === "EZIPC_DECRYPT") f.decryptErrors++;
   }
 
   /** Releases everything a client held and forgets it. */

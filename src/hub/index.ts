@@ -19,6 +19,7 @@ export {
   connect,
   HubClient,
   type HubClientEvents,
+  type KeyDescription,
   type KeyInfo,
   type PublishOptions,
   type TopicInfo,

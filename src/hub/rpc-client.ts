@@ -64,6 +64,8 @@ export interface RpcLink {
   /** Sends if connected; drops otherwise. */
   trySend(type: string, body: Record<string, unknown>): void;
   serveRequest(topic: string): Promise<void>;
+  /** This client stopped serving `topic` (its direct listener closes when it serves nothing). */
+  unserved(topic: string): void;
 }
 
 const NO_PAYLOAD = new Uint8Array(0);
@@ -315,6 +317,7 @@ export class RpcClient {
     return new Server(topic, () => {
       this.handlers.delete(topic);
       this.link.trySend("unserve", { topic });
+      this.link.unserved(topic);
     });
   }
 

@@ -20,6 +20,7 @@
 import { Duplex } from "node:stream";
 import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
+import { CONTROL_BIT, ControlType } from "../transport/frame.js";
 import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
 import { type CipherState, HandshakeState, MAX_MESSAGE, TAG_BYTES } from "./noise.js";
 import { dh25519, type KeyPair } from "./suite.js";
@@ -42,6 +43,24 @@ function prologue(pattern: number): Buffer {
   return Buffer.concat([PROLOGUE, Uint8Array.of(pattern)]);
 }
 
+/** A plain ezipc data frame (transport/frame.ts), for answering a plain client. */
+function plainFrame(payload: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(4 + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.set(payload, 4);
+  return out;
+}
+
+/** A plain ezipc CLOSE control frame with its reason. */
+function closeFrame(reason: string): Buffer {
+  const text = Buffer.from(reason, "utf8");
+  const out = Buffer.allocUnsafe(5 + text.length);
+  out.writeUInt32BE((CONTROL_BIT | (1 + text.length)) >>> 0, 0);
+  out[4] = ControlType.CLOSE;
+  out.set(text, 5);
+  return out;
+}
+
 function frame(bytes: Uint8Array): Buffer {
   const out = Buffer.allocUnsafe(2 + bytes.length);
   out.writeUInt16BE(bytes.length, 0);
@@ -62,7 +81,11 @@ class MessageReader {
     this.fail(new EzipcError("EZIPC_HANDSHAKE", "the peer closed during the handshake"));
   private readonly onError = (e: Error) => this.fail(e);
 
-  constructor(private readonly stream: Duplex) {
+  constructor(
+    private readonly stream: Duplex,
+    /** Called when the first bytes arrive. */
+    private readonly onFirstData?: () => void,
+  ) {
     stream.on("data", this.onData);
     stream.on("end", this.onEnd);
     stream.on("close", this.onEnd);
@@ -70,6 +93,7 @@ class MessageReader {
   }
 
   private readonly onData = (chunk: Buffer): void => {
+    this.onFirstData?.();
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (this.buf.length > 2 * (MAX_MESSAGE + 2)) {
       this.fail(new EzipcError("EZIPC_HANDSHAKE", "the peer sent more than a handshake"));
@@ -251,6 +275,32 @@ export interface SecureListenOptions {
   maxPending?: number;
   /** Records per direction between rekeys. Default 2^20. */
   rekeyInterval?: number;
+  /**
+   * What to answer a client that speaks plain ezipc frames to this secure listener (its first bytes are a
+   * frame header, never a handshake message): an ezipc data frame's payload (the hub sends an `error` telling
+   * the client the hub requires encryption), sent as a plain frame before closing. Default: nothing.
+   */
+  plainRefusal?: Uint8Array;
+  /** Counts each failed handshake by reason (for the hub's stats). */
+  onFailure?: (reason: HandshakeFailure) => void;
+}
+
+/** Why a secure handshake failed, as counted in the hub's stats. */
+export type HandshakeFailure =
+  | "plain"
+  | "malformed"
+  | "wrongKey"
+  | "refused"
+  | "timeout"
+  | "evicted"
+  | "closed";
+
+/**
+ * A handshake refusal the client can read: an empty handshake message (never a valid Noise message 2) and
+ * then the reason as a message of UTF-8 text. The client raises `EZIPC_AUTH` with that reason.
+ */
+function refusal(reason: string): Buffer {
+  return Buffer.concat([frame(EMPTY), frame(Buffer.from(reason, "utf8").subarray(0, 1024))]);
 }
 
 function addressOf(remoteUrl: string): string {
@@ -276,6 +326,29 @@ export function secureListen(o: SecureListenOptions): StreamUpgrade {
     }));
   const pending = new Set<Duplex>();
   const pendingByAddress = new Map<string, Set<Duplex>>();
+  /** Pending handshakes whose client has sent its first message (they give way last). */
+  const started = new WeakSet<Duplex>();
+  const evicted = new WeakSet<Duplex>();
+
+  /**
+   * Over a bound, one pending handshake gives way to the new one: the oldest that has not sent its first
+   * message yet, else the oldest. So idle connections (the cheap flood) never push out a client that is
+   * handshaking, whether it comes from another address or from the same one (every local client shares
+   * 127.0.0.1 or the Unix socket).
+   */
+  function evictFrom(set: Set<Duplex>): void {
+    let victim: Duplex | undefined;
+    for (const s of set) {
+      if (!started.has(s)) {
+        victim = s;
+        break;
+      }
+      victim ??= s;
+    }
+    if (!victim) return;
+    evicted.add(victim);
+    victim.destroy();
+  }
 
   return async (stream, { remoteUrl }) => {
     const address = addressOf(remoteUrl);
@@ -284,16 +357,23 @@ export function secureListen(o: SecureListenOptions): StreamUpgrade {
       mine = new Set();
       pendingByAddress.set(address, mine);
     }
-    // Bounded: the oldest half-open handshake gives way to the newest, so a flood cannot lock others out.
-    if (mine.size >= perAddress) mine.values().next().value?.destroy();
-    if (pending.size >= maxPending) pending.values().next().value?.destroy();
+    if (mine.size >= perAddress) evictFrom(mine);
+    if (pending.size >= maxPending) evictFrom(pending);
     pending.add(stream);
     mine.add(stream);
-    const reader = new MessageReader(stream);
+    const reader = new MessageReader(stream, () => started.add(stream));
+    let why: HandshakeFailure | undefined;
+    const fail = (reason: HandshakeFailure) => {
+      why ??= reason;
+    };
     try {
-      return await withTimeout(respond(stream, reader), timeoutMs, () =>
-        handshakeTimedOut(stream, timeoutMs),
-      );
+      return await withTimeout(respond(stream, reader, fail), timeoutMs, () => {
+        fail("timeout");
+        return handshakeTimedOut(stream, timeoutMs);
+      });
+    } catch (err) {
+      o.onFailure?.(evicted.has(stream) ? "evicted" : (why ?? "closed"));
+      throw err;
     } finally {
       pending.delete(stream);
       mine.delete(stream);
@@ -301,10 +381,24 @@ export function secureListen(o: SecureListenOptions): StreamUpgrade {
     }
   };
 
-  async function respond(stream: Duplex, reader: MessageReader): Promise<SecureStream> {
+  async function respond(
+    stream: Duplex,
+    reader: MessageReader,
+    fail: (reason: HandshakeFailure) => void,
+  ): Promise<SecureStream> {
     const first = await reader.next();
     const pattern = first[0];
+    if (first.length === 0) {
+      // A frame header (a plain client): a handshake message is never empty.
+      fail("plain");
+      if (o.plainRefusal) {
+        stream.end(Buffer.concat([plainFrame(o.plainRefusal), closeFrame("this hub requires encryption")]));
+      }
+      throw new EzipcError("EZIPC_AUTH", "a plain client at a secure listener");
+    }
     if (pattern !== PATTERN_XX && pattern !== PATTERN_IK) {
+      fail("malformed");
+      stream.end(refusal("not an ezipc secure handshake (unknown pattern)"));
       throw new EzipcError("EZIPC_HANDSHAKE", "not an ezipc secure handshake");
     }
     const hs = new HandshakeState({
@@ -313,15 +407,36 @@ export function secureListen(o: SecureListenOptions): StreamUpgrade {
       prologue: prologue(pattern),
       s: o.staticKey,
     });
-    let payload = hs.readMessage(first.subarray(1));
+    let payload: Buffer;
+    try {
+      payload = hs.readMessage(first.subarray(1));
+    } catch (err) {
+      // IK: the client encrypted to the key it pinned; if that is not ours, its first message fails here.
+      if (pattern === PATTERN_IK) {
+        fail("wrongKey");
+        stream.end(refusal("the hub's key is not the one this client pinned (check EZIPC_HUB_KEY)"));
+        throw new EzipcError("EZIPC_AUTH", "a client pinned another hub key", { cause: err });
+      }
+      fail("malformed");
+      throw err;
+    }
     stream.write(frame(hs.writeMessage()));
-    if (!hs.done) payload = hs.readMessage(await reader.next());
+    if (!hs.done) {
+      const m3 = await reader.next();
+      try {
+        payload = hs.readMessage(m3);
+      } catch (err) {
+        fail("malformed");
+        throw err;
+      }
+    }
     let token: string | undefined;
     try {
       const auth = payload.length > 0 ? (JSON.parse(payload.toString("utf8")) as { token?: unknown }) : {};
       if (auth.token !== undefined && typeof auth.token !== "string") throw new Error("token");
       token = auth.token as string | undefined;
     } catch {
+      fail("malformed");
       throw new EzipcError("EZIPC_HANDSHAKE", "malformed credentials in the handshake");
     }
     const verdict = authorize({ publicKey: hs.remoteStatic!, token });
@@ -329,6 +444,7 @@ export function secureListen(o: SecureListenOptions): StreamUpgrade {
     const answer = verdict.ok ? { ok: true } : { ok: false, reason: verdict.reason };
     stream.write(frame(send.encrypt(EMPTY, Buffer.from(JSON.stringify(answer)))));
     if (!verdict.ok) {
+      fail("refused");
       stream.end();
       throw new EzipcError("EZIPC_AUTH", `client refused: ${verdict.reason}`);
     }
@@ -385,7 +501,13 @@ export function secureDial(o: SecureDialOptions): StreamUpgrade {
     const credentials = Buffer.from(JSON.stringify(o.token === undefined ? {} : { token: o.token }));
     const m1 = hs.writeMessage(pattern === PATTERN_IK ? credentials : EMPTY);
     stream.write(frame(Buffer.concat([Uint8Array.of(pattern), m1])));
-    hs.readMessage(await reader.next());
+    const m2 = await reader.next();
+    if (m2.length === 0) {
+      // The hub's refusal (see refusal()): its reason follows.
+      const reason = (await reader.next()).toString("utf8");
+      throw new EzipcError("EZIPC_AUTH", `the hub refused the handshake: ${reason}`);
+    }
+    hs.readMessage(m2);
     if (pattern === PATTERN_XX) {
       const ok = o.verifyHubKey!(hs.remoteStatic!);
       if (ok !== true) throw new EzipcError("EZIPC_AUTH", `the hub's key is refused: ${ok}`);

@@ -88,9 +88,9 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private closeTimer: NodeJS.Timeout | null = null;
   // heartbeats
   private heartbeatTimer: NodeJS.Timeout | null = null;
-  private rxTicks = 0;
+  /** Fires when the peer has been silent for heartbeatTimeoutMs (re-armed for what is left otherwise). */
+  private silenceTimer: NodeJS.Timeout | null = null;
   private txTicks = 0;
-  private lastRxSeen = -1;
   private lastTxSeen = -1;
   private lastRxAt = Date.now();
   // stall detection
@@ -133,6 +133,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (this.opts.heartbeatIntervalMs > 0) {
       this.heartbeatTimer = setInterval(this.onHeartbeatTick, this.opts.heartbeatIntervalMs);
       this.heartbeatTimer.unref();
+      this.armSilence(this.opts.heartbeatTimeoutMs);
     }
     log("debug", "transport", "connection open", { id: this.id, local: localUrl, remote: remoteUrl });
   }
@@ -313,7 +314,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   }
 
   private readonly onData = (chunk: Buffer): void => {
-    this.rxTicks++;
+    this.lastRxAt = Date.now();
     this.stats.bytesIn += chunk.length;
     try {
       this.decoder.push(chunk, this.onFrame);
@@ -385,6 +386,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (this.state === "closed") return;
     this.state = "closed";
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.stopStallWatch();
     let info = this.closeInfo;
@@ -406,21 +408,33 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     this.resolveClosed(info);
   };
 
-  private readonly onHeartbeatTick = (): void => {
+  private armSilence(ms: number): void {
+    this.silenceTimer = setTimeout(this.onSilence, ms);
+    this.silenceTimer.unref();
+  }
+
+  /** The silence bound is checked when it can first be reached, not on the next heartbeat tick. */
+  private readonly onSilence = (): void => {
+    this.silenceTimer = null;
+    if (this.state === "closed") return;
     const now = Date.now();
-    if (this.rxTicks !== this.lastRxSeen || this.userPaused || this.iteratorPaused) {
-      this.lastRxSeen = this.rxTicks;
-      this.lastRxAt = now;
-    } else if (now - this.lastRxAt >= this.opts.heartbeatTimeoutMs) {
-      counters.heartbeatTimeouts++;
-      this.fail(
-        new EzipcError(
-          "EZIPC_HEARTBEAT_TIMEOUT",
-          `connection ${this.id}: nothing heard from ${this.remoteUrl} for ${now - this.lastRxAt} ms`,
-        ),
-      );
+    // While we do not read (paused), the peer's silence is ours: it does not count.
+    if (this.userPaused || this.iteratorPaused) this.lastRxAt = now;
+    const silent = now - this.lastRxAt;
+    if (silent < this.opts.heartbeatTimeoutMs) {
+      this.armSilence(this.opts.heartbeatTimeoutMs - silent);
       return;
     }
+    counters.heartbeatTimeouts++;
+    this.fail(
+      new EzipcError(
+        "EZIPC_HEARTBEAT_TIMEOUT",
+        `connection ${this.id}: nothing heard from ${this.remoteUrl} for ${silent} ms`,
+      ),
+    );
+  };
+
+  private readonly onHeartbeatTick = (): void => {
     if (this.txTicks === this.lastTxSeen && this.state === "open") {
       this.stats.pingsOut++;
       this.writer.writeControl(ControlType.PING);

@@ -55,6 +55,7 @@ describe("admission: every hub message is permission-checked and bounded", () =>
   let hub: Hub;
   let url: string;
   let root: HubClient;
+  const held: unknown[] = []; // pointers kept alive (a collected pointer releases its reference)
 
   function raw(name: string, token: string) {
     return rawClient(url, name, { upgrade: secureDial({ hubKey: hubKey.publicKey, token }) });
@@ -75,8 +76,8 @@ describe("admission: every hub message is permission-checked and bounded", () =>
     });
     url = hub.urls[0]!;
     root = await connect(url, { name: "root", secure: { hubKey: hubKey.publicKey, token: "root-token" } });
-    await root.allocate("k.secret", 4, "poll");
-    await root.config("k.json", { persistent: false });
+    held.push(await root.allocate("k.secret", 4, "poll"));
+    held.push(await root.config("k.json", { persistent: false }));
     await root.publish("t.secret", "secret message");
     await root.serve("svc.secret", () => "secret reply");
     await root.deadman("d.secret").take();
