@@ -13,6 +13,18 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Resolves once `cond` holds, checking it on each turn of the event loop (it is a condition on state that
+ * events change, not a sleep); rejects loudly naming `what` after `ms`. The loop ends either way.
+ */
+export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setImmediate(r));
+  }
+}
+
 /** Resolves with the arguments of the next `event` from `emitter`, failing after `ms`. */
 export function nextEvent<A extends unknown[] = unknown[]>(
   emitter: { once(event: string, fn: (...args: never[]) => void): unknown },

@@ -556,7 +556,13 @@ export class Hub extends EventEmitter<HubEvents> {
 
   private countFault(code: string | undefined): void {
     const f = this.faults;
-    if (code === "EZIPC_PROTOCOL" || code === "EZIPC_HANDSHAKE") f.protocolErrors++;
+    if (
+      code === "EZIPC_PROTOCOL" ||
+      code === "EZIPC_HANDSHAKE" ||
+      code === "EZIPC_DECODE" ||
+      code === "EZIPC_UNKNOWN_MESSAGE"
+    )
+      f.protocolErrors++;
     else if (code === "EZIPC_FRAME_TOO_LARGE") f.framesTooLarge++;
     else if (code === "EZIPC_SLOW_CONSUMER") f.slowConsumerCuts++;
     else if (code === "EZIPC_HEARTBEAT_TIMEOUT") f.heartbeatTimeouts++;

@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { connect, type HubClient, type TopicMessage } from "../../src/index.js";
-import { seededRandom, tempDir, within } from "../helpers.js";
+import { seededRandom, tempDir, until, within } from "../helpers.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -36,19 +36,9 @@ async function kill9(child: ChildProcess): Promise<void> {
   await within(exited, 5_000, "hub to die");
 }
 
-/** Polls the hub's stats until `done` holds (a condition on the hub's own counters, not a sleep). */
-async function untilStats(c: HubClient, done: (s: Awaited<ReturnType<HubClient["stats"]>>) => boolean) {
-  await within(
-    (async () => {
-      for (let i = 0; i < 2_000; i++) {
-        if (done(await c.stats())) return;
-        await new Promise((r) => setImmediate(r));
-      }
-      throw new Error("condition never held");
-    })(),
-    10_000,
-    "hub counters",
-  );
+/** Waits until the hub's own counters satisfy `done` (a condition on state, not a sleep). */
+function untilStats(c: HubClient, done: (s: Awaited<ReturnType<HubClient["stats"]>>) => boolean) {
+  return until(async () => done(await c.stats()), "hub counters", 10_000);
 }
 
 describe("durability across kill -9 of the hub", () => {
@@ -84,13 +74,7 @@ describe("durability across kill -9 of the hub", () => {
         await sub.subscribe(topic, { init: "oldest", prefetch: 4096 }, record);
         // Everything earlier rounds' subscribers saw or publishers were told is still there, unchanged.
         const [info] = await pub.topics(topic);
-        await within(
-          (async () => {
-            while (maxSeq < info!.lastSeq) await new Promise((r) => setImmediate(r));
-          })(),
-          10_000,
-          `history up to ${info!.lastSeq}`,
-        );
+        await until(() => maxSeq >= info!.lastSeq, `history up to ${info!.lastSeq}`, 10_000);
         for (const [seq, payload] of acked) assert.equal(seen.get(seq), payload, `acked seq ${seq}`);
 
         // Acknowledged publishes: durable before the ack.
@@ -138,13 +122,7 @@ describe("durability across kill -9 of the hub", () => {
       await reader.subscribe(topic, { init: "oldest", prefetch: 4096 }, (m) => {
         all.set(m.seq, Buffer.from(m.payload).toString());
       });
-      await within(
-        (async () => {
-          while (all.size < Number(info!.count)) await new Promise((r) => setImmediate(r));
-        })(),
-        10_000,
-        "the whole history",
-      );
+      await until(() => all.size >= Number(info!.count), "the whole history", 10_000);
       for (const [seq, payload] of all) {
         const before = seen.get(seq);
         assert.ok(before === undefined || before === payload, `seq ${seq}: ${before} then ${payload}`);
