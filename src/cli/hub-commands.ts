@@ -339,8 +339,15 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
         return;
       }
-      for (const [k, v] of Object.entries(s))
-        process.stdout.write(`${k.padEnd(18)} ${Array.isArray(v) ? v.join(" ") : v}\n`);
+      const shown = (v: unknown): string =>
+        Array.isArray(v)
+          ? v.join(" ")
+          : v !== null && typeof v === "object"
+            ? Object.entries(v)
+                .map(([k, n]) => `${k}=${n}`)
+                .join(" ") || "-"
+            : String(v);
+      for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(18)} ${shown(v)}\n`);
     });
 }
 
