@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
@@ -27,6 +28,34 @@ describe("ezipc CLI", () => {
     for (const c of commands) {
       const r = await run(process.execPath, [cli, c, "--help"]);
       assert.match(r.stdout, new RegExp(`Usage: ezipc ${c}`));
+    }
+  });
+
+  it("serve takes the hello and heartbeat timeouts as flags", async () => {
+    const tmp = tempDir();
+    const sock = path.join(tmp.dir, "hub.sock");
+    const { child } = await spawnFixture(
+      "../../src/cli/main.js",
+      ["serve", `unix://${sock}`, "--handshake-timeout-ms", "300", "--heartbeat-interval-ms", "100"],
+      10_000,
+      /^store:/,
+    );
+    try {
+      const mute = net.connect(sock);
+      mute.on("error", () => {});
+      mute.resume(); // read (and drop) the hub's pings, so its close is seen
+      const t0 = Date.now();
+      await within(
+        new Promise((r) => mute.once("close", r)),
+        5_000,
+        "the hub to drop a client without hello",
+      );
+      const elapsed = Date.now() - t0;
+      assert.ok(elapsed >= 250 && elapsed < 2_000, `dropped after ${elapsed} ms (flag: 300 ms)`);
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      tmp.cleanup();
     }
   });
 

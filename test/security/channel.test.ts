@@ -257,6 +257,71 @@ describe("secure channel: Noise XX / IK under the frames", () => {
   });
 });
 
+describe("half-open handshakes from one address (every local client shares it)", () => {
+  it("idle connections give way before a client that has started its handshake; evictions are counted", async () => {
+    const failures: string[] = [];
+    const l = await secureHub({
+      handshakeTimeoutMs: 5_000,
+      maxPendingPerAddress: 2,
+      onFailure: (reason) => failures.push(reason),
+    });
+    const { port } = new URL(l.url);
+    const open = (bytes?: Buffer) => {
+      const s = net.connect(Number(port), "127.0.0.1");
+      s.on("error", () => {});
+      if (bytes) s.write(bytes);
+      return s;
+    };
+    const closed = (s: net.Socket) =>
+      within(
+        new Promise((r) => (s.destroyed ? r(null) : s.once("close", r))),
+        5_000,
+        "an idle connection to be evicted",
+      );
+    try {
+      // A client that sent a complete XX first message (pattern byte + its ephemeral key), then waits.
+      const msg1 = Buffer.concat([Buffer.from([0, 33, 1]), dh25519.generateKeyPair().publicKey]);
+      const started = open(msg1);
+      await within(new Promise((r) => started.once("data", r)), 5_000, "the hub's second handshake message");
+      // Five idle connections from the same address: each new one pushes out an idle one, never `started`.
+      const idle: net.Socket[] = [];
+      for (let i = 0; i < 5; i++) {
+        idle.push(open());
+        await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(idle.slice(0, 4).map(closed));
+      assert.equal(started.destroyed, false, "the started handshake is still pending");
+      assert.ok(failures.filter((f) => f === "evicted").length >= 4, failures.join(","));
+      started.destroy();
+      for (const s of idle) s.destroy();
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("a real local client gets in while an idle flood from its own address keeps coming", async () => {
+    const l = await secureHub({ handshakeTimeoutMs: 5_000, maxPendingPerAddress: 8 });
+    const { port } = new URL(l.url);
+    const idle: net.Socket[] = [];
+    const flood = setInterval(() => {
+      const s = net.connect(Number(port), "127.0.0.1");
+      s.on("error", () => {});
+      idle.push(s);
+    }, 1);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const real = await dial(l.url, { upgrade: secureDial({ hubKey: hubKey.publicKey }) });
+        assert.deepEqual(await echo(real, [Buffer.from("in")]), [Buffer.from("in")]);
+        await real.close();
+      }
+    } finally {
+      clearInterval(flood);
+      for (const s of idle) s.destroy();
+      await l.close();
+    }
+  });
+});
+
 describe("Noise handshake fuzzing (seeded)", () => {
   it("a different prologue (another version, or a tampered pattern byte) fails the handshake", () => {
     const b = dh25519.generateKeyPair();
