@@ -13,8 +13,8 @@
  * writers' acknowledgements wait (their own deadlines apply).
  */
 import { EzipcError } from "../errors.js";
-import { log } from "../log.js";
 import type { Block } from "./blocks.js";
+import { CommitRetry } from "./commit-retry.js";
 import type { BlockStore } from "./store.js";
 
 /** A value as committed or staged. */
@@ -23,15 +23,11 @@ export interface BlockValue {
   readonly version: number;
 }
 
-const RETRY_FIRST_MS = 10;
-const RETRY_LAST_MS = 1_000;
-
 export class BlockCommits {
   private readonly staged = new Map<Block, BlockValue>();
   private acks: { block: Block; version: number; done: (err?: EzipcError) => void }[] = [];
   private scheduled = false;
-  private retryMs = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly retry = new CommitRetry("persistent keys", () => this.flush());
 
   constructor(
     private readonly store: BlockStore,
@@ -51,7 +47,7 @@ export class BlockCommits {
   stage(block: Block, value: BlockValue, done: (err?: EzipcError) => void): void {
     this.staged.set(block, value);
     this.acks.push({ block, version: value.version, done });
-    if (!this.scheduled && !this.retryTimer) {
+    if (!this.scheduled && !this.retry.waiting) {
       this.scheduled = true;
       setImmediate(() => this.flush());
     }
@@ -75,18 +71,10 @@ export class BlockCommits {
       try {
         this.store.save(batch);
       } catch (err) {
-        this.retryMs = Math.min(Math.max(this.retryMs * 2, RETRY_FIRST_MS), RETRY_LAST_MS);
-        log("error", "hub", "committing persistent keys failed; retrying", {
-          error: err,
-          retryMs: this.retryMs,
-        });
-        this.retryTimer ??= setTimeout(() => {
-          this.retryTimer = null;
-          this.flush();
-        }, this.retryMs);
+        this.retry.failed(err);
         return false;
       }
-      this.retryMs = 0;
+      this.retry.succeeded();
       const done = [...this.staged];
       this.staged.clear();
       for (const [b, v] of done) this.committed(b, v);
@@ -108,7 +96,6 @@ export class BlockCommits {
 
   /** Stops retrying (the hub is closing). */
   stop(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.retry.stop();
   }
 }

@@ -16,6 +16,7 @@ import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import type { Protocol } from "../service/protocol.js";
 import type { Connection } from "../transport/types.js";
+import { CommitRetry } from "./commit-retry.js";
 import {
   encodeHeaders,
   encodeMessageHead,
@@ -78,9 +79,6 @@ export interface HistoryStore {
 
 /** Backlog of messages not yet committed beyond which publishes to persisted topics are refused. */
 const MAX_UNCOMMITTED_BYTES = 64 * 1024 * 1024;
-/** Retry delays of a failed commit (the store is locked or failing): doubling from the first to the last. */
-const RETRY_FIRST_MS = 10;
-const RETRY_LAST_MS = 1_000;
 
 interface Sub {
   readonly sid: number;
@@ -123,9 +121,7 @@ export class PubSub {
   private saveScheduled = false;
   /** Bytes appended to persisted topics and not yet committed. */
   private uncommittedBytes = 0;
-  /** Delay before retrying a failed commit (0: the last commit succeeded). */
-  private retryMs = 0;
-  private retryTimer: NodeJS.Timeout | null = null;
+  private readonly retry = new CommitRetry("messages", () => this.flush());
   readonly counters = { published: 0, delivered: 0, gaps: 0, rejected: 0 };
 
   constructor(
@@ -229,15 +225,10 @@ export class PubSub {
       try {
         this.store.saveMessages(batch, evicted, marks);
       } catch (err) {
-        this.retryMs = Math.min(Math.max(this.retryMs * 2, RETRY_FIRST_MS), RETRY_LAST_MS);
-        log("error", "hub", "committing messages failed; retrying", { error: err, retryMs: this.retryMs });
-        this.retryTimer ??= setTimeout(() => {
-          this.retryTimer = null;
-          this.flush();
-        }, this.retryMs);
+        this.retry.failed(err);
         return false;
       }
-      this.retryMs = 0;
+      this.retry.succeeded();
       this.pendingSave = [];
       this.pendingEvict.clear();
       this.uncommittedBytes = 0;
@@ -253,8 +244,7 @@ export class PubSub {
 
   /** Stops retrying (the hub is closing). */
   stop(): void {
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    this.retryTimer = null;
+    this.retry.stop();
   }
 
   /** A durable topic's appends were committed: they may now be delivered. */
@@ -399,7 +389,7 @@ export class PubSub {
   }
 
   private scheduleSave(): void {
-    if (this.saveScheduled || this.retryTimer) return;
+    if (this.saveScheduled || this.retry.waiting) return;
     this.saveScheduled = true;
     setImmediate(() => this.flush());
   }
