@@ -588,9 +588,10 @@ export class PubSub {
         if (!match(t.name) || !this.permits(conn, "subscribe", t.name)) continue;
         topics.push({
           name: t.name,
+          // What may be delivered: a persisted topic's uncommitted tail is not shown.
           firstSeq: t.firstSeq,
-          lastSeq: t.lastSeq,
-          count: t.count,
+          lastSeq: t.seqOf(t.lastVisible),
+          count: Math.max(0, t.visible - t.firstIndex),
           bytes: t.bytes,
           subscribers: this.subsOf.get(t)?.size ?? 0,
           persist: t.durable,

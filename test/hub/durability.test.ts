@@ -2,33 +2,13 @@
 // The hub runs as the CLI in its own process with --data; a second SQLite connection holds the write lock
 // (a slow or stuck disk) while clients publish and write, then the hub is killed and restarted.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { connect, type HubClient, type TopicMessage } from "../../src/index.js";
 import { seededRandom, tempDir, until, within } from "../helpers.js";
-
-const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-
-function startHub(sock: string, data: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cli, "serve", `unix://${sock}`, "--data", data], {
-    stdio: ["ignore", "pipe", "ignore"],
-  });
-  return within(
-    new Promise((resolve, reject) => {
-      let out = "";
-      child.stdout!.on("data", (d: Buffer) => {
-        out += d.toString();
-        if (out.includes("store:")) resolve(child);
-      });
-      child.once("exit", (code) => reject(new Error(`hub exited with ${code}: ${out}`)));
-    }),
-    15_000,
-    "hub to start",
-  );
-}
+import { startCliHub } from "./hubs.js";
 
 async function kill9(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once("exit", resolve));
@@ -55,7 +35,7 @@ describe("durability across kill -9 of the hub", () => {
     const clients: HubClient[] = [];
     try {
       for (let round = 0; round < 6; round++) {
-        hub = await startHub(sock, data);
+        hub = await startCliHub(sock, data, [], true);
         const pub = await connect(url, { name: `pub${round}` });
         const sub = await connect(url, { name: `sub${round}` });
         clients.push(pub, sub);
@@ -84,6 +64,7 @@ describe("durability across kill -9 of the hub", () => {
           acked.set(seq, payload);
         }
         const published = (await pub.stats()).published;
+        const [shownBefore] = await pub.topics(topic);
         const lock = round % 2 === 0 ? new Database(path.join(data, "hub.db")) : null;
         lock?.exec("BEGIN IMMEDIATE"); // the store's write lock, held: commits fail and are retried
         const n = 2_000 + Math.floor(random() * 3_000);
@@ -106,6 +87,11 @@ describe("durability across kill -9 of the hub", () => {
         // Kill once the hub has taken a random share of them (under the lock: none is committed).
         const share = lock ? n : Math.floor(random() * n);
         await untilStats(pub, (s) => s.published >= published + share).catch(() => {});
+        if (lock) {
+          const [shown] = await pub.topics(topic);
+          assert.equal(shown!.lastSeq, shownBefore!.lastSeq, "topics() shows nothing uncommitted");
+          assert.ok(maxSeq <= shownBefore!.lastSeq, "no subscriber got an uncommitted message");
+        }
         await kill9(hub);
         hub = null;
         lock?.exec("ROLLBACK");
@@ -114,7 +100,7 @@ describe("durability across kill -9 of the hub", () => {
         await pub.close();
         await sub.close();
       }
-      hub = await startHub(sock, data);
+      hub = await startCliHub(sock, data, [], true);
       const reader = await connect(url, { name: "reader" });
       clients.push(reader);
       const [info] = await reader.topics(topic);
@@ -147,7 +133,7 @@ describe("durability across kill -9 of the hub", () => {
     const clients: HubClient[] = [];
     try {
       for (let round = 0; round < 3; round++) {
-        hub = await startHub(sock, data);
+        hub = await startCliHub(sock, data, [], true);
         const writer = await connect(url, { name: `w${round}` });
         const holder = await connect(url, { name: `h${round}` });
         clients.push(writer, holder);

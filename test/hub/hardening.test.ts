@@ -18,19 +18,10 @@ import {
   type Gap,
   HUB_PROTOCOL_VERSION,
   Hub,
-  type HubOptions,
 } from "../../src/index.js";
 import { nextEvent, until, within } from "../helpers.js";
+import { withHub } from "./hubs.js";
 import { proto } from "./raw-client.js";
-
-async function withHub(options: Partial<HubOptions>, fn: (hub: Hub, url: string) => Promise<void>) {
-  const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], ...options });
-  try {
-    await fn(hub, hub.urls[0]!);
-  } finally {
-    await hub.close();
-  }
-}
 
 describe("hardening", () => {
   it("a client that closes gracefully releases its pointers at once; a lost one keeps them for its window", async () => {

@@ -10,24 +10,12 @@ import {
   HUB_PROTOCOL_VERSION,
   Hub,
   type HubClient,
-  type HubOptions,
   type IpcPtr,
   t,
 } from "../../src/index.js";
 import { nextEvent, within } from "../helpers.js";
+import { withHub } from "./hubs.js";
 import { proto, type RawMessage, rawClient } from "./raw-client.js";
-
-async function withHub(
-  options: Partial<HubOptions>,
-  fn: (hub: Hub, url: string) => Promise<void>,
-): Promise<void> {
-  const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], ...options });
-  try {
-    await fn(hub, hub.urls[0]!);
-  } finally {
-    await hub.close();
-  }
-}
 
 describe("hub protocol", () => {
   it("encodes the example of docs/protocol.md byte for byte", () => {

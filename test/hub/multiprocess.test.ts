@@ -1,13 +1,10 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { connect, Hub, type SyncPolicy } from "../../src/index.js";
 import { tempDir, within } from "../helpers.js";
 import { ChildClient } from "./child-client.js";
-
-const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+import { startCliHub } from "./hubs.js";
 
 /** The hub's next `invalidated` event for `key` (others, from earlier tests' keys, are skipped). */
 function invalidation(hub: Hub, key: string): Promise<{ key: string; reason: string }> {
@@ -163,32 +160,12 @@ describe("hub with clients in separate processes", () => {
 });
 
 describe("hub restart with --data (the CLI hub in its own process)", () => {
-  function startHub(sock: string, data: string): Promise<ChildProcess> {
-    const child = spawn(
-      process.execPath,
-      [cli, "serve", `unix://${sock}`, "--data", data, "--reconnect-window-ms", "2000"],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
-    return within(
-      new Promise((resolve, reject) => {
-        let out = "";
-        child.stdout!.on("data", (d: Buffer) => {
-          out += d.toString();
-          if (out.includes("store:")) resolve(child);
-        });
-        child.once("exit", (code) => reject(new Error(`hub exited with ${code}: ${out}`)));
-      }),
-      15_000,
-      "hub to start",
-    );
-  }
-
   it("persistent keys survive a kill -9 of the hub; clients reconnect, resync and report their status", async () => {
     const tmp = tempDir();
     const sock = path.join(tmp.dir, "hub.sock");
     const data = path.join(tmp.dir, "data");
     const url = `unix://${sock}`;
-    let hubProc = await startHub(sock, data);
+    let hubProc = await startCliHub(sock, data, ["--reconnect-window-ms", "2000"]);
     const a = await ChildClient.start(url, "a");
     const b = await ChildClient.start(url, "b");
     try {
@@ -219,7 +196,7 @@ describe("hub restart with --data (the CLI hub in its own process)", () => {
         status: "stale",
       });
 
-      hubProc = await startHub(sock, data);
+      hubProc = await startCliHub(sock, data, ["--reconnect-window-ms", "2000"]);
       await a.event((e) => e.event === "resynced", 15_000, "a resynced");
       await b.event((e) => e.event === "resynced", 15_000, "b resynced");
       assert.equal((await a.cmd<{ status: string }>("status", { key: "conf.speed" })).status, "live");

@@ -1,0 +1,47 @@
+// Hubs for tests: in this process (withHub) or as the CLI in its own process (startCliHub).
+import { type ChildProcess, spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { Hub, type HubOptions } from "../../src/index.js";
+import { within } from "../helpers.js";
+
+const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+/** Runs `fn` with a hub on tcp://127.0.0.1:0 (plus `options`), closing it afterwards. */
+export async function withHub(
+  options: Partial<HubOptions>,
+  fn: (hub: Hub, url: string) => Promise<void>,
+): Promise<void> {
+  const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], ...options });
+  try {
+    await fn(hub, hub.urls[0]!);
+  } finally {
+    await hub.close();
+  }
+}
+
+/**
+ * `ezipc serve unix://SOCK --data DATA ARGS…` in a child process; resolves once it listens. `quiet` drops its
+ * log (tests that make its store fail on purpose).
+ */
+export function startCliHub(
+  sock: string,
+  data: string,
+  args: string[] = [],
+  quiet = false,
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [cli, "serve", `unix://${sock}`, "--data", data, ...args], {
+    stdio: ["ignore", "pipe", quiet ? "ignore" : "inherit"],
+  });
+  return within(
+    new Promise((resolve, reject) => {
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        if (out.includes("store:")) resolve(child);
+      });
+      child.once("exit", (code) => reject(new Error(`hub exited with ${code}: ${out}`)));
+    }),
+    15_000,
+    "hub to start",
+  );
+}
