@@ -1,50 +1,14 @@
 import assert from "node:assert/strict";
-import { randomBytes } from "node:crypto";
-import path from "node:path";
 import { describe, it } from "node:test";
-import mysql from "mysql2/promise";
 import { ChatClient } from "../../src/apps/chat/client.js";
 import { KIND_JOIN, KIND_LEAVE, KIND_RENAME, KIND_SAY, KIND_WHISPER } from "../../src/apps/chat/protocol.js";
 import { ChatServer } from "../../src/apps/chat/server.js";
-import { type ChatStore, type Line, MysqlChatStore, SqliteChatStore } from "../../src/apps/chat/store.js";
+import type { ChatStore, Line } from "../../src/apps/chat/store.js";
 import { isEzipcError } from "../../src/index.js";
 import { nextEvent, tempDir, within } from "../helpers.js";
+import { engines } from "./chat-stores.js";
 
 const code = (c: string) => (e: unknown) => isEzipcError(e) && e.code === c;
-
-/**
- * MariaDB for the MySQL store: scripts/setup-services.sh (run by .ci/run) installs and starts it with a
- * user that may create ezipc_* databases. EZIPC_TEST_MYSQL overrides the server URL.
- */
-const MYSQL = process.env.EZIPC_TEST_MYSQL ?? "mysql://ezipc:ezipc@127.0.0.1:3306";
-
-/** A fresh, empty MySQL database for one test; its URL. */
-async function freshMysqlDatabase(): Promise<string> {
-  const name = `ezipc_chat_${randomBytes(4).toString("hex")}`;
-  let admin: mysql.Connection;
-  try {
-    admin = await mysql.createConnection(MYSQL);
-  } catch (err) {
-    throw new Error(
-      `MariaDB is not reachable at ${MYSQL}: run scripts/setup-services.sh (${(err as Error).message})`,
-    );
-  }
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  return `${MYSQL}/${name}`;
-}
-
-/** Where a test keeps its lines: the same store (file or database) across server restarts. */
-const engines: { name: string; stores: (dir: string) => Promise<() => ChatStore> }[] = [
-  { name: "SQLite", stores: async (dir) => () => new SqliteChatStore(path.join(dir, "chat.db")) },
-  {
-    name: "MariaDB",
-    stores: async () => {
-      const url = await freshMysqlDatabase();
-      return () => new MysqlChatStore(url);
-    },
-  },
-];
 
 let newStore: () => ChatStore = () => {
   throw new Error("no store");

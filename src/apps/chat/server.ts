@@ -5,6 +5,12 @@
  *
  * - Every line is stored before it is acknowledged or broadcast; the lines of one tick share one
  *   transaction (group commit), so durability costs one sync per tick, not per line.
+ * - One order: commits and history reads run one at a time, in the order they were asked for (the store
+ *   queue). A batch's lines are acknowledged and broadcast as soon as it commits, before anything else runs;
+ *   a joiner's history is read after every earlier batch and it enters its room right after, so it gets
+ *   each line exactly once — in its history or live — and history comes out in the order lines were
+ *   accepted, on every store.
+ * - A batch the store refuses is retried line by line: only the lines that fail on their own are refused.
  * - Nicknames are claimed synchronously in one map, so of two clients racing for a name exactly one gets it.
  * - Bad input gets a `refused` answer with a coded reason and the session carries on; a flooding client is
  *   refused with `EZIPC_RATE_LIMITED` beyond its allowance, which costs its room nothing.
@@ -29,10 +35,20 @@ import { type ChatStore, type Line, nickKey, type StoredLine } from "./store.js"
 
 type Body<K extends keyof typeof chatMessages> = Infer<(typeof chatMessages)[K]>;
 
-const NICK_RE = /^[\p{L}\p{N}_-]{1,20}$/u;
-const ROOM_RE = /^[\p{L}\p{N}_-]{1,32}$/u;
-/** Longest message, in characters. */
+/** A nickname or room: letters (with their combining marks), digits, `_` and `-`. */
+const NAME_RE = /^(?:[\p{L}\p{N}_-]\p{M}*)+$/u;
+/** Longest nickname and room, in characters as a person counts them (grapheme clusters). */
+export const MAX_NICK = 20;
+export const MAX_ROOM = 32;
+/**
+ * Longest nickname and room in code points, as given and once normalised (NFKC, lower case): what the
+ * store's columns are sized for (store.ts).
+ */
+export const MAX_NAME_CODE_POINTS = 64;
+export const MAX_KEY_CODE_POINTS = 256;
+/** Longest message, in code points (an emoji is one); the protocol also bounds a field to 8,192 bytes. */
 export const MAX_TEXT = 2_000;
+const graphemes = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 
@@ -51,10 +67,22 @@ export interface ChatServerOptions {
 interface Member {
   readonly session: Session;
   nick: string;
+  /** Its room; "" while it moves between rooms (it receives nothing then). */
   room: string;
   tokens: number;
   refilledAt: number;
 }
+
+/** A line waiting for its commit: `after` runs (acknowledge, broadcast) as soon as its batch commits. */
+interface Queued {
+  readonly line: StoredLine;
+  readonly after: () => void;
+  readonly resolve: () => void;
+  readonly reject: (err: EzipcError) => void;
+}
+
+/** A step of the store queue: a batch of lines to commit, or a read that must see every earlier line. */
+type Step = { lines: Queued[] } | { read: () => Promise<void> };
 
 function refuse(
   code: "EZIPC_BAD_REQUEST" | "EZIPC_NICK_TAKEN" | "EZIPC_NO_SUCH_MEMBER" | "EZIPC_RATE_LIMITED",
@@ -63,20 +91,33 @@ function refuse(
   throw new EzipcError(code, message);
 }
 
-function checkNick(nick: string): void {
-  if (typeof nick !== "string" || !NICK_RE.test(nick)) {
-    refuse("EZIPC_BAD_REQUEST", "a nickname is 1-20 letters, digits, _ or -");
+/** Whether `name` is 1..max letters (with marks), digits, _ or -, within the code point bounds. */
+function validName(name: string, max: number): boolean {
+  if (typeof name !== "string" || !NAME_RE.test(name)) return false;
+  if ([...name].length > MAX_NAME_CODE_POINTS) return false;
+  let n = 0;
+  for (const _ of graphemes.segment(name)) if (++n > max) return false;
+  return [...nickKey(name)].length <= MAX_KEY_CODE_POINTS;
+}
+
+export function checkNick(nick: string): void {
+  if (!validName(nick, MAX_NICK)) {
+    refuse("EZIPC_BAD_REQUEST", `a nickname is 1-${MAX_NICK} letters (any script), digits, _ or -`);
   }
 }
 
-function checkRoom(room: string): void {
-  if (typeof room !== "string" || !ROOM_RE.test(room))
-    refuse("EZIPC_BAD_REQUEST", "a room is 1-32 letters, digits, _ or -");
+export function checkRoom(room: string): void {
+  if (!validName(room, MAX_ROOM)) {
+    refuse("EZIPC_BAD_REQUEST", `a room is 1-${MAX_ROOM} letters (any script), digits, _ or -`);
+  }
 }
 
 function checkText(text: string): void {
   if (text.length === 0) refuse("EZIPC_BAD_REQUEST", "an empty message");
-  if (text.length > MAX_TEXT) refuse("EZIPC_BAD_REQUEST", `a message is at most ${MAX_TEXT} characters`);
+  let n = 0;
+  for (const _ of text) {
+    if (++n > MAX_TEXT) refuse("EZIPC_BAD_REQUEST", `a message is at most ${MAX_TEXT} characters`);
+  }
   if (CONTROL_RE.test(text)) refuse("EZIPC_BAD_REQUEST", "a message may not contain control characters");
 }
 
@@ -90,7 +131,9 @@ export class ChatServer {
   private readonly day: Intl.DateTimeFormat;
   private readonly rate: number;
   private readonly burst: number;
-  private pending: { lines: StoredLine[]; done: Promise<void> } | null = null;
+  /** The store queue: steps run one at a time, in order. */
+  private readonly steps: Step[] = [];
+  private running: Promise<void> | null = null;
   private listener: Listener | null = null;
 
   constructor(private readonly options: ChatServerOptions) {
@@ -137,7 +180,7 @@ export class ChatServer {
   /** Stops serving, waits for pending lines to be stored, closes the store. */
   async close(): Promise<void> {
     await this.service.close();
-    await this.pending?.done;
+    while (this.running) await this.running;
     await this.options.store.close();
   }
 
@@ -161,34 +204,86 @@ export class ChatServer {
     m.tokens -= 1;
   }
 
-  /** Stores lines, then runs `after` (acknowledge, broadcast): one transaction per tick. */
-  private async store(line: Line): Promise<void> {
+  /**
+   * Stores `line` with the others of this tick (one transaction), then runs `after` — acknowledge and
+   * broadcast — as soon as the batch commits, before the queue goes on. Rejects with `EZIPC_STORE` if this
+   * line cannot be stored (on its own: a batch that fails is retried line by line).
+   */
+  private commit(line: Line, after: () => void): Promise<void> {
     const stored: StoredLine = { ...line, day: this.dayOf(line.time) };
-    if (!this.pending) {
-      const lines = [stored];
-      const done = new Promise<void>((resolve, reject) => {
-        setImmediate(() => {
-          this.pending = null;
-          this.options.store.save(lines).then(resolve, reject);
-        });
-      });
-      this.pending = { lines, done };
-    } else this.pending.lines.push(stored);
+    return new Promise((resolve, reject) => {
+      const last = this.steps[this.steps.length - 1];
+      const item = { line: stored, after, resolve, reject };
+      if (last && "lines" in last) last.lines.push(item);
+      else this.steps.push({ lines: [item] });
+      this.kick();
+    });
+  }
+
+  /** Runs `read` once every line asked for before it has committed and been broadcast. */
+  private afterEarlierLines<T>(read: () => Promise<T>): Promise<T> {
+    return new Promise((resolve, reject) => {
+      this.steps.push({ read: () => read().then(resolve, reject) });
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.running) return;
+    // The lines of this tick join the first batch.
+    this.running = new Promise<void>((r) => setImmediate(r)).then(() => this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    for (let step = this.steps.shift(); step; step = this.steps.shift()) {
+      if ("read" in step) await step.read();
+      else await this.commitBatch(step.lines);
+    }
+    this.running = null;
+  }
+
+  private async commitBatch(items: Queued[]): Promise<void> {
     try {
-      await this.pending.done;
+      await this.options.store.save(items.map((i) => i.line));
+      for (const i of items) this.settle(i);
+      return;
     } catch (err) {
-      throw new EzipcError("EZIPC_STORE", `storing the message failed: ${(err as Error).message}`, {
-        cause: err,
-      });
+      if (items.length === 1) {
+        this.fail(items[0]!, err);
+        return;
+      }
+      log("warn", "chat", "a batch failed; storing its lines one by one", { error: err });
+    }
+    for (const i of items) {
+      try {
+        await this.options.store.save([i.line]);
+        this.settle(i);
+      } catch (err) {
+        this.fail(i, err);
+      }
     }
   }
 
-  /** Sends `line` to everyone in `room` (but `except`): encoded once, the same frame to each. */
+  private settle(i: Queued): void {
+    try {
+      i.after();
+    } finally {
+      i.resolve();
+    }
+  }
+
+  private fail(i: Queued, err: unknown): void {
+    i.reject(
+      new EzipcError("EZIPC_STORE", `storing the message failed: ${(err as Error).message}`, { cause: err }),
+    );
+  }
+
   /** A line from `m` in its room, now. */
   private line(m: Member, kind: number, text: string, to = ""): Line {
     return { kind, time: this.now(), room: m.room, from: m.nick, to, text };
   }
 
+  /** Sends `line` to everyone in `room` (but `except`): encoded once, the same frame to each. */
   private broadcast(room: string, line: Line, except?: Member): void {
     let frame: Uint8Array | undefined;
     for (const m of this.rooms.get(room) ?? []) {
@@ -212,14 +307,27 @@ export class ChatServer {
     const set = this.rooms.get(m.room);
     set?.delete(m);
     if (set?.size === 0) this.rooms.delete(m.room);
+    m.room = "";
   }
 
-  private async welcome(m: Member, id: number): Promise<void> {
-    const joined = this.line(m, KIND_JOIN, `${m.nick} joined`);
-    await this.store(joined);
-    const history = await this.options.store.history(m.room, this.dayOf(joined.time), nickKey(m.nick));
-    if (m.session.open) m.session.send("welcome", { id, room: m.room, nick: m.nick, history });
-    this.broadcast(m.room, joined, m);
+  /**
+   * Enters `room`: the join line is committed and announced to the room, then — after every earlier line —
+   * the day's history is read, sent in `welcome`, and the member enters, so it gets each line once.
+   */
+  private async welcome(m: Member, room: string, id: number): Promise<void> {
+    const joined: Line = { kind: KIND_JOIN, time: this.now(), room, from: m.nick, to: "", text: `${m.nick} joined` };
+    await this.commit(joined, () => this.broadcast(room, joined));
+    await this.afterEarlierLines(async () => {
+      const history = await this.options.store.history(room, this.dayOf(joined.time), nickKey(m.nick));
+      if (!m.session.open) {
+        // Gone while entering: the room heard it join, so it hears it leave.
+        const left: Line = { ...joined, kind: KIND_LEAVE, time: this.now(), text: `${m.nick} left` };
+        this.commit(left, () => this.broadcast(room, left)).catch(() => {});
+        return;
+      }
+      m.session.send("welcome", { id, room, nick: m.nick, history });
+      this.enter(m, room);
+    });
   }
 
   private async onHello(existing: Member | undefined, b: Body<"hello">, session: Session): Promise<void> {
@@ -228,35 +336,47 @@ export class ChatServer {
     checkNick(b.nick);
     const key = nickKey(b.nick);
     if (this.nicks.has(key)) refuse("EZIPC_NICK_TAKEN", `${b.nick} is taken`);
-    const m: Member = { session, nick: b.nick, room: b.room, tokens: this.burst, refilledAt: this.now() };
+    const m: Member = { session, nick: b.nick, room: "", tokens: this.burst, refilledAt: this.now() };
     this.nicks.set(key, m); // claimed synchronously: of two racing clients, one gets it
     this.members.set(session, m);
-    this.enter(m, b.room);
-    await this.welcome(m, b.id);
+    try {
+      await this.welcome(m, b.room, b.id);
+    } catch (err) {
+      // Not joined: the name is free again.
+      if (this.nicks.get(key) === m) this.nicks.delete(key);
+      if (this.members.get(session) === m) this.members.delete(session);
+      this.leave(m);
+      throw err;
+    }
   }
 
   private async onSay(m: Member, b: Body<"say">): Promise<void> {
     checkText(b.text);
+    this.inRoom(m);
     this.spend(m);
     const line = this.line(m, KIND_SAY, b.text);
-    await this.store(line);
-    if (m.session.open) m.session.send("ok", { id: b.id });
-    this.broadcast(m.room, line, m);
+    await this.commit(line, () => {
+      if (m.session.open) m.session.send("ok", { id: b.id });
+      this.broadcast(line.room, line, m);
+    });
   }
 
   private async onWhisper(m: Member, b: Body<"whisper">): Promise<void> {
     checkText(b.text);
+    this.inRoom(m);
     const to = this.nicks.get(nickKey(b.to));
     if (!to || to.room !== m.room) refuse("EZIPC_NO_SUCH_MEMBER", `nobody called ${b.to} is in ${m.room}`);
     this.spend(m);
     const line = this.line(m, KIND_WHISPER, b.text, to.nick);
-    await this.store(line);
-    if (m.session.open) m.session.send("ok", { id: b.id });
-    if (to.session.open) to.session.send("line", line);
+    await this.commit(line, () => {
+      if (m.session.open) m.session.send("ok", { id: b.id });
+      if (to.session.open) to.session.send("line", line);
+    });
   }
 
   private async onNick(m: Member, b: Body<"nick">): Promise<void> {
     checkNick(b.name);
+    this.inRoom(m);
     const key = nickKey(b.name);
     const holder = this.nicks.get(key);
     if (holder && holder !== m) refuse("EZIPC_NICK_TAKEN", `${b.name} is taken`);
@@ -266,9 +386,23 @@ export class ChatServer {
     this.nicks.set(key, m);
     m.nick = b.name;
     const line = { ...this.line(m, KIND_RENAME, `${old} is now ${b.name}`, b.name), from: old };
-    await this.store(line);
-    if (m.session.open) m.session.send("ok", { id: b.id });
-    this.broadcast(m.room, line, m);
+    try {
+      await this.commit(line, () => {
+        if (m.session.open) m.session.send("ok", { id: b.id });
+        this.broadcast(line.room, line, m);
+      });
+    } catch (err) {
+      // Not renamed: the old name comes back, the new one is free.
+      if (this.nicks.get(key) === m) this.nicks.delete(key);
+      this.nicks.set(nickKey(old), m);
+      m.nick = old;
+      throw err;
+    }
+  }
+
+  /** Refuses while the member moves between rooms. */
+  private inRoom(m: Member): void {
+    if (m.room === "") refuse("EZIPC_BAD_REQUEST", "still entering a room");
   }
 
   private onWho(m: Member, b: Body<"who">): void {
@@ -284,14 +418,15 @@ export class ChatServer {
 
   private async onJoin(m: Member, b: Body<"join">): Promise<void> {
     checkRoom(b.room);
+    this.inRoom(m);
     if (b.room === m.room) refuse("EZIPC_BAD_REQUEST", `already in ${b.room}`);
     this.spend(m);
     const left = this.line(m, KIND_LEAVE, `${m.nick} left`);
     this.leave(m);
-    this.enter(m, b.room);
-    await this.store(left);
-    this.broadcast(left.room, left);
-    await this.welcome(m, b.id);
+    this.commit(left, () => this.broadcast(left.room, left)).catch((err) =>
+      log("warn", "chat", "storing a leave failed", { error: err }),
+    );
+    await this.welcome(m, b.room, b.id);
   }
 
   private async onGone(session: Session): Promise<void> {
@@ -299,13 +434,13 @@ export class ChatServer {
     if (!m) return;
     this.members.delete(session);
     this.nicks.delete(nickKey(m.nick));
-    this.leave(m);
+    if (m.room === "") return; // gone while entering: it was in no room
     const left = this.line(m, KIND_LEAVE, `${m.nick} left`);
+    this.leave(m);
     try {
-      await this.store(left);
+      await this.commit(left, () => this.broadcast(left.room, left));
     } catch (err) {
       log("warn", "chat", "storing a leave failed", { error: err });
     }
-    this.broadcast(m.room, left);
   }
 }

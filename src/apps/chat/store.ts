@@ -1,7 +1,8 @@
 /**
  * Where chat lines are kept. Every line is stored before it is acknowledged or broadcast: lines queued in
  * one tick are written in one transaction (SQLite `synchronous=FULL`; MySQL a transaction), and the
- * callers wait for it.
+ * callers wait for it. The server calls `save` one batch at a time, so ids grow in the order lines were
+ * accepted and `history` (ordered by id) comes out in that order on every engine.
  */
 import Database from "better-sqlite3";
 import mysql from "mysql2/promise";
@@ -53,6 +54,15 @@ export const MIGRATIONS: readonly { sqlite: string; mysql: string }[] = [
   {
     sqlite: "CREATE INDEX lines_by_room_day ON chat_lines (room, day, id)",
     mysql: "CREATE INDEX lines_by_room_day ON chat_lines (room, day, id)",
+  },
+  {
+    // Columns sized for the longest value the server's validation admits (server.ts): rooms and nicknames
+    // up to 64 code points as given, their keys (NFKC, lower case) up to 256. VARCHAR counts characters,
+    // each up to 4 bytes in utf8mb4. SQLite does not enforce VARCHAR lengths: nothing to change there.
+    sqlite: "SELECT 1",
+    mysql: `ALTER TABLE chat_lines MODIFY room VARCHAR(64) NOT NULL, MODIFY from_nick VARCHAR(64) NOT NULL,
+      MODIFY to_nick VARCHAR(64) NOT NULL, MODIFY from_key VARCHAR(256) NOT NULL,
+      MODIFY to_key VARCHAR(256) NOT NULL`,
   },
 ];
 
