@@ -137,4 +137,70 @@ describe("ezipc chat in a terminal (tmux)", () => {
       tmp.cleanup();
     }
   });
+
+  it("piped: no prompts or escape codes, no crash at the end of input; after a server restart the lines missed are shown once", async () => {
+    const tmp = tempDir();
+    const db = `sqlite:${path.join(tmp.dir, "chat.db")}`;
+    const startServer = async (port: string) => {
+      const child = spawn(process.execPath, [cli, "chat-server", "--port", port, "--db", db], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const url = await within(
+        new Promise<string>((resolve) => {
+          createInterface({ input: child.stdout! }).on("line", (l) => {
+            const m = /listening on (\S+)/.exec(l);
+            if (m) resolve(m[1]!);
+          });
+        }),
+        10_000,
+        "the chat server",
+      );
+      return { child, url };
+    };
+    let server = await startServer("0");
+    const port = new URL(server.url).port;
+    const alice = spawn(process.execPath, [cli, "chat", "--port", port], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    let out = "";
+    alice.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    const shows = (what: string, test: (o: string) => boolean) =>
+      poll(
+        what,
+        () => (test(out) ? true : undefined),
+        () => out,
+      );
+    let bob: ChatClient | undefined;
+    try {
+      alice.stdin!.write("lobby\nalice\nhello from a pipe\n");
+      await shows("the welcome", (o) => o.includes("you are alice in lobby"));
+      // The server dies and comes back on the same port and store; bob speaks before alice is back.
+      server.child.kill("SIGKILL");
+      await new Promise((r) => server.child.once("exit", r));
+      server = await startServer(port);
+      bob = await ChatClient.connect(server.url);
+      await bob.hello("lobby", "bob");
+      await bob.say("said while alice was away");
+      await shows("alice back", (o) => o.includes("back in lobby as alice"));
+      await shows("the missed line", (o) => o.includes("bob: said while alice was away"));
+      await bob.say("said after");
+      await shows("a live line", (o) => o.includes("bob: said after"));
+      alice.stdin!.end(); // the end of input ends the client, without a crash
+      const code = await within(new Promise((r) => alice.once("exit", r)), 10_000, "alice to exit");
+      assert.equal(code, 0, out);
+      assert.equal(out.split("bob: said while alice was away").length, 2, "the missed line, once");
+      assert.equal(out.split("connection lost; reconnecting").length, 2, "one notice for the outage");
+      assert.ok(!out.includes("\u001b["), "no escape codes when stdout is not a terminal");
+      assert.ok(!/room: |nickname: |^> /m.test(out), "no prompts when stdout is not a terminal");
+      assert.ok(!out.includes("hello from a pipe\nhello from a pipe"), "own line not repeated");
+    } finally {
+      await bob?.close();
+      if (alice.exitCode === null) alice.kill("SIGKILL");
+      server.child.kill("SIGINT");
+      await new Promise((r) => (server.child.exitCode !== null ? r(null) : server.child.once("exit", r)));
+      tmp.cleanup();
+    }
+  });
 });

@@ -315,7 +315,14 @@ export class ChatServer {
    * the day's history is read, sent in `welcome`, and the member enters, so it gets each line once.
    */
   private async welcome(m: Member, room: string, id: number): Promise<void> {
-    const joined: Line = { kind: KIND_JOIN, time: this.now(), room, from: m.nick, to: "", text: `${m.nick} joined` };
+    const joined: Line = {
+      kind: KIND_JOIN,
+      time: this.now(),
+      room,
+      from: m.nick,
+      to: "",
+      text: `${m.nick} joined`,
+    };
     await this.commit(joined, () => this.broadcast(room, joined));
     await this.afterEarlierLines(async () => {
       const history = await this.options.store.history(room, this.dayOf(joined.time), nickKey(m.nick));

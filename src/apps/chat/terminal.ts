@@ -34,13 +34,35 @@ export async function runTerminal(
   url: string,
   io: Io = { input: process.stdin, output: process.stdout },
 ): Promise<number> {
-  const color = paint(Boolean(io.output.isTTY) && !process.env.NO_COLOR);
-  const rl = readline.createInterface({
-    input: io.input,
-    output: io.output,
-    terminal: Boolean(io.output.isTTY),
+  const tty = Boolean(io.output.isTTY);
+  const color = paint(tty && !process.env.NO_COLOR);
+  const rl = readline.createInterface({ input: io.input, output: io.output, terminal: tty });
+  // Input lines, whether typed or piped: read in order by ask() and the main loop; null once input ends.
+  const lines: string[] = [];
+  let inputEnded = false;
+  let wake: (() => void) | null = null;
+  rl.on("line", (l) => {
+    lines.push(l);
+    wake?.();
   });
-  const ask = (q: string) => new Promise<string>((resolve) => rl.question(q, resolve));
+  rl.on("close", () => {
+    inputEnded = true;
+    wake?.();
+  });
+  rl.on("SIGINT", () => rl.close()); // Ctrl-C leaves like /quit
+  const nextLine = async (prompt: string): Promise<string | null> => {
+    if (tty && !inputEnded) {
+      rl.setPrompt(prompt);
+      rl.prompt();
+    }
+    while (lines.length === 0 && !inputEnded) {
+      await new Promise<void>((r) => {
+        wake = r;
+      });
+      wake = null;
+    }
+    return lines.shift() ?? null;
+  };
   const time = (t: number) => new Date(t).toTimeString().slice(0, 5);
   const format = (l: Line): string => {
     const at = color.dim(time(l.time));
@@ -55,12 +77,16 @@ export async function runTerminal(
         return `${at} ${color.cyan(l.from)}: ${l.text}`;
     }
   };
-  /** Prints above the prompt, keeping what the user has typed. */
+  /** Prints above the prompt, keeping what the user has typed (on a terminal); a plain line otherwise. */
   const print = (text: string) => {
+    if (!tty) {
+      io.output.write(`${text}\n`);
+      return;
+    }
     readline.clearLine(io.output, 0);
     readline.cursorTo(io.output, 0);
     io.output.write(`${text}\n`);
-    rl.prompt(true);
+    if (!inputEnded) rl.prompt(true);
   };
 
   let client: ChatClient;
@@ -71,29 +97,76 @@ export async function runTerminal(
     rl.close();
     return 1;
   }
-  // Room and nickname, asked until the server takes them.
+  /** The last line shown from the server, and what this client said since (for what a reconnect missed). */
+  let lastShown: Line | null = null;
+  const saidSince: string[] = [];
+  const show = (l: Line) => {
+    lastShown = l;
+    saidSince.length = 0;
+    print(format(l));
+  };
+  // Room and nickname, asked until the server takes them: a taken or invalid nickname asks for it alone.
+  let room: string | null = null;
+  let me = "";
   for (;;) {
-    const room = (await ask("room: ")).trim();
-    const nick = (await ask("nickname: ")).trim();
+    room ??= (await nextLine("room: "))?.trim() ?? null;
+    const nick = room === null ? null : (await nextLine("nickname: "))?.trim();
+    if (room === null || nick === null || nick === undefined) {
+      await client.close();
+      rl.close();
+      return 0;
+    }
     try {
       const w = await client.hello(room, nick);
-      io.output.write(`${color.bold(`you are ${w.nick} in ${w.room}`)} — /help for commands\n`);
-      for (const l of w.history) io.output.write(`${format(l)}\n`);
+      me = w.nick;
+      print(`${color.bold(`you are ${w.nick} in ${w.room}`)} — /help for commands`);
+      for (const l of w.history) show(l);
       break;
     } catch (err) {
-      io.output.write(`${color.red(isEzipcError(err) ? err.message : String(err))}; try again\n`);
+      const message = isEzipcError(err) ? err.message : String(err);
+      print(`${color.red(message)}; try again`);
+      if (/^a room/.test(message)) room = null;
     }
   }
-  client.on("line", (l) => print(format(l)));
-  client.on("disconnected", () => print(color.red("connection lost; reconnecting…")));
-  client.on("rejoined", (w) => print(color.bold(`back in ${w.room} as ${w.nick}`)));
-  rl.setPrompt("> ");
-  rl.prompt();
+  let quitting = false;
+  let outage = false;
+  client.on("line", (l) => show(l));
+  client.on("disconnected", () => {
+    if (quitting || outage) return; // once per outage, and nothing while leaving
+    outage = true;
+    print(color.red("connection lost; reconnecting…"));
+  });
+  client.on("rejoined", (w) => {
+    outage = false;
+    me = w.nick;
+    print(color.bold(`back in ${w.room} as ${w.nick}`));
+    // What was said while away: the history after the last line shown, without this client's own lines.
+    const last = lastShown;
+    let from = 0;
+    if (last) {
+      const i = w.history.findIndex(
+        (l) => l.time === last.time && l.from === last.from && l.text === last.text && l.kind === last.kind,
+      );
+      from = i >= 0 ? i + 1 : w.history.findIndex((l) => l.time > last.time);
+      if (from < 0) from = w.history.length;
+    }
+    for (const l of w.history.slice(from)) {
+      const own = l.from === me;
+      if (own && (l.kind === KIND_JOIN || l.kind === KIND_LEAVE)) continue;
+      const mine = own ? saidSince.indexOf(l.text) : -1;
+      if (mine >= 0) {
+        saidSince.splice(mine, 1); // shown when it was said
+        continue;
+      }
+      show(l);
+    }
+  });
   const run = async (input: string): Promise<boolean> => {
     const text = input.trim();
     if (text === "") return true;
     if (!text.startsWith("/")) {
       await client.say(text);
+      saidSince.push(text);
       print(format({ kind: 0, time: Date.now(), room: "", from: "you", to: "", text }));
       return true;
     }
@@ -107,6 +180,7 @@ export async function runTerminal(
         return false;
       case "/nick":
         await client.nick(arg);
+        me = arg;
         print(color.bold(`you are now ${arg}`));
         return true;
       case "/w": {
@@ -117,6 +191,7 @@ export async function runTerminal(
           return true;
         }
         await client.whisper(to, message);
+        saidSince.push(message);
         print(format({ kind: KIND_WHISPER, time: Date.now(), room: "", from: "you", to, text: message }));
         return true;
       }
@@ -129,7 +204,7 @@ export async function runTerminal(
       case "/join": {
         const w = await client.join(arg);
         print(color.bold(`you are in ${w.room}`));
-        for (const l of w.history) print(format(l));
+        for (const l of w.history) show(l);
         return true;
       }
       default:
@@ -137,23 +212,17 @@ export async function runTerminal(
         return true;
     }
   };
-  return new Promise<number>((resolve) => {
-    let chain = Promise.resolve(true);
-    rl.on("line", (input) => {
-      chain = chain.then(async (go) => {
-        if (!go) return false;
-        try {
-          const more = await run(input);
-          if (!more) rl.close();
-          return more;
-        } catch (err) {
-          print(color.red(isEzipcError(err) ? err.message : String(err)));
-          return true;
-        }
-      });
-    });
-    rl.on("close", () => {
-      void client.close().then(() => resolve(0));
-    });
-  });
+  for (;;) {
+    const input = await nextLine("> ");
+    if (input === null) break;
+    try {
+      if (!(await run(input))) break;
+    } catch (err) {
+      print(color.red(isEzipcError(err) ? err.message : String(err)));
+    }
+  }
+  quitting = true;
+  rl.close();
+  await client.close();
+  return 0;
 }
