@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -99,6 +99,35 @@ describe("ezipc CLI", () => {
     );
   });
 
+  it("bad arguments get one line without a class name, before anything is created", async () => {
+    const tmp = tempDir();
+    try {
+      const fails = async (args: string[], pattern: RegExp) => {
+        await assert.rejects(
+          run(process.execPath, [cli, ...args], { cwd: tmp.dir }),
+          (e: { stderr: string; code: number }) => {
+            assert.equal(e.code, 1);
+            const lines = e.stderr.trim().split("\n");
+            assert.equal(lines.length, 1, e.stderr);
+            assert.doesNotMatch(e.stderr, /(TypeError|RangeError|InvalidArgumentError|Error):/);
+            assert.match(e.stderr, pattern);
+            return true;
+          },
+        );
+      };
+      await fails(["sub", "news", "--init", "sideways", "--url", "unix:///nonexistent.sock"], /--init/);
+      await fails(["chat-server", "--db", "foo:bar", "--port", "0"], /sqlite:PATH or mysql/);
+      await fails(["chat-server", "--time-zone", "Mars/Base", "--port", "0"], /time zone/);
+      await fails(
+        ["chat-server", "--db", "mysql://nobody:wrong@127.0.0.1:3306/ezipc_none", "--port", "0"],
+        /EZIPC_STORE: cannot open mysql:\/\/nobody:\*\*\*@/,
+      );
+      assert.deepEqual(readdirSync(tmp.dir), [], "nothing was created");
+    } finally {
+      tmp.cleanup();
+    }
+  });
+
   it("serve, set, get, ls, stats, watch, pub, sub, req and reply against a running hub", async () => {
     const tmp = tempDir();
     const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
@@ -139,7 +168,11 @@ describe("ezipc CLI", () => {
 
       // watch prints the value, then each change.
       const watcher = spawn(process.execPath, [cli, "watch", "greeting", "--url", url], {
-        stdio: ["ignore", "pipe", "inherit"],
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let watchErr = "";
+      watcher.stderr!.on("data", (d: Buffer) => {
+        watchErr += d.toString();
       });
       const lines = createInterface({ input: watcher.stdout! })[Symbol.asyncIterator]();
       assert.equal((await within(lines.next(), 10_000, "first watch line")).value, "v2 hello");
@@ -147,6 +180,20 @@ describe("ezipc CLI", () => {
       assert.equal((await within(lines.next(), 10_000, "second watch line")).value, "v3 HELLO");
       watcher.kill("SIGINT");
       assert.equal(await new Promise((r) => watcher.once("exit", r)), 0);
+      assert.equal(watchErr, "", "stopping watch prints nothing (the key is fine)");
+
+      // Keys have a fixed size: a longer value is refused with the size, a shorter one zero-filled.
+      await assert.rejects(ez("set", "greeting", "hello, world"), (e: { stderr: string }) => {
+        assert.match(
+          e.stderr,
+          /^ezipc: EZIPC_BAD_REQUEST: greeting holds 5 bytes \(keys have a fixed size\)/,
+        );
+        return true;
+      });
+      await ez("set", "greeting", "hi");
+      assert.equal((await ez("get", "greeting", "--format", "hex")).stdout.trim(), "6869000000");
+      await ez("set", "greeting", "H", "--offset", "0");
+      assert.equal((await ez("get", "greeting", "--format", "hex")).stdout.trim(), "4869000000");
 
       // Messaging: pub (argument and stdin), sub from the oldest, ls shows the topic, req ↔ reply.
       assert.equal((await ez("pub", "news", "first")).stdout.trim(), "news seq 1");

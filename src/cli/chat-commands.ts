@@ -14,6 +14,23 @@ function port(v: string): number {
   return n;
 }
 
+/** `--db`: checked before anything is created. */
+function dbUrl(v: string): string {
+  if (/^sqlite:.+/.test(v)) return v;
+  if (/^mysql:\/\/[^/]+\/[^/]+$/.test(v)) return v;
+  throw new InvalidArgumentError("expected sqlite:PATH or mysql://user:pass@host/db");
+}
+
+/** `--time-zone`: an IANA name this system knows. */
+function timeZone(v: string): string {
+  try {
+    new Intl.DateTimeFormat("en-CA", { timeZone: v });
+    return v;
+  } catch {
+    throw new InvalidArgumentError("expected an IANA time zone, e.g. Europe/Paris or UTC");
+  }
+}
+
 function hostUrl(host: string, p: number): string {
   return `tcp://${host.includes(":") ? `[${host}]` : host}:${p}`;
 }
@@ -24,8 +41,8 @@ export function addChatCommands(program: Command): void {
     .description("run the chat server: rooms, unique nicknames, whispers, today's history")
     .option("--host <host>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port", port, 9993)
-    .option("--db <url>", "sqlite:PATH or mysql://user:pass@host/db", "sqlite:./data/chat.db")
-    .option("--time-zone <tz>", "the time zone whose day the history covers (IANA name)")
+    .option("--db <url>", "sqlite:PATH or mysql://user:pass@host/db", dbUrl, "sqlite:./data/chat.db")
+    .option("--time-zone <tz>", "the time zone whose day the history covers (IANA name)", timeZone)
     .action(async (o: { host: string; port: number; db: string; timeZone?: string }) => {
       if (o.db.startsWith("sqlite:"))
         mkdirSync(path.dirname(o.db.slice("sqlite:".length)), { recursive: true });

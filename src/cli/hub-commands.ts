@@ -163,7 +163,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         }
         for (const url of hub.urls) process.stdout.write(`hub listening on ${url}\n`);
         process.stdout.write(
-          `store: ${o.data ? `sqlite ${(store as SqliteStore).file}` : "memory"} (${s.persistentKeys} persistent keys)\n`,
+          o.data
+            ? `store: sqlite ${(store as SqliteStore).file} (${s.persistentKeys} persistent ${s.persistentKeys === 1 ? "key" : "keys"})\n`
+            : "store: memory (nothing survives a restart: --data DIR keeps persistent keys and topics)\n",
         );
         const stop = async (signal: string) => {
           process.stdout.write(`${signal}: closing\n`);
@@ -246,19 +248,19 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
   program
     .command("set")
     .description(
-      "write a key: text (or --hex) into a bytes key at --offset, or a JSON document into a config key; a missing key is created persistent",
+      "write a key: text (or --hex) into a bytes key, or a JSON document into a config key; a missing key is created persistent, of the value's size. Bytes keys have a fixed size: without --offset the value replaces the whole key (a shorter one is zero-filled; a longer one is refused with EZIPC_BAD_REQUEST); with --offset only those bytes change",
     )
     .argument("<key>")
     .argument("<value>")
     .option(...urlOption)
     .option("--hex", "the value is hex bytes")
     .option("--json", "the key is a JSON config and the value a JSON document")
-    .option("--offset <n>", "byte offset for bytes keys", nonNegativeInt, 0)
+    .option("--offset <n>", "write only these bytes, from this offset (bytes keys)", nonNegativeInt)
     .action(
       async (
         key: string,
         value: string,
-        o: { url: string; hex?: boolean; json?: boolean; offset: number },
+        o: { url: string; hex?: boolean; json?: boolean; offset?: number },
       ) => {
         const version = await withClient(o.url, async (c) => {
           const existing = await c.peek(key);
@@ -276,17 +278,30 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
               cfg.dispose();
             }
           }
-          const bytes = o.hex ? Buffer.from(value, "hex") : Buffer.from(value, "utf8");
+          let bytes = o.hex ? Buffer.from(value, "hex") : Buffer.from(value, "utf8");
           if (o.hex && bytes.length * 2 !== value.length) throw new InvalidArgumentError("not valid hex");
+          const offset = o.offset ?? 0;
+          if (existing) {
+            const size = existing.data.length;
+            if (offset + bytes.length > size) {
+              throw new EzipcError(
+                "EZIPC_BAD_REQUEST",
+                `${key} holds ${size} bytes (keys have a fixed size): ${bytes.length} bytes at offset ${offset} do not fit`,
+              );
+            }
+            // The whole key is replaced: the rest of a shorter value is zeros, not the old tail.
+            if (o.offset === undefined && bytes.length < size)
+              bytes = Buffer.concat([bytes, Buffer.alloc(size - bytes.length)]);
+          }
           const ptr = existing
             ? await c.watch(key, "request")
-            : await c.allocate(key, o.offset + bytes.length, "request", {
+            : await c.allocate(key, offset + bytes.length, "request", {
                 persistent: true,
                 openExisting: true,
               });
           if (!ptr) throw new EzipcError("EZIPC_KEY_NOT_FOUND", `no key ${key}`);
           try {
-            return await ptr.write(bytes, o.offset);
+            return await ptr.write(bytes, offset);
           } finally {
             ptr.dispose();
           }
@@ -312,8 +327,10 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
       const print = () =>
         process.stdout.write(`v${ptr.version} ${formatValue(kind, ptr.read(), o.format)}\n`);
       print();
-      ptr.on("status", (s) => process.stderr.write(`(${key}: ${s})\n`));
       let stopping = false;
+      ptr.on("status", (s) => {
+        if (!stopping) process.stderr.write(`(${key}: ${s})\n`); // stopping disposes the pointer: not news
+      });
       const stop = async () => {
         stopping = true;
         ptr.dispose();
@@ -347,7 +364,8 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
                 .map(([k, n]) => `${k}=${n}`)
                 .join(" ") || "-"
             : String(v);
-      for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(18)} ${shown(v)}\n`);
+      const width = Math.max(...Object.keys(s).map((k) => k.length));
+      for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(width)}  ${shown(v)}\n`);
     });
 }
 

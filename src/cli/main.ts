@@ -97,7 +97,13 @@ if (isMain) {
   buildProgram()
     .parseAsync()
     .catch((err: unknown) => {
-      process.stderr.write(`ezipc: ${isEzipcError(err) ? `${err.code}: ${err.message}` : String(err)}\n`);
+      // One line, coded where ezipc raised it; never a class name or a stack.
+      const text = isEzipcError(err)
+        ? `${err.code}: ${err.message}`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+      process.stderr.write(`ezipc: ${text.split("\n")[0]}\n`);
       process.exit(1);
     });
 }

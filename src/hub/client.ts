@@ -469,7 +469,8 @@ export class HubClient extends EventEmitter<HubClientEvents> {
    * Publishes to `topic`. Resolves once the hub stored the message, with its per-topic seq and the hub's
    * time (for a persisted topic, once it is durable). Rejects with `EZIPC_INVALID_TOPIC`,
    * `EZIPC_TOO_MANY_TOPICS`, `EZIPC_PERMISSION_DENIED` (`$hub.…` topics), or `EZIPC_CONNECTION_CLOSED` if the
-   * connection was lost before the reply (the message may or may not have been stored).
+   * connection was lost before the reply (the message may or may not have been stored). `seq` is a bigint;
+   * `JSON.stringify` of the result writes it as a decimal string.
    */
   async publish(
     topic: string,
@@ -482,7 +483,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
       records: [{ headers: headerList(options.headers), payload: payloadBytes(payload) }],
     });
     if (r.type !== "published") throw unexpected(r);
-    return { seq: r.body.seq, time: r.body.time };
+    return jsonSafe({ seq: r.body.seq, time: r.body.time });
   }
 
   /**
@@ -726,7 +727,7 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     try {
       const r = await reply;
       if (r.type !== "deadmanState") throw unexpected(r);
-      return { taken: r.body.taken, holder: r.body.holder, mine: r.body.mine, epoch: r.body.epoch };
+      return jsonSafe({ taken: r.body.taken, holder: r.body.holder, mine: r.body.mine, epoch: r.body.epoch });
     } catch (err) {
       if (signal?.aborted) throw cancelled(signal.reason);
       throw err;
@@ -1286,6 +1287,19 @@ export class HubClient extends EventEmitter<HubClientEvents> {
     }, period);
     this.sweep.unref();
   }
+}
+
+/**
+ * Makes an object with bigint fields serialisable: `JSON.stringify` writes each bigint as a decimal string
+ * (a non-enumerable `toJSON`, so the object still compares and prints as its fields).
+ */
+function jsonSafe<T extends object>(o: T): T {
+  Object.defineProperty(o, "toJSON", {
+    value: () =>
+      Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === "bigint" ? v.toString() : v])),
+    enumerable: false,
+  });
+  return o;
 }
 
 function unexpected(m: HubMessage): EzipcError {

@@ -85,6 +85,27 @@ describe("hardening", () => {
     });
   });
 
+  it("publish results and deadman states serialise with JSON.stringify (bigints as decimal strings)", async () => {
+    await withHub({}, async (_hub, url) => {
+      const c = await connect(url, { name: "json" });
+      try {
+        const r = await c.publish("json.topic", "x");
+        assert.deepEqual(r, { seq: 1n, time: r.time });
+        assert.equal(JSON.stringify(r), `{"seq":"1","time":${r.time}}`);
+        const d = c.deadman("json.token");
+        await d.take();
+        assert.deepEqual(JSON.parse(JSON.stringify(await d.state())), {
+          taken: true,
+          holder: c.label,
+          mine: true,
+          epoch: "1",
+        });
+      } finally {
+        await c.close();
+      }
+    });
+  });
+
   it("a gap found while subscribing reaches a listener added after subscribe() resolves, and onGap", async () => {
     await withHub({}, async (_hub, url) => {
       const c = await connect(url);

@@ -7,6 +7,7 @@
 import Database from "better-sqlite3";
 import mysql from "mysql2/promise";
 import type { Infer } from "../../codec/schema.js";
+import { EzipcError } from "../../errors.js";
 import type { line } from "./protocol.js";
 
 export type Line = Infer<typeof line>;
@@ -80,7 +81,11 @@ export class SqliteChatStore implements ChatStore {
   private readonly db: Database.Database;
 
   constructor(readonly file: string) {
-    this.db = new Database(file);
+    try {
+      this.db = new Database(file);
+    } catch (err) {
+      throw new EzipcError("EZIPC_STORE", `cannot open ${file}: ${(err as Error).message}`, { cause: err });
+    }
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = FULL");
   }
@@ -123,7 +128,16 @@ export class MysqlChatStore implements ChatStore {
   }
 
   async migrate(): Promise<void> {
-    const c = await this.pool.getConnection();
+    let c: mysql.PoolConnection;
+    try {
+      c = await this.pool.getConnection();
+    } catch (err) {
+      throw new EzipcError(
+        "EZIPC_STORE",
+        `cannot open ${this.url.replace(/:[^:@/]*@/, ":***@")}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
     try {
       await c.query("CREATE TABLE IF NOT EXISTS schema_version (version INT NOT NULL)");
       const [rows] = await c.query("SELECT MAX(version) AS v FROM schema_version");
@@ -169,5 +183,5 @@ export class MysqlChatStore implements ChatStore {
 export function openChatStore(db: string): ChatStore {
   if (db.startsWith("mysql://")) return new MysqlChatStore(db);
   if (db.startsWith("sqlite:")) return new SqliteChatStore(db.slice("sqlite:".length));
-  throw new TypeError(`--db ${db}: expected sqlite:PATH or mysql://user:pass@host/db`);
+  throw new EzipcError("EZIPC_INVALID_URL", `--db ${db}: expected sqlite:PATH or mysql://user:pass@host/db`);
 }
