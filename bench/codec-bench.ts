@@ -1,5 +1,5 @@
 /**
- * Encode + decode of the anchors message with JSON, msgpackr and the schema codec, in one process.
+ * Encode + decode of the peers' comparison message (a chat-like object) with JSON, msgpackr and the schema codec, in one process.
  */
 
 import { Packr } from "msgpackr";
