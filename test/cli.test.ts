@@ -223,6 +223,25 @@ describe("ezipc CLI", () => {
       await assert.rejects(ez("req", "nobody", "x"), /EZIPC_NO_RESPONDERS/);
       replier.kill("SIGINT");
       assert.equal(await new Promise((r) => replier.once("exit", r)), 0);
+
+      // ezipc bench: load this hub and report (JSON for scripts, a table for people).
+      const ps = JSON.parse(
+        (await ez("bench", "b.topic", "--pub", "2", "--sub", "2", "--msgs", "2000", "--size", "64", "--json"))
+          .stdout,
+      ) as { received: number; expected: number; lost: number; latencyUs: { p50: number; max: number } };
+      assert.deepEqual([ps.received, ps.expected, ps.lost], [4000, 4000, 0]);
+      assert.ok(ps.latencyUs.p50 > 0 && ps.latencyUs.max >= ps.latencyUs.p50);
+      const rpc = JSON.parse(
+        (await ez("bench", "--rpc", "--pub", "2", "--sub", "1", "--msgs", "200", "--json")).stdout,
+      ) as {
+        mode: string;
+        received: number;
+      };
+      assert.deepEqual([rpc.mode, rpc.received], ["rpc", 200]);
+      const shown = (await ez("bench", "--msgs", "500")).stdout;
+      assert.match(shown, /^deliveries\/s\s+\d+$/m);
+      assert.match(shown, /^latency p50 \/ p90 \/ p99 \/ max \(µs\)\s+\d+ \/ \d+ \/ \d+ \/ \d+$/m);
+      assert.match(shown, /^lost \(in gaps\)\s+0 \(0\)$/m);
     } finally {
       hub.kill("SIGTERM");
       assert.equal(await new Promise((r) => hub.once("exit", r)), 0, "clean shutdown on SIGTERM");

@@ -13,7 +13,7 @@ import type { SubscribeInit } from "../hub/subscription.js";
 import type { AllowedClient } from "../security/access.js";
 import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
 
-function nonNegativeInt(v: string): number {
+export function nonNegativeInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError("expected a non-negative integer");
   return n;
@@ -51,7 +51,7 @@ export function formatValue(kind: "bytes" | "json", data: Uint8Array, format: Fo
  * EZIPC_KNOWN_HOSTS (a known-hosts file; EZIPC_TOFU=1 to learn an unknown hub's key), EZIPC_KEY_FILE (this
  * client's key file) and EZIPC_TOKEN. None set: a plain connection.
  */
-function cliSecurity(): { secure?: ClientSecurity } {
+export function cliSecurity(): { secure?: ClientSecurity } {
   const e = process.env;
   if (!e.EZIPC_HUB_KEY && !e.EZIPC_KNOWN_HOSTS) return {};
   return {
@@ -75,7 +75,7 @@ async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Pro
 }
 
 /** The `-u, --url` option every client subcommand takes: $EZIPC_URL, else the hub's TCP address. */
-function hubUrlOption(tcp: string): readonly [string, string, string] {
+export function hubUrlOption(tcp: string): readonly [string, string, string] {
   return ["-u, --url <url>", "hub address (or $EZIPC_URL)", process.env.EZIPC_URL ?? tcp];
 }
 

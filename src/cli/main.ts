@@ -11,6 +11,7 @@ import { isEzipcError } from "../errors.js";
 import { setLogger, stderrLogger } from "../log.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
+import { addBenchCommand } from "./bench-command.js";
 import { addChatCommands } from "./chat-commands.js";
 import { addHubCommands, addMessagingCommands } from "./hub-commands.js";
 
@@ -40,6 +41,7 @@ export function buildProgram(): Command {
   addHubCommands(program, { tcp: DEFAULT_TCP_URL, unix: DEFAULT_UNIX_URL });
   addMessagingCommands(program, { tcp: DEFAULT_TCP_URL });
   addChatCommands(program);
+  addBenchCommand(program, { tcp: DEFAULT_TCP_URL });
 
   program
     .command("echo-server")
