@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -57,27 +57,31 @@ function keys(session: string, ...k: string[]): void {
   execFileSync("tmux", ["send-keys", "-t", session, ...k]);
 }
 
+/** `ezipc chat-server` on `port` (0: any) and the SQLite store `db`; resolves with it and its URL. */
+async function startChatServer(port: string, db: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [cli, "chat-server", "--port", port, "--db", db], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await within(
+    new Promise<string>((resolve) => {
+      createInterface({ input: child.stdout! }).on("line", (l) => {
+        const m = /listening on (\S+)/.exec(l);
+        if (m) resolve(m[1]!);
+      });
+    }),
+    10_000,
+    "the chat server",
+  );
+  return { child, url };
+}
+
 describe("ezipc chat in a terminal (tmux)", () => {
   it("asks for room and nickname, shows lines above what the user is typing, runs the commands", async () => {
     const tmp = tempDir();
-    const server = spawn(
-      process.execPath,
-      [cli, "chat-server", "--port", "0", "--db", `sqlite:${path.join(tmp.dir, "chat.db")}`],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
+    const { child: server, url } = await startChatServer("0", `sqlite:${path.join(tmp.dir, "chat.db")}`);
     const session = `ezipc-chat-${randomBytes(4).toString("hex")}`;
     let bob: ChatClient | undefined;
     try {
-      const url = await within(
-        new Promise<string>((resolve) => {
-          createInterface({ input: server.stdout! }).on("line", (l) => {
-            const m = /listening on (\S+)/.exec(l);
-            if (m) resolve(m[1]!);
-          });
-        }),
-        10_000,
-        "the chat server",
-      );
       const port = new URL(url).port;
       execFileSync("tmux", [
         "new-session",
@@ -141,22 +145,7 @@ describe("ezipc chat in a terminal (tmux)", () => {
   it("piped: no prompts or escape codes, no crash at the end of input; after a server restart the lines missed are shown once", async () => {
     const tmp = tempDir();
     const db = `sqlite:${path.join(tmp.dir, "chat.db")}`;
-    const startServer = async (port: string) => {
-      const child = spawn(process.execPath, [cli, "chat-server", "--port", port, "--db", db], {
-        stdio: ["ignore", "pipe", "inherit"],
-      });
-      const url = await within(
-        new Promise<string>((resolve) => {
-          createInterface({ input: child.stdout! }).on("line", (l) => {
-            const m = /listening on (\S+)/.exec(l);
-            if (m) resolve(m[1]!);
-          });
-        }),
-        10_000,
-        "the chat server",
-      );
-      return { child, url };
-    };
+    const startServer = (port: string) => startChatServer(port, db);
     let server = await startServer("0");
     const port = new URL(server.url).port;
     const alice = spawn(process.execPath, [cli, "chat", "--port", port], {
