@@ -1,3 +1,9 @@
+/**
+ * The hub client (`connect()`): the connection to a hub, hello and resync after every reconnect, and the
+ * facade of every capability (shared variables, pub/sub, RPC, deadman).
+ *
+ * Over 600 lines: the client still composes every capability inline; issue 13 splits it by capability.
+ */
 import { EventEmitter } from "node:events";
 import os from "node:os";
 import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";

@@ -15,6 +15,9 @@
  *   from `welcome`) it resynchronises, otherwise its pointers are released.
  * - Persistent keys are written through a {@link BlockStore}; a write to one is acknowledged only after the
  *   store has made it durable (writes of one event-loop turn are committed as one batch).
+ *
+ * Over 600 lines: the hub still carries the shared-variable service inline; issue 13 moves it (and each
+ * capability) into its own folder.
  */
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";

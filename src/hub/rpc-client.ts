@@ -1,6 +1,9 @@
 /**
  * The client half of RPC, streaming RPC and sessions (the hub routes; see rpc.ts). Used through
  * {@link HubClient}: `serve`, `request`, `requestStream`, `openSession`, `acceptSessions`.
+ *
+ * Over 600 lines: channels, sessions and the server and caller sides of RPC together until issue 13 gives
+ * RPC its own folder.
  */
 
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
