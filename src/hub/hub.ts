@@ -41,6 +41,7 @@ import {
   systemClock,
 } from "./blocks.js";
 import { Deadmen } from "./deadman.js";
+import { removeStaleDirs } from "./direct.js";
 import { PUBLISH_INDEX, parsePublish } from "./fast-frames.js";
 import { globMatcher } from "./glob.js";
 import { mergePatch } from "./merge-patch.js";
@@ -334,6 +335,7 @@ export class Hub extends EventEmitter<HubEvents> {
       await hub.close();
       throw isEzipcError(err) ? err : new EzipcError("EZIPC_STORE", (err as Error).message, { cause: err });
     }
+    removeStaleDirs(); // direct-RPC folders of clients killed on this host (direct.ts)
     log("info", "hub", "listening", { urls: hub.urls, store: hub.store.name, keys: hub.table.size });
     return hub;
   }

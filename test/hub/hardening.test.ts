@@ -20,6 +20,7 @@ import {
   Hub,
 } from "../../src/index.js";
 import { nextEvent, until, within } from "../helpers.js";
+import { ChildClient } from "./child-client.js";
 import { withHub } from "./hubs.js";
 import { proto } from "./raw-client.js";
 
@@ -214,6 +215,23 @@ describe("hardening", () => {
     assert.ok(statSync(live).isDirectory());
     removeStaleDirs(); // idempotent
     (await import("node:fs")).rmSync(live, { recursive: true });
+  });
+
+  it("a serving process killed with kill -9 leaves its folder; the next hub started on the host removes it", async () => {
+    const folders = (pid: number) =>
+      readdirSync(os.tmpdir()).filter((n) => n.startsWith(`ezipc-direct-${pid}-`));
+    let pid = 0;
+    await withHub({}, async (_hub, url) => {
+      const child = await ChildClient.start(url, "doomed-server");
+      await child.cmd("serve", { key: "doomed.svc" });
+      pid = child.child.pid!;
+      assert.equal(folders(pid).length, 1);
+      await child.kill("SIGKILL");
+      assert.equal(folders(pid).length, 1, "kill -9 leaves it behind");
+    });
+    const next = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    await next.close();
+    assert.equal(folders(pid).length, 0, "the next hub removed it");
   });
 
   it("a connection silent after hello is closed at heartbeatTimeoutMs, not on a later tick", async () => {
