@@ -11,9 +11,9 @@
  * table, or JSON with `--json`. Every loop is bounded by the message count and by `--timeout-ms`.
  */
 import type { Command } from "commander";
+import { connect, type HubClient } from "../client/client.js";
 import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
-import { connect, type HubClient } from "../hub/client.js";
 import { cliSecurity, hubUrlOption, nonNegativeInt } from "./hub-commands.js";
 
 interface BenchOptions {

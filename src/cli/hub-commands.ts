@@ -4,14 +4,14 @@
  */
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
+import { type ClientSecurity, connect, type HubClient } from "../client/client.js";
 import { EzipcError } from "../errors.js";
-import { type ClientSecurity, connect, type HubClient } from "../hub/client.js";
-import { globMatcher } from "../hub/glob.js";
 import { Hub } from "../hub/hub.js";
-import { type BlockStore, MemoryStore, SqliteStore } from "../hub/store.js";
-import type { SubscribeInit } from "../hub/subscription.js";
+import type { SubscribeInit } from "../pubsub/subscription.js";
 import type { AllowedClient } from "../security/access.js";
 import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
+import { type BlockStore, MemoryStore, SqliteStore } from "../store/store.js";
+import { globMatcher } from "../vars/glob.js";
 
 export function nonNegativeInt(v: string): number {
   const n = Number(v);

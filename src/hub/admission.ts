@@ -13,8 +13,9 @@
  * Messages the hub sends (welcome, opened, update, …) are in {@link HUB_TO_CLIENT}: a client sending one is
  * a protocol error. The test suite walks every message of the protocol against this table.
  */
+
+import type { hubMessages } from "../protocol/hub-messages.js";
 import type { Operation } from "../security/access.js";
-import type { hubMessages } from "./protocol.js";
 
 type MessageType = keyof typeof hubMessages;
 

@@ -22,29 +22,9 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { Infer } from "../codec/schema.js";
+import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
-import { AccessPolicy, type AllowedClient, allowList, type Operation } from "../security/access.js";
-import { type HandshakeFailure, secureListen } from "../security/channel.js";
-import type { KeyPair } from "../security/suite.js";
-import type { Message, Protocol } from "../service/protocol.js";
-import { listen } from "../transport/registry.js";
-import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
-import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
-import { BlockCommits, type BlockValue } from "./block-commits.js";
-import {
-  type Block,
-  BlockTable,
-  type BlockTableOptions,
-  type Clock,
-  checkKey,
-  systemClock,
-} from "./blocks.js";
-import { Deadmen } from "./deadman.js";
-import { removeStaleDirs } from "./direct.js";
-import { PUBLISH_INDEX, parsePublish } from "./fast-frames.js";
-import { globMatcher } from "./glob.js";
-import { mergePatch } from "./merge-patch.js";
 import {
   HUB_FEATURES,
   HUB_PROTOCOL_VERSION,
@@ -59,11 +39,31 @@ import {
   KIND_JSON,
   STATE_GRACE,
   STATE_LIVE,
-} from "./protocol.js";
-import { type HistoryStore, PubSub, type PubSubOptions } from "./pubsub.js";
-import { END_ERROR, Rpc, type RpcOptions, SIDE_CALLER } from "./rpc.js";
-import { sendTo } from "./send.js";
-import { type BlockStore, MemoryStore } from "./store.js";
+} from "../protocol/hub-messages.js";
+import { PUBLISH_INDEX, parsePublish } from "../pubsub/fast-frames.js";
+import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-hub.js";
+import { removeStaleDirs } from "../rpc/direct.js";
+import { END_ERROR, Rpc, type RpcOptions, SIDE_CALLER } from "../rpc/rpc-hub.js";
+import { AccessPolicy, type AllowedClient, allowList, type Operation } from "../security/access.js";
+import { type HandshakeFailure, secureListen } from "../security/channel.js";
+import type { KeyPair } from "../security/suite.js";
+import type { Message, Protocol } from "../service/protocol.js";
+import { type BlockStore, MemoryStore } from "../store/store.js";
+import { listen } from "../transport/registry.js";
+import { sendTo } from "../transport/send.js";
+import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
+import { BlockCommits, type BlockValue } from "../vars/block-commits.js";
+import {
+  type Block,
+  BlockTable,
+  type BlockTableOptions,
+  type Clock,
+  checkKey,
+  systemClock,
+} from "../vars/block-table.js";
+import { globMatcher } from "../vars/glob.js";
+import { mergePatch } from "../vars/merge-patch.js";
+import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
 
 const REQUEST = 0;
 const LAZY = 1;

@@ -3,14 +3,7 @@
  * sync per sync policy, server-side reference counts, grace period, tombstones and persistent keys.
  * See docs/shared-variables.md for the semantics and docs/protocol.md for the wire protocol.
  */
-export {
-  type Block,
-  BlockTable,
-  type BlockTableOptions,
-  type Clock,
-  checkKey,
-  systemClock,
-} from "./blocks.js";
+
 export {
   type AllocateOptions,
   type ClientSecurity,
@@ -23,16 +16,25 @@ export {
   type KeyInfo,
   type PublishOptions,
   type TopicInfo,
-} from "./client.js";
-export { ConfigVar } from "./config-var.js";
-export { Deadman, type DeadmanEvents, type DeadmanState } from "./deadman-client.js";
-export { globMatcher } from "./glob.js";
-export { Hub, type HubEvents, type HubOptions, type HubSecurity, type HubStats } from "./hub.js";
-export { mergePatch } from "./merge-patch.js";
-export { type Change, IpcPtr, type IpcPtrEvents, type PointerStatus, type ReadResult } from "./pointer.js";
-export { HUB_PROTOCOL_VERSION, hubMessages, MAX_KEY_LENGTH, POLICIES, type SyncPolicy } from "./protocol.js";
-export { NEW_TOPICS, type PubSubOptions } from "./pubsub.js";
-export type { RpcOptions } from "./rpc.js";
+} from "../client/client.js";
+export { Deadman, type DeadmanEvents, type DeadmanState } from "../deadman/deadman-client.js";
+export {
+  HUB_PROTOCOL_VERSION,
+  hubMessages,
+  MAX_KEY_LENGTH,
+  POLICIES,
+  type SyncPolicy,
+} from "../protocol/hub-messages.js";
+export { NEW_TOPICS, type PubSubOptions } from "../pubsub/pubsub-hub.js";
+export {
+  type Gap,
+  type SubscribeInit,
+  type SubscribeIter,
+  type SubscribeOptions,
+  Subscription,
+  type TopicMessage,
+} from "../pubsub/subscription.js";
+export { checkTopic, topicMatcher } from "../pubsub/topics.js";
 export {
   type Body,
   Channel,
@@ -42,14 +44,25 @@ export {
   RpcSession,
   Server,
   type StreamOptions,
-} from "./rpc-client.js";
-export { type BlockStore, MemoryStore, SqliteStore, type StoredBlock } from "./store.js";
+} from "../rpc/rpc-client.js";
+export type { RpcOptions } from "../rpc/rpc-hub.js";
+export { type BlockStore, MemoryStore, SqliteStore, type StoredBlock } from "../store/store.js";
 export {
-  type Gap,
-  type SubscribeInit,
-  type SubscribeIter,
-  type SubscribeOptions,
-  Subscription,
-  type TopicMessage,
-} from "./subscription.js";
-export { checkTopic, topicMatcher } from "./topics.js";
+  type Block,
+  BlockTable,
+  type BlockTableOptions,
+  type Clock,
+  checkKey,
+  systemClock,
+} from "../vars/block-table.js";
+export { ConfigVar } from "../vars/config-var.js";
+export { globMatcher } from "../vars/glob.js";
+export { mergePatch } from "../vars/merge-patch.js";
+export {
+  type Change,
+  IpcPtr,
+  type IpcPtrEvents,
+  type PointerStatus,
+  type ReadResult,
+} from "../vars/pointer.js";
+export { Hub, type HubEvents, type HubOptions, type HubSecurity, type HubStats } from "./hub.js";

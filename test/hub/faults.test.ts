@@ -154,8 +154,8 @@ describe("faults stay with their cause (kill -9 at random moments)", () => {
 
 describe("the hub sends only through send.ts", () => {
   it("no hub-side module calls Connection.send or sendParts directly (a closing peer would throw there)", () => {
-    for (const file of ["hub.ts", "pubsub.ts", "rpc.ts", "deadman.ts"]) {
-      const source = readFileSync(new URL(`../../../src/hub/${file}`, import.meta.url), "utf8");
+    for (const file of ["hub/hub.ts", "pubsub/pubsub-hub.ts", "rpc/rpc-hub.ts", "deadman/deadman-hub.ts"]) {
+      const source = readFileSync(new URL(`../../../src/${file}`, import.meta.url), "utf8");
       const direct = source.split("\n").filter((l) => /\.send(Parts)?\(/.test(l) && !/this\.send\(/.test(l));
       assert.deepEqual(direct, [], `${file} sends directly`);
     }

@@ -9,7 +9,6 @@ import os from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
-import { removeStaleDirs } from "../../src/hub/direct.js";
 import {
   type ClientStatus,
   type Connection,
@@ -19,6 +18,7 @@ import {
   HUB_PROTOCOL_VERSION,
   Hub,
 } from "../../src/index.js";
+import { removeStaleDirs } from "../../src/rpc/direct.js";
 import { nextEvent, until, within } from "../helpers.js";
 import { ChildClient } from "./child-client.js";
 import { withHub } from "./hubs.js";

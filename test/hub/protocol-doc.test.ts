@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import net from "node:net";
 import { describe, it } from "node:test";
-import { HUB_FEATURES, hubMessages } from "../../src/hub/protocol.js";
 import { HUB_PROTOCOL_VERSION, Hub } from "../../src/index.js";
+import { HUB_FEATURES, hubMessages } from "../../src/protocol/hub-messages.js";
 import { within } from "../helpers.js";
 import { proto } from "./raw-client.js";
 

@@ -1,5 +1,5 @@
 /**
- * How the hub sends: to a connection that is closing or closed, a send is a no-op (false), never a throw.
+ * How the hub (and every capability's hub side) sends: to a connection that is closing or closed, a send is a no-op (false), never a throw.
  *
  * The hub forwards between connections (a chunk from a server to its caller, a message to a subscriber, a
  * grant to a session's peer). The receiving end may be dying while the sender's message is handled; a throw
@@ -7,7 +7,7 @@
  * hub sends therefore goes through these two functions; whatever a closing connection would have received
  * is settled by its `close` handler (calls ended, subscriptions dropped, tokens released).
  */
-import type { Connection } from "../transport/types.js";
+import type { Connection } from "./types.js";
 
 /** Queues `frame` on `conn` if it is open; false if it is not (or its queue is over its high-water mark). */
 export function sendTo(conn: Connection, frame: Uint8Array): boolean {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { BlockTable, type Clock, checkKey } from "../../src/hub/blocks.js";
 import { isEzipcError } from "../../src/index.js";
+import { BlockTable, type Clock, checkKey } from "../../src/vars/block-table.js";
 
 /** A clock the test moves by hand; timers fire in (due time, creation) order. */
 class FakeClock implements Clock {

@@ -1,5 +1,5 @@
 /**
- * The client half of RPC, streaming RPC and sessions (the hub routes; see rpc.ts). Used through
+ * The client half of RPC, streaming RPC and sessions (the hub routes; see rpc-hub.ts). Used through
  * {@link HubClient}: `serve`, `request`, `requestStream`, `openSession`, `acceptSessions`.
  *
  * Over 600 lines: channels, sessions and the server and caller sides of RPC together until issue 13 gives
@@ -7,8 +7,8 @@
  */
 
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
-import { setHeader } from "./fast-frames.js";
-import type { HubBody, hubMessages } from "./protocol.js";
+import type { HubBody, hubMessages } from "../protocol/hub-messages.js";
+import { setHeader } from "../protocol/names.js";
 import {
   END_CANCEL,
   END_ERROR,
@@ -18,7 +18,7 @@ import {
   KIND_STREAM,
   SIDE_CALLER,
   SIDE_SERVER,
-} from "./rpc.js";
+} from "./rpc-hub.js";
 
 export type Payload = Uint8Array | string;
 

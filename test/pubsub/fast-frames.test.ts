@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
+import { hubProtocol } from "../../src/protocol/hub-messages.js";
 import {
   encodeHeaders,
   encodeMessageHead,
@@ -11,8 +12,7 @@ import {
   parsePublish,
   recordOffsets,
   sliceHead,
-} from "../../src/hub/fast-frames.js";
-import { hubProtocol } from "../../src/hub/protocol.js";
+} from "../../src/pubsub/fast-frames.js";
 
 const proto = hubProtocol();
 const topic = fc.stringMatching(/^[a-z0-9]{1,8}(\.[a-z0-9]{1,8}){0,3}$/);

@@ -1,6 +1,13 @@
 import { EventEmitter } from "node:events";
 import { EzipcError } from "../errors.js";
-import { OP_RELEASE, OP_STATE, OP_TAKE, OP_TRY_TAKE, OP_WAIT_RELEASED, OP_WAIT_TAKEN } from "./deadman.js";
+import {
+  OP_RELEASE,
+  OP_STATE,
+  OP_TAKE,
+  OP_TRY_TAKE,
+  OP_WAIT_RELEASED,
+  OP_WAIT_TAKEN,
+} from "./deadman-hub.js";
 
 /** A deadman token's state as the hub reported it. */
 export interface DeadmanState {

@@ -12,10 +12,11 @@
  * keeps everything staged and is retried with backoff, without blocking the event loop in between; the
  * writers' acknowledgements wait (their own deadlines apply).
  */
+
+import { CommitRetry } from "../commit-retry.js";
 import { EzipcError } from "../errors.js";
-import type { Block } from "./blocks.js";
-import { CommitRetry } from "./commit-retry.js";
-import type { BlockStore } from "./store.js";
+import type { BlockStore } from "./block-store.js";
+import type { Block } from "./block-table.js";
 
 /** A value as committed or staged. */
 export interface BlockValue {

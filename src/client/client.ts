@@ -9,23 +9,11 @@ import os from "node:os";
 import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";
 import { schemaCodec } from "../codec/schema.js";
 import { withTimeout } from "../deadline.js";
+import { cancelled, Deadman, type DeadmanState } from "../deadman/deadman-client.js";
+import { OP_CANCEL } from "../deadman/deadman-hub.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
+import type { HubStats } from "../hub/hub.js";
 import { log } from "../log.js";
-import { secureDial } from "../security/channel.js";
-import { knownHosts, parsePublicKey } from "../security/keys.js";
-import type { KeyPair } from "../security/suite.js";
-import type { Message, Protocol } from "../service/protocol.js";
-import { Dialer, type DialerOptions } from "../transport/dialer.js";
-import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
-import type { Connection, StreamUpgrade } from "../transport/types.js";
-import { checkKey } from "./blocks.js";
-import { ConfigVar } from "./config-var.js";
-import { OP_CANCEL } from "./deadman.js";
-import { cancelled, Deadman, type DeadmanState } from "./deadman-client.js";
-import { DirectRoutes, DirectServer } from "./direct.js";
-import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "./fast-frames.js";
-import type { HubStats } from "./hub.js";
-import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
 import {
   HUB_FEATURES,
   HUB_PROTOCOL_VERSION,
@@ -35,7 +23,17 @@ import {
   KIND_BYTES,
   KIND_JSON,
   type SyncPolicy,
-} from "./protocol.js";
+} from "../protocol/hub-messages.js";
+import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "../pubsub/fast-frames.js";
+import {
+  type Gap,
+  type SubscribeOptions,
+  Subscription,
+  type SubscriptionHost,
+  type TopicMessage,
+} from "../pubsub/subscription.js";
+import { checkTopic, topicMatcher } from "../pubsub/topics.js";
+import { DirectRoutes, DirectServer } from "../rpc/direct.js";
 import {
   type Body,
   type Channel,
@@ -46,15 +44,17 @@ import {
   type RpcSession,
   type Server,
   type StreamOptions,
-} from "./rpc-client.js";
-import {
-  type Gap,
-  type SubscribeOptions,
-  Subscription,
-  type SubscriptionHost,
-  type TopicMessage,
-} from "./subscription.js";
-import { checkTopic, topicMatcher } from "./topics.js";
+} from "../rpc/rpc-client.js";
+import { secureDial } from "../security/channel.js";
+import { knownHosts, parsePublicKey } from "../security/keys.js";
+import type { KeyPair } from "../security/suite.js";
+import type { Message, Protocol } from "../service/protocol.js";
+import { Dialer, type DialerOptions } from "../transport/dialer.js";
+import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
+import type { Connection, StreamUpgrade } from "../transport/types.js";
+import { checkKey } from "../vars/block-table.js";
+import { ConfigVar } from "../vars/config-var.js";
+import { IpcPtr, KeyState, type Versioned } from "../vars/pointer.js";
 
 /** One topic as `topics()` reports it. */
 export interface TopicInfo {

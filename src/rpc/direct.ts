@@ -23,11 +23,10 @@ import os from "node:os";
 import path from "node:path";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
+import { type HubBody, hubProtocol } from "../protocol/hub-messages.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Connection, Listener } from "../transport/types.js";
-import { type HubBody, hubProtocol } from "./protocol.js";
-import { KIND_REQUEST, SIDE_CALLER, SIDE_SERVER } from "./rpc.js";
 import {
   type Body,
   type Handlers,
@@ -36,6 +35,7 @@ import {
   RpcClient,
   type RpcLink,
 } from "./rpc-client.js";
+import { KIND_REQUEST, SIDE_CALLER, SIDE_SERVER } from "./rpc-hub.js";
 
 /** Calls in flight per direct connection (`EZIPC_TOO_MANY_REQUESTS` beyond), like the hub's default. */
 const MAX_CALLS_PER_CONNECTION = 1_000;

@@ -3,8 +3,8 @@ import { setMaxListeners } from "node:events";
 import { after, before, describe, it } from "node:test";
 import { type Connection, connect, dial, EzipcError, Hub, type HubClient } from "../../src/index.js";
 import { nextEvent, within } from "../helpers.js";
-import { ChildClient } from "./child-client.js";
-import { proto, rawClient } from "./raw-client.js";
+import { ChildClient } from "../hub/child-client.js";
+import { proto, rawClient } from "../hub/raw-client.js";
 
 describe("RPC", () => {
   let hub: Hub;

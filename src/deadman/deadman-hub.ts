@@ -7,11 +7,11 @@
 
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import type { hubMessages } from "../protocol/hub-messages.js";
+import { checkKey } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
+import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
-import { checkKey } from "./blocks.js";
-import type { hubMessages } from "./protocol.js";
-import { sendTo } from "./send.js";
 
 export const OP_TAKE = 0;
 export const OP_TRY_TAKE = 1;

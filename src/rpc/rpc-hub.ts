@@ -17,11 +17,11 @@
  */
 
 import { EzipcError, isEzipcError } from "../errors.js";
+import type { HubBody, hubMessages } from "../protocol/hub-messages.js";
+import { checkTopic } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
+import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
-import type { HubBody, hubMessages } from "./protocol.js";
-import { sendTo } from "./send.js";
-import { checkTopic } from "./topics.js";
 
 export const KIND_REQUEST = 0;
 export const KIND_STREAM = 1;

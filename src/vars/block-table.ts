@@ -1,5 +1,8 @@
 import { EzipcError } from "../errors.js";
-import { KIND_BYTES } from "./protocol.js";
+import { KIND_BYTES } from "../protocol/hub-messages.js";
+import { checkKey } from "../protocol/names.js";
+
+export { checkKey };
 
 /** One named block on the hub. */
 export interface Block {
@@ -66,19 +69,6 @@ export function resolveBlockTableOptions(o: BlockTableOptions = {}): ResolvedBlo
     if (!Number.isInteger(v) || v < 0) throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
   }
   return r;
-}
-
-/** Keys: printable ASCII (0x21–0x7e, no space), 1–255 characters. */
-const KEY_RE = /^[\x21-\x7e]{1,255}$/;
-
-/** Throws `EZIPC_INVALID_KEY` unless `key` is 1–255 printable ASCII characters without spaces. */
-export function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== "string" || !KEY_RE.test(key)) {
-    throw new EzipcError(
-      "EZIPC_INVALID_KEY",
-      `invalid key ${JSON.stringify(key)}: keys are 1-255 printable ASCII characters without spaces`,
-    );
-  }
 }
 
 /** What a lookup found. */

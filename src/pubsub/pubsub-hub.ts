@@ -15,11 +15,13 @@
  * gives pub/sub its own folder.
  */
 
+import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
+import type { HubBody, hubMessages } from "../protocol/hub-messages.js";
 import type { Protocol } from "../service/protocol.js";
+import { sendPartsTo, sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
-import { CommitRetry } from "./commit-retry.js";
 import {
   encodeHeaders,
   encodeMessageHead,
@@ -28,8 +30,6 @@ import {
   type PublishView,
   sliceHead,
 } from "./fast-frames.js";
-import type { HubBody, hubMessages } from "./protocol.js";
-import { sendPartsTo, sendTo } from "./send.js";
 import {
   checkTopic,
   type Entry,

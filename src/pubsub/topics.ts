@@ -1,5 +1,6 @@
-import { EzipcError } from "../errors.js";
 import { recordOffsets, sliceHead } from "./fast-frames.js";
+
+export { checkTopic, topicMatcher } from "../protocol/names.js";
 
 /** One published message as the hub keeps it. */
 export interface StoredMessage {
@@ -24,56 +25,6 @@ export interface TopicLimits {
 
 /** Counted per stored message on top of its payload and headers. */
 export const MESSAGE_OVERHEAD_BYTES = 64;
-
-/** Topic names: like keys, 1–255 printable ASCII characters; `.` separates tokens; no `*` or `>` tokens. */
-const TOPIC_RE = /^[\x21-\x7e]{1,255}$/;
-
-/** Throws `EZIPC_INVALID_TOPIC` unless `topic` is a valid concrete topic name. */
-export function checkTopic(topic: unknown): asserts topic is string {
-  if (
-    typeof topic !== "string" ||
-    !TOPIC_RE.test(topic) ||
-    topic.split(".").some((t) => t === "" || t === "*" || t === ">")
-  ) {
-    throw new EzipcError(
-      "EZIPC_INVALID_TOPIC",
-      `invalid topic ${JSON.stringify(topic)}: 1-255 printable ASCII characters, tokens separated by single dots, no * or > tokens`,
-    );
-  }
-}
-
-/**
- * A subscription pattern: a concrete topic, or tokens where `*` matches exactly one token and a final `>`
- * matches one or more (NATS syntax): `sensors.*.temp`, `sensors.>`. Throws `EZIPC_INVALID_TOPIC`.
- */
-export function topicMatcher(pattern: string): { wildcard: boolean; match: (topic: string) => boolean } {
-  if (typeof pattern !== "string" || !TOPIC_RE.test(pattern)) checkTopic(pattern);
-  const tokens = pattern.split(".");
-  if (tokens.some((t, i) => t === "" || (t === ">" && i !== tokens.length - 1))) {
-    throw new EzipcError(
-      "EZIPC_INVALID_TOPIC",
-      `invalid pattern ${JSON.stringify(pattern)}: > must be the last token`,
-    );
-  }
-  const wildcard = tokens.some((t) => t === "*" || t === ">");
-  if (!wildcard) return { wildcard, match: (topic) => topic === pattern };
-  // As in NATS, a wildcard does not match the system topics ($…) unless the pattern starts with $ itself.
-  const system = pattern.startsWith("$");
-  return {
-    wildcard,
-    match: (topic) => {
-      if (!system && topic.startsWith("$")) return false;
-      const parts = topic.split(".");
-      for (let i = 0; i < tokens.length; i++) {
-        const t = tokens[i]!;
-        if (t === ">") return parts.length > i;
-        if (i >= parts.length) return false;
-        if (t !== "*" && t !== parts[i]) return false;
-      }
-      return parts.length === tokens.length;
-    },
-  };
-}
 
 /**
  * One retained publish: its `count` consecutive messages as the head of a `message` frame (subscription id

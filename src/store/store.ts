@@ -2,43 +2,15 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { EzipcError } from "../errors.js";
-import type { HistoryStore } from "./pubsub.js";
-import { MESSAGE_OVERHEAD_BYTES, type StoredMessage, type TopicLimits } from "./topics.js";
+import type { HistoryStore } from "../pubsub/pubsub-hub.js";
+import type { BlockStore, StoredBlock } from "../vars/block-store.js";
+
+export { type BlockStore, MemoryStore, type StoredBlock } from "../vars/block-store.js";
+
+import { MESSAGE_OVERHEAD_BYTES, type StoredMessage, type TopicLimits } from "../pubsub/topics.js";
 
 /** The history bound a topic row gets when its seq mark is written before its limits (16 MiB). */
 const DEFAULT_TOPIC_MAX_BYTES = 16 * 1024 * 1024;
-
-/** A persistent block as a store keeps it. */
-export interface StoredBlock {
-  key: string;
-  kind: number;
-  version: number;
-  data: Buffer;
-}
-
-/**
- * Where the hub keeps persistent keys (the seed's pluggable "allocator"). The hub calls {@link load} once
- * at start, then {@link save} with batches of changed blocks and {@link remove} for deleted ones. `save`
- * and `remove` are durable when they return: the hub acknowledges a write to a persistent key only after.
- */
-export interface BlockStore {
-  readonly name: string;
-  load(): StoredBlock[];
-  save(blocks: readonly StoredBlock[]): void;
-  remove(key: string): void;
-  close(): void;
-}
-
-/** Keeps nothing: persistent keys live as long as the hub process (the default without `--data`). */
-export class MemoryStore implements BlockStore {
-  readonly name = "memory";
-  load(): StoredBlock[] {
-    return [];
-  }
-  save(): void {}
-  remove(): void {}
-  close(): void {}
-}
 
 /**
  * Persistent keys and persisted topic history in SQLite (better-sqlite3): tables `blocks(key, kind,

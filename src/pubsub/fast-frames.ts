@@ -1,7 +1,7 @@
 /**
  * Hand-written encoders and parsers for the two hot pub/sub frames, `publish` and `message`. Both carry a
  * batch of records (header list, payload). They produce and accept exactly the schema-codec layout of
- * protocol.ts (a test checks both ways, byte for byte) but allocate nothing per record that the generic
+ * protocol/hub-messages.ts (a test checks both ways, byte for byte) but allocate nothing per record that the generic
  * codec would: records are checked and copied as they are, strings are sliced only when asked for,
  * payloads are views.
  *
@@ -9,7 +9,10 @@
  *   message  = u16 index | u32 sid | topic | u64 seq | f64 time | publisher | count | records
  *   record   = header list | payload            (strings and byte strings: LEB128 length, then bytes)
  */
-import { hubMessages } from "./protocol.js";
+import { hubMessages } from "../protocol/hub-messages.js";
+import { setHeader } from "../protocol/names.js";
+
+export { setHeader };
 
 const names = Object.keys(hubMessages);
 export const PUBLISH_INDEX = names.indexOf("publish");
@@ -340,13 +343,6 @@ export function sliceHead(head: Buffer, count: number, seq: bigint | number): Bu
   writeSeq(buf, seqPos, seq);
   writeLeb(buf, countPos, count);
   return buf;
-}
-
-/** Sets a header as an own property (a header named `__proto__` too, instead of changing the prototype). */
-export function setHeader(headers: Record<string, string>, key: string, value: string): void {
-  if (key === "__proto__") {
-    Object.defineProperty(headers, key, { value, enumerable: true, writable: true, configurable: true });
-  } else headers[key] = value;
 }
 
 const NO_HEADERS: Record<string, string> = Object.freeze({}) as Record<string, string>;

@@ -3,7 +3,7 @@
  * fails (a locked or failing disk) keeps what it was committing and runs again after a delay doubling from
  * 10 ms to 1 s, one timer at a time, so the hub's event loop never waits on the disk in between.
  */
-import { log } from "../log.js";
+import { log } from "./log.js";
 
 const FIRST_MS = 10;
 const LAST_MS = 1_000;

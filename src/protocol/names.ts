@@ -1,0 +1,75 @@
+/**
+ * Names on the wire, shared by every capability: keys (shared variables, deadman tokens), topics and topic
+ * patterns (pub/sub, RPC), and message headers. Each check throws its coded error.
+ */
+import { EzipcError } from "../errors.js";
+
+/** Keys: printable ASCII (0x21–0x7e, no space), 1–255 characters. */
+const KEY_RE = /^[\x21-\x7e]{1,255}$/;
+
+/** Throws `EZIPC_INVALID_KEY` unless `key` is 1–255 printable ASCII characters without spaces. */
+export function checkKey(key: unknown): asserts key is string {
+  if (typeof key !== "string" || !KEY_RE.test(key)) {
+    throw new EzipcError(
+      "EZIPC_INVALID_KEY",
+      `invalid key ${JSON.stringify(key)}: keys are 1-255 printable ASCII characters without spaces`,
+    );
+  }
+}
+
+/** Topic names: like keys, 1–255 printable ASCII characters; `.` separates tokens; no `*` or `>` tokens. */
+const TOPIC_RE = /^[\x21-\x7e]{1,255}$/;
+
+/** Throws `EZIPC_INVALID_TOPIC` unless `topic` is a valid concrete topic name. */
+export function checkTopic(topic: unknown): asserts topic is string {
+  if (
+    typeof topic !== "string" ||
+    !TOPIC_RE.test(topic) ||
+    topic.split(".").some((t) => t === "" || t === "*" || t === ">")
+  ) {
+    throw new EzipcError(
+      "EZIPC_INVALID_TOPIC",
+      `invalid topic ${JSON.stringify(topic)}: 1-255 printable ASCII characters, tokens separated by single dots, no * or > tokens`,
+    );
+  }
+}
+
+/**
+ * A subscription pattern: a concrete topic, or tokens where `*` matches exactly one token and a final `>`
+ * matches one or more (NATS syntax): `sensors.*.temp`, `sensors.>`. Throws `EZIPC_INVALID_TOPIC`.
+ */
+export function topicMatcher(pattern: string): { wildcard: boolean; match: (topic: string) => boolean } {
+  if (typeof pattern !== "string" || !TOPIC_RE.test(pattern)) checkTopic(pattern);
+  const tokens = pattern.split(".");
+  if (tokens.some((t, i) => t === "" || (t === ">" && i !== tokens.length - 1))) {
+    throw new EzipcError(
+      "EZIPC_INVALID_TOPIC",
+      `invalid pattern ${JSON.stringify(pattern)}: > must be the last token`,
+    );
+  }
+  const wildcard = tokens.some((t) => t === "*" || t === ">");
+  if (!wildcard) return { wildcard, match: (topic) => topic === pattern };
+  // As in NATS, a wildcard does not match the system topics ($…) unless the pattern starts with $ itself.
+  const system = pattern.startsWith("$");
+  return {
+    wildcard,
+    match: (topic) => {
+      if (!system && topic.startsWith("$")) return false;
+      const parts = topic.split(".");
+      for (let i = 0; i < tokens.length; i++) {
+        const t = tokens[i]!;
+        if (t === ">") return parts.length > i;
+        if (i >= parts.length) return false;
+        if (t !== "*" && t !== parts[i]) return false;
+      }
+      return parts.length === tokens.length;
+    },
+  };
+}
+
+/** Sets a header as an own property (a header named `__proto__` too, instead of changing the prototype). */
+export function setHeader(headers: Record<string, string>, key: string, value: string): void {
+  if (key === "__proto__") {
+    Object.defineProperty(headers, key, { value, enumerable: true, writable: true, configurable: true });
+  } else headers[key] = value;
+}
