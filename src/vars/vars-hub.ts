@@ -1,0 +1,781 @@
+/**
+ * Shared variables, hub side: named blocks kept in sync with every client that holds a pointer on them.
+ *
+ * - The hub is the single owner of every value. A write is applied here, in arrival order, and gets the
+ *   next version; the new value is then pushed to clients holding the key under `poll`, and a small `stale`
+ *   notice (once, until they read) to clients under `lazy`. `request` holders get nothing pushed.
+ * - Reference counts live here ({@link BlockTable}): one per pointer, per client, per policy. A client's
+ *   effective policy for a key is the highest it holds.
+ * - Slow clients: when a client's send queue is over its high-water mark, updates for it are coalesced —
+ *   the holding is marked dirty and the latest value sent once the queue drains. So a client that never
+ *   reads costs at most its queue limit plus one flag per key, and never delays anyone else.
+ * - Persistent keys are staged until the store commits them (block-commits.ts): nothing uncommitted is
+ *   shown, and a write is acknowledged only once durable.
+ * The hub (src/hub/hub.ts) owns the clients and their connections; this part keeps, per client, only its
+ * pointers ({@link PeerVars}).
+ *
+ * Over 600 lines: the message handlers, the holdings and the propagation of changes share every private
+ * helper; they are one unit (the shared-variable service), moved here whole from hub.ts.
+ */
+import type { Infer } from "../codec/schema.js";
+import { EzipcError, isEzipcError } from "../errors.js";
+import { log } from "../log.js";
+import {
+  type hubMessages,
+  INFO_DISPOSED,
+  INFO_GRACE,
+  INFO_LIVE,
+  INFO_NONE,
+  KIND_BYTES,
+  KIND_JSON,
+  STATE_GRACE,
+  STATE_LIVE,
+} from "../protocol/hub-messages.js";
+import type { Operation } from "../security/access.js";
+import type { Protocol } from "../service/protocol.js";
+import { sendTo } from "../transport/send.js";
+import type { Connection } from "../transport/types.js";
+import { BlockCommits, type BlockValue } from "./block-commits.js";
+import type { BlockStore } from "./block-store.js";
+import { type Block, BlockTable, type BlockTableOptions, type Clock, checkKey } from "./block-table.js";
+import { globMatcher } from "./glob.js";
+import { mergePatch } from "./merge-patch.js";
+
+const REQUEST = 0;
+const LAZY = 1;
+const POLL = 2;
+
+/** One client's pointers on one block. */
+interface Holding {
+  readonly block: Block;
+  /** Pointers per policy: request, lazy, poll. */
+  readonly counts: [number, number, number];
+  /** Highest policy with a pointer. */
+  policy: number;
+  /** A `stale` was sent and the client has not read since (lazy). */
+  staleSent: boolean;
+  /** An update is owed (poll, coalesced while the client's queue was full). */
+  dirty: boolean;
+}
+
+function policyOf(counts: readonly number[]): number {
+  return counts[POLL]! > 0 ? POLL : counts[LAZY]! > 0 ? LAZY : counts[REQUEST]! > 0 ? REQUEST : -1;
+}
+
+/** One client's shared-variable state, kept by the hub for it across a reconnect window. */
+export class PeerVars {
+  readonly holdings = new Map<number, Holding>();
+  pointers = 0;
+  /** Poll holdings owed an update. */
+  readonly dirty = new Set<Holding>();
+  congested = false;
+  /** Block ids resynchronised since the last reconnect (null outside a resync). */
+  resynced: Set<number> | null = null;
+}
+
+/** A client as this part sees it. */
+export interface VarsPeer {
+  readonly id: string;
+  readonly name: string;
+  readonly conn: Connection | null;
+  readonly vars: PeerVars;
+}
+
+/** Options of the shared-variable part of a hub. */
+export interface VarsOptions extends BlockTableOptions {
+  /** Most pointers one client may hold (`EZIPC_TOO_MANY_POINTERS`). Default 10,000. */
+  maxPointersPerClient?: number;
+  /** Whether clients may create persistent keys (`EZIPC_PERMISSION_DENIED` otherwise). Default true. */
+  allowClientPersistent?: boolean;
+}
+
+/** Messages this part handles. */
+const TYPES = new Set([
+  "allocate",
+  "watch",
+  "release",
+  "read",
+  "write",
+  "config",
+  "resync",
+  "resyncDone",
+  "list",
+  "peek",
+  "info",
+]);
+
+export class VarsHub {
+  readonly table: BlockTable;
+  private readonly commits: BlockCommits;
+  private readonly holders = new Map<Block, Map<VarsPeer, Holding>>();
+  readonly counters = { writes: 0, reads: 0, updatesSent: 0, updatesCoalesced: 0, staleSent: 0 };
+  private readonly maxPointersPerClient: number;
+  private readonly allowClientPersistent: boolean;
+
+  constructor(
+    options: VarsOptions,
+    clock: Clock,
+    private readonly store: BlockStore,
+    private readonly protocol: Protocol,
+    /** Throws `EZIPC_PERMISSION_DENIED` for an operation the client may not do (secure hubs). */
+    private readonly access: ((conn: Connection, op: Operation, subject: string) => void) | undefined,
+    /** Told of every invalidated key. */
+    private readonly onInvalidated: (info: { key: string; reason: "disposed" | "deleted" }) => void,
+  ) {
+    this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
+    this.allowClientPersistent = options.allowClientPersistent ?? true;
+    this.commits = new BlockCommits(store, (b, v) => this.applyCommitted(b, v));
+    this.table = new BlockTable(options, clock, (block, reason) => this.onInvalidate(block, reason));
+  }
+
+  /** Loads the persistent keys the store holds (once, before listening). */
+  load(): void {
+    for (const s of this.store.load()) {
+      this.table.create(s.key, s.data.length, {
+        kind: s.kind,
+        data: Buffer.from(s.data),
+        version: s.version,
+        persistent: true,
+      });
+    }
+  }
+
+  /** Handles a shared-variable message of `peer`; false if `type` is not one. */
+  handle(peer: VarsPeer, type: string, body: unknown): boolean {
+    if (!TYPES.has(type)) return false;
+    const m = body as never;
+    switch (type) {
+      case "allocate":
+        this.onAllocate(peer, m);
+        break;
+      case "watch":
+        this.onWatch(peer, m);
+        break;
+      case "release":
+        this.onRelease(peer, m);
+        break;
+      case "read":
+        this.onRead(peer, m);
+        break;
+      case "write":
+        this.onWrite(peer, m);
+        break;
+      case "config":
+        this.onConfig(peer, m);
+        break;
+      case "resync":
+        this.onResync(peer, m);
+        break;
+      case "resyncDone":
+        this.onResyncDone(peer, m);
+        break;
+      case "list":
+        this.onList(peer, m);
+        break;
+      case "peek":
+        this.onPeek(peer, m);
+        break;
+      default:
+        this.onInfo(peer, m);
+    }
+    return true;
+  }
+
+  /** A client (re)connected: it resynchronises its pointers next. */
+  attach(peer: VarsPeer): void {
+    peer.vars.congested = false;
+    peer.vars.resynced = new Set();
+  }
+
+  /** Releases every pointer of a client that is gone for good. */
+  forget(peer: VarsPeer): void {
+    for (const h of [...peer.vars.holdings.values()]) this.dropHolding(peer, h);
+  }
+
+  /**
+   * Creates a key from the hub side (no client holds it). `persistent` keys are never disposed; others
+   * start their grace period at once. Throws like a client's allocate (`EZIPC_KEY_EXISTS`, limits).
+   */
+  allocate(key: string, size: number, options: { persistent?: boolean; json?: boolean } = {}): void {
+    const json = options.json ?? false;
+    if (!json) checkSize(size);
+    const block = this.table.create(key, json ? 0 : size, {
+      kind: json ? KIND_JSON : KIND_BYTES,
+      persistent: options.persistent ?? false,
+    });
+    if (block.persistent) this.persistNow(block);
+  }
+
+  /** Deletes a key now, whoever holds it: their pointers are invalidated. Returns false if there was none. */
+  delete(key: string): boolean {
+    const found = this.table.lookup(key);
+    if (!("found" in found)) return false;
+    this.table.delete(found.found);
+    return true;
+  }
+
+  /** The current value and version of a key, or undefined. */
+  peek(key: string): { data: Buffer; version: number; refcount: number; persistent: boolean } | undefined {
+    const found = this.table.lookup(key);
+    if (!("found" in found)) return undefined;
+    const b = found.found;
+    return { data: Buffer.from(b.data), version: b.version, refcount: b.refcount, persistent: b.persistent };
+  }
+
+  /** Key counts for the hub's stats. */
+  stats(): { keys: number; persistentKeys: number; totalBytes: number; tombstones: number } {
+    let persistentKeys = 0;
+    for (const b of this.table.blocks()) if (b.persistent) persistentKeys++;
+    return {
+      keys: this.table.size,
+      persistentKeys,
+      totalBytes: this.table.totalBytes,
+      tombstones: this.table.tombstoneCount,
+    };
+  }
+
+  /** Commits what is staged and stops (the hub is closing). */
+  close(): void {
+    this.commits.flush();
+    this.commits.stop();
+    this.table.close();
+  }
+
+  private send(client: VarsPeer, type: string, body: unknown): void {
+    const conn = client.conn;
+    if (conn) sendTo(conn, this.protocol.encode(type, body));
+  }
+
+  private fail(client: VarsPeer, rid: number, err: unknown): void {
+    if (!isEzipcError(err)) throw err;
+    this.send(client, "error", { rid, code: err.code, message: err.message });
+  }
+
+  /** Whether `conn`'s client may do `op` on `subject` (listings show only what it may see). */
+  private permits(conn: Connection, op: Operation, subject: string): boolean {
+    try {
+      this.access?.(conn, op, subject);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Throws `EZIPC_PERMISSION_DENIED` if the client's permissions (docs/security.md) do not allow it. */
+  private checkAccess(client: VarsPeer, op: Operation, subject: string): void {
+    if (this.access && client.conn) this.access(client.conn, op, subject);
+  }
+
+  private onAllocate(client: VarsPeer, m: Infer<typeof hubMessages.allocate>): void {
+    try {
+      checkKey(m.key);
+      checkPolicy(m.policy);
+      if (m.kind !== KIND_BYTES && m.kind !== KIND_JSON) {
+        throw new EzipcError("EZIPC_BAD_REQUEST", `unknown block kind ${m.kind}`);
+      }
+      if (m.kind === KIND_BYTES) checkSize(m.size);
+      if (m.persistent && !this.allowClientPersistent) {
+        throw new EzipcError(
+          "EZIPC_PERMISSION_DENIED",
+          "this hub does not let clients create persistent keys",
+        );
+      }
+      this.checkPointerLimit(client);
+      const found = this.table.lookup(m.key);
+      let block: Block;
+      let created = false;
+      if ("found" in found) {
+        if (m.ifExists !== 1) throw new EzipcError("EZIPC_KEY_EXISTS", `key ${m.key} already exists`);
+        block = found.found;
+        if (block.kind !== m.kind) {
+          throw new EzipcError(
+            "EZIPC_BAD_REQUEST",
+            `key ${m.key} holds ${kindName(block.kind)}, not ${kindName(m.kind)}`,
+          );
+        }
+        if (m.kind === KIND_BYTES && block.data.length !== m.size) {
+          throw new EzipcError(
+            "EZIPC_BAD_REQUEST",
+            `key ${m.key} has ${block.data.length} bytes, not ${m.size}`,
+          );
+        }
+      } else {
+        block = this.table.create(m.key, m.kind === KIND_JSON ? 0 : m.size, {
+          kind: m.kind,
+          persistent: m.persistent,
+        });
+        created = true;
+        if (block.persistent) this.persistNow(block);
+      }
+      this.addPointers(client, block, m.policy, 1);
+      this.sendOpened(client, m.rid, block, created);
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onWatch(client: VarsPeer, m: Infer<typeof hubMessages.watch>): void {
+    try {
+      checkKey(m.key);
+      checkPolicy(m.policy);
+      this.checkPointerLimit(client);
+      const block = this.find(m.key);
+      this.addPointers(client, block, m.policy, 1);
+      this.sendOpened(client, m.rid, block, false);
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onPeek(client: VarsPeer, m: Infer<typeof hubMessages.peek>): void {
+    try {
+      checkKey(m.key);
+      const b = this.find(m.key);
+      this.send(client, "opened", {
+        rid: m.rid,
+        id: b.id,
+        kind: b.kind,
+        size: b.data.length,
+        version: BigInt(b.version),
+        persistent: b.persistent,
+        created: false,
+        data: b.data,
+      });
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  /** What the hub knows of a key, with no side effect (a key in grace stays in grace). */
+  private onInfo(client: VarsPeer, m: Infer<typeof hubMessages.info>): void {
+    try {
+      checkKey(m.key);
+      const found = this.table.lookup(m.key);
+      const none = { rid: m.rid, kind: 0, size: 0, version: 0n, refcount: 0, persistent: false };
+      if ("disposed" in found) this.send(client, "keyInfo", { ...none, state: INFO_DISPOSED });
+      else if ("missing" in found) this.send(client, "keyInfo", { ...none, state: INFO_NONE });
+      else {
+        const b = found.found;
+        this.send(client, "keyInfo", {
+          rid: m.rid,
+          state: b.refcount === 0 && !b.persistent ? INFO_GRACE : INFO_LIVE,
+          kind: b.kind,
+          size: b.data.length,
+          version: BigInt(b.version),
+          refcount: b.refcount,
+          persistent: b.persistent,
+        });
+      }
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onRelease(client: VarsPeer, m: Infer<typeof hubMessages.release>): void {
+    const h = client.vars.holdings.get(m.id);
+    // A release can cross an invalidation or a resync on the wire: nothing left to release is fine.
+    if (!h || m.policy > POLL || h.counts[m.policy]! === 0) return;
+    h.counts[m.policy]!--;
+    client.vars.pointers--;
+    this.table.release(h.block);
+    h.policy = policyOf(h.counts);
+    if (h.policy === -1) this.removeHolding(client, h);
+    else if (h.policy !== POLL && h.dirty) {
+      h.dirty = false;
+      client.vars.dirty.delete(h);
+    }
+  }
+
+  private onRead(client: VarsPeer, m: Infer<typeof hubMessages.read>): void {
+    try {
+      const h = this.holding(client, m.id);
+      this.counters.reads++;
+      h.staleSent = false;
+      this.send(client, "value", {
+        rid: m.rid,
+        id: m.id,
+        version: BigInt(h.block.version),
+        data: h.block.data,
+      });
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onWrite(client: VarsPeer, m: Infer<typeof hubMessages.write>): void {
+    try {
+      const h = this.holding(client, m.id);
+      const b = h.block;
+      this.checkAccess(client, "write", b.key);
+      if (b.kind !== KIND_BYTES) {
+        throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key} is a JSON config; use its config operations`);
+      }
+      const cur = b.persistent ? this.commits.current(b) : b;
+      if (m.offset + m.data.length > cur.data.length) {
+        throw new EzipcError(
+          "EZIPC_BAD_REQUEST",
+          `${b.key}: write of ${m.data.length} bytes at ${m.offset} is outside its ${cur.data.length} bytes`,
+        );
+      }
+      if (m.expect !== undefined && Number(m.expect) !== cur.version) {
+        this.send(client, "conflict", { rid: m.rid, version: BigInt(b.version) });
+        return;
+      }
+      if (b.persistent) {
+        const data = Buffer.from(cur.data);
+        data.set(m.data, m.offset);
+        this.stage(client, m.rid, b, data, cur.version + 1);
+        return;
+      }
+      b.data.set(m.data, m.offset);
+      this.changed(b);
+      this.send(client, "ok", { rid: m.rid, version: BigInt(b.version) });
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onConfig(client: VarsPeer, m: Infer<typeof hubMessages.config>): void {
+    try {
+      const h = this.holding(client, m.id);
+      const b = h.block;
+      this.checkAccess(client, "write", b.key);
+      if (b.kind !== KIND_JSON) throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key} is not a JSON config`);
+      let value: unknown;
+      try {
+        value = JSON.parse(m.json);
+      } catch (err) {
+        throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key}: invalid JSON: ${(err as Error).message}`);
+      }
+      const cur = b.persistent ? this.commits.current(b) : b;
+      let next: unknown;
+      if (m.op === 0) next = value;
+      else if (m.op === 1) {
+        if (cur.data.length > 0) {
+          this.send(client, "conflict", { rid: m.rid, version: BigInt(b.version) });
+          return;
+        }
+        next = value;
+      } else if (m.op === 2) {
+        const current = cur.data.length > 0 ? JSON.parse(cur.data.toString("utf8")) : undefined;
+        next = mergePatch(current, value);
+      } else throw new EzipcError("EZIPC_BAD_REQUEST", `unknown config operation ${m.op}`);
+      const data = Buffer.from(JSON.stringify(next), "utf8");
+      this.table.checkSize(b.key, data.length, b.data.length);
+      if (b.persistent) {
+        this.stage(client, m.rid, b, data, cur.version + 1);
+        return;
+      }
+      this.table.replaceData(b, data);
+      this.changed(b);
+      this.send(client, "ok", { rid: m.rid, version: BigInt(b.version) });
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onResync(client: VarsPeer, m: Infer<typeof hubMessages.resync>): void {
+    try {
+      checkKey(m.key);
+      const counts = m.counts as [number, number, number];
+      const total = counts[0] + counts[1] + counts[2];
+      if (total === 0) throw new EzipcError("EZIPC_BAD_REQUEST", "resync with no pointers");
+      let h = client.vars.holdings.get(m.id);
+      let block: Block;
+      if (h && h.block.key === m.key) block = h.block;
+      else {
+        block = this.find(m.key);
+        h = client.vars.holdings.get(block.id);
+      }
+      const before = h ? h.counts[0] + h.counts[1] + h.counts[2] : 0;
+      // The same bound as allocate/watch: the pointers this client will hold after the resync.
+      if (client.vars.pointers - before + total > this.maxPointersPerClient) {
+        throw new EzipcError(
+          "EZIPC_TOO_MANY_POINTERS",
+          `resync of ${m.key} with ${total} pointers is over this client's maximum of ${this.maxPointersPerClient}`,
+        );
+      }
+      if (h) {
+        for (let p = 0; p < 3; p++) h.counts[p] = 0;
+        client.vars.pointers -= before;
+        this.table.hold(block, total); // hold first so the block never passes through refcount 0
+        this.table.release(block, before);
+        h.policy = -1;
+      } else this.table.hold(block, total);
+      this.addPointers(client, block, -1, 0, counts);
+      client.vars.resynced?.add(block.id);
+      this.sendOpened(client, m.rid, block, false);
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onResyncDone(client: VarsPeer, m: Infer<typeof hubMessages.resyncDone>): void {
+    const kept = client.vars.resynced;
+    client.vars.resynced = null;
+    if (kept) {
+      for (const h of [...client.vars.holdings.values()])
+        if (!kept.has(h.block.id)) this.dropHolding(client, h);
+    }
+    this.send(client, "ok", { rid: m.rid, version: 0n });
+  }
+
+  private onList(client: VarsPeer, m: Infer<typeof hubMessages.list>): void {
+    const match = globMatcher(m.pattern);
+    const keys = [];
+    for (const b of this.table.blocks()) {
+      if (!match(b.key)) continue;
+      if (this.access && client.conn && !this.permits(client.conn, "watch", b.key)) continue;
+      const holders = [];
+      for (const [c, h] of this.holders.get(b) ?? []) {
+        holders.push({ client: `${c.name}#${c.id.slice(0, 6)}`, counts: [...h.counts] });
+      }
+      keys.push({
+        key: b.key,
+        kind: b.kind,
+        size: b.data.length,
+        version: BigInt(b.version),
+        refcount: b.refcount,
+        persistent: b.persistent,
+        state: b.refcount === 0 && !b.persistent ? STATE_GRACE : STATE_LIVE,
+        holders,
+      });
+    }
+    keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    this.send(client, "listing", { rid: m.rid, keys });
+  }
+
+  // ---- holdings and propagation -----------------------------------------------------------------------
+
+  private find(key: string): Block {
+    const found = this.table.lookup(key);
+    if ("found" in found) return found.found;
+    if ("disposed" in found) throw new EzipcError("EZIPC_KEY_DISPOSED", `key ${key} has been disposed`);
+    throw new EzipcError("EZIPC_KEY_NOT_FOUND", `no key ${key}`);
+  }
+
+  private holding(client: VarsPeer, id: number): Holding {
+    const h = client.vars.holdings.get(id);
+    if (!h) throw new EzipcError("EZIPC_BAD_REQUEST", `this client holds no pointer on block ${id}`);
+    return h;
+  }
+
+  private checkPointerLimit(client: VarsPeer): void {
+    if (client.vars.pointers >= this.maxPointersPerClient) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_POINTERS",
+        `this client holds its maximum of ${this.maxPointersPerClient} pointers`,
+      );
+    }
+  }
+
+  /**
+   * Adds pointers to a client's holding: `n` of `policy`, or the given per-policy `counts` (already held
+   * in the table by the caller).
+   */
+  private addPointers(
+    client: VarsPeer,
+    block: Block,
+    policy: number,
+    n: number,
+    counts?: readonly number[],
+  ): void {
+    let h = client.vars.holdings.get(block.id);
+    if (!h) {
+      h = { block, counts: [0, 0, 0], policy: -1, staleSent: false, dirty: false };
+      client.vars.holdings.set(block.id, h);
+      let m = this.holders.get(block);
+      if (!m) {
+        m = new Map();
+        this.holders.set(block, m);
+      }
+      m.set(client, h);
+    }
+    if (counts) {
+      for (let p = 0; p < 3; p++) {
+        h.counts[p]! += counts[p]!;
+        client.vars.pointers += counts[p]!;
+      }
+    } else {
+      h.counts[policy]! += n;
+      client.vars.pointers += n;
+      this.table.hold(block, n);
+    }
+    h.policy = policyOf(h.counts);
+    h.staleSent = false;
+  }
+
+  private sendOpened(client: VarsPeer, rid: number, b: Block, created: boolean): void {
+    const h = client.vars.holdings.get(b.id);
+    const withData = h !== undefined && h.policy >= LAZY;
+    if (h?.dirty) {
+      h.dirty = false;
+      client.vars.dirty.delete(h);
+    }
+    this.send(client, "opened", {
+      rid,
+      id: b.id,
+      kind: b.kind,
+      size: b.data.length,
+      version: BigInt(b.version),
+      persistent: b.persistent,
+      created,
+      data: withData ? b.data : undefined,
+    });
+  }
+
+  /** Removes a holding whose counts are all 0. */
+  private removeHolding(client: VarsPeer, h: Holding): void {
+    client.vars.holdings.delete(h.block.id);
+    client.vars.dirty.delete(h);
+    const m = this.holders.get(h.block);
+    m?.delete(client);
+    if (m && m.size === 0) this.holders.delete(h.block);
+  }
+
+  /** Releases every pointer of a holding. */
+  private dropHolding(client: VarsPeer, h: Holding): void {
+    const n = h.counts[0] + h.counts[1] + h.counts[2];
+    h.counts.fill(0);
+    client.vars.pointers -= n;
+    this.removeHolding(client, h);
+    if (this.table.byId(h.block.id) === h.block) this.table.release(h.block, n);
+  }
+
+  /** A block's value changed in place: bump its version and tell its holders. */
+  private changed(b: Block): void {
+    b.version++;
+    this.counters.writes++;
+    this.notifyHolders(b);
+  }
+
+  /**
+   * A write to a persistent key: staged until the store commits it (block-commits.ts), then applied, pushed
+   * to the holders and acknowledged.
+   */
+  private stage(client: VarsPeer, rid: number, b: Block, data: Buffer, version: number): void {
+    this.counters.writes++;
+    this.commits.stage(b, { data, version }, (err) => {
+      if (err) this.send(client, "error", { rid, code: err.code, message: err.message });
+      else this.send(client, "ok", { rid, version: BigInt(version) });
+    });
+  }
+
+  /** A persistent key's staged write was committed. */
+  private applyCommitted(b: Block, value: BlockValue): void {
+    this.table.replaceData(b, value.data);
+    b.version = value.version;
+    this.notifyHolders(b);
+  }
+
+  /** Tells a block's holders of its new value (poll: the value; lazy: a stale notice). */
+  private notifyHolders(b: Block): void {
+    const holders = this.holders.get(b);
+    if (!holders) return;
+    let update: Uint8Array | undefined;
+    let stale: Uint8Array | undefined;
+    for (const [client, h] of holders) {
+      const conn = client.conn;
+      if (h.policy === POLL) {
+        if (!conn || client.vars.congested || conn.state !== "open") {
+          if (!h.dirty) {
+            h.dirty = true;
+            client.vars.dirty.add(h);
+          }
+          this.counters.updatesCoalesced++;
+          continue;
+        }
+        update ??= this.protocol.encode("update", { id: b.id, version: BigInt(b.version), data: b.data });
+        this.counters.updatesSent++;
+        if (!sendTo(conn, update)) this.congest(client, conn);
+      } else if (h.policy === LAZY && !h.staleSent) {
+        h.staleSent = true;
+        if (conn?.state !== "open") continue;
+        stale ??= this.protocol.encode("stale", { id: b.id, version: BigInt(b.version) });
+        this.counters.staleSent++;
+        sendTo(conn, stale);
+      }
+    }
+  }
+
+  /** The client's queue is full: coalesce its updates until it drains. */
+  private congest(client: VarsPeer, conn: Connection): void {
+    if (client.vars.congested) return;
+    client.vars.congested = true;
+    conn.drain().then(
+      () => this.flushDirty(client, conn),
+      () => {},
+    );
+  }
+
+  private flushDirty(client: VarsPeer, conn: Connection): void {
+    if (client.conn !== conn) return;
+    client.vars.congested = false;
+    for (const h of client.vars.dirty) {
+      if (conn.state !== "open") return;
+      client.vars.dirty.delete(h);
+      h.dirty = false;
+      const b = h.block;
+      this.counters.updatesSent++;
+      const ok = sendTo(
+        conn,
+        this.protocol.encode("update", { id: b.id, version: BigInt(b.version), data: b.data }),
+      );
+      if (!ok) {
+        this.congest(client, conn);
+        return;
+      }
+    }
+  }
+
+  /** Commits a new persistent key at once; if the store fails, the key is removed and `EZIPC_STORE` thrown. */
+  private persistNow(block: Block): void {
+    try {
+      this.store.save([{ key: block.key, kind: block.kind, version: block.version, data: block.data }]);
+    } catch (err) {
+      this.table.delete(block);
+      throw new EzipcError("EZIPC_STORE", `persisting ${block.key} failed: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+  }
+
+  private onInvalidate(block: Block, reason: "disposed" | "deleted"): void {
+    this.commits.drop(block);
+    if (block.persistent) {
+      try {
+        this.store.remove(block.key);
+      } catch (err) {
+        log("error", "hub", "store remove failed", { key: block.key, error: err });
+      }
+    }
+    const holders = this.holders.get(block);
+    if (holders) {
+      for (const [client, h] of [...holders]) {
+        const n = h.counts[0] + h.counts[1] + h.counts[2];
+        client.vars.pointers -= n;
+        h.counts.fill(0);
+        this.removeHolding(client, h);
+        this.send(client, "invalidated", { id: block.id, code: "EZIPC_KEY_DISPOSED" });
+      }
+    }
+    log("debug", "hub", "invalidated", { key: block.key, reason });
+    this.onInvalidated({ key: block.key, reason });
+  }
+}
+
+function checkPolicy(p: number): void {
+  if (p !== REQUEST && p !== LAZY && p !== POLL) {
+    throw new EzipcError("EZIPC_BAD_REQUEST", `unknown sync policy ${p} (0 request, 1 lazy, 2 poll)`);
+  }
+}
+
+function checkSize(size: number): void {
+  if (!Number.isInteger(size) || size < 1) {
+    throw new EzipcError("EZIPC_BAD_REQUEST", `a block needs a size of at least 1 byte, got ${size}`);
+  }
+}
+
+function kindName(kind: number): string {
+  return kind === KIND_JSON ? "a JSON config" : "bytes";
+}
