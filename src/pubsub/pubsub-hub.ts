@@ -11,8 +11,8 @@
  *   credit given one at a time, as the reader asks, it sees the newest message each time.
  * - Subscriptions belong to a connection; a client that reconnects subscribes again with `resume` cursors.
  *
- * Over 600 lines: topics, subscriptions and the commit rule of persisted topics in one unit until issue 13
- * gives pub/sub its own folder.
+ * Over 600 lines: topics, subscriptions and the commit rule of persisted topics in one unit: cursors,
+ * credit and the commit rule meet in every delivery.
  */
 
 import { CommitRetry } from "../commit-retry.js";

@@ -2,8 +2,8 @@
  * The client half of RPC, streaming RPC and sessions (the hub routes; see rpc-hub.ts). Used through
  * {@link HubClient}: `serve`, `request`, `requestStream`, `openSession`, `acceptSessions`.
  *
- * Over 600 lines: channels, sessions and the server and caller sides of RPC together until issue 13 gives
- * RPC its own folder.
+ * Over 600 lines: channels, sessions and the server and caller sides of RPC together (one unit: a
+ * channel is both sides' flow control); issue 13 may split sessions from calls.
  */
 
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
