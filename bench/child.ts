@@ -12,7 +12,7 @@ import net from "node:net";
 import { secureDial, secureListen } from "../src/security/channel.js";
 import { keyPairFromPrivate } from "../src/security/suite.js";
 import { dial, listen } from "../src/transport/registry.js";
-import { netAddress, rawConnect, rawFrame, rawFrames } from "./raw.js";
+import { listenOn, rawConnect, rawFrame, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
 
 const [role, url, a, b] = process.argv.slice(2) as [string, string, string?, string?];
@@ -46,10 +46,7 @@ class RawBatcher {
 }
 
 function rawListen(onSocket: (s: net.Socket) => void): Promise<string> {
-  return new Promise((resolve) => {
-    const server = net.createServer({ noDelay: true }, onSocket);
-    server.listen(netAddress(url), () => resolve(url));
-  });
+  return listenOn(net.createServer({ noDelay: true }, onSocket), url);
 }
 
 const opts = { heartbeatIntervalMs: 0 };

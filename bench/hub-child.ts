@@ -16,7 +16,7 @@
  */
 import net from "node:net";
 import { connect, Hub } from "../src/index.js";
-import { netAddress, rawConnect, rawFrame, rawFrames } from "./raw.js";
+import { listenOn, rawConnect, rawFrame, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
 
 const [role, url, a, b, c] = process.argv.slice(2) as [string, string, string?, string?, string?];
@@ -199,8 +199,7 @@ switch (role) {
         sock.write(ack);
       });
     });
-    await new Promise<void>((resolve) => server.listen(netAddress(url), resolve));
-    console.log(`ready ${url}`);
+    console.log(`ready ${await listenOn(server, url)}`);
     break;
   }
   case "raw-prop-reader": {

@@ -50,9 +50,12 @@ export async function withServer<T>(
   }
 }
 
-/** A fresh address: a pid-derived TCP port, or a Unix socket path in the temp directory. */
+/**
+ * A fresh address: TCP port 0 (the server role binds a port the kernel picks and prints it in its "ready"
+ * line, so two runs never race for one port), or a Unix socket path in the temp directory.
+ */
 export function freeUrl(transport: string, i: number): string {
-  if (transport === "tcp") return `tcp://127.0.0.1:${20000 + ((process.pid * 7 + i) % 20000)}`;
+  if (transport === "tcp") return "tcp://127.0.0.1:0";
   const p = path.join(os.tmpdir(), `ezipc-bench-${process.pid}-${i}.sock`);
   rmSync(p, { force: true });
   return `unix://${p}`;

@@ -16,14 +16,15 @@ export function natsAvailable(): boolean {
 }
 
 async function withNats<T>(fn: (url: string) => Promise<T>): Promise<T> {
-  const url = freeUrl("tcp", seq++);
-  const port = new URL(url).port;
-  const proc = spawn("nats-server", ["-a", "127.0.0.1", "-p", port], { stdio: ["ignore", "ignore", "pipe"] });
-  await new Promise<void>((resolve, reject) => {
+  // `-p -1`: nats-server binds a port of its own choosing and logs it, so no two runs race for one port.
+  const proc = spawn("nats-server", ["-a", "127.0.0.1", "-p", "-1"], { stdio: ["ignore", "ignore", "pipe"] });
+  const url = await new Promise<string>((resolve, reject) => {
     let err = "";
+    let port = "";
     proc.stderr!.on("data", (d: Buffer) => {
       err += d.toString();
-      if (err.includes("Server is ready")) resolve();
+      port ||= /Listening for client connections on [^\s]*:(\d+)/.exec(err)?.[1] ?? "";
+      if (port && err.includes("Server is ready")) resolve(`tcp://127.0.0.1:${port}`);
     });
     proc.once("exit", (code) => reject(new Error(`nats-server exited ${code}: ${err}`)));
   });

@@ -15,7 +15,7 @@
 import net from "node:net";
 import { connect as natsConnect } from "nats";
 import { connect, Hub } from "../src/index.js";
-import { netAddress, rawConnect, rawFrames } from "./raw.js";
+import { listenOn, rawConnect, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
 
 const [role, url, topic, a, b] = process.argv.slice(2) as [string, string, string?, string?, string?];
@@ -95,8 +95,7 @@ switch (role) {
         sock.on("data", forward);
       });
     });
-    await new Promise<void>((resolve) => server.listen(netAddress(url), resolve));
-    console.log(`ready ${url}`);
+    console.log(`ready ${await listenOn(server, url)}`);
     process.once("SIGINT", () => process.exit(0));
     break;
   }

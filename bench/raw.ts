@@ -11,6 +11,17 @@ export function netAddress(u: string): net.ListenOptions & net.NetConnectOpts {
   return { host: p.hostname.replace(/^\[|\]$/g, ""), port: Number(p.port) };
 }
 
+/** Listens `server` on `url` and resolves with the URL it is bound to (the kernel's port for `:0`). */
+export function listenOn(server: net.Server, url: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(netAddress(url), () => {
+      const a = server.address();
+      resolve(typeof a === "object" && a !== null ? `tcp://127.0.0.1:${a.port}` : url);
+    });
+  });
+}
+
 /** Calls `onFrame` with each length-prefixed frame arriving on `socket`. */
 export function rawFrames(socket: net.Socket, onFrame: (f: Buffer) => void): void {
   let pending: Buffer | null = null;
