@@ -1,13 +1,29 @@
+/**
+ * The client part of deadman tokens: one {@link Deadman} object per name, its operations as requests to the
+ * hub (the waiting ones without a deadline, cancelled by an `OP_CANCEL`), and the loss of every held token
+ * with the connection. The hub side is deadman-hub.ts.
+ */
 import { EventEmitter } from "node:events";
 import { EzipcError } from "../errors.js";
 import {
+  type ClientLink,
+  type ClientPart,
+  jsonSafe,
+  unexpected,
+  type WireMessages,
+} from "../protocol/client-link.js";
+import type { coreMessages } from "../protocol/core-messages.js";
+import { checkKey } from "../protocol/names.js";
+import {
+  type deadmanMessages,
+  OP_CANCEL,
   OP_RELEASE,
   OP_STATE,
   OP_TAKE,
   OP_TRY_TAKE,
   OP_WAIT_RELEASED,
   OP_WAIT_TAKEN,
-} from "./deadman-hub.js";
+} from "./deadman-messages.js";
 
 /** A deadman token's state as the hub reported it. */
 export interface DeadmanState {
@@ -98,4 +114,57 @@ export class Deadman extends EventEmitter<DeadmanEvents> {
 
 export function cancelled(reason: unknown): EzipcError {
   return new EzipcError("EZIPC_CANCELLED", "cancelled", { cause: reason });
+}
+
+/** What the hub may send this part. */
+export type DeadmanMessage = WireMessages<typeof coreMessages & typeof deadmanMessages>;
+
+export class DeadmanClient implements ClientPart<DeadmanMessage> {
+  private readonly deadmen = new Map<string, Deadman>();
+
+  constructor(private readonly link: ClientLink<DeadmanMessage>) {}
+
+  /** See HubClient.deadman. */
+  deadman(name: string): Deadman {
+    checkKey(name);
+    let d = this.deadmen.get(name);
+    if (!d) {
+      d = new Deadman(name, (n, op, signal) => this.op(n, op, signal));
+      this.deadmen.set(name, d);
+    }
+    return d;
+  }
+
+  /** Every token this client held is lost with its connection. */
+  connectionClosed(_conn: unknown, _error: EzipcError, current: boolean): void {
+    if (current) for (const d of this.deadmen.values()) d.connectionLost();
+  }
+
+  private async op(name: string, op: number, signal?: AbortSignal): Promise<DeadmanState> {
+    if (signal?.aborted) throw cancelled(signal.reason);
+    await this.link.readyWithin(name);
+    const conn = this.link.conn!;
+    const waits = op === OP_TAKE || op === OP_WAIT_TAKEN || op === OP_WAIT_RELEASED;
+    const body: Record<string, unknown> = { name, op };
+    const reply = this.link.requestOn(
+      conn,
+      "deadman",
+      body,
+      undefined,
+      waits ? Number.POSITIVE_INFINITY : this.link.timeoutMs,
+    );
+    const onAbort = () => this.link.send("deadman", { rid: body.rid, name, op: OP_CANCEL });
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (signal?.aborted) onAbort(); // aborted while this call was getting ready
+    try {
+      const r = await reply;
+      if (r.type !== "deadmanState") throw unexpected(r);
+      return jsonSafe({ taken: r.body.taken, holder: r.body.holder, mine: r.body.mine, epoch: r.body.epoch });
+    } catch (err) {
+      if (signal?.aborted) throw cancelled(signal.reason);
+      throw err;
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
 }

@@ -7,19 +7,20 @@
 
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
-import type { hubMessages } from "../protocol/hub-messages.js";
 import { checkKey } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
-
-export const OP_TAKE = 0;
-export const OP_TRY_TAKE = 1;
-export const OP_RELEASE = 2;
-export const OP_WAIT_TAKEN = 3;
-export const OP_WAIT_RELEASED = 4;
-export const OP_STATE = 5;
-export const OP_CANCEL = 6;
+import {
+  type deadmanMessages,
+  OP_CANCEL,
+  OP_RELEASE,
+  OP_STATE,
+  OP_TAKE,
+  OP_TRY_TAKE,
+  OP_WAIT_RELEASED,
+  OP_WAIT_TAKEN,
+} from "./deadman-messages.js";
 
 interface Waiter {
   conn: Connection;
@@ -36,7 +37,7 @@ interface Token {
   waitReleased: Waiter[];
 }
 
-type Msg = Infer<typeof hubMessages.deadman>;
+type Msg = Infer<typeof deadmanMessages.deadman>;
 
 /** Most tokens with a holder or a waiter (`EZIPC_TOO_MANY_KEYS`). */
 const MAX_TOKENS = 100_000;

@@ -14,8 +14,8 @@
  * a protocol error. The test suite walks every message of the protocol against this table.
  */
 
-import type { hubMessages } from "../protocol/hub-messages.js";
 import type { Operation } from "../security/access.js";
+import type { hubMessages } from "../wire/hub-protocol.js";
 
 type MessageType = keyof typeof hubMessages;
 

@@ -11,12 +11,11 @@ import { EventEmitter } from "node:events";
 import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
-import {
-  HUB_FEATURES,
-  HUB_PROTOCOL_VERSION,
-  type HubMessage,
-  hubProtocol,
-} from "../protocol/hub-messages.js";
+import { HUB_FEATURES, HUB_PROTOCOL_VERSION, type HubStats } from "../protocol/core-messages.js";
+import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
+
+export type { HubStats };
+
 import { PUBLISH_INDEX, parsePublish } from "../pubsub/fast-frames.js";
 import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-hub.js";
 import { removeStaleDirs } from "../rpc/direct.js";
@@ -79,55 +78,6 @@ export interface HubSecurity {
   handshakeTimeoutMs?: number;
   /** Handshakes in progress per remote address (the oldest gives way). Default 32. */
   maxPendingPerAddress?: number;
-}
-
-/** What {@link Hub.stats} reports. */
-export interface HubStats {
-  name: string;
-  uptimeMs: number;
-  urls: string[];
-  store: string;
-  clients: number;
-  connectedClients: number;
-  keys: number;
-  persistentKeys: number;
-  totalBytes: number;
-  tombstones: number;
-  pointers: number;
-  writes: number;
-  reads: number;
-  updatesSent: number;
-  updatesCoalesced: number;
-  staleSent: number;
-  /** Bytes queued to clients and not yet written to the OS, in total and for the most backed-up client. */
-  queuedBytes: number;
-  maxClientQueuedBytes: number;
-  topics: number;
-  historyBytes: number;
-  published: number;
-  delivered: number;
-  gaps: number;
-  /** Fire-and-forget publishes the hub could not store (bad topic, a limit), dropped. */
-  rejected: number;
-  callsInFlight: number;
-  calls: number;
-  noResponders: number;
-  serverGone: number;
-  deadmanTokens: number;
-  /** Connections closed for a protocol violation (a bad frame or message, a missing hello). */
-  protocolErrors: number;
-  /** Connections closed for a frame over maxFrameBytes. */
-  framesTooLarge: number;
-  /** Slow consumers cut (maxQueuedBytes or stallTimeoutMs). */
-  slowConsumerCuts: number;
-  /** Connections closed for silence past heartbeatTimeoutMs. */
-  heartbeatTimeouts: number;
-  /** Secure connections closed for a record that failed authentication. */
-  decryptErrors: number;
-  /** Secure handshakes that failed, by reason (docs/security.md). */
-  handshakeFailures: Partial<Record<HandshakeFailure, number>>;
-  rssBytes: number;
-  heapUsedBytes: number;
 }
 
 /** A client as the hub knows it; outlives a connection during the reconnect window. */

@@ -18,13 +18,8 @@ export {
   type TopicInfo,
 } from "../client/client.js";
 export { Deadman, type DeadmanEvents, type DeadmanState } from "../deadman/deadman-client.js";
-export {
-  HUB_PROTOCOL_VERSION,
-  hubMessages,
-  MAX_KEY_LENGTH,
-  POLICIES,
-  type SyncPolicy,
-} from "../protocol/hub-messages.js";
+export { HUB_PROTOCOL_VERSION } from "../protocol/core-messages.js";
+export { MAX_KEY_LENGTH } from "../protocol/fields.js";
 export { NEW_TOPICS, type PubSubOptions } from "../pubsub/pubsub-hub.js";
 export {
   type Gap,
@@ -44,7 +39,7 @@ export {
   RpcSession,
   Server,
   type StreamOptions,
-} from "../rpc/rpc-client.js";
+} from "../rpc/rpc-calls.js";
 export type { RpcOptions } from "../rpc/rpc-hub.js";
 export { type BlockStore, MemoryStore, SqliteStore, type StoredBlock } from "../store/store.js";
 export {
@@ -65,4 +60,6 @@ export {
   type PointerStatus,
   type ReadResult,
 } from "../vars/pointer.js";
+export { POLICIES, type SyncPolicy } from "../vars/vars-messages.js";
+export { hubMessages } from "../wire/hub-protocol.js";
 export { Hub, type HubEvents, type HubOptions, type HubSecurity, type HubStats } from "./hub.js";

@@ -1,7 +1,7 @@
 /**
  * Hand-written encoders and parsers for the two hot pub/sub frames, `publish` and `message`. Both carry a
  * batch of records (header list, payload). They produce and accept exactly the schema-codec layout of
- * protocol/hub-messages.ts (a test checks both ways, byte for byte) but allocate nothing per record that the generic
+ * pubsub-messages.ts (a test checks both ways, byte for byte) but allocate nothing per record that the generic
  * codec would: records are checked and copied as they are, strings are sliced only when asked for,
  * payloads are views.
  *
@@ -9,14 +9,14 @@
  *   message  = u16 index | u32 sid | topic | u64 seq | f64 time | publisher | count | records
  *   record   = header list | payload            (strings and byte strings: LEB128 length, then bytes)
  */
-import { hubMessages } from "../protocol/hub-messages.js";
 import { setHeader } from "../protocol/names.js";
+import { PUBSUB_BASE, pubsubMessages } from "./pubsub-messages.js";
 
 export { setHeader };
 
-const names = Object.keys(hubMessages);
-export const PUBLISH_INDEX = names.indexOf("publish");
-export const MESSAGE_INDEX = names.indexOf("message");
+const names = Object.keys(pubsubMessages);
+export const PUBLISH_INDEX = PUBSUB_BASE + names.indexOf("publish");
+export const MESSAGE_INDEX = PUBSUB_BASE + names.indexOf("message");
 /** Offset of the u32 subscription id in a `message` frame (after the u16 index). */
 export const MESSAGE_SID_OFFSET = 2;
 

@@ -15,10 +15,10 @@
  * credit and the commit rule meet in every delivery.
  */
 
+import type { Infer } from "../codec/schema.js";
 import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
-import type { HubBody, hubMessages } from "../protocol/hub-messages.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendPartsTo, sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
@@ -30,6 +30,7 @@ import {
   type PublishView,
   sliceHead,
 } from "./fast-frames.js";
+import type { pubsubMessages } from "./pubsub-messages.js";
 import {
   checkTopic,
   type Entry,
@@ -108,7 +109,7 @@ function firstOf(set: Set<Topic>): Topic {
   throw new Error("empty set");
 }
 
-type Msg<K extends keyof typeof hubMessages> = HubBody<K>;
+type Msg<K extends keyof typeof pubsubMessages> = Infer<(typeof pubsubMessages)[K]>;
 
 export class PubSub {
   private readonly topics = new Map<string, Topic>();

@@ -21,9 +21,16 @@
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
-import { type HubBody, hubProtocol } from "../protocol/hub-messages.js";
+import { schemaProtocol } from "../service/protocol.js";
+import { RPC_BASE, rpcMessages } from "./rpc-messages.js";
+
+type HubBody<K extends keyof typeof rpcMessages> = Infer<(typeof rpcMessages)[K]>;
+/** Direct connections speak the RPC messages alone, with their hub indexes. */
+const directProtocol = schemaProtocol(rpcMessages, "ezipc-direct", RPC_BASE);
+
 import type { Message, Protocol } from "../service/protocol.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Connection, Listener } from "../transport/types.js";
@@ -32,9 +39,9 @@ import {
   type Handlers,
   type Payload,
   type RequestOptions,
-  RpcClient,
+  RpcCalls,
   type RpcLink,
-} from "./rpc-client.js";
+} from "./rpc-calls.js";
 import { KIND_REQUEST, SIDE_CALLER, SIDE_SERVER } from "./rpc-hub.js";
 
 /** Calls in flight per direct connection (`EZIPC_TOO_MANY_REQUESTS` beyond), like the hub's default. */
@@ -109,7 +116,7 @@ export class DirectServer {
       return;
     }
     this.connections.add(conn);
-    const protocol = hubProtocol();
+    const protocol = directProtocol();
     const send = (type: string, body: Record<string, unknown>): boolean =>
       conn.state === "open" && conn.send(protocol.encode(type, body));
     const link: RpcLink = {
@@ -121,7 +128,7 @@ export class DirectServer {
       serveRequest: unsupported,
       unserved: unsupported,
     };
-    const rpc = new RpcClient(link, this.handlers, MAX_CALLS_PER_CONNECTION);
+    const rpc = new RpcCalls(link, this.handlers, MAX_CALLS_PER_CONNECTION);
     onDecoded(conn, protocol, (msg) => {
       if (msg.type === "call") {
         const call = msg.body as HubBody<"call">;
@@ -158,14 +165,14 @@ export class DirectServer {
 
 /** A caller's connection to one server's direct listener. */
 export class DirectLink {
-  private readonly rpc: RpcClient;
+  private readonly rpc: RpcCalls;
   private rid = 0;
 
   private constructor(
     private readonly conn: Connection,
     label: () => string,
   ) {
-    const protocol = hubProtocol();
+    const protocol = directProtocol();
     const encode = (type: string, body: Record<string, unknown>): Uint8Array => {
       if (type === "request") {
         return protocol.encode("call", {
@@ -182,7 +189,7 @@ export class DirectLink {
       if (type === "end") return protocol.encode("end", flipped(body as HubBody<"end">));
       return unsupported();
     };
-    this.rpc = new RpcClient({
+    this.rpc = new RpcCalls({
       nextRid: () => {
         this.rid = this.rid >= 0xffffffff ? 1 : this.rid + 1;
         return this.rid;

@@ -1,633 +1,202 @@
 /**
- * The client half of RPC, streaming RPC and sessions (the hub routes; see rpc-hub.ts). Used through
- * {@link HubClient}: `serve`, `request`, `requestStream`, `openSession`, `acceptSessions`.
- *
- * Over 600 lines: channels, sessions and the server and caller sides of RPC together (one unit: a
- * channel is both sides' flow control); issue 13 may split sessions from calls.
+ * The client part of RPC: serving topics and calling them, through the hub or directly. The call machinery
+ * (requests, streams, sessions, flow control) is rpc-calls.ts, the same over the hub connection and over a
+ * direct one; this part adds what the hub connection needs: registering served topics (again after a
+ * reconnect), the direct listener of a client that serves (opened on its first serve, closed with its last),
+ * and the direct routes the hub announces to callers (direct.ts). The hub side is rpc-hub.ts.
  */
-
-import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
-import type { HubBody, hubMessages } from "../protocol/hub-messages.js";
-import { setHeader } from "../protocol/names.js";
+import os from "node:os";
+import { EzipcError, isEzipcError } from "../errors.js";
+import { log } from "../log.js";
 import {
-  END_CANCEL,
-  END_ERROR,
-  END_OK,
-  KIND_REQUEST,
-  KIND_SESSION,
-  KIND_STREAM,
-  SIDE_CALLER,
-  SIDE_SERVER,
-} from "./rpc-hub.js";
+  type ClientLink,
+  type ClientPart,
+  type MessageHandlers,
+  unexpected,
+  type WireMessages,
+} from "../protocol/client-link.js";
+import type { coreMessages } from "../protocol/core-messages.js";
+import { checkTopic } from "../protocol/names.js";
+import type { Connection } from "../transport/types.js";
+import { DirectRoutes, DirectServer } from "./direct.js";
+import {
+  type Body,
+  type Channel,
+  type RequestOptions,
+  RpcCalls,
+  type RpcHandler,
+  type RpcLink,
+  type RpcSession,
+  type Server,
+  type StreamOptions,
+} from "./rpc-calls.js";
+import type { directMessages, rpcMessages } from "./rpc-messages.js";
 
-export type Payload = Uint8Array | string;
+/** What the hub may send this part. */
+export type RpcMessage = WireMessages<typeof coreMessages & typeof rpcMessages & typeof directMessages>;
 
-/** A reply, a chunk or a request body, with helpers. */
-export interface Body {
-  payload: Uint8Array;
-  text(): string;
-  json<T = unknown>(): T;
-}
+type Payload = Uint8Array | string;
 
-/** What a server's handler receives. */
-export interface RpcRequest extends Body {
-  topic: string;
-  headers: Record<string, string>;
-  /** `name#id` of the calling client. */
-  caller: string;
-  /** Aborted when the caller cancels, its deadline passes, or it disconnects. */
-  signal: AbortSignal;
-}
-
-/** A handler: return the reply (or nothing); return an async iterable to stream chunks. */
-export type RpcHandler = (
-  req: RpcRequest,
-) => Payload | undefined | Promise<Payload | undefined> | AsyncIterable<Payload> | Iterable<Payload>;
-
-export interface RequestOptions {
-  /** Rejects with `EZIPC_TIMEOUT` (and cancels the call at the server) after this long. Default 10 s; 0 for none. */
-  timeoutMs?: number;
-  /** Cancels the call (`EZIPC_CANCELLED`). */
-  signal?: AbortSignal;
-  headers?: Record<string, string>;
-}
-
-export interface StreamOptions extends RequestOptions {
-  /** Chunks the server may send ahead of the consumer. Default 16. */
-  prefetch?: number;
-}
-
-type Msg<K extends keyof typeof hubMessages> = HubBody<K>;
-
-/** What the RPC client needs from its HubClient (kept internal). */
-export interface RpcLink {
-  nextRid(): number;
-  /** Sends now; throws `EZIPC_CONNECTION_CLOSED` when not connected. */
-  send(type: string, body: Record<string, unknown>): boolean;
-  /** Sends if connected; drops otherwise. */
-  trySend(type: string, body: Record<string, unknown>): void;
-  serveRequest(topic: string): Promise<void>;
-  /** This client stopped serving `topic` (its direct listener closes when it serves nothing). */
-  unserved(topic: string): void;
-}
-
-const NO_PAYLOAD = new Uint8Array(0);
-
-export function toBytes(p: Payload | undefined): Uint8Array {
-  if (p === undefined) return new Uint8Array(0);
-  if (typeof p === "string") return Buffer.from(p, "utf8");
-  if (p instanceof Uint8Array) return p;
-  throw new TypeError("a payload is a Uint8Array or a string");
-}
-
-export function body(payload: Uint8Array): Body {
-  const buf = () => Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  return {
-    payload,
-    text: () => buf().toString("utf8"),
-    json: <T>() => JSON.parse(buf().toString("utf8")) as T,
+export class RpcClient implements ClientPart<RpcMessage> {
+  private readonly rpcLink: RpcLink = {
+    nextRid: () => this.link.nextRid(),
+    send: (type, body) => {
+      const conn = this.link.conn;
+      if (!this.link.ready || !conn || conn.state !== "open") {
+        throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
+      }
+      this.link.beforeSend();
+      return conn.send(this.link.encode(type, body));
+    },
+    trySend: (type, body) => this.link.send(type, body),
+    serveRequest: async (topic) => {
+      const r = await this.link.request("serve", { topic, ...(await this.directAddress()) });
+      if (r.type !== "ok") throw unexpected(r);
+    },
+    unserved: () => {
+      // Listen only while serving: the direct listener (and its folder) goes with the last topic.
+      if (this.calls.servedTopics().length > 0 || !this.directServer) return;
+      const server = this.directServer;
+      this.directServer = null;
+      void server.then((d) => d?.close());
+    },
   };
-}
+  private readonly calls = new RpcCalls(this.rpcLink);
+  /** This client's direct listener, opened on its first serve. */
+  private directServer: Promise<DirectServer | null> | null = null;
+  private readonly routes: DirectRoutes;
 
-function endError(code: string, message: string): EzipcError {
-  const known = code in ErrorCodes ? (code as ErrorCode) : "EZIPC_REMOTE";
-  return new EzipcError(known, message);
-}
+  readonly handles: MessageHandlers<RpcMessage> = {
+    call: (b) => {
+      this.calls.onCall(b);
+      return;
+    },
+    chunk: (b) => {
+      this.calls.onChunk(b);
+      return;
+    },
+    flow: (b) => {
+      this.calls.onFlow(b);
+      return;
+    },
+    end: (b) => {
+      this.calls.onEnd(b);
+      return;
+    },
+    routeList: (b) => {
+      if (b.rid !== 0) return false; // a reply: settled by the connection
+      this.routes.update(b.topic, b.routes);
+      return;
+    },
+  };
 
-function headerList(h: Record<string, string> | undefined): { key: string; value: string }[] {
-  return h ? Object.entries(h).map(([key, value]) => ({ key, value: String(value) })) : [];
-}
-
-/**
- * One end of a call's data channel: chunks in (with a credit window granted to the peer) and, for
- * sessions, chunks out (spending the peer's credit). Used by streams and sessions alike.
- */
-export class Channel implements AsyncIterable<Uint8Array> {
-  private readonly queue: Uint8Array[] = [];
-  private wake: (() => void) | null = null;
-  private consumed = 0;
-  /** Chunks this end may still send. */
-  private sendCredit: number;
-  private creditWaiters: (() => void)[] = [];
-  private doneFlag = false;
-  private error: EzipcError | null = null;
-  private closeWaiters: ((e: EzipcError | null) => void)[] = [];
-
+  /**
+   * `direct`: serve on a private Unix socket too and call servers on this host directly (docs/rpc.md).
+   * `routesChanged` hears when a topic's direct routes change.
+   */
   constructor(
-    private readonly link: RpcLink,
-    /** The side this end speaks as (its own id space). */
-    readonly side: number,
-    readonly id: number,
-    readonly prefetch: number,
-    initialSendCredit: number,
-    private readonly onFinish: () => void,
+    private readonly link: ClientLink<RpcMessage>,
+    private readonly direct: boolean,
+    routesChanged: (topic: string, servers: number) => void,
   ) {
-    this.sendCredit = initialSendCredit;
-  }
-
-  get done(): boolean {
-    return this.doneFlag;
-  }
-
-  /** Resolves when the channel ends: with null if it ended normally, else the error. */
-  closed(): Promise<EzipcError | null> {
-    if (this.doneFlag) return Promise.resolve(this.error);
-    return new Promise((resolve) => this.closeWaiters.push(resolve));
-  }
-
-  /** @internal */
-  onChunk(payload: Uint8Array): void {
-    if (this.doneFlag) return;
-    this.queue.push(payload);
-    this.wake?.();
-  }
-
-  /** @internal */
-  onFlow(n: number): void {
-    this.sendCredit += n;
-    const waiters = this.creditWaiters;
-    this.creditWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** @internal The peer (or the hub) ended the channel. */
-  onEnd(error: EzipcError | null): void {
-    if (this.doneFlag) return;
-    this.doneFlag = true;
-    this.error = error;
-    this.onFinish();
-    this.wake?.();
-    for (const w of this.creditWaiters) w();
-    this.creditWaiters = [];
-    for (const w of this.closeWaiters) w(error);
-    this.closeWaiters = [];
-  }
-
-  /** Sends one chunk, waiting for the peer's credit first. Rejects once the channel has ended. */
-  async send(data: Payload): Promise<void> {
-    const payload = toBytes(data);
-    while (this.sendCredit <= 0 && !this.doneFlag) {
-      await new Promise<void>((resolve) => this.creditWaiters.push(resolve));
-    }
-    if (this.doneFlag) throw this.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", "the channel is closed");
-    this.sendCredit--;
-    this.link.send("chunk", { side: this.side, id: this.id, payload });
-  }
-
-  /** Cancels a stream (or closes a session) from this side; the other side's signal/iterator ends. */
-  cancel(): void {
-    this.end(END_CANCEL, "EZIPC_CANCELLED", "cancelled by the caller");
-  }
-
-  /** Ends the channel from this side: `END_OK` with a payload, or a cancel/close. */
-  end(status: number, code = "", message = "", payload: Uint8Array = new Uint8Array(0)): void {
-    if (this.doneFlag) return;
-    // Ended from this side: chunks that arrived but were not read yet are dropped (no more come).
-    this.queue.length = 0;
-    this.link.trySend("end", { side: this.side, id: this.id, status, code, message, payload });
-    this.onEnd(status === END_ERROR ? new EzipcError(code as ErrorCode, message) : null);
-  }
-
-  async *[Symbol.asyncIterator](): AsyncGenerator<Uint8Array> {
-    while (true) {
-      const c = this.queue.shift();
-      if (c) {
-        this.consumed++;
-        if (this.consumed >= Math.max(1, this.prefetch >> 1) && !this.doneFlag) {
-          this.link.trySend("flow", { side: this.side, id: this.id, n: this.consumed });
-          this.consumed = 0;
-        }
-        yield c;
-        continue;
-      }
-      if (this.doneFlag) {
-        if (this.error) throw this.error;
-        return;
-      }
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
-      });
-      this.wake = null;
-    }
-  }
-}
-
-/** A two-way, ordered, flow-controlled channel between two clients (AlephZero never built it). */
-export class RpcSession implements AsyncIterable<Uint8Array> {
-  /** @internal */
-  constructor(
-    /** @internal */ readonly channel: Channel,
-    /** The topic it was opened on. */
-    readonly topic: string,
-    /** `name#id` of the peer (acceptor side only; empty for the opener). */
-    readonly peer: string,
-  ) {}
-
-  /** Sends a message; resolves once sent, waiting while the peer's window is full (its reader is slow). */
-  send(data: Payload): Promise<void> {
-    return this.channel.send(data);
-  }
-
-  /** Closes the session from this side; the peer's iterator ends. */
-  close(): void {
-    this.channel.end(END_CANCEL, "EZIPC_CANCELLED", "session closed by the peer");
-  }
-
-  /** Resolves when the session ends: null when closed by either side, an error when the peer died. */
-  closed(): Promise<EzipcError | null> {
-    return this.channel.closed();
-  }
-
-  [Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
-    return this.channel[Symbol.asyncIterator]();
-  }
-}
-
-interface PendingCall {
-  resolve: (b: Body) => void;
-  reject: (e: EzipcError) => void;
-  cleanup: () => void;
-}
-
-/** A topic this client serves; {@link close} stops serving (calls in flight finish). */
-export class Server {
-  private closedFlag = false;
-  /** @internal */
-  constructor(
-    readonly topic: string,
-    private readonly stop: () => void,
-  ) {}
-  get closed(): boolean {
-    return this.closedFlag;
-  }
-  close(): void {
-    if (this.closedFlag) return;
-    this.closedFlag = true;
-    this.stop();
-  }
-}
-
-/** The topics a client serves and their handlers (shared with its direct listener). */
-export type Handlers = Map<
-  string,
-  { handler: RpcHandler | null; accept: ((s: RpcSession) => unknown) | null }
->;
-
-export class RpcClient {
-  private readonly calls = new Map<number, PendingCall>();
-  private readonly callerChannels = new Map<number, Channel>();
-  private readonly serverChannels = new Map<number, Channel>();
-  private readonly running = new Map<number, AbortController>();
-
-  /** `maxRunning`: calls this end serves at once (more end with `EZIPC_TOO_MANY_REQUESTS`). */
-  constructor(
-    private readonly link: RpcLink,
-    readonly handlers: Handlers = new Map(),
-    private readonly maxRunning = Number.POSITIVE_INFINITY,
-  ) {}
-
-  /** Ends call `id` (on `side`) without a payload; dropped when not connected. */
-  private sendEnd(side: number, id: number, status: number, code: string, message: string): void {
-    this.link.trySend("end", { side, id, status, code, message, payload: NO_PAYLOAD });
-  }
-
-  /** Topics to serve again after a reconnect. */
-  servedTopics(): string[] {
-    return [...this.handlers.keys()];
-  }
-
-  async serve(topic: string, handler: RpcHandler): Promise<Server> {
-    return this.register(topic, { handler, accept: null });
-  }
-
-  async acceptSessions(topic: string, accept: (s: RpcSession) => unknown): Promise<Server> {
-    return this.register(topic, { handler: null, accept });
-  }
-
-  private async register(
-    topic: string,
-    entry: { handler: RpcHandler | null; accept: ((s: RpcSession) => unknown) | null },
-  ): Promise<Server> {
-    if (this.handlers.has(topic))
-      throw new EzipcError("EZIPC_BAD_REQUEST", `this client already serves ${topic}`);
-    this.handlers.set(topic, entry);
-    try {
-      await this.link.serveRequest(topic);
-    } catch (err) {
-      this.handlers.delete(topic);
-      throw err;
-    }
-    return new Server(topic, () => {
-      this.handlers.delete(topic);
-      this.link.trySend("unserve", { topic });
-      this.link.unserved(topic);
-    });
-  }
-
-  request(topic: string, payload: Payload | undefined, o: RequestOptions): Promise<Body> {
-    const rid = this.link.nextRid();
-    return new Promise<Body>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
-      const onAbort = () => {
-        this.calls.delete(rid);
-        this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_CANCELLED", "cancelled");
-        cleanup();
-        reject(new EzipcError("EZIPC_CANCELLED", `${topic}: request cancelled`, { cause: o.signal?.reason }));
-      };
-      const cleanup = () => {
-        if (timer) clearTimeout(timer);
-        o.signal?.removeEventListener("abort", onAbort);
-      };
-      if (o.signal?.aborted) {
-        reject(new EzipcError("EZIPC_CANCELLED", `${topic}: request cancelled`, { cause: o.signal.reason }));
-        return;
-      }
-      const timeoutMs = o.timeoutMs ?? 10_000;
-      this.calls.set(rid, { resolve, reject, cleanup });
-      try {
-        this.link.send("request", {
-          rid,
-          topic,
-          kind: KIND_REQUEST,
-          timeoutMs,
-          credit: 0,
-          headers: headerList(o.headers),
-          payload: toBytes(payload),
-        });
-      } catch (err) {
-        this.calls.delete(rid);
-        reject(err);
-        return;
-      }
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          if (!this.calls.delete(rid)) return;
-          this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_TIMEOUT", "timed out");
-          cleanup();
-          reject(new EzipcError("EZIPC_TIMEOUT", `${topic}: no reply within ${timeoutMs} ms`));
-        }, timeoutMs);
-      }
-    });
-  }
-
-  /** Starts a streaming call; chunks arrive through the returned channel. */
-  stream(topic: string, payload: Payload | undefined, o: StreamOptions): Channel {
-    const rid = this.link.nextRid();
-    const prefetch = o.prefetch ?? 16;
-    if (!Number.isInteger(prefetch) || prefetch < 1)
-      throw new RangeError("prefetch must be a positive integer");
-    let timer: NodeJS.Timeout | undefined;
-    const onAbort = () => channel.end(END_CANCEL, "EZIPC_CANCELLED", "cancelled");
-    const channel = new Channel(this.link, SIDE_CALLER, rid, prefetch, 0, () => {
-      this.callerChannels.delete(rid);
-      if (timer) clearTimeout(timer);
-      o.signal?.removeEventListener("abort", onAbort);
-    });
-    this.callerChannels.set(rid, channel);
-    const timeoutMs = o.timeoutMs ?? 0;
-    this.link.send("request", {
-      rid,
-      topic,
-      kind: KIND_STREAM,
-      timeoutMs,
-      credit: prefetch,
-      headers: headerList(o.headers),
-      payload: toBytes(payload),
-    });
-    if (o.signal) {
-      if (o.signal.aborted) onAbort();
-      else o.signal.addEventListener("abort", onAbort, { once: true });
-    }
-    if (timeoutMs > 0) {
-      timer = setTimeout(() => {
-        this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_TIMEOUT", "timed out");
-        channel.onEnd(
-          new EzipcError("EZIPC_TIMEOUT", `${topic}: stream not finished within ${timeoutMs} ms`),
+    this.routes = new DirectRoutes(
+      (topic) => {
+        this.link.request("routes", { topic }).then(
+          (r) => {
+            if (r.type === "routeList") this.routes.update(topic, r.body.routes);
+          },
+          () => {},
         );
-      }, timeoutMs);
-    }
-    return channel;
-  }
-
-  /** Opens a session; resolves once an acceptor took it (its first credit arrived). */
-  async openSession(topic: string, payload: Payload | undefined, prefetch: number): Promise<RpcSession> {
-    const rid = this.link.nextRid();
-    const channel = new Channel(this.link, SIDE_CALLER, rid, prefetch, 0, () =>
-      this.callerChannels.delete(rid),
+      },
+      () => this.link.label,
+      routesChanged,
     );
-    this.callerChannels.set(rid, channel);
-    const accepted = new Promise<void>((resolve, reject) => {
-      const onFlow = channel.onFlow.bind(channel);
-      channel.onFlow = (n: number) => {
-        channel.onFlow = onFlow;
-        onFlow(n);
-        resolve();
-      };
-      void channel
-        .closed()
-        .then((e) => reject(e ?? new EzipcError("EZIPC_CANCELLED", "session closed before it was accepted")));
+  }
+
+  /** See HubClient.serve. */
+  async serve(topic: string, handler: RpcHandler): Promise<Server> {
+    checkTopic(topic);
+    return this.calls.serve(topic, handler);
+  }
+
+  /** See HubClient.request. */
+  async request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
+    checkTopic(topic);
+    const direct = this.direct ? this.routes.pick(topic) : undefined;
+    if (direct) {
+      try {
+        return await direct.request(topic, payload, options);
+      } catch (err) {
+        // The server left the topic's pool before the hub's update reached us: ask the pool through the hub.
+        if (!isEzipcError(err, "EZIPC_NO_RESPONDERS")) throw err;
+      }
+    }
+    await this.link.readyWithin(topic);
+    return this.calls.request(topic, payload, options);
+  }
+
+  /** See HubClient.requestStream. */
+  async requestStream(topic: string, payload?: Payload, options: StreamOptions = {}): Promise<Channel> {
+    checkTopic(topic);
+    await this.link.readyWithin(topic);
+    return this.calls.stream(topic, payload, options);
+  }
+
+  /** See HubClient.acceptSessions. */
+  async acceptSessions(topic: string, handler: (session: RpcSession) => unknown): Promise<Server> {
+    checkTopic(topic);
+    return this.calls.acceptSessions(topic, handler);
+  }
+
+  /** See HubClient.openSession. */
+  async openSession(
+    topic: string,
+    options: { prefetch?: number; payload?: Payload } = {},
+  ): Promise<RpcSession> {
+    checkTopic(topic);
+    await this.link.readyWithin(topic);
+    return this.calls.openSession(topic, options.payload, options.prefetch ?? 16);
+  }
+
+  /** A new welcome: routes learnt on the old connection may be out of date. */
+  welcomed(): void {
+    this.routes.reset();
+  }
+
+  /** After a welcome: serves every served topic again (with this client's direct address). */
+  async resync(conn: Connection): Promise<{ settled: Promise<unknown> }> {
+    // Only a client that serves listens for direct calls (and opens its folder).
+    const served = this.calls.servedTopics();
+    const address = served.length > 0 ? await this.directAddress() : { host: "", direct: "" };
+    const reserved = served.map((topic) =>
+      this.link.requestOn(conn, "serve", { topic, ...address }).catch((err: EzipcError) => {
+        log("warn", "client", "serving again after a reconnect failed", { topic, error: err });
+      }),
+    );
+    return { settled: Promise.all(reserved) };
+  }
+
+  connectionClosed(_conn: Connection, error: EzipcError, current: boolean): void {
+    if (current) this.calls.connectionLost(error);
+  }
+
+  async close(): Promise<void> {
+    this.routes.close();
+    const direct = this.directServer;
+    this.directServer = Promise.resolve(null);
+    await (await direct)?.close();
+  }
+
+  /** The `host` and `direct` fields of a `serve`: this client's direct listener, opened on first use. */
+  private async directAddress(): Promise<{ host: string; direct: string }> {
+    if (!this.direct) return { host: "", direct: "" };
+    this.directServer ??= DirectServer.open(this.calls.handlers).catch((err: unknown) => {
+      log("warn", "client", "direct RPC listener not available; serving through the hub only", {
+        error: err,
+      });
+      return null;
     });
-    this.link.send("request", {
-      rid,
-      topic,
-      kind: KIND_SESSION,
-      timeoutMs: 0,
-      credit: prefetch,
-      headers: [],
-      payload: toBytes(payload),
-    });
-    await accepted;
-    return new RpcSession(channel, topic, "");
+    const server = await this.directServer;
+    return server ? { host: os.hostname(), direct: server.url } : { host: "", direct: "" };
   }
-
-  // ---- messages from the hub ----------------------------------------------------------------------------
-
-  onCall(m: Msg<"call">): void {
-    if (this.running.has(m.cid) || this.running.size >= this.maxRunning) {
-      const busy = !this.running.has(m.cid);
-      this.sendEnd(
-        SIDE_SERVER,
-        m.cid,
-        END_ERROR,
-        busy ? "EZIPC_TOO_MANY_REQUESTS" : "EZIPC_BAD_REQUEST",
-        busy ? `at most ${this.maxRunning} calls in flight per connection` : `call id ${m.cid} is in use`,
-      );
-      return;
-    }
-    const entry = this.handlers.get(m.topic);
-    if (!entry) {
-      this.sendEnd(
-        SIDE_SERVER,
-        m.cid,
-        END_ERROR,
-        "EZIPC_NO_RESPONDERS",
-        `${m.topic} is no longer served here`,
-      );
-      return;
-    }
-    const ac = new AbortController();
-    this.running.set(m.cid, ac);
-    let timer: NodeJS.Timeout | undefined;
-    if (m.timeoutMs > 0) {
-      timer = setTimeout(
-        () => ac.abort(new EzipcError("EZIPC_TIMEOUT", "the caller's deadline passed")),
-        m.timeoutMs,
-      );
-      timer.unref();
-    }
-    const finish = () => {
-      if (timer) clearTimeout(timer);
-      this.running.delete(m.cid);
-      this.serverChannels.delete(m.cid);
-    };
-    const headers: Record<string, string> = {};
-    for (const h of m.headers) setHeader(headers, h.key, h.value);
-    if (m.kind === KIND_SESSION) {
-      if (!entry.accept) {
-        finish();
-        this.sendEnd(
-          SIDE_SERVER,
-          m.cid,
-          END_ERROR,
-          "EZIPC_BAD_REQUEST",
-          `${m.topic} takes requests, not sessions`,
-        );
-        return;
-      }
-      const prefetch = 16;
-      const channel = new Channel(this.link, SIDE_SERVER, m.cid, prefetch, m.credit, finish);
-      this.serverChannels.set(m.cid, channel);
-      this.link.trySend("flow", { side: SIDE_SERVER, id: m.cid, n: prefetch });
-      const session = new RpcSession(channel, m.topic, m.caller);
-      void (async () => {
-        try {
-          await entry.accept!(session);
-        } catch (err) {
-          channel.end(
-            END_ERROR,
-            isEzipcError(err) ? err.code : "EZIPC_REMOTE",
-            (err as Error).message ?? String(err),
-          );
-        }
-      })();
-      return;
-    }
-    if (!entry.handler) {
-      finish();
-      this.sendEnd(
-        SIDE_SERVER,
-        m.cid,
-        END_ERROR,
-        "EZIPC_BAD_REQUEST",
-        `${m.topic} takes sessions, not requests`,
-      );
-      return;
-    }
-    const req: RpcRequest = {
-      ...body(m.payload),
-      topic: m.topic,
-      headers,
-      caller: m.caller,
-      signal: ac.signal,
-    };
-    const channel = new Channel(this.link, SIDE_SERVER, m.cid, 0, m.credit, finish);
-    this.serverChannels.set(m.cid, channel);
-    void this.runHandler(entry.handler, req, m.kind, channel, ac);
-  }
-
-  private async runHandler(
-    handler: RpcHandler,
-    req: RpcRequest,
-    kind: number,
-    channel: Channel,
-    ac: AbortController,
-  ): Promise<void> {
-    try {
-      const result = await handler(req);
-      if (isIterable(result)) {
-        if (kind !== KIND_STREAM)
-          throw new EzipcError("EZIPC_BAD_REQUEST", "a stream answers a request; use requestStream");
-        const source = result as object;
-        const it = (
-          Symbol.asyncIterator in source
-            ? (source as AsyncIterable<Payload>)[Symbol.asyncIterator]()
-            : (source as Iterable<Payload>)[Symbol.iterator]()
-        ) as AsyncIterator<Payload> | Iterator<Payload>;
-        const stopped = new Promise<"stop">((resolve) => {
-          if (ac.signal.aborted) resolve("stop");
-          else ac.signal.addEventListener("abort", () => resolve("stop"), { once: true });
-        });
-        try {
-          while (!ac.signal.aborted && !channel.done) {
-            const r = await Promise.race([it.next(), stopped]);
-            if (r === "stop" || r.done) break;
-            await Promise.race([channel.send(r.value), stopped]);
-          }
-        } finally {
-          if (ac.signal.aborted) void Promise.resolve(it.return?.()).catch(() => {});
-        }
-        if (!ac.signal.aborted) channel.end(END_OK);
-        return;
-      }
-      if (ac.signal.aborted) return;
-      channel.end(END_OK, "", "", toBytes(result as Payload | undefined));
-    } catch (err) {
-      if (ac.signal.aborted && channel.done) return;
-      const code = isEzipcError(err) ? err.code : "EZIPC_REMOTE";
-      channel.end(END_ERROR, code, err instanceof Error ? err.message : String(err));
-    }
-  }
-
-  onChunk(m: Msg<"chunk">): void {
-    (m.side === SIDE_CALLER ? this.callerChannels : this.serverChannels).get(m.id)?.onChunk(m.payload);
-  }
-
-  onFlow(m: Msg<"flow">): void {
-    (m.side === SIDE_CALLER ? this.callerChannels : this.serverChannels).get(m.id)?.onFlow(m.n);
-  }
-
-  onEnd(m: Msg<"end">): void {
-    const error =
-      m.status === END_OK
-        ? null
-        : m.status === END_CANCEL && m.code === "EZIPC_CANCELLED"
-          ? null
-          : endError(m.code, m.message);
-    if (m.side === SIDE_CALLER) {
-      const call = this.calls.get(m.id);
-      if (call) {
-        this.calls.delete(m.id);
-        call.cleanup();
-        if (m.status === END_OK) call.resolve(body(m.payload));
-        else call.reject(endError(m.code || "EZIPC_CANCELLED", m.message));
-        return;
-      }
-      this.callerChannels.get(m.id)?.onEnd(error);
-      return;
-    }
-    // The caller cancelled (or left): abort the handler, end the channel.
-    this.running
-      .get(m.id)
-      ?.abort(endError(m.code || "EZIPC_CANCELLED", m.message || "cancelled by the caller"));
-    this.serverChannels.get(m.id)?.onEnd(error);
-  }
-
-  /** The connection is gone: every call in flight fails, every handler is aborted. */
-  connectionLost(error: EzipcError): void {
-    for (const [rid, c] of [...this.calls]) {
-      this.calls.delete(rid);
-      c.cleanup();
-      c.reject(error);
-    }
-    for (const ch of [...this.callerChannels.values()]) ch.onEnd(error);
-    for (const ac of [...this.running.values()]) ac.abort(error);
-    for (const ch of [...this.serverChannels.values()]) ch.onEnd(error);
-  }
-}
-
-function isIterable(x: unknown): x is AsyncIterable<Payload> | Iterable<Payload> {
-  if (x === null || typeof x !== "object") return false;
-  if (x instanceof Uint8Array) return false;
-  return Symbol.asyncIterator in x || Symbol.iterator in x;
 }

@@ -16,12 +16,13 @@
  *   direct calls, and then calls them itself, round robin, without the hub in the path (see direct.ts).
  */
 
+import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
-import type { HubBody, hubMessages } from "../protocol/hub-messages.js";
 import { checkTopic } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
+import type { directMessages, rpcMessages } from "./rpc-messages.js";
 
 export const KIND_REQUEST = 0;
 export const KIND_STREAM = 1;
@@ -52,7 +53,8 @@ interface Call {
   toServer: number;
 }
 
-type Msg<K extends keyof typeof hubMessages> = HubBody<K>;
+type RpcTables = typeof rpcMessages & typeof directMessages;
+type Msg<K extends keyof RpcTables> = Infer<RpcTables[K]>;
 
 const NO_PAYLOAD = new Uint8Array(0);
 

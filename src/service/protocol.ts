@@ -71,15 +71,17 @@ export type SchemaMessages<M extends SchemaMap> = { [K in keyof M & string]: Mes
 
 /**
  * A protocol for a fixed set of message types, each with a schema: a frame is `u16 type index
- * (little-endian, in the map's declaration order), schema(body)`. Both ends must declare the same map.
+ * (little-endian: `firstIndex` + the position in the map's declaration order), schema(body)`. Both ends
+ * must declare the same map. A `firstIndex` above 0 speaks one slice of a larger protocol with its indexes.
  */
-export function schemaProtocol(messages: SchemaMap, name = "schema"): ProtocolFactory {
+export function schemaProtocol(messages: SchemaMap, name = "schema", firstIndex = 0): ProtocolFactory {
   const names = Object.keys(messages);
-  if (names.length === 0 || names.length > 0xffff)
+  if (names.length === 0 || firstIndex + names.length > 0xffff)
     throw new RangeError("schemaProtocol needs 1..65535 message types");
   return () => {
     const codecs: SchemaCodec<unknown>[] = names.map((n) => schemaCodec(messages[n]!, { name: n }));
     const index = new Map(names.map((n, i) => [n, i]));
+    const first = firstIndex;
     return {
       name,
       encode(type: string, body: unknown): Uint8Array {
@@ -88,16 +90,19 @@ export function schemaProtocol(messages: SchemaMap, name = "schema"): ProtocolFa
           throw new EzipcError("EZIPC_UNKNOWN_MESSAGE", `${name}: no schema for message type ${type}`);
         const payload = codecs[i]!.encode(body);
         const frame = Buffer.allocUnsafe(2 + payload.length);
-        frame[0] = i & 0xff;
-        frame[1] = i >>> 8;
+        const wire = first + i;
+        frame[0] = wire & 0xff;
+        frame[1] = wire >>> 8;
         payload.copy(frame, 2);
         return frame;
       },
       decode(frame: Uint8Array): Message {
         if (frame.length < 2) throw new EzipcError("EZIPC_DECODE", `${name}: frame shorter than its type`);
-        const i = frame[0]! | (frame[1]! << 8);
+        const wire = frame[0]! | (frame[1]! << 8);
+        const i = wire - first;
         const codec = codecs[i];
-        if (!codec) throw new EzipcError("EZIPC_UNKNOWN_MESSAGE", `${name}: unknown message type index ${i}`);
+        if (!codec)
+          throw new EzipcError("EZIPC_UNKNOWN_MESSAGE", `${name}: unknown message type index ${wire}`);
         return { type: names[i]!, body: codec.decode(frame.subarray(2)) };
       },
     };

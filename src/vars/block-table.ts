@@ -1,6 +1,6 @@
 import { EzipcError } from "../errors.js";
-import { KIND_BYTES } from "../protocol/hub-messages.js";
 import { checkKey } from "../protocol/names.js";
+import { KIND_BYTES } from "./vars-messages.js";
 
 export { checkKey };
 

@@ -1,5 +1,5 @@
-import type { SyncPolicy } from "../protocol/hub-messages.js";
 import type { IpcPtr, PointerStatus } from "./pointer.js";
+import type { SyncPolicy } from "./vars-messages.js";
 
 /** Config operations on the wire. */
 export const CONFIG_WRITE = 0;

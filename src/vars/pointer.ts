@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { SchemaCodec } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
-import type { SyncPolicy } from "../protocol/hub-messages.js";
+import type { SyncPolicy } from "./vars-messages.js";
 
 /** A pointer's link to the hub: `live`; `stale` while the hub is unreachable; `invalidated` for good. */
 export type PointerStatus = "live" | "stale" | "invalidated";

@@ -20,17 +20,6 @@
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
-import {
-  type hubMessages,
-  INFO_DISPOSED,
-  INFO_GRACE,
-  INFO_LIVE,
-  INFO_NONE,
-  KIND_BYTES,
-  KIND_JSON,
-  STATE_GRACE,
-  STATE_LIVE,
-} from "../protocol/hub-messages.js";
 import type { Operation } from "../security/access.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
@@ -40,6 +29,19 @@ import type { BlockStore } from "./block-store.js";
 import { type Block, BlockTable, type BlockTableOptions, type Clock, checkKey } from "./block-table.js";
 import { globMatcher } from "./glob.js";
 import { mergePatch } from "./merge-patch.js";
+import {
+  INFO_DISPOSED,
+  INFO_GRACE,
+  INFO_LIVE,
+  INFO_NONE,
+  KIND_BYTES,
+  KIND_JSON,
+  type keyInfoMessages,
+  type peekMessages,
+  STATE_GRACE,
+  STATE_LIVE,
+  type varsMessages,
+} from "./vars-messages.js";
 
 const REQUEST = 0;
 const LAZY = 1;
@@ -266,7 +268,7 @@ export class VarsHub {
     if (this.access && client.conn) this.access(client.conn, op, subject);
   }
 
-  private onAllocate(client: VarsPeer, m: Infer<typeof hubMessages.allocate>): void {
+  private onAllocate(client: VarsPeer, m: Infer<typeof varsMessages.allocate>): void {
     try {
       checkKey(m.key);
       checkPolicy(m.policy);
@@ -314,7 +316,7 @@ export class VarsHub {
     }
   }
 
-  private onWatch(client: VarsPeer, m: Infer<typeof hubMessages.watch>): void {
+  private onWatch(client: VarsPeer, m: Infer<typeof varsMessages.watch>): void {
     try {
       checkKey(m.key);
       checkPolicy(m.policy);
@@ -327,7 +329,7 @@ export class VarsHub {
     }
   }
 
-  private onPeek(client: VarsPeer, m: Infer<typeof hubMessages.peek>): void {
+  private onPeek(client: VarsPeer, m: Infer<typeof peekMessages.peek>): void {
     try {
       checkKey(m.key);
       const b = this.find(m.key);
@@ -347,7 +349,7 @@ export class VarsHub {
   }
 
   /** What the hub knows of a key, with no side effect (a key in grace stays in grace). */
-  private onInfo(client: VarsPeer, m: Infer<typeof hubMessages.info>): void {
+  private onInfo(client: VarsPeer, m: Infer<typeof keyInfoMessages.info>): void {
     try {
       checkKey(m.key);
       const found = this.table.lookup(m.key);
@@ -371,7 +373,7 @@ export class VarsHub {
     }
   }
 
-  private onRelease(client: VarsPeer, m: Infer<typeof hubMessages.release>): void {
+  private onRelease(client: VarsPeer, m: Infer<typeof varsMessages.release>): void {
     const h = client.vars.holdings.get(m.id);
     // A release can cross an invalidation or a resync on the wire: nothing left to release is fine.
     if (!h || m.policy > POLL || h.counts[m.policy]! === 0) return;
@@ -386,7 +388,7 @@ export class VarsHub {
     }
   }
 
-  private onRead(client: VarsPeer, m: Infer<typeof hubMessages.read>): void {
+  private onRead(client: VarsPeer, m: Infer<typeof varsMessages.read>): void {
     try {
       const h = this.holding(client, m.id);
       this.counters.reads++;
@@ -402,7 +404,7 @@ export class VarsHub {
     }
   }
 
-  private onWrite(client: VarsPeer, m: Infer<typeof hubMessages.write>): void {
+  private onWrite(client: VarsPeer, m: Infer<typeof varsMessages.write>): void {
     try {
       const h = this.holding(client, m.id);
       const b = h.block;
@@ -435,7 +437,7 @@ export class VarsHub {
     }
   }
 
-  private onConfig(client: VarsPeer, m: Infer<typeof hubMessages.config>): void {
+  private onConfig(client: VarsPeer, m: Infer<typeof varsMessages.config>): void {
     try {
       const h = this.holding(client, m.id);
       const b = h.block;
@@ -474,7 +476,7 @@ export class VarsHub {
     }
   }
 
-  private onResync(client: VarsPeer, m: Infer<typeof hubMessages.resync>): void {
+  private onResync(client: VarsPeer, m: Infer<typeof varsMessages.resync>): void {
     try {
       checkKey(m.key);
       const counts = m.counts as [number, number, number];
@@ -510,7 +512,7 @@ export class VarsHub {
     }
   }
 
-  private onResyncDone(client: VarsPeer, m: Infer<typeof hubMessages.resyncDone>): void {
+  private onResyncDone(client: VarsPeer, m: Infer<typeof varsMessages.resyncDone>): void {
     const kept = client.vars.resynced;
     client.vars.resynced = null;
     if (kept) {
@@ -520,7 +522,7 @@ export class VarsHub {
     this.send(client, "ok", { rid: m.rid, version: 0n });
   }
 
-  private onList(client: VarsPeer, m: Infer<typeof hubMessages.list>): void {
+  private onList(client: VarsPeer, m: Infer<typeof varsMessages.list>): void {
     const match = globMatcher(m.pattern);
     const keys = [];
     for (const b of this.table.blocks()) {

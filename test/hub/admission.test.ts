@@ -6,7 +6,7 @@ import { after, before, describe, it } from "node:test";
 import { MAX_WAITS_PER_CONNECTION } from "../../src/deadman/deadman-hub.js";
 import { CLIENT_MESSAGES, HUB_TO_CLIENT } from "../../src/hub/admission.js";
 import { connect, dh25519, Hub, type HubClient, secureDial } from "../../src/index.js";
-import { hubMessages } from "../../src/protocol/hub-messages.js";
+import { hubMessages } from "../../src/wire/hub-protocol.js";
 import { proto, type RawMessage, rawClient } from "./raw-client.js";
 
 /** A body for each message with a permission, naming the subjects the root client created. */

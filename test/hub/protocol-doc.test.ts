@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import net from "node:net";
 import { describe, it } from "node:test";
 import { HUB_PROTOCOL_VERSION, Hub } from "../../src/index.js";
-import { HUB_FEATURES, hubMessages } from "../../src/protocol/hub-messages.js";
+import { HUB_FEATURES } from "../../src/protocol/core-messages.js";
+import { hubMessages } from "../../src/wire/hub-protocol.js";
 import { within } from "../helpers.js";
 import { proto } from "./raw-client.js";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type Connection, type DialOptions, dial, HUB_PROTOCOL_VERSION } from "../../src/index.js";
-import { hubProtocol } from "../../src/protocol/hub-messages.js";
+import { hubProtocol } from "../../src/wire/hub-protocol.js";
 import { within } from "../helpers.js";
 
 /** The hub protocol, for tests that speak it by hand. */

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
-import { hubProtocol } from "../../src/protocol/hub-messages.js";
 import {
   encodeHeaders,
   encodeMessageHead,
@@ -13,6 +12,7 @@ import {
   recordOffsets,
   sliceHead,
 } from "../../src/pubsub/fast-frames.js";
+import { hubProtocol } from "../../src/wire/hub-protocol.js";
 
 const proto = hubProtocol();
 const topic = fc.stringMatching(/^[a-z0-9]{1,8}(\.[a-z0-9]{1,8}){0,3}$/);

@@ -1,0 +1,388 @@
+/**
+ * The client's connection to a hub: dial, hello, reconnect, request ids and deadlines, the dispatch of hub
+ * messages to the capability parts, and the resync after every welcome. {@link HubClient} (client.ts) adds
+ * the public API and plugs the parts; this class knows them only as {@link ClientPart}s.
+ *
+ * The resync after a welcome runs each part's re-registrations in plug order (keys, subscriptions, served
+ * topics), then `resyncDone`; the client is ready once every reply is in.
+ */
+import { EventEmitter } from "node:events";
+import { withTimeout } from "../deadline.js";
+import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
+import { type AnyMessage, type ClientLink, type ClientPart, wireError } from "../protocol/client-link.js";
+import { HUB_FEATURES, HUB_PROTOCOL_VERSION, type HubStats } from "../protocol/core-messages.js";
+import type { Message, Protocol } from "../service/protocol.js";
+import { Dialer } from "../transport/dialer.js";
+import type { Connection } from "../transport/types.js";
+import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
+import { type ConnectOptions, secureUpgrade } from "./options.js";
+
+/** The client's link to the hub. */
+export type ClientStatus = "connecting" | "connected" | "reconnecting" | "closed";
+
+export interface HubClientEvents {
+  /** The client's status changed; `resumed`: see {@link HubClient.resumed} (meaningful with `connected`). */
+  status: [status: ClientStatus, info: { resumed: boolean }];
+  /** A reconnect finished: every pointer is resynchronised (or invalidated). */
+  resynced: [];
+  /**
+   * The direct routes of an RPC topic changed: `servers` is how many servers its requests now go to
+   * directly (0: through the hub).
+   */
+  directRoutes: [topic: string, servers: number];
+}
+
+interface Pending {
+  resolve: (m: HubMessage) => void;
+  /** Runs synchronously when the reply arrives, before any later frame of the same chunk is handled. */
+  onReply?: ((m: HubMessage) => void) | undefined;
+  reject: (e: EzipcError) => void;
+  deadline: number;
+  type: string;
+}
+
+export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
+  readonly name: string;
+  /** The id the hub gave this client (changes if the hub restarts). */
+  clientId = "";
+  /**
+   * Whether the current connection resumed this client's identity on the hub (same `clientId`: its pointers
+   * kept through the reconnect window). False on the first connection, and after a reconnect the hub did not
+   * recognise (it restarted, or the window passed): then pointers were re-made by the resync and
+   * `clientId` changed. Also given with each `status` event of `connected`.
+   */
+  resumed = false;
+  /** How the hub names this client (`name#id`; `name@identity#id` on a secure hub), from its welcome. */
+  label = "";
+  status: ClientStatus = "connecting";
+  private readonly dialer: Dialer;
+  private readonly protocol: Protocol = hubProtocol();
+  private conn: Connection | null = null;
+  private ready = false;
+  private readyWaiters: { resolve: () => void; reject: (e: EzipcError) => void }[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private nextRid = 1;
+  private sweep: NodeJS.Timeout | null = null;
+  protected readonly timeoutMs: number;
+  private closedError: EzipcError | null = null;
+
+  /** What the capability parts speak through (see src/protocol/client-link.ts). */
+  protected readonly link: ClientLink<HubMessage>;
+  /** The parts in resync order (keys, subscriptions, served topics). */
+  private parts: readonly ClientPart<AnyMessage>[] = [];
+  /** Which part takes each hub message that is not a reply. */
+  private readonly handlers = new Map<string, (body: unknown) => unknown>();
+  private framers: ClientPart<AnyMessage>[] = [];
+  private senders: ClientPart<AnyMessage>[] = [];
+
+  /** Dials `url` (the subclass plugs its parts right after, before any connection can be established). */
+  constructor(
+    readonly url: string,
+    options: ConnectOptions = {},
+  ) {
+    super();
+    this.name = options.name ?? `pid:${process.pid}`;
+    this.timeoutMs = options.requestTimeoutMs ?? 10_000;
+    this.link = this.makeLink();
+    this.dialer = new Dialer(
+      url,
+      options.secure ? { ...options, upgrade: secureUpgrade(url, options.secure) } : options,
+    );
+    this.dialer.on("connection", (conn) => this.onConnection(conn));
+    this.dialer.on("status", (s) => {
+      if (s.type === "reconnecting" || s.type === "disconnected") {
+        if (this.status !== "closed") this.setStatus(this.clientId ? "reconnecting" : "connecting");
+        if (!this.clientId && !options.waitOnFirstConnect && s.type === "reconnecting") {
+          void this.closeWith(s.error);
+        }
+      } else if (s.type === "closed") {
+        void this.closeWith(s.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", "client closed"));
+      }
+    });
+  }
+
+  /** Plugs the capability parts, in resync order; called once, by the constructor of the subclass. */
+  protected plug(parts: readonly ClientPart<AnyMessage>[]): void {
+    this.parts = parts;
+    for (const part of parts) {
+      for (const [type, handler] of Object.entries(part.handles ?? {})) {
+        this.handlers.set(type, handler as (body: unknown) => unknown);
+      }
+    }
+    this.framers = parts.filter((p) => p.onFrame);
+    this.senders = parts.filter((p) => p.beforeSend);
+  }
+
+  private makeLink(): ClientLink<HubMessage> {
+    const client = this;
+    return {
+      get ready() {
+        return client.ready;
+      },
+      get conn() {
+        return client.conn;
+      },
+      get timeoutMs() {
+        return client.timeoutMs;
+      },
+      get label() {
+        return client.label;
+      },
+      request: (type, body, onReply) => this.hubRequest(type, body, onReply),
+      requestOn: (conn, type, body, onReply, timeoutMs) =>
+        this.rawRequest(conn, type, body, onReply, timeoutMs),
+      send: (type, body) => this.send(type, body),
+      encode: (type, body) => this.protocol.encode(type, body),
+      nextRid: () => this.allocRid(),
+      whenReady: () => this.whenReady(),
+      readyWithin: (what) => this.readyWithin(what),
+      beforeSend: () => this.beforeSend(),
+    };
+  }
+
+  /** Resolves once connected and resynchronised (at once if so); rejects if the client closes first. */
+  whenReady(): Promise<void> {
+    if (this.ready) return Promise.resolve();
+    if (this.closedError) return Promise.reject(this.closedError);
+    return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
+  }
+  // ---- the hub -----------------------------------------------------------------------------------------
+
+  /** The hub's statistics. */
+  async stats(): Promise<HubStats> {
+    const r = await this.hubRequest("stats", {});
+    if (r.type !== "statsReply")
+      throw new EzipcError("EZIPC_PROTOCOL", `unexpected reply ${r.type} from the hub`);
+    return JSON.parse(r.body.json) as HubStats;
+  }
+
+  /**
+   * Closes the connection: the hub releases every pointer this client held (after its grace rules). Pending
+   * requests reject with `EZIPC_CONNECTION_CLOSED`. Resolves once closed.
+   */
+  async close(): Promise<void> {
+    await this.closeWith(new EzipcError("EZIPC_CONNECTION_CLOSED", "client closed"));
+  }
+  // ---- the connection ----------------------------------------------------------------------------------
+
+  private setStatus(s: ClientStatus): void {
+    if (this.status === s) return;
+    this.status = s;
+    this.emit("status", s, { resumed: this.resumed });
+  }
+
+  private async closeWith(error: EzipcError): Promise<void> {
+    if (this.closedError) {
+      await this.dialer.close();
+      return;
+    }
+    this.closedError = error;
+    this.ready = false;
+    for (const part of this.parts) await part.close?.(error);
+    for (const w of this.readyWaiters) w.reject(error);
+    this.readyWaiters = [];
+    this.rejectAll(error);
+    this.setStatus("closed");
+    await this.dialer.close();
+  }
+
+  private rejectAll(error: EzipcError): void {
+    const pending = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of pending) p.reject(error);
+  }
+
+  private onConnection(conn: Connection): void {
+    this.conn = conn;
+    const framers = this.framers;
+    conn.on("message", (frame) => {
+      // The hot path: a part may take a frame before it is decoded (pub/sub's message frames).
+      for (let i = 0; i < framers.length; i++) if (framers[i]!.onFrame!(frame)) return;
+      let msg: HubMessage;
+      try {
+        msg = this.protocol.decode(frame) as Message as HubMessage;
+      } catch (err) {
+        log("warn", "client", "undecodable frame from hub", { error: err });
+        conn.destroy(err as EzipcError);
+        return;
+      }
+      this.onMessage(conn, msg);
+    });
+    conn.on("error", () => {});
+    // The hub is closing this connection (a graceful shutdown): not ready from now on, so the status changes
+    // before operations start failing and whenReady() waits for the next connection.
+    conn.once("closing", () => {
+      if (this.conn !== conn || !this.ready) return;
+      this.ready = false;
+      if (this.status !== "closed") this.setStatus("reconnecting");
+    });
+    conn.once("close", (info) => {
+      const current = this.conn === conn;
+      const lost = new EzipcError(
+        "EZIPC_CONNECTION_CLOSED",
+        `connection to the hub lost before the reply (${info.reason})`,
+      );
+      if (current) {
+        this.conn = null;
+        this.ready = false;
+        this.rejectAll(lost);
+      }
+      for (const part of this.parts) part.connectionClosed?.(conn, lost, current);
+    });
+    conn.send(
+      this.protocol.encode("hello", {
+        protocol: HUB_PROTOCOL_VERSION,
+        name: this.name,
+        resume: this.clientId || undefined,
+        features: [...HUB_FEATURES],
+      }),
+    );
+  }
+
+  private onMessage(conn: Connection, msg: HubMessage): void {
+    if (msg.type === "welcome") {
+      this.clientId = msg.body.clientId;
+      this.resumed = msg.body.resumed;
+      this.label = msg.body.label;
+      for (const part of this.parts) part.welcomed?.();
+      void this.resync(conn);
+      return;
+    }
+    if (msg.type === "error") {
+      if (msg.body.rid === 0) {
+        void this.closeWith(wireError(msg.body.code, msg.body.message));
+        return;
+      }
+      const p = this.pending.get(msg.body.rid);
+      if (!p) return;
+      this.pending.delete(msg.body.rid);
+      p.reject(wireError(msg.body.code, msg.body.message));
+      return;
+    }
+    const handler = this.handlers.get(msg.type);
+    if (handler && handler(msg.body) !== false) return;
+    // A reply to a request.
+    const rid = (msg.body as { rid?: number }).rid;
+    if (rid === undefined) {
+      conn.destroy(new EzipcError("EZIPC_PROTOCOL", `unexpected ${msg.type} from the hub`));
+      return;
+    }
+    const p = this.pending.get(rid);
+    if (!p) return;
+    this.pending.delete(rid);
+    p.onReply?.(msg);
+    p.resolve(msg);
+  }
+
+  /**
+   * After a welcome: each part sends its re-registrations (keys, subscriptions, served topics, in that
+   * order), then `resyncDone` tells the hub to release what was not resynchronised. Ready once all replied.
+   */
+  private async resync(conn: Connection): Promise<void> {
+    let held = 0;
+    const settled: Promise<unknown>[] = [];
+    for (const part of this.parts) {
+      if (!part.resync) continue;
+      const r = await part.resync(conn);
+      settled.push(r.settled);
+      held += r.held ?? 0;
+    }
+    const done = this.rawRequest(conn, "resyncDone", {});
+    try {
+      await done;
+      await Promise.all(settled);
+    } catch {
+      return;
+    }
+    if (conn !== this.conn) return;
+    this.ready = true;
+    this.setStatus("connected");
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w.resolve();
+    if (held > 0) this.emit("resynced");
+  }
+
+  protected async readyWithin(what: string): Promise<void> {
+    if (this.ready) return;
+    if (this.closedError) throw this.closedError;
+    await withTimeout(
+      this.whenReady(),
+      this.timeoutMs,
+      () => new EzipcError("EZIPC_TIMEOUT", `${what}: not connected to the hub within ${this.timeoutMs} ms`),
+    );
+  }
+
+  /** Sends a request once ready (waiting through a reconnect) and resolves with the reply. */
+  protected async hubRequest(
+    type: string,
+    body: Record<string, unknown>,
+    onReply?: (m: HubMessage) => void,
+  ): Promise<HubMessage> {
+    await this.readyWithin(type);
+    return this.rawRequest(this.conn!, type, body, onReply);
+  }
+
+  private rawRequest(
+    conn: Connection,
+    type: string,
+    body: Record<string, unknown>,
+    onReply?: (m: HubMessage) => void,
+    timeoutMs = this.timeoutMs,
+  ): Promise<HubMessage> {
+    if (conn.state !== "open") {
+      return Promise.reject(new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub"));
+    }
+    const rid = this.allocRid();
+    body.rid = rid;
+    const frame = this.protocol.encode(type, body);
+    return new Promise<HubMessage>((resolve, reject) => {
+      this.pending.set(rid, { resolve, reject, onReply, deadline: Date.now() + timeoutMs, type });
+      this.beforeSend();
+      conn.send(frame);
+      this.armSweep();
+    });
+  }
+
+  private allocRid(): number {
+    let rid = this.nextRid;
+    while (this.pending.has(rid)) rid = rid >= 0xffffffff ? 1 : rid + 1;
+    this.nextRid = rid >= 0xffffffff ? 1 : rid + 1;
+    return rid;
+  }
+
+  /** Lets every part send what it holds back (pub/sub's batch) before another frame leaves. */
+  private beforeSend(): void {
+    for (const part of this.senders) part.beforeSend!();
+  }
+
+  private send(type: string, body: Record<string, unknown>): void {
+    const conn = this.conn;
+    if (conn && conn.state === "open") {
+      this.beforeSend();
+      conn.send(this.protocol.encode(type, body));
+    }
+  }
+
+  /** One timer checks every deadline (pending requests are in deadline order: one timeout for all). */
+  private armSweep(): void {
+    if (this.sweep) return;
+    const period = Math.max(10, Math.min(250, Math.floor(this.timeoutMs / 4)));
+    this.sweep = setInterval(() => {
+      const now = Date.now();
+      for (const [rid, p] of this.pending) {
+        if (p.deadline > now) continue;
+        this.pending.delete(rid);
+        p.reject(
+          new EzipcError("EZIPC_TIMEOUT", `${p.type}: no reply from the hub within ${this.timeoutMs} ms`),
+        );
+      }
+      if (this.pending.size === 0 && this.sweep) {
+        clearInterval(this.sweep);
+        this.sweep = null;
+      }
+    }, period);
+    this.sweep.unref();
+  }
+}

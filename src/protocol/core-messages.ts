@@ -1,0 +1,98 @@
+/**
+ * The messages of the hub protocol that belong to no capability: the handshake, the generic replies and the
+ * hub's statistics. Wire indexes: {@link CORE_BASE} (hello … ok) and {@link STATS_BASE} (stats, statsReply).
+ */
+import { t } from "../codec/schema.js";
+import type { HandshakeFailure } from "../security/channel.js";
+import { str } from "./fields.js";
+
+/** The hub protocol's version, sent in `hello` and `welcome`. */
+export const HUB_PROTOCOL_VERSION = 2;
+
+/** Feature names this implementation speaks (sent in `hello` and `welcome`). */
+export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman", "direct", "info"] as const;
+
+export const CORE_BASE = 0;
+/** The handshake and the generic replies (`rid` is the requester's id, echoed in the reply). */
+export const coreMessages = {
+  /** c→h, first frame: protocol version, client name, resume token from an earlier welcome. */
+  hello: t.struct({
+    protocol: t.u16,
+    name: str,
+    resume: t.optional(t.string({ maxBytes: 64 })),
+    features: t.array(str, { maxLength: 64 }),
+  }),
+  /** h→c, reply to hello. */
+  welcome: t.struct({
+    protocol: t.u16,
+    clientId: t.string({ maxBytes: 64 }),
+    resumed: t.bool,
+    hub: str,
+    features: t.array(str, { maxLength: 64 }),
+    maxBlockBytes: t.u32,
+    /** How the hub names this client (`name#id`, or `name@identity#id` on an authenticated connection). */
+    label: str,
+  }),
+  /** h→c: request `rid` failed. */
+  error: t.struct({ rid: t.u32, code: str, message: str }),
+  /** h→c: request `rid` succeeded; `version` is the block's version after it. */
+  ok: t.struct({ rid: t.u32, version: t.u64 }),
+} as const;
+
+export const STATS_BASE = 20;
+/** The hub's statistics. */
+export const statsMessages = {
+  /** c→h: hub statistics. */
+  stats: t.struct({ rid: t.u32 }),
+  /** h→c: reply to stats, a JSON object (see HubStats). */
+  statsReply: t.struct({ rid: t.u32, json: t.string() }),
+} as const;
+
+/** The JSON object of a `statsReply` (what `ezipc stats` prints). */
+export interface HubStats {
+  name: string;
+  uptimeMs: number;
+  urls: string[];
+  store: string;
+  clients: number;
+  connectedClients: number;
+  keys: number;
+  persistentKeys: number;
+  totalBytes: number;
+  tombstones: number;
+  pointers: number;
+  writes: number;
+  reads: number;
+  updatesSent: number;
+  updatesCoalesced: number;
+  staleSent: number;
+  /** Bytes queued to clients and not yet written to the OS, in total and for the most backed-up client. */
+  queuedBytes: number;
+  maxClientQueuedBytes: number;
+  topics: number;
+  historyBytes: number;
+  published: number;
+  delivered: number;
+  gaps: number;
+  /** Fire-and-forget publishes the hub could not store (bad topic, a limit), dropped. */
+  rejected: number;
+  callsInFlight: number;
+  calls: number;
+  noResponders: number;
+  serverGone: number;
+  deadmanTokens: number;
+  /** Connections closed for a protocol violation (a bad frame or message, a missing hello). */
+  protocolErrors: number;
+  /** Connections closed for a frame over maxFrameBytes. */
+  framesTooLarge: number;
+  /** Slow consumers cut (maxQueuedBytes or stallTimeoutMs). */
+  slowConsumerCuts: number;
+  /** Connections closed for silence past heartbeatTimeoutMs. */
+  heartbeatTimeouts: number;
+  /** Secure connections closed for a record that failed authentication. */
+  decryptErrors: number;
+  /** Secure handshakes that failed, by reason (docs/security.md). */
+  handshakeFailures: Partial<Record<HandshakeFailure, number>>;
+  rssBytes: number;
+  heapUsedBytes: number;
+}

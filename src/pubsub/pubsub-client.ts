@@ -1,0 +1,273 @@
+/**
+ * The client part of pub/sub: acknowledged and fire-and-forget publishes (batched per tick into one
+ * `publish` frame, sent before any other frame so the hub sees every message in call order), subscriptions
+ * with their credit, the hot path that parses `message` frames in place, and the resubscription with
+ * per-topic resume points after a reconnect. The hub side is pubsub-hub.ts.
+ */
+import { EzipcError } from "../errors.js";
+import {
+  type ClientLink,
+  type ClientPart,
+  jsonSafe,
+  type MessageHandlers,
+  unexpected,
+  type WireMessages,
+} from "../protocol/client-link.js";
+import type { coreMessages } from "../protocol/core-messages.js";
+import { checkTopic, topicMatcher } from "../protocol/names.js";
+import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
+import type { Connection } from "../transport/types.js";
+import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "./fast-frames.js";
+import type { pubsubMessages } from "./pubsub-messages.js";
+import {
+  type Gap,
+  type SubscribeOptions,
+  Subscription,
+  type SubscriptionHost,
+  type TopicMessage,
+} from "./subscription.js";
+
+/** What the hub may send this part. */
+export type PubSubMessage = WireMessages<typeof coreMessages & typeof pubsubMessages>;
+
+/** One topic as `topics()` reports it. */
+export interface TopicInfo {
+  name: string;
+  firstSeq: bigint;
+  lastSeq: bigint;
+  count: number;
+  bytes: number;
+  subscribers: number;
+  persist: boolean;
+}
+
+/** Publish options. */
+export interface PublishOptions {
+  headers?: Record<string, string>;
+}
+
+/** A payload: bytes, or a string sent as UTF-8. */
+export type Payload = Uint8Array | string;
+
+function payloadBytes(p: Payload): Uint8Array {
+  if (typeof p === "string") return Buffer.from(p, "utf8");
+  if (p instanceof Uint8Array) return p;
+  throw new TypeError("a payload is a Uint8Array or a string");
+}
+
+function headerList(h: Record<string, string> | undefined): { key: string; value: string }[] {
+  if (!h) return [];
+  return Object.entries(h).map(([key, value]) => {
+    if (typeof value !== "string") throw new TypeError(`header ${key} must be a string`);
+    return { key, value };
+  });
+}
+
+const INIT_CODES = { oldest: 0, mostRecent: 1, awaitNew: 2 } as const;
+const EMPTY_HEADER_LIST = encodeHeaders([]);
+
+export class PubSubClient implements ClientPart<PubSubMessage> {
+  /** Topics already validated, as frame bytes (bounded). */
+  private readonly topicBytes = new Map<string, Buffer>();
+  /** Fire-and-forget publishes waiting to leave as one frame, for `batchConn`. */
+  private readonly batcher = new PublishBatcher((frame) => {
+    const conn = this.batchConn;
+    this.batchOk = conn !== null && conn.state === "open" && conn.send(frame);
+    return this.batchOk;
+  }, COPY_THRESHOLD_BYTES);
+  private batchConn: Connection | null = null;
+  /** What the connection said to the last batch sent (false: over its high-water mark). */
+  private batchOk = true;
+  private batchScheduled = false;
+  private readonly flushTick = () => {
+    this.batchScheduled = false;
+    this.beforeSend();
+  };
+  private readonly subs = new Map<number, Subscription>();
+  /** Where each concrete subscription started (its topic's next seq then), for resuming before any message. */
+  private readonly subStart = new Map<Subscription, bigint>();
+  private nextSid = 1;
+  private readonly subHost: SubscriptionHost = {
+    // Sent whenever connected, also during a resync: a credit the hub gets before the subscription is
+    // re-made is ignored there, and re-subscribing resets the subscription's outstanding credit.
+    credit: (sub, n) => this.link.send("credit", { sid: sub.sid, n }),
+    unsubscribe: (sub) => {
+      this.subs.delete(sub.sid);
+      this.subStart.delete(sub);
+      if (this.link.ready) this.link.send("unsubscribe", { sid: sub.sid });
+    },
+  };
+
+  readonly handles: MessageHandlers<PubSubMessage> = {
+    gap: (b) => {
+      const g: Gap = { topic: b.topic, first: b.first, last: b.last };
+      this.subs.get(b.sid)?.gap(g);
+      return;
+    },
+  };
+
+  constructor(private readonly link: ClientLink<PubSubMessage>) {}
+
+  /** The hot path: a `message` frame is parsed in place (a malformed one falls through to the decoder). */
+  onFrame(frame: Buffer): boolean {
+    if (frame[0] !== MESSAGE_INDEX || frame[1] !== 0) return false;
+    const m = parseMessage(frame);
+    if (!m) return false;
+    this.subs.get(m.sid)?.deliver(m.messages);
+    return true;
+  }
+
+  /** Sends the fire-and-forget publishes waiting (before any other frame, to keep the order). */
+  beforeSend(): void {
+    if (this.batcher.pending > 0) this.batcher.flush();
+  }
+
+  /** See HubClient.publish. */
+  async publish(
+    topic: string,
+    payload: Payload,
+    options: PublishOptions = {},
+  ): Promise<{ seq: bigint; time: number }> {
+    checkTopic(topic);
+    const r = await this.link.request("publish", {
+      topic,
+      records: [{ headers: headerList(options.headers), payload: payloadBytes(payload) }],
+    });
+    if (r.type !== "published") throw unexpected(r);
+    return jsonSafe({ seq: r.body.seq, time: r.body.time });
+  }
+
+  /** See HubClient.publishAndForget. */
+  publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
+    const topicBytes = this.topicFrameBytes(topic);
+    const conn = this.link.conn;
+    if (!this.link.ready || !conn || conn.state !== "open") {
+      throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
+    }
+    const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : payloadBytes(payload);
+    const headers = options?.headers ? encodeHeaders(headerList(options.headers)) : EMPTY_HEADER_LIST;
+    if (this.batchConn !== conn) {
+      this.batcher.discard();
+      this.batchConn = conn;
+      this.batchOk = true;
+    }
+    this.batcher.add(topicBytes, headers, bytes);
+    if (!this.batchScheduled) {
+      this.batchScheduled = true;
+      process.nextTick(this.flushTick);
+    }
+    return this.batchOk;
+  }
+
+  /** See HubClient.drain. */
+  async drain(): Promise<void> {
+    await this.link.whenReady();
+    this.link.beforeSend();
+    await this.link.conn?.drain();
+    this.batchOk = true;
+  }
+
+  /** See HubClient.subscribe. */
+  async subscribe(
+    pattern: string,
+    options: SubscribeOptions = {},
+    handler?: (m: TopicMessage) => unknown,
+  ): Promise<Subscription> {
+    const { wildcard } = topicMatcher(pattern);
+    const init = options.init ?? "awaitNew";
+    const iter = options.iter ?? "next";
+    const prefetch = options.prefetch ?? 256;
+    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
+      throw new RangeError("prefetch must be an integer 1..65536");
+    }
+    if (typeof init === "object" && typeof init.fromSeq !== "bigint")
+      throw new TypeError("init.fromSeq must be a bigint");
+    await this.link.whenReady();
+    let sid = this.nextSid;
+    while (this.subs.has(sid)) sid = sid >= 0xffffffff ? 1 : sid + 1;
+    this.nextSid = sid >= 0xffffffff ? 1 : sid + 1;
+    const sub = new Subscription(sid, pattern, init, iter, prefetch, this.subHost, handler, options.onGap);
+    this.subs.set(sid, sub);
+    try {
+      const start = await this.sendSubscribe(this.link.conn!, sub, []);
+      if (!wildcard) this.subStart.set(sub, start);
+    } catch (err) {
+      this.subs.delete(sid);
+      throw err;
+    }
+    return sub;
+  }
+
+  /** See HubClient.topics. */
+  async topics(pattern = ""): Promise<TopicInfo[]> {
+    const r = await this.link.request("topics", { pattern });
+    if (r.type !== "topicList") throw unexpected(r);
+    return r.body.topics.map((t) => ({ ...t }));
+  }
+
+  /** See HubClient.configureTopic. */
+  async configureTopic(
+    topic: string,
+    options: { maxBytes?: number; maxCount?: number; persist?: boolean },
+  ): Promise<void> {
+    checkTopic(topic);
+    const r = await this.link.request("topicConfig", {
+      topic,
+      maxBytes: options.maxBytes ?? 16 * 1024 * 1024,
+      maxCount: options.maxCount ?? 0,
+      persist: options.persist ?? false,
+    });
+    if (r.type !== "ok") throw unexpected(r);
+  }
+
+  /** After a welcome: re-makes every subscription, resuming each topic after the last seq it received. */
+  async resync(conn: Connection): Promise<{ settled: Promise<unknown> }> {
+    const resubscribed = [...this.subs.values()].map((sub) => {
+      const resume = [...sub.lastSeq].map(([topic, seq]) => ({ topic, seq: seq + 1n }));
+      const start = this.subStart.get(sub);
+      if (start !== undefined && !sub.lastSeq.has(sub.pattern))
+        resume.push({ topic: sub.pattern, seq: start });
+      return this.sendSubscribe(conn, sub, resume).catch((err: EzipcError) => {
+        if (conn !== this.link.conn) return;
+        this.subs.delete(sub.sid);
+        sub.fail(err);
+      });
+    });
+    return { settled: Promise.all(resubscribed) };
+  }
+
+  connectionClosed(conn: Connection): void {
+    if (this.batchConn === conn) this.batcher.discard();
+  }
+
+  private async sendSubscribe(
+    conn: Connection,
+    sub: Subscription,
+    resume: { topic: string; seq: bigint }[],
+  ): Promise<bigint> {
+    const credit = sub.resetCredit();
+    const init = sub.init;
+    const r = await this.link.requestOn(conn, "subscribe", {
+      sid: sub.sid,
+      pattern: sub.pattern,
+      init: typeof init === "object" ? 3 : INIT_CODES[init],
+      fromSeq: typeof init === "object" ? init.fromSeq : 0n,
+      iter: sub.iter === "newest" ? 1 : 0,
+      credit,
+      resume,
+    });
+    if (r.type !== "ok") throw unexpected(r);
+    return r.body.version;
+  }
+
+  private topicFrameBytes(topic: string): Buffer {
+    let b = this.topicBytes.get(topic);
+    if (!b) {
+      checkTopic(topic);
+      if (this.topicBytes.size >= 10_000) this.topicBytes.clear();
+      b = Buffer.from(topic, "latin1");
+      this.topicBytes.set(topic, b);
+    }
+    return b;
+  }
+}

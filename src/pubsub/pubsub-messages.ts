@@ -1,0 +1,72 @@
+/**
+ * The pub/sub messages of the hub protocol (feature "pubsub"), wire indexes from {@link PUBSUB_BASE}.
+ * `publish` and `message` also have hand-written codecs in fast-frames.ts (a test checks both agree).
+ */
+import { t } from "../codec/schema.js";
+import { key, records, str } from "../protocol/fields.js";
+
+export const PUBSUB_BASE = 23;
+export const pubsubMessages = {
+  /**
+   * c→h: publish one or more messages to `topic`, in order; `rid` 0 asks for no acknowledgement (clients
+   * batch fire-and-forget publishes this way).
+   */
+  publish: t.struct({ rid: t.u32, topic: key, records }),
+  /**
+   * h→c: the publish was stored; `seq` is its first message's (after it was made durable, for a persisted
+   * topic).
+   */
+  published: t.struct({ rid: t.u32, seq: t.u64, time: t.f64 }),
+  /**
+   * c→h: subscribe `sid` (chosen by the client) to a topic or pattern. init: 0 oldest, 1 mostRecent,
+   * 2 awaitNew, 3 fromSeq; iter: 0 next, 1 newest; `credit`: messages the hub may send before more credit;
+   * `resume`: per-topic next seq, overriding init (after a reconnect). Replied with `ok`.
+   */
+  subscribe: t.struct({
+    rid: t.u32,
+    sid: t.u32,
+    pattern: key,
+    init: t.u8,
+    fromSeq: t.u64,
+    iter: t.u8,
+    credit: t.u32,
+    resume: t.array(t.struct({ topic: key, seq: t.u64 }), { maxLength: 100_000 }),
+  }),
+  /**
+   * h→c: consecutive messages of `topic` for subscription `sid`, from one publish: the first has `seq`,
+   * the next seq + 1, and so on; all share the publish time and publisher.
+   */
+  message: t.struct({
+    sid: t.u32,
+    topic: key,
+    seq: t.u64,
+    time: t.f64,
+    publisher: str,
+    records,
+  }),
+  /** h→c: messages first..last of `topic` were evicted before `sid` got them. */
+  gap: t.struct({ sid: t.u32, topic: key, first: t.u64, last: t.u64 }),
+  /** c→h: `sid` may receive `n` more messages. */
+  credit: t.struct({ sid: t.u32, n: t.u32 }),
+  /** c→h: end subscription `sid` (no reply). */
+  unsubscribe: t.struct({ sid: t.u32 }),
+  /** c→h: list topics matching a pattern (empty: all). */
+  topics: t.struct({ rid: t.u32, pattern: t.string({ maxBytes: 255 }) }),
+  /** h→c: reply to topics. */
+  topicList: t.struct({
+    rid: t.u32,
+    topics: t.array(
+      t.struct({
+        name: key,
+        firstSeq: t.u64,
+        lastSeq: t.u64,
+        count: t.u32,
+        bytes: t.f64,
+        subscribers: t.u32,
+        persist: t.bool,
+      }),
+    ),
+  }),
+  /** c→h: set a topic's history bounds and whether it is persisted (needs a store). Replied with `ok`. */
+  topicConfig: t.struct({ rid: t.u32, topic: key, maxBytes: t.u32, maxCount: t.u32, persist: t.bool }),
+} as const;
