@@ -7,6 +7,7 @@
 
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import type { HubPart } from "../protocol/hub-part.js";
 import { checkKey } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
@@ -44,7 +45,7 @@ const MAX_TOKENS = 100_000;
 /** Most waiting ops (take, waitTaken, waitReleased) per connection (`EZIPC_TOO_MANY_REQUESTS`). */
 export const MAX_WAITS_PER_CONNECTION = 1_000;
 
-export class Deadmen {
+export class Deadmen implements HubPart {
   private readonly tokens = new Map<string, Token>();
   private readonly labels = new Map<Connection, string>();
   /** Waiting ops per connection. */

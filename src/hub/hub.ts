@@ -6,12 +6,14 @@
  * RPC (src/rpc/rpc-hub.ts) and deadman tokens (src/deadman/deadman-hub.ts). It also keeps the limits, the
  * fault counters and the stats, and closes everything in order.
  */
+
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { HUB_FEATURES, HUB_PROTOCOL_VERSION, type HubStats } from "../protocol/core-messages.js";
+import type { HubPart } from "../protocol/hub-part.js";
 import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
 
 export type { HubStats };
@@ -132,6 +134,8 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly vars: VarsHub;
   private readonly store: BlockStore;
   private pubsub!: PubSub;
+  /** The capabilities whose state lives with a connection (src/protocol/hub-part.ts), in dispatch order. */
+  private connectionParts: HubPart[] = [];
   private readonly rpc: Rpc;
   /** Checks an operation against the client's permissions; undefined when no client is restricted. */
   private readonly access: AccessCheck | undefined;
@@ -185,6 +189,7 @@ export class Hub extends EventEmitter<HubEvents> {
     try {
       const history = "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
       hub.pubsub = new PubSub(options, hub.protocol, history, hub.access);
+      hub.connectionParts = [hub.pubsub, hub.rpc, hub.deadmen];
       hub.vars.load();
       const sec = options.security;
       const upgrade = sec
@@ -397,9 +402,7 @@ export class Hub extends EventEmitter<HubEvents> {
 
   private onConnectionClosed(conn: Connection, info: CloseInfo): void {
     this.countFault(info.error?.code);
-    this.pubsub.connectionClosed(conn);
-    this.rpc.connectionClosed(conn);
-    this.deadmen.connectionClosed(conn);
+    for (const part of this.connectionParts) part.connectionClosed(conn);
     const client = this.byConn.get(conn);
     if (!client) return;
     this.byConn.delete(conn);
@@ -482,8 +485,8 @@ export class Hub extends EventEmitter<HubEvents> {
     // The capabilities, each handling its own messages.
     if (this.vars.handle(client, msg.type, msg.body)) return;
     if (client.conn) {
-      for (const feature of [this.pubsub, this.rpc, this.deadmen]) {
-        if (feature.handle(client.conn, client.label, msg.type, msg.body)) return;
+      for (const part of this.connectionParts) {
+        if (part.handle(client.conn, client.label, msg.type, msg.body)) return;
       }
     }
     throw new EzipcError("EZIPC_PROTOCOL", `a client may not send ${msg.type}`);

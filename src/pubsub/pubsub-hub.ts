@@ -19,6 +19,7 @@ import type { Infer } from "../codec/schema.js";
 import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
+import type { HubPart } from "../protocol/hub-part.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendPartsTo, sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
@@ -111,7 +112,7 @@ function firstOf(set: Set<Topic>): Topic {
 
 type Msg<K extends keyof typeof pubsubMessages> = Infer<(typeof pubsubMessages)[K]>;
 
-export class PubSub {
+export class PubSub implements HubPart {
   private readonly topics = new Map<string, Topic>();
   /** Subscriptions per topic (concrete and matching wildcard ones). */
   private readonly subsOf = new Map<Topic, Set<Sub>>();

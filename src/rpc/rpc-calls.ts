@@ -1,9 +1,10 @@
 /**
- * The client half of RPC, streaming RPC and sessions (the hub routes; see rpc-hub.ts). Used through
- * {@link HubClient}: `serve`, `request`, `requestStream`, `openSession`, `acceptSessions`.
+ * The call machinery of RPC, streaming RPC and sessions, at both ends of a call: what a caller and a server
+ * send and receive over an {@link RpcLink}. The same code runs over the hub connection (rpc-client.ts, the
+ * hub routes between the ends: rpc-hub.ts) and over a direct connection (direct.ts).
  *
  * Over 600 lines: channels, sessions and the server and caller sides of RPC together (one unit: a
- * channel is both sides' flow control); issue 13 may split sessions from calls.
+ * channel is both sides' flow control, and a session is a channel each way).
  */
 
 import type { Infer } from "../codec/schema.js";

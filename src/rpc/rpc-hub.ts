@@ -18,6 +18,7 @@
 
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import type { HubPart } from "../protocol/hub-part.js";
 import { checkTopic } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
@@ -58,7 +59,7 @@ type Msg<K extends keyof RpcTables> = Infer<RpcTables[K]>;
 
 const NO_PAYLOAD = new Uint8Array(0);
 
-export class Rpc {
+export class Rpc implements HubPart {
   private readonly pools = new Map<string, Connection[]>();
   private readonly rr = new Map<string, number>();
   private readonly byCaller = new Map<Connection, Map<number, Call>>();

@@ -2,7 +2,7 @@
 // subscription ends what it took part in, and the other side — an innocent connection with its own
 // pointers, subscriptions and deadman token — carries on, never reset.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { connect, Hub, type HubClient, type IpcPtr, isEzipcError } from "../../src/index.js";
 import { seededRandom, until, within } from "../helpers.js";
@@ -154,8 +154,18 @@ describe("faults stay with their cause (kill -9 at random moments)", () => {
 
 describe("the hub sends only through send.ts", () => {
   it("no hub-side module calls Connection.send or sendParts directly (a closing peer would throw there)", () => {
-    for (const file of ["hub/hub.ts", "pubsub/pubsub-hub.ts", "rpc/rpc-hub.ts", "deadman/deadman-hub.ts"]) {
-      const source = readFileSync(new URL(`../../../src/${file}`, import.meta.url), "utf8");
+    // The hub's folder, and the hub side of every capability (src/*/*-hub.ts).
+    const src = new URL("../../../src/", import.meta.url);
+    const files = [
+      ...readdirSync(new URL("hub/", src)).map((f) => `hub/${f}`),
+      ...readdirSync(src, { withFileTypes: true })
+        .filter((d) => d.isDirectory())
+        .flatMap((d) => readdirSync(new URL(`${d.name}/`, src)).map((f) => `${d.name}/${f}`))
+        .filter((f) => f.endsWith("-hub.ts")),
+    ];
+    assert.ok(files.includes("vars/vars-hub.ts") && files.includes("deadman/deadman-hub.ts"));
+    for (const file of files) {
+      const source = readFileSync(new URL(file, src), "utf8");
       const direct = source.split("\n").filter((l) => /\.send(Parts)?\(/.test(l) && !/this\.send\(/.test(l));
       assert.deepEqual(direct, [], `${file} sends directly`);
     }
