@@ -73,7 +73,8 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   private parts: readonly ClientPart<AnyMessage>[] = [];
   /** Which part takes each hub message that is not a reply. */
   private readonly handlers = new Map<string, (body: unknown) => unknown>();
-  private framers: ClientPart<AnyMessage>[] = [];
+  /** The part taking each frame index below 256 before decoding (`ClientPart.frameIndex`). */
+  private readonly framers: (ClientPart<AnyMessage> | undefined)[] = new Array(256).fill(undefined);
   private senders: ClientPart<AnyMessage>[] = [];
 
   /** Dials `url` (the subclass plugs its parts right after, before any connection can be established). */
@@ -110,7 +111,10 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
         this.handlers.set(type, handler as (body: unknown) => unknown);
       }
     }
-    this.framers = parts.filter((p) => p.onFrame);
+    for (const part of parts) {
+      if (part.onFrame && part.frameIndex !== undefined && part.frameIndex < 256)
+        this.framers[part.frameIndex] = part;
+    }
     this.senders = parts.filter((p) => p.beforeSend);
   }
 
@@ -198,7 +202,10 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     const framers = this.framers;
     conn.on("message", (frame) => {
       // The hot path: a part may take a frame before it is decoded (pub/sub's message frames).
-      for (let i = 0; i < framers.length; i++) if (framers[i]!.onFrame!(frame)) return;
+      if (frame[1] === 0) {
+        const part = framers[frame[0]!];
+        if (part?.onFrame?.(frame)) return;
+      }
       let msg: HubMessage;
       try {
         msg = this.protocol.decode(frame) as Message as HubMessage;
@@ -314,14 +321,14 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     );
   }
 
-  /** Sends a request once ready (waiting through a reconnect) and resolves with the reply. */
-  protected async hubRequest(
+  /** Sends a request once ready (at once if so, waiting through a reconnect if not); resolves with the reply. */
+  protected hubRequest(
     type: string,
     body: Record<string, unknown>,
     onReply?: (m: HubMessage) => void,
   ): Promise<HubMessage> {
-    await this.readyWithin(type);
-    return this.rawRequest(this.conn!, type, body, onReply);
+    if (this.ready) return this.rawRequest(this.conn!, type, body, onReply);
+    return this.readyWithin(type).then(() => this.rawRequest(this.conn!, type, body, onReply));
   }
 
   private rawRequest(

@@ -96,7 +96,9 @@ export type MessageHandlers<M extends AnyMessage = AnyMessage> = {
 export interface ClientPart<M extends AnyMessage = AnyMessage> {
   /** The hub messages (not replies) this part takes. */
   readonly handles?: MessageHandlers<M>;
-  /** A raw frame before decoding (the hot path); true if the part took it. */
+  /** The wire index (below 256) of the frames {@link onFrame} takes before they are decoded. */
+  readonly frameIndex?: number;
+  /** A raw frame of index `frameIndex`, before decoding (the hot path); true if the part took it. */
   onFrame?(frame: Buffer): boolean;
   /** Runs before the connection sends any frame (pub/sub sends its batched publishes first, in order). */
   beforeSend?(): void;

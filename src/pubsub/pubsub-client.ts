@@ -108,9 +108,10 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
 
   constructor(private readonly link: ClientLink<PubSubMessage>) {}
 
+  readonly frameIndex = MESSAGE_INDEX;
+
   /** The hot path: a `message` frame is parsed in place (a malformed one falls through to the decoder). */
   onFrame(frame: Buffer): boolean {
-    if (frame[0] !== MESSAGE_INDEX || frame[1] !== 0) return false;
     const m = parseMessage(frame);
     if (!m) return false;
     this.subs.get(m.sid)?.deliver(m.messages);
