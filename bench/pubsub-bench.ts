@@ -43,20 +43,24 @@ function withRawRelay<T>(fn: (url: string) => Promise<T>): Promise<T> {
   return withServer(script, ["raw-relay", freeUrl("tcp", seq++)], fn);
 }
 
-/** Deliveries per second of `subs` subscribers receiving n messages of `size` bytes each. */
+/** Deliveries per second of `subs` subscribers receiving n messages of `size` bytes each, and how many were lost. */
 async function fanOut(
   sys: "ez" | "nats" | "raw",
   url: string,
   n: number,
   size: number,
   subs: number,
-): Promise<number> {
+): Promise<{ rate: number; lost: number }> {
   const topic = `bench.t${seq++}`;
   const sub = await runRole(script, [`${sys}-sub`, url, topic, String(n), String(subs)]);
   const result = collect(sub.proc);
   await runRole(script, [`${sys}-pub`, url, topic, String(n), String(size)]);
-  const r = JSON.parse((await result).trim().split("\n").at(-1)!) as { deliveries: number; seconds: number };
-  return r.deliveries / r.seconds;
+  const r = JSON.parse((await result).trim().split("\n").at(-1)!) as {
+    deliveries: number;
+    lost?: number;
+    seconds: number;
+  };
+  return { rate: r.deliveries / r.seconds, lost: r.lost ?? 0 };
 }
 
 /** Request/reply round trips; `ez-hub` is the hub with direct RPC off (every call through the hub). */
@@ -93,9 +97,13 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
   );
   lines.push("");
   lines.push(
-    "| case | raw node:net relay (ceiling) | NATS | ezipc hub | hub / NATS | hub / raw relay | target |",
+    "Every side with its defaults: a fire-and-forget publisher that waits when `publishAndForget` returns false; default subscribers (prefetch 256); a default hub (16 MiB per topic). `lost`: messages the ezipc subscribers were told they missed (gaps), over all runs.",
   );
-  lines.push("|---|---:|---:|---:|---:|---:|---:|");
+  lines.push("");
+  lines.push(
+    "| case | raw node:net relay (ceiling) | NATS | ezipc hub | ezipc lost | hub / NATS | hub / raw relay | target |",
+  );
+  lines.push("|---|---:|---:|---:|---:|---:|---:|---:|");
   const cases: { name: string; size: number; subs: number; n: number; target: string }[] = [
     { name: "1 → 1, 64 B", size: 64, subs: 1, n: quick ? 50_000 : 500_000, target: "≥ 2×" },
     { name: "1 → 1, 1 KiB", size: 1024, subs: 1, n: quick ? 20_000 : 200_000, target: "≥ 2×" },
@@ -106,17 +114,20 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     const ez: number[] = [];
     const nt: number[] = [];
     const raw: number[] = [];
+    let lost = 0;
     for (let r = 0; r < runs; r++) {
-      raw.push(await withRawRelay((url) => fanOut("raw", url, c.n, c.size, c.subs)));
-      if (nats) nt.push(await withNats((url) => fanOut("nats", url, c.n, c.size, c.subs)));
-      ez.push(await withHub((url) => fanOut("ez", url, c.n, c.size, c.subs)));
+      raw.push((await withRawRelay((url) => fanOut("raw", url, c.n, c.size, c.subs))).rate);
+      if (nats) nt.push((await withNats((url) => fanOut("nats", url, c.n, c.size, c.subs))).rate);
+      const x = await withHub((url) => fanOut("ez", url, c.n, c.size, c.subs));
+      ez.push(x.rate);
+      lost += x.lost;
     }
     const e = median(ez);
     const n = nt.length > 0 ? median(nt) : undefined;
     const w = median(raw);
     if (c.subs === 1 && c.size === 64) liveRate = e;
     lines.push(
-      `| ${c.name} | ${fmt(w)} | ${na(n)} | ${fmt(e)} | ${n ? `${(e / n).toFixed(2)}×` : "n/a"} | ${((100 * e) / w).toFixed(0)}% | ${c.target} |`,
+      `| ${c.name} | ${fmt(w)} | ${na(n)} | ${fmt(e)} | ${lost} | ${n ? `${(e / n).toFixed(2)}×` : "n/a"} | ${((100 * e) / w).toFixed(0)}% | ${c.target} |`,
     );
     process.stderr.write(`${lines.at(-1)}\n`);
   }
@@ -179,12 +190,14 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
 
   const stored = quick ? 100_000 : 1_000_000;
   const replay = await withHub(async (url) => {
-    await runRole(script, ["ez-pub", url, "replay", String(stored), "64"]);
+    await runRole(script, ["ez-pub", url, "replay", String(stored), "64", "keep"]);
     const { out } = await runRole(script, ["ez-replay", url, "replay", String(stored)]);
     return stored / (JSON.parse(out) as { seconds: number }).seconds;
   });
   lines.push("");
-  lines.push(`### History replay: ${fmt(stored)} stored 64 B messages read with init oldest, iter next`);
+  lines.push(
+    `### History replay: ${fmt(stored)} stored 64 B messages read with init oldest, iter next (a topic configured to keep them: \`maxBytes\` 4 GiB)`,
+  );
   lines.push("");
   lines.push("| replay (messages/s) | live pub → sub, 64 B (same run) | replay / live |");
   lines.push("|---:|---:|---:|");

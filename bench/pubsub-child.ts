@@ -18,7 +18,14 @@ import { connect, Hub } from "../src/index.js";
 import { listenOn, rawConnect, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
 
-const [role, url, topic, a, b] = process.argv.slice(2) as [string, string, string?, string?, string?];
+const [role, url, topic, a, b, c] = process.argv.slice(2) as [
+  string,
+  string,
+  string?,
+  string?,
+  string?,
+  string?,
+];
 const ezOpts = { heartbeatIntervalMs: 0, reconnect: false as const };
 
 function natsServer(u: string): string {
@@ -38,24 +45,36 @@ async function timeRequests(count: number, one: () => Promise<unknown>): Promise
   console.log(JSON.stringify({ p50Us: percentile(samples, 0.5), p99Us: percentile(samples, 0.99) }));
 }
 
-/** Resolves when each of `subs` counters reached n; reports deliveries over the first→last window. */
-function counting(subs: number, n: number): { onMessage: (i: number) => void; done: Promise<void> } {
+/**
+ * Resolves when each of `subs` counters reached n (messages received, or reported lost in a gap); reports
+ * deliveries over the first→last window, and how many were lost.
+ */
+function counting(
+  subs: number,
+  n: number,
+): { onMessage: (i: number) => void; onLost: (i: number, k: number) => void; done: Promise<void> } {
   const counts = new Array<number>(subs).fill(0);
   let finished = 0;
   let first = 0n;
+  let lost = 0;
   let resolve: () => void = () => {};
   const done = new Promise<void>((r) => {
     resolve = r;
   });
+  const add = (i: number, k: number) => {
+    if (first === 0n) first = process.hrtime.bigint();
+    counts[i] = counts[i]! + k;
+    if (counts[i]! >= n && counts[i]! - k < n && ++finished === subs) {
+      const seconds = Number(process.hrtime.bigint() - first) / 1e9;
+      console.log(JSON.stringify({ deliveries: n * subs - lost, lost, seconds }));
+      resolve();
+    }
+  };
   return {
-    onMessage: (i) => {
-      if (first === 0n) first = process.hrtime.bigint();
-      counts[i] = counts[i]! + 1;
-      if (counts[i] === n && ++finished === subs) {
-        const seconds = Number(process.hrtime.bigint() - first) / 1e9;
-        console.log(JSON.stringify({ deliveries: n * subs, seconds }));
-        resolve();
-      }
+    onMessage: (i) => add(i, 1),
+    onLost: (i, k) => {
+      lost += k;
+      add(i, k);
     },
     done,
   };
@@ -63,12 +82,8 @@ function counting(subs: number, n: number): { onMessage: (i: number) => void; do
 
 switch (role) {
   case "hub": {
-    const hub = await Hub.listen({
-      urls: [url],
-      heartbeatIntervalMs: 0,
-      topicMaxBytes: 0xffffffff,
-      maxHistoryBytes: 2 ** 40,
-    });
+    // The defaults a user gets (16 MiB per topic, 256 MiB in all, publishers held for lagging subscribers).
+    const hub = await Hub.listen({ urls: [url], heartbeatIntervalMs: 0 });
     console.log(`ready ${hub.urls[0]}`);
     process.once("SIGINT", () => process.exit(0));
     break;
@@ -140,7 +155,8 @@ switch (role) {
     const c = counting(subs, n);
     for (let i = 0; i < subs; i++) {
       const client = await connect(url, { ...ezOpts, name: `sub${i}` });
-      await client.subscribe(topic!, { prefetch: 4096 }, (m) => {
+      // Default options: a user's subscriber.
+      await client.subscribe(topic!, { onGap: (g) => c.onLost(i, Number(g.last - g.first + 1n)) }, (m) => {
         if (m.payload.length >= 0) c.onMessage(i);
       });
     }
@@ -171,6 +187,8 @@ switch (role) {
     const n = Number(a);
     const payload = Buffer.alloc(Number(b), 7);
     const client = await connect(url, { ...ezOpts, name: "pub" });
+    // "keep": a topic whose history holds every message (for the replay row; 4 GiB bound).
+    if (c === "keep") await client.configureTopic(topic!, { maxBytes: 0xffffffff });
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < n; i++) {
       if (!client.publishAndForget(topic!, payload)) await client.drain();

@@ -113,6 +113,12 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
       "encrypt and authenticate every connection with this key file (created if missing)",
     )
     .option("--clients <file>", "with --key: admit only these clients (JSON: [{ name, publicKey?, token? }])")
+    .option(
+      "--hold-publishers-ms <ms>",
+      "how long publishers may wait for a lagging subscriber before it gets a gap (0: never wait, lossy)",
+      nonNegativeInt,
+      5_000,
+    )
     .action(
       async (
         urls: string[],
@@ -130,6 +136,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           handshakeTimeoutMs: number;
           key?: string;
           clients?: string;
+          holdPublishersMs: number;
         },
       ) => {
         if (o.clients && !o.key) throw new Error("--clients needs --key");
@@ -153,6 +160,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           heartbeatIntervalMs: o.heartbeatIntervalMs,
           heartbeatTimeoutMs: o.heartbeatTimeoutMs,
           handshakeTimeoutMs: o.handshakeTimeoutMs,
+          holdPublishersMs: o.holdPublishersMs,
           security,
         });
         const s = hub.stats();

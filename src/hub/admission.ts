@@ -78,6 +78,7 @@ export const HUB_TO_CLIENT: readonly MessageType[] = [
   "call",
   "deadmanState",
   "routeList",
+  "publishFlow",
   "keyInfo",
 ];
 

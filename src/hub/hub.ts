@@ -269,6 +269,7 @@ export class Hub extends EventEmitter<HubEvents> {
       topics: this.pubsub.topicCount,
       historyBytes: this.pubsub.historyBytes,
       ...this.pubsub.counters,
+      ...this.pubsub.holdCounters,
       callsInFlight: this.rpc.callsInFlight,
       ...this.rpc.counters,
       deadmanTokens: this.deadmen.size,
@@ -382,6 +383,7 @@ export class Hub extends EventEmitter<HubEvents> {
       this.clients.set(client.id, client);
     }
     client.conn = conn;
+    if (hello.features.includes("flow")) this.pubsub.flowCapable(conn);
     this.vars.attach(client);
     this.byConn.set(conn, client);
     sendTo(

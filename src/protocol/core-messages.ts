@@ -10,7 +10,7 @@ import { str } from "./fields.js";
 export const HUB_PROTOCOL_VERSION = 2;
 
 /** Feature names this implementation speaks (sent in `hello` and `welcome`). */
-export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman", "direct", "info"] as const;
+export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman", "direct", "info", "flow"] as const;
 
 export const CORE_BASE = 0;
 /** The handshake and the generic replies (`rid` is the requester's id, echoed in the reply). */
@@ -76,6 +76,12 @@ export interface HubStats {
   gaps: number;
   /** Fire-and-forget publishes the hub could not store (bad topic, a limit), dropped. */
   rejected: number;
+  /** Publishers told to wait (`publishFlow`) because a subscriber had not been sent a full topic's oldest messages. */
+  publisherHolds: number;
+  /** Holds given up (held past `holdPublishersMs`, or twice over the bound): subscribers were left behind. */
+  holdsGivenUp: number;
+  /** Publishers the hub stopped reading from during a hold: they went on publishing past its slack. */
+  publishersPaused: number;
   callsInFlight: number;
   calls: number;
   noResponders: number;

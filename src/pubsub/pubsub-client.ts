@@ -2,7 +2,9 @@
  * The client part of pub/sub: acknowledged and fire-and-forget publishes (batched per tick into one
  * `publish` frame, sent before any other frame so the hub sees every message in call order), subscriptions
  * with their credit, the hot path that parses `message` frames in place, and the resubscription with
- * per-topic resume points after a reconnect. The hub side is pubsub-hub.ts.
+ * per-topic resume points after a reconnect, and publisher flow control: while the hub holds a topic
+ * (`publishFlow`, publisher-holds.ts), `publishAndForget` to it returns false and `publish` and `drain`
+ * wait. The hub side is pubsub-hub.ts.
  */
 import { EzipcError } from "../errors.js";
 import {
@@ -18,8 +20,9 @@ import { checkTopic, topicMatcher } from "../protocol/names.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "./fast-frames.js";
-import type { pubsubMessages } from "./pubsub-messages.js";
+import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
 import {
+  DEFAULT_PREFETCH_BYTES,
   type Gap,
   type SubscribeOptions,
   Subscription,
@@ -28,7 +31,7 @@ import {
 } from "./subscription.js";
 
 /** What the hub may send this part. */
-export type PubSubMessage = WireMessages<typeof coreMessages & typeof pubsubMessages>;
+export type PubSubMessage = WireMessages<typeof coreMessages & typeof pubsubMessages & typeof flowMessages>;
 
 /** One topic as `topics()` reports it. */
 export interface TopicInfo {
@@ -83,6 +86,10 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     this.batchScheduled = false;
     this.beforeSend();
   };
+  /** Topics the hub asked this client to stop publishing to (`publishFlow`), until it says go on. */
+  private readonly held = new Set<string>();
+  /** Waiting for `held` to empty (or the connection to close). */
+  private heldWaiters: (() => void)[] = [];
   private readonly subs = new Map<number, Subscription>();
   /** Where each concrete subscription started (its topic's next seq then), for resuming before any message. */
   private readonly subStart = new Map<Subscription, bigint>();
@@ -99,6 +106,10 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
   };
 
   readonly handles: MessageHandlers<PubSubMessage> = {
+    publishFlow: (b) => {
+      if (b.held) this.held.add(b.topic);
+      else if (this.held.delete(b.topic) && this.held.size === 0) this.wakeHeld();
+    },
     gap: (b) => {
       const g: Gap = { topic: b.topic, first: b.first, last: b.last };
       this.subs.get(b.sid)?.gap(g);
@@ -130,6 +141,7 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     options: PublishOptions = {},
   ): Promise<{ seq: bigint; time: number }> {
     checkTopic(topic);
+    if (this.held.has(topic)) await this.whileHeld(topic);
     const r = await this.link.request("publish", {
       topic,
       records: [{ headers: headerList(options.headers), payload: payloadBytes(payload) }],
@@ -157,7 +169,7 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
       this.batchScheduled = true;
       process.nextTick(this.flushTick);
     }
-    return this.batchOk;
+    return this.batchOk && (this.held.size === 0 || !this.held.has(topic));
   }
 
   /** See HubClient.drain. */
@@ -166,6 +178,7 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     this.link.beforeSend();
     await this.link.conn?.drain();
     this.batchOk = true;
+    while (this.held.size > 0) await new Promise<void>((resolve) => this.heldWaiters.push(resolve));
   }
 
   /** See HubClient.subscribe. */
@@ -177,9 +190,13 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     const { wildcard } = topicMatcher(pattern);
     const init = options.init ?? "awaitNew";
     const iter = options.iter ?? "next";
-    const prefetch = options.prefetch ?? 256;
+    const prefetch = options.prefetch ?? 4096;
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
       throw new RangeError("prefetch must be an integer 1..65536");
+    }
+    const prefetchBytes = options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES;
+    if (!Number.isInteger(prefetchBytes) || prefetchBytes < 1) {
+      throw new RangeError("prefetchBytes must be a positive integer");
     }
     if (typeof init === "object" && typeof init.fromSeq !== "bigint")
       throw new TypeError("init.fromSeq must be a bigint");
@@ -187,7 +204,17 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     let sid = this.nextSid;
     while (this.subs.has(sid)) sid = sid >= 0xffffffff ? 1 : sid + 1;
     this.nextSid = sid >= 0xffffffff ? 1 : sid + 1;
-    const sub = new Subscription(sid, pattern, init, iter, prefetch, this.subHost, handler, options.onGap);
+    const sub = new Subscription(
+      sid,
+      pattern,
+      init,
+      iter,
+      prefetch,
+      this.subHost,
+      handler,
+      options.onGap,
+      prefetchBytes,
+    );
     this.subs.set(sid, sub);
     try {
       const start = await this.sendSubscribe(this.link.conn!, sub, []);
@@ -237,8 +264,23 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     return { settled: Promise.all(resubscribed) };
   }
 
-  connectionClosed(conn: Connection): void {
+  connectionClosed(conn: Connection, _error: EzipcError, current: boolean): void {
     if (this.batchConn === conn) this.batcher.discard();
+    if (!current) return;
+    // The next connection starts unheld: the hub tells it again if it must wait.
+    this.held.clear();
+    this.wakeHeld();
+  }
+
+  /** Resolves once the hub lets this client publish to `topic` again (or the connection closes). */
+  private async whileHeld(topic: string): Promise<void> {
+    while (this.held.has(topic)) await new Promise<void>((resolve) => this.heldWaiters.push(resolve));
+  }
+
+  private wakeHeld(): void {
+    const waiters = this.heldWaiters;
+    this.heldWaiters = [];
+    for (const w of waiters) w();
   }
 
   private async sendSubscribe(

@@ -31,6 +31,7 @@ import {
   type PublishView,
   sliceHead,
 } from "./fast-frames.js";
+import { PublisherHolds } from "./publisher-holds.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
 import {
   checkTopic,
@@ -65,6 +66,13 @@ export interface PubSubOptions {
   maxTopics?: number;
   /** Most subscriptions per connection (`EZIPC_TOO_MANY_SUBSCRIPTIONS`). Default 10,000. */
   maxSubscriptionsPerClient?: number;
+  /**
+   * Publisher flow control (publisher-holds.ts): a topic whose full history still holds messages a `next`
+   * subscriber has not been sent makes its publishers wait, for at most this long; then its oldest
+   * messages go and the laggards get a gap. 0: never wait (evict at once, as a lossy broker does).
+   * Default 5,000 ms (under the 10 s a client waits on a hub that does not read before it gives up).
+   */
+  holdPublishersMs?: number;
 }
 
 /** Persisting topic history (implemented by the SQLite store). Durable when the calls return. */
@@ -103,6 +111,11 @@ interface Sub {
   waitingDrain: boolean;
   /** The topic of a single-topic subscription (skips iterating `ready`). */
   only: Topic | null;
+  /**
+   * Topics where this subscription was left behind (a hold on its account was given up): it holds no
+   * publisher back there until it has caught up.
+   */
+  readonly behind: Set<Topic>;
 }
 
 function firstOf(set: Set<Topic>): Topic {
@@ -127,6 +140,7 @@ export class PubSub implements HubPart {
   /** Bytes appended to persisted topics and not yet committed. */
   private uncommittedBytes = 0;
   private readonly retry = new CommitRetry("messages", () => this.flush());
+  private readonly holds: PublisherHolds;
   readonly counters = { published: 0, delivered: 0, gaps: 0, rejected: 0 };
 
   constructor(
@@ -145,7 +159,13 @@ export class PubSub implements HubPart {
       maxHistoryBytes: options.maxHistoryBytes ?? 256 * 1024 * 1024,
       maxTopics: options.maxTopics ?? 100_000,
       maxSubscriptionsPerClient: options.maxSubscriptionsPerClient ?? 10_000,
+      holdPublishersMs: options.holdPublishersMs ?? 5_000,
     };
+    this.holds = new PublisherHolds(
+      this.limits.holdPublishersMs,
+      (conn, t, held) => sendTo(conn, this.protocol.encode("publishFlow", { topic: t.name, held })),
+      (t) => this.leaveBehind(t),
+    );
     if (store) {
       for (const t of store.loadTopics()) {
         const topic = this.topic(t.name, true);
@@ -174,6 +194,15 @@ export class PubSub implements HubPart {
   }
   get historyBytes(): number {
     return this.totalBytes;
+  }
+  /** Publishers told to hold or no longer read from (publisher-holds.ts), and holds given up. */
+  get holdCounters(): Readonly<{ publisherHolds: number; holdsGivenUp: number; publishersPaused: number }> {
+    return this.holds.counters;
+  }
+
+  /** `conn` said in its hello that it understands `publishFlow` (feature "flow"). */
+  flowCapable(conn: Connection): void {
+    this.holds.flowCapable(conn);
   }
 
   /**
@@ -205,10 +234,16 @@ export class PubSub implements HubPart {
 
   /** Drops a closed connection's subscriptions. */
   connectionClosed(conn: Connection): void {
+    this.forgetPublisher(conn);
     const subs = this.byConn.get(conn);
     if (!subs) return;
     for (const s of [...subs.values()]) this.removeSub(s);
     this.byConn.delete(conn);
+  }
+
+  /** Forgets a closed connection as a publisher told to hold. */
+  private forgetPublisher(conn: Connection): void {
+    this.holds.connectionClosed(conn);
   }
 
   /**
@@ -250,6 +285,7 @@ export class PubSub implements HubPart {
   /** Stops retrying (the hub is closing). */
   stop(): void {
     this.retry.stop();
+    this.holds.stop();
   }
 
   /** A durable topic's appends were committed: they may now be delivered. */
@@ -327,7 +363,7 @@ export class PubSub implements HubPart {
     // The seq as a plain number while it is exact (base 0, the usual case): no bigint per publish.
     const seq: bigint | number = topic.base === 0n && topic.next < 2 ** 53 ? topic.next : topic.nextSeq;
     const head = encodeMessageHead(topic.nameBytes, seq, time, publisher, v.count);
-    this.appendEntry(topic, seq, entry(head, frame.subarray(v.recordsStart), v.count, time));
+    this.appendEntry(topic, seq, entry(head, frame.subarray(v.recordsStart), v.count, time), conn);
     if (v.rid === 0) return;
     const seqBig = BigInt(seq);
     if (topic.durable) {
@@ -354,32 +390,104 @@ export class PubSub implements HubPart {
       topic,
       seq,
       this.entryOf(topic.name, { seq, time, publisher: "hub", headers: [], payload }),
+      null,
     );
   }
 
-  private appendEntry(topic: Topic, seq: bigint | number, e: Entry): void {
-    const before = topic.bytes;
-    const firstBefore = topic.firstIndex;
+  /** Appends a publish of `from` (null: the hub's own) to `topic`, keeps the bounds, and delivers it. */
+  private appendEntry(topic: Topic, seq: bigint | number, e: Entry, from: Connection | null): void {
     const index = topic.append(e);
-    this.totalBytes += topic.bytes - before;
+    this.totalBytes += e.bytes;
     this.counters.published += e.count;
-    if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
     const subs = this.subsOf.get(topic);
+    // New subscribers of the topic start at this publish (before the bound is kept, which reads cursors).
+    if (subs) for (const s of subs) if (!s.cursors.has(topic)) s.cursors.set(topic, index);
+    if (topic.over) this.bound(topic, from);
+    if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
     if (topic.durable) {
       // Delivered once committed (flush → reveal).
-      if (subs) for (const s of subs) if (!s.cursors.has(topic)) s.cursors.set(topic, index);
       this.pendingSave.push({ topic: topic.name, seq: BigInt(seq), entry: e });
       this.uncommittedBytes += e.bytes;
-      if (topic.firstIndex !== firstBefore) this.pendingEvict.set(topic.name, topic.firstSeq);
       this.scheduleSave();
       return;
     }
     if (subs) {
       for (const s of subs) {
-        if (!s.cursors.has(topic)) s.cursors.set(topic, index);
         s.ready.add(topic);
         if (s.credit > 0 && !s.waitingDrain) this.pump(s);
       }
+    }
+  }
+
+  /**
+   * Keeps `t` within its bounds without evicting what a `next` subscriber has not been sent (publisher
+   * flow control, publisher-holds.ts): evicts what everyone has, and holds the topic — telling `from` to
+   * wait — while that is not enough. `floor` Infinity evicts regardless (a hold given up, holds off).
+   */
+  private bound(
+    t: Topic,
+    from: Connection | null,
+    floor = this.holds.enabled ? this.unsentFloor(t) : Infinity,
+  ): void {
+    const bytes = t.bytes;
+    const first = t.firstIndex;
+    t.enforce(floor);
+    if (t.over && !this.holds.hold(t, from, () => this.subscribes(from, t))) {
+      this.leaveBehind(t);
+      return;
+    }
+    this.evicted(t, bytes, first);
+  }
+
+  /**
+   * Gives up a hold on `t`: its oldest messages go to its bounds, the subscribers that had not been sent
+   * them are left behind (they get a gap, and hold nobody back until they catch up), and its publishers go on.
+   */
+  private leaveBehind(t: Topic): void {
+    const bytes = t.bytes;
+    const first = t.firstIndex;
+    t.enforce();
+    for (const s of this.subsOf.get(t) ?? []) {
+      const c = s.cursors.get(t);
+      if (c !== undefined && c < t.firstIndex) s.behind.add(t);
+    }
+    this.evicted(t, bytes, first);
+    this.holds.release(t);
+  }
+
+  /** A held topic's subscribers were sent more: evicts what all have, and lets its publishers go once under 7/8 of the bound. */
+  private retryHeld(t: Topic): void {
+    const bytes = t.bytes;
+    const first = t.firstIndex;
+    t.enforce(this.unsentFloor(t), Math.floor((t.limits.maxBytes * 7) / 8));
+    if (!t.over) this.holds.release(t);
+    this.evicted(t, bytes, first);
+  }
+
+  /** Whether connection `conn` holds a subscription that reads `t`. */
+  private subscribes(conn: Connection | null, t: Topic): boolean {
+    for (const s of (conn && this.byConn.get(conn)?.values()) || []) if (s.cursors.has(t)) return true;
+    return false;
+  }
+
+  /** The lowest index a `next` subscriber of `t` has not been sent (Infinity when none waits). */
+  private unsentFloor(t: Topic): number {
+    let floor = Number.POSITIVE_INFINITY;
+    for (const s of this.subsOf.get(t) ?? []) {
+      if (s.iter !== ITER_NEXT || (s.behind.size > 0 && s.behind.has(t))) continue;
+      const c = s.cursors.get(t);
+      if (c !== undefined && c < floor) floor = c;
+    }
+    return floor;
+  }
+
+  /** Accounts for what `t` evicted since it held `bytes` from index `first` (and tells the store). */
+  private evicted(t: Topic, bytes: number, first: number): void {
+    if (t.firstIndex === first) return;
+    this.totalBytes -= bytes - t.bytes;
+    if (t.durable) {
+      this.pendingEvict.set(t.name, t.firstSeq);
+      this.scheduleSave();
     }
   }
 
@@ -430,6 +538,7 @@ export class PubSub implements HubPart {
         noJump: new Set(),
         waitingDrain: false,
         only: null,
+        behind: new Set(),
       };
       const resume = new Map(m.resume.map((r) => [r.topic, r.seq]));
       const start = (t: Topic): number => {
@@ -482,7 +591,10 @@ export class PubSub implements HubPart {
     this.byConn.get(sub.conn)?.delete(sub.sid);
     this.wildcards.delete(sub);
     for (const t of sub.cursors.keys()) this.subsOf.get(t)?.delete(sub);
+    // A topic it held back may go on.
+    if (this.holds.size > 0) for (const t of sub.cursors.keys()) if (this.holds.isHeld(t)) this.retryHeld(t);
     sub.cursors.clear();
+    sub.behind.clear();
     sub.ready.clear();
     sub.noJump.clear();
   }
@@ -539,13 +651,16 @@ export class PubSub implements HubPart {
       sub.credit -= n;
       cursor += n;
       sub.cursors.set(t, cursor);
-      if (cursor >= t.visible) sub.ready.delete(t);
-      else if (sub.ready.size > 1) {
+      if (cursor >= t.visible) {
+        sub.ready.delete(t);
+        if (sub.behind.size > 0) sub.behind.delete(t); // caught up
+      } else if (sub.ready.size > 1) {
         // Round robin: a topic with more to send goes to the back.
         sub.ready.delete(t);
         sub.ready.add(t);
       }
       this.counters.delivered += n;
+      if (this.holds.size > 0 && this.holds.isHeld(t)) this.retryHeld(t);
       if (!sendPartsTo(conn, head, records)) {
         sub.waitingDrain = true;
         conn.drain().then(
@@ -621,10 +736,8 @@ export class PubSub implements HubPart {
         );
       }
       const t = this.topic(m.topic, true);
-      const before = t.bytes;
       t.limits = { maxBytes: m.maxBytes, maxCount: m.maxCount };
-      t.enforce();
-      this.totalBytes += t.bytes - before;
+      if (t.over) this.bound(t, null);
       if (m.persist && !t.durable) {
         t.durable = true;
         for (const e of t.retained())

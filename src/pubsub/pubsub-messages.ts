@@ -1,5 +1,6 @@
 /**
- * The pub/sub messages of the hub protocol (feature "pubsub"), wire indexes from {@link PUBSUB_BASE}.
+ * The pub/sub messages of the hub protocol (feature "pubsub"), wire indexes from {@link PUBSUB_BASE}, and
+ * publisher flow control (feature "flow", from {@link FLOW_BASE}).
  * `publish` and `message` also have hand-written codecs in fast-frames.ts (a test checks both agree).
  */
 import { t } from "../codec/schema.js";
@@ -69,4 +70,14 @@ export const pubsubMessages = {
   }),
   /** c→h: set a topic's history bounds and whether it is persisted (needs a store). Replied with `ok`. */
   topicConfig: t.struct({ rid: t.u32, topic: key, maxBytes: t.u32, maxCount: t.u32, persist: t.bool }),
+} as const;
+
+export const FLOW_BASE = 46;
+/** Publisher flow control (feature "flow"; publisher-holds.ts). */
+export const flowMessages = {
+  /**
+   * h→c: stop (`held` true) or go on (`held` false) publishing to `topic`: a subscriber still needs the
+   * oldest messages of its full history. Sent only to clients that announced feature "flow".
+   */
+  publishFlow: t.struct({ topic: key, held: t.bool }),
 } as const;

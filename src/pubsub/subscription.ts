@@ -37,10 +37,16 @@ export interface SubscribeOptions {
   iter?: SubscribeIter;
   /**
    * Messages the hub may send ahead of the consumer (`next` only; `newest` asks for one at a time, so it
-   * gets the newest each time it is ready). Default 256. This is the only buffer: a slow consumer makes the
+   * gets the newest each time it is ready). Default 4096. This is the only buffer: a slow consumer makes the
    * hub wait, not queue.
    */
   prefetch?: number;
+  /**
+   * Bytes of payload the hub may send ahead of the consumer, estimated from the messages seen so far: the
+   * window is `prefetch` messages or `prefetchBytes` / the average payload, whichever is less. Until the
+   * first messages tell their size, at most 256 are asked for. Default 8 MiB.
+   */
+  prefetchBytes?: number;
   /**
    * Called with each gap (messages evicted before this subscription got them), from the first one on —
    * including a gap found while subscribing, before subscribe() resolves. Without it, gaps that arrive
@@ -48,6 +54,13 @@ export interface SubscribeOptions {
    */
   onGap?: (gap: Gap) => void;
 }
+
+/** Default {@link SubscribeOptions.prefetchBytes}. */
+export const DEFAULT_PREFETCH_BYTES = 8 * 1024 * 1024;
+/** Messages asked for before any has told its size. */
+const INITIAL_WINDOW = 256;
+/** Counted per message on top of its payload (headers, framing) when sizing the window. */
+const MESSAGE_COST_BYTES = 32;
 
 /** Gaps kept for a `gap` listener not added yet. */
 const MAX_HELD_GAPS = 1_000;
@@ -82,8 +95,8 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   private closedFlag = false;
   /** Credit the hub holds (messages it may still send). */
   outstanding = 0;
-  /** Consumed messages not yet returned to the hub as credit. */
-  private consumed = 0;
+  /** Average payload bytes of the messages received (0: none yet), for the credit window. */
+  private avgBytes = 0;
   private busy = false;
   /** A consumer is waiting for a message (pull mode for `newest`). */
   private wanting = false;
@@ -98,6 +111,7 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     private readonly host: SubscriptionHost,
     private readonly handler?: (m: TopicMessage) => unknown,
     private readonly onGap?: (gap: Gap) => void,
+    readonly prefetchBytes = DEFAULT_PREFETCH_BYTES,
   ) {
     super();
     this.wildcard = /(^|\.)(\*|>)(\.|$)/.test(pattern);
@@ -130,20 +144,32 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
   resetCredit(): number {
     const credit = this.initialCredit();
     this.outstanding = credit;
-    this.consumed = 0;
     return credit;
+  }
+
+  /**
+   * Messages the hub may have sent ahead of the consumer: `prefetch`, or fewer when `prefetchBytes` of
+   * messages of the average size seen are fewer; {@link INITIAL_WINDOW} until a message has been seen.
+   */
+  private window(): number {
+    const byBytes = this.avgBytes > 0 ? Math.floor(this.prefetchBytes / this.avgBytes) : INITIAL_WINDOW;
+    return Math.max(1, Math.min(this.prefetch, byBytes));
   }
 
   /** @internal The credit to give when (re)subscribing. */
   initialCredit(): number {
     if (this.iter === "newest") return this.handler ? (this.busy ? 0 : 1) : this.wanting ? 1 : 0;
-    return Math.max(0, this.prefetch - this.queue.length);
+    return Math.max(0, this.window() - this.queue.length);
   }
 
   /** @internal Consecutive messages of one topic from the hub. */
   deliver(ms: readonly TopicMessage[]): void {
     if (this.closedFlag || ms.length === 0) return;
     this.outstanding = Math.max(0, this.outstanding - ms.length);
+    let bytes = 0;
+    for (let i = 0; i < ms.length; i++) bytes += ms[i]!.payload.length + MESSAGE_COST_BYTES;
+    const avg = bytes / ms.length;
+    this.avgBytes = this.avgBytes === 0 ? avg : this.avgBytes + (avg - this.avgBytes) / 8;
     const m = ms[ms.length - 1]!;
     if (this.wildcard) this.last.set(m.topic, m);
     else this.lastOfPattern = m;
@@ -203,14 +229,12 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     }
   }
 
+  /** A message was taken: once half the window is free, asks the hub for that much more. */
   private consumedOne(): void {
     if (this.iter === "newest") return; // newest asks per message
-    this.consumed++;
-    if (this.consumed >= Math.max(1, this.prefetch >> 1)) {
-      const n = this.consumed;
-      this.consumed = 0;
-      this.ask(n);
-    }
+    const window = this.window();
+    const room = window - this.outstanding - this.queue.length;
+    if (room >= Math.max(1, window >> 1)) this.ask(room);
   }
 
   private ask(n: number): void {

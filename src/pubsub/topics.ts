@@ -146,7 +146,10 @@ export class Topic {
     return this.seqOf(this.next);
   }
 
-  /** Appends an entry (its first message takes index `next`) and evicts to the limits; returns that index. */
+  /**
+   * Appends an entry (its first message takes index `next`); returns that index. The caller evicts to the
+   * limits ({@link enforce}), knowing which messages subscribers still need.
+   */
   append(e: Entry): number {
     const first = this.next;
     e.first = first;
@@ -155,7 +158,6 @@ export class Topic {
     this.count += e.count;
     this.next += e.count;
     if (!this.durable) this.visible = this.next;
-    this.enforce();
     return first;
   }
 
@@ -229,18 +231,33 @@ export class Topic {
     return freed;
   }
 
+  /** Whether the history is over its byte or count bound. */
+  get over(): boolean {
+    return (
+      this.bytes > this.limits.maxBytes || (this.limits.maxCount > 0 && this.count > this.limits.maxCount)
+    );
+  }
+
   /**
-   * Evicts the oldest messages until within the limits; returns the bytes freed. Over the byte bound, the
-   * oldest entries go whole (so the history may end up to one publish under it); over the count bound,
-   * exactly the oldest messages over it go, cutting the oldest entry when only part of it has to.
+   * Evicts the oldest messages until within the limits — or, with `floor`, never a message at or above
+   * index `floor` (one a subscriber has not been sent yet), and with `targetBytes`, on down to that many
+   * bytes (below the bound, so a held publisher resumes with room to spare). Returns the bytes freed. Over
+   * the byte bound the oldest entries go whole (so the history may end up to one publish under it); over
+   * the count bound, exactly the oldest messages over it go, cutting the oldest entry when only part of it
+   * has to.
    */
-  enforce(): number {
+  enforce(floor = Number.POSITIVE_INFINITY, targetBytes = this.limits.maxBytes): number {
     let freed = 0;
-    const { maxBytes, maxCount } = this.limits;
-    while (this.count > 0 && this.bytes > maxBytes) freed += this.evictOldest();
-    while (maxCount > 0 && this.count > maxCount) {
-      const n = this.count - maxCount;
+    const { maxCount } = this.limits;
+    while (this.count > 0 && this.bytes > targetBytes) {
       const e = this.entries[this.head]!;
+      if (e.first + e.count > floor) break;
+      freed += this.evictOldest();
+    }
+    while (maxCount > 0 && this.count > maxCount) {
+      const e = this.entries[this.head]!;
+      const n = Math.min(this.count - maxCount, floor - e.first);
+      if (n <= 0) break;
       freed += n < e.count ? this.trimOldest(n) : this.evictOldest();
     }
     return freed;

@@ -10,7 +10,7 @@
 import type { Infer } from "../codec/schema.js";
 import { DEADMAN_BASE, deadmanMessages } from "../deadman/deadman-messages.js";
 import { CORE_BASE, coreMessages, STATS_BASE, statsMessages } from "../protocol/core-messages.js";
-import { PUBSUB_BASE, pubsubMessages } from "../pubsub/pubsub-messages.js";
+import { FLOW_BASE, flowMessages, PUBSUB_BASE, pubsubMessages } from "../pubsub/pubsub-messages.js";
 import { DIRECT_BASE, directMessages, RPC_BASE, rpcMessages } from "../rpc/rpc-messages.js";
 import type { Protocol, SchemaMap } from "../service/protocol.js";
 import { schemaProtocol } from "../service/protocol.js";
@@ -34,6 +34,7 @@ export const HUB_SEGMENTS: readonly { readonly base: number; readonly messages: 
   { base: DEADMAN_BASE, messages: deadmanMessages },
   { base: DIRECT_BASE, messages: directMessages },
   { base: KEY_INFO_BASE, messages: keyInfoMessages },
+  { base: FLOW_BASE, messages: flowMessages },
 ];
 
 /** Every hub message, in wire-index order. */
@@ -47,6 +48,7 @@ export const hubMessages = {
   ...deadmanMessages,
   ...directMessages,
   ...keyInfoMessages,
+  ...flowMessages,
 } as const;
 
 /** Throws unless every segment's messages sit at its base in `all`, one after another, with no gaps. */
