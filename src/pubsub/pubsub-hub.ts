@@ -2,7 +2,9 @@
  * Pub/sub on the hub: topics with a bounded history, and subscriptions that are cursors into it.
  *
  * - A publish is stored in its topic's history and gets the next sequence number (a bigint, 1, 2, …).
- *   History is bounded per topic (bytes, optionally count) and in total; the oldest go first.
+ *   History is bounded per topic (bytes, optionally count) and in total; the oldest go first — but never
+ *   one a `next` subscriber has not been sent: then the topic is held and its publishers wait
+ *   (publisher-holds.ts), for at most `holdPublishersMs`.
  * - A subscription holds, per matching topic, the next seq to deliver, and a credit: how many more
  *   messages its client has asked for. The hub sends while there is credit and the connection's queue is
  *   below its high-water mark, and otherwise simply stops: the messages stay in the history, so a slow
@@ -11,8 +13,8 @@
  *   credit given one at a time, as the reader asks, it sees the newest message each time.
  * - Subscriptions belong to a connection; a client that reconnects subscribes again with `resume` cursors.
  *
- * Over 600 lines: topics, subscriptions and the commit rule of persisted topics in one unit: cursors,
- * credit and the commit rule meet in every delivery.
+ * Over 600 lines: topics, subscriptions, the commit rule of persisted topics and the eviction floor of
+ * publisher holds in one unit: cursors, credit, commits and holds meet in every delivery and eviction.
  */
 
 import type { Infer } from "../codec/schema.js";
