@@ -22,7 +22,12 @@ import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { CONTROL_BIT, ControlType } from "../transport/frame.js";
 import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
-import { type CipherState, HandshakeState, MAX_MESSAGE, TAG_BYTES } from "./noise.js";
+import { type CipherState, HandshakeState, MAX_MESSAGE } from "./noise.js";
+import { MAX_PLAINTEXT, RecordReader, sealRecords } from "./records.js";
+
+/** Plaintext bytes per record. */
+export { MAX_PLAINTEXT };
+
 import { dh25519, type KeyPair } from "./suite.js";
 
 export const PATTERN_XX = 1;
@@ -32,8 +37,7 @@ const PROTOCOLS: Record<number, string> = {
   [PATTERN_IK]: "Noise_IK_25519_ChaChaPoly_SHA256",
 };
 const PROLOGUE = Buffer.from("ezipc-noise/1", "ascii");
-/** Plaintext bytes per record. */
-export const MAX_PLAINTEXT = MAX_MESSAGE - TAG_BYTES;
+
 /** Encrypted bytes queued on the socket before writes wait for it to drain. */
 const INNER_QUEUE_BYTES = 1024 * 1024;
 /** Records per direction between rekeys. */
@@ -141,7 +145,7 @@ class MessageReader {
 /** The encrypted stream over a finished handshake: ezipc's frames travel inside its records. */
 export class SecureStream extends Duplex {
   peer?: PeerIdentity;
-  private pending: Buffer = Buffer.alloc(0);
+  private readonly reader: RecordReader;
 
   constructor(
     private readonly inner: Duplex,
@@ -153,6 +157,7 @@ export class SecureStream extends Duplex {
     readonly handshakeHash: Buffer,
   ) {
     super({ allowHalfOpen: false });
+    this.reader = new RecordReader(receiveCs, rekeyInterval);
     inner.on("data", (chunk: Buffer) => this.onData(chunk));
     inner.once("end", () => this.push(null));
     inner.once("error", (e) => this.destroy(e));
@@ -161,22 +166,13 @@ export class SecureStream extends Duplex {
   }
 
   private onData(chunk: Buffer): void {
-    const buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
-    let pos = 0;
-    while (buf.length - pos >= 2) {
-      const len = buf.readUInt16BE(pos);
-      if (buf.length - pos - 2 < len) break;
-      const plain = this.receiveCs.decrypt(EMPTY, buf.subarray(pos + 2, pos + 2 + len));
-      if (plain === null) {
-        this.destroy(new EzipcError("EZIPC_DECRYPT", "a record failed authentication: connection closed"));
-        return;
-      }
-      if (this.receiveCs.n % this.rekeyInterval === 0) this.receiveCs.rekey();
-      pos += 2 + len;
-      if (plain.length > 0 && !this.push(plain)) this.inner.pause();
+    try {
+      this.reader.push(chunk, (plain) => {
+        if (!this.push(plain)) this.inner.pause();
+      });
+    } catch (err) {
+      this.destroy(err as EzipcError);
     }
-    // Node does not reuse a socket's chunks: the unread tail is kept as a view, not copied.
-    this.pending = pos < buf.length ? buf.subarray(pos) : EMPTY_BUF;
   }
 
   override _read(): void {
@@ -196,29 +192,9 @@ export class SecureStream extends Duplex {
 
   /** Encrypts `chunks` in records of at most MAX_PLAINTEXT bytes, without joining them first. */
   private sendRecords(chunks: Buffer[], cb: (e?: Error | null) => void): void {
-    const out: Buffer[] = [];
+    let out: Buffer[];
     try {
-      let parts: Buffer[] = [];
-      let length = 0;
-      const seal = () => {
-        const sealed = this.sendCs.encryptParts(EMPTY, parts, length);
-        if (this.sendCs.n % this.rekeyInterval === 0) this.sendCs.rekey();
-        const head = Buffer.allocUnsafe(2);
-        head.writeUInt16BE(length + TAG_BYTES, 0);
-        out.push(head, ...sealed);
-        parts = [];
-        length = 0;
-      };
-      for (const chunk of chunks) {
-        for (let pos = 0; pos < chunk.length; ) {
-          const take = Math.min(chunk.length - pos, MAX_PLAINTEXT - length);
-          parts.push(pos === 0 && take === chunk.length ? chunk : chunk.subarray(pos, pos + take));
-          length += take;
-          pos += take;
-          if (length === MAX_PLAINTEXT) seal();
-        }
-      }
-      if (length > 0) seal();
+      out = sealRecords(this.sendCs, chunks, this.rekeyInterval);
     } catch (err) {
       cb(err as Error);
       return;
@@ -248,7 +224,6 @@ export class SecureStream extends Duplex {
 }
 
 const EMPTY = new Uint8Array(0);
-const EMPTY_BUF = Buffer.alloc(0);
 
 /** A handshake ran out of time: the stream is dropped. */
 function handshakeTimedOut(stream: Duplex, ms: number): EzipcError {

@@ -1,0 +1,285 @@
+/**
+ * Fuzzers of everything that parses bytes from a peer: the frame decoder, every hub message (the generic
+ * schema decoder, and the hand-written `publish` / `message` parsers against it), and the secure channel's
+ * record layer. Each runs `inputs` generated inputs from a seed and throws on the first property broken:
+ *
+ * - no exception but a coded `EzipcError` of the expected kind;
+ * - valid input, split anywhere, decodes to exactly what was encoded (differential);
+ * - memory held stays bounded (the decoders' buffered bytes; the heap after the run);
+ * - the record layer never delivers a plaintext it was not given, whatever bytes are changed.
+ *
+ * `npm run fuzz` runs ≥ 10 M inputs per fuzzer; `fuzz.test.ts` runs a seeded slice in `npm test`.
+ */
+import type { SchemaType } from "../../src/codec/schema.js";
+import { EzipcError } from "../../src/errors.js";
+import { MESSAGE_INDEX, PUBLISH_INDEX, parseMessage, parsePublish } from "../../src/pubsub/fast-frames.js";
+import { CipherState } from "../../src/security/noise.js";
+import { RecordReader, sealRecords } from "../../src/security/records.js";
+import { chaChaPoly } from "../../src/security/suite.js";
+import { FrameDecoder } from "../../src/transport/frame-decoder.js";
+import { hubMessages, hubProtocol } from "../../src/wire/hub-protocol.js";
+
+export interface FuzzResult {
+  readonly name: string;
+  readonly inputs: number;
+  readonly seconds: number;
+  /** Inputs that decoded (the rest were refused with a coded error). */
+  readonly accepted: number;
+}
+
+type Rng = () => number;
+
+const int = (rng: Rng, n: number): number => Math.floor(rng() * n);
+
+function randomBytes(rng: Rng, n: number): Buffer {
+  const b = Buffer.allocUnsafe(n);
+  for (let i = 0; i < n; i++) b[i] = int(rng, 256);
+  return b;
+}
+
+/** Changes the input the way a hostile or broken peer would: flips, overwrites, cuts, inserts. */
+function mutate(rng: Rng, input: Buffer): Buffer {
+  if (input.length === 0) return randomBytes(rng, 1 + int(rng, 8));
+  const b = Buffer.from(input);
+  switch (int(rng, 5)) {
+    case 0: {
+      const i = int(rng, b.length);
+      b[i] = b[i]! ^ (1 << int(rng, 8));
+      return b;
+    }
+    case 1: {
+      const i = int(rng, b.length);
+      b[i] = [0, 0x7f, 0x80, 0xff][int(rng, 4)]!;
+      return b;
+    }
+    case 2:
+      return b.subarray(0, int(rng, b.length));
+    case 3: {
+      const i = int(rng, b.length + 1);
+      return Buffer.concat([b.subarray(0, i), randomBytes(rng, 1 + int(rng, 6)), b.subarray(i)]);
+    }
+    default: {
+      // A big LEB128 / length-looking value somewhere.
+      const i = int(rng, b.length);
+      b.fill(0xff, i, Math.min(b.length, i + 1 + int(rng, 5)));
+      return b;
+    }
+  }
+}
+
+function expectCoded(err: unknown, codes: readonly string[], what: string): void {
+  if (err instanceof EzipcError && codes.includes(err.code)) return;
+  throw new Error(`${what}: expected a coded error (${codes.join(", ")}), got ${String(err)}`, {
+    cause: err,
+  });
+}
+
+function timed(name: string, inputs: number, run: () => number): FuzzResult {
+  const t0 = process.hrtime.bigint();
+  const accepted = run();
+  return { name, inputs, seconds: Number(process.hrtime.bigint() - t0) / 1e9, accepted };
+}
+
+// ---- frame decoder ------------------------------------------------------------------------------------
+
+/** Frame stream: valid frames (control and data) with random splits, mutated half the time. */
+export function fuzzFrameDecoder(rng: Rng, inputs: number): FuzzResult {
+  const MAX = 4096;
+  return timed("frame decoder", inputs, () => {
+    let accepted = 0;
+    for (let n = 0; n < inputs; n++) {
+      const payloads: Buffer[] = [];
+      const parts: Buffer[] = [];
+      for (let k = int(rng, 4); k >= 0; k--) {
+        const p = randomBytes(rng, int(rng, 40));
+        payloads.push(p);
+        const h = Buffer.allocUnsafe(4);
+        h.writeUInt32BE(p.length);
+        parts.push(h, p);
+      }
+      const valid = Buffer.concat(parts);
+      const mutated = rng() < 0.5;
+      const stream = mutated ? mutate(rng, valid) : valid;
+      const d = new FrameDecoder(MAX);
+      const got: Buffer[] = [];
+      try {
+        for (let pos = 0; pos < stream.length; ) {
+          const step = 1 + int(rng, 16);
+          d.push(stream.subarray(pos, pos + step), (p, control) => {
+            if (control === 0) got.push(Buffer.from(p));
+          });
+          pos += step;
+          if (d.bufferedBytes > MAX + 4) throw new Error(`frame decoder holds ${d.bufferedBytes} bytes`);
+        }
+        accepted++;
+      } catch (err) {
+        if (!mutated) throw new Error("a valid frame stream was refused", { cause: err });
+        expectCoded(err, ["EZIPC_PROTOCOL", "EZIPC_FRAME_TOO_LARGE"], "frame decoder");
+        continue;
+      }
+      if (!mutated) {
+        const ok = got.length === payloads.length && got.every((g, i) => g.equals(payloads[i]!));
+        if (!ok) throw new Error("a valid frame stream decoded to other frames");
+      }
+    }
+    return accepted;
+  });
+}
+
+// ---- hub messages -------------------------------------------------------------------------------------
+
+/** A random value of `schema` (within its limits, small). */
+function randomValue(rng: Rng, schema: SchemaType<unknown>): unknown {
+  const s = schema as SchemaType<unknown> & {
+    kind: string;
+    element?: SchemaType<unknown>;
+    fields?: Record<string, SchemaType<unknown>>;
+    length?: number;
+    maxBytes?: number;
+    maxLength?: number;
+  };
+  switch (s.kind) {
+    case "u8":
+      return int(rng, 256);
+    case "i8":
+      return int(rng, 256) - 128;
+    case "u16":
+      return int(rng, 65536);
+    case "i16":
+      return int(rng, 65536) - 32768;
+    case "u32":
+      return int(rng, 2 ** 32);
+    case "i32":
+      return int(rng, 2 ** 32) - 2 ** 31;
+    case "f32":
+      return Math.fround(rng() * 1000);
+    case "f64":
+      return rng() * 1e6;
+    case "u64":
+      return BigInt(int(rng, 2 ** 32)) * BigInt(int(rng, 4) + 1);
+    case "i64":
+      return BigInt(int(rng, 2 ** 32)) - 2n ** 31n;
+    case "bool":
+      return rng() < 0.5;
+    case "string": {
+      const n = Math.min(s.maxBytes ?? 64, int(rng, 12));
+      let out = "";
+      for (let i = 0; i < n; i++) out += String.fromCharCode(0x21 + int(rng, 94));
+      return out;
+    }
+    case "bytes":
+      return randomBytes(rng, Math.min(s.maxBytes ?? 64, int(rng, 24)));
+    case "array": {
+      const n = Math.min(s.maxLength ?? 4, int(rng, 4));
+      return Array.from({ length: n }, () => randomValue(rng, s.element!));
+    }
+    case "fixedArray":
+      return Array.from({ length: s.length! }, () => randomValue(rng, s.element!));
+    case "optional":
+      return rng() < 0.5 ? undefined : randomValue(rng, s.element!);
+    case "struct":
+      return Object.fromEntries(Object.entries(s.fields!).map(([k, f]) => [k, randomValue(rng, f)]));
+    default:
+      throw new Error(`no generator for ${s.kind}`);
+  }
+}
+
+/**
+ * Every hub message: a valid encoding of random fields (must decode to what was encoded), or one mutated,
+ * or random bytes behind a valid index (must decode or be refused with a code). `publish` and `message`
+ * frames go through the hand-written parsers too, which must accept exactly what the schema decoder accepts.
+ */
+export function fuzzHubMessages(rng: Rng, inputs: number): FuzzResult {
+  const protocol = hubProtocol();
+  const types = Object.keys(hubMessages) as (keyof typeof hubMessages)[];
+  return timed("hub messages", inputs, () => {
+    let accepted = 0;
+    for (let n = 0; n < inputs; n++) {
+      const type = types[int(rng, types.length)]!;
+      const valid = Buffer.from(protocol.encode(type, randomValue(rng, hubMessages[type])));
+      const choice = rng();
+      let frame: Buffer;
+      if (choice < 0.2) frame = valid;
+      else if (choice < 0.85) frame = mutate(rng, valid);
+      else frame = Buffer.concat([valid.subarray(0, 2), randomBytes(rng, int(rng, 48))]);
+      let decoded: { type: string; body: unknown } | null = null;
+      try {
+        decoded = protocol.decode(frame);
+        accepted++;
+      } catch (err) {
+        if (frame === valid) throw new Error(`a valid ${type} was refused`, { cause: err });
+        expectCoded(err, ["EZIPC_DECODE", "EZIPC_UNKNOWN_MESSAGE"], `decode ${type}`);
+      }
+      if (frame === valid && decoded !== null) {
+        const again = Buffer.from(protocol.encode(decoded.type, decoded.body));
+        if (!again.equals(valid)) throw new Error(`${type} does not round-trip`);
+      }
+      const index = frame.length >= 2 ? frame.readUInt16LE(0) : -1;
+      if (index === PUBLISH_INDEX) {
+        const fast = parsePublish(frame) !== null;
+        // The fast parser may refuse more (a topic over 255 bytes, …) but never accept what decode refuses.
+        if (fast && decoded === null) throw new Error("parsePublish accepted a frame decode refuses");
+        if (frame === valid && !fast && isFastPublishable(decoded))
+          throw new Error("parsePublish refused a valid publish");
+      } else if (index === MESSAGE_INDEX) {
+        const fast = parseMessage(frame) !== null;
+        if (fast && decoded === null) throw new Error("parseMessage accepted a frame decode refuses");
+        if (frame === valid && !fast) throw new Error("parseMessage refused a valid message");
+      }
+    }
+    return accepted;
+  });
+}
+
+/** Whether a decoded publish is one the fast path takes (it refuses an empty batch; the hub answers those). */
+function isFastPublishable(decoded: { body: unknown } | null): boolean {
+  return decoded !== null && (decoded.body as { records: unknown[] }).records.length > 0;
+}
+
+// ---- secure records ------------------------------------------------------------------------------------
+
+/**
+ * Records sealed from random plaintexts, mutated or not, split anywhere: the reader must deliver exactly
+ * the plaintexts up to the first damaged record and then refuse with `EZIPC_DECRYPT` — never a changed
+ * plaintext — and hold at most one record.
+ */
+export function fuzzRecords(rng: Rng, inputs: number): FuzzResult {
+  const key = randomBytes(rng, 32);
+  const REKEY = 3; // rekeying often, so that it is fuzzed too
+  return timed("secure records", inputs, () => {
+    let accepted = 0;
+    for (let n = 0; n < inputs; n++) {
+      const send = new CipherState(chaChaPoly);
+      const receive = new CipherState(chaChaPoly);
+      send.initializeKey(Buffer.from(key));
+      receive.initializeKey(Buffer.from(key));
+      const plains = Array.from({ length: 1 + int(rng, 4) }, () => randomBytes(rng, 1 + int(rng, 64)));
+      const records = plains.map((p) => Buffer.concat(sealRecords(send, [p], REKEY)));
+      const valid = Buffer.concat(records);
+      const mutated = rng() < 0.7;
+      const stream = mutated ? mutate(rng, valid) : valid;
+      const reader = new RecordReader(receive, REKEY);
+      const got: Buffer[] = [];
+      try {
+        for (let pos = 0; pos < stream.length; ) {
+          const step = 1 + int(rng, 40);
+          reader.push(stream.subarray(pos, pos + step), (p) => got.push(Buffer.from(p)));
+          pos += step;
+          if (reader.pendingBytes > 65_537)
+            throw new Error(`record reader holds ${reader.pendingBytes} bytes`);
+        }
+        accepted++;
+      } catch (err) {
+        if (!mutated) throw new Error("valid records were refused", { cause: err });
+        expectCoded(err, ["EZIPC_DECRYPT"], "record reader");
+      }
+      // Whatever was delivered is the senders' plaintexts, in order, from the first.
+      for (let i = 0; i < got.length; i++) {
+        if (!got[i]!.equals(plains[i]!))
+          throw new Error("the record reader delivered a plaintext it was not given");
+      }
+      if (!mutated && got.length !== plains.length) throw new Error("valid records were not all delivered");
+    }
+    return accepted;
+  });
+}
