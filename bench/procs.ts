@@ -1,6 +1,6 @@
 /** Spawning benchmark roles as child processes (each role prints "ready URL" or one JSON line). */
 import { type ChildProcess, spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -35,18 +35,39 @@ export function runRole(script: string, args: string[]): Promise<{ out: string; 
   });
 }
 
-/** Starts a server role, runs `fn(url)`, then kills the server. */
+/** Starts a server role, runs `fn(url, proc)`, then kills the server. */
 export async function withServer<T>(
   script: string,
   args: string[],
-  fn: (url: string) => Promise<T>,
+  fn: (url: string, proc: ChildProcess) => Promise<T>,
 ): Promise<T> {
   const { out, proc } = await runRole(script, args);
   const url = out.split("\n")[0]!.slice("ready ".length);
   try {
-    return await fn(url);
+    return await fn(url, proc);
   } finally {
     await stop(proc);
+  }
+}
+
+/** Clock ticks per second of /proc/PID/stat's CPU times (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
+
+/**
+ * CPU time used so far (user + system, ms) and resident memory (now, and the peak since it started) of a
+ * process, from /proc (Linux); zeros elsewhere.
+ */
+export function procUsage(pid: number): { cpuMs: number; rssBytes: number; peakRssBytes: number } {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const cpuMs = ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const kib = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? 0);
+    return { cpuMs, rssBytes: kib("VmRSS") * 1024, peakRssBytes: kib("VmHWM") * 1024 };
+  } catch {
+    return { cpuMs: 0, rssBytes: 0, peakRssBytes: 0 };
   }
 }
 

@@ -3,9 +3,10 @@
  * nats npm client): pub → sub throughput at 64 B and 1 KiB, fan-out to 10 subscribers, request/reply round
  * trips (and the raw node:net echo), and the replay rate of a topic's stored history.
  */
-import { spawn, spawnSync } from "node:child_process";
+
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { childScript, collect, freeUrl, runRole, stop, withServer } from "./procs.js";
+import { childScript, collect, freeUrl, procUsage, runRole, stop, withServer } from "./procs.js";
 import { median } from "./stats.js";
 
 const script = fileURLToPath(new URL("./pubsub-child.js", import.meta.url));
@@ -15,7 +16,7 @@ export function natsAvailable(): boolean {
   return spawnSync("nats-server", ["--version"], { encoding: "utf8" }).status === 0;
 }
 
-async function withNats<T>(fn: (url: string) => Promise<T>): Promise<T> {
+async function withNats<T>(fn: (url: string, proc: ChildProcess) => Promise<T>): Promise<T> {
   // `-p -1`: nats-server binds a port of its own choosing and logs it, so no two runs race for one port.
   const proc = spawn("nats-server", ["-a", "127.0.0.1", "-p", "-1"], { stdio: ["ignore", "ignore", "pipe"] });
   const url = await new Promise<string>((resolve, reject) => {
@@ -29,38 +30,57 @@ async function withNats<T>(fn: (url: string) => Promise<T>): Promise<T> {
     proc.once("exit", (code) => reject(new Error(`nats-server exited ${code}: ${err}`)));
   });
   try {
-    return await fn(url);
+    return await fn(url, proc);
   } finally {
     await stop(proc);
   }
 }
 
-function withHub<T>(fn: (url: string) => Promise<T>): Promise<T> {
+function withHub<T>(fn: (url: string, proc: ChildProcess) => Promise<T>): Promise<T> {
   return withServer(script, ["hub", freeUrl("tcp", seq++)], fn);
 }
 
-function withRawRelay<T>(fn: (url: string) => Promise<T>): Promise<T> {
+function withRawRelay<T>(fn: (url: string, proc: ChildProcess) => Promise<T>): Promise<T> {
   return withServer(script, ["raw-relay", freeUrl("tcp", seq++)], fn);
 }
 
-/** Deliveries per second of `subs` subscribers receiving n messages of `size` bytes each, and how many were lost. */
+interface FanOut {
+  /** Deliveries per second. */
+  rate: number;
+  /** Messages the subscribers were told they missed. */
+  lost: number;
+  /** The broker's CPU time per delivery (µs). */
+  cpuUs: number;
+  /** The broker's peak resident memory (bytes). */
+  peakRss: number;
+}
+
+/** `subs` subscribers receiving n messages of `size` bytes each through `broker`. */
 async function fanOut(
   sys: "ez" | "nats" | "raw",
   url: string,
+  broker: ChildProcess,
   n: number,
   size: number,
   subs: number,
-): Promise<{ rate: number; lost: number }> {
+): Promise<FanOut> {
   const topic = `bench.t${seq++}`;
   const sub = await runRole(script, [`${sys}-sub`, url, topic, String(n), String(subs)]);
   const result = collect(sub.proc);
+  const before = procUsage(broker.pid!);
   await runRole(script, [`${sys}-pub`, url, topic, String(n), String(size)]);
   const r = JSON.parse((await result).trim().split("\n").at(-1)!) as {
     deliveries: number;
     lost?: number;
     seconds: number;
   };
-  return { rate: r.deliveries / r.seconds, lost: r.lost ?? 0 };
+  const after = procUsage(broker.pid!);
+  return {
+    rate: r.deliveries / r.seconds,
+    lost: r.lost ?? 0,
+    cpuUs: ((after.cpuMs - before.cpuMs) * 1000) / (n * subs),
+    peakRss: after.peakRssBytes,
+  };
 }
 
 /** Request/reply round trips; `ez-hub` is the hub with direct RPC off (every call through the hub). */
@@ -110,27 +130,42 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     { name: "1 → 10, 64 B (fan-out)", size: 64, subs: 10, n: quick ? 10_000 : 100_000, target: "" },
   ];
   let liveRate = 0;
+  const costLines: string[] = [];
   for (const c of cases) {
-    const ez: number[] = [];
-    const nt: number[] = [];
-    const raw: number[] = [];
-    let lost = 0;
+    const ezRuns: FanOut[] = [];
+    const ntRuns: FanOut[] = [];
+    const rawRuns: FanOut[] = [];
     for (let r = 0; r < runs; r++) {
-      raw.push((await withRawRelay((url) => fanOut("raw", url, c.n, c.size, c.subs))).rate);
-      if (nats) nt.push((await withNats((url) => fanOut("nats", url, c.n, c.size, c.subs))).rate);
-      const x = await withHub((url) => fanOut("ez", url, c.n, c.size, c.subs));
-      ez.push(x.rate);
-      lost += x.lost;
+      rawRuns.push(await withRawRelay((url, p) => fanOut("raw", url, p, c.n, c.size, c.subs)));
+      if (nats) ntRuns.push(await withNats((url, p) => fanOut("nats", url, p, c.n, c.size, c.subs)));
+      ezRuns.push(await withHub((url, p) => fanOut("ez", url, p, c.n, c.size, c.subs)));
     }
-    const e = median(ez);
-    const n = nt.length > 0 ? median(nt) : undefined;
-    const w = median(raw);
+    const lost = ezRuns.reduce((a, x) => a + x.lost, 0);
+    const e = median(ezRuns.map((x) => x.rate));
+    const n = ntRuns.length > 0 ? median(ntRuns.map((x) => x.rate)) : undefined;
+    const w = median(rawRuns.map((x) => x.rate));
+    const cost = (xs: FanOut[]) =>
+      xs.length === 0
+        ? "n/a | n/a"
+        : `${median(xs.map((x) => x.cpuUs)).toFixed(2)} | ${(Math.max(...xs.map((x) => x.peakRss)) / 2 ** 20).toFixed(0)}`;
+    costLines.push(`| ${c.name} | ${cost(rawRuns)} | ${cost(ntRuns)} | ${cost(ezRuns)} |`);
     if (c.subs === 1 && c.size === 64) liveRate = e;
     lines.push(
       `| ${c.name} | ${fmt(w)} | ${na(n)} | ${fmt(e)} | ${lost} | ${n ? `${(e / n).toFixed(2)}×` : "n/a"} | ${((100 * e) / w).toFixed(0)}% | ${c.target} |`,
     );
     process.stderr.write(`${lines.at(-1)}\n`);
   }
+  lines.push("");
+  lines.push(
+    "Broker cost in the same runs: CPU time of the broker process per delivered message (µs, median; from /proc), and its peak resident memory (MiB, the largest over the runs).",
+  );
+  lines.push("");
+  lines.push(
+    "| case | raw relay CPU µs | raw relay peak RSS | NATS CPU µs | NATS peak RSS | hub CPU µs | hub peak RSS |",
+  );
+  lines.push("|---|---:|---:|---:|---:|---:|---:|");
+  lines.push(...costLines);
+  process.stderr.write(`${costLines.join("\n")}\n`);
 
   const count = quick ? 2_000 : 20_000;
   const rawRuns: number[][] = [[], []];
