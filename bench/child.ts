@@ -56,13 +56,25 @@ const benchKey = keyPairFromPrivate(Buffer.alloc(32, 7));
 const listenOpts = secure ? { ...opts, upgrade: secureListen({ staticKey: benchKey }) } : opts;
 const dialOpts = secure ? { ...opts, upgrade: secureDial({ hubKey: benchKey.publicKey }) } : opts;
 
+/** A receiver's measurement: the seconds from its first byte (raw) or frame (ezipc) to its last frame. */
+function received(first: bigint): void {
+  console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - first) / 1e9 }));
+}
+
 switch (role) {
   case "recv-raw": {
     const n = Number(a);
     const bound = await rawListen((s) => {
       let count = 0;
+      let first = 0n;
+      s.once("data", () => {
+        first = process.hrtime.bigint();
+      });
       rawFrames(s, () => {
-        if (++count === n) s.write(Buffer.from([1]));
+        if (++count === n) {
+          received(first);
+          s.write(Buffer.from([1]));
+        }
       });
     });
     console.log(`ready ${bound}`);
@@ -74,8 +86,13 @@ switch (role) {
     const l = await listen(url, listenOpts);
     l.on("connection", (c) => {
       let count = 0;
+      let first = 0n;
       c.on("message", () => {
-        if (++count === n) c.send(Buffer.from([1]));
+        if (count === 0) first = process.hrtime.bigint();
+        if (++count === n) {
+          received(first);
+          c.send(Buffer.from([1]));
+        }
       });
     });
     console.log(`ready ${l.url}`);

@@ -82,6 +82,22 @@ export function freeUrl(transport: string, i: number): string {
   return `unix://${p}`;
 }
 
+/** The next line a started role prints (after its "ready" line). */
+export function nextLine(proc: ChildProcess): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    let out = "";
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      const i = out.indexOf("\n");
+      if (i < 0) return;
+      proc.stdout!.off("data", onData);
+      resolve(out.slice(0, i));
+    };
+    proc.stdout!.on("data", onData);
+    proc.once("exit", (code) => reject(new Error(`role exited ${code} before printing`)));
+  });
+}
+
 /** Kills a role and resolves once it has exited. */
 export async function stop(proc: ChildProcess): Promise<void> {
   proc.kill("SIGKILL");

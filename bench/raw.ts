@@ -22,19 +22,54 @@ export function listenOn(server: net.Server, url: string): Promise<string> {
   });
 }
 
-/** Calls `onFrame` with each length-prefixed frame arriving on `socket`. */
+/**
+ * Calls `onFrame` with each length-prefixed frame arriving on `socket`, as a good hand-written receiver
+ * does: frames whole in a chunk are views (no copy); only a frame split across chunks is copied, once, into
+ * a buffer of its size (never the rest of the chunk).
+ */
 export function rawFrames(socket: net.Socket, onFrame: (f: Buffer) => void): void {
-  let pending: Buffer | null = null;
+  const head = Buffer.allocUnsafe(4);
+  let headFill = 0;
+  let body: Buffer | null = null;
+  let bodyFill = 0;
   socket.on("data", (chunk: Buffer) => {
-    const buf = pending ? Buffer.concat([pending, chunk]) : chunk;
+    const end = chunk.length;
     let pos = 0;
-    while (buf.length - pos >= 4) {
-      const len = buf.readUInt32BE(pos);
-      if (buf.length - pos - 4 < len) break;
-      onFrame(buf.subarray(pos + 4, pos + 4 + len));
-      pos += 4 + len;
+    while (pos < end) {
+      if (body !== null) {
+        const take = Math.min(body.length - bodyFill, end - pos);
+        chunk.copy(body, bodyFill, pos, pos + take);
+        bodyFill += take;
+        pos += take;
+        if (bodyFill === body.length) {
+          const f = body;
+          body = null;
+          onFrame(f);
+        }
+        continue;
+      }
+      if (headFill > 0 || end - pos < 4) {
+        while (headFill < 4 && pos < end) head[headFill++] = chunk[pos++]!;
+        if (headFill < 4) return;
+        headFill = 0;
+        body = Buffer.allocUnsafe(head.readUInt32BE(0));
+        bodyFill = 0;
+        if (body.length === 0) {
+          body = null;
+          onFrame(Buffer.alloc(0));
+        }
+        continue;
+      }
+      const len = chunk.readUInt32BE(pos);
+      if (end - pos - 4 >= len) {
+        onFrame(chunk.subarray(pos + 4, pos + 4 + len));
+        pos += 4 + len;
+      } else {
+        body = Buffer.allocUnsafe(len);
+        bodyFill = 0;
+        pos += 4;
+      }
     }
-    pending = pos < buf.length ? buf.subarray(pos) : null;
   });
 }
 

@@ -12,7 +12,7 @@ import os from "node:os";
 import { chatBench } from "./chat-bench.js";
 import { codecBench } from "./codec-bench.js";
 import { hubBench } from "./hub-bench.js";
-import { childScript, freeUrl, runRole, withServer } from "./procs.js";
+import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js";
 import { pubsubBench } from "./pubsub-bench.js";
 import { median } from "./stats.js";
 
@@ -30,10 +30,16 @@ async function throughput(
   size: number,
   n: number,
 ): Promise<number> {
-  return withServer(childScript, [`recv-${kind}`, freeUrl(transport, seq++), String(n)], async (url) => {
-    const { out } = await run([`send-${kind}`, url, String(n), String(size)]);
-    return n / (JSON.parse(out) as { seconds: number }).seconds;
-  });
+  return withServer(
+    childScript,
+    [`recv-${kind}`, freeUrl(transport, seq++), String(n)],
+    async (url, recv) => {
+      // Measured at the receiver: from its first byte or frame to its last frame.
+      const line = nextLine(recv);
+      await run([`send-${kind}`, url, String(n), String(size)]);
+      return n / (JSON.parse(await line) as { seconds: number }).seconds;
+    },
+  );
 }
 
 async function roundTrip(
