@@ -51,17 +51,19 @@ function rawListen(onSocket: (s: net.Socket) => void): Promise<string> {
 
 const opts = { heartbeatIntervalMs: 0 };
 /** `…-secure` roles: the ezipc roles over the Noise channel (one fixed key pair shared by both ends). */
-const secure = role.endsWith("-secure");
+const secure = role.endsWith("-secure") || role.endsWith("-secure-aes");
+/** `…-secure` roles use ChaCha20-Poly1305, `…-secure-aes` AES-256-GCM. */
+const cipher = role.endsWith("-aes") ? "AESGCM" : "ChaChaPoly";
 const benchKey = keyPairFromPrivate(Buffer.alloc(32, 7));
 const listenOpts = secure ? { ...opts, upgrade: secureListen({ staticKey: benchKey }) } : opts;
-const dialOpts = secure ? { ...opts, upgrade: secureDial({ hubKey: benchKey.publicKey }) } : opts;
+const dialOpts = secure ? { ...opts, upgrade: secureDial({ hubKey: benchKey.publicKey, cipher }) } : opts;
 
 /** A receiver's measurement: the seconds from its first byte (raw) or frame (ezipc) to its last frame. */
 function received(first: bigint): void {
   console.log(JSON.stringify({ seconds: Number(process.hrtime.bigint() - first) / 1e9 }));
 }
 
-switch (role) {
+switch (role.replace(/-aes$/, "")) {
   case "recv-raw": {
     const n = Number(a);
     const bound = await rawListen((s) => {

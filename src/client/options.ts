@@ -1,5 +1,5 @@
 /** The options of `connect()`, and the secure upgrade they describe. */
-import { secureDial } from "../security/channel.js";
+import { type SecureCipher, secureDial } from "../security/channel.js";
 import { knownHosts, parsePublicKey } from "../security/keys.js";
 import type { KeyPair } from "../security/suite.js";
 import type { DialerOptions } from "../transport/dialer.js";
@@ -34,6 +34,8 @@ export interface ClientSecurity {
   staticKey?: KeyPair;
   /** A token the hub admits this client by. */
   token?: string;
+  /** The AEAD cipher: `AESGCM` or `ChaChaPoly`. Default: the faster on this machine. */
+  cipher?: SecureCipher;
 }
 
 /** The upgrade that makes a connection to `url` secure with `s`. */
@@ -49,5 +51,6 @@ export function secureUpgrade(url: string, s: ClientSecurity): StreamUpgrade {
       : undefined,
     staticKey: s.staticKey,
     token: s.token,
+    cipher: s.cipher,
   });
 }

@@ -23,7 +23,7 @@ import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-
 import { removeStaleDirs } from "../rpc/direct.js";
 import { END_ERROR, Rpc, type RpcOptions, SIDE_CALLER } from "../rpc/rpc-hub.js";
 import { AccessPolicy, type AllowedClient, allowList, type Operation } from "../security/access.js";
-import { type HandshakeFailure, secureListen } from "../security/channel.js";
+import { type HandshakeFailure, type SecureCipher, secureListen } from "../security/channel.js";
 import type { KeyPair } from "../security/suite.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { type BlockStore, MemoryStore } from "../store/store.js";
@@ -80,6 +80,8 @@ export interface HubSecurity {
   handshakeTimeoutMs?: number;
   /** Handshakes in progress per remote address (the oldest gives way). Default 32. */
   maxPendingPerAddress?: number;
+  /** The AEAD ciphers clients may pick (docs/security.md). Default both: `ChaChaPoly` and `AESGCM`. */
+  ciphers?: readonly SecureCipher[];
 }
 
 /** A client as the hub knows it; outlives a connection during the reconnect window. */
@@ -198,6 +200,7 @@ export class Hub extends EventEmitter<HubEvents> {
             authorize: allowList(sec.clients ?? []),
             handshakeTimeoutMs: sec.handshakeTimeoutMs,
             maxPendingPerAddress: sec.maxPendingPerAddress,
+            ciphers: sec.ciphers,
             plainRefusal: hub.protocol.encode("error", {
               rid: 0,
               code: "EZIPC_AUTH",

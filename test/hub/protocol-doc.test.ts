@@ -89,7 +89,7 @@ describe("docs/protocol.md matches the hub", () => {
 describe("docs/security.md matches the secure channel", () => {
   it("states the Noise prologue as the bytes the code uses", () => {
     const text = doc("security.md");
-    const hex = /hex\s+`([0-9a-f ]+) 01` \(XX\)/.exec(text)?.[1];
+    const hex = /hex\s+`([0-9a-f ]+) 01` \(XX, ChaChaPoly\)/.exec(text)?.[1];
     assert.ok(hex, "the prologue's hex is in the doc");
     assert.equal(Buffer.from(hex.replaceAll(" ", ""), "hex").toString("ascii"), "ezipc-noise/1");
     const source = readFileSync(new URL("../../../src/security/channel.ts", import.meta.url), "utf8");

@@ -3,7 +3,7 @@ import net from "node:net";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { type Connection, dial, isEzipcError, type Listener, listen } from "../../src/index.js";
-import { secureDial, secureListen } from "../../src/security/channel.js";
+import { fastestCipher, SECURE_CIPHERS, secureDial, secureListen } from "../../src/security/channel.js";
 import { HandshakeState } from "../../src/security/noise.js";
 import { dh25519 } from "../../src/security/suite.js";
 import { nextEvent, within } from "../helpers.js";
@@ -127,6 +127,72 @@ describe("secure channel: Noise XX / IK under the frames", () => {
       assert.deepEqual(await echo(ok, [Buffer.from("hi")]), [Buffer.from("hi")]);
       await ok.close();
     } finally {
+      await l.close();
+    }
+  });
+
+  it("the client picks ChaChaPoly or AESGCM (by default the faster here); a hub refuses a cipher it does not accept", async () => {
+    const both = await secureHub();
+    const aesOnly = await secureHub({ ciphers: ["AESGCM"] });
+    try {
+      assert.ok(SECURE_CIPHERS.includes(fastestCipher()));
+      for (const cipher of [...SECURE_CIPHERS, undefined]) {
+        for (const up of [
+          secureDial({ hubKey: hubKey.publicKey, cipher }),
+          secureDial({ verifyHubKey: () => true, cipher }),
+        ]) {
+          const c = await dial(both.url, { upgrade: up });
+          const frames = [Buffer.alloc(1, 1), Buffer.alloc(70_000, 2)];
+          assert.deepEqual(await echo(c, frames), frames, `cipher ${cipher ?? "default"}`);
+          await c.close();
+        }
+      }
+      await assert.rejects(
+        dial(aesOnly.url, { upgrade: secureDial({ hubKey: hubKey.publicKey, cipher: "ChaChaPoly" }) }),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && /cipher ChaChaPoly is not accepted/.test(e.message),
+      );
+      const c = await dial(aesOnly.url, {
+        upgrade: secureDial({ hubKey: hubKey.publicKey, cipher: "AESGCM" }),
+      });
+      await c.close();
+    } finally {
+      await both.close();
+      await aesOnly.close();
+    }
+  });
+
+  it("a cipher changed on the way (a downgrade) fails the handshake, with either pattern", async () => {
+    const l = await secureHub();
+    // Flips the cipher nibble of the client's first handshake message (after its u16 length).
+    const server = net.createServer((client) => {
+      const upstream = net.connect(Number(new URL(l.url).port), "127.0.0.1");
+      let first = true;
+      client.on("data", (d) => {
+        if (first && d.length >= 3) {
+          first = false;
+          d = Buffer.from(d);
+          d[2] = d[2]! ^ 0x10;
+        }
+        upstream.write(d);
+      });
+      upstream.on("data", (d) => client.write(d));
+      for (const s of [client, upstream]) s.on("error", () => {});
+      upstream.on("close", () => client.destroy());
+      client.on("close", () => upstream.destroy());
+    });
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const url = `tcp://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    try {
+      for (const cipher of SECURE_CIPHERS) {
+        for (const up of [
+          secureDial({ hubKey: hubKey.publicKey, cipher, handshakeTimeoutMs: 2_000 }),
+          secureDial({ verifyHubKey: () => true, cipher, handshakeTimeoutMs: 2_000 }),
+        ]) {
+          await assert.rejects(dial(url, { upgrade: up }), (e) => isEzipcError(e), `${cipher} downgraded`);
+        }
+      }
+    } finally {
+      server.close();
       await l.close();
     }
   });
