@@ -171,6 +171,7 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
   const rawRuns: number[][] = [[], []];
   const ezRuns: number[][] = [[], []];
   const ezHubRuns: number[][] = [[], []];
+  const relayRuns: number[][] = [[], []];
   const natsRuns: number[][] = [[], []];
   for (let r = 0; r < runs; r++) {
     const raw = await withServer(childScript, ["echo-raw", freeUrl("tcp", seq++)], async (url) => {
@@ -190,9 +191,20 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     const h = await withHub((url) => rtt("ez-hub", url, count));
     ezHubRuns[0]!.push(h.p50Us);
     ezHubRuns[1]!.push(h.p99Us);
+    const relayed = await withServer(script, ["raw-rpc-relay", freeUrl("tcp", seq++)], async (url) => {
+      const echo = await runRole(script, ["raw-echo-dial", url]);
+      try {
+        const { out } = await runRole(childScript, ["ping-raw", url, String(count), "64"]);
+        return JSON.parse(out) as { p50Us: number; p99Us: number };
+      } finally {
+        await stop(echo.proc);
+      }
+    });
+    relayRuns[0]!.push(relayed.p50Us);
+    relayRuns[1]!.push(relayed.p99Us);
   }
   const m = (xs: number[]) => (xs.length > 0 ? median(xs) : Number.NaN);
-  const [r50, r99, n50, n99, e50, e99, h50, h99] = [
+  const [r50, r99, n50, n99, e50, e99, h50, h99, x50, x99] = [
     rawRuns[0]!,
     rawRuns[1]!,
     natsRuns[0]!,
@@ -201,6 +213,8 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     ezRuns[1]!,
     ezHubRuns[0]!,
     ezHubRuns[1]!,
+    relayRuns[0]!,
+    relayRuns[1]!,
   ].map(m);
   lines.push("");
   lines.push(
@@ -213,13 +227,16 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
     `| raw node:net echo, no broker (baseline) | ${r50!.toFixed(1)} | ${r99!.toFixed(1)} | | 1.00× | |`,
   );
   lines.push(
+    `| raw node:net relay between caller and echo server, three processes (baseline of a broker hop) | ${x50!.toFixed(1)} | ${x99!.toFixed(1)} | | ${(x50! / r50!).toFixed(2)}× | |`,
+  );
+  lines.push(
     `| NATS request/reply | ${nats ? n50!.toFixed(1) : "n/a"} | ${nats ? n99!.toFixed(1) : "n/a"} | 1.00× | ${nats ? `${(n50! / r50!).toFixed(2)}×` : "n/a"} | |`,
   );
   lines.push(
     `| ezipc RPC (default: direct once the hub named the server) | ${e50!.toFixed(1)} | ${e99!.toFixed(1)} | ${nats ? `${(e50! / n50!).toFixed(2)}×` : "n/a"} | ${(e50! / r50!).toFixed(2)}× | ≤ 0.5× NATS |`,
   );
   lines.push(
-    `| ezipc RPC through the hub (\`directRpc: false\`) | ${h50!.toFixed(1)} | ${h99!.toFixed(1)} | ${nats ? `${(h50! / n50!).toFixed(2)}×` : "n/a"} | ${(h50! / r50!).toFixed(2)}× | |`,
+    `| ezipc RPC through the hub (\`directRpc: false\`) | ${h50!.toFixed(1)} | ${h99!.toFixed(1)} | ${nats ? `${(h50! / n50!).toFixed(2)}×` : "n/a"} | ${(h50! / r50!).toFixed(2)}× (${(h50! / x50!).toFixed(2)}× relay) | ≤ 2× |`,
   );
   process.stderr.write(`${lines.slice(-4).join("\n")}\n`);
 

@@ -15,7 +15,7 @@
 import net from "node:net";
 import { connect as natsConnect } from "nats";
 import { connect, Hub } from "../src/index.js";
-import { listenOn, rawConnect, rawFrames } from "./raw.js";
+import { listenOn, rawConnect, rawFrame, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
 
 const [role, url, topic, a, b, c] = process.argv.slice(2) as [
@@ -112,6 +112,35 @@ switch (role) {
     });
     console.log(`ready ${await listenOn(server, url)}`);
     process.once("SIGINT", () => process.exit(0));
+    break;
+  }
+  case "raw-rpc-relay": {
+    // The baseline of a call through a broker: bytes from the caller go to the server ('S' on connect) and
+    // back, as they come, with no parsing — the least a third process can do per call.
+    let server: net.Socket | null = null;
+    let caller: net.Socket | null = null;
+    const relay = net.createServer({ noDelay: true }, (sock) => {
+      sock.once("data", (first) => {
+        if (first[0] === 0x53 && first.length === 1) {
+          server = sock;
+          sock.on("data", (d) => caller?.write(d));
+          return;
+        }
+        caller = sock;
+        server?.write(first);
+        sock.on("data", (d) => server?.write(d));
+      });
+    });
+    console.log(`ready ${await listenOn(relay, url)}`);
+    process.once("SIGINT", () => process.exit(0));
+    break;
+  }
+  case "raw-echo-dial": {
+    // An echo server that dials the relay and says it is the server.
+    const sock = await rawConnect(url);
+    sock.write(Buffer.from([0x53]));
+    rawFrames(sock, (f) => sock.write(rawFrame(f)));
+    console.log("ready");
     break;
   }
   case "raw-sub": {
