@@ -7,7 +7,8 @@ import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { spawnFixture, tempDir, within } from "./helpers.js";
+import { connect } from "../src/index.js";
+import { spawnFixture, tempDir, until, within } from "./helpers.js";
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -28,6 +29,37 @@ describe("ezipc CLI", () => {
     for (const c of commands) {
       const r = await run(process.execPath, [cli, c, "--help"]);
       assert.match(r.stdout, new RegExp(`Usage: ezipc ${c}`));
+    }
+  });
+
+  it("serve --hold-publishers-ms sets publisher flow control (0: a lagging subscriber holds nobody)", async () => {
+    for (const [flag, held] of [
+      ["0", false],
+      ["60000", true],
+    ] as const) {
+      const tmp = tempDir();
+      const sock = path.join(tmp.dir, "hub.sock");
+      const { child } = await spawnFixture(
+        "../../src/cli/main.js",
+        ["serve", `unix://${sock}`, "--hold-publishers-ms", flag],
+        10_000,
+        /^store:/,
+      );
+      const client = await connect(`unix://${sock}`);
+      try {
+        await client.configureTopic("cli.flow", { maxBytes: 4096 });
+        // A subscriber that takes one message and never reads on.
+        await client.subscribe("cli.flow", { prefetch: 1 }, () => new Promise(() => {}));
+        for (let i = 0; i < 200; i++) client.publishAndForget("cli.flow", Buffer.alloc(100, i));
+        await client.publish("cli.flow", "end"); // every publish before it has reached the hub
+        if (held) await until(async () => (await client.stats()).publisherHolds > 0, "a hold", 5_000);
+        else assert.equal((await client.stats()).publisherHolds, 0);
+      } finally {
+        await client.close();
+        child.kill("SIGTERM");
+        await new Promise((r) => child.once("exit", r));
+        tmp.cleanup();
+      }
     }
   });
 

@@ -402,22 +402,22 @@ export class PubSub implements HubPart {
     this.totalBytes += e.bytes;
     this.counters.published += e.count;
     const subs = this.subsOf.get(topic);
-    // New subscribers of the topic start at this publish (before the bound is kept, which reads cursors).
-    if (subs) for (const s of subs) if (!s.cursors.has(topic)) s.cursors.set(topic, index);
-    if (topic.over) this.bound(topic, from);
-    if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
-    if (topic.durable) {
-      // Delivered once committed (flush → reveal).
-      this.pendingSave.push({ topic: topic.name, seq: BigInt(seq), entry: e });
-      this.uncommittedBytes += e.bytes;
-      this.scheduleSave();
-      return;
-    }
+    // New subscribers of the topic start at this publish; those with credit are sent it at once (a
+    // persisted topic waits for its commit: flush → reveal). Then the bound is kept, knowing what was sent.
     if (subs) {
       for (const s of subs) {
+        if (!s.cursors.has(topic)) s.cursors.set(topic, index);
+        if (topic.durable) continue;
         s.ready.add(topic);
         if (s.credit > 0 && !s.waitingDrain) this.pump(s);
       }
+    }
+    if (topic.over) this.bound(topic, from);
+    if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
+    if (topic.durable) {
+      this.pendingSave.push({ topic: topic.name, seq: BigInt(seq), entry: e });
+      this.uncommittedBytes += e.bytes;
+      this.scheduleSave();
     }
   }
 

@@ -120,38 +120,49 @@ describe("publisher flow control", () => {
 
   it("a publisher without the feature is no longer read from once past the slack: nothing is lost", async () => {
     await withHub({ topicMaxBytes: SMALL_HISTORY }, async (hub, url) => {
-      const sub = await ChildClient.start(url, "sub");
+      const client = await connect(url, { name: "sub" });
       const { conn } = await rawClient(url, "no-flow"); // its hello names no features
       try {
         const total = 40_000; // 40 MB: past twice the bound plus the 16 MiB slack
-        const result = sub.cmd<{ count: number; inOrder: boolean; lost: number }>(
-          "subscribeAll",
-          { key: "flow.raw", slow: true },
-          60_000,
-        );
-        await sub.event((r) => r.event === "subscribed", 10_000, "subscribed");
+        // The subscriber reads nothing until the hub has stopped reading the publisher, then everything.
+        let open: () => void = () => {};
+        const gate = new Promise<void>((r) => {
+          open = r;
+        });
+        let count = 0;
+        let inOrder = true;
+        let lost = 0n;
+        let done: () => void = () => {};
+        const all = new Promise<void>((r) => {
+          done = r;
+        });
+        await client.subscribe("flow.raw", { onGap: (g) => (lost += g.last - g.first + 1n) }, async (m) => {
+          await gate;
+          if (m.text().trimEnd() !== String(count)) inOrder = false;
+          if (++count === total) done();
+        });
         const headers: { key: string; value: string }[] = [];
-        for (let i = 0; i < total; i += 50) {
-          const records = Array.from({ length: 50 }, (_, k) => ({
-            headers,
-            payload: Buffer.from(String(i + k).padEnd(SIZE)),
-          }));
-          if (!conn.send(proto.encode("publish", { rid: 0, topic: "flow.raw", records }))) await conn.drain();
-        }
-        conn.send(
-          proto.encode("publish", {
-            rid: 0,
-            topic: "flow.raw",
-            records: [{ headers, payload: Buffer.from("end") }],
-          }),
-        );
-        assert.deepEqual(await result, { count: total, inOrder: true, lost: 0 });
+        const publishing = (async () => {
+          for (let i = 0; i < total; i += 50) {
+            const records = Array.from({ length: 50 }, (_, k) => ({
+              headers,
+              payload: Buffer.from(String(i + k).padEnd(SIZE)),
+            }));
+            if (!conn.send(proto.encode("publish", { rid: 0, topic: "flow.raw", records })))
+              await conn.drain();
+          }
+        })();
+        await until(() => hub.stats().publishersPaused > 0, "the hub to stop reading the publisher", 20_000);
+        open();
+        await within(publishing, 30_000, "the publisher to send everything");
+        await within(all, 30_000, "every message read");
+        assert.deepEqual({ count, inOrder, lost }, { count: total, inOrder: true, lost: 0n });
         const stats = hub.stats();
-        assert.ok(stats.publishersPaused > 0, "the hub stopped reading the publisher");
+        assert.equal(stats.holdsGivenUp, 0);
         assert.equal(stats.publisherHolds, 0, "a client without the feature is never sent publishFlow");
       } finally {
         conn.destroy();
-        await sub.kill();
+        await client.close();
       }
     });
   });
