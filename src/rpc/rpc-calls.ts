@@ -82,13 +82,64 @@ export function toBytes(p: Payload | undefined): Uint8Array {
   throw new TypeError("a payload is a Uint8Array or a string");
 }
 
+/** A body: the payload, with its helpers on the prototype (no closures per message). */
+class PayloadBody implements Body {
+  constructor(readonly payload: Uint8Array) {}
+
+  text(): string {
+    const p = this.payload;
+    return Buffer.from(p.buffer, p.byteOffset, p.byteLength).toString("utf8");
+  }
+
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+}
+
 export function body(payload: Uint8Array): Body {
-  const buf = () => Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
-  return {
-    payload,
-    text: () => buf().toString("utf8"),
-    json: <T>() => JSON.parse(buf().toString("utf8")) as T,
-  };
+  return new PayloadBody(payload);
+}
+
+/**
+ * A call's abort switch. Most handlers never read `req.signal`, so the AbortController (the dearest object
+ * of a call) is made only when one does; an abort before that is remembered and applied on creation.
+ */
+class CallAbort {
+  private controller: AbortController | null = null;
+  private reason: unknown;
+  aborted = false;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+  }
+}
+
+/** What a handler receives: the body, where it came from, and the call's abort signal. */
+class CallRequest extends PayloadBody implements RpcRequest {
+  constructor(
+    payload: Uint8Array,
+    readonly topic: string,
+    readonly headers: Record<string, string>,
+    readonly caller: string,
+    private readonly abort: CallAbort,
+  ) {
+    super(payload);
+  }
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
 }
 
 function endError(code: string, message: string): EzipcError {
@@ -279,7 +330,7 @@ export class RpcCalls {
   private readonly calls = new Map<number, PendingCall>();
   private readonly callerChannels = new Map<number, Channel>();
   private readonly serverChannels = new Map<number, Channel>();
-  private readonly running = new Map<number, AbortController>();
+  private readonly running = new Map<number, CallAbort>();
 
   /** `maxRunning`: calls this end serves at once (more end with `EZIPC_TOO_MANY_REQUESTS`). */
   constructor(
@@ -468,7 +519,7 @@ export class RpcCalls {
       );
       return;
     }
-    const ac = new AbortController();
+    const ac = new CallAbort();
     this.running.set(m.cid, ac);
     let timer: NodeJS.Timeout | undefined;
     if (m.timeoutMs > 0) {
@@ -526,13 +577,7 @@ export class RpcCalls {
       );
       return;
     }
-    const req: RpcRequest = {
-      ...body(m.payload),
-      topic: m.topic,
-      headers,
-      caller: m.caller,
-      signal: ac.signal,
-    };
+    const req = new CallRequest(m.payload, m.topic, headers, m.caller, ac);
     const channel = new Channel(this.link, SIDE_SERVER, m.cid, 0, m.credit, finish);
     this.serverChannels.set(m.cid, channel);
     void this.runHandler(entry.handler, req, m.kind, channel, ac);
@@ -543,7 +588,7 @@ export class RpcCalls {
     req: RpcRequest,
     kind: number,
     channel: Channel,
-    ac: AbortController,
+    ac: CallAbort,
   ): Promise<void> {
     try {
       const result = await handler(req);
@@ -557,25 +602,25 @@ export class RpcCalls {
             : (source as Iterable<Payload>)[Symbol.iterator]()
         ) as AsyncIterator<Payload> | Iterator<Payload>;
         const stopped = new Promise<"stop">((resolve) => {
-          if (ac.signal.aborted) resolve("stop");
+          if (ac.aborted) resolve("stop");
           else ac.signal.addEventListener("abort", () => resolve("stop"), { once: true });
         });
         try {
-          while (!ac.signal.aborted && !channel.done) {
+          while (!ac.aborted && !channel.done) {
             const r = await Promise.race([it.next(), stopped]);
             if (r === "stop" || r.done) break;
             await Promise.race([channel.send(r.value), stopped]);
           }
         } finally {
-          if (ac.signal.aborted) void Promise.resolve(it.return?.()).catch(() => {});
+          if (ac.aborted) void Promise.resolve(it.return?.()).catch(() => {});
         }
-        if (!ac.signal.aborted) channel.end(END_OK);
+        if (!ac.aborted) channel.end(END_OK);
         return;
       }
-      if (ac.signal.aborted) return;
+      if (ac.aborted) return;
       channel.end(END_OK, "", "", toBytes(result as Payload | undefined));
     } catch (err) {
-      if (ac.signal.aborted && channel.done) return;
+      if (ac.aborted && channel.done) return;
       const code = isEzipcError(err) ? err.code : "EZIPC_REMOTE";
       channel.end(END_ERROR, code, err instanceof Error ? err.message : String(err));
     }
