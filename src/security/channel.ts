@@ -198,7 +198,7 @@ export class SecureStream extends Duplex {
   constructor(
     private readonly inner: Duplex,
     private readonly sendCs: CipherState,
-    private readonly receiveCs: CipherState,
+    receiveCs: CipherState,
     leftover: Buffer,
     private readonly rekeyInterval: number,
     /** The handshake hash: both ends hold the same value (channel binding). */
