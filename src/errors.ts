@@ -60,6 +60,11 @@ export const ErrorCodes = {
     "Authentication failed: the hub's key is not the pinned or known one, or the hub refused this client's key or token.",
   EZIPC_DECRYPT:
     "An encrypted record failed authentication (tampered, replayed, reordered or cut); the connection is closed.",
+  EZIPC_SHM_UNAVAILABLE:
+    "shm:// cannot be used here: not Linux, /dev/shm missing, or the native addon was not built.",
+  EZIPC_SHM_BAD_FILE:
+    "A shared-memory file is not a valid ezipc file (truncated, corrupted, another version or kind); it is not used.",
+  EZIPC_SHM_TOO_LARGE: "A message does not fit the topic's ring (at most a quarter of its bytes).",
 } as const;
 
 /** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */

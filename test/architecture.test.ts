@@ -18,6 +18,7 @@ const LAYER: Record<string, number> = {
   deadline: 1,
   "commit-retry": 2,
   transport: 3,
+  shm: 3,
   codec: 4,
   security: 5,
   service: 6,

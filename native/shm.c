@@ -1,0 +1,222 @@
+/*
+ * ezipc's native part for shm:// (Linux): the few things Node cannot do by itself. Everything else
+ * (layout, ring, packets, protocols) is TypeScript over the mapped memory with Atomics.
+ *
+ *   map(fd, length)            mmap(MAP_SHARED) of an open file, as an ArrayBuffer (munmap when collected)
+ *   mutexInit(ab, offset)      a robust, process-shared pthread mutex at ab[offset]
+ *   mutexLock(ab, offset, ms)  0 | EOWNERDEAD | ETIMEDOUT | ENOTRECOVERABLE (blocks at most ms)
+ *   mutexTryLock(ab, offset)   0 | EBUSY | EOWNERDEAD | ENOTRECOVERABLE
+ *   mutexConsistent(ab, off)   after EOWNERDEAD, once the protected state is repaired
+ *   mutexUnlock(ab, offset)
+ *   mkfifo(path, mode)         a named pipe (the wake-up channel of a sleeping reader)
+ *   MUTEX_BYTES                sizeof(pthread_mutex_t)
+ *
+ * Errors are thrown as Error objects whose `code` is the errno name; callers map them to EZIPC_ codes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <node_api.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define CHECK(call)                                                                                        \
+  do {                                                                                                     \
+    if ((call) != napi_ok) return NULL;                                                                    \
+  } while (0)
+
+static napi_value throw_errno(napi_env env, int err, const char* what) {
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
+  const char* name = err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES" : err == EEXIST ? "EEXIST"
+                   : err == ENOMEM ? "ENOMEM" : err == EINVAL ? "EINVAL" : err == ENODEV ? "ENODEV" : "EIO";
+  napi_throw_error(env, name, msg);
+  return NULL;
+}
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value* argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  if (argc < want) {
+    napi_throw_type_error(env, NULL, "missing arguments");
+    return 0;
+  }
+  return 1;
+}
+
+static int get_i64(napi_env env, napi_value v, int64_t* out) {
+  if (napi_get_value_int64(env, v, out) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a number");
+    return 0;
+  }
+  return 1;
+}
+
+typedef struct {
+  size_t length;
+} mapping_t;
+
+static void unmap(napi_env env, void* data, void* hint) {
+  (void)env;
+  mapping_t* m = (mapping_t*)hint;
+  munmap(data, m->length);
+  free(m);
+}
+
+static napi_value js_map(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd, length;
+  if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &fd) || !get_i64(env, argv[1], &length))
+    return NULL;
+  if (fd < 0 || length <= 0) {
+    napi_throw_range_error(env, NULL, "bad fd or length");
+    return NULL;
+  }
+  void* p = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
+  if (p == MAP_FAILED) return throw_errno(env, errno, "mmap");
+  mapping_t* m = malloc(sizeof *m);
+  if (!m) {
+    munmap(p, (size_t)length);
+    return throw_errno(env, ENOMEM, "mmap");
+  }
+  m->length = (size_t)length;
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, p, (size_t)length, unmap, m, &ab) != napi_ok) {
+    munmap(p, (size_t)length);
+    free(m);
+    return NULL;
+  }
+  return ab;
+}
+
+/* The mutex at ab[offset], checked to lie inside the buffer and be 8-byte aligned. */
+static pthread_mutex_t* mutex_at(napi_env env, napi_value abv, napi_value offv) {
+  void* data;
+  size_t length;
+  int64_t off;
+  if (napi_get_arraybuffer_info(env, abv, &data, &length) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected an ArrayBuffer");
+    return NULL;
+  }
+  if (!get_i64(env, offv, &off)) return NULL;
+  if (off < 0 || (off & 7) != 0 || (size_t)off + sizeof(pthread_mutex_t) > length) {
+    napi_throw_range_error(env, NULL, "mutex offset outside the buffer or unaligned");
+    return NULL;
+  }
+  return (pthread_mutex_t*)((char*)data + off);
+}
+
+static napi_value num(napi_env env, int v) {
+  napi_value out;
+  napi_create_int32(env, v, &out);
+  return out;
+}
+
+static napi_value js_mutex_init(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  pthread_mutex_t* mu = mutex_at(env, argv[0], argv[1]);
+  if (!mu) return NULL;
+  pthread_mutexattr_t attr;
+  pthread_mutexattr_init(&attr);
+  pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+  pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+  int r = pthread_mutex_init(mu, &attr);
+  pthread_mutexattr_destroy(&attr);
+  if (r != 0) return throw_errno(env, r, "pthread_mutex_init");
+  return num(env, 0);
+}
+
+static napi_value js_mutex_lock(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t ms;
+  if (!get_args(env, info, 3, argv)) return NULL;
+  pthread_mutex_t* mu = mutex_at(env, argv[0], argv[1]);
+  if (!mu || !get_i64(env, argv[2], &ms)) return NULL;
+  int r = pthread_mutex_trylock(mu);
+  if (r != EBUSY) return num(env, r);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += ms / 1000;
+  until.tv_nsec += (ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  return num(env, pthread_mutex_timedlock(mu, &until));
+}
+
+static napi_value js_mutex_trylock(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  pthread_mutex_t* mu = mutex_at(env, argv[0], argv[1]);
+  if (!mu) return NULL;
+  return num(env, pthread_mutex_trylock(mu));
+}
+
+static napi_value js_mutex_consistent(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  pthread_mutex_t* mu = mutex_at(env, argv[0], argv[1]);
+  if (!mu) return NULL;
+  return num(env, pthread_mutex_consistent(mu));
+}
+
+static napi_value js_mutex_unlock(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  if (!get_args(env, info, 2, argv)) return NULL;
+  pthread_mutex_t* mu = mutex_at(env, argv[0], argv[1]);
+  if (!mu) return NULL;
+  return num(env, pthread_mutex_unlock(mu));
+}
+
+static napi_value js_mkfifo(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  char path[4096];
+  size_t len;
+  int64_t mode;
+  if (!get_args(env, info, 2, argv)) return NULL;
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a path");
+    return NULL;
+  }
+  if (len >= sizeof path - 1) {
+    napi_throw_range_error(env, NULL, "path too long");
+    return NULL;
+  }
+  if (!get_i64(env, argv[1], &mode)) return NULL;
+  if (mkfifo(path, (mode_t)mode) != 0) return throw_errno(env, errno, "mkfifo");
+  return num(env, 0);
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"map", NULL, js_map, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mutexInit", NULL, js_mutex_init, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mutexLock", NULL, js_mutex_lock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mutexTryLock", NULL, js_mutex_trylock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mutexConsistent", NULL, js_mutex_consistent, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mutexUnlock", NULL, js_mutex_unlock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"mkfifo", NULL, js_mkfifo, NULL, NULL, NULL, napi_enumerable, NULL},
+  };
+  CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
+  napi_value v;
+  CHECK(napi_create_int32(env, (int32_t)sizeof(pthread_mutex_t), &v));
+  CHECK(napi_set_named_property(env, exports, "MUTEX_BYTES", v));
+  CHECK(napi_create_int32(env, EOWNERDEAD, &v));
+  CHECK(napi_set_named_property(env, exports, "EOWNERDEAD", v));
+  CHECK(napi_create_int32(env, EBUSY, &v));
+  CHECK(napi_set_named_property(env, exports, "EBUSY", v));
+  CHECK(napi_create_int32(env, ETIMEDOUT, &v));
+  CHECK(napi_set_named_property(env, exports, "ETIMEDOUT", v));
+  CHECK(napi_create_int32(env, ENOTRECOVERABLE, &v));
+  CHECK(napi_set_named_property(env, exports, "ENOTRECOVERABLE", v));
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

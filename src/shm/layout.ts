@@ -1,0 +1,89 @@
+/**
+ * The byte layout of an ezipc shared-memory file (version 1), as docs/shm.md describes it for readers in
+ * any language. All integers are little-endian; every offset below is in bytes.
+ *
+ * A file is a 4096-byte header followed by a ring of `ringBytes` bytes.
+ *
+ * Header:
+ *   0  u32  magic "EZSH"            4  u32  layout version (1)
+ *   8  u32  kind (1: topic)        12  u32  header bytes (4096)
+ *  16  u32  ring bytes R           20  u32  messages kept at most (0: bounded by bytes only)
+ *  24  i32  generation G: state block (G & 1) is the current state (a seqlock; see ring.ts)
+ *  28  i32  sleepers: consumer slots whose `sleeping` word is 1
+ *  32  f64  created, ms since the epoch
+ *  64       robust process-shared pthread mutex (writers take it; 64 bytes reserved)
+ * 128       state block 0 (64 bytes)       192   state block 1 (64 bytes)
+ * 256       60 consumer slots of 64 bytes
+ *
+ * State block (u32 words; a 64-bit seq is lo, hi):
+ *   0 next seq (the seq the next message gets; the first is 1)    8 tail seq (the oldest kept)
+ *  16 head (ring offset of the next packet)  20 tail (ring offset of the oldest packet)
+ *  24 used (bytes from tail to head, pads included)  28 last (ring offset of the newest packet)
+ *  32 recoveries (writers that died holding the lock and were taken over)
+ *
+ * Consumer slot: 0 i32 pid (0: free), 4 i32 sleeping, 8 f64 process start time (/proc/PID/stat field 22),
+ * 16 u32×2 next seq it reads (informational), 24 reserved.
+ *
+ * Packet (at an 8-byte aligned ring offset): 0 u32 size (multiple of 8), 4 u32 kind (1 message, 2 pad:
+ * the rest of the ring is unused, continue at offset 0), 8 u32×2 seq, 16 f64 time, 24 u32 meta length,
+ * 28 u32 body length, 32 meta bytes then body bytes.
+ */
+
+export const MAGIC = 0x48535a45; // "EZSH" read as a little-endian u32
+export const VERSION = 1;
+export const KIND_TOPIC = 1;
+export const HEADER_BYTES = 4096;
+
+// Header word offsets (bytes).
+export const H_MAGIC = 0;
+export const H_VERSION = 4;
+export const H_KIND = 8;
+export const H_HEADER_BYTES = 12;
+export const H_RING_BYTES = 16;
+export const H_MAX_COUNT = 20;
+export const H_GEN = 24;
+export const H_SLEEPERS = 28;
+export const H_CREATED = 32;
+export const H_MUTEX = 64;
+export const H_STATE = 128;
+export const STATE_BYTES = 64;
+export const H_SLOTS = 256;
+export const SLOT_BYTES = 64;
+export const SLOT_COUNT = (HEADER_BYTES - H_SLOTS) / SLOT_BYTES;
+
+// State block word offsets (bytes, within a block).
+export const S_NEXT_LO = 0;
+export const S_NEXT_HI = 4;
+export const S_TAIL_SEQ_LO = 8;
+export const S_TAIL_SEQ_HI = 12;
+export const S_HEAD = 16;
+export const S_TAIL = 20;
+export const S_USED = 24;
+export const S_LAST = 28;
+export const S_RECOVERIES = 32;
+
+// Consumer slot offsets (bytes, within a slot).
+export const C_PID = 0;
+export const C_SLEEPING = 4;
+export const C_START = 8;
+export const C_NEXT_LO = 16;
+export const C_NEXT_HI = 20;
+
+// Packet.
+export const P_SIZE = 0;
+export const P_KIND = 4;
+export const P_SEQ_LO = 8;
+export const P_SEQ_HI = 12;
+export const P_TIME = 16;
+export const P_META = 24;
+export const P_BODY = 28;
+export const PACKET_HEAD = 32;
+export const KIND_MESSAGE = 1;
+export const KIND_PAD = 2;
+
+/** Default ring: 16 MiB, as AlephZero's default topic. */
+export const DEFAULT_RING_BYTES = 16 * 1024 * 1024;
+export const MIN_RING_BYTES = 4096;
+export const MAX_RING_BYTES = 1024 * 1024 * 1024;
+
+export const align8 = (n: number): number => (n + 7) & ~7;

@@ -1,0 +1,69 @@
+/**
+ * The native part of shm:// (native/shm.c, built by `npm ci` through node-gyp): mmap of a /dev/shm file,
+ * a robust process-shared mutex, mkfifo. Loaded on first use; where it cannot load (not Linux, addon not
+ * built) every shm:// entry point fails with `EZIPC_SHM_UNAVAILABLE` and the rest of ezipc is unaffected.
+ */
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { EzipcError } from "../errors.js";
+
+export interface ShmNative {
+  /** mmap(MAP_SHARED) of `length` bytes of the open file `fd`; unmapped when the buffer is collected. */
+  map(fd: number, length: number): ArrayBuffer;
+  mutexInit(ab: ArrayBuffer, offset: number): number;
+  /** 0, EOWNERDEAD (the holder died: repair, then mutexConsistent), ETIMEDOUT or ENOTRECOVERABLE. */
+  mutexLock(ab: ArrayBuffer, offset: number, timeoutMs: number): number;
+  mutexTryLock(ab: ArrayBuffer, offset: number): number;
+  mutexConsistent(ab: ArrayBuffer, offset: number): number;
+  mutexUnlock(ab: ArrayBuffer, offset: number): number;
+  mkfifo(path: string, mode: number): number;
+  readonly MUTEX_BYTES: number;
+  readonly EOWNERDEAD: number;
+  readonly EBUSY: number;
+  readonly ETIMEDOUT: number;
+  readonly ENOTRECOVERABLE: number;
+}
+
+let loaded: ShmNative | EzipcError | undefined;
+
+/** Where the addon is looked for: the package's build/Release, from src/shm or dist/src/shm. */
+function addonPath(): string | undefined {
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  for (const up of ["../..", "../../.."]) {
+    const p = path.resolve(here, up, "build/Release/ezipc_shm.node");
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+/** The addon, or throws `EZIPC_SHM_UNAVAILABLE` saying why it cannot be used. */
+export function shmNative(): ShmNative {
+  if (loaded === undefined) loaded = load();
+  if (loaded instanceof EzipcError) throw loaded;
+  return loaded;
+}
+
+function load(): ShmNative | EzipcError {
+  if (process.platform !== "linux") {
+    return new EzipcError("EZIPC_SHM_UNAVAILABLE", `shm:// needs Linux (this is ${process.platform})`);
+  }
+  if (!existsSync("/dev/shm")) {
+    return new EzipcError("EZIPC_SHM_UNAVAILABLE", "shm:// needs /dev/shm, which this system does not have");
+  }
+  const p = addonPath();
+  if (!p) {
+    return new EzipcError(
+      "EZIPC_SHM_UNAVAILABLE",
+      "shm://: the native addon build/Release/ezipc_shm.node is missing (npm ci builds it with node-gyp; run `npm run install` to build it again)",
+    );
+  }
+  try {
+    return createRequire(import.meta.url)(p) as ShmNative;
+  } catch (err) {
+    return new EzipcError("EZIPC_SHM_UNAVAILABLE", `shm://: the native addon did not load: ${String(err)}`, {
+      cause: err,
+    });
+  }
+}

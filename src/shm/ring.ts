@@ -1,0 +1,366 @@
+/**
+ * A topic's ring in shared memory: variable-length packets, many writers (one at a time, under the file's
+ * robust mutex), any number of readers that never block a writer.
+ *
+ * Consistency, whatever instruction a process dies at:
+ * - The ring's state (next seq, oldest seq, head, tail, bytes used, newest packet) lives in two blocks;
+ *   the generation word names the current one. A writer fills the other block, then stores the new
+ *   generation (one atomic store): that store is the commit. A writer that dies before it leaves the last
+ *   committed state, which describes only whole packets. The next writer gets EOWNERDEAD from the mutex,
+ *   marks it consistent and goes on from that state: there is nothing to repair.
+ * - Bytes of a packet are overwritten only after a committed state has evicted it (the writer commits
+ *   the eviction first, then writes). So a reader that copies a packet and then sees, in the state read
+ *   after the copy, that the packet is still kept, has an intact copy; otherwise it drops the copy and
+ *   reports a gap. A reader never returns a torn packet, and never waits for a writer.
+ * - Readers read the state as a seqlock: generation, block, generation again; retry if it changed.
+ */
+import { EzipcError } from "../errors.js";
+import {
+  align8,
+  H_GEN,
+  H_MUTEX,
+  H_STATE,
+  HEADER_BYTES,
+  KIND_MESSAGE,
+  KIND_PAD,
+  P_BODY,
+  P_KIND,
+  P_META,
+  P_SEQ_HI,
+  P_SEQ_LO,
+  P_SIZE,
+  P_TIME,
+  PACKET_HEAD,
+  S_HEAD,
+  S_LAST,
+  S_NEXT_HI,
+  S_NEXT_LO,
+  S_RECOVERIES,
+  S_TAIL,
+  S_TAIL_SEQ_HI,
+  S_TAIL_SEQ_LO,
+  S_USED,
+  STATE_BYTES,
+} from "./layout.js";
+import { shmNative } from "./native.js";
+import type { MappedFile } from "./shm-file.js";
+
+const TWO32 = 2 ** 32;
+/** How long a writer waits for the mutex before failing (a live holder only holds it for one append). */
+export const LOCK_TIMEOUT_MS = 5_000;
+
+/** A committed state of the ring (seqs as numbers: exact up to 2^53). */
+export interface RingState {
+  /** The seq the next message gets. */
+  next: number;
+  /** The oldest message kept (== next when the ring is empty). */
+  tailSeq: number;
+  head: number;
+  tail: number;
+  used: number;
+  /** Ring offset of the newest message (meaningless when empty). */
+  last: number;
+  recoveries: number;
+}
+
+/** A message read from a ring: copies, valid forever. */
+export interface RingMessage {
+  seq: number;
+  time: number;
+  meta: Buffer;
+  body: Buffer;
+}
+
+/** Where a reader is: the seq it reads next and that packet's ring offset (-1: find it from the state). */
+export interface RingCursor {
+  seq: number;
+  offset: number;
+}
+
+/** A private word for full fences (an atomic read-modify-write orders the plain reads before it). */
+const fenceWord = new Int32Array(new SharedArrayBuffer(4));
+
+export class TopicRing {
+  private readonly R: number;
+  private readonly ringBase: number;
+  /** Appends that found the previous writer dead holding the lock. */
+  recovered = 0;
+
+  constructor(readonly file: MappedFile) {
+    this.R = file.ringBytes;
+    this.ringBase = HEADER_BYTES;
+  }
+
+  /** The committed state (retries while a writer commits; throws EZIPC_SHM_BAD_FILE if it is insane). */
+  state(out: RingState = emptyState()): RingState {
+    const { u32, i32 } = this.file;
+    for (let tries = 0; tries < 10_000; tries++) {
+      const g = Atomics.load(i32, H_GEN / 4);
+      const b = (H_STATE + (g & 1) * STATE_BYTES) / 4;
+      out.next = Atomics.load(u32, b + S_NEXT_LO / 4) + Atomics.load(u32, b + S_NEXT_HI / 4) * TWO32;
+      out.tailSeq =
+        Atomics.load(u32, b + S_TAIL_SEQ_LO / 4) + Atomics.load(u32, b + S_TAIL_SEQ_HI / 4) * TWO32;
+      out.head = Atomics.load(u32, b + S_HEAD / 4);
+      out.tail = Atomics.load(u32, b + S_TAIL / 4);
+      out.used = Atomics.load(u32, b + S_USED / 4);
+      out.last = Atomics.load(u32, b + S_LAST / 4);
+      out.recoveries = Atomics.load(u32, b + S_RECOVERIES / 4);
+      if (Atomics.load(i32, H_GEN / 4) !== g) continue;
+      const R = this.R;
+      if (
+        out.tailSeq > out.next ||
+        out.head >= R ||
+        out.tail >= R ||
+        out.last >= R ||
+        out.used > R ||
+        (out.head | out.tail | out.last) % 8 !== 0 ||
+        (out.tailSeq === out.next) !== (out.used === 0)
+      ) {
+        throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: the ring's state is corrupted`);
+      }
+      return out;
+    }
+    throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: the ring's state never settled`);
+  }
+
+  private commit(s: RingState): void {
+    const { u32, i32 } = this.file;
+    const g = Atomics.load(i32, H_GEN / 4);
+    const b = (H_STATE + ((g + 1) & 1) * STATE_BYTES) / 4;
+    Atomics.store(u32, b + S_NEXT_LO / 4, s.next % TWO32);
+    Atomics.store(u32, b + S_NEXT_HI / 4, Math.floor(s.next / TWO32));
+    Atomics.store(u32, b + S_TAIL_SEQ_LO / 4, s.tailSeq % TWO32);
+    Atomics.store(u32, b + S_TAIL_SEQ_HI / 4, Math.floor(s.tailSeq / TWO32));
+    Atomics.store(u32, b + S_HEAD / 4, s.head);
+    Atomics.store(u32, b + S_TAIL / 4, s.tail);
+    Atomics.store(u32, b + S_USED / 4, s.used);
+    Atomics.store(u32, b + S_LAST / 4, s.last);
+    Atomics.store(u32, b + S_RECOVERIES / 4, s.recoveries);
+    Atomics.store(i32, H_GEN / 4, (g + 1) | 0); // the commit
+  }
+
+  /** Takes the writers' mutex; returns true if its last holder had died holding it. */
+  private lock(): boolean {
+    const native = shmNative();
+    const r = native.mutexLock(this.file.ab, H_MUTEX, LOCK_TIMEOUT_MS);
+    if (r === 0) return false;
+    if (r === native.EOWNERDEAD) {
+      // The committed state is whole by construction: nothing to repair but the mutex itself.
+      native.mutexConsistent(this.file.ab, H_MUTEX);
+      this.recovered++;
+      return true;
+    }
+    if (r === native.ETIMEDOUT) {
+      throw new EzipcError(
+        "EZIPC_TIMEOUT",
+        `${this.file.path}: the writers' lock was held for over ${LOCK_TIMEOUT_MS} ms by a live process`,
+      );
+    }
+    throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: the writers' lock is unusable (${r})`);
+  }
+
+  private unlock(): void {
+    shmNative().mutexUnlock(this.file.ab, H_MUTEX);
+  }
+
+  /** Largest packet a ring takes: a quarter of it, so a full ring always holds several. */
+  get maxPacketBytes(): number {
+    return this.R >> 2;
+  }
+
+  /** Appends one message (meta and body copied in); returns its seq. */
+  append(meta: Uint8Array, body: Uint8Array, time: number): number {
+    const size = align8(PACKET_HEAD + meta.length + body.length);
+    if (size > this.maxPacketBytes) {
+      throw new EzipcError(
+        "EZIPC_SHM_TOO_LARGE",
+        `${meta.length + body.length} bytes do not fit ${this.file.path} (at most ${this.maxPacketBytes - PACKET_HEAD} per message)`,
+      );
+    }
+    const recovered = this.lock();
+    try {
+      const s = this.state();
+      if (recovered) s.recoveries++;
+      const R = this.R;
+      const maxCount = this.file.maxCount;
+      const { u32 } = this.file;
+      let evicted = false;
+      const pos = s.head;
+      // A packet never wraps: if it does not fit before the ring's end, a pad fills the rest.
+      const pad = pos + size > R ? R - pos : 0;
+      while (s.used + pad + size > R || (maxCount > 0 && s.next - s.tailSeq >= maxCount)) {
+        // Evict the oldest packet (or the pad at the tail).
+        const at = (this.ringBase + s.tail) / 4;
+        const kind = u32[at + P_KIND / 4]!;
+        const psize = u32[at + P_SIZE / 4]!;
+        if (
+          psize < 8 ||
+          psize % 8 !== 0 ||
+          s.tail + psize > R ||
+          (kind !== KIND_MESSAGE && kind !== KIND_PAD)
+        ) {
+          throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: a packet header is corrupted`);
+        }
+        s.used -= psize;
+        s.tail = s.tail + psize === R ? 0 : s.tail + psize;
+        if (kind === KIND_MESSAGE) s.tailSeq++;
+        evicted = true;
+      }
+      if (evicted) this.commit(s);
+      let start = pos;
+      if (pad > 0) {
+        const at = (this.ringBase + pos) / 4;
+        u32[at + P_SIZE / 4] = pad;
+        u32[at + P_KIND / 4] = KIND_PAD;
+        start = 0;
+      }
+      this.writePacket(start, size, s.next, time, meta, body);
+      s.used += pad + size;
+      s.head = start + size === R ? 0 : start + size;
+      s.last = start;
+      const seq = s.next;
+      s.next++;
+      this.commit(s);
+      return seq;
+    } finally {
+      this.unlock();
+    }
+  }
+
+  private writePacket(
+    offset: number,
+    size: number,
+    seq: number,
+    time: number,
+    meta: Uint8Array,
+    body: Uint8Array,
+  ): void {
+    const { u32, f64, bytes } = this.file;
+    const base = this.ringBase + offset;
+    const at = base / 4;
+    u32[at + P_SIZE / 4] = size;
+    u32[at + P_KIND / 4] = KIND_MESSAGE;
+    u32[at + P_SEQ_LO / 4] = seq % TWO32;
+    u32[at + P_SEQ_HI / 4] = Math.floor(seq / TWO32);
+    f64[(base + P_TIME) / 8] = time;
+    u32[at + P_META / 4] = meta.length;
+    u32[at + P_BODY / 4] = body.length;
+    bytes.set(meta, base + PACKET_HEAD);
+    bytes.set(body, base + PACKET_HEAD + meta.length);
+  }
+
+  /**
+   * Copies up to `max` messages from `cursor` on (advancing it) into `out`. Messages evicted before they
+   * were read are reported with `onGap(first, last)` and skipped. Returns how many were read.
+   */
+  read(
+    cursor: RingCursor,
+    max: number,
+    out: RingMessage[],
+    onGap: (first: number, last: number) => void,
+  ): number {
+    const R = this.R;
+    const { u32, f64, bytes } = this.file;
+    const s = this.state();
+    let relocated = false;
+    for (let attempt = 0; attempt < 1_000; attempt++) {
+      if (cursor.seq < s.tailSeq) {
+        onGap(cursor.seq, s.tailSeq - 1);
+        cursor.seq = s.tailSeq;
+        cursor.offset = s.tail;
+      }
+      if (cursor.seq >= s.next) return 0;
+      if (cursor.offset < 0) cursor.offset = this.locate(cursor.seq, s);
+      const first = out.length;
+      let seq = cursor.seq;
+      let off = cursor.offset;
+      let broken = false;
+      while (seq < s.next && out.length - first < max) {
+        const at = (this.ringBase + off) / 4;
+        const size = u32[at + P_SIZE / 4]!;
+        const kind = u32[at + P_KIND / 4]!;
+        if (kind === KIND_PAD && size === R - off && off !== 0) {
+          off = 0;
+          continue;
+        }
+        const pseq = u32[at + P_SEQ_LO / 4]! + u32[at + P_SEQ_HI / 4]! * TWO32;
+        const ml = u32[at + P_META / 4]!;
+        const bl = u32[at + P_BODY / 4]!;
+        if (
+          kind !== KIND_MESSAGE ||
+          pseq !== seq ||
+          size % 8 !== 0 ||
+          size < PACKET_HEAD ||
+          off + size > R ||
+          PACKET_HEAD + ml + bl > size
+        ) {
+          broken = true; // overwritten while we read (checked below), or corrupted
+          break;
+        }
+        const base = this.ringBase + off;
+        const meta = Buffer.allocUnsafe(ml);
+        bytes.copy(meta, 0, base + PACKET_HEAD, base + PACKET_HEAD + ml);
+        const body = Buffer.allocUnsafe(bl);
+        bytes.copy(body, 0, base + PACKET_HEAD + ml, base + PACKET_HEAD + ml + bl);
+        out.push({ seq, time: f64[(base + P_TIME) / 8]!, meta, body });
+        seq++;
+        off = off + size === R ? 0 : off + size;
+      }
+      Atomics.add(fenceWord, 0, 0); // the copies above happen before the state read below
+      const after = this.state(s);
+      if (after.tailSeq <= cursor.seq) {
+        // Nothing we copied was evicted: every copy is whole.
+        if (broken && seq === cursor.seq) {
+          // The cursor's offset may be stale (found from an older state): find the packet once more.
+          if (relocated) {
+            throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: packet ${seq} is corrupted`);
+          }
+          relocated = true;
+          cursor.offset = this.locate(cursor.seq, after);
+          continue;
+        }
+        const n = out.length - first;
+        cursor.seq = seq;
+        cursor.offset = off;
+        if (!broken || n > 0) return n;
+        continue;
+      }
+      // Some were evicted (and perhaps overwritten) while we copied: keep those still kept.
+      let keep = first;
+      for (let i = first; i < out.length; i++) if (out[i]!.seq >= after.tailSeq) out[keep++] = out[i]!;
+      out.length = keep;
+      if (keep > first && !broken) {
+        onGap(cursor.seq, after.tailSeq - 1);
+        cursor.seq = seq;
+        cursor.offset = off;
+        return keep - first;
+      }
+      out.length = first;
+      // Start over from the new tail (the loop reports the gap).
+    }
+    throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: could not read past the writers`);
+  }
+
+  /** The ring offset of message `seq` (tailSeq <= seq < next), walking from the tail. */
+  private locate(seq: number, s: RingState): number {
+    if (seq === s.next - 1) return s.last;
+    const R = this.R;
+    const { u32 } = this.file;
+    let off = s.tail;
+    let cur = s.tailSeq;
+    for (let steps = 0; steps < R / 8 && cur < seq; steps++) {
+      const at = (this.ringBase + off) / 4;
+      const size = u32[at + P_SIZE / 4]!;
+      const kind = u32[at + P_KIND / 4]!;
+      if (size < 8 || size % 8 !== 0 || off + size > R) break;
+      if (kind === KIND_MESSAGE) cur++;
+      off = off + size === R ? 0 : off + size;
+    }
+    // If a writer moved the tail meanwhile, the read that follows finds a seq mismatch and starts over.
+    return off;
+  }
+}
+
+export function emptyState(): RingState {
+  return { next: 1, tailSeq: 1, head: 0, tail: 0, used: 0, last: 0, recoveries: 0 };
+}

@@ -1,0 +1,179 @@
+/**
+ * Opening and creating ezipc shared-memory files: `/dev/shm/ezipc.NAMESPACE/NAME`.
+ *
+ * A file is created complete or not at all: it is written under a temporary name (header, state, mutex)
+ * and then hard-linked to its name, which fails if another process created it first; the loser opens the
+ * winner's file. Opening validates everything a later read relies on (magic, version, kind, sizes), so a
+ * truncated, corrupted or foreign file is refused with `EZIPC_SHM_BAD_FILE` and never mapped past its end.
+ */
+import {
+  closeSync,
+  fstatSync,
+  ftruncateSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  unlinkSync,
+} from "node:fs";
+import path from "node:path";
+import { EzipcError } from "../errors.js";
+import {
+  H_CREATED,
+  H_HEADER_BYTES,
+  H_KIND,
+  H_MAGIC,
+  H_MAX_COUNT,
+  H_MUTEX,
+  H_RING_BYTES,
+  H_STATE,
+  H_VERSION,
+  HEADER_BYTES,
+  MAGIC,
+  MAX_RING_BYTES,
+  MIN_RING_BYTES,
+  S_NEXT_LO,
+  S_TAIL_SEQ_LO,
+  STATE_BYTES,
+  VERSION,
+} from "./layout.js";
+import { shmNative } from "./native.js";
+
+/** The root of every namespace. */
+export const SHM_ROOT = "/dev/shm";
+const NAMESPACE_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
+
+/** A mapped file: the buffer and typed views over all of it. */
+export interface MappedFile {
+  readonly path: string;
+  readonly ab: ArrayBuffer;
+  readonly bytes: Buffer;
+  readonly i32: Int32Array;
+  readonly u32: Uint32Array;
+  readonly f64: Float64Array;
+  readonly ringBytes: number;
+  readonly maxCount: number;
+}
+
+/** The directory of a namespace (created with `mode` plus search bits where it grants reading). */
+export function namespaceDir(namespace: string, mode = 0o600): string {
+  if (!NAMESPACE_RE.test(namespace)) {
+    throw new EzipcError(
+      "EZIPC_INVALID_URL",
+      `shm namespace ${JSON.stringify(namespace)}: 1-64 of A-Z a-z 0-9 . _ -, not starting with a dot`,
+    );
+  }
+  const dir = path.join(SHM_ROOT, `ezipc.${namespace}`);
+  const dirMode = mode | ((mode & 0o444) >> 2) | 0o700;
+  mkdirSync(dir, { recursive: true, mode: dirMode });
+  return dir;
+}
+
+/** A topic's file name: the topic with `%` and `/` escaped (topics never start with a dot). */
+export function topicFileName(topic: string): string {
+  return topic.replace(/%/g, "%25").replace(/\//g, "%2F");
+}
+
+/** The topic a file name stands for, or null for internal files (those start with a dot). */
+export function topicOfFileName(name: string): string | null {
+  if (name.startsWith(".")) return null;
+  return name.replace(/%2F/g, "/").replace(/%25/g, "%");
+}
+
+function bad(file: string, why: string): EzipcError {
+  return new EzipcError("EZIPC_SHM_BAD_FILE", `${file}: ${why}`);
+}
+
+function mapFd(fd: number, file: string, size: number, ringBytes: number, maxCount: number): MappedFile {
+  const ab = shmNative().map(fd, size);
+  return {
+    path: file,
+    ab,
+    bytes: Buffer.from(ab),
+    i32: new Int32Array(ab),
+    u32: new Uint32Array(ab),
+    f64: new Float64Array(ab),
+    ringBytes,
+    maxCount,
+  };
+}
+
+/** Opens and validates an existing file; throws `EZIPC_SHM_BAD_FILE` or the fs error (ENOENT…). */
+export function openShmFile(file: string, kind: number): MappedFile {
+  const fd = openSync(file, "r+");
+  try {
+    const size = fstatSync(fd).size;
+    if (size < HEADER_BYTES) throw bad(file, `${size} bytes, shorter than its ${HEADER_BYTES}-byte header`);
+    const head = Buffer.alloc(64);
+    readSync(fd, head, 0, 64, 0);
+    if (head.readUInt32LE(H_MAGIC) !== MAGIC) throw bad(file, "not an ezipc shared-memory file (bad magic)");
+    const version = head.readUInt32LE(H_VERSION);
+    if (version !== VERSION)
+      throw bad(file, `layout version ${version}; this ezipc reads version ${VERSION}`);
+    const k = head.readUInt32LE(H_KIND);
+    if (k !== kind) throw bad(file, `kind ${k}, expected ${kind}`);
+    if (head.readUInt32LE(H_HEADER_BYTES) !== HEADER_BYTES) throw bad(file, "unexpected header size");
+    const ringBytes = head.readUInt32LE(H_RING_BYTES);
+    if (ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES || ringBytes % 8 !== 0) {
+      throw bad(file, `ring of ${ringBytes} bytes`);
+    }
+    if (size !== HEADER_BYTES + ringBytes) {
+      throw bad(file, `${size} bytes, but its header says ${HEADER_BYTES + ringBytes} (truncated?)`);
+    }
+    return mapFd(fd, file, size, ringBytes, head.readUInt32LE(H_MAX_COUNT));
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens `file`, creating it first (with `ringBytes` of ring, `maxCount`, `mode`) if it does not exist.
+ * Of processes racing to create one file, exactly one creates it; the others open that one.
+ */
+export function openOrCreateShmFile(
+  file: string,
+  kind: number,
+  ringBytes: number,
+  maxCount: number,
+  mode: number,
+): MappedFile {
+  try {
+    return openShmFile(file, kind);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES) {
+    throw new RangeError(`ringBytes must be an integer in ${MIN_RING_BYTES}..${MAX_RING_BYTES}`);
+  }
+  ringBytes = (ringBytes + 7) & ~7;
+  const native = shmNative();
+  const tmp = path.join(path.dirname(file), `.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`);
+  const fd = openSync(tmp, "wx+", mode);
+  try {
+    ftruncateSync(fd, HEADER_BYTES + ringBytes);
+    const m = mapFd(fd, file, HEADER_BYTES + ringBytes, ringBytes, maxCount);
+    m.u32[H_MAGIC / 4] = MAGIC;
+    m.u32[H_VERSION / 4] = VERSION;
+    m.u32[H_KIND / 4] = kind;
+    m.u32[H_HEADER_BYTES / 4] = HEADER_BYTES;
+    m.u32[H_RING_BYTES / 4] = ringBytes;
+    m.u32[H_MAX_COUNT / 4] = maxCount;
+    m.f64[H_CREATED / 8] = Date.now();
+    native.mutexInit(m.ab, H_MUTEX);
+    for (const block of [0, 1]) {
+      const b = (H_STATE + block * STATE_BYTES) / 4;
+      m.u32[b + S_NEXT_LO / 4] = 1; // the first message is seq 1; an empty ring has tail seq = next seq
+      m.u32[b + S_TAIL_SEQ_LO / 4] = 1;
+    }
+    try {
+      linkSync(tmp, file);
+      return m;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  } finally {
+    closeSync(fd);
+    unlinkSync(tmp);
+  }
+  return openShmFile(file, kind); // another process created it first
+}

@@ -1,0 +1,149 @@
+import assert from "node:assert/strict";
+import { closeSync, openSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import path from "node:path";
+import { after, describe, it } from "node:test";
+import { isEzipcError } from "../../src/errors.js";
+import { KIND_TOPIC } from "../../src/shm/layout.js";
+import { type RingCursor, type RingMessage, TopicRing } from "../../src/shm/ring.js";
+import { namespaceDir, openOrCreateShmFile, openShmFile } from "../../src/shm/shm-file.js";
+
+const ns = `test-ring-${process.pid}`;
+const dir = namespaceDir(ns);
+after(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+
+function ring(ringBytes = 4096, maxCount = 0): TopicRing {
+  return new TopicRing(
+    openOrCreateShmFile(path.join(dir, `t${n++}`), KIND_TOPIC, ringBytes, maxCount, 0o600),
+  );
+}
+
+function readAll(r: TopicRing, cursor: RingCursor, gaps: [number, number][] = []): RingMessage[] {
+  const out: RingMessage[] = [];
+  while (r.read(cursor, 100, out, (a, b) => gaps.push([a, b])) > 0);
+  return out;
+}
+
+describe("shm ring (one process)", () => {
+  it("appends get seqs 1, 2, …; a reader copies them back with meta, body and time", () => {
+    const r = ring();
+    const t = Date.now();
+    for (let i = 0; i < 10; i++)
+      assert.equal(r.append(Buffer.from(`m${i}`), Buffer.from(`body ${i}`), t + i), i + 1);
+    const got = readAll(r, { seq: 1, offset: -1 });
+    assert.deepEqual(
+      got.map((m) => [m.seq, m.meta.toString(), m.body.toString(), m.time]),
+      Array.from({ length: 10 }, (_, i) => [i + 1, `m${i}`, `body ${i}`, t + i]),
+    );
+    const s = r.state();
+    assert.equal(s.next, 11);
+    assert.equal(s.tailSeq, 1);
+  });
+
+  it("wraps around many times with pads; a reader that keeps up sees every message in order", () => {
+    const r = ring(4096);
+    const cursor: RingCursor = { seq: 1, offset: -1 };
+    let expect = 1;
+    for (let i = 0; i < 2_000; i++) {
+      const len = (i * 37) % 300; // sizes that leave pads of every length at the ring's end
+      r.append(Buffer.alloc(0), Buffer.alloc(len, i & 0xff), 0);
+      if (i % 3 === 0) {
+        for (const m of readAll(r, cursor)) {
+          assert.equal(m.seq, expect++);
+          const k = m.seq - 1;
+          assert.equal(m.body.length, (k * 37) % 300);
+          assert.ok(m.body.every((b) => b === (k & 0xff)));
+        }
+      }
+    }
+    for (const m of readAll(r, cursor)) assert.equal(m.seq, expect++);
+    assert.equal(expect, 2_001);
+  });
+
+  it("the oldest are evicted by bytes and by count; a late reader gets a gap, then the rest", () => {
+    const r = ring(4096);
+    for (let i = 0; i < 100; i++) r.append(Buffer.alloc(0), Buffer.alloc(100, 1), 0);
+    const s = r.state();
+    assert.equal(s.next, 101);
+    assert.ok(s.tailSeq > 1 && s.used <= 4096);
+    const gaps: [number, number][] = [];
+    const got = readAll(r, { seq: 1, offset: -1 }, gaps);
+    assert.deepEqual(gaps, [[1, s.tailSeq - 1]]);
+    assert.equal(got[0]!.seq, s.tailSeq);
+    assert.equal(got.at(-1)!.seq, 100);
+
+    const c = ring(65536, 5);
+    for (let i = 0; i < 12; i++) c.append(Buffer.alloc(0), Buffer.from([i]), 0);
+    const kept = readAll(c, { seq: 1, offset: -1 });
+    assert.deepEqual(
+      kept.map((m) => m.seq),
+      [8, 9, 10, 11, 12],
+    );
+  });
+
+  it("a message over a quarter of the ring is refused with EZIPC_SHM_TOO_LARGE, and nothing is written", () => {
+    const r = ring(4096);
+    assert.throws(
+      () => r.append(Buffer.alloc(0), Buffer.alloc(1100), 0),
+      (e) => isEzipcError(e, "EZIPC_SHM_TOO_LARGE"),
+    );
+    assert.equal(r.state().next, 1);
+  });
+
+  it("reading from any seq finds its packet (fromSeq), and the newest directly", () => {
+    const r = ring(8192);
+    for (let i = 0; i < 300; i++) r.append(Buffer.alloc(0), Buffer.from(String(i + 1)), 0);
+    const s = r.state();
+    for (const seq of [s.tailSeq, s.tailSeq + 7, s.next - 1]) {
+      const out: RingMessage[] = [];
+      r.read({ seq, offset: -1 }, 1, out, () => assert.fail("no gap"));
+      assert.equal(out[0]!.seq, seq);
+      assert.equal(out[0]!.body.toString(), String(seq));
+    }
+  });
+
+  it("a file that is truncated, foreign or of another version is refused with EZIPC_SHM_BAD_FILE", () => {
+    const r = ring(4096);
+    const file = r.file.path;
+    const isBad = (e: unknown) => isEzipcError(e, "EZIPC_SHM_BAD_FILE");
+    truncateSync(file, 5000);
+    assert.throws(() => openShmFile(file, KIND_TOPIC), isBad);
+    truncateSync(file, 100);
+    assert.throws(() => openShmFile(file, KIND_TOPIC), isBad);
+    const foreign = path.join(dir, "foreign");
+    writeFileSync(foreign, Buffer.alloc(8192, 0x41));
+    assert.throws(() => openShmFile(foreign, KIND_TOPIC), isBad);
+    const other = ring(4096).file.path;
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(99);
+    writeAt(other, 4, b); // layout version 99
+    assert.throws(() => openShmFile(other, KIND_TOPIC), isBad);
+  });
+
+  it("a corrupted state or packet header is refused with EZIPC_SHM_BAD_FILE, not a crash", () => {
+    const r = ring(4096);
+    for (let i = 0; i < 5; i++) r.append(Buffer.alloc(0), Buffer.from("x"), 0);
+    // Corrupt the packet at seq 3's header (size word), then read through it.
+    const out: RingMessage[] = [];
+    const cursor = { seq: 1, offset: -1 };
+    r.read(cursor, 2, out, () => {});
+    r.file.u32[(4096 + cursor.offset) / 4] = 12345;
+    assert.throws(
+      () => r.read(cursor, 10, out, () => {}),
+      (e) => isEzipcError(e, "EZIPC_SHM_BAD_FILE"),
+    );
+    // A state block with head past the ring.
+    const s = ring(4096);
+    s.file.u32[(128 + 16) / 4] = 1 << 30;
+    assert.throws(
+      () => s.state(),
+      (e) => isEzipcError(e, "EZIPC_SHM_BAD_FILE"),
+    );
+  });
+});
+
+function writeAt(file: string, pos: number, data: Buffer): void {
+  const fd = openSync(file, "r+");
+  writeSync(fd, data, 0, data.length, pos);
+  closeSync(fd);
+}
