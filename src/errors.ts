@@ -60,6 +60,8 @@ export const ErrorCodes = {
     "Authentication failed: the hub's key is not the pinned or known one, or the hub refused this client's key or token.",
   EZIPC_DECRYPT:
     "An encrypted record failed authentication (tampered, replayed, reordered or cut); the connection is closed.",
+  EZIPC_NOT_SUPPORTED:
+    "This backend cannot do that (e.g. wildcard subscriptions or persistent topics over shm://); the message says what to use.",
   EZIPC_SHM_UNAVAILABLE:
     "shm:// cannot be used here: not Linux, /dev/shm missing, or the native addon was not built.",
   EZIPC_SHM_BAD_FILE:

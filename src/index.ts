@@ -28,6 +28,8 @@ export {
   schemaCodec,
   t,
 } from "./codec/index.js";
+// connect: a hub client or a shared-memory client, by URL
+export { connect, type MessagingClient } from "./connect.js";
 // errors
 export { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "./errors.js";
 // hub
@@ -41,7 +43,6 @@ export {
   type ClientStatus,
   ConfigVar,
   type ConnectOptions,
-  connect,
   Deadman,
   type DeadmanEvents,
   type DeadmanState,
@@ -128,6 +129,8 @@ export {
   type SessionEvents,
   schemaProtocol,
 } from "./service/index.js";
+// shared memory (shm://)
+export { ShmClient, type ShmConnectOptions, type ShmOptions } from "./shm-client/shm-client.js";
 // transport
 export {
   backoffDelay,

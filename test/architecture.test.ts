@@ -31,9 +31,11 @@ const LAYER: Record<string, number> = {
   wire: 9,
   hub: 10,
   client: 10,
-  apps: 11,
-  cli: 12,
-  index: 13,
+  "shm-client": 10,
+  connect: 11,
+  apps: 12,
+  cli: 13,
+  index: 14,
 };
 
 function sourceFiles(dir: string): string[] {

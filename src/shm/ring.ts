@@ -262,7 +262,7 @@ export class TopicRing {
     const R = this.R;
     const { u32, f64, bytes } = this.file;
     const s = this.state();
-    let relocated = false;
+    let relocated = 0;
     for (let attempt = 0; attempt < 1_000; attempt++) {
       if (cursor.seq < s.tailSeq) {
         onGap(cursor.seq, s.tailSeq - 1);
@@ -311,12 +311,14 @@ export class TopicRing {
       if (after.tailSeq <= cursor.seq) {
         // Nothing we copied was evicted: every copy is whole.
         if (broken && seq === cursor.seq) {
-          // The cursor's offset may be stale (found from an older state): find the packet once more.
-          if (relocated) {
+          // Not evicted, yet not where the cursor says. The cursor may be stale: it was placed at the
+          // head while the ring was caught up, and this message went to offset 0 behind a pad that has
+          // since been evicted and written over. The only other place it can be is offset 0; failing
+          // that, walk from the tail once. Still not there: the ring is corrupted.
+          if (relocated >= 2) {
             throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: packet ${seq} is corrupted`);
           }
-          relocated = true;
-          cursor.offset = this.locate(cursor.seq, after);
+          cursor.offset = relocated++ === 0 && cursor.offset !== 0 ? 0 : this.locate(cursor.seq, after);
           continue;
         }
         const n = out.length - first;
@@ -341,23 +343,33 @@ export class TopicRing {
     throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: could not read past the writers`);
   }
 
-  /** The ring offset of message `seq` (tailSeq <= seq < next), walking from the tail. */
+  /**
+   * The ring offset of message `seq` (tailSeq <= seq < next), walking from the tail. A writer that evicts
+   * while we walk can make the walk go astray: the walk is kept only if the tail did not move meanwhile.
+   */
   private locate(seq: number, s: RingState): number {
     if (seq === s.next - 1) return s.last;
     const R = this.R;
     const { u32 } = this.file;
-    let off = s.tail;
-    let cur = s.tailSeq;
-    for (let steps = 0; steps < R / 8 && cur < seq; steps++) {
-      const at = (this.ringBase + off) / 4;
-      const size = u32[at + P_SIZE / 4]!;
-      const kind = u32[at + P_KIND / 4]!;
-      if (size < 8 || size % 8 !== 0 || off + size > R) break;
-      if (kind === KIND_MESSAGE) cur++;
-      off = off + size === R ? 0 : off + size;
+    const now = { ...s };
+    for (let attempt = 0; attempt < 100; attempt++) {
+      if (seq < now.tailSeq) return now.tail; // evicted: the read reports the gap
+      let off = now.tail;
+      let cur = now.tailSeq;
+      for (let steps = 0; steps < R / 8 && cur < seq; steps++) {
+        const at = (this.ringBase + off) / 4;
+        const size = u32[at + P_SIZE / 4]!;
+        const kind = u32[at + P_KIND / 4]!;
+        if (size < 8 || size % 8 !== 0 || off + size > R) break;
+        if (kind === KIND_MESSAGE) cur++;
+        off = off + size === R ? 0 : off + size;
+      }
+      Atomics.add(fenceWord, 0, 0);
+      const { tailSeq, tail } = now;
+      this.state(now);
+      if (now.tailSeq === tailSeq && now.tail === tail) return off; // nothing was evicted meanwhile
     }
-    // If a writer moved the tail meanwhile, the read that follows finds a seq mismatch and starts over.
-    return off;
+    return now.tail;
   }
 }
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { rmSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -7,6 +8,7 @@ import {
   type Gap,
   Hub,
   type HubClient,
+  type MessagingClient,
   SqliteStore,
   type SubscribeInit,
   type SubscribeIter,
@@ -22,200 +24,210 @@ async function next(it: Iter, what = "a message"): Promise<TopicMessage> {
   return r.value;
 }
 
-describe("pub/sub: every init × iter behaves as AlephZero's reader", () => {
-  let hub: Hub;
-  let pub: HubClient;
-  let sub: HubClient;
-  let n = 0;
-  before(async () => {
-    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
-    pub = await connect(hub.urls[0]!, { name: "pub" });
-    sub = await connect(hub.urls[0]!, { name: "sub" });
-  });
-  after(async () => {
-    await pub.close();
-    await sub.close();
-    await hub.close();
-  });
-
-  /**
-   * Runs one AlephZero reader case on a fresh topic: `pushes` before subscribing, then steps of
-   * [payloads to publish, payloads the reader must get next]. After the last step a sentinel proves nothing
-   * else was pending (AlephZero's `!has_next()`).
-   */
-  async function readerCase(
-    init: SubscribeInit,
-    iter: SubscribeIter,
-    before: string[],
-    steps: [publish: string[], expect: string[]][],
-  ): Promise<void> {
-    const topic = `a0.case${n++}`;
-    for (const p of before) await pub.publish(topic, p);
-    const s = await sub.subscribe(topic, { init, iter });
-    const it = s[Symbol.asyncIterator]();
-    try {
-      for (const [publish, expect] of steps) {
-        for (const p of publish) await pub.publish(topic, p);
-        for (const e of expect) assert.equal((await next(it, e)).text(), e);
+// One suite, two backends: a hub over tcp://, and shared memory (shm://, no hub).
+for (const backend of ["hub", "shm"] as const)
+  describe(`pub/sub: every init × iter behaves as AlephZero's reader (${backend})`, () => {
+    let hub: Hub | undefined;
+    let pub: MessagingClient;
+    let sub: MessagingClient;
+    let n = 0;
+    before(async () => {
+      if (backend === "hub") {
+        hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+        pub = await connect(hub.urls[0]!, { name: "pub" });
+        sub = await connect(hub.urls[0]!, { name: "sub" });
+      } else {
+        const url = `shm:///test-a0-${process.pid}` as const;
+        pub = await connect(url, { name: "pub", ringBytes: 65536 });
+        sub = await connect(url, { name: "sub", ringBytes: 65536 });
       }
-      await pub.publish(topic, "sentinel");
-      assert.equal((await next(it, "the sentinel")).text(), "sentinel", "nothing else was pending");
-    } finally {
-      s.unsubscribe();
-    }
-  }
+    });
+    after(async () => {
+      await pub.close();
+      await sub.close();
+      await hub?.close();
+      if (backend === "shm")
+        rmSync(`/dev/shm/ezipc.test-a0-${process.pid}`, { recursive: true, force: true });
+    });
 
-  it("oldest-next", () =>
-    readerCase(
-      "oldest",
-      "next",
-      ["pkt_0", "pkt_1"],
-      [
-        [[], ["pkt_0", "pkt_1"]],
-        [["pkt_2"], ["pkt_2"]],
-      ],
-    ));
-  it("oldest-next, empty start", () =>
-    readerCase(
-      "oldest",
-      "next",
-      [],
-      [
+    /**
+     * Runs one AlephZero reader case on a fresh topic: `pushes` before subscribing, then steps of
+     * [payloads to publish, payloads the reader must get next]. After the last step a sentinel proves nothing
+     * else was pending (AlephZero's `!has_next()`).
+     */
+    async function readerCase(
+      init: SubscribeInit,
+      iter: SubscribeIter,
+      before: string[],
+      steps: [publish: string[], expect: string[]][],
+    ): Promise<void> {
+      const topic = `a0.case${n++}`;
+      for (const p of before) await pub.publish(topic, p);
+      const s = await sub.subscribe(topic, { init, iter });
+      const it = s[Symbol.asyncIterator]();
+      try {
+        for (const [publish, expect] of steps) {
+          for (const p of publish) await pub.publish(topic, p);
+          for (const e of expect) assert.equal((await next(it, e)).text(), e);
+        }
+        await pub.publish(topic, "sentinel");
+        assert.equal((await next(it, "the sentinel")).text(), "sentinel", "nothing else was pending");
+      } finally {
+        s.unsubscribe();
+      }
+    }
+
+    it("oldest-next", () =>
+      readerCase(
+        "oldest",
+        "next",
+        ["pkt_0", "pkt_1"],
         [
-          ["pkt_0", "pkt_1"],
-          ["pkt_0", "pkt_1"],
+          [[], ["pkt_0", "pkt_1"]],
+          [["pkt_2"], ["pkt_2"]],
         ],
-        [["pkt_2"], ["pkt_2"]],
-      ],
-    ));
-  it("oldest-newest", () =>
-    readerCase(
-      "oldest",
-      "newest",
-      ["pkt_0", "pkt_1", "pkt_2"],
-      [
-        [[], ["pkt_0"]],
-        [[], ["pkt_2"]],
-        [["pkt_3", "pkt_4"], ["pkt_4"]],
-      ],
-    ));
-  it("oldest-newest, empty start", () =>
-    readerCase(
-      "oldest",
-      "newest",
-      [],
-      [
-        [["pkt_0", "pkt_1"], ["pkt_0"]],
-        [[], ["pkt_1"]],
-        [["pkt_2", "pkt_3"], ["pkt_3"]],
-      ],
-    ));
-  it("most recent-next", () =>
-    readerCase(
-      "mostRecent",
-      "next",
-      ["pkt_0", "pkt_1"],
-      [
-        [[], ["pkt_1"]],
-        [["pkt_2"], ["pkt_2"]],
-      ],
-    ));
-  it("most recent-next, empty start", () =>
-    readerCase(
-      "mostRecent",
-      "next",
-      [],
-      [
+      ));
+    it("oldest-next, empty start", () =>
+      readerCase(
+        "oldest",
+        "next",
+        [],
         [
-          ["pkt_0", "pkt_1"],
-          ["pkt_0", "pkt_1"],
+          [
+            ["pkt_0", "pkt_1"],
+            ["pkt_0", "pkt_1"],
+          ],
+          [["pkt_2"], ["pkt_2"]],
         ],
-        [["pkt_2"], ["pkt_2"]],
-      ],
-    ));
-  it("most recent-newest", () =>
-    readerCase(
-      "mostRecent",
-      "newest",
-      ["pkt_0", "pkt_1"],
-      [
-        [[], ["pkt_1"]],
-        [["pkt_2", "pkt_3"], ["pkt_3"]],
-      ],
-    ));
-  it("most recent-newest, empty start", () =>
-    readerCase(
-      "mostRecent",
-      "newest",
-      [],
-      [
-        [["pkt_0", "pkt_1"], ["pkt_1"]],
-        [["pkt_2", "pkt_3"], ["pkt_3"]],
-      ],
-    ));
-  it("await new-next", () =>
-    readerCase(
-      "awaitNew",
-      "next",
-      ["pkt_0"],
-      [
+      ));
+    it("oldest-newest", () =>
+      readerCase(
+        "oldest",
+        "newest",
+        ["pkt_0", "pkt_1", "pkt_2"],
         [
-          ["pkt_1", "pkt_2"],
-          ["pkt_1", "pkt_2"],
+          [[], ["pkt_0"]],
+          [[], ["pkt_2"]],
+          [["pkt_3", "pkt_4"], ["pkt_4"]],
         ],
+      ));
+    it("oldest-newest, empty start", () =>
+      readerCase(
+        "oldest",
+        "newest",
+        [],
         [
-          ["pkt_3", "pkt_4"],
-          ["pkt_3", "pkt_4"],
+          [["pkt_0", "pkt_1"], ["pkt_0"]],
+          [[], ["pkt_1"]],
+          [["pkt_2", "pkt_3"], ["pkt_3"]],
         ],
-      ],
-    ));
-  it("await new-next, empty start", () =>
-    readerCase(
-      "awaitNew",
-      "next",
-      [],
-      [
+      ));
+    it("most recent-next", () =>
+      readerCase(
+        "mostRecent",
+        "next",
+        ["pkt_0", "pkt_1"],
         [
-          ["pkt_0", "pkt_1"],
-          ["pkt_0", "pkt_1"],
+          [[], ["pkt_1"]],
+          [["pkt_2"], ["pkt_2"]],
         ],
+      ));
+    it("most recent-next, empty start", () =>
+      readerCase(
+        "mostRecent",
+        "next",
+        [],
         [
-          ["pkt_2", "pkt_3"],
-          ["pkt_2", "pkt_3"],
+          [
+            ["pkt_0", "pkt_1"],
+            ["pkt_0", "pkt_1"],
+          ],
+          [["pkt_2"], ["pkt_2"]],
         ],
-      ],
-    ));
-  it("await new-newest", () =>
-    readerCase(
-      "awaitNew",
-      "newest",
-      ["pkt_0"],
-      [
-        [["pkt_1", "pkt_2"], ["pkt_2"]],
-        [["pkt_3", "pkt_4"], ["pkt_4"]],
-      ],
-    ));
-  it("await new-newest, empty start", () =>
-    readerCase(
-      "awaitNew",
-      "newest",
-      [],
-      [
-        [["pkt_0", "pkt_1"], ["pkt_1"]],
-        [["pkt_2", "pkt_3"], ["pkt_3"]],
-      ],
-    ));
-  it("from seq-next", () =>
-    readerCase(
-      { fromSeq: 2n },
-      "next",
-      ["pkt_0", "pkt_1", "pkt_2"],
-      [
-        [[], ["pkt_1", "pkt_2"]],
-        [["pkt_3"], ["pkt_3"]],
-      ],
-    ));
-});
+      ));
+    it("most recent-newest", () =>
+      readerCase(
+        "mostRecent",
+        "newest",
+        ["pkt_0", "pkt_1"],
+        [
+          [[], ["pkt_1"]],
+          [["pkt_2", "pkt_3"], ["pkt_3"]],
+        ],
+      ));
+    it("most recent-newest, empty start", () =>
+      readerCase(
+        "mostRecent",
+        "newest",
+        [],
+        [
+          [["pkt_0", "pkt_1"], ["pkt_1"]],
+          [["pkt_2", "pkt_3"], ["pkt_3"]],
+        ],
+      ));
+    it("await new-next", () =>
+      readerCase(
+        "awaitNew",
+        "next",
+        ["pkt_0"],
+        [
+          [
+            ["pkt_1", "pkt_2"],
+            ["pkt_1", "pkt_2"],
+          ],
+          [
+            ["pkt_3", "pkt_4"],
+            ["pkt_3", "pkt_4"],
+          ],
+        ],
+      ));
+    it("await new-next, empty start", () =>
+      readerCase(
+        "awaitNew",
+        "next",
+        [],
+        [
+          [
+            ["pkt_0", "pkt_1"],
+            ["pkt_0", "pkt_1"],
+          ],
+          [
+            ["pkt_2", "pkt_3"],
+            ["pkt_2", "pkt_3"],
+          ],
+        ],
+      ));
+    it("await new-newest", () =>
+      readerCase(
+        "awaitNew",
+        "newest",
+        ["pkt_0"],
+        [
+          [["pkt_1", "pkt_2"], ["pkt_2"]],
+          [["pkt_3", "pkt_4"], ["pkt_4"]],
+        ],
+      ));
+    it("await new-newest, empty start", () =>
+      readerCase(
+        "awaitNew",
+        "newest",
+        [],
+        [
+          [["pkt_0", "pkt_1"], ["pkt_1"]],
+          [["pkt_2", "pkt_3"], ["pkt_3"]],
+        ],
+      ));
+    it("from seq-next", () =>
+      readerCase(
+        { fromSeq: 2n },
+        "next",
+        ["pkt_0", "pkt_1", "pkt_2"],
+        [
+          [[], ["pkt_1", "pkt_2"]],
+          [["pkt_3"], ["pkt_3"]],
+        ],
+      ));
+  });
 
 describe("pub/sub semantics", () => {
   let hub: Hub;

@@ -81,6 +81,24 @@ describe("shm ring (one process)", () => {
     );
   });
 
+  it("a reader caught up at the ring's end finds the next message at offset 0 after its pad was reused", () => {
+    const r = ring(4096);
+    const body = (n: number) => Buffer.alloc(n - 32, 7); // packet size n (32-byte packet head)
+    for (let i = 0; i < 7; i++) r.append(Buffer.alloc(0), body(512), 0); // head at 3584
+    const cursor: RingCursor = { seq: 1, offset: -1 };
+    assert.equal(readAll(r, cursor).length, 7);
+    assert.deepEqual(cursor, { seq: 8, offset: 3584 });
+    r.append(Buffer.alloc(0), Buffer.alloc(1024 - 32, 8), 0); // does not fit: pad at 3584, message 8 at 0
+    for (let i = 0; i < 6; i++) r.append(Buffer.alloc(0), body(512), 0); // the 6th goes where the pad was
+    assert.equal(r.state().tailSeq, 8, "message 8 is still kept");
+    const got = readAll(r, cursor);
+    assert.deepEqual(
+      got.map((m) => m.seq),
+      [8, 9, 10, 11, 12, 13, 14],
+    );
+    assert.equal(got[0]!.body[0], 8);
+  });
+
   it("a message over a quarter of the ring is refused with EZIPC_SHM_TOO_LARGE, and nothing is written", () => {
     const r = ring(4096);
     assert.throws(

@@ -1,0 +1,129 @@
+/**
+ * A client of a shared-memory namespace (`connect("shm://")`, `connect("shm:///NAME")`): the hub client's
+ * pub/sub API with no hub. Processes on one machine meet by topic name in `/dev/shm/ezipc.NAME/`; none of
+ * them is special, and any of them may die at any instruction without leaving a topic inconsistent
+ * (src/shm/ring.ts). See docs/shm.md.
+ */
+import { EventEmitter } from "node:events";
+import { EzipcError } from "../errors.js";
+import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
+import type { SubscribeOptions, Subscription, TopicMessage } from "../pubsub/subscription.js";
+import { shmNative } from "../shm/native.js";
+import { ShmNamespace, type ShmOptions } from "./shm-namespace.js";
+import { type Payload, ShmPubSub } from "./shm-pubsub.js";
+
+export type { ShmOptions };
+
+/** Options of `connect("shm://…")`. */
+export interface ShmConnectOptions extends ShmOptions {
+  /** The name this client publishes under (`name#pid`). Default `client`. */
+  name?: string;
+}
+
+/** Parses `shm://` (namespace `default`) or `shm:///NAME`. Throws `EZIPC_INVALID_URL`. */
+export function shmNamespaceOf(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw new EzipcError("EZIPC_INVALID_URL", `${url}: not a URL`);
+  }
+  if (u.protocol !== "shm:") throw new EzipcError("EZIPC_INVALID_URL", `${url}: not a shm:// URL`);
+  if (u.host !== "" || u.search !== "" || u.hash !== "") {
+    throw new EzipcError(
+      "EZIPC_INVALID_URL",
+      `${url}: a shm:// URL is shm:// or shm:///NAMESPACE (this machine only)`,
+    );
+  }
+  const name = decodeURIComponent(u.pathname.replace(/^\/+/, ""));
+  return name === "" ? "default" : name;
+}
+
+export class ShmClient extends EventEmitter {
+  readonly namespace: string;
+  /** `name#pid`: what subscribers see as the publisher. */
+  readonly identity: string;
+  private readonly ns: ShmNamespace;
+  private readonly pubsub: ShmPubSub;
+  private closed = false;
+
+  /** @internal use `connect("shm://…")` */
+  constructor(
+    readonly url: string,
+    options: ShmConnectOptions = {},
+  ) {
+    super();
+    this.namespace = shmNamespaceOf(url);
+    shmNative(); // EZIPC_SHM_UNAVAILABLE, with the reason, before anything is created
+    this.identity = `${options.name ?? "client"}#${process.pid}`;
+    this.ns = new ShmNamespace(this.namespace, options);
+    this.pubsub = new ShmPubSub(this.ns, this.identity);
+  }
+
+  /** The namespace's directory (`/dev/shm/ezipc.NAME`). */
+  get dir(): string {
+    return this.ns.dir;
+  }
+
+  /**
+   * Publishes to `topic`: appends it to the topic's ring in shared memory (creating the topic if need
+   * be). Resolves with its seq and time once it is there — readers can see it. Rejects with
+   * `EZIPC_INVALID_TOPIC`, `EZIPC_PERMISSION_DENIED` (`$…` topics), `EZIPC_SHM_TOO_LARGE`,
+   * `EZIPC_SHM_BAD_FILE` or `EZIPC_CONNECTION_CLOSED`.
+   */
+  publish(
+    topic: string,
+    payload: Payload,
+    options: PublishOptions = {},
+  ): Promise<{ seq: bigint; time: number }> {
+    return this.pubsub.publish(topic, payload, options);
+  }
+
+  /** Publishes synchronously (the message is in shared memory when it returns); always returns true. */
+  publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
+    return this.pubsub.publishAndForget(topic, payload, options);
+  }
+
+  /** Resolves at once: shared memory queues nothing. */
+  drain(): Promise<void> {
+    return this.pubsub.drain();
+  }
+
+  /**
+   * Subscribes to one topic (wildcards: `EZIPC_NOT_SUPPORTED`), creating it if need be; every init × iter
+   * of the hub, gaps included. Resolves once the subscription reads the ring.
+   */
+  subscribe(
+    topic: string,
+    options: SubscribeOptions = {},
+    handler?: (m: TopicMessage) => unknown,
+  ): Promise<Subscription> {
+    return this.pubsub.subscribe(topic, options, handler);
+  }
+
+  /** The namespace's topics matching `pattern` (default all), with their bounds and live readers. */
+  topics(pattern = ""): Promise<TopicInfo[]> {
+    return this.pubsub.topics(pattern);
+  }
+
+  /** Creates `topic` with these bounds (`maxBytes` is its ring); see {@link ShmPubSub.configureTopic}. */
+  configureTopic(
+    topic: string,
+    options: { maxBytes?: number; maxCount?: number; persist?: boolean },
+  ): Promise<void> {
+    return this.pubsub.configureTopic(topic, options);
+  }
+
+  /** Stops every subscription and releases this process's slots and wake-up pipe. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.pubsub.close();
+    this.ns.close();
+  }
+}
+
+/** Opens a shm:// client. Rejects with `EZIPC_SHM_UNAVAILABLE` (and why) where shared memory cannot work. */
+export async function connectShm(url: string, options: ShmConnectOptions = {}): Promise<ShmClient> {
+  return new ShmClient(url, options);
+}

@@ -1,0 +1,353 @@
+/**
+ * Pub/sub over shared memory, with the hub client's API and semantics: a publish appends to the topic's
+ * ring (under its robust lock) and wakes parked readers; a subscription is a cursor into the ring, read by
+ * the subscribing process itself. Nobody is a server: the topic's file is the meeting point, created by
+ * whoever comes first.
+ *
+ * Differences from the hub (docs/shm.md): the ring evicts its oldest messages when full, whoever has not
+ * read them (readers that fall behind get a `gap`; publishers are never held); patterns with wildcards
+ * are refused with `EZIPC_NOT_SUPPORTED`; a topic's bounds are fixed when its file is created.
+ */
+import { EzipcError } from "../errors.js";
+import { topicMatcher } from "../protocol/names.js";
+import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
+import {
+  DEFAULT_PREFETCH_BYTES,
+  type SubscribeOptions,
+  Subscription,
+  type SubscriptionHost,
+  type TopicMessage,
+} from "../pubsub/subscription.js";
+import type { RingCursor, RingMessage } from "../shm/ring.js";
+import { Waker } from "../shm/waker.js";
+import { decodeMeta, encodeMeta } from "./meta.js";
+import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
+
+/** A payload: bytes, or a string sent as UTF-8. */
+export type Payload = Uint8Array | string;
+
+function payloadBytes(p: Payload): Uint8Array {
+  if (typeof p === "string") return Buffer.from(p, "utf8");
+  if (p instanceof Uint8Array) return p;
+  throw new TypeError("a payload is a Uint8Array or a string");
+}
+
+/** Messages read from a ring per turn of the event loop, per subscription, before yielding. */
+const TURN_MESSAGES = 16_384;
+const BATCH = 1_024;
+
+/** A message read from shared memory (headers decoded when first asked for). */
+class ShmMessage implements TopicMessage {
+  private decoded: { publisher: string; headers: Record<string, string> } | undefined;
+
+  constructor(
+    readonly topic: string,
+    private readonly m: RingMessage,
+  ) {}
+
+  get seq(): bigint {
+    return BigInt(this.m.seq);
+  }
+  get time(): number {
+    return this.m.time;
+  }
+  get payload(): Uint8Array {
+    return this.m.body;
+  }
+  get publisher(): string {
+    this.decoded ??= decodeMeta(this.m.meta);
+    return this.decoded.publisher;
+  }
+  get headers(): Record<string, string> {
+    this.decoded ??= decodeMeta(this.m.meta);
+    return this.decoded.headers;
+  }
+  text(): string {
+    return this.m.body.toString("utf8");
+  }
+  json<T = unknown>(): T {
+    return JSON.parse(this.text()) as T;
+  }
+}
+
+/** One subscription's reading of one topic. */
+class ShmReader implements SubscriptionHost {
+  sub!: Subscription;
+  /** Messages the subscription asked for and has not been given. */
+  private owed = 0;
+  private pumping = false;
+  private scheduled = false;
+  private closed = false;
+  /** `oldest`/`fromSeq` with `newest`: the first delivery starts where asked, later ones jump. */
+  private noJump: boolean;
+  private readonly out: RingMessage[] = [];
+
+  constructor(
+    private readonly ns: ShmNamespace,
+    private readonly topic: LocalTopic,
+    private readonly cursor: RingCursor,
+    private readonly newest: boolean,
+    noJump: boolean,
+    private readonly onClose: (r: ShmReader) => void,
+  ) {
+    this.noJump = noJump;
+  }
+
+  get wantsMore(): boolean {
+    return !this.closed && this.owed > 0;
+  }
+
+  /** SubscriptionHost: the subscription asks for `n` more. */
+  credit(_sub: Subscription, n: number): void {
+    this.owed += n;
+    if (!this.pumping) this.schedule();
+  }
+
+  unsubscribe(): void {
+    this.close();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ns.removeReader(this.topic, this);
+    this.onClose(this);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.pump();
+    });
+  }
+
+  /** Reads what the credit allows; parks when the ring has nothing more. */
+  pump(): void {
+    if (this.pumping || this.closed) return;
+    this.pumping = true;
+    const ring = this.topic.ring;
+    const out = this.out;
+    let turn = 0;
+    try {
+      while (!this.closed && this.owed > 0) {
+        if (turn >= TURN_MESSAGES) {
+          this.schedule(); // let the event loop breathe; go on next turn
+          return;
+        }
+        if (this.newest) {
+          if (this.noJump) this.noJump = false;
+          else {
+            const s = ring.state();
+            if (s.next > s.tailSeq && s.next - 1 > this.cursor.seq) {
+              this.cursor.seq = s.next - 1;
+              this.cursor.offset = s.last;
+            }
+          }
+        }
+        out.length = 0;
+        let n: number;
+        try {
+          n = ring.read(this.cursor, Math.min(this.owed, BATCH), out, (first, last) =>
+            this.sub.gap({ topic: this.topic.name, first: BigInt(first), last: BigInt(last) }),
+          );
+        } catch (err) {
+          this.close();
+          this.sub.fail(err as EzipcError);
+          return;
+        }
+        if (n === 0) {
+          // Park, then look once more (a publisher that committed meanwhile may not have seen us park).
+          this.ns.waker.park(ring.file, this.topic.slot);
+          Waker.setNext(ring.file, this.topic.slot, this.cursor.seq);
+          if (ring.state().next <= this.cursor.seq) return;
+          continue;
+        }
+        turn += n;
+        this.owed -= n;
+        const ms: TopicMessage[] = new Array(n);
+        for (let i = 0; i < n; i++) ms[i] = new ShmMessage(this.topic.name, out[i]!);
+        this.sub.deliver(ms);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+}
+
+export class ShmPubSub {
+  private readonly publisherBytes: Buffer;
+  private nextSid = 1;
+  private readonly readers = new Set<ShmReader>();
+  private closed = false;
+
+  constructor(
+    private readonly ns: ShmNamespace,
+    publisher: string,
+  ) {
+    this.publisherBytes = Buffer.from(publisher, "utf8").subarray(0, 255);
+    this.plainMeta = encodeMeta(this.publisherBytes, undefined);
+  }
+
+  /** The meta of a message without headers is the same every time: made once. */
+  private readonly plainMeta: Buffer;
+
+  private meta(headers: Record<string, string> | undefined): Buffer {
+    if (!headers || Object.keys(headers).length === 0) return this.plainMeta;
+    return encodeMeta(this.publisherBytes, headers);
+  }
+
+  private append(
+    topic: string,
+    payload: Payload,
+    options: PublishOptions | undefined,
+  ): { seq: number; time: number } {
+    if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    if (topic.startsWith("$")) {
+      throw new EzipcError("EZIPC_PERMISSION_DENIED", `${topic}: $… topics are reserved`);
+    }
+    const t = this.ns.topic(topic);
+    const time = Date.now();
+    const seq = t.ring.append(this.meta(options?.headers), payloadBytes(payload), time);
+    this.ns.waker.wakeSleepers(t.ring.file);
+    return { seq, time };
+  }
+
+  /** See HubClient.publish: resolves once the message is in shared memory. */
+  async publish(
+    topic: string,
+    payload: Payload,
+    options: PublishOptions = {},
+  ): Promise<{ seq: bigint; time: number }> {
+    const { seq, time } = this.append(topic, payload, options);
+    return { seq: BigInt(seq), time };
+  }
+
+  /** See HubClient.publishAndForget: the message is in shared memory when it returns (always true). */
+  publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
+    this.append(topic, payload, options);
+    return true;
+  }
+
+  /** Nothing is ever queued: resolves at once. */
+  drain(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** See HubClient.subscribe. Wildcard patterns: `EZIPC_NOT_SUPPORTED`. */
+  async subscribe(
+    pattern: string,
+    options: SubscribeOptions = {},
+    handler?: (m: TopicMessage) => unknown,
+  ): Promise<Subscription> {
+    if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    const { wildcard } = topicMatcher(pattern);
+    if (wildcard) {
+      throw new EzipcError(
+        "EZIPC_NOT_SUPPORTED",
+        `${pattern}: shm:// subscribes to one topic at a time (no wildcards); subscribe to each topic, or use a hub`,
+      );
+    }
+    const init = options.init ?? "awaitNew";
+    const iter = options.iter ?? "next";
+    const prefetch = options.prefetch ?? 4096;
+    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
+      throw new RangeError("prefetch must be an integer 1..65536");
+    }
+    const prefetchBytes = options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES;
+    if (!Number.isInteger(prefetchBytes) || prefetchBytes < 1) {
+      throw new RangeError("prefetchBytes must be a positive integer");
+    }
+    if (typeof init === "object" && typeof init.fromSeq !== "bigint") {
+      throw new TypeError("init.fromSeq must be a bigint");
+    }
+    const t = this.ns.topic(pattern);
+    const s = t.ring.state();
+    const cursor: RingCursor =
+      init === "oldest"
+        ? { seq: s.tailSeq, offset: s.tail }
+        : init === "mostRecent"
+          ? s.next > s.tailSeq
+            ? { seq: s.next - 1, offset: s.last }
+            : { seq: s.next, offset: s.head }
+          : init === "awaitNew"
+            ? { seq: s.next, offset: s.head }
+            : { seq: Math.max(1, Number(init.fromSeq)), offset: -1 };
+    const noJump = init === "oldest" || typeof init === "object";
+    const reader = new ShmReader(this.ns, t, cursor, iter === "newest", noJump, (r) =>
+      this.readers.delete(r),
+    );
+    const sub = new Subscription(
+      this.nextSid++,
+      pattern,
+      init,
+      iter,
+      prefetch,
+      reader,
+      handler,
+      options.onGap,
+      prefetchBytes,
+    );
+    reader.sub = sub;
+    this.ns.addReader(t, reader);
+    this.readers.add(reader);
+    reader.credit(sub, sub.resetCredit());
+    return sub;
+  }
+
+  /** See HubClient.topics: every topic file of the namespace matching `pattern`. */
+  async topics(pattern = ""): Promise<TopicInfo[]> {
+    const match = pattern === "" ? () => true : topicMatcher(pattern).match;
+    const out: TopicInfo[] = [];
+    for (const name of this.ns.topicNames()) {
+      if (!match(name)) continue;
+      const t = this.ns.existing(name);
+      if (!t) continue;
+      const s = t.ring.state();
+      out.push({
+        name,
+        firstSeq: BigInt(s.tailSeq),
+        lastSeq: BigInt(s.next - 1),
+        count: s.next - s.tailSeq,
+        bytes: s.used,
+        subscribers: liveReaders(t),
+        persist: false,
+      });
+    }
+    return out;
+  }
+
+  /**
+   * Creates `topic`'s file with these bounds (`maxBytes`: its ring). A topic whose file exists keeps its
+   * bounds: asking for other ones fails with `EZIPC_BAD_REQUEST`. `persist` is not available.
+   */
+  async configureTopic(
+    topic: string,
+    options: { maxBytes?: number; maxCount?: number; persist?: boolean },
+  ): Promise<void> {
+    if (options.persist) {
+      throw new EzipcError("EZIPC_NOT_SUPPORTED", "shm:// topics live in memory only (persist needs a hub)");
+    }
+    const t = this.ns.topic(topic, { ringBytes: options.maxBytes, maxCount: options.maxCount });
+    const f = t.ring.file;
+    if (
+      (options.maxBytes !== undefined && f.ringBytes !== ((options.maxBytes + 7) & ~7)) ||
+      (options.maxCount !== undefined && f.maxCount !== options.maxCount)
+    ) {
+      throw new EzipcError(
+        "EZIPC_BAD_REQUEST",
+        `${topic} exists with a ring of ${f.ringBytes} bytes and maxCount ${f.maxCount}; a shm:// topic's bounds are fixed when it is created`,
+      );
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const r of [...this.readers]) r.close();
+  }
+}
+
+function liveReaders(t: LocalTopic): number {
+  return Waker.liveSlots(t.ring.file);
+}

@@ -1,0 +1,29 @@
+/**
+ * Process identity for shared memory: a pid alone is reused by the kernel, so a holder is named by its pid
+ * and its start time (field 22 of /proc/PID/stat, clock ticks since boot). A process is alive when a
+ * process with that pid exists and started at that time.
+ */
+import { readFileSync } from "node:fs";
+
+/** The start time of process `pid`, or null if there is none. */
+export function processStart(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    // Fields after the command name (which may hold spaces and parentheses): state is field 3.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const start = Number(fields[19]);
+    return Number.isFinite(start) ? start : null;
+  } catch {
+    return null;
+  }
+}
+
+/** This process's start time. */
+export const SELF_START = processStart(process.pid) ?? 0;
+
+/** True while the process `pid` that started at `start` lives. */
+export function isAlive(pid: number, start: number): boolean {
+  if (pid <= 0) return false;
+  if (pid === process.pid) return start === SELF_START;
+  return processStart(pid) === start;
+}

@@ -1,0 +1,251 @@
+/**
+ * Wake-ups between processes, without busy-polling and without a syscall while readers are awake.
+ *
+ * Each process that reads shared memory owns one named pipe (FIFO) per namespace,
+ * `.wake.PID.START`, read on its event loop. In each topic file it reads, it holds a consumer slot (pid,
+ * start time, a `sleeping` word). A reader with nothing left to read parks:
+ *
+ *   reader: sleepers += 1; slot.sleeping = 1; read the ring's state again (data? unpark and read)
+ *   writer: commit; if sleepers != 0, for each slot with sleeping 1 → 0: sleepers -= 1, write a byte to
+ *           that process's FIFO
+ *
+ * With sequentially consistent atomics, either the writer sees the sleeping word or the reader sees the
+ * commit (Dekker), so no wake-up is lost. The counter only ever drifts upwards (a process killed between
+ * two of these steps), which costs writers a scan of the slots, never a lost wake-up. A dead reader's FIFO
+ * cannot be opened for writing (ENXIO): the first writer that tries frees its slot.
+ */
+import { closeSync, constants, openSync, unlinkSync, writeSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { EzipcError } from "../errors.js";
+import {
+  C_NEXT_HI,
+  C_NEXT_LO,
+  C_PID,
+  C_SLEEPING,
+  C_START,
+  H_SLEEPERS,
+  H_SLOTS,
+  SLOT_BYTES,
+  SLOT_COUNT,
+} from "./layout.js";
+import { shmNative } from "./native.js";
+import { isAlive, SELF_START } from "./processes.js";
+import type { MappedFile } from "./shm-file.js";
+
+const WAKE_BYTE = Buffer.from([1]);
+const TWO32 = 2 ** 32;
+
+export function fifoName(pid: number, start: number): string {
+  return `.wake.${pid}.${start}`;
+}
+
+const slotWord = (slot: number, field: number) => (H_SLOTS + slot * SLOT_BYTES + field) / 4;
+
+/**
+ * This process's wake-up pipe in one namespace, and the writer side of everyone else's. One per process
+ * and namespace, shared by every client of it in the process ({@link Waker.acquire}).
+ */
+export class Waker {
+  private static readonly byDir = new Map<string, Waker>();
+  private readonly fifoPath: string;
+  private readonly socket: net.Socket;
+  /** Write ends of other processes' pipes, by file name. */
+  private readonly peers = new Map<string, number>();
+  private readonly listeners = new Set<() => void>();
+  private closed = false;
+  private selfWakeQueued = false;
+  /** Holders that want the process kept alive while they wait (subscriptions). */
+  private active = 0;
+  /** Wake-ups written to other processes (diagnostics). */
+  wakesSent = 0;
+
+  /** The namespace's waker, shared in this process; `onWake` runs after any wake-up. */
+  static acquire(dir: string, onWake: () => void): Waker {
+    let w = Waker.byDir.get(dir);
+    if (!w || w.closed) {
+      w = new Waker(dir);
+      Waker.byDir.set(dir, w);
+    }
+    w.listeners.add(onWake);
+    return w;
+  }
+
+  /** Stops calling `onWake`; the pipe closes when no client of the namespace is left. */
+  release(onWake: () => void): void {
+    this.listeners.delete(onWake);
+    if (this.listeners.size === 0) {
+      Waker.byDir.delete(this.dir);
+      this.close();
+    }
+  }
+
+  private constructor(readonly dir: string) {
+    this.fifoPath = path.join(dir, fifoName(process.pid, SELF_START));
+    try {
+      unlinkSync(this.fifoPath); // left by an earlier process with our pid and start (not possible) or a crash
+    } catch {}
+    shmNative().mkfifo(this.fifoPath, 0o600);
+    // Read and write: the pipe never reports end-of-file while this process holds it.
+    const fd = openSync(this.fifoPath, constants.O_RDWR | constants.O_NONBLOCK);
+    this.socket = new net.Socket({ fd, readable: true, writable: false });
+    this.socket.on("data", () => this.wakeAll());
+    this.socket.on("error", () => {});
+    this.socket.unref();
+  }
+
+  private wakeAll(): void {
+    for (const l of [...this.listeners]) l();
+  }
+
+  /** Keeps the process alive while held (a subscription waiting for messages). */
+  hold(): void {
+    if (this.active++ === 0) this.socket.ref();
+  }
+
+  unhold(): void {
+    if (this.active > 0 && --this.active === 0) this.socket.unref();
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.destroy();
+    try {
+      unlinkSync(this.fifoPath);
+    } catch {}
+    for (const fd of this.peers.values()) closeSync(fd);
+    this.peers.clear();
+  }
+
+  /**
+   * Takes a consumer slot in `file` for this process (a free one, or one whose process died).
+   * Throws `EZIPC_TOO_MANY_SUBSCRIPTIONS` when all are held by live processes.
+   */
+  claimSlot(file: MappedFile): number {
+    const { i32, f64 } = file;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let s = 0; s < SLOT_COUNT; s++) {
+        const pidAt = slotWord(s, C_PID);
+        const pid = Atomics.load(i32, pidAt);
+        if (pid !== 0) {
+          // Claimed (negative: being claimed): free it only if its process is gone.
+          if (pass === 0) continue;
+          const start = f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!;
+          if (isAlive(Math.abs(pid), start) || (pid < 0 && processExists(-pid))) continue;
+        }
+        // Claim in two steps so that nobody reads our pid beside a stale start time.
+        if (Atomics.compareExchange(i32, pidAt, pid, -process.pid) !== pid) continue;
+        f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8] = SELF_START;
+        if (Atomics.load(i32, slotWord(s, C_SLEEPING)) === 1) {
+          // The dead holder was parked: its wake-up count goes with it.
+          if (Atomics.compareExchange(i32, slotWord(s, C_SLEEPING), 1, 0) === 1)
+            Atomics.sub(i32, H_SLEEPERS / 4, 1);
+        }
+        Atomics.store(i32, pidAt, process.pid);
+        return s;
+      }
+    }
+    throw new EzipcError(
+      "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+      `${file.path}: all ${SLOT_COUNT} reader slots are held by live processes`,
+    );
+  }
+
+  releaseSlot(file: MappedFile, slot: number): void {
+    this.unpark(file, slot);
+    Atomics.compareExchange(file.i32, slotWord(slot, C_PID), process.pid, 0);
+  }
+
+  /** Marks `slot` as parked; the caller must then look at the ring once more before it sleeps. */
+  park(file: MappedFile, slot: number): void {
+    const { i32 } = file;
+    if (Atomics.load(i32, slotWord(slot, C_SLEEPING)) === 1) return;
+    Atomics.add(i32, H_SLEEPERS / 4, 1); // counter first: a death in between only over-counts
+    Atomics.store(i32, slotWord(slot, C_SLEEPING), 1);
+  }
+
+  /** Clears the parked mark if no writer took it; returns true if it did. */
+  unpark(file: MappedFile, slot: number): boolean {
+    const { i32 } = file;
+    if (Atomics.compareExchange(i32, slotWord(slot, C_SLEEPING), 1, 0) !== 1) return false;
+    Atomics.sub(i32, H_SLEEPERS / 4, 1);
+    return true;
+  }
+
+  /** Reader slots of `file` held by live processes. */
+  static liveSlots(file: MappedFile): number {
+    let n = 0;
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const pid = Atomics.load(file.i32, slotWord(s, C_PID));
+      if (pid > 0 && isAlive(pid, file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!)) n++;
+    }
+    return n;
+  }
+
+  /** Records where `slot`'s reader is (for `ezipc ls`). */
+  static setNext(file: MappedFile, slot: number, next: number): void {
+    file.u32[slotWord(slot, C_NEXT_LO)] = next % TWO32;
+    file.u32[slotWord(slot, C_NEXT_HI)] = Math.floor(next / TWO32);
+  }
+
+  /** After a commit: wakes every parked reader of `file` (no work at all when none is parked). */
+  wakeSleepers(file: MappedFile): void {
+    const { i32, f64 } = file;
+    if (Atomics.load(i32, H_SLEEPERS / 4) === 0) return;
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const at = slotWord(s, C_SLEEPING);
+      if (Atomics.load(i32, at) !== 1 || Atomics.compareExchange(i32, at, 1, 0) !== 1) continue;
+      Atomics.sub(i32, H_SLEEPERS / 4, 1);
+      const pid = Atomics.load(i32, slotWord(s, C_PID));
+      const start = f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!;
+      if (pid > 0 && !this.poke(pid, start) && !isAlive(pid, start)) {
+        Atomics.compareExchange(i32, slotWord(s, C_PID), pid, 0); // a dead reader: free its slot
+      }
+    }
+  }
+
+  /** Writes a wake byte to a process's pipe; false if it has none (it is gone). */
+  private poke(pid: number, start: number): boolean {
+    if (pid === process.pid && start === SELF_START) {
+      // Ourselves: no syscall, and not from inside the publish that woke us.
+      if (!this.selfWakeQueued) {
+        this.selfWakeQueued = true;
+        process.nextTick(() => {
+          this.selfWakeQueued = false;
+          if (!this.closed) this.wakeAll();
+        });
+      }
+      return true;
+    }
+    const name = fifoName(pid, start);
+    let fd = this.peers.get(name);
+    if (fd === undefined) {
+      try {
+        fd = openSync(path.join(this.dir, name), constants.O_WRONLY | constants.O_NONBLOCK);
+      } catch {
+        return false; // ENXIO (no reader) or ENOENT: that process is gone
+      }
+      this.peers.set(name, fd);
+    }
+    try {
+      writeSync(fd, WAKE_BYTE);
+      this.wakesSent++;
+      return true;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "EAGAIN") return true; // full: it has wake-ups pending
+      closeSync(fd);
+      this.peers.delete(name);
+      return false;
+    }
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}

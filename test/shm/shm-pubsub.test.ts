@@ -1,0 +1,118 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
+import { after, describe, it } from "node:test";
+import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
+import { spawnFixture, until, within } from "../helpers.js";
+
+const name = `test-ps-${process.pid}`;
+const url = `shm:///${name}` as const;
+after(() => rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true }));
+
+function lines(child: ChildProcess): string[] {
+  const out: string[] = [];
+  let buf = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split("\n");
+    buf = parts.pop()!;
+    out.push(...parts);
+  });
+  return out;
+}
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+describe("shm:// pub/sub across processes", () => {
+  it("two publishers at full speed, three subscribers: each gets every message, per-publisher order kept, no gap", async () => {
+    const topic = "multi.writers";
+    const n = 20_000;
+    const subs = await Promise.all(
+      [0, 1, 2].map(() => spawnFixture("shm-peer.js", ["sub", url, topic, String(2 * n)])),
+    );
+    const outs = subs.map((s) => lines(s.child));
+    const pubs = await Promise.all(
+      ["A", "B"].map((id) =>
+        spawnFixture("shm-peer.js", ["pub", url, topic, String(n), id], 20_000, /^done/),
+      ),
+    );
+    for (const p of pubs) assert.equal(await within(exited(p.child), 10_000, "publisher exit"), 0);
+    for (const s of subs) assert.equal(await within(exited(s.child), 20_000, "subscriber exit"), 0);
+    for (const out of outs) {
+      const got = out.find((l) => l.startsWith("got "));
+      assert.ok(got, out.join("\n"));
+      const [, count, , gaps] = got.split(" ");
+      assert.equal(Number(count), 2 * n);
+      assert.equal(Number(gaps), 0);
+    }
+  });
+
+  it("a parked subscriber in another process is woken by a publish (no polling), and one killed with -9 costs publishers nothing", async () => {
+    const topic = "wake.me";
+    const pub = await connect(url);
+    try {
+      const parked = await spawnFixture("shm-peer.js", ["park", url, topic]);
+      const out = lines(parked.child);
+      const victim = await spawnFixture("shm-peer.js", ["park", url, topic]);
+      const [info] = await pub.topics(topic);
+      assert.equal(info!.subscribers, 2);
+      victim.child.kill("SIGKILL");
+      await exited(victim.child);
+      for (let i = 0; i < 3; i++) {
+        await pub.publish(topic, `hello ${i}`);
+        await until(() => out.includes(`got hello ${i}`), `wake-up ${i}`, 5_000);
+      }
+      // The dead reader's slot was freed by the first publisher that tried to wake it.
+      const [after1] = await pub.topics(topic);
+      assert.equal(after1!.subscribers, 1);
+      parked.child.kill("SIGKILL");
+      await exited(parked.child);
+    } finally {
+      await pub.close();
+    }
+  });
+});
+
+describe("shm:// client API", () => {
+  let c: ShmClient;
+  it("bad URLs, wildcards, $ topics and fixed bounds fail with coded errors", async () => {
+    await assert.rejects(connect("shm://somehost/x" as `shm:${string}`), (e) =>
+      isEzipcError(e, "EZIPC_INVALID_URL"),
+    );
+    await assert.rejects(connect("shm:///bad name" as `shm:${string}`), (e) =>
+      isEzipcError(e, "EZIPC_INVALID_URL"),
+    );
+    c = await connect(url);
+    await assert.rejects(c.subscribe("a.*"), (e) => isEzipcError(e, "EZIPC_NOT_SUPPORTED"));
+    await assert.rejects(c.publish("$hub.x", "x"), (e) => isEzipcError(e, "EZIPC_PERMISSION_DENIED"));
+    await assert.rejects(c.publish("bad..topic", "x"), (e) => isEzipcError(e, "EZIPC_INVALID_TOPIC"));
+    await c.configureTopic("sized", { maxBytes: 8192, maxCount: 3 });
+    await assert.rejects(c.configureTopic("sized", { maxBytes: 16384 }), (e) =>
+      isEzipcError(e, "EZIPC_BAD_REQUEST"),
+    );
+    await assert.rejects(c.configureTopic("kept", { persist: true }), (e) =>
+      isEzipcError(e, "EZIPC_NOT_SUPPORTED"),
+    );
+    await assert.rejects(c.publish("sized", Buffer.alloc(4096)), (e) =>
+      isEzipcError(e, "EZIPC_SHM_TOO_LARGE"),
+    );
+    for (let i = 0; i < 5; i++) await c.publish("sized", `m${i}`);
+    const [t] = await c.topics("sized");
+    assert.deepEqual([t!.firstSeq, t!.lastSeq, t!.count], [3n, 5n, 3]);
+    // A reader from the oldest after eviction gets a gap, then what is kept.
+    const gaps: [bigint, bigint][] = [];
+    const sub = await c.subscribe("sized", {
+      init: { fromSeq: 1n },
+      onGap: (g) => gaps.push([g.first, g.last]),
+    });
+    const it = sub[Symbol.asyncIterator]();
+    assert.equal((await it.next()).value!.text(), "m2");
+    assert.deepEqual(gaps, [[1n, 2n]]);
+    sub.unsubscribe();
+    await c.close();
+    await assert.rejects(c.publish("sized", "x"), (e) => isEzipcError(e, "EZIPC_CONNECTION_CLOSED"));
+  });
+});
