@@ -10,7 +10,17 @@ import { connectShm, type ShmClient, type ShmConnectOptions } from "./shm-client
 /** What the hub client and the shared-memory client both do, with the same signatures. */
 export type MessagingClient = Pick<
   HubClient,
-  "publish" | "publishAndForget" | "drain" | "subscribe" | "topics" | "configureTopic" | "close"
+  | "publish"
+  | "publishAndForget"
+  | "drain"
+  | "subscribe"
+  | "topics"
+  | "configureTopic"
+  | "serve"
+  | "request"
+  | "requestStream"
+  | "deadman"
+  | "close"
 >;
 
 // Compile-time check that ShmClient keeps the hub client's signatures.

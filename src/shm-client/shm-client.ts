@@ -5,12 +5,16 @@
  * (src/shm/ring.ts). See docs/shm.md.
  */
 import { EventEmitter } from "node:events";
+import type { Deadman } from "../deadman/deadman-client.js";
 import { EzipcError } from "../errors.js";
 import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
 import type { SubscribeOptions, Subscription, TopicMessage } from "../pubsub/subscription.js";
+import type { Body, Channel, RequestOptions, RpcHandler, Server, StreamOptions } from "../rpc/rpc-calls.js";
 import { shmNative } from "../shm/native.js";
+import { ShmDeadmen } from "./shm-deadman.js";
 import { ShmNamespace, type ShmOptions } from "./shm-namespace.js";
 import { type Payload, ShmPubSub } from "./shm-pubsub.js";
+import { ShmRpc } from "./shm-rpc.js";
 
 export type { ShmOptions };
 
@@ -45,6 +49,8 @@ export class ShmClient extends EventEmitter {
   readonly identity: string;
   private readonly ns: ShmNamespace;
   private readonly pubsub: ShmPubSub;
+  private readonly rpc: ShmRpc;
+  private readonly deadmen: ShmDeadmen;
   private closed = false;
 
   /** @internal use `connect("shm://…")` */
@@ -58,6 +64,8 @@ export class ShmClient extends EventEmitter {
     this.identity = `${options.name ?? "client"}#${process.pid}`;
     this.ns = new ShmNamespace(this.namespace, options);
     this.pubsub = new ShmPubSub(this.ns, this.identity);
+    this.rpc = new ShmRpc(this.ns, this.identity);
+    this.deadmen = new ShmDeadmen(this.ns, this.identity);
   }
 
   /** The namespace's directory (`/dev/shm/ezipc.NAME`). */
@@ -114,10 +122,46 @@ export class ShmClient extends EventEmitter {
     return this.pubsub.configureTopic(topic, options);
   }
 
-  /** Stops every subscription and releases this process's slots and wake-up pipe. */
+  /**
+   * Serves `topic`: requests to it (from any process of the namespace) are passed to `handler`, as with a
+   * hub (see HubClient.serve); several processes serving one topic share its requests (the first to claim
+   * each runs it). Resolves once requests reach this process.
+   */
+  serve(topic: string, handler: RpcHandler): Promise<Server> {
+    return this.rpc.serve(topic, handler);
+  }
+
+  /**
+   * Calls `topic` and resolves with the reply. Rejects with `EZIPC_NO_RESPONDERS` (nobody serves it, at
+   * once), `EZIPC_TIMEOUT` (default 10 s), `EZIPC_CANCELLED` (`signal`), `EZIPC_SERVER_GONE` (the serving
+   * process died: noticed within 50 ms), `EZIPC_REMOTE` or the handler's own code.
+   */
+  request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
+    return this.rpc.request(topic, payload, options);
+  }
+
+  /** Calls `topic` for a stream of chunks (see HubClient.requestStream). */
+  requestStream(topic: string, payload?: Payload, options: StreamOptions = {}): Promise<Channel> {
+    return this.rpc.requestStream(topic, payload, options);
+  }
+
+  /**
+   * The deadman token `name` (one object per name and client): at most one process holds it, and it is
+   * released when the holder's process dies (a robust lock), with no hub. See HubClient.deadman.
+   */
+  deadman(name: string): Deadman {
+    return this.deadmen.deadman(name);
+  }
+
+  /**
+   * Stops every subscription and server, fails calls in flight, releases the tokens this client holds and
+   * this process's slots.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.deadmen.close();
+    this.rpc.close();
     this.pubsub.close();
     this.ns.close();
   }

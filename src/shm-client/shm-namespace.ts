@@ -2,11 +2,20 @@
  * One shared-memory namespace as a process sees it: `/dev/shm/ezipc.NAME/`, the topic files it opened
  * (each mapped once per process, however many publishers and subscriptions use it), and its wake-up pipe.
  */
-import { readdirSync } from "node:fs";
+import { readdirSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import { checkTopic } from "../protocol/names.js";
-import { DEFAULT_RING_BYTES, KIND_TOPIC } from "../shm/layout.js";
+import {
+  DEFAULT_RING_BYTES,
+  KIND_DEADMAN,
+  KIND_INBOX,
+  KIND_RPC,
+  KIND_TOPIC,
+  MIN_RING_BYTES,
+  RPC_CLAIMS,
+} from "../shm/layout.js";
+import { isAlive } from "../shm/processes.js";
 import { TopicRing } from "../shm/ring.js";
 import {
   namespaceDir,
@@ -40,6 +49,35 @@ export class LocalTopic {
   ) {}
 }
 
+/**
+ * Removes the inboxes and wake-up pipes of processes that died without removing theirs (kill -9), and
+ * temporary files of creations they did not finish. Topics stay: their history outlives their writers.
+ */
+export function removeStaleFiles(dir: string): number {
+  let removed = 0;
+  for (const name of readdirSync(dir)) {
+    const m = /^\.(inbox|wake|tmp)\.(\d+)\.([a-z0-9]+)(\.\d+)?$/.exec(name);
+    if (!m) continue;
+    const pid = Number(m[2]);
+    const gone = m[1] === "tmp" ? !processExists(pid) : !isAlive(pid, Number(m[3]));
+    if (!gone) continue;
+    try {
+      unlinkSync(path.join(dir, name));
+      removed++;
+    } catch {}
+  }
+  return removed;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 export class ShmNamespace {
   readonly dir: string;
   readonly waker: Waker;
@@ -57,38 +95,122 @@ export class ShmNamespace {
     this.maxCount = options.maxCount ?? 0;
     this.dir = namespaceDir(name, this.mode);
     this.waker = Waker.acquire(this.dir, this.onWake);
+    removeStaleFiles(this.dir);
   }
 
   /** The topic's file, opened (and created with this client's defaults, or `sizes`) if need be. */
   topic(name: string, sizes?: { ringBytes?: number; maxCount?: number }): LocalTopic {
-    let t = this.topics.get(name);
+    const t = this.topics.get(topicFileName(name));
     if (t) return t;
     checkTopic(name);
-    const file = openOrCreateShmFile(
-      path.join(this.dir, topicFileName(name)),
+    return this.open(
+      topicFileName(name),
+      name,
       KIND_TOPIC,
-      sizes?.ringBytes ?? this.ringBytes,
+      sizes?.ringBytes,
       sizes?.maxCount ?? this.maxCount,
-      this.mode,
     );
-    t = new LocalTopic(name, new TopicRing(file));
-    this.topics.set(name, t);
-    return t;
   }
 
   /** The topic's file if it exists (not created), or null. */
   existing(name: string): LocalTopic | null {
-    const t = this.topics.get(name);
+    const t = this.topics.get(topicFileName(name));
     if (t) return t;
     try {
       const file = openShmFile(path.join(this.dir, topicFileName(name)), KIND_TOPIC);
       const opened = new LocalTopic(name, new TopicRing(file));
-      this.topics.set(name, opened);
+      this.topics.set(topicFileName(name), opened);
       return opened;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw err;
     }
+  }
+
+  /** The request file of RPC topic `name` (`.rpc.NAME`): created if `create` (a server), else null if none. */
+  rpcRing(name: string, create: true): LocalTopic;
+  rpcRing(name: string, create: boolean): LocalTopic | null;
+  rpcRing(name: string, create: boolean): LocalTopic | null {
+    const fileName = `.rpc.${topicFileName(name)}`;
+    const t = this.topics.get(fileName);
+    if (t) return t;
+    checkTopic(name);
+    if (create) return this.open(fileName, name, KIND_RPC, undefined, 0, RPC_CLAIMS);
+    try {
+      const opened = new LocalTopic(
+        name,
+        new TopicRing(openShmFile(path.join(this.dir, fileName), KIND_RPC)),
+      );
+      this.topics.set(fileName, opened);
+      return opened;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  /**
+   * The inbox of client `n` of process (pid, start): where RPC replies to its calls go. Created only by its
+   * owner.
+   */
+  inbox(pid: number, start: number, n: number, create: boolean): LocalTopic | null {
+    const fileName = `.inbox.${pid}.${start}.${n}`;
+    const t = this.topics.get(fileName);
+    if (t) return t;
+    if (create) return this.open(fileName, fileName, KIND_INBOX, undefined, 0);
+    try {
+      const opened = new LocalTopic(
+        fileName,
+        new TopicRing(openShmFile(path.join(this.dir, fileName), KIND_INBOX)),
+      );
+      this.topics.set(fileName, opened);
+      return opened;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw err;
+    }
+  }
+
+  private open(
+    fileName: string,
+    name: string,
+    kind: number,
+    ringBytes: number | undefined,
+    maxCount: number,
+    claims = 0,
+  ): LocalTopic {
+    const file = openOrCreateShmFile(
+      path.join(this.dir, fileName),
+      kind,
+      ringBytes ?? this.ringBytes,
+      maxCount,
+      this.mode,
+      claims,
+    );
+    const t = new LocalTopic(name, new TopicRing(file));
+    this.topics.set(fileName, t);
+    return t;
+  }
+
+  /** The file of deadman token `name` (`.deadman.NAME`), created if need be. */
+  deadmanFile(name: string): LocalTopic {
+    const fileName = `.deadman.${topicFileName(name)}`;
+    const t = this.topics.get(fileName);
+    if (t) return t;
+    return this.open(fileName, name, KIND_DEADMAN, MIN_RING_BYTES, 0);
+  }
+
+  /** Removes a file this process owns (its inbox, when it closes). */
+  remove(t: LocalTopic): void {
+    for (const [k, v] of this.topics) if (v === t) this.topics.delete(k);
+    try {
+      unlinkSync(t.ring.file.path);
+    } catch {}
+  }
+
+  /** Forgets a file this process opened (its mapping goes when collected), e.g. a dead process's inbox. */
+  forget(t: LocalTopic): void {
+    for (const [k, v] of this.topics) if (v === t && v.readers.size === 0) this.topics.delete(k);
   }
 
   /** Names of every topic in the namespace. */
@@ -121,7 +243,11 @@ export class ShmNamespace {
   }
 
   /** Another process woke us: every reader that wants messages looks at its ring. */
+  /** Called after every wake-up, besides the readers (deadman waiters). */
+  readonly wakeListeners = new Set<() => void>();
+
   private readonly onWake = (): void => {
+    for (const l of [...this.wakeListeners]) l();
     for (const t of this.topics.values()) {
       if (t.readers.size === 0) continue;
       this.waker.unpark(t.ring.file, t.slot);

@@ -21,6 +21,7 @@ import {
 import type { RingCursor, RingMessage } from "../shm/ring.js";
 import { Waker } from "../shm/waker.js";
 import { decodeMeta, encodeMeta } from "./meta.js";
+import { RingFollower } from "./ring-follower.js";
 import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
 /** A payload: bytes, or a string sent as UTF-8. */
@@ -31,10 +32,6 @@ function payloadBytes(p: Payload): Uint8Array {
   if (p instanceof Uint8Array) return p;
   throw new TypeError("a payload is a Uint8Array or a string");
 }
-
-/** Messages read from a ring per turn of the event loop, per subscription, before yielding. */
-const TURN_MESSAGES = 16_384;
-const BATCH = 1_024;
 
 /** A message read from shared memory (headers decoded when first asked for). */
 class ShmMessage implements TopicMessage {
@@ -70,109 +67,80 @@ class ShmMessage implements TopicMessage {
   }
 }
 
-/** One subscription's reading of one topic. */
-class ShmReader implements SubscriptionHost {
+/** One subscription's reading of one topic: as much as the subscription asked for (its credit). */
+class ShmReader extends RingFollower implements SubscriptionHost {
   sub!: Subscription;
   /** Messages the subscription asked for and has not been given. */
   private owed = 0;
-  private pumping = false;
-  private scheduled = false;
-  private closed = false;
   /** `oldest`/`fromSeq` with `newest`: the first delivery starts where asked, later ones jump. */
   private noJump: boolean;
-  private readonly out: RingMessage[] = [];
 
   constructor(
-    private readonly ns: ShmNamespace,
-    private readonly topic: LocalTopic,
-    private readonly cursor: RingCursor,
+    ns: ShmNamespace,
+    topic: LocalTopic,
+    cursor: RingCursor,
     private readonly newest: boolean,
     noJump: boolean,
     private readonly onClose: (r: ShmReader) => void,
   ) {
+    super(ns, topic, cursor);
     this.noJump = noJump;
   }
 
-  get wantsMore(): boolean {
-    return !this.closed && this.owed > 0;
+  begin(sub: Subscription): void {
+    this.sub = sub;
+    this.owed = sub.resetCredit();
+    this.start();
   }
 
   /** SubscriptionHost: the subscription asks for `n` more. */
   credit(_sub: Subscription, n: number): void {
     this.owed += n;
-    if (!this.pumping) this.schedule();
+    this.schedule();
   }
 
   unsubscribe(): void {
     this.close();
   }
 
-  close(): void {
+  override close(): void {
     if (this.closed) return;
-    this.closed = true;
-    this.ns.removeReader(this.topic, this);
+    super.close();
     this.onClose(this);
   }
 
-  private schedule(): void {
-    if (this.scheduled || this.closed) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.pump();
-    });
+  protected limit(): number {
+    return this.owed;
   }
 
-  /** Reads what the credit allows; parks when the ring has nothing more. */
-  pump(): void {
-    if (this.pumping || this.closed) return;
-    this.pumping = true;
-    const ring = this.topic.ring;
-    const out = this.out;
-    let turn = 0;
-    try {
-      while (!this.closed && this.owed > 0) {
-        if (turn >= TURN_MESSAGES) {
-          this.schedule(); // let the event loop breathe; go on next turn
-          return;
-        }
-        if (this.newest) {
-          if (this.noJump) this.noJump = false;
-          else {
-            const s = ring.state();
-            if (s.next > s.tailSeq && s.next - 1 > this.cursor.seq) {
-              this.cursor.seq = s.next - 1;
-              this.cursor.offset = s.last;
-            }
-          }
-        }
-        out.length = 0;
-        let n: number;
-        try {
-          n = ring.read(this.cursor, Math.min(this.owed, BATCH), out, (first, last) =>
-            this.sub.gap({ topic: this.topic.name, first: BigInt(first), last: BigInt(last) }),
-          );
-        } catch (err) {
-          this.close();
-          this.sub.fail(err as EzipcError);
-          return;
-        }
-        if (n === 0) {
-          // Park, then look once more (a publisher that committed meanwhile may not have seen us park).
-          this.ns.waker.park(ring.file, this.topic.slot);
-          Waker.setNext(ring.file, this.topic.slot, this.cursor.seq);
-          if (ring.state().next <= this.cursor.seq) return;
-          continue;
-        }
-        turn += n;
-        this.owed -= n;
-        const ms: TopicMessage[] = new Array(n);
-        for (let i = 0; i < n; i++) ms[i] = new ShmMessage(this.topic.name, out[i]!);
-        this.sub.deliver(ms);
-      }
-    } finally {
-      this.pumping = false;
+  protected override beforeRead(): void {
+    if (!this.newest) return;
+    if (this.noJump) {
+      this.noJump = false;
+      return;
     }
+    const s = this.topic.ring.state();
+    if (s.next > s.tailSeq && s.next - 1 > this.cursor.seq) {
+      this.cursor.seq = s.next - 1;
+      this.cursor.offset = s.last;
+    }
+  }
+
+  protected deliver(out: RingMessage[]): void {
+    const n = out.length;
+    this.owed -= n;
+    const ms: TopicMessage[] = new Array(n);
+    for (let i = 0; i < n; i++) ms[i] = new ShmMessage(this.topic.name, out[i]!);
+    this.sub.deliver(ms);
+  }
+
+  protected gap(first: number, last: number): void {
+    this.sub.gap({ topic: this.topic.name, first: BigInt(first), last: BigInt(last) });
+  }
+
+  protected failed(err: EzipcError): void {
+    this.onClose(this);
+    this.sub.fail(err);
   }
 }
 
@@ -289,10 +257,8 @@ export class ShmPubSub {
       options.onGap,
       prefetchBytes,
     );
-    reader.sub = sub;
-    this.ns.addReader(t, reader);
     this.readers.add(reader);
-    reader.credit(sub, sub.resetCredit());
+    reader.begin(sub);
     return sub;
   }
 

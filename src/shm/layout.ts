@@ -6,11 +6,11 @@
  *
  * Header:
  *   0  u32  magic "EZSH"            4  u32  layout version (1)
- *   8  u32  kind (1: topic)        12  u32  header bytes (4096)
+ *   8  u32  kind (1 topic, 2 RPC requests, 3 inbox, 4 deadman)   12  u32  header bytes (4096)
  *  16  u32  ring bytes R           20  u32  messages kept at most (0: bounded by bytes only)
  *  24  i32  generation G: state block (G & 1) is the current state (a seqlock; see ring.ts)
  *  28  i32  sleepers: consumer slots whose `sleeping` word is 1
- *  32  f64  created, ms since the epoch
+ *  32  f64  created, ms since the epoch        40  u32  claim entries C (RPC request files; else 0)
  *  64       robust process-shared pthread mutex (writers take it; 64 bytes reserved)
  * 128       state block 0 (64 bytes)       192   state block 1 (64 bytes)
  * 256       60 consumer slots of 64 bytes
@@ -20,6 +20,10 @@
  *  16 head (ring offset of the next packet)  20 tail (ring offset of the oldest packet)
  *  24 used (bytes from tail to head, pads included)  28 last (ring offset of the newest packet)
  *  32 recoveries (writers that died holding the lock and were taken over)
+ *
+ * After the ring (RPC request files): C claim entries of 24 bytes, entry (seq mod C) for request seq:
+ *   0 u32 low 32 bits of the seq claimed (the claim: set by compare-and-swap), 4 i32 pid of the server
+ *   that claimed it, 8 f64 its start time, 16 u32 the seq's low bits again once pid and start are written.
  *
  * Consumer slot: 0 i32 pid (0: free), 4 i32 sleeping, 8 f64 process start time (/proc/PID/stat field 22),
  * 16 u32×2 next seq it reads (informational), 24 reserved.
@@ -32,6 +36,10 @@
 export const MAGIC = 0x48535a45; // "EZSH" read as a little-endian u32
 export const VERSION = 1;
 export const KIND_TOPIC = 1;
+export const KIND_RPC = 2;
+export const KIND_INBOX = 3;
+/** A deadman token: no ring; the ring's first bytes hold the holder (deadman.ts). */
+export const KIND_DEADMAN = 4;
 export const HEADER_BYTES = 4096;
 
 // Header word offsets (bytes).
@@ -44,6 +52,10 @@ export const H_MAX_COUNT = 20;
 export const H_GEN = 24;
 export const H_SLEEPERS = 28;
 export const H_CREATED = 32;
+export const H_CLAIMS = 40;
+export const CLAIM_BYTES = 24;
+/** Claim entries of an RPC request file. */
+export const RPC_CLAIMS = 4096;
 export const H_MUTEX = 64;
 export const H_STATE = 128;
 export const STATE_BYTES = 64;

@@ -331,14 +331,21 @@ export class TopicRing {
       let keep = first;
       for (let i = first; i < out.length; i++) if (out[i]!.seq >= after.tailSeq) out[keep++] = out[i]!;
       out.length = keep;
-      if (keep > first && !broken) {
+      if (keep > first) {
+        // Whole copies, in order, up to where we stopped (the next read goes on from there).
         onGap(cursor.seq, after.tailSeq - 1);
         cursor.seq = seq;
         cursor.offset = off;
         return keep - first;
       }
       out.length = first;
-      // Start over from the new tail (the loop reports the gap).
+      // Nothing we copied was still kept: the writers lap us. Start over from the newest message, the
+      // last one they will overwrite (from the tail, the oldest, we could lose the race forever).
+      if (after.next > after.tailSeq && after.next - 1 > cursor.seq) {
+        onGap(cursor.seq, after.next - 2);
+        cursor.seq = after.next - 1;
+        cursor.offset = after.last;
+      }
     }
     throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: could not read past the writers`);
   }

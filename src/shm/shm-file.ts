@@ -19,6 +19,8 @@ import {
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import {
+  CLAIM_BYTES,
+  H_CLAIMS,
   H_CREATED,
   H_HEADER_BYTES,
   H_KIND,
@@ -53,6 +55,9 @@ export interface MappedFile {
   readonly f64: Float64Array;
   readonly ringBytes: number;
   readonly maxCount: number;
+  /** Claim entries after the ring (RPC request files), and where they start. */
+  readonly claims: number;
+  readonly claimsAt: number;
 }
 
 /** The directory of a namespace (created with `mode` plus search bits where it grants reading). */
@@ -84,7 +89,14 @@ function bad(file: string, why: string): EzipcError {
   return new EzipcError("EZIPC_SHM_BAD_FILE", `${file}: ${why}`);
 }
 
-function mapFd(fd: number, file: string, size: number, ringBytes: number, maxCount: number): MappedFile {
+function mapFd(
+  fd: number,
+  file: string,
+  size: number,
+  ringBytes: number,
+  maxCount: number,
+  claims: number,
+): MappedFile {
   const ab = shmNative().map(fd, size);
   return {
     path: file,
@@ -95,6 +107,8 @@ function mapFd(fd: number, file: string, size: number, ringBytes: number, maxCou
     f64: new Float64Array(ab),
     ringBytes,
     maxCount,
+    claims,
+    claimsAt: HEADER_BYTES + ringBytes,
   };
 }
 
@@ -117,10 +131,11 @@ export function openShmFile(file: string, kind: number): MappedFile {
     if (ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES || ringBytes % 8 !== 0) {
       throw bad(file, `ring of ${ringBytes} bytes`);
     }
-    if (size !== HEADER_BYTES + ringBytes) {
-      throw bad(file, `${size} bytes, but its header says ${HEADER_BYTES + ringBytes} (truncated?)`);
-    }
-    return mapFd(fd, file, size, ringBytes, head.readUInt32LE(H_MAX_COUNT));
+    const claims = head.readUInt32LE(H_CLAIMS);
+    if (claims > 1 << 20) throw bad(file, `${claims} claim entries`);
+    const expected = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;
+    if (size !== expected) throw bad(file, `${size} bytes, but its header says ${expected} (truncated?)`);
+    return mapFd(fd, file, size, ringBytes, head.readUInt32LE(H_MAX_COUNT), claims);
   } finally {
     closeSync(fd);
   }
@@ -136,6 +151,7 @@ export function openOrCreateShmFile(
   ringBytes: number,
   maxCount: number,
   mode: number,
+  claims = 0,
 ): MappedFile {
   try {
     return openShmFile(file, kind);
@@ -150,8 +166,10 @@ export function openOrCreateShmFile(
   const tmp = path.join(path.dirname(file), `.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`);
   const fd = openSync(tmp, "wx+", mode);
   try {
-    ftruncateSync(fd, HEADER_BYTES + ringBytes);
-    const m = mapFd(fd, file, HEADER_BYTES + ringBytes, ringBytes, maxCount);
+    const size = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;
+    ftruncateSync(fd, size);
+    const m = mapFd(fd, file, size, ringBytes, maxCount, claims);
+    m.u32[H_CLAIMS / 4] = claims;
     m.u32[H_MAGIC / 4] = MAGIC;
     m.u32[H_VERSION / 4] = VERSION;
     m.u32[H_KIND / 4] = kind;

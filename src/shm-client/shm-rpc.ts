@@ -1,0 +1,401 @@
+/**
+ * RPC over shared memory, with the hub client's API (serve, request, requestStream) and no hub, after
+ * AlephZero's RPC: a topic's requests go to its request file (`.rpc.TOPIC`), read by every process that
+ * serves it; the first to claim a request (claims.ts) runs it. Replies, stream chunks and ends go to the
+ * caller's inbox (`.inbox.PID.START`), which only the caller reads. Cancels and flow credit from the caller
+ * go to the request file: every server reads them, the one running the call acts.
+ *
+ * The messages are the RPC messages of the hub protocol (`call`, `chunk`, `flow`, `end`, encoded as in
+ * docs/protocol.md), one per packet; the packet's meta names the sending process (`PID.START`). The call
+ * machinery is the hub client's own (rpc/rpc-calls.ts): deadlines, cancellation, AbortSignals, streams.
+ *
+ * A caller checks, every {@link LIVENESS_MS} while it has calls in flight, that the process that claimed each
+ * one still lives (`EZIPC_SERVER_GONE` at once if not), and that an unclaimed one still has a server
+ * (`EZIPC_NO_RESPONDERS`). A server likewise aborts the calls of a caller that died.
+ */
+import type { Infer } from "../codec/schema.js";
+import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
+import { checkTopic } from "../protocol/names.js";
+import {
+  type Body,
+  type Channel,
+  type Handlers,
+  type Payload,
+  type RequestOptions,
+  RpcCalls,
+  type RpcHandler,
+  type RpcLink,
+  type Server,
+  type StreamOptions,
+} from "../rpc/rpc-calls.js";
+import { END_CANCEL, END_ERROR, SIDE_CALLER, SIDE_SERVER } from "../rpc/rpc-hub.js";
+import { RPC_BASE, rpcMessages } from "../rpc/rpc-messages.js";
+import { schemaProtocol } from "../service/protocol.js";
+import { claimRequest, requestClaimant } from "../shm/claims.js";
+import { isAlive, SELF_START } from "../shm/processes.js";
+import type { RingMessage } from "../shm/ring.js";
+import { Waker } from "../shm/waker.js";
+import { decodeMeta, encodeMeta } from "./meta.js";
+import { RingFollower } from "./ring-follower.js";
+import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
+
+type Msg<K extends keyof typeof rpcMessages> = Infer<(typeof rpcMessages)[K]>;
+
+/** How often callers and servers check that their peers live, while calls are in flight. */
+export const LIVENESS_MS = 50;
+/** Calls one process serves at once (more end with `EZIPC_TOO_MANY_REQUESTS`). */
+const MAX_RUNNING = 10_000;
+const NO_PAYLOAD = new Uint8Array(0);
+
+const protocol = schemaProtocol(rpcMessages, "ezipc-shm-rpc", RPC_BASE)();
+
+/** Clients of shm:// RPC in this process: each has its own inbox. */
+let clientsInProcess = 0;
+
+/** A client's identity as written in RPC packets' meta: `PID.START.N` (its inbox). */
+function parseSender(meta: Buffer): { pid: number; start: number; n: number; name: string } | null {
+  const { publisher } = decodeMeta(meta);
+  const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(publisher);
+  return m ? { pid: Number(m[1]), start: Number(m[2]), n: Number(m[3]), name: publisher } : null;
+}
+
+/** Follows a ring from its current end, handing each message to `onMessage`. */
+class Follower extends RingFollower {
+  constructor(
+    ns: ShmNamespace,
+    topic: LocalTopic,
+    private readonly onMessage: (m: RingMessage) => void,
+  ) {
+    const s = topic.ring.state();
+    super(ns, topic, { seq: s.next, offset: s.head });
+    this.start();
+  }
+  protected limit(): number {
+    return Number.POSITIVE_INFINITY;
+  }
+  protected deliver(ms: RingMessage[]): void {
+    for (const m of ms) this.onMessage(m);
+  }
+  protected gap(first: number, last: number): void {
+    log("warn", "shm", "rpc messages were overwritten before they were read", {
+      file: this.topic.ring.file.path,
+      first,
+      last,
+    });
+  }
+  protected failed(err: EzipcError): void {
+    log("error", "shm", "an rpc file cannot be read", { file: this.topic.ring.file.path, error: err });
+  }
+}
+
+interface Outgoing {
+  ring: LocalTopic;
+  seq: number;
+  topic: string;
+}
+
+interface Incoming {
+  key: string;
+  inbox: { pid: number; start: number; n: number; name: string };
+  rid: number;
+}
+
+export class ShmRpc {
+  private readonly handlers: Handlers = new Map();
+  private readonly meta: Buffer;
+  /** This client's number in its process (its inbox is `.inbox.PID.START.N`). */
+  private readonly n: number;
+  private readonly caller: RpcCalls;
+  private readonly server: RpcCalls;
+  private rid = 0;
+  private inboxFollower: Follower | null = null;
+  /** Calls made, by rid: where the request is (for the liveness check and follow-up messages). */
+  private readonly outgoing = new Map<number, Outgoing>();
+  /** Calls served, by local call id, and the reverse map from `SENDER:RID`. */
+  private readonly incoming = new Map<number, Incoming>();
+  private readonly incomingByKey = new Map<string, number>();
+  private nextCid = 1;
+  private readonly followers = new Map<string, Follower>();
+  private liveness: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly ns: ShmNamespace,
+    /** `name#pid`, what servers see as the caller. */
+    private readonly label: string,
+  ) {
+    this.n = ++clientsInProcess;
+    this.meta = encodeMeta(Buffer.from(`${process.pid}.${SELF_START}.${this.n}`), undefined);
+    this.caller = new RpcCalls(this.callerLink());
+    this.server = new RpcCalls(this.serverLink(), this.handlers, MAX_RUNNING);
+  }
+
+  private append(t: LocalTopic, type: string, body: Record<string, unknown>): number {
+    const seq = t.ring.append(this.meta, protocol.encode(type, body), Date.now());
+    this.ns.waker.wakeSleepers(t.ring.file);
+    return seq;
+  }
+
+  private callerLink(): RpcLink {
+    const send = (type: string, body: Record<string, unknown>): boolean => {
+      if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+      if (type === "request") {
+        const m = body as Msg<"request">;
+        const t = this.ns.rpcRing(m.topic, false);
+        if (!t || Waker.liveSlots(t.ring.file) === 0) {
+          throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${m.topic}`);
+        }
+        this.startInbox();
+        const seq = this.append(t, "call", {
+          cid: m.rid,
+          topic: m.topic,
+          kind: m.kind,
+          timeoutMs: m.timeoutMs,
+          credit: m.credit,
+          caller: this.label,
+          headers: m.headers,
+          payload: m.payload,
+        });
+        this.outgoing.set(m.rid, { ring: t, seq, topic: m.topic });
+        this.watch();
+        return true;
+      }
+      // end, flow or chunk of one of our calls (side: caller), to the servers of its topic as the server side.
+      const m = body as { side: number; id: number };
+      const o = this.outgoing.get(m.id);
+      if (!o) return true;
+      this.append(o.ring, type, { ...body, side: SIDE_SERVER });
+      if (type === "end") this.outgoing.delete(m.id);
+      return true;
+    };
+    return {
+      nextRid: () => {
+        this.rid = this.rid >= 0xffffffff ? 1 : this.rid + 1;
+        return this.rid;
+      },
+      send,
+      trySend: (type, body) => {
+        try {
+          send(type, body);
+        } catch {}
+      },
+      serveRequest: async () => {},
+      unserved: () => {},
+    };
+  }
+
+  private serverLink(): RpcLink {
+    const send = (type: string, body: Record<string, unknown>): boolean => {
+      if (type === "unserve") return true;
+      const m = body as { side: number; id: number };
+      const c = this.incoming.get(m.id);
+      if (!c) return true;
+      const inbox = this.ns.inbox(c.inbox.pid, c.inbox.start, c.inbox.n, false);
+      if (inbox) this.append(inbox, type, { ...body, side: SIDE_CALLER, id: c.rid });
+      if (type === "end") this.forgetIncoming(m.id);
+      return true;
+    };
+    return {
+      nextRid: () => 0,
+      send,
+      trySend: (type, body) => {
+        try {
+          send(type, body);
+        } catch (err) {
+          log("debug", "shm", "an rpc reply could not be written", { error: err });
+        }
+      },
+      serveRequest: async (topic) => {
+        const t = this.ns.rpcRing(topic, true);
+        this.followers.set(topic, new Follower(this.ns, t, (m) => this.onRequestFile(t, m)));
+      },
+      unserved: (topic) => {
+        this.followers.get(topic)?.close();
+        this.followers.delete(topic);
+      },
+    };
+  }
+
+  private forgetIncoming(cid: number): void {
+    const c = this.incoming.get(cid);
+    if (!c) return;
+    this.incoming.delete(cid);
+    this.incomingByKey.delete(c.key);
+  }
+
+  private startInbox(): void {
+    if (this.inboxFollower) return;
+    const inbox = this.ns.inbox(process.pid, SELF_START, this.n, true)!;
+    this.inboxFollower = new Follower(this.ns, inbox, (m) => this.onInbox(m));
+  }
+
+  /** A message in a request file of a topic this process serves. */
+  private onRequestFile(t: LocalTopic, m: RingMessage): void {
+    let sender: ReturnType<typeof parseSender>;
+    let msg: { type: string; body: unknown };
+    try {
+      sender = parseSender(m.meta);
+      msg = protocol.decode(m.body);
+    } catch (err) {
+      log("warn", "shm", "an rpc message that does not decode was skipped", {
+        file: t.ring.file.path,
+        error: err,
+      });
+      return;
+    }
+    if (!sender) return;
+    if (msg.type === "call") {
+      const call = msg.body as Msg<"call">;
+      if (call.timeoutMs > 0 && Date.now() - m.time > call.timeoutMs) return; // its caller gave up
+      if (!this.handlers.has(call.topic)) return;
+      if (!claimRequest(t.ring.file, m.seq, process.pid, SELF_START)) return;
+      const cid = this.nextCid >= 0xffffffff ? 1 : this.nextCid;
+      this.nextCid = cid + 1;
+      const key = `${sender.name}:${call.cid}`;
+      this.incoming.set(cid, { key, inbox: sender, rid: call.cid });
+      this.incomingByKey.set(key, cid);
+      this.watch();
+      this.server.onCall({ ...call, cid });
+      return;
+    }
+    const body = msg.body as { side: number; id: number };
+    const cid = this.incomingByKey.get(`${sender.name}:${body.id}`);
+    if (cid === undefined) return; // a call another server runs
+    const mine = { ...body, id: cid };
+    if (msg.type === "end") {
+      this.server.onEnd(mine as Msg<"end">);
+      this.forgetIncoming(cid);
+    } else if (msg.type === "flow") this.server.onFlow(mine as Msg<"flow">);
+    else if (msg.type === "chunk") this.server.onChunk(mine as Msg<"chunk">);
+  }
+
+  /** A message in this process's inbox: about one of its calls. */
+  private onInbox(m: RingMessage): void {
+    let msg: { type: string; body: unknown };
+    try {
+      msg = protocol.decode(m.body);
+    } catch (err) {
+      log("warn", "shm", "an rpc reply that does not decode was skipped", { error: err });
+      return;
+    }
+    if (msg.type === "end") {
+      const e = msg.body as Msg<"end">;
+      this.outgoing.delete(e.id);
+      this.caller.onEnd(e);
+    } else if (msg.type === "chunk") this.caller.onChunk(msg.body as Msg<"chunk">);
+    else if (msg.type === "flow") this.caller.onFlow(msg.body as Msg<"flow">);
+  }
+
+  /** Checks peers while calls are in flight. */
+  private watch(): void {
+    if (this.liveness || this.closed) return;
+    this.liveness = setInterval(() => this.checkPeers(), LIVENESS_MS);
+    this.liveness.unref();
+  }
+
+  private checkPeers(): void {
+    for (const [rid, o] of [...this.outgoing]) {
+      const c = requestClaimant(o.ring.ring.file, o.seq);
+      let code: "EZIPC_SERVER_GONE" | "EZIPC_NO_RESPONDERS" | "EZIPC_TOO_MANY_REQUESTS" | null = null;
+      let message = "";
+      if (typeof c === "object") {
+        if (!isAlive(c.pid, c.start)) {
+          code = "EZIPC_SERVER_GONE";
+          message = `${o.topic}: the server process (pid ${c.pid}) died before it answered`;
+        }
+      } else if (c === "unclaimed") {
+        if (o.seq < o.ring.ring.state().tailSeq) {
+          code = "EZIPC_TOO_MANY_REQUESTS";
+          message = `${o.topic}: the request was overwritten before a server took it (servers too slow)`;
+        } else if (Waker.liveSlots(o.ring.ring.file) === 0) {
+          code = "EZIPC_NO_RESPONDERS";
+          message = `${o.topic}: no server is left`;
+        }
+      }
+      if (code) {
+        this.outgoing.delete(rid);
+        this.caller.onEnd({
+          side: SIDE_CALLER,
+          id: rid,
+          status: END_ERROR,
+          code,
+          message,
+          payload: NO_PAYLOAD,
+        });
+      }
+    }
+    for (const [cid, c] of [...this.incoming]) {
+      if (isAlive(c.inbox.pid, c.inbox.start)) continue;
+      this.forgetIncoming(cid);
+      this.server.onEnd({
+        side: SIDE_SERVER,
+        id: cid,
+        status: END_CANCEL,
+        code: "EZIPC_CANCELLED",
+        message: "the caller's process died",
+        payload: NO_PAYLOAD,
+      });
+    }
+    if (this.outgoing.size === 0 && this.incoming.size === 0 && this.liveness) {
+      clearInterval(this.liveness);
+      this.liveness = null;
+    }
+  }
+
+  /** See HubClient.serve. */
+  serve(topic: string, handler: RpcHandler): Promise<Server> {
+    checkTopic(topic);
+    if (this.closed)
+      return Promise.reject(new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed"));
+    return this.server.serve(topic, handler);
+  }
+
+  /** See HubClient.request. */
+  async request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
+    checkTopic(topic);
+    return this.caller.request(topic, payload, options);
+  }
+
+  /** See HubClient.requestStream. */
+  async requestStream(topic: string, payload?: Payload, options: StreamOptions = {}): Promise<Channel> {
+    checkTopic(topic);
+    if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    const t = this.ns.rpcRing(topic, false);
+    if (!t || Waker.liveSlots(t.ring.file) === 0) {
+      throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${topic}`);
+    }
+    return this.caller.stream(topic, payload, options);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.liveness) clearInterval(this.liveness);
+    // Callers of the calls this process runs learn at once that their server is gone.
+    for (const [cid, c] of [...this.incoming]) {
+      this.forgetIncoming(cid);
+      const inbox = this.ns.inbox(c.inbox.pid, c.inbox.start, c.inbox.n, false);
+      if (!inbox) continue;
+      try {
+        this.append(inbox, "end", {
+          side: SIDE_CALLER,
+          id: c.rid,
+          status: END_ERROR,
+          code: "EZIPC_SERVER_GONE",
+          message: "the server closed before it answered",
+          payload: NO_PAYLOAD,
+        });
+      } catch {}
+    }
+    const gone = new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    this.caller.connectionLost(gone);
+    this.server.connectionLost(gone);
+    for (const f of this.followers.values()) f.close();
+    this.followers.clear();
+    if (this.inboxFollower) {
+      this.inboxFollower.close();
+      this.ns.remove(this.inboxFollower.topic);
+    }
+  }
+}

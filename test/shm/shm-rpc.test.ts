@@ -1,0 +1,153 @@
+import assert from "node:assert/strict";
+import type { ChildProcess } from "node:child_process";
+import { rmSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
+import { spawnFixture, until, within } from "../helpers.js";
+
+const name = `test-rpc-${process.pid}`;
+const url = `shm:///${name}` as const;
+
+function lines(child: ChildProcess): string[] {
+  const out: string[] = [];
+  let buf = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split("\n");
+    buf = parts.pop()!;
+    out.push(...parts);
+  });
+  return out;
+}
+
+function exited(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => child.once("exit", () => resolve()));
+}
+
+const children: ChildProcess[] = [];
+async function peer(...args: string[]): Promise<{ child: ChildProcess; out: string[] }> {
+  const { child } = await spawnFixture("shm-peer.js", args, 10_000, /^(ready|calling|held)/);
+  children.push(child);
+  return { child, out: lines(child) };
+}
+
+describe("shm:// RPC and deadman across processes", () => {
+  let c: ShmClient;
+  before(async () => {
+    c = await connect(url, { name: "caller" });
+  });
+  after(async () => {
+    for (const ch of children) ch.kill("SIGKILL");
+    await Promise.all(children.map(exited));
+    await c.close();
+    rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
+  });
+
+  it("requests reach a server in another process; two servers share a topic's requests, each served once", async () => {
+    await assert.rejects(c.request("echo", "x"), (e) => isEzipcError(e, "EZIPC_NO_RESPONDERS"));
+    const s1 = await peer("serve", url, "echo", "echo");
+    assert.equal((await c.request("echo", "hello")).text(), `${s1.child.pid}:hello`);
+    const s2 = await peer("serve", url, "echo", "echo");
+    const replies = await Promise.all(Array.from({ length: 400 }, (_, i) => c.request("echo", String(i))));
+    const by = new Map<string, number>();
+    replies.forEach((r, i) => {
+      const [pid, text] = r.text().split(":");
+      assert.equal(text, String(i));
+      by.set(pid!, (by.get(pid!) ?? 0) + 1);
+    });
+    assert.deepEqual([...by.keys()].sort(), [String(s1.child.pid), String(s2.child.pid)].sort());
+    // A stream from another process, in order.
+    await peer("serve", url, "count", "stream");
+    const got: string[] = [];
+    for await (const chunk of await c.requestStream("count", "50")) got.push(Buffer.from(chunk).toString());
+    assert.deepEqual(
+      got,
+      Array.from({ length: 50 }, (_, i) => String(i)),
+    );
+  });
+
+  it("deadline and cancellation reach the handler in the other process", async () => {
+    const s = await peer("serve", url, "hang", "hang");
+    await assert.rejects(c.request("hang", "x", { timeoutMs: 100 }), (e) => isEzipcError(e, "EZIPC_TIMEOUT"));
+    await until(() => s.out.includes("aborted EZIPC_TIMEOUT"), "the deadline reached the handler", 5_000);
+    const ac = new AbortController();
+    const p = c.request("hang", "x", { signal: ac.signal, timeoutMs: 0 });
+    // Cancel once the server has the call (its claim is visible to the caller as a live server).
+    setImmediate(() => ac.abort());
+    await assert.rejects(p, (e) => isEzipcError(e, "EZIPC_CANCELLED"));
+    await until(() => s.out.includes("aborted EZIPC_CANCELLED"), "the cancel reached the handler", 5_000);
+  });
+
+  it("a server killed with -9 mid-call: the caller learns it promptly (EZIPC_SERVER_GONE), not at its deadline", async () => {
+    const s = await peer("serve", url, "doomed", "hang");
+    const p = c.request("doomed", "x", { timeoutMs: 30_000 });
+    const failed = assert.rejects(p, (e) => isEzipcError(e, "EZIPC_SERVER_GONE"));
+    // Kill once the server claimed the call: its "hang" handler is running.
+    await until(() => s.out.includes("handling"), "the server to take the call", 5_000);
+    s.child.kill("SIGKILL");
+    const t0 = Date.now();
+    await within(failed, 5_000, "EZIPC_SERVER_GONE");
+    assert.ok(Date.now() - t0 < 2_000, `took ${Date.now() - t0} ms`);
+    // With no server left, a new call fails at once.
+    await exited(s.child);
+    await assert.rejects(c.request("doomed", "x"), (e) => isEzipcError(e, "EZIPC_NO_RESPONDERS"));
+  });
+
+  it("a caller killed with -9: the server's handler is aborted", async () => {
+    const server = await connect(url, { name: "server" });
+    try {
+      const aborted = new Promise<string>((resolve) => {
+        void server.serve("orphan", (req) => {
+          return new Promise((_, reject) =>
+            req.signal.addEventListener("abort", () => {
+              resolve((req.signal.reason as { code: string }).code);
+              reject(req.signal.reason);
+            }),
+          );
+        });
+      });
+      const caller = await peer("call", url, "orphan");
+      caller.child.kill("SIGKILL");
+      assert.equal(await within(aborted, 5_000, "the handler to be aborted"), "EZIPC_CANCELLED");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("deadman: one holder at a time; a holder killed with -9 releases the token and a waiter takes it", async () => {
+    const d = c.deadman("leader");
+    const h = await peer("hold", url, "leader");
+    const s = await d.state();
+    assert.equal(s.taken, true);
+    assert.equal(s.mine, false);
+    assert.match(s.holder, /^hold#\d+$/);
+    assert.equal(await d.tryTake(), false);
+    const waiting = d.take();
+    const released = c.deadman("leader").waitReleased();
+    h.child.kill("SIGKILL");
+    const t0 = Date.now();
+    const mine = await within(waiting, 5_000, "the token after its holder died");
+    assert.equal(mine.mine, true);
+    assert.ok(mine.epoch > s.epoch);
+    assert.ok(Date.now() - t0 < 2_000);
+    await released;
+    // A second process cannot take it while we hold it; after release it can.
+    const other = await connect(url, { name: "other" });
+    try {
+      assert.equal(await other.deadman("leader").tryTake(), false);
+      const taken = other.deadman("leader").waitTaken();
+      await d.release();
+      await assert.rejects(d.release(), (e) => isEzipcError(e, "EZIPC_BAD_REQUEST"));
+      assert.equal(await other.deadman("leader").tryTake(), true);
+      assert.equal((await taken).taken, true);
+      const ac = new AbortController();
+      const blocked = d.take({ signal: ac.signal });
+      ac.abort();
+      await assert.rejects(blocked, (e) => isEzipcError(e, "EZIPC_CANCELLED"));
+    } finally {
+      await other.close(); // releases what it holds
+    }
+    assert.equal((await d.state()).taken, false);
+  });
+});
