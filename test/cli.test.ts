@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -157,6 +157,33 @@ describe("ezipc CLI", () => {
       assert.deepEqual(readdirSync(tmp.dir), [], "nothing was created");
     } finally {
       tmp.cleanup();
+    }
+  });
+
+  it("pub, sub, ls, req and reply over shared memory (--url shm:///NAME), with no hub", async () => {
+    const name = `test-cli-${process.pid}`;
+    const url = `shm:///${name}`;
+    const ez = (...args: string[]) => run(process.execPath, [cli, ...args, "--url", url]);
+    try {
+      assert.equal((await ez("pub", "news", "first")).stdout.trim(), "news seq 1");
+      assert.equal((await ez("pub", "news", "second")).stdout.trim(), "news seq 2");
+      const subbed = await ez("sub", "news", "--init", "oldest", "-n", "2");
+      assert.deepEqual(subbed.stdout.trim().split("\n"), ["news #1 first", "news #2 second"]);
+      const table = (await ez("ls")).stdout.trim().split("\n");
+      assert.match(table[0]!, /^TOPIC\s+MESSAGES/);
+      assert.match(table[1]!, /^news\s+2\s+\d+\s+1\s+2\s+0\s+no$/);
+      const replier = spawn(process.execPath, [cli, "reply", "echo.svc", "--url", url], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const replies = createInterface({ input: replier.stdout! })[Symbol.asyncIterator]();
+      assert.equal((await within(replies.next(), 10_000, "reply to start")).value, "serving echo.svc");
+      assert.equal((await ez("req", "echo.svc", "ping")).stdout.trim(), "ping");
+      await assert.rejects(ez("req", "nobody", "x"), /EZIPC_NO_RESPONDERS/);
+      await assert.rejects(ez("sub", "news.*"), /EZIPC_NOT_SUPPORTED/);
+      replier.kill("SIGINT");
+      assert.equal(await new Promise((r) => replier.once("exit", r)), 0);
+    } finally {
+      rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
     }
   });
 

@@ -4,7 +4,8 @@
  */
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
-import { type ClientSecurity, connect, type HubClient } from "../client/client.js";
+import { type ClientSecurity, type ConnectOptions, connect, type HubClient } from "../client/client.js";
+import { connect as connectAny, type MessagingClient } from "../connect.js";
 import { EzipcError } from "../errors.js";
 import { Hub } from "../hub/hub.js";
 import type { SubscribeInit } from "../pubsub/subscription.js";
@@ -74,9 +75,35 @@ async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Pro
   }
 }
 
+/**
+ * A client for the messaging commands: a hub client, or a shared-memory client for `shm://` URLs (pub,
+ * sub, req, reply and the topics of ls work on both).
+ */
+async function messagingClient(
+  url: string,
+  name: string,
+  hubOptions: ConnectOptions = {},
+): Promise<MessagingClient> {
+  if (url.startsWith("shm:")) return connectAny(url as `shm:${string}`, { name });
+  return connectAny(url, { name, ...cliSecurity(), ...hubOptions });
+}
+
+async function withMessaging<T>(url: string, fn: (c: MessagingClient) => Promise<T>): Promise<T> {
+  const client = await messagingClient(url, `ezipc-cli:${process.pid}`, { reconnect: false });
+  try {
+    return await fn(client);
+  } finally {
+    await client.close();
+  }
+}
+
 /** The `-u, --url` option every client subcommand takes: $EZIPC_URL, else the hub's TCP address. */
 export function hubUrlOption(tcp: string): readonly [string, string, string] {
-  return ["-u, --url <url>", "hub address (or $EZIPC_URL)", process.env.EZIPC_URL ?? tcp];
+  return [
+    "-u, --url <url>",
+    "hub address, or shm:// / shm:///NAME for shared memory (or $EZIPC_URL)",
+    process.env.EZIPC_URL ?? tcp,
+  ];
 }
 
 /** Adds serve, ls, get, set, watch and stats to `program`. */
@@ -202,10 +229,17 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--all", "include the hub's own $hub.… topics")
     .action(async (glob: string, o: { url: string; json?: boolean; all?: boolean }) => {
       const match = globMatcher(glob);
-      const { keys, topics } = await withClient(o.url, async (c) => ({
-        keys: await c.list(glob),
-        topics: (await c.topics()).filter((t) => match(t.name) && (o.all || !t.name.startsWith("$hub."))),
-      }));
+      const shm = o.url.startsWith("shm:");
+      // Over shm:// there are no shared variables yet: topics only.
+      const { keys, topics } = shm
+        ? await withMessaging(o.url, async (c) => ({
+            keys: [] as Awaited<ReturnType<HubClient["list"]>>,
+            topics: (await c.topics()).filter((t) => match(t.name)),
+          }))
+        : await withClient(o.url, async (c) => ({
+            keys: await c.list(glob),
+            topics: (await c.topics()).filter((t) => match(t.name) && (o.all || !t.name.startsWith("$hub."))),
+          }));
       if (o.json) {
         const bigints = (_: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
         process.stdout.write(`${JSON.stringify({ keys, topics }, bigints, 2)}\n`);
@@ -223,7 +257,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           k.holders.map((h) => `${h.client}(${h.request}/${h.lazy}/${h.poll})`).join(" ") || "-",
         ]);
       }
-      printTable(keyRows);
+      if (!shm) printTable(keyRows);
       if (topics.length === 0) return;
       const topicRows = [["TOPIC", "MESSAGES", "BYTES", "FIRST", "LAST", "SUBSCRIBERS", "PERSIST"]];
       for (const t of topics) {
@@ -237,7 +271,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           t.persist ? "yes" : "no",
         ]);
       }
-      process.stdout.write("\n");
+      if (!shm) process.stdout.write("\n");
       printTable(topicRows);
     });
 
@@ -395,7 +429,7 @@ export function addMessagingCommands(program: Command, defaults: { tcp: string }
         if (i <= 0) throw new InvalidArgumentError(`header ${h} is not key=value`);
         headers[h.slice(0, i)] = h.slice(i + 1);
       }
-      await withClient(o.url, async (c) => {
+      await withMessaging(o.url, async (c) => {
         if (message !== undefined) {
           const r = await c.publish(topic, message, { headers });
           process.stdout.write(`${topic} seq ${r.seq}\n`);
@@ -430,7 +464,7 @@ export function addMessagingCommands(program: Command, defaults: { tcp: string }
         else throw new InvalidArgumentError("--init is oldest, mostRecent, awaitNew or a seq");
         if (o.iter !== "next" && o.iter !== "newest")
           throw new InvalidArgumentError("--iter is next or newest");
-        const client = await connect(o.url, { name: `ezipc-sub:${process.pid}`, ...cliSecurity() });
+        const client = await messagingClient(o.url, `ezipc-sub:${process.pid}`);
         const sub = await client.subscribe(pattern, { init, iter: o.iter });
         sub.on("gap", (g) =>
           process.stderr.write(`(gap in ${g.topic}: ${g.first}..${g.last} were evicted)\n`),
@@ -459,7 +493,7 @@ export function addMessagingCommands(program: Command, defaults: { tcp: string }
     .option(...urlOption)
     .option("-t, --timeout <ms>", "give up after this long", nonNegativeInt, 10_000)
     .action(async (topic: string, message: string, o: { url: string; timeout: number }) => {
-      const reply = await withClient(o.url, (c) => c.request(topic, message, { timeoutMs: o.timeout }));
+      const reply = await withMessaging(o.url, (c) => c.request(topic, message, { timeoutMs: o.timeout }));
       process.stdout.write(`${formatValue("bytes", reply.payload, "auto")}\n`);
     });
 
@@ -469,7 +503,7 @@ export function addMessagingCommands(program: Command, defaults: { tcp: string }
     .argument("<topic>")
     .option(...urlOption)
     .action(async (topic: string, o: { url: string }) => {
-      const client = await connect(o.url, { name: `ezipc-reply:${process.pid}`, ...cliSecurity() });
+      const client = await messagingClient(o.url, `ezipc-reply:${process.pid}`);
       await client.serve(topic, (req) => {
         process.stdout.write(`${req.caller}: ${formatValue("bytes", req.payload, "auto")}\n`);
         return req.payload;
