@@ -5,7 +5,6 @@
  */
 import type { EzipcError } from "../errors.js";
 import type { RingCursor, RingMessage } from "../shm/ring.js";
-import { Waker } from "../shm/waker.js";
 import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
 /** Messages read per turn of the event loop, per follower, before yielding to other work. */
@@ -27,7 +26,18 @@ export abstract class RingFollower {
   /** Starts following (takes this process's reader slot in the file if it has none). */
   protected start(): void {
     this.ns.addReader(this.topic, this);
+    this.moved();
     this.schedule();
+  }
+
+  /** The next seq this follower reads. */
+  get nextSeq(): number {
+    return this.cursor.seq;
+  }
+
+  /** Whether writers must keep what this follower has not read (subscriptions with `iter: next`). */
+  get holds(): boolean {
+    return false;
   }
 
   /** How many messages the follower takes now (0: none until it asks again). */
@@ -37,6 +47,10 @@ export abstract class RingFollower {
   /** Takes the messages read (copies; the array is reused after the call). */
   protected abstract deliver(ms: RingMessage[]): void;
   protected abstract gap(first: number, last: number): void;
+  /** After each delivery: where the follower now is, published for the writers' holds. */
+  protected moved(): void {
+    this.ns.readerMoved(this.topic);
+  }
   /** The ring cannot be read (corrupted): the follower is closed first. */
   protected abstract failed(err: EzipcError): void;
 
@@ -84,14 +98,20 @@ export abstract class RingFollower {
           return;
         }
         if (n === 0) {
+          if (this.ns.spin) {
+            // Spin mode: look again on the next turn of the event loop, never sleeping.
+            this.pumping = false;
+            this.schedule();
+            return;
+          }
           // Park, then look once more (a writer that committed meanwhile may not have seen us park).
           this.ns.waker.park(ring.file, this.topic.slot);
-          Waker.setNext(ring.file, this.topic.slot, this.cursor.seq);
           if (ring.state().next <= this.cursor.seq) return;
           continue;
         }
         turn += n;
         this.deliver(out);
+        this.moved();
       }
     } finally {
       this.pumping = false;

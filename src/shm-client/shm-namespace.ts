@@ -6,6 +6,7 @@ import { readdirSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import { checkTopic } from "../protocol/names.js";
+import { setReaderPosition, takeWaitingWriters } from "../shm/holds.js";
 import {
   DEFAULT_RING_BYTES,
   KIND_DEADMAN,
@@ -25,6 +26,7 @@ import {
   topicOfFileName,
 } from "../shm/shm-file.js";
 import { Waker } from "../shm/waker.js";
+import type { RingFollower } from "./ring-follower.js";
 
 /** Options of a shm:// client. */
 export interface ShmOptions {
@@ -34,14 +36,27 @@ export interface ShmOptions {
   ringBytes?: number;
   /** Messages a topic this process creates keeps at most (0: bounded by bytes only). Default 0. */
   maxCount?: number;
+  /**
+   * How long a publisher waits for a reader that has not read what the ring would evict (`iter: next`
+   * subscribers hold publishers, as on a hub) before it evicts anyway and the reader gets a gap. 0: never
+   * wait (the oldest are overwritten at once). Default 5000.
+   */
+  holdPublishersMs?: number;
+  /**
+   * Readers poll instead of sleeping: the lowest latency (a few µs), at the cost of a busy core per
+   * process while it waits. Default false (readers sleep and are woken).
+   */
+  spin?: boolean;
 }
 
 /** A topic file opened by this process, with what this process does on it. */
 export class LocalTopic {
   /** This process's reader slot in the file (-1: none held). */
   slot = -1;
-  /** Readers (subscriptions) of this process on the topic. */
-  readonly readers = new Set<{ pump(): void; readonly wantsMore: boolean }>();
+  /** Readers (subscriptions, RPC followers) of this process on the file. */
+  readonly readers = new Set<RingFollower>();
+  /** Messages this process's publishers hold back until readers move on (shm-pubsub.ts). */
+  held: unknown = null;
 
   constructor(
     readonly name: string,
@@ -85,6 +100,9 @@ export class ShmNamespace {
   private readonly mode: number;
   private readonly ringBytes: number;
   private readonly maxCount: number;
+  /** Readers poll instead of parking (ShmOptions.spin). */
+  readonly spin: boolean;
+  readonly holdPublishersMs: number;
 
   constructor(
     readonly name: string,
@@ -93,6 +111,8 @@ export class ShmNamespace {
     this.mode = options.mode ?? 0o600;
     this.ringBytes = options.ringBytes ?? DEFAULT_RING_BYTES;
     this.maxCount = options.maxCount ?? 0;
+    this.spin = options.spin ?? false;
+    this.holdPublishersMs = options.holdPublishersMs ?? 5_000;
     this.dir = namespaceDir(name, this.mode);
     this.waker = Waker.acquire(this.dir, this.onWake);
     removeStaleFiles(this.dir);
@@ -222,7 +242,7 @@ export class ShmNamespace {
   }
 
   /** Starts reading `t` from this process (takes a reader slot once). */
-  addReader(t: LocalTopic, reader: { pump(): void; readonly wantsMore: boolean }): void {
+  addReader(t: LocalTopic, reader: RingFollower): void {
     if (t.slot < 0) t.slot = this.waker.claimSlot(t.ring.file);
     if (t.readers.size === 0 && !this.anyReaders()) this.waker.hold();
     t.readers.add(reader);
@@ -233,13 +253,51 @@ export class ShmNamespace {
     return false;
   }
 
-  removeReader(t: LocalTopic, reader: { pump(): void; readonly wantsMore: boolean }): void {
+  removeReader(t: LocalTopic, reader: RingFollower): void {
     if (!t.readers.delete(reader)) return;
-    if (t.readers.size === 0 && t.slot >= 0) {
+    if (t.readers.size > 0) this.readerMoved(t);
+    if (t.readers.size === 0 && t.slot >= 0 && t.held === null) {
       this.waker.releaseSlot(t.ring.file, t.slot);
       t.slot = -1;
     }
     if (!this.anyReaders()) this.waker.unhold();
+  }
+
+  /**
+   * Publishes where this process's readers of `t` are: the lowest next seq of those that hold writers
+   * (`iter: next`), else of all; then wakes writers that wait for readers to move on.
+   */
+  readerMoved(t: LocalTopic): void {
+    if (t.slot < 0) return;
+    let min = Number.POSITIVE_INFINITY;
+    let holdMin = Number.POSITIVE_INFINITY;
+    for (const r of t.readers) {
+      const next = r.nextSeq;
+      if (next < min) min = next;
+      if (r.holds && next < holdMin) holdMin = next;
+    }
+    const holds = holdMin !== Number.POSITIVE_INFINITY;
+    setReaderPosition(
+      t.ring.file,
+      t.slot,
+      holds ? holdMin : min === Number.POSITIVE_INFINITY ? 0 : min,
+      holds,
+    );
+    for (const w of takeWaitingWriters(t.ring.file)) this.waker.wakeProcess(w.pid, w.start);
+  }
+
+  /** Gives `t`'s slot back when this process neither reads it nor holds publishes for it. */
+  releaseIfIdle(t: LocalTopic): void {
+    if (t.readers.size === 0 && t.held === null && t.slot >= 0) {
+      this.waker.releaseSlot(t.ring.file, t.slot);
+      t.slot = -1;
+    }
+  }
+
+  /** A slot for this process in `t` (readers and waiting writers alike hold one). */
+  slotFor(t: LocalTopic): number {
+    if (t.slot < 0) t.slot = this.waker.claimSlot(t.ring.file);
+    return t.slot;
   }
 
   /** Another process woke us: every reader that wants messages looks at its ring. */

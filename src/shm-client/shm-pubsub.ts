@@ -18,10 +18,12 @@ import {
   type SubscriptionHost,
   type TopicMessage,
 } from "../pubsub/subscription.js";
+import { PACKET_HEAD } from "../shm/layout.js";
 import type { RingCursor, RingMessage } from "../shm/ring.js";
 import { Waker } from "../shm/waker.js";
 import { decodeMeta, encodeMeta } from "./meta.js";
 import { RingFollower } from "./ring-follower.js";
+import { PublisherHolds } from "./shm-holds.js";
 import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
 /** A payload: bytes, or a string sent as UTF-8. */
@@ -113,6 +115,11 @@ class ShmReader extends RingFollower implements SubscriptionHost {
     return this.owed;
   }
 
+  /** `next` subscribers hold publishers; `newest` ones only want the latest. */
+  override get holds(): boolean {
+    return !this.newest;
+  }
+
   protected override beforeRead(): void {
     if (!this.newest) return;
     if (this.noJump) {
@@ -150,10 +157,13 @@ export class ShmPubSub {
   private readonly readers = new Set<ShmReader>();
   private closed = false;
 
+  private readonly holds: PublisherHolds;
+
   constructor(
     private readonly ns: ShmNamespace,
     publisher: string,
   ) {
+    this.holds = new PublisherHolds(ns, ns.holdPublishersMs);
     this.publisherBytes = Buffer.from(publisher, "utf8").subarray(0, 255);
     this.plainMeta = encodeMeta(this.publisherBytes, undefined);
   }
@@ -166,41 +176,62 @@ export class ShmPubSub {
     return encodeMeta(this.publisherBytes, headers);
   }
 
-  private append(
-    topic: string,
-    payload: Payload,
-    options: PublishOptions | undefined,
-  ): { seq: number; time: number } {
+  private target(topic: string): LocalTopic {
     if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
     if (topic.startsWith("$")) {
       throw new EzipcError("EZIPC_PERMISSION_DENIED", `${topic}: $… topics are reserved`);
     }
-    const t = this.ns.topic(topic);
-    const time = Date.now();
-    const seq = t.ring.append(this.meta(options?.headers), payloadBytes(payload), time);
-    this.ns.waker.wakeSleepers(t.ring.file);
-    return { seq, time };
+    return this.ns.topic(topic);
   }
 
-  /** See HubClient.publish: resolves once the message is in shared memory. */
-  async publish(
+  private checkSize(t: LocalTopic, meta: Buffer, body: Uint8Array): void {
+    if (PACKET_HEAD + meta.length + body.length > t.ring.maxPacketBytes) {
+      throw new EzipcError(
+        "EZIPC_SHM_TOO_LARGE",
+        `${meta.length + body.length} bytes do not fit ${t.name} (at most ${t.ring.maxPacketBytes - PACKET_HEAD} per message)`,
+      );
+    }
+  }
+
+  /**
+   * See HubClient.publish: resolves once the message is in shared memory — at once, or, while a `next`
+   * subscriber has not read what the ring would evict, once it has (at most `holdPublishersMs`).
+   */
+  publish(
     topic: string,
     payload: Payload,
     options: PublishOptions = {},
   ): Promise<{ seq: bigint; time: number }> {
-    const { seq, time } = this.append(topic, payload, options);
-    return { seq: BigInt(seq), time };
+    try {
+      const t = this.target(topic);
+      const meta = this.meta(options.headers);
+      const body = payloadBytes(payload);
+      this.checkSize(t, meta, body);
+      return new Promise((resolve, reject) => {
+        const done = (r: { seq: number; time: number }) => resolve({ seq: BigInt(r.seq), time: r.time });
+        const r = this.holds.append(t, meta, body, done, reject);
+        if (r) done(r);
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  /** See HubClient.publishAndForget: the message is in shared memory when it returns (always true). */
+  /**
+   * See HubClient.publishAndForget: the message is in shared memory when it returns true; false means it
+   * waits in this process behind a slow `next` subscriber (wait for {@link drain} before publishing more).
+   */
   publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
-    this.append(topic, payload, options);
-    return true;
+    const t = this.target(topic);
+    const meta = this.meta(options?.headers);
+    const body = payloadBytes(payload);
+    this.checkSize(t, meta, body);
+    return this.holds.append(t, meta, body) !== null;
   }
 
-  /** Nothing is ever queued: resolves at once. */
+  /** Resolves once no publish of this client waits for a slow subscriber. */
   drain(): Promise<void> {
-    return Promise.resolve();
+    return this.holds.drain();
   }
 
   /** See HubClient.subscribe. Wildcard patterns: `EZIPC_NOT_SUPPORTED`. */
@@ -310,10 +341,11 @@ export class ShmPubSub {
 
   close(): void {
     this.closed = true;
+    this.holds.close(new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed"));
     for (const r of [...this.readers]) r.close();
   }
 }
 
 function liveReaders(t: LocalTopic): number {
-  return Waker.liveSlots(t.ring.file);
+  return Waker.liveSlots(t.ring.file, true);
 }

@@ -11,6 +11,7 @@
  *  24  i32  generation G: state block (G & 1) is the current state (a seqlock; see ring.ts)
  *  28  i32  sleepers: consumer slots whose `sleeping` word is 1
  *  32  f64  created, ms since the epoch        40  u32  claim entries C (RPC request files; else 0)
+ *  44  i32  writers waiting: slots whose `writer waiting` word is 1 (publishers held for a slow reader)
  *  64       robust process-shared pthread mutex (writers take it; 64 bytes reserved)
  * 128       state block 0 (64 bytes)       192   state block 1 (64 bytes)
  * 256       60 consumer slots of 64 bytes
@@ -26,7 +27,8 @@
  *   that claimed it, 8 f64 its start time, 16 u32 the seq's low bits again once pid and start are written.
  *
  * Consumer slot: 0 i32 pid (0: free), 4 i32 sleeping, 8 f64 process start time (/proc/PID/stat field 22),
- * 16 u32×2 next seq it reads (informational), 24 reserved.
+ * 16 u32×2 next seq its readers read, 24 i32 holds (1: writers must not evict from that seq on), 28 i32
+ * writer waiting (1: this process has messages held back until readers move on).
  *
  * Packet (at an 8-byte aligned ring offset): 0 u32 size (multiple of 8), 4 u32 kind (1 message, 2 pad:
  * the rest of the ring is unused, continue at offset 0), 8 u32×2 seq, 16 f64 time, 24 u32 meta length,
@@ -53,6 +55,7 @@ export const H_GEN = 24;
 export const H_SLEEPERS = 28;
 export const H_CREATED = 32;
 export const H_CLAIMS = 40;
+export const H_WRITERS_WAITING = 44;
 export const CLAIM_BYTES = 24;
 /** Claim entries of an RPC request file. */
 export const RPC_CLAIMS = 4096;
@@ -80,6 +83,8 @@ export const C_SLEEPING = 4;
 export const C_START = 8;
 export const C_NEXT_LO = 16;
 export const C_NEXT_HI = 20;
+export const C_HOLDS = 24;
+export const C_WRITER_WAITING = 28;
 
 // Packet.
 export const P_SIZE = 0;

@@ -168,8 +168,12 @@ export class TopicRing {
     return this.R >> 2;
   }
 
-  /** Appends one message (meta and body copied in); returns its seq. */
-  append(meta: Uint8Array, body: Uint8Array, time: number): number {
+  /**
+   * Appends one message (meta and body copied in); returns its seq. With `floor`, the messages it would
+   * have to evict must all be below `floor()` (asked once, when an eviction is first needed); otherwise
+   * nothing is written and it returns -1 (a reader holds the writers).
+   */
+  append(meta: Uint8Array, body: Uint8Array, time: number, floor?: () => number): number {
     const size = align8(PACKET_HEAD + meta.length + body.length);
     if (size > this.maxPacketBytes) {
       throw new EzipcError(
@@ -185,6 +189,8 @@ export class TopicRing {
       const maxCount = this.file.maxCount;
       const { u32 } = this.file;
       let evicted = false;
+      let bound = Number.POSITIVE_INFINITY;
+      let boundAsked = floor === undefined;
       const pos = s.head;
       // A packet never wraps: if it does not fit before the ring's end, a pad fills the rest.
       const pad = pos + size > R ? R - pos : 0;
@@ -201,9 +207,16 @@ export class TopicRing {
         ) {
           throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: a packet header is corrupted`);
         }
+        if (kind === KIND_MESSAGE) {
+          if (!boundAsked) {
+            bound = floor!();
+            boundAsked = true;
+          }
+          if (s.tailSeq >= bound) return -1; // a reader has not read it: nothing was committed
+          s.tailSeq++;
+        }
         s.used -= psize;
         s.tail = s.tail + psize === R ? 0 : s.tail + psize;
-        if (kind === KIND_MESSAGE) s.tailSeq++;
         evicted = true;
       }
       if (evicted) this.commit(s);

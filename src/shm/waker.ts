@@ -19,13 +19,16 @@ import net from "node:net";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import {
+  C_HOLDS,
   C_NEXT_HI,
   C_NEXT_LO,
   C_PID,
   C_SLEEPING,
   C_START,
+  C_WRITER_WAITING,
   H_SLEEPERS,
   H_SLOTS,
+  H_WRITERS_WAITING,
   SLOT_BYTES,
   SLOT_COUNT,
 } from "./layout.js";
@@ -137,6 +140,12 @@ export class Waker {
         // Claim in two steps so that nobody reads our pid beside a stale start time.
         if (Atomics.compareExchange(i32, pidAt, pid, -process.pid) !== pid) continue;
         f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8] = SELF_START;
+        file.u32[slotWord(s, C_NEXT_LO)] = 0;
+        file.u32[slotWord(s, C_NEXT_HI)] = 0;
+        Atomics.store(i32, slotWord(s, C_HOLDS), 0);
+        if (Atomics.compareExchange(i32, slotWord(s, C_WRITER_WAITING), 1, 0) === 1) {
+          Atomics.sub(i32, H_WRITERS_WAITING / 4, 1);
+        }
         if (Atomics.load(i32, slotWord(s, C_SLEEPING)) === 1) {
           // The dead holder was parked: its wake-up count goes with it.
           if (Atomics.compareExchange(i32, slotWord(s, C_SLEEPING), 1, 0) === 1)
@@ -154,6 +163,12 @@ export class Waker {
 
   releaseSlot(file: MappedFile, slot: number): void {
     this.unpark(file, slot);
+    file.u32[slotWord(slot, C_NEXT_LO)] = 0;
+    file.u32[slotWord(slot, C_NEXT_HI)] = 0;
+    Atomics.store(file.i32, slotWord(slot, C_HOLDS), 0);
+    if (Atomics.compareExchange(file.i32, slotWord(slot, C_WRITER_WAITING), 1, 0) === 1) {
+      Atomics.sub(file.i32, H_WRITERS_WAITING / 4, 1);
+    }
     Atomics.compareExchange(file.i32, slotWord(slot, C_PID), process.pid, 0);
   }
 
@@ -173,20 +188,17 @@ export class Waker {
     return true;
   }
 
-  /** Reader slots of `file` held by live processes. */
-  static liveSlots(file: MappedFile): number {
+  /** Reader slots of `file` held by live processes (`readersOnly`: slots whose process reads it). */
+  static liveSlots(file: MappedFile, readersOnly = false): number {
     let n = 0;
     for (let s = 0; s < SLOT_COUNT; s++) {
       const pid = Atomics.load(file.i32, slotWord(s, C_PID));
-      if (pid > 0 && isAlive(pid, file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!)) n++;
+      if (pid <= 0) continue;
+      if (readersOnly && file.u32[slotWord(s, C_NEXT_LO)] === 0 && file.u32[slotWord(s, C_NEXT_HI)] === 0)
+        continue;
+      if (isAlive(pid, file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!)) n++;
     }
     return n;
-  }
-
-  /** Records where `slot`'s reader is (for `ezipc ls`). */
-  static setNext(file: MappedFile, slot: number, next: number): void {
-    file.u32[slotWord(slot, C_NEXT_LO)] = next % TWO32;
-    file.u32[slotWord(slot, C_NEXT_HI)] = Math.floor(next / TWO32);
   }
 
   /** After a commit: wakes every parked reader of `file` (no work at all when none is parked). */
@@ -203,6 +215,11 @@ export class Waker {
         Atomics.compareExchange(i32, slotWord(s, C_PID), pid, 0); // a dead reader: free its slot
       }
     }
+  }
+
+  /** Wakes process (pid, start): a byte in its pipe; false if it has none (it is gone). */
+  wakeProcess(pid: number, start: number): boolean {
+    return this.poke(pid, start);
   }
 
   /** Writes a wake byte to a process's pipe; false if it has none (it is gone). */

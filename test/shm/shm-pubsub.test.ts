@@ -116,3 +116,77 @@ describe("shm:// client API", () => {
     await assert.rejects(c.publish("sized", "x"), (e) => isEzipcError(e, "EZIPC_CONNECTION_CLOSED"));
   });
 });
+
+describe("shm:// publishers wait for slow `next` subscribers (no loss by default)", () => {
+  it("a subscriber that stops reading holds the publisher; once it reads on it gets everything, no gap", async () => {
+    const pub = await connect(url, { ringBytes: 8192 });
+    const sub = await connect(url);
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const got: string[] = [];
+      const gaps: unknown[] = [];
+      await pub.configureTopic("held.topic", { maxBytes: 8192 });
+      await sub.subscribe("held.topic", { prefetch: 1, onGap: (g) => gaps.push(g) }, async (m) => {
+        got.push(m.text());
+        if (got.length === 1) await gate;
+      });
+      const results: boolean[] = [];
+      for (let i = 0; i < 200; i++)
+        results.push(pub.publishAndForget("held.topic", `m${i}`.padEnd(100, ".")));
+      assert.ok(results.includes(false), "the ring filled: publishes were held");
+      const acked = pub.publish("held.topic", "last"); // waits behind the held ones
+      release();
+      await within(pub.drain(), 5_000, "the held publishes to be written");
+      assert.equal((await within(acked, 5_000, "the acknowledged publish")).seq, 201n);
+      await until(() => got.length === 201, "every message", 5_000);
+      assert.deepEqual(got.slice(0, 3), [
+        "m0".padEnd(100, "."),
+        "m1".padEnd(100, "."),
+        "m2".padEnd(100, "."),
+      ]);
+      assert.equal(got[200], "last");
+      assert.deepEqual(gaps, []);
+    } finally {
+      await pub.close();
+      await sub.close();
+    }
+  });
+
+  it("the wait is bounded (holdPublishersMs): then the slow subscriber gets a gap; 0 never waits", async () => {
+    const pub = await connect(url, { ringBytes: 8192, holdPublishersMs: 100 });
+    const sub = await connect(url);
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      const gaps: { first: bigint; last: bigint }[] = [];
+      let n = 0;
+      await pub.configureTopic("bounded.hold", { maxBytes: 8192 });
+      await sub.subscribe("bounded.hold", { prefetch: 1, onGap: (g) => gaps.push(g) }, async () => {
+        if (++n === 1) await gate;
+      });
+      for (let i = 0; i < 200; i++) pub.publishAndForget("bounded.hold", Buffer.alloc(100, i));
+      const t0 = Date.now();
+      await within(pub.drain(), 5_000, "the hold to give up");
+      assert.ok(Date.now() - t0 >= 50, "it waited first");
+      release();
+      await until(() => gaps.length > 0, "a gap for the slow subscriber", 5_000);
+      const never = await connect(url, { ringBytes: 8192, holdPublishersMs: 0 });
+      try {
+        const results: boolean[] = [];
+        for (let i = 0; i < 200; i++)
+          results.push(never.publishAndForget("never.held", Buffer.alloc(100, i)));
+        assert.ok(results.every((r) => r));
+      } finally {
+        await never.close();
+      }
+    } finally {
+      await pub.close();
+      await sub.close();
+    }
+  });
+});

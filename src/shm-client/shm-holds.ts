@@ -1,0 +1,163 @@
+/**
+ * Publishers held for slow readers, per topic and process: when the ring would have to evict a message a
+ * `next` subscriber has not read (src/shm/holds.ts), the publish waits here, in order, instead. Readers
+ * that move on wake the process; so does a timer (a reader that died holds nobody). After
+ * `holdPublishersMs`, or past {@link MAX_HELD_BYTES}, the held messages are written anyway and the slow
+ * reader gets a gap: memory stays bounded and publishers are never stuck.
+ */
+import type { EzipcError } from "../errors.js";
+import { clearWriterWaiting, holdFloor, markWriterWaiting } from "../shm/holds.js";
+import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
+
+/** Bytes a process may hold back per topic before it stops waiting. */
+export const MAX_HELD_BYTES = 64 * 1024 * 1024;
+/** How often held publishes look again without a wake-up (readers that died). */
+const RETRY_MS = 20;
+
+interface Pending {
+  meta: Buffer;
+  body: Uint8Array;
+  resolve?: (r: { seq: number; time: number }) => void;
+  reject?: (e: EzipcError) => void;
+}
+
+class Held {
+  readonly queue: Pending[] = [];
+  bytes = 0;
+  readonly since = Date.now();
+  gaveUp = false;
+}
+
+export class PublisherHolds {
+  private readonly topics = new Set<LocalTopic>();
+  private timer: NodeJS.Timeout | null = null;
+  private drainWaiters: (() => void)[] = [];
+  /** Times a publish had to wait for a reader, and times the wait was given up (diagnostics). */
+  holds = 0;
+  holdsGivenUp = 0;
+
+  constructor(
+    private readonly ns: ShmNamespace,
+    private readonly holdMs: number,
+  ) {
+    ns.wakeListeners.add(this.retryAll);
+  }
+
+  /** Whether `t` has publishes waiting (new ones must queue behind them). */
+  isHeld(t: LocalTopic): boolean {
+    return t.held !== null;
+  }
+
+  /**
+   * Appends to `t`, or holds the message if a reader needs what the append would evict. Returns the seq,
+   * or -1 if held (then `resolve` is called once it is written).
+   */
+  append(
+    t: LocalTopic,
+    meta: Buffer,
+    body: Uint8Array,
+    resolve?: Pending["resolve"],
+    reject?: Pending["reject"],
+  ): { seq: number; time: number } | null {
+    const held = t.held as Held | null;
+    if (held) {
+      this.enqueue(held, { meta, body, resolve, reject });
+      return null;
+    }
+    const time = Date.now();
+    const floor = this.holdMs > 0 ? () => holdFloor(t.ring.file) : undefined;
+    const seq = t.ring.append(meta, body, time, floor);
+    if (seq >= 0) {
+      this.ns.waker.wakeSleepers(t.ring.file);
+      return { seq, time };
+    }
+    this.holds++;
+    const h = new Held();
+    t.held = h;
+    this.topics.add(t);
+    this.enqueue(h, { meta, body, resolve, reject });
+    markWriterWaiting(t.ring.file, this.ns.slotFor(t));
+    this.timer ??= setInterval(this.retryAll, RETRY_MS);
+    // A reader may have moved on between the failed append and the mark: look once more.
+    this.retry(t);
+    return null;
+  }
+
+  private enqueue(h: Held, p: Pending): void {
+    h.queue.push(p);
+    h.bytes += p.body.length + p.meta.length;
+  }
+
+  private readonly retryAll = (): void => {
+    for (const t of [...this.topics]) this.retry(t);
+  };
+
+  /** Writes what `t` holds, in order, as far as readers allow (or all of it once the hold expired). */
+  private retry(t: LocalTopic): void {
+    const h = t.held as Held | null;
+    if (!h) return;
+    const file = t.ring.file;
+    clearWriterWaiting(file, t.slot);
+    const expired = Date.now() - h.since >= this.holdMs || h.bytes > MAX_HELD_BYTES;
+    if (expired && !h.gaveUp) {
+      h.gaveUp = true;
+      this.holdsGivenUp++;
+    }
+    const floor = expired ? undefined : () => holdFloor(file);
+    let wrote = false;
+    while (h.queue.length > 0) {
+      const p = h.queue[0]!;
+      const time = Date.now();
+      let seq: number;
+      try {
+        seq = t.ring.append(p.meta, p.body, time, floor);
+      } catch (err) {
+        h.queue.shift();
+        h.bytes -= p.body.length + p.meta.length;
+        p.reject?.(err as EzipcError);
+        continue;
+      }
+      if (seq < 0) {
+        markWriterWaiting(file, t.slot);
+        if (wrote) this.ns.waker.wakeSleepers(file);
+        return;
+      }
+      wrote = true;
+      h.queue.shift();
+      h.bytes -= p.body.length + p.meta.length;
+      p.resolve?.({ seq, time });
+    }
+    if (wrote) this.ns.waker.wakeSleepers(file);
+    t.held = null;
+    this.topics.delete(t);
+    this.ns.releaseIfIdle(t);
+    if (this.topics.size === 0) {
+      if (this.timer) clearInterval(this.timer);
+      this.timer = null;
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Resolves once nothing is held. */
+  drain(): Promise<void> {
+    if (this.topics.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  /** Fails what is held (the client closes). */
+  close(error: EzipcError): void {
+    this.ns.wakeListeners.delete(this.retryAll);
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    for (const t of this.topics) {
+      const h = t.held as Held;
+      for (const p of h.queue) p.reject?.(error);
+      t.held = null;
+    }
+    this.topics.clear();
+    for (const w of this.drainWaiters) w();
+    this.drainWaiters = [];
+  }
+}
