@@ -37,7 +37,6 @@ import { isAlive, SELF_START } from "./processes.js";
 import type { MappedFile } from "./shm-file.js";
 
 const WAKE_BYTE = Buffer.from([1]);
-const TWO32 = 2 ** 32;
 
 export function fifoName(pid: number, start: number): string {
   return `.wake.${pid}.${start}`;
