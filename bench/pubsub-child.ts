@@ -4,9 +4,10 @@
  *   hub URL                              run a hub (large history, for replays); print "ready URL"
  *   SYS-sub URL TOPIC N SUBS             SUBS subscribers; print "ready", then JSON once each got N
  *   SYS-pub URL TOPIC N SIZE             N messages of SIZE bytes, fire-and-forget; print JSON {seconds}
- *   SYS-reply URL TOPIC                  an echo responder; print "ready"
- *   SYS-req URL TOPIC COUNT [hub]        COUNT requests one at a time; print JSON {p50Us, p99Us}
- *                                        (ez, with "hub": through the hub, direct RPC off)
+ *   SYS-reply URL TOPIC [spin]           an echo responder; print "ready" (ez, shm://, "spin": polling)
+ *   SYS-req URL TOPIC COUNT [hub|spin]   COUNT requests one at a time; print JSON {p50Us, p99Us}
+ *                                        (ez, with "hub": through the hub, direct RPC off; "spin": as above)
+ *   (the ez roles take shm:// URLs too: the shared-memory backend, no hub)
  *   ez-replay URL TOPIC N                subscribe from the oldest message and read N; print JSON {seconds}
  *   raw-relay URL                        the ceiling: a node:net relay that forwards what a publisher writes,
  *                                        as it reads it, to every subscriber (no parsing, no history)
@@ -242,7 +243,12 @@ switch (role) {
     break;
   }
   case "ez-reply": {
-    const client = await connect(url, { ...ezOpts, name: "replier" });
+    // a = "spin": shm:// readers poll instead of sleeping.
+    const client = await connect(url, {
+      ...ezOpts,
+      name: "replier",
+      ...(a === "spin" ? { spin: true } : {}),
+    });
     await client.serve(topic!, (req) => req.payload);
     console.log("ready");
     break;
@@ -255,8 +261,13 @@ switch (role) {
     break;
   }
   case "ez-req": {
-    // b = "hub": every call through the hub (direct RPC off).
-    const client = await connect(url, { ...ezOpts, name: "requester", directRpc: b !== "hub" });
+    // b = "hub": every call through the hub (direct RPC off); "spin": shm:// readers poll.
+    const client = await connect(url, {
+      ...ezOpts,
+      name: "requester",
+      directRpc: b !== "hub",
+      ...(b === "spin" ? { spin: true } : {}),
+    });
     const payload = Buffer.alloc(64, 1);
     await timeRequests(Number(a), () => client.request(topic!, payload));
     process.exit(0);

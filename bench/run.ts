@@ -5,7 +5,8 @@
  *
  *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
  *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC;
- *                                   BENCH_ONLY=secure: encrypted vs plain connections; BENCH_ONLY=chat)
+ *                                   BENCH_ONLY=secure: encrypted vs plain connections; BENCH_ONLY=chat;
+ *                                   BENCH_ONLY=shm: shared memory beside the hub over unix://)
  */
 import crypto from "node:crypto";
 import os from "node:os";
@@ -14,6 +15,7 @@ import { codecBench } from "./codec-bench.js";
 import { hubBench } from "./hub-bench.js";
 import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js";
 import { pubsubBench } from "./pubsub-bench.js";
+import { shmBench } from "./shm-bench.js";
 import { median } from "./stats.js";
 
 const quick = process.env.BENCH_QUICK === "1";
@@ -143,6 +145,10 @@ async function main(): Promise<void> {
     console.log((await hubBench(quick)).join("\n"));
     return;
   }
+  if (process.env.BENCH_ONLY === "shm") {
+    console.log((await shmBench(quick)).join("\n"));
+    return;
+  }
   if (process.env.BENCH_ONLY === "pubsub") {
     console.log((await pubsubBench(quick)).join("\n"));
     return;
@@ -218,6 +224,8 @@ async function main(): Promise<void> {
   lines.push(...(await hubBench(quick)));
   lines.push("");
   lines.push(...(await pubsubBench(quick)));
+  lines.push("");
+  lines.push(...(await shmBench(quick)));
   lines.push("");
   lines.push(...(await chatBench(quick)));
   console.log(lines.join("\n"));

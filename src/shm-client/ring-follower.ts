@@ -10,6 +10,8 @@ import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 /** Messages read per turn of the event loop, per follower, before yielding to other work. */
 const TURN_MESSAGES = 16_384;
 const BATCH = 1_024;
+/** Spin mode: how long a reader watches its ring in a tight loop before it lets the event loop turn. */
+const SPIN_MS = 0.2;
 
 export abstract class RingFollower {
   private pumping = false;
@@ -99,7 +101,23 @@ export abstract class RingFollower {
         }
         if (n === 0) {
           if (this.ns.spin) {
-            // Spin mode: look again on the next turn of the event loop, never sleeping.
+            // Spin mode: watch the ring in a tight loop for a while (a few µs to see a message), then
+            // let the event loop turn once and come back; never sleep. Not right after delivering: what
+            // the messages set off (promise reactions, the next request) must run first.
+            if (turn > 0) {
+              this.pumping = false;
+              this.schedule();
+              return;
+            }
+            const until = performance.now() + SPIN_MS;
+            let arrived = false;
+            while (performance.now() < until) {
+              if (ring.state().next > this.cursor.seq) {
+                arrived = true;
+                break;
+              }
+            }
+            if (arrived) continue;
             this.pumping = false;
             this.schedule();
             return;

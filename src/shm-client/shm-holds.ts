@@ -11,6 +11,8 @@ import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
 /** Bytes a process may hold back per topic before it stops waiting. */
 export const MAX_HELD_BYTES = 64 * 1024 * 1024;
+/** Appends that reuse a topic's floor before it is looked up again. */
+const FLOOR_REUSE = 256;
 /** How often held publishes look again without a wake-up (readers that died). */
 const RETRY_MS = 20;
 
@@ -49,27 +51,26 @@ export class PublisherHolds {
   }
 
   /**
-   * Appends to `t`, or holds the message if a reader needs what the append would evict. Returns the seq,
-   * or -1 if held (then `resolve` is called once it is written).
+   * Appends to `t` with time `time`, or holds the message if a reader needs what the append would evict.
+   * Returns the seq, or -1 if held (then `resolve` is called once it is written).
    */
   append(
     t: LocalTopic,
     meta: Buffer,
     body: Uint8Array,
+    time: number,
     resolve?: Pending["resolve"],
     reject?: Pending["reject"],
-  ): { seq: number; time: number } | null {
+  ): number {
     const held = t.held as Held | null;
     if (held) {
       this.enqueue(held, { meta, body, resolve, reject });
-      return null;
+      return -1;
     }
-    const time = Date.now();
-    const floor = this.holdMs > 0 ? () => holdFloor(t.ring.file) : undefined;
-    const seq = t.ring.append(meta, body, time, floor);
+    const seq = t.ring.append(meta, body, time, this.holdMs > 0 ? this.floorOf(t) : undefined);
     if (seq >= 0) {
       this.ns.waker.wakeSleepers(t.ring.file);
-      return { seq, time };
+      return seq;
     }
     this.holds++;
     const h = new Held();
@@ -80,8 +81,34 @@ export class PublisherHolds {
     this.timer ??= setInterval(this.retryAll, RETRY_MS);
     // A reader may have moved on between the failed append and the mark: look once more.
     this.retry(t);
-    return null;
+    return -1;
   }
+
+  /**
+   * The floor of `t` for one append. Readers only move forward, so a floor found earlier is still a safe
+   * bound: it is looked up again only when the ring's tail reaches it, or every {@link FLOOR_REUSE}
+   * appends (so that a reader that arrived since is seen soon).
+   */
+  private floorOf(t: LocalTopic): (evicting: number) => number {
+    let c = this.floors.get(t);
+    if (!c) {
+      c = { floor: 0, uses: 0, fn: () => 0 };
+      const cache = c;
+      cache.fn = (evicting) => {
+        if (cache.uses++ < FLOOR_REUSE && evicting < cache.floor) return cache.floor;
+        cache.uses = 0;
+        cache.floor = holdFloor(t.ring.file);
+        return cache.floor;
+      };
+      this.floors.set(t, c);
+    }
+    return c.fn;
+  }
+
+  private readonly floors = new Map<
+    LocalTopic,
+    { floor: number; uses: number; fn: (evicting: number) => number }
+  >();
 
   private enqueue(h: Held, p: Pending): void {
     h.queue.push(p);
@@ -104,6 +131,7 @@ export class PublisherHolds {
       this.holdsGivenUp++;
     }
     const floor = expired ? undefined : () => holdFloor(file);
+    this.floors.delete(t); // look again after a hold
     let wrote = false;
     while (h.queue.length > 0) {
       const p = h.queue[0]!;

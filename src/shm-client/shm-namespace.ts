@@ -120,8 +120,13 @@ export class ShmNamespace {
 
   /** The topic's file, opened (and created with this client's defaults, or `sizes`) if need be. */
   topic(name: string, sizes?: { ringBytes?: number; maxCount?: number }): LocalTopic {
+    const known = this.byTopic.get(name);
+    if (known) return known;
     const t = this.topics.get(topicFileName(name));
-    if (t) return t;
+    if (t) {
+      this.byTopic.set(name, t);
+      return t;
+    }
     checkTopic(name);
     return this.open(
       topicFileName(name),
@@ -221,6 +226,7 @@ export class ShmNamespace {
   }
 
   /** Removes a file this process owns (its inbox, when it closes). */
+  // (topic files are never removed by a client: byTopic needs no cleaning)
   remove(t: LocalTopic): void {
     for (const [k, v] of this.topics) if (v === t) this.topics.delete(k);
     try {
@@ -301,6 +307,9 @@ export class ShmNamespace {
   }
 
   /** Another process woke us: every reader that wants messages looks at its ring. */
+  /** Topic files by topic name (the publish path looks here first). */
+  private readonly byTopic = new Map<string, LocalTopic>();
+
   /** Called after every wake-up, besides the readers (deadman waiters). */
   readonly wakeListeners = new Set<() => void>();
 
@@ -321,6 +330,7 @@ export class ShmNamespace {
       t.readers.clear();
     }
     this.topics.clear();
+    this.byTopic.clear();
     this.waker.release(this.onWake);
   }
 

@@ -209,8 +209,9 @@ export class ShmPubSub {
       this.checkSize(t, meta, body);
       return new Promise((resolve, reject) => {
         const done = (r: { seq: number; time: number }) => resolve({ seq: BigInt(r.seq), time: r.time });
-        const r = this.holds.append(t, meta, body, done, reject);
-        if (r) done(r);
+        const time = Date.now();
+        const seq = this.holds.append(t, meta, body, time, done, reject);
+        if (seq >= 0) done({ seq, time });
       });
     } catch (err) {
       return Promise.reject(err);
@@ -226,7 +227,7 @@ export class ShmPubSub {
     const meta = this.meta(options?.headers);
     const body = payloadBytes(payload);
     this.checkSize(t, meta, body);
-    return this.holds.append(t, meta, body) !== null;
+    return this.holds.append(t, meta, body, Date.now()) >= 0;
   }
 
   /** Resolves once no publish of this client waits for a slow subscriber. */

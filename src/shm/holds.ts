@@ -16,25 +16,11 @@ import {
   SLOT_BYTES,
   SLOT_COUNT,
 } from "./layout.js";
-import { isAlive } from "./processes.js";
+import { isAliveCached } from "./processes.js";
 import type { MappedFile } from "./shm-file.js";
 
 const TWO32 = 2 ** 32;
 const word = (slot: number, field: number) => (H_SLOTS + slot * SLOT_BYTES + field) / 4;
-
-/** How long a liveness answer is trusted (reading /proc for every eviction would cost too much). */
-const ALIVE_CACHE_MS = 100;
-const aliveCache = new Map<string, { alive: boolean; at: number }>();
-
-function aliveCached(pid: number, start: number, now: number): boolean {
-  const key = `${pid}.${start}`;
-  const c = aliveCache.get(key);
-  if (c && now - c.at < ALIVE_CACHE_MS) return c.alive;
-  const alive = isAlive(pid, start);
-  if (aliveCache.size > 4096) aliveCache.clear();
-  aliveCache.set(key, { alive, at: now });
-  return alive;
-}
 
 /** Publishes where this process's holding readers of `file` are (`next`: lowest next seq; 0: none hold). */
 export function setReaderPosition(file: MappedFile, slot: number, next: number, holds: boolean): void {
@@ -58,7 +44,7 @@ export function holdFloor(file: MappedFile): number {
     if (pid <= 0) continue;
     const next = Atomics.load(u32, word(s, C_NEXT_LO)) + Atomics.load(u32, word(s, C_NEXT_HI)) * TWO32;
     if (next >= floor) continue;
-    if (!aliveCached(pid, f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!, now)) continue;
+    if (!isAliveCached(pid, f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!, now)) continue;
     floor = next;
   }
   return floor;

@@ -27,3 +27,22 @@ export function isAlive(pid: number, start: number): boolean {
   if (pid === process.pid) return start === SELF_START;
   return processStart(pid) === start;
 }
+
+/** How long {@link isAliveCached} trusts an answer. */
+const ALIVE_CACHE_MS = 100;
+const aliveCache = new Map<string, { alive: boolean; at: number }>();
+
+/**
+ * {@link isAlive}, answered from a cache for up to 100 ms (reading /proc on every publish or request would
+ * cost more than the message). A process seen dead stays dead: that answer is final.
+ */
+export function isAliveCached(pid: number, start: number, now = Date.now()): boolean {
+  if (pid === process.pid) return start === SELF_START;
+  const key = `${pid}.${start}`;
+  const c = aliveCache.get(key);
+  if (c && (!c.alive || now - c.at < ALIVE_CACHE_MS)) return c.alive;
+  const alive = isAlive(pid, start);
+  if (aliveCache.size > 4096) aliveCache.clear();
+  aliveCache.set(key, { alive, at: now });
+  return alive;
+}

@@ -85,6 +85,7 @@ export class TopicRing {
   private readonly ringBase: number;
   /** Appends that found the previous writer dead holding the lock. */
   recovered = 0;
+  private readonly writerState = emptyState();
 
   constructor(readonly file: MappedFile) {
     this.R = file.ringBytes;
@@ -127,15 +128,17 @@ export class TopicRing {
     const { u32, i32 } = this.file;
     const g = Atomics.load(i32, H_GEN / 4);
     const b = (H_STATE + ((g + 1) & 1) * STATE_BYTES) / 4;
-    Atomics.store(u32, b + S_NEXT_LO / 4, s.next % TWO32);
-    Atomics.store(u32, b + S_NEXT_HI / 4, Math.floor(s.next / TWO32));
-    Atomics.store(u32, b + S_TAIL_SEQ_LO / 4, s.tailSeq % TWO32);
-    Atomics.store(u32, b + S_TAIL_SEQ_HI / 4, Math.floor(s.tailSeq / TWO32));
-    Atomics.store(u32, b + S_HEAD / 4, s.head);
-    Atomics.store(u32, b + S_TAIL / 4, s.tail);
-    Atomics.store(u32, b + S_USED / 4, s.used);
-    Atomics.store(u32, b + S_LAST / 4, s.last);
-    Atomics.store(u32, b + S_RECOVERIES / 4, s.recoveries);
+    // Plain stores into the block nobody reads now, then one sequentially consistent store of the
+    // generation: it orders them before it (a release) and is the commit.
+    u32[b + S_NEXT_LO / 4] = s.next % TWO32;
+    u32[b + S_NEXT_HI / 4] = Math.floor(s.next / TWO32);
+    u32[b + S_TAIL_SEQ_LO / 4] = s.tailSeq % TWO32;
+    u32[b + S_TAIL_SEQ_HI / 4] = Math.floor(s.tailSeq / TWO32);
+    u32[b + S_HEAD / 4] = s.head;
+    u32[b + S_TAIL / 4] = s.tail;
+    u32[b + S_USED / 4] = s.used;
+    u32[b + S_LAST / 4] = s.last;
+    u32[b + S_RECOVERIES / 4] = s.recoveries;
     Atomics.store(i32, H_GEN / 4, (g + 1) | 0); // the commit
   }
 
@@ -170,10 +173,11 @@ export class TopicRing {
 
   /**
    * Appends one message (meta and body copied in); returns its seq. With `floor`, the messages it would
-   * have to evict must all be below `floor()` (asked once, when an eviction is first needed); otherwise
+   * have to evict must all be below `floor(first seq to evict)` (asked once, when an eviction is first
+   * needed); otherwise
    * nothing is written and it returns -1 (a reader holds the writers).
    */
-  append(meta: Uint8Array, body: Uint8Array, time: number, floor?: () => number): number {
+  append(meta: Uint8Array, body: Uint8Array, time: number, floor?: (evicting: number) => number): number {
     const size = align8(PACKET_HEAD + meta.length + body.length);
     if (size > this.maxPacketBytes) {
       throw new EzipcError(
@@ -183,7 +187,7 @@ export class TopicRing {
     }
     const recovered = this.lock();
     try {
-      const s = this.state();
+      const s = this.state(this.writerState); // the writer holds the lock: one object suffices
       if (recovered) s.recoveries++;
       const R = this.R;
       const maxCount = this.file.maxCount;
@@ -209,7 +213,7 @@ export class TopicRing {
         }
         if (kind === KIND_MESSAGE) {
           if (!boundAsked) {
-            bound = floor!();
+            bound = floor!(s.tailSeq);
             boundAsked = true;
           }
           if (s.tailSeq >= bound) return -1; // a reader has not read it: nothing was committed
@@ -311,11 +315,15 @@ export class TopicRing {
           break;
         }
         const base = this.ringBase + off;
-        const meta = Buffer.allocUnsafe(ml);
-        bytes.copy(meta, 0, base + PACKET_HEAD, base + PACKET_HEAD + ml);
-        const body = Buffer.allocUnsafe(bl);
-        bytes.copy(body, 0, base + PACKET_HEAD + ml, base + PACKET_HEAD + ml + bl);
-        out.push({ seq, time: f64[(base + P_TIME) / 8]!, meta, body });
+        // One copy of meta and body together; both are views of it.
+        const copy = Buffer.allocUnsafe(ml + bl);
+        bytes.copy(copy, 0, base + PACKET_HEAD, base + PACKET_HEAD + ml + bl);
+        out.push({
+          seq,
+          time: f64[(base + P_TIME) / 8]!,
+          meta: copy.subarray(0, ml),
+          body: copy.subarray(ml),
+        });
         seq++;
         off = off + size === R ? 0 : off + size;
       }

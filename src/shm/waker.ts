@@ -33,7 +33,7 @@ import {
   SLOT_COUNT,
 } from "./layout.js";
 import { shmNative } from "./native.js";
-import { isAlive, SELF_START } from "./processes.js";
+import { isAlive, isAliveCached, SELF_START } from "./processes.js";
 import type { MappedFile } from "./shm-file.js";
 
 const WAKE_BYTE = Buffer.from([1]);
@@ -195,7 +195,7 @@ export class Waker {
       if (pid <= 0) continue;
       if (readersOnly && file.u32[slotWord(s, C_NEXT_LO)] === 0 && file.u32[slotWord(s, C_NEXT_HI)] === 0)
         continue;
-      if (isAlive(pid, file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!)) n++;
+      if (isAliveCached(pid, file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!)) n++;
     }
     return n;
   }

@@ -1,0 +1,171 @@
+/**
+ * Shared memory (shm://) beside the hub over unix:// and raw sockets, in one run: pub → sub throughput
+ * (1 → 1 and 1 → 10, 64 B and 1 KiB; every side with its defaults, so publishers wait for slow
+ * subscribers on both), request/reply round trips sleeping and spinning beside a raw unix:// echo, and the
+ * time a writer takes over the lock of a writer killed while holding it.
+ */
+import { rmSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { KIND_TOPIC } from "../src/shm/layout.js";
+import { TopicRing } from "../src/shm/ring.js";
+import { namespaceDir, openOrCreateShmFile } from "../src/shm/shm-file.js";
+import { childScript, collect, freeUrl, runRole, stop, withServer } from "./procs.js";
+import { median, percentile } from "./stats.js";
+
+const pubsubScript = fileURLToPath(new URL("./pubsub-child.js", import.meta.url));
+const shmScript = fileURLToPath(new URL("./shm-child.js", import.meta.url));
+let seq = 5000;
+
+/** A fresh namespace for `fn`, removed afterwards. */
+async function withNamespace<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  const name = `bench-${process.pid}-${seq++}`;
+  try {
+    return await fn(`shm:///${name}`);
+  } finally {
+    rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
+  }
+}
+
+function withUnixHub<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  return withServer(pubsubScript, ["hub", freeUrl("unix", seq++)], (url) => fn(url));
+}
+
+/** Deliveries per second of `subs` subscribers (one process) of n messages from one publisher process. */
+async function fanOut(
+  url: string,
+  n: number,
+  size: number,
+  subs: number,
+): Promise<{ rate: number; lost: number }> {
+  const topic = `bench.t${seq++}`;
+  const sub = await runRole(pubsubScript, ["ez-sub", url, topic, String(n), String(subs)]);
+  const result = collect(sub.proc);
+  await runRole(pubsubScript, ["ez-pub", url, topic, String(n), String(size)]);
+  const r = JSON.parse((await result).trim().split("\n").at(-1)!) as {
+    deliveries: number;
+    lost?: number;
+    seconds: number;
+  };
+  return { rate: r.deliveries / r.seconds, lost: r.lost ?? 0 };
+}
+
+async function rtt(url: string, count: number, spin: boolean): Promise<{ p50Us: number; p99Us: number }> {
+  const topic = `rpc.t${seq++}`;
+  const replier = await runRole(pubsubScript, ["ez-reply", url, topic, ...(spin ? ["spin"] : [])]);
+  try {
+    const { out } = await runRole(pubsubScript, [
+      "ez-req",
+      url,
+      topic,
+      String(count),
+      ...(spin ? ["spin"] : []),
+    ]);
+    return JSON.parse(out) as { p50Us: number; p99Us: number };
+  } finally {
+    await stop(replier.proc);
+  }
+}
+
+/** ms from killing a process that holds a topic's writers' lock to another writer's append completing. */
+async function recovery(): Promise<number> {
+  const dir = namespaceDir(`bench-lock-${process.pid}`);
+  const file = path.join(dir, `t${seq++}`);
+  try {
+    const ring = new TopicRing(openOrCreateShmFile(file, KIND_TOPIC, 65536, 0, 0o600));
+    const holder = await runRole(shmScript, ["lock-holder", file]);
+    const t0 = process.hrtime.bigint();
+    holder.proc.kill("SIGKILL");
+    ring.append(Buffer.alloc(0), Buffer.from("after"), Date.now()); // blocks until the lock is taken over
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    await stop(holder.proc);
+    if (ring.state().recoveries !== 1) throw new Error("the lock was not taken over");
+    return ms;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const fmt = (x: number) =>
+  x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : x.toFixed(0);
+
+export async function shmBench(quick: boolean): Promise<string[]> {
+  const runs = quick ? 1 : 3;
+  const lines: string[] = [];
+  lines.push(
+    `### Shared memory (shm://, no hub) vs the hub over unix:// (deliveries/s), publisher and subscribers in separate processes, medians of ${runs}`,
+  );
+  lines.push("");
+  lines.push(
+    "Every side with its defaults (publishers wait for slow `next` subscribers on both). `lost`: messages the subscribers were told they missed, over all runs.",
+  );
+  lines.push("");
+  lines.push("| case | hub over unix:// | shm:// | shm lost | shm / hub | target |");
+  lines.push("|---|---:|---:|---:|---:|---:|");
+  const cases = [
+    { name: "1 → 1, 64 B", size: 64, subs: 1, n: quick ? 50_000 : 500_000 },
+    { name: "1 → 1, 1 KiB", size: 1024, subs: 1, n: quick ? 20_000 : 200_000 },
+    { name: "1 → 10, 64 B", size: 64, subs: 10, n: quick ? 10_000 : 100_000 },
+    { name: "1 → 10, 1 KiB", size: 1024, subs: 10, n: quick ? 5_000 : 50_000 },
+  ];
+  for (const c of cases) {
+    const hub: number[] = [];
+    const shm: number[] = [];
+    let lost = 0;
+    for (let r = 0; r < runs; r++) {
+      hub.push((await withUnixHub((url) => fanOut(url, c.n, c.size, c.subs))).rate);
+      const s = await withNamespace((url) => fanOut(url, c.n, c.size, c.subs));
+      shm.push(s.rate);
+      lost += s.lost;
+    }
+    const h = median(hub);
+    const s = median(shm);
+    lines.push(`| ${c.name} | ${fmt(h)} | ${fmt(s)} | ${lost} | ${(s / h).toFixed(2)}× | ≥ 3× |`);
+    process.stderr.write(`${lines.at(-1)}\n`);
+  }
+
+  const count = quick ? 2_000 : 20_000;
+  lines.push("");
+  lines.push(
+    `### Request/reply round trip over shm:// (µs), one 64 B request in flight, medians of ${runs} runs of ${count}`,
+  );
+  lines.push("");
+  lines.push("| system | p50 | p99 | p50 / raw unix echo | target p50 |");
+  lines.push("|---|---:|---:|---:|---:|");
+  const raw: number[][] = [[], []];
+  const sleep: number[][] = [[], []];
+  const spin: number[][] = [[], []];
+  for (let r = 0; r < runs; r++) {
+    const x = await withServer(childScript, ["echo-raw", freeUrl("unix", seq++)], async (url) => {
+      const { out } = await runRole(childScript, ["ping-raw", url, String(count), "64"]);
+      return JSON.parse(out) as { p50Us: number; p99Us: number };
+    });
+    raw[0]!.push(x.p50Us);
+    raw[1]!.push(x.p99Us);
+    const a = await withNamespace((url) => rtt(url, count, false));
+    sleep[0]!.push(a.p50Us);
+    sleep[1]!.push(a.p99Us);
+    const b = await withNamespace((url) => rtt(url, count, true));
+    spin[0]!.push(b.p50Us);
+    spin[1]!.push(b.p99Us);
+  }
+  const r50 = median(raw[0]!);
+  const row = (name: string, v: number[][], target: string) =>
+    `| ${name} | ${median(v[0]!).toFixed(1)} | ${median(v[1]!).toFixed(1)} | ${(median(v[0]!) / r50).toFixed(2)}× | ${target} |`;
+  lines.push(row("raw node:net echo over unix:// (baseline)", raw, ""));
+  lines.push(row("shm:// RPC, readers sleep (default)", sleep, "≤ 25 µs"));
+  lines.push(row("shm:// RPC, `spin: true` (both sides poll)", spin, "≤ 5 µs"));
+  process.stderr.write(`${lines.slice(-3).join("\n")}\n`);
+
+  const rec: number[] = [];
+  for (let r = 0; r < (quick ? 3 : 9); r++) rec.push(await recovery());
+  rec.sort((a, b) => a - b);
+  lines.push("");
+  lines.push(`### Recovery: a writer killed with -9 while it holds a topic's lock, ${rec.length} runs`);
+  lines.push("");
+  lines.push("| from kill to the next writer's append done (ms), p50 | max |");
+  lines.push("|---:|---:|");
+  lines.push(`| ${percentile(Float64Array.from(rec), 0.5).toFixed(2)} | ${rec.at(-1)!.toFixed(2)} |`);
+  process.stderr.write(`${lines.at(-1)}\n`);
+  return lines;
+}
