@@ -348,5 +348,5 @@ export class ShmPubSub {
 }
 
 function liveReaders(t: LocalTopic): number {
-  return Waker.liveSlots(t.ring.file, true);
+  return Waker.liveSlots(t.ring.file, true, true);
 }

@@ -198,7 +198,14 @@ export class TopicRing {
       const pos = s.head;
       // A packet never wraps: if it does not fit before the ring's end, a pad fills the rest.
       const pad = pos + size > R ? R - pos : 0;
-      while (s.used + pad + size > R || (maxCount > 0 && s.next - s.tailSeq >= maxCount)) {
+      // When it must evict, it evicts a little more than it needs (rings of 1 MiB or more: 1/16 of the
+      // ring, at most 64 KiB), so
+      // that the next appends need no eviction and commit once instead of twice. Only what is needed is
+      // mandatory: a reader's hold stops the extra quietly.
+      const extra = R >= 1024 * 1024 ? Math.min(R >> 4, 64 * 1024) : 0;
+      for (;;) {
+        const needed = s.used + pad + size > R || (maxCount > 0 && s.next - s.tailSeq >= maxCount);
+        if (!needed && (!evicted || s.used === 0 || s.used + pad + size + extra <= R)) break;
         // Evict the oldest packet (or the pad at the tail).
         const at = (this.ringBase + s.tail) / 4;
         const kind = u32[at + P_KIND / 4]!;
@@ -216,7 +223,10 @@ export class TopicRing {
             bound = floor!(s.tailSeq);
             boundAsked = true;
           }
-          if (s.tailSeq >= bound) return -1; // a reader has not read it: nothing was committed
+          if (s.tailSeq >= bound) {
+            if (needed) return -1; // a reader has not read it: nothing was committed
+            break; // the extra stops at the reader
+          }
           s.tailSeq++;
         }
         s.used -= psize;

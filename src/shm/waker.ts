@@ -187,15 +187,19 @@ export class Waker {
     return true;
   }
 
-  /** Reader slots of `file` held by live processes (`readersOnly`: slots whose process reads it). */
-  static liveSlots(file: MappedFile, readersOnly = false): number {
+  /**
+   * Reader slots of `file` held by live processes (`readersOnly`: slots whose process reads it). `exact`:
+   * ask /proc now rather than trust an answer up to 100 ms old (hot paths do not).
+   */
+  static liveSlots(file: MappedFile, readersOnly = false, exact = false): number {
     let n = 0;
     for (let s = 0; s < SLOT_COUNT; s++) {
       const pid = Atomics.load(file.i32, slotWord(s, C_PID));
       if (pid <= 0) continue;
       if (readersOnly && file.u32[slotWord(s, C_NEXT_LO)] === 0 && file.u32[slotWord(s, C_NEXT_HI)] === 0)
         continue;
-      if (isAliveCached(pid, file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!)) n++;
+      const start = file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!;
+      if (exact ? isAlive(pid, start) : isAliveCached(pid, start)) n++;
     }
     return n;
   }

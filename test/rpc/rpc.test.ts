@@ -81,16 +81,18 @@ describe("RPC", () => {
   it("a handler that reads req.signal only after its deadline passed sees it aborted, with the reason", async () => {
     // The signal is made lazily, when first read: an abort that came before must still show on it. The
     // server's deadline timer (50 ms, set when the call arrived) fires before the handler's own 200 ms timer.
+    let resolveSeen!: (v: { aborted: boolean; code: string; text: string }) => void;
     const seen = new Promise<{ aborted: boolean; code: string; text: string }>((resolve) => {
-      void server.serve("late.look", async (req) => {
-        await new Promise((r) => setTimeout(r, 200));
-        resolve({
-          aborted: req.signal.aborted,
-          code: (req.signal.reason as EzipcError)?.code,
-          text: req.text(),
-        });
-        return "";
+      resolveSeen = resolve;
+    });
+    await server.serve("late.look", async (req) => {
+      await new Promise((r) => setTimeout(r, 200));
+      resolveSeen({
+        aborted: req.signal.aborted,
+        code: (req.signal.reason as EzipcError)?.code,
+        text: req.text(),
       });
+      return "";
     });
     await assert.rejects(caller.request("late.look", "hello", { timeoutMs: 50 }), { code: "EZIPC_TIMEOUT" });
     const r = await within(seen, 5_000, "the handler looked");
