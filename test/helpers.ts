@@ -156,3 +156,22 @@ export function testCertificates(dir: string): {
     keyFile: f("server.key"),
   };
 }
+
+/** The lines a child process prints, collected as they come (the array fills in place). */
+export function outputLines(child: ChildProcess): string[] {
+  const out: string[] = [];
+  let buf = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    buf += d.toString();
+    const parts = buf.split("\n");
+    buf = parts.pop()!;
+    out.push(...parts);
+  });
+  return out;
+}
+
+/** Resolves once `child` has exited (at once if it has), with its exit code. */
+export function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}

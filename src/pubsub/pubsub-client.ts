@@ -22,11 +22,11 @@ import type { Connection } from "../transport/types.js";
 import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "./fast-frames.js";
 import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
 import {
-  DEFAULT_PREFETCH_BYTES,
   type Gap,
   type SubscribeOptions,
   Subscription,
   type SubscriptionHost,
+  subscribeDefaults,
   type TopicMessage,
 } from "./subscription.js";
 
@@ -188,18 +188,7 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     handler?: (m: TopicMessage) => unknown,
   ): Promise<Subscription> {
     const { wildcard } = topicMatcher(pattern);
-    const init = options.init ?? "awaitNew";
-    const iter = options.iter ?? "next";
-    const prefetch = options.prefetch ?? 4096;
-    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
-      throw new RangeError("prefetch must be an integer 1..65536");
-    }
-    const prefetchBytes = options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES;
-    if (!Number.isInteger(prefetchBytes) || prefetchBytes < 1) {
-      throw new RangeError("prefetchBytes must be a positive integer");
-    }
-    if (typeof init === "object" && typeof init.fromSeq !== "bigint")
-      throw new TypeError("init.fromSeq must be a bigint");
+    const { init, iter, prefetch, prefetchBytes } = subscribeDefaults(options);
     await this.link.whenReady();
     let sid = this.nextSid;
     while (this.subs.has(sid)) sid = sid >= 0xffffffff ? 1 : sid + 1;

@@ -57,6 +57,29 @@ export interface SubscribeOptions {
 
 /** Default {@link SubscribeOptions.prefetchBytes}. */
 export const DEFAULT_PREFETCH_BYTES = 8 * 1024 * 1024;
+
+/** The options of a subscription with their defaults, checked (RangeError/TypeError on bad values). */
+export function subscribeDefaults(options: SubscribeOptions): {
+  init: SubscribeInit;
+  iter: SubscribeIter;
+  prefetch: number;
+  prefetchBytes: number;
+} {
+  const init = options.init ?? "awaitNew";
+  const iter = options.iter ?? "next";
+  const prefetch = options.prefetch ?? 4096;
+  if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
+    throw new RangeError("prefetch must be an integer 1..65536");
+  }
+  const prefetchBytes = options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES;
+  if (!Number.isInteger(prefetchBytes) || prefetchBytes < 1) {
+    throw new RangeError("prefetchBytes must be a positive integer");
+  }
+  if (typeof init === "object" && typeof init.fromSeq !== "bigint") {
+    throw new TypeError("init.fromSeq must be a bigint");
+  }
+  return { init, iter, prefetch, prefetchBytes };
+}
 /** Messages asked for before any has told its size. */
 const INITIAL_WINDOW = 256;
 /** Counted per message on top of its payload (headers, framing) when sizing the window. */

@@ -16,7 +16,7 @@ import {
   MIN_RING_BYTES,
   RPC_CLAIMS,
 } from "../shm/layout.js";
-import { isAlive } from "../shm/processes.js";
+import { isAlive, processExists } from "../shm/processes.js";
 import { TopicRing } from "../shm/ring.js";
 import {
   namespaceDir,
@@ -82,15 +82,6 @@ export function removeStaleFiles(dir: string): number {
     } catch {}
   }
   return removed;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 export class ShmNamespace {

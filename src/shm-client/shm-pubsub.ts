@@ -12,10 +12,10 @@ import { EzipcError } from "../errors.js";
 import { topicMatcher } from "../protocol/names.js";
 import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
 import {
-  DEFAULT_PREFETCH_BYTES,
   type SubscribeOptions,
   Subscription,
   type SubscriptionHost,
+  subscribeDefaults,
   type TopicMessage,
 } from "../pubsub/subscription.js";
 import { PACKET_HEAD } from "../shm/layout.js";
@@ -249,19 +249,7 @@ export class ShmPubSub {
         `${pattern}: shm:// subscribes to one topic at a time (no wildcards); subscribe to each topic, or use a hub`,
       );
     }
-    const init = options.init ?? "awaitNew";
-    const iter = options.iter ?? "next";
-    const prefetch = options.prefetch ?? 4096;
-    if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
-      throw new RangeError("prefetch must be an integer 1..65536");
-    }
-    const prefetchBytes = options.prefetchBytes ?? DEFAULT_PREFETCH_BYTES;
-    if (!Number.isInteger(prefetchBytes) || prefetchBytes < 1) {
-      throw new RangeError("prefetchBytes must be a positive integer");
-    }
-    if (typeof init === "object" && typeof init.fromSeq !== "bigint") {
-      throw new TypeError("init.fromSeq must be a bigint");
-    }
+    const { init, iter, prefetch, prefetchBytes } = subscribeDefaults(options);
     const t = this.ns.topic(pattern);
     const s = t.ring.state();
     const cursor: RingCursor =

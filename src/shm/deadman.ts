@@ -9,7 +9,7 @@
  *   4104 f64 holder start time   4112 u32×2 takes so far (epoch)   4120 u8 label length, 4121 label (UTF-8)
  */
 import { HEADER_BYTES } from "./layout.js";
-import { isAlive, SELF_START } from "./processes.js";
+import { isAlive, processExists, SELF_START } from "./processes.js";
 import type { MappedFile } from "./shm-file.js";
 
 const PID = HEADER_BYTES;
@@ -23,15 +23,6 @@ export interface TokenState {
   taken: boolean;
   holder: string;
   epoch: bigint;
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Takes the token if it is free or its holder died; returns whether client `client` of this process now holds it. */

@@ -18,6 +18,16 @@ export function processStart(pid: number): number | null {
   }
 }
 
+/** Whether a process with this pid exists (EPERM: it does, owned by another user). */
+export function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
 /** This process's start time. */
 export const SELF_START = processStart(process.pid) ?? 0;
 

@@ -33,7 +33,7 @@ import {
   SLOT_COUNT,
 } from "./layout.js";
 import { shmNative } from "./native.js";
-import { isAlive, isAliveCached, SELF_START } from "./processes.js";
+import { isAlive, isAliveCached, processExists, SELF_START } from "./processes.js";
 import type { MappedFile } from "./shm-file.js";
 
 const WAKE_BYTE = Buffer.from([1]);
@@ -258,14 +258,5 @@ export class Waker {
       this.peers.delete(name);
       return false;
     }
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -1,30 +1,12 @@
 import assert from "node:assert/strict";
-import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
-import { spawnFixture, until, within } from "../helpers.js";
+import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
 
 const name = `test-ps-${process.pid}`;
 const url = `shm:///${name}` as const;
 after(() => rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true }));
-
-function lines(child: ChildProcess): string[] {
-  const out: string[] = [];
-  let buf = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split("\n");
-    buf = parts.pop()!;
-    out.push(...parts);
-  });
-  return out;
-}
-
-function exited(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
-  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
-}
 
 describe("shm:// pub/sub across processes", () => {
   it("two publishers at full speed, three subscribers: each gets every message, per-publisher order kept, no gap", async () => {
@@ -33,7 +15,7 @@ describe("shm:// pub/sub across processes", () => {
     const subs = await Promise.all(
       [0, 1, 2].map(() => spawnFixture("shm-peer.js", ["sub", url, topic, String(2 * n)])),
     );
-    const outs = subs.map((s) => lines(s.child));
+    const outs = subs.map((s) => outputLines(s.child));
     const pubs = await Promise.all(
       ["A", "B"].map((id) =>
         spawnFixture("shm-peer.js", ["pub", url, topic, String(n), id], 20_000, /^done/),
@@ -55,7 +37,7 @@ describe("shm:// pub/sub across processes", () => {
     const pub = await connect(url);
     try {
       const parked = await spawnFixture("shm-peer.js", ["park", url, topic]);
-      const out = lines(parked.child);
+      const out = outputLines(parked.child);
       const victim = await spawnFixture("shm-peer.js", ["park", url, topic]);
       const [info] = await pub.topics(topic);
       assert.equal(info!.subscribers, 2);

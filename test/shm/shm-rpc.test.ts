@@ -3,33 +3,16 @@ import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
-import { spawnFixture, until, within } from "../helpers.js";
+import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
 
 const name = `test-rpc-${process.pid}`;
 const url = `shm:///${name}` as const;
-
-function lines(child: ChildProcess): string[] {
-  const out: string[] = [];
-  let buf = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    buf += d.toString();
-    const parts = buf.split("\n");
-    buf = parts.pop()!;
-    out.push(...parts);
-  });
-  return out;
-}
-
-function exited(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => child.once("exit", () => resolve()));
-}
 
 const children: ChildProcess[] = [];
 async function peer(...args: string[]): Promise<{ child: ChildProcess; out: string[] }> {
   const { child } = await spawnFixture("shm-peer.js", args, 10_000, /^(ready|calling|held)/);
   children.push(child);
-  return { child, out: lines(child) };
+  return { child, out: outputLines(child) };
 }
 
 describe("shm:// RPC and deadman across processes", () => {
