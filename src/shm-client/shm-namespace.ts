@@ -132,15 +132,7 @@ export class ShmNamespace {
   existing(name: string): LocalTopic | null {
     const t = this.topics.get(topicFileName(name));
     if (t) return t;
-    try {
-      const file = openShmFile(path.join(this.dir, topicFileName(name)), KIND_TOPIC);
-      const opened = new LocalTopic(name, new TopicRing(file));
-      this.topics.set(topicFileName(name), opened);
-      return opened;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw err;
-    }
+    return this.openExisting(topicFileName(name), name, KIND_TOPIC);
   }
 
   /** The request file of RPC topic `name` (`.rpc.NAME`): created if `create` (a server), else null if none. */
@@ -152,17 +144,7 @@ export class ShmNamespace {
     if (t) return t;
     checkTopic(name);
     if (create) return this.open(fileName, name, KIND_RPC, undefined, 0, RPC_CLAIMS);
-    try {
-      const opened = new LocalTopic(
-        name,
-        new TopicRing(openShmFile(path.join(this.dir, fileName), KIND_RPC)),
-      );
-      this.topics.set(fileName, opened);
-      return opened;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw err;
-    }
+    return this.openExisting(fileName, name, KIND_RPC);
   }
 
   /**
@@ -174,11 +156,13 @@ export class ShmNamespace {
     const t = this.topics.get(fileName);
     if (t) return t;
     if (create) return this.open(fileName, fileName, KIND_INBOX, undefined, 0);
+    return this.openExisting(fileName, fileName, KIND_INBOX);
+  }
+
+  /** Opens `fileName` if it exists (null if not; other errors, e.g. EZIPC_SHM_BAD_FILE, thrown). */
+  private openExisting(fileName: string, name: string, kind: number): LocalTopic | null {
     try {
-      const opened = new LocalTopic(
-        fileName,
-        new TopicRing(openShmFile(path.join(this.dir, fileName), KIND_INBOX)),
-      );
+      const opened = new LocalTopic(name, new TopicRing(openShmFile(path.join(this.dir, fileName), kind)));
       this.topics.set(fileName, opened);
       return opened;
     } catch (err) {
