@@ -110,6 +110,33 @@ export class PublisherHolds {
     { floor: number; uses: number; fn: (evicting: number) => number }
   >();
 
+  /**
+   * Appends a batch to `t` under one lock; what a reader's hold stops (and everything after it) waits,
+   * in order, like a held {@link append}.
+   */
+  appendBatch(t: LocalTopic, items: { meta: Buffer; body: Uint8Array }[], time: number): void {
+    if (items.length === 0) return;
+    let n = 0;
+    if (t.held === null) {
+      n = t.ring.appendMany(items, 0, items.length, time, this.holdMs > 0 ? this.floorOf(t) : undefined);
+      if (n > 0) this.ns.waker.wakeSleepers(t.ring.file);
+      if (n === items.length) return;
+    }
+    let h = t.held as Held | null;
+    const created = h === null;
+    if (!h) {
+      this.holds++;
+      h = new Held();
+      t.held = h;
+      this.topics.add(t);
+      markWriterWaiting(t.ring.file, this.ns.slotFor(t));
+      this.timer ??= setInterval(this.retryAll, RETRY_MS);
+    }
+    for (let i = n; i < items.length; i++) this.enqueue(h, items[i]!);
+    // A reader may have moved on between the stopped append and the mark: look once more.
+    if (created) this.retry(t);
+  }
+
   private enqueue(h: Held, p: Pending): void {
     h.queue.push(p);
     h.bytes += p.body.length + p.meta.length;

@@ -63,12 +63,28 @@ export interface RingState {
   recoveries: number;
 }
 
-/** A message read from a ring: copies, valid forever. */
-export interface RingMessage {
-  seq: number;
-  time: number;
-  meta: Buffer;
-  body: Buffer;
+/** A message read from a ring: one copy of its meta and body, valid forever; views made when asked. */
+export class RingMessage {
+  private metaView: Buffer | undefined;
+  private bodyView: Buffer | undefined;
+
+  constructor(
+    readonly seq: number,
+    readonly time: number,
+    /** Meta then body, copied out of the ring. */
+    readonly data: Buffer,
+    readonly metaLength: number,
+  ) {}
+
+  get meta(): Buffer {
+    this.metaView ??= this.data.subarray(0, this.metaLength);
+    return this.metaView;
+  }
+
+  get body(): Buffer {
+    this.bodyView ??= this.data.subarray(this.metaLength);
+    return this.bodyView;
+  }
 }
 
 /** Where a reader is: the seq it reads next and that packet's ring offset (-1: find it from the state). */
@@ -171,87 +187,135 @@ export class TopicRing {
     return this.R >> 2;
   }
 
+  private tooLarge(meta: Uint8Array, body: Uint8Array): EzipcError | null {
+    const size = align8(PACKET_HEAD + meta.length + body.length);
+    if (size <= this.maxPacketBytes) return null;
+    return new EzipcError(
+      "EZIPC_SHM_TOO_LARGE",
+      `${meta.length + body.length} bytes do not fit ${this.file.path} (at most ${this.maxPacketBytes - PACKET_HEAD} per message)`,
+    );
+  }
+
   /**
    * Appends one message (meta and body copied in); returns its seq. With `floor`, the messages it would
    * have to evict must all be below `floor(first seq to evict)` (asked once, when an eviction is first
-   * needed); otherwise
-   * nothing is written and it returns -1 (a reader holds the writers).
+   * needed); otherwise nothing is written and it returns -1 (a reader holds the writers).
    */
   append(meta: Uint8Array, body: Uint8Array, time: number, floor?: (evicting: number) => number): number {
-    const size = align8(PACKET_HEAD + meta.length + body.length);
-    if (size > this.maxPacketBytes) {
-      throw new EzipcError(
-        "EZIPC_SHM_TOO_LARGE",
-        `${meta.length + body.length} bytes do not fit ${this.file.path} (at most ${this.maxPacketBytes - PACKET_HEAD} per message)`,
-      );
+    const one = this.single;
+    one[0] = { meta, body };
+    const n = this.appendMany(one, 0, 1, time, floor);
+    one[0] = undefined;
+    return n === 1 ? this.writerState.next - 1 : -1;
+  }
+
+  private readonly single: ({ meta: Uint8Array; body: Uint8Array } | undefined)[] = [undefined];
+
+  /**
+   * Appends `items[from..to)` in order under one lock, with one commit (plus one per eviction). Returns how
+   * many were appended: fewer than asked when `floor` stops an eviction (see {@link append}). Their seqs
+   * are consecutive, ending at {@link lastSeq}.
+   */
+  appendMany(
+    items: ArrayLike<{ meta: Uint8Array; body: Uint8Array } | undefined>,
+    from: number,
+    to: number,
+    time: number,
+    floor?: (evicting: number) => number,
+  ): number {
+    for (let i = from; i < to; i++) {
+      const err = this.tooLarge(items[i]!.meta, items[i]!.body);
+      if (err) throw err;
     }
     const recovered = this.lock();
     try {
       const s = this.state(this.writerState); // the writer holds the lock: one object suffices
       if (recovered) s.recoveries++;
-      const R = this.R;
-      const maxCount = this.file.maxCount;
-      const { u32 } = this.file;
-      let evicted = false;
-      let bound = Number.POSITIVE_INFINITY;
-      let boundAsked = floor === undefined;
-      const pos = s.head;
-      // A packet never wraps: if it does not fit before the ring's end, a pad fills the rest.
-      const pad = pos + size > R ? R - pos : 0;
-      // When it must evict, it evicts a little more than it needs (rings of 1 MiB or more: 1/16 of the
-      // ring, at most 64 KiB), so
-      // that the next appends need no eviction and commit once instead of twice. Only what is needed is
-      // mandatory: a reader's hold stops the extra quietly.
-      const extra = R >= 1024 * 1024 ? Math.min(R >> 4, 64 * 1024) : 0;
-      for (;;) {
-        const needed = s.used + pad + size > R || (maxCount > 0 && s.next - s.tailSeq >= maxCount);
-        if (!needed && (!evicted || s.used === 0 || s.used + pad + size + extra <= R)) break;
-        // Evict the oldest packet (or the pad at the tail).
-        const at = (this.ringBase + s.tail) / 4;
-        const kind = u32[at + P_KIND / 4]!;
-        const psize = u32[at + P_SIZE / 4]!;
-        if (
-          psize < 8 ||
-          psize % 8 !== 0 ||
-          s.tail + psize > R ||
-          (kind !== KIND_MESSAGE && kind !== KIND_PAD)
-        ) {
-          throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: a packet header is corrupted`);
-        }
-        if (kind === KIND_MESSAGE) {
-          if (!boundAsked) {
-            bound = floor!(s.tailSeq);
-            boundAsked = true;
-          }
-          if (s.tailSeq >= bound) {
-            if (needed) return -1; // a reader has not read it: nothing was committed
-            break; // the extra stops at the reader
-          }
-          s.tailSeq++;
-        }
-        s.used -= psize;
-        s.tail = s.tail + psize === R ? 0 : s.tail + psize;
-        evicted = true;
+      const bound = { value: Number.POSITIVE_INFINITY, asked: floor === undefined };
+      let placed = 0;
+      for (let i = from; i < to; i++) {
+        const { meta, body } = items[i]!;
+        if (!this.place(s, meta, body, time, floor, bound)) break;
+        placed++;
       }
-      if (evicted) this.commit(s);
-      let start = pos;
-      if (pad > 0) {
-        const at = (this.ringBase + pos) / 4;
-        u32[at + P_SIZE / 4] = pad;
-        u32[at + P_KIND / 4] = KIND_PAD;
-        start = 0;
-      }
-      this.writePacket(start, size, s.next, time, meta, body);
-      s.used += pad + size;
-      s.head = start + size === R ? 0 : start + size;
-      s.last = start;
-      const seq = s.next;
-      s.next++;
-      this.commit(s);
-      return seq;
+      if (placed > 0) this.commit(s);
+      return placed;
     } finally {
       this.unlock();
     }
+  }
+
+  /** The seq of the last message this process appended (valid right after an append). */
+  get lastSeq(): number {
+    return this.writerState.next - 1;
+  }
+
+  /** Evicts what it must (committing that first), then writes one packet into `s` (not committed). */
+  private place(
+    s: RingState,
+    meta: Uint8Array,
+    body: Uint8Array,
+    time: number,
+    floor: ((evicting: number) => number) | undefined,
+    bound: { value: number; asked: boolean },
+  ): boolean {
+    const size = align8(PACKET_HEAD + meta.length + body.length);
+    const R = this.R;
+    const maxCount = this.file.maxCount;
+    const { u32 } = this.file;
+    let evicted = false;
+    const pos = s.head;
+    // A packet never wraps: if it does not fit before the ring's end, a pad fills the rest.
+    const pad = pos + size > R ? R - pos : 0;
+    // When it must evict, it evicts a little more than it needs (rings of 1 MiB or more: 1/16 of the
+    // ring, at most 64 KiB), so that the next appends need no eviction and commit once instead of twice.
+    // Only what is needed is mandatory: a reader's hold stops the extra quietly.
+    const extra = R >= 1024 * 1024 ? Math.min(R >> 4, 64 * 1024) : 0;
+    for (;;) {
+      const needed = s.used + pad + size > R || (maxCount > 0 && s.next - s.tailSeq >= maxCount);
+      if (!needed && (!evicted || s.used === 0 || s.used + pad + size + extra <= R)) break;
+      // Evict the oldest packet (or the pad at the tail).
+      const at = (this.ringBase + s.tail) / 4;
+      const kind = u32[at + P_KIND / 4]!;
+      const psize = u32[at + P_SIZE / 4]!;
+      if (
+        psize < 8 ||
+        psize % 8 !== 0 ||
+        s.tail + psize > R ||
+        (kind !== KIND_MESSAGE && kind !== KIND_PAD)
+      ) {
+        throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: a packet header is corrupted`);
+      }
+      if (kind === KIND_MESSAGE) {
+        if (!bound.asked) {
+          bound.value = floor!(s.tailSeq);
+          bound.asked = true;
+        }
+        if (s.tailSeq >= bound.value) {
+          if (!needed) break; // the extra stops at the reader
+          if (evicted) this.commit(s); // what was evicted stays evicted; nothing of this packet written
+          return false; // a reader has not read it
+        }
+        s.tailSeq++;
+      }
+      s.used -= psize;
+      s.tail = s.tail + psize === R ? 0 : s.tail + psize;
+      evicted = true;
+    }
+    if (evicted) this.commit(s); // evicted before anything is overwritten
+    let start = pos;
+    if (pad > 0) {
+      const at = (this.ringBase + pos) / 4;
+      u32[at + P_SIZE / 4] = pad;
+      u32[at + P_KIND / 4] = KIND_PAD;
+      start = 0;
+    }
+    this.writePacket(start, size, s.next, time, meta, body);
+    s.used += pad + size;
+    s.head = start + size === R ? 0 : start + size;
+    s.last = start;
+    s.next++;
+    return true;
   }
 
   private writePacket(
@@ -325,15 +389,10 @@ export class TopicRing {
           break;
         }
         const base = this.ringBase + off;
-        // One copy of meta and body together; both are views of it.
+        // One copy of meta and body together (views of it are made when asked).
         const copy = Buffer.allocUnsafe(ml + bl);
         bytes.copy(copy, 0, base + PACKET_HEAD, base + PACKET_HEAD + ml + bl);
-        out.push({
-          seq,
-          time: f64[(base + P_TIME) / 8]!,
-          meta: copy.subarray(0, ml),
-          body: copy.subarray(ml),
-        });
+        out.push(new RingMessage(seq, f64[(base + P_TIME) / 8]!, copy, ml));
         seq++;
         off = off + size === R ? 0 : off + size;
       }
