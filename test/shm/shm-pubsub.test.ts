@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { rmSync, truncateSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
 import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
@@ -168,6 +168,32 @@ describe("shm:// publishers wait for slow `next` subscribers (no loss by default
     } finally {
       await pub.close();
       await sub.close();
+    }
+  });
+});
+
+describe("shm:// bad files", () => {
+  it("a topic file that is truncated or foreign is refused with EZIPC_SHM_BAD_FILE; the client goes on", async () => {
+    const c = await connect(url);
+    try {
+      await c.publish("good.topic", "fine");
+      writeFileSync(`/dev/shm/ezipc.${name}/foreign.topic`, Buffer.alloc(9000, 0x41));
+      const isBad = (e: unknown) => isEzipcError(e, "EZIPC_SHM_BAD_FILE");
+      await assert.rejects(c.subscribe("foreign.topic"), isBad);
+      await assert.rejects(c.publish("foreign.topic", "x"), isBad);
+      await c.publish("short.topic", "x");
+      const other = await connect(url);
+      try {
+        truncateSync(`/dev/shm/ezipc.${name}/short.topic`, 5000);
+        await assert.rejects(other.subscribe("short.topic", { init: "oldest" }), isBad);
+        // Everything else works.
+        const sub = await other.subscribe("good.topic", { init: "oldest" });
+        assert.equal((await sub[Symbol.asyncIterator]().next()).value!.text(), "fine");
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await c.close();
     }
   });
 });
