@@ -9,6 +9,8 @@
  *   mutexConsistent(ab, off)   after EOWNERDEAD, once the protected state is repaired
  *   mutexUnlock(ab, offset)
  *   mkfifo(path, mode)         a named pipe (the wake-up channel of a sleeping reader)
+ *   watchFd(fd, fn)            calls fn on the event loop whenever fd is readable, after reading it empty
+ *                              (a uv_poll: no thread, no stream machinery); pollerRef/Unref/Close(handle)
  *   MUTEX_BYTES                sizeof(pthread_mutex_t)
  *
  * Errors are thrown as Error objects whose `code` is the errno name; callers map them to EZIPC_ codes.
@@ -24,6 +26,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
+#include <uv.h>
 
 #define CHECK(call)                                                                                        \
   do {                                                                                                     \
@@ -194,6 +198,115 @@ static napi_value js_mkfifo(napi_env env, napi_callback_info info) {
   return num(env, 0);
 }
 
+typedef struct {
+  uv_poll_t poll;
+  napi_env env;
+  napi_ref fn;
+  napi_async_context ctx;
+  int fd;
+  int closed;
+} poller_t;
+
+static void poller_freed(uv_handle_t* h) {
+  free(h->data);
+}
+
+static void on_readable(uv_poll_t* h, int status, int events) {
+  (void)events;
+  poller_t* p = (poller_t*)h->data;
+  if (p->closed) return;
+  /* One read empties a pipe holding fewer bytes than the buffer (a second would only say EAGAIN). */
+  char buf[512];
+  while (read(p->fd, buf, sizeof buf) == (ssize_t)sizeof buf) {
+  }
+  (void)status;
+  napi_env env = p->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value fn, global, result;
+  if (napi_get_reference_value(env, p->fn, &fn) == napi_ok && napi_get_global(env, &global) == napi_ok) {
+    if (napi_make_callback(env, p->ctx, global, fn, 0, NULL, &result) == napi_pending_exception) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env, &err);
+      napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void poller_finalize(napi_env env, void* data, void* hint) {
+  (void)env;
+  (void)data;
+  (void)hint;
+}
+
+static napi_value js_watch_fd(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  int64_t fd;
+  if (!get_args(env, info, 2, argv) || !get_i64(env, argv[0], &fd)) return NULL;
+  uv_loop_t* loop;
+  if (napi_get_uv_event_loop(env, &loop) != napi_ok) return NULL;
+  poller_t* p = calloc(1, sizeof *p);
+  if (!p) return throw_errno(env, ENOMEM, "watchFd");
+  p->env = env;
+  p->fd = (int)fd;
+  p->poll.data = p;
+  napi_value name;
+  napi_create_string_utf8(env, "ezipc:shm-wake", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_reference(env, argv[1], 1, &p->fn) != napi_ok ||
+      napi_async_init(env, NULL, name, &p->ctx) != napi_ok) {
+    free(p);
+    return NULL;
+  }
+  int r = uv_poll_init(loop, &p->poll, p->fd);
+  if (r == 0) r = uv_poll_start(&p->poll, UV_READABLE, on_readable);
+  if (r != 0) {
+    napi_delete_reference(env, p->fn);
+    napi_async_destroy(env, p->ctx);
+    free(p);
+    napi_throw_error(env, "EIO", uv_strerror(r));
+    return NULL;
+  }
+  napi_value handle;
+  napi_create_external(env, p, poller_finalize, NULL, &handle);
+  return handle;
+}
+
+static poller_t* poller_of(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  void* data;
+  if (!get_args(env, info, 1, argv)) return NULL;
+  if (napi_get_value_external(env, argv[0], &data) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected a poller");
+    return NULL;
+  }
+  return (poller_t*)data;
+}
+
+static napi_value js_poller_ref(napi_env env, napi_callback_info info) {
+  poller_t* p = poller_of(env, info);
+  if (p && !p->closed) uv_ref((uv_handle_t*)&p->poll);
+  return NULL;
+}
+
+static napi_value js_poller_unref(napi_env env, napi_callback_info info) {
+  poller_t* p = poller_of(env, info);
+  if (p && !p->closed) uv_unref((uv_handle_t*)&p->poll);
+  return NULL;
+}
+
+/* Stops watching (the fd stays open: the caller closes it) and frees the poller once libuv is done. */
+static napi_value js_poller_close(napi_env env, napi_callback_info info) {
+  poller_t* p = poller_of(env, info);
+  if (!p || p->closed) return NULL;
+  p->closed = 1;
+  uv_poll_stop(&p->poll);
+  napi_delete_reference(env, p->fn);
+  napi_async_destroy(env, p->ctx);
+  uv_close((uv_handle_t*)&p->poll, poller_freed);
+  return NULL;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
       {"map", NULL, js_map, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -203,6 +316,10 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mutexConsistent", NULL, js_mutex_consistent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mutexUnlock", NULL, js_mutex_unlock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mkfifo", NULL, js_mkfifo, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"watchFd", NULL, js_watch_fd, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollerRef", NULL, js_poller_ref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollerUnref", NULL, js_poller_unref, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"pollerClose", NULL, js_poller_close, NULL, NULL, NULL, napi_enumerable, NULL},
   };
   CHECK(napi_define_properties(env, exports, sizeof props / sizeof props[0], props));
   napi_value v;

@@ -9,6 +9,9 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { EzipcError } from "../errors.js";
 
+/** A native watcher of a file descriptor (opaque). */
+export type Poller = { readonly __poller: unique symbol };
+
 export interface ShmNative {
   /** mmap(MAP_SHARED) of `length` bytes of the open file `fd`; unmapped when the buffer is collected. */
   map(fd: number, length: number): ArrayBuffer;
@@ -19,6 +22,12 @@ export interface ShmNative {
   mutexConsistent(ab: ArrayBuffer, offset: number): number;
   mutexUnlock(ab: ArrayBuffer, offset: number): number;
   mkfifo(path: string, mode: number): number;
+  /** Calls `fn` on the event loop whenever `fd` is readable, after reading it empty (a uv_poll). */
+  watchFd(fd: number, fn: () => void): Poller;
+  pollerRef(p: Poller): void;
+  pollerUnref(p: Poller): void;
+  /** Stops watching (the caller closes the fd). */
+  pollerClose(p: Poller): void;
   readonly MUTEX_BYTES: number;
   readonly EOWNERDEAD: number;
   readonly EBUSY: number;

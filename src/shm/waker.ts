@@ -15,7 +15,6 @@
  * cannot be opened for writing (ENXIO): the first writer that tries frees its slot.
  */
 import { closeSync, constants, openSync, unlinkSync, writeSync } from "node:fs";
-import net from "node:net";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import {
@@ -32,7 +31,7 @@ import {
   SLOT_BYTES,
   SLOT_COUNT,
 } from "./layout.js";
-import { shmNative } from "./native.js";
+import { type Poller, shmNative } from "./native.js";
 import { isAlive, isAliveCached, processExists, SELF_START } from "./processes.js";
 import type { MappedFile } from "./shm-file.js";
 
@@ -51,7 +50,8 @@ const slotWord = (slot: number, field: number) => (H_SLOTS + slot * SLOT_BYTES +
 export class Waker {
   private static readonly byDir = new Map<string, Waker>();
   private readonly fifoPath: string;
-  private readonly socket: net.Socket;
+  private readonly fd: number;
+  private readonly poller: Poller;
   /** Write ends of other processes' pipes, by file name. */
   private readonly peers = new Map<string, number>();
   private readonly listeners = new Set<() => void>();
@@ -88,12 +88,11 @@ export class Waker {
       unlinkSync(this.fifoPath); // left by an earlier process with our pid and start (not possible) or a crash
     } catch {}
     shmNative().mkfifo(this.fifoPath, 0o600);
-    // Read and write: the pipe never reports end-of-file while this process holds it.
-    const fd = openSync(this.fifoPath, constants.O_RDWR | constants.O_NONBLOCK);
-    this.socket = new net.Socket({ fd, readable: true, writable: false });
-    this.socket.on("data", () => this.wakeAll());
-    this.socket.on("error", () => {});
-    this.socket.unref();
+    // Read and write: the pipe never reports end-of-file while this process holds it. A native uv_poll
+    // watches it on the event loop: no stream, no Buffer per wake-up.
+    this.fd = openSync(this.fifoPath, constants.O_RDWR | constants.O_NONBLOCK);
+    this.poller = shmNative().watchFd(this.fd, () => this.wakeAll());
+    shmNative().pollerUnref(this.poller);
   }
 
   private wakeAll(): void {
@@ -102,17 +101,18 @@ export class Waker {
 
   /** Keeps the process alive while held (a subscription waiting for messages). */
   hold(): void {
-    if (this.active++ === 0) this.socket.ref();
+    if (this.active++ === 0) shmNative().pollerRef(this.poller);
   }
 
   unhold(): void {
-    if (this.active > 0 && --this.active === 0) this.socket.unref();
+    if (this.active > 0 && --this.active === 0) shmNative().pollerUnref(this.poller);
   }
 
   private close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.socket.destroy();
+    shmNative().pollerClose(this.poller);
+    closeSync(this.fd);
     try {
       unlinkSync(this.fifoPath);
     } catch {}
