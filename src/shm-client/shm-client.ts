@@ -75,7 +75,8 @@ export class ShmClient extends EventEmitter {
 
   /**
    * Publishes to `topic`: appends it to the topic's ring in shared memory (creating the topic if need
-   * be). Resolves with its seq and time once it is there — readers can see it. Rejects with
+   * be). Resolves with its seq and time once it is there — readers can see it; while a `next` subscriber
+   * has not read what the ring would overwrite, that is once it has (at most `holdPublishersMs`). Rejects with
    * `EZIPC_INVALID_TOPIC`, `EZIPC_PERMISSION_DENIED` (`$…` topics), `EZIPC_SHM_TOO_LARGE`,
    * `EZIPC_SHM_BAD_FILE` or `EZIPC_CONNECTION_CLOSED`.
    */
@@ -87,12 +88,16 @@ export class ShmClient extends EventEmitter {
     return this.pubsub.publish(topic, payload, options);
   }
 
-  /** Publishes synchronously (the message is in shared memory when it returns); always returns true. */
+  /**
+   * Publishes without waiting: a tick's publishes to one topic are written together under one lock at the
+   * tick's end (the payload is copied at once). Returns false while the topic's publishes wait behind a
+   * slow `next` subscriber: wait for {@link drain} before publishing more (nothing is lost meanwhile).
+   */
   publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
     return this.pubsub.publishAndForget(topic, payload, options);
   }
 
-  /** Resolves at once: shared memory queues nothing. */
+  /** Resolves once every publish of this client is in shared memory (none waits for the tick or a reader). */
   drain(): Promise<void> {
     return this.pubsub.drain();
   }
