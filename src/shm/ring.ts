@@ -390,8 +390,9 @@ export class TopicRing {
         }
         const base = this.ringBase + off;
         // One copy of meta and body together (views of it are made when asked).
+        const from = base + PACKET_HEAD;
         const copy = Buffer.allocUnsafe(ml + bl);
-        bytes.copy(copy, 0, base + PACKET_HEAD, base + PACKET_HEAD + ml + bl);
+        copy.set(bytes.subarray(from, from + ml + bl)); // measured: as fast as Buffer#copy small, faster at 1 KiB
         out.push(new RingMessage(seq, f64[(base + P_TIME) / 8]!, copy, ml));
         seq++;
         off = off + size === R ? 0 : off + size;

@@ -208,13 +208,20 @@ export class Waker {
   wakeSleepers(file: MappedFile): void {
     const { i32, f64 } = file;
     if (Atomics.load(i32, H_SLEEPERS / 4) === 0) return;
+    // One byte per process for its consecutive slots (a process's clients usually sit side by side).
+    let lastPid = 0;
+    let lastOk = true;
     for (let s = 0; s < SLOT_COUNT; s++) {
       const at = slotWord(s, C_SLEEPING);
       if (Atomics.load(i32, at) !== 1 || Atomics.compareExchange(i32, at, 1, 0) !== 1) continue;
       Atomics.sub(i32, H_SLEEPERS / 4, 1);
       const pid = Atomics.load(i32, slotWord(s, C_PID));
+      if (pid <= 0) continue;
       const start = f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!;
-      if (pid > 0 && !this.poke(pid, start) && !isAlive(pid, start)) {
+      const poked: boolean = pid === lastPid ? lastOk : this.poke(pid, start);
+      lastPid = pid;
+      lastOk = poked;
+      if (!poked && !isAlive(pid, start)) {
         Atomics.compareExchange(i32, slotWord(s, C_PID), pid, 0); // a dead reader: free its slot
       }
     }
