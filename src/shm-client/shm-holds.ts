@@ -27,16 +27,12 @@ class Held {
   readonly queue: Pending[] = [];
   bytes = 0;
   readonly since = Date.now();
-  gaveUp = false;
 }
 
 export class PublisherHolds {
   private readonly topics = new Set<LocalTopic>();
   private timer: NodeJS.Timeout | null = null;
   private drainWaiters: (() => void)[] = [];
-  /** Times a publish had to wait for a reader, and times the wait was given up (diagnostics). */
-  holds = 0;
-  holdsGivenUp = 0;
 
   constructor(
     private readonly ns: ShmNamespace,
@@ -72,7 +68,6 @@ export class PublisherHolds {
       this.ns.waker.wakeSleepers(t.ring.file);
       return seq;
     }
-    this.holds++;
     const h = new Held();
     t.held = h;
     this.topics.add(t);
@@ -125,7 +120,6 @@ export class PublisherHolds {
     let h = t.held as Held | null;
     const created = h === null;
     if (!h) {
-      this.holds++;
       h = new Held();
       t.held = h;
       this.topics.add(t);
@@ -153,10 +147,6 @@ export class PublisherHolds {
     const file = t.ring.file;
     clearWriterWaiting(file, t.slot);
     const expired = Date.now() - h.since >= this.holdMs || h.bytes > MAX_HELD_BYTES;
-    if (expired && !h.gaveUp) {
-      h.gaveUp = true;
-      this.holdsGivenUp++;
-    }
     const floor = expired ? undefined : () => holdFloor(file);
     this.floors.delete(t); // look again after a hold
     let wrote = false;

@@ -200,18 +200,12 @@ export class ShmNamespace {
     return this.open(fileName, name, KIND_DEADMAN, MIN_RING_BYTES, 0);
   }
 
-  /** Removes a file this process owns (its inbox, when it closes). */
-  // (topic files are never removed by a client: byTopic needs no cleaning)
+  /** Removes a file this process owns (its inbox, when it closes; never a topic, so byTopic keeps). */
   remove(t: LocalTopic): void {
     for (const [k, v] of this.topics) if (v === t) this.topics.delete(k);
     try {
       unlinkSync(t.ring.file.path);
     } catch {}
-  }
-
-  /** Forgets a file this process opened (its mapping goes when collected), e.g. a dead process's inbox. */
-  forget(t: LocalTopic): void {
-    for (const [k, v] of this.topics) if (v === t && v.readers.size === 0) this.topics.delete(k);
   }
 
   /** Names of every topic in the namespace. */

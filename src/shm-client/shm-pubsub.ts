@@ -187,15 +187,6 @@ export class ShmPubSub {
     return this.ns.topic(topic);
   }
 
-  private checkSize(t: LocalTopic, meta: Buffer, body: Uint8Array): void {
-    if (PACKET_HEAD + meta.length + body.length > t.ring.maxPacketBytes) {
-      throw new EzipcError(
-        "EZIPC_SHM_TOO_LARGE",
-        `${meta.length + body.length} bytes do not fit ${t.name} (at most ${t.ring.maxPacketBytes - PACKET_HEAD} per message)`,
-      );
-    }
-  }
-
   /**
    * See HubClient.publish: resolves once the message is in shared memory — at once, or, while a `next`
    * subscriber has not read what the ring would evict, once it has (at most `holdPublishersMs`).
@@ -210,7 +201,7 @@ export class ShmPubSub {
       const t = this.target(topic);
       const meta = this.meta(options.headers);
       const body = payloadBytes(payload);
-      this.checkSize(t, meta, body);
+      t.ring.checkFits(meta, body);
       this.flush();
       return new Promise((resolve, reject) => {
         const done = (r: { seq: number; time: number }) => resolve({ seq: BigInt(r.seq), time: r.time });
@@ -233,7 +224,7 @@ export class ShmPubSub {
     const t = this.target(topic);
     const meta = this.meta(options?.headers);
     const src = payloadBytes(payload);
-    this.checkSize(t, meta, src);
+    t.ring.checkFits(meta, src);
     if (this.batchTopic !== t) {
       this.flush();
       this.batchTopic = t;

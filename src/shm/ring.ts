@@ -99,8 +99,6 @@ const fenceWord = new Int32Array(new SharedArrayBuffer(4));
 export class TopicRing {
   private readonly R: number;
   private readonly ringBase: number;
-  /** Appends that found the previous writer dead holding the lock. */
-  recovered = 0;
   private readonly writerState = emptyState();
 
   constructor(readonly file: MappedFile) {
@@ -166,7 +164,6 @@ export class TopicRing {
     if (r === native.EOWNERDEAD) {
       // The committed state is whole by construction: nothing to repair but the mutex itself.
       native.mutexConsistent(this.file.ab, H_MUTEX);
-      this.recovered++;
       return true;
     }
     if (r === native.ETIMEDOUT) {
@@ -187,10 +184,11 @@ export class TopicRing {
     return this.R >> 2;
   }
 
-  private tooLarge(meta: Uint8Array, body: Uint8Array): EzipcError | null {
+  /** Throws `EZIPC_SHM_TOO_LARGE` unless a message of this meta and body fits the ring. */
+  checkFits(meta: Uint8Array, body: Uint8Array): void {
     const size = align8(PACKET_HEAD + meta.length + body.length);
-    if (size <= this.maxPacketBytes) return null;
-    return new EzipcError(
+    if (size <= this.maxPacketBytes) return;
+    throw new EzipcError(
       "EZIPC_SHM_TOO_LARGE",
       `${meta.length + body.length} bytes do not fit ${this.file.path} (at most ${this.maxPacketBytes - PACKET_HEAD} per message)`,
     );
@@ -214,7 +212,7 @@ export class TopicRing {
   /**
    * Appends `items[from..to)` in order under one lock, with one commit (plus one per eviction). Returns how
    * many were appended: fewer than asked when `floor` stops an eviction (see {@link append}). Their seqs
-   * are consecutive, ending at {@link lastSeq}.
+   * are consecutive.
    */
   appendMany(
     items: ArrayLike<{ meta: Uint8Array; body: Uint8Array } | undefined>,
@@ -223,10 +221,7 @@ export class TopicRing {
     time: number,
     floor?: (evicting: number) => number,
   ): number {
-    for (let i = from; i < to; i++) {
-      const err = this.tooLarge(items[i]!.meta, items[i]!.body);
-      if (err) throw err;
-    }
+    for (let i = from; i < to; i++) this.checkFits(items[i]!.meta, items[i]!.body);
     const recovered = this.lock();
     try {
       const s = this.state(this.writerState); // the writer holds the lock: one object suffices
@@ -243,11 +238,6 @@ export class TopicRing {
     } finally {
       this.unlock();
     }
-  }
-
-  /** The seq of the last message this process appended (valid right after an append). */
-  get lastSeq(): number {
-    return this.writerState.next - 1;
   }
 
   /** Evicts what it must (committing that first), then writes one packet into `s` (not committed). */

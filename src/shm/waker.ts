@@ -59,8 +59,6 @@ export class Waker {
   private selfWakeQueued = false;
   /** Holders that want the process kept alive while they wait (subscriptions). */
   private active = 0;
-  /** Wake-ups written to other processes (diagnostics). */
-  wakesSent = 0;
 
   /** The namespace's waker, shared in this process; `onWake` runs after any wake-up. */
   static acquire(dir: string, onWake: () => void): Waker {
@@ -257,7 +255,6 @@ export class Waker {
     }
     try {
       writeSync(fd, WAKE_BYTE);
-      this.wakesSent++;
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EAGAIN") return true; // full: it has wake-ups pending

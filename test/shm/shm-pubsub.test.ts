@@ -197,3 +197,37 @@ describe("shm:// bad files", () => {
     }
   });
 });
+
+describe("shm:// spin mode and batched fire-and-forget publishes", () => {
+  it("a spinning reader gets every message; a tick's publishes to alternating topics keep their order per topic", async () => {
+    const pub = await connect(url);
+    const spinner = await connect(url, { spin: true });
+    try {
+      const got: Record<string, string[]> = { "alt.a": [], "alt.b": [] };
+      for (const topic of ["alt.a", "alt.b"]) {
+        await spinner.subscribe(topic, {}, (m) => {
+          got[topic]!.push(String(m.payload[0]! + 256 * m.payload[1]!));
+        });
+      }
+      const payload = Buffer.alloc(2);
+      for (let i = 0; i < 300; i++) {
+        payload.writeUInt16LE(i); // the caller reuses its buffer: each publish copied it at once
+        pub.publishAndForget(i % 3 === 0 ? "alt.b" : "alt.a", payload);
+      }
+      await pub.drain();
+      await until(() => got["alt.a"]!.length + got["alt.b"]!.length === 300, "all 300", 5_000);
+      const expect = (t: string) =>
+        Array.from({ length: 300 }, (_, i) => i)
+          .filter((i) => (i % 3 === 0) === (t === "alt.b"))
+          .map(String);
+      assert.deepEqual(got["alt.a"], expect("alt.a"));
+      assert.deepEqual(got["alt.b"], expect("alt.b"));
+      // Acknowledged and spin-served RPC too.
+      await pub.serve("spin.echo", (req) => req.payload);
+      assert.equal((await spinner.request("spin.echo", "hi")).text(), "hi");
+    } finally {
+      await spinner.close();
+      await pub.close();
+    }
+  });
+});
