@@ -48,7 +48,7 @@ async function timeRequests(count: number, one: () => Promise<unknown>): Promise
 
 /**
  * Resolves when each of `subs` counters reached n (messages received, or reported lost in a gap); reports
- * deliveries over the first→last window, and how many were lost.
+ * deliveries over the first→last window (and its wall-clock bounds), and how many were lost.
  */
 function counting(
   subs: number,
@@ -57,17 +57,23 @@ function counting(
   const counts = new Array<number>(subs).fill(0);
   let finished = 0;
   let first = 0n;
+  let firstWallMs = 0;
   let lost = 0;
   let resolve: () => void = () => {};
   const done = new Promise<void>((r) => {
     resolve = r;
   });
   const add = (i: number, k: number) => {
-    if (first === 0n) first = process.hrtime.bigint();
+    if (first === 0n) {
+      first = process.hrtime.bigint();
+      firstWallMs = performance.timeOrigin + performance.now();
+    }
     counts[i] = counts[i]! + k;
     if (counts[i]! >= n && counts[i]! - k < n && ++finished === subs) {
       const seconds = Number(process.hrtime.bigint() - first) / 1e9;
-      console.log(JSON.stringify({ deliveries: n * subs - lost, lost, seconds }));
+      // Wall-clock bounds too (ms, comparable across processes) for rates over several subscriber processes.
+      const lastWallMs = performance.timeOrigin + performance.now();
+      console.log(JSON.stringify({ deliveries: n * subs - lost, lost, seconds, firstWallMs, lastWallMs }));
       resolve();
     }
   };

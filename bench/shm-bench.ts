@@ -31,23 +31,39 @@ function withUnixHub<T>(fn: (url: string) => Promise<T>): Promise<T> {
   return withServer(pubsubScript, ["hub", freeUrl("unix", seq++)], (url) => fn(url));
 }
 
-/** Deliveries per second of `subs` subscribers (one process) of n messages from one publisher process. */
+/**
+ * Deliveries per second of `subs` subscribers of n messages from one publisher process: all in one
+ * subscriber process (`procs` 1), or one per process (`procs` = `subs`; the rate is over the wall-clock
+ * window from the first delivery anywhere to the last).
+ */
 async function fanOut(
   url: string,
   n: number,
   size: number,
   subs: number,
+  procs: number,
 ): Promise<{ rate: number; lost: number }> {
   const topic = `bench.t${seq++}`;
-  const sub = await runRole(pubsubScript, ["ez-sub", url, topic, String(n), String(subs)]);
-  const result = collect(sub.proc);
+  const per = subs / procs;
+  const roles = await Promise.all(
+    Array.from({ length: procs }, () =>
+      runRole(pubsubScript, ["ez-sub", url, topic, String(n), String(per)]),
+    ),
+  );
+  const results = roles.map((r) => collect(r.proc));
   await runRole(pubsubScript, ["ez-pub", url, topic, String(n), String(size)]);
-  const r = JSON.parse((await result).trim().split("\n").at(-1)!) as {
-    deliveries: number;
-    lost?: number;
-    seconds: number;
-  };
-  return { rate: r.deliveries / r.seconds, lost: r.lost ?? 0 };
+  const rs = (await Promise.all(results)).map(
+    (out) =>
+      JSON.parse(out.trim().split("\n").at(-1)!) as {
+        deliveries: number;
+        lost: number;
+        firstWallMs: number;
+        lastWallMs: number;
+      },
+  );
+  const deliveries = rs.reduce((a, r) => a + r.deliveries, 0);
+  const ms = Math.max(...rs.map((r) => r.lastWallMs)) - Math.min(...rs.map((r) => r.firstWallMs));
+  return { rate: deliveries / (ms / 1000), lost: rs.reduce((a, r) => a + r.lost, 0) };
 }
 
 async function rtt(url: string, count: number, spin: boolean): Promise<{ p50Us: number; p99Us: number }> {
@@ -97,24 +113,26 @@ export async function shmBench(quick: boolean): Promise<string[]> {
   );
   lines.push("");
   lines.push(
-    "Every side with its defaults (publishers wait for slow `next` subscribers on both). `lost`: messages the subscribers were told they missed, over all runs.",
+    "Every side with its defaults (publishers wait for slow `next` subscribers on both). `lost`: messages the subscribers were told they missed, over all runs. 1 → 10 in one process: ten clients (hub connections, or shm:// clients) in one subscriber process; in 10 processes: one each (the rate is over the wall-clock window from the first delivery anywhere to the last).",
   );
   lines.push("");
   lines.push("| case | hub over unix:// | shm:// | shm lost | shm / hub | target |");
   lines.push("|---|---:|---:|---:|---:|---:|");
   const cases = [
-    { name: "1 → 1, 64 B", size: 64, subs: 1, n: quick ? 50_000 : 500_000 },
-    { name: "1 → 1, 1 KiB", size: 1024, subs: 1, n: quick ? 20_000 : 200_000 },
-    { name: "1 → 10, 64 B", size: 64, subs: 10, n: quick ? 10_000 : 100_000 },
-    { name: "1 → 10, 1 KiB", size: 1024, subs: 10, n: quick ? 5_000 : 50_000 },
+    { name: "1 → 1, 64 B", size: 64, subs: 1, n: quick ? 50_000 : 2_000_000 },
+    { name: "1 → 1, 1 KiB", size: 1024, subs: 1, n: quick ? 20_000 : 600_000 },
+    { name: "1 → 10 in one process, 64 B", size: 64, subs: 10, n: quick ? 10_000 : 300_000 },
+    { name: "1 → 10 in one process, 1 KiB", size: 1024, subs: 10, n: quick ? 5_000 : 100_000 },
+    { name: "1 → 10 in 10 processes, 64 B", size: 64, subs: 10, procs: 10, n: quick ? 10_000 : 300_000 },
+    { name: "1 → 10 in 10 processes, 1 KiB", size: 1024, subs: 10, procs: 10, n: quick ? 5_000 : 100_000 },
   ];
   for (const c of cases) {
     const hub: number[] = [];
     const shm: number[] = [];
     let lost = 0;
     for (let r = 0; r < runs; r++) {
-      hub.push((await withUnixHub((url) => fanOut(url, c.n, c.size, c.subs))).rate);
-      const s = await withNamespace((url) => fanOut(url, c.n, c.size, c.subs));
+      hub.push((await withUnixHub((url) => fanOut(url, c.n, c.size, c.subs, c.procs ?? 1))).rate);
+      const s = await withNamespace((url) => fanOut(url, c.n, c.size, c.subs, c.procs ?? 1));
       shm.push(s.rate);
       lost += s.lost;
     }

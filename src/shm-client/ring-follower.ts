@@ -4,26 +4,45 @@
  * (their request rings) and callers (their inboxes) are followers.
  */
 import type { EzipcError } from "../errors.js";
-import type { RingCursor, RingMessage } from "../shm/ring.js";
+import { type RingCursor, type RingMessage, type RingMessageFactory, ringMessage } from "../shm/ring.js";
+import { acquireReads, releaseReads, type TopicReads } from "./shared-reads.js";
 import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
-/** Messages read per turn of the event loop, per follower, before yielding to other work. */
+/**
+ * Messages, and bytes, read per turn of the event loop, per follower, before yielding to other work. The
+ * byte bound is well below what shared-reads.ts keeps, so that the process's other subscriptions of the
+ * topic, reading in the same turn, find the runs this one read.
+ */
 const TURN_MESSAGES = 16_384;
+const TURN_BYTES = 1024 * 1024;
 const BATCH = 1_024;
 /** Spin mode: how long a reader watches its ring in a tight loop before it lets the event loop turn. */
 const SPIN_MS = 0.2;
 
-export abstract class RingFollower {
+export abstract class RingFollower<M extends RingMessage = RingMessage> {
   private pumping = false;
   private scheduled = false;
   protected closed = false;
-  private readonly out: RingMessage[] = [];
+  private readonly out: M[] = [];
+  private readonly onGap = (first: number, last: number): void => this.gap(first, last);
+  /** Makes the message objects handed to {@link deliver}. */
+  protected make: RingMessageFactory<M> = ringMessage as RingMessageFactory<M>;
+  /**
+   * Set by followers that share their reads with the process's other sharing followers of the topic file
+   * (same factory, so the same message objects: subscriptions; see shared-reads.ts).
+   */
+  private shared: TopicReads | null = null;
 
   constructor(
     protected readonly ns: ShmNamespace,
     readonly topic: LocalTopic,
     protected readonly cursor: RingCursor,
   ) {}
+
+  /** Shares reads with the process's other sharing followers of the file (call before {@link start}). */
+  protected shareReads(): void {
+    this.shared ??= acquireReads(this.topic.ring.file.identity);
+  }
 
   /** Starts following (takes this process's reader slot in the file if it has none). */
   protected start(): void {
@@ -47,7 +66,7 @@ export abstract class RingFollower {
   /** Called before each read (e.g. to jump to the newest). */
   protected beforeRead(): void {}
   /** Takes the messages read (copies; the array is reused after the call). */
-  protected abstract deliver(ms: RingMessage[]): void;
+  protected abstract deliver(ms: M[]): void;
   protected abstract gap(first: number, last: number): void;
   /** After each delivery: where the follower now is, published for the writers' holds. */
   protected moved(): void {
@@ -64,6 +83,8 @@ export abstract class RingFollower {
     if (this.closed) return;
     this.closed = true;
     this.ns.removeReader(this.topic, this);
+    if (this.shared) releaseReads(this.topic.ring.file.identity);
+    this.shared = null;
   }
 
   protected schedule(): void {
@@ -75,6 +96,31 @@ export abstract class RingFollower {
     });
   }
 
+  /** Reads up to `max` messages into `out`, from a run another follower read from here if there is one. */
+  private readShared(reads: TopicReads, max: number): number {
+    const cursor = this.cursor;
+    const out = this.out;
+    const taken = reads.take(cursor, max, out as RingMessage[]);
+    if (taken > 0) return taken;
+    const seq = cursor.seq;
+    const n = this.topic.ring.read(cursor, max, out, this.onGap, this.make);
+    // Kept only for a run of consecutive messages from where it started (none skipped in a gap), and
+    // only when another follower may want it.
+    if (n > 0 && reads.users > 1 && out[0]!.seqNumber === seq && out[n - 1]!.seqNumber === seq + n - 1) {
+      let bytes = 0;
+      for (let i = 0; i < n; i++) bytes += out[i]!.metaLength + out[i]!.bodyLength;
+      reads.keep({
+        seq,
+        messages: out.slice(0, n),
+        ringStart: this.topic.ring.lastRunStart,
+        nextSeq: cursor.seq,
+        nextOffset: cursor.offset,
+        bytes,
+      });
+    }
+    return n;
+  }
+
   /** Reads what the follower wants; parks when the ring has nothing more. */
   pump(): void {
     if (this.pumping || this.closed) return;
@@ -82,9 +128,10 @@ export abstract class RingFollower {
     const ring = this.topic.ring;
     const out = this.out;
     let turn = 0;
+    let turnBytes = 0;
     try {
       for (let want = this.limit(); !this.closed && want > 0; want = this.limit()) {
-        if (turn >= TURN_MESSAGES) {
+        if (turn >= TURN_MESSAGES || turnBytes >= TURN_BYTES) {
           this.pumping = false;
           this.schedule(); // let the event loop breathe; go on next turn
           return;
@@ -93,7 +140,9 @@ export abstract class RingFollower {
         out.length = 0;
         let n: number;
         try {
-          n = ring.read(this.cursor, Math.min(want, BATCH), out, (first, last) => this.gap(first, last));
+          n = this.shared
+            ? this.readShared(this.shared, Math.min(want, BATCH))
+            : ring.read(this.cursor, Math.min(want, BATCH), out, this.onGap, this.make);
         } catch (err) {
           this.close();
           this.failed(err as EzipcError);
@@ -112,7 +161,7 @@ export abstract class RingFollower {
             const until = performance.now() + SPIN_MS;
             let arrived = false;
             while (performance.now() < until) {
-              if (ring.state().next > this.cursor.seq) {
+              if (ring.nextSeq() > this.cursor.seq) {
                 arrived = true;
                 break;
               }
@@ -124,10 +173,11 @@ export abstract class RingFollower {
           }
           // Park, then look once more (a writer that committed meanwhile may not have seen us park).
           this.ns.waker.park(ring.file, this.topic.slot);
-          if (ring.state().next <= this.cursor.seq) return;
+          if (ring.nextSeq() <= this.cursor.seq) return;
           continue;
         }
         turn += n;
+        for (let i = 0; i < n; i++) turnBytes += out[i]!.metaLength + out[i]!.bodyLength;
         this.deliver(out);
         this.moved();
       }

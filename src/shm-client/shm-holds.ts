@@ -7,6 +7,7 @@
  */
 import type { EzipcError } from "../errors.js";
 import { clearWriterWaiting, holdFloor, markWriterWaiting } from "../shm/holds.js";
+import type { PackedMessages } from "../shm/packed.js";
 import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
 /** Bytes a process may hold back per topic before it stops waiting. */
@@ -107,15 +108,16 @@ export class PublisherHolds {
 
   /**
    * Appends a batch to `t` under one lock; what a reader's hold stops (and everything after it) waits,
-   * in order, like a held {@link append}.
+   * in order, like a held {@link append} (copied out: the batch is reused).
    */
-  appendBatch(t: LocalTopic, items: { meta: Buffer; body: Uint8Array }[], time: number): void {
-    if (items.length === 0) return;
+  appendBatch(t: LocalTopic, batch: PackedMessages, time: number): void {
+    const count = batch.count;
+    if (count === 0) return;
     let n = 0;
     if (t.held === null) {
-      n = t.ring.appendMany(items, 0, items.length, time, this.holdMs > 0 ? this.floorOf(t) : undefined);
+      n = t.ring.appendMany(batch, 0, count, time, this.holdMs > 0 ? this.floorOf(t) : undefined);
       if (n > 0) this.ns.waker.wakeSleepers(t.ring.file);
-      if (n === items.length) return;
+      if (n === count) return;
     }
     let h = t.held as Held | null;
     const created = h === null;
@@ -126,7 +128,7 @@ export class PublisherHolds {
       markWriterWaiting(t.ring.file, this.ns.slotFor(t));
       this.timer ??= setInterval(this.retryAll, RETRY_MS);
     }
-    for (let i = n; i < items.length; i++) this.enqueue(h, items[i]!);
+    for (let i = n; i < count; i++) this.enqueue(h, batch.message(i));
     // A reader may have moved on between the stopped append and the mark: look once more.
     if (created) this.retry(t);
   }

@@ -4,9 +4,10 @@
  * the subscribing process itself. Nobody is a server: the topic's file is the meeting point, created by
  * whoever comes first.
  *
- * Differences from the hub (docs/shm.md): the ring evicts its oldest messages when full, whoever has not
- * read them (readers that fall behind get a `gap`; publishers are never held); patterns with wildcards
- * are refused with `EZIPC_NOT_SUPPORTED`; a topic's bounds are fixed when its file is created.
+ * As on the hub, a publish that would evict what an `iter: next` subscriber has not read waits for it (at
+ * most `holdPublishersMs`, shm-holds.ts), then the reader gets a `gap`. Subscriptions of one process share
+ * their reads (shared-reads.ts). Differences from the hub (docs/shm.md): patterns with wildcards are
+ * refused with `EZIPC_NOT_SUPPORTED`; a topic's bounds are fixed when its file is created.
  */
 import { EzipcError } from "../errors.js";
 import { topicMatcher } from "../protocol/names.js";
@@ -18,8 +19,8 @@ import {
   subscribeDefaults,
   type TopicMessage,
 } from "../pubsub/subscription.js";
-import { PACKET_HEAD } from "../shm/layout.js";
-import type { RingCursor, RingMessage } from "../shm/ring.js";
+import { PackedMessages, packetBytes } from "../shm/packed.js";
+import { type RingCursor, RingMessage } from "../shm/ring.js";
 import { Waker } from "../shm/waker.js";
 import { decodeMeta, encodeMeta } from "./meta.js";
 import { RingFollower } from "./ring-follower.js";
@@ -39,33 +40,41 @@ function payloadBytes(p: Payload): Uint8Array {
 }
 
 /** A message read from shared memory (headers decoded when first asked for). */
-class ShmMessage implements TopicMessage {
+class ShmMessage extends RingMessage implements TopicMessage {
   private decoded: { publisher: string; headers: Record<string, string> } | undefined;
 
   constructor(
     readonly topic: string,
-    private readonly m: RingMessage,
-  ) {}
+    seq: number,
+    time: number,
+    data: Buffer,
+    start: number,
+    metaLength: number,
+    bodyLength: number,
+  ) {
+    super(seq, time, data, start, metaLength, bodyLength);
+  }
 
   get seq(): bigint {
-    return BigInt(this.m.seq);
-  }
-  get time(): number {
-    return this.m.time;
+    return BigInt(this.seqNumber);
   }
   get payload(): Uint8Array {
-    return this.m.body;
+    return this.body;
   }
   get publisher(): string {
-    this.decoded ??= decodeMeta(this.m.meta);
+    this.decoded ??= decodeMeta(this.meta);
     return this.decoded.publisher;
   }
   get headers(): Record<string, string> {
-    this.decoded ??= decodeMeta(this.m.meta);
+    this.decoded ??= decodeMeta(this.meta);
     return this.decoded.headers;
   }
   text(): string {
-    return this.m.body.toString("utf8");
+    return this.data.toString(
+      "utf8",
+      this.start + this.metaLength,
+      this.start + this.metaLength + this.bodyLength,
+    );
   }
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T;
@@ -73,7 +82,7 @@ class ShmMessage implements TopicMessage {
 }
 
 /** One subscription's reading of one topic: as much as the subscription asked for (its credit). */
-class ShmReader extends RingFollower implements SubscriptionHost {
+class ShmReader extends RingFollower<ShmMessage> implements SubscriptionHost {
   sub!: Subscription;
   /** Messages the subscription asked for and has not been given. */
   private owed = 0;
@@ -90,6 +99,9 @@ class ShmReader extends RingFollower implements SubscriptionHost {
   ) {
     super(ns, topic, cursor);
     this.noJump = noJump;
+    this.shareReads();
+    const name = topic.name;
+    this.make = (seq, time, data, start, ml, bl) => new ShmMessage(name, seq, time, data, start, ml, bl);
   }
 
   begin(sub: Subscription): void {
@@ -136,11 +148,8 @@ class ShmReader extends RingFollower implements SubscriptionHost {
     }
   }
 
-  protected deliver(out: RingMessage[]): void {
-    const n = out.length;
-    this.owed -= n;
-    const ms: TopicMessage[] = new Array(n);
-    for (let i = 0; i < n; i++) ms[i] = new ShmMessage(this.topic.name, out[i]!);
+  protected deliver(ms: ShmMessage[]): void {
+    this.owed -= ms.length;
     this.sub.deliver(ms);
   }
 
@@ -201,7 +210,7 @@ export class ShmPubSub {
       const t = this.target(topic);
       const meta = this.meta(options.headers);
       const body = payloadBytes(payload);
-      t.ring.checkFits(meta, body);
+      t.ring.checkFits(packetBytes(meta.length, body.length));
       this.flush();
       return new Promise((resolve, reject) => {
         const done = (r: { seq: number; time: number }) => resolve({ seq: BigInt(r.seq), time: r.time });
@@ -224,16 +233,13 @@ export class ShmPubSub {
     const t = this.target(topic);
     const meta = this.meta(options?.headers);
     const src = payloadBytes(payload);
-    t.ring.checkFits(meta, src);
+    t.ring.checkFits(packetBytes(meta.length, src.length));
     if (this.batchTopic !== t) {
       this.flush();
       this.batchTopic = t;
     }
-    const body = Buffer.allocUnsafe(src.length);
-    body.set(src);
-    this.batch.push({ meta, body });
-    this.batchBytes += src.length + meta.length + PACKET_HEAD;
-    if (this.batchBytes >= BATCH_BYTES) this.flush();
+    this.batch.add(meta, src);
+    if (this.batch.bytes >= BATCH_BYTES) this.flush();
     else if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(this.flushSoon);
@@ -242,8 +248,7 @@ export class ShmPubSub {
   }
 
   private batchTopic: LocalTopic | null = null;
-  private batch: { meta: Buffer; body: Uint8Array }[] = [];
-  private batchBytes = 0;
+  private readonly batch = new PackedMessages();
   private flushScheduled = false;
   private readonly flushSoon = (): void => {
     this.flushScheduled = false;
@@ -253,11 +258,12 @@ export class ShmPubSub {
   /** Writes the fire-and-forget publishes waiting for the end of the tick. */
   private flush(): void {
     const t = this.batchTopic;
-    if (!t || this.batch.length === 0) return;
-    const items = this.batch;
-    this.batch = [];
-    this.batchBytes = 0;
-    this.holds.appendBatch(t, items, Date.now());
+    if (!t || this.batch.count === 0) return;
+    try {
+      this.holds.appendBatch(t, this.batch, Date.now());
+    } finally {
+      this.batch.clear();
+    }
   }
 
   /** Resolves once no publish of this client waits (for the end of the tick, or a slow subscriber). */

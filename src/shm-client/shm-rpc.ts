@@ -249,7 +249,7 @@ export class ShmRpc {
       const call = msg.body as Msg<"call">;
       if (call.timeoutMs > 0 && Date.now() - m.time > call.timeoutMs) return; // its caller gave up
       if (!this.handlers.has(call.topic)) return;
-      if (!claimRequest(t.ring.file, m.seq, process.pid, SELF_START)) return;
+      if (!claimRequest(t.ring.file, m.seqNumber, process.pid, SELF_START)) return;
       const cid = this.nextCid >= 0xffffffff ? 1 : this.nextCid;
       this.nextCid = cid + 1;
       const key = `${sender.name}:${call.cid}`;

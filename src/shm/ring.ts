@@ -16,7 +16,6 @@
  */
 import { EzipcError } from "../errors.js";
 import {
-  align8,
   H_GEN,
   H_MUTEX,
   H_STATE,
@@ -43,6 +42,7 @@ import {
   STATE_BYTES,
 } from "./layout.js";
 import { shmNative } from "./native.js";
+import { type PacketSource, SinglePacket } from "./packed.js";
 import type { MappedFile } from "./shm-file.js";
 
 const TWO32 = 2 ** 32;
@@ -63,29 +63,53 @@ export interface RingState {
   recoveries: number;
 }
 
-/** A message read from a ring: one copy of its meta and body, valid forever; views made when asked. */
+/**
+ * A message read from a ring: its meta and body are copied out of shared memory into `data` (shared by the
+ * messages of one read, as a socket's chunk is shared by the frames it carries), valid forever; views of
+ * them are made when asked. Layers above extend it (a topic message adds its topic).
+ */
 export class RingMessage {
   private metaView: Buffer | undefined;
   private bodyView: Buffer | undefined;
 
   constructor(
-    readonly seq: number,
+    /** The message's seq in its ring. */
+    readonly seqNumber: number,
     readonly time: number,
-    /** Meta then body, copied out of the ring. */
+    /** The copy this message's meta and body are in, from `start` on. */
     readonly data: Buffer,
+    readonly start: number,
     readonly metaLength: number,
+    readonly bodyLength: number,
   ) {}
 
   get meta(): Buffer {
-    this.metaView ??= this.data.subarray(0, this.metaLength);
+    this.metaView ??= this.data.subarray(this.start, this.start + this.metaLength);
     return this.metaView;
   }
 
   get body(): Buffer {
-    this.bodyView ??= this.data.subarray(this.metaLength);
+    const from = this.start + this.metaLength;
+    this.bodyView ??= this.data.subarray(from, from + this.bodyLength);
     return this.bodyView;
   }
 }
+
+/** Makes the message objects a read returns (a RingMessage or a subclass). */
+export type RingMessageFactory<M extends RingMessage> = (
+  seq: number,
+  time: number,
+  data: Buffer,
+  start: number,
+  metaLength: number,
+  bodyLength: number,
+) => M;
+
+export const ringMessage: RingMessageFactory<RingMessage> = (seq, time, data, start, ml, bl) =>
+  new RingMessage(seq, time, data, start, ml, bl);
+
+/** Bytes one read copies out at most (more only for a single larger message). */
+const READ_CHUNK = 64 * 1024;
 
 /** Where a reader is: the seq it reads next and that packet's ring offset (-1: find it from the state). */
 export interface RingCursor {
@@ -100,6 +124,10 @@ export class TopicRing {
   private readonly R: number;
   private readonly ringBase: number;
   private readonly writerState = emptyState();
+  /** The ring offset of the first byte of the last read's copy (messages' `start` are relative to it). */
+  lastRunStart = 0;
+  /** A read's run: offset, time, meta length, body length per packet (reused). */
+  private readonly found: number[] = [];
 
   constructor(readonly file: MappedFile) {
     this.R = file.ringBytes;
@@ -134,6 +162,18 @@ export class TopicRing {
         throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: the ring's state is corrupted`);
       }
       return out;
+    }
+    throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: the ring's state never settled`);
+  }
+
+  /** The seq the next message will get (a consistent read of the state's `next` alone: no allocation). */
+  nextSeq(): number {
+    const { u32, i32 } = this.file;
+    for (let tries = 0; tries < 10_000; tries++) {
+      const g = Atomics.load(i32, H_GEN / 4);
+      const b = (H_STATE + (g & 1) * STATE_BYTES) / 4;
+      const next = Atomics.load(u32, b + S_NEXT_LO / 4) + Atomics.load(u32, b + S_NEXT_HI / 4) * TWO32;
+      if (Atomics.load(i32, H_GEN / 4) === g) return next;
     }
     throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: the ring's state never settled`);
   }
@@ -184,13 +224,12 @@ export class TopicRing {
     return this.R >> 2;
   }
 
-  /** Throws `EZIPC_SHM_TOO_LARGE` unless a message of this meta and body fits the ring. */
-  checkFits(meta: Uint8Array, body: Uint8Array): void {
-    const size = align8(PACKET_HEAD + meta.length + body.length);
+  /** Throws `EZIPC_SHM_TOO_LARGE` unless a packet of `size` bytes (see {@link PacketSource.packetBytes}) fits the ring. */
+  checkFits(size: number): void {
     if (size <= this.maxPacketBytes) return;
     throw new EzipcError(
       "EZIPC_SHM_TOO_LARGE",
-      `${meta.length + body.length} bytes do not fit ${this.file.path} (at most ${this.maxPacketBytes - PACKET_HEAD} per message)`,
+      `${size - PACKET_HEAD} bytes do not fit ${this.file.path} (at most ${this.maxPacketBytes - PACKET_HEAD} per message, meta included)`,
     );
   }
 
@@ -200,56 +239,89 @@ export class TopicRing {
    * needed); otherwise nothing is written and it returns -1 (a reader holds the writers).
    */
   append(meta: Uint8Array, body: Uint8Array, time: number, floor?: (evicting: number) => number): number {
-    const one = this.single;
-    one[0] = { meta, body };
-    const n = this.appendMany(one, 0, 1, time, floor);
-    one[0] = undefined;
+    const n = this.appendMany(this.single.set(meta, body), 0, 1, time, floor);
+    this.single.forget();
     return n === 1 ? this.writerState.next - 1 : -1;
   }
 
-  private readonly single: ({ meta: Uint8Array; body: Uint8Array } | undefined)[] = [undefined];
+  private readonly single = new SinglePacket();
+
+  // The packets placed in the state and not yet copied into the ring: `run.src` packets [from, to), at
+  // ring offset `start` on, with seqs from `seq` on. They are copied with one bulk copy before anything
+  // reads their place: before an eviction (which may read their headers, and commits) and at the end.
+  private readonly run = { src: null as PacketSource | null, from: 0, to: 0, start: 0, seq: 0, time: 0 };
 
   /**
-   * Appends `items[from..to)` in order under one lock, with one commit (plus one per eviction). Returns how
-   * many were appended: fewer than asked when `floor` stops an eviction (see {@link append}). Their seqs
-   * are consecutive.
+   * Appends packets `from..to` of `src` in order under one lock, with one commit (plus one per eviction).
+   * Returns how many were appended: fewer than asked when `floor` stops an eviction (see {@link append}).
+   * Their seqs are consecutive.
    */
   appendMany(
-    items: ArrayLike<{ meta: Uint8Array; body: Uint8Array } | undefined>,
+    src: PacketSource,
     from: number,
     to: number,
     time: number,
     floor?: (evicting: number) => number,
   ): number {
-    for (let i = from; i < to; i++) this.checkFits(items[i]!.meta, items[i]!.body);
+    for (let i = from; i < to; i++) this.checkFits(src.packetBytes(i));
     const recovered = this.lock();
+    const run = this.run;
     try {
       const s = this.state(this.writerState); // the writer holds the lock: one object suffices
       if (recovered) s.recoveries++;
       const bound = { value: Number.POSITIVE_INFINITY, asked: floor === undefined };
-      let placed = 0;
-      for (let i = from; i < to; i++) {
-        const { meta, body } = items[i]!;
-        if (!this.place(s, meta, body, time, floor, bound)) break;
-        placed++;
+      run.src = src;
+      run.from = run.to = from;
+      run.time = time;
+      let i = from;
+      for (; i < to; i++) {
+        run.to = i;
+        const start = this.place(s, src.packetBytes(i), floor, bound);
+        if (start < 0) break;
+        if (run.from === i) {
+          run.start = start;
+          run.seq = s.next - 1;
+        }
       }
-      if (placed > 0) this.commit(s);
-      return placed;
+      run.to = i;
+      this.copyRun();
+      if (i > from) this.commit(s);
+      return i - from;
     } finally {
+      run.src = null;
       this.unlock();
     }
   }
 
-  /** Evicts what it must (committing that first), then writes one packet into `s` (not committed). */
+  /** Copies the pending run into the ring, with its seqs and time. */
+  private copyRun(): void {
+    const run = this.run;
+    if (run.to === run.from) return;
+    const { u32, f64, bytes } = this.file;
+    let off = this.ringBase + run.start;
+    run.src!.writePackets(run.from, run.to, bytes, u32, off);
+    for (let seq = run.seq, k = run.from; k < run.to; k++, seq++) {
+      const at = off >> 2;
+      u32[at + P_SEQ_LO / 4] = seq % TWO32;
+      u32[at + P_SEQ_HI / 4] = Math.floor(seq / TWO32);
+      f64[(off + P_TIME) >> 3] = run.time;
+      off += u32[at + P_SIZE / 4]!;
+    }
+    run.seq += run.to - run.from;
+    run.from = run.to;
+  }
+
+  /**
+   * Makes room for a packet of `size` bytes at the head of `s`: evicts what it must (committing that
+   * first), pads to the ring's start if the packet does not fit before the end. Returns the packet's
+   * offset (its bytes are the pending run's to copy), or -1 if `floor` stopped an eviction.
+   */
   private place(
     s: RingState,
-    meta: Uint8Array,
-    body: Uint8Array,
-    time: number,
+    size: number,
     floor: ((evicting: number) => number) | undefined,
     bound: { value: number; asked: boolean },
-  ): boolean {
-    const size = align8(PACKET_HEAD + meta.length + body.length);
+  ): number {
     const R = this.R;
     const maxCount = this.file.maxCount;
     const { u32 } = this.file;
@@ -264,6 +336,7 @@ export class TopicRing {
     for (;;) {
       const needed = s.used + pad + size > R || (maxCount > 0 && s.next - s.tailSeq >= maxCount);
       if (!needed && (!evicted || s.used === 0 || s.used + pad + size + extra <= R)) break;
+      if (!evicted) this.copyRun(); // what it evicts, and what it commits, must be written
       // Evict the oldest packet (or the pad at the tail).
       const at = (this.ringBase + s.tail) / 4;
       const kind = u32[at + P_KIND / 4]!;
@@ -284,7 +357,7 @@ export class TopicRing {
         if (s.tailSeq >= bound.value) {
           if (!needed) break; // the extra stops at the reader
           if (evicted) this.commit(s); // what was evicted stays evicted; nothing of this packet written
-          return false; // a reader has not read it
+          return -1; // a reader has not read it
         }
         s.tailSeq++;
       }
@@ -295,53 +368,34 @@ export class TopicRing {
     if (evicted) this.commit(s); // evicted before anything is overwritten
     let start = pos;
     if (pad > 0) {
+      this.copyRun(); // the run ends at the pad
       const at = (this.ringBase + pos) / 4;
       u32[at + P_SIZE / 4] = pad;
       u32[at + P_KIND / 4] = KIND_PAD;
       start = 0;
     }
-    this.writePacket(start, size, s.next, time, meta, body);
     s.used += pad + size;
     s.head = start + size === R ? 0 : start + size;
     s.last = start;
     s.next++;
-    return true;
-  }
-
-  private writePacket(
-    offset: number,
-    size: number,
-    seq: number,
-    time: number,
-    meta: Uint8Array,
-    body: Uint8Array,
-  ): void {
-    const { u32, f64, bytes } = this.file;
-    const base = this.ringBase + offset;
-    const at = base / 4;
-    u32[at + P_SIZE / 4] = size;
-    u32[at + P_KIND / 4] = KIND_MESSAGE;
-    u32[at + P_SEQ_LO / 4] = seq % TWO32;
-    u32[at + P_SEQ_HI / 4] = Math.floor(seq / TWO32);
-    f64[(base + P_TIME) / 8] = time;
-    u32[at + P_META / 4] = meta.length;
-    u32[at + P_BODY / 4] = body.length;
-    bytes.set(meta, base + PACKET_HEAD);
-    bytes.set(body, base + PACKET_HEAD + meta.length);
+    return start;
   }
 
   /**
-   * Copies up to `max` messages from `cursor` on (advancing it) into `out`. Messages evicted before they
-   * were read are reported with `onGap(first, last)` and skipped. Returns how many were read.
+   * Copies up to `max` messages from `cursor` on (advancing it) into `out`, as objects made by `make` (one
+   * copy per run of at most 64 KiB; the messages are views of it). Messages evicted before they were read
+   * are reported with `onGap(first, last)` and skipped. Returns how many were read.
    */
-  read(
+  read<M extends RingMessage>(
     cursor: RingCursor,
     max: number,
-    out: RingMessage[],
+    out: M[],
     onGap: (first: number, last: number) => void,
+    make: RingMessageFactory<M> = ringMessage as RingMessageFactory<M>,
   ): number {
     const R = this.R;
     const { u32, f64, bytes } = this.file;
+    const ringBase = this.ringBase;
     const s = this.state();
     let relocated = 0;
     for (let attempt = 0; attempt < 1_000; attempt++) {
@@ -356,12 +410,19 @@ export class TopicRing {
       let seq = cursor.seq;
       let off = cursor.offset;
       let broken = false;
-      while (seq < s.next && out.length - first < max) {
-        const at = (this.ringBase + off) / 4;
+      // Walk the headers of a run of consecutive packets (never across the ring's end), then copy the run
+      // out at once; the messages are views of that copy.
+      let runStart = off;
+      const found = this.found;
+      found.length = 0;
+      while (seq < s.next && found.length < max * 4) {
+        const at = (ringBase + off) >> 2;
         const size = u32[at + P_SIZE / 4]!;
         const kind = u32[at + P_KIND / 4]!;
         if (kind === KIND_PAD && size === R - off && off !== 0) {
+          if (found.length > 0) break; // the run ends here; the next read goes on from offset 0
           off = 0;
+          runStart = 0;
           continue;
         }
         const pseq = u32[at + P_SEQ_LO / 4]! + u32[at + P_SEQ_HI / 4]! * TWO32;
@@ -378,14 +439,22 @@ export class TopicRing {
           broken = true; // overwritten while we read (checked below), or corrupted
           break;
         }
-        const base = this.ringBase + off;
-        // One copy of meta and body together (views of it are made when asked).
-        const from = base + PACKET_HEAD;
-        const copy = Buffer.allocUnsafe(ml + bl);
-        copy.set(bytes.subarray(from, from + ml + bl)); // measured: as fast as Buffer#copy small, faster at 1 KiB
-        out.push(new RingMessage(seq, f64[(base + P_TIME) / 8]!, copy, ml));
+        if (found.length > 0 && off + size - runStart > READ_CHUNK) break;
+        found.push(off, f64[(ringBase + off + P_TIME) >> 3]!, ml, bl);
         seq++;
         off = off + size === R ? 0 : off + size;
+        if (off === 0) break; // the run reached the ring's end
+      }
+      if (found.length > 0) {
+        const last = found.length - 4;
+        const end = found[last]! + PACKET_HEAD + found[last + 2]! + found[last + 3]!;
+        const copy = Buffer.allocUnsafe(end - runStart);
+        this.lastRunStart = runStart;
+        copy.set(bytes.subarray(ringBase + runStart, ringBase + end));
+        for (let i = 0, q = cursor.seq; i < found.length; i += 4, q++) {
+          const start = found[i]! - runStart + PACKET_HEAD;
+          out.push(make(q, found[i + 1]!, copy, start, found[i + 2]!, found[i + 3]!));
+        }
       }
       Atomics.add(fenceWord, 0, 0); // the copies above happen before the state read below
       const after = this.state(s);
@@ -410,7 +479,7 @@ export class TopicRing {
       }
       // Some were evicted (and perhaps overwritten) while we copied: keep those still kept.
       let keep = first;
-      for (let i = first; i < out.length; i++) if (out[i]!.seq >= after.tailSeq) out[keep++] = out[i]!;
+      for (let i = first; i < out.length; i++) if (out[i]!.seqNumber >= after.tailSeq) out[keep++] = out[i]!;
       out.length = keep;
       if (keep > first) {
         // Whole copies, in order, up to where we stopped (the next read goes on from there).

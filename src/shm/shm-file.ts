@@ -48,6 +48,8 @@ const NAMESPACE_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 /** A mapped file: the buffer and typed views over all of it. */
 export interface MappedFile {
   readonly path: string;
+  /** Which file this is (device and inode): a file removed and created again under its name is another. */
+  readonly identity: string;
   readonly ab: ArrayBuffer;
   readonly bytes: Buffer;
   readonly i32: Int32Array;
@@ -98,8 +100,10 @@ function mapFd(
   claims: number,
 ): MappedFile {
   const ab = shmNative().map(fd, size);
+  const st = fstatSync(fd);
   return {
     path: file,
+    identity: `${st.dev}:${st.ino}`,
     ab,
     bytes: Buffer.from(ab),
     i32: new Int32Array(ab),

@@ -16,9 +16,9 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 /** Checks one message as shm-writer wrote it; returns [writer, counter]. */
 function check(m: RingMessage): [number, number] {
   const b = m.body;
-  assert.ok(b.length >= 12, `message ${m.seq}: ${b.length} bytes`);
+  assert.ok(b.length >= 12, `message ${m.seqNumber}: ${b.length} bytes`);
   const end = b.length - 4;
-  assert.equal(b.readUInt32LE(end), crc32(b.subarray(0, end)), `message ${m.seq} is torn`);
+  assert.equal(b.readUInt32LE(end), crc32(b.subarray(0, end)), `message ${m.seqNumber} is torn`);
   const writer = b.readUInt32LE(0);
   assert.equal(m.meta.toString(), `w${writer}`);
   return [writer, b.readUInt32LE(4)];

@@ -4,6 +4,7 @@ import path from "node:path";
 import { after, describe, it } from "node:test";
 import { isEzipcError } from "../../src/errors.js";
 import { KIND_TOPIC } from "../../src/shm/layout.js";
+import { PackedMessages } from "../../src/shm/packed.js";
 import { type RingCursor, type RingMessage, TopicRing } from "../../src/shm/ring.js";
 import { namespaceDir, openOrCreateShmFile, openShmFile } from "../../src/shm/shm-file.js";
 
@@ -32,7 +33,7 @@ describe("shm ring (one process)", () => {
       assert.equal(r.append(Buffer.from(`m${i}`), Buffer.from(`body ${i}`), t + i), i + 1);
     const got = readAll(r, { seq: 1, offset: -1 });
     assert.deepEqual(
-      got.map((m) => [m.seq, m.meta.toString(), m.body.toString(), m.time]),
+      got.map((m) => [m.seqNumber, m.meta.toString(), m.body.toString(), m.time]),
       Array.from({ length: 10 }, (_, i) => [i + 1, `m${i}`, `body ${i}`, t + i]),
     );
     const s = r.state();
@@ -49,14 +50,14 @@ describe("shm ring (one process)", () => {
       r.append(Buffer.alloc(0), Buffer.alloc(len, i & 0xff), 0);
       if (i % 3 === 0) {
         for (const m of readAll(r, cursor)) {
-          assert.equal(m.seq, expect++);
-          const k = m.seq - 1;
+          assert.equal(m.seqNumber, expect++);
+          const k = m.seqNumber - 1;
           assert.equal(m.body.length, (k * 37) % 300);
           assert.ok(m.body.every((b) => b === (k & 0xff)));
         }
       }
     }
-    for (const m of readAll(r, cursor)) assert.equal(m.seq, expect++);
+    for (const m of readAll(r, cursor)) assert.equal(m.seqNumber, expect++);
     assert.equal(expect, 2_001);
   });
 
@@ -69,14 +70,14 @@ describe("shm ring (one process)", () => {
     const gaps: [number, number][] = [];
     const got = readAll(r, { seq: 1, offset: -1 }, gaps);
     assert.deepEqual(gaps, [[1, s.tailSeq - 1]]);
-    assert.equal(got[0]!.seq, s.tailSeq);
-    assert.equal(got.at(-1)!.seq, 100);
+    assert.equal(got[0]!.seqNumber, s.tailSeq);
+    assert.equal(got.at(-1)!.seqNumber, 100);
 
     const c = ring(65536, 5);
     for (let i = 0; i < 12; i++) c.append(Buffer.alloc(0), Buffer.from([i]), 0);
     const kept = readAll(c, { seq: 1, offset: -1 });
     assert.deepEqual(
-      kept.map((m) => m.seq),
+      kept.map((m) => m.seqNumber),
       [8, 9, 10, 11, 12],
     );
   });
@@ -93,7 +94,7 @@ describe("shm ring (one process)", () => {
     assert.equal(r.state().tailSeq, 8, "message 8 is still kept");
     const got = readAll(r, cursor);
     assert.deepEqual(
-      got.map((m) => m.seq),
+      got.map((m) => m.seqNumber),
       [8, 9, 10, 11, 12, 13, 14],
     );
     assert.equal(got[0]!.body[0], 8);
@@ -115,7 +116,7 @@ describe("shm ring (one process)", () => {
     for (const seq of [s.tailSeq, s.tailSeq + 7, s.next - 1]) {
       const out: RingMessage[] = [];
       r.read({ seq, offset: -1 }, 1, out, () => assert.fail("no gap"));
-      assert.equal(out[0]!.seq, seq);
+      assert.equal(out[0]!.seqNumber, seq);
       assert.equal(out[0]!.body.toString(), String(seq));
     }
   });
@@ -157,6 +158,54 @@ describe("shm ring (one process)", () => {
       () => s.state(),
       (e) => isEzipcError(e, "EZIPC_SHM_BAD_FILE"),
     );
+  });
+
+  it("a packed batch crosses the ring's end and evicts its own first packets; every kept message is whole", () => {
+    const r = ring(4096);
+    const cursor: RingCursor = { seq: 1, offset: -1 };
+    const batch = new PackedMessages();
+    let sent = 0;
+    let expect = 1;
+    const gaps: [number, number][] = [];
+    for (let round = 0; round < 50; round++) {
+      // Batches of 3 to 90 packets of 0–200 bytes: some fit, some are bigger than the whole ring.
+      const count = 3 + ((round * 29) % 88);
+      for (let k = 0; k < count; k++, sent++) {
+        batch.add(Buffer.from(`m${sent}`), Buffer.alloc(sent % 201, sent & 0xff));
+      }
+      assert.equal(r.appendMany(batch, 0, batch.count, round), count);
+      batch.clear();
+      for (const m of readAll(r, cursor, gaps)) {
+        const k = m.seqNumber - 1;
+        assert.ok(m.seqNumber >= expect, "in order");
+        expect = m.seqNumber + 1;
+        assert.equal(m.meta.toString(), `m${k}`);
+        assert.equal(m.body.length, k % 201);
+        assert.ok(
+          m.body.every((b) => b === (k & 0xff)),
+          `message ${m.seqNumber} is whole`,
+        );
+        assert.equal(m.time, round);
+      }
+    }
+    assert.equal(r.state().next, sent + 1);
+    assert.equal(expect, sent + 1, "the newest message was read");
+    assert.ok(gaps.length > 0, "batches bigger than the ring evicted unread messages");
+  });
+
+  it("a floor stops a packed batch where a reader holds it; the rest is appended after", () => {
+    const r = ring(4096);
+    const batch = new PackedMessages();
+    for (let k = 0; k < 60; k++) batch.add(Buffer.alloc(0), Buffer.alloc(100, k));
+    // Messages from seq 1 on are held: the batch stops when it would evict seq 1.
+    const n = r.appendMany(batch, 0, 60, 0, () => 1);
+    assert.ok(n > 0 && n < 60, `stopped part way (${n})`);
+    assert.equal(r.state().tailSeq, 1);
+    const m = r.appendMany(batch, n, 60, 0); // no floor: the rest goes in, evicting
+    assert.equal(m, 60 - n);
+    const got = readAll(r, { seq: r.state().tailSeq, offset: -1 });
+    assert.equal(got.at(-1)!.seqNumber, 60);
+    for (const x of got) assert.ok(x.body.every((b) => b === x.seqNumber - 1));
   });
 });
 

@@ -230,4 +230,44 @@ describe("shm:// spin mode and batched fire-and-forget publishes", () => {
       await pub.close();
     }
   });
+
+  it("subscriptions of one process share what they read: each, whatever its prefetch, gets every message whole and in order", async () => {
+    const topic = "shared.reads";
+    const pub = await connect(url);
+    const clients = await Promise.all([1, 2, 3].map(() => connect(url)));
+    try {
+      const n = 6_000;
+      const got: number[][] = [];
+      const prefetches = [1, 7, 1_000, 256];
+      let s = 0;
+      for (const prefetch of prefetches) {
+        const into: number[] = [];
+        got.push(into);
+        // Two of them on one client, the others on their own clients.
+        const c = s === 0 ? clients[0]! : clients[(s - 1) % 3]!;
+        s++;
+        await c.subscribe(topic, { prefetch }, (m) => {
+          const b = m.payload as Buffer;
+          const i = b.readUInt32LE(0);
+          assert.ok(
+            b.subarray(4).every((x) => x === (i & 0xff)),
+            `message ${i} is whole`,
+          );
+          into.push(i);
+        });
+      }
+      for (let i = 0; i < n; i++) {
+        const b = Buffer.alloc(4 + ((i * 131) % 3000), i & 0xff); // 4 B to 3 KiB
+        b.writeUInt32LE(i, 0);
+        if (!pub.publishAndForget(topic, b)) await pub.drain();
+      }
+      await pub.drain();
+      await until(() => got.every((g) => g.length === n), "every subscription got all", 10_000);
+      const expect = Array.from({ length: n }, (_, i) => i);
+      for (const g of got) assert.deepEqual(g, expect);
+    } finally {
+      for (const c of clients) await c.close();
+      await pub.close();
+    }
+  });
 });

@@ -1,0 +1,96 @@
+/**
+ * Reads shared by the subscriptions of one process. Each subscription follows a topic's ring with its own
+ * cursor; when several in one process (of one shm:// client or of several) follow the same topic, the
+ * first to read a run of messages keeps it here, and the others, arriving at the same seq, take the same
+ * message objects instead of reading and copying the ring again. Messages are immutable copies, so a kept
+ * run stays right however far the ring has moved on. The newest runs are kept, up to a byte bound per
+ * topic; a subscription further behind reads the ring itself.
+ */
+import { PACKET_HEAD } from "../shm/layout.js";
+import type { RingMessage } from "../shm/ring.js";
+
+/** A run of messages read from a ring: from `seq`, and where the next run starts. */
+export interface SharedRead {
+  readonly seq: number;
+  /** Consecutive messages from `seq`, views of one copy of the ring (`data`) from ring offset `ringStart` on. */
+  readonly messages: readonly RingMessage[];
+  readonly ringStart: number;
+  readonly nextSeq: number;
+  readonly nextOffset: number;
+  /** Bytes of meta and body the messages hold. */
+  readonly bytes: number;
+}
+
+/** Bytes of runs kept per topic file. */
+const KEEP_BYTES = 4 * 1024 * 1024;
+
+export class TopicReads {
+  private readonly runs = new Map<number, SharedRead>();
+  private bytes = 0;
+  /** Subscriptions of this process that share these runs. */
+  users = 0;
+
+  /**
+   * Takes up to `max` messages of the run kept at `cursor.seq` into `out`, moving the cursor past them.
+   * Returns how many (0: no run kept there). A follower that takes part of a run leaves the rest kept for
+   * the others, who take the same part.
+   */
+  take(cursor: { seq: number; offset: number }, max: number, out: RingMessage[]): number {
+    const r = this.runs.get(cursor.seq);
+    if (r === undefined) return 0;
+    const ms = r.messages;
+    if (ms.length <= max) {
+      for (const m of ms) out.push(m);
+      cursor.seq = r.nextSeq;
+      cursor.offset = r.nextOffset;
+      return ms.length;
+    }
+    for (let i = 0; i < max; i++) out.push(ms[i]!);
+    const rest = ms[max]!;
+    cursor.seq = r.seq + max;
+    cursor.offset = r.ringStart + rest.start - PACKET_HEAD;
+    if (!this.runs.has(cursor.seq)) {
+      this.keep({
+        seq: cursor.seq,
+        messages: ms.slice(max),
+        ringStart: r.ringStart,
+        nextSeq: r.nextSeq,
+        nextOffset: r.nextOffset,
+        bytes: 0, // counted with the run it is part of
+      });
+    }
+    return max;
+  }
+
+  /** Keeps a run for the others (the oldest go past the bound). */
+  keep(r: SharedRead): void {
+    if (this.runs.has(r.seq)) return;
+    this.runs.set(r.seq, r);
+    this.bytes += r.bytes;
+    for (const [seq, old] of this.runs) {
+      if (this.bytes <= KEEP_BYTES || this.runs.size === 1) break;
+      this.runs.delete(seq);
+      this.bytes -= old.bytes;
+    }
+  }
+}
+
+/** By file identity (MappedFile.identity): every mapping of one file in this process shares its runs. */
+const byFile = new Map<string, TopicReads>();
+
+/** The shared runs of the topic file `identity`, for one more subscription. */
+export function acquireReads(identity: string): TopicReads {
+  let r = byFile.get(identity);
+  if (!r) {
+    r = new TopicReads();
+    byFile.set(identity, r);
+  }
+  r.users++;
+  return r;
+}
+
+/** One subscription fewer; the runs go with the last. */
+export function releaseReads(identity: string): void {
+  const r = byFile.get(identity);
+  if (r && --r.users <= 0) byFile.delete(identity);
+}
