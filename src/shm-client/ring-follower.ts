@@ -16,8 +16,11 @@ import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 const TURN_MESSAGES = 16_384;
 const TURN_BYTES = 1024 * 1024;
 const BATCH = 1_024;
-/** Spin mode: how long a reader watches its ring in a tight loop before it lets the event loop turn. */
+/** Spin mode: how long a reader with nothing to read watches its ring before it lets the event loop turn. */
 const SPIN_MS = 0.2;
+/** Spin mode: how long a reader keeps the event loop from turning while messages keep coming. */
+const SPIN_CHAIN_MS = 1;
+const RESOLVED = Promise.resolve();
 
 export abstract class RingFollower<M extends RingMessage = RingMessage> {
   private pumping = false;
@@ -92,9 +95,21 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
+      this.spinChainStart = performance.now();
+      this.spinUntil = this.spinChainStart + SPIN_MS;
       this.pump();
     });
   }
+
+  // Spin mode: until when the reader watches its ring, and since when it has kept the event loop waiting.
+  private spinUntil = 0;
+  private spinChainStart = 0;
+  private spinQueued = false;
+  private spinLooks = 0;
+  private readonly spinAgain = (): void => {
+    this.spinQueued = false;
+    this.pump();
+  };
 
   /** Reads up to `max` messages into `out`, from a run another follower read from here if there is one. */
   private readShared(reads: TopicReads, max: number): number {
@@ -137,7 +152,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
           return;
         }
         this.beforeRead();
-        out.length = 0;
+        if (out.length !== 0) out.length = 0;
         let n: number;
         try {
           n = this.shared
@@ -150,25 +165,24 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         }
         if (n === 0) {
           if (this.ns.spin) {
-            // Spin mode: watch the ring in a tight loop for a while (a few µs to see a message), then
-            // let the event loop turn once and come back; never sleep. Not right after delivering: what
-            // the messages set off (promise reactions, the next request) must run first.
-            if (turn > 0) {
-              this.pumping = false;
-              this.schedule();
-              return;
-            }
-            const until = performance.now() + SPIN_MS;
-            let arrived = false;
-            while (performance.now() < until) {
-              if (ring.nextSeq() > this.cursor.seq) {
-                arrived = true;
-                break;
+            // Spin mode: never sleep. Look again as a microtask, after the ones queued so far (the promise
+            // reactions of what was delivered, the next request they make) have run: a few µs to see a
+            // message, without a turn of the event loop. After SPIN_MS without a message, or SPIN_CHAIN_MS
+            // in all, let the event loop turn once (timers, I/O) and come back.
+            // (The clock is read once every 16 looks: reading it costs more than a look.)
+            this.pumping = false;
+            if (turn > 0 || (++this.spinLooks & 15) === 0) {
+              const now = performance.now();
+              if (turn > 0) this.spinUntil = now + SPIN_MS;
+              if (now >= this.spinUntil || now - this.spinChainStart >= SPIN_CHAIN_MS) {
+                this.schedule();
+                return;
               }
             }
-            if (arrived) continue;
-            this.pumping = false;
-            this.schedule();
+            if (!this.spinQueued) {
+              this.spinQueued = true;
+              void RESOLVED.then(this.spinAgain); // a microtask (queueMicrotask costs an async resource)
+            }
             return;
           }
           // Park, then look once more (a writer that committed meanwhile may not have seen us park).

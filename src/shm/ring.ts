@@ -393,10 +393,31 @@ export class TopicRing {
     onGap: (first: number, last: number) => void,
     make: RingMessageFactory<M> = ringMessage as RingMessageFactory<M>,
   ): number {
+    if (this.nextSeq() <= cursor.seq) return 0; // nothing new: no state to read (readers that spin)
+    // One state object per ring for reads (reads do not nest, except through onGap: then a fresh one).
+    const s = this.state(this.reading > 0 ? emptyState() : this.readerState);
+    this.reading++;
+    try {
+      return this.readFrom(s, cursor, max, out, onGap, make);
+    } finally {
+      this.reading--;
+    }
+  }
+
+  private reading = 0;
+  private readonly readerState = emptyState();
+
+  private readFrom<M extends RingMessage>(
+    s: RingState,
+    cursor: RingCursor,
+    max: number,
+    out: M[],
+    onGap: (first: number, last: number) => void,
+    make: RingMessageFactory<M>,
+  ): number {
     const R = this.R;
     const { u32, f64, bytes } = this.file;
     const ringBase = this.ringBase;
-    const s = this.state();
     let relocated = 0;
     for (let attempt = 0; attempt < 1_000; attempt++) {
       if (cursor.seq < s.tailSeq) {
