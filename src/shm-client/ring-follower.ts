@@ -122,15 +122,12 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     // Kept only for a run of consecutive messages from where it started (none skipped in a gap), and
     // only when another follower may want it.
     if (n > 0 && reads.users > 1 && out[0]!.seqNumber === seq && out[n - 1]!.seqNumber === seq + n - 1) {
-      let bytes = 0;
-      for (let i = 0; i < n; i++) bytes += out[i]!.metaLength + out[i]!.bodyLength;
       reads.keep({
         seq,
         messages: out.slice(0, n),
         ringStart: this.topic.ring.lastRunStart,
         nextSeq: cursor.seq,
         nextOffset: cursor.offset,
-        bytes,
       });
     }
     return n;

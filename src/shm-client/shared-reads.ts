@@ -17,8 +17,6 @@ export interface SharedRead {
   readonly ringStart: number;
   readonly nextSeq: number;
   readonly nextOffset: number;
-  /** Bytes of meta and body the messages hold. */
-  readonly bytes: number;
 }
 
 /** Bytes of runs kept per topic file. */
@@ -56,23 +54,30 @@ export class TopicReads {
         ringStart: r.ringStart,
         nextSeq: r.nextSeq,
         nextOffset: r.nextOffset,
-        bytes: 0, // counted with the run it is part of
       });
     }
     return max;
   }
 
-  /** Keeps a run for the others (the oldest go past the bound). */
+  /**
+   * Keeps a run for the others (the oldest go past the bound). A run is counted at the size of the copy
+   * its messages keep alive (a run and the rest of it left by a partial take count it twice: a bound
+   * that errs on the safe side).
+   */
   keep(r: SharedRead): void {
     if (this.runs.has(r.seq)) return;
     this.runs.set(r.seq, r);
-    this.bytes += r.bytes;
+    this.bytes += retained(r);
     for (const [seq, old] of this.runs) {
       if (this.bytes <= KEEP_BYTES || this.runs.size === 1) break;
       this.runs.delete(seq);
-      this.bytes -= old.bytes;
+      this.bytes -= retained(old);
     }
   }
+}
+
+function retained(r: SharedRead): number {
+  return r.messages[0]!.data.length;
 }
 
 /** By file identity (MappedFile.identity): every mapping of one file in this process shares its runs. */

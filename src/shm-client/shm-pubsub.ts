@@ -70,11 +70,7 @@ class ShmMessage extends RingMessage implements TopicMessage {
     return this.decoded.headers;
   }
   text(): string {
-    return this.data.toString(
-      "utf8",
-      this.start + this.metaLength,
-      this.start + this.metaLength + this.bodyLength,
-    );
+    return this.body.toString("utf8");
   }
   json<T = unknown>(): T {
     return JSON.parse(this.text()) as T;
