@@ -22,6 +22,78 @@ const SPIN_MS = 0.2;
 const SPIN_CHAIN_MS = 1;
 const RESOLVED = Promise.resolve();
 
+/**
+ * Spin mode: one chain of looks for all the spinning followers of this process. Each follower with nothing to
+ * read joins it; every look pumps each member once, as a microtask after the ones queued so far (the promise
+ * reactions of what was delivered, the next request they make): a few µs to see a message, without a turn
+ * of the event loop. After SPIN_MS without a message, or SPIN_CHAIN_MS in all, the event loop turns once
+ * (timers, I/O) and the chain goes on. One chain, not one per follower: a follower spinning on its own would
+ * keep the event loop, and so the other followers of the process (two shm:// clients of one process, a
+ * caller and a server), from looking until its window ends.
+ */
+class SpinLoop {
+  private readonly members: RingFollower<RingMessage>[] = [];
+  private queued = false;
+  private looking = false;
+  private waitingForTurn = false;
+  private looks = 0;
+  private until = 0;
+  private chainStart = 0;
+
+  add(f: RingFollower<RingMessage>): void {
+    if (!this.members.includes(f)) this.members.push(f);
+    if (!this.queued && !this.waitingForTurn && !this.looking) this.begin();
+  }
+
+  remove(f: RingFollower<RingMessage>): void {
+    const i = this.members.indexOf(f);
+    if (i >= 0) this.members.splice(i, 1);
+  }
+
+  private begin(): void {
+    this.chainStart = performance.now();
+    this.until = this.chainStart + SPIN_MS;
+    this.queued = true;
+    void RESOLVED.then(this.look); // a microtask (queueMicrotask costs an async resource)
+  }
+
+  private readonly look = (): void => {
+    this.queued = false;
+    const members = this.members;
+    let traffic = false;
+    this.looking = true;
+    try {
+      for (let i = 0; i < members.length; i++) {
+        const f = members[i]!;
+        f.pump();
+        if (f.delivered > 0) traffic = true;
+      }
+    } finally {
+      this.looking = false;
+    }
+    if (members.length === 0) return;
+    // The clock is read once every 16 looks without traffic: reading it costs more than a look.
+    if (traffic || (++this.looks & 15) === 0) {
+      const now = performance.now();
+      if (traffic) this.until = now + SPIN_MS;
+      if (now >= this.until || now - this.chainStart >= SPIN_CHAIN_MS) {
+        this.waitingForTurn = true;
+        setImmediate(this.afterTurn);
+        return;
+      }
+    }
+    this.queued = true;
+    void RESOLVED.then(this.look);
+  };
+
+  private readonly afterTurn = (): void => {
+    this.waitingForTurn = false;
+    if (this.members.length > 0) this.begin();
+  };
+}
+
+const spinLoop = new SpinLoop();
+
 export abstract class RingFollower<M extends RingMessage = RingMessage> {
   private pumping = false;
   private scheduled = false;
@@ -85,6 +157,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    spinLoop.remove(this);
     this.ns.removeReader(this.topic, this);
     if (this.shared) releaseReads(this.topic.ring.file.identity);
     this.shared = null;
@@ -95,21 +168,12 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      this.spinChainStart = performance.now();
-      this.spinUntil = this.spinChainStart + SPIN_MS;
       this.pump();
     });
   }
 
-  // Spin mode: until when the reader watches its ring, and since when it has kept the event loop waiting.
-  private spinUntil = 0;
-  private spinChainStart = 0;
-  private spinQueued = false;
-  private spinLooks = 0;
-  private readonly spinAgain = (): void => {
-    this.spinQueued = false;
-    this.pump();
-  };
+  /** Messages the last {@link pump} delivered (the spin loop's sign of traffic). */
+  delivered = 0;
 
   /** Reads up to `max` messages into `out`, from a run another follower read from here if there is one. */
   private readShared(reads: TopicReads, max: number): number {
@@ -137,6 +201,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
   pump(): void {
     if (this.pumping || this.closed) return;
     this.pumping = true;
+    this.delivered = 0;
     const ring = this.topic.ring;
     const out = this.out;
     let turn = 0;
@@ -162,24 +227,8 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         }
         if (n === 0) {
           if (this.ns.spin) {
-            // Spin mode: never sleep. Look again as a microtask, after the ones queued so far (the promise
-            // reactions of what was delivered, the next request they make) have run: a few µs to see a
-            // message, without a turn of the event loop. After SPIN_MS without a message, or SPIN_CHAIN_MS
-            // in all, let the event loop turn once (timers, I/O) and come back.
-            // (The clock is read once every 16 looks: reading it costs more than a look.)
-            this.pumping = false;
-            if (turn > 0 || (++this.spinLooks & 15) === 0) {
-              const now = performance.now();
-              if (turn > 0) this.spinUntil = now + SPIN_MS;
-              if (now >= this.spinUntil || now - this.spinChainStart >= SPIN_CHAIN_MS) {
-                this.schedule();
-                return;
-              }
-            }
-            if (!this.spinQueued) {
-              this.spinQueued = true;
-              void RESOLVED.then(this.spinAgain); // a microtask (queueMicrotask costs an async resource)
-            }
+            this.delivered = turn;
+            spinLoop.add(this); // looks again soon, with the process's other spinning followers
             return;
           }
           // Park, then look once more (a writer that committed meanwhile may not have seen us park).
@@ -188,6 +237,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
           continue;
         }
         turn += n;
+        this.delivered = turn;
         for (let i = 0; i < n; i++) turnBytes += out[i]!.metaLength + out[i]!.bodyLength;
         this.deliver(out);
         this.moved();

@@ -231,6 +231,37 @@ describe("shm:// spin mode and batched fire-and-forget publishes", () => {
     }
   });
 
+  it("two spinning clients of one process answer each other without waiting for a turn of the event loop", async () => {
+    // One spin chain per process: a follower spinning alone would keep the other's look waiting for the
+    // event loop until its spin window ends (hundreds of µs per call between two clients of one process).
+    const server = await connect(url, { spin: true });
+    const caller = await connect(url, { spin: true });
+    try {
+      await server.serve("spin.same", (req) => req.payload);
+      await caller.request("spin.same", "warm-up");
+      let beforeTurn = 0;
+      const rounds = 40;
+      for (let i = 0; i < rounds; i++) {
+        let turned = false;
+        const turn = new Promise<void>((resolve) =>
+          setImmediate(() => {
+            turned = true;
+            resolve();
+          }),
+        );
+        const reply = await caller.request("spin.same", `n${i}`);
+        assert.equal(reply.text(), `n${i}`);
+        if (!turned) beforeTurn++;
+        await turn;
+      }
+      // A spin chain lets the event loop turn at most every millisecond, so a few calls may straddle a turn.
+      assert.ok(beforeTurn >= rounds / 2, `${beforeTurn} of ${rounds} calls answered within one turn`);
+    } finally {
+      await caller.close();
+      await server.close();
+    }
+  });
+
   it("subscriptions of one process share what they read: each, whatever its prefetch, gets every message whole and in order", async () => {
     const topic = "shared.reads";
     const pub = await connect(url);
