@@ -7,10 +7,12 @@
 import { rmSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { connect } from "../src/index.js";
 import { KIND_TOPIC } from "../src/shm/layout.js";
 import { TopicRing } from "../src/shm/ring.js";
 import { namespaceDir, openOrCreateShmFile } from "../src/shm/shm-file.js";
-import { childScript, collect, freeUrl, runRole, stop, withServer } from "./procs.js";
+import { hubLatency } from "./hub-bench.js";
+import { childScript, collect, freeUrl, hubChildScript, runRole, stop, withServer } from "./procs.js";
 import { median, percentile } from "./stats.js";
 
 const pubsubScript = fileURLToPath(new URL("./pubsub-child.js", import.meta.url));
@@ -83,6 +85,95 @@ async function rtt(url: string, count: number, spin: boolean): Promise<{ p50Us: 
   }
 }
 
+/**
+ * Write → seen by another process over shm:// (µs): this process writes `prop` (a 64 B value stamped with
+ * its hrtime), a var-echo process sees it on a poll pointer and writes the counter back to `ack`; one write
+ * in flight.
+ */
+async function varPropagation(
+  url: string,
+  count: number,
+  spin: boolean,
+): Promise<{ p50Us: number; p99Us: number }> {
+  const warmup = Math.min(1000, Math.floor(count / 5));
+  const c = await connect(url as `shm:${string}`, { name: "writer", spin });
+  try {
+    const prop = await c.allocate("prop", 64, "request");
+    const ack = await c.allocate("ack", 4, "poll");
+    const echo = await runRole(shmScript, [
+      "var-echo",
+      url,
+      String(count),
+      String(warmup),
+      ...(spin ? ["spin"] : []),
+    ]);
+    const result = collect(echo.proc);
+    const data = Buffer.alloc(64);
+    let want = -1;
+    let wake: () => void = () => {};
+    ack.on("change", ({ data: d }) => {
+      if (d && Buffer.from(d.buffer, d.byteOffset, 4).readUInt32LE(0) === want) wake();
+    });
+    for (let i = 0; i < count + warmup; i++) {
+      want = i;
+      const seen = new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+      data.writeBigUInt64LE(process.hrtime.bigint(), 0);
+      data.writeUInt32LE(i, 8);
+      await prop.write(data);
+      await seen;
+    }
+    return JSON.parse((await result).trim().split("\n").at(-1)!) as { p50Us: number; p99Us: number };
+  } finally {
+    await c.close();
+  }
+}
+
+/** ns per `read()` of a 64 B poll pointer: unchanged, and right after each write (copy included). */
+async function pollReadNs(url: string, n: number): Promise<{ unchanged: number; changed: number }> {
+  const c = await connect(url, { name: "reader", heartbeatIntervalMs: 0, reconnect: false });
+  const w = await connect(url, { name: "writer", heartbeatIntervalMs: 0, reconnect: false });
+  try {
+    const key = `read.${seq++}`;
+    const writer = await w.allocate(key, 64, "request");
+    const p = (await c.watch(key, "poll"))!;
+    let sink = 0;
+    for (let i = 0; i < 100_000; i++) sink += p.read()[0]!;
+    let t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) sink += p.read()[0]!;
+    const unchanged = Number(process.hrtime.bigint() - t0) / n;
+    // After each write (shm://: the next read copies; a hub's copy changes when its update arrives).
+    const m = Math.min(n, 20_000);
+    let total = 0n;
+    const data = Buffer.alloc(64);
+    const shm = url.startsWith("shm:");
+    for (let i = -Math.min(m, 5_000); i < m; i++) {
+      const warm = i < 0;
+      data[0] = i & 0xff;
+      if (shm) {
+        // The write is committed when write() returns (before its promise settles): the read copies it.
+        const written = writer.write(data);
+        t0 = process.hrtime.bigint();
+        sink += p.read()[0]!;
+        if (!warm) total += process.hrtime.bigint() - t0;
+        if (p.version !== (await written)) throw new Error("the read did not see the write");
+        continue;
+      }
+      const v = await writer.write(data);
+      while (p.version < v) await new Promise((r) => setImmediate(r));
+      t0 = process.hrtime.bigint();
+      sink += p.read()[0]!;
+      if (!warm) total += process.hrtime.bigint() - t0;
+    }
+    if (sink < 0) console.log(sink);
+    return { unchanged, changed: Number(total) / m };
+  } finally {
+    await c.close();
+    await w.close();
+  }
+}
+
 /** ms from killing a process that holds a topic's writers' lock to another writer's append completing. */
 async function recovery(): Promise<number> {
   const dir = namespaceDir(`bench-lock-${process.pid}`);
@@ -100,6 +191,60 @@ async function recovery(): Promise<number> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** The shared-variable tables: read() cost and write → seen, shm:// beside the hub in the same run. */
+export async function varsBench(quick: boolean, runs: number): Promise<string[]> {
+  const lines: string[] = [];
+  const n = quick ? 200_000 : 2_000_000;
+  const shmRead: { unchanged: number; changed: number }[] = [];
+  const hubRead: { unchanged: number; changed: number }[] = [];
+  for (let r = 0; r < runs; r++) {
+    shmRead.push(await withNamespace((url) => pollReadNs(url, n)));
+    hubRead.push(
+      await withServer(hubChildScript, ["hub", freeUrl("unix", seq++)], (url) => pollReadNs(url, n)),
+    );
+  }
+  const count = quick ? 2_000 : 20_000;
+  const hub: { propP50: number; propP99: number; readP50: number; readP99: number }[] = [];
+  const sleep: { p50Us: number; p99Us: number }[] = [];
+  const spin: { p50Us: number; p99Us: number }[] = [];
+  for (let r = 0; r < runs; r++) {
+    hub.push(await hubLatency(count));
+    sleep.push(await withNamespace((url) => varPropagation(url, count, false)));
+    spin.push(await withNamespace((url) => varPropagation(url, count, true)));
+  }
+  const m = (xs: number[]) => median(xs);
+  lines.push(`### Shared variables over shm:// beside the hub, 64 B values, medians of ${runs} runs`);
+  lines.push("");
+  lines.push("| read | ns per read() | target |");
+  lines.push("|---|---:|---:|");
+  lines.push(
+    `| shm:// poll, value unchanged (no copy) | ${m(shmRead.map((x) => x.unchanged)).toFixed(0)} | ≤ 100 |`,
+  );
+  lines.push(
+    `| shm:// poll, right after a write (one copy) | ${m(shmRead.map((x) => x.changed)).toFixed(0)} | ≤ 100 |`,
+  );
+  lines.push(
+    `| hub poll (the local copy the hub pushed) | ${m(hubRead.map((x) => x.unchanged)).toFixed(0)} | |`,
+  );
+  lines.push(
+    `| hub request read (a round trip through the hub over tcp://) | ${(m(hub.map((x) => x.readP50)) * 1000).toFixed(0)} (p50) | |`,
+  );
+  lines.push("");
+  lines.push(`| write → seen by a poll pointer in another process (µs), ${count} writes | p50 | p99 |`);
+  lines.push("|---|---:|---:|");
+  lines.push(
+    `| hub over tcp:// (writer, hub, reader: three processes) | ${m(hub.map((x) => x.propP50)).toFixed(1)} | ${m(hub.map((x) => x.propP99)).toFixed(1)} |`,
+  );
+  lines.push(
+    `| shm://, readers sleep (default) | ${m(sleep.map((x) => x.p50Us)).toFixed(1)} | ${m(sleep.map((x) => x.p99Us)).toFixed(1)} |`,
+  );
+  lines.push(
+    `| shm://, \`spin: true\` | ${m(spin.map((x) => x.p50Us)).toFixed(1)} | ${m(spin.map((x) => x.p99Us)).toFixed(1)} |`,
+  );
+  process.stderr.write(`${lines.join("\n")}\n`);
+  return lines;
 }
 
 const fmt = (x: number) =>
@@ -174,6 +319,9 @@ export async function shmBench(quick: boolean): Promise<string[]> {
   lines.push(row("shm:// RPC, readers sleep (default)", sleep, "≤ 25 µs"));
   lines.push(row("shm:// RPC, `spin: true` (both sides poll)", spin, "≤ 5 µs"));
   process.stderr.write(`${lines.slice(-3).join("\n")}\n`);
+
+  lines.push("");
+  lines.push(...(await varsBench(quick, runs)));
 
   const rec: number[] = [];
   for (let r = 0; r < (quick ? 3 : 9); r++) rec.push(await recovery());

@@ -1,7 +1,7 @@
 /**
  * `connect(url)`: the one entry point of clients. The URL's scheme picks the backend — a hub over a
  * transport (`tcp://`, `unix://`, `tls://`, `memory://`), or shared memory with no hub (`shm://`). Both
- * clients have the same methods and types for what they share (pub/sub, and soon RPC and deadman), so a
+ * clients have the same methods and types for what they share (shared variables, pub/sub, RPC, deadman), so a
  * program switches by changing the URL.
  */
 import { type ConnectOptions, connect as connectHub, type HubClient } from "./client/client.js";
@@ -10,6 +10,13 @@ import { connectShm, type ShmClient, type ShmConnectOptions } from "./shm-client
 /** What the hub client and the shared-memory client both do, with the same signatures. */
 export type MessagingClient = Pick<
   HubClient,
+  | "allocate"
+  | "watch"
+  | "config"
+  | "list"
+  | "peek"
+  | "info"
+  | "exists"
   | "publish"
   | "publishAndForget"
   | "drain"

@@ -1,25 +1,31 @@
 /**
  * A client of a shared-memory namespace (`connect("shm://")`, `connect("shm:///NAME")`): the hub client's
- * pub/sub API with no hub. Processes on one machine meet by topic name in `/dev/shm/ezipc.NAME/`; none of
+ * API for shared variables, pub/sub, RPC and deadman tokens, with no hub. Processes on one machine meet by topic name in `/dev/shm/ezipc.NAME/`; none of
  * them is special, and any of them may die at any instruction without leaving a topic inconsistent
  * (src/shm/ring.ts). See docs/shm.md.
  */
 import { EventEmitter } from "node:events";
+import type { Infer, SchemaType } from "../codec/schema.js";
 import type { Deadman } from "../deadman/deadman-client.js";
 import { EzipcError } from "../errors.js";
 import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
 import type { SubscribeOptions, Subscription, TopicMessage } from "../pubsub/subscription.js";
 import type { Body, Channel, RequestOptions, RpcHandler, Server, StreamOptions } from "../rpc/rpc-calls.js";
 import { shmNative } from "../shm/native.js";
+import type { ConfigVar } from "../vars/config-var.js";
+import type { IpcPtr } from "../vars/pointer.js";
+import type { AllocateOptions, KeyDescription, KeyInfo } from "../vars/vars-client.js";
+import type { SyncPolicy } from "../vars/vars-messages.js";
 import { ShmDeadmen } from "./shm-deadman.js";
 import { ShmNamespace, type ShmOptions } from "./shm-namespace.js";
 import { type Payload, ShmPubSub } from "./shm-pubsub.js";
 import { ShmRpc } from "./shm-rpc.js";
+import { ShmVars, type ShmVarsOptions } from "./shm-vars.js";
 
 export type { ShmOptions };
 
 /** Options of `connect("shm://…")`. */
-export interface ShmConnectOptions extends ShmOptions {
+export interface ShmConnectOptions extends ShmOptions, ShmVarsOptions {
   /** The name this client publishes under (`name#pid`). Default `client`. */
   name?: string;
 }
@@ -51,6 +57,7 @@ export class ShmClient extends EventEmitter {
   private readonly pubsub: ShmPubSub;
   private readonly rpc: ShmRpc;
   private readonly deadmen: ShmDeadmen;
+  private readonly vars: ShmVars;
   private closed = false;
 
   /** @internal use `connect("shm://…")` */
@@ -66,12 +73,88 @@ export class ShmClient extends EventEmitter {
     this.pubsub = new ShmPubSub(this.ns, this.identity);
     this.rpc = new ShmRpc(this.ns, this.identity);
     this.deadmen = new ShmDeadmen(this.ns, this.identity);
+    this.vars = new ShmVars(this.ns, options);
   }
 
   /** The namespace's directory (`/dev/shm/ezipc.NAME`). */
   get dir(): string {
     return this.ns.dir;
   }
+
+  // ---- shared variables (shm-vars.ts) ------------------------------------------------------------------
+
+  /**
+   * Creates `key` in the namespace and returns a pointer holding one reference (see HubClient.allocate):
+   * `size` zero-filled bytes, or a typed block. Rejects with `EZIPC_KEY_EXISTS` when the key is live (of
+   * several racing processes exactly one creates it), `EZIPC_INVALID_KEY`, `EZIPC_BLOCK_TOO_LARGE`
+   * (`maxBlockBytes`), `EZIPC_TOO_MANY_POINTERS` (60 processes hold the key) or `EZIPC_SHM_BAD_FILE`.
+   */
+  async allocate<P extends SyncPolicy>(
+    key: string,
+    size: number,
+    policy: P,
+    options?: AllocateOptions,
+  ): Promise<IpcPtr<P>>;
+  async allocate<P extends SyncPolicy, S extends SchemaType<unknown>>(
+    key: string,
+    schema: S,
+    policy: P,
+    options?: AllocateOptions,
+  ): Promise<IpcPtr<P, Infer<S>>>;
+  async allocate<P extends SyncPolicy>(
+    key: string,
+    sizeOrSchema: number | SchemaType<unknown>,
+    policy: P,
+    options: AllocateOptions = {},
+  ): Promise<IpcPtr<P, unknown>> {
+    return this.vars.allocate(key, sizeOrSchema, policy, options);
+  }
+
+  /**
+   * A pointer on an existing key, holding one reference. Resolves with `null` if the key was never created;
+   * rejects with `EZIPC_KEY_DISPOSED` if it was disposed (see HubClient.watch).
+   */
+  async watch<P extends SyncPolicy>(key: string, policy: P): Promise<IpcPtr<P> | null>;
+  async watch<P extends SyncPolicy, S extends SchemaType<unknown>>(
+    key: string,
+    policy: P,
+    options: { schema: S },
+  ): Promise<IpcPtr<P, Infer<S>> | null>;
+  async watch<P extends SyncPolicy>(
+    key: string,
+    policy: P,
+    options: { schema?: SchemaType<unknown> } = {},
+  ): Promise<IpcPtr<P, unknown> | null> {
+    return this.vars.watch(key, policy, options);
+  }
+
+  /** A JSON config variable, created empty if missing (see HubClient.config). */
+  config(key: string, options: { policy?: SyncPolicy; persistent?: boolean } = {}): Promise<ConfigVar> {
+    return this.vars.config(key, options);
+  }
+
+  /** The namespace's keys matching `pattern` (`*`, `?`; default all), sorted by key. */
+  list(pattern = ""): Promise<KeyInfo[]> {
+    return this.vars.list(pattern);
+  }
+
+  /** The value of `key` without holding it, or null if there is no such key. */
+  peek(key: string): Promise<{ kind: "bytes" | "json"; version: number; data: Uint8Array } | null> {
+    return this.vars.peek(key);
+  }
+
+  /** What the namespace holds of `key`, without holding it (see HubClient.info). */
+  info(key: string): Promise<KeyDescription> {
+    return this.vars.info(key);
+  }
+
+  /** Whether `key` exists now (live or in its grace period). */
+  async exists(key: string): Promise<boolean> {
+    const i = await this.info(key);
+    return i.state === "live" || i.state === "grace";
+  }
+
+  // ---- pub/sub, RPC, deadman -----------------------------------------------------------------------------
 
   /**
    * Publishes to `topic`: appends it to the topic's ring in shared memory (creating the topic if need
@@ -166,6 +249,7 @@ export class ShmClient extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     this.deadmen.close();
+    this.vars.close();
     this.rpc.close();
     this.pubsub.close();
     this.ns.close();

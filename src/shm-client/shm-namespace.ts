@@ -88,7 +88,8 @@ export class ShmNamespace {
   readonly dir: string;
   readonly waker: Waker;
   private readonly topics = new Map<string, LocalTopic>();
-  private readonly mode: number;
+  /** File mode of the files this process creates. */
+  readonly mode: number;
   private readonly ringBytes: number;
   private readonly maxCount: number;
   /** Readers poll instead of parking (ShmOptions.spin). */
@@ -208,6 +209,23 @@ export class ShmNamespace {
     } catch {}
   }
 
+  /** The names (after `prefix`, unescaped) of the namespace's files whose names start with `prefix`. */
+  fileNames(prefix: string): string[] {
+    return readdirSync(this.dir)
+      .filter((n) => n.startsWith(prefix))
+      .map((n) => topicOfFileName(n.slice(prefix.length)))
+      .filter((n): n is string => n !== null);
+  }
+
+  /** Removes a file of the namespace (gone already: nothing to do). */
+  removeFile(file: string): void {
+    try {
+      unlinkSync(file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    }
+  }
+
   /** Names of every topic in the namespace. */
   topicNames(): string[] {
     return readdirSync(this.dir)
@@ -275,13 +293,13 @@ export class ShmNamespace {
     return t.slot;
   }
 
-  /** Another process woke us: every reader that wants messages looks at its ring. */
   /** Topic files by topic name (the publish path looks here first). */
   private readonly byTopic = new Map<string, LocalTopic>();
 
   /** Called after every wake-up, besides the readers (deadman waiters). */
   readonly wakeListeners = new Set<() => void>();
 
+  /** Another process woke us: every reader that wants messages looks at its ring. */
   private readonly onWake = (): void => {
     for (const l of [...this.wakeListeners]) l();
     for (const t of this.topics.values()) {

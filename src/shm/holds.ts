@@ -9,18 +9,17 @@ import {
   C_NEXT_HI,
   C_NEXT_LO,
   C_PID,
-  C_START,
   C_WRITER_WAITING,
-  H_SLOTS,
   H_WRITERS_WAITING,
-  SLOT_BYTES,
   SLOT_COUNT,
+  slotStart,
+  slotWord,
 } from "./layout.js";
 import { isAliveCached } from "./processes.js";
 import type { MappedFile } from "./shm-file.js";
 
 const TWO32 = 2 ** 32;
-const word = (slot: number, field: number) => (H_SLOTS + slot * SLOT_BYTES + field) / 4;
+const word = slotWord;
 
 /** Publishes where this process's holding readers of `file` are (`next`: lowest next seq; 0: none hold). */
 export function setReaderPosition(file: MappedFile, slot: number, next: number, holds: boolean): void {
@@ -44,7 +43,7 @@ export function holdFloor(file: MappedFile): number {
     if (pid <= 0) continue;
     const next = Atomics.load(u32, word(s, C_NEXT_LO)) + Atomics.load(u32, word(s, C_NEXT_HI)) * TWO32;
     if (next >= floor) continue;
-    if (!isAliveCached(pid, f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!, now)) continue;
+    if (!isAliveCached(pid, f64[slotStart(s)]!, now)) continue;
     floor = next;
   }
   return floor;
@@ -77,7 +76,7 @@ export function takeWaitingWriters(file: MappedFile): { pid: number; start: numb
     Atomics.sub(i32, H_WRITERS_WAITING / 4, 1);
     out.push({
       pid: Atomics.load(i32, word(s, C_PID)),
-      start: f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!,
+      start: f64[slotStart(s)]!,
     });
   }
   return out;

@@ -28,7 +28,8 @@
  *
  * Consumer slot: 0 i32 pid (0: free), 4 i32 sleeping, 8 f64 process start time (/proc/PID/stat field 22),
  * 16 u32×2 next seq its readers read, 24 i32 holds (1: writers must not evict from that seq on), 28 i32
- * writer waiting (1: this process has messages held back until readers move on).
+ * writer waiting (1: this process has messages held back until readers move on), 32 u32×3 (variable files)
+ * the pointers the process holds on the variable per policy: request, lazy, poll.
  *
  * Packet (at an 8-byte aligned ring offset): 0 u32 size (multiple of 8), 4 u32 kind (1 message, 2 pad:
  * the rest of the ring is unused, continue at offset 0), 8 u32×2 seq, 16 f64 time, 24 u32 meta length,
@@ -42,6 +43,8 @@ export const KIND_RPC = 2;
 export const KIND_INBOX = 3;
 /** A deadman token: no ring; the ring's first bytes hold the holder (deadman.ts). */
 export const KIND_DEADMAN = 4;
+/** A shared variable: no ring; two value buffers where a topic's ring would be (var-file.ts). */
+export const KIND_VAR = 5;
 export const HEADER_BYTES = 4096;
 
 // Header word offsets (bytes).
@@ -85,6 +88,12 @@ export const C_NEXT_LO = 16;
 export const C_NEXT_HI = 20;
 export const C_HOLDS = 24;
 export const C_WRITER_WAITING = 28;
+/** The i32/u32 index of `field` (a byte offset within a slot) of consumer slot `slot`. */
+export const slotWord = (slot: number, field: number): number => (H_SLOTS + slot * SLOT_BYTES + field) / 4;
+/** The f64 index of slot `slot`'s process start time. */
+export const slotStart = (slot: number): number => (H_SLOTS + slot * SLOT_BYTES + C_START) / 8;
+/** Shared variables: the pointers this slot's process holds, per policy (u32 × 3: request, lazy, poll). */
+export const C_REFS = 32;
 
 // Packet.
 export const P_SIZE = 0;

@@ -15,9 +15,9 @@
  * - Readers read the state as a seqlock: generation, block, generation again; retry if it changed.
  */
 import { EzipcError } from "../errors.js";
+import { lockFile, unlockFile } from "./file-lock.js";
 import {
   H_GEN,
-  H_MUTEX,
   H_STATE,
   HEADER_BYTES,
   KIND_MESSAGE,
@@ -41,14 +41,10 @@ import {
   S_USED,
   STATE_BYTES,
 } from "./layout.js";
-import { shmNative } from "./native.js";
 import { type PacketSource, SinglePacket } from "./packed.js";
 import type { MappedFile } from "./shm-file.js";
 
 const TWO32 = 2 ** 32;
-/** How long a writer waits for the mutex before failing (a live holder only holds it for one append). */
-export const LOCK_TIMEOUT_MS = 5_000;
-
 /** A committed state of the ring (seqs as numbers: exact up to 2^53). */
 export interface RingState {
   /** The seq the next message gets. */
@@ -198,25 +194,11 @@ export class TopicRing {
 
   /** Takes the writers' mutex; returns true if its last holder had died holding it. */
   private lock(): boolean {
-    const native = shmNative();
-    const r = native.mutexLock(this.file.ab, H_MUTEX, LOCK_TIMEOUT_MS);
-    if (r === 0) return false;
-    if (r === native.EOWNERDEAD) {
-      // The committed state is whole by construction: nothing to repair but the mutex itself.
-      native.mutexConsistent(this.file.ab, H_MUTEX);
-      return true;
-    }
-    if (r === native.ETIMEDOUT) {
-      throw new EzipcError(
-        "EZIPC_TIMEOUT",
-        `${this.file.path}: the writers' lock was held for over ${LOCK_TIMEOUT_MS} ms by a live process`,
-      );
-    }
-    throw new EzipcError("EZIPC_SHM_BAD_FILE", `${this.file.path}: the writers' lock is unusable (${r})`);
+    return lockFile(this.file);
   }
 
   private unlock(): void {
-    shmNative().mutexUnlock(this.file.ab, H_MUTEX);
+    unlockFile(this.file);
   }
 
   /** Largest packet a ring takes: a quarter of it, so a full ring always holds several. */

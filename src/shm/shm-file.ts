@@ -14,6 +14,7 @@ import {
   mkdirSync,
   openSync,
   readSync,
+  renameSync,
   unlinkSync,
 } from "node:fs";
 import path from "node:path";
@@ -145,6 +146,68 @@ export function openShmFile(file: string, kind: number): MappedFile {
   }
 }
 
+/** What a new file is made of. `init` writes its kind-specific header before anybody can open it. */
+export interface NewShmFile {
+  kind: number;
+  ringBytes: number;
+  maxCount: number;
+  mode: number;
+  claims?: number;
+  init?: (m: MappedFile) => void;
+}
+
+/**
+ * Creates `file` complete: written under a temporary name, then hard-linked to its name (`replace`: renamed
+ * over it, atomically replacing what was there). Returns null if the file exists (never with `replace`).
+ */
+export function createShmFile(file: string, spec: NewShmFile, replace = false): MappedFile | null {
+  const claims = spec.claims ?? 0;
+  let ringBytes = spec.ringBytes;
+  if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES) {
+    throw new RangeError(`ringBytes must be an integer in ${MIN_RING_BYTES}..${MAX_RING_BYTES}`);
+  }
+  ringBytes = (ringBytes + 7) & ~7;
+  const native = shmNative();
+  const tmp = path.join(path.dirname(file), `.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`);
+  const fd = openSync(tmp, "wx+", spec.mode);
+  let linked = false;
+  try {
+    const size = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;
+    ftruncateSync(fd, size);
+    const m = mapFd(fd, file, size, ringBytes, spec.maxCount, claims);
+    m.u32[H_CLAIMS / 4] = claims;
+    m.u32[H_MAGIC / 4] = MAGIC;
+    m.u32[H_VERSION / 4] = VERSION;
+    m.u32[H_KIND / 4] = spec.kind;
+    m.u32[H_HEADER_BYTES / 4] = HEADER_BYTES;
+    m.u32[H_RING_BYTES / 4] = ringBytes;
+    m.u32[H_MAX_COUNT / 4] = spec.maxCount;
+    m.f64[H_CREATED / 8] = Date.now();
+    native.mutexInit(m.ab, H_MUTEX);
+    for (const block of [0, 1]) {
+      const b = (H_STATE + block * STATE_BYTES) / 4;
+      m.u32[b + S_NEXT_LO / 4] = 1; // the first message is seq 1; an empty ring has tail seq = next seq
+      m.u32[b + S_TAIL_SEQ_LO / 4] = 1;
+    }
+    spec.init?.(m);
+    if (replace) {
+      renameSync(tmp, file);
+      linked = true;
+      return m;
+    }
+    try {
+      linkSync(tmp, file);
+      return m;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      return null;
+    }
+  } finally {
+    closeSync(fd);
+    if (!linked) unlinkSync(tmp);
+  }
+}
+
 /**
  * Opens `file`, creating it first (with `ringBytes` of ring, `maxCount`, `mode`) if it does not exist.
  * Of processes racing to create one file, exactly one creates it; the others open that one.
@@ -162,40 +225,7 @@ export function openOrCreateShmFile(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
-  if (!Number.isInteger(ringBytes) || ringBytes < MIN_RING_BYTES || ringBytes > MAX_RING_BYTES) {
-    throw new RangeError(`ringBytes must be an integer in ${MIN_RING_BYTES}..${MAX_RING_BYTES}`);
-  }
-  ringBytes = (ringBytes + 7) & ~7;
-  const native = shmNative();
-  const tmp = path.join(path.dirname(file), `.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`);
-  const fd = openSync(tmp, "wx+", mode);
-  try {
-    const size = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;
-    ftruncateSync(fd, size);
-    const m = mapFd(fd, file, size, ringBytes, maxCount, claims);
-    m.u32[H_CLAIMS / 4] = claims;
-    m.u32[H_MAGIC / 4] = MAGIC;
-    m.u32[H_VERSION / 4] = VERSION;
-    m.u32[H_KIND / 4] = kind;
-    m.u32[H_HEADER_BYTES / 4] = HEADER_BYTES;
-    m.u32[H_RING_BYTES / 4] = ringBytes;
-    m.u32[H_MAX_COUNT / 4] = maxCount;
-    m.f64[H_CREATED / 8] = Date.now();
-    native.mutexInit(m.ab, H_MUTEX);
-    for (const block of [0, 1]) {
-      const b = (H_STATE + block * STATE_BYTES) / 4;
-      m.u32[b + S_NEXT_LO / 4] = 1; // the first message is seq 1; an empty ring has tail seq = next seq
-      m.u32[b + S_TAIL_SEQ_LO / 4] = 1;
-    }
-    try {
-      linkSync(tmp, file);
-      return m;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-    }
-  } finally {
-    closeSync(fd);
-    unlinkSync(tmp);
-  }
-  return openShmFile(file, kind); // another process created it first
+  return (
+    createShmFile(file, { kind, ringBytes, maxCount, mode, claims }) ?? openShmFile(file, kind) // another process created it first
+  );
 }

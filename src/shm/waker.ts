@@ -22,14 +22,14 @@ import {
   C_NEXT_HI,
   C_NEXT_LO,
   C_PID,
+  C_REFS,
   C_SLEEPING,
-  C_START,
   C_WRITER_WAITING,
   H_SLEEPERS,
-  H_SLOTS,
   H_WRITERS_WAITING,
-  SLOT_BYTES,
   SLOT_COUNT,
+  slotStart,
+  slotWord,
 } from "./layout.js";
 import { type Poller, shmNative } from "./native.js";
 import { isAlive, isAliveCached, processExists, SELF_START } from "./processes.js";
@@ -40,8 +40,6 @@ const WAKE_BYTE = Buffer.from([1]);
 export function fifoName(pid: number, start: number): string {
   return `.wake.${pid}.${start}`;
 }
-
-const slotWord = (slot: number, field: number) => (H_SLOTS + slot * SLOT_BYTES + field) / 4;
 
 /**
  * This process's wake-up pipe in one namespace, and the writer side of everyone else's. One per process
@@ -131,14 +129,15 @@ export class Waker {
         if (pid !== 0) {
           // Claimed (negative: being claimed): free it only if its process is gone.
           if (pass === 0) continue;
-          const start = f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!;
+          const start = f64[slotStart(s)]!;
           if (isAlive(Math.abs(pid), start) || (pid < 0 && processExists(-pid))) continue;
         }
         // Claim in two steps so that nobody reads our pid beside a stale start time.
         if (Atomics.compareExchange(i32, pidAt, pid, -process.pid) !== pid) continue;
-        f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8] = SELF_START;
+        f64[slotStart(s)] = SELF_START;
         file.u32[slotWord(s, C_NEXT_LO)] = 0;
         file.u32[slotWord(s, C_NEXT_HI)] = 0;
+        for (let p = 0; p < 3; p++) Atomics.store(i32, slotWord(s, C_REFS) + p, 0);
         Atomics.store(i32, slotWord(s, C_HOLDS), 0);
         if (Atomics.compareExchange(i32, slotWord(s, C_WRITER_WAITING), 1, 0) === 1) {
           Atomics.sub(i32, H_WRITERS_WAITING / 4, 1);
@@ -196,7 +195,7 @@ export class Waker {
       if (pid <= 0) continue;
       if (readersOnly && file.u32[slotWord(s, C_NEXT_LO)] === 0 && file.u32[slotWord(s, C_NEXT_HI)] === 0)
         continue;
-      const start = file.f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!;
+      const start = file.f64[slotStart(s)]!;
       if (exact ? isAlive(pid, start) : isAliveCached(pid, start)) n++;
     }
     return n;
@@ -215,7 +214,7 @@ export class Waker {
       Atomics.sub(i32, H_SLEEPERS / 4, 1);
       const pid = Atomics.load(i32, slotWord(s, C_PID));
       if (pid <= 0) continue;
-      const start = f64[(H_SLOTS + s * SLOT_BYTES + C_START) / 8]!;
+      const start = f64[slotStart(s)]!;
       const poked: boolean = pid === lastPid ? lastOk : this.poke(pid, start);
       lastPid = pid;
       lastOk = poked;

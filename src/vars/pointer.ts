@@ -85,6 +85,12 @@ export interface PointerHost {
     expect?: number,
   ): Promise<{ ok: boolean; version: number }>;
   release(ptr: IpcPtr<SyncPolicy, unknown>, state: KeyState, policy: number): void;
+  /**
+   * Brings the local copy up to date before it is read, where the client can do that synchronously
+   * (shared memory: a look at the value's generation, a copy only when it changed). Hub clients have none:
+   * their copy is brought up to date by the hub's pushes.
+   */
+  refresh?(state: KeyState): void;
 }
 
 export interface IpcPtrEvents {
@@ -190,6 +196,7 @@ export class IpcPtr<P extends SyncPolicy, T = Uint8Array> extends EventEmitter<I
   readVersioned(): ReadResult<P, Versioned> {
     this.check();
     const s = this.state;
+    if (s.policy === 2) this.host.refresh?.(s);
     if (this.policyIndex === 2)
       return { data: s.data!, version: s.version } as unknown as ReadResult<P, Versioned>;
     if (s.data && (s.policy === 2 || s.fresh)) {

@@ -38,8 +38,9 @@ export class ChildClient {
     this.exited = new Promise((resolve) => child.once("exit", (code) => resolve(code)));
   }
 
-  static async start(url: string, name: string): Promise<ChildClient> {
-    const child = spawn(process.execPath, [fixture("hub-client.js"), url, name], {
+  static async start(url: string, name: string, options?: object): Promise<ChildClient> {
+    const args = [fixture("hub-client.js"), url, name, ...(options ? [JSON.stringify(options)] : [])];
+    const child = spawn(process.execPath, args, {
       stdio: ["pipe", "pipe", "inherit"],
     });
     const c = new ChildClient(child);

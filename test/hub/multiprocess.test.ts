@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { connect, Hub, type SyncPolicy } from "../../src/index.js";
+import { connect, Hub } from "../../src/index.js";
 import { tempDir, within } from "../helpers.js";
 import { ChildClient } from "./child-client.js";
 import { startCliHub } from "./hubs.js";
@@ -38,39 +38,8 @@ describe("hub with clients in separate processes", () => {
     await hub.close();
   });
 
-  const combos: [SyncPolicy, SyncPolicy, SyncPolicy][] = [
-    ["request", "request", "request"],
-    ["lazy", "lazy", "lazy"],
-    ["poll", "poll", "poll"],
-    ["request", "lazy", "lazy"],
-    ["request", "poll", "poll"],
-    ["lazy", "poll", "poll"],
-    ["lazy", "request", "request"],
-    ["poll", "request", "request"],
-    ["poll", "lazy", "lazy"],
-  ];
-  for (const policies of combos) {
-    it(`3 processes increment one counter under ${policies.join("/")}: values and versions agree`, async () => {
-      const key = `counter.${policies.join("-")}`;
-      const n = 25;
-      await children[0]!.cmd("allocate", { key, size: 4, policy: policies[0] });
-      await children[1]!.cmd("watch", { key, policy: policies[1] });
-      await children[2]!.cmd("watch", { key, policy: policies[2] });
-      await Promise.all(children.map((c) => c.cmd("increment", { key, n })));
-      const finalVersion = 1 + 3 * n;
-      assert.equal(hub.peek(key)!.version, finalVersion);
-      assert.equal(hub.peek(key)!.data.readUInt32LE(0), 3 * n);
-      const reads = await Promise.all(
-        children.map(async (c, i) => {
-          if (policies[i] !== "request") await c.cmd("waitVersion", { key, n: finalVersion });
-          return c.cmd<{ value: number; version: number }>("read", { key });
-        }),
-      );
-      for (const r of reads)
-        assert.deepEqual({ value: r.value, version: r.version }, { value: 3 * n, version: finalVersion });
-      await Promise.all(children.map((c) => c.cmd("dispose", { key })));
-    });
-  }
+  // The 3-process counters under every policy combination and the allocate race run on both backends in
+  // test/vars/vars-processes.test.ts.
 
   it("a publisher and 3 subscribers in separate processes: every subscriber gets everything in order", async () => {
     const n = 5_000;
@@ -90,24 +59,6 @@ describe("hub with clients in separate processes", () => {
     } finally {
       await publisher.exit();
     }
-  });
-
-  it("5 processes race to allocate one key: exactly one wins", async () => {
-    const racers = [...children, await ChildClient.start(url, "p3"), await ChildClient.start(url, "p4")];
-    try {
-      const results = await Promise.allSettled(
-        racers.map((c) => c.cmd("allocate", { key: "race", size: 8, policy: "poll" })),
-      );
-      const won = results.filter((r) => r.status === "fulfilled");
-      const lost = results.filter((r) => r.status === "rejected") as PromiseRejectedResult[];
-      assert.equal(won.length, 1);
-      assert.equal(lost.length, 4);
-      for (const l of lost) assert.equal((l.reason as { code: string }).code, "EZIPC_KEY_EXISTS");
-      assert.equal(hub.peek("race")!.refcount, 1);
-    } finally {
-      await Promise.all(racers.slice(3).map((c) => c.exit()));
-    }
-    for (const c of children) await c.cmd("dispose", { key: "race" }).catch(() => {});
   });
 
   it("kill -9 of a holder: released after its reconnect window, then grace, then invalidated; watch revives during grace", async () => {
