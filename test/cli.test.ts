@@ -160,7 +160,7 @@ describe("ezipc CLI", () => {
     }
   });
 
-  it("pub, sub, ls, req and reply over shared memory (--url shm:///NAME), with no hub", async () => {
+  it("set, get, ls, pub, sub, req and reply over shared memory (--url shm:///NAME), with no hub", async () => {
     const name = `test-cli-${process.pid}`;
     const url = `shm:///${name}`;
     const ez = (...args: string[]) => run(process.execPath, [cli, ...args, "--url", url]);
@@ -169,9 +169,15 @@ describe("ezipc CLI", () => {
       assert.equal((await ez("pub", "news", "second")).stdout.trim(), "news seq 2");
       const subbed = await ez("sub", "news", "--init", "oldest", "-n", "2");
       assert.deepEqual(subbed.stdout.trim().split("\n"), ["news #1 first", "news #2 second"]);
+      assert.equal((await ez("set", "greeting", "hello")).stdout.trim(), "greeting version 2");
+      assert.equal((await ez("get", "greeting")).stdout.trim(), "hello");
+      assert.equal((await ez("set", "greeting", "j", "--offset", "0")).stdout.trim(), "greeting version 3");
+      assert.equal((await ez("get", "greeting")).stdout.trim(), "jello");
       const table = (await ez("ls")).stdout.trim().split("\n");
-      assert.match(table[0]!, /^TOPIC\s+MESSAGES/);
-      assert.match(table[1]!, /^news\s+2\s+\d+\s+1\s+2\s+0\s+no$/);
+      assert.match(table[0]!, /^KEY\s+KIND/);
+      assert.match(table[1]!, /^greeting\s+bytes\s+5\s+3\s+0\s+persistent\s+-$/);
+      assert.match(table[3]!, /^TOPIC\s+MESSAGES/);
+      assert.match(table[4]!, /^news\s+2\s+\d+\s+1\s+2\s+0\s+no$/);
       const replier = spawn(process.execPath, [cli, "reply", "echo.svc", "--url", url], {
         stdio: ["ignore", "pipe", "inherit"],
       });

@@ -76,8 +76,8 @@ async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Pro
 }
 
 /**
- * A client for the messaging commands: a hub client, or a shared-memory client for `shm://` URLs (pub,
- * sub, req, reply and the topics of ls work on both).
+ * A client for the commands both backends serve: a hub client, or a shared-memory client for `shm://` URLs
+ * (ls, get, set, watch, pub, sub, req, reply).
  */
 async function messagingClient(
   url: string,
@@ -229,17 +229,10 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--all", "include the hub's own $hub.… topics")
     .action(async (glob: string, o: { url: string; json?: boolean; all?: boolean }) => {
       const match = globMatcher(glob);
-      const shm = o.url.startsWith("shm:");
-      // Over shm:// there are no shared variables yet: topics only.
-      const { keys, topics } = shm
-        ? await withMessaging(o.url, async (c) => ({
-            keys: [] as Awaited<ReturnType<HubClient["list"]>>,
-            topics: (await c.topics()).filter((t) => match(t.name)),
-          }))
-        : await withClient(o.url, async (c) => ({
-            keys: await c.list(glob),
-            topics: (await c.topics()).filter((t) => match(t.name) && (o.all || !t.name.startsWith("$hub."))),
-          }));
+      const { keys, topics } = await withMessaging(o.url, async (c) => ({
+        keys: await c.list(glob),
+        topics: (await c.topics()).filter((t) => match(t.name) && (o.all || !t.name.startsWith("$hub."))),
+      }));
       if (o.json) {
         const bigints = (_: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
         process.stdout.write(`${JSON.stringify({ keys, topics }, bigints, 2)}\n`);
@@ -257,7 +250,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           k.holders.map((h) => `${h.client}(${h.request}/${h.lazy}/${h.poll})`).join(" ") || "-",
         ]);
       }
-      if (!shm) printTable(keyRows);
+      if (keys.length > 0 || topics.length === 0) printTable(keyRows);
       if (topics.length === 0) return;
       const topicRows = [["TOPIC", "MESSAGES", "BYTES", "FIRST", "LAST", "SUBSCRIBERS", "PERSIST"]];
       for (const t of topics) {
@@ -271,7 +264,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           t.persist ? "yes" : "no",
         ]);
       }
-      if (!shm) process.stdout.write("\n");
+      if (keys.length > 0) process.stdout.write("\n");
       printTable(topicRows);
     });
 
@@ -282,7 +275,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option(...urlOption)
     .option("-f, --format <format>", "auto, hex, utf8, json or base64", parseFormat, "auto" as Format)
     .action(async (key: string, o: { url: string; format: Format }) => {
-      const v = await withClient(o.url, (c) => c.peek(key));
+      const v = await withMessaging(o.url, (c) => c.peek(key));
       if (!v) throw new EzipcError("EZIPC_KEY_NOT_FOUND", `no key ${key}`);
       process.stdout.write(`${formatValue(v.kind, v.data, o.format)}\n`);
     });
@@ -304,7 +297,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         value: string,
         o: { url: string; hex?: boolean; json?: boolean; offset?: number },
       ) => {
-        const version = await withClient(o.url, async (c) => {
+        const version = await withMessaging(o.url, async (c) => {
           const existing = await c.peek(key);
           if (o.json || existing?.kind === "json") {
             let doc: unknown;
@@ -359,7 +352,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option(...urlOption)
     .option("-f, --format <format>", "auto, hex, utf8, json or base64", parseFormat, "auto" as Format)
     .action(async (key: string, o: { url: string; format: Format }) => {
-      const client = await connect(o.url, { name: `ezipc-watch:${process.pid}`, ...cliSecurity() });
+      const client = await messagingClient(o.url, `ezipc-watch:${process.pid}`);
       const ptr = await client.watch(key, "poll");
       if (!ptr) {
         await client.close();
