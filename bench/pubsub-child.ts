@@ -1,7 +1,8 @@
 /**
  * Pub/sub and RPC benchmark roles, each run as its own process by `pubsub-bench.ts`. `SYS` is `ez` (the
  * ezipc hub) or `nats` (a local nats-server with the nats npm client).
- *   hub URL                              run a hub (large history, for replays); print "ready URL"
+ *   hub URL [SHM_URL]                    run a hub with its defaults (with SHM_URL: bridging that shm://
+ *                                        namespace); print "ready URL"
  *   SYS-sub URL TOPIC N SUBS             SUBS subscribers; print "ready", then JSON once each got N
  *   SYS-pub URL TOPIC N SIZE             N messages of SIZE bytes, fire-and-forget; print JSON {seconds}
  *   SYS-reply URL TOPIC [spin]           an echo responder; print "ready" (ez, shm://, "spin": polling)
@@ -15,7 +16,7 @@
  */
 import net from "node:net";
 import { connect as natsConnect } from "nats";
-import { connect, Hub } from "../src/index.js";
+import { connect, Hub, shmBridge } from "../src/index.js";
 import { listenOn, rawConnect, rawFrame, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
 
@@ -90,7 +91,11 @@ function counting(
 switch (role) {
   case "hub": {
     // The defaults a user gets (16 MiB per topic, 256 MiB in all, publishers held for lagging subscribers).
-    const hub = await Hub.listen({ urls: [url], heartbeatIntervalMs: 0 });
+    const hub = await Hub.listen({
+      urls: [url],
+      heartbeatIntervalMs: 0,
+      bridge: topic ? shmBridge(topic, { scanMs: 100 }) : undefined,
+    });
     console.log(`ready ${hub.urls[0]}`);
     process.once("SIGINT", () => process.exit(0));
     break;

@@ -174,6 +174,48 @@ async function pollReadNs(url: string, n: number): Promise<{ unchanged: number; 
   }
 }
 
+/**
+ * Deliveries/s from a publisher to a subscriber over TCP through a hub: the publisher on the hub directly,
+ * or in a shm:// namespace that the hub bridges (`bridged`).
+ */
+export async function throughHub(n: number, size: number, bridged: boolean): Promise<number> {
+  const topic = `bench.b${seq++}`;
+  return withNamespace(async (shmUrl) => {
+    let pubUrl = "";
+    if (bridged) {
+      // The topic exists before the bridge starts: it is bridged from its first message on.
+      const c = await connect(shmUrl as `shm:${string}`, { name: "setup" });
+      await c.configureTopic(topic, {});
+      await c.close();
+    }
+    return withServer(
+      pubsubScript,
+      ["hub", freeUrl("tcp", seq++), ...(bridged ? [shmUrl] : [])],
+      async (hubUrl) => {
+        pubUrl = bridged ? shmUrl : hubUrl;
+        if (bridged) {
+          const probe = await connect(hubUrl, { name: "probe", reconnect: false });
+          try {
+            for (let i = 0; i < 1000 && (await probe.topics(topic)).length === 0; i++)
+              await new Promise((r) => setTimeout(r, 10));
+          } finally {
+            await probe.close();
+          }
+        }
+        const sub = await runRole(pubsubScript, ["ez-sub", hubUrl, topic, String(n), "1"]);
+        const result = collect(sub.proc);
+        await runRole(pubsubScript, ["ez-pub", pubUrl, topic, String(n), String(size)]);
+        const r = JSON.parse((await result).trim().split("\n").at(-1)!) as {
+          deliveries: number;
+          firstWallMs: number;
+          lastWallMs: number;
+        };
+        return r.deliveries / ((r.lastWallMs - r.firstWallMs) / 1000);
+      },
+    );
+  });
+}
+
 /** ms from killing a process that holds a topic's writers' lock to another writer's append completing. */
 async function recovery(): Promise<number> {
   const dir = namespaceDir(`bench-lock-${process.pid}`);
@@ -322,6 +364,29 @@ export async function shmBench(quick: boolean): Promise<string[]> {
 
   lines.push("");
   lines.push(...(await varsBench(quick, runs)));
+
+  lines.push("");
+  lines.push(
+    `### The hub bridging shm://: publisher → hub → subscriber over tcp:// (deliveries/s), medians of ${runs}`,
+  );
+  lines.push("");
+  lines.push(
+    "| payload | publisher on the hub (baseline) | publisher in shm://, bridged | bridged / direct |",
+  );
+  lines.push("|---|---:|---:|---:|");
+  for (const size of [64, 1024]) {
+    const n = quick ? 20_000 : size === 64 ? 300_000 : 100_000;
+    const direct: number[] = [];
+    const bridged: number[] = [];
+    for (let r = 0; r < runs; r++) {
+      direct.push(await throughHub(n, size, false));
+      bridged.push(await throughHub(n, size, true));
+    }
+    const d = median(direct);
+    const b = median(bridged);
+    lines.push(`| ${size === 64 ? "64 B" : "1 KiB"} | ${fmt(d)} | ${fmt(b)} | ${(b / d).toFixed(2)}× |`);
+    process.stderr.write(`${lines.at(-1)}\n`);
+  }
 
   const rec: number[] = [];
   for (let r = 0; r < (quick ? 3 : 9); r++) rec.push(await recovery());

@@ -35,10 +35,11 @@ export const ErrorCodes = {
   EZIPC_KEY_DISPOSED:
     "The key existed and has been invalidated (its last pointer released and the grace over).",
   EZIPC_BAD_REQUEST: "A request the hub cannot apply: wrong block kind, out-of-range write, invalid JSON.",
-  EZIPC_BLOCK_TOO_LARGE: "A block would be larger than the hub's maxBlockBytes.",
+  EZIPC_BLOCK_TOO_LARGE: "A block would be larger than maxBlockBytes (the hub's, or a shm:// client's).",
   EZIPC_TOO_MANY_KEYS: "The hub already holds its maximum number of keys.",
   EZIPC_HUB_FULL: "The hub's blocks would exceed its maxTotalBytes.",
-  EZIPC_TOO_MANY_POINTERS: "This client already holds its maximum number of pointers.",
+  EZIPC_TOO_MANY_POINTERS:
+    "This client already holds its maximum number of pointers (shm://: 60 processes already hold the key).",
   EZIPC_PERMISSION_DENIED: "The hub does not let this client do that (e.g. create persistent keys).",
   EZIPC_TIMEOUT: "A request got no reply within its timeout.",
   EZIPC_STORE: "The hub's persistent store failed (cannot open, read or write).",

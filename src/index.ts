@@ -4,6 +4,15 @@
  * This file is the whole public surface: every export is listed by name.
  */
 
+export {
+  BRIDGED_HEADER,
+  BRIDGED_SEQ_HEADER,
+  Bridge,
+  type BridgeCounters,
+  type BridgeOptions,
+  ORIGIN_HEADER,
+  shmBridge,
+} from "./bridge/bridge.js";
 // codec
 export {
   type ArrayType,
@@ -49,6 +58,7 @@ export {
   type Gap,
   HUB_PROTOCOL_VERSION,
   Hub,
+  type HubBridge,
   HubClient,
   type HubClientEvents,
   type HubEvents,

@@ -34,6 +34,7 @@ const LAYER: Record<string, number> = {
   "shm-client": 10,
   connect: 11,
   apps: 12,
+  bridge: 12,
   cli: 13,
   index: 14,
 };

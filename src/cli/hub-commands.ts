@@ -4,6 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
+import { Bridge, checkBridgeUrl, shmBridge } from "../bridge/bridge.js";
 import { type ClientSecurity, type ConnectOptions, connect, type HubClient } from "../client/client.js";
 import { connect as connectAny, type MessagingClient } from "../connect.js";
 import { EzipcError } from "../errors.js";
@@ -146,6 +147,10 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
       nonNegativeInt,
       5_000,
     )
+    .option(
+      "--bridge <shm-url>",
+      "bridge this shared-memory namespace (shm:// or shm:///NAME): its topics and keys appear on the hub, and network clients' publishes and writes on those names appear in shared memory",
+    )
     .action(
       async (
         urls: string[],
@@ -164,9 +169,11 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           key?: string;
           clients?: string;
           holdPublishersMs: number;
+          bridge?: string;
         },
       ) => {
         if (o.clients && !o.key) throw new Error("--clients needs --key");
+        if (o.bridge) checkBridgeUrl(o.bridge);
         const security = o.key
           ? {
               staticKey: loadOrCreateKeyFile(o.key),
@@ -189,6 +196,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           handshakeTimeoutMs: o.handshakeTimeoutMs,
           holdPublishersMs: o.holdPublishersMs,
           security,
+          bridge: o.bridge ? shmBridge(o.bridge) : undefined,
         });
         const s = hub.stats();
         if (security) {
@@ -196,7 +204,10 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
             `secure: hub key ${security.staticKey.publicKey.toString("base64")} (${security.clients.length ? `${security.clients.length} allowed clients` : "any client with a key"})\n`,
           );
         }
-        for (const url of hub.urls) process.stdout.write(`hub listening on ${url}\n`);
+        for (const url of hub.urls) {
+          if (!url.startsWith("memory:")) process.stdout.write(`hub listening on ${url}\n`);
+        }
+        if (o.bridge) process.stdout.write(`bridging ${o.bridge}\n`);
         process.stdout.write(
           o.data
             ? `store: sqlite ${(store as SqliteStore).file} (${s.persistentKeys} persistent ${s.persistentKeys === 1 ? "key" : "keys"})\n`
@@ -211,6 +222,34 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         process.once("SIGTERM", () => void stop("SIGTERM"));
       },
     );
+
+  program
+    .command("bridge")
+    .description(
+      "bridge a shared-memory namespace to a running hub (as `serve --bridge`, in its own process): topics and keys both ways, resuming where it stopped",
+    )
+    .argument("<shm-url>", "the namespace: shm:// or shm:///NAME")
+    .option(...urlOption)
+    .option("--topics <glob>", "topics to bridge", "*")
+    .option("--keys <glob>", "keys to bridge", "*")
+    .option("--name <name>", "names its checkpoint file in the namespace", "bridge")
+    .action(async (shmUrl: string, o: { url: string; topics: string; keys: string; name: string }) => {
+      checkBridgeUrl(shmUrl);
+      const bridge = await Bridge.start(o.url, shmUrl, {
+        topics: o.topics,
+        keys: o.keys,
+        name: o.name,
+        hub: { ...cliSecurity() },
+      });
+      process.stdout.write(`bridging ${shmUrl} to ${o.url}\n`);
+      const stop = async (signal: string) => {
+        process.stdout.write(`${signal}: closing\n`);
+        await bridge.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", () => void stop("SIGINT"));
+      process.once("SIGTERM", () => void stop("SIGTERM"));
+    });
 
   program
     .command("keygen")

@@ -36,8 +36,19 @@ import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
 
 const NO_BYTES = new Uint8Array(0);
 
+/**
+ * Something the hub runs beside itself in its process and stops when it closes: the shared-memory bridge
+ * (`shmBridge("shm:///NAME")` from src/bridge/). `start` gets the URL of a private in-process listener of
+ * the hub whose connections skip encryption and per-client permissions (only this process can dial it).
+ */
+export interface HubBridge {
+  start(hubUrl: string): Promise<{ close(): Promise<void> }>;
+}
+
 /** Options of {@link Hub.listen}. Connection options apply to every accepted connection. */
 export interface HubOptions extends VarsOptions, PubSubOptions, RpcOptions, ConnectionOptions {
+  /** A bridge run beside the hub (see {@link HubBridge}): e.g. `shmBridge("shm:///robot")`. */
+  bridge?: HubBridge;
   /** Addresses to listen on, e.g. `["tcp://127.0.0.1:7700", "unix:///tmp/ezipc.sock"]`. */
   urls: string[];
   /** Name sent to clients in `welcome`. Default `ezipc-hub`. */
@@ -158,6 +169,9 @@ export class Hub extends EventEmitter<HubEvents> {
   };
   private readonly reconnectWindowMs: number;
   private readonly handshakeTimeoutMs: number;
+  /** Connections of the private in-process listener (the bridge): no permission checks. */
+  private readonly trusted = new WeakSet<Connection>();
+  private bridge: { close(): Promise<void> } | null = null;
 
   private constructor(private readonly options: HubOptions) {
     super();
@@ -168,7 +182,9 @@ export class Hub extends EventEmitter<HubEvents> {
     const policy = new AccessPolicy(options.security?.clients ?? []);
     const restricted = (options.security?.clients ?? []).some((c) => c.allow);
     this.access = restricted
-      ? (conn, op, subject) => policy.check(conn.peer?.name ?? null, op, subject)
+      ? (conn, op, subject) => {
+          if (!this.trusted.has(conn)) policy.check(conn.peer?.name ?? null, op, subject);
+        }
       : undefined;
     this.rpc = new Rpc(options, this.protocol);
     this.deadmen = new Deadmen(this.protocol);
@@ -217,6 +233,16 @@ export class Hub extends EventEmitter<HubEvents> {
         hub.servers.push(listener);
         hub.urls.push(listener.url);
         listener.on("connection", (conn) => hub.accept(conn));
+      }
+      if (options.bridge) {
+        // A private listener for the bridge: in-process only (memory://), plain, trusted.
+        const internal = await listen(`memory://ezipc-bridge-${randomBytes(12).toString("hex")}`, options);
+        hub.servers.push(internal);
+        internal.on("connection", (conn) => {
+          hub.trusted.add(conn);
+          hub.accept(conn);
+        });
+        hub.bridge = await options.bridge.start(internal.url);
       }
     } catch (err) {
       await hub.close();
@@ -291,6 +317,9 @@ export class Hub extends EventEmitter<HubEvents> {
    */
   async close(): Promise<void> {
     if (this.closing) return;
+    await this.bridge
+      ?.close()
+      .catch((err) => log("warn", "hub", "the bridge did not close cleanly", { error: err }));
     this.closing = true;
     await Promise.all(this.servers.map((l) => l.close().catch(() => {})));
     for (const c of this.clients.values()) if (c.windowTimer) clearTimeout(c.windowTimer);

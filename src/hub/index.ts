@@ -62,4 +62,11 @@ export {
 } from "../vars/pointer.js";
 export { POLICIES, type SyncPolicy } from "../vars/vars-messages.js";
 export { hubMessages } from "../wire/hub-protocol.js";
-export { Hub, type HubEvents, type HubOptions, type HubSecurity, type HubStats } from "./hub.js";
+export {
+  Hub,
+  type HubBridge,
+  type HubEvents,
+  type HubOptions,
+  type HubSecurity,
+  type HubStats,
+} from "./hub.js";

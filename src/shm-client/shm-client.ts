@@ -133,6 +133,16 @@ export class ShmClient extends EventEmitter {
     return this.vars.config(key, options);
   }
 
+  /** @internal A poll pointer that holds no reference (the hub bridge's view of a key); null if none. */
+  observe(key: string): Promise<IpcPtr<"poll", unknown> | null> {
+    return this.vars.observe(key);
+  }
+
+  /** @internal Replaces a key's whole value (a JSON config's document as UTF-8 JSON): the hub bridge's write. */
+  replaceValue(ptr: IpcPtr<SyncPolicy, unknown>, data: Uint8Array): Promise<number> {
+    return this.vars.replaceValue(ptr, data);
+  }
+
   /** The namespace's keys matching `pattern` (`*`, `?`; default all), sorted by key. */
   list(pattern = ""): Promise<KeyInfo[]> {
     return this.vars.list(pattern);

@@ -91,6 +91,8 @@ const disposedError = (key: string) =>
 export class ShmVars {
   private readonly open = new Map<string, OpenVar>();
   private readonly byState = new Map<KeyState, OpenVar>();
+  /** Key states of {@link observe}: their pointers are not counted in the files. */
+  private readonly observing = new Set<KeyState>();
   private nextId = 1;
   private sweep: NodeJS.Timeout | null = null;
   private closed = false;
@@ -348,6 +350,43 @@ export class ShmVars {
     throw new EzipcError("EZIPC_TIMEOUT", `${key}: its file kept changing under us`);
   }
 
+  /**
+   * A poll pointer on a live key that holds no reference (the hub bridge's view: it must not keep keys
+   * alive). Null if the key does not exist or is disposed. Its writes are writes like any other.
+   */
+  async observe(key: string): Promise<IpcPtr<"poll", unknown> | null> {
+    checkKey(key);
+    this.checkOpen();
+    for (let tries = 0; tries < 100; tries++) {
+      const o = this.file(key);
+      if (!o) return null;
+      if (o.state && !this.observing.has(o.state)) {
+        throw new EzipcError("EZIPC_BAD_REQUEST", `${key}: this client holds pointers on it already`);
+      }
+      const state = o.v.locked(() => this.settle(o));
+      if (state === VAR_REPLACED) continue;
+      if (state === VAR_DISPOSED) return null;
+      this.slotOf(o);
+      const fresh = o.state === null;
+      const ptr = this.pointerFor(o, "poll", undefined);
+      if (fresh) this.observing.add(ptr.state);
+      return ptr;
+    }
+    return null;
+  }
+
+  /**
+   * Replaces the whole value of the key `ptr` points at (a JSON config's document as UTF-8 JSON). Resolves
+   * with the new version.
+   */
+  async replaceValue(ptr: IpcPtr<SyncPolicy, unknown>, data: Uint8Array): Promise<number> {
+    const s = ptr.state;
+    if (s.kind === KIND_JSON) {
+      return (await this.configOp(s, CONFIG_WRITE, Buffer.from(data).toString("utf8"))).version;
+    }
+    return (await this.writeState(s, data, 0)).version;
+  }
+
   /** See HubClient.config. */
   async config(key: string, options: { policy?: SyncPolicy; persistent?: boolean } = {}): Promise<ConfigVar> {
     checkKey(key);
@@ -437,7 +476,7 @@ export class ShmVars {
   private sweepKeys(): void {
     const now = Date.now();
     for (const o of [...this.open.values()]) {
-      if (o.state) continue; // held here: its count is not 0
+      if (o.state && !this.observing.has(o.state)) continue; // held here: its count is not 0
       try {
         if (o.v.locked(() => this.settle(o, now)) === VAR_REPLACED) this.forget(o);
       } catch {}
@@ -558,16 +597,18 @@ export class ShmVars {
       s.fresh = false;
     }
     try {
-      o.v.locked(() => {
-        o.v.addRefs(o.slot, policy, -1);
-        if (!o.v.persistent && o.v.state === VAR_LIVE && o.v.refcount() === 0) {
-          o.v.setState(VAR_GRACE, Date.now() + this.grace);
-        }
-      });
+      if (!this.observing.has(s))
+        o.v.locked(() => {
+          o.v.addRefs(o.slot, policy, -1);
+          if (!o.v.persistent && o.v.state === VAR_LIVE && o.v.refcount() === 0) {
+            o.v.setState(VAR_GRACE, Date.now() + this.grace);
+          }
+        });
     } finally {
       if (s.total === 0) {
         o.state = null;
         this.byState.delete(s);
+        this.observing.delete(s);
         if (o.slot >= 0) this.ns.waker.releaseSlot(o.v.file, o.slot);
         o.slot = -1;
       }

@@ -1,0 +1,402 @@
+/**
+ * The hub as a bridge to a shared-memory namespace: topics and shared variables of `shm:///NAME` appear on
+ * the hub for network clients, and what network clients publish or write on those names appears in shared
+ * memory. One hub client and one shm:// client, and between them:
+ *
+ * - **Topics**, each way, one subscription per topic and side (`iter: next`, so a slow side holds the
+ *   other's publishers as any subscriber does). A forwarded message keeps its payload and headers and gets
+ *   `ezipc-bridged` (`shm` or `hub`: where it came from), `ezipc-bridged-seq` (its seq there) and
+ *   `ezipc-origin` (its publisher there). A message that carries `ezipc-bridged` is never forwarded: loops
+ *   are impossible by construction. Order per topic is kept each way.
+ * - **Resuming**: the last seq forwarded from each side of each topic is checkpointed (once the other side
+ *   confirmed it: a hub request answered after it, or a shm:// drain) in the namespace, `.bridge.NAME.json`, every 100 ms; a bridge that restarts resumes from
+ *   there, so nothing within the histories is lost; what was forwarded after the last checkpoint is
+ *   forwarded again (at least once; the bridged headers tell duplicates).
+ * - **Shared variables**: each live key of the namespace gets a hub key of the same name, kind and size
+ *   (the bridge holds it with a poll pointer); in shared memory the bridge only observes (it holds no
+ *   reference: keys there live and die by their own holders, and the hub key is released when the shm key
+ *   is disposed). A change on either side is written to the other unless it is the bridge's own write (its
+ *   version is remembered) or the value there is already the same. Each side keeps its own versions; the
+ *   value converges to the last write the bridge applied (concurrent writes on both sides: the last wins).
+ *
+ * Which names are bridged: those that exist in the namespace (matching `topics` / `keys`), found at start,
+ * on every change of the namespace's directory and every `scanMs`. Names that exist only on the hub are
+ * not bridged.
+ */
+import { type FSWatcher, readFileSync, renameSync, watch as watchDir, writeFileSync } from "node:fs";
+import path from "node:path";
+import { type ConnectOptions, connect as connectHub, type HubClient } from "../client/client.js";
+import { EzipcError } from "../errors.js";
+import type { HubBridge } from "../hub/hub.js";
+import { log } from "../log.js";
+import type { SubscribeInit, Subscription, TopicMessage } from "../pubsub/subscription.js";
+import { connectShm, type ShmClient } from "../shm-client/shm-client.js";
+import type { ConfigVar } from "../vars/config-var.js";
+import { globMatcher } from "../vars/glob.js";
+import type { IpcPtr } from "../vars/pointer.js";
+import type { SyncPolicy } from "../vars/vars-messages.js";
+
+export const BRIDGED_HEADER = "ezipc-bridged";
+export const BRIDGED_SEQ_HEADER = "ezipc-bridged-seq";
+export const ORIGIN_HEADER = "ezipc-origin";
+const CHECKPOINT_MS = 100;
+
+export interface BridgeOptions {
+  /** Topics bridged (glob: `*`, `?`). Default all. */
+  topics?: string;
+  /** Keys bridged (glob). Default all. */
+  keys?: string;
+  /** How often the namespace is scanned for new topics and keys (besides directory change events). Default 1000. */
+  scanMs?: number;
+  /** Names this bridge's checkpoint file (`.bridge.NAME.json`). Default `bridge`. */
+  name?: string;
+  /** Options of the bridge's hub connection (a standalone bridge: security, reconnect…). */
+  hub?: ConnectOptions;
+}
+
+/** What the bridge moved so far. */
+export interface BridgeCounters {
+  toHub: number;
+  toShm: number;
+  varsToHub: number;
+  varsToShm: number;
+  gaps: number;
+}
+
+/** For `Hub.listen({ bridge: shmBridge("shm:///NAME") })`: the hub runs the bridge in its process. */
+export function shmBridge(shmUrl: string, options: BridgeOptions = {}): HubBridge {
+  return { start: (hubUrl) => Bridge.start(hubUrl, shmUrl, options) };
+}
+
+interface Cursor {
+  /** Last seq forwarded from shared memory to the hub, and from the hub to shared memory (0: none yet). */
+  shm: bigint;
+  hub: bigint;
+}
+
+interface KeyLink {
+  shm: IpcPtr<"poll", unknown>;
+  hub: IpcPtr<SyncPolicy, unknown>;
+  config: ConfigVar | null;
+  /** The versions the bridge's own writes produced on each side. */
+  produced: { shm: number; hub: number };
+  chain: Promise<void>;
+}
+
+export class Bridge {
+  readonly counters: BridgeCounters = { toHub: 0, toShm: 0, varsToHub: 0, varsToShm: 0, gaps: 0 };
+  private readonly cursors = new Map<string, Cursor>();
+  private readonly subs: Subscription[] = [];
+  private readonly topics = new Set<string>();
+  private readonly keys = new Map<string, KeyLink>();
+  private readonly file: string;
+  private readonly matchTopic: (n: string) => boolean;
+  private readonly matchKey: (n: string) => boolean;
+  private dirty = false;
+  private closed = false;
+  private scanning: Promise<void> | null = null;
+  private rescan = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private watcher: FSWatcher | null = null;
+
+  private constructor(
+    readonly hub: HubClient,
+    readonly shm: ShmClient,
+    options: BridgeOptions,
+  ) {
+    this.file = path.join(shm.dir, `.bridge.${options.name ?? "bridge"}.json`);
+    this.matchTopic = globMatcher(options.topics ?? "*");
+    this.matchKey = globMatcher(options.keys ?? "*");
+    this.load();
+  }
+
+  /**
+   * Connects to the hub at `hubUrl` and opens `shmUrl`, then bridges. Resolves once the names found at
+   * start are bridged; rejects with the connection's error.
+   */
+  static async start(hubUrl: string, shmUrl: string, options: BridgeOptions = {}): Promise<Bridge> {
+    const shm = await connectShm(shmUrl, { name: "bridge" });
+    let hub: HubClient;
+    try {
+      hub = await connectHub(hubUrl, { name: "bridge", ...options.hub });
+    } catch (err) {
+      await shm.close();
+      throw err;
+    }
+    const b = new Bridge(hub, shm, options);
+    try {
+      await b.scan();
+    } catch (err) {
+      await b.close();
+      throw err;
+    }
+    b.timers.push(setInterval(() => void b.scan().catch(b.scanFailed), options.scanMs ?? 1_000));
+    b.timers.push(setInterval(() => b.checkpoint(), CHECKPOINT_MS));
+    for (const t of b.timers) t.unref();
+    try {
+      b.watcher = watchDir(shm.dir, () => void b.scan().catch(b.scanFailed));
+      b.watcher.on("error", () => {}); // the periodic scan goes on
+    } catch {}
+    return b;
+  }
+
+  private readonly scanFailed = (err: unknown): void => {
+    if (!this.closed) log("warn", "bridge", "scanning the namespace failed", { error: err });
+  };
+
+  private load(): void {
+    try {
+      const saved = JSON.parse(readFileSync(this.file, "utf8")) as Record<
+        string,
+        { shm: string; hub: string }
+      >;
+      for (const [t, c] of Object.entries(saved))
+        this.cursors.set(t, { shm: BigInt(c.shm), hub: BigInt(c.hub) });
+    } catch {}
+  }
+
+  /** Writes the cursors (atomically: a new file renamed over the old one) if they moved. */
+  private checkpoint(): void {
+    if (!this.dirty) return;
+    this.dirty = false;
+    const out: Record<string, { shm: string; hub: string }> = {};
+    for (const [t, c] of this.cursors) out[t] = { shm: String(c.shm), hub: String(c.hub) };
+    const tmp = `${this.file}.${process.pid}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify(out));
+      renameSync(tmp, this.file);
+    } catch (err) {
+      this.dirty = true;
+      log("warn", "bridge", "the checkpoint could not be written", { file: this.file, error: err });
+    }
+  }
+
+  /** Finds new topics and keys, and keys that went away (one scan at a time; a request meanwhile reruns it). */
+  scan(): Promise<void> {
+    if (this.scanning) {
+      this.rescan = true;
+      return this.scanning;
+    }
+    this.scanning = (async () => {
+      try {
+        do {
+          this.rescan = false;
+          if (this.closed) return;
+          for (const t of await this.shm.topics()) {
+            if (!this.topics.has(t.name) && this.matchTopic(t.name)) await this.linkTopic(t.name, t.lastSeq);
+          }
+          const live = new Set<string>();
+          for (const k of await this.shm.list()) {
+            if (!this.matchKey(k.key)) continue;
+            live.add(k.key);
+            if (!this.keys.has(k.key)) await this.linkKey(k.key, k.persistent);
+          }
+          for (const key of [...this.keys.keys()]) if (!live.has(key)) this.unlinkKey(key);
+        } while (this.rescan);
+      } finally {
+        this.scanning = null;
+      }
+    })();
+    return this.scanning;
+  }
+
+  private cursor(topic: string): Cursor {
+    let c = this.cursors.get(topic);
+    if (!c) {
+      c = { shm: 0n, hub: 0n };
+      this.cursors.set(topic, c);
+    }
+    return c;
+  }
+
+  /** Where to start reading a side: after its cursor. */
+  private static initOf(last: bigint, lastSeq: bigint): SubscribeInit {
+    if (last > lastSeq) return "oldest"; // that side's topic started over (a hub restarted without --data)
+    return { fromSeq: last + 1n };
+  }
+
+  private async linkTopic(topic: string, shmLast: bigint): Promise<void> {
+    this.topics.add(topic);
+    const known = this.cursors.get(topic);
+    const c = this.cursor(topic);
+    const hubLast = (await this.hub.topics(topic)).find((t) => t.name === topic)?.lastSeq ?? 0n;
+    if (!known) {
+      // First time: what each side holds now is not bridged, the rest is. Checkpointed at once, so that a
+      // bridge killed before its first checkpoint still resumes from here.
+      c.shm = shmLast;
+      c.hub = hubLast;
+      this.dirty = true;
+      this.checkpoint();
+    }
+    const onGap = () => {
+      this.counters.gaps++;
+    };
+    // Shared memory → hub: fire-and-forget publishes; once the event loop turns, a request on the same
+    // connection (answered after the hub applied everything sent before it) moves the cursor past them.
+    const toHub = this.barrier(c, "shm", async () => {
+      await this.hub.topics(topic);
+    });
+    this.subs.push(
+      await this.shm.subscribe(topic, { init: Bridge.initOf(c.shm, shmLast), onGap }, (m) => {
+        if (this.closed) return;
+        if (m.headers[BRIDGED_HEADER] === undefined) {
+          this.counters.toHub++;
+          const sent = this.hub.publishAndForget(topic, m.payload, {
+            headers: this.bridgedHeaders(m, "shm"),
+          });
+          toHub(m.seq);
+          if (!sent) return this.hub.drain();
+        } else toHub(m.seq);
+      }),
+    );
+    // Hub → shared memory: the same, with shm:// publishes (in shared memory once drain() resolves).
+    const toShm = this.barrier(c, "hub", () => this.shm.drain());
+    this.subs.push(
+      await this.hub.subscribe(topic, { init: Bridge.initOf(c.hub, hubLast), onGap }, (m) => {
+        if (this.closed) return;
+        if (m.headers[BRIDGED_HEADER] === undefined) {
+          this.counters.toShm++;
+          const sent = this.shm.publishAndForget(topic, m.payload, {
+            headers: this.bridgedHeaders(m, "hub"),
+          });
+          toShm(m.seq);
+          if (!sent) return this.shm.drain();
+        } else toShm(m.seq);
+      }),
+    );
+  }
+
+  /**
+   * Returns `sent(seq)`: records that messages up to `seq` from `side` were handed on; once the event loop
+   * turns, `confirm()` proves they arrived and the cursor moves to the last of them.
+   */
+  private barrier(c: Cursor, side: "shm" | "hub", confirm: () => Promise<unknown>): (seq: bigint) => void {
+    let upTo = 0n;
+    let scheduled = false;
+    const run = async () => {
+      const seq = upTo;
+      try {
+        await confirm();
+        this.advance(c, side, seq);
+      } catch (err) {
+        if (!this.closed)
+          log("warn", "bridge", "forwarded messages were not confirmed", { side, error: err });
+      } finally {
+        scheduled = false;
+        if (upTo > c[side] && !this.closed) schedule();
+      }
+    };
+    const schedule = () => {
+      scheduled = true;
+      setImmediate(() => void run());
+    };
+    return (seq) => {
+      if (seq > upTo) upTo = seq;
+      if (!scheduled) schedule();
+    };
+  }
+
+  private bridgedHeaders(m: TopicMessage, from: "shm" | "hub"): Record<string, string> {
+    return {
+      ...m.headers,
+      [BRIDGED_HEADER]: from,
+      [BRIDGED_SEQ_HEADER]: String(m.seq),
+      [ORIGIN_HEADER]: m.publisher,
+    };
+  }
+
+  private advance(c: Cursor, side: "shm" | "hub", seq: bigint): void {
+    if (seq > c[side]) {
+      c[side] = seq;
+      this.dirty = true;
+    }
+  }
+
+  private async linkKey(key: string, persistent: boolean): Promise<void> {
+    const shm = await this.shm.observe(key);
+    if (!shm) return;
+    const json = (await this.shm.info(key)) as { kind?: string };
+    let hub: IpcPtr<SyncPolicy, unknown>;
+    let config: ConfigVar | null = null;
+    try {
+      if (json.kind === "json") {
+        config = await this.hub.config(key, { policy: "poll", persistent });
+        hub = config.pointer as IpcPtr<SyncPolicy, unknown>;
+      } else {
+        hub = await this.hub.allocate(key, shm.size, "poll", { openExisting: true, persistent });
+      }
+    } catch (err) {
+      shm.dispose();
+      log("warn", "bridge", "a key cannot be bridged", { key, error: err });
+      return;
+    }
+    const link: KeyLink = { shm, hub, config, produced: { shm: -1, hub: -1 }, chain: Promise.resolve() };
+    this.keys.set(key, link);
+    const enqueue = (from: "shm" | "hub") => {
+      link.chain = link.chain
+        .then(() => this.syncKey(link, from))
+        .catch((err) => {
+          if (!this.closed) log("warn", "bridge", "a value could not be bridged", { key, from, error: err });
+        });
+    };
+    shm.on("change", () => enqueue("shm"));
+    hub.on("change", () => enqueue("hub"));
+    enqueue("shm"); // shared memory is where the key lives: its value goes to the hub first
+  }
+
+  /** Writes `from`'s value to the other side, unless it is the bridge's own write or already there. */
+  private async syncKey(link: KeyLink, from: "shm" | "hub"): Promise<void> {
+    if (this.closed) return;
+    const to = from === "shm" ? "hub" : "shm";
+    const src = (from === "shm" ? link.shm : link.hub).readVersioned() as {
+      data: Uint8Array;
+      version: number;
+    };
+    if (src.version === link.produced[from]) return;
+    const dst = (to === "shm" ? link.shm : link.hub).readVersioned() as { data: Uint8Array; version: number };
+    if (Buffer.compare(src.data, dst.data) === 0) return;
+    if (to === "hub") {
+      if (link.config) {
+        if (src.data.length === 0) return;
+        link.produced.hub = await link.config.write(JSON.parse(Buffer.from(src.data).toString("utf8")));
+      } else link.produced.hub = await link.hub.write(src.data, 0);
+      this.counters.varsToHub++;
+    } else {
+      link.produced.shm = await this.shm.replaceValue(link.shm as IpcPtr<SyncPolicy, unknown>, src.data);
+      this.counters.varsToShm++;
+    }
+  }
+
+  private unlinkKey(key: string): void {
+    const link = this.keys.get(key);
+    if (!link) return;
+    this.keys.delete(key);
+    link.shm.dispose();
+    link.hub.dispose();
+  }
+
+  /** Stops bridging: checkpoints, closes both clients. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.scanning?.catch(() => {});
+    this.closed = true;
+    for (const t of this.timers) clearInterval(t);
+    this.watcher?.close();
+    for (const s of this.subs) s.unsubscribe();
+    for (const key of [...this.keys.keys()]) this.unlinkKey(key);
+    await this.hub.drain().catch(() => {});
+    this.checkpoint();
+    await this.hub.close();
+    await this.shm.close();
+  }
+}
+
+/** Throws `EZIPC_INVALID_URL` unless `url` is a shm:// URL. */
+export function checkBridgeUrl(url: string): void {
+  if (!url.startsWith("shm:")) {
+    throw new EzipcError(
+      "EZIPC_INVALID_URL",
+      `${url}: a bridge connects a shm:// namespace (shm:// or shm:///NAME)`,
+    );
+  }
+}

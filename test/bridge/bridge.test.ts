@@ -1,0 +1,203 @@
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import { after, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import {
+  BRIDGED_HEADER,
+  connect,
+  Hub,
+  type HubClient,
+  ORIGIN_HEADER,
+  type ShmClient,
+  shmBridge,
+  type TopicMessage,
+} from "../../src/index.js";
+import { outputLines, until, within } from "../helpers.js";
+import { ChildClient } from "../hub/child-client.js";
+
+const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+const namespaces: string[] = [];
+after(() => {
+  for (const n of namespaces) rmSync(`/dev/shm/ezipc.${n}`, { recursive: true, force: true });
+});
+
+function namespace(): string {
+  const n = `test-bridge-${process.pid}-${namespaces.length}`;
+  namespaces.push(n);
+  return n;
+}
+
+/** Collects a subscription's payloads as text. */
+function collect(into: string[], headers?: Record<string, string>[]) {
+  return (m: TopicMessage) => {
+    into.push(m.text());
+    headers?.push(m.headers);
+  };
+}
+
+describe("the hub as a bridge to shared memory", () => {
+  it("a TCP client and a shm:// process exchange messages and variable updates both ways, each once", async () => {
+    const ns = namespace();
+    const shmUrl = `shm:///${ns}` as const;
+    const local = await ChildClient.start(shmUrl, "local"); // a shm:// client in its own process
+    await local.cmd("allocate", { key: "temp", size: 4, policy: "poll" });
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], bridge: shmBridge(shmUrl, { scanMs: 100 }) });
+    const net = await connect(hub.urls[0]!, { name: "net" });
+    const observer = await connect(shmUrl, { name: "observer" });
+    try {
+      // shm → hub
+      const onHub: string[] = [];
+      const hubHeaders: Record<string, string>[] = [];
+      await observer.publish("news", "hello"); // the topic exists in shared memory: it is bridged
+      await until(async () => (await net.topics("news")).length === 1, "news on the hub", 5_000);
+      await net.subscribe("news", { init: "awaitNew" }, collect(onHub, hubHeaders));
+      const onShm: string[] = [];
+      await observer.subscribe("news", { init: "awaitNew" }, collect(onShm));
+      const n = 300;
+      const published = local.cmd<{ seq: string }>("publishMany", { key: "news", n });
+      await published;
+      await until(() => onHub.length >= n + 1, `${n + 1} messages on the hub`, 10_000);
+      assert.deepEqual(onHub, [...Array.from({ length: n }, (_, i) => String(i)), "end"]);
+      assert.equal(hubHeaders[0]![BRIDGED_HEADER], "shm");
+      assert.match(hubHeaders[0]![ORIGIN_HEADER]!, /^local#/);
+      // hub → shm, and nothing comes back (each message once on each side)
+      for (let i = 0; i < 50; i++) net.publishAndForget("news", `net ${i}`);
+      await net.drain();
+      await until(() => onShm.length === n + 1 + 50, "the net messages in shared memory", 10_000);
+      assert.deepEqual(
+        onShm.slice(n + 1),
+        Array.from({ length: 50 }, (_, i) => `net ${i}`),
+      );
+      await until(() => onHub.length === n + 1 + 50, "the net messages on the hub", 5_000);
+      assert.equal(onHub.length, n + 1 + 50, "no bridged message came back");
+      assert.equal(onShm.length, n + 1 + 50);
+
+      // Variables both ways: the key made in shared memory is on the hub.
+      await until(async () => (await net.info("temp")).state === "live", "temp on the hub", 5_000);
+      const p = await net.watch("temp", "poll");
+      await local.cmd("write", { key: "temp", hex: "2a000000" });
+      await until(() => Buffer.from(p!.read()).readUInt32LE(0) === 42, "the shm write on the hub", 5_000);
+      await p!.write(Buffer.from("07000000", "hex"));
+      await local.cmd("waitVersion", { key: "temp", n: 3 });
+      assert.deepEqual(await local.cmd("read", { key: "temp" }), { value: 7, version: 3, status: "live" });
+      // The bridge holds no reference in shared memory: the key's only holder there is `local`.
+      const info = await observer.info("temp");
+      assert.equal(info.state === "live" && info.refcount, 1);
+      // A JSON config made in shared memory is bridged as a JSON config.
+      const cfg = await observer.config("robot.cfg", { persistent: false });
+      await cfg.write({ speed: 1 });
+      await until(async () => (await net.peek("robot.cfg"))?.kind === "json", "the config on the hub", 5_000);
+      const hubCfg = await net.config("robot.cfg");
+      await until(async () => JSON.stringify(await hubCfg.read()) === '{"speed":1}', "its document", 5_000);
+      await hubCfg.mergePatch({ limit: 3 });
+      await until(
+        async () => JSON.stringify(await cfg.read()) === '{"speed":1,"limit":3}',
+        "the hub's patch in shared memory",
+        5_000,
+      );
+    } finally {
+      await observer.close();
+      await net.close();
+      await hub.close();
+      await local.exit();
+    }
+  });
+
+  it("a bridge killed with kill -9 mid-stream catches up when restarted: nothing within the histories is lost", async () => {
+    const ns = namespace();
+    const shmUrl = `shm:///${ns}` as const;
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    const hubUrl = hub.urls[0]!;
+    const shm: ShmClient = await connect(shmUrl, { name: "writer" });
+    const net: HubClient = await connect(hubUrl, { name: "net" });
+    const startBridge = async (): Promise<ChildProcess> => {
+      const child = spawn(process.execPath, [cli, "bridge", shmUrl, "--url", hubUrl], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const lines = outputLines(child);
+      await until(() => lines.some((l) => l.startsWith("bridging")), "the bridge to start", 10_000);
+      return child;
+    };
+    let bridge: ChildProcess | null = null;
+    try {
+      await shm.publish("stream", "start");
+      bridge = await startBridge();
+      const onHub = new Set<string>();
+      await until(async () => (await net.topics("stream")).length === 1, "stream on the hub", 5_000);
+      await net.subscribe("stream", { init: "oldest" }, (m) => {
+        onHub.add(m.text());
+      });
+      const onShm = new Set<string>();
+      await shm.subscribe("stream", { init: "awaitNew" }, (m) => {
+        if (m.headers[BRIDGED_HEADER] === "hub") onShm.add(m.text());
+      });
+      const n = 3_000;
+      for (let i = 0; i < n; i++) {
+        shm.publishAndForget("stream", `s${i}`);
+        net.publishAndForget("stream", `h${i}`);
+        if (i === 1_000) {
+          await until(() => onHub.has("s500") && onShm.has("h500"), "the bridge to be midway", 10_000);
+          bridge.kill("SIGKILL");
+          await new Promise((r) => bridge!.once("exit", r));
+        }
+        if (i % 100 === 0) {
+          await shm.drain();
+          await net.drain();
+        }
+      }
+      await shm.drain();
+      await net.drain();
+      bridge = await startBridge();
+      const missing = () => {
+        const m = Array.from({ length: n }, (_, i) => i);
+        return { hub: m.filter((i) => !onHub.has(`s${i}`)), shm: m.filter((i) => !onShm.has(`h${i}`)) };
+      };
+      await until(
+        () => missing().hub.length === 0 && missing().shm.length === 0,
+        "every message on both sides",
+        20_000,
+      ).catch((err) => {
+        const m = missing();
+        throw new Error(
+          `${(err as Error).message}: missing on the hub ${m.hub.length} (first ${m.hub.slice(0, 5)}), in shm ${m.shm.length} (first ${m.shm.slice(0, 5)})`,
+        );
+      });
+    } finally {
+      if (bridge) {
+        bridge.kill("SIGINT");
+        await within(new Promise((r) => bridge!.once("exit", r)), 10_000, "the bridge to exit");
+      }
+      await net.close();
+      await shm.close();
+      await hub.close();
+    }
+  });
+
+  it("a shared-memory key disposed there is released on the hub by the bridge", async () => {
+    const ns = namespace();
+    const shmUrl = `shm:///${ns}` as const;
+    const local = await connect(shmUrl, { name: "local", disposeGraceMs: 50 });
+    const hub = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      disposeGraceMs: 50,
+      bridge: shmBridge(shmUrl, { scanMs: 50 }),
+    });
+    const net = await connect(hub.urls[0]!, { name: "net" });
+    try {
+      const p = await local.allocate("short.lived", 8, "poll");
+      await until(() => hub.peek("short.lived")?.refcount === 1, "the bridge's pointer on the hub", 5_000);
+      p.dispose();
+      await until(
+        async () => (await local.info("short.lived")).state === "disposed",
+        "disposed in shm",
+        5_000,
+      );
+      await until(() => hub.peek("short.lived") === undefined, "released and disposed on the hub", 5_000);
+    } finally {
+      await net.close();
+      await hub.close();
+      await local.close();
+    }
+  });
+});
