@@ -17,35 +17,26 @@
  *   key's file open check it every second.
  */
 import type { SchemaCodec, SchemaType } from "../codec/schema.js";
-import { schemaCodec } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
 import { checkKey } from "../protocol/names.js";
-import { KIND_VAR } from "../shm/layout.js";
-import { createShmFile, type MappedFile, openShmFile, topicFileName } from "../shm/shm-file.js";
-import {
-  initVar,
-  SharedVar,
-  VAR_BYTES,
-  VAR_DISPOSED,
-  VAR_GRACE,
-  VAR_JSON,
-  VAR_LIVE,
-  VAR_REPLACED,
-  varRingBytes,
-} from "../shm/var-file.js";
+import { VAR_BYTES, VAR_DISPOSED, VAR_GRACE, VAR_JSON, VAR_LIVE, VAR_REPLACED } from "../shm/var-file.js";
 import { CONFIG_MERGE_PATCH, CONFIG_WRITE, CONFIG_WRITE_IF_EMPTY, ConfigVar } from "../vars/config-var.js";
 import { globMatcher } from "../vars/glob.js";
 import { mergePatch } from "../vars/merge-patch.js";
-import { IpcPtr, KeyState, type PointerHost, type Versioned } from "../vars/pointer.js";
+import {
+  checkPolicyName,
+  fixedCodec,
+  IpcPtr,
+  KeyState,
+  POLICY_INDEX,
+  type PointerHost,
+  type Versioned,
+} from "../vars/pointer.js";
 import type { AllocateOptions, KeyDescription, KeyInfo } from "../vars/vars-client.js";
 import { KIND_BYTES, KIND_JSON, type SyncPolicy } from "../vars/vars-messages.js";
 import type { ShmNamespace } from "./shm-namespace.js";
+import { type OpenVar, VAR_PREFIX, VarFiles } from "./shm-var-files.js";
 import { spinLoop } from "./spin-loop.js";
-
-const POLICY_INDEX = { request: 0, lazy: 1, poll: 2 } as const;
-/** How often a process checks the keys whose files it has open for holders that died. */
-const SWEEP_MS = 1_000;
-const PREFIX = ".var.";
 
 export interface ShmVarsOptions {
   /** How long a key with no pointer left stays before it is disposed. Default 5000 (as a hub). */
@@ -56,49 +47,18 @@ export interface ShmVarsOptions {
   maxBlockBytes?: number;
 }
 
-/** A key's file as this client has it open, and what the client holds on it. */
-interface OpenVar {
-  key: string;
-  v: SharedVar;
-  /** This client's slot in the file (-1: none). */
-  slot: number;
-  /** The client's state of the key while it holds pointers on it. */
-  state: KeyState | null;
-  /** The generation the pointers were last told about (lazy/poll change events). */
-  seen: number;
-  /** The generation of the state's copy (poll reads copy only when it changed). */
-  copied: number;
-}
-
-function checkPolicyName(policy: string): asserts policy is SyncPolicy {
-  if (!(policy in POLICY_INDEX))
-    throw new TypeError(`sync policy must be request, lazy or poll, got ${policy}`);
-}
-
-function fixedCodec(schema: SchemaType<unknown>): SchemaCodec<unknown> {
-  const codec = schemaCodec(schema);
-  if (codec.fixedSize === undefined || codec.fixedSize < 1) {
-    throw new TypeError(
-      "a typed block needs a fixed-size schema (numbers, bools, fixed arrays, structs of them)",
-    );
-  }
-  return codec;
-}
-
 const disposedError = (key: string) =>
   new EzipcError("EZIPC_KEY_DISPOSED", `key ${key} has been invalidated`);
 
 export class ShmVars {
-  private readonly open = new Map<string, OpenVar>();
+  private readonly files: VarFiles;
   private readonly byState = new Map<KeyState, OpenVar>();
   /** Key states of {@link observe}: their pointers are not counted in the files. */
   private readonly observing = new Set<KeyState>();
   private nextId = 1;
-  private sweep: NodeJS.Timeout | null = null;
   private closed = false;
   private holding = false;
   private readonly grace: number;
-  private readonly tombstoneTtl: number;
   private readonly maxBlockBytes: number;
   private readonly finalizer = new FinalizationRegistry<{ state: KeyState; policy: number }>((held) =>
     this.releaseHeld(held.state, held.policy),
@@ -113,8 +73,8 @@ export class ShmVars {
       this.releaseHeld(s, policy);
     },
     refresh: (s) => {
-      const o = this.byState.get(s);
-      if (o && o.v.generation() !== o.copied) this.copyInto(o, s);
+      const o = s.backing as OpenVar | null;
+      if (o !== null && o.state === s && o.v.generation() !== o.copied) this.copyInto(o, s);
     },
   };
   private readonly onWake = (): void => this.pump();
@@ -124,127 +84,14 @@ export class ShmVars {
     options: ShmVarsOptions = {},
   ) {
     this.grace = options.disposeGraceMs ?? 5_000;
-    this.tombstoneTtl = options.tombstoneTtlMs ?? 600_000;
+    this.files = new VarFiles(
+      ns,
+      this.grace,
+      options.tombstoneTtlMs ?? 600_000,
+      (o) => o.state !== null && !this.observing.has(o.state),
+    );
     this.maxBlockBytes = options.maxBlockBytes ?? 1024 * 1024;
     ns.wakeListeners.add(this.onWake);
-  }
-
-  private path(key: string): string {
-    return `${this.ns.dir}/${PREFIX}${topicFileName(key)}`;
-  }
-
-  /** The key's file, open (null if there is none). A file replaced since it was opened is opened again. */
-  private file(key: string): OpenVar | null {
-    const known = this.open.get(key);
-    if (known && known.v.state !== VAR_REPLACED) return known;
-    if (known) this.forget(known);
-    let m: MappedFile;
-    try {
-      m = openShmFile(this.path(key), KIND_VAR);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
-      throw err;
-    }
-    return this.adopt(key, m, -1);
-  }
-
-  private adopt(key: string, m: MappedFile, slot: number): OpenVar {
-    const o: OpenVar = { key, v: new SharedVar(m), slot, state: null, seen: -1, copied: -1 };
-    this.open.set(key, o);
-    this.sweep ??= setInterval(() => this.sweepKeys(), SWEEP_MS).unref();
-    return o;
-  }
-
-  private forget(o: OpenVar): void {
-    if (this.open.get(o.key) === o) this.open.delete(o.key);
-    if (o.slot >= 0) this.ns.waker.releaseSlot(o.v.file, o.slot);
-    o.slot = -1;
-  }
-
-  /**
-   * Under the key's lock: moves the key on in time (a live key whose holders are all gone enters its
-   * grace; a grace that ended disposes it; an old tombstone is removed). Returns the state.
-   */
-  private settle(o: OpenVar, now = Date.now()): number {
-    const v = o.v;
-    let state = v.state;
-    if (state === VAR_LIVE && !v.persistent && v.refcount() === 0) {
-      v.setState(VAR_GRACE, now + this.grace);
-      state = VAR_GRACE;
-    }
-    if (state === VAR_GRACE && now >= v.when) {
-      v.setState(VAR_DISPOSED, v.when);
-      state = VAR_DISPOSED;
-    }
-    if (state === VAR_DISPOSED && now - v.when >= this.tombstoneTtl) {
-      v.setState(VAR_REPLACED);
-      try {
-        this.ns.removeFile(v.file.path);
-      } catch {}
-      state = VAR_REPLACED;
-    }
-    return state;
-  }
-
-  private slotOf(o: OpenVar): number {
-    if (o.slot < 0) {
-      try {
-        o.slot = this.ns.waker.claimSlot(o.v.file);
-      } catch (err) {
-        throw new EzipcError(
-          "EZIPC_TOO_MANY_POINTERS",
-          `${o.key}: ${(err as Error).message} (at most 60 processes hold one shm:// key)`,
-        );
-      }
-    }
-    return o.slot;
-  }
-
-  /**
-   * Takes one pointer of `policy` on the key: "ok", or why not. A key in its grace is revived.
-   * `create`: what to do when the key is not live (allocate).
-   */
-  private acquire(o: OpenVar, policy: number): "ok" | "disposed" | "replaced" {
-    return o.v.locked(() => {
-      const state = this.settle(o);
-      if (state === VAR_REPLACED) return "replaced";
-      if (state === VAR_DISPOSED) return "disposed";
-      if (state === VAR_GRACE) o.v.setState(VAR_LIVE);
-      o.v.addRefs(this.slotOf(o), policy, 1);
-      return "ok";
-    });
-  }
-
-  /** Creates the key's file (`replace`: over a disposed one); null if another process created it first. */
-  private create(
-    key: string,
-    kind: number,
-    capacity: number,
-    persistent: boolean,
-    policy: number,
-    replace: boolean,
-  ): OpenVar | null {
-    let slot = -1;
-    const m = createShmFile(
-      this.path(key),
-      {
-        kind: KIND_VAR,
-        ringBytes: varRingBytes(capacity),
-        maxCount: 0,
-        mode: this.ns.mode,
-        init: (f) => {
-          initVar(f, kind, capacity, persistent);
-          // Held from its first instant: nobody sees it with no holder.
-          slot = this.ns.waker.claimSlot(f);
-          new SharedVar(f).addRefs(slot, policy, 1);
-        },
-      },
-      replace,
-    );
-    if (!m) return null;
-    const known = this.open.get(key);
-    if (known) this.forget(known);
-    return this.adopt(key, m, slot);
   }
 
   /** See HubClient.allocate. */
@@ -261,9 +108,16 @@ export class ShmVars {
     if (!Number.isInteger(size) || size < 1)
       throw new RangeError(`size must be a positive integer, got ${size}`);
     this.checkSize(key, size);
-    const o = this.openOrCreate(key, VAR_BYTES, size, options.persistent ?? false, POLICY_INDEX[policy], {
-      openExisting: options.openExisting ?? false,
-    });
+    const o = this.files.openOrCreate(
+      key,
+      VAR_BYTES,
+      size,
+      options.persistent ?? false,
+      POLICY_INDEX[policy],
+      {
+        openExisting: options.openExisting ?? false,
+      },
+    );
     return this.pointerFor(o, policy, codec);
   }
 
@@ -274,53 +128,6 @@ export class ShmVars {
         `${key}: ${size} bytes is over maxBlockBytes (${this.maxBlockBytes})`,
       );
     }
-  }
-
-  private openOrCreate(
-    key: string,
-    kind: number,
-    capacity: number,
-    persistent: boolean,
-    policy: number,
-    how: { openExisting: boolean },
-  ): OpenVar {
-    this.checkOpen();
-    for (let tries = 0; tries < 100; tries++) {
-      const o = this.file(key);
-      if (!o) {
-        const made = this.create(key, kind, capacity, persistent, policy, false);
-        if (made) return made;
-        continue; // another process created it first
-      }
-      const outcome = o.v.locked(() => {
-        const state = this.settle(o);
-        if (state === VAR_REPLACED) return "again";
-        if (state === VAR_DISPOSED) {
-          // A tombstone: the key is created anew, replacing the old file (under its lock: one creator).
-          o.v.setState(VAR_REPLACED);
-          return this.create(key, kind, capacity, persistent, policy, true) ?? "again";
-        }
-        if (!how.openExisting) return "exists";
-        if (o.v.kind !== kind) return "kind";
-        if (kind === VAR_BYTES && o.v.capacity !== capacity) return "size";
-        if (state === VAR_GRACE) o.v.setState(VAR_LIVE);
-        o.v.addRefs(this.slotOf(o), policy, 1);
-        return o;
-      });
-      if (outcome === "again") continue;
-      if (outcome === "exists") throw new EzipcError("EZIPC_KEY_EXISTS", `key ${key} already exists`);
-      if (outcome === "kind") {
-        throw new EzipcError(
-          "EZIPC_BAD_REQUEST",
-          `key ${key} holds ${o.v.kind === VAR_JSON ? "a JSON config" : "bytes"}, not ${kind === VAR_JSON ? "a JSON config" : "bytes"}`,
-        );
-      }
-      if (outcome === "size") {
-        throw new EzipcError("EZIPC_BAD_REQUEST", `key ${key} has ${o.v.capacity} bytes, not ${capacity}`);
-      }
-      return outcome;
-    }
-    throw new EzipcError("EZIPC_TIMEOUT", `${key}: its file kept changing under us`);
   }
 
   /** See HubClient.watch. */
@@ -334,7 +141,7 @@ export class ShmVars {
     this.checkOpen();
     const codec = options.schema ? fixedCodec(options.schema) : undefined;
     for (let tries = 0; tries < 100; tries++) {
-      const o = this.file(key);
+      const o = this.files.file(key);
       if (!o) return null;
       if (codec && o.v.capacity !== codec.fixedSize) {
         throw new EzipcError(
@@ -342,7 +149,7 @@ export class ShmVars {
           `${key} has ${o.v.capacity} bytes; the schema needs ${codec.fixedSize}`,
         );
       }
-      const r = this.acquire(o, POLICY_INDEX[policy]);
+      const r = this.files.acquire(o, POLICY_INDEX[policy]);
       if (r === "replaced") continue;
       if (r === "disposed") throw disposedError(key);
       return this.pointerFor(o, policy, codec);
@@ -358,15 +165,15 @@ export class ShmVars {
     checkKey(key);
     this.checkOpen();
     for (let tries = 0; tries < 100; tries++) {
-      const o = this.file(key);
+      const o = this.files.file(key);
       if (!o) return null;
       if (o.state && !this.observing.has(o.state)) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `${key}: this client holds pointers on it already`);
       }
-      const state = o.v.locked(() => this.settle(o));
+      const state = o.v.locked(() => this.files.settle(o));
       if (state === VAR_REPLACED) continue;
       if (state === VAR_DISPOSED) return null;
-      this.slotOf(o);
+      this.files.slotOf(o);
       const fresh = o.state === null;
       const ptr = this.pointerFor(o, "poll", undefined);
       if (fresh) this.observing.add(ptr.state);
@@ -392,7 +199,7 @@ export class ShmVars {
     checkKey(key);
     const policy = options.policy ?? "poll";
     checkPolicyName(policy);
-    const o = this.openOrCreate(
+    const o = this.files.openOrCreate(
       key,
       VAR_JSON,
       this.maxBlockBytes,
@@ -409,9 +216,9 @@ export class ShmVars {
     this.checkOpen();
     const match = pattern === "" ? () => true : globMatcher(pattern);
     const out: KeyInfo[] = [];
-    for (const key of this.ns.fileNames(PREFIX)) {
+    for (const key of this.ns.fileNames(VAR_PREFIX)) {
       if (!match(key)) continue;
-      const d = this.describe(key);
+      const d = this.files.describe(key);
       if (!d || (d.state !== "live" && d.state !== "grace")) continue;
       out.push({
         key,
@@ -432,31 +239,11 @@ export class ShmVars {
     return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
-  private describe(key: string) {
-    const o = this.file(key);
-    if (!o) return null;
-    const state = o.v.locked(() => this.settle(o));
-    if (state === VAR_REPLACED) return null;
-    if (state === VAR_DISPOSED) return { state: "disposed" as const };
-    const v = o.v;
-    const { data, version } = v.read();
-    return {
-      state: state === VAR_GRACE ? ("grace" as const) : ("live" as const),
-      kind: v.kind === VAR_JSON ? ("json" as const) : ("bytes" as const),
-      size: data.length,
-      version,
-      data,
-      refcount: v.refcount(),
-      persistent: v.persistent,
-      holders: v.holders(),
-    };
-  }
-
   /** See HubClient.peek. */
   async peek(key: string): Promise<{ kind: "bytes" | "json"; version: number; data: Uint8Array } | null> {
     checkKey(key);
     this.checkOpen();
-    const d = this.describe(key);
+    const d = this.files.describe(key);
     if (!d || d.state === "disposed") return null;
     return { kind: d.kind, version: d.version, data: d.data };
   }
@@ -465,22 +252,11 @@ export class ShmVars {
   async info(key: string): Promise<KeyDescription> {
     checkKey(key);
     this.checkOpen();
-    const d = this.describe(key);
+    const d = this.files.describe(key);
     if (!d) return { state: "none" };
     if (d.state === "disposed") return { state: "disposed" };
     const { state, kind, size, version, refcount, persistent } = d;
     return { state, kind, size, version, refcount, persistent };
-  }
-
-  /** Every second: keys whose files this client has open move on in time (holders that died). */
-  private sweepKeys(): void {
-    const now = Date.now();
-    for (const o of [...this.open.values()]) {
-      if (o.state && !this.observing.has(o.state)) continue; // held here: its count is not 0
-      try {
-        if (o.v.locked(() => this.settle(o, now)) === VAR_REPLACED) this.forget(o);
-      } catch {}
-    }
   }
 
   private pointerFor<P extends SyncPolicy>(
@@ -495,6 +271,7 @@ export class ShmVars {
       const { data, version, generation } = o.v.read();
       s = new KeyState(o.key, kind, this.nextId++, data.length, version, o.v.persistent);
       o.state = s;
+      s.backing = o;
       o.seen = generation;
       this.byState.set(s, o);
       s.data = data;
@@ -523,7 +300,7 @@ export class ShmVars {
   }
 
   private watched(): boolean {
-    for (const o of this.open.values()) if (o.state && o.state.policy >= 1) return true;
+    for (const o of this.files.open.values()) if (o.state && o.state.policy >= 1) return true;
     return false;
   }
 
@@ -554,7 +331,7 @@ export class ShmVars {
   pump(): void {
     this.delivered = 0;
     if (this.closed) return;
-    for (const o of this.open.values()) {
+    for (const o of this.files.open.values()) {
       const s = o.state;
       if (!s || s.policy < 1 || s.status === "invalidated") continue;
       for (let again = 0; again < 2; again++) {
@@ -566,7 +343,7 @@ export class ShmVars {
         }
         if (this.ns.spin) break;
         // Park, then look once more: a writer that committed meanwhile may not have seen us park.
-        this.ns.waker.park(o.v.file, this.slotOf(o));
+        this.ns.waker.park(o.v.file, this.files.slotOf(o));
         if (o.v.generation() === o.seen) break;
       }
     }
@@ -713,16 +490,14 @@ export class ShmVars {
     if (this.closed) return;
     this.closed = true;
     this.ns.wakeListeners.delete(this.onWake);
-    if (this.sweep) clearInterval(this.sweep);
-    for (const o of [...this.open.values()]) {
+    for (const o of [...this.files.open.values()]) {
       const s = o.state;
-      if (s) {
-        for (let p = 0; p < 3; p++) while (s.counts[p]! > 0) this.releaseHeld(s, p);
-        s.status = "stale"; // as a hub client's pointers after close()
-        s.notify((ptr) => ptr.emit("status", "stale"));
-      }
-      this.forget(o);
+      if (!s) continue;
+      for (let p = 0; p < 3; p++) while (s.counts[p]! > 0) this.releaseHeld(s, p);
+      s.status = "stale"; // as a hub client's pointers after close()
+      s.notify((ptr) => ptr.emit("status", "stale"));
     }
+    this.files.close();
     this.unwatchIfIdle();
   }
 }

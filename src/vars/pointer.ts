@@ -1,5 +1,5 @@
 import { EventEmitter } from "node:events";
-import type { SchemaCodec } from "../codec/schema.js";
+import { type SchemaCodec, type SchemaType, schemaCodec } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
 import type { SyncPolicy } from "./vars-messages.js";
 
@@ -42,6 +42,8 @@ export class KeyState {
    * reference is its listener keeps receiving changes instead of being collected and released.
    */
   readonly listened = new Set<IpcPtr<SyncPolicy, unknown>>();
+  /** What the client keeps beside the state (shm://: the key's open file), for its own use. */
+  backing: unknown = null;
 
   constructor(
     readonly key: string,
@@ -98,7 +100,25 @@ export interface IpcPtrEvents {
   status: [status: PointerStatus];
 }
 
-const POLICY_INDEX = { request: 0, lazy: 1, poll: 2 } as const;
+/** The policies' numbers on the wire and in reference counts. */
+export const POLICY_INDEX = { request: 0, lazy: 1, poll: 2 } as const;
+
+/** Throws `TypeError` unless `policy` names a sync policy. */
+export function checkPolicyName(policy: string): asserts policy is SyncPolicy {
+  if (!(policy in POLICY_INDEX))
+    throw new TypeError(`sync policy must be request, lazy or poll, got ${policy}`);
+}
+
+/** The codec of a typed block's schema; throws `TypeError` unless the schema has a fixed size. */
+export function fixedCodec(schema: SchemaType<unknown>): SchemaCodec<unknown> {
+  const codec = schemaCodec(schema);
+  if (codec.fixedSize === undefined || codec.fixedSize < 1) {
+    throw new TypeError(
+      "a typed block needs a fixed-size schema (numbers, bools, fixed arrays, structs of them)",
+    );
+  }
+  return codec;
+}
 
 /**
  * A pointer to a named block on the hub (the seed's `ipc_ptr<sync_policy>`). It holds one reference on

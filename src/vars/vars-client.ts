@@ -5,7 +5,6 @@
  * the connection it speaks through is a {@link ClientLink} (src/client/client.ts composes the parts).
  */
 import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";
-import { schemaCodec } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import {
@@ -19,7 +18,7 @@ import type { coreMessages } from "../protocol/core-messages.js";
 import { checkKey } from "../protocol/names.js";
 import type { Connection } from "../transport/types.js";
 import { ConfigVar } from "./config-var.js";
-import { IpcPtr, KeyState, type Versioned } from "./pointer.js";
+import { checkPolicyName, fixedCodec, IpcPtr, KeyState, POLICY_INDEX, type Versioned } from "./pointer.js";
 import {
   KIND_BYTES,
   KIND_JSON,
@@ -68,23 +67,6 @@ export type KeyDescription =
       refcount: number;
       persistent: boolean;
     };
-
-const POLICY_INDEX = { request: 0, lazy: 1, poll: 2 } as const;
-
-function checkPolicyName(policy: string): asserts policy is SyncPolicy {
-  if (!(policy in POLICY_INDEX))
-    throw new TypeError(`sync policy must be request, lazy or poll, got ${policy}`);
-}
-
-function fixedCodec(schema: SchemaType<unknown>): SchemaCodec<unknown> {
-  const codec = schemaCodec(schema);
-  if (codec.fixedSize === undefined || codec.fixedSize < 1) {
-    throw new TypeError(
-      "a typed block needs a fixed-size schema (numbers, bools, fixed arrays, structs of them)",
-    );
-  }
-  return codec;
-}
 
 export class VarsClient implements ClientPart<VarsMessage> {
   private readonly byKey = new Map<string, KeyState>();
