@@ -3,7 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
-import { connect, isEzipcError } from "../../src/index.js";
+import { connect, isEzipcError, t } from "../../src/index.js";
 import { seededRandom, spawnFixture, until, within } from "../helpers.js";
 
 const name = `test-vars-${process.pid}`;
@@ -88,6 +88,41 @@ describe("shm:// shared variables: values in shared memory", () => {
       stop = true;
       await check.catch(() => {});
       await reader.close();
+    }
+  });
+
+  it("typed blocks, persistent keys and the highest policy of a client, as on a hub", async () => {
+    const a = await connect(url, { name: "typed", disposeGraceMs: 20 });
+    const b = await connect(url, { name: "typed2", disposeGraceMs: 20 });
+    try {
+      const Pose = t.struct({ x: t.f64, y: t.f64, valid: t.bool });
+      const pose = await a.allocate("typed.pose", Pose, "poll");
+      await pose.set({ x: 1.5, y: -2, valid: true });
+      const seen = await b.watch("typed.pose", "request", { schema: Pose });
+      assert.deepEqual(await seen!.get(), { x: 1.5, y: -2, valid: true });
+      await assert.rejects(b.watch("typed.pose", "poll", { schema: t.struct({ x: t.f64 }) }), {
+        code: "EZIPC_BAD_REQUEST",
+      });
+      // With a poll pointer held, a request pointer of the same client answers from the same copy.
+      const poll = await b.watch("typed.pose", "poll", { schema: Pose });
+      assert.equal(seen!.fresh, true);
+      poll!.dispose();
+      seen!.dispose();
+      pose.dispose();
+      await until(
+        async () => (await a.info("typed.pose")).state === "disposed",
+        "disposed after its grace",
+        5_000,
+      );
+      // A persistent key stays with no pointer at all.
+      const kept = await a.allocate("typed.kept", 4, "lazy", { persistent: true });
+      kept.dispose();
+      const info = await b.info("typed.kept");
+      assert.deepEqual(info.state === "live" && [info.refcount, info.persistent], [0, true]);
+      assert.ok(await b.watch("typed.kept", "lazy"));
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 
