@@ -24,6 +24,7 @@ import { CONFIG_MERGE_PATCH, CONFIG_WRITE, CONFIG_WRITE_IF_EMPTY, ConfigVar } fr
 import { globMatcher } from "../vars/glob.js";
 import { mergePatch } from "../vars/merge-patch.js";
 import {
+  allocateShape,
   checkPolicyName,
   fixedCodec,
   IpcPtr,
@@ -102,11 +103,7 @@ export class ShmVars {
     options: AllocateOptions = {},
   ): Promise<IpcPtr<P, unknown>> {
     checkKey(key);
-    checkPolicyName(policy);
-    const codec = typeof sizeOrSchema === "number" ? undefined : fixedCodec(sizeOrSchema);
-    const size = codec ? codec.fixedSize! : (sizeOrSchema as number);
-    if (!Number.isInteger(size) || size < 1)
-      throw new RangeError(`size must be a positive integer, got ${size}`);
+    const { size, codec } = allocateShape(sizeOrSchema, policy);
     this.checkSize(key, size);
     const o = this.files.openOrCreate(
       key,

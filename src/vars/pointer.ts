@@ -109,6 +109,22 @@ export function checkPolicyName(policy: string): asserts policy is SyncPolicy {
     throw new TypeError(`sync policy must be request, lazy or poll, got ${policy}`);
 }
 
+/**
+ * Checks an `allocate`'s key-independent arguments: the policy, and the size or schema (a typed block's
+ * size is its schema's). Throws `TypeError` / `RangeError`.
+ */
+export function allocateShape(
+  sizeOrSchema: number | SchemaType<unknown>,
+  policy: string,
+): { size: number; codec: SchemaCodec<unknown> | undefined } {
+  checkPolicyName(policy);
+  const codec = typeof sizeOrSchema === "number" ? undefined : fixedCodec(sizeOrSchema);
+  const size = codec ? codec.fixedSize! : (sizeOrSchema as number);
+  if (!Number.isInteger(size) || size < 1)
+    throw new RangeError(`size must be a positive integer, got ${size}`);
+  return { size, codec };
+}
+
 /** The codec of a typed block's schema; throws `TypeError` unless the schema has a fixed size. */
 export function fixedCodec(schema: SchemaType<unknown>): SchemaCodec<unknown> {
   const codec = schemaCodec(schema);

@@ -18,7 +18,15 @@ import type { coreMessages } from "../protocol/core-messages.js";
 import { checkKey } from "../protocol/names.js";
 import type { Connection } from "../transport/types.js";
 import { ConfigVar } from "./config-var.js";
-import { checkPolicyName, fixedCodec, IpcPtr, KeyState, POLICY_INDEX, type Versioned } from "./pointer.js";
+import {
+  allocateShape,
+  checkPolicyName,
+  fixedCodec,
+  IpcPtr,
+  KeyState,
+  POLICY_INDEX,
+  type Versioned,
+} from "./pointer.js";
 import {
   KIND_BYTES,
   KIND_JSON,
@@ -127,11 +135,7 @@ export class VarsClient implements ClientPart<VarsMessage> {
     options: AllocateOptions = {},
   ): Promise<IpcPtr<P, unknown>> {
     checkKey(key);
-    checkPolicyName(policy);
-    const codec = typeof sizeOrSchema === "number" ? undefined : fixedCodec(sizeOrSchema);
-    const size = codec ? codec.fixedSize! : (sizeOrSchema as number);
-    if (!Number.isInteger(size) || size < 1)
-      throw new RangeError(`size must be a positive integer, got ${size}`);
+    const { size, codec } = allocateShape(sizeOrSchema, policy);
     const opened = this.opener(key, policy);
     await this.link.request(
       "allocate",
