@@ -1,0 +1,6 @@
+"""ezipc for Python: a client of an ezipc hub (docs/protocol.md), standard library only."""
+
+from .client import Client, ConfigVar, Deadman, Gap, Message, Pointer, Reply, Request, Subscription, connect
+from .errors import EzipcError
+
+__all__ = ["Client", "ConfigVar", "Deadman", "EzipcError", "Gap", "Message", "Pointer", "Reply", "Request", "Subscription", "connect"]

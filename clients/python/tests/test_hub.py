@@ -1,0 +1,226 @@
+"""The Python client against a real hub: EZIPC_TEST_URLS names it (space-separated tcp:// and unix:// URLs;
+test/clients/python.test.ts starts the hub and runs these). Every test runs on each URL."""
+
+import asyncio
+import os
+import unittest
+
+import ezipc
+from ezipc import EzipcError
+
+URLS = os.environ.get("EZIPC_TEST_URLS", "").split()
+_n = 0
+
+
+def unique(prefix: str) -> str:
+    global _n
+    _n += 1
+    return f"{prefix}.{os.getpid()}.{_n}"
+
+
+async def within(aw, seconds: float = 5.0):
+    return await asyncio.wait_for(aw, seconds)
+
+
+@unittest.skipUnless(URLS, "EZIPC_TEST_URLS names no hub (run through npm test)")
+class HubTest(unittest.IsolatedAsyncioTestCase):
+    async def clients(self, url: str, n: int = 2):
+        cs = [await ezipc.connect(url, f"py{i}") for i in range(n)]
+        for c in cs:
+            self.addAsyncCleanup(c.close)
+        return cs
+
+    async def test_variables_under_every_policy(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                key = unique("py.var")
+                self.assertIsNone(await b.watch(key, "poll"))
+                w = await a.allocate(key, 4, "request")
+                with self.assertRaises(EzipcError) as e:
+                    await b.allocate(key, 4, "poll")
+                self.assertEqual(e.exception.code, "EZIPC_KEY_EXISTS")
+                poll = await b.watch(key, "poll")
+                c, = await self.clients(url, 1)
+                lazy = await c.watch(key, "lazy")
+                changes = []
+                lazy.on_change(lambda v, d: changes.append((v, d)))
+                seen = poll.changes()
+                first = asyncio.ensure_future(seen.__anext__())
+                await asyncio.sleep(0)  # the iterator is listening
+                self.assertEqual(await w.write(b"\x2a", 0), 2)
+                # poll: pushed; the copy is there once the hub's update arrived
+                version, data = await within(first)
+                self.assertEqual((version, data), (2, b"\x2a\x00\x00\x00"))
+                self.assertEqual(poll.value(), b"\x2a\x00\x00\x00")
+                # lazy: one notice, then the read fetches
+                await within(_until(lambda: changes))
+                self.assertEqual(changes[0], (2, None))
+                self.assertEqual(await lazy.read_versioned(), (b"\x2a\x00\x00\x00", 2))
+                # request: asks the hub
+                self.assertEqual(await w.read(), b"\x2a\x00\x00\x00")
+                # compare-and-write
+                self.assertEqual(await lazy.compare_and_write(1, b"\x01"), (False, 2))
+                self.assertEqual(await lazy.compare_and_write(2, b"\x01"), (True, 3))
+                with self.assertRaises(ValueError):
+                    await w.write(b"12345")
+                info = await a.info(key)
+                self.assertEqual((info["state"], info["refcount"], info["version"]), ("live", 3, 3))
+                for p in (w, poll, lazy):
+                    p.dispose()
+                await within(_until_async(lambda: _state(a, key, "grace")))
+
+    async def test_three_clients_count_with_compare_and_write(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                cs = await self.clients(url, 3)
+                key = unique("py.counter")
+                ptrs = [await cs[0].allocate(key, 4, "poll")]
+                ptrs.append(await cs[1].watch(key, "lazy"))
+                ptrs.append(await cs[2].watch(key, "request"))
+
+                async def inc(p, n):
+                    for _ in range(n):
+                        while True:
+                            data, version = await p.read_versioned()
+                            ok, _ = await p.compare_and_write(version, (int.from_bytes(data, "little") + 1).to_bytes(4, "little"))
+                            if ok:
+                                break
+
+                await within(asyncio.gather(*(inc(p, 20) for p in ptrs)), 20)
+                data, version = await cs[0].peek(key)
+                self.assertEqual((int.from_bytes(data, "little"), version), (60, 61))
+
+    async def test_config_variables(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                key = unique("py.cfg")
+                cfg = await a.config(key, persistent=False)
+                self.assertIsNone(await cfg.read())
+                self.assertTrue(await cfg.write_if_empty({"speed": 1, "limits": {"max": 5}}))
+                self.assertFalse(await cfg.write_if_empty({"other": 1}))
+                await cfg.merge_patch({"limits": {"max": 9}, "name": "r2"})
+                other = await b.config(key, persistent=False)
+                self.assertEqual(await other.read(), {"speed": 1, "limits": {"max": 9}, "name": "r2"})
+
+    async def test_pubsub_init_and_iter(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                topic = unique("py.topic")
+                for i in range(3):
+                    await a.publish(topic, f"m{i}")
+                expect = {"oldest": ["m0", "m1", "m2", "n0"], "mostRecent": ["m2", "n0"], "awaitNew": ["n0"], 2: ["m1", "m2", "n0"]}
+                subs = {k: await b.subscribe(topic, init=k) for k in expect}
+                seq, _ = await a.publish(topic, "n0", {"h": "v"})
+                self.assertEqual(seq, 4)
+                for k, want in expect.items():
+                    got = [(await within(subs[k].__anext__())).text() for _ in want]
+                    self.assertEqual(got, want, k)
+                # newest: one at a time, the newest each time it asks
+                newest = await b.subscribe(topic, init="awaitNew", iter="newest")
+                for i in range(5):
+                    a.publish_and_forget(topic, f"x{i}")
+                await a.publish(topic, "last")
+                m = await within(newest.__anext__())
+                self.assertIn(m.text(), ["x0", "last"])
+                m2 = await within(newest.__anext__())
+                self.assertEqual(m2.text(), "last")
+                # headers and publisher
+                first = subs["oldest"]
+                self.assertTrue(first.sid > 0)
+                handled = []
+                await b.subscribe(topic, init="oldest", handler=lambda msg: handled.append((msg.seq, msg.text())))
+                await within(_until(lambda: len(handled) >= 10))
+                self.assertEqual(handled[0], (1, "m0"))
+                self.assertEqual([s for s, _ in handled], list(range(1, len(handled) + 1)))
+
+    async def test_many_messages_with_credit(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                topic = unique("py.many")
+                sub = await b.subscribe(topic, prefetch=64)
+                n = 2000
+                for i in range(n):
+                    a.publish_and_forget(topic, str(i))
+                await a.publish(topic, "end")
+                got = []
+                async for m in sub:
+                    if m.text() == "end":
+                        break
+                    got.append(int(m.text()))
+                self.assertEqual(got, list(range(n)))
+
+    async def test_rpc(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                topic = unique("py.rpc")
+
+                async def handler(req):
+                    if req.text() == "fail":
+                        raise EzipcError("EZIPC_BAD_REQUEST", "no")
+                    if req.text() == "slow":
+                        await asyncio.sleep(1)
+                    return req.payload[::-1]
+
+                await b.serve(topic, handler)
+                self.assertEqual((await a.request(topic, "abc")).text(), "cba")
+                with self.assertRaises(EzipcError) as e:
+                    await a.request(topic, "fail")
+                self.assertEqual(e.exception.code, "EZIPC_BAD_REQUEST")
+                with self.assertRaises(EzipcError) as e:
+                    await a.request(topic, "slow", timeout_ms=50)
+                self.assertEqual(e.exception.code, "EZIPC_TIMEOUT")
+                with self.assertRaises(EzipcError) as e:
+                    await a.request(unique("py.nobody"), "x")
+                self.assertEqual(e.exception.code, "EZIPC_NO_RESPONDERS")
+                # a server that goes: its callers learn it
+                await b.serve(topic + ".hang", lambda req: asyncio.sleep(30))
+                call = asyncio.ensure_future(a.request(topic + ".hang", "x"))
+                await asyncio.sleep(0.05)
+                await b.close()
+                with self.assertRaises(EzipcError) as e:
+                    await within(call)
+                self.assertEqual(e.exception.code, "EZIPC_SERVER_GONE")
+
+    async def test_deadman(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                name = unique("py.leader")
+                self.assertTrue(await a.deadman(name).try_take())
+                self.assertFalse(await b.deadman(name).try_take())
+                waiting = asyncio.ensure_future(b.deadman(name).take())
+                await asyncio.sleep(0.05)
+                self.assertFalse(waiting.done())
+                await a.close()  # the holder goes: the next in line takes it
+                await within(waiting)
+                state = await b.deadman(name).state()
+                self.assertTrue(state["mine"])
+
+    async def test_bad_urls(self):
+        for bad in ["ws://x", "tcp://nohostport", "shm://", "unix://"]:
+            with self.assertRaises(EzipcError) as e:
+                await ezipc.connect(bad)
+            self.assertEqual(e.exception.code, "EZIPC_INVALID_URL")
+
+
+async def _until(cond, step: float = 0.005):
+    while not cond():
+        await asyncio.sleep(step)
+
+
+async def _until_async(cond, step: float = 0.02):
+    while not await cond():
+        await asyncio.sleep(step)
+
+
+async def _state(client, key, state):
+    return (await client.info(key))["state"] == state
+
+
+if __name__ == "__main__":
+    unittest.main()

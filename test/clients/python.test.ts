@@ -1,0 +1,44 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Hub } from "../../src/index.js";
+import { tempDir, within } from "../helpers.js";
+
+const pythonDir = fileURLToPath(new URL("../../../clients/python", import.meta.url));
+
+/** Runs `python3 -m unittest` in clients/python with `env`; resolves with its exit code and output. */
+function unittest(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("python3", ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
+      cwd: pythonDir,
+      env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let out = "";
+    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
+    child.once("exit", (code) => resolve({ code, out }));
+  });
+}
+
+describe("the Python client (clients/python) against a real hub", () => {
+  it("passes its unittest suite over tcp:// and unix://, nothing skipped", async () => {
+    const tmp = tempDir();
+    const hub = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0", `unix://${path.join(tmp.dir, "hub.sock")}`],
+      disposeGraceMs: 200,
+    });
+    try {
+      const r = await within(unittest({ EZIPC_TEST_URLS: hub.urls.join(" ") }), 120_000, "python tests");
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /^OK$/m, r.out);
+      assert.doesNotMatch(r.out, /skipped/, r.out);
+      const ran = /Ran (\d+) tests/.exec(r.out);
+      assert.ok(ran && Number(ran[1]) >= 14, r.out);
+    } finally {
+      await hub.close();
+    }
+  });
+});
