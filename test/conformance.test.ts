@@ -1,0 +1,167 @@
+/**
+ * The cross-language conformance suite (conformance/README.md): every scenario of conformance/scenarios,
+ * against a real hub, with each of its clients in every language (a driver process per client).
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { Hub } from "../src/index.js";
+import { fixture, within } from "./helpers.js";
+
+const root = fileURLToPath(new URL("../..", import.meta.url));
+const scenarioDir = path.join(root, "conformance/scenarios");
+
+interface Step {
+  client: string;
+  op: string;
+  args?: Record<string, unknown>;
+  expect?: unknown;
+  error?: string;
+}
+interface Scenario {
+  name: string;
+  clients: string[];
+  steps: Step[];
+}
+
+const LANGUAGES = {
+  ts: () =>
+    spawn(process.execPath, [fixture("conformance-driver.js")], { stdio: ["pipe", "pipe", "inherit"] }),
+  py: () =>
+    spawn("python3", [path.join(root, "clients/python/conformance_driver.py")], {
+      cwd: path.join(root, "clients/python"),
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["pipe", "pipe", "inherit"],
+    }),
+} as const;
+type Language = keyof typeof LANGUAGES;
+
+/** One driver process: commands in, answers out. */
+class Driver {
+  private next = 1;
+  private readonly waiting = new Map<
+    number,
+    (r: { ok: boolean; result?: unknown; code?: string; message?: string }) => void
+  >();
+  readonly ready: Promise<void>;
+  constructor(
+    readonly lang: Language,
+    private readonly child: ChildProcess,
+  ) {
+    let readyFn: () => void = () => {};
+    this.ready = new Promise((r) => (readyFn = r));
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      const m = JSON.parse(line) as { id?: number; ready?: boolean; ok: boolean };
+      if (m.ready) return readyFn();
+      this.waiting.get(m.id!)?.(m);
+      this.waiting.delete(m.id!);
+    });
+  }
+  cmd(op: string, args: Record<string, unknown>) {
+    const id = this.next++;
+    const answer = new Promise<{ ok: boolean; result?: unknown; code?: string; message?: string }>((r) =>
+      this.waiting.set(id, r),
+    );
+    this.child.stdin!.write(`${JSON.stringify({ id, op, args })}\n`);
+    return within(answer, 10_000, `${this.lang} ${op}`);
+  }
+  async stop(): Promise<void> {
+    this.child.stdin!.end();
+    if (this.child.exitCode === null && this.child.signalCode === null) {
+      this.child.kill();
+      await new Promise((r) => this.child.once("exit", r));
+    }
+  }
+}
+
+/** `$name` → a name unique to this run. */
+function unique(v: unknown, run: string): unknown {
+  if (typeof v === "string") return v.replace(/\$([A-Za-z0-9]+)/g, (_, n: string) => `cf.${run}.${n}`);
+  if (Array.isArray(v)) return v.map((x) => unique(x, run));
+  if (v && typeof v === "object")
+    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, unique(x, run)]));
+  return v;
+}
+
+/** Whether `actual` holds every field of `expected` with the same value (deep). */
+function contains(actual: unknown, expected: unknown): boolean {
+  if (expected === null || typeof expected !== "object") return actual === expected;
+  if (actual === null || typeof actual !== "object") return false;
+  if (Array.isArray(expected)) {
+    return (
+      Array.isArray(actual) &&
+      actual.length === expected.length &&
+      expected.every((e, i) => contains(actual[i], e))
+    );
+  }
+  return Object.entries(expected).every(([k, e]) => contains((actual as Record<string, unknown>)[k], e));
+}
+
+function combinations(n: number): Language[][] {
+  const langs = Object.keys(LANGUAGES) as Language[];
+  let out: Language[][] = [[]];
+  for (let i = 0; i < n; i++) out = out.flatMap((c) => langs.map((l) => [...c, l]));
+  return out;
+}
+
+const scenarios = readdirSync(scenarioDir)
+  .filter((f) => f.endsWith(".json"))
+  .sort()
+  .map((f) => ({ file: f, ...(JSON.parse(readFileSync(path.join(scenarioDir, f), "utf8")) as Scenario) }));
+
+describe("conformance: every scenario, every client language (conformance/scenarios)", () => {
+  let hub: Hub;
+  let runs = 0;
+  before(async () => {
+    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+  });
+  after(async () => {
+    await hub.close();
+  });
+
+  it("has scenarios", () => assert.ok(scenarios.length >= 5));
+
+  for (const s of scenarios) {
+    for (const langs of combinations(s.clients.length)) {
+      it(`${s.file} (${s.name}) with ${s.clients.map((c, i) => `${c}=${langs[i]}`).join(", ")}`, async () => {
+        const run = `${process.pid}.${++runs}`;
+        const drivers = new Map<string, Driver>();
+        try {
+          for (const [i, name] of s.clients.entries()) {
+            const d = new Driver(langs[i]!, LANGUAGES[langs[i]!]());
+            drivers.set(name, d);
+            await within(d.ready, 10_000, `${langs[i]} driver`);
+            const r = await d.cmd("connect", { url: hub.urls[0], name: `${name}-${langs[i]}` });
+            assert.ok(r.ok, r.message);
+          }
+          for (const [n, step] of s.steps.entries()) {
+            const d = drivers.get(step.client)!;
+            const r = await d.cmd(step.op, unique(step.args ?? {}, run) as Record<string, unknown>);
+            const where = `step ${n + 1} (${step.client}=${d.lang} ${step.op})`;
+            if (step.error) {
+              assert.ok(!r.ok, `${where}: expected ${step.error}, got ${JSON.stringify(r.result)}`);
+              assert.equal(r.code, step.error, `${where}: ${r.message}`);
+              continue;
+            }
+            assert.ok(r.ok, `${where}: ${r.code} ${r.message}`);
+            if ("expect" in step) {
+              assert.ok(
+                contains(r.result, unique(step.expect, run)),
+                `${where}: expected ${JSON.stringify(step.expect)}, got ${JSON.stringify(r.result)}`,
+              );
+            }
+          }
+        } finally {
+          for (const d of drivers.values()) {
+            await d.cmd("close", {}).catch(() => {});
+            await d.stop();
+          }
+        }
+      });
+    }
+  }
+});
