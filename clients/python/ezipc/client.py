@@ -64,6 +64,15 @@ class KeyState:
         self.counts = [0, 0, 0]
         self.pointers: list[Pointer] = []
         self.invalidated = False
+        self.status = "live"  # "stale" while the connection is lost; "invalidated" for good
+
+    def set_status(self, status: str) -> None:
+        if self.status == status or self.status == "invalidated":
+            return
+        self.status = status
+        for p in list(self.pointers):
+            for fn in list(p._status_listeners):
+                fn(status)
 
     @property
     def policy(self) -> int:
@@ -82,7 +91,17 @@ class Pointer:
         self.policy = policy
         self.disposed = False
         self._listeners: list[Callable[[int, bytes | None], Any]] = []
+        self._status_listeners: list[Callable[[str], Any]] = []
         self._queues: list[asyncio.Queue] = []
+
+    @property
+    def status(self) -> str:
+        """live; stale while the hub is unreachable (the poll copy may be old); invalidated for good."""
+        return "invalidated" if self.disposed else self.state.status
+
+    def on_status(self, fn: Callable[[str], Any]) -> None:
+        """Calls fn(status) when the pointer goes stale, live again, or invalidated."""
+        self._status_listeners.append(fn)
 
     @property
     def key(self) -> str:
@@ -248,6 +267,11 @@ class Subscription:
     def __init__(self, client: Client, sid: int, prefetch: int, iter_: str, handler, on_gap):
         self._client = client
         self.sid = sid
+        self.pattern = ""
+        self.init_code = 2
+        self.from_seq = 0
+        #: The last seq delivered per topic: a resubscription after a reconnect resumes after it.
+        self.last: dict[str, int] = {}
         self.prefetch = prefetch
         self.iter = iter_
         self._handler = handler
@@ -258,6 +282,7 @@ class Subscription:
         self.start_seq = 0
 
     def _deliver(self, m: Message) -> None:
+        self.last[m.topic] = m.seq
         if self._handler is not None:
             r = self._handler(m)
             if asyncio.iscoroutine(r):
@@ -268,6 +293,8 @@ class Subscription:
 
     def _consumed_one(self) -> None:
         self._consumed += 1
+        if self._client.status != "connected":
+            return  # the resubscription gives a fresh credit
         if self.iter == "newest":
             self._client._send("credit", {"sid": self.sid, "n": 1})
             self._consumed = 0
@@ -298,7 +325,8 @@ class Subscription:
             return
         self.closed = True
         self._client._subs.pop(self.sid, None)
-        self._client._send("unsubscribe", {"sid": self.sid})
+        if self._client.status == "connected":
+            self._client._send("unsubscribe", {"sid": self.sid})
         self._queue.put_nowait(None)
 
 
@@ -368,14 +396,26 @@ class _Pending:
 
 
 class Client:
-    """A connection to a hub. Use `await connect(url)`."""
+    """A connection to a hub. Use `await connect(url)`.
 
-    def __init__(self, url: str, name: str):
+    With `reconnect` (the default) a lost connection is dialled again with backoff; the hello names the
+    client's id so that a hub within its reconnect window keeps its pointers; then every held key is
+    resynced, every served topic served again, every subscription resumed after the last seq it delivered.
+    Requests in flight when the connection was lost fail with EZIPC_CONNECTION_CLOSED (a write may or may
+    not have been applied); pointers are `stale` meanwhile.
+    """
+
+    def __init__(self, url: str, name: str, reconnect: bool = True, max_delay: float = 2.0):
         self.url = url
         self.name = name
+        self.reconnect = reconnect
+        self.max_delay = max_delay
         self.client_id = ""
         self.label = ""
         self.hub = ""
+        #: True when the last welcome resumed this client (the hub kept its pointers).
+        self.resumed = False
+        self.status = "connecting"
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._decoder = FrameDecoder()
@@ -389,12 +429,31 @@ class Client:
         self._handlers: dict[str, Callable[[Request], Any]] = {}
         self._task: asyncio.Task | None = None
         self._welcome: asyncio.Future | None = None
+        self._ready: asyncio.Event | None = None
+        self._reconnecting: asyncio.Task | None = None
+        self._status_listeners: list[Callable[[str], Any]] = []
         self.closed = False
         self.close_reason: EzipcError | None = None
 
     # -- connection --
 
+    def on_status(self, fn: Callable[[str], Any]) -> None:
+        """Calls fn(status): connected, reconnecting, closed."""
+        self._status_listeners.append(fn)
+
+    def _set_status(self, status: str) -> None:
+        self.status = status
+        for fn in list(self._status_listeners):
+            fn(status)
+
     async def _open(self) -> None:
+        self._ready = asyncio.Event()
+        await self._dial()
+        self._ready.set()
+        self._set_status("connected")
+
+    async def _dial(self) -> None:
+        """Opens the socket, says hello (resuming this client if it has an id) and waits for welcome."""
         u = urlparse(self.url)
         if u.scheme == "tcp":
             if not u.hostname or not u.port:
@@ -409,44 +468,57 @@ class Client:
             raise EzipcError("EZIPC_INVALID_URL", f"{self.url}: the Python client speaks tcp:// and unix://")
         else:
             raise EzipcError("EZIPC_INVALID_URL", f"{self.url}: unknown scheme {u.scheme!r}")
-        loop = asyncio.get_running_loop()
-        self._welcome = loop.create_future()
-        self._task = asyncio.ensure_future(self._read_loop())
-        self._send("hello", {"protocol": PROTOCOL, "name": self.name, "resume": None, "features": FEATURES})
-        w = await self._welcome
-        self.client_id, self.label, self.hub = w["clientId"], w["label"], w["hub"]
+        self._decoder = FrameDecoder()
+        self._welcome = asyncio.get_running_loop().create_future()
+        self._task = asyncio.ensure_future(self._read_loop(self._writer))
+        self._write_frame("hello", {"protocol": PROTOCOL, "name": self.name, "resume": self.client_id or None, "features": FEATURES})
+        w = await asyncio.wait_for(self._welcome, 10)
+        self.client_id, self.label, self.hub, self.resumed = w["clientId"], w["label"], w["hub"], w["resumed"]
 
-    def _send(self, name: str, body: dict) -> None:
-        if self.closed or self._writer is None:
-            raise EzipcError("EZIPC_CONNECTION_CLOSED", "this client is closed")
+    def _write_frame(self, name: str, body: dict) -> None:
+        if self._writer is None or self._writer.is_closing():
+            raise EzipcError("EZIPC_CONNECTION_CLOSED", "not connected")
         self._writer.write(data_frame(schema.encode(name, body)))
 
-    async def _request(self, name: str, body: dict, state: KeyState | None = None) -> dict:
+    def _send(self, name: str, body: dict) -> None:
+        if self.closed:
+            raise EzipcError("EZIPC_CONNECTION_CLOSED", "this client is closed")
+        if self.status != "connected":
+            raise EzipcError("EZIPC_CONNECTION_CLOSED", "the connection is lost (reconnecting)")
+        self._write_frame(name, body)
+
+    async def _request(self, name: str, body: dict, state: KeyState | None = None, *, during_resync: bool = False) -> dict:
         """Sends a request with a fresh rid; resolves with the reply's body (raises its error)."""
         if state is not None and state.invalidated:
             raise EzipcError("EZIPC_KEY_DISPOSED", f"key {state.key} has been invalidated")
+        if not during_resync and self.status == "reconnecting" and self._ready is not None:
+            await self._ready.wait()  # sent once the connection is back (or fails if the client closes)
         self._rid = self._rid + 1 if self._rid < 0xFFFF_FFFF else 1
         rid = self._rid
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = _Pending(fut, state)
-        self._send(name, {"rid": rid, **body})
+        if during_resync:
+            self._write_frame(name, {"rid": rid, **body})
+        else:
+            self._send(name, {"rid": rid, **body})
         name_, reply = await fut
         reply["_type"] = name_
         return reply
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, writer: asyncio.StreamWriter) -> None:
         err: EzipcError | None = None
+        reader = self._reader
         try:
-            assert self._reader is not None
+            assert reader is not None
             while True:
-                chunk = await self._reader.read(65536)
+                chunk = await reader.read(65536)
                 if not chunk:
                     err = EzipcError("EZIPC_CONNECTION_RESET", "the hub closed the connection")
                     break
                 for f in self._decoder.feed(chunk):
                     if isinstance(f, Control):
                         if f.kind == PING:
-                            self._writer.write(control_frame(PONG))
+                            writer.write(control_frame(PONG))
                         elif f.kind == CLOSE:
                             err = EzipcError("EZIPC_CONNECTION_CLOSED", f.argument.decode("utf-8", "replace"))
                     else:
@@ -457,26 +529,107 @@ class Client:
             err = e
         except (ConnectionError, OSError) as e:
             err = EzipcError("EZIPC_CONNECTION_RESET", str(e))
-        self._lost(err or EzipcError("EZIPC_CONNECTION_CLOSED", "closed"))
+        if writer is self._writer:
+            self._lost(err or EzipcError("EZIPC_CONNECTION_CLOSED", "closed"))
 
-    def _lost(self, err: EzipcError) -> None:
-        self.closed = True
-        self.close_reason = err
+    def _fail_in_flight(self, err: EzipcError) -> None:
         if self._welcome and not self._welcome.done():
             self._welcome.set_exception(err)
-        for p in self._pending.values():
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
             if not p.future.done():
                 p.future.set_exception(err)
-        self._pending.clear()
-        for f in self._calls.values():
+        calls, self._calls = self._calls, {}
+        for f in calls.values():
             if not f.done():
                 f.set_exception(err)
-        self._calls.clear()
+
+    def _lost(self, err: EzipcError) -> None:
+        if self._writer:
+            self._writer.close()
+        if self.closed:
+            return
+        if self.reconnect and self.status == "connected":
+            self._fail_in_flight(EzipcError("EZIPC_CONNECTION_CLOSED", f"the connection was lost: {err.message or err.code}"))
+            self._ready = asyncio.Event()
+            for s in self._keys.values():
+                s.set_status("stale")
+            self._set_status("reconnecting")
+            self._reconnecting = asyncio.ensure_future(self._reconnect_loop())
+            return
+        if self.status == "reconnecting":
+            return  # a failed dial: the loop tries again
+        self._shut(err)
+
+    def _shut(self, err: EzipcError) -> None:
+        self.closed = True
+        self.close_reason = err
+        self._fail_in_flight(err)
         for s in list(self._subs.values()):
             s.closed = True
             s._queue.put_nowait(None)
-        if self._writer:
-            self._writer.close()
+        if self._ready is not None:
+            self._ready.set()
+        self._set_status("closed")
+
+    async def _reconnect_loop(self) -> None:
+        delay = 0.02
+        while not self.closed:
+            try:
+                await self._dial()
+                await self._resync()
+                self._set_status("connected")
+                if self._ready is not None:
+                    self._ready.set()
+                return
+            except (EzipcError, ConnectionError, OSError, asyncio.TimeoutError):
+                if self._writer:
+                    self._writer.close()
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_delay)
+
+    async def _resync(self) -> None:
+        """After a welcome: every held key, then every served topic and subscription, again."""
+        held = [s for s in list(self._keys.values()) if sum(s.counts) > 0 and not s.invalidated]
+        for s in held:
+            try:
+                r = await self._request("resync", {"key": s.key, "id": s.id, "counts": list(s.counts), "version": s.version}, during_resync=True)
+            except EzipcError as e:
+                if e.code in ("EZIPC_KEY_DISPOSED", "EZIPC_KEY_NOT_FOUND"):
+                    self._invalidate(s)
+                    continue
+                raise
+            if self._keys.get(s.id) is s:
+                del self._keys[s.id]
+            s.id = r["id"]
+            self._keys[s.id] = s
+            changed = r["version"] != s.version
+            s.version, s.size = r["version"], r["size"]
+            if r.get("data") is not None:
+                s.data, s.fresh = r["data"], True
+            elif changed:
+                s.fresh = False
+            s.set_status("live")
+            if changed:
+                for p in list(s.pointers):
+                    p._emit(s.version, s.data if s.fresh else None)
+        await self._request("resyncDone", {}, during_resync=True)
+        for topic in list(self._handlers):
+            await self._request("serve", {"topic": topic, "host": "", "direct": ""}, during_resync=True)
+        for sub in list(self._subs.values()):
+            sub._consumed = 0
+            credit = 1 if sub.iter == "newest" else sub.prefetch
+            resume = [{"topic": t, "seq": seq + 1} for t, seq in sub.last.items()]
+            await self._request("subscribe", {"sid": sub.sid, "pattern": sub.pattern, "init": sub.init_code, "fromSeq": sub.from_seq, "iter": ITERS[sub.iter], "credit": credit, "resume": resume}, during_resync=True)
+
+    def _invalidate(self, s: KeyState) -> None:
+        s.invalidated = True
+        self._keys.pop(s.id, None)
+        if self._by_key.get(s.key) is s:
+            del self._by_key[s.key]
+        s.set_status("invalidated")
+        for p in list(s.pointers):
+            p._end()
 
     def _dispatch(self, name: str, b: dict) -> None:
         if name == "welcome":
@@ -506,12 +659,9 @@ class Client:
                     p._emit(s.version, None)
             return
         if name == "invalidated":
-            s = self._keys.pop(b["id"], None)
+            s = self._keys.get(b["id"])
             if s:
-                s.invalidated = True
-                self._by_key.pop(s.key, None)
-                for p in list(s.pointers):
-                    p._end()
+                self._invalidate(s)
             return
         if name == "message":
             sub = self._subs.get(b["sid"])
@@ -549,12 +699,17 @@ class Client:
         """Says goodbye (CLOSE) and closes; the hub releases this client's pointers at once."""
         if self.closed:
             return
-        self._writer.write(control_frame(CLOSE, b"client closed"))
-        try:
-            await self._writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        self._lost(EzipcError("EZIPC_CONNECTION_CLOSED", "this client is closed"))
+        if self._reconnecting:
+            self._reconnecting.cancel()
+        if self.status == "connected" and self._writer and not self._writer.is_closing():
+            self._writer.write(control_frame(CLOSE, b"client closed"))
+            try:
+                await self._writer.drain()
+            except (ConnectionError, OSError):
+                pass
+        self._shut(EzipcError("EZIPC_CONNECTION_CLOSED", "this client is closed"))
+        if self._writer:
+            self._writer.close()
         if self._task:
             try:
                 await asyncio.wait_for(self._task, 2)
@@ -651,8 +806,8 @@ class Client:
         if sum(s.counts) == 0:
             self._keys.pop(s.id, None)
             self._by_key.pop(s.key, None)
-        if not self.closed:
-            self._send("release", {"id": s.id, "policy": pol})
+        if self.status == "connected":
+            self._send("release", {"id": s.id, "policy": pol})  # else the resync tells the hub the counts
 
     # -- pub/sub --
 
@@ -684,6 +839,7 @@ class Client:
         sid = self._sid
         credit = 1 if iter == "newest" else prefetch
         sub = Subscription(self, sid, prefetch, iter, handler, on_gap)
+        sub.pattern, sub.init_code, sub.from_seq = topic, init_code, from_seq
         self._subs[sid] = sub
         try:
             r = await self._request("subscribe", {"sid": sid, "pattern": topic, "init": init_code, "fromSeq": from_seq, "iter": ITERS[iter], "credit": credit, "resume": []})
@@ -709,12 +865,12 @@ class Client:
             end = await asyncio.wait_for(asyncio.shield(fut), timeout_ms / 1000 if timeout_ms > 0 else None)
         except asyncio.TimeoutError:
             self._calls.pop(rid, None)
-            if not self.closed:
+            if self.status == "connected":
                 self._send("end", {"side": SIDE_CALLER, "id": rid, "status": END_CANCEL, "code": "EZIPC_TIMEOUT", "message": "timed out", "payload": b""})
             raise EzipcError("EZIPC_TIMEOUT", f"{topic}: no reply within {timeout_ms} ms") from None
         except asyncio.CancelledError:
             self._calls.pop(rid, None)
-            if not self.closed:
+            if self.status == "connected":
                 self._send("end", {"side": SIDE_CALLER, "id": rid, "status": END_CANCEL, "code": "EZIPC_CANCELLED", "message": "cancelled", "payload": b""})
             raise
         if end["status"] == END_OK:
@@ -733,7 +889,7 @@ class Client:
             raise
 
     def unserve(self, topic: str) -> None:
-        if self._handlers.pop(topic, None) is not None and not self.closed:
+        if self._handlers.pop(topic, None) is not None and self.status == "connected":
             self._send("unserve", {"topic": topic})
 
     async def _serve_call(self, c: dict) -> None:
@@ -752,7 +908,7 @@ class Client:
                 end.update(status=END_ERROR, code=e.code, message=e.message)
             except Exception as e:  # a handler's failure goes back to its caller
                 end.update(status=END_ERROR, code="EZIPC_REMOTE", message=f"{type(e).__name__}: {e}")
-        if not self.closed:
+        if self.status == "connected":
             self._send("end", end)
 
     # -- deadman --
@@ -767,9 +923,10 @@ def _policy(policy: str) -> int:
     return POLICIES[policy]
 
 
-async def connect(url: str, name: str = "python") -> Client:
-    """Connects to the hub at `url` (tcp://HOST:PORT or unix:///PATH); returns once welcomed."""
-    c = Client(url, name)
+async def connect(url: str, name: str = "python", *, reconnect: bool = True) -> Client:
+    """Connects to the hub at `url` (tcp://HOST:PORT or unix:///PATH); returns once welcomed. With
+    `reconnect` a lost connection is dialled again and the client's state resynced (see Client)."""
+    c = Client(url, name, reconnect)
     await c._open()
     return c
 

@@ -201,6 +201,37 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
                 state = await b.deadman(name).state()
                 self.assertTrue(state["mine"])
 
+    async def test_reconnect_resyncs_pointers_subscriptions_and_served_topics(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                key, topic, svc = unique("py.rc.key"), unique("py.rc.topic"), unique("py.rc.svc")
+                pa = await a.allocate(key, 4, "poll")
+                pb = await b.watch(key, "request")
+                sub = await a.subscribe(topic)
+                await b.publish(topic, "before")
+                self.assertEqual((await within(sub.__anext__())).text(), "before")
+                await a.serve(svc, lambda req: req.text().upper())
+                statuses, pointer_statuses = [], []
+                a.on_status(statuses.append)
+                pa.on_status(pointer_statuses.append)
+                a._writer.transport.abort()  # the network drops
+                await within(_until(lambda: statuses[:1] == ["reconnecting"]))
+                await pb.write(b"\x07")  # while a is away
+                await b.publish(topic, "during")
+                await within(_until(lambda: a.status == "connected"))
+                self.assertTrue(a.resumed, "the hub kept a's pointers within its reconnect window")
+                self.assertEqual(pointer_statuses, ["stale", "live"])
+                self.assertEqual(pa.value(), b"\x07\x00\x00\x00")
+                self.assertEqual(pa.version, 2)
+                m = await within(sub.__anext__())
+                self.assertEqual((m.seq, m.text()), (2, "during"))
+                await b.publish(topic, "after")
+                m = await within(sub.__anext__())
+                self.assertEqual((m.seq, m.text()), (3, "after"), "nothing lost, nothing twice")
+                self.assertEqual((await b.request(svc, "x")).text(), "X")
+                self.assertEqual((await a.info(key))["refcount"], 2)
+
     async def test_bad_urls(self):
         for bad in ["ws://x", "tcp://nohostport", "shm://", "unix://"]:
             with self.assertRaises(EzipcError) as e:
