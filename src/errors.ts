@@ -59,6 +59,8 @@ export const ErrorCodes = {
     "Chat: the client sent more than its allowance of messages per second; that message is refused.",
   EZIPC_AUTH:
     "Authentication failed: the hub's key is not the pinned or known one, or the hub refused this client's key or token.",
+  EZIPC_SECURE_UNAVAILABLE:
+    "A client cannot encrypt: the cryptographic library it needs is missing (the Python client: the cryptography package).",
   EZIPC_DECRYPT:
     "An encrypted record failed authentication (tampered, replayed, reordered or cut); the connection is closed.",
   EZIPC_NOT_SUPPORTED:

@@ -1,17 +1,31 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Hub } from "../../src/index.js";
+import { dh25519, Hub } from "../../src/index.js";
 import { tempDir, within } from "../helpers.js";
 
 const pythonDir = fileURLToPath(new URL("../../../clients/python", import.meta.url));
 
+/**
+ * The Python to test with: the first of $EZIPC_PYTHON, python3 and Debian's /usr/bin/python3 that can import
+ * `cryptography` (the encrypted-connection tests need it; .ci/run installs python3-cryptography), else python3.
+ */
+function python(): string {
+  const candidates = [process.env.EZIPC_PYTHON, "python3", "/usr/bin/python3"].filter(
+    (p): p is string => !!p,
+  );
+  for (const p of candidates) {
+    if (spawnSync(p, ["-c", "import cryptography"], { stdio: "ignore" }).status === 0) return p;
+  }
+  return "python3";
+}
+
 /** Runs `python3 -m unittest` in clients/python with `env`; resolves with its exit code and output. */
 function unittest(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn("python3", ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
+    const child = spawn(python(), ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
       cwd: pythonDir,
       env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: "1" },
       stdio: ["ignore", "pipe", "pipe"],
@@ -30,8 +44,25 @@ describe("the Python client (clients/python) against a real hub", () => {
       urls: ["tcp://127.0.0.1:0", `unix://${path.join(tmp.dir, "hub.sock")}`],
       disposeGraceMs: 200,
     });
+    // A secure hub: its key pinned by the clients (IK) or checked (XX); one allowed client by token.
+    const staticKey = dh25519.generateKeyPair();
+    const secure = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      security: {
+        staticKey,
+        clients: [{ name: "py-token", token: "s3cret", allow: { subscribe: ["py.>"] } }],
+      },
+    });
     try {
-      const r = await within(unittest({ EZIPC_TEST_URLS: hub.urls.join(" ") }), 120_000, "python tests");
+      const r = await within(
+        unittest({
+          EZIPC_TEST_URLS: hub.urls.join(" "),
+          EZIPC_TEST_SECURE_URL: secure.urls[0]!,
+          EZIPC_TEST_HUB_KEY: Buffer.from(staticKey.publicKey).toString("base64"),
+        }),
+        120_000,
+        "python tests",
+      );
       assert.equal(r.code, 0, r.out);
       assert.match(r.out, /^OK$/m, r.out);
       assert.doesNotMatch(r.out, /skipped/, r.out);
@@ -39,6 +70,7 @@ describe("the Python client (clients/python) against a real hub", () => {
       assert.ok(ran && Number(ran[1]) >= 14, r.out);
     } finally {
       await hub.close();
+      await secure.close();
     }
   });
 });

@@ -16,7 +16,21 @@ from urllib.parse import unquote, urlparse
 
 from . import schema
 from .errors import EzipcError
+from .secure import handshake as secure_handshake
 from .wire import CLOSE, PING, PONG, Control, FrameDecoder, control_frame, data_frame
+
+
+class _Plain:
+    """The raw stream, with the secure stream's interface."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    async def read(self) -> bytes:
+        return await self.reader.read(65536)
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
 
 PROTOCOL = 2
 POLICIES = {"request": 0, "lazy": 1, "poll": 2}
@@ -405,8 +419,11 @@ class Client:
     not have been applied); pointers are `stale` meanwhile.
     """
 
-    def __init__(self, url: str, name: str, reconnect: bool = True, max_delay: float = 2.0):
+    def __init__(self, url: str, name: str, reconnect: bool = True, max_delay: float = 2.0, secure: dict | None = None):
         self.url = url
+        #: Options of an encrypted connection (ezipc.secure.handshake's: hub_key or verify_hub_key, static_key, token, cipher).
+        self.secure = secure
+        self._io = None
         self.name = name
         self.reconnect = reconnect
         self.max_delay = max_delay
@@ -468,17 +485,20 @@ class Client:
             raise EzipcError("EZIPC_INVALID_URL", f"{self.url}: the Python client speaks tcp:// and unix://")
         else:
             raise EzipcError("EZIPC_INVALID_URL", f"{self.url}: unknown scheme {u.scheme!r}")
+        self._io = _Plain(self._reader, self._writer)
+        if self.secure is not None:
+            self._io = await asyncio.wait_for(secure_handshake(self._reader, self._writer, **self.secure), 10)
         self._decoder = FrameDecoder()
         self._welcome = asyncio.get_running_loop().create_future()
-        self._task = asyncio.ensure_future(self._read_loop(self._writer))
+        self._task = asyncio.ensure_future(self._read_loop(self._io))
         self._write_frame("hello", {"protocol": PROTOCOL, "name": self.name, "resume": self.client_id or None, "features": FEATURES})
         w = await asyncio.wait_for(self._welcome, 10)
         self.client_id, self.label, self.hub, self.resumed = w["clientId"], w["label"], w["hub"], w["resumed"]
 
     def _write_frame(self, name: str, body: dict) -> None:
-        if self._writer is None or self._writer.is_closing():
+        if self._writer is None or self._writer.is_closing() or self._io is None:
             raise EzipcError("EZIPC_CONNECTION_CLOSED", "not connected")
-        self._writer.write(data_frame(schema.encode(name, body)))
+        self._io.write(data_frame(schema.encode(name, body)))
 
     def _send(self, name: str, body: dict) -> None:
         if self.closed:
@@ -505,20 +525,18 @@ class Client:
         reply["_type"] = name_
         return reply
 
-    async def _read_loop(self, writer: asyncio.StreamWriter) -> None:
+    async def _read_loop(self, io) -> None:
         err: EzipcError | None = None
-        reader = self._reader
         try:
-            assert reader is not None
             while True:
-                chunk = await reader.read(65536)
+                chunk = await io.read()
                 if not chunk:
                     err = EzipcError("EZIPC_CONNECTION_RESET", "the hub closed the connection")
                     break
                 for f in self._decoder.feed(chunk):
                     if isinstance(f, Control):
                         if f.kind == PING:
-                            writer.write(control_frame(PONG))
+                            io.write(control_frame(PONG))
                         elif f.kind == CLOSE:
                             err = EzipcError("EZIPC_CONNECTION_CLOSED", f.argument.decode("utf-8", "replace"))
                     else:
@@ -529,7 +547,7 @@ class Client:
             err = e
         except (ConnectionError, OSError) as e:
             err = EzipcError("EZIPC_CONNECTION_RESET", str(e))
-        if writer is self._writer:
+        if io is self._io:
             self._lost(err or EzipcError("EZIPC_CONNECTION_CLOSED", "closed"))
 
     def _fail_in_flight(self, err: EzipcError) -> None:
@@ -702,7 +720,7 @@ class Client:
         if self._reconnecting:
             self._reconnecting.cancel()
         if self.status == "connected" and self._writer and not self._writer.is_closing():
-            self._writer.write(control_frame(CLOSE, b"client closed"))
+            self._io.write(control_frame(CLOSE, b"client closed"))
             try:
                 await self._writer.drain()
             except (ConnectionError, OSError):
@@ -923,10 +941,13 @@ def _policy(policy: str) -> int:
     return POLICIES[policy]
 
 
-async def connect(url: str, name: str = "python", *, reconnect: bool = True) -> Client:
+async def connect(url: str, name: str = "python", *, reconnect: bool = True, secure: dict | None = None) -> Client:
     """Connects to the hub at `url` (tcp://HOST:PORT or unix:///PATH); returns once welcomed. With
-    `reconnect` a lost connection is dialled again and the client's state resynced (see Client)."""
-    c = Client(url, name, reconnect)
+    `reconnect` a lost connection is dialled again and the client's state resynced (see Client). With
+    `secure` ({"hub_key": base64 or bytes} to pin the hub's key (IK), or {"verify_hub_key": fn} (XX), and
+    optionally "token", "static_key", "cipher"), the connection is encrypted (docs/security.md); without the
+    cryptography package that fails with EZIPC_SECURE_UNAVAILABLE."""
+    c = Client(url, name, reconnect, secure=secure)
     await c._open()
     return c
 
