@@ -2,5 +2,6 @@
 
 from .client import Client, ConfigVar, Deadman, Gap, Message, Pointer, Reply, Request, Subscription, connect
 from .errors import EzipcError
+from .sync import SyncClient, SyncPointer, SyncSubscription
 
-__all__ = ["Client", "ConfigVar", "Deadman", "EzipcError", "Gap", "Message", "Pointer", "Reply", "Request", "Subscription", "connect"]
+__all__ = ["Client", "ConfigVar", "Deadman", "EzipcError", "Gap", "Message", "Pointer", "Reply", "Request", "Subscription", "SyncClient", "SyncPointer", "SyncSubscription", "connect"]

@@ -232,6 +232,30 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
                 self.assertEqual((await b.request(svc, "x")).text(), "X")
                 self.assertEqual((await a.info(key))["refcount"], 2)
 
+    async def test_the_synchronous_facade(self):
+        for url in URLS:
+            with self.subTest(url=url):
+
+                def script():
+                    key, topic, svc = unique("py.sync.key"), unique("py.sync.topic"), unique("py.sync.svc")
+                    with ezipc.SyncClient(url, "py-sync") as a, ezipc.SyncClient(url, "py-sync2") as b:
+                        p = a.allocate(key, 2, "poll")
+                        q = b.watch(key, "request")
+                        assert b.watch(unique("py.none"), "poll") is None
+                        assert q.write(b"\x05") == 2
+                        assert q.read() == b"\x05\x00"
+                        ok, version = p.compare_and_write(2, b"\x06")
+                        assert (ok, version) == (True, 3), (ok, version)
+                        sub = b.subscribe(topic, init="oldest")
+                        a.publish(topic, "one")
+                        assert sub.next(5).text() == "one"
+                        b.serve(svc, lambda req: req.text() * 2)
+                        assert a.request(svc, "ab").text() == "abab"
+                        assert a.try_take(key) and not b.try_take(key)
+                        return a.info(key)["version"]
+
+                self.assertEqual(await within(asyncio.to_thread(script), 20), 3)
+
     async def test_bad_urls(self):
         for bad in ["ws://x", "tcp://nohostport", "shm://", "unix://"]:
             with self.assertRaises(EzipcError) as e:
