@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # What the tests need on a fresh Debian machine (run as root): MariaDB for the chat server's MySQL storage
 # tests, with a user `ezipc` (password `ezipc`) that may create databases named ezipc_*; openssl (the tls://
-# tests make a throwaway CA) and tmux (the chat client's end-to-end test runs it in a pseudo-terminal).
+# tests make a throwaway CA) and tmux (the chat client's end-to-end test runs it in a pseudo-terminal); the
+# cryptography package for the Python client's encrypted connections (Debian: python3-cryptography), when no
+# Python on the machine has it.
 set -euo pipefail
+if ! python3 -c "import cryptography" 2>/dev/null && ! /usr/bin/python3 -c "import cryptography" 2>/dev/null; then
+  apt-get update -qq && apt-get install -y -qq python3-cryptography >/dev/null
+fi
 if ! command -v openssl >/dev/null || ! command -v tmux >/dev/null; then
   apt-get update -qq && apt-get install -y -qq openssl tmux >/dev/null
 fi
