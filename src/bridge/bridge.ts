@@ -231,39 +231,38 @@ export class Bridge {
     const onGap = () => {
       this.counters.gaps++;
     };
-    // Shared memory → hub: fire-and-forget publishes; once the event loop turns, a request on the same
-    // connection (answered after the hub applied everything sent before it) moves the cursor past them.
-    const toHub = this.barrier(c, "shm", async () => {
+    // Each way: fire-and-forget publishes. Once the event loop turns, the other side confirms them — to the
+    // hub, a request on the same connection (answered after the hub applied everything sent before it); to
+    // shared memory, a drain — and the cursor moves past them.
+    const toHub = this.forwarder(topic, c, "shm", this.hub, async () => {
       await this.hub.topics(topic);
     });
-    this.subs.push(
-      await this.shm.subscribe(topic, { init: Bridge.initOf(c.shm, shmLast), onGap }, (m) => {
-        if (this.closed) return;
-        if (m.headers[BRIDGED_HEADER] === undefined) {
-          this.counters.toHub++;
-          const sent = this.hub.publishAndForget(topic, m.payload, {
-            headers: this.bridgedHeaders(m, "shm"),
-          });
-          toHub(m.seq);
-          if (!sent) return this.hub.drain();
-        } else toHub(m.seq);
-      }),
-    );
-    // Hub → shared memory: the same, with shm:// publishes (in shared memory once drain() resolves).
-    const toShm = this.barrier(c, "hub", () => this.shm.drain());
-    this.subs.push(
-      await this.hub.subscribe(topic, { init: Bridge.initOf(c.hub, hubLast), onGap }, (m) => {
-        if (this.closed) return;
-        if (m.headers[BRIDGED_HEADER] === undefined) {
-          this.counters.toShm++;
-          const sent = this.shm.publishAndForget(topic, m.payload, {
-            headers: this.bridgedHeaders(m, "hub"),
-          });
-          toShm(m.seq);
-          if (!sent) return this.shm.drain();
-        } else toShm(m.seq);
-      }),
-    );
+    this.subs.push(await this.shm.subscribe(topic, { init: Bridge.initOf(c.shm, shmLast), onGap }, toHub));
+    const toShm = this.forwarder(topic, c, "hub", this.shm, () => this.shm.drain());
+    this.subs.push(await this.hub.subscribe(topic, { init: Bridge.initOf(c.hub, hubLast), onGap }, toShm));
+  }
+
+  /** The handler of the subscription on side `from`: forwards to `to` what did not come through a bridge. */
+  private forwarder(
+    topic: string,
+    c: Cursor,
+    from: "shm" | "hub",
+    to: Pick<HubClient, "publishAndForget" | "drain">,
+    confirm: () => Promise<unknown>,
+  ): (m: TopicMessage) => Promise<void> | undefined {
+    const sent = this.barrier(c, from, confirm);
+    return (m) => {
+      if (this.closed) return;
+      if (m.headers[BRIDGED_HEADER] !== undefined) {
+        sent(m.seq); // never forwarded back: only the cursor moves
+        return;
+      }
+      if (from === "shm") this.counters.toHub++;
+      else this.counters.toShm++;
+      const accepted = to.publishAndForget(topic, m.payload, { headers: this.bridgedHeaders(m, from) });
+      sent(m.seq);
+      if (!accepted) return to.drain();
+    };
   }
 
   /**
@@ -385,6 +384,7 @@ export class Bridge {
     for (const s of this.subs) s.unsubscribe();
     for (const key of [...this.keys.keys()]) this.unlinkKey(key);
     await this.hub.drain().catch(() => {});
+    await this.shm.drain().catch(() => {});
     this.checkpoint();
     await this.hub.close();
     await this.shm.close();
