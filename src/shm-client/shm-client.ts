@@ -252,12 +252,16 @@ export class ShmClient extends EventEmitter {
   }
 
   /**
-   * Stops every subscription and server, fails calls in flight, releases the tokens this client holds and
-   * this process's slots.
+   * Writes what is still held for slow readers (resolves after at most `holdPublishersMs`), then stops
+   * every subscription and server, fails calls in flight, releases the tokens and pointers this client holds
+   * and this process's slots.
    */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    // As a hub keeps what a closing client published: publishes held for a slow reader are written once
+    // the reader moves on or the hold ends (at most holdPublishersMs), not dropped.
+    await this.pubsub.drain().catch(() => {});
     this.deadmen.close();
     this.vars.close();
     this.rpc.close();

@@ -172,6 +172,32 @@ describe("shm:// publishers wait for slow `next` subscribers (no loss by default
   });
 });
 
+describe("shm:// close", () => {
+  it("close() writes what publishAndForget held for a slow reader (after the hold, as a hub would), then closes", async () => {
+    const pub = await connect(url, { ringBytes: 8192, holdPublishersMs: 100 });
+    const sub = await connect(url);
+    try {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      await pub.configureTopic("close.held", { maxBytes: 8192 });
+      await sub.subscribe("close.held", { prefetch: 1 }, async () => {
+        await gate;
+      });
+      const n = 200;
+      for (let i = 0; i < n; i++) pub.publishAndForget("close.held", Buffer.alloc(100, i));
+      await within(pub.close(), 5_000, "close to write the held messages");
+      const [t] = await sub.topics("close.held");
+      assert.equal(t!.lastSeq, BigInt(n), "every message was written, none dropped at close");
+      release();
+    } finally {
+      await pub.close();
+      await sub.close();
+    }
+  });
+});
+
 describe("shm:// bad files", () => {
   it("a topic file that is truncated or foreign is refused with EZIPC_SHM_BAD_FILE; the client goes on", async () => {
     const c = await connect(url);
