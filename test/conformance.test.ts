@@ -10,6 +10,7 @@ import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Hub } from "../src/index.js";
+import { buildCsharp } from "./clients/csharp-build.js";
 import { fixture, within } from "./helpers.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
@@ -35,6 +36,10 @@ const LANGUAGES = {
     spawn("python3", [path.join(root, "clients/python/conformance_driver.py")], {
       cwd: path.join(root, "clients/python"),
       env: { ...process.env, PYTHONDONTWRITEBYTECODE: "1" },
+      stdio: ["pipe", "pipe", "inherit"],
+    }),
+  cs: () =>
+    spawn("mono", [path.join(root, "clients/csharp/build/ConformanceDriver.exe")], {
       stdio: ["pipe", "pipe", "inherit"],
     }),
 } as const;
@@ -101,8 +106,13 @@ function contains(actual: unknown, expected: unknown): boolean {
   return Object.entries(expected).every(([k, e]) => contains((actual as Record<string, unknown>)[k], e));
 }
 
+/**
+ * The language of each client per run: every combination for one or two clients; for more, each client
+ * in each language once (rotations: ts/py/cs, py/cs/ts, cs/ts/py), which covers every pair of roles.
+ */
 function combinations(n: number): Language[][] {
   const langs = Object.keys(LANGUAGES) as Language[];
+  if (n > 2) return langs.map((_, r) => Array.from({ length: n }, (_, i) => langs[(i + r) % langs.length]!));
   let out: Language[][] = [[]];
   for (let i = 0; i < n; i++) out = out.flatMap((c) => langs.map((l) => [...c, l]));
   return out;
@@ -117,6 +127,7 @@ describe("conformance: every scenario, every client language (conformance/scenar
   let hub: Hub;
   let runs = 0;
   before(async () => {
+    buildCsharp();
     hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
   });
   after(async () => {
@@ -131,11 +142,12 @@ describe("conformance: every scenario, every client language (conformance/scenar
         const run = `${process.pid}.${++runs}`;
         const drivers = new Map<string, Driver>();
         try {
-          for (const [i, name] of s.clients.entries()) {
-            const d = new Driver(langs[i]!, LANGUAGES[langs[i]!]());
-            drivers.set(name, d);
-            await within(d.ready, 10_000, `${langs[i]} driver`);
-            const r = await d.cmd("connect", { url: hub.urls[0], name: `${name}-${langs[i]}` });
+          // The drivers start together (each language's runtime takes a moment), then connect in order.
+          for (const [i, name] of s.clients.entries())
+            drivers.set(name, new Driver(langs[i]!, LANGUAGES[langs[i]!]()));
+          for (const [name, d] of drivers) {
+            await within(d.ready, 10_000, `${d.lang} driver`);
+            const r = await d.cmd("connect", { url: hub.urls[0], name: `${name}-${d.lang}` });
             assert.ok(r.ok, r.message);
           }
           for (const [n, step] of s.steps.entries()) {
