@@ -9,16 +9,19 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Hub } from "../src/index.js";
+import { Hub, SqliteStore } from "../src/index.js";
 import { buildCsharp } from "./clients/csharp-build.js";
-import { fixture, within } from "./helpers.js";
+import { fixture, tempDir, within } from "./helpers.js";
 
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const scenarioDir = path.join(root, "conformance/scenarios");
 
 interface Step {
-  client: string;
+  /** The driver that runs the step; none for the orchestrator's own ops (`restartHub`). */
+  client?: string;
   op: string;
+  /** Start the op and go on; a later `await { tag }` step answers with its outcome. */
+  tag?: string;
   args?: Record<string, unknown>;
   expect?: unknown;
   error?: string;
@@ -66,17 +69,26 @@ class Driver {
       this.waiting.delete(m.id!);
     });
   }
-  cmd(op: string, args: Record<string, unknown>) {
+  cmd(op: string, args: Record<string, unknown>, tag?: string) {
     const id = this.next++;
     const answer = new Promise<{ ok: boolean; result?: unknown; code?: string; message?: string }>((r) =>
       this.waiting.set(id, r),
     );
-    this.child.stdin!.write(`${JSON.stringify({ id, op, args })}\n`);
-    return within(answer, 10_000, `${this.lang} ${op}`);
+    this.child.stdin!.write(`${JSON.stringify({ id, op, args, tag })}\n`);
+    return within(answer, 15_000, `${this.lang} ${op}`);
+  }
+  /** kill -9, as a crash would. Resolves once the process is gone. */
+  async kill(): Promise<void> {
+    const gone = new Promise((r) => this.child.once("exit", r));
+    this.child.kill("SIGKILL");
+    await within(gone, 5_000, `${this.lang} driver exit`);
+  }
+  get alive(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
   }
   async stop(): Promise<void> {
-    this.child.stdin!.end();
-    if (this.child.exitCode === null && this.child.signalCode === null) {
+    if (this.alive) this.child.stdin!.end();
+    if (this.alive) {
       this.child.kill();
       await new Promise((r) => this.child.once("exit", r));
     }
@@ -125,10 +137,16 @@ const scenarios = readdirSync(scenarioDir)
 
 describe("conformance: every scenario, every client language (conformance/scenarios)", () => {
   let hub: Hub;
+  let url: string;
   let runs = 0;
+  const dir = tempDir();
+  /** The hub, with persistent keys in SQLite so that a restart keeps them. */
+  const listen = (at: string) =>
+    Hub.listen({ urls: [at], store: new SqliteStore(path.join(dir.dir, "hub.db")) });
   before(async () => {
     buildCsharp();
-    hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    hub = await listen("tcp://127.0.0.1:0");
+    url = hub.urls[0]!;
   });
   after(async () => {
     await hub.close();
@@ -147,12 +165,23 @@ describe("conformance: every scenario, every client language (conformance/scenar
             drivers.set(name, new Driver(langs[i]!, LANGUAGES[langs[i]!]()));
           for (const [name, d] of drivers) {
             await within(d.ready, 10_000, `${d.lang} driver`);
-            const r = await d.cmd("connect", { url: hub.urls[0], name: `${name}-${d.lang}` });
+            const r = await d.cmd("connect", { url, name: `${name}-${d.lang}` });
             assert.ok(r.ok, r.message);
           }
           for (const [n, step] of s.steps.entries()) {
-            const d = drivers.get(step.client)!;
-            const r = await d.cmd(step.op, unique(step.args ?? {}, run) as Record<string, unknown>);
+            if (step.op === "restartHub") {
+              await hub.close();
+              hub = await listen(url);
+              continue;
+            }
+            const d = drivers.get(step.client!)!;
+            if (step.op === "kill") {
+              await d.kill();
+              continue;
+            }
+            const args = unique(step.args ?? {}, run) as Record<string, unknown>;
+            if (step.op.startsWith("raw")) args.url = url;
+            const r = await d.cmd(step.op, args, step.tag);
             const where = `step ${n + 1} (${step.client}=${d.lang} ${step.op})`;
             if (step.error) {
               assert.ok(!r.ok, `${where}: expected ${step.error}, got ${JSON.stringify(r.result)}`);
@@ -169,7 +198,7 @@ describe("conformance: every scenario, every client language (conformance/scenar
           }
         } finally {
           for (const d of drivers.values()) {
-            await d.cmd("close", {}).catch(() => {});
+            if (d.alive) await d.cmd("close", {}).catch(() => {});
             await d.stop();
           }
         }

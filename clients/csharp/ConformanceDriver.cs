@@ -1,8 +1,12 @@
 // The C# client's conformance driver (conformance/README.md): JSON commands on stdin, answers on stdout.
 using System;
 using System.Collections.Generic;
+using System.IO;
 using System.Linq;
+using System.Net.Sockets;
 using System.Text;
+using System.Text.RegularExpressions;
+using System.Threading;
 using System.Threading.Tasks;
 using System.Web.Script.Serialization;
 using Ezipc;
@@ -14,6 +18,81 @@ static class ConformanceDriver
     static readonly Dictionary<string, Pointer> Ptrs = new Dictionary<string, Pointer>();
     static readonly Dictionary<string, ConfigVar> Configs = new Dictionary<string, ConfigVar>();
     static readonly Dictionary<string, Subscription> Subs = new Dictionary<string, Subscription>();
+    /// <summary>Ops started with a tag, awaited by "await".</summary>
+    static readonly Dictionary<string, Task<object>> Tagged = new Dictionary<string, Task<object>>();
+    /// <summary>Calls received per served topic.</summary>
+    static readonly Dictionary<string, TaskCompletionSource<bool>> Called = new Dictionary<string, TaskCompletionSource<bool>>();
+    static int reconnects;
+    static int reconnectsSeen;
+    static TaskCompletionSource<bool> reconnected = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    static TaskCompletionSource<bool> CalledOn(string topic)
+    {
+        lock (Called)
+        {
+            if (!Called.TryGetValue(topic, out var t)) Called[topic] = t = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+            return t;
+        }
+    }
+
+    /// <summary>A raw connection: hello with <paramref name="protocol"/>; the hub's first message.</summary>
+    sealed class Raw : IDisposable
+    {
+        public NetworkStream Stream;
+        public readonly FrameDecoder Decoder = new FrameDecoder();
+        readonly byte[] buf = new byte[65536];
+        readonly Queue<Frame> frames = new Queue<Frame>();
+
+        public Raw(string url, int protocol)
+        {
+            var u = new Uri(url);
+            var s = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            s.Connect(u.Host, u.Port);
+            Stream = new NetworkStream(s, true);
+            Send(Schema.Encode("hello", Body.Of("protocol", protocol, "name", "raw", "resume", null, "features", new List<object>())));
+        }
+
+        public void Send(byte[] payload)
+        {
+            var f = Wire.DataFrame(payload);
+            Stream.Write(f, 0, f.Length);
+        }
+
+        /// <summary>The next frame; null at the end of the stream.</summary>
+        public Frame? Next()
+        {
+            while (frames.Count == 0)
+            {
+                int n;
+                try
+                {
+                    n = Stream.Read(buf, 0, buf.Length);
+                }
+                catch (IOException)
+                {
+                    return null;
+                }
+                if (n == 0) return null;
+                foreach (var f in Decoder.Feed(buf, 0, n)) frames.Enqueue(f);
+            }
+            return frames.Dequeue();
+        }
+
+        public Body First(out string name)
+        {
+            while (true)
+            {
+                var f = Next();
+                if (f == null) throw new EzipcException("EZIPC_CONNECTION_CLOSED", "closed before answering");
+                if (f.Value.IsControl) continue;
+                var m = Schema.Decode(f.Value.Body);
+                name = m.Name;
+                return m.Body;
+            }
+        }
+
+        public void Dispose() => Stream.Dispose();
+    }
 
     static Pointer Ptr(string key)
     {
@@ -56,6 +135,80 @@ static class ConformanceDriver
         {
             case "connect":
                 client = await Client.ConnectAsync((string)a["url"], (string)a["name"]);
+                client.StatusChanged += s =>
+                {
+                    if (s != ClientStatus.Connected) return;
+                    Interlocked.Increment(ref reconnects);
+                    reconnected.TrySetResult(true);
+                };
+                return R();
+            case "waitReconnect":
+                while (Volatile.Read(ref reconnects) <= reconnectsSeen)
+                {
+                    await reconnected.Task;
+                    reconnected = new TaskCompletionSource<bool>(TaskCreationOptions.RunContinuationsAsynchronously);
+                }
+                reconnectsSeen = reconnects;
+                return R();
+            case "rawHello":
+                return await Task.Run(() =>
+                {
+                    using (var raw = new Raw((string)a["url"], Convert.ToInt32(a["protocol"])))
+                    {
+                        var b = raw.First(out var name);
+                        if (name == "error") throw new EzipcException(b.Str("code"), b.Str("message"));
+                        return (object)R("protocol", b.Long("protocol"));
+                    }
+                });
+            case "rawFrame":
+                return await Task.Run(() =>
+                {
+                    using (var raw = new Raw((string)a["url"], 2))
+                    {
+                        raw.First(out var name);
+                        if (name != "welcome") throw new InvalidOperationException("expected welcome, got " + name);
+                        raw.Send(FromHex((string)a["hex"]));
+                        while (true)
+                        {
+                            var f = raw.Next();
+                            if (f == null) return (object)R("closed", "");
+                            if (f.Value.IsControl)
+                            {
+                                if (f.Value.ControlType != Wire.Close) continue;
+                                var m = Regex.Match(Encoding.UTF8.GetString(f.Value.Body), "^(EZIPC_[A-Z_]+)");
+                                return R("closed", m.Success ? m.Groups[1].Value : "");
+                            }
+                            var msg = Schema.Decode(f.Value.Body);
+                            if (msg.Name == "error") return R("error", msg.Body.Str("code"));
+                        }
+                    }
+                });
+            case "await":
+            {
+                var t = Tagged[(string)a["tag"]];
+                Tagged.Remove((string)a["tag"]);
+                return await t;
+            }
+            case "casIncrement":
+            {
+                var p = Ptr((string)a["key"]);
+                int times = Convert.ToInt32(a["times"]);
+                for (int i = 0; i < times; i++)
+                {
+                    while (true)
+                    {
+                        var v = await p.ReadVersionedAsync();
+                        var next = BitConverter.GetBytes(BitConverter.ToUInt32(v.Data, 0) + 1);
+                        if ((await p.CompareAndWriteAsync(v.Version, next)).Ok) break;
+                    }
+                }
+                return R();
+            }
+            case "take":
+                await client.Deadman((string)a["name"]).TakeAsync();
+                return R();
+            case "waitCalled":
+                await CalledOn((string)a["topic"]).Task;
                 return R();
             case "allocate":
             {
@@ -150,9 +303,13 @@ static class ConformanceDriver
             case "serve":
             {
                 var mode = (string)a["mode"];
-                await client.ServeAsync((string)a["topic"], req =>
+                var topic = (string)a["topic"];
+                await client.ServeAsync(topic, async req =>
                 {
+                    CalledOn(topic).TrySetResult(true);
                     if (mode == "fail") throw new EzipcException("EZIPC_BAD_REQUEST", "refused");
+                    if (mode == "slow") await Task.Delay(2000);
+                    if (mode == "hang") await Task.Delay(60000);
                     return mode == "upper" ? Encoding.UTF8.GetBytes(req.Text.ToUpperInvariant()) : req.Payload;
                 });
                 return R();
@@ -176,6 +333,8 @@ static class ConformanceDriver
         throw new InvalidOperationException("unknown op " + op);
     }
 
+    static Exception Unwrap(Exception e) => e is AggregateException a && a.InnerException != null ? a.InnerException : e;
+
     static void Out(object v)
     {
         Console.Out.Write(Json.Serialize(v) + "\n");
@@ -191,17 +350,33 @@ static class ConformanceDriver
             var cmd = Json.Deserialize<Dictionary<string, object>>(line);
             var id = cmd["id"];
             var args = Get(cmd, "args") as Dictionary<string, object> ?? new Dictionary<string, object>();
+            if (Get(cmd, "tag") is string tag)
+            {
+                // Started, not awaited: "await" answers with its outcome.
+                Task<object> started;
+                try
+                {
+                    started = Run((string)cmd["op"], args);
+                }
+                catch (Exception e)
+                {
+                    started = Task.FromException<object>(e);
+                }
+                Tagged[tag] = started;
+                Out(R("id", id, "ok", true, "result", R("started", tag)));
+                continue;
+            }
             try
             {
                 Out(R("id", id, "ok", true, "result", Run((string)cmd["op"], args).GetAwaiter().GetResult()));
             }
-            catch (EzipcException e)
+            catch (Exception e) when (Unwrap(e) is EzipcException x)
             {
-                Out(R("id", id, "ok", false, "code", e.Code, "message", e.Message));
+                Out(R("id", id, "ok", false, "code", x.Code, "message", x.Message));
             }
-            catch (ArgumentException e)
+            catch (Exception e) when (Unwrap(e) is ArgumentException x)
             {
-                Out(R("id", id, "ok", false, "code", "ARGUMENT", "message", e.Message));
+                Out(R("id", id, "ok", false, "code", "ARGUMENT", "message", x.Message));
             }
             catch (Exception e)
             {

@@ -4,13 +4,45 @@ import asyncio
 import json
 import sys
 
+import re
+from urllib.parse import urlparse
+
 import ezipc
-from ezipc import EzipcError
+from ezipc import EzipcError, schema
+from ezipc.wire import CLOSE, Control, FrameDecoder, data_frame
 
 client = None
 ptrs = {}
 configs = {}
 subs = {}
+tagged = {}  # ops started with a tag, awaited by "await"
+called = {}  # calls received per served topic
+call_event = asyncio.Event()
+reconnects = 0
+reconnects_seen = 0
+reconnect_event = asyncio.Event()
+
+
+def on_status(status):
+    global reconnects
+    if status == "connected":
+        reconnects += 1
+        reconnect_event.set()
+
+
+async def raw_hello(url, protocol):
+    """A raw connection: hello with `protocol`; returns the reader, writer, decoder and the hub's first message."""
+    u = urlparse(url)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    writer.write(data_frame(schema.encode("hello", {"protocol": protocol, "name": "raw", "resume": None, "features": []})))
+    decoder = FrameDecoder()
+    while True:
+        chunk = await reader.read(65536)
+        if not chunk:
+            raise EzipcError("EZIPC_CONNECTION_CLOSED", "closed before answering")
+        for f in decoder.feed(chunk):
+            if not isinstance(f, Control):
+                return reader, writer, decoder, schema.decode(f)
 
 
 def ptr(key):
@@ -23,6 +55,65 @@ async def run(op, a):
     global client
     if op == "connect":
         client = await ezipc.connect(a["url"], a["name"])
+        client.on_status(on_status)
+        return {}
+    if op == "waitReconnect":
+        global reconnects_seen
+        while reconnects <= reconnects_seen:
+            reconnect_event.clear()
+            await reconnect_event.wait()
+        reconnects_seen = reconnects
+        return {}
+    if op == "rawHello":
+        _, writer, _, (name, body) = await raw_hello(a["url"], a["protocol"])
+        writer.close()
+        if name == "error":
+            raise EzipcError(body["code"], body["message"])
+        return {"protocol": body["protocol"]}
+    if op == "rawFrame":
+        reader, writer, decoder, (name, _) = await raw_hello(a["url"], 2)
+        if name != "welcome":
+            raise RuntimeError(f"expected welcome, got {name}")
+        writer.write(data_frame(bytes.fromhex(a["hex"])))
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return {"closed": ""}
+                for f in decoder.feed(chunk):
+                    if isinstance(f, Control):
+                        if f.kind == CLOSE:
+                            m = re.match(r"(EZIPC_[A-Z_]+)", f.argument.decode("utf-8", "replace"))
+                            return {"closed": m.group(1) if m else ""}
+                    else:
+                        n, b = schema.decode(f)
+                        if n == "error":
+                            return {"error": b["code"]}
+        except ConnectionError:
+            return {"closed": ""}
+        finally:
+            writer.close()
+    if op == "await":
+        outcome = await tagged.pop(a["tag"])
+        if outcome[0] == "err":
+            raise _Failed(outcome[1], outcome[2])
+        return outcome[1]
+    if op == "casIncrement":
+        p = ptr(a["key"])
+        for _ in range(a["times"]):
+            while True:
+                data, version = await p.read_versioned()
+                ok, _ = await p.compare_and_write(version, (int.from_bytes(data, "little") + 1).to_bytes(4, "little"))
+                if ok:
+                    break
+        return {}
+    if op == "take":
+        await client.deadman(a["name"]).take()
+        return {}
+    if op == "waitCalled":
+        while called.get(a["topic"], 0) < 1:
+            call_event.clear()
+            await call_event.wait()
         return {}
     if op == "allocate":
         p = await client.allocate(a["key"], a["size"], a["policy"], persistent=a.get("persistent", False), open_existing=a.get("openExisting", False))
@@ -75,9 +166,17 @@ async def run(op, a):
     if op == "serve":
         mode = a["mode"]
 
-        def handler(req):
+        topic = a["topic"]
+
+        async def handler(req):
+            called[topic] = called.get(topic, 0) + 1
+            call_event.set()
             if mode == "fail":
                 raise EzipcError("EZIPC_BAD_REQUEST", "refused")
+            if mode == "slow":
+                await asyncio.sleep(2)
+            if mode == "hang":
+                await asyncio.sleep(60)
             return req.text().upper() if mode == "upper" else req.payload
 
         await client.serve(a["topic"], handler)
@@ -98,6 +197,39 @@ async def run(op, a):
     raise RuntimeError(f"unknown op {op}")
 
 
+class _Failed(Exception):
+    """A tagged op's failure, answered as it was (code and message)."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+async def answer(cmd):
+    try:
+        out({"id": cmd["id"], "ok": True, "result": await run(cmd["op"], cmd.get("args") or {})})
+    except _Failed as e:
+        out({"id": cmd["id"], "ok": False, "code": e.code, "message": e.message})
+    except EzipcError as e:
+        out({"id": cmd["id"], "ok": False, "code": e.code, "message": e.message})
+    except (ValueError, TypeError) as e:
+        out({"id": cmd["id"], "ok": False, "code": "ARGUMENT", "message": str(e)})
+    except Exception as e:
+        out({"id": cmd["id"], "ok": False, "code": "ERROR", "message": f"{type(e).__name__}: {e}"})
+
+
+async def settle(aw):
+    """An op started with a tag: its outcome, as `await` answers it."""
+    try:
+        return ("ok", await aw)
+    except EzipcError as e:
+        return ("err", e.code, e.message)
+    except (ValueError, TypeError) as e:
+        return ("err", "ARGUMENT", str(e))
+    except Exception as e:
+        return ("err", "ERROR", f"{type(e).__name__}: {e}")
+
+
 def out(v):
     sys.stdout.write(json.dumps(v) + "\n")
     sys.stdout.flush()
@@ -113,14 +245,11 @@ async def main():
         if not line:
             return
         cmd = json.loads(line)
-        try:
-            out({"id": cmd["id"], "ok": True, "result": await run(cmd["op"], cmd.get("args") or {})})
-        except EzipcError as e:
-            out({"id": cmd["id"], "ok": False, "code": e.code, "message": e.message})
-        except (ValueError, TypeError) as e:
-            out({"id": cmd["id"], "ok": False, "code": "ARGUMENT", "message": str(e)})
-        except Exception as e:
-            out({"id": cmd["id"], "ok": False, "code": "ERROR", "message": f"{type(e).__name__}: {e}"})
+        if cmd.get("tag"):
+            tagged[cmd["tag"]] = asyncio.ensure_future(settle(run(cmd["op"], cmd.get("args") or {})))
+            out({"id": cmd["id"], "ok": True, "result": {"started": cmd["tag"]}})
+            continue
+        await answer(cmd)
 
 
 asyncio.run(main())

@@ -1,6 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import { EzipcError, isEzipcError } from "../errors.js";
+import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { counters } from "./counters.js";
 import { ControlType, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT } from "./frame.js";
@@ -226,6 +226,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
 
   destroy(error?: EzipcError): void {
     if (this.state === "closed") return;
+    if (error) this.lastWords(error);
     if (!this.closeInfo || error) {
       this.closeInfo = error
         ? { initiator: "local", reason: error.message, error }
@@ -371,6 +372,9 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   };
 
   private readonly onSocketError = (err: NodeJS.ErrnoException): void => {
+    // A reset after the peer's CLOSE (a peer that closed for a fault resets at once): the CLOSE says why.
+    if (!this.closeInfo && this.remoteCloseReason !== null)
+      this.closeInfo = remoteCloseInfo(this.remoteCloseReason);
     if (!this.closeInfo) {
       // An upgraded stream's own coded error (e.g. EZIPC_DECRYPT) is kept; socket errors are resets.
       const error = isEzipcError(err)
@@ -392,7 +396,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     let info = this.closeInfo;
     if (info === null) {
       if (this.remoteCloseReason !== null) {
-        info = { initiator: "remote", reason: this.remoteCloseReason };
+        info = remoteCloseInfo(this.remoteCloseReason);
       } else {
         const error = new EzipcError(
           "EZIPC_CONNECTION_RESET",
@@ -493,13 +497,39 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (was === "open") this.emit("closing");
   }
 
+  /**
+   * Before closing for a fault, tells the peer why, best effort: a CLOSE whose reason starts with the code
+   * (`EZIPC_DECODE: …`), so that a client in any language can report it. What the socket cannot take at
+   * once is dropped with the connection.
+   */
+  private lastWords(error: EzipcError): void {
+    if (this.state !== "open") return;
+    let reason = `${error.code}: ${error.message}`;
+    while (Buffer.byteLength(reason) > 255) reason = reason.slice(0, -1);
+    this.writer.writeControl(ControlType.CLOSE, ENCODER.encode(reason));
+    this.flushNow();
+  }
+
   /** Closes at once because of a fault. */
   private fail(error: EzipcError): void {
     if (this.state === "closed") return;
+    this.lastWords(error);
     this.closeInfo = { initiator: "local", reason: error.message, error };
     this.beginClosing();
     this.socket.destroy();
   }
+}
+
+/**
+ * How a CLOSE from the peer ends the connection: gracefully, unless its reason starts with an error code
+ * (`EZIPC_DECODE: …`, see {@link StreamConnection.lastWords}): then the peer closed it for that fault.
+ */
+function remoteCloseInfo(reason: string): CloseInfo {
+  const coded = /^(EZIPC_[A-Z_]+): ([\s\S]*)$/.exec(reason);
+  if (coded && Object.hasOwn(ErrorCodes, coded[1]!)) {
+    return { initiator: "remote", reason, error: new EzipcError(coded[1] as ErrorCode, coded[2]!) };
+  }
+  return { initiator: "remote", reason };
 }
 
 /**

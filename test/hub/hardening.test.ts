@@ -272,11 +272,20 @@ describe("hardening", () => {
   it("stats count the faults that closed connections", async () => {
     await withHub({ maxFrameBytes: 1024 }, async (hub, url) => {
       const port = Number(new URL(url).port);
-      for (const bytes of [Buffer.from([0, 0, 0x10, 0]), Buffer.from([0, 0, 0, 2, 0xff, 0xff])]) {
+      for (const [bytes, code] of [
+        [Buffer.from([0, 0, 0x10, 0]), "EZIPC_FRAME_TOO_LARGE"],
+        [Buffer.from([0, 0, 0, 2, 0xff, 0xff]), "EZIPC_UNKNOWN_MESSAGE"],
+      ] as const) {
         const sock = net.connect(port, "127.0.0.1");
         sock.on("error", () => {});
+        let told = Buffer.alloc(0);
+        sock.on("data", (d: Buffer) => (told = Buffer.concat([told, d])));
         sock.write(bytes);
         await within(new Promise((r) => sock.once("close", r)), 5_000, "closed");
+        // The last words: a CLOSE frame whose reason starts with the code.
+        assert.equal(told.readUInt32BE(0) >>> 31, 1, "a control frame");
+        assert.equal(told[4], 0x03, "CLOSE");
+        assert.match(told.subarray(5).toString(), new RegExp(`^${code}: `));
       }
       await until(() => hub.stats().framesTooLarge === 1, "a frame too large counted");
       await until(() => hub.stats().protocolErrors === 1, "a protocol error counted");

@@ -11,6 +11,7 @@ import {
   Hub,
   type HubClient,
   type IpcPtr,
+  isEzipcError,
   t,
 } from "../../src/index.js";
 import { nextEvent, within } from "../helpers.js";
@@ -376,7 +377,8 @@ describe("hub: limits and bad input", () => {
         g.on("error", () => {});
         g.send(Buffer.from([0xff, 0xff, 1, 2, 3]));
         const closed = await within(g.closed, 5_000, "garbage peer closed");
-        assert.ok(closed.error);
+        assert.ok(isEzipcError(closed.error, "EZIPC_UNKNOWN_MESSAGE"), closed.reason);
+        assert.equal(closed.initiator, "remote", "the hub told it why (a CLOSE with the code)");
 
         // A message before hello: closed.
         const early = await dial(url);

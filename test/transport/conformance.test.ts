@@ -291,7 +291,8 @@ for (const kind of kinds) {
       const info = await closeInfo(serverSide);
       assert.ok(isEzipcError(info.error, "EZIPC_FRAME_TOO_LARGE"), info.reason);
       assert.equal(transportCounters().framesTooLarge, before + 1);
-      await closeInfo(bad);
+      const told = await closeInfo(bad);
+      assert.match(told.reason, /^EZIPC_FRAME_TOO_LARGE: /, "the offender is told why, by code");
       good.send(Buffer.from("still here"));
       const [again] = await nextEvent<[Buffer]>(good, "message");
       assert.equal(again.toString(), "still here");
