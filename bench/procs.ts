@@ -16,8 +16,14 @@ const ROLE_LIMIT_MS = 180_000;
  * process is killed after ROLE_LIMIT_MS whatever it does.
  */
 export function runRole(script: string, args: string[]): Promise<{ out: string; proc: ChildProcess }> {
+  return runProgram(process.execPath, [script, ...args]);
+}
+
+/** {@link runRole} for any program (`python3 bench.py …`, `mono Bench.exe …`): args[1] names the role. */
+export function runProgram(command: string, argv: string[]): Promise<{ out: string; proc: ChildProcess }> {
+  const args = argv.slice(1);
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [script, ...args], { stdio: ["ignore", "pipe", "inherit"] });
+    const proc = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"] });
     const limit = setTimeout(() => {
       proc.kill("SIGKILL");
       reject(new Error(`${args[0]} ran over ${ROLE_LIMIT_MS} ms`));

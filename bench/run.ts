@@ -6,11 +6,13 @@
  *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
  *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC;
  *                                   BENCH_ONLY=secure: encrypted vs plain connections; BENCH_ONLY=chat;
- *                                   BENCH_ONLY=shm: shared memory beside the hub over unix://)
+ *                                   BENCH_ONLY=shm: shared memory beside the hub over unix://;
+ *                                   BENCH_ONLY=clients: the Python and C# clients beside TypeScript's)
  */
 import crypto from "node:crypto";
 import os from "node:os";
 import { chatBench } from "./chat-bench.js";
+import { clientsBench } from "./clients-bench.js";
 import { codecBench } from "./codec-bench.js";
 import { hubBench } from "./hub-bench.js";
 import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js";
@@ -149,6 +151,10 @@ async function main(): Promise<void> {
     console.log((await shmBench(quick)).join("\n"));
     return;
   }
+  if (process.env.BENCH_ONLY === "clients") {
+    console.log((await clientsBench(quick)).join("\n"));
+    return;
+  }
   if (process.env.BENCH_ONLY === "pubsub") {
     console.log((await pubsubBench(quick)).join("\n"));
     return;
@@ -228,6 +234,8 @@ async function main(): Promise<void> {
   lines.push(...(await shmBench(quick)));
   lines.push("");
   lines.push(...(await chatBench(quick)));
+  lines.push("");
+  lines.push(...(await clientsBench(quick)));
   console.log(lines.join("\n"));
 }
 

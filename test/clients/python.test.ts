@@ -3,7 +3,7 @@ import { spawn, spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { dh25519, Hub } from "../../src/index.js";
+import { connect, dh25519, Hub } from "../../src/index.js";
 import { tempDir, within } from "../helpers.js";
 
 const pythonDir = fileURLToPath(new URL("../../../clients/python", import.meta.url));
@@ -53,9 +53,15 @@ describe("the Python client (clients/python) against a real hub", () => {
         clients: [{ name: "py-token", token: "s3cret", allow: { subscribe: ["py.>"] } }],
       },
     });
+    // A TypeScript server of a stream, for the Python caller: "0", "1", … up to the number it is sent.
+    const server = await connect(hub.urls[0]!, { name: "ts-streamer" });
+    await server.serve("ts.count", async function* (req) {
+      for (let i = 0; i < Number(req.text()); i++) yield String(i);
+    });
     try {
       const r = await within(
         unittest({
+          EZIPC_TEST_TS_STREAM: "ts.count",
           EZIPC_TEST_URLS: hub.urls.join(" "),
           EZIPC_TEST_SECURE_URL: secure.urls[0]!,
           EZIPC_TEST_HUB_KEY: Buffer.from(staticKey.publicKey).toString("base64"),
@@ -69,6 +75,7 @@ describe("the Python client (clients/python) against a real hub", () => {
       const ran = /Ran (\d+) tests/.exec(r.out);
       assert.ok(ran && Number(ran[1]) >= 14, r.out);
     } finally {
+      await server.close();
       await hub.close();
       await secure.close();
     }

@@ -129,6 +129,18 @@ namespace Ezipc
             return c;
         }
 
+        /// <summary>Whether <paramref name="t"/> ended within <paramref name="ms"/>; the timer is disposed either way
+        /// (Mono's timer scheduler does not like many live timers).</summary>
+        static async Task<bool> Within(Task t, int ms)
+        {
+            using (var cancel = new CancellationTokenSource())
+            {
+                var won = await Task.WhenAny(t, Task.Delay(ms, cancel.Token)).ConfigureAwait(false) == t;
+                cancel.Cancel();
+                return won;
+            }
+        }
+
         internal static TaskCompletionSource<T> NewTcs<T>() =>
             new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -190,8 +202,7 @@ namespace Ezipc
             var reader = new Thread(() => ReadLoop(ns, exit)) { IsBackground = true, Name = "ezipc reader" };
             reader.Start();
             WriteFrame(ns, "hello", Body.Of("protocol", Protocol, "name", Name, "resume", ClientId == "" ? null : ClientId, "features", Features));
-            var done = await Task.WhenAny(w.Task, Task.Delay(options.ConnectTimeoutMs)).ConfigureAwait(false);
-            if (done != w.Task)
+            if (!await Within(w.Task, options.ConnectTimeoutMs).ConfigureAwait(false))
             {
                 ns.Dispose();
                 throw new EzipcException("EZIPC_TIMEOUT", Url + ": no welcome within " + options.ConnectTimeoutMs + " ms");
@@ -208,7 +219,11 @@ namespace Ezipc
             var frame = Wire.DataFrame(Schema.Encode(name, body));
             try
             {
-                lock (writeLock) s.Write(frame, 0, frame.Length);
+                lock (writeLock)
+                {
+                    FlushBatchLocked(s); // fire-and-forget publishes sent before this go before it
+                    s.Write(frame, 0, frame.Length);
+                }
             }
             catch (Exception e) when (e is IOException || e is ObjectDisposedException || e is SocketException)
             {
@@ -287,6 +302,11 @@ namespace Ezipc
                             else if (f.ControlType == Wire.Close)
                                 err = new EzipcException("EZIPC_CONNECTION_CLOSED", Encoding.UTF8.GetString(f.Body));
                         }
+                        else if (f.Body.Length >= 2 && f.Body[0] == Schema.MessageIndex && f.Body[1] == 0)
+                        {
+                            var m = Schema.DecodeMessage(f.Body);
+                            lock (sync) DispatchMessage(m);
+                        }
                         else
                         {
                             var m = Schema.Decode(f.Body);
@@ -341,6 +361,7 @@ namespace Ezipc
                 foreach (var k in keys.Values) k.SetStatus(PointerStatus.Stale);
                 SetStatus(ClientStatus.Reconnecting);
             }
+            DropBatch(); // before the next connection's hello
             FailInFlight(new EzipcException("EZIPC_CONNECTION_CLOSED", "the connection was lost: " + err.Message));
             Task.Run(ReconnectLoop);
         }
@@ -423,9 +444,8 @@ namespace Ezipc
                 case "invalidated":
                     DispatchVar(name, b);
                     return;
-                case "message":
                 case "gap":
-                    DispatchPubSub(name, b);
+                    DispatchGap(b);
                     return;
                 case "call":
                     var c = b;
@@ -469,7 +489,11 @@ namespace Ezipc
                 try
                 {
                     var close = Wire.ControlFrame(Wire.Close, Encoding.UTF8.GetBytes("client closed"));
-                    lock (writeLock) s.Write(close, 0, close.Length);
+                    lock (writeLock)
+                    {
+                        FlushBatchLocked(s);
+                        s.Write(close, 0, close.Length);
+                    }
                     socket?.Shutdown(SocketShutdown.Send);
                 }
                 catch (Exception e) when (e is IOException || e is ObjectDisposedException || e is SocketException)
@@ -477,7 +501,7 @@ namespace Ezipc
                 }
                 // The hub ends its side once it read the CLOSE; closing before that could reset the connection
                 // with the CLOSE unread.
-                await Task.WhenAny(exited, Task.Delay(2000)).ConfigureAwait(false);
+                await Within(exited, 2000).ConfigureAwait(false);
             }
             lock (sync) stream?.Dispose();
         }

@@ -3,6 +3,8 @@
 // after a reconnect.
 using System;
 using System.Collections.Generic;
+using System.IO;
+using System.Net.Sockets;
 using System.Text;
 using System.Threading;
 using System.Threading.Tasks;
@@ -33,8 +35,8 @@ namespace Ezipc
         public ulong FromSeq;
         public Iter Iter = Iter.Next;
 
-        /// <summary>How many messages the hub may send ahead of the reader (iter next).</summary>
-        public int Prefetch = 256;
+        /// <summary>How many messages the hub may send ahead of the reader (iter next); 4096 as in the TypeScript client.</summary>
+        public int Prefetch = 4096;
 
         /// <summary>Called on the reader thread for each message instead of queueing it for NextAsync.</summary>
         public Action<Message> Handler;
@@ -100,19 +102,31 @@ namespace Ezipc
             this.options = options;
         }
 
+        /// <summary>iter newest pulls: a credit was given for the next message, which has not come yet.</summary>
+        bool asked;
+        bool waiting;
+
         internal Body SubscribeBody(bool resume)
         {
             consumed = 0;
             var r = new List<object>();
             if (resume)
                 foreach (var kv in Last) r.Add(Body.Of("topic", kv.Key, "seq", kv.Value + 1));
-            int credit = options.Iter == Iter.Newest ? 1 : options.Prefetch;
+            // newest pulls (a handler is always ready; NextAsync only while it waits); next lets the hub send
+            // Prefetch ahead.
+            int credit = options.Prefetch;
+            if (options.Iter == Iter.Newest)
+            {
+                asked = options.Handler != null || waiting;
+                credit = asked ? 1 : 0;
+            }
             return Body.Of("sid", Sid, "pattern", Pattern, "init", (int)options.Init, "fromSeq", options.FromSeq, "iter", (int)options.Iter, "credit", credit, "resume", r);
         }
 
         internal void Deliver(Message m)
         {
             Last[m.Topic] = m.Seq;
+            asked = false;
             if (options.Handler != null)
             {
                 options.Handler(m);
@@ -126,6 +140,7 @@ namespace Ezipc
         void ConsumedOne()
         {
             int n;
+            if (options.Iter == Iter.Newest && options.Handler == null) return; // NextAsync asks when it waits
             lock (client.Sync)
             {
                 consumed++;
@@ -152,9 +167,34 @@ namespace Ezipc
         public async Task<Message> NextAsync(CancellationToken cancel = default(CancellationToken))
         {
             if (options.Handler != null) throw new InvalidOperationException("this subscription delivers to its handler");
-            var m = await queue.TakeAsync(cancel).ConfigureAwait(false);
-            ConsumedOne();
-            return m;
+            bool ask = false;
+            lock (client.Sync)
+            {
+                waiting = true;
+                if (options.Iter == Iter.Newest && queue.Count == 0 && !asked && client.Status == ClientStatus.Connected && !Closed)
+                {
+                    // AlephZero's ITER_NEWEST: one credit now that the reader is ready; the hub sends the newest.
+                    asked = ask = true;
+                }
+            }
+            try
+            {
+                if (ask) client.Send("credit", Body.Of("sid", Sid, "n", 1));
+            }
+            catch (EzipcException)
+            {
+                // lost meanwhile: the resubscription asks again for a waiting reader
+            }
+            try
+            {
+                var m = await queue.TakeAsync(cancel).ConfigureAwait(false);
+                ConsumedOne();
+                return m;
+            }
+            finally
+            {
+                lock (client.Sync) waiting = false;
+            }
         }
 
         internal void End(EzipcException err)
@@ -193,9 +233,81 @@ namespace Ezipc
         public Task<Published> PublishAsync(string topic, string text, IDictionary<string, string> headers = null) =>
             PublishAsync(topic, Utf8(text), headers);
 
-        /// <summary>Publishes without an acknowledgement (throws EZIPC_CONNECTION_CLOSED when not connected).</summary>
-        public void PublishAndForget(string topic, byte[] payload, IDictionary<string, string> headers = null) =>
-            Send("publish", PublishBody(0, topic, payload, headers));
+        /// <summary>Publishes without an acknowledgement (throws EZIPC_CONNECTION_CLOSED when not connected).
+        /// Publishes made while the previous ones are still being written go out together, as one `publish`
+        /// of many records per topic (up to 64 KiB, as docs/protocol.md asks): the caller never waits for a
+        /// socket write, and anything else this client sends goes after them, in order.</summary>
+        public void PublishAndForget(string topic, byte[] payload, IDictionary<string, string> headers = null)
+        {
+            var record = Schema.EncodeRecord(payload ?? new byte[0], headers);
+            Stream s;
+            lock (sync)
+            {
+                if (Status == ClientStatus.Closed) throw new EzipcException("EZIPC_CONNECTION_CLOSED", "this client is closed");
+                if (Status != ClientStatus.Connected) throw new EzipcException("EZIPC_CONNECTION_CLOSED", "the connection is lost (reconnecting)");
+                s = stream;
+            }
+            bool schedule;
+            lock (writeLock)
+            {
+                if (batchTopic != null && batchTopic != topic) FlushBatchSafe(s);
+                schedule = batchTopic == null;
+                batchTopic = topic;
+                batch.Add(record);
+                batchBytes += record.Length;
+                if (batchBytes >= BatchBytes)
+                {
+                    FlushBatchSafe(s);
+                    schedule = false;
+                }
+            }
+            if (schedule) ThreadPool.QueueUserWorkItem(_ => FlushBatch(s));
+        }
+
+        const int BatchBytes = 64 * 1024;
+        string batchTopic;
+        readonly List<byte[]> batch = new List<byte[]>();
+        int batchBytes;
+
+        /// <summary>Drops the pending fire-and-forget records: they are lost with the connection.</summary>
+        void DropBatch()
+        {
+            lock (writeLock)
+            {
+                batchTopic = null;
+                batch.Clear();
+                batchBytes = 0;
+            }
+        }
+
+        /// <summary>Writes the pending fire-and-forget records (the scheduled flush).</summary>
+        void FlushBatch(Stream s)
+        {
+            lock (writeLock) FlushBatchSafe(s);
+        }
+
+        void FlushBatchSafe(Stream s)
+        {
+            try
+            {
+                FlushBatchLocked(s);
+            }
+            catch (Exception e) when (e is IOException || e is ObjectDisposedException || e is SocketException)
+            {
+                // lost with the connection, as fire-and-forget publishes are
+            }
+        }
+
+        /// <summary>Under writeLock: the pending records as one `publish` frame.</summary>
+        void FlushBatchLocked(Stream s)
+        {
+            if (batchTopic == null) return;
+            var frame = Wire.DataFrame(Schema.EncodePublish(0, batchTopic, batch));
+            batchTopic = null;
+            batch.Clear();
+            batchBytes = 0;
+            s.Write(frame, 0, frame.Length);
+        }
 
         /// <summary>Subscribes to a topic or pattern; resolves once the hub placed the cursor (rejects with
         /// EZIPC_INVALID_TOPIC, EZIPC_PERMISSION_DENIED). Throws ArgumentOutOfRangeException at once for a prefetch under 1.</summary>
@@ -247,26 +359,28 @@ namespace Ezipc
             }
         }
 
-        void DispatchPubSub(string name, Body b)
+        /// <summary>`gap` (under the client's lock, on the reader thread); `message` has its own fast path.</summary>
+        void DispatchGap(Body b)
         {
             if (!subs.TryGetValue(b.U32("sid"), out var sub)) return;
-            string topic = b.Str("topic");
-            if (name == "gap")
-            {
-                sub.OnGap(new Gap { Topic = topic, First = b.U64("first"), Last = b.U64("last") });
-                return;
-            }
-            ulong seq = b.U64("seq");
-            foreach (Body r in b.List("records"))
+            sub.OnGap(new Gap { Topic = b.Str("topic"), First = b.U64("first"), Last = b.U64("last") });
+        }
+
+        /// <summary>`message` (under the client's lock, on the reader thread).</summary>
+        void DispatchMessage(Schema.MessageFrame m)
+        {
+            if (!subs.TryGetValue(m.Sid, out var sub)) return;
+            ulong seq = m.Seq;
+            foreach (var r in m.Records)
             {
                 sub.Deliver(new Message
                 {
-                    Topic = topic,
+                    Topic = m.Topic,
                     Seq = seq++,
-                    Time = b.F64("time"),
-                    Publisher = b.Str("publisher"),
-                    Headers = Headers(r.List("headers")),
-                    Payload = r.Bytes("payload"),
+                    Time = m.Time,
+                    Publisher = m.Publisher,
+                    Headers = r.Key ?? new Dictionary<string, string>(),
+                    Payload = r.Value,
                 });
             }
         }

@@ -74,6 +74,33 @@ public class WireTests
     }
 
     [Test]
+    public void TheFastPathsGiveTheGenericCodecsBytesAndValues()
+    {
+        var headers = new Dictionary<string, string> { { "k", "v\u00e9" } };
+        var records = new List<object>
+        {
+            Body.Of("headers", new List<object>(), "payload", new byte[64]),
+            Body.Of("headers", new List<object> { Body.Of("key", "k", "value", "v\u00e9") }, "payload", new byte[0]),
+        };
+        var generic = Schema.Encode("publish", Body.Of("rid", 0, "topic", "a.b", "records", records));
+        var fast = Schema.EncodePublish(0, "a.b", new List<byte[]> { Schema.EncodeRecord(new byte[64], null), Schema.EncodeRecord(new byte[0], headers) });
+        CollectionAssert.AreEqual(generic, fast);
+        var frame = Schema.Encode("message", Body.Of("sid", 7, "topic", "a.b", "seq", 1UL << 60, "time", 1.25, "publisher", "p#abc", "records", records));
+        var m = Schema.DecodeMessage(frame);
+        Assert.AreEqual(7u, m.Sid);
+        Assert.AreEqual("a.b", m.Topic);
+        Assert.AreEqual(1UL << 60, m.Seq);
+        Assert.AreEqual(1.25, m.Time);
+        Assert.AreEqual("p#abc", m.Publisher);
+        Assert.AreEqual(2, m.Records.Count);
+        Assert.IsNull(m.Records[0].Key);
+        Assert.AreEqual(64, m.Records[0].Value.Length);
+        Assert.AreEqual("v\u00e9", m.Records[1].Key["k"]);
+        foreach (var bad in new[] { frame.Take(frame.Length - 1).ToArray(), frame.Concat(B(0)).ToArray(), frame.Take(7).ToArray() })
+            Assert.AreEqual("EZIPC_DECODE", Assert.Throws<EzipcException>(() => Schema.DecodeMessage(bad)).Code);
+    }
+
+    [Test]
     public void WhatDoesNotDecodeIsCoded()
     {
         Assert.AreEqual("EZIPC_DECODE", Assert.Throws<EzipcException>(() => Schema.Decode(B(5))).Code);

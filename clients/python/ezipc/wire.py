@@ -45,10 +45,13 @@ class FrameDecoder:
         self._buf = bytearray()
 
     def feed(self, chunk: bytes) -> list[bytes | Control]:
-        self._buf += chunk
+        buf = self._buf
+        buf += chunk
         out: list[bytes | Control] = []
-        while len(self._buf) >= 4:
-            (word,) = struct.unpack_from(">I", self._buf, 0)
+        at, end = 0, len(buf)
+        unpack = struct.unpack_from
+        while end - at >= 4:
+            (word,) = unpack(">I", buf, at)
             if word & CONTROL_BIT:
                 size = word - CONTROL_BIT
                 if size < 1 or size > MAX_CONTROL:
@@ -57,14 +60,16 @@ class FrameDecoder:
                 size = word
                 if size > self.max_frame_bytes:
                     raise EzipcError("EZIPC_FRAME_TOO_LARGE", f"frame of {size} bytes")
-            if len(self._buf) < 4 + size:
+            if end - at < 4 + size:
                 break
-            body = bytes(self._buf[4 : 4 + size])
-            del self._buf[: 4 + size]
+            body = bytes(buf[at + 4 : at + 4 + size])
+            at += 4 + size
             if word & CONTROL_BIT:
                 if body[0] not in (PING, PONG, CLOSE):
                     raise EzipcError("EZIPC_PROTOCOL", f"unknown control frame type {body[0]}")
                 out.append(Control(body[0], body[1:]))
             else:
                 out.append(body)
+        if at:
+            del buf[:at]  # once per chunk, not once per frame
         return out

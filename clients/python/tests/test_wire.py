@@ -3,6 +3,7 @@
 import unittest
 
 from ezipc import EzipcError
+from ezipc import schema
 from ezipc.schema import decode, encode
 from ezipc.wire import CLOSE, PING, Control, FrameDecoder, control_frame, data_frame
 
@@ -58,6 +59,21 @@ class SchemaTest(unittest.TestCase):
             with self.assertRaises(EzipcError) as e:
                 decode(bad)
             self.assertEqual(e.exception.code, code)
+
+    def test_the_fast_paths_give_the_generic_codecs_bytes_and_values(self):
+        headers = [{"key": "k", "value": "v\u00e9"}]
+        records = [{"headers": [], "payload": b"\x00" * 64}, {"headers": headers, "payload": b""}]
+        generic = schema.encode("publish", {"rid": 0, "topic": "a.b", "records": records})
+        fast = schema.encode_publish(0, b"a.b", [schema.encode_record(r["payload"], r["headers"] or None) for r in records])
+        self.assertEqual(fast, generic)
+        body = {"sid": 7, "topic": "a.b", "seq": 2**60, "time": 1.25, "publisher": "p#abc", "records": records}
+        frame = schema.encode("message", body)
+        self.assertEqual(schema.decode(frame), ("message", body))
+        # whatever is cut or added, the fast decoder refuses it as the generic one does
+        for bad in (frame[:-1], frame + b"\x00", frame[:7]):
+            with self.assertRaises(EzipcError) as e:
+                schema.decode(bad)
+            self.assertEqual(e.exception.code, "EZIPC_DECODE")
 
 
 if __name__ == "__main__":
