@@ -7,7 +7,8 @@
  *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC;
  *                                   BENCH_ONLY=secure: encrypted vs plain connections; BENCH_ONLY=chat;
  *                                   BENCH_ONLY=shm: shared memory beside the hub over unix://;
- *                                   BENCH_ONLY=clients: the Python and C# clients beside TypeScript's)
+ *                                   BENCH_ONLY=clients: the Python and C# clients beside TypeScript's;
+ *                                   BENCH_ONLY=ws: ws:// beside the raw ws library and tcp://)
  */
 import crypto from "node:crypto";
 import os from "node:os";
@@ -19,6 +20,7 @@ import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js"
 import { pubsubBench } from "./pubsub-bench.js";
 import { shmBench } from "./shm-bench.js";
 import { median } from "./stats.js";
+import { wsBench } from "./ws-bench.js";
 
 const quick = process.env.BENCH_QUICK === "1";
 const RUNS = quick ? 1 : 3;
@@ -151,6 +153,10 @@ async function main(): Promise<void> {
     console.log((await shmBench(quick)).join("\n"));
     return;
   }
+  if (process.env.BENCH_ONLY === "ws") {
+    console.log((await wsBench(quick)).join("\n"));
+    return;
+  }
   if (process.env.BENCH_ONLY === "clients") {
     console.log((await clientsBench(quick)).join("\n"));
     return;
@@ -236,6 +242,8 @@ async function main(): Promise<void> {
   lines.push(...(await chatBench(quick)));
   lines.push("");
   lines.push(...(await clientsBench(quick)));
+  lines.push("");
+  lines.push(...(await wsBench(quick)));
   console.log(lines.join("\n"));
 }
 

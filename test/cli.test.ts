@@ -41,7 +41,7 @@ describe("ezipc CLI", () => {
       const sock = path.join(tmp.dir, "hub.sock");
       const { child } = await spawnFixture(
         "../../src/cli/main.js",
-        ["serve", `unix://${sock}`, "--hold-publishers-ms", flag],
+        ["serve", `unix://${sock}`, "--no-ws", "--hold-publishers-ms", flag],
         10_000,
         /^store:/,
       );
@@ -68,7 +68,15 @@ describe("ezipc CLI", () => {
     const sock = path.join(tmp.dir, "hub.sock");
     const { child } = await spawnFixture(
       "../../src/cli/main.js",
-      ["serve", `unix://${sock}`, "--handshake-timeout-ms", "300", "--heartbeat-interval-ms", "100"],
+      [
+        "serve",
+        `unix://${sock}`,
+        "--no-ws",
+        "--handshake-timeout-ms",
+        "300",
+        "--heartbeat-interval-ms",
+        "100",
+      ],
       10_000,
       /^store:/,
     );
@@ -196,16 +204,20 @@ describe("ezipc CLI", () => {
   it("serve, set, get, ls, stats, watch, pub, sub, req and reply against a running hub", async () => {
     const tmp = tempDir();
     const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
-    const { child: hub } = await spawnFixture(
+    // serve listens for WebSocket clients too (--ws; port 0 here: any free port).
+    const { child: hub, line } = await spawnFixture(
       "../../src/cli/main.js",
-      ["serve", url, "--data", path.join(tmp.dir, "data")],
+      ["serve", url, "--data", path.join(tmp.dir, "data"), "--ws", "ws://127.0.0.1:0"],
       15_000,
-      /^store: sqlite/,
+      /^hub listening on ws:/,
     );
+    const wsUrl = line.slice("hub listening on ".length);
     const ez = (...args: string[]) => run(process.execPath, [cli, ...args, "--url", url]);
     try {
       assert.equal((await ez("set", "greeting", "hello")).stdout.trim(), "greeting version 2");
       assert.equal((await ez("get", "greeting")).stdout.trim(), "hello");
+      const overWs = await run(process.execPath, [cli, "get", "greeting", "--url", wsUrl]);
+      assert.equal(overWs.stdout.trim(), "hello", "the same hub over ws://");
       assert.equal((await ez("get", "greeting", "--format", "hex")).stdout.trim(), "68656c6c6f");
       await ez("set", "robot.cfg", '{"speed":1}', "--json");
       assert.equal((await ez("get", "robot.cfg")).stdout.trim(), '{"speed":1}');

@@ -108,13 +108,15 @@ export function hubUrlOption(tcp: string): readonly [string, string, string] {
 }
 
 /** Adds serve, ls, get, set, watch and stats to `program`. */
-export function addHubCommands(program: Command, defaults: { tcp: string; unix: string }): void {
+export function addHubCommands(program: Command, defaults: { tcp: string; unix: string; ws: string }): void {
   const urlOption = hubUrlOption(defaults.tcp);
 
   program
     .command("serve")
     .description("run a hub: shared variables for every process that connects")
     .argument("[urls...]", "addresses to listen on", [defaults.tcp, defaults.unix])
+    .option("--ws <url>", "also listen for WebSocket clients (browsers) here", defaults.ws)
+    .option("--no-ws", "do not listen for WebSocket clients")
     .option("-d, --data <dir>", "keep persistent keys in SQLite in this directory (default: memory only)")
     .option("--name <name>", "hub name shown to clients", "ezipc-hub")
     .option("--grace-ms <ms>", "how long a key with no pointer stays revivable", nonNegativeInt, 5_000)
@@ -170,8 +172,11 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           clients?: string;
           holdPublishersMs: number;
           bridge?: string;
+          ws: string | false;
         },
       ) => {
+        // The WebSocket listener comes on top of the given URLs, unless one of them is ws:// or wss:// already.
+        if (o.ws && !urls.some((u) => /^wss?:/.test(u))) urls = [...urls, o.ws];
         if (o.clients && !o.key) throw new Error("--clients needs --key");
         if (o.bridge) checkBridgeUrl(o.bridge);
         const security = o.key

@@ -21,6 +21,8 @@ const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta
 
 /** Default addresses of the hub (and of the demo echo server). */
 export const DEFAULT_TCP_URL = "tcp://127.0.0.1:7700";
+/** Where `ezipc serve` also listens for browsers (WebSocket) unless told otherwise (`--ws`, `--no-ws`). */
+export const DEFAULT_WS_URL = "ws://127.0.0.1:7701";
 export const DEFAULT_UNIX_URL = `unix://${path.join(os.tmpdir(), "ezipc.sock")}`;
 
 function positiveInt(v: string): number {
@@ -38,7 +40,7 @@ export function buildProgram(): Command {
       if (cmd.opts().verbose) setLogger(stderrLogger);
     });
 
-  addHubCommands(program, { tcp: DEFAULT_TCP_URL, unix: DEFAULT_UNIX_URL });
+  addHubCommands(program, { tcp: DEFAULT_TCP_URL, unix: DEFAULT_UNIX_URL, ws: DEFAULT_WS_URL });
   addMessagingCommands(program, { tcp: DEFAULT_TCP_URL });
   addChatCommands(program);
   addBenchCommand(program, { tcp: DEFAULT_TCP_URL });

@@ -4,12 +4,13 @@ import { tcpTransport } from "./tcp.js";
 import { tlsTransport } from "./tls.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 import { unixTransport } from "./unix.js";
+import { secureWebSocketTransport, webSocketTransport } from "./ws.js";
 
 const transports = new Map<string, Transport>();
 
 /**
  * Registers a transport for its URL scheme, replacing any earlier one. tcp, unix and memory are
- * registered when ezipc loads (and tls).
+ * registered when ezipc loads (and tls, ws, wss).
  */
 export function registerTransport(transport: Transport): void {
   if (!/^[a-z][a-z0-9+.-]*$/.test(transport.scheme)) {
@@ -67,3 +68,5 @@ registerTransport(tcpTransport);
 registerTransport(tlsTransport);
 registerTransport(unixTransport);
 registerTransport(memoryTransport);
+registerTransport(webSocketTransport);
+registerTransport(secureWebSocketTransport);

@@ -1,23 +1,15 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { Hub } from "../../src/index.js";
-import { tempDir, within } from "../helpers.js";
+import { runToEnd, tempDir, within } from "../helpers.js";
 import { buildCsharp, csharpDir } from "./csharp-build.js";
 
 /** Runs the NUnit suite of clients/csharp with `env`; resolves with its exit code and output. */
 function nunit(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn("nunit-console", ["-nologo", "-labels", "-noresult", "build/Ezipc.Tests.dll"], {
-      cwd: csharpDir,
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    child.once("exit", (code) => resolve({ code, out }));
+  return runToEnd("nunit-console", ["-nologo", "-labels", "-noresult", "build/Ezipc.Tests.dll"], {
+    cwd: csharpDir,
+    env,
   });
 }
 

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { connect, dh25519, Hub } from "../../src/index.js";
-import { tempDir, within } from "../helpers.js";
+import { runToEnd, tempDir, within } from "../helpers.js";
 
 const pythonDir = fileURLToPath(new URL("../../../clients/python", import.meta.url));
 
@@ -24,16 +24,9 @@ function python(): string {
 
 /** Runs `python3 -m unittest` in clients/python with `env`; resolves with its exit code and output. */
 function unittest(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(python(), ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
-      cwd: pythonDir,
-      env: { ...process.env, ...env, PYTHONDONTWRITEBYTECODE: "1" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let out = "";
-    child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
-    child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    child.once("exit", (code) => resolve({ code, out }));
+  return runToEnd(python(), ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
+    cwd: pythonDir,
+    env: { ...env, PYTHONDONTWRITEBYTECODE: "1" },
   });
 }
 

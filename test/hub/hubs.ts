@@ -29,9 +29,13 @@ export function startCliHub(
   args: string[] = [],
   quiet = false,
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [cli, "serve", `unix://${sock}`, "--data", data, ...args], {
-    stdio: ["ignore", "pipe", quiet ? "ignore" : "inherit"],
-  });
+  const child = spawn(
+    process.execPath,
+    [cli, "serve", `unix://${sock}`, "--no-ws", "--data", data, ...args],
+    {
+      stdio: ["ignore", "pipe", quiet ? "ignore" : "inherit"],
+    },
+  );
   return within(
     new Promise((resolve, reject) => {
       let out = "";

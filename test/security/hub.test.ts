@@ -212,7 +212,16 @@ describe("secure hub", () => {
     const sock = path.join(tmp.dir, "hub.sock");
     const child = spawn(
       process.execPath,
-      [cli, "serve", `unix://${sock}`, "--key", hubKeyFile, "--clients", path.join(tmp.dir, "clients.json")],
+      [
+        cli,
+        "serve",
+        `unix://${sock}`,
+        "--no-ws",
+        "--key",
+        hubKeyFile,
+        "--clients",
+        path.join(tmp.dir, "clients.json"),
+      ],
       { stdio: ["ignore", "pipe", "inherit"] },
     );
     try {

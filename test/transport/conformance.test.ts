@@ -7,6 +7,7 @@ import path from "node:path";
 import type { Duplex } from "node:stream";
 import { after, before, describe, it } from "node:test";
 import tls from "node:tls";
+import WebSocket, { createWebSocketStream } from "ws";
 import { isEzipcError } from "../../src/errors.js";
 import { transportCounters } from "../../src/transport/counters.js";
 import { Dialer, type DialerStatus } from "../../src/transport/dialer.js";
@@ -71,6 +72,34 @@ function tcpKind(name: string, host: string): Kind {
   };
 }
 
+/** ws:// and wss://: a raw byte stream is a WebSocket whose writes are binary messages. */
+function wsKind(scheme: "ws" | "wss", clientTls: { ca?: Buffer }): Kind {
+  return {
+    name: scheme,
+    crossProcess: true,
+    address: () => `${scheme}://127.0.0.1:0`,
+    deadAddress: async () => {
+      const l = await listenAny("tcp://127.0.0.1:0");
+      const url = l.url.replace(/^tcp:/, `${scheme}:`);
+      await l.close();
+      return url;
+    },
+    rawDial: (url) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, clientTls);
+        ws.once("open", () => resolve(createWebSocketStream(ws)));
+        ws.once("error", reject);
+      }),
+    ...(scheme === "wss"
+      ? {
+          listenOptions: { tls: { cert: certs.cert, key: certs.key } },
+          dialOptions: { tls: { ca: certs.ca } },
+          clientUrl: (url: string) => `${url}?ca=${encodeURIComponent(certs.caFile)}`,
+        }
+      : {}),
+  };
+}
+
 const kinds: Kind[] = [
   tcpKind("tcp (IPv4)", "127.0.0.1"),
   tcpKind("tcp (IPv6)", "[::1]"),
@@ -102,6 +131,8 @@ const kinds: Kind[] = [
     dialOptions: { tls: { ca: certs.ca } },
     clientUrl: (url) => `${url}?ca=${encodeURIComponent(certs.caFile)}`,
   },
+  wsKind("ws", {}),
+  wsKind("wss", { ca: certs.ca }),
   {
     name: "memory",
     crossProcess: false,
