@@ -41,6 +41,7 @@ export {
 export { connect, type MessagingClient } from "./connect.js";
 // errors
 export { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "./errors.js";
+export type { HistogramSnapshot } from "./histogram.js";
 // hub
 export {
   type AllocateOptions,
@@ -62,6 +63,7 @@ export {
   HubClient,
   type HubClientEvents,
   type HubEvents,
+  type HubMetrics,
   type HubOptions,
   type HubSecurity,
   type HubStats,
@@ -96,6 +98,9 @@ export {
 } from "./hub/index.js";
 // logging
 export { type Logger, type LogLevel, type LogRecord, setLogger, stderrLogger } from "./log.js";
+// monitoring
+export { METRICS_CONTENT_TYPE, renderMetrics } from "./monitor/metrics.js";
+export { serveMonitoring } from "./monitor/serve.js";
 // security
 export {
   AccessPolicy,

@@ -16,6 +16,7 @@ const LAYER: Record<string, number> = {
   errors: 0,
   log: 1,
   deadline: 1,
+  histogram: 1,
   "commit-retry": 2,
   transport: 3,
   shm: 3,
@@ -35,6 +36,7 @@ const LAYER: Record<string, number> = {
   connect: 11,
   apps: 12,
   bridge: 12,
+  monitor: 12,
   cli: 13,
   index: 14,
 };

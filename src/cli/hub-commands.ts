@@ -2,6 +2,7 @@
  * The hub's subcommands: `serve` runs a hub; `ls`, `get`, `set`, `watch` and `stats` talk to one about
  * shared variables; `pub`, `sub`, `req`, `reply` and `topics` about messaging.
  */
+
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import { Bridge, checkBridgeUrl, shmBridge } from "../bridge/bridge.js";
@@ -9,6 +10,7 @@ import { type ClientSecurity, type ConnectOptions, connect, type HubClient } fro
 import { connect as connectAny, type MessagingClient } from "../connect.js";
 import { EzipcError } from "../errors.js";
 import { Hub } from "../hub/hub.js";
+import { serveMonitoring } from "../monitor/serve.js";
 import type { SubscribeInit } from "../pubsub/subscription.js";
 import type { AllowedClient } from "../security/access.js";
 import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
@@ -117,6 +119,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .argument("[urls...]", "addresses to listen on", [defaults.tcp, defaults.unix])
     .option("--ws <url>", "also listen for WebSocket clients (browsers) here", defaults.ws)
     .option("--no-ws", "do not listen for WebSocket clients")
+    .option("--no-metrics", "do not serve GET /metrics (Prometheus) on the WebSocket port")
     .option("-d, --data <dir>", "keep persistent keys in SQLite in this directory (default: memory only)")
     .option("--name <name>", "hub name shown to clients", "ezipc-hub")
     .option("--grace-ms <ms>", "how long a key with no pointer stays revivable", nonNegativeInt, 5_000)
@@ -173,6 +176,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           holdPublishersMs: number;
           bridge?: string;
           ws: string | false;
+          metrics: boolean;
         },
       ) => {
         // The WebSocket listener comes on top of the given URLs, unless one of them is ws:// or wss:// already.
@@ -203,6 +207,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           security,
           bridge: o.bridge ? shmBridge(o.bridge) : undefined,
         });
+        if (o.metrics) serveMonitoring(hub);
         const s = hub.stats();
         if (security) {
           process.stdout.write(

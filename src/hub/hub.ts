@@ -9,14 +9,30 @@
 
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import type { HistogramSnapshot } from "../histogram.js";
 import { log } from "../log.js";
 import { HUB_FEATURES, HUB_PROTOCOL_VERSION, type HubStats } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
 
 export type { HubStats };
+
+/** {@link Hub.metrics}: the hub's counters for monitoring. */
+export interface HubMetrics {
+  stats: HubStats;
+  /** Connections accepted since the hub started (handshaken or not). */
+  connectionsAccepted: number;
+  bytesIn: number;
+  bytesOut: number;
+  framesIn: number;
+  framesOut: number;
+  pointersByPolicy: { request: number; lazy: number; poll: number };
+  writeAckLatency: HistogramSnapshot;
+  publishAckLatency: HistogramSnapshot;
+}
 
 import { PUBLISH_INDEX, parsePublish } from "../pubsub/fast-frames.js";
 import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-hub.js";
@@ -30,6 +46,7 @@ import { type BlockStore, MemoryStore } from "../store/store.js";
 import { listen } from "../transport/registry.js";
 import { sendTo } from "../transport/send.js";
 import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
+import { WsListener } from "../transport/ws.js";
 import { type Clock, systemClock } from "../vars/block-table.js";
 import { PeerVars, VarsHub, type VarsOptions, type VarsPeer } from "../vars/vars-hub.js";
 import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
@@ -144,6 +161,14 @@ export class Hub extends EventEmitter<HubEvents> {
   /** The bound addresses (with the chosen port for `:0`). */
   readonly urls: string[] = [];
   private readonly servers: Listener[] = [];
+
+  /**
+   * Serves plain HTTP requests on the hub's ws:// and wss:// listeners (its dashboard and `/metrics`:
+   * `serveMonitoring()` in src/monitor/). Without a handler they get `426 Upgrade Required`.
+   */
+  setHttpHandler(handler: ((req: IncomingMessage, res: ServerResponse) => void) | null): void {
+    for (const l of this.servers) if (l instanceof WsListener) l.setRequestHandler(handler);
+  }
   private readonly vars: VarsHub;
   private readonly store: BlockStore;
   private pubsub!: PubSub;
@@ -167,6 +192,10 @@ export class Hub extends EventEmitter<HubEvents> {
     decryptErrors: 0,
     handshakeFailures: {} as Partial<Record<HandshakeFailure, number>>,
   };
+  /** Open connections, and the bytes and frames of the closed ones (for {@link Hub.metrics}). */
+  private readonly live = new Set<Connection>();
+  private readonly closedTraffic = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 };
+  private readonly traffic = { connections: 0 };
   private readonly reconnectWindowMs: number;
   private readonly handshakeTimeoutMs: number;
   /** Connections of the private in-process listener (the bridge): no permission checks. */
@@ -312,6 +341,42 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   /**
+   * What `/metrics` exports (src/monitor/metrics.ts): {@link stats}, plus the connections accepted, bytes and
+   * frames in and out over every connection (open or closed), pointers by policy, and the latency of
+   * acknowledged writes and publishes.
+   */
+  metrics(): HubMetrics {
+    const traffic = { ...this.closedTraffic };
+    for (const c of this.live) this.countTraffic(traffic, c);
+    const byPolicy: [number, number, number] = [0, 0, 0];
+    for (const c of this.clients.values()) {
+      for (const h of c.vars.holdings.values()) {
+        byPolicy[0] += h.counts[0];
+        byPolicy[1] += h.counts[1];
+        byPolicy[2] += h.counts[2];
+      }
+    }
+    return {
+      stats: this.stats(),
+      connectionsAccepted: this.traffic.connections,
+      ...traffic,
+      pointersByPolicy: { request: byPolicy[0], lazy: byPolicy[1], poll: byPolicy[2] },
+      writeAckLatency: this.vars.writeAckLatency.snapshot(),
+      publishAckLatency: this.pubsub.publishAckLatency.snapshot(),
+    };
+  }
+
+  private countTraffic(
+    into: { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number },
+    conn: Connection,
+  ): void {
+    into.bytesIn += conn.stats.bytesIn;
+    into.bytesOut += conn.stats.bytesOut;
+    into.framesIn += conn.stats.framesIn;
+    into.framesOut += conn.stats.framesOut;
+  }
+
+  /**
    * Stops listening, closes every connection gracefully, commits pending persistent writes and closes the
    * store. Resolves once done; never rejects.
    */
@@ -336,6 +401,8 @@ export class Hub extends EventEmitter<HubEvents> {
       conn.destroy();
       return;
     }
+    this.live.add(conn);
+    this.traffic.connections++;
     const timer = setTimeout(() => {
       conn.destroy(new EzipcError("EZIPC_HANDSHAKE", `no hello within ${this.handshakeTimeoutMs} ms`));
     }, this.handshakeTimeoutMs);
@@ -383,6 +450,8 @@ export class Hub extends EventEmitter<HubEvents> {
     });
     conn.once("close", (info) => {
       clearTimeout(timer);
+      this.live.delete(conn);
+      this.countTraffic(this.closedTraffic, conn);
       this.onConnectionClosed(conn, info);
     });
     conn.on("error", () => {}); // reported through close

@@ -66,6 +66,7 @@ export {
   Hub,
   type HubBridge,
   type HubEvents,
+  type HubMetrics,
   type HubOptions,
   type HubSecurity,
   type HubStats,

@@ -20,6 +20,7 @@
 import type { Infer } from "../codec/schema.js";
 import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import { Histogram } from "../histogram.js";
 import { log } from "../log.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import type { Protocol } from "../service/protocol.js";
@@ -137,13 +138,15 @@ export class PubSub implements HubPart {
   private readonly limits: Required<PubSubOptions>;
   private pendingSave: { topic: string; seq: bigint; entry: Entry }[] = [];
   private readonly pendingEvict = new Map<string, bigint>();
-  private pendingAcks: { conn: Connection; rid: number; seq: bigint; time: number }[] = [];
+  private pendingAcks: { conn: Connection; rid: number; seq: bigint; time: number; t0: number }[] = [];
   private saveScheduled = false;
   /** Bytes appended to persisted topics and not yet committed. */
   private uncommittedBytes = 0;
   private readonly retry = new CommitRetry("messages", () => this.flush());
   private readonly holds: PublisherHolds;
   readonly counters = { published: 0, delivered: 0, gaps: 0, rejected: 0 };
+  /** From an acknowledged publish's arrival to its `published` (after the commit, for a persisted topic). */
+  readonly publishAckLatency = new Histogram();
 
   constructor(
     options: PubSubOptions,
@@ -280,6 +283,7 @@ export class PubSub implements HubPart {
     this.pendingAcks = [];
     for (const a of acks) {
       sendTo(a.conn, this.protocol.encode("published", { rid: a.rid, seq: a.seq, time: a.time }));
+      this.publishAckLatency.since(a.t0);
     }
     return true;
   }
@@ -336,6 +340,7 @@ export class PubSub implements HubPart {
    * label as UTF-8.
    */
   publishFrame(conn: Connection, publisher: Buffer, v: PublishView, frame: Buffer): void {
+    const t0 = v.rid === 0 ? 0 : performance.now(); // (fire-and-forget publishes are not timed)
     let topic = this.topics.get(v.topic);
     try {
       if (!topic || topic.name === NEW_TOPICS) {
@@ -369,9 +374,12 @@ export class PubSub implements HubPart {
     if (v.rid === 0) return;
     const seqBig = BigInt(seq);
     if (topic.durable) {
-      this.pendingAcks.push({ conn, rid: v.rid, seq: seqBig, time });
+      this.pendingAcks.push({ conn, rid: v.rid, seq: seqBig, time, t0 });
       this.scheduleSave();
-    } else sendTo(conn, this.protocol.encode("published", { rid: v.rid, seq: seqBig, time }));
+    } else {
+      sendTo(conn, this.protocol.encode("published", { rid: v.rid, seq: seqBig, time }));
+      this.publishAckLatency.since(t0);
+    }
   }
 
   /** A publish that cannot be stored: its caller gets the error; a fire-and-forget one is dropped and counted. */

@@ -19,6 +19,7 @@
  */
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import { Histogram } from "../histogram.js";
 import { log } from "../log.js";
 import type { Operation } from "../security/access.js";
 import type { Protocol } from "../service/protocol.js";
@@ -111,6 +112,8 @@ export class VarsHub {
   private readonly commits: BlockCommits;
   private readonly holders = new Map<Block, Map<VarsPeer, Holding>>();
   readonly counters = { writes: 0, reads: 0, updatesSent: 0, updatesCoalesced: 0, staleSent: 0 };
+  /** From a write's (or config op's) arrival to its `ok` (after the store's commit, for a persistent key). */
+  readonly writeAckLatency = new Histogram();
   private readonly maxPointersPerClient: number;
   private readonly allowClientPersistent: boolean;
 
@@ -405,6 +408,7 @@ export class VarsHub {
   }
 
   private onWrite(client: VarsPeer, m: Infer<typeof varsMessages.write>): void {
+    const t0 = performance.now();
     try {
       const h = this.holding(client, m.id);
       const b = h.block;
@@ -426,18 +430,20 @@ export class VarsHub {
       if (b.persistent) {
         const data = Buffer.from(cur.data);
         data.set(m.data, m.offset);
-        this.stage(client, m.rid, b, data, cur.version + 1);
+        this.stage(client, m.rid, b, data, cur.version + 1, t0);
         return;
       }
       b.data.set(m.data, m.offset);
       this.changed(b);
       this.send(client, "ok", { rid: m.rid, version: BigInt(b.version) });
+      this.writeAckLatency.since(t0);
     } catch (err) {
       this.fail(client, m.rid, err);
     }
   }
 
   private onConfig(client: VarsPeer, m: Infer<typeof varsMessages.config>): void {
+    const t0 = performance.now();
     try {
       const h = this.holding(client, m.id);
       const b = h.block;
@@ -465,12 +471,13 @@ export class VarsHub {
       const data = Buffer.from(JSON.stringify(next), "utf8");
       this.table.checkSize(b.key, data.length, b.data.length);
       if (b.persistent) {
-        this.stage(client, m.rid, b, data, cur.version + 1);
+        this.stage(client, m.rid, b, data, cur.version + 1, t0);
         return;
       }
       this.table.replaceData(b, data);
       this.changed(b);
       this.send(client, "ok", { rid: m.rid, version: BigInt(b.version) });
+      this.writeAckLatency.since(t0);
     } catch (err) {
       this.fail(client, m.rid, err);
     }
@@ -655,11 +662,14 @@ export class VarsHub {
    * A write to a persistent key: staged until the store commits it (block-commits.ts), then applied, pushed
    * to the holders and acknowledged.
    */
-  private stage(client: VarsPeer, rid: number, b: Block, data: Buffer, version: number): void {
+  private stage(client: VarsPeer, rid: number, b: Block, data: Buffer, version: number, t0: number): void {
     this.counters.writes++;
     this.commits.stage(b, { data, version }, (err) => {
       if (err) this.send(client, "error", { rid, code: err.code, message: err.message });
-      else this.send(client, "ok", { rid, version: BigInt(version) });
+      else {
+        this.send(client, "ok", { rid, version: BigInt(version) });
+        this.writeAckLatency.since(t0);
+      }
     });
   }
 
