@@ -168,16 +168,27 @@ export class WebSocketStream extends Duplex {
       callback(new EzipcError("EZIPC_CONNECTION_CLOSED", "the WebSocket is closed"));
       return;
     }
-    const messages: Messages = this.mode === "bytes" ? whole(Buffer.concat(chunks)) : this.frames(chunks);
-    if (messages.count === 0) {
+    // Each chunk's messages as WebSocket frames in one buffer (RFC 6455 §5.2: FIN, binary opcode, length;
+    // masked with a fresh random key when this side is the client), the chunks' buffers in one corked
+    // write. ws itself only ever writes to the socket for control frames (no compression here), which
+    // stay whole between ours.
+    const out: Buffer[] = [];
+    if (this.mode === "bytes") out.push(encodeMessages(whole(Buffer.concat(chunks)), this.masked));
+    else {
+      for (const chunk of chunks) {
+        const messages = this.frames(chunk);
+        if (messages.count > 0) out.push(encodeMessages(messages, this.masked));
+      }
+    }
+    if (out.length === 0) {
       callback();
       return;
     }
-    // The messages of one write as WebSocket frames in one buffer, one socket write (RFC 6455 §5.2: FIN,
-    // binary opcode, length; masked with a fresh random key when this side is the client). ws itself only
-    // ever writes to the socket for control frames (no compression here), which stay whole between ours.
     const socket = (this.ws as unknown as { _socket: Writable })._socket;
-    socket.write(encodeMessages(messages, this.masked), (err) => callback(err));
+    if (out.length > 1) socket.cork();
+    for (let i = 0; i < out.length - 1; i++) socket.write(out[i]!);
+    socket.write(out.at(-1)!, (err) => callback(err));
+    if (out.length > 1) socket.uncork();
   }
 
   /** Client-to-server frames are masked (RFC 6455 §5.3). */
@@ -186,12 +197,11 @@ export class WebSocketStream extends Duplex {
   }
 
   /**
-   * The whole frames in `carry` + `chunks`, as the buffer and each frame's [start, end) in it; what is left
+   * The whole frames in `carry` + `chunk`, as the buffer and each frame's [start, end) in it; what is left
    * of an incomplete one stays in `carry`.
    */
-  private frames(chunks: Buffer[]): Messages {
-    const buf =
-      this.carry.length > 0 || chunks.length > 1 ? Buffer.concat([this.carry, ...chunks]) : chunks[0]!;
+  private frames(chunk: Buffer): Messages {
+    const buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
     // Frames are at least 4 bytes: at most len / 4 of them, two bounds each.
     if (this.bounds.length < (buf.length >>> 1) + 2) this.bounds = new Uint32Array((buf.length >>> 1) + 2);
     const bounds = this.bounds;
