@@ -137,32 +137,21 @@ async function secureBench(): Promise<string[]> {
 }
 
 async function main(): Promise<void> {
-  if (process.env.BENCH_ONLY === "chat") {
-    console.log((await chatBench(quick)).join("\n"));
-    return;
-  }
-  if (process.env.BENCH_ONLY === "secure") {
-    console.log((await secureBench()).join("\n"));
-    return;
-  }
-  if (process.env.BENCH_ONLY === "hub") {
-    console.log((await hubBench(quick)).join("\n"));
-    return;
-  }
-  if (process.env.BENCH_ONLY === "shm") {
-    console.log((await shmBench(quick)).join("\n"));
-    return;
-  }
-  if (process.env.BENCH_ONLY === "ws") {
-    console.log((await wsBench(quick)).join("\n"));
-    return;
-  }
-  if (process.env.BENCH_ONLY === "clients") {
-    console.log((await clientsBench(quick)).join("\n"));
-    return;
-  }
-  if (process.env.BENCH_ONLY === "pubsub") {
-    console.log((await pubsubBench(quick)).join("\n"));
+  /** BENCH_ONLY=NAME: one group of tables. */
+  const only: Record<string, () => Promise<string[]>> = {
+    chat: () => chatBench(quick),
+    secure: () => secureBench(),
+    hub: () => hubBench(quick),
+    shm: () => shmBench(quick),
+    ws: () => wsBench(quick),
+    clients: () => clientsBench(quick),
+    pubsub: () => pubsubBench(quick),
+  };
+  const group = process.env.BENCH_ONLY;
+  if (group) {
+    const tables = only[group];
+    if (!tables) throw new Error(`BENCH_ONLY=${group}: one of ${Object.keys(only).join(", ")}`);
+    console.log((await tables()).join("\n"));
     return;
   }
   const lines: string[] = [];
