@@ -3,8 +3,12 @@
 # tests, with a user `ezipc` (password `ezipc`) that may create databases named ezipc_*; openssl (the tls://
 # tests make a throwaway CA) and tmux (the chat client's end-to-end test runs it in a pseudo-terminal); the
 # cryptography package for the Python client's encrypted connections (Debian: python3-cryptography), when no
-# Python on the machine has it; Mono (mcs) and NUnit 2.6 to build and test the C# client (clients/csharp).
+# Python on the machine has it; Mono (mcs) and NUnit 2.6 to build and test the C# client (clients/csharp);
+# Chromium for the browser tests (test/web, driven by playwright-core).
 set -euo pipefail
+if ! command -v chromium >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+fi
 if ! command -v mcs >/dev/null || ! command -v nunit-console >/dev/null; then
   apt-get update -qq && apt-get install -y -qq mono-devel nunit-console libnunit-cil-dev >/dev/null
 fi
