@@ -250,9 +250,10 @@ namespace Ezipc
             bool schedule;
             lock (writeLock)
             {
-                if (batchTopic != null && batchTopic != topic) FlushBatchSafe(s);
+                if (batchTopic != null && (batchTopic != topic || batchStream != s)) FlushBatchSafe(batchStream);
                 schedule = batchTopic == null;
                 batchTopic = topic;
+                batchStream = s;
                 batch.Add(record);
                 batchBytes += record.Length;
                 if (batchBytes >= BatchBytes)
@@ -266,6 +267,8 @@ namespace Ezipc
 
         const int BatchBytes = 64 * 1024;
         string batchTopic;
+        /// <summary>The connection the pending records were published on: they never go out on another.</summary>
+        Stream batchStream;
         readonly List<byte[]> batch = new List<byte[]>();
         int batchBytes;
 
@@ -275,6 +278,7 @@ namespace Ezipc
             lock (writeLock)
             {
                 batchTopic = null;
+                batchStream = null;
                 batch.Clear();
                 batchBytes = 0;
             }
@@ -302,11 +306,14 @@ namespace Ezipc
         void FlushBatchLocked(Stream s)
         {
             if (batchTopic == null) return;
-            var frame = Wire.DataFrame(Schema.EncodePublish(0, batchTopic, batch));
+            // Records published on a connection that was lost since are lost with it (never sent on the next
+            // one, where the hello must come first).
+            var frame = batchStream == s ? Wire.DataFrame(Schema.EncodePublish(0, batchTopic, batch)) : null;
             batchTopic = null;
+            batchStream = null;
             batch.Clear();
             batchBytes = 0;
-            s.Write(frame, 0, frame.Length);
+            if (frame != null) s.Write(frame, 0, frame.Length);
         }
 
         /// <summary>Subscribes to a topic or pattern; resolves once the hub placed the cursor (rejects with
