@@ -88,8 +88,18 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
     async listen(url: URL, options: ListenOptions): Promise<Listener> {
       const { host, port, path, files } = parseWsUrl(url);
       const resolved = resolveConnectionOptions(options);
+      // A socket that does not finish its HTTP request (the WebSocket upgrade) within heartbeatTimeoutMs is
+      // dropped, checked every second: a flood of half-open requests costs bounded memory.
+      const silenceMs = resolved.heartbeatTimeoutMs > 0 ? resolved.heartbeatTimeoutMs : 15_000;
+      const httpOptions = {
+        headersTimeout: silenceMs,
+        requestTimeout: silenceMs,
+        connectionsCheckingInterval: Math.min(1_000, silenceMs),
+      };
       const server =
-        scheme === "wss" ? https.createServer({ ...files, ...options.tls }) : http.createServer();
+        scheme === "wss"
+          ? https.createServer({ ...httpOptions, ...files, ...options.tls })
+          : http.createServer(httpOptions);
       const wss = new WebSocketServer({
         server,
         perMessageDeflate: false,

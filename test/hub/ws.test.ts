@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import net from "node:net";
 import { describe, it } from "node:test";
 import WebSocket from "ws";
 import { connect, dh25519, Hub } from "../../src/index.js";
@@ -107,6 +108,39 @@ describe("the hub over ws://", () => {
       assert.equal((await c.allocate("ws.flooded", 1, "request")).version, 1);
       const results = await Promise.all(closed);
       for (const r of results) assert.match(closeReason(r.messages.at(-1)!), /^EZIPC_HANDSHAKE: /);
+      await c.close();
+    } finally {
+      await hub.close();
+    }
+  });
+
+  it("drops sockets that never finish their HTTP upgrade request, after heartbeatTimeoutMs", async () => {
+    const hub = await Hub.listen({
+      urls: ["ws://127.0.0.1:0"],
+      heartbeatTimeoutMs: 600,
+      heartbeatIntervalMs: 200,
+    });
+    const port = Number(new URL(hub.urls[0]!).port);
+    try {
+      const t0 = Date.now();
+      const slow = await Promise.all(
+        Array.from({ length: 20 }, async () => {
+          const s = net.connect(port, "127.0.0.1");
+          s.on("error", () => {});
+          s.on("data", () => {});
+          await within(nextEvent(s, "connect"), 5_000, "connected");
+          s.write("GET / HTTP/1.1\r\nHost: x\r\n"); // and never the blank line
+          return s;
+        }),
+      );
+      await within(
+        Promise.all(slow.map((s) => new Promise((r) => s.once("close", r)))),
+        5_000,
+        "the hub to drop the unfinished requests",
+      );
+      assert.ok(Date.now() - t0 >= 500, "not before the bound");
+      const c = await connect(hub.urls[0]!, { name: "after" });
+      assert.equal((await c.allocate("ws.after", 1, "request")).version, 1);
       await c.close();
     } finally {
       await hub.close();
