@@ -92,6 +92,9 @@ namespace Ezipc
         {
             public TaskCompletionSource<Incoming> Reply;
             public KeyState State;
+
+            /// <summary>Run as the reply is dispatched (reader thread, under the lock), before later frames.</summary>
+            public Action<Incoming> OnReply;
         }
 
         /// <summary>A reply: the message's name and body.</summary>
@@ -254,12 +257,12 @@ namespace Ezipc
         }
 
         /// <summary>Sends a request with a fresh rid; resolves with the reply (rejects with its error).</summary>
-        internal async Task<Incoming> AskAsync(string name, Body body, KeyState state = null, bool duringResync = false)
+        internal async Task<Incoming> AskAsync(string name, Body body, KeyState state = null, bool duringResync = false, Action<Incoming> onReply = null)
         {
             if (state != null && state.Invalidated)
                 throw new EzipcException("EZIPC_KEY_DISPOSED", "key " + state.Key + " has been invalidated");
             if (!duringResync && Status == ClientStatus.Reconnecting) await ready.Task.ConfigureAwait(false);
-            var p = new Pending { Reply = NewTcs<Incoming>(), State = state };
+            var p = new Pending { Reply = NewTcs<Incoming>(), State = state, OnReply = onReply };
             uint r = NextRid();
             body["rid"] = r;
             Stream s;
@@ -468,7 +471,12 @@ namespace Ezipc
             if (r == 0 || !pending.TryGetValue(r, out var p)) return;
             pending.Remove(r);
             if (name == "error") p.Reply.TrySetException(new EzipcException(b.Str("code"), b.Str("message")));
-            else p.Reply.TrySetResult(new Incoming { Name = name, Body = b });
+            else
+            {
+                var reply = new Incoming { Name = name, Body = b };
+                p.OnReply?.Invoke(reply);
+                p.Reply.TrySetResult(reply);
+            }
         }
 
         /// <summary>Says goodbye (CLOSE) and closes; the hub releases this client's pointers at once. Resolves

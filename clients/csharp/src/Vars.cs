@@ -481,19 +481,12 @@ namespace Ezipc
 
         async Task ResyncKeyAsync(KeyState s)
         {
-            Body r;
-            try
+            // Applied as the reply is dispatched (reader thread, under the lock), before the frames after it: an
+            // update for the key that follows its `opened` must find the new id, and must not be overwritten by
+            // this older value.
+            Action<Incoming> apply = reply =>
             {
-                var counts = new List<object> { s.Counts[0], s.Counts[1], s.Counts[2] };
-                r = (await AskAsync("resync", Body.Of("key", s.Key, "id", s.Id, "counts", counts, "version", s.Version), null, true).ConfigureAwait(false)).Body;
-            }
-            catch (EzipcException e) when (e.Code == "EZIPC_KEY_DISPOSED" || e.Code == "EZIPC_KEY_NOT_FOUND")
-            {
-                lock (sync) Invalidate(s);
-                return;
-            }
-            lock (sync)
-            {
+                var r = reply.Body;
                 if (keys.TryGetValue(s.Id, out var cur) && cur == s) keys.Remove(s.Id);
                 s.Id = r.U32("id");
                 keys[s.Id] = s;
@@ -509,6 +502,15 @@ namespace Ezipc
                 s.SetStatus(PointerStatus.Live);
                 if (changed)
                     foreach (var p in s.Pointers.ToArray()) p.Emit(s.Version, s.Fresh ? s.Data : null);
+            };
+            try
+            {
+                var counts = new List<object> { s.Counts[0], s.Counts[1], s.Counts[2] };
+                await AskAsync("resync", Body.Of("key", s.Key, "id", s.Id, "counts", counts, "version", s.Version), null, true, apply).ConfigureAwait(false);
+            }
+            catch (EzipcException e) when (e.Code == "EZIPC_KEY_DISPOSED" || e.Code == "EZIPC_KEY_NOT_FOUND")
+            {
+                lock (sync) Invalidate(s);
             }
         }
     }

@@ -150,7 +150,7 @@ class Client(VarsPart, PubSubPart, RpcPart):
             raise EzipcError("EZIPC_CONNECTION_CLOSED", "the connection is lost (reconnecting)")
         self._write_frame(name, body)
 
-    async def _request(self, name: str, body: dict, state: KeyState | None = None, *, during_resync: bool = False) -> dict:
+    async def _request(self, name: str, body: dict, state: KeyState | None = None, *, during_resync: bool = False, on_reply: Callable[[str, dict], None] | None = None) -> dict:
         """Sends a request with a fresh rid; resolves with the reply's body (raises its error)."""
         if state is not None and state.invalidated:
             raise EzipcError("EZIPC_KEY_DISPOSED", f"key {state.key} has been invalidated")
@@ -159,7 +159,7 @@ class Client(VarsPart, PubSubPart, RpcPart):
         self._rid = self._rid + 1 if self._rid < 0xFFFF_FFFF else 1
         rid = self._rid
         fut = asyncio.get_running_loop().create_future()
-        self._pending[rid] = _Pending(fut, state)
+        self._pending[rid] = _Pending(fut, state, on_reply)
         if during_resync:
             self._write_frame(name, {"rid": rid, **body})
         else:
@@ -256,27 +256,32 @@ class Client(VarsPart, PubSubPart, RpcPart):
         """After a welcome: every held key, then every served topic and subscription, again."""
         held = [s for s in list(self._keys.values()) if sum(s.counts) > 0 and not s.invalidated]
         for s in held:
+
+            def apply(name: str, r: dict, s: KeyState = s) -> None:
+                # Applied as the reply is dispatched, before the frames after it: an update for the key that
+                # follows its `opened` must find the new id, and must not be overwritten by this older value.
+                if self._keys.get(s.id) is s:
+                    del self._keys[s.id]
+                s.id = r["id"]
+                self._keys[s.id] = s
+                changed = r["version"] != s.version
+                s.version, s.size = r["version"], r["size"]
+                if r.get("data") is not None:
+                    s.data, s.fresh = r["data"], True
+                elif changed:
+                    s.fresh = False
+                s.set_status("live")
+                if changed:
+                    for p in list(s.pointers):
+                        p._emit(s.version, s.data if s.fresh else None)
+
             try:
-                r = await self._request("resync", {"key": s.key, "id": s.id, "counts": list(s.counts), "version": s.version}, during_resync=True)
+                await self._request("resync", {"key": s.key, "id": s.id, "counts": list(s.counts), "version": s.version}, during_resync=True, on_reply=apply)
             except EzipcError as e:
                 if e.code in ("EZIPC_KEY_DISPOSED", "EZIPC_KEY_NOT_FOUND"):
                     self._invalidate(s)
                     continue
                 raise
-            if self._keys.get(s.id) is s:
-                del self._keys[s.id]
-            s.id = r["id"]
-            self._keys[s.id] = s
-            changed = r["version"] != s.version
-            s.version, s.size = r["version"], r["size"]
-            if r.get("data") is not None:
-                s.data, s.fresh = r["data"], True
-            elif changed:
-                s.fresh = False
-            s.set_status("live")
-            if changed:
-                for p in list(s.pointers):
-                    p._emit(s.version, s.data if s.fresh else None)
         await self._request("resyncDone", {}, during_resync=True)
         for topic in list(self._handlers):
             await self._request("serve", {"topic": topic, "host": "", "direct": ""}, during_resync=True)
@@ -345,6 +350,8 @@ class Client(VarsPart, PubSubPart, RpcPart):
         if name == "error":
             p.future.set_exception(EzipcError(b["code"], b["message"]))
         else:
+            if p.on_reply is not None:
+                p.on_reply(name, b)  # now, before the frames that follow it (updates for the key, say)
             p.future.set_result((name, b))
 
     async def close(self) -> None:
