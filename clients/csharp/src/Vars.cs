@@ -283,6 +283,28 @@ namespace Ezipc
 
         internal object Sync => sync;
 
+        /// <summary>An `opened` reply applied as it is dispatched, before the frames after it: an update for the
+        /// block that follows the reply finds its key (the TypeScript client does the same).</summary>
+        sealed class OpenedReply
+        {
+            readonly Client client;
+            readonly string key;
+            readonly int policy;
+            public KeyState State;
+
+            public OpenedReply(Client client, string key, int policy)
+            {
+                this.client = client;
+                this.key = key;
+                this.policy = policy;
+            }
+
+            public void Apply(Incoming reply)
+            {
+                if (reply.Name == "opened") State = client.Opened(key, reply.Body, policy);
+            }
+        }
+
         KeyState Opened(string key, Body reply, int policy)
         {
             lock (sync)
@@ -328,31 +350,33 @@ namespace Ezipc
 
         async Task<Pointer> Allocate(string key, int size, Policy policy, bool persistent, bool openExisting)
         {
-            var r = await AskAsync("allocate", Body.Of("key", key, "kind", KindBytes, "size", size, "policy", (int)policy, "persistent", persistent, "ifExists", openExisting ? 1 : 0)).ConfigureAwait(false);
-            return NewPointer(Opened(key, r.Body, (int)policy), policy);
+            var got = new OpenedReply(this, key, (int)policy);
+            await AskAsync("allocate", Body.Of("key", key, "kind", KindBytes, "size", size, "policy", (int)policy, "persistent", persistent, "ifExists", openExisting ? 1 : 0), null, false, got.Apply).ConfigureAwait(false);
+            return NewPointer(got.State, policy);
         }
 
         /// <summary>A pointer on an existing key; null if it was never created (rejects with EZIPC_KEY_DISPOSED
         /// if it was disposed).</summary>
         public async Task<Pointer> WatchAsync(string key, Policy policy = Policy.Poll)
         {
-            Incoming r;
+            var got = new OpenedReply(this, key, (int)policy);
             try
             {
-                r = await AskAsync("watch", Body.Of("key", key, "policy", (int)policy)).ConfigureAwait(false);
+                await AskAsync("watch", Body.Of("key", key, "policy", (int)policy), null, false, got.Apply).ConfigureAwait(false);
             }
             catch (EzipcException e) when (e.Code == "EZIPC_KEY_NOT_FOUND")
             {
                 return null;
             }
-            return NewPointer(Opened(key, r.Body, (int)policy), policy);
+            return NewPointer(got.State, policy);
         }
 
         /// <summary>A JSON config variable, created empty if missing.</summary>
         public async Task<ConfigVar> ConfigAsync(string key, Policy policy = Policy.Poll, bool persistent = true)
         {
-            var r = await AskAsync("allocate", Body.Of("key", key, "kind", KindJson, "size", 0, "policy", (int)policy, "persistent", persistent, "ifExists", 1)).ConfigureAwait(false);
-            return new ConfigVar(NewPointer(Opened(key, r.Body, (int)policy), policy));
+            var got = new OpenedReply(this, key, (int)policy);
+            await AskAsync("allocate", Body.Of("key", key, "kind", KindJson, "size", 0, "policy", (int)policy, "persistent", persistent, "ifExists", 1), null, false, got.Apply).ConfigureAwait(false);
+            return new ConfigVar(NewPointer(got.State, policy));
         }
 
         /// <summary>The value and version of a key without holding it; null if there is none.</summary>

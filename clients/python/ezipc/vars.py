@@ -203,8 +203,24 @@ class ConfigVar:
 
 
 
+class _Opened:
+    """An `opened` reply applied as it is dispatched, before the frames after it: an update for the block
+    that follows the reply finds its key (the TypeScript client does the same)."""
+
+    def __init__(self, part: VarsPart, key: str, policy: int):
+        self.part, self.key, self.policy = part, key, policy
+        self.state: KeyState | None = None
+
+    def __call__(self, name: str, reply: dict) -> None:
+        if name == "opened":
+            self.state = self.part._opened(self.key, reply, self.policy)
+
+
 class VarsPart:
     """The Client's shared-variable methods (the Client holds `_keys`, `_by_key`)."""
+
+    def _on_opened(self, key: str, policy: int) -> _Opened:
+        return _Opened(self, key, policy)
 
     def _opened(self, key: str, reply: dict, policy: int) -> KeyState:
         s = self._by_key.get(key)
@@ -231,25 +247,28 @@ class VarsPart:
         pol = _policy(policy)
         if not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive integer, got {size}")
-        r = await self._request("allocate", {"key": key, "kind": KIND_BYTES, "size": size, "policy": pol, "persistent": persistent, "ifExists": 1 if open_existing else 0})
-        return self._pointer(self._opened(key, r, pol), policy)
+        got = self._on_opened(key, pol)
+        await self._request("allocate", {"key": key, "kind": KIND_BYTES, "size": size, "policy": pol, "persistent": persistent, "ifExists": 1 if open_existing else 0}, on_reply=got)
+        return self._pointer(got.state, policy)
 
     async def watch(self, key: str, policy: str = "poll") -> Pointer | None:
         """A pointer on an existing key; None if it was never created (EZIPC_KEY_DISPOSED if disposed)."""
         pol = _policy(policy)
         try:
-            r = await self._request("watch", {"key": key, "policy": pol})
+            got = self._on_opened(key, pol)
+            await self._request("watch", {"key": key, "policy": pol}, on_reply=got)
         except EzipcError as e:
             if e.code == "EZIPC_KEY_NOT_FOUND":
                 return None
             raise
-        return self._pointer(self._opened(key, r, pol), policy)
+        return self._pointer(got.state, policy)
 
     async def config(self, key: str, policy: str = "poll", persistent: bool = True) -> ConfigVar:
         """A JSON config variable, created empty if missing."""
         pol = _policy(policy)
-        r = await self._request("allocate", {"key": key, "kind": KIND_JSON, "size": 0, "policy": pol, "persistent": persistent, "ifExists": 1})
-        return ConfigVar(self._pointer(self._opened(key, r, pol), policy))
+        got = self._on_opened(key, pol)
+        await self._request("allocate", {"key": key, "kind": KIND_JSON, "size": 0, "policy": pol, "persistent": persistent, "ifExists": 1}, on_reply=got)
+        return ConfigVar(self._pointer(got.state, policy))
 
     async def peek(self, key: str) -> tuple[bytes, int] | None:
         try:
