@@ -8,13 +8,15 @@
  *                                   BENCH_ONLY=secure: encrypted vs plain connections; BENCH_ONLY=chat;
  *                                   BENCH_ONLY=shm: shared memory beside the hub over unix://;
  *                                   BENCH_ONLY=clients: the Python and C# clients beside TypeScript's;
- *                                   BENCH_ONLY=ws: ws:// beside the raw ws library and tcp://)
+ *                                   BENCH_ONLY=ws: ws:// beside the raw ws library and tcp://;
+ *                                   BENCH_ONLY=dashboard: hub pub/sub with 10 dashboards open vs none)
  */
 import crypto from "node:crypto";
 import os from "node:os";
 import { chatBench } from "./chat-bench.js";
 import { clientsBench } from "./clients-bench.js";
 import { codecBench } from "./codec-bench.js";
+import { dashboardBench } from "./dashboard-bench.js";
 import { hubBench } from "./hub-bench.js";
 import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js";
 import { pubsubBench } from "./pubsub-bench.js";
@@ -144,6 +146,7 @@ async function main(): Promise<void> {
     hub: () => hubBench(quick),
     shm: () => shmBench(quick),
     ws: () => wsBench(quick),
+    dashboard: () => dashboardBench(quick),
     clients: () => clientsBench(quick),
     pubsub: () => pubsubBench(quick),
   };
@@ -233,6 +236,8 @@ async function main(): Promise<void> {
   lines.push(...(await clientsBench(quick)));
   lines.push("");
   lines.push(...(await wsBench(quick)));
+  lines.push("");
+  lines.push(...(await dashboardBench(quick)));
   console.log(lines.join("\n"));
 }
 

@@ -5,7 +5,7 @@
 export function withTimeout<T>(promise: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const timer = setTimeout(() => reject(onTimeout()), ms);
-    timer.unref();
+    timer.unref?.(); // (absent in browsers, where timers are numbers)
     promise.then(
       (v) => {
         clearTimeout(timer);

@@ -51,6 +51,7 @@ export {
   Channel,
   type ClientSecurity,
   type ClientStatus,
+  type ClientView,
   ConfigVar,
   type ConnectOptions,
   Deadman,
@@ -67,10 +68,12 @@ export {
   type HubOptions,
   type HubSecurity,
   type HubStats,
+  type HubView,
   IpcPtr,
   type IpcPtrEvents,
   type KeyDescription,
   type KeyInfo,
+  type KeyView,
   MemoryStore,
   mergePatch,
   NEW_TOPICS,
@@ -94,6 +97,7 @@ export {
   type SyncPolicy,
   type TopicInfo,
   type TopicMessage,
+  type TopicView,
   topicMatcher,
 } from "./hub/index.js";
 // logging

@@ -34,6 +34,7 @@ const LAYER: Record<string, number> = {
   client: 10,
   "shm-client": 10,
   connect: 11,
+  browser: 11,
   apps: 12,
   bridge: 12,
   monitor: 12,

@@ -1,5 +1,5 @@
 // Every ```ts block of the README and docs/ compiles as a reader copies it: each block is its own module,
-// importing "ezipc" (the package's own source) and declaring what it uses. Type-checked with the project's
+// importing "ezipc" or "ezipc/browser" (the package's own source) and declaring what it uses. Type-checked with the project's
 // TypeScript and strict settings.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -59,7 +59,10 @@ describe("documentation snippets", () => {
             noEmit: true,
             skipLibCheck: true,
             baseUrl: ".",
-            paths: { ezipc: [path.join(root, "src/index.ts")] },
+            paths: {
+              ezipc: [path.join(root, "src/index.ts")],
+              "ezipc/browser": [path.join(root, "src/browser/index.ts")],
+            },
           },
           include: ["snippets"],
         }),

@@ -120,6 +120,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--ws <url>", "also listen for WebSocket clients (browsers) here", defaults.ws)
     .option("--no-ws", "do not listen for WebSocket clients")
     .option("--no-metrics", "do not serve GET /metrics (Prometheus) on the WebSocket port")
+    .option("--no-dashboard", "do not serve the live dashboard (GET /) on the WebSocket port")
     .option("-d, --data <dir>", "keep persistent keys in SQLite in this directory (default: memory only)")
     .option("--name <name>", "hub name shown to clients", "ezipc-hub")
     .option("--grace-ms <ms>", "how long a key with no pointer stays revivable", nonNegativeInt, 5_000)
@@ -177,6 +178,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           bridge?: string;
           ws: string | false;
           metrics: boolean;
+          dashboard: boolean;
         },
       ) => {
         // The WebSocket listener comes on top of the given URLs, unless one of them is ws:// or wss:// already.
@@ -207,7 +209,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           security,
           bridge: o.bridge ? shmBridge(o.bridge) : undefined,
         });
-        if (o.metrics) serveMonitoring(hub);
+        if (o.metrics || o.dashboard) serveMonitoring(hub, { metrics: o.metrics, dashboard: o.dashboard });
         const s = hub.stats();
         if (security) {
           process.stdout.write(

@@ -11,7 +11,12 @@ import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { type AnyMessage, type ClientLink, type ClientPart, wireError } from "../protocol/client-link.js";
-import { HUB_FEATURES, HUB_PROTOCOL_VERSION, type HubStats } from "../protocol/core-messages.js";
+import {
+  HUB_FEATURES,
+  HUB_PROTOCOL_VERSION,
+  type HubStats,
+  type HubView,
+} from "../protocol/core-messages.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { Dialer } from "../transport/dialer.js";
 import type { Connection } from "../transport/types.js";
@@ -159,6 +164,19 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     if (r.type !== "statsReply")
       throw new EzipcError("EZIPC_PROTOCOL", `unexpected reply ${r.type} from the hub`);
     return JSON.parse(r.body.json) as HubStats;
+  }
+
+  /**
+   * What the hub holds (the dashboard's data, docs/monitoring.md): its counters, its clients, and the keys,
+   * topics, RPC topics and deadman tokens matching `pattern` (topic syntax, applied to keys too; default all).
+   * Rejects with `EZIPC_PERMISSION_DENIED` without the `monitor` permission on `pattern`,
+   * `EZIPC_INVALID_TOPIC` for a malformed pattern, `EZIPC_TIMEOUT`, or `EZIPC_CONNECTION_CLOSED`.
+   */
+  async monitor(pattern = ""): Promise<HubView> {
+    const r = await this.hubRequest("monitor", { pattern });
+    if (r.type !== "monitorReply")
+      throw new EzipcError("EZIPC_PROTOCOL", `unexpected reply ${r.type} from the hub`);
+    return JSON.parse(r.body.json) as HubView;
   }
 
   /**
@@ -390,6 +408,6 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
         this.sweep = null;
       }
     }, period);
-    this.sweep.unref();
+    this.sweep.unref?.(); // (absent in browsers, where timers are numbers)
   }
 }

@@ -57,6 +57,26 @@ export class Deadmen implements HubPart {
     return this.tokens.size;
   }
 
+  /** The tokens matching `match`, with their holder and waiters, at most `limit` (monitor view). */
+  describe(
+    match: (name: string) => boolean,
+    limit: number,
+  ): { deadman: { name: string; holder: string; waiting: number }[]; more: number } {
+    const deadman = [];
+    let more = 0;
+    for (const [name, t] of this.tokens) {
+      if (!match(name)) continue;
+      if (deadman.length >= limit) {
+        more++;
+        continue;
+      }
+      const waiting = t.takers.length + t.waitTaken.length + t.waitReleased.length;
+      deadman.push({ name, holder: t.holder ? t.holderLabel : "", waiting });
+    }
+    deadman.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { deadman, more };
+  }
+
   handle(conn: Connection, client: string, type: string, body: unknown): boolean {
     if (type !== "deadman") return false;
     this.labels.set(conn, client);

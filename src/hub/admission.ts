@@ -56,6 +56,7 @@ export const CLIENT_MESSAGES: Readonly<Partial<Record<MessageType, Admission>>> 
   flow: { own: "credit on one of this client's calls" },
   end: { own: "ends one of this client's calls" },
   deadman: { op: "deadman", subject: "name" },
+  monitor: { op: "monitor", subject: "pattern" },
 };
 
 /** Messages only the hub sends. */
@@ -80,6 +81,7 @@ export const HUB_TO_CLIENT: readonly MessageType[] = [
   "routeList",
   "publishFlow",
   "keyInfo",
+  "monitorReply",
 ];
 
 /** The subject a message's permission applies to, or undefined for `holding` and `own` entries. */

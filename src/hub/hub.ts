@@ -5,6 +5,9 @@
  * hands each to its capability: shared variables (src/vars/vars-hub.ts), pub/sub (src/pubsub/pubsub-hub.ts),
  * RPC (src/rpc/rpc-hub.ts) and deadman tokens (src/deadman/deadman-hub.ts). It also keeps the limits, the
  * fault counters and the stats, and closes everything in order.
+ *
+ * Over 600 lines: the connection lifecycle, the client registry and the dispatch share the registry's
+ * private state; the capabilities, the admission table and the monitor view live in their own files.
  */
 
 import { randomBytes } from "node:crypto";
@@ -14,11 +17,16 @@ import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import type { HistogramSnapshot } from "../histogram.js";
 import { log } from "../log.js";
-import { HUB_FEATURES, HUB_PROTOCOL_VERSION, type HubStats } from "../protocol/core-messages.js";
+import {
+  HUB_FEATURES,
+  HUB_PROTOCOL_VERSION,
+  type HubStats,
+  type HubView,
+} from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
 
-export type { HubStats };
+export type { HubStats, HubView };
 
 /** {@link Hub.metrics}: the hub's counters for monitoring. */
 export interface HubMetrics {
@@ -50,6 +58,7 @@ import { WsListener } from "../transport/ws.js";
 import { type Clock, systemClock } from "../vars/block-table.js";
 import { PeerVars, VarsHub, type VarsOptions, type VarsPeer } from "../vars/vars-hub.js";
 import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
+import { hubView } from "./monitor-view.js";
 
 const NO_BYTES = new Uint8Array(0);
 
@@ -121,6 +130,8 @@ class ClientState implements VarsPeer {
   /** `name#id`, as subscribers see the publisher, and its UTF-8 bytes. */
   label = "";
   labelBytes: Buffer = Buffer.alloc(0);
+  /** When it connected, or lost its connection. */
+  since = Date.now();
 
   constructor(
     readonly id: string,
@@ -161,6 +172,11 @@ export class Hub extends EventEmitter<HubEvents> {
   /** The bound addresses (with the chosen port for `:0`). */
   readonly urls: string[] = [];
   private readonly servers: Listener[] = [];
+
+  /** The hub's static public key (base64) when it is secure (`security`), else null. */
+  get publicKey(): string | null {
+    return this.options.security?.staticKey.publicKey.toString("base64") ?? null;
+  }
 
   /**
    * Serves plain HTTP requests on the hub's ws:// and wss:// listeners (its dashboard and `/metrics`:
@@ -341,6 +357,26 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   /**
+   * What the hub holds, for dashboards (src/hub/monitor-view.ts): counters, clients, and the keys, topics,
+   * RPC topics and deadman tokens matching `pattern` (topic syntax; empty: all). Throws
+   * `EZIPC_INVALID_TOPIC` for a malformed pattern.
+   */
+  view(pattern = ""): HubView {
+    return hubView(
+      {
+        stats: () => this.stats(),
+        clients: this.clients.values(),
+        labelOf: (conn) => this.byConn.get(conn)?.label ?? "",
+        vars: this.vars,
+        pubsub: this.pubsub,
+        rpc: this.rpc,
+        deadmen: this.deadmen,
+      },
+      pattern,
+    );
+  }
+
+  /**
    * What `/metrics` exports (src/monitor/metrics.ts): {@link stats}, plus the connections accepted, bytes and
    * frames in and out over every connection (open or closed), pointers by policy, and the latency of
    * acknowledged writes and publishes.
@@ -484,6 +520,7 @@ export class Hub extends EventEmitter<HubEvents> {
       this.clients.set(client.id, client);
     }
     client.conn = conn;
+    client.since = Date.now();
     if (hello.features.includes("flow")) this.pubsub.flowCapable(conn);
     this.vars.attach(client);
     this.byConn.set(conn, client);
@@ -511,6 +548,7 @@ export class Hub extends EventEmitter<HubEvents> {
     this.byConn.delete(conn);
     if (client.conn !== conn) return;
     client.conn = null;
+    client.since = Date.now();
     log("debug", "hub", "client disconnected", { id: client.id, reason: info.reason });
     if (this.closing) return;
     // A client that closed gracefully said goodbye: it will not resume, so its pointers go at once. Only a
@@ -583,6 +621,16 @@ export class Hub extends EventEmitter<HubEvents> {
     }
     if (msg.type === "stats") {
       this.send(client, "statsReply", { rid: msg.body.rid, json: JSON.stringify(this.stats()) });
+      return;
+    }
+    if (msg.type === "monitor") {
+      const { rid, pattern } = msg.body;
+      try {
+        this.send(client, "monitorReply", { rid, json: JSON.stringify(this.view(pattern)) });
+      } catch (err) {
+        if (!isEzipcError(err)) throw err;
+        this.send(client, "error", { rid, code: err.code, message: err.message });
+      }
       return;
     }
     // The capabilities, each handling its own messages.

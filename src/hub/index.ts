@@ -18,7 +18,12 @@ export {
   type TopicInfo,
 } from "../client/client.js";
 export { Deadman, type DeadmanEvents, type DeadmanState } from "../deadman/deadman-client.js";
-export { HUB_PROTOCOL_VERSION } from "../protocol/core-messages.js";
+export {
+  type ClientView,
+  HUB_PROTOCOL_VERSION,
+  type KeyView,
+  type TopicView,
+} from "../protocol/core-messages.js";
 export { MAX_KEY_LENGTH } from "../protocol/fields.js";
 export { NEW_TOPICS, type PubSubOptions } from "../pubsub/pubsub-hub.js";
 export {
@@ -70,4 +75,5 @@ export {
   type HubOptions,
   type HubSecurity,
   type HubStats,
+  type HubView,
 } from "./hub.js";

@@ -10,7 +10,17 @@ import { str } from "./fields.js";
 export const HUB_PROTOCOL_VERSION = 2;
 
 /** Feature names this implementation speaks (sent in `hello` and `welcome`). */
-export const HUB_FEATURES = ["vars", "config", "pubsub", "rpc", "deadman", "direct", "info", "flow"] as const;
+export const HUB_FEATURES = [
+  "vars",
+  "config",
+  "pubsub",
+  "rpc",
+  "deadman",
+  "direct",
+  "info",
+  "flow",
+  "monitor",
+] as const;
 
 export const CORE_BASE = 0;
 /** The handshake and the generic replies (`rid` is the requester's id, echoed in the reply). */
@@ -101,4 +111,78 @@ export interface HubStats {
   handshakeFailures: Partial<Record<HandshakeFailure, number>>;
   rssBytes: number;
   heapUsedBytes: number;
+}
+
+export const MONITOR_BASE = 47;
+/** The hub's state for dashboards (feature "monitor"; permission `monitor`). */
+export const monitorMessages = {
+  /**
+   * c→h: what the hub holds — clients, and the keys, topics, RPC topics and deadman tokens matching
+   * `pattern` (topic syntax; empty: all) that the client may monitor. Replied with `monitorReply`.
+   */
+  monitor: t.struct({ rid: t.u32, pattern: t.string({ maxBytes: 255 }) }),
+  /** h→c: reply to monitor, a JSON object (see HubView). */
+  monitorReply: t.struct({ rid: t.u32, json: t.string() }),
+} as const;
+
+/** A client in a {@link HubView}. */
+export interface ClientView {
+  /** `name#id`, as publishers and callers are shown. */
+  label: string;
+  name: string;
+  /** The identity a secure handshake proved (an allow-list name or a public key), or "". */
+  identity: string;
+  /** The connection's remote URL (its transport is the scheme), or "" while disconnected. */
+  remote: string;
+  /** When it connected (ms since the epoch), or when it lost its connection if `remote` is "". */
+  since: number;
+  connected: boolean;
+  pointers: { request: number; lazy: number; poll: number };
+  subscriptions: number;
+  servedTopics: number;
+  queuedBytes: number;
+}
+
+/** A key in a {@link HubView}. */
+export interface KeyView {
+  key: string;
+  kind: "bytes" | "json";
+  size: number;
+  version: number;
+  refcount: number;
+  persistent: boolean;
+  holders: { client: string; request: number; lazy: number; poll: number }[];
+  /** Milliseconds left before it is disposed (nobody holds it), else null. */
+  graceLeftMs: number | null;
+  /** Its first bytes (at most 64) as hex. */
+  hex: string;
+  /** Its value as JSON text when it is JSON (at most 1 KiB), else null. */
+  json: string | null;
+}
+
+/** A topic in a {@link HubView}. */
+export interface TopicView {
+  name: string;
+  firstSeq: number;
+  lastSeq: number;
+  count: number;
+  historyBytes: number;
+  subscribers: number;
+  persist: boolean;
+  /** Messages delivered to subscribers so far (a counter: rates are its differences). */
+  delivered: number;
+}
+
+/** The reply to `monitor`: what a dashboard shows. Lists are cut at `limit` entries each (`truncated`). */
+export interface HubView {
+  stats: HubStats;
+  /** The hub's clock when the view was taken (ms since the epoch). */
+  now: number;
+  clients: ClientView[];
+  keys: KeyView[];
+  topics: TopicView[];
+  rpc: { topic: string; servers: string[]; inFlight: number }[];
+  deadman: { name: string; holder: string; waiting: number }[];
+  /** Entries left out of each list past the limit. */
+  truncated: { clients: number; keys: number; topics: number; rpc: number; deadman: number };
 }

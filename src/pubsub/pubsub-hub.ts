@@ -22,6 +22,7 @@ import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
 import { log } from "../log.js";
+import type { TopicView } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendPartsTo, sendTo } from "../transport/send.js";
@@ -670,6 +671,7 @@ export class PubSub implements HubPart {
         sub.ready.add(t);
       }
       this.counters.delivered += n;
+      t.delivered += n;
       if (this.holds.size > 0 && this.holds.isHeld(t)) this.retryHeld(t);
       if (!sendPartsTo(conn, head, records)) {
         sub.waitingDrain = true;
@@ -709,6 +711,40 @@ export class PubSub implements HubPart {
       this.announce(announce, Buffer.from(name, "utf8"));
     }
     return t;
+  }
+
+  /** The topics matching `match` that `conn` may subscribe to, sorted, at most `limit` (monitor view). */
+  describeTopics(
+    conn: Connection | null,
+    match: (name: string) => boolean,
+    limit: number,
+  ): { topics: TopicView[]; more: number } {
+    const topics: TopicView[] = [];
+    let more = 0;
+    for (const t of this.topics.values()) {
+      if (!match(t.name) || (conn && !this.permits(conn, "subscribe", t.name))) continue;
+      if (topics.length >= limit) {
+        more++;
+        continue;
+      }
+      topics.push({
+        name: t.name,
+        firstSeq: Number(t.firstSeq),
+        lastSeq: Number(t.seqOf(t.lastVisible)),
+        count: Math.max(0, t.visible - t.firstIndex),
+        historyBytes: t.bytes,
+        subscribers: this.subsOf.get(t)?.size ?? 0,
+        persist: t.durable,
+        delivered: t.delivered,
+      });
+    }
+    topics.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { topics, more };
+  }
+
+  /** How many subscriptions `conn` has. */
+  subscriptionCount(conn: Connection): number {
+    return this.byConn.get(conn)?.size ?? 0;
   }
 
   private onTopics(conn: Connection, m: Msg<"topics">): void {

@@ -92,6 +92,8 @@ export class Topic {
   /** Messages retained. */
   count = 0;
   bytes = 0;
+  /** Messages delivered to subscribers (a counter, for the monitor view's rates). */
+  delivered = 0;
   /** The name's bytes (ASCII), as frames carry it. */
   readonly nameBytes: Buffer;
 

@@ -448,7 +448,7 @@ export class RpcCalls {
         () => ac.abort(new EzipcError("EZIPC_TIMEOUT", "the caller's deadline passed")),
         m.timeoutMs,
       );
-      timer.unref();
+      timer.unref?.(); // (absent in browsers)
     }
     const finish = () => {
       if (timer) clearTimeout(timer);

@@ -43,6 +43,7 @@ export interface RpcOptions {
 const MAX_ROUTE_WATCHES = 10_000;
 
 interface Call {
+  readonly topic: string;
   readonly caller: Connection;
   readonly rid: number;
   readonly server: Connection;
@@ -84,6 +85,35 @@ export class Rpc implements HubPart {
     let n = 0;
     for (const m of this.byCaller.values()) n += m.size;
     return n;
+  }
+
+  /** The served topics matching `match`, with their servers and calls in flight, at most `limit` (monitor view). */
+  describe(
+    match: (topic: string) => boolean,
+    labelOf: (conn: Connection) => string,
+    limit: number,
+  ): { rpc: { topic: string; servers: string[]; inFlight: number }[]; more: number } {
+    const inFlight = new Map<string, number>();
+    for (const calls of this.byCaller.values()) {
+      for (const call of calls.values()) inFlight.set(call.topic, (inFlight.get(call.topic) ?? 0) + 1);
+    }
+    const rpc = [];
+    let more = 0;
+    for (const [topic, pool] of this.pools) {
+      if (!match(topic) || pool.length === 0) continue;
+      if (rpc.length >= limit) {
+        more++;
+        continue;
+      }
+      rpc.push({ topic, servers: pool.map(labelOf), inFlight: inFlight.get(topic) ?? 0 });
+    }
+    rpc.sort((a, b) => (a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0));
+    return { rpc, more };
+  }
+
+  /** How many topics `conn` serves. */
+  servedCount(conn: Connection): number {
+    return this.served.get(conn)?.size ?? 0;
   }
 
   /** Handles an RPC message; false if `type` is not one. */
@@ -279,6 +309,7 @@ export class Rpc implements HubPart {
       }
       while (theirs.has(cid)) cid = cid >= 0xffffffff ? 1 : cid + 1;
       const call: Call = {
+        topic: m.topic,
         caller: conn,
         rid: m.rid,
         server,

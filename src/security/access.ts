@@ -17,6 +17,7 @@ export const OPERATIONS = [
   "serve",
   "request",
   "deadman",
+  "monitor",
 ] as const;
 export type Operation = (typeof OPERATIONS)[number];
 

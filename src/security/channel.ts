@@ -25,7 +25,19 @@ import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { CONTROL_BIT, ControlType } from "../transport/frame.js";
 import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
-import { type CipherState, HandshakeState, MAX_MESSAGE } from "./noise.js";
+import {
+  DEFAULT_REKEY_INTERVAL,
+  HandshakeMessages,
+  initiate as initiateHandshake,
+  lengthPrefixed,
+  PATTERN_IK,
+  PATTERN_XX,
+  prologue,
+  protocolOf,
+  SECURE_CIPHERS,
+  type SecureCipher,
+} from "./handshake.js";
+import { type CipherState, HandshakeState } from "./noise.js";
 import { MAX_PLAINTEXT, RecordReader, sealRecords } from "./records.js";
 
 /** Plaintext bytes per record. */
@@ -33,26 +45,7 @@ export { MAX_PLAINTEXT };
 
 import { aesGcm, type CipherFn, chaChaPoly, dh25519, type KeyPair } from "./suite.js";
 
-export const PATTERN_XX = 1;
-export const PATTERN_IK = 2;
-/** The AEAD ciphers a secure connection may use, by their Noise names, and their code in the first byte. */
-export const SECURE_CIPHERS = ["ChaChaPoly", "AESGCM"] as const;
-export type SecureCipher = (typeof SECURE_CIPHERS)[number];
-const PATTERN_NAMES: Record<number, string> = { [PATTERN_XX]: "XX", [PATTERN_IK]: "IK" };
-
-/** The first byte of a handshake: pattern in the low nibble, cipher in the high one. */
-function handshakeByte(pattern: number, cipher: SecureCipher): number {
-  return pattern | (SECURE_CIPHERS.indexOf(cipher) << 4);
-}
-
-/** The Noise protocol name a first byte names, or undefined for an unknown pattern or cipher. */
-function protocolOf(byte: number): { pattern: number; cipher: SecureCipher; name: string } | undefined {
-  const pattern = byte & 0x0f;
-  const cipher = SECURE_CIPHERS[byte >> 4];
-  const p = PATTERN_NAMES[pattern];
-  if (!p || !cipher) return undefined;
-  return { pattern, cipher, name: `Noise_${p}_25519_${cipher}_SHA256` };
-}
+export { DEFAULT_REKEY_INTERVAL, PATTERN_IK, PATTERN_XX, SECURE_CIPHERS, type SecureCipher };
 
 let fasterCipher: SecureCipher | undefined;
 
@@ -83,17 +76,8 @@ export function fastestCipher(): SecureCipher {
   })();
   return fasterCipher;
 }
-const PROLOGUE = Buffer.from("ezipc-noise/1", "ascii");
-
 /** Encrypted bytes queued on the socket before writes wait for it to drain. */
 const INNER_QUEUE_BYTES = 1024 * 1024;
-/** Records per direction between rekeys. */
-export const DEFAULT_REKEY_INTERVAL = 2 ** 20;
-
-/** The prologue: the version and the first byte (pattern and cipher), so that neither can be changed. */
-function prologue(byte: number): Buffer {
-  return Buffer.concat([PROLOGUE, Uint8Array.of(byte)]);
-}
 
 /** A plain ezipc data frame (transport/frame.ts), for answering a plain client. */
 function plainFrame(payload: Uint8Array): Buffer {
@@ -113,25 +97,21 @@ function closeFrame(reason: string): Buffer {
   return out;
 }
 
-function frame(bytes: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(2 + bytes.length);
-  out.writeUInt16BE(bytes.length, 0);
-  out.set(bytes, 2);
-  return out;
-}
+const frame = lengthPrefixed;
 
 /**
- * Reads `u16 length · bytes` messages from a stream during a handshake; keeps what arrives after the last
- * one it was asked for, for the record layer.
+ * Reads handshake messages from a stream ({@link HandshakeMessages} fed by its events); keeps what arrives
+ * after the last one it was asked for, for the record layer.
  */
 class MessageReader {
-  private buf: Buffer = Buffer.alloc(0);
-  private waiter: { resolve: (m: Buffer) => void; reject: (e: Error) => void } | null = null;
-  private failure: Error | null = null;
-
+  private readonly messages = new HandshakeMessages();
   private readonly onEnd = () =>
-    this.fail(new EzipcError("EZIPC_HANDSHAKE", "the peer closed during the handshake"));
-  private readonly onError = (e: Error) => this.fail(e);
+    this.messages.fail(new EzipcError("EZIPC_HANDSHAKE", "the peer closed during the handshake"));
+  private readonly onError = (e: Error) => this.messages.fail(e);
+  private readonly onData = (chunk: Buffer): void => {
+    this.onFirstData?.();
+    this.messages.push(chunk);
+  };
 
   constructor(
     private readonly stream: Duplex,
@@ -144,40 +124,8 @@ class MessageReader {
     stream.on("error", this.onError);
   }
 
-  private readonly onData = (chunk: Buffer): void => {
-    this.onFirstData?.();
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    if (this.buf.length > 2 * (MAX_MESSAGE + 2)) {
-      this.fail(new EzipcError("EZIPC_HANDSHAKE", "the peer sent more than a handshake"));
-      return;
-    }
-    this.deliver();
-  };
-
-  private deliver(): void {
-    if (!this.waiter || this.buf.length < 2) return;
-    const len = this.buf.readUInt16BE(0);
-    if (this.buf.length < 2 + len) return;
-    const m = this.buf.subarray(2, 2 + len);
-    this.buf = this.buf.subarray(2 + len);
-    const w = this.waiter;
-    this.waiter = null;
-    w.resolve(m);
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    const w = this.waiter;
-    this.waiter = null;
-    w?.reject(e);
-  }
-
   next(): Promise<Buffer> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.waiter = { resolve, reject };
-      this.deliver();
-    });
+    return this.messages.next();
   }
 
   /** Stops reading; returns the bytes received after the last message. */
@@ -186,7 +134,12 @@ class MessageReader {
     this.stream.off("end", this.onEnd);
     this.stream.off("close", this.onEnd);
     this.stream.off("error", this.onError);
-    return this.buf;
+    return this.messages.rest();
+  }
+
+  /** The messages, for {@link initiate}. */
+  get source(): HandshakeMessages {
+    return this.messages;
   }
 }
 
@@ -524,42 +477,13 @@ export function secureDial(o: SecureDialOptions): StreamUpgrade {
 
   async function initiate(stream: Duplex, reader: MessageReader): Promise<SecureStream> {
     processKey ??= dh25519.generateKeyPair();
-    const pattern = o.hubKey ? PATTERN_IK : PATTERN_XX;
-    const byte = handshakeByte(pattern, o.cipher ?? fastestCipher());
-    const hs = new HandshakeState({
-      protocolName: protocolOf(byte)!.name,
-      initiator: true,
-      prologue: prologue(byte),
-      s: o.staticKey ?? processKey,
-      rs: o.hubKey,
+    const { send, receive, handshakeHash } = await initiateHandshake((b) => stream.write(b), reader.source, {
+      hubKey: o.hubKey,
+      verifyHubKey: o.verifyHubKey,
+      staticKey: o.staticKey ?? processKey,
+      token: o.token,
+      cipher: o.cipher ?? fastestCipher(),
     });
-    const credentials = Buffer.from(JSON.stringify(o.token === undefined ? {} : { token: o.token }));
-    const m1 = hs.writeMessage(pattern === PATTERN_IK ? credentials : EMPTY);
-    stream.write(frame(Buffer.concat([Uint8Array.of(byte), m1])));
-    const m2 = await reader.next();
-    if (m2.length === 0) {
-      // The hub's refusal (see refusal()): its reason follows.
-      const reason = (await reader.next()).toString("utf8");
-      throw new EzipcError("EZIPC_AUTH", `the hub refused the handshake: ${reason}`);
-    }
-    hs.readMessage(m2);
-    if (pattern === PATTERN_XX) {
-      const ok = o.verifyHubKey!(hs.remoteStatic!);
-      if (ok !== true) throw new EzipcError("EZIPC_AUTH", `the hub's key is refused: ${ok}`);
-      stream.write(frame(hs.writeMessage(credentials)));
-    }
-    const { send, receive } = hs.ciphers;
-    const verdictRecord = await reader.next();
-    const plain = receive.decrypt(EMPTY, verdictRecord);
-    if (plain === null) throw new EzipcError("EZIPC_DECRYPT", "the hub's first record failed authentication");
-    let verdict: { ok?: unknown; reason?: unknown };
-    try {
-      verdict = JSON.parse(plain.toString("utf8")) as typeof verdict;
-    } catch {
-      throw new EzipcError("EZIPC_HANDSHAKE", "malformed answer from the hub");
-    }
-    if (verdict.ok !== true)
-      throw new EzipcError("EZIPC_AUTH", `the hub refused this client: ${String(verdict.reason)}`);
-    return new SecureStream(stream, send, receive, reader.detach(), rekeyInterval, hs.handshakeHash);
+    return new SecureStream(stream, send, receive, reader.detach(), rekeyInterval, handshakeHash);
   }
 }

@@ -524,7 +524,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
  * How a CLOSE from the peer ends the connection: gracefully, unless its reason starts with an error code
  * (`EZIPC_DECODE: …`, see {@link StreamConnection.lastWords}): then the peer closed it for that fault.
  */
-function remoteCloseInfo(reason: string): CloseInfo {
+export function remoteCloseInfo(reason: string): CloseInfo {
   const coded = /^(EZIPC_[A-Z_]+): ([\s\S]*)$/.exec(reason);
   if (coded && Object.hasOwn(ErrorCodes, coded[1]!)) {
     return { initiator: "remote", reason, error: new EzipcError(coded[1] as ErrorCode, coded[2]!) };

@@ -9,8 +9,9 @@
  * bytes are not ezipc frames: each write is one message. Receiving: binary messages are joined into the
  * byte stream, so a frame split over messages or several frames in one are read as on TCP. A text message
  * is refused (`EZIPC_PROTOCOL`), a message over `maxPayload` closes with `EZIPC_FRAME_TOO_LARGE`; either
- * way the peer gets a CLOSE frame with the code first. Backpressure: a write completes when ws has handed
- * it to the socket, so `writableLength` is what the WebSocket still buffers.
+ * way the peer gets a CLOSE frame with the code first. Backpressure: a write completes at once while the
+ * socket takes more (below its high-water mark), else when it drains, so `writableLength` is what waits
+ * behind a full socket.
  */
 import { randomFillSync } from "node:crypto";
 import { Duplex, type Writable } from "node:stream";
@@ -187,8 +188,24 @@ export class WebSocketStream extends Duplex {
     const socket = (this.ws as unknown as { _socket: Writable })._socket;
     if (out.length > 1) socket.cork();
     for (let i = 0; i < out.length - 1; i++) socket.write(out[i]!);
-    socket.write(out.at(-1)!, (err) => callback(err));
+    const below = socket.write(out.at(-1)!);
     if (out.length > 1) socket.uncork();
+    // As a net.Socket's own write does: done at once while the socket takes more, else at its drain. So
+    // the next writes reach the socket in the same tick (a refusal written just before the stream is
+    // destroyed is not held back here and lost), and what waits is counted in this stream's writableLength.
+    if (below) callback();
+    else {
+      const onDrain = () => {
+        socket.off("close", onClose);
+        callback();
+      };
+      const onClose = () => {
+        socket.off("drain", onDrain);
+        callback(new EzipcError("EZIPC_CONNECTION_CLOSED", "the WebSocket closed"));
+      };
+      socket.once("drain", onDrain);
+      socket.once("close", onClose);
+    }
   }
 
   /** Client-to-server frames are masked (RFC 6455 §5.3). */

@@ -21,6 +21,7 @@ import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
 import { log } from "../log.js";
+import type { KeyView } from "../protocol/core-messages.js";
 import type { Operation } from "../security/access.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
@@ -131,6 +132,59 @@ export class VarsHub {
     this.allowClientPersistent = options.allowClientPersistent ?? true;
     this.commits = new BlockCommits(store, (b, v) => this.applyCommitted(b, v));
     this.table = new BlockTable(options, clock, (block, reason) => this.onInvalidate(block, reason));
+    this.clock = clock;
+  }
+
+  private readonly clock: Clock;
+
+  /**
+   * The keys matching `match` that `conn` may watch, sorted, at most `limit` (for the hub's monitor view),
+   * and how many more there were.
+   */
+  describeKeys(
+    conn: Connection | null,
+    match: (key: string) => boolean,
+    limit: number,
+  ): { keys: KeyView[]; more: number } {
+    const keys: KeyView[] = [];
+    let more = 0;
+    const now = this.clock.now();
+    const grace = this.table.options.disposeGraceMs;
+    for (const b of this.table.blocks()) {
+      if (!match(b.key)) continue;
+      if (this.access && conn && !this.permits(conn, "watch", b.key)) continue;
+      if (keys.length >= limit) {
+        more++;
+        continue;
+      }
+      const holders = [];
+      for (const [c, h] of this.holders.get(b) ?? []) {
+        holders.push({
+          client: `${c.name}#${c.id.slice(0, 6)}`,
+          request: h.counts[0]!,
+          lazy: h.counts[1]!,
+          poll: h.counts[2]!,
+        });
+      }
+      const json = b.kind === KIND_JSON && b.data.length <= 1024 ? b.data.toString("utf8") : null;
+      keys.push({
+        key: b.key,
+        kind: b.kind === KIND_JSON ? "json" : "bytes",
+        size: b.data.length,
+        version: b.version,
+        refcount: b.refcount,
+        persistent: b.persistent,
+        holders,
+        graceLeftMs:
+          b.refcount === 0 && !b.persistent && b.graceSince > 0
+            ? Math.max(0, b.graceSince + grace - now)
+            : null,
+        hex: b.data.subarray(0, 64).toString("hex"),
+        json: json ?? jsonText(b.data),
+      });
+    }
+    keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return { keys, more };
   }
 
   /** Loads the persistent keys the store holds (once, before listening). */
@@ -790,4 +844,19 @@ function checkSize(size: number): void {
 
 function kindName(kind: number): string {
   return kind === KIND_JSON ? "a JSON config" : "bytes";
+}
+
+/** `data` as JSON text if it is a short UTF-8 JSON document (as a dashboard shows it), else null. */
+function jsonText(data: Buffer): string | null {
+  if (data.length === 0 || data.length > 1024) return null;
+  const first = data[0]!;
+  // Only objects, arrays and strings: a few bytes that happen to parse as a number are not worth showing.
+  if (first !== 0x7b && first !== 0x5b && first !== 0x22) return null;
+  try {
+    const text = new TextDecoder("utf-8", { fatal: true }).decode(data);
+    JSON.parse(text);
+    return text;
+  } catch {
+    return null;
+  }
 }

@@ -9,7 +9,14 @@
  */
 import type { Infer } from "../codec/schema.js";
 import { DEADMAN_BASE, deadmanMessages } from "../deadman/deadman-messages.js";
-import { CORE_BASE, coreMessages, STATS_BASE, statsMessages } from "../protocol/core-messages.js";
+import {
+  CORE_BASE,
+  coreMessages,
+  MONITOR_BASE,
+  monitorMessages,
+  STATS_BASE,
+  statsMessages,
+} from "../protocol/core-messages.js";
 import { FLOW_BASE, flowMessages, PUBSUB_BASE, pubsubMessages } from "../pubsub/pubsub-messages.js";
 import { DIRECT_BASE, directMessages, RPC_BASE, rpcMessages } from "../rpc/rpc-messages.js";
 import type { Protocol, SchemaMap } from "../service/protocol.js";
@@ -35,6 +42,7 @@ export const HUB_SEGMENTS: readonly { readonly base: number; readonly messages: 
   { base: DIRECT_BASE, messages: directMessages },
   { base: KEY_INFO_BASE, messages: keyInfoMessages },
   { base: FLOW_BASE, messages: flowMessages },
+  { base: MONITOR_BASE, messages: monitorMessages },
 ];
 
 /** Every hub message, in wire-index order. */
@@ -49,6 +57,7 @@ export const hubMessages = {
   ...directMessages,
   ...keyInfoMessages,
   ...flowMessages,
+  ...monitorMessages,
 } as const;
 
 /** Throws unless every segment's messages sit at its base in `all`, one after another, with no gaps. */

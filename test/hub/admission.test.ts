@@ -32,6 +32,7 @@ const BODIES: Record<string, Record<string, unknown>> = {
     payload: Buffer.from("x"),
   },
   deadman: { name: "d.secret", op: 1 },
+  monitor: { pattern: ">" },
 };
 
 /** Messages that act only on the sender's own things, with ids it does not own: they must change nothing. */

@@ -92,7 +92,7 @@ describe("docs/security.md matches the secure channel", () => {
     const hex = /hex\s+`([0-9a-f ]+) 01` \(XX, ChaChaPoly\)/.exec(text)?.[1];
     assert.ok(hex, "the prologue's hex is in the doc");
     assert.equal(Buffer.from(hex.replaceAll(" ", ""), "hex").toString("ascii"), "ezipc-noise/1");
-    const source = readFileSync(new URL("../../../src/security/channel.ts", import.meta.url), "utf8");
+    const source = readFileSync(new URL("../../../src/security/handshake.ts", import.meta.url), "utf8");
     assert.match(source, /const PROLOGUE = Buffer\.from\("ezipc-noise\/1", "ascii"\)/);
   });
 });

@@ -9,30 +9,13 @@ import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
 import { connect, Hub } from "../../src/index.js";
 import { within } from "../helpers.js";
+import { launchChromium } from "./chromium.js";
 
 const root = fileURLToPath(new URL("../../..", import.meta.url));
 const page = readFileSync(path.join(root, "test/web/ws-page.html"));
 const artifacts = path.join(root, "test-artifacts");
-
-/** Debian's Chromium, headless, as this machine can run it (no sandbox as root; no background traffic). */
-function launch() {
-  return chromium.launch({
-    executablePath: process.env.EZIPC_CHROMIUM ?? "/usr/bin/chromium",
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-}
 
 describe("ws:// from a browser (Chromium)", () => {
   it("a page with only WebSocket pings, says hello and publishes; a Node subscriber gets it", async () => {
@@ -43,7 +26,7 @@ describe("ws:// from a browser (Chromium)", () => {
       res.end(req.url?.startsWith("/ws-page.html") ? page : "");
     });
     const sub = await connect(tcpUrl, { name: "node-sub" });
-    const browser = await launch();
+    const browser = await launchChromium();
     try {
       const messages = (await sub.subscribe("browser.news"))[Symbol.asyncIterator]();
       const tab = await browser.newPage();
