@@ -44,7 +44,7 @@ export async function wsBench(quick: boolean): Promise<string[]> {
     "|---|---:|---:|---:|---:|---:|",
   ];
   for (const size of [64, 1024]) {
-    const n = quick ? 20_000 : size === 64 ? 500_000 : 200_000;
+    const n = quick ? 20_000 : size === 64 ? 2_000_000 : 600_000;
     const r: Record<Kind, number[]> = { rawws: [], ws: [], tcp: [] };
     for (let i = 0; i < runs; i++)
       for (const k of ["rawws", "ws", "tcp"] as Kind[]) r[k].push(await throughput(k, size, n));

@@ -61,6 +61,8 @@ import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
 import { hubView } from "./monitor-view.js";
 
 const NO_BYTES = new Uint8Array(0);
+/** How long one monitor view is reused for every client asking with the same pattern. */
+const VIEW_REUSE_MS = 200;
 
 /**
  * Something the hub runs beside itself in its process and stops when it closes: the shared-memory bridge
@@ -376,6 +378,23 @@ export class Hub extends EventEmitter<HubEvents> {
     );
   }
 
+  /** The last views as JSON, by pattern: dashboards polling together share one (see {@link viewJson}). */
+  private readonly views = new Map<string, { json: string; at: number }>();
+
+  /**
+   * {@link view} as JSON, reused for {@link VIEW_REUSE_MS}: ten dashboards asking twice a second cost the
+   * hub a few views a second, not twenty.
+   */
+  private viewJson(pattern: string): string {
+    const now = Date.now();
+    const last = this.views.get(pattern);
+    if (last && now - last.at < VIEW_REUSE_MS) return last.json;
+    const json = JSON.stringify(this.view(pattern));
+    if (this.views.size >= 64) this.views.clear();
+    this.views.set(pattern, { json, at: now });
+    return json;
+  }
+
   /**
    * What `/metrics` exports (src/monitor/metrics.ts): {@link stats}, plus the connections accepted, bytes and
    * frames in and out over every connection (open or closed), pointers by policy, and the latency of
@@ -626,7 +645,7 @@ export class Hub extends EventEmitter<HubEvents> {
     if (msg.type === "monitor") {
       const { rid, pattern } = msg.body;
       try {
-        this.send(client, "monitorReply", { rid, json: JSON.stringify(this.view(pattern)) });
+        this.send(client, "monitorReply", { rid, json: this.viewJson(pattern) });
       } catch (err) {
         if (!isEzipcError(err)) throw err;
         this.send(client, "error", { rid, code: err.code, message: err.message });

@@ -9,6 +9,7 @@ import { connect } from "../../src/client/client.js";
 import { isEzipcError } from "../../src/errors.js";
 import { Hub } from "../../src/hub/hub.js";
 import { dh25519 } from "../../src/security/suite.js";
+import { until } from "../helpers.js";
 
 describe("the hub's monitor view", () => {
   it("lists clients, keys (holders, grace countdown, value), topics, RPC topics and deadman tokens", async () => {
@@ -31,10 +32,13 @@ describe("the hub's monitor view", () => {
       await it.next();
       await b.serve("m.rpc", () => "ok");
       await a.deadman("m.token").take();
-      // A released key's grace shows once the hub has the release (the release has no reply: ask until then).
+      // A released key's grace shows once the hub has the release (the release has no reply, and a view is
+      // reused for 200 ms: ask until then).
       let v = await b.monitor();
-      for (let i = 0; i < 50 && v.keys.find((x) => x.key === "m.gone")?.graceLeftMs == null; i++)
+      await until(async () => {
         v = await b.monitor();
+        return v.keys.find((x) => x.key === "m.gone")?.graceLeftMs != null;
+      }, "the released key's grace in the view");
 
       const labels = v.clients.map((c) => c.name).sort();
       assert.deepEqual(labels, ["alpha", "beta"]);
@@ -80,6 +84,26 @@ describe("the hub's monitor view", () => {
       // A malformed pattern is refused alone; the connection goes on.
       await assert.rejects(b.monitor("m.>.x"), (e) => isEzipcError(e, "EZIPC_INVALID_TOPIC"));
       assert.equal((await b.monitor("m.k")).keys.length, 1);
+    } finally {
+      await a.close();
+      await b.close();
+      await hub.close();
+    }
+  });
+
+  it("one view serves every client asking within 200 ms; a later ask sees later state", async () => {
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    const a = await connect(hub.urls[0]!);
+    const b = await connect(hub.urls[0]!);
+    try {
+      const first = await a.monitor();
+      await a.publish("later.topic", "x");
+      const shared = await b.monitor();
+      if (Date.now() - first.now < 150) assert.equal(shared.now, first.now, "the same view");
+      await until(
+        async () => (await b.monitor()).topics.some((t) => t.name === "later.topic"),
+        "a fresh view",
+      );
     } finally {
       await a.close();
       await b.close();
