@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connect } from "../src/index.js";
-import { spawnFixture, tempDir, until, within } from "./helpers.js";
+import { exited, spawnFixture, tempDir, until, within } from "./helpers.js";
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -201,6 +201,35 @@ describe("ezipc CLI", () => {
     }
   });
 
+  it("serve --no-dashboard --no-metrics keeps the WebSocket port for clients only", async () => {
+    const tmp = tempDir();
+    const { child: hub, line } = await spawnFixture(
+      "../../src/cli/main.js",
+      [
+        "serve",
+        `unix://${path.join(tmp.dir, "hub.sock")}`,
+        "--ws",
+        "ws://127.0.0.1:0",
+        "--no-dashboard",
+        "--no-metrics",
+      ],
+      15_000,
+      /^hub listening on ws:/,
+    );
+    try {
+      const http = line.slice("hub listening on ".length).replace(/^ws:/, "http:");
+      for (const p of ["/", "/metrics", "/ezipc.js"]) {
+        const res = await fetch(`${http}${p}`);
+        await res.text();
+        assert.equal(res.status, 426, `${p} is not served`);
+      }
+    } finally {
+      hub.kill("SIGINT");
+      await exited(hub);
+      tmp.cleanup();
+    }
+  });
+
   it("serve, set, get, ls, stats, watch, pub, sub, req and reply against a running hub", async () => {
     const tmp = tempDir();
     const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
@@ -218,6 +247,14 @@ describe("ezipc CLI", () => {
       assert.equal((await ez("get", "greeting")).stdout.trim(), "hello");
       const overWs = await run(process.execPath, [cli, "get", "greeting", "--url", wsUrl]);
       assert.equal(overWs.stdout.trim(), "hello", "the same hub over ws://");
+      // …and serves the dashboard and /metrics on that port.
+      const http = wsUrl.replace(/^ws:/, "http:");
+      const page = await fetch(`${http}/`);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), /<title>ezipc hub<\/title>/);
+      const metrics = await fetch(`${http}/metrics`);
+      assert.equal(metrics.status, 200);
+      assert.match(await metrics.text(), /^ezipc_keys /m);
       assert.equal((await ez("get", "greeting", "--format", "hex")).stdout.trim(), "68656c6c6f");
       await ez("set", "robot.cfg", '{"speed":1}', "--json");
       assert.equal((await ez("get", "robot.cfg")).stdout.trim(), '{"speed":1}');

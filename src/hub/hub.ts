@@ -134,6 +134,8 @@ class ClientState implements VarsPeer {
   labelBytes: Buffer = Buffer.alloc(0);
   /** When it connected, or lost its connection. */
   since = Date.now();
+  /** Its connections cut as a slow consumer (while the hub knew it: a resumed client keeps its count). */
+  slowConsumerCuts = 0;
 
   constructor(
     readonly id: string,
@@ -568,6 +570,7 @@ export class Hub extends EventEmitter<HubEvents> {
     if (client.conn !== conn) return;
     client.conn = null;
     client.since = Date.now();
+    if (info.error?.code === "EZIPC_SLOW_CONSUMER") client.slowConsumerCuts++;
     log("debug", "hub", "client disconnected", { id: client.id, reason: info.reason });
     if (this.closing) return;
     // A client that closed gracefully said goodbye: it will not resume, so its pointers go at once. Only a

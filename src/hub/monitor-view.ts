@@ -20,6 +20,7 @@ export interface ViewedClient extends VarsPeer {
   readonly label: string;
   /** When it connected, or lost its connection. */
   readonly since: number;
+  readonly slowConsumerCuts: number;
 }
 
 /** What the view is made from. */
@@ -61,6 +62,7 @@ export function hubView(source: ViewSource, pattern: string): HubView {
       subscriptions: conn ? source.pubsub.subscriptionCount(conn) : 0,
       servedTopics: conn ? source.rpc.servedCount(conn) : 0,
       queuedBytes: conn?.queuedBytes ?? 0,
+      slowConsumerCuts: c.slowConsumerCuts,
     });
   }
   clients.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));

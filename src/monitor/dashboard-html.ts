@@ -37,7 +37,7 @@ const DASHBOARD_HTML = `<!doctype html>
 <section aria-labelledby="h-clients">
   <h2 id="h-clients">Clients <span id="clients-count"></span></h2>
   <table><caption class="visually-hidden">Clients</caption>
-    <thead><tr><th scope="col">client</th><th scope="col">identity</th><th scope="col">transport</th><th scope="col">state</th><th scope="col">pointers request / lazy / poll</th><th scope="col">subscriptions</th><th scope="col">served</th><th scope="col">queued</th></tr></thead>
+    <thead><tr><th scope="col">client</th><th scope="col">identity</th><th scope="col">transport</th><th scope="col">state</th><th scope="col">pointers request / lazy / poll</th><th scope="col">subscriptions</th><th scope="col">served</th><th scope="col">queued</th><th scope="col">slow-consumer cuts</th></tr></thead>
     <tbody id="clients-body"></tbody></table>
 </section>
 <section aria-labelledby="h-keys">

@@ -141,6 +141,8 @@ export interface ClientView {
   subscriptions: number;
   servedTopics: number;
   queuedBytes: number;
+  /** Its connections cut as a slow consumer while the hub knew it (a client that resumes keeps its count). */
+  slowConsumerCuts: number;
 }
 
 /** A key in a {@link HubView}. */

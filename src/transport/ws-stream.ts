@@ -2,22 +2,29 @@
  * A WebSocket as the byte stream a {@link StreamConnection} runs over, so that ws:// has the framing,
  * limits, heartbeats, close reasons and backpressure of every other transport.
  *
- * Sending: each ezipc frame (4-byte header and body, docs/protocol.md) goes out as exactly one binary
- * WebSocket message, so a browser or any WebSocket peer sees one message per frame; the frames of one
- * flush are encoded here, back to back, and written to the socket at once (one syscall, no per-message
- * allocation). Under a stream upgrade (the Noise layer) the
- * bytes are not ezipc frames: each write is one message. Receiving: binary messages are joined into the
- * byte stream, so a frame split over messages or several frames in one are read as on TCP. A text message
- * is refused (`EZIPC_PROTOCOL`), a message over `maxPayload` closes with `EZIPC_FRAME_TOO_LARGE`; either
- * way the peer gets a CLOSE frame with the code first. Backpressure: a write completes at once while the
- * socket takes more (below its high-water mark), else when it drains, so `writableLength` is what waits
- * behind a full socket.
+ * The `ws` library does the HTTP upgrade and the close handshake; once a socket is upgraded this stream
+ * reads and writes it itself, because per-message work is most of the cost of small frames:
+ * - Sending: each ezipc frame (4-byte header and body, docs/protocol.md) goes out as exactly one binary
+ *   WebSocket message, so a browser or any WebSocket peer sees one message per frame; the frames of one
+ *   flush are encoded here, back to back, and written to the socket at once (one syscall, no per-message
+ *   allocation). Under a stream upgrade (the Noise layer) the bytes are not ezipc frames: each write is one
+ *   message.
+ * - Receiving: src/transport/ws-frame-parser.ts unmasks each socket read in place and hands on the
+ *   binary messages' payloads as one run of bytes, so a frame split over messages or several frames in one
+ *   are read as on TCP. A text message or any other violation of RFC 6455 is refused (`EZIPC_PROTOCOL`), a
+ *   message over the frame limit closes with `EZIPC_FRAME_TOO_LARGE`; either way the peer gets a CLOSE
+ *   frame with the code first. Pings are answered; a close frame is answered and ends the stream.
+ * - Backpressure: a write completes at once while the socket takes more (below its high-water mark), else
+ *   when it drains, so `writableLength` is what waits behind a full socket; a full readable side pauses
+ *   the socket.
  */
 import { randomFillSync } from "node:crypto";
-import { Duplex, type Writable } from "node:stream";
+import type net from "node:net";
+import { Duplex } from "node:stream";
 import type WebSocket from "ws";
 import { EzipcError } from "../errors.js";
 import { ControlType } from "./frame.js";
+import { WsFrameParser, type WsSink } from "./ws-frame-parser.js";
 
 const CONTROL_BIT = 0x8000_0000;
 
@@ -112,42 +119,71 @@ export class WebSocketStream extends Duplex {
   /** frames()'s scratch: each frame's [start, end), reused from write to write. */
   private bounds = new Uint32Array(0);
 
+  /** The socket under the WebSocket: this stream reads and writes it directly once ws has upgraded it. */
+  private readonly socket: net.Socket;
+  private readonly parser: WsFrameParser;
+
+  /**
+   * Takes over `ws`'s socket for reading (and writing): to be called in the same tick as its `open` /
+   * `connection` event, before the socket delivers anything, so that no byte goes to ws's own receiver.
+   */
   constructor(
     private readonly ws: WebSocket,
     /** `frames`: one message per ezipc frame; `bytes`: one message per write (under an upgrade). */
     private readonly mode: "frames" | "bytes",
+    /** Largest message accepted (`EZIPC_FRAME_TOO_LARGE` beyond). */
+    maxMessageBytes: number,
   ) {
     super({ allowHalfOpen: true });
-    ws.on("message", (data: Buffer, isBinary: boolean) => {
-      if (!isBinary) {
-        this.refuse(
-          new EzipcError("EZIPC_PROTOCOL", "a text WebSocket message (ezipc takes binary messages only)"),
-        );
-        return;
-      }
-      if (!this.push(data)) ws.pause();
-    });
+    this.socket = (ws as unknown as { _socket: net.Socket })._socket;
+    // A server reads masked frames (from clients); a client reads unmasked ones.
+    this.parser = new WsFrameParser({ expectMasked: !this.masked, maxMessageBytes });
+    // ws reads the socket through its own 'data' listener; from here on this stream does (ws-frame-parser.ts),
+    // and ws keeps the rest: the close handshake, pings it is asked to send, the socket's end and errors.
+    for (const l of this.socket.listeners("data")) this.socket.off("data", l as (chunk: Buffer) => void);
+    this.socket.on("data", this.onSocketData);
     ws.on("close", () => this.push(null));
     ws.on("error", (err: Error & { code?: string }) => {
-      this.destroy(
-        err.code === "WS_ERR_UNSUPPORTED_MESSAGE_LENGTH"
-          ? new EzipcError(
-              "EZIPC_FRAME_TOO_LARGE",
-              `a WebSocket message over the frame limit: ${err.message}`,
-            )
-          : new EzipcError("EZIPC_CONNECTION_RESET", `WebSocket: ${err.message}`, { cause: err }),
-      );
+      this.destroy(new EzipcError("EZIPC_CONNECTION_RESET", `WebSocket: ${err.message}`, { cause: err }));
     });
   }
 
+  private readonly onSocketData = (chunk: Buffer): void => {
+    try {
+      this.parser.push(chunk, this.sink);
+    } catch (err) {
+      this.refuse(err as EzipcError);
+    }
+  };
+
+  private readonly sink: WsSink = {
+    data: (bytes) => {
+      if (!this.push(bytes)) this.socket.pause();
+    },
+    ping: (payload) => {
+      if (this.ws.readyState === this.ws.OPEN) this.ws.pong(payload);
+    },
+    pong: () => {},
+    close: (code) => {
+      // What ws's receiver does on a close frame: answer it (or, having sent ours, end the socket).
+      (this.ws as unknown as { _closeFrameReceived: boolean })._closeFrameReceived = true;
+      this.ws.close(code === 1005 ? undefined : code);
+    },
+  };
+
   /** Tells the peer why (a CLOSE frame with the code), then drops the WebSocket. */
   private refuse(error: EzipcError): void {
-    if (this.ws.readyState === this.ws.OPEN) this.ws.send(closeFrame(error), { binary: true });
+    this.socket.off("data", this.onSocketData);
+    if (this.ws.readyState === this.ws.OPEN) {
+      this.ws.send(closeFrame(error), { binary: true });
+      // And the WebSocket's own close code (RFC 6455 §7.4.1): 1009 message too big, 1002 protocol error.
+      this.ws.close(error.code === "EZIPC_FRAME_TOO_LARGE" ? 1009 : 1002);
+    }
     this.destroy(error);
   }
 
   override _read(): void {
-    this.ws.resume();
+    this.socket.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -185,7 +221,7 @@ export class WebSocketStream extends Duplex {
       callback();
       return;
     }
-    const socket = (this.ws as unknown as { _socket: Writable })._socket;
+    const socket = this.socket;
     if (out.length > 1) socket.cork();
     for (let i = 0; i < out.length - 1; i++) socket.write(out[i]!);
     const below = socket.write(out.at(-1)!);

@@ -100,11 +100,8 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
         scheme === "wss"
           ? https.createServer({ ...httpOptions, ...files, ...options.tls })
           : http.createServer(httpOptions);
-      const wss = new WebSocketServer({
-        server,
-        perMessageDeflate: false,
-        maxPayload: resolved.maxFrameBytes + 4 + MESSAGE_SLACK_BYTES,
-      });
+      const maxMessageBytes = resolved.maxFrameBytes + 4 + MESSAGE_SLACK_BYTES;
+      const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: maxMessageBytes });
       await listenAt(server, { host, port, backlog: options.backlog ?? 511 }, url.href);
       const addr = server.address() as net.AddressInfo;
       const listener = new WsListener(
@@ -122,7 +119,7 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
         const socket = req.socket;
         (socket as net.Socket).setNoDelay?.(true);
         listener.accept(
-          new WebSocketStream(ws, options.upgrade ? "bytes" : "frames"),
+          new WebSocketStream(ws, options.upgrade ? "bytes" : "frames", maxMessageBytes),
           wsUrl(scheme, socket.localAddress, socket.localPort, req.url),
           wsUrl(scheme, socket.remoteAddress, socket.remotePort),
         );
@@ -138,13 +135,15 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
       const target = new URL(url.href);
       target.search = "";
       const timeoutMs = options.connectTimeoutMs ?? 10_000;
+      const maxMessageBytes = resolved.maxFrameBytes + 4 + MESSAGE_SLACK_BYTES;
       const ws = new WebSocket(target.href, {
         perMessageDeflate: false,
-        maxPayload: resolved.maxFrameBytes + 4 + MESSAGE_SLACK_BYTES,
+        maxPayload: maxMessageBytes,
         handshakeTimeout: timeoutMs,
         ...(scheme === "wss" ? { ...files, ...options.tls } : {}),
       });
-      await new Promise<void>((resolve, reject) => {
+      // The stream takes the socket over in the same tick as `open` (see WebSocketStream's constructor).
+      const stream = await new Promise<WebSocketStream>((resolve, reject) => {
         const fail = (err: EzipcError) => {
           options.signal?.removeEventListener("abort", onAbort);
           ws.removeAllListeners("open");
@@ -158,7 +157,7 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
         ws.once("open", () => {
           options.signal?.removeEventListener("abort", onAbort);
           ws.removeAllListeners("error");
-          resolve();
+          resolve(new WebSocketStream(ws, options.upgrade ? "bytes" : "frames", maxMessageBytes));
         });
         ws.once("error", (err: Error & { code?: string }) => {
           const auth = /certificate|self.signed|CERT_|unable to verify/i.test(
@@ -182,7 +181,7 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
       const socket = (ws as unknown as { _socket: net.Socket })._socket;
       socket.setNoDelay(true);
       return dialledConnection(
-        new WebSocketStream(ws, options.upgrade ? "bytes" : "frames"),
+        stream,
         wsUrl(scheme, socket.localAddress, socket.localPort),
         wsUrl(scheme, socket.remoteAddress, socket.remotePort, url.pathname),
         resolved,

@@ -10,6 +10,7 @@ import { isEzipcError } from "../../src/errors.js";
 import { Hub } from "../../src/hub/hub.js";
 import { dh25519 } from "../../src/security/suite.js";
 import { until } from "../helpers.js";
+import { proto, rawClient } from "../hub/raw-client.js";
 
 describe("the hub's monitor view", () => {
   it("lists clients, keys (holders, grace countdown, value), topics, RPC topics and deadman tokens", async () => {
@@ -107,6 +108,63 @@ describe("the hub's monitor view", () => {
     } finally {
       await a.close();
       await b.close();
+      await hub.close();
+    }
+  });
+
+  it("counts a client's slow-consumer cuts, and shows it away while its window runs", async () => {
+    const hub = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      maxQueuedBytes: 256 * 1024,
+      reconnectWindowMs: 30_000,
+    });
+    const publisher = await connect(hub.urls[0]!, { name: "pub" });
+    const slow = await rawClient(hub.urls[0]!, "slow");
+    try {
+      // It holds a pointer (so the hub keeps it for its window) and subscribes, then stops reading.
+      slow.conn.send(
+        proto.encode("allocate", {
+          rid: 1,
+          key: "cut.k",
+          kind: 0,
+          size: 4,
+          policy: 0,
+          persistent: false,
+          ifExists: 0,
+        }),
+      );
+      assert.equal((await slow.next()).type, "opened");
+      slow.conn.send(
+        proto.encode("subscribe", {
+          rid: 2,
+          sid: 1,
+          pattern: "cut.flood",
+          init: 2,
+          fromSeq: 0n,
+          iter: 0,
+          credit: 1_000_000,
+          resume: [],
+        }),
+      );
+      assert.equal((await slow.next()).type, "ok");
+      slow.conn.pause();
+      const chunk = Buffer.alloc(64 * 1024);
+      for (let i = 0; i < 2_000 && slow.conn.state === "open"; i++) {
+        if (!publisher.publishAndForget("cut.flood", chunk)) await publisher.drain();
+        if (i % 50 === 0) await new Promise((r) => setImmediate(r));
+      }
+      await until(
+        async () => {
+          const c = (await publisher.monitor("cut.>")).clients.find((x) => x.name === "slow");
+          return c !== undefined && !c.connected && c.slowConsumerCuts === 1;
+        },
+        "the cut client shown away with one cut",
+        10_000,
+      );
+      assert.equal(hub.stats().slowConsumerCuts, 1);
+    } finally {
+      slow.conn.destroy();
+      await publisher.close();
       await hub.close();
     }
   });

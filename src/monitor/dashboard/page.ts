@@ -87,7 +87,7 @@ function renderClients(v: HubView): void {
     .map((c) => {
       const transport = c.remote ? c.remote.slice(0, c.remote.indexOf(":")) : "—";
       const state = c.connected ? `connected ${ago(v.now - c.since)} ago` : `away ${ago(v.now - c.since)}`;
-      return `<tr data-client="${esc(c.label)}"><th scope="row">${esc(c.label)}</th><td>${esc(c.identity || "—")}</td><td>${esc(transport)}</td><td>${esc(state)}</td><td>${c.pointers.request} / ${c.pointers.lazy} / ${c.pointers.poll}</td><td>${c.subscriptions}</td><td>${c.servedTopics}</td><td>${bytes(c.queuedBytes)}</td></tr>`;
+      return `<tr data-client="${esc(c.label)}"><th scope="row">${esc(c.label)}</th><td>${esc(c.identity || "—")}</td><td>${esc(transport)}</td><td>${esc(state)}</td><td>${c.pointers.request} / ${c.pointers.lazy} / ${c.pointers.poll}</td><td>${c.subscriptions}</td><td>${c.servedTopics}</td><td>${bytes(c.queuedBytes)}</td><td>${c.slowConsumerCuts}</td></tr>`;
     })
     .join("");
 }
