@@ -2,11 +2,16 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { seededRandom } from "../helpers.js";
-import { fuzzFrameDecoder, fuzzHubMessages, fuzzRecords } from "./fuzzers.js";
+import { fuzzFrameDecoder, fuzzHubMessages, fuzzRecords, fuzzWsFrames } from "./fuzzers.js";
 
 describe("fuzz (seeded slice)", () => {
   it("frame decoder: 20,000 frame streams, half of them damaged", () => {
     const r = fuzzFrameDecoder(seededRandom(1), 20_000);
+    assert.ok(r.accepted >= 10_000 && r.accepted < 20_000, `accepted ${r.accepted}`);
+  });
+
+  it("ws:// frames: 20,000 WebSocket streams, masked or not, half of them damaged", () => {
+    const r = fuzzWsFrames(seededRandom(4), 20_000);
     assert.ok(r.accepted >= 10_000 && r.accepted < 20_000, `accepted ${r.accepted}`);
   });
 

@@ -17,6 +17,8 @@ import { CipherState } from "../../src/security/noise.js";
 import { RecordReader, sealRecords } from "../../src/security/records.js";
 import { chaChaPoly } from "../../src/security/suite.js";
 import { FrameDecoder } from "../../src/transport/frame-decoder.js";
+import { WsFrameParser } from "../../src/transport/ws-frame-parser.js";
+import { encodeMessages } from "../../src/transport/ws-stream.js";
 import { hubMessages, hubProtocol } from "../../src/wire/hub-protocol.js";
 
 export interface FuzzResult {
@@ -120,6 +122,61 @@ export function fuzzFrameDecoder(rng: Rng, inputs: number): FuzzResult {
       if (!mutated) {
         const ok = got.length === payloads.length && got.every((g, i) => g.equals(payloads[i]!));
         if (!ok) throw new Error("a valid frame stream decoded to other frames");
+      }
+    }
+    return accepted;
+  });
+}
+
+// ---- WebSocket frames ---------------------------------------------------------------------------------
+
+/**
+ * The ws:// receiver (ws-frame-parser.ts): streams of binary messages, masked (as a server reads them) or
+ * not, split anywhere; half damaged. A valid stream gives back exactly its payloads, in order; a damaged
+ * one gives a coded error or some bytes, never a crash; the parser never holds more than a header and a
+ * control frame.
+ */
+export function fuzzWsFrames(rng: Rng, inputs: number): FuzzResult {
+  const MAX = 4096;
+  return timed("ws frames", inputs, () => {
+    let accepted = 0;
+    for (let n = 0; n < inputs; n++) {
+      const payloads: Buffer[] = [];
+      const bounds: number[] = [];
+      let at = 0;
+      for (let k = int(rng, 4); k >= 0; k--) {
+        const p = randomBytes(rng, rng() < 0.05 ? 126 + int(rng, 300) : int(rng, 40));
+        payloads.push(p);
+        bounds.push(at, at + p.length);
+        at += p.length;
+      }
+      const all = Buffer.concat(payloads);
+      const masked = rng() < 0.5;
+      const valid = encodeMessages({ buf: all, bounds, count: bounds.length }, masked);
+      const mutated = rng() < 0.5;
+      const stream = mutated ? mutate(rng, valid) : valid;
+      const parser = new WsFrameParser({ expectMasked: masked, maxMessageBytes: MAX });
+      const got: Buffer[] = [];
+      const sink = {
+        data: (b: Buffer) => got.push(Buffer.from(b)),
+        ping: () => {},
+        pong: () => {},
+        close: () => {},
+      };
+      try {
+        for (let pos = 0; pos < stream.length; ) {
+          const step = 1 + int(rng, 24);
+          parser.push(Buffer.from(stream.subarray(pos, pos + step)), sink);
+          pos += step;
+        }
+        accepted++;
+      } catch (err) {
+        if (!mutated) throw new Error("a valid WebSocket stream was refused", { cause: err });
+        expectCoded(err, ["EZIPC_PROTOCOL", "EZIPC_FRAME_TOO_LARGE"], "ws frames");
+        continue;
+      }
+      if (!mutated && !Buffer.concat(got).equals(all)) {
+        throw new Error("a valid WebSocket stream gave other bytes");
       }
     }
     return accepted;
