@@ -75,8 +75,15 @@ export function subscribeDefaults(options: SubscribeOptions): {
   if (!Number.isInteger(prefetchBytes) || prefetchBytes < 1) {
     throw new RangeError("prefetchBytes must be a positive integer");
   }
-  if (typeof init === "object" && typeof init.fromSeq !== "bigint") {
-    throw new TypeError("init.fromSeq must be a bigint");
+  if (typeof init === "object" && init !== null) {
+    if (typeof init.fromSeq !== "bigint") throw new TypeError("init.fromSeq must be a bigint");
+  } else if (init !== "oldest" && init !== "mostRecent" && init !== "awaitNew") {
+    throw new TypeError(
+      `init must be "oldest", "mostRecent", "awaitNew" or { fromSeq: bigint }, got ${JSON.stringify(init)}`,
+    );
+  }
+  if (iter !== "next" && iter !== "newest") {
+    throw new TypeError(`iter must be "next" or "newest", got ${JSON.stringify(iter)}`);
   }
   return { init, iter, prefetch, prefetchBytes };
 }

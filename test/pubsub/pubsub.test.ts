@@ -430,6 +430,15 @@ describe("pub/sub semantics", () => {
     await assert.rejects(pub.publish("a..b", "x"), { code: "EZIPC_INVALID_TOPIC" });
     await assert.rejects(pub.publish("a.*", "x"), { code: "EZIPC_INVALID_TOPIC" });
     await assert.rejects(pub.subscribe("a.>.b"), { code: "EZIPC_INVALID_TOPIC" });
+    // Unknown init / iter names are the caller's mistake, said plainly (not a codec error from deep below).
+    await assert.rejects(
+      pub.subscribe("a.b", { init: "all" as never }),
+      (e) => e instanceof TypeError && /init must be "oldest", "mostRecent", "awaitNew"/.test(e.message),
+    );
+    await assert.rejects(
+      pub.subscribe("a.b", { iter: "last" as never }),
+      (e) => e instanceof TypeError && /iter must be "next" or "newest"/.test(e.message),
+    );
     await assert.rejects(pub.publish("$hub.topics", "x"), { code: "EZIPC_PERMISSION_DENIED" });
     await assert.rejects(pub.configureTopic("t", { persist: true }), { code: "EZIPC_BAD_REQUEST" });
     // A fire-and-forget publish that cannot be stored is dropped and counted; the connection carries on.

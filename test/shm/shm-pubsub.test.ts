@@ -69,6 +69,8 @@ describe("shm:// client API", () => {
     );
     c = await connect(url);
     await assert.rejects(c.subscribe("a.*"), (e) => isEzipcError(e, "EZIPC_NOT_SUPPORTED"));
+    await assert.rejects(c.subscribe("a.b", { init: "all" as never }), TypeError);
+    await assert.rejects(c.subscribe("a.b", { iter: "last" as never }), TypeError);
     await assert.rejects(c.publish("$hub.x", "x"), (e) => isEzipcError(e, "EZIPC_PERMISSION_DENIED"));
     await assert.rejects(c.publish("bad..topic", "x"), (e) => isEzipcError(e, "EZIPC_INVALID_TOPIC"));
     await c.configureTopic("sized", { maxBytes: 8192, maxCount: 3 });
