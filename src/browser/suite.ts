@@ -12,6 +12,7 @@ import { x25519 } from "@noble/curves/ed25519.js";
 import { hmac as nobleHmac } from "@noble/hashes/hmac.js";
 import { sha256 as nobleSha256 } from "@noble/hashes/sha2.js";
 import { EzipcError } from "../errors.js";
+import { noiseHkdf } from "../security/hkdf.js";
 import type { CipherFn, HashFn, KeyPair } from "../security/suite.js";
 
 export type { CipherFn, HashFn, KeyPair };
@@ -105,13 +106,7 @@ function hashFn(name: string, h: NobleHash, hashLen: number, blockLen: number): 
     blockLen,
     hash,
     hmac,
-    hkdf(chainingKey, ikm, outputs) {
-      const temp = hmac(chainingKey, ikm);
-      const out1 = hmac(temp, Uint8Array.of(1));
-      const out2 = hmac(temp, out1, Uint8Array.of(2));
-      if (outputs === 2) return [out1, out2];
-      return [out1, out2, hmac(temp, out2, Uint8Array.of(3))];
-    },
+    hkdf: noiseHkdf(hmac),
   };
 }
 

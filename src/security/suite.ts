@@ -5,6 +5,7 @@
  */
 import crypto from "node:crypto";
 import { EzipcError } from "../errors.js";
+import { noiseHkdf } from "./hkdf.js";
 
 /** A Curve25519 key pair as raw 32-byte keys. */
 export interface KeyPair {
@@ -166,13 +167,7 @@ function hashFn(name: string, algorithm: string, hashLen: number, blockLen: numb
     blockLen,
     hash,
     hmac,
-    hkdf(chainingKey, ikm, outputs) {
-      const temp = hmac(chainingKey, ikm);
-      const out1 = hmac(temp, Uint8Array.of(1));
-      const out2 = hmac(temp, out1, Uint8Array.of(2));
-      if (outputs === 2) return [out1, out2];
-      return [out1, out2, hmac(temp, out2, Uint8Array.of(3))];
-    },
+    hkdf: noiseHkdf(hmac),
   };
 }
 

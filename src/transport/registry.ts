@@ -1,68 +1,15 @@
-import { EzipcError } from "../errors.js";
+/**
+ * The transports of a Node process, registered in the transport table (./transports.ts) when ezipc loads:
+ * tcp, tls, unix, memory, ws and wss. The browser build puts src/browser/registry.ts in this file's place.
+ */
 import { memoryTransport } from "./memory.js";
 import { tcpTransport } from "./tcp.js";
 import { tlsTransport } from "./tls.js";
-import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
+import { registerTransport } from "./transports.js";
 import { unixTransport } from "./unix.js";
 import { secureWebSocketTransport, webSocketTransport } from "./ws.js";
 
-const transports = new Map<string, Transport>();
-
-/**
- * Registers a transport for its URL scheme, replacing any earlier one. tcp, unix and memory are
- * registered when ezipc loads (and tls, ws, wss).
- */
-export function registerTransport(transport: Transport): void {
-  if (!/^[a-z][a-z0-9+.-]*$/.test(transport.scheme)) {
-    throw new TypeError(`invalid transport scheme ${JSON.stringify(transport.scheme)}`);
-  }
-  transports.set(transport.scheme, transport);
-}
-
-/** The transport for `url`'s scheme; throws `EZIPC_INVALID_URL` for a malformed URL or unknown scheme. */
-export function transportFor(url: string | URL): { transport: Transport; url: URL } {
-  let parsed: URL;
-  try {
-    parsed = typeof url === "string" ? new URL(url) : url;
-  } catch (err) {
-    throw new EzipcError("EZIPC_INVALID_URL", `not a URL: ${String(url)}`, { cause: err });
-  }
-  const transport = transports.get(parsed.protocol.slice(0, -1));
-  if (!transport) {
-    const known = [...transports.keys()].map((s) => `${s}://`).join(", ");
-    throw new EzipcError("EZIPC_INVALID_URL", `no transport for ${parsed.protocol}// (known: ${known})`);
-  }
-  return { transport, url: parsed };
-}
-
-/**
- * Listens at `url` (`tcp://host:port`, `unix:///path`, `memory://name`).
- *
- * Resolves once the address is bound, with a {@link Listener} whose `url` is the bound address (the real
- * port for `tcp://host:0`). Rejects with `EZIPC_INVALID_URL` or `EZIPC_ADDRESS_IN_USE`.
- *
- * @example
- * const listener = await listen("tcp://127.0.0.1:0");
- * listener.on("connection", (conn) => conn.on("message", (m) => conn.send(m)));
- */
-export async function listen(url: string | URL, options: ListenOptions = {}): Promise<Listener> {
-  const { transport, url: parsed } = transportFor(url);
-  return transport.listen(parsed, options);
-}
-
-/**
- * Opens one connection to `url`. Resolves once connected; rejects with `EZIPC_CONNECTION_REFUSED` (nothing
- * listening, or no answer within connectTimeoutMs), `EZIPC_CONNECT_ABORTED` (signal) or
- * `EZIPC_INVALID_URL`. It does not reconnect: use a {@link Dialer} for that.
- *
- * @example
- * const conn = await dial("unix:///tmp/app.sock");
- * conn.send(Buffer.from("hello"));
- */
-export async function dial(url: string | URL, options: DialOptions = {}): Promise<Connection> {
-  const { transport, url: parsed } = transportFor(url);
-  return transport.dial(parsed, options);
-}
+export { dial, listen, registerTransport, transportFor } from "./transports.js";
 
 registerTransport(tcpTransport);
 registerTransport(tlsTransport);

@@ -33,6 +33,33 @@ const OP_PING = 9;
 const OP_PONG = 10;
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * RFC 6455 §5.3 masking (its own inverse): `n` bytes of `src` from `from` XORed with the key k0..k3, written
+ * to `dst` from `to` (`dst` may be `src` with `to` ≤ `from`). Shared by the sender (ws-stream.ts) and the
+ * parser.
+ */
+export function applyMask(
+  src: Buffer,
+  from: number,
+  dst: Buffer,
+  to: number,
+  n: number,
+  k0: number,
+  k1: number,
+  k2: number,
+  k3: number,
+): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    dst[to + i] = src[from + i]! ^ k0;
+    dst[to + i + 1] = src[from + i + 1]! ^ k1;
+    dst[to + i + 2] = src[from + i + 2]! ^ k2;
+    dst[to + i + 3] = src[from + i + 3]! ^ k3;
+  }
+  for (; i < n; i++) dst[to + i] = src[from + i]! ^ (i % 4 === 0 ? k0 : i % 4 === 1 ? k1 : k2);
+}
+
 const DECODER = new TextDecoder("utf-8", { fatal: true });
 
 export class WsFrameParser {
@@ -220,18 +247,17 @@ export class WsFrameParser {
     const m = this.mask;
     const phase = this.done & 3;
     // The mask rotated to this frame position, so byte i takes k[i & 3].
-    const k0 = m[phase]!;
-    const k1 = m[(phase + 1) & 3]!;
-    const k2 = m[(phase + 2) & 3]!;
-    const k3 = m[(phase + 3) & 3]!;
-    let i = 0;
-    for (; i + 4 <= n; i += 4) {
-      chunk[to + i] = chunk[from + i]! ^ k0;
-      chunk[to + i + 1] = chunk[from + i + 1]! ^ k1;
-      chunk[to + i + 2] = chunk[from + i + 2]! ^ k2;
-      chunk[to + i + 3] = chunk[from + i + 3]! ^ k3;
-    }
-    for (; i < n; i++) chunk[to + i] = chunk[from + i]! ^ (i % 4 === 0 ? k0 : i % 4 === 1 ? k1 : k2);
+    applyMask(
+      chunk,
+      from,
+      chunk,
+      to,
+      n,
+      m[phase]!,
+      m[(phase + 1) & 3]!,
+      m[(phase + 2) & 3]!,
+      m[(phase + 3) & 3]!,
+    );
   }
 
   /** Unmasks a control payload piece (a copy) at the current phase. */

@@ -24,7 +24,7 @@ import { Duplex } from "node:stream";
 import type WebSocket from "ws";
 import { EzipcError } from "../errors.js";
 import { ControlType } from "./frame.js";
-import { WsFrameParser, type WsSink } from "./ws-frame-parser.js";
+import { applyMask, WsFrameParser, type WsSink } from "./ws-frame-parser.js";
 
 const CONTROL_BIT = 0x8000_0000;
 
@@ -100,14 +100,7 @@ export function encodeMessages({ buf, bounds, count }: Messages, mask: boolean):
     out[at + 2] = k2;
     out[at + 3] = k3;
     at += 4;
-    let i = 0;
-    for (; i + 4 <= n; i += 4) {
-      out[at + i] = buf[start + i]! ^ k0;
-      out[at + i + 1] = buf[start + i + 1]! ^ k1;
-      out[at + i + 2] = buf[start + i + 2]! ^ k2;
-      out[at + i + 3] = buf[start + i + 3]! ^ k3;
-    }
-    for (; i < n; i++) out[at + i] = buf[start + i]! ^ (i % 4 === 0 ? k0 : i % 4 === 1 ? k1 : k2);
+    applyMask(buf, start, out, at, n, k0, k1, k2, k3);
     at += n;
   }
   return out;
