@@ -38,6 +38,16 @@ export interface ConnectionOptions {
   receiveHighWaterMarkBytes?: number;
 }
 
+/** udp:// options (docs/transport.md). */
+export interface UdpOptions {
+  /** Largest datagram sent or expected, header included. Default 1472 (no IP fragmentation on Ethernet); at most 65,507. */
+  maxDatagramBytes?: number;
+  /** Number each data datagram, so the receiver drops duplicates and ones older than the newest. Default false. */
+  sequence?: boolean;
+  /** listen(): most renters (peer addresses) at once; datagrams from further addresses are ignored. Default 1024. */
+  maxRenters?: number;
+}
+
 /** Options of `dial()`. */
 export interface DialOptions extends ConnectionOptions {
   /** Give up a connect attempt after this long (`EZIPC_CONNECTION_REFUSED`). Default 10 s. */
@@ -48,6 +58,8 @@ export interface DialOptions extends ConnectionOptions {
   upgrade?: StreamUpgrade;
   /** tls:// only: `node:tls` options (ca, cert, key, servername…), over the URL's `ca`/`cert`/`key` files. */
   tls?: TlsConnectionOptions;
+  /** udp:// only. */
+  udp?: UdpOptions;
 }
 
 /** Options of `listen()`. */
@@ -58,6 +70,8 @@ export interface ListenOptions extends ConnectionOptions {
   upgrade?: StreamUpgrade;
   /** tls:// only: `node:tls` server options (cert, key, ca, requestCert…), over the URL's files. */
   tls?: TlsOptions;
+  /** udp:// only. */
+  udp?: UdpOptions;
 }
 
 /** Why a connection closed, given to its `close` event and by {@link Connection.closed}. */
