@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connect } from "../src/index.js";
-import { exited, spawnFixture, tempDir, until, within } from "./helpers.js";
+import { exited, outputLines, spawnFixture, tempDir, until, within } from "./helpers.js";
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -198,6 +198,33 @@ describe("ezipc CLI", () => {
       assert.equal(await new Promise((r) => replier.once("exit", r)), 0);
     } finally {
       rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
+    }
+  });
+
+  it("listen and send: datagrams over udp:// (and frames over any transport)", async () => {
+    const { child: listener, line } = await spawnFixture(
+      "../../src/cli/main.js",
+      ["listen", "udp://127.0.0.1:0"],
+      15_000,
+      /^listening on udp:/,
+    );
+    try {
+      const url = line.slice("listening on ".length);
+      const lines = outputLines(listener);
+      await run(process.execPath, [cli, "send", url, "one", "two", "three", "--sequence"]);
+      await until(() => lines.length >= 3, "three lines", 10_000);
+      assert.deepEqual(
+        lines.slice(0, 3).map((l) => l.split(" ").at(-1)),
+        ["one", "two", "three"],
+      );
+      assert.match(lines[0]!, /^udp:\/\/127\.0\.0\.1:\d+ one$/);
+      await assert.rejects(
+        run(process.execPath, [cli, "send", url, "x".repeat(2_000)]),
+        (e: { stderr: string }) => /EZIPC_FRAME_TOO_LARGE/.test(e.stderr),
+      );
+    } finally {
+      listener.kill("SIGINT");
+      await exited(listener);
     }
   });
 

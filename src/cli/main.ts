@@ -87,6 +87,43 @@ export function buildProgram(): Command {
       await conn.close();
     });
 
+  program
+    .command("send")
+    .description(
+      "send each message as one frame to an address (any transport; udp:// sends datagrams), then close",
+    )
+    .argument("<url>", "where to send, e.g. udp://127.0.0.1:7703")
+    .argument("<messages...>", "texts to send, one frame each")
+    .option("--sequence", "udp://: number the datagrams (the receiver drops duplicates and late ones)")
+    .action(async (url: string, messages: string[], opts: { sequence?: boolean }) => {
+      const conn = await dial(url, { udp: { sequence: opts.sequence ?? false } });
+      for (const m of messages) {
+        if (!conn.send(Buffer.from(m, "utf8"))) await conn.drain();
+      }
+      await conn.close();
+    });
+
+  program
+    .command("listen")
+    .description(
+      "print every frame received at an address, one line each: the sender's address, then the text",
+    )
+    .argument("<url>", "where to listen, e.g. udp://127.0.0.1:7703")
+    .option("--max-renters <n>", "udp://: most peer addresses at once", positiveInt, 1024)
+    .action(async (url: string, opts: { maxRenters: number }) => {
+      const l = await listen(url, { udp: { maxRenters: opts.maxRenters } });
+      process.stdout.write(`listening on ${l.url}\n`);
+      l.on("connection", (conn) => {
+        conn.on("message", (frame) => process.stdout.write(`${conn.remoteUrl} ${frame.toString("utf8")}\n`));
+      });
+      const stop = async () => {
+        await l.close();
+        process.exit(0);
+      };
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+
   return program;
 }
 

@@ -34,6 +34,25 @@ describe("Service", () => {
     });
   }
 
+  it("runs over udp://: each message one datagram, a message too large for one refused at send", async () => {
+    const server = new Service();
+    server.handle<{ name: string }>("greet", (body, session) => {
+      session.send("greeting", { text: `hello ${body.name}` });
+    });
+    const listener = await server.accept("udp://127.0.0.1:0", "json");
+    const client = new Service();
+    const got = new Promise<unknown>((resolve) => client.handle("greeting", (body) => resolve(body)));
+    const session = await within(client.connect(listener.url, "json").connected(), 5_000, "udp session");
+    session.send("greet", { name: "dee" });
+    assert.deepEqual(await within(got, 5_000, "greeting over udp"), { text: "hello dee" });
+    assert.throws(
+      () => session.send("greet", { name: "x".repeat(2_000) }),
+      (e) => isEzipcError(e, "EZIPC_FRAME_TOO_LARGE"),
+    );
+    await client.close();
+    await server.close();
+  });
+
   it("speaks a schema protocol with typed messages", async () => {
     const messages = {
       join: t.struct({ room: t.string(), nick: t.string() }),
