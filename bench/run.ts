@@ -9,7 +9,8 @@
  *                                   BENCH_ONLY=shm: shared memory beside the hub over unix://;
  *                                   BENCH_ONLY=clients: the Python and C# clients beside TypeScript's;
  *                                   BENCH_ONLY=ws: ws:// beside the raw ws library and tcp://;
- *                                   BENCH_ONLY=dashboard: hub pub/sub with 10 dashboards open vs none)
+ *                                   BENCH_ONLY=dashboard: hub pub/sub with 10 dashboards open vs none;
+ *                                   BENCH_ONLY=udp: udp:// beside raw node:dgram)
  */
 import crypto from "node:crypto";
 import os from "node:os";
@@ -22,6 +23,7 @@ import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js"
 import { pubsubBench } from "./pubsub-bench.js";
 import { shmBench } from "./shm-bench.js";
 import { median } from "./stats.js";
+import { udpBench } from "./udp-bench.js";
 import { wsBench } from "./ws-bench.js";
 
 const quick = process.env.BENCH_QUICK === "1";
@@ -147,6 +149,7 @@ async function main(): Promise<void> {
     shm: () => shmBench(quick),
     ws: () => wsBench(quick),
     dashboard: () => dashboardBench(quick),
+    udp: () => udpBench(quick),
     clients: () => clientsBench(quick),
     pubsub: () => pubsubBench(quick),
   };
@@ -238,6 +241,8 @@ async function main(): Promise<void> {
   lines.push(...(await wsBench(quick)));
   lines.push("");
   lines.push(...(await dashboardBench(quick)));
+  lines.push("");
+  lines.push(...(await udpBench(quick)));
   console.log(lines.join("\n"));
 }
 
