@@ -260,6 +260,15 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
     }
   }
 
+  /**
+   * @internal A dialled connection says hello with one PING: the lessor makes its renter at once (without
+   * waiting for data), and the PONG is the first sign the peer is there.
+   */
+  announce(): void {
+    this.stats.pingsOut++;
+    this.sendControl(KIND_PING);
+  }
+
   /** @internal One datagram from the peer (the socket's owner routes it here). */
   receive(d: Buffer): void {
     if (this.state === "closed") return;

@@ -258,6 +258,7 @@ export const udpTransport: Transport = {
       udp,
     );
     socket.on("message", (msg) => conn.receive(msg));
+    conn.announce();
     // A connected socket hears ICMP port-unreachable as an error: the peer is not there (yet). Datagrams are
     // not refused: the heartbeat decides when the peer is gone.
     socket.on("error", (err) => log("debug", "transport", "udp socket error", { id: conn.id, error: err }));

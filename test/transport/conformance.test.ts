@@ -39,6 +39,12 @@ interface Kind {
   dialOptions?: DialOptions;
   /** The URL a child process dials (with what it needs in the query). */
   clientUrl?(url: string): string;
+  /**
+   * Datagrams (udp://): only the cases that hold without a byte stream run here — no ordering or delivery
+   * guarantee, no refusal by an absent peer, frames bounded by a datagram; test/transport/udp.test.ts has
+   * the datagram cases.
+   */
+  datagram?: boolean;
 }
 
 const tmp = tempDir();
@@ -134,6 +140,14 @@ const kinds: Kind[] = [
   wsKind("ws", {}),
   wsKind("wss", { ca: certs.ca }),
   {
+    name: "udp",
+    datagram: true,
+    crossProcess: true,
+    address: () => "udp://127.0.0.1:0",
+    deadAddress: async () => "udp://127.0.0.1:9",
+    rawDial: () => Promise.reject(new Error("udp:// has no byte stream")),
+  },
+  {
     name: "memory",
     crossProcess: false,
     address: () => `memory://conformance-${++n}`,
@@ -163,6 +177,10 @@ function closeInfo(conn: Connection, ms = 5_000): Promise<CloseInfo> {
 
 for (const kind of kinds) {
   describe(`transport conformance: ${kind.name}`, () => {
+    /** A case of a byte-stream transport: not registered for datagrams (see Kind.datagram). */
+    const streamOnly = (name: string, fn: () => Promise<void>) => {
+      if (!kind.datagram) it(name, fn);
+    };
     // Every listen and dial of this kind gets the options it needs (certificates for tls).
     before(() => {
       listen = (url, o = {}) => listenAny(url, { ...kind.listenOptions, ...o });
@@ -185,12 +203,12 @@ for (const kind of kinds) {
       await l.close();
     });
 
-    it("refuses a connect to an address nobody listens on", async () => {
+    streamOnly("refuses a connect to an address nobody listens on", async () => {
       const url = await kind.deadAddress();
       await assert.rejects(dial(url), (e) => isEzipcError(e, "EZIPC_CONNECTION_REFUSED"));
     });
 
-    it("aborts a dial in progress (AbortSignal) and a dialer closed while dialling", async () => {
+    streamOnly("aborts a dial in progress (AbortSignal) and a dialer closed while dialling", async () => {
       const l = await listen(kind.address());
       const ac = new AbortController();
       const p = dial(l.url, { signal: ac.signal });
@@ -211,7 +229,7 @@ for (const kind of kinds) {
       await l.close();
     });
 
-    it("exchanges 100k frames of random sizes in order, echoed back intact", async () => {
+    streamOnly("exchanges 100k frames of random sizes in order, echoed back intact", async () => {
       const { listener, client, server } = await pair(kind);
       server.on("message", (m) => {
         if (!server.send(m)) {
@@ -249,87 +267,96 @@ for (const kind of kinds) {
       await listener.close();
     });
 
-    it("sendParts sends head + body as one frame, in order with send(); the head is copied at once", async () => {
-      const { listener, client, server } = await pair(kind, { maxFrameBytes: 1_000_000 });
-      const got: Buffer[] = [];
-      const sizes = [0, 1, 100, 16 * 1024 - 1, 16 * 1024, 200_000];
-      const done = new Promise<void>((resolve) => {
-        server.on("message", (m) => {
-          got.push(Buffer.from(m));
-          if (got.length === sizes.length * 2) resolve();
+    streamOnly(
+      "sendParts sends head + body as one frame, in order with send(); the head is copied at once",
+      async () => {
+        const { listener, client, server } = await pair(kind, { maxFrameBytes: 1_000_000 });
+        const got: Buffer[] = [];
+        const sizes = [0, 1, 100, 16 * 1024 - 1, 16 * 1024, 200_000];
+        const done = new Promise<void>((resolve) => {
+          server.on("message", (m) => {
+            got.push(Buffer.from(m));
+            if (got.length === sizes.length * 2) resolve();
+          });
         });
-      });
-      const head = Buffer.alloc(7);
-      for (const [i, size] of sizes.entries()) {
-        head.fill(i);
-        client.sendParts(head, Buffer.alloc(size, 0x80 + i));
-        head.fill(0xff); // reused at once: the frame must carry the bytes as they were
-        client.send(Buffer.from([i]));
-      }
-      await within(done, 10_000, "sendParts frames");
-      for (const [i, size] of sizes.entries()) {
-        assert.deepEqual(got[2 * i], Buffer.concat([Buffer.alloc(7, i), Buffer.alloc(size, 0x80 + i)]));
-        assert.deepEqual(got[2 * i + 1], Buffer.from([i]));
-      }
-      assert.throws(() => client.sendParts(head, Buffer.alloc(1_000_000 - 6)), RangeError);
-      await client.close();
-      await listener.close();
-    });
+        const head = Buffer.alloc(7);
+        for (const [i, size] of sizes.entries()) {
+          head.fill(i);
+          client.sendParts(head, Buffer.alloc(size, 0x80 + i));
+          head.fill(0xff); // reused at once: the frame must carry the bytes as they were
+          client.send(Buffer.from([i]));
+        }
+        await within(done, 10_000, "sendParts frames");
+        for (const [i, size] of sizes.entries()) {
+          assert.deepEqual(got[2 * i], Buffer.concat([Buffer.alloc(7, i), Buffer.alloc(size, 0x80 + i)]));
+          assert.deepEqual(got[2 * i + 1], Buffer.from([i]));
+        }
+        assert.throws(() => client.sendParts(head, Buffer.alloc(1_000_000 - 6)), RangeError);
+        await client.close();
+        await listener.close();
+      },
+    );
 
-    it("reassembles a frame split at every byte offset, and many frames written in one chunk", async () => {
-      const listener = await listen(kind.address());
-      const got: Buffer[] = [];
-      listener.on("connection", (c) => c.on("message", (m) => got.push(Buffer.from(m))));
-      const raw = await kind.rawDial(listener.url);
-      const payload = Buffer.from("split-me-anywhere");
-      const wire = wireFrames([payload]);
-      for (let k = 1; k < wire.length; k++) {
-        await new Promise<void>((r) => raw.write(wire.subarray(0, k), () => r()));
-        await new Promise<void>((r) => raw.write(wire.subarray(k), () => r()));
-      }
-      const many = Array.from({ length: 1000 }, (_, i) => Buffer.from(`frame ${i}`));
-      raw.write(wireFrames(many));
-      await within(
-        (async () => {
-          while (got.length < wire.length - 1 + 1000) await new Promise((r) => setImmediate(r));
-        })(),
-        5_000,
-        "all raw frames",
-      );
-      for (let k = 0; k < wire.length - 1; k++) assert.deepEqual(got[k], payload);
-      assert.deepEqual(got.slice(wire.length - 1), many);
-      raw.destroy();
-      await listener.close();
-    });
+    streamOnly(
+      "reassembles a frame split at every byte offset, and many frames written in one chunk",
+      async () => {
+        const listener = await listen(kind.address());
+        const got: Buffer[] = [];
+        listener.on("connection", (c) => c.on("message", (m) => got.push(Buffer.from(m))));
+        const raw = await kind.rawDial(listener.url);
+        const payload = Buffer.from("split-me-anywhere");
+        const wire = wireFrames([payload]);
+        for (let k = 1; k < wire.length; k++) {
+          await new Promise<void>((r) => raw.write(wire.subarray(0, k), () => r()));
+          await new Promise<void>((r) => raw.write(wire.subarray(k), () => r()));
+        }
+        const many = Array.from({ length: 1000 }, (_, i) => Buffer.from(`frame ${i}`));
+        raw.write(wireFrames(many));
+        await within(
+          (async () => {
+            while (got.length < wire.length - 1 + 1000) await new Promise((r) => setImmediate(r));
+          })(),
+          5_000,
+          "all raw frames",
+        );
+        for (let k = 0; k < wire.length - 1; k++) assert.deepEqual(got[k], payload);
+        assert.deepEqual(got.slice(wire.length - 1), many);
+        raw.destroy();
+        await listener.close();
+      },
+    );
 
-    it("accepts maxFrameBytes and closes only the offending connection at maxFrameBytes + 1", async () => {
-      const max = 1024;
-      const listener = await listen(kind.address(), { maxFrameBytes: max });
-      const conns: Connection[] = [];
-      listener.on("connection", (c) => {
-        conns.push(c);
-        c.on("message", (m) => c.send(m));
-      });
-      const good = await dial(listener.url, { maxFrameBytes: max });
-      const bad = await dial(listener.url);
-      good.send(Buffer.alloc(max, 1));
-      const [echo] = await nextEvent<[Buffer]>(good, "message");
-      assert.equal(echo.length, max);
-      const before = transportCounters().framesTooLarge;
-      assert.throws(() => good.send(Buffer.alloc(max + 1)), RangeError, "the sender refuses too");
-      const serverSide = conns[1]!;
-      bad.send(Buffer.alloc(max + 1));
-      const info = await closeInfo(serverSide);
-      assert.ok(isEzipcError(info.error, "EZIPC_FRAME_TOO_LARGE"), info.reason);
-      assert.equal(transportCounters().framesTooLarge, before + 1);
-      const told = await closeInfo(bad);
-      assert.match(told.reason, /^EZIPC_FRAME_TOO_LARGE: /, "the offender is told why, by code");
-      good.send(Buffer.from("still here"));
-      const [again] = await nextEvent<[Buffer]>(good, "message");
-      assert.equal(again.toString(), "still here");
-      await good.close();
-      await listener.close();
-    });
+    streamOnly(
+      "accepts maxFrameBytes and closes only the offending connection at maxFrameBytes + 1",
+      async () => {
+        const max = 1024;
+        const listener = await listen(kind.address(), { maxFrameBytes: max });
+        const conns: Connection[] = [];
+        listener.on("connection", (c) => {
+          conns.push(c);
+          c.on("message", (m) => c.send(m));
+        });
+        const good = await dial(listener.url, { maxFrameBytes: max });
+        const bad = await dial(listener.url);
+        good.send(Buffer.alloc(max, 1));
+        const [echo] = await nextEvent<[Buffer]>(good, "message");
+        assert.equal(echo.length, max);
+        const before = transportCounters().framesTooLarge;
+        assert.throws(() => good.send(Buffer.alloc(max + 1)), RangeError, "the sender refuses too");
+        const serverSide = conns[1]!;
+        bad.send(Buffer.alloc(max + 1));
+        const info = await closeInfo(serverSide);
+        assert.ok(isEzipcError(info.error, "EZIPC_FRAME_TOO_LARGE"), info.reason);
+        assert.equal(transportCounters().framesTooLarge, before + 1);
+        const told = await closeInfo(bad);
+        assert.match(told.reason, /^EZIPC_FRAME_TOO_LARGE: /, "the offender is told why, by code");
+        good.send(Buffer.from("still here"));
+        const [again] = await nextEvent<[Buffer]>(good, "message");
+        assert.equal(again.toString(), "still here");
+        await good.close();
+        await listener.close();
+      },
+    );
 
     it("closes gracefully with the reason reaching the peer", async () => {
       const { listener, client, server } = await pair(kind);
@@ -348,7 +375,7 @@ for (const kind of kinds) {
       await listener.close();
     });
 
-    it("detects a peer killed abruptly (kill -9 for processes)", async () => {
+    streamOnly("detects a peer killed abruptly (kill -9 for processes)", async () => {
       const listener = await listen(kind.address());
       if (kind.crossProcess) {
         const accepted = nextEvent<[Connection]>(listener, "connection", 10_000);
@@ -369,7 +396,7 @@ for (const kind of kinds) {
       await listener.close();
     });
 
-    it("cuts a slow consumer over maxQueuedBytes while its queue stays bounded", async () => {
+    streamOnly("cuts a slow consumer over maxQueuedBytes while its queue stays bounded", async () => {
       const maxQueuedBytes = 2 * 1024 * 1024;
       const frame = Buffer.alloc(16 * 1024);
       const { listener, client, server } = await pair(kind, {
@@ -394,7 +421,7 @@ for (const kind of kinds) {
       await listener.close();
     });
 
-    it("cuts a consumer that stops draining for stallTimeoutMs", async () => {
+    streamOnly("cuts a consumer that stops draining for stallTimeoutMs", async () => {
       const { listener, client, server } = await pair(kind, {
         stallTimeoutMs: 300,
         sendHighWaterMarkBytes: 64 * 1024,
@@ -415,7 +442,7 @@ for (const kind of kinds) {
       await listener.close();
     });
 
-    it("declares a silent peer dead after heartbeatTimeoutMs", async () => {
+    streamOnly("declares a silent peer dead after heartbeatTimeoutMs", async () => {
       const listener = await listen(kind.address(), { heartbeatIntervalMs: 0 });
       listener.on("connection", (c) => c.pause()); // a hung process: reads nothing, answers nothing
       const before = transportCounters().heartbeatTimeouts;
@@ -447,7 +474,7 @@ for (const kind of kinds) {
       await listener.close();
     });
 
-    it("reconnects after the server restarts", async () => {
+    streamOnly("reconnects after the server restarts", async () => {
       const first = await listen(kind.address());
       const url = first.url;
       const dialer = new Dialer(url, {

@@ -146,6 +146,22 @@ describe("udp:// transport", () => {
     }
   });
 
+  it("a dial announces itself (a PING: the renter exists before any data, the PONG comes back); an aborted dial rejects", async () => {
+    const l = await listen("udp://127.0.0.1:0");
+    const renter = nextEvent<[Connection]>(l, "connection");
+    const c = await dial(l.url);
+    const [r] = await within(renter, 5_000, "a renter from the PING alone");
+    await until(() => c.stats.pongsIn === 1, "the PONG");
+    assert.equal(r.stats.framesIn, 0);
+    const ac = new AbortController();
+    ac.abort();
+    await assert.rejects(dial(l.url, { signal: ac.signal }), (e) => isEzipcError(e, "EZIPC_CONNECT_ABORTED"));
+    await assert.rejects(dial("udp://127.0.0.1"), (e) => isEzipcError(e, "EZIPC_INVALID_URL"));
+    await assert.rejects(dial("udp://127.0.0.1:1/path"), (e) => isEzipcError(e, "EZIPC_INVALID_URL"));
+    await c.close();
+    await l.close();
+  });
+
   it("closing the lessor closes its renters and tells their peers", async () => {
     const l = await listen("udp://127.0.0.1:0");
     const { conns } = collect(l);
