@@ -15,6 +15,7 @@
  */
 import { EventEmitter } from "node:events";
 import { EzipcError } from "../errors.js";
+import { eventsUntilClosed, nextDrain } from "./events.js";
 import { CONTROL_BIT, ControlType, HEADER_BYTES } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { nextConnectionId } from "./ids.js";
@@ -205,18 +206,7 @@ export class BrowserWsConnection extends EventEmitter<ConnectionEvents> implemen
     }
     if (this.ws.bufferedAmount < this.opts.sendHighWaterMarkBytes) return Promise.resolve();
     this.watchDrain();
-    return new Promise((resolve, reject) => {
-      const onDrain = () => {
-        this.off("close", onClose);
-        resolve();
-      };
-      const onClose = (info: CloseInfo) => {
-        this.off("drain", onDrain);
-        reject(info.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", `connection closed: ${info.reason}`));
-      };
-      this.once("drain", onDrain);
-      this.once("close", onClose);
-    });
+    return nextDrain(this);
   }
 
   /** Checks bufferedAmount until it is under the high-water mark (then `drain`), cutting a stalled peer. */
@@ -281,33 +271,8 @@ export class BrowserWsConnection extends EventEmitter<ConnectionEvents> implemen
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    const queue: Buffer[] = [];
-    let wake: (() => void) | null = null;
-    const onMessage = (frame: Buffer) => {
-      queue.push(frame);
-      wake?.();
-    };
-    const onClose = () => wake?.();
-    this.on("message", onMessage);
-    this.on("close", onClose);
-    try {
-      while (true) {
-        const frame = queue.shift();
-        if (frame) {
-          yield frame;
-          continue;
-        }
-        if (this.state === "closed") return;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = null;
-      }
-    } finally {
-      this.off("message", onMessage);
-      this.off("close", onClose);
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return eventsUntilClosed<Buffer>(this, "message", () => this.state === "closed");
   }
 
   private onData(data: unknown): void {

@@ -3,6 +3,7 @@ import type { Duplex } from "node:stream";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { counters } from "./counters.js";
+import { nextDrain } from "./events.js";
 import { ControlType, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { FrameWriter } from "./frame-writer.js";
@@ -193,19 +194,8 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (this.queuedBytes < this.opts.sendHighWaterMarkBytes) return Promise.resolve();
     this.needDrain = true;
     // One shared promise however many callers wait.
-    this.drainPromise ??= new Promise<void>((resolve, reject) => {
-      const onDrain = () => {
-        this.off("close", onClose);
-        this.drainPromise = null;
-        resolve();
-      };
-      const onClose = (info: CloseInfo) => {
-        this.off("drain", onDrain);
-        this.drainPromise = null;
-        reject(info.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", `connection closed: ${info.reason}`));
-      };
-      this.once("drain", onDrain);
-      this.once("close", onClose);
+    this.drainPromise ??= nextDrain(this).finally(() => {
+      this.drainPromise = null;
     });
     return this.drainPromise;
   }

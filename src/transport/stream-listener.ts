@@ -1,6 +1,7 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { log } from "../log.js";
+import { eventsUntilClosed } from "./events.js";
 import { type ResolvedConnectionOptions, StreamConnection } from "./stream-connection.js";
 import type { Connection, Listener, ListenerEvents, StreamUpgrade } from "./types.js";
 
@@ -13,7 +14,6 @@ export class StreamListener extends EventEmitter<ListenerEvents> implements List
   /** Streams accepted and still being upgraded. */
   private readonly upgrading = new Set<Duplex>();
   private closing: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
 
   constructor(
     readonly url: string,
@@ -65,35 +65,13 @@ export class StreamListener extends EventEmitter<ListenerEvents> implements List
       const stopped = this.stopAccepting();
       for (const s of this.upgrading) s.destroy();
       await Promise.all([stopped, ...[...this.connections].map((c) => c.close("listener closed"))]);
-      this.wake?.();
       this.emit("close");
     })();
     return this.closing;
   }
 
   /** Accepted connections, in order, until the listener closes. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
-    const backlog: Connection[] = [];
-    const onConn = (c: Connection) => {
-      backlog.push(c);
-      this.wake?.();
-    };
-    this.on("connection", onConn);
-    try {
-      while (true) {
-        const next = backlog.shift();
-        if (next) {
-          yield next;
-          continue;
-        }
-        if (this.closing) return;
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = null;
-      }
-    } finally {
-      this.off("connection", onConn);
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Connection> {
+    return eventsUntilClosed<Connection>(this, "connection", () => this.closing !== null);
   }
 }

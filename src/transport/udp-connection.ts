@@ -26,6 +26,7 @@ import {
   SequenceWindow,
   writeDatagramHeader,
 } from "./datagram.js";
+import { eventsUntilClosed, nextDrain } from "./events.js";
 import { nextConnectionId } from "./ids.js";
 import { type ResolvedConnectionOptions, remoteCloseInfo } from "./stream-connection.js";
 import type { CloseInfo, Connection, ConnectionEvents, ConnectionStats } from "./types.js";
@@ -187,18 +188,7 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
     }
     if (this.queuedBytes < this.opts.sendHighWaterMarkBytes) return Promise.resolve();
     this.wantsDrain = true;
-    return new Promise((resolve, reject) => {
-      const onDrain = () => {
-        this.off("close", onClose);
-        resolve();
-      };
-      const onClose = (info: CloseInfo) => {
-        this.off("drain", onDrain);
-        reject(info.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", `connection closed: ${info.reason}`));
-      };
-      this.once("drain", onDrain);
-      this.once("close", onClose);
-    });
+    return nextDrain(this);
   }
 
   /** Tells the peer `reason` (one CLOSE datagram, not retransmitted) and closes. */
@@ -231,33 +221,8 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
     }
   }
 
-  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
-    const queue: Buffer[] = [];
-    let wake: (() => void) | null = null;
-    const onMessage = (frame: Buffer) => {
-      queue.push(frame);
-      wake?.();
-    };
-    const onClose = () => wake?.();
-    this.on("message", onMessage);
-    this.on("close", onClose);
-    try {
-      while (true) {
-        const frame = queue.shift();
-        if (frame) {
-          yield frame;
-          continue;
-        }
-        if (this.state === "closed") return;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
-        wake = null;
-      }
-    } finally {
-      this.off("message", onMessage);
-      this.off("close", onClose);
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    return eventsUntilClosed<Buffer>(this, "message", () => this.state === "closed");
   }
 
   /**

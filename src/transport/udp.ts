@@ -16,6 +16,7 @@ import net from "node:net";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { KIND_CLOSE, parseDatagram } from "./datagram.js";
+import { eventsUntilClosed } from "./events.js";
 import { resolveConnectionOptions } from "./stream-connection.js";
 import type {
   Connection,
@@ -104,7 +105,6 @@ export class UdpListener extends EventEmitter<ListenerEvents> implements Listene
   readonly counters: LessorCounters = { rentersRefused: 0, strays: 0 };
   private readonly renters = new Map<string, UdpConnection>();
   private closing: Promise<void> | null = null;
-  private wake: (() => void) | null = null;
   /** Datagrams the renters handed to the socket and not yet sent; the socket closes once they are out. */
   private sending = 0;
   private flushed: (() => void) | null = null;
@@ -174,36 +174,14 @@ export class UdpListener extends EventEmitter<ListenerEvents> implements Listene
         });
       }
       await new Promise<void>((resolve) => this.socket.close(() => resolve()));
-      this.wake?.();
       this.emit("close");
     })();
     return this.closing;
   }
 
   /** Renters, in order, until the lessor closes. */
-  async *[Symbol.asyncIterator](): AsyncIterator<Connection> {
-    const backlog: Connection[] = [];
-    const onConn = (c: Connection) => {
-      backlog.push(c);
-      this.wake?.();
-    };
-    this.on("connection", onConn);
-    try {
-      while (true) {
-        const next = backlog.shift();
-        if (next) {
-          yield next;
-          continue;
-        }
-        if (this.closing) return;
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = null;
-      }
-    } finally {
-      this.off("connection", onConn);
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Connection> {
+    return eventsUntilClosed<Connection>(this, "connection", () => this.closing !== null);
   }
 }
 

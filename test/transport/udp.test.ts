@@ -162,6 +162,22 @@ describe("udp:// transport", () => {
     await l.close();
   });
 
+  it("iterates: renters from the lessor, frames from a connection, each ending when it closes", async () => {
+    const l = await listen("udp://127.0.0.1:0");
+    const renters = l[Symbol.asyncIterator]();
+    const c = await dial(l.url);
+    const r = (await within(renters.next(), 5_000, "a renter")).value as Connection;
+    const frames = r[Symbol.asyncIterator]();
+    c.send(Buffer.from("one"));
+    c.send(Buffer.from("two"));
+    assert.equal((await within(frames.next(), 5_000, "frame one")).value!.toString(), "one");
+    assert.equal((await within(frames.next(), 5_000, "frame two")).value!.toString(), "two");
+    await c.close("done");
+    assert.equal((await within(frames.next(), 5_000, "the end of the frames")).done, true);
+    await l.close();
+    assert.equal((await within(renters.next(), 5_000, "the end of the renters")).done, true);
+  });
+
   it("closing the lessor closes its renters and tells their peers", async () => {
     const l = await listen("udp://127.0.0.1:0");
     const { conns } = collect(l);
