@@ -19,11 +19,7 @@ import { eventsUntilClosed, nextDrain } from "./events.js";
 import { CONTROL_BIT, ControlType, HEADER_BYTES } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { nextConnectionId } from "./ids.js";
-import {
-  type ResolvedConnectionOptions,
-  remoteCloseInfo,
-  resolveConnectionOptions,
-} from "./stream-connection.js";
+import { peerEnded, type ResolvedConnectionOptions, resolveConnectionOptions } from "./stream-connection.js";
 import type {
   CloseInfo,
   Connection,
@@ -383,15 +379,7 @@ export class BrowserWsConnection extends EventEmitter<ConnectionEvents> implemen
     this.heldBytes = 0;
     let info = this.closeInfo;
     if (!info || (info.initiator === "remote" && this.remoteCloseReason !== null)) {
-      if (this.remoteCloseReason !== null) {
-        info = remoteCloseInfo(this.remoteCloseReason);
-      } else {
-        const error = new EzipcError(
-          "EZIPC_CONNECTION_RESET",
-          `connection ${this.id}: the peer ended the connection without closing it`,
-        );
-        info = { initiator: "remote", reason: error.message, error };
-      }
+      info = peerEnded(this.id, this.remoteCloseReason);
     }
     this.closeInfo = info;
     if (info.error && this.listenerCount("error") > 0) this.emit("error", info.error);

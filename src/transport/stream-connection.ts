@@ -383,18 +383,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.stopStallWatch();
-    let info = this.closeInfo;
-    if (info === null) {
-      if (this.remoteCloseReason !== null) {
-        info = remoteCloseInfo(this.remoteCloseReason);
-      } else {
-        const error = new EzipcError(
-          "EZIPC_CONNECTION_RESET",
-          `connection ${this.id}: the peer ended the connection without closing it`,
-        );
-        info = { initiator: "remote", reason: error.message, error };
-      }
-    }
+    const info = this.closeInfo ?? peerEnded(this.id, this.remoteCloseReason);
     this.closeInfo = info;
     log("debug", "transport", "connection closed", { id: this.id, remote: this.remoteUrl, ...info });
     if (info.error && this.listenerCount("error") > 0) this.emit("error", info.error);
@@ -514,6 +503,19 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
  * How a CLOSE from the peer ends the connection: gracefully, unless its reason starts with an error code
  * (`EZIPC_DECODE: …`, see {@link StreamConnection.lastWords}): then the peer closed it for that fault.
  */
+/**
+ * How a connection ended by its peer closed: as the peer's CLOSE said (`reason`), or, without one, reset
+ * (`EZIPC_CONNECTION_RESET`: the peer died or was cut).
+ */
+export function peerEnded(id: number, reason: string | null): CloseInfo {
+  if (reason !== null) return remoteCloseInfo(reason);
+  const error = new EzipcError(
+    "EZIPC_CONNECTION_RESET",
+    `connection ${id}: the peer ended the connection without closing it`,
+  );
+  return { initiator: "remote", reason: error.message, error };
+}
+
 export function remoteCloseInfo(reason: string): CloseInfo {
   const coded = /^(EZIPC_[A-Z_]+): ([\s\S]*)$/.exec(reason);
   if (coded && Object.hasOwn(ErrorCodes, coded[1]!)) {
