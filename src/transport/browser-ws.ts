@@ -15,6 +15,7 @@
  */
 import { EventEmitter } from "node:events";
 import { EzipcError } from "../errors.js";
+import { newConnectionStats } from "./counters.js";
 import { eventsUntilClosed, nextDrain } from "./events.js";
 import { CONTROL_BIT, ControlType, HEADER_BYTES } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
@@ -95,14 +96,7 @@ export class BrowserWsConnection extends EventEmitter<ConnectionEvents> implemen
   readonly localUrl: string;
   readonly peer = null;
   state: "open" | "closing" | "closed" = "open";
-  readonly stats: ConnectionStats = {
-    framesIn: 0,
-    framesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    pingsOut: 0,
-    pongsIn: 0,
-  };
+  readonly stats: ConnectionStats = newConnectionStats();
   readonly closed: Promise<CloseInfo>;
 
   private resolveClosed!: (info: CloseInfo) => void;

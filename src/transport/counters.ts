@@ -1,3 +1,5 @@
+import type { ConnectionStats } from "./types.js";
+
 /** Process-wide counts of connection faults, read with `transportCounters()`. */
 export interface TransportCounters {
   /** Connections closed because a frame exceeded maxFrameBytes. */
@@ -21,4 +23,9 @@ export const counters: TransportCounters = {
 /** A snapshot of the process-wide transport fault counters. */
 export function transportCounters(): TransportCounters {
   return { ...counters };
+}
+
+/** A connection's counters, all zero (every transport's connections start with these). */
+export function newConnectionStats(): ConnectionStats {
+  return { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, pingsOut: 0, pongsIn: 0 };
 }

@@ -2,7 +2,7 @@ import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
-import { counters } from "./counters.js";
+import { counters, newConnectionStats } from "./counters.js";
 import { nextDrain } from "./events.js";
 import { ControlType, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
@@ -63,14 +63,7 @@ const ENCODER = new TextEncoder();
  */
 export class StreamConnection extends EventEmitter<ConnectionEvents> implements Connection {
   readonly id = nextConnectionId();
-  readonly stats: ConnectionStats = {
-    framesIn: 0,
-    framesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    pingsOut: 0,
-    pongsIn: 0,
-  };
+  readonly stats: ConnectionStats = newConnectionStats();
   readonly closed: Promise<CloseInfo>;
   state: "open" | "closing" | "closed" = "open";
 

@@ -16,6 +16,7 @@
  */
 import { EventEmitter } from "node:events";
 import { EzipcError } from "../errors.js";
+import { newConnectionStats } from "./counters.js";
 import {
   datagramHeaderBytes,
   KIND_CLOSE,
@@ -64,14 +65,7 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
   readonly id = nextConnectionId();
   readonly peer = null;
   state: "open" | "closing" | "closed" = "open";
-  readonly stats: ConnectionStats = {
-    framesIn: 0,
-    framesOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    pingsOut: 0,
-    pongsIn: 0,
-  };
+  readonly stats: ConnectionStats = newConnectionStats();
   readonly drops: DatagramDrops = { malformed: 0, duplicate: 0, stale: 0, overflow: 0 };
   readonly closed: Promise<CloseInfo>;
   queuedBytes = 0;
