@@ -10,7 +10,11 @@ using Ezipc;
 
 static class Bench
 {
-    static void Main(string[] args) => Run(args).GetAwaiter().GetResult();
+    static void Main(string[] args)
+    {
+        Run(args).GetAwaiter().GetResult();
+        Environment.Exit(0); // not a return from Main: README, "Ending a program"
+    }
 
     static async Task Run(string[] args)
     {

@@ -383,5 +383,8 @@ static class ConformanceDriver
                 Out(R("id", id, "ok", false, "code", "ERROR", "message", e.GetType().Name + ": " + e.Message));
             }
         }
+        // Mono aborts the threads still running when Main returns, which can crash the exit (README: "Ending
+        // a program").
+        Environment.Exit(0);
     }
 }

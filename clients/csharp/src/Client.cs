@@ -327,10 +327,10 @@ namespace Ezipc
                 err = new EzipcException("EZIPC_CONNECTION_RESET", e.Message);
             }
             s.Dispose();
-            exit.TrySetResult(true);
             bool current;
             lock (sync) current = ReferenceEquals(s, stream);
             if (current) Lost(err);
+            exit.TrySetResult(true); // last: CloseAsync resolves once this thread has nothing left to do
         }
 
         void FailInFlight(EzipcException err)
