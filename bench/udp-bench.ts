@@ -4,12 +4,13 @@
  * Sender and receiver in separate processes; raw and ezipc runs interleaved; medians of `runs`.
  */
 import { fileURLToPath } from "node:url";
+import { fastestCipher } from "../src/security/channel.js";
 import { childScript, nextLine, runRole, withServer } from "./procs.js";
 import { median } from "./stats.js";
 
 const script = fileURLToPath(new URL("./udp-child.js", import.meta.url));
 
-type Kind = "raw" | "ezipc";
+type Kind = "raw" | "ezipc" | "sealed";
 
 async function oneWay(kind: Kind, size: number, n: number): Promise<{ rate: number; lost: number }> {
   return withServer(script, [`recv-${kind}`, "udp://127.0.0.1:0"], async (url, recv) => {
@@ -60,12 +61,39 @@ export async function udpBench(quick: boolean): Promise<string[]> {
     process.stderr.write(`${lines.at(-1)}\n`);
   }
   const count = quick ? 2_000 : 20_000;
-  const rt: Record<Kind | "tcp", number[]> = { raw: [], ezipc: [], tcp: [] };
+  const rt: Record<Kind | "tcp", number[]> = { raw: [], ezipc: [], sealed: [], tcp: [] };
   for (let i = 0; i < runs; i++)
-    for (const k of ["raw", "ezipc", "tcp"] as const) rt[k].push(await roundTrip(k, count));
+    for (const k of ["raw", "ezipc", "sealed", "tcp"] as const) rt[k].push(await roundTrip(k, count));
   const [r, e, t] = [median(rt.raw), median(rt.ezipc), median(rt.tcp)];
   lines.push(
     `| echo round trip p50, 64 B (µs) | ${r.toFixed(1)} | ${e.toFixed(1)} | ${(e / r).toFixed(2)}× |  | tcp:// ${t.toFixed(1)} |`,
+  );
+  // Encrypted datagrams beside plain ones, interleaved in the same run.
+  lines.push(
+    "",
+    `Encrypted udp:// (Noise IK, then each datagram sealed with ${fastestCipher()} and an explicit nonce) beside plain udp://:`,
+    "",
+    "| | plain udp:// | encrypted udp:// | encrypted / plain | lost: plain / encrypted |",
+    "|---|---:|---:|---:|---:|",
+  );
+  for (const size of [64, 1024]) {
+    const n = quick ? 20_000 : 300_000;
+    const plain: { rate: number; lost: number }[] = [];
+    const sealed: { rate: number; lost: number }[] = [];
+    for (let i = 0; i < runs; i++) {
+      plain.push(await oneWay("ezipc", size, n));
+      sealed.push(await oneWay("sealed", size, n));
+    }
+    const [p, q] = [median(plain.map((x) => x.rate)), median(sealed.map((x) => x.rate))];
+    const [pl, ql] = [median(plain.map((x) => x.lost)), median(sealed.map((x) => x.lost))];
+    lines.push(
+      `| datagrams/s, ${size} B | ${fmt(p)} | ${fmt(q)} | ${((q / p) * 100).toFixed(0)}% | ${pct(pl)} / ${pct(ql)} |`,
+    );
+    process.stderr.write(`${lines.at(-1)}\n`);
+  }
+  const s = median(rt.sealed);
+  lines.push(
+    `| echo round trip p50, 64 B (µs) | ${e.toFixed(1)} | ${s.toFixed(1)} | ${(s / e).toFixed(2)}× |  |`,
   );
   return lines;
 }

@@ -1,6 +1,7 @@
 /**
  * udp:// benchmark roles (udp-bench.ts), each its own process; KIND is `raw` (node:dgram, as a careful
- * hand-written program uses it) or `ezipc` (udp:// connections).
+ * hand-written program uses it), `ezipc` (udp:// connections) or `sealed` (encrypted udp://, the cipher
+ * this machine prefers, a fixed benchmark key).
  *   recv-KIND URL           count datagrams until END; answer DONE; print "ready URL", then JSON
  *                           {received, seconds} (first to last datagram)
  *   send-KIND URL N SIZE    N datagrams of SIZE bytes as fast as the socket takes them (at most 1 MiB
@@ -10,8 +11,10 @@
  *                           print JSON {p50Us, p99Us, resent}
  */
 import dgram from "node:dgram";
+import { secureDatagramDial, secureDatagramListen } from "../src/security/datagrams.js";
+import { keyPairFromPrivate } from "../src/security/suite.js";
 import { dial, listen } from "../src/transport/registry.js";
-import type { Connection } from "../src/transport/types.js";
+import type { Connection, DialOptions, ListenOptions } from "../src/transport/types.js";
 import { percentile } from "./stats.js";
 
 const [role, url, a, b] = process.argv.slice(2) as [string, string, string?, string?];
@@ -19,6 +22,17 @@ const END = Buffer.from("END");
 const DONE = Buffer.from("DONE");
 const QUEUE_LIMIT = 1024 * 1024;
 const opts = { heartbeatIntervalMs: 0, udp: { maxDatagramBytes: 2048 } };
+const kind = role.slice(role.indexOf("-") + 1);
+/** The listener's key of the `sealed` runs (a benchmark's: fixed, so that both processes know it). */
+const benchKey = keyPairFromPrivate(Buffer.alloc(32, 5));
+const listenOpts: ListenOptions =
+  kind === "sealed"
+    ? { ...opts, udp: { ...opts.udp, secure: secureDatagramListen({ staticKey: benchKey }) } }
+    : opts;
+const dialOpts: DialOptions =
+  kind === "sealed"
+    ? { ...opts, udp: { ...opts.udp, secure: secureDatagramDial({ hubKey: benchKey.publicKey }) } }
+    : opts;
 
 function hostPort(u: string): { host: string; port: number } {
   const p = new URL(u);
@@ -77,8 +91,9 @@ switch (role) {
     console.log(`ready udp://127.0.0.1:${s.address().port}`);
     break;
   }
-  case "recv-ezipc": {
-    const l = await listen(url, opts);
+  case "recv-ezipc":
+  case "recv-sealed": {
+    const l = await listen(url, listenOpts);
     const c = counter();
     let done = false;
     l.on("connection", (conn) =>
@@ -120,10 +135,11 @@ switch (role) {
     s.close();
     break;
   }
-  case "send-ezipc": {
+  case "send-ezipc":
+  case "send-sealed": {
     const n = Number(a);
     const payload = Buffer.alloc(Number(b), 7);
-    const c: Connection = await dial(url, { ...opts, sendHighWaterMarkBytes: QUEUE_LIMIT });
+    const c: Connection = await dial(url, { ...dialOpts, sendHighWaterMarkBytes: QUEUE_LIMIT });
     for (let i = 0; i < n; i++) if (!c.send(payload)) await c.drain();
     const done = new Promise<void>((r) => c.once("message", () => r()));
     const timer = setInterval(() => c.send(END), 5);
@@ -140,8 +156,9 @@ switch (role) {
     console.log(`ready udp://127.0.0.1:${s.address().port}`);
     break;
   }
-  case "echo-ezipc": {
-    const l = await listen(url, opts);
+  case "echo-ezipc":
+  case "echo-sealed": {
+    const l = await listen(url, listenOpts);
     l.on("connection", (conn) => conn.on("message", (m) => conn.send(m)));
     console.log(`ready ${l.url}`);
     break;
@@ -169,8 +186,9 @@ switch (role) {
     s.close();
     break;
   }
-  case "ping-ezipc": {
-    const c = await dial(url, opts);
+  case "ping-ezipc":
+  case "ping-sealed": {
+    const c = await dial(url, dialOpts);
     const payload = Buffer.alloc(64, 1);
     await timePings(
       Number(a),

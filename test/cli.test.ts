@@ -7,7 +7,7 @@ import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { connect } from "../src/index.js";
+import { connect, loadOrCreateKeyFile } from "../src/index.js";
 import { exited, outputLines, spawnFixture, tempDir, until, within } from "./helpers.js";
 
 const run = promisify(execFile);
@@ -222,6 +222,32 @@ describe("ezipc CLI", () => {
         run(process.execPath, [cli, "send", url, "x".repeat(2_000)]),
         (e: { stderr: string }) => /EZIPC_FRAME_TOO_LARGE/.test(e.stderr),
       );
+    } finally {
+      listener.kill("SIGINT");
+      await exited(listener);
+    }
+  });
+
+  it("listen --key and send --hub-key: encrypted datagrams; a wrong token is refused with the listener's reason", async () => {
+    const tmp = tempDir();
+    const keyFile = path.join(tmp.dir, "udp.key");
+    const key = loadOrCreateKeyFile(keyFile).publicKey.toString("base64");
+    const { child: listener, line } = await spawnFixture(
+      "../../src/cli/main.js",
+      ["listen", "udp://127.0.0.1:0", "--key", keyFile, "--token", "sesame"],
+      15_000,
+      /^listening on udp:/,
+    );
+    try {
+      const url = line.slice("listening on ".length);
+      const lines = outputLines(listener);
+      await run(process.execPath, [cli, "send", url, "sealed", "--hub-key", key, "--token", "sesame"]);
+      await until(() => lines.some((l) => l.endsWith(" sealed")), "the sealed message printed", 10_000);
+      await assert.rejects(
+        run(process.execPath, [cli, "send", url, "nope", "--hub-key", key, "--token", "guess"]),
+        (e: { stderr: string }) => /EZIPC_AUTH/.test(e.stderr) && /wrong or missing token/.test(e.stderr),
+      );
+      assert.ok(!lines.some((l) => l.endsWith(" nope")));
     } finally {
       listener.kill("SIGINT");
       await exited(listener);

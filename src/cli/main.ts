@@ -9,6 +9,8 @@ import { fileURLToPath } from "node:url";
 import { Command, InvalidArgumentError } from "commander";
 import { isEzipcError } from "../errors.js";
 import { setLogger, stderrLogger } from "../log.js";
+import { secureDatagramDial, secureDatagramListen } from "../security/datagrams.js";
+import { loadOrCreateKeyFile, parsePublicKey } from "../security/keys.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
 import { addBenchCommand } from "./bench-command.js";
@@ -95,13 +97,27 @@ export function buildProgram(): Command {
     .argument("<url>", "where to send, e.g. udp://127.0.0.1:7703")
     .argument("<messages...>", "texts to send, one frame each")
     .option("--sequence", "udp://: number the datagrams (the receiver drops duplicates and late ones)")
-    .action(async (url: string, messages: string[], opts: { sequence?: boolean }) => {
-      const conn = await dial(url, { udp: { sequence: opts.sequence ?? false } });
-      for (const m of messages) {
-        if (!conn.send(Buffer.from(m, "utf8"))) await conn.drain();
-      }
-      await conn.close();
-    });
+    .option(
+      "--hub-key <key>",
+      "udp://: encrypt, to the listener holding this public key (base64; or EZIPC_HUB_KEY)",
+    )
+    .option("--token <secret>", "udp:// encrypted: the token the listener asks for (or EZIPC_TOKEN)")
+    .action(
+      async (
+        url: string,
+        messages: string[],
+        opts: { sequence?: boolean; hubKey?: string; token?: string },
+      ) => {
+        const hubKey = opts.hubKey ?? process.env.EZIPC_HUB_KEY;
+        const token = opts.token ?? process.env.EZIPC_TOKEN;
+        const secure = hubKey ? secureDatagramDial({ hubKey: parsePublicKey(hubKey), token }) : undefined;
+        const conn = await dial(url, { udp: { sequence: opts.sequence ?? false, secure } });
+        for (const m of messages) {
+          if (!conn.send(Buffer.from(m, "utf8"))) await conn.drain();
+        }
+        await conn.close();
+      },
+    );
 
   program
     .command("listen")
@@ -110,9 +126,29 @@ export function buildProgram(): Command {
     )
     .argument("<url>", "where to listen, e.g. udp://127.0.0.1:7703")
     .option("--max-renters <n>", "udp://: most peer addresses at once", positiveInt, 1024)
-    .action(async (url: string, opts: { maxRenters: number }) => {
-      const l = await listen(url, { udp: { maxRenters: opts.maxRenters } });
+    .option(
+      "--key <file>",
+      "udp://: accept only encrypted datagrams, with this key file (created if missing)",
+    )
+    .option("--token <secret>", "with --key: admit only peers that send this token")
+    .action(async (url: string, opts: { maxRenters: number; key?: string; token?: string }) => {
+      if (opts.token && !opts.key) throw new Error("--token needs --key");
+      const staticKey = opts.key ? loadOrCreateKeyFile(opts.key) : undefined;
+      const secure = staticKey
+        ? secureDatagramListen({
+            staticKey,
+            authorize: ({ publicKey, token }) =>
+              opts.token === undefined || token === opts.token
+                ? {
+                    ok: true,
+                    identity: { name: publicKey.toString("base64"), publicKey: publicKey.toString("base64") },
+                  }
+                : { ok: false, reason: "wrong or missing token" },
+          })
+        : undefined;
+      const l = await listen(url, { udp: { maxRenters: opts.maxRenters, secure } });
       process.stdout.write(`listening on ${l.url}\n`);
+      if (staticKey) process.stdout.write(`public key ${staticKey.publicKey.toString("base64")}\n`);
       l.on("connection", (conn) => {
         conn.on("message", (frame) => process.stdout.write(`${conn.remoteUrl} ${frame.toString("utf8")}\n`));
       });

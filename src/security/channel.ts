@@ -461,6 +461,12 @@ export interface SecureDialOptions {
 
 let processKey: KeyPair | undefined;
 
+/** This process's static key pair, made on first use: a dialling side's default (then a token identifies it). */
+export function processStaticKey(): KeyPair {
+  processKey ??= dh25519.generateKeyPair();
+  return processKey;
+}
+
 /** The dialling side's upgrade: the initiator's handshake, the hub key check and the hub's verdict. */
 export function secureDial(o: SecureDialOptions): StreamUpgrade {
   if (!o.hubKey && !o.verifyHubKey) {
@@ -476,11 +482,10 @@ export function secureDial(o: SecureDialOptions): StreamUpgrade {
   };
 
   async function initiate(stream: Duplex, reader: MessageReader): Promise<SecureStream> {
-    processKey ??= dh25519.generateKeyPair();
     const { send, receive, handshakeHash } = await initiateHandshake((b) => stream.write(b), reader.source, {
       hubKey: o.hubKey,
       verifyHubKey: o.verifyHubKey,
-      staticKey: o.staticKey ?? processKey,
+      staticKey: o.staticKey ?? processStaticKey(),
       token: o.token,
       cipher: o.cipher ?? fastestCipher(),
     });

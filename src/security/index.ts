@@ -19,6 +19,13 @@ export {
   secureListen,
   type Verdict,
 } from "./channel.js";
+export {
+  type DatagramHandshakeCounters,
+  type SecureDatagramDialOptions,
+  type SecureDatagramListenOptions,
+  secureDatagramDial,
+  secureDatagramListen,
+} from "./datagrams.js";
 export { generateKeyFile, knownHosts, loadOrCreateKeyFile, parsePublicKey, readKeyFile } from "./keys.js";
 export { type HandshakeOptions, HandshakeState } from "./noise.js";
 export { dh25519, type KeyPair, keyPairFromPrivate } from "./suite.js";

@@ -61,6 +61,24 @@ export class CipherState {
     if (plain !== null) this.n++;
     return plain;
   }
+  /**
+   * ENCRYPT with the explicit nonce `n` (the counter is neither used nor moved): for datagrams, which carry
+   * their nonce because they may be lost or reordered (src/security/datagrams.ts). A key is required.
+   */
+  encryptAt(n: number, ad: Uint8Array, plaintext: Uint8Array): Buffer {
+    if (this.k === null) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    return this.cipher.encrypt(this.k, n, ad, plaintext);
+  }
+  /** {@link encryptAt} in pieces: the ciphertext of `plaintext`, then the tag (the caller joins them once). */
+  encryptPartsAt(n: number, ad: Uint8Array, plaintext: Uint8Array): Buffer[] {
+    if (this.k === null) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    return this.cipher.encryptParts(this.k, n, ad, [plaintext], plaintext.length);
+  }
+  /** DECRYPT with the explicit nonce `n`; null if it fails. A key is required. */
+  decryptAt(n: number, ad: Uint8Array, ciphertext: Uint8Array): Buffer | null {
+    if (this.k === null) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    return this.cipher.decrypt(this.k, n, ad, ciphertext);
+  }
   /** Rekey(): k = the first 32 bytes of ENCRYPT(k, 2^64 - 1, empty, 32 zero bytes); n is kept. */
   rekey(): void {
     if (this.k === null) return;

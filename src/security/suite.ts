@@ -83,8 +83,21 @@ const TAG = 16;
 function aead(name: string, algorithm: "chacha20-poly1305" | "aes-256-gcm", bigEndian: boolean): CipherFn {
   const nonce = (n: number | bigint): Buffer => {
     const iv = Buffer.alloc(12);
-    if (bigEndian) iv.writeBigUInt64BE(BigInt(n), 4);
-    else iv.writeBigUInt64LE(BigInt(n), 4);
+    if (typeof n === "bigint") {
+      if (bigEndian) iv.writeBigUInt64BE(n, 4);
+      else iv.writeBigUInt64LE(n, 4);
+      return iv;
+    }
+    // A number (below 2^53): two 32-bit halves, without a BigInt per record.
+    const high = Math.floor(n / 2 ** 32);
+    const low = n >>> 0;
+    if (bigEndian) {
+      iv.writeUInt32BE(high, 4);
+      iv.writeUInt32BE(low, 8);
+    } else {
+      iv.writeUInt32LE(low, 4);
+      iv.writeUInt32LE(high, 8);
+    }
     return iv;
   };
   return {

@@ -40,6 +40,10 @@ export type {
   ConnectionEvents,
   ConnectionOptions,
   ConnectionStats,
+  DatagramHandshake,
+  DatagramHandshakeStep,
+  DatagramSecurity,
+  DatagramSession,
   DialOptions,
   Listener,
   ListenerEvents,
@@ -48,4 +52,7 @@ export type {
   SlowConsumerInfo,
   StreamUpgrade,
   Transport,
+  UdpOptions,
 } from "./types.js";
+export type { LessorCounters, UdpListener } from "./udp.js";
+export type { DatagramDrops, UdpConnection } from "./udp-connection.js";

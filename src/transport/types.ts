@@ -46,6 +46,58 @@ export interface UdpOptions {
   sequence?: boolean;
   /** listen(): most renters (peer addresses) at once; datagrams from further addresses are ignored. Default 1024. */
   maxRenters?: number;
+  /**
+   * Encrypted datagrams: a handshake, then every datagram sealed (security layer: `secureDatagramDial` /
+   * `secureDatagramListen`, docs/security.md "Datagrams"). Default: plain.
+   */
+  secure?: DatagramSecurity;
+}
+
+/**
+ * What seals a udp:// connection's datagrams (implemented by the security layer). The transport sends and
+ * resends the handshake datagrams and routes the answers; the security layer does the cryptography.
+ */
+export interface DatagramSecurity {
+  /** Which side this is for: a dialling one starts handshakes, a listening one answers them. */
+  readonly side: "dial" | "listen";
+  /** A dial gives up a handshake not answered by then. */
+  readonly handshakeTimeoutMs: number;
+  /** Dial: the first datagram is sent again this often until answered. */
+  readonly retransmitMs: number;
+  /** A handshake with the peer at `remoteUrl`; null when the listening side takes no more handshakes now. */
+  begin(remoteUrl: string): DatagramHandshake | null;
+}
+
+/** One handshake, as a state machine fed the peer's handshake datagrams. */
+export interface DatagramHandshake {
+  /** Dialling side: the first datagram (sent, then resent until an answer). */
+  readonly hello: Buffer | null;
+  /** A handshake datagram from the peer: what to send back, and the session or refusal it ends with. */
+  receive(datagram: Buffer): DatagramHandshakeStep;
+}
+
+/** What one handshake datagram led to. All fields may be absent (the datagram was ignored). */
+export interface DatagramHandshakeStep {
+  /** Send this to the peer (unsealed). */
+  reply?: Buffer;
+  /** The handshake is done: seal with this. */
+  session?: DatagramSession;
+  /** The peer refused, authenticated: the handshake is over (EZIPC_AUTH). */
+  refused?: EzipcError;
+  /** An unauthenticated refusal (anyone could forge it): a dial reports it only if nothing better comes. */
+  hint?: EzipcError;
+}
+
+/** The keys of one established datagram session. */
+export interface DatagramSession {
+  /** Who the peer is, as the handshake proved. */
+  readonly peer: PeerIdentity;
+  /** Bytes sealing adds to a datagram. */
+  readonly overheadBytes: number;
+  /** The sealed datagram carrying `inner` (a plain-format datagram). */
+  seal(inner: Buffer): Buffer;
+  /** The inner datagram, or why the sealed one is dropped. */
+  open(sealed: Buffer): Buffer | "replayed" | "forged" | "tooOld";
 }
 
 /** Options of `dial()`. */

@@ -21,8 +21,10 @@ import {
   datagramHeaderBytes,
   KIND_CLOSE,
   KIND_DATA,
+  KIND_HANDSHAKE,
   KIND_PING,
   KIND_PONG,
+  KIND_SEALED,
   parseDatagram,
   SequenceWindow,
   writeDatagramHeader,
@@ -30,7 +32,15 @@ import {
 import { eventsUntilClosed, nextDrain } from "./events.js";
 import { nextConnectionId } from "./ids.js";
 import { type ResolvedConnectionOptions, remoteCloseInfo } from "./stream-connection.js";
-import type { CloseInfo, Connection, ConnectionEvents, ConnectionStats } from "./types.js";
+import type {
+  CloseInfo,
+  Connection,
+  ConnectionEvents,
+  ConnectionStats,
+  DatagramHandshake,
+  DatagramSession,
+  PeerIdentity,
+} from "./types.js";
 
 /** udp:// options, resolved. */
 export interface ResolvedUdpOptions {
@@ -48,6 +58,20 @@ export interface DatagramDrops {
   stale: number;
   /** Arrived while paused with `receiveHighWaterMarkBytes` already held. */
   overflow: number;
+  /** Encrypted connections: a nonce already delivered. */
+  replayed: number;
+  /** Encrypted connections: failed authentication (tampered, or not from the peer). */
+  forged: number;
+  /** Encrypted connections: a nonce older than the anti-replay window remembers. */
+  tooOld: number;
+  /** Encrypted connections: a datagram that was not sealed (a plain PING or CLOSE, a stray hello: from anyone). */
+  unsealed: number;
+}
+
+/** An encrypted connection's keys, and (a renter) the handshake that made them, to answer a repeated hello. */
+export interface DatagramSecuring {
+  session: DatagramSession;
+  handshake: DatagramHandshake | null;
 }
 
 /** How a connection reaches its socket. */
@@ -63,10 +87,19 @@ const DECODER = new TextDecoder();
 
 export class UdpConnection extends EventEmitter<ConnectionEvents> implements Connection {
   readonly id = nextConnectionId();
-  readonly peer = null;
+  readonly peer: PeerIdentity | null;
   state: "open" | "closing" | "closed" = "open";
   readonly stats: ConnectionStats = newConnectionStats();
-  readonly drops: DatagramDrops = { malformed: 0, duplicate: 0, stale: 0, overflow: 0 };
+  readonly drops: DatagramDrops = {
+    malformed: 0,
+    duplicate: 0,
+    stale: 0,
+    overflow: 0,
+    replayed: 0,
+    forged: 0,
+    tooOld: 0,
+    unsealed: 0,
+  };
   readonly closed: Promise<CloseInfo>;
   queuedBytes = 0;
 
@@ -93,11 +126,13 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
     readonly remoteUrl: string,
     private readonly opts: ResolvedConnectionOptions,
     private readonly udp: ResolvedUdpOptions,
+    private readonly securing: DatagramSecuring | null = null,
   ) {
     super();
+    this.peer = securing?.session.peer ?? null;
     this.maxPayloadBytes = Math.min(
       opts.maxFrameBytes,
-      udp.maxDatagramBytes - datagramHeaderBytes(udp.sequence),
+      udp.maxDatagramBytes - datagramHeaderBytes(udp.sequence) - (securing?.session.overheadBytes ?? 0),
     );
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -151,8 +186,12 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
     return false;
   }
 
-  /** Hands one datagram to the socket, counting it as queued until the socket has taken it. */
-  private put(d: Buffer): void {
+  /**
+   * Hands one datagram to the socket (sealed first on an encrypted connection, unless `raw`), counting it as
+   * queued until the socket has taken it.
+   */
+  private put(plain: Buffer, raw = false): void {
+    const d = this.securing && !raw ? this.securing.session.seal(plain) : plain;
     this.sentSinceTick = true;
     this.queuedBytes += d.length;
     this.pendingSends++;
@@ -229,8 +268,28 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
   }
 
   /** @internal One datagram from the peer (the socket's owner routes it here). */
-  receive(d: Buffer): void {
+  receive(datagram: Buffer): void {
     if (this.state === "closed") return;
+    let d = datagram;
+    if (this.securing) {
+      if (d[0] === KIND_SEALED) {
+        const opened = this.securing.session.open(d);
+        if (typeof opened === "string") {
+          this.drops[opened]++;
+          return;
+        }
+        d = opened;
+      } else if (d[0] === KIND_HANDSHAKE && this.securing.handshake) {
+        // The peer did not get the answer to its hello: the same answer again (a different hello is ignored).
+        const step = this.securing.handshake.receive(d);
+        if (!step.reply) this.drops.unsealed++;
+        else if (this.state === "open") this.put(step.reply, true);
+        return;
+      } else {
+        this.drops.unsealed++;
+        return;
+      }
+    }
     const parsed = parseDatagram(d);
     if (!parsed) {
       this.drops.malformed++;
@@ -244,7 +303,7 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
       }
     }
     this.lastRxAt = Date.now();
-    this.stats.bytesIn += d.length;
+    this.stats.bytesIn += datagram.length;
     switch (parsed.kind) {
       case KIND_DATA:
         if (this.state !== "open") return;

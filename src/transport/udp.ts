@@ -15,11 +15,13 @@ import { EventEmitter } from "node:events";
 import net from "node:net";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
-import { KIND_CLOSE, parseDatagram } from "./datagram.js";
+import { KIND_CLOSE, KIND_HANDSHAKE, KIND_HANDSHAKE_REPLY, KIND_REFUSAL, parseDatagram } from "./datagram.js";
 import { eventsUntilClosed } from "./events.js";
 import { resolveConnectionOptions } from "./stream-connection.js";
 import type {
   Connection,
+  DatagramSecurity,
+  DatagramSession,
   DialOptions,
   Listener,
   ListenerEvents,
@@ -27,19 +29,30 @@ import type {
   Transport,
   UdpOptions,
 } from "./types.js";
-import { type ResolvedUdpOptions, UdpConnection } from "./udp-connection.js";
+import { type DatagramSecuring, type ResolvedUdpOptions, UdpConnection } from "./udp-connection.js";
 
 /** The largest UDP payload over IPv4 (65,535 − 8 − 20). */
 export const MAX_DATAGRAM_BYTES = 65_507;
 /** Default datagram size: an Ethernet MTU (1500) minus the IPv4 and UDP headers, so nothing is fragmented. */
 export const DEFAULT_DATAGRAM_BYTES = 1_472;
 
-function resolveUdp(o: UdpOptions = {}): ResolvedUdpOptions & { maxRenters: number } {
+function resolveUdp(
+  o: UdpOptions = {},
+  side: "dial" | "listen",
+): ResolvedUdpOptions & { maxRenters: number; secure: DatagramSecurity | null } {
   const r = {
     maxDatagramBytes: o.maxDatagramBytes ?? DEFAULT_DATAGRAM_BYTES,
     sequence: o.sequence ?? false,
     maxRenters: o.maxRenters ?? 1024,
+    secure: o.secure ?? null,
   };
+  if (r.secure && r.secure.side !== side) {
+    throw new TypeError(
+      side === "dial"
+        ? "udp.secure of dial() is secureDatagramDial({ hubKey, … })"
+        : "udp.secure of listen() is secureDatagramListen({ staticKey, … })",
+    );
+  }
   if (
     !Number.isInteger(r.maxDatagramBytes) ||
     r.maxDatagramBytes < 16 ||
@@ -95,7 +108,11 @@ function bind(socket: dgram.Socket, host: string, port: number, href: string): P
 export interface LessorCounters {
   /** Datagrams from a new address ignored because `maxRenters` renters were open. */
   rentersRefused: number;
-  /** Datagrams from a new address that were not a valid DATA or PING (no renter is made for them). */
+  /**
+   * Datagrams from a new address that were not a valid DATA or PING (no renter is made for them); on an
+   * encrypted lessor, anything but a hello, and hellos that did not end in a session (refused, unreadable,
+   * over the handshake rate).
+   */
   strays: number;
 }
 
@@ -117,14 +134,14 @@ export class UdpListener extends EventEmitter<ListenerEvents> implements Listene
   ) {
     super();
     const resolved = resolveConnectionOptions(options);
-    const udp = resolveUdp(options.udp);
+    const udp = resolveUdp(options.udp, "listen");
     socket.on("message", (msg, rinfo) => {
       const key = `${rinfo.address}|${rinfo.port}`;
       let renter = this.renters.get(key);
       if (!renter) {
         if (this.closing) return;
-        const parsed = parseDatagram(msg);
-        if (!parsed || parsed.kind === KIND_CLOSE) {
+        const parsed = udp.secure ? null : parseDatagram(msg);
+        if (udp.secure ? msg[0] !== KIND_HANDSHAKE : !parsed || parsed.kind === KIND_CLOSE) {
           this.counters.strays++;
           return;
         }
@@ -133,6 +150,18 @@ export class UdpListener extends EventEmitter<ListenerEvents> implements Listene
           return;
         }
         const remote = udpUrl(rinfo.address, rinfo.port);
+        let securing: DatagramSecuring | null = null;
+        if (udp.secure) {
+          // A hello: answered at once; a renter only for a peer the handshake admitted.
+          const handshake = udp.secure.begin(remote);
+          const step = handshake?.receive(msg);
+          if (step?.reply) socket.send(step.reply, rinfo.port, rinfo.address);
+          if (!handshake || !step?.session) {
+            this.counters.strays++;
+            return;
+          }
+          securing = { session: step.session, handshake };
+        }
         const r: UdpConnection = new UdpConnection(
           {
             send: (d, done) => {
@@ -151,12 +180,14 @@ export class UdpListener extends EventEmitter<ListenerEvents> implements Listene
           remote,
           resolved,
           udp,
+          securing,
         );
         renter = r;
         this.renters.set(key, r);
         this.connections.add(r);
         log("debug", "transport", "renter", { listener: this.url, id: r.id, remote });
         this.emit("connection", r);
+        if (securing) return; // the hello was the handshake's
       }
       renter.receive(msg);
     });
@@ -190,7 +221,7 @@ export const udpTransport: Transport = {
 
   async listen(url: URL, options: ListenOptions): Promise<Listener> {
     const { host, port } = parseUdpUrl(url);
-    resolveUdp(options.udp);
+    resolveUdp(options.udp, "listen");
     if (options.upgrade) {
       throw new EzipcError(
         "EZIPC_NOT_SUPPORTED",
@@ -206,7 +237,7 @@ export const udpTransport: Transport = {
   async dial(url: URL, options: DialOptions): Promise<Connection> {
     const { host, port } = parseUdpUrl(url);
     const resolved = resolveConnectionOptions(options);
-    const udp = resolveUdp(options.udp);
+    const udp = resolveUdp(options.udp, "dial");
     if (options.upgrade) {
       throw new EzipcError(
         "EZIPC_NOT_SUPPORTED",
@@ -225,15 +256,29 @@ export const udpTransport: Transport = {
     });
     const local = socket.address();
     const remote = socket.remoteAddress();
+    const remoteUrl = udpUrl(remote.address, remote.port);
+    let securing: DatagramSecuring | null = null;
+    if (udp.secure) {
+      try {
+        securing = {
+          session: await handshake(socket, udp.secure, remoteUrl, options.signal),
+          handshake: null,
+        };
+      } catch (err) {
+        socket.close();
+        throw err;
+      }
+    }
     const conn = new UdpConnection(
       {
         send: (d, done) => socket.send(d, done),
         release: () => socket.close(),
       },
       udpUrl(local.address, local.port),
-      udpUrl(remote.address, remote.port),
+      remoteUrl,
       resolved,
       udp,
+      securing,
     );
     socket.on("message", (msg) => conn.receive(msg));
     conn.announce();
@@ -243,3 +288,63 @@ export const udpTransport: Transport = {
     return conn;
   },
 };
+
+/**
+ * The dialling side of an encrypted connection's handshake on `socket` (connected): the hello, sent again
+ * every `retransmitMs` until an answer. Resolves with the session; rejects with `EZIPC_AUTH` (refused: the
+ * verdict, or at the timeout the unauthenticated refusal heard), `EZIPC_HANDSHAKE` (no answer within
+ * `handshakeTimeoutMs`) or `EZIPC_CONNECT_ABORTED`.
+ */
+function handshake(
+  socket: dgram.Socket,
+  security: DatagramSecurity,
+  remoteUrl: string,
+  signal: AbortSignal | undefined,
+): Promise<DatagramSession> {
+  const h = security.begin(remoteUrl);
+  if (!h?.hello) return Promise.reject(new TypeError("udp.secure of dial() made no hello"));
+  const hello = h.hello;
+  return new Promise((resolve, reject) => {
+    let hint: Error | null = null;
+    const send = () =>
+      socket.send(hello, (err) => err && log("debug", "transport", "udp hello", { error: err }));
+    const resend = setInterval(send, security.retransmitMs);
+    const timeout = setTimeout(
+      () =>
+        end(
+          hint ??
+            new EzipcError(
+              "EZIPC_HANDSHAKE",
+              `${remoteUrl}: no answer to the encrypted handshake within ${security.handshakeTimeoutMs} ms`,
+            ),
+        ),
+      security.handshakeTimeoutMs,
+    );
+    const onAbort = () => end(new EzipcError("EZIPC_CONNECT_ABORTED", `dial ${remoteUrl} aborted`));
+    const onMessage = (msg: Buffer) => {
+      if (msg[0] !== KIND_HANDSHAKE_REPLY && msg[0] !== KIND_REFUSAL) return;
+      const step = h.receive(msg);
+      if (step.hint) hint = step.hint;
+      if (step.refused) end(step.refused);
+      else if (step.session) end(null, step.session);
+    };
+    function end(err: Error | null, session?: DatagramSession): void {
+      clearInterval(resend);
+      clearTimeout(timeout);
+      socket.off("message", onMessage);
+      socket.off("error", onError);
+      signal?.removeEventListener("abort", onAbort);
+      if (err) reject(err);
+      else resolve(session!);
+    }
+    // A connected socket hears ICMP port-unreachable as an error: nothing listens there (yet). The hello is
+    // sent again until the timeout, which reports it if nothing better came.
+    const onError = (err: Error) => {
+      hint ??= new EzipcError("EZIPC_CONNECTION_REFUSED", `${remoteUrl}: ${err.message}`, { cause: err });
+    };
+    socket.on("message", onMessage);
+    socket.on("error", onError);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    send();
+  });
+}
