@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { seededRandom } from "../helpers.js";
-import { fuzzFrameDecoder, fuzzHubMessages, fuzzRecords, fuzzWsFrames } from "./fuzzers.js";
+import { fuzzDatagrams, fuzzFrameDecoder, fuzzHubMessages, fuzzRecords, fuzzWsFrames } from "./fuzzers.js";
 
 describe("fuzz (seeded slice)", () => {
   it("frame decoder: 20,000 frame streams, half of them damaged", () => {
@@ -23,5 +23,10 @@ describe("fuzz (seeded slice)", () => {
   it("secure records: 5,000 record streams, most of them damaged", () => {
     const r = fuzzRecords(seededRandom(3), 5_000);
     assert.ok(r.accepted >= 1_500 && r.accepted < 5_000, `accepted ${r.accepted}`);
+  });
+
+  it("udp:// datagrams: 20,000 sealed, replayed, reordered or damaged datagrams, and hellos", () => {
+    const r = fuzzDatagrams(seededRandom(5), 20_000);
+    assert.ok(r.accepted >= 3_000 && r.accepted < 20_000, `accepted ${r.accepted}`);
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Fuzzers of everything that parses bytes from a peer: the frame decoder, every hub message (the generic
  * schema decoder, and the hand-written `publish` / `message` parsers against it), and the secure channel's
- * record layer. Each runs `inputs` generated inputs from a seed and throws on the first property broken:
+ * record layer, udp:// datagrams (plain and sealed). Each runs `inputs` generated inputs from a seed and throws on the first property broken:
  *
  * - no exception but a coded `EzipcError` of the expected kind;
  * - valid input, split anywhere, decodes to exactly what was encoded (differential);
@@ -13,9 +13,11 @@
 import type { SchemaType } from "../../src/codec/schema.js";
 import { EzipcError } from "../../src/errors.js";
 import { MESSAGE_INDEX, PUBLISH_INDEX, parseMessage, parsePublish } from "../../src/pubsub/fast-frames.js";
+import { SealedSession, secureDatagramDial, secureDatagramListen } from "../../src/security/datagrams.js";
 import { CipherState } from "../../src/security/noise.js";
 import { RecordReader, sealRecords } from "../../src/security/records.js";
-import { chaChaPoly } from "../../src/security/suite.js";
+import { aesGcm, chaChaPoly, dh25519 } from "../../src/security/suite.js";
+import { parseDatagram, writeDatagramHeader } from "../../src/transport/datagram.js";
 import { FrameDecoder } from "../../src/transport/frame-decoder.js";
 import { WsFrameParser } from "../../src/transport/ws-frame-parser.js";
 import { encodeMessages } from "../../src/transport/ws-stream.js";
@@ -336,6 +338,78 @@ export function fuzzRecords(rng: Rng, inputs: number): FuzzResult {
           throw new Error("the record reader delivered a plaintext it was not given");
       }
       if (!mutated && got.length !== plains.length) throw new Error("valid records were not all delivered");
+    }
+    return accepted;
+  });
+}
+
+// ---- udp:// datagrams -----------------------------------------------------------------------------------
+
+/**
+ * udp:// datagrams: sealed datagrams (a session's stream of them — replayed, reordered, mutated) opened by
+ * the other side, plain datagrams parsed, and now and then a mutated hello answered by a listener. Nothing
+ * throws; a session opens only what was sealed, each nonce at most once; the parser never reads a kind or a
+ * sequence number that the datagram does not hold.
+ */
+export function fuzzDatagrams(rng: Rng, inputs: number): FuzzResult {
+  const keyA = randomBytes(rng, 32);
+  const keyB = randomBytes(rng, 32);
+  const state = (k: Buffer) => {
+    const c = new CipherState(aesGcm);
+    c.initializeKey(Buffer.from(k));
+    return c;
+  };
+  const listenerKey = dh25519.generateKeyPair();
+  const listener = secureDatagramListen({ staticKey: listenerKey, maxHandshakesPerSecond: 1e9 });
+  const dialler = secureDatagramDial({ hubKey: listenerKey.publicKey, cipher: "AESGCM" });
+  return timed("udp datagrams", inputs, () => {
+    let accepted = 0;
+    for (let n = 0; n < inputs; ) {
+      const a = new SealedSession({ name: "a" }, state(keyA), state(keyB));
+      const b = new SealedSession({ name: "b" }, state(keyB), state(keyA));
+      const sent = new Map<string, number>();
+      const wire: Buffer[] = [];
+      for (let i = 0; i < 1 + int(rng, 6); i++) {
+        const body = randomBytes(rng, int(rng, 48));
+        const inner = Buffer.alloc(9 + body.length);
+        const at = writeDatagramHeader(inner, int(rng, 4), rng() < 0.5 ? 1 + int(rng, 1e6) : 0);
+        body.copy(inner, at);
+        const plain = inner.subarray(0, at + body.length);
+        sent.set(plain.toString("hex"), (sent.get(plain.toString("hex")) ?? 0) + 1);
+        const d = a.seal(plain);
+        wire.push(d);
+        if (rng() < 0.3) wire.push(d); // replayed
+      }
+      for (let i = 0; i + 1 < wire.length; i++)
+        if (rng() < 0.3) [wire[i], wire[i + 1]] = [wire[i + 1]!, wire[i]!];
+      for (const d of wire) {
+        if (n++ >= inputs) break;
+        const input = rng() < 0.5 ? mutate(rng, d) : d;
+        const r = b.open(input);
+        if (typeof r === "string") continue;
+        const k = r.toString("hex");
+        const left = sent.get(k);
+        if (!left) throw new Error("a session opened a datagram that was not sealed (or opened one twice)");
+        sent.set(k, left - 1);
+        accepted++;
+        const p = parseDatagram(r);
+        if (!p || p.kind > 3) throw new Error("a sealed plain datagram did not parse");
+      }
+      // Plain datagrams from anyone: parsed or refused, never a throw or a read past the end.
+      const junk = mutate(rng, randomBytes(rng, int(rng, 20)));
+      const p = parseDatagram(junk);
+      if (p && (p.body.length > junk.length || (p.seq !== 0 && junk.length < 9)))
+        throw new Error("parseDatagram misread");
+      n++;
+      // Now and then a hello, mutated or not, to a listener (a handshake costs three X25519 operations).
+      if (rng() < 0.002) {
+        const hello = dialler.begin("udp://fuzz")!.hello!;
+        const input = rng() < 0.5 ? mutate(rng, hello) : hello;
+        const step = listener.begin("udp://fuzz")!.receive(input);
+        // Every datagram of the hello kind is answered (a session's answer, or a refusal); others are not.
+        if (Boolean(step.reply) !== (input[0] === 4)) throw new Error("a hello was answered wrong");
+        n++;
+      }
     }
     return accepted;
   });

@@ -4,14 +4,20 @@
  * property, printing the seed to replay it.
  */
 import { seededRandom } from "../helpers.js";
-import { fuzzFrameDecoder, fuzzHubMessages, fuzzRecords, fuzzWsFrames } from "./fuzzers.js";
+import { fuzzDatagrams, fuzzFrameDecoder, fuzzHubMessages, fuzzRecords, fuzzWsFrames } from "./fuzzers.js";
 
 const inputs = Number(process.argv[2] ?? 10_000_000);
 const seed = Number(process.argv[3] ?? Date.now() % 2 ** 31);
 console.log(`fuzz: ${inputs} inputs per fuzzer, seed ${seed}\n`);
 console.log("| fuzzer | inputs | accepted | inputs/s | heap after (MiB) |");
 console.log("|---|---:|---:|---:|---:|");
-for (const [i, fuzz] of [fuzzFrameDecoder, fuzzWsFrames, fuzzHubMessages, fuzzRecords].entries()) {
+for (const [i, fuzz] of [
+  fuzzFrameDecoder,
+  fuzzWsFrames,
+  fuzzHubMessages,
+  fuzzRecords,
+  fuzzDatagrams,
+].entries()) {
   try {
     const r = fuzz(seededRandom(seed + i), inputs);
     global.gc?.();
