@@ -16,5 +16,11 @@ if (files.length === 0) {
   console.error("no test files found under dist/test");
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
+// --test-force-exit: a file whose test failed before closing a socket or a timer would otherwise keep its
+// process (and the whole run) waiting forever; --test-timeout bounds any one test.
+const r = spawnSync(
+  process.execPath,
+  ["--test", "--test-force-exit", "--test-timeout=240000", "--test-reporter=spec", ...files],
+  { stdio: "inherit" },
+);
 process.exit(r.status ?? 1);

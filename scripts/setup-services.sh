@@ -4,8 +4,12 @@
 # tests make a throwaway CA) and tmux (the chat client's end-to-end test runs it in a pseudo-terminal); the
 # cryptography package for the Python client's encrypted connections (Debian: python3-cryptography), when no
 # Python on the machine has it; Mono (mcs) and NUnit 2.6 to build and test the C# client (clients/csharp);
-# Chromium for the browser tests (test/web, driven by playwright-core).
+# Chromium for the browser tests (test/web, driven by playwright-core); nats-server, whose JetStream clusters
+# the cluster tests start (test/cluster: three nodes on loopback; the benchmarks compare with it too).
 set -euo pipefail
+if ! command -v nats-server >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq nats-server >/dev/null
+fi
 if ! command -v chromium >/dev/null; then
   apt-get update -qq && apt-get install -y -qq chromium >/dev/null
 fi

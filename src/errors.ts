@@ -70,6 +70,8 @@ export const ErrorCodes = {
   EZIPC_SHM_BAD_FILE:
     "A shared-memory file is not a valid ezipc file (truncated, corrupted, another version or kind); it is not used.",
   EZIPC_SHM_TOO_LARGE: "A message does not fit the topic's ring (at most a quarter of its bytes).",
+  EZIPC_CLUSTER:
+    "A clustered hub could not reach its cluster (NATS JetStream) in time, or other hubs kept winning a write; the operation failed.",
 } as const;
 
 /** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */

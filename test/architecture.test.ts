@@ -30,6 +30,7 @@ const LAYER: Record<string, number> = {
   deadman: 8,
   store: 9,
   wire: 9,
+  cluster: 9,
   hub: 10,
   client: 10,
   "shm-client": 10,

@@ -23,6 +23,12 @@ export function nonNegativeInt(v: string): number {
   return n;
 }
 
+export function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
+  return n;
+}
+
 type Format = "auto" | "hex" | "utf8" | "json" | "base64";
 
 function parseFormat(v: string): Format {
@@ -154,6 +160,16 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
       5_000,
     )
     .option(
+      "--cluster <nats-urls>",
+      "form one system with every hub started with the same NATS JetStream cluster (nats://HOST:PORT[,…]; docs/cluster.md): shared variables live there",
+    )
+    .option(
+      "--cluster-replicas <n>",
+      "with --cluster: copies JetStream keeps (1 for a single NATS server)",
+      positiveInt,
+      3,
+    )
+    .option(
       "--bridge <shm-url>",
       "bridge this shared-memory namespace (shm:// or shm:///NAME): its topics and keys appear on the hub, and network clients' publishes and writes on those names appear in shared memory",
     )
@@ -176,6 +192,8 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           clients?: string;
           holdPublishersMs: number;
           bridge?: string;
+          cluster?: string;
+          clusterReplicas: number;
           ws: string | false;
           metrics: boolean;
           dashboard: boolean;
@@ -208,6 +226,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           holdPublishersMs: o.holdPublishersMs,
           security,
           bridge: o.bridge ? shmBridge(o.bridge) : undefined,
+          cluster: o.cluster ? { servers: o.cluster, replicas: o.clusterReplicas } : undefined,
         });
         if (o.metrics || o.dashboard) serveMonitoring(hub, { metrics: o.metrics, dashboard: o.dashboard });
         const s = hub.stats();

@@ -6,7 +6,7 @@ import { readFileSync, realpathSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { Command, InvalidArgumentError } from "commander";
+import { Command } from "commander";
 import { isEzipcError } from "../errors.js";
 import { setLogger, stderrLogger } from "../log.js";
 import { secureDatagramDial, secureDatagramListen } from "../security/datagrams.js";
@@ -15,7 +15,7 @@ import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
 import { addBenchCommand } from "./bench-command.js";
 import { addChatCommands } from "./chat-commands.js";
-import { addHubCommands, addMessagingCommands } from "./hub-commands.js";
+import { addHubCommands, addMessagingCommands, positiveInt } from "./hub-commands.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;
@@ -26,12 +26,6 @@ export const DEFAULT_TCP_URL = "tcp://127.0.0.1:7700";
 /** Where `ezipc serve` also listens for browsers (WebSocket) unless told otherwise (`--ws`, `--no-ws`). */
 export const DEFAULT_WS_URL = "ws://127.0.0.1:7701";
 export const DEFAULT_UNIX_URL = `unix://${path.join(os.tmpdir(), "ezipc.sock")}`;
-
-function positiveInt(v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError("expected a positive integer");
-  return n;
-}
 
 export function buildProgram(): Command {
   const program = new Command("ezipc")

@@ -99,7 +99,9 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     this.dialer.on("status", (s) => {
       if (s.type === "reconnecting" || s.type === "disconnected") {
         if (this.status !== "closed") this.setStatus(this.clientId ? "reconnecting" : "connecting");
-        if (!this.clientId && !options.waitOnFirstConnect && s.type === "reconnecting") {
+        // A first connection fails once every address was tried (unless told to wait).
+        const triedAll = s.type === "reconnecting" && s.attempt > this.dialer.urls.length;
+        if (!this.clientId && !options.waitOnFirstConnect && triedAll) {
           void this.closeWith(s.error);
         }
       } else if (s.type === "closed") {

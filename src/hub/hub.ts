@@ -42,6 +42,7 @@ export interface HubMetrics {
   publishAckLatency: HistogramSnapshot;
 }
 
+import { ClusterLink, type ClusterOptions } from "../cluster/cluster.js";
 import { PUBLISH_INDEX, parsePublish } from "../pubsub/fast-frames.js";
 import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-hub.js";
 import { removeStaleDirs } from "../rpc/direct.js";
@@ -94,6 +95,11 @@ export interface HubOptions extends VarsOptions, PubSubOptions, RpcOptions, Conn
    * it admits. Without it, connections are plain.
    */
   security?: HubSecurity;
+  /**
+   * Form one system with every hub given the same cluster (docs/cluster.md): NATS JetStream servers, which
+   * then hold the shared variables. Without it, the hub is a system of its own.
+   */
+  cluster?: ClusterOptions;
 }
 
 /**
@@ -222,7 +228,11 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly trusted = new WeakSet<Connection>();
   private bridge: { close(): Promise<void> } | null = null;
 
-  private constructor(private readonly options: HubOptions) {
+  private constructor(
+    private readonly options: HubOptions,
+    /** The cluster this hub is part of (null: none). */
+    private readonly link: ClusterLink | null,
+  ) {
     super();
     this.name = options.name ?? "ezipc-hub";
     this.store = options.store ?? new MemoryStore();
@@ -244,6 +254,7 @@ export class Hub extends EventEmitter<HubEvents> {
       this.protocol,
       this.access,
       (info) => this.emit("invalidated", info),
+      link?.vars,
     );
   }
 
@@ -252,12 +263,19 @@ export class Hub extends EventEmitter<HubEvents> {
    * (closing whatever was opened) with `EZIPC_ADDRESS_IN_USE`, `EZIPC_INVALID_URL` or `EZIPC_STORE`.
    */
   static async listen(options: HubOptions): Promise<Hub> {
-    const hub = new Hub(options);
+    const link = options.cluster
+      ? await ClusterLink.open(options.cluster, {
+          name: options.name ?? "ezipc-hub",
+          reconnectWindowMs: options.reconnectWindowMs ?? 5_000,
+        })
+      : null;
+    const hub = new Hub(options, link);
     try {
       const history = "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
       hub.pubsub = new PubSub(options, hub.protocol, history, hub.access);
       hub.connectionParts = [hub.pubsub, hub.rpc, hub.deadmen];
       hub.vars.load();
+      await hub.vars.start();
       const sec = options.security;
       const upgrade = sec
         ? secureListen({
@@ -318,6 +336,14 @@ export class Hub extends EventEmitter<HubEvents> {
   /** The current value and version of a key, or undefined. */
   peek(key: string): { data: Buffer; version: number; refcount: number; persistent: boolean } | undefined {
     return this.vars.peek(key);
+  }
+
+  /**
+   * A clustered hub's shared-variable counters (docs/cluster.md): changes applied from the cluster, writes
+   * made again, graces ended here and keys they disposed. Null on a hub of its own.
+   */
+  clusterCounters(): { applied: number; retries: number; gracesEnded: number; disposed: number } | null {
+    return this.vars.cluster ? { ...this.vars.cluster.counters } : null;
   }
 
   stats(): HubStats {
@@ -449,6 +475,7 @@ export class Hub extends EventEmitter<HubEvents> {
     this.pubsub?.flush();
     this.pubsub?.stop();
     this.store.close();
+    await this.link?.close();
   }
 
   // ---- connections ------------------------------------------------------------------------------------

@@ -46,7 +46,9 @@ export function backoffDelay(attempt: number, o: Required<ReconnectOptions>, ran
 
 /**
  * A connector (seed 003) that keeps one connection to `url` open: it dials, and after every loss dials
- * again with exponential backoff and jitter until {@link close} (or maxAttempts).
+ * again with exponential backoff and jitter until {@link close} (or maxAttempts). `url` may list several
+ * addresses separated by commas (the hubs of a cluster, docs/cluster.md): each attempt dials the next one
+ * in turn, so a failed or lost address is followed by another.
  *
  * Each open connection is a new {@link Connection} (`connection` event); what was queued on a lost one is
  * gone, and the layer above resynchronises. Status changes come as `status` events and from
@@ -68,12 +70,20 @@ export class Dialer extends EventEmitter<DialerEvents> {
   private retryTimer: NodeJS.Timeout | null = null;
   private attempt = 0;
   private closedFlag = false;
+  /** The addresses `url` lists, dialled in turn. */
+  readonly urls: readonly string[];
+  private turn = 0;
 
   constructor(
     readonly url: string,
     private readonly options: DialerOptions = {},
   ) {
     super();
+    this.urls = url
+      .split(",")
+      .map((u) => u.trim())
+      .filter((u) => u !== "");
+    if (this.urls.length === 0) throw new EzipcError("EZIPC_INVALID_URL", "no address to dial");
     const r = options.reconnect;
     this.backoff =
       r === false
@@ -169,11 +179,13 @@ export class Dialer extends EventEmitter<DialerEvents> {
     if (this.closedFlag) return;
     this.attempt++;
     this.setStatus({ type: "connecting", attempt: this.attempt });
+    const target = this.urls[this.turn % this.urls.length]!;
     let conn: Connection;
     try {
-      conn = await dial(this.url, { ...this.options, signal: this.abort.signal });
+      conn = await dial(target, { ...this.options, signal: this.abort.signal });
     } catch (err) {
       if (this.closedFlag) return;
+      this.turn++;
       this.scheduleRetry(err as EzipcError);
       return;
     }
@@ -183,10 +195,11 @@ export class Dialer extends EventEmitter<DialerEvents> {
     }
     this.attempt = 0;
     this.connection = conn;
-    log("info", "transport", "dialer connected", { url: this.url, id: conn.id });
+    log("info", "transport", "dialer connected", { url: target, id: conn.id });
     conn.once("close", (info) => {
       if (this.connection !== conn) return;
       this.connection = null;
+      if (this.urls.length > 1) this.turn++; // another address first: this one just failed
       this.setStatus({ type: "disconnected", info });
       if (!this.closedFlag) {
         this.scheduleRetry(info.error ?? new EzipcError("EZIPC_CONNECTION_CLOSED", `closed: ${info.reason}`));

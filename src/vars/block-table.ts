@@ -160,8 +160,9 @@ export class BlockTable {
     this.byKey.set(key, block);
     this.byIdMap.set(block.id, block);
     this.bytes += data.length;
-    // A new non-persistent block nobody holds yet starts its grace at once (the creator holds it next).
-    if (!block.persistent) this.startGrace(block);
+    // A new non-persistent block nobody holds yet starts its grace at once (the creator holds it next). A
+    // clustered hub's blocks are disposed cluster-wide (holdsHook).
+    if (!block.persistent && !this.holdsHook) this.startGrace(block);
     return block;
   }
 
@@ -189,7 +190,12 @@ export class BlockTable {
 
   /** Adds `n` pointers; a block in grace is revived. */
   hold(block: Block, n = 1): void {
+    const was = block.refcount;
     block.refcount += n;
+    if (this.holdsHook) {
+      if (was === 0 && block.refcount > 0) this.holdsHook.held(block);
+      return;
+    }
     if (block.refcount > 0) this.stopGrace(block);
   }
 
@@ -197,15 +203,16 @@ export class BlockTable {
   release(block: Block, n = 1): void {
     if (n > block.refcount) throw new Error(`refcount of ${block.key} would go below 0`);
     block.refcount -= n;
-    if (block.refcount === 0 && !block.persistent && this.byKey.get(block.key) === block)
-      this.startGrace(block);
+    if (block.refcount !== 0 || n === 0 || this.byKey.get(block.key) !== block) return;
+    if (this.holdsHook) this.holdsHook.unheld(block);
+    else if (!block.persistent) this.startGrace(block);
   }
 
   /** Makes a block persistent (never disposed) or not. */
   setPersistent(block: Block, persistent: boolean): void {
     block.persistent = persistent;
     if (persistent) this.stopGrace(block);
-    else if (block.refcount === 0) this.startGrace(block);
+    else if (block.refcount === 0 && !this.holdsHook) this.startGrace(block);
   }
 
   /** Removes a block now (any refcount), leaving a tombstone. */
@@ -218,6 +225,12 @@ export class BlockTable {
     for (const h of this.graceTimers.values()) this.clock.clearTimeout(h);
     this.graceTimers.clear();
   }
+
+  /**
+   * Set by a clustered hub, whose keys are disposed cluster-wide (docs/cluster.md): told when a block's
+   * pointers here leave 0 and come back to 0, instead of this table running its grace period.
+   */
+  holdsHook: { held(block: Block): void; unheld(block: Block): void } | null = null;
 
   private startGrace(block: Block): void {
     if (this.graceTimers.has(block)) return;

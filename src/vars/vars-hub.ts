@@ -31,6 +31,7 @@ import type { BlockStore } from "./block-store.js";
 import { type Block, BlockTable, type BlockTableOptions, type Clock, checkKey } from "./block-table.js";
 import { globMatcher } from "./glob.js";
 import { mergePatch } from "./merge-patch.js";
+import { VarsCluster } from "./vars-cluster.js";
 import {
   INFO_DISPOSED,
   INFO_GRACE,
@@ -44,6 +45,7 @@ import {
   STATE_LIVE,
   type varsMessages,
 } from "./vars-messages.js";
+import type { VarsReplica } from "./vars-replica.js";
 
 const REQUEST = 0;
 const LAZY = 1;
@@ -75,6 +77,8 @@ export class PeerVars {
   congested = false;
   /** Block ids resynchronised since the last reconnect (null outside a resync). */
   resynced: Set<number> | null = null;
+  /** The client is gone for good (an answer that comes later from the cluster adds no pointer). */
+  gone = false;
 }
 
 /** A client as this part sees it. */
@@ -127,12 +131,25 @@ export class VarsHub {
     private readonly access: ((conn: Connection, op: Operation, subject: string) => void) | undefined,
     /** Told of every invalidated key. */
     private readonly onInvalidated: (info: { key: string; reason: "disposed" | "deleted" }) => void,
+    /** A clustered hub's authority on values and versions (vars-cluster.ts). */
+    replica?: VarsReplica,
   ) {
     this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
     this.allowClientPersistent = options.allowClientPersistent ?? true;
     this.commits = new BlockCommits(store, (b, v) => this.applyCommitted(b, v));
     this.table = new BlockTable(options, clock, (block, reason) => this.onInvalidate(block, reason));
     this.clock = clock;
+    this.cluster = replica
+      ? new VarsCluster(replica, { table: this.table, notifyHolders: (b) => this.notifyHolders(b) }, clock)
+      : null;
+  }
+
+  /** The cluster side (null on a hub of its own). */
+  readonly cluster: VarsCluster | null;
+
+  /** A clustered hub: loads the cluster's keys and follows them (before listening). */
+  async start(): Promise<void> {
+    await this.cluster?.start();
   }
 
   private readonly clock: Clock;
@@ -248,6 +265,7 @@ export class VarsHub {
 
   /** Releases every pointer of a client that is gone for good. */
   forget(peer: VarsPeer): void {
+    peer.vars.gone = true;
     for (const h of [...peer.vars.holdings.values()]) this.dropHolding(peer, h);
   }
 
@@ -256,6 +274,12 @@ export class VarsHub {
    * start their grace period at once. Throws like a client's allocate (`EZIPC_KEY_EXISTS`, limits).
    */
   allocate(key: string, size: number, options: { persistent?: boolean; json?: boolean } = {}): void {
+    if (this.cluster) {
+      throw new EzipcError(
+        "EZIPC_NOT_SUPPORTED",
+        "hub.allocate() on a clustered hub: allocate the key from a client (docs/cluster.md)",
+      );
+    }
     const json = options.json ?? false;
     if (!json) checkSize(size);
     const block = this.table.create(key, json ? 0 : size, {
@@ -269,6 +293,13 @@ export class VarsHub {
   delete(key: string): boolean {
     const found = this.table.lookup(key);
     if (!("found" in found)) return false;
+    if (this.cluster) {
+      // Every hub invalidates it when the cluster reports the deletion (this one too).
+      this.cluster.replica
+        .delete(key)
+        .catch((err: unknown) => log("warn", "cluster", "delete failed", { key, error: err }));
+      return true;
+    }
     this.table.delete(found.found);
     return true;
   }
@@ -297,6 +328,7 @@ export class VarsHub {
   close(): void {
     this.commits.flush();
     this.commits.stop();
+    this.cluster?.stop();
     this.table.close();
   }
 
@@ -344,20 +376,11 @@ export class VarsHub {
       let block: Block;
       let created = false;
       if ("found" in found) {
-        if (m.ifExists !== 1) throw new EzipcError("EZIPC_KEY_EXISTS", `key ${m.key} already exists`);
         block = found.found;
-        if (block.kind !== m.kind) {
-          throw new EzipcError(
-            "EZIPC_BAD_REQUEST",
-            `key ${m.key} holds ${kindName(block.kind)}, not ${kindName(m.kind)}`,
-          );
-        }
-        if (m.kind === KIND_BYTES && block.data.length !== m.size) {
-          throw new EzipcError(
-            "EZIPC_BAD_REQUEST",
-            `key ${m.key} has ${block.data.length} bytes, not ${m.size}`,
-          );
-        }
+        checkExisting(block, m);
+      } else if (this.cluster) {
+        this.allocateInCluster(client, m);
+        return;
       } else {
         block = this.table.create(m.key, m.kind === KIND_JSON ? 0 : m.size, {
           kind: m.kind,
@@ -373,10 +396,48 @@ export class VarsHub {
     }
   }
 
+  /** allocate of a key this hub has no copy of: created in the cluster (or opened, if another hub won). */
+  private allocateInCluster(client: VarsPeer, m: Infer<typeof varsMessages.allocate>): void {
+    const data = Buffer.alloc(m.kind === KIND_JSON ? 0 : m.size);
+    this.cluster!.create(m.key, { kind: m.kind, persistent: m.persistent, data }).then(
+      ({ block, created }) => {
+        if (client.vars.gone) return;
+        try {
+          if (!created) checkExisting(block, m);
+          this.checkPointerLimit(client);
+          this.addPointers(client, block, m.policy, 1);
+          this.sendOpened(client, m.rid, block, created);
+        } catch (err) {
+          this.fail(client, m.rid, err);
+        }
+      },
+      (err: unknown) => this.fail(client, m.rid, err),
+    );
+  }
+
   private onWatch(client: VarsPeer, m: Infer<typeof varsMessages.watch>): void {
     try {
       checkKey(m.key);
       checkPolicy(m.policy);
+      this.checkPointerLimit(client);
+      if (this.cluster && !("found" in this.table.lookup(m.key))) {
+        // Not here yet (another hub created it a moment ago), or in no hub: the cluster says which.
+        this.cluster.fetch(m.key).then(
+          () => {
+            if (!client.vars.gone) this.onWatchFound(client, m);
+          },
+          (err: unknown) => this.fail(client, m.rid, err),
+        );
+        return;
+      }
+      this.onWatchFound(client, m);
+    } catch (err) {
+      this.fail(client, m.rid, err);
+    }
+  }
+
+  private onWatchFound(client: VarsPeer, m: Infer<typeof varsMessages.watch>): void {
+    try {
       this.checkPointerLimit(client);
       const block = this.find(m.key);
       this.addPointers(client, block, m.policy, 1);
@@ -477,6 +538,22 @@ export class VarsHub {
           `${b.key}: write of ${m.data.length} bytes at ${m.offset} is outside its ${cur.data.length} bytes`,
         );
       }
+      if (this.cluster) {
+        this.writeInCluster(
+          client,
+          m.rid,
+          b,
+          m.expect === undefined ? undefined : Number(m.expect),
+          t0,
+          (c) => {
+            if (m.offset + m.data.length > c.data.length) return "conflict";
+            const data = Buffer.from(c.data);
+            data.set(m.data, m.offset);
+            return data;
+          },
+        );
+        return;
+      }
       if (m.expect !== undefined && Number(m.expect) !== cur.version) {
         this.send(client, "conflict", { rid: m.rid, version: BigInt(b.version) });
         return;
@@ -509,6 +586,16 @@ export class VarsHub {
       } catch (err) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key}: invalid JSON: ${(err as Error).message}`);
       }
+      if (m.op !== 0 && m.op !== 1 && m.op !== 2) {
+        throw new EzipcError("EZIPC_BAD_REQUEST", `unknown config operation ${m.op}`);
+      }
+      if (this.cluster) {
+        this.writeInCluster(client, m.rid, b, undefined, t0, (c) => {
+          const next = configValue(m.op, value, c.data);
+          return next === "conflict" ? next : Buffer.from(JSON.stringify(next), "utf8");
+        });
+        return;
+      }
       const cur = b.persistent ? this.commits.current(b) : b;
       let next: unknown;
       if (m.op === 0) next = value;
@@ -535,6 +622,28 @@ export class VarsHub {
     } catch (err) {
       this.fail(client, m.rid, err);
     }
+  }
+
+  /** A write through the cluster (vars-cluster.ts): `ok` with the cluster's version, or `conflict`. */
+  private writeInCluster(
+    client: VarsPeer,
+    rid: number,
+    b: Block,
+    expect: number | undefined,
+    t0: number,
+    next: (current: Block) => Buffer | "conflict",
+  ): void {
+    this.counters.writes++;
+    this.cluster!.write(b, next, expect).then(
+      (r) => {
+        if ("conflict" in r) this.send(client, "conflict", { rid, version: BigInt(r.conflict) });
+        else {
+          this.send(client, "ok", { rid, version: BigInt(r.version) });
+          this.writeAckLatency.since(t0);
+        }
+      },
+      (err: unknown) => this.fail(client, rid, err),
+    );
   }
 
   private onResync(client: VarsPeer, m: Infer<typeof varsMessages.resync>): void {
@@ -840,6 +949,27 @@ function checkSize(size: number): void {
   if (!Number.isInteger(size) || size < 1) {
     throw new EzipcError("EZIPC_BAD_REQUEST", `a block needs a size of at least 1 byte, got ${size}`);
   }
+}
+
+/** Throws if an existing block is not what an `allocate` with `ifExists` asked for. */
+function checkExisting(block: Block, m: Infer<typeof varsMessages.allocate>): void {
+  if (m.ifExists !== 1) throw new EzipcError("EZIPC_KEY_EXISTS", `key ${m.key} already exists`);
+  if (block.kind !== m.kind) {
+    throw new EzipcError(
+      "EZIPC_BAD_REQUEST",
+      `key ${m.key} holds ${kindName(block.kind)}, not ${kindName(m.kind)}`,
+    );
+  }
+  if (m.kind === KIND_BYTES && block.data.length !== m.size) {
+    throw new EzipcError("EZIPC_BAD_REQUEST", `key ${m.key} has ${block.data.length} bytes, not ${m.size}`);
+  }
+}
+
+/** A config operation's result on `current` (0 set, 1 set if empty, 2 merge patch), or `conflict`. */
+function configValue(op: number, value: unknown, current: Buffer): unknown {
+  if (op === 0) return value;
+  if (op === 1) return current.length > 0 ? "conflict" : value;
+  return mergePatch(current.length > 0 ? JSON.parse(current.toString("utf8")) : undefined, value);
 }
 
 function kindName(kind: number): string {

@@ -125,12 +125,16 @@ describe("browser ws:// transport (WHATWG WebSocket)", () => {
 
   it("answers pings, and declares a silent peer dead with EZIPC_HEARTBEAT_TIMEOUT", async () => {
     const quiet = await pair({ heartbeatIntervalMs: 50, heartbeatTimeoutMs: 400 });
+    // A side pings only when it sent nothing for a heartbeat interval, and a PONG counts as sending: once the
+    // two timers fall in step, one side's pings keep the other from pinging. So the pongs are counted over
+    // both sides — enough of them to outlast the timeout several times, with both connections still open.
     await until(
-      () => quiet.server.stats.pongsIn >= 3 && quiet.client.stats.pongsIn >= 3,
-      "pings answered",
-      5_000,
+      () => quiet.server.stats.pongsIn + quiet.client.stats.pongsIn >= 20,
+      "pings answered for 20 intervals (2.5 × the timeout)",
+      10_000,
     );
     assert.equal(quiet.client.state, "open");
+    assert.equal(quiet.server.state, "open");
     await quiet.client.close();
     await quiet.listener.close();
 

@@ -458,10 +458,11 @@ for (const kind of kinds) {
         heartbeatIntervalMs: 30,
         heartbeatTimeoutMs: 120,
       });
-      // No data is sent; only heartbeats keep both sides alive, well past the timeout.
+      // No data is sent; only heartbeats keep both sides alive, well past the timeout. Pongs are counted on
+      // both sides: a PONG counts as sending, so one side's pings may keep the other from ever pinging.
       await within(
         (async () => {
-          while (client.stats.pongsIn < 6 && client.state === "open")
+          while (client.stats.pongsIn + server.stats.pongsIn < 6 && client.state === "open")
             await new Promise((r) => setImmediate(r));
         })(),
         5_000,
@@ -502,6 +503,29 @@ for (const kind of kinds) {
       await dialer.close();
       await second.close();
     });
+
+    streamOnly(
+      "a list of addresses: each attempt dials the next; a lost one is followed by another",
+      async () => {
+        const a = await listen(kind.address());
+        const b = await listen(kind.address());
+        const gone = await listen(kind.address());
+        const goneUrl = gone.url;
+        await gone.close(); // nothing listens there any more
+        const dialer = new Dialer(`${goneUrl}, ${a.url},${b.url}`, {
+          ...kind.dialOptions,
+          reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+        });
+        const onA = nextEvent<[Connection]>(a, "connection");
+        await within(dialer.connected(), 5_000, "a connection past the dead address");
+        await within(onA, 5_000, "the second address took it");
+        const onB = nextEvent<[Connection]>(b, "connection");
+        await a.close();
+        await within(onB, 5_000, "after losing the second address, the third");
+        await dialer.close();
+        await b.close();
+      },
+    );
   });
 }
 

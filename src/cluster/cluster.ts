@@ -1,0 +1,123 @@
+/**
+ * A hub's link to the cluster it is part of (docs/cluster.md): a NATS connection to any of the cluster's
+ * servers (the client fails over between them) and the JetStream resources every hub of the cluster shares.
+ * Each capability's cluster side lives beside this file; the hub composes them.
+ */
+import { connect, type NatsConnection } from "nats";
+import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
+import { clusterError } from "./errors.js";
+import { KvHolds } from "./kv-holds.js";
+import { KvVars } from "./kv-vars.js";
+import { WriteSerializer } from "./write-serializer.js";
+
+/** `Hub.listen({ cluster })`. */
+export interface ClusterOptions {
+  /** NATS servers, e.g. `"nats://127.0.0.1:4222,nats://127.0.0.1:4223"` or a list. */
+  servers: string | readonly string[];
+  /** Copies JetStream keeps of each bucket and stream. Default 3 (a three-node cluster); 1 for one server. */
+  replicas?: number;
+  /** Prefix of the JetStream resources, so that several clusters can share NATS. Default `ezipc`. */
+  prefix?: string;
+  /** Give up connecting (or an operation) after this long. Default 5 s. */
+  timeoutMs?: number;
+  /** How often a hub tells the cluster it is alive. Default 1 s. */
+  heartbeatMs?: number;
+  /**
+   * A hub silent this long, plus its reconnect window, is gone: its clients' pointers are released. Default
+   * 3 s. The hubs' clocks must agree to well within it.
+   */
+  hubTimeoutMs?: number;
+}
+
+/** The parsed server list: `nats://host:port` entries (comma-separated in one string). */
+export function clusterServers(servers: string | readonly string[]): string[] {
+  const list = (typeof servers === "string" ? servers.split(",") : [...servers])
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (list.length === 0)
+    throw new EzipcError("EZIPC_INVALID_URL", "a cluster needs at least one NATS server URL");
+  for (const s of list) {
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw new EzipcError("EZIPC_INVALID_URL", `${s}: not a URL (expected nats://HOST:PORT)`);
+    }
+    if (u.protocol !== "nats:" || !u.hostname || !u.port) {
+      throw new EzipcError("EZIPC_INVALID_URL", `${s}: expected nats://HOST:PORT`);
+    }
+  }
+  return list;
+}
+
+export class ClusterLink {
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly vars: KvVars,
+    private readonly writes: WriteSerializer,
+  ) {}
+
+  /**
+   * Connects to the cluster and makes (or binds) its buckets. Rejects with `EZIPC_INVALID_URL` or
+   * `EZIPC_CLUSTER` (no server reachable within `timeoutMs`, JetStream not enabled, too few nodes for
+   * `replicas`).
+   */
+  static async open(
+    o: ClusterOptions,
+    hub: { name: string; reconnectWindowMs: number },
+  ): Promise<ClusterLink> {
+    const hubName = hub.name;
+    const servers = clusterServers(o.servers);
+    const timeout = o.timeoutMs ?? 5_000;
+    const replicas = o.replicas ?? 3;
+    const prefix = o.prefix ?? "ezipc";
+    if (!/^[A-Za-z0-9_-]+$/.test(prefix))
+      throw new TypeError("cluster.prefix: letters, digits, _ and - only");
+    let nc: NatsConnection;
+    try {
+      nc = await connect({
+        servers: servers.map((s) => new URL(s).host),
+        name: `ezipc hub ${hubName}`,
+        timeout,
+        maxReconnectAttempts: -1,
+        reconnectTimeWait: 250,
+      });
+    } catch (err) {
+      throw clusterError(`connecting to the cluster (${servers.join(", ")})`, err);
+    }
+    try {
+      const js = nc.jetstream({ timeout });
+      // Reads from the stream's leader, never from a replica that may lag (allow_direct off).
+      const kv = await js.views.kv(`${prefix}_vars`, { replicas, history: 1, timeout, allow_direct: false });
+      const writes = new WriteSerializer(nc, js, kv, {
+        prefix,
+        bucket: `${prefix}_vars`,
+        replicas,
+        timeoutMs: timeout,
+      });
+      await writes.start(await nc.jetstreamManager({ timeout }));
+      const bucket = (name: string) =>
+        js.views.kv(`${prefix}_${name}`, { replicas, history: 1, timeout, allow_direct: false });
+      const holds = new KvHolds(await bucket("holds"), await bucket("hubs"), {
+        hubName,
+        reconnectWindowMs: hub.reconnectWindowMs,
+        heartbeatMs: o.heartbeatMs,
+        hubTimeoutMs: o.hubTimeoutMs,
+      });
+      await holds.start();
+      log("info", "cluster", "connected", { server: nc.getServer(), replicas, hub: holds.hubId });
+      return new ClusterLink(nc, new KvVars(kv, writes, holds), writes);
+    } catch (err) {
+      await nc.close().catch(() => {});
+      throw clusterError("setting up the cluster's JetStream buckets", err);
+    }
+  }
+
+  /** Stops watching and closes the NATS connection. */
+  async close(): Promise<void> {
+    this.vars.stop();
+    this.writes.stop();
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Reference counts across the hubs of a cluster: a key released on one hub lives while another hub holds it
+ * and is invalidated everywhere once no hub does and the grace passed; a key held only by clients of a hub
+ * that is killed is invalidated after that hub's reconnect window and the grace, one still held elsewhere
+ * is not. Short windows (hundreds of ms) so that the test runs in seconds.
+ */
+import assert from "node:assert/strict";
+import { type ChildProcess, spawn } from "node:child_process";
+import { after, before, describe, it } from "node:test";
+import { Hub } from "../../src/hub/hub.js";
+import { connect, type HubClient, isEzipcError } from "../../src/index.js";
+import { exited, nextEvent, until, within } from "../helpers.js";
+import { type NatsCluster, natsCluster } from "./nats-cluster.js";
+
+const WINDOW = 300;
+const GRACE = 300;
+const cluster = (urls: string[]) => ({ servers: urls, heartbeatMs: 150, hubTimeoutMs: 600 });
+
+describe("reference counts across a cluster of hubs", () => {
+  let nats: NatsCluster;
+  const hubs: Hub[] = [];
+  const clients: HubClient[] = [];
+
+  const client = async (hub: Hub, name: string) => {
+    const c = await connect(hub.urls[0]!, { name, requestTimeoutMs: 10_000, reconnect: false });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    nats = await natsCluster(3);
+    for (let i = 0; i < 2; i++) {
+      hubs.push(
+        await Hub.listen({
+          urls: ["tcp://127.0.0.1:0"],
+          name: `rc${i}`,
+          reconnectWindowMs: WINDOW,
+          disposeGraceMs: GRACE,
+          cluster: cluster([nats.urls[i]!]),
+        }),
+      );
+    }
+  });
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(hubs.map((h) => h.close()));
+    await nats?.close();
+  });
+
+  it("a key lives while any hub holds it; released everywhere, it is invalidated on every hub after the grace", async () => {
+    const [a, b] = [await client(hubs[0]!, "a"), await client(hubs[1]!, "b")];
+    const pa = await a.allocate("rc.shared", 4, "poll");
+    const pb = await b.watch("rc.shared", "poll");
+    assert.ok(pb);
+    const graces = hubs[0]!.clusterCounters()!.gracesEnded;
+    pa.dispose();
+    // Hub 0's grace ends; hub 1 still holds the key, so it stays.
+    await until(() => hubs[0]!.clusterCounters()!.gracesEnded > graces, "hub 0's grace ends", 10_000);
+    assert.equal(hubs[0]!.clusterCounters()!.disposed, 0);
+    assert.equal(pb.status, "live");
+    assert.notEqual(await b.info("rc.shared").then((i) => i.state), "disposed");
+    // Released on hub 1 too: after its grace the key is deleted from the cluster, invalidated on both hubs.
+    const invalidated = nextEvent(hubs[0]!, "invalidated", 10_000);
+    pb.dispose();
+    await within(invalidated, 10_000, "hub 0 invalidates it");
+    await until(() => hubs[1]!.peek("rc.shared") === undefined, "hub 1 drops it", 10_000);
+    await assert.rejects(a.watch("rc.shared", "poll"), (e) => isEzipcError(e, "EZIPC_KEY_DISPOSED"));
+    assert.equal(hubs[0]!.clusterCounters()!.disposed + hubs[1]!.clusterCounters()!.disposed, 1);
+  });
+
+  it("a hub killed with -9: keys only its clients held are invalidated after window + grace, others stay", async () => {
+    // A third hub in its own process, to be killed.
+    const { child, url } = await hubProcess(nats.urls[2]!);
+    try {
+      const doomed = await connect(url, { name: "doomed", reconnect: false });
+      await doomed.allocate("rc.only-there", 4, "poll");
+      await doomed.allocate("rc.also-here", 4, "poll");
+      const here = await client(hubs[0]!, "here");
+      const kept = await here.watch("rc.also-here", "poll");
+      const seen = await here.watch("rc.only-there", "request");
+      assert.ok(kept && seen);
+      seen.dispose(); // hub 0 lets go of it: only the doomed hub holds it now
+      const t0 = Date.now();
+      const gone = nextEvent<[{ key: string }]>(hubs[0]!, "invalidated", 20_000);
+      child.kill("SIGKILL");
+      await exited(child);
+      doomed.close().catch(() => {});
+      const [info] = await within(gone, 20_000, "the key only the dead hub held is invalidated");
+      assert.equal(info.key, "rc.only-there");
+      assert.ok(Date.now() - t0 >= WINDOW + GRACE, `after window + grace (${Date.now() - t0} ms)`);
+      assert.equal(kept.status, "live", "the key a live hub holds stays");
+      assert.ok(hubs[0]!.peek("rc.also-here"));
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+
+  it("a client listing two hubs moves to the other when its hub is killed with -9: resynced, no acknowledged write lost", async () => {
+    const { child, url } = await hubProcess(nats.urls[2]!);
+    try {
+      const c = await connect(`${url},${hubs[0]!.urls[0]}`, {
+        name: "mover",
+        requestTimeoutMs: 10_000,
+        reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
+      });
+      clients.push(c);
+      const p = await c.allocate("rc.failover", 4, "poll");
+      const observer = await client(hubs[1]!, "observer");
+      const o = await observer.watch("rc.failover", "poll");
+      assert.ok(o);
+      let last = 0;
+      for (let i = 1; i <= 20; i++) last = await p.write(Buffer.from([i, 0, 0, 0]), 0);
+      const moved = new Promise<void>((resolve) =>
+        c.on("status", (s) => {
+          if (s === "connected") resolve();
+        }),
+      );
+      child.kill("SIGKILL");
+      await exited(child);
+      await within(moved, 20_000, "the client connected to the other hub");
+      assert.equal(p.status, "live");
+      assert.equal(p.version, last, "its copy is the last acknowledged write");
+      assert.deepEqual([...p.read()], [20, 0, 0, 0]);
+      const v = await p.write(Buffer.from([21, 0, 0, 0]), 0);
+      await until(
+        () => o.version >= v,
+        "the observer on a third hub sees the write made after the move",
+        10_000,
+      );
+      assert.deepEqual([...o.read()], [21, 0, 0, 0]);
+    } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+});
+
+/** A hub in its own process (the CLI), on the cluster through `natsUrl`; resolves with its URL. */
+async function hubProcess(natsUrl: string): Promise<{ child: ChildProcess; url: string }> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      new URL("../../src/cli/main.js", import.meta.url).pathname,
+      "serve",
+      "tcp://127.0.0.1:0",
+      "--no-ws",
+      "--cluster",
+      natsUrl,
+      "--reconnect-window-ms",
+      String(WINDOW),
+      "--grace-ms",
+      String(GRACE),
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const url = await within(
+    new Promise<string>((resolve) => {
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /hub listening on (tcp:\/\/\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+    }),
+    20_000,
+    "the hub process listening",
+  );
+  return { child, url };
+}

@@ -1,0 +1,117 @@
+/**
+ * A NATS cluster for tests: `n` nats-server processes with JetStream, routed to each other on loopback,
+ * each with its own store in a temp folder. Nodes can be stopped (SIGTERM, or SIGKILL) and started again
+ * with their store, to rejoin.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+import { connect } from "nats";
+import { tempDir, within } from "../helpers.js";
+
+async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+export interface NatsCluster {
+  /** `nats://127.0.0.1:PORT` of each node. */
+  readonly urls: string[];
+  /** Stops node `i` (SIGKILL with `kill9`); resolves once it exited. */
+  stop(i: number, kill9?: boolean): Promise<void>;
+  /** Starts node `i` again, with its store; resolves once it serves clients. */
+  start(i: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Starts `n` clustered nodes; resolves once JetStream answers through every node. */
+export async function natsCluster(n = 3): Promise<NatsCluster> {
+  const dir = tempDir().dir;
+  const clientPorts: number[] = [];
+  const routePorts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    clientPorts.push(await freePort());
+    routePorts.push(await freePort());
+  }
+  const procs: (ChildProcess | null)[] = new Array(n).fill(null);
+  const logs: string[] = new Array(n).fill("");
+  for (let i = 0; i < n; i++) {
+    const conf = [
+      `server_name: n${i}`,
+      `listen: 127.0.0.1:${clientPorts[i]}`,
+      `jetstream { store_dir: "${path.join(dir, `js${i}`)}" }`,
+      "cluster {",
+      "  name: ezipc-test",
+      `  listen: 127.0.0.1:${routePorts[i]}`,
+      `  routes: [ ${routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(", ")} ]`,
+      "}",
+    ].join("\n");
+    writeFileSync(path.join(dir, `n${i}.conf`), conf);
+  }
+  const urls = clientPorts.map((p) => `nats://127.0.0.1:${p}`);
+
+  async function start(i: number): Promise<void> {
+    const proc = spawn("nats-server", ["-c", path.join(dir, `n${i}.conf`)], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    procs[i] = proc;
+    proc.stderr!.on("data", (d: Buffer) => {
+      logs[i] = (logs[i]! + d.toString()).slice(-20_000);
+    });
+    const spawned = new Promise<void>((resolve, reject) => {
+      proc.once("error", (e) =>
+        reject(new Error(`nats-server (install it: scripts/setup-services.sh): ${e.message}`)),
+      );
+      const onData = () => {
+        if (/Server is ready/.test(logs[i]!)) {
+          proc.stderr!.off("data", onData);
+          resolve();
+        }
+      };
+      proc.stderr!.on("data", onData);
+      proc.once("exit", (code) => reject(new Error(`nats-server n${i} exited ${code}:\n${logs[i]}`)));
+    });
+    await within(spawned, 15_000, `nats-server n${i} ready`);
+  }
+
+  async function stop(i: number, kill9 = false): Promise<void> {
+    const p = procs[i];
+    if (!p || p.exitCode !== null) return;
+    const gone = new Promise<void>((r) => p.once("exit", () => r()));
+    p.kill(kill9 ? "SIGKILL" : "SIGTERM");
+    await within(gone, 15_000, `nats-server n${i} exits`);
+    procs[i] = null;
+  }
+
+  await Promise.all(Array.from({ length: n }, (_, i) => start(i)));
+  // JetStream is usable once the cluster elected its meta leader: ask through each node until it answers.
+  for (const url of urls) {
+    const nc = await connect({ servers: new URL(url).host });
+    try {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        try {
+          await (await nc.jetstreamManager({ timeout: 2_000 })).getAccountInfo();
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) throw new Error(`JetStream not ready through ${url}: ${String(err)}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+    } finally {
+      await nc.close();
+    }
+  }
+  return {
+    urls,
+    stop,
+    start,
+    async close() {
+      await Promise.all(procs.map((_, i) => stop(i, true)));
+    },
+  };
+}
