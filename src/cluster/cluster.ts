@@ -89,17 +89,36 @@ export class ClusterLink {
     try {
       const js = nc.jetstream({ timeout });
       // Reads from the stream's leader, never from a replica that may lag (allow_direct off).
-      const kv = await js.views.kv(`${prefix}_vars`, { replicas, history: 1, timeout, allow_direct: false });
-      const writes = new WriteSerializer(nc, js, kv, {
-        prefix,
-        bucket: `${prefix}_vars`,
-        replicas,
-        timeoutMs: timeout,
-      });
-      await writes.start(await nc.jetstreamManager({ timeout }));
       const bucket = (name: string) =>
         js.views.kv(`${prefix}_${name}`, { replicas, history: 1, timeout, allow_direct: false });
-      const holds = new KvHolds(await bucket("holds"), await bucket("hubs"), {
+      // Hubs starting together race to make the same streams; a fresh cluster may still be electing its
+      // leaders (503, timeouts). Every step is idempotent: made again until it holds, within the bound.
+      const setup = async () => {
+        const jsm = await nc.jetstreamManager({ timeout });
+        const kv = await bucket("vars");
+        const writes = new WriteSerializer(nc, js, kv, {
+          prefix,
+          bucket: `${prefix}_vars`,
+          replicas,
+          timeoutMs: timeout,
+        });
+        await writes.ensure(jsm);
+        return { jsm, kv, writes, holds: await bucket("holds"), hubs: await bucket("hubs") };
+      };
+      const deadline = Date.now() + Math.max(3 * timeout, 15_000);
+      let made: Awaited<ReturnType<typeof setup>>;
+      for (;;) {
+        try {
+          made = await setup();
+          break;
+        } catch (err) {
+          if (Date.now() > deadline) throw err;
+          log("debug", "cluster", "setting up JetStream: again", { error: err });
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
+      await made.writes.start();
+      const holds = new KvHolds(made.holds, made.hubs, {
         hubName,
         reconnectWindowMs: hub.reconnectWindowMs,
         heartbeatMs: o.heartbeatMs,
@@ -107,7 +126,11 @@ export class ClusterLink {
       });
       await holds.start();
       log("info", "cluster", "connected", { server: nc.getServer(), replicas, hub: holds.hubId });
-      return new ClusterLink(nc, new KvVars(kv, writes, holds), writes);
+      return new ClusterLink(
+        nc,
+        new KvVars(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`),
+        made.writes,
+      );
     } catch (err) {
       await nc.close().catch(() => {});
       throw clusterError("setting up the cluster's JetStream buckets", err);

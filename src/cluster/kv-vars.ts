@@ -9,7 +9,7 @@
  * with every byte outside `[A-Za-z0-9_-]` written `=XX` (hex), so any ezipc key is a valid bucket key and
  * two keys never share one.
  */
-import type { KV, KvEntry } from "nats";
+import type { JetStreamManager, KV, KvEntry } from "nats";
 import { log } from "../log.js";
 import type { ReplicaChange, ReplicaEntry, ReplicaRecord, VarsReplica } from "../vars/vars-replica.js";
 import { clusterError } from "./errors.js";
@@ -17,6 +17,8 @@ import type { KvHolds } from "./kv-holds.js";
 import type { WriteSerializer } from "./write-serializer.js";
 
 const FORMAT = 1;
+/** How often the watch is checked for a stall (two checks behind in a row restart it). */
+const STALL_CHECK_MS = 1_000;
 
 /** An ezipc key as a bucket key. */
 export function encodeKey(key: string): string {
@@ -74,6 +76,9 @@ export class KvVars implements VarsReplica {
     private readonly writes: WriteSerializer,
     /** Who holds which key (kv-holds.ts). */
     readonly holds: KvHolds,
+    private readonly jsm: JetStreamManager,
+    /** The bucket's stream. */
+    private readonly streamName: string,
   ) {}
 
   async create(key: string, record: ReplicaRecord): Promise<{ version: number } | { exists: ReplicaEntry }> {
@@ -132,6 +137,7 @@ export class KvVars implements VarsReplica {
     let last = 0;
     let initialized!: () => void;
     const ready = new Promise<void>((r) => (initialized = r));
+    let current: { stop(): void } | null = null;
     const run = async (): Promise<void> => {
       while (!this.stopped) {
         try {
@@ -139,6 +145,7 @@ export class KvVars implements VarsReplica {
             ...(last > 0 ? { resumeFromRevision: last + 1 } : {}),
             initializedFn: () => initialized(),
           });
+          current = it;
           if (last > 0) initialized();
           for await (const e of it) {
             if (this.stopped) break;
@@ -162,11 +169,38 @@ export class KvVars implements VarsReplica {
     };
     void run();
     await ready;
+    // A watch whose NATS node stopped can stall without ending: if the bucket has moved on and this watch
+    // has not for two checks in a row, it is stopped and watched again from the last revision applied.
+    let seen = last;
+    let behind = 0;
+    this.stallCheck = setInterval(() => {
+      this.lastRevision()
+        .then((newest) => {
+          behind = newest > last && last === seen ? behind + 1 : 0;
+          seen = last;
+          if (behind >= 2) {
+            log("warn", "cluster", "vars watch stalled; watching again", { last, newest });
+            behind = 0;
+            current?.stop();
+          }
+        })
+        .catch(() => {});
+    }, STALL_CHECK_MS);
+    this.stallCheck.unref();
+  }
+
+  private stallCheck: NodeJS.Timeout | null = null;
+
+  /** The bucket's newest revision (its stream's last sequence). */
+  private async lastRevision(): Promise<number> {
+    const info = await this.jsm.streams.info(this.streamName);
+    return info.state.last_seq;
   }
 
   /** Stops the watch. */
   stop(): void {
     this.stopped = true;
+    if (this.stallCheck) clearInterval(this.stallCheck);
     this.holds.stop();
   }
 }

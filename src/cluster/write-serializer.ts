@@ -13,13 +13,16 @@
  * consumer's state is replicated like the streams, so this holds when a NATS node or a hub fails.
  *
  * If the hub making a write dies before acknowledging it, the intent is delivered again (after `ackWaitMs`)
- * to another hub; the bucket write carries the intent's id as its message id, so a write made twice is
- * stored once and the second attempt learns the first one's version.
+ * to another hub; the bucket entry carries the intent's id in a header, so a second attempt that loses the
+ * compare-and-write finds its own first attempt there and answers with its version. If the answer is lost
+ * (the sending hub's NATS connection was moving), the sending hub looks at the entry the same way before
+ * calling the write failed.
  */
 import { randomBytes } from "node:crypto";
 import {
   AckPolicy,
   type Consumer,
+  headers,
   type JetStreamClient,
   type JetStreamManager,
   type JsMsg,
@@ -29,6 +32,10 @@ import {
   StorageType,
 } from "nats";
 import { EzipcError } from "../errors.js";
+
+/** The header naming the intent that wrote a bucket entry. */
+const INTENT_HEADER = "Ezipc-Intent";
+
 import { log } from "../log.js";
 
 import { clusterError } from "./errors.js";
@@ -88,8 +95,11 @@ export class WriteSerializer {
     this.stream = `${o.prefix}_writes`;
   }
 
-  /** Makes (or binds) the intents stream and its consumers, then takes part in making writes. */
-  async start(jsm: JetStreamManager): Promise<void> {
+  private jsm: JetStreamManager | null = null;
+
+  /** Makes (or binds) the intents stream and its consumers (again if need be: it is idempotent). */
+  async ensure(jsm: JetStreamManager): Promise<void> {
+    this.jsm = jsm;
     const subjects = [`${this.o.prefix}.writes.>`];
     try {
       await jsm.streams.info(this.stream);
@@ -127,6 +137,10 @@ export class WriteSerializer {
           });
         });
     }
+  }
+
+  /** Takes part in making writes (after {@link ensure}). */
+  async start(): Promise<void> {
     const results = this.nc.subscribe(`${this.o.prefix}.results.${this.hubId}`);
     void (async () => {
       for await (const m of results) {
@@ -163,11 +177,16 @@ export class WriteSerializer {
     return new Promise<WriteOutcome>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        reject(
-          new EzipcError(
-            "EZIPC_CLUSTER",
-            `no answer to a write of ${intent.bucketKey} within ${this.o.timeoutMs} ms`,
-          ),
+        // The answer may have been lost while this hub's NATS connection moved: the entry says if it was made.
+        void this.madeBy(intent.bucketKey, id).then((made) =>
+          made === null
+            ? reject(
+                new EzipcError(
+                  "EZIPC_CLUSTER",
+                  `no answer to a write of ${intent.bucketKey} within ${this.o.timeoutMs} ms (it may or may not have been made)`,
+                ),
+              )
+            : resolve({ version: made }),
         );
       }, this.o.timeoutMs);
       this.waiting.set(id, {
@@ -177,13 +196,28 @@ export class WriteSerializer {
         },
         reject,
       });
-      this.js
-        .publish(`${this.o.prefix}.writes.${partition}`, body, { timeout: this.o.timeoutMs })
-        .catch((err: unknown) => {
-          clearTimeout(timer);
-          this.waiting.delete(id);
-          reject(clusterError(`queueing a write of ${intent.bucketKey}`, err));
-        });
+      // While a NATS node fails over, the stream has no leader for a moment (503): queue it again, until the
+      // timeout. (An intent queued twice is made once: the second loses the compare-and-write and finds the
+      // first in the entry.)
+      const deadline = Date.now() + this.o.timeoutMs;
+      const queue = (): void => {
+        this.js
+          // Each attempt waits a second at most: one sent to a leader that just died gets no answer at all.
+          .publish(`${this.o.prefix}.writes.${partition}`, body, {
+            timeout: Math.max(1, Math.min(1_000, deadline - Date.now())),
+          })
+          .catch((err: unknown) => {
+            if (!this.waiting.has(id)) return;
+            if (Date.now() + 100 < deadline && !this.stopped) {
+              setTimeout(queue, 100);
+              return;
+            }
+            clearTimeout(timer);
+            this.waiting.delete(id);
+            reject(clusterError(`queueing a write of ${intent.bucketKey}`, err));
+          });
+      };
+      queue();
     });
   }
 
@@ -197,7 +231,8 @@ export class WriteSerializer {
   private async pull(consumer: Consumer): Promise<void> {
     while (!this.stopped && !this.nc.isClosed()) {
       try {
-        const messages = await consumer.consume({ max_messages: 1 });
+        // Short pulls: after a NATS node fails, the next one reaches the consumer's new leader.
+        const messages = await consumer.fetch({ max_messages: 1, expires: 1_000 });
         for await (const m of messages) {
           if (this.stopped) break;
           await this.make(m);
@@ -234,8 +269,10 @@ export class WriteSerializer {
         }
         expect = last ? last.revision : 0;
       }
+      const h = headers();
+      h.set(INTENT_HEADER, meta.id);
       const ack = await this.js.publish(subject, value, {
-        msgID: meta.id,
+        headers: h,
         expect: { lastSubjectSequence: expect },
       });
       answer = { id: meta.id, version: ack.seq };
@@ -245,9 +282,23 @@ export class WriteSerializer {
         log("warn", "cluster", "a write intent failed; it will be made again", { key: meta.key, error: err });
         return;
       }
-      answer = { id: meta.id, lost: true };
+      // Made already (an intent given again after its hub died before acknowledging it)?
+      const made = await this.madeBy(meta.key, meta.id);
+      answer = made === null ? { id: meta.id, lost: true } : { id: meta.id, version: made };
     }
     this.answer(meta.origin, answer, m);
+  }
+
+  /** The revision of `bucketKey`'s current entry if intent `id` wrote it, else null. */
+  private async madeBy(bucketKey: string, id: string): Promise<number | null> {
+    try {
+      const sm = await this.jsm!.streams.getMessage(`KV_${this.o.bucket}`, {
+        last_by_subj: `$KV.${this.o.bucket}.${bucketKey}`,
+      });
+      return sm.header?.get(INTENT_HEADER) === id ? sm.seq : null;
+    } catch {
+      return null;
+    }
   }
 
   private answer(origin: string, answer: object, m: JsMsg): void {
