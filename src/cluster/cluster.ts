@@ -103,7 +103,8 @@ export class ClusterLink {
           timeoutMs: timeout,
         });
         await writes.ensure(jsm);
-        return { jsm, kv, writes, holds: await bucket("holds"), hubs: await bucket("hubs") };
+        const consumers = await writes.consumers();
+        return { jsm, kv, writes, consumers, holds: await bucket("holds"), hubs: await bucket("hubs") };
       };
       const deadline = Date.now() + Math.max(3 * timeout, 15_000);
       let made: Awaited<ReturnType<typeof setup>>;
@@ -117,7 +118,7 @@ export class ClusterLink {
           await new Promise((r) => setTimeout(r, 250));
         }
       }
-      await made.writes.start();
+      made.writes.start(made.consumers);
       const holds = new KvHolds(made.holds, made.hubs, {
         hubName,
         reconnectWindowMs: hub.reconnectWindowMs,

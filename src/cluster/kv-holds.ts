@@ -56,7 +56,10 @@ export class KvHolds implements HoldRegistry {
 
   /** Says this hub is alive now and every `heartbeatMs`, sweeping gone hubs each time. */
   async start(): Promise<void> {
-    await this.beat();
+    // A first heartbeat that fails (a fresh cluster still electing) is made again at the next tick.
+    await this.beat().catch((err: unknown) =>
+      log("debug", "cluster", "first heartbeat failed", { error: err }),
+    );
     this.timer = setInterval(() => {
       this.beat().catch((err: unknown) => log("warn", "cluster", "heartbeat failed", { error: err }));
       this.sweep().catch((err: unknown) => log("warn", "cluster", "sweep failed", { error: err }));

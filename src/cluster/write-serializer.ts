@@ -139,8 +139,15 @@ export class WriteSerializer {
     }
   }
 
-  /** Takes part in making writes (after {@link ensure}). */
-  async start(): Promise<void> {
+  /** The partitions' consumers (after {@link ensure}; idempotent, so the setup can retry it). */
+  async consumers(): Promise<Consumer[]> {
+    const all: Consumer[] = [];
+    for (let p = 0; p < this.partitions; p++) all.push(await this.js.consumers.get(this.stream, `p${p}`));
+    return all;
+  }
+
+  /** Takes part in making writes, pulling from `consumers` ({@link consumers}). */
+  start(consumers: Consumer[]): void {
     const results = this.nc.subscribe(`${this.o.prefix}.results.${this.hubId}`);
     void (async () => {
       for await (const m of results) {
@@ -155,10 +162,7 @@ export class WriteSerializer {
         w.resolve(r.version !== undefined ? { version: r.version } : { lost: true });
       }
     })();
-    for (let p = 0; p < this.partitions; p++) {
-      const consumer = await this.js.consumers.get(this.stream, `p${p}`);
-      this.loops.push(this.pull(consumer));
-    }
+    for (const consumer of consumers) this.loops.push(this.pull(consumer));
   }
 
   /**

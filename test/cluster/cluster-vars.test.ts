@@ -32,7 +32,8 @@ describe("shared variables across a cluster of hubs", () => {
 
   before(async () => {
     nats = await natsCluster(3);
-    for (let i = 0; i < 3; i++) hubs.push(await hubOn(i));
+    // All at once on the fresh cluster: they race to make the same streams while it elects their leaders.
+    hubs.push(...(await Promise.all([0, 1, 2].map((i) => hubOn(i)))));
   });
 
   after(async () => {
