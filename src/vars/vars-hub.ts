@@ -15,7 +15,10 @@
  * pointers ({@link PeerVars}).
  *
  * Over 600 lines: the message handlers, the holdings and the propagation of changes share every private
- * helper; they are one unit (the shared-variable service), moved here whole from hub.ts.
+ * helper; they are one unit (the shared-variable service), moved here whole from hub.ts. A clustered hub's
+ * differences are in vars-cluster.ts; what stays here of them is where a handler hands over to it
+ * (allocateInCluster, writeInCluster). Next split, by concept: the holdings and propagation (addPointers,
+ * notifyHolders, the congestion paths) into their own file.
  */
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
