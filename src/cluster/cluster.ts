@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from "nats";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { clusterError } from "./errors.js";
+import { JsTopics } from "./js-topics.js";
 import { KvHolds } from "./kv-holds.js";
 import { KvVars } from "./kv-vars.js";
 import { WriteSerializer } from "./write-serializer.js";
@@ -55,6 +56,7 @@ export class ClusterLink {
   private constructor(
     readonly nc: NatsConnection,
     readonly vars: KvVars,
+    readonly topics: JsTopics,
     private readonly writes: WriteSerializer,
   ) {}
 
@@ -130,6 +132,7 @@ export class ClusterLink {
       return new ClusterLink(
         nc,
         new KvVars(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`),
+        new JsTopics(nc, js, made.jsm, { prefix, replicas, timeoutMs: timeout }),
         made.writes,
       );
     } catch (err) {
@@ -141,6 +144,7 @@ export class ClusterLink {
   /** Stops watching and closes the NATS connection. */
   async close(): Promise<void> {
     this.vars.stop();
+    this.topics.stop();
     this.writes.stop();
     await this.nc.drain().catch(() => this.nc.close());
   }

@@ -271,8 +271,10 @@ export class Hub extends EventEmitter<HubEvents> {
       : null;
     const hub = new Hub(options, link);
     try {
-      const history = "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
-      hub.pubsub = new PubSub(options, hub.protocol, history, hub.access);
+      // A clustered hub's topic history lives in the cluster (docs/cluster.md), not in its store.
+      const history = !link && "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
+      hub.pubsub = new PubSub(options, hub.protocol, history, hub.access, link?.topics ?? null);
+      if (link) await hub.pubsub.startReplica();
       hub.connectionParts = [hub.pubsub, hub.rpc, hub.deadmen];
       hub.vars.load();
       await hub.vars.start();

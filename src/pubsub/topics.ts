@@ -163,6 +163,22 @@ export class Topic {
     return first;
   }
 
+  /**
+   * A mirror fed by the cluster (topic-replica.ts) is given `seq` as its next one: if it is beyond the
+   * next seq (the messages between were evicted cluster-wide before they reached this hub), the history is
+   * dropped and numbering goes on from `seq`. Returns the bytes freed; -1 if `seq` was had already.
+   */
+  skipTo(seq: bigint): number {
+    const next = this.nextSeq;
+    if (seq < next) return -1;
+    if (seq === next) return 0;
+    let freed = 0;
+    while (this.count > 0) freed += this.evictOldest();
+    this.next = this.indexOf(seq);
+    this.visible = this.next;
+    return freed;
+  }
+
   /** Restores an entry from a persistent store, with its first seq (seqs must increase). */
   restore(seq: bigint, e: Entry): void {
     if (this.count === 0) this.base = seq - BigInt(this.next);

@@ -5,15 +5,16 @@
  * is not. Short windows (hundreds of ms) so that the test runs in seconds.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { after, before, describe, it } from "node:test";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { exited, nextEvent, until, within } from "../helpers.js";
-import { type NatsCluster, natsCluster } from "./nats-cluster.js";
+import { hubProcess as hubOnCluster, type NatsCluster, natsCluster } from "./nats-cluster.js";
 
 const WINDOW = 300;
 const GRACE = 300;
+const hubProcess = (natsUrl: string) =>
+  hubOnCluster(natsUrl, ["--reconnect-window-ms", String(WINDOW), "--grace-ms", String(GRACE)]);
 const cluster = (urls: string[]) => ({ servers: urls, heartbeatMs: 150, hubTimeoutMs: 600 });
 
 describe("reference counts across a cluster of hubs", () => {
@@ -134,36 +135,3 @@ describe("reference counts across a cluster of hubs", () => {
     }
   });
 });
-
-/** A hub in its own process (the CLI), on the cluster through `natsUrl`; resolves with its URL. */
-async function hubProcess(natsUrl: string): Promise<{ child: ChildProcess; url: string }> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      new URL("../../src/cli/main.js", import.meta.url).pathname,
-      "serve",
-      "tcp://127.0.0.1:0",
-      "--no-ws",
-      "--cluster",
-      natsUrl,
-      "--reconnect-window-ms",
-      String(WINDOW),
-      "--grace-ms",
-      String(GRACE),
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
-  );
-  const url = await within(
-    new Promise<string>((resolve) => {
-      let out = "";
-      child.stdout!.on("data", (d: Buffer) => {
-        out += d.toString();
-        const m = /hub listening on (tcp:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-    }),
-    20_000,
-    "the hub process listening",
-  );
-  return { child, url };
-}

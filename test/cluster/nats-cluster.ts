@@ -115,3 +115,39 @@ export async function natsCluster(n = 3): Promise<NatsCluster> {
     },
   };
 }
+
+/**
+ * A hub in its own process (the CLI), on the cluster through `natsUrl`, with more `serve` options; resolves
+ * with the process and its URL once it listens.
+ */
+export async function hubProcess(
+  natsUrl: string,
+  args: string[] = [],
+): Promise<{ child: ChildProcess; url: string }> {
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      new URL("../../src/cli/main.js", import.meta.url).pathname,
+      "serve",
+      "tcp://127.0.0.1:0",
+      "--no-ws",
+      "--cluster",
+      natsUrl,
+      ...args,
+    ],
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
+  const url = await within(
+    new Promise<string>((resolve) => {
+      let out = "";
+      child.stdout!.on("data", (d: Buffer) => {
+        out += d.toString();
+        const m = /hub listening on (tcp:\/\/\S+)/.exec(out);
+        if (m) resolve(m[1]!);
+      });
+    }),
+    20_000,
+    "the hub process listening",
+  );
+  return { child, url };
+}

@@ -14,7 +14,8 @@ import {
   type SubscribeIter,
   type TopicMessage,
 } from "../../src/index.js";
-import { nextEvent, tempDir, within } from "../helpers.js";
+import { type NatsCluster, natsCluster } from "../cluster/nats-cluster.js";
+import { nextEvent, tempDir, until, within } from "../helpers.js";
 
 type Iter = AsyncIterator<TopicMessage>;
 
@@ -24,15 +25,35 @@ async function next(it: Iter, what = "a message"): Promise<TopicMessage> {
   return r.value;
 }
 
-// One suite, two backends: a hub over tcp://, and shared memory (shm://, no hub).
-for (const backend of ["hub", "shm"] as const)
+// One suite, three backends: a hub over tcp://, shared memory (shm://, no hub), and two hubs of a cluster
+// (three NATS nodes; the publisher on one hub, the subscriber on the other).
+for (const backend of ["hub", "shm", "cluster"] as const)
   describe(`pub/sub: every init × iter behaves as AlephZero's reader (${backend})`, () => {
     let hub: Hub | undefined;
+    let nats: NatsCluster | undefined;
+    const hubs: Hub[] = [];
     let pub: MessagingClient;
     let sub: MessagingClient;
     let n = 0;
+    /**
+     * Waits until the subscriber's side has `seq` of `topic` (a cluster's hubs get each publish a moment
+     * apart; `newest` reads what the subscriber's hub has). Nothing to wait for on one hub or shm://.
+     */
+    const settle = async (topic: string, seq: bigint) => {
+      if (backend !== "cluster") return;
+      const last = () => hubs[1]!.view(topic).topics.find((t) => t.name === topic)?.lastSeq ?? 0;
+      await until(() => BigInt(last()) >= seq, `seq ${seq} of ${topic} on the subscriber's hub`, 10_000);
+    };
     before(async () => {
-      if (backend === "hub") {
+      if (backend === "cluster") {
+        nats = await natsCluster(3);
+        for (const i of [0, 1]) {
+          const servers = [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)];
+          hubs.push(await Hub.listen({ urls: ["tcp://127.0.0.1:0"], name: `hub${i}`, cluster: { servers } }));
+        }
+        pub = await connect(hubs[0]!.urls[0]!, { name: "pub" });
+        sub = await connect(hubs[1]!.urls[0]!, { name: "sub" });
+      } else if (backend === "hub") {
         hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
         pub = await connect(hub.urls[0]!, { name: "pub" });
         sub = await connect(hub.urls[0]!, { name: "sub" });
@@ -46,6 +67,8 @@ for (const backend of ["hub", "shm"] as const)
       await pub.close();
       await sub.close();
       await hub?.close();
+      await Promise.all(hubs.map((h) => h.close()));
+      await nats?.close();
       if (backend === "shm")
         rmSync(`/dev/shm/ezipc.test-a0-${process.pid}`, { recursive: true, force: true });
     });
@@ -62,12 +85,14 @@ for (const backend of ["hub", "shm"] as const)
       steps: [publish: string[], expect: string[]][],
     ): Promise<void> {
       const topic = `a0.case${n++}`;
-      for (const p of before) await pub.publish(topic, p);
+      let last = 0n;
+      for (const p of before) last = (await pub.publish(topic, p)).seq;
       const s = await sub.subscribe(topic, { init, iter });
       const it = s[Symbol.asyncIterator]();
       try {
         for (const [publish, expect] of steps) {
-          for (const p of publish) await pub.publish(topic, p);
+          for (const p of publish) last = (await pub.publish(topic, p)).seq;
+          await settle(topic, last);
           for (const e of expect) assert.equal((await next(it, e)).text(), e);
         }
         await pub.publish(topic, "sentinel");
