@@ -161,13 +161,25 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     )
     .option(
       "--cluster <nats-urls>",
-      "form one system with every hub started with the same NATS JetStream cluster (nats://HOST:PORT[,…]; docs/cluster.md): shared variables live there",
+      "form one system with every hub started with the same NATS JetStream cluster (nats://HOST:PORT[,…]; docs/cluster.md): shared variables, topics, RPC servers and deadman tokens are shared",
     )
     .option(
       "--cluster-replicas <n>",
       "with --cluster: copies JetStream keeps (1 for a single NATS server)",
       positiveInt,
       3,
+    )
+    .option(
+      "--cluster-heartbeat-ms <ms>",
+      "with --cluster: how often this hub tells the others it is alive",
+      positiveInt,
+      1_000,
+    )
+    .option(
+      "--cluster-hub-timeout-ms <ms>",
+      "with --cluster: a hub silent this long is dead (its calls end; plus its reconnect window, its clients' pointers and tokens are released)",
+      positiveInt,
+      3_000,
     )
     .option(
       "--bridge <shm-url>",
@@ -194,6 +206,8 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           bridge?: string;
           cluster?: string;
           clusterReplicas: number;
+          clusterHeartbeatMs: number;
+          clusterHubTimeoutMs: number;
           ws: string | false;
           metrics: boolean;
           dashboard: boolean;
@@ -226,7 +240,14 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           holdPublishersMs: o.holdPublishersMs,
           security,
           bridge: o.bridge ? shmBridge(o.bridge) : undefined,
-          cluster: o.cluster ? { servers: o.cluster, replicas: o.clusterReplicas } : undefined,
+          cluster: o.cluster
+            ? {
+                servers: o.cluster,
+                replicas: o.clusterReplicas,
+                heartbeatMs: o.clusterHeartbeatMs,
+                hubTimeoutMs: o.clusterHubTimeoutMs,
+              }
+            : undefined,
         });
         if (o.metrics || o.dashboard) serveMonitoring(hub, { metrics: o.metrics, dashboard: o.dashboard });
         const s = hub.stats();

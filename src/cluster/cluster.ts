@@ -6,10 +6,12 @@
 import { connect, type NatsConnection } from "nats";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
+import type { Protocol } from "../service/protocol.js";
 import { clusterError } from "./errors.js";
 import { JsTopics } from "./js-topics.js";
 import { KvHolds } from "./kv-holds.js";
 import { KvVars } from "./kv-vars.js";
+import { NatsRpc } from "./nats-rpc.js";
 import { WriteSerializer } from "./write-serializer.js";
 
 /** `Hub.listen({ cluster })`. */
@@ -53,12 +55,21 @@ export function clusterServers(servers: string | readonly string[]): string[] {
 }
 
 export class ClusterLink {
+  private rpcLink: NatsRpc | null = null;
+
   private constructor(
     readonly nc: NatsConnection,
     readonly vars: KvVars,
     readonly topics: JsTopics,
     private readonly writes: WriteSerializer,
+    private readonly o: { prefix: string; heartbeatMs: number },
   ) {}
+
+  /** RPC between the hubs, for a hub speaking `protocol` (made once). */
+  rpc(protocol: Protocol): NatsRpc {
+    this.rpcLink ??= new NatsRpc(this.nc, protocol, this.vars.holds, this.o);
+    return this.rpcLink;
+  }
 
   /**
    * Connects to the cluster and makes (or binds) its buckets. Rejects with `EZIPC_INVALID_URL` or
@@ -134,6 +145,7 @@ export class ClusterLink {
         new KvVars(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`),
         new JsTopics(nc, js, made.jsm, { prefix, replicas, timeoutMs: timeout }),
         made.writes,
+        { prefix, heartbeatMs: o.heartbeatMs ?? 1_000 },
       );
     } catch (err) {
       await nc.close().catch(() => {});
@@ -145,6 +157,7 @@ export class ClusterLink {
   async close(): Promise<void> {
     this.vars.stop();
     this.topics.stop();
+    this.rpcLink?.stop();
     this.writes.stop();
     await this.nc.drain().catch(() => this.nc.close());
   }

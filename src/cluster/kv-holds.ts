@@ -108,6 +108,19 @@ export class KvHolds implements HoldRegistry {
     await this.hubs.put(this.hubId, new TextEncoder().encode(JSON.stringify(e)));
   }
 
+  /** Whether `hub` beats: its last heartbeat is younger than the hub timeout (and three of its beats). */
+  async running(hub: string): Promise<boolean> {
+    const e = await this.hubs.get(hub);
+    if (e?.operation !== "PUT") return false;
+    let heartbeatMs = 0;
+    try {
+      ({ heartbeatMs } = JSON.parse(new TextDecoder().decode(e.value)) as HubEntry);
+    } catch {
+      // not ours
+    }
+    return Date.now() - e.created.getTime() < Math.max(this.hubTimeoutMs, 3 * heartbeatMs);
+  }
+
   /** Whether `hub` is alive or gone for less than its reconnect window. */
   private async alive(hub: string): Promise<boolean> {
     const e = await this.hubs.get(hub);

@@ -245,7 +245,7 @@ export class Hub extends EventEmitter<HubEvents> {
           if (!this.trusted.has(conn)) policy.check(conn.peer?.name ?? null, op, subject);
         }
       : undefined;
-    this.rpc = new Rpc(options, this.protocol);
+    this.rpc = new Rpc(options, this.protocol, link?.rpc(this.protocol) ?? null);
     this.deadmen = new Deadmen(this.protocol);
     this.vars = new VarsHub(
       options,

@@ -14,6 +14,8 @@
  * - Direct routes: a server may also take calls on its own listener (`serve.direct`). A caller asks for a
  *   topic's `routes` and gets them — and every change of the pool — when all of the pool's servers take
  *   direct calls, and then calls them itself, round robin, without the hub in the path (see direct.ts).
+ * - Clustered (rpc-remote.ts): a call no local server takes goes to a hub of the cluster that has one; the
+ *   far end stands in this router's tables as one more peer, so ids, credit and endings work as here.
  */
 
 import type { Infer } from "../codec/schema.js";
@@ -24,6 +26,7 @@ import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
 import type { directMessages, rpcMessages } from "./rpc-messages.js";
+import type { RemotePeer, RpcCluster, RpcRouter } from "./rpc-remote.js";
 
 export const KIND_REQUEST = 0;
 export const KIND_STREAM = 1;
@@ -60,7 +63,7 @@ type Msg<K extends keyof RpcTables> = Infer<RpcTables[K]>;
 
 const NO_PAYLOAD = new Uint8Array(0);
 
-export class Rpc implements HubPart {
+export class Rpc implements HubPart, RpcRouter {
   private readonly pools = new Map<string, Connection[]>();
   private readonly rr = new Map<string, number>();
   private readonly byCaller = new Map<Connection, Map<number, Call>>();
@@ -77,8 +80,32 @@ export class Rpc implements HubPart {
   constructor(
     options: RpcOptions,
     private readonly protocol: Protocol,
+    /** A clustered hub's link to the other hubs' servers (rpc-remote.ts). */
+    private readonly cluster: RpcCluster | null = null,
   ) {
     this.maxCalls = options.maxCallsPerClient ?? 1_000;
+    cluster?.start(this);
+  }
+
+  /** See {@link RpcRouter.fromCluster}. */
+  fromCluster(peer: RemotePeer, type: string, body: unknown): void {
+    const conn = peer as Connection; // only state and send are used on it
+    if (type === "call") {
+      const c = body as Msg<"call">;
+      const request = { ...c, rid: c.cid };
+      this.onRequest(conn, c.caller, request, false);
+      return;
+    }
+    if (type !== "chunk" && type !== "flow" && type !== "end") return;
+    const m = body as { side: number };
+    if (m.side !== SIDE_CALLER && m.side !== SIDE_SERVER) return;
+    // Written from the far router's view: its caller side is this router's server side, and back.
+    this.handle(conn, "", type, { ...m, side: SIDE_SERVER - m.side });
+  }
+
+  /** See {@link RpcRouter.peerGone}. */
+  peerGone(peer: RemotePeer): void {
+    this.connectionClosed(peer as Connection);
   }
 
   get callsInFlight(): number {
@@ -204,6 +231,7 @@ export class Rpc implements HubPart {
       if (!pool) {
         pool = [];
         this.pools.set(m.topic, pool);
+        this.cluster?.serving(m.topic, true);
       }
       if (!pool.includes(conn)) pool.push(conn);
       let mine = this.served.get(conn);
@@ -225,7 +253,10 @@ export class Rpc implements HubPart {
     const i = pool.indexOf(conn);
     if (i < 0) return;
     pool.splice(i, 1);
-    if (pool.length === 0) this.pools.delete(topic);
+    if (pool.length === 0) {
+      this.pools.delete(topic);
+      this.cluster?.serving(topic, false);
+    }
     this.served.get(conn)?.delete(topic);
     this.routesChanged(topic);
   }
@@ -283,7 +314,8 @@ export class Rpc implements HubPart {
     for (const c of watchers) sendTo(c, frame);
   }
 
-  private onRequest(conn: Connection, client: string, m: Msg<"request">): void {
+  /** A call from `conn`; `anywhere`: to another hub's server when no local one serves the topic. */
+  private onRequest(conn: Connection, client: string, m: Msg<"request">, anywhere = true): void {
     try {
       checkTopic(m.topic);
       if (m.kind > KIND_SESSION) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown call kind ${m.kind}`);
@@ -295,7 +327,9 @@ export class Rpc implements HubPart {
           `at most ${this.maxCalls} calls in flight per client`,
         );
       }
-      const server = this.nextServer(m.topic);
+      const server =
+        this.nextServer(m.topic) ??
+        (anywhere && this.cluster ? (this.cluster.route(m.topic) as Connection) : undefined);
       if (!server) {
         this.counters.noResponders++;
         throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${m.topic}`);
@@ -421,8 +455,10 @@ export class Rpc implements HubPart {
   }
 
   private finish(call: Call): void {
-    this.byCaller.get(call.caller)?.delete(call.rid);
-    this.byServer.get(call.server)?.delete(call.cid);
+    const mine = this.byCaller.get(call.caller);
+    if (mine?.delete(call.rid) && mine.size === 0) this.byCaller.delete(call.caller);
+    const theirs = this.byServer.get(call.server);
+    if (theirs?.delete(call.cid) && theirs.size === 0) this.byServer.delete(call.server);
   }
 
   private sendEnd(

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { Hub } from "../../src/hub/hub.js";
-import { connect, type HubClient, type TopicMessage } from "../../src/index.js";
+import { connect, type HubClient, isEzipcError, type TopicMessage } from "../../src/index.js";
 import { exited, until, within } from "../helpers.js";
 import { hubProcess, type NatsCluster, natsCluster } from "./nats-cluster.js";
 
@@ -139,6 +139,15 @@ describe("pub/sub across a cluster of hubs", () => {
       [["wild.new.one", 2n]],
       "listed on the other hub with its seqs",
     );
+  });
+
+  it("a publish bigger than NATS carries (max_payload, 1 MiB by default) fails alone with EZIPC_CLUSTER", async () => {
+    const p = await client(hubs[0]!.urls[0]!, "big");
+    await assert.rejects(p.publish("cl.big", Buffer.alloc(2 * 1024 * 1024)), (err: unknown) => {
+      assert.ok(isEzipcError(err) && err.code === "EZIPC_CLUSTER", String(err));
+      return true;
+    });
+    assert.equal((await p.publish("cl.big", "small")).seq, 1n, "the connection goes on; nothing was stored");
   });
 
   it("kill -9 a hub: its subscriber resumes on another hub from its last seq, and its publisher's acknowledged publishes are all there", async () => {
