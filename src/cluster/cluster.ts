@@ -10,6 +10,7 @@ import type { Protocol } from "../service/protocol.js";
 import { clusterError } from "./errors.js";
 import { JsTopics } from "./js-topics.js";
 import { KvHolds } from "./kv-holds.js";
+import { KvTokens } from "./kv-tokens.js";
 import { KvVars } from "./kv-vars.js";
 import { NatsRpc } from "./nats-rpc.js";
 import { WriteSerializer } from "./write-serializer.js";
@@ -61,8 +62,9 @@ export class ClusterLink {
     readonly nc: NatsConnection,
     readonly vars: KvVars,
     readonly topics: JsTopics,
+    readonly tokens: KvTokens,
     private readonly writes: WriteSerializer,
-    private readonly o: { prefix: string; heartbeatMs: number },
+    readonly o: { prefix: string; heartbeatMs: number },
   ) {}
 
   /** RPC between the hubs, for a hub speaking `protocol` (made once). */
@@ -144,6 +146,7 @@ export class ClusterLink {
         nc,
         new KvVars(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`),
         new JsTopics(nc, js, made.jsm, { prefix, replicas, timeoutMs: timeout }),
+        new KvTokens(made.kv, made.writes, holds),
         made.writes,
         { prefix, heartbeatMs: o.heartbeatMs ?? 1_000 },
       );
@@ -157,6 +160,7 @@ export class ClusterLink {
   async close(): Promise<void> {
     this.vars.stop();
     this.topics.stop();
+    this.tokens.stop();
     this.rpcLink?.stop();
     this.writes.stop();
     await this.nc.drain().catch(() => this.nc.close());

@@ -7,7 +7,8 @@
  *
  * Entry value: `u8 format (1) · u8 kind · u8 flags (bit 0 persistent) · data`. Entry key: the ezipc key
  * with every byte outside `[A-Za-z0-9_-]` written `=XX` (hex), so any ezipc key is a valid bucket key and
- * two keys never share one.
+ * two keys never share one. Entries `dm.…` (with a dot, which no encoded key has) are deadman tokens
+ * (kv-tokens.ts).
  */
 import type { JetStreamManager, KV, KvEntry } from "nats";
 import { log } from "../log.js";
@@ -151,6 +152,7 @@ export class KvVars implements VarsReplica {
             if (this.stopped) break;
             if (e.revision <= last) continue;
             last = e.revision;
+            if (e.key.startsWith("dm.")) continue; // a deadman token (kv-tokens.ts)
             if (e.operation !== "PUT") {
               const key = decodeKey(e.key);
               if (key !== null) onChange({ key, version: e.revision, deleted: true });

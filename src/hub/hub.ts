@@ -13,6 +13,7 @@
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import { ClusterDeadmen } from "../deadman/deadman-cluster.js";
 import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import type { HistogramSnapshot } from "../histogram.js";
@@ -203,7 +204,7 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly rpc: Rpc;
   /** Checks an operation against the client's permissions; undefined when no client is restricted. */
   private readonly access: AccessCheck | undefined;
-  private readonly deadmen: Deadmen;
+  private readonly deadmen: Deadmen | ClusterDeadmen;
   private readonly protocol: Protocol = hubProtocol();
   private readonly clients = new Map<string, ClientState>();
   private readonly byConn = new Map<Connection, ClientState>();
@@ -246,7 +247,9 @@ export class Hub extends EventEmitter<HubEvents> {
         }
       : undefined;
     this.rpc = new Rpc(options, this.protocol, link?.rpc(this.protocol) ?? null);
-    this.deadmen = new Deadmen(this.protocol);
+    this.deadmen = link
+      ? new ClusterDeadmen(this.protocol, link.tokens, link.o.heartbeatMs)
+      : new Deadmen(this.protocol);
     this.vars = new VarsHub(
       options,
       options.clock ?? systemClock,
@@ -275,6 +278,7 @@ export class Hub extends EventEmitter<HubEvents> {
       const history = !link && "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
       hub.pubsub = new PubSub(options, hub.protocol, history, hub.access, link?.topics ?? null);
       if (link) await hub.pubsub.startReplica();
+      if (hub.deadmen instanceof ClusterDeadmen) await hub.deadmen.start();
       hub.connectionParts = [hub.pubsub, hub.rpc, hub.deadmen];
       hub.vars.load();
       await hub.vars.start();
@@ -477,6 +481,7 @@ export class Hub extends EventEmitter<HubEvents> {
     this.pubsub?.flush();
     this.pubsub?.stop();
     this.store.close();
+    if (this.deadmen instanceof ClusterDeadmen) this.deadmen.stop();
     await this.link?.close();
   }
 

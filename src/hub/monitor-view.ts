@@ -31,7 +31,7 @@ export interface ViewSource {
   vars: VarsHub;
   pubsub: PubSub;
   rpc: Rpc;
-  deadmen: Deadmen;
+  deadmen: Pick<Deadmen, "describe">;
 }
 
 /** The view of `source` for the pattern `pattern` (topic syntax, applied to keys as well; empty: all). */
