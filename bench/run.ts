@@ -10,12 +10,14 @@
  *                                   BENCH_ONLY=clients: the Python and C# clients beside TypeScript's;
  *                                   BENCH_ONLY=ws: ws:// beside the raw ws library and tcp://;
  *                                   BENCH_ONLY=dashboard: hub pub/sub with 10 dashboards open vs none;
- *                                   BENCH_ONLY=udp: udp:// beside raw node:dgram)
+ *                                   BENCH_ONLY=udp: udp:// beside raw node:dgram;
+ *                                   BENCH_ONLY=cluster: clustered hubs beside one hub and NATS alone)
  */
 import crypto from "node:crypto";
 import os from "node:os";
 import { chatBench } from "./chat-bench.js";
 import { clientsBench } from "./clients-bench.js";
+import { clusterBench } from "./cluster-bench.js";
 import { codecBench } from "./codec-bench.js";
 import { dashboardBench } from "./dashboard-bench.js";
 import { hubBench } from "./hub-bench.js";
@@ -152,6 +154,7 @@ async function main(): Promise<void> {
     udp: () => udpBench(quick),
     clients: () => clientsBench(quick),
     pubsub: () => pubsubBench(quick),
+    cluster: () => clusterBench(quick),
   };
   const group = process.env.BENCH_ONLY;
   if (group) {
@@ -243,6 +246,8 @@ async function main(): Promise<void> {
   lines.push(...(await dashboardBench(quick)));
   lines.push("");
   lines.push(...(await udpBench(quick)));
+  lines.push("");
+  lines.push(...(await clusterBench(quick)));
   console.log(lines.join("\n"));
 }
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every compiled test file (dist/test/**/*.test.js) on Node's built-in test runner.
 // Node 20's `node --test` takes no globs, so the files are listed here.
-import { spawnSync } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 
@@ -18,9 +18,27 @@ if (files.length === 0) {
 }
 // --test-force-exit: a file whose test failed before closing a socket or a timer would otherwise keep its
 // process (and the whole run) waiting forever; --test-timeout bounds any one test.
-const r = spawnSync(
+// The run is its own process group: when it ends, whatever a failed test left running (a hub, a client, a
+// nats-server it spawned) is killed with the group, so no test run leaves processes on the machine.
+const run = spawn(
   process.execPath,
   ["--test", "--test-force-exit", "--test-timeout=240000", "--test-reporter=spec", ...files],
-  { stdio: "inherit" },
+  { stdio: "inherit", detached: true },
 );
-process.exit(r.status ?? 1);
+const forward = (signal) => () => {
+  try {
+    process.kill(-run.pid, signal);
+  } catch {
+    // already gone
+  }
+};
+process.once("SIGINT", forward("SIGINT"));
+process.once("SIGTERM", forward("SIGTERM"));
+run.once("exit", (code) => {
+  try {
+    process.kill(-run.pid, "SIGKILL");
+  } catch {
+    // nothing left
+  }
+  process.exit(code ?? 1);
+});

@@ -71,7 +71,7 @@ export const ErrorCodes = {
     "A shared-memory file is not a valid ezipc file (truncated, corrupted, another version or kind); it is not used.",
   EZIPC_SHM_TOO_LARGE: "A message does not fit the topic's ring (at most a quarter of its bytes).",
   EZIPC_CLUSTER:
-    "A clustered hub could not reach its cluster (NATS JetStream) in time, or other hubs kept winning a write; the operation failed.",
+    "A clustered hub could not reach its cluster (NATS JetStream) in time, other hubs kept winning a write, or a message was larger than NATS carries (max_payload); the operation failed.",
 } as const;
 
 /** A stable ezipc error code such as `EZIPC_FRAME_TOO_LARGE`. */

@@ -52,13 +52,29 @@ export function fixture(name: string): string {
 }
 
 /** Spawns a fixture as a child Node process; resolves once it printed a line matching `ready`. */
+/**
+ * Kills `child` when this process exits, however it ends (a failed test under `--test-force-exit`, a
+ * benchmark's `process.exit`): no test leaves a process running on the machine. Returns `child`.
+ */
+export function killOnExit<T extends ChildProcess>(child: T): T {
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+const children = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+});
+
 export async function spawnFixture(
   name: string,
   args: string[],
   ms = 10_000,
   ready = /^ready/,
 ): Promise<{ child: ChildProcess; line: string }> {
-  const child = spawn(process.execPath, [fixture(name), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  const child = killOnExit(
+    spawn(process.execPath, [fixture(name), ...args], { stdio: ["ignore", "pipe", "inherit"] }),
+  );
   let out = "";
   const line = await within(
     new Promise<string>((resolve, reject) => {
@@ -186,11 +202,13 @@ export function runToEnd(
   options: { cwd: string; env?: Record<string, string> },
 ): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn(command, args, {
-      cwd: options.cwd,
-      env: { ...process.env, ...options.env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
+    const child = killOnExit(
+      spawn(command, args, {
+        cwd: options.cwd,
+        env: { ...process.env, ...options.env },
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    );
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));

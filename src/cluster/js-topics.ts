@@ -16,6 +16,7 @@ import { createHash, randomBytes } from "node:crypto";
 import {
   type Consumer,
   type ConsumerMessages,
+  DeliverPolicy,
   DiscardPolicy,
   type JetStreamClient,
   type JetStreamManager,
@@ -84,6 +85,15 @@ function notFound(err: unknown): boolean {
 interface Followed {
   readonly ready: Promise<void>;
   messages: ConsumerMessages | null;
+  /** The next seq to report (1 until the first). */
+  next: number;
+  /** `next` at the last listing, and how many listings in a row found the stream ahead of it. */
+  seenNext: number;
+  behind: number;
+  /** Reports one stream message (in seq order; one already had is ignored). */
+  deliver: (seq: number, data: Uint8Array) => void;
+  /** Messages are being read one by one ({@link JsTopics.repair}): no consumer runs meanwhile. */
+  repairing: boolean;
 }
 
 export class JsTopics implements TopicReplica {
@@ -98,7 +108,7 @@ export class JsTopics implements TopicReplica {
   private stopped = false;
   private nextId = 0;
   private readonly idPrefix = randomBytes(8).toString("hex");
-  readonly counters = { published: 0, retried: 0, mirrored: 0, malformed: 0 };
+  readonly counters = { published: 0, retried: 0, mirrored: 0, malformed: 0, restarted: 0 };
 
   constructor(
     private readonly nc: NatsConnection,
@@ -194,8 +204,13 @@ export class JsTopics implements TopicReplica {
     }
     const acks = bodies.map((body) => {
       const msgID = `${this.idPrefix}-${this.nextId++}`;
+      // Each attempt waits a second at most: one sent to a stream leader that just died gets no answer.
+      const deadline = Date.now() + this.o.timeoutMs;
       return this.retried(`publishing to topic ${topic}`, () =>
-        this.js.publish(subject, body, { msgID, timeout: this.o.timeoutMs }),
+        this.js.publish(subject, body, {
+          msgID,
+          timeout: Math.max(1, Math.min(1_000, deadline - Date.now())),
+        }),
       );
     });
     const first = await acks[0]!;
@@ -206,7 +221,15 @@ export class JsTopics implements TopicReplica {
   follow(topic: string, limits: TopicLimits): Promise<void> {
     const known = this.followed.get(topic);
     if (known) return known.ready;
-    const f: Followed = { ready: this.startFollowing(topic, limits, () => f), messages: null };
+    const f: Followed = {
+      ready: this.startFollowing(topic, limits, () => f),
+      messages: null,
+      next: 1,
+      seenNext: 1,
+      behind: 0,
+      deliver: () => {},
+      repairing: false,
+    };
     this.followed.set(topic, f);
     f.ready.catch(() => {
       if (this.followed.get(topic) === f) this.followed.delete(topic);
@@ -217,10 +240,9 @@ export class JsTopics implements TopicReplica {
   private async startFollowing(topic: string, limits: TopicLimits, self: () => Followed): Promise<void> {
     await this.ensure(topic, limits);
     const name = this.stream(topic);
-    const { consumer, last } = await this.retried(`following topic ${topic}`, async () => {
+    const last = await this.retried(`following topic ${topic}`, async () => {
       const info = await this.jsm.streams.info(name);
-      const consumer: Consumer = await this.js.consumers.get(name);
-      return { consumer, last: info.state.messages === 0 ? 0 : info.state.last_seq };
+      return info.state.messages === 0 ? 0 : info.state.last_seq;
     });
     if (this.stopped) return;
     let caughtUp: () => void = () => {};
@@ -228,16 +250,58 @@ export class JsTopics implements TopicReplica {
       caughtUp = resolve;
     });
     if (last === 0) caughtUp();
-    self().messages = await consumer.consume({
-      callback: (m: JsMsg) => {
-        const msg = decodeTopicMessage(m.seq, m.data);
-        if (msg) {
-          this.counters.mirrored++;
-          this.onMessage(topic, msg);
-        } else this.counters.malformed++;
-        if (m.seq >= last) caughtUp();
-      },
-    });
+    self().deliver = (seq, data) => {
+      const f = self();
+      if (seq < f.next) return;
+      f.next = seq + 1;
+      const msg = decodeTopicMessage(seq, data);
+      if (msg) {
+        this.counters.mirrored++;
+        this.onMessage(topic, msg);
+      } else this.counters.malformed++;
+      if (seq >= last) caughtUp();
+    };
+    // An ordered consumer lives on one NATS node: when that node dies, nats.js may keep pulling from
+    // nothing. Two missed heartbeats (2 s each) stop it — and so does the listing every 5 s that finds the
+    // stream ahead of a mirror that has not moved twice in a row ({@link list}) — and a new one starts from
+    // the next seq.
+    const follow = async (): Promise<void> => {
+      const next = self().next;
+      const consumer: Consumer = await this.js.consumers.get(
+        name,
+        next > 1 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: next } : {},
+      );
+      const msgs = await consumer.consume({
+        expires: 5_000,
+        idle_heartbeat: 2_000,
+        callback: (m: JsMsg) => {
+          if (!self().repairing) self().deliver(m.seq, m.data);
+        },
+      });
+      self().messages = msgs;
+      void (async () => {
+        for await (const st of await msgs.status()) {
+          if (st.type === "heartbeats_missed" && Number(st.data) >= 2 && !this.stopped) {
+            this.counters.restarted++;
+            log("warn", "cluster", "topic mirror stalled; following again", { topic, next: self().next });
+            msgs.stop();
+          }
+        }
+      })().catch(() => {});
+      // Ends when it is stopped (here, by the listing, or by stop()) or fails.
+      await msgs.closed();
+    };
+    void (async () => {
+      while (!this.stopped) {
+        try {
+          await follow();
+        } catch (err) {
+          log("debug", "cluster", "following a topic: again", { topic, error: err });
+        }
+        if (!this.stopped) await new Promise((r) => setTimeout(r, 250));
+        while (self().repairing && !this.stopped) await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
     await ready;
   }
 
@@ -304,11 +368,51 @@ export class JsTopics implements TopicReplica {
         if (!info.config.name.startsWith(streamPrefix) || !description.startsWith(DESCRIPTION)) continue;
         const topic = description.slice(DESCRIPTION.length);
         if (this.stream(topic) !== info.config.name) continue;
-        if (this.followed.has(topic)) continue;
-        following.push(this.report(topic, info));
+        const f = this.followed.get(topic);
+        if (!f) {
+          following.push(this.report(topic, info));
+          continue;
+        }
+        // A mirror that has not moved while its stream is ahead, two listings in a row, is stalled.
+        const ahead = info.state.messages > 0 && info.state.last_seq >= f.next;
+        f.behind = ahead && f.next === f.seenNext ? f.behind + 1 : 0;
+        f.seenNext = f.next;
+        if (f.behind >= 2) {
+          f.behind = 0;
+          this.counters.restarted++;
+          log("warn", "cluster", "topic mirror behind its stream; reading on and following again", {
+            topic,
+            next: f.next,
+          });
+          f.messages?.stop();
+          following.push(this.repair(topic, f, info.state.last_seq));
+        }
       }
     });
     await Promise.all(following);
+  }
+
+  /**
+   * Reads a stalled mirror's missing messages one by one (up to 1,000 per listing), for when no consumer
+   * delivers (a consumer made while a NATS node fails can stay silent); a new consumer starts after them.
+   */
+  private async repair(topic: string, f: Followed, last: number): Promise<void> {
+    f.repairing = true;
+    try {
+      const name = this.stream(topic);
+      for (let seq = f.next, n = 0; seq <= last && n < 1_000 && !this.stopped; seq++, n++) {
+        try {
+          const m = await this.jsm.streams.getMessage(name, { seq });
+          f.deliver(m.seq, m.data);
+        } catch (err) {
+          if (!notFound(err)) throw err; // (evicted, or never stored: the next one)
+        }
+      }
+    } catch (err) {
+      log("warn", "cluster", "reading a stalled topic's messages failed", { topic, error: err });
+    } finally {
+      f.repairing = false;
+    }
   }
 
   stop(): void {

@@ -10,7 +10,7 @@
  * two keys never share one. Entries `dm.…` (with a dot, which no encoded key has) are deadman tokens
  * (kv-tokens.ts).
  */
-import type { JetStreamManager, KV, KvEntry } from "nats";
+import type { JetStreamManager, KV, KvEntry, StoredMsg } from "nats";
 import { log } from "../log.js";
 import type { ReplicaChange, ReplicaEntry, ReplicaRecord, VarsReplica } from "../vars/vars-replica.js";
 import { clusterError } from "./errors.js";
@@ -56,7 +56,7 @@ function encodeRecord(r: ReplicaRecord): Buffer {
   return out;
 }
 
-function toEntry(e: KvEntry): ReplicaEntry | null {
+function toEntry(e: Pick<KvEntry, "key" | "value" | "revision">): ReplicaEntry | null {
   const key = decodeKey(e.key);
   const v = e.value;
   if (key === null || v.length < 3 || v[0] !== FORMAT) return null;
@@ -139,9 +139,48 @@ export class KvVars implements VarsReplica {
     let initialized!: () => void;
     const ready = new Promise<void>((r) => (initialized = r));
     let current: { stop(): void } | null = null;
+    /** Applies one revision of the bucket (in order; one already applied is ignored). */
+    const apply = (e: Pick<KvEntry, "key" | "value" | "revision" | "operation">): void => {
+      if (e.revision <= last) return;
+      last = e.revision;
+      if (e.key.startsWith("dm.")) return; // a deadman token (kv-tokens.ts)
+      if (e.operation !== "PUT") {
+        const key = decodeKey(e.key);
+        if (key !== null) onChange({ key, version: e.revision, deleted: true });
+        return;
+      }
+      const entry = toEntry(e);
+      if (entry) onChange(entry);
+      else log("warn", "cluster", "an entry that is not ezipc's in the vars bucket", { key: e.key });
+    };
+    /**
+     * Reads the revisions after `last` one by one from the bucket's stream (up to 1,000), for a watch that
+     * stays silent after it was made again (a consumer made while a NATS node fails can).
+     */
+    const readOn = async (newest: number): Promise<void> => {
+      const prefix = `$KV.${this.streamName.slice("KV_".length)}.`;
+      for (let seq = last + 1, n = 0; seq <= newest && n < 1_000 && !this.stopped; seq++, n++) {
+        let m: StoredMsg;
+        try {
+          m = await this.jsm.streams.getMessage(this.streamName, { seq });
+        } catch {
+          continue; // replaced since (history 1), or deleted: a later revision of that key follows
+        }
+        const op = m.header?.get("KV-Operation");
+        apply({
+          key: m.subject.slice(prefix.length),
+          value: m.data,
+          revision: m.seq,
+          operation: (op === "DEL" || op === "PURGE" ? op : "PUT") as KvEntry["operation"],
+        });
+      }
+    };
+    /** A {@link readOn} in progress: the watch is made again after it. */
+    let reading: Promise<void> | null = null;
     const run = async (): Promise<void> => {
       while (!this.stopped) {
         try {
+          if (reading) await reading;
           const it = await this.kv.watch({
             ...(last > 0 ? { resumeFromRevision: last + 1 } : {}),
             initializedFn: () => initialized(),
@@ -150,17 +189,7 @@ export class KvVars implements VarsReplica {
           if (last > 0) initialized();
           for await (const e of it) {
             if (this.stopped) break;
-            if (e.revision <= last) continue;
-            last = e.revision;
-            if (e.key.startsWith("dm.")) continue; // a deadman token (kv-tokens.ts)
-            if (e.operation !== "PUT") {
-              const key = decodeKey(e.key);
-              if (key !== null) onChange({ key, version: e.revision, deleted: true });
-              continue;
-            }
-            const entry = toEntry(e);
-            if (entry) onChange(entry);
-            else log("warn", "cluster", "an entry that is not ezipc's in the vars bucket", { key: e.key });
+            apply(e);
           }
         } catch (err) {
           if (this.stopped) return;
@@ -181,8 +210,15 @@ export class KvVars implements VarsReplica {
           behind = newest > last && last === seen ? behind + 1 : 0;
           seen = last;
           if (behind >= 2) {
-            log("warn", "cluster", "vars watch stalled; watching again", { last, newest });
+            log("warn", "cluster", "vars watch stalled; reading on and watching again", { last, newest });
             behind = 0;
+            reading = readOn(newest)
+              .catch((err: unknown) =>
+                log("warn", "cluster", "reading a stalled watch's revisions failed", { error: err }),
+              )
+              .finally(() => {
+                reading = null;
+              });
             current?.stop();
           }
         })

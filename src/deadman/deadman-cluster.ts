@@ -347,6 +347,11 @@ export class ClusterDeadmen implements HubPart {
           }
         }
         if (t.takers.length > 0) this.pump(name, t);
+        // Waiters are answered from the record too, should the watch have missed a change.
+        if (t.waitTaken.length > 0 || t.waitReleased.length > 0) {
+          const e = await this.replica.get(name);
+          if (e) this.changed(name, e, false);
+        }
         // Forgotten when nothing here needs it (its record stays in the cluster, heard of again if it changes).
         const idle = !t.holder && !t.busy && t.trying === 0 && t.takers.length === 0;
         if (idle && !t.entry?.held && t.waitTaken.length === 0 && t.waitReleased.length === 0) {

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { connect } from "nats";
-import { tempDir, within } from "../helpers.js";
+import { killOnExit, tempDir, within } from "../helpers.js";
 
 async function freePort(): Promise<number> {
   const s = net.createServer();
@@ -55,9 +55,11 @@ export async function natsCluster(n = 3): Promise<NatsCluster> {
   const urls = clientPorts.map((p) => `nats://127.0.0.1:${p}`);
 
   async function start(i: number): Promise<void> {
-    const proc = spawn("nats-server", ["-c", path.join(dir, `n${i}.conf`)], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
+    const proc = killOnExit(
+      spawn("nats-server", ["-c", path.join(dir, `n${i}.conf`)], {
+        stdio: ["ignore", "ignore", "pipe"],
+      }),
+    );
     procs[i] = proc;
     proc.stderr!.on("data", (d: Buffer) => {
       logs[i] = (logs[i]! + d.toString()).slice(-20_000);
@@ -124,18 +126,20 @@ export async function hubProcess(
   natsUrl: string,
   args: string[] = [],
 ): Promise<{ child: ChildProcess; url: string }> {
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      new URL("../../src/cli/main.js", import.meta.url).pathname,
-      "serve",
-      "tcp://127.0.0.1:0",
-      "--no-ws",
-      "--cluster",
-      natsUrl,
-      ...args,
-    ],
-    { stdio: ["ignore", "pipe", "inherit"] },
+  const child: ChildProcess = killOnExit(
+    spawn(
+      process.execPath,
+      [
+        new URL("../../src/cli/main.js", import.meta.url).pathname,
+        "serve",
+        "tcp://127.0.0.1:0",
+        "--no-ws",
+        "--cluster",
+        natsUrl,
+        ...args,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    ),
   );
   const url = await within(
     new Promise<string>((resolve) => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { fixture, within } from "../helpers.js";
+import { fixture, killOnExit, within } from "../helpers.js";
 
 type Reply = {
   id?: number;
@@ -40,9 +40,7 @@ export class ChildClient {
 
   static async start(url: string, name: string, options?: object): Promise<ChildClient> {
     const args = [fixture("hub-client.js"), url, name, ...(options ? [JSON.stringify(options)] : [])];
-    const child = spawn(process.execPath, args, {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
+    const child = killOnExit(spawn(process.execPath, args, { stdio: ["pipe", "pipe", "inherit"] }));
     const c = new ChildClient(child);
     await c.event((r) => r.event === "ready", 10_000, `${name} ready`);
     return c;
