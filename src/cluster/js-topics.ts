@@ -37,7 +37,7 @@ import { encodeKey } from "./kv-vars.js";
 const FORMAT = 1;
 const DESCRIPTION = "ezipc topic ";
 /** How often the streams are listed again (new topics whose announcement was missed). */
-const RELIST_MS = 5_000;
+const RELIST_MS = 2_000;
 
 /** The stream-name part of a topic's stream and subject. */
 export function topicSuffix(topic: string): string {
@@ -262,7 +262,7 @@ export class JsTopics implements TopicReplica {
       if (seq >= last) caughtUp();
     };
     // An ordered consumer lives on one NATS node: when that node dies, nats.js may keep pulling from
-    // nothing. Two missed heartbeats (2 s each) stop it — and so does the listing every 5 s that finds the
+    // nothing. Two missed heartbeats (2 s each) stop it — and so does the listing every 2 s that finds the
     // stream ahead of a mirror that has not moved twice in a row ({@link list}) — and a new one starts from
     // the next seq.
     const follow = async (): Promise<void> => {

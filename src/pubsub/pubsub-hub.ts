@@ -13,6 +13,9 @@
  *   credit given one at a time, as the reader asks, it sees the newest message each time.
  * - Subscriptions belong to a connection; a client that reconnects subscribes again with `resume` cursors.
  *
+ * - On a clustered hub, topics are mirrors of the cluster's and the cluster numbers publishes
+ *   (topic-mirrors.ts).
+ *
  * Over 600 lines: topics, subscriptions, the commit rule of persisted topics and the eviction floor of
  * publisher holds in one unit: cursors, credit, commits and holds meet in every delivery and eviction.
  */
@@ -33,12 +36,12 @@ import {
   encodeRecord,
   MESSAGE_SID_OFFSET,
   type PublishView,
-  recordOffsets,
   sliceHead,
 } from "./fast-frames.js";
 import { PublisherHolds } from "./publisher-holds.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
-import type { ReplicatedMessage, TopicReplica } from "./topic-replica.js";
+import { TopicMirrors } from "./topic-mirrors.js";
+import type { TopicReplica } from "./topic-replica.js";
 import {
   checkTopic,
   type Entry,
@@ -96,11 +99,6 @@ export interface HistoryStore {
   ): void;
 }
 
-/** The messages {@link PubSub.handle} takes (held in order while a subscribe waits for its topic's mirror). */
-const PUBSUB_TYPES = new Set(["subscribe", "credit", "unsubscribe", "topics", "topicConfig"]);
-/** Most messages held per connection while its subscribe waits (more is a flood: the connection is cut). */
-const MAX_DEFERRED = 10_000;
-
 /** Backlog of messages not yet committed beyond which publishes to persisted topics are refused. */
 const MAX_UNCOMMITTED_BYTES = 64 * 1024 * 1024;
 
@@ -155,12 +153,8 @@ export class PubSub implements HubPart {
   readonly counters = { published: 0, delivered: 0, gaps: 0, rejected: 0 };
   /** From an acknowledged publish's arrival to its `published` (after the commit, for a persisted topic). */
   readonly publishAckLatency = new Histogram();
-  /** Clustered: each topic's mirror, with the promise of its catching up (null: caught up). */
-  private readonly mirrors = new Map<Topic, Promise<void> | null>();
-  /** Clustered: a connection's pub/sub messages held, in order, while its subscribe waits for a mirror. */
-  private readonly deferred = new Map<Connection, { type: string; body: unknown }[]>();
-  /** Clustered: subscribes waiting for a topic's mirror to reach a seq. */
-  private readonly seqWaiters = new Map<Topic, { seq: bigint; resolve: () => void }[]>();
+  /** Clustered: the topics' mirrors of the cluster (topic-mirrors.ts). */
+  private readonly mirrors: TopicMirrors | null;
 
   constructor(
     options: PubSubOptions,
@@ -176,7 +170,7 @@ export class PubSub implements HubPart {
      * history here is a mirror the replica feeds. Publishers are not held (the cluster's history bounds
      * are the bound), and there is no local store.
      */
-    private readonly replica: TopicReplica | null = null,
+    replica: TopicReplica | null = null,
   ) {
     this.limits = {
       topicMaxBytes: options.topicMaxBytes ?? 16 * 1024 * 1024,
@@ -186,6 +180,26 @@ export class PubSub implements HubPart {
       maxSubscriptionsPerClient: options.maxSubscriptionsPerClient ?? 10_000,
       holdPublishersMs: replica ? 0 : (options.holdPublishersMs ?? 5_000),
     };
+    this.mirrors = replica
+      ? new TopicMirrors(replica, {
+          protocol,
+          topic: (name) => this.topic(name, true),
+          append: (t, m) => {
+            const freed = t.skipTo(m.seq);
+            if (freed < 0) return;
+            this.totalBytes -= freed;
+            const head = encodeMessageHead(t.nameBytes, m.seq, m.time, m.publisher, 1);
+            this.appendEntry(t, m.seq, entry(head, m.record, 1, m.time), null);
+          },
+          bound: (t) => {
+            if (t.over) this.bound(t, null, Number.POSITIVE_INFINITY);
+          },
+          subscribe: (conn, m) => this.onSubscribe(conn, m),
+          handle: (conn, type, body) => this.handle(conn, "", type, body),
+          publishFailed: (conn, rid, err) => this.reject(conn, rid, err),
+          acknowledged: (t0) => this.publishAckLatency.since(t0),
+        })
+      : null;
     this.holds = new PublisherHolds(
       this.limits.holdPublishersMs,
       (conn, t, held) => sendTo(conn, this.protocol.encode("publishFlow", { topic: t.name, held })),
@@ -236,18 +250,10 @@ export class PubSub implements HubPart {
    * decode either.)
    */
   handle(conn: Connection, _client: string, type: string, body: unknown): boolean {
-    const held = this.deferred.get(conn);
-    if (held && PUBSUB_TYPES.has(type)) {
-      if (held.length >= MAX_DEFERRED) {
-        conn.destroy(new EzipcError("EZIPC_PROTOCOL", "too many messages sent while a subscribe waits"));
-        return true;
-      }
-      held.push({ type, body });
-      return true;
-    }
+    if (this.mirrors?.holds(conn, type, body)) return true;
     switch (type) {
       case "subscribe":
-        if (this.replica && this.waitForMirror(conn, body as Msg<"subscribe">)) return true;
+        if (this.mirrors?.waitForMirror(conn, body as Msg<"subscribe">)) return true;
         this.onSubscribe(conn, body as Msg<"subscribe">);
         return true;
       case "credit":
@@ -269,7 +275,7 @@ export class PubSub implements HubPart {
 
   /** Drops a closed connection's subscriptions. */
   connectionClosed(conn: Connection): void {
-    this.deferred.delete(conn);
+    this.mirrors?.connectionClosed(conn);
     this.forgetPublisher(conn);
     const subs = this.byConn.get(conn);
     if (!subs) return;
@@ -398,8 +404,8 @@ export class PubSub implements HubPart {
       return;
     }
     const time = Date.now();
-    if (this.replica) {
-      this.publishToCluster(conn, topic, publisher, v, frame, time, t0);
+    if (this.mirrors) {
+      this.mirrors.publish(conn, topic, publisher, v, frame, time, t0);
       return;
     }
     // The seq as a plain number while it is exact (base 0, the usual case): no bigint per publish.
@@ -734,7 +740,7 @@ export class PubSub implements HubPart {
     }
     t = new Topic(name, { maxBytes: this.limits.topicMaxBytes, maxCount: this.limits.topicMaxCount });
     this.topics.set(name, t);
-    if (this.replica && !name.startsWith("$hub.")) this.mirror(t);
+    if (this.mirrors && !name.startsWith("$hub.")) this.mirrors.follow(t);
     for (const sub of this.wildcards) {
       if (sub.match(name)) {
         this.addSubToTopic(sub, t);
@@ -810,8 +816,8 @@ export class PubSub implements HubPart {
   private onTopicConfig(conn: Connection, m: Msg<"topicConfig">): void {
     try {
       checkTopic(m.topic);
-      if (this.replica) {
-        this.configureInCluster(conn, m);
+      if (this.mirrors) {
+        this.mirrors.configure(conn, m);
         return;
       }
       if (m.persist && !this.store) {
@@ -837,170 +843,8 @@ export class PubSub implements HubPart {
     }
   }
 
-  // ---- clustered (topic-replica.ts) -----------------------------------------------------------------
-
-  /** Starts following the cluster's topics; resolves once every existing one is mirrored to its end. */
+  /** Clustered: follows the cluster's topics; resolves once every existing one is mirrored to its end. */
   startReplica(): Promise<void> {
-    return this.replica!.start(
-      (name, limits) => {
-        const t = this.topic(name, true);
-        t.limits = limits;
-        if (t.over) this.bound(t, null, Number.POSITIVE_INFINITY);
-      },
-      (name, m) => this.replicated(name, m),
-    );
-  }
-
-  /** Follows `t` in the cluster (again, after a failure). */
-  private mirror(t: Topic): Promise<void> {
-    const p = this.replica!.follow(t.name, t.limits);
-    this.mirrors.set(t, p);
-    p.then(
-      () => this.mirrors.set(t, null),
-      (err) => {
-        this.mirrors.delete(t);
-        log("warn", "hub", "following a topic in the cluster failed", { topic: t.name, error: err });
-      },
-    );
-    return p;
-  }
-
-  /** A message of the cluster, in seq order: appended to the topic's mirror and delivered. */
-  private replicated(name: string, m: ReplicatedMessage): void {
-    const t = this.topics.get(name);
-    if (!t) return; // (reported only for topics followed, which exist)
-    const freed = t.skipTo(m.seq);
-    if (freed < 0) return;
-    this.totalBytes -= freed;
-    const head = encodeMessageHead(t.nameBytes, m.seq, m.time, m.publisher, 1);
-    this.appendEntry(t, m.seq, entry(head, m.record, 1, m.time), null);
-    const waiting = this.seqWaiters.get(t);
-    if (!waiting) return;
-    const left = waiting.filter((w) => w.seq > m.seq);
-    for (const w of waiting) if (w.seq <= m.seq) w.resolve();
-    if (left.length > 0) this.seqWaiters.set(t, left);
-    else this.seqWaiters.delete(t);
-  }
-
-  /**
-   * Resolves once `t`'s mirror has every message the cluster had stored when this was called (so a
-   * subscriber sees every publish acknowledged before it subscribed, on any hub). Rejects with
-   * `EZIPC_CLUSTER` if the cluster cannot be asked, or the mirror does not get there within 10 s.
-   */
-  private async caughtUp(t: Topic): Promise<void> {
-    const state = this.mirrors.get(t);
-    if (state !== null) await (state ?? this.mirror(t));
-    const last = await this.replica!.lastSeq(t.name);
-    if (t.lastSeq >= last) return;
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        const list = this.seqWaiters.get(t);
-        list?.splice(list.indexOf(w), 1);
-        reject(
-          new EzipcError("EZIPC_CLUSTER", `${t.name}: this hub's copy did not reach seq ${last} in 10 s`),
-        );
-      }, 10_000);
-      const w = {
-        seq: last,
-        resolve: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      };
-      let list = this.seqWaiters.get(t);
-      if (!list) {
-        list = [];
-        this.seqWaiters.set(t, list);
-      }
-      list.push(w);
-    });
-  }
-
-  /** A publish on a clustered hub: numbered by the cluster, acknowledged once it is stored there. */
-  private publishToCluster(
-    conn: Connection,
-    topic: Topic,
-    publisher: Buffer,
-    v: PublishView,
-    frame: Buffer,
-    time: number,
-    t0: number,
-  ): void {
-    // `v` is reused by the next frame parsed, and `frame` may be a view into a read buffer: the replica
-    // copies the records before it returns; the rid is kept here.
-    const rid = v.rid;
-    const records = frame.subarray(v.recordsStart);
-    const offsets = recordOffsets(records, v.count);
-    const list: Buffer[] = [];
-    for (let i = 0; i < v.count; i++) list.push(records.subarray(offsets[i], offsets[i + 1]));
-    this.replica!.publish(topic.name, publisher, time, list, rid !== 0).then(
-      (seq) => {
-        if (rid === 0) return;
-        sendTo(conn, this.protocol.encode("published", { rid, seq, time }));
-        this.publishAckLatency.since(t0);
-      },
-      (err) => this.reject(conn, rid, isEzipcError(err) ? err : new EzipcError("EZIPC_CLUSTER", String(err))),
-    );
-  }
-
-  /**
-   * A subscribe to one topic waits until the topic's mirror has caught up with the cluster
-   * ({@link caughtUp}), and with it every later pub/sub message of its connection; returns false if it may
-   * go on now (a wildcard, an invalid pattern).
-   */
-  private waitForMirror(conn: Connection, m: Msg<"subscribe">): boolean {
-    let t: Topic;
-    try {
-      if (topicMatcher(m.pattern).wildcard) return false;
-      t = this.topic(m.pattern, true);
-    } catch {
-      return false; // onSubscribe reports it
-    }
-    this.deferred.set(conn, [{ type: "subscribe", body: m }]);
-    this.caughtUp(t).then(
-      () => this.resumeDeferred(conn, null),
-      (err) => this.resumeDeferred(conn, err),
-    );
-    return true;
-  }
-
-  /** Goes on with a connection's held messages (the first, a subscribe, fails with `err` if given). */
-  private resumeDeferred(conn: Connection, err: unknown): void {
-    const held = this.deferred.get(conn);
-    this.deferred.delete(conn);
-    if (!held || conn.state !== "open") return;
-    for (let i = 0; i < held.length; i++) {
-      const again = this.deferred.get(conn);
-      if (again) {
-        again.push(...held.slice(i));
-        return;
-      }
-      const { type, body } = held[i]!;
-      if (i === 0 && err) {
-        const e = isEzipcError(err) ? err : new EzipcError("EZIPC_CLUSTER", String(err));
-        const rid = (body as Msg<"subscribe">).rid;
-        sendTo(conn, this.protocol.encode("error", { rid, code: e.code, message: e.message }));
-        continue;
-      }
-      if (i === 0) this.onSubscribe(conn, body as Msg<"subscribe">);
-      else this.handle(conn, "", type, body);
-    }
-  }
-
-  /** `topicConfig` on a clustered hub: the limits change cluster-wide (its history is already durable there). */
-  private configureInCluster(conn: Connection, m: Msg<"topicConfig">): void {
-    const t = this.topic(m.topic, true);
-    const limits = { maxBytes: m.maxBytes, maxCount: m.maxCount };
-    this.replica!.configure(m.topic, limits).then(
-      () => {
-        t.limits = limits;
-        if (t.over) this.bound(t, null, Number.POSITIVE_INFINITY);
-        sendTo(conn, this.protocol.encode("ok", { rid: m.rid, version: 0n }));
-      },
-      (err) => {
-        const e = isEzipcError(err) ? err : new EzipcError("EZIPC_CLUSTER", String(err));
-        sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: e.code, message: e.message }));
-      },
-    );
+    return this.mirrors?.start() ?? Promise.resolve();
   }
 }
