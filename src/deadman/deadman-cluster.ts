@@ -19,7 +19,6 @@ import { checkKey } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
-import { MAX_WAITS_PER_CONNECTION } from "./deadman-hub.js";
 import {
   type deadmanMessages,
   OP_CANCEL,
@@ -31,23 +30,16 @@ import {
   OP_WAIT_TAKEN,
 } from "./deadman-messages.js";
 import type { TokenEntry, TokenReplica } from "./token-replica.js";
+import { type WaitLists, Waits } from "./waiters.js";
 
 type Msg = Infer<typeof deadmanMessages.deadman>;
 
-interface Waiter {
-  readonly conn: Connection;
-  readonly rid: number;
-}
-
 /** What this hub knows of one token. */
-interface Local {
+interface Local extends WaitLists {
   /** The newest record heard of (null: none yet). */
   entry: TokenEntry | null;
   /** This hub's client holding it, with its take's epoch. */
   holder: { conn: Connection; label: string; epoch: number } | null;
-  takers: Waiter[];
-  waitTaken: Waiter[];
-  waitReleased: Waiter[];
   /** A take attempt is in flight (pump). */
   busy: boolean;
   /** `tryTake`s in flight. */
@@ -57,7 +49,7 @@ interface Local {
 export class ClusterDeadmen implements HubPart {
   private readonly tokens = new Map<string, Local>();
   private readonly labels = new Map<Connection, string>();
-  private readonly waits = new Map<Connection, number>();
+  private readonly waits: Waits;
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
   readonly counters = { takes: 0, lostRaces: 0, releasedForGoneHubs: 0 };
@@ -66,7 +58,9 @@ export class ClusterDeadmen implements HubPart {
     private readonly protocol: Protocol,
     private readonly replica: TokenReplica,
     private readonly sweepMs: number,
-  ) {}
+  ) {
+    this.waits = new Waits(protocol);
+  }
 
   /** Watches the cluster's tokens; resolves once their records are known. */
   async start(): Promise<void> {
@@ -123,12 +117,9 @@ export class ClusterDeadmen implements HubPart {
 
   connectionClosed(conn: Connection): void {
     this.labels.delete(conn);
-    this.waits.delete(conn);
+    this.waits.forget(conn);
     for (const [name, t] of this.tokens) {
-      const drop = (ws: Waiter[]) => ws.filter((w) => w.conn !== conn);
-      t.takers = drop(t.takers);
-      t.waitTaken = drop(t.waitTaken);
-      t.waitReleased = drop(t.waitReleased);
+      this.waits.dropFrom(t, conn);
       if (t.holder?.conn === conn) {
         const epoch = t.holder.epoch;
         t.holder = null;
@@ -169,7 +160,7 @@ export class ClusterDeadmen implements HubPart {
         if (t.holder?.conn === conn)
           throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client already holds it`);
         if (m.op === OP_TAKE) {
-          t.takers.push(this.waiter(conn, m.rid));
+          t.takers.push(this.waits.add(conn, m.rid));
           this.pump(m.name, t);
         } else this.tryTake(m.name, t, conn, client, m.rid);
         return;
@@ -189,11 +180,11 @@ export class ClusterDeadmen implements HubPart {
       }
       case OP_WAIT_TAKEN:
         if (t.entry?.held) this.reply(conn, m.rid, t.entry, t);
-        else t.waitTaken.push(this.waiter(conn, m.rid));
+        else t.waitTaken.push(this.waits.add(conn, m.rid));
         return;
       case OP_WAIT_RELEASED:
         if (!t.entry?.held) this.reply(conn, m.rid, t.entry, t);
-        else t.waitReleased.push(this.waiter(conn, m.rid));
+        else t.waitReleased.push(this.waits.add(conn, m.rid));
         return;
       case OP_STATE:
         this.replica.get(m.name).then(
@@ -201,22 +192,9 @@ export class ClusterDeadmen implements HubPart {
           (err) => this.fail(conn, m.rid, err),
         );
         return;
-      case OP_CANCEL: {
-        const keep = (ws: Waiter[]) =>
-          ws.filter((w) => {
-            if (w.conn !== conn || w.rid !== m.rid) return true;
-            this.unwait(conn);
-            sendTo(
-              conn,
-              this.protocol.encode("error", { rid: w.rid, code: "EZIPC_CANCELLED", message: "cancelled" }),
-            );
-            return false;
-          });
-        t.takers = keep(t.takers);
-        t.waitTaken = keep(t.waitTaken);
-        t.waitReleased = keep(t.waitReleased);
+      case OP_CANCEL:
+        this.waits.cancel(t, conn, m.rid);
         return;
-      }
       default:
         throw new EzipcError("EZIPC_BAD_REQUEST", `unknown deadman op ${m.op}`);
     }
@@ -301,7 +279,7 @@ export class ClusterDeadmen implements HubPart {
     }
     t.holder = { conn, label, epoch };
     this.changed(name, { held: true, hub: this.replica.hubId, holder: label, epoch }, false);
-    if (waited) this.unwait(conn);
+    if (waited) this.waits.done(conn);
     this.reply(conn, rid, t.entry, t);
   }
 
@@ -314,7 +292,7 @@ export class ClusterDeadmen implements HubPart {
     if (entry.held) t.waitTaken = [];
     else t.waitReleased = [];
     for (const w of waiting) {
-      this.unwait(w.conn);
+      this.waits.done(w.conn);
       this.reply(w.conn, w.rid, entry, t);
     }
     if (!entry.held && fromWatch && t.takers.length > 0) this.pump(name, t);
@@ -361,23 +339,6 @@ export class ClusterDeadmen implements HubPart {
     } finally {
       this.sweeping = false;
     }
-  }
-
-  private waiter(conn: Connection, rid: number): Waiter {
-    const n = this.waits.get(conn) ?? 0;
-    if (n >= MAX_WAITS_PER_CONNECTION) {
-      throw new EzipcError(
-        "EZIPC_TOO_MANY_REQUESTS",
-        `at most ${MAX_WAITS_PER_CONNECTION} waiting deadman ops per client`,
-      );
-    }
-    this.waits.set(conn, n + 1);
-    return { conn, rid };
-  }
-
-  private unwait(conn: Connection): void {
-    const n = this.waits.get(conn);
-    if (n !== undefined) this.waits.set(conn, n - 1);
   }
 
   /** Answers an op with the record `e` (`mine`: it is `conn`'s take, as `t` knows). */

@@ -22,36 +22,30 @@ import {
   OP_WAIT_RELEASED,
   OP_WAIT_TAKEN,
 } from "./deadman-messages.js";
+import { type Waiter, type WaitLists, Waits } from "./waiters.js";
 
-interface Waiter {
-  conn: Connection;
-  rid: number;
-}
-
-interface Token {
+interface Token extends WaitLists {
   holder: Connection | null;
   holderLabel: string;
   /** +1 per take: tells holders apart over time. */
   epoch: bigint;
-  takers: Waiter[];
-  waitTaken: Waiter[];
-  waitReleased: Waiter[];
 }
 
 type Msg = Infer<typeof deadmanMessages.deadman>;
 
 /** Most tokens with a holder or a waiter (`EZIPC_TOO_MANY_KEYS`). */
 const MAX_TOKENS = 100_000;
-/** Most waiting ops (take, waitTaken, waitReleased) per connection (`EZIPC_TOO_MANY_REQUESTS`). */
-export const MAX_WAITS_PER_CONNECTION = 1_000;
+
+export { MAX_WAITS_PER_CONNECTION } from "./waiters.js";
 
 export class Deadmen implements HubPart {
   private readonly tokens = new Map<string, Token>();
   private readonly labels = new Map<Connection, string>();
-  /** Waiting ops per connection. */
-  private readonly waits = new Map<Connection, number>();
+  private readonly waits: Waits;
 
-  constructor(private readonly protocol: Protocol) {}
+  constructor(private readonly protocol: Protocol) {
+    this.waits = new Waits(protocol);
+  }
 
   get size(): number {
     return this.tokens.size;
@@ -93,12 +87,9 @@ export class Deadmen implements HubPart {
 
   connectionClosed(conn: Connection): void {
     this.labels.delete(conn);
-    this.waits.delete(conn);
+    this.waits.forget(conn);
     for (const [name, t] of [...this.tokens]) {
-      const drop = (ws: Waiter[]) => ws.filter((w) => w.conn !== conn);
-      t.takers = drop(t.takers);
-      t.waitTaken = drop(t.waitTaken);
-      t.waitReleased = drop(t.waitReleased);
+      this.waits.dropFrom(t, conn);
       if (t.holder === conn) this.release(t);
       this.gc(name, t);
     }
@@ -122,7 +113,7 @@ export class Deadmen implements HubPart {
         if (t.holder === conn)
           throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client already holds it`);
         if (!t.holder) this.give(t, { conn, rid: m.rid });
-        else if (m.op === OP_TAKE) t.takers.push(this.waiter(conn, m.rid));
+        else if (m.op === OP_TAKE) t.takers.push(this.waits.add(conn, m.rid));
         else this.reply(conn, m.rid, t);
         break;
       case OP_RELEASE:
@@ -133,54 +124,23 @@ export class Deadmen implements HubPart {
         break;
       case OP_WAIT_TAKEN:
         if (t.holder) this.reply(conn, m.rid, t);
-        else t.waitTaken.push(this.waiter(conn, m.rid));
+        else t.waitTaken.push(this.waits.add(conn, m.rid));
         break;
       case OP_WAIT_RELEASED:
         if (!t.holder) this.reply(conn, m.rid, t);
-        else t.waitReleased.push(this.waiter(conn, m.rid));
+        else t.waitReleased.push(this.waits.add(conn, m.rid));
         break;
       case OP_STATE:
         this.reply(conn, m.rid, t);
         break;
-      case OP_CANCEL: {
+      case OP_CANCEL:
         // m.rid names the waiting op to drop; it is answered with EZIPC_CANCELLED.
-        const keep = (ws: Waiter[]) =>
-          ws.filter((w) => {
-            if (w.conn !== conn || w.rid !== m.rid) return true;
-            this.unwait(conn);
-            sendTo(
-              conn,
-              this.protocol.encode("error", { rid: w.rid, code: "EZIPC_CANCELLED", message: "cancelled" }),
-            );
-            return false;
-          });
-        t.takers = keep(t.takers);
-        t.waitTaken = keep(t.waitTaken);
-        t.waitReleased = keep(t.waitReleased);
+        this.waits.cancel(t, conn, m.rid);
         break;
-      }
       default:
         throw new EzipcError("EZIPC_BAD_REQUEST", `unknown deadman op ${m.op}`);
     }
     this.gc(m.name, t);
-  }
-
-  /** A waiting op of `conn`, counted against its bound. */
-  private waiter(conn: Connection, rid: number): Waiter {
-    const n = this.waits.get(conn) ?? 0;
-    if (n >= MAX_WAITS_PER_CONNECTION) {
-      throw new EzipcError(
-        "EZIPC_TOO_MANY_REQUESTS",
-        `at most ${MAX_WAITS_PER_CONNECTION} waiting deadman ops per client`,
-      );
-    }
-    this.waits.set(conn, n + 1);
-    return { conn, rid };
-  }
-
-  private unwait(conn: Connection): void {
-    const n = this.waits.get(conn);
-    if (n !== undefined) this.waits.set(conn, n - 1);
   }
 
   private give(t: Token, w: Waiter, waited = false): void {
@@ -213,7 +173,7 @@ export class Deadmen implements HubPart {
 
   /** Answers an op; a waiting one is no longer counted. */
   private reply(conn: Connection, rid: number, t: Token | undefined, waited = false): void {
-    if (waited) this.unwait(conn);
+    if (waited) this.waits.done(conn);
     if (conn.state !== "open") return;
     sendTo(
       conn,

@@ -6,11 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Hub } from "../../src/hub/hub.js";
+import type { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient } from "../../src/index.js";
 import { exited, within } from "../helpers.js";
 import { ChildClient } from "../hub/child-client.js";
-import { hubProcess, type NatsCluster, natsCluster } from "./nats-cluster.js";
+import { hubProcess, hubsOn, type NatsCluster, natsCluster } from "./nats-cluster.js";
 
 const HEARTBEAT = 150;
 const HUB_TIMEOUT = 600;
@@ -28,21 +28,7 @@ describe("deadman tokens across a cluster of hubs", () => {
 
   before(async () => {
     nats = await natsCluster(3);
-    hubs.push(
-      ...(await Promise.all(
-        [0, 1, 2].map((i) =>
-          Hub.listen({
-            urls: ["tcp://127.0.0.1:0"],
-            name: `hub${i}`,
-            cluster: {
-              servers: [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)],
-              heartbeatMs: HEARTBEAT,
-              hubTimeoutMs: HUB_TIMEOUT,
-            },
-          }),
-        ),
-      )),
-    );
+    hubs.push(...(await hubsOn(nats, 3, { heartbeatMs: HEARTBEAT, hubTimeoutMs: HUB_TIMEOUT })));
   });
 
   after(async () => {

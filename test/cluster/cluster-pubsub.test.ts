@@ -7,10 +7,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
-import { Hub } from "../../src/hub/hub.js";
+import type { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError, type TopicMessage } from "../../src/index.js";
 import { exited, until, within } from "../helpers.js";
-import { hubProcess, type NatsCluster, natsCluster } from "./nats-cluster.js";
+import { hubProcess, hubsOn, type NatsCluster, natsCluster } from "./nats-cluster.js";
 
 describe("pub/sub across a cluster of hubs", () => {
   let nats: NatsCluster;
@@ -38,17 +38,7 @@ describe("pub/sub across a cluster of hubs", () => {
 
   before(async () => {
     nats = await natsCluster(3);
-    hubs.push(
-      ...(await Promise.all(
-        [0, 1, 2].map((i) =>
-          Hub.listen({
-            urls: ["tcp://127.0.0.1:0"],
-            name: `hub${i}`,
-            cluster: { servers: [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)] },
-          }),
-        ),
-      )),
-    );
+    hubs.push(...(await hubsOn(nats, 3)));
   });
 
   after(async () => {

@@ -8,6 +8,8 @@ import { writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { connect } from "nats";
+import type { ClusterOptions } from "../../src/cluster/cluster.js";
+import { Hub } from "../../src/hub/hub.js";
 import { killOnExit, tempDir, within } from "../helpers.js";
 
 async function freePort(): Promise<number> {
@@ -154,4 +156,24 @@ export async function hubProcess(
     "the hub process listening",
   );
   return { child, url };
+}
+
+/**
+ * `n` hubs in this process on `nats`, started together (they race to make the same streams while a fresh
+ * cluster elects their leaders); hub i talks first to node i. `cluster` adds options (heartbeats…).
+ */
+export function hubsOn(
+  nats: NatsCluster,
+  n: number,
+  cluster: Omit<ClusterOptions, "servers"> = {},
+): Promise<Hub[]> {
+  return Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      Hub.listen({
+        urls: ["tcp://127.0.0.1:0"],
+        name: `hub${i}`,
+        cluster: { servers: [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)], ...cluster },
+      }),
+    ),
+  );
 }

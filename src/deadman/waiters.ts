@@ -1,0 +1,78 @@
+/**
+ * The waiting ops of a hub's deadman tokens (take, waitTaken, waitReleased), shared by the hub's own tokens
+ * (deadman-hub.ts) and a clustered hub's (deadman-cluster.ts): each connection's waits counted against a
+ * bound, and a `cancel` that drops one and answers it with `EZIPC_CANCELLED`.
+ */
+import { EzipcError } from "../errors.js";
+import type { Protocol } from "../service/protocol.js";
+import { sendTo } from "../transport/send.js";
+import type { Connection } from "../transport/types.js";
+
+/** Most waiting ops (take, waitTaken, waitReleased) per connection (`EZIPC_TOO_MANY_REQUESTS`). */
+export const MAX_WAITS_PER_CONNECTION = 1_000;
+
+export interface Waiter {
+  readonly conn: Connection;
+  readonly rid: number;
+}
+
+/** A token's three queues of waiters. */
+export interface WaitLists {
+  takers: Waiter[];
+  waitTaken: Waiter[];
+  waitReleased: Waiter[];
+}
+
+export class Waits {
+  private readonly counts = new Map<Connection, number>();
+
+  constructor(private readonly protocol: Protocol) {}
+
+  /** A waiting op of `conn`; throws `EZIPC_TOO_MANY_REQUESTS` over the bound. */
+  add(conn: Connection, rid: number): Waiter {
+    const n = this.counts.get(conn) ?? 0;
+    if (n >= MAX_WAITS_PER_CONNECTION) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_REQUESTS",
+        `at most ${MAX_WAITS_PER_CONNECTION} waiting deadman ops per client`,
+      );
+    }
+    this.counts.set(conn, n + 1);
+    return { conn, rid };
+  }
+
+  /** One of `conn`'s waits was answered. */
+  done(conn: Connection): void {
+    const n = this.counts.get(conn);
+    if (n !== undefined) this.counts.set(conn, n - 1);
+  }
+
+  /** `conn` closed: its waits are dropped from `t`'s lists (and no longer counted, once for all tokens). */
+  dropFrom(t: WaitLists, conn: Connection): void {
+    const drop = (ws: Waiter[]) => ws.filter((w) => w.conn !== conn);
+    t.takers = drop(t.takers);
+    t.waitTaken = drop(t.waitTaken);
+    t.waitReleased = drop(t.waitReleased);
+  }
+
+  forget(conn: Connection): void {
+    this.counts.delete(conn);
+  }
+
+  /** `cancel`: `conn`'s waiting op `rid` is dropped from `t`'s lists and answered with `EZIPC_CANCELLED`. */
+  cancel(t: WaitLists, conn: Connection, rid: number): void {
+    const keep = (ws: Waiter[]) =>
+      ws.filter((w) => {
+        if (w.conn !== conn || w.rid !== rid) return true;
+        this.done(conn);
+        sendTo(
+          conn,
+          this.protocol.encode("error", { rid: w.rid, code: "EZIPC_CANCELLED", message: "cancelled" }),
+        );
+        return false;
+      });
+    t.takers = keep(t.takers);
+    t.waitTaken = keep(t.waitTaken);
+    t.waitReleased = keep(t.waitReleased);
+  }
+}
