@@ -124,14 +124,18 @@ export class JsTopics implements TopicReplica {
     return `${this.o.prefix}.t.${topicSuffix(topic)}`;
   }
 
-  /** Retries `fn` on failure (a leader election, a node restarting) until `timeoutMs` has passed. */
+  /**
+   * Retries `fn` on failure (a leader election, a node restarting) until `timeoutMs` has passed; a message
+   * over NATS' max_payload fails at once.
+   */
   private async retried<T>(what: string, fn: () => Promise<T>): Promise<T> {
     const deadline = Date.now() + this.o.timeoutMs;
     for (;;) {
       try {
         return await fn();
       } catch (err) {
-        if (this.stopped || Date.now() > deadline) throw clusterError(what, err);
+        const permanent = (err as { code?: string }).code === "MAX_PAYLOAD_EXCEEDED";
+        if (permanent || this.stopped || Date.now() > deadline) throw clusterError(what, err);
         this.counters.retried++;
         await new Promise((r) => setTimeout(r, 100));
       }

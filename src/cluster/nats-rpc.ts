@@ -27,6 +27,8 @@ const MAX_HELD = 64;
 const NO_RESPONDERS_MS = 1_000;
 const RESEND_MS = 100;
 const EMPTY = new Uint8Array(0);
+/** A call no hub has taken after this long ends with `EZIPC_NO_RESPONDERS`. */
+const UNTAKEN_MS = 5_000;
 
 /** One call's far end. */
 class Peer implements RemotePeer {
@@ -252,22 +254,21 @@ export class NatsRpc implements RpcCluster {
           }, RESEND_MS).unref();
           return;
         }
-        this.counters.noResponders++;
-        this.forget(peer);
-        this.router?.fromCluster(peer, "end", {
-          side: 0,
-          id: peer.cid,
-          status: 1,
-          code: "EZIPC_NO_RESPONDERS",
-          message: "no hub of the cluster has a server of this topic",
-          payload: EMPTY,
-        });
+        this.noResponders(peer, "no hub of the cluster has a server of this topic");
       }
       return;
     }
     peer.call = null;
     peer.takenBy(rest[1]!);
     if (m.data.length > 0) this.deliver(peer, m.data);
+  }
+
+  /** Ends an outgoing call nobody took, for its router, with `EZIPC_NO_RESPONDERS`. */
+  private noResponders(peer: Peer, message: string): void {
+    this.counters.noResponders++;
+    this.forget(peer);
+    const end = { side: 0, id: peer.cid, status: 1, code: "EZIPC_NO_RESPONDERS", message, payload: EMPTY };
+    this.router?.fromCluster(peer, "end", end);
   }
 
   /** A frame on this hub's serving inbox: `…s.ME.CALLER.XID`. */
@@ -277,11 +278,19 @@ export class NatsRpc implements RpcCluster {
     if (peer) this.deliver(peer, m.data);
   }
 
-  /** Ends the calls whose far hub stopped beating. */
+  /**
+   * Ends the calls whose far hub stopped beating, and the calls no hub took within {@link UNTAKEN_MS} (a
+   * `call` lost while NATS moved between nodes gets neither an answer nor "no responders").
+   */
   private async checkHubs(): Promise<void> {
     if (this.checking) return;
     this.checking = true;
     try {
+      const now = Date.now();
+      for (const p of [...this.outgoing.values()]) {
+        if (p.hub !== null || !p.call || now - p.call.at < UNTAKEN_MS) continue;
+        this.noResponders(p, `no hub of the cluster took the call within ${UNTAKEN_MS / 1000} s`);
+      }
       const peers = [...this.outgoing.values(), ...this.incoming.values()];
       const hubs = new Set(peers.map((p) => p.hub).filter((h): h is string => h !== null));
       for (const hub of hubs) {

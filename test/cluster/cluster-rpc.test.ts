@@ -6,6 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { connect as natsConnect } from "nats";
+import { topicSuffix } from "../../src/cluster/js-topics.js";
 import type { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { exited, within } from "../helpers.js";
@@ -124,6 +126,35 @@ describe("RPC across a cluster of hubs", () => {
       /^pool[01]$/,
       "the caller's connection goes on",
     );
+  });
+
+  it("a call swallowed on its way (taken by nobody, no 'no responders' either) ends with EZIPC_NO_RESPONDERS after 5 s", async () => {
+    // A NATS client in the hubs' queue group of the topic that never answers: as a call lost while NATS
+    // moves between nodes.
+    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
+    try {
+      let swallowed = 0;
+      nc.subscribe(`ezipc.rpc.q.${topicSuffix("cl.void")}`, {
+        queue: "hubs",
+        callback: () => {
+          swallowed++;
+        },
+      });
+      await nc.flush();
+      const caller = await client(hubs[2]!, "void-caller");
+      const t0 = Date.now();
+      let err: (Error & { code?: string }) | undefined;
+      for (let attempt = 0; attempt < 10 && !err?.message.includes("took"); attempt++) {
+        // (Until the subscription is known on the caller's NATS node, NATS says "no responders" at once.)
+        err = await rejection(caller.request("cl.void", "", { timeoutMs: 60_000 }));
+      }
+      assert.ok(isEzipcError(err) && err.code === "EZIPC_NO_RESPONDERS", String(err));
+      assert.match(err!.message, /took the call within 5 s/);
+      assert.ok(swallowed >= 1);
+      assert.ok(Date.now() - t0 < 30_000, "well before the call's deadline");
+    } finally {
+      await nc.close();
+    }
   });
 
   it("a deadline and a cancel made on hub C reach the server on hub A", async () => {
