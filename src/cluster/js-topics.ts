@@ -29,6 +29,7 @@ import {
   type Subscription,
 } from "nats";
 import { log } from "../log.js";
+import { checkRecords, encodeHeaders, encodeRecord } from "../pubsub/fast-frames.js";
 import type { ReplicatedMessage, TopicReplica } from "../pubsub/topic-replica.js";
 import type { TopicLimits } from "../pubsub/topics.js";
 import { clusterError } from "./errors.js";
@@ -36,6 +37,9 @@ import { encodeKey } from "./kv-vars.js";
 
 const FORMAT = 1;
 const DESCRIPTION = "ezipc topic ";
+/** What stands for a message on a topic's stream that no hub wrote. */
+const MALFORMED = encodeRecord(encodeHeaders([{ key: "ezipc-malformed", value: "1" }]), new Uint8Array(0));
+const UNKNOWN = Buffer.from("?");
 /** How often the streams are listed again (new topics whose announcement was missed). */
 const RELIST_MS = 2_000;
 
@@ -56,18 +60,20 @@ export function encodeTopicMessage(time: number, publisher: Buffer, record: Buff
   return out;
 }
 
-/** Decodes one stream message (null: not one {@link encodeTopicMessage} makes). */
+/**
+ * Decodes one stream message; null if it is not one {@link encodeTopicMessage} makes (anything on the
+ * stream's subject is stored: a malformed message is skipped and counted, never sent to a subscriber).
+ */
 export function decodeTopicMessage(seq: number, data: Uint8Array): ReplicatedMessage | null {
   const b = Buffer.from(data.buffer, data.byteOffset, data.length);
   if (b.length < 11 || b[0] !== FORMAT) return null;
   const n = b.readUInt16LE(9);
-  if (b.length < 11 + n) return null;
-  return {
-    seq: BigInt(seq),
-    time: b.readDoubleLE(1),
-    publisher: b.subarray(11, 11 + n),
-    record: b.subarray(11 + n),
-  };
+  const time = b.readDoubleLE(1);
+  if (b.length < 11 + n || !Number.isFinite(time) || time < 0) return null;
+  const record = b.subarray(11 + n);
+  // Delivered to subscribers as it is: it must be exactly one well-formed record.
+  if (!checkRecords(record, 0, record.length, 1)) return null;
+  return { seq: BigInt(seq), time, publisher: b.subarray(11, 11 + n), record };
 }
 
 function limitsOf(info: StreamInfo): TopicLimits {
@@ -259,10 +265,11 @@ export class JsTopics implements TopicReplica {
       if (seq < f.next) return;
       f.next = seq + 1;
       const msg = decodeTopicMessage(seq, data);
-      if (msg) {
-        this.counters.mirrored++;
-        this.onMessage(topic, msg);
-      } else this.counters.malformed++;
+      if (msg) this.counters.mirrored++;
+      else this.counters.malformed++;
+      // A malformed message keeps its seq, as an empty one marked `ezipc-malformed` (the same on every hub),
+      // so that the history has no hole.
+      this.onMessage(topic, msg ?? { seq: BigInt(seq), time: 0, publisher: UNKNOWN, record: MALFORMED });
       if (seq >= last) caughtUp();
     };
     // An ordered consumer lives on one NATS node: when that node dies, nats.js may keep pulling from

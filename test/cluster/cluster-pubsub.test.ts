@@ -7,6 +7,8 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { connect as natsConnect } from "nats";
+import { topicSuffix } from "../../src/cluster/js-topics.js";
 import type { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError, type TopicMessage } from "../../src/index.js";
 import { exited, until, within } from "../helpers.js";
@@ -138,6 +140,33 @@ describe("pub/sub across a cluster of hubs", () => {
       return true;
     });
     assert.equal((await p.publish("cl.big", "small")).seq, 1n, "the connection goes on; nothing was stored");
+  });
+
+  it("garbage on a topic's subject (from anyone who can publish there) keeps its seq as a marked empty message on every hub", async () => {
+    const topic = "cl.garbage";
+    const subs = await Promise.all(
+      [hubs[0]!, hubs[2]!].map(async (h, i) => collect(await client(h.urls[0]!, `g${i}`), topic)),
+    );
+    const p = await client(hubs[1]!.urls[0]!, "good");
+    await p.publish(topic, "before");
+    const nc = await natsConnect({ servers: new URL(nats.urls[1]!).host });
+    try {
+      await nc.jetstream().publish(`ezipc.t.${topicSuffix(topic)}`, Buffer.from("not ezipc's"));
+    } finally {
+      await nc.close();
+    }
+    await p.publish(topic, "after");
+    for (const [i, s] of subs.entries()) {
+      await until(() => s.got.length >= 3, `hub ${i}'s subscriber has three messages`, 20_000);
+      assert.deepEqual(
+        s.got.map((m) => [m.seq, m.text(), m.headers["ezipc-malformed"] ?? ""]),
+        [
+          [1n, "before", ""],
+          [2n, "", "1"],
+          [3n, "after", ""],
+        ],
+      );
+    }
   });
 
   it("kill -9 a hub: its subscriber resumes on another hub from its last seq, and its publisher's acknowledged publishes are all there", async () => {
