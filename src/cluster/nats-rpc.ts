@@ -27,6 +27,8 @@ const MAX_HELD = 64;
 const NO_RESPONDERS_MS = 1_000;
 const RESEND_MS = 100;
 const EMPTY = new Uint8Array(0);
+/** The frames of a call in flight. */
+const CALL_FRAMES = new Set(["chunk", "flow", "end"]);
 /** A call no hub has taken after this long ends with `EZIPC_NO_RESPONDERS`. */
 const UNTAKEN_MS = 5_000;
 
@@ -207,13 +209,20 @@ export class NatsRpc implements RpcCluster {
     else this.incoming.delete(`${peer.caller}.${peer.xid}`);
   }
 
-  /** Hands a frame from the far end to the router (a malformed one is dropped and logged). */
-  private deliver(peer: Peer, data: Uint8Array): void {
+  /**
+   * Hands a frame from the far end to the router: a `call` on the queue subject, a `chunk`, `flow` or `end`
+   * on a call's subjects; anything else (or undecodable) is dropped and logged.
+   */
+  private deliver(peer: Peer, data: Uint8Array, first = false): void {
     let msg: { type: string; body: unknown };
     try {
       msg = this.protocol.decode(data);
     } catch (err) {
       log("warn", "cluster", "undecodable RPC frame from another hub", { error: err });
+      return;
+    }
+    if (first ? msg.type !== "call" : !CALL_FRAMES.has(msg.type)) {
+      log("warn", "cluster", "unexpected RPC frame from another hub", { type: msg.type });
       return;
     }
     if (msg.type === "end") this.forget(peer);
@@ -237,7 +246,7 @@ export class NatsRpc implements RpcCluster {
     this.counters.callsIn++;
     // Taken here: the calling hub learns where to send the rest.
     this.nc.publish(`${this.o.prefix}.rpc.r.${caller}.${xid}.${this.me}`, new Uint8Array(0));
-    this.deliver(peer, m.data);
+    this.deliver(peer, m.data, true);
   }
 
   /** A frame on this hub's reply inbox: `…r.ME.XID` (NATS: no responders) or `…r.ME.XID.SERVER`. */
