@@ -15,7 +15,8 @@ import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
 import { addBenchCommand } from "./bench-command.js";
 import { addChatCommands } from "./chat-commands.js";
-import { addHubCommands, addMessagingCommands, positiveInt } from "./hub-commands.js";
+import { addHubCommands, positiveInt } from "./hub-commands.js";
+import { addMessagingCommands } from "./messaging-commands.js";
 
 const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
   version: string;

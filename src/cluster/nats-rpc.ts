@@ -28,7 +28,8 @@ const NO_RESPONDERS_MS = 1_000;
 const RESEND_MS = 100;
 const EMPTY = new Uint8Array(0);
 /** The frames of a call in flight. */
-const CALL_FRAMES = new Set(["chunk", "flow", "end"]);
+const CALL_FRAMES: ReadonlySet<string> = new Set(["chunk", "flow", "end"]);
+const CALL_FRAME: ReadonlySet<string> = new Set(["call"]);
 /** A call no hub has taken after this long ends with `EZIPC_NO_RESPONDERS`. */
 const UNTAKEN_MS = 5_000;
 
@@ -95,7 +96,13 @@ export class NatsRpc implements RpcCluster {
     private readonly protocol: Protocol,
     private readonly holds: KvHolds,
     private readonly o: { prefix: string; heartbeatMs: number },
-  ) {}
+  ) {
+    const end = protocol.encode("end", { side: 0, id: 0, status: 0, code: "", message: "", payload: EMPTY });
+    this.endIndex = end[0]! | (end[1]! << 8);
+  }
+
+  /** The wire index of `end` frames. */
+  private readonly endIndex: number;
 
   private get me(): string {
     return this.holds.hubId;
@@ -192,15 +199,8 @@ export class NatsRpc implements RpcCluster {
 
   /** An `end` sent closes this side of the call. */
   private afterSend(peer: Peer, frame: Uint8Array): void {
-    if (this.typeOf(frame) === "end") this.forget(peer);
-  }
-
-  private typeOf(frame: Uint8Array): string | null {
-    try {
-      return this.protocol.decode(frame).type;
-    } catch {
-      return null;
-    }
+    // The frame's u16 type index, read in place (every chunk passes here: no decode).
+    if (frame.length >= 2 && (frame[0]! | (frame[1]! << 8)) === this.endIndex) this.forget(peer);
   }
 
   private forget(peer: Peer): void {
@@ -213,20 +213,25 @@ export class NatsRpc implements RpcCluster {
    * Hands a frame from the far end to the router: a `call` on the queue subject, a `chunk`, `flow` or `end`
    * on a call's subjects; anything else (or undecodable) is dropped and logged.
    */
-  private deliver(peer: Peer, data: Uint8Array, first = false): void {
+  private deliver(peer: Peer, data: Uint8Array): void {
+    const msg = this.decode(data, CALL_FRAMES);
+    if (!msg) return;
+    if (msg.type === "end") this.forget(peer);
+    this.router?.fromCluster(peer, msg.type, msg.body);
+  }
+
+  /** A frame from another hub if it decodes to one of `types`; else null (dropped and logged). */
+  private decode(data: Uint8Array, types: ReadonlySet<string>): { type: string; body: unknown } | null {
     let msg: { type: string; body: unknown };
     try {
       msg = this.protocol.decode(data);
     } catch (err) {
       log("warn", "cluster", "undecodable RPC frame from another hub", { error: err });
-      return;
+      return null;
     }
-    if (first ? msg.type !== "call" : !CALL_FRAMES.has(msg.type)) {
-      log("warn", "cluster", "unexpected RPC frame from another hub", { type: msg.type });
-      return;
-    }
-    if (msg.type === "end") this.forget(peer);
-    this.router?.fromCluster(peer, msg.type, msg.body);
+    if (types.has(msg.type)) return msg;
+    log("warn", "cluster", "unexpected RPC frame from another hub", { type: msg.type });
+    return null;
   }
 
   /** A call from another hub, to a topic this hub serves. */
@@ -236,17 +241,15 @@ export class NatsRpc implements RpcCluster {
     if (tokens.length < 5 || !caller || !xid) return;
     const key = `${caller}.${xid}`;
     if (this.incoming.has(key)) return;
+    const msg = this.decode(m.data, CALL_FRAME); // (not taken: the calling hub gives up after UNTAKEN_MS)
+    if (!msg) return;
     const peer = new Peer(this, false, xid, caller, caller, "");
-    try {
-      peer.cid = (this.protocol.decode(m.data).body as { cid: number }).cid;
-    } catch {
-      // undecodable: deliver() drops it
-    }
+    peer.cid = (msg.body as { cid: number }).cid;
     this.incoming.set(key, peer);
     this.counters.callsIn++;
     // Taken here: the calling hub learns where to send the rest.
-    this.nc.publish(`${this.o.prefix}.rpc.r.${caller}.${xid}.${this.me}`, new Uint8Array(0));
-    this.deliver(peer, m.data, true);
+    this.nc.publish(`${this.o.prefix}.rpc.r.${caller}.${xid}.${this.me}`, EMPTY);
+    this.router?.fromCluster(peer, msg.type, msg.body);
   }
 
   /** A frame on this hub's reply inbox: `…r.ME.XID` (NATS: no responders) or `…r.ME.XID.SERVER`. */

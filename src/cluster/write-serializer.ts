@@ -212,7 +212,9 @@ export class WriteSerializer {
           })
           .catch((err: unknown) => {
             if (!this.waiting.has(id)) return;
-            if (Date.now() + 100 < deadline && !this.stopped) {
+            // A value over NATS' max_payload never fits: fail at once rather than at the deadline.
+            const permanent = (err as { code?: string }).code === "MAX_PAYLOAD_EXCEEDED";
+            if (!permanent && Date.now() + 100 < deadline && !this.stopped) {
               setTimeout(queue, 100);
               return;
             }

@@ -30,7 +30,7 @@ import {
   OP_WAIT_TAKEN,
 } from "./deadman-messages.js";
 import type { TokenEntry, TokenReplica } from "./token-replica.js";
-import { type WaitLists, Waits } from "./waiters.js";
+import { describeTokens, type TokenView, type WaitLists, Waits } from "./waiters.js";
 
 type Msg = Infer<typeof deadmanMessages.deadman>;
 
@@ -83,23 +83,14 @@ export class ClusterDeadmen implements HubPart {
   }
 
   /** Tokens matching `match` (monitor view). */
-  describe(
-    match: (name: string) => boolean,
-    limit: number,
-  ): { deadman: { name: string; holder: string; waiting: number }[]; more: number } {
-    const deadman = [];
-    let more = 0;
-    for (const [name, t] of this.tokens) {
-      if (!match(name) || !(t.entry?.held || t.takers.length > 0)) continue;
-      if (deadman.length >= limit) {
-        more++;
-        continue;
-      }
-      const waiting = t.takers.length + t.waitTaken.length + t.waitReleased.length;
-      deadman.push({ name, holder: t.entry?.held ? t.entry.holder : "", waiting });
-    }
-    deadman.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { deadman, more };
+  describe(match: (name: string) => boolean, limit: number): { deadman: TokenView[]; more: number } {
+    return describeTokens(
+      this.tokens,
+      match,
+      limit,
+      (t) => (t.entry?.held ? t.entry.holder : ""),
+      (t) => t.entry?.held === true || t.takers.length > 0,
+    );
   }
 
   handle(conn: Connection, client: string, type: string, body: unknown): boolean {

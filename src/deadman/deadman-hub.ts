@@ -22,7 +22,7 @@ import {
   OP_WAIT_RELEASED,
   OP_WAIT_TAKEN,
 } from "./deadman-messages.js";
-import { type Waiter, type WaitLists, Waits } from "./waiters.js";
+import { describeTokens, type TokenView, type Waiter, type WaitLists, Waits } from "./waiters.js";
 
 interface Token extends WaitLists {
   holder: Connection | null;
@@ -52,23 +52,8 @@ export class Deadmen implements HubPart {
   }
 
   /** The tokens matching `match`, with their holder and waiters, at most `limit` (monitor view). */
-  describe(
-    match: (name: string) => boolean,
-    limit: number,
-  ): { deadman: { name: string; holder: string; waiting: number }[]; more: number } {
-    const deadman = [];
-    let more = 0;
-    for (const [name, t] of this.tokens) {
-      if (!match(name)) continue;
-      if (deadman.length >= limit) {
-        more++;
-        continue;
-      }
-      const waiting = t.takers.length + t.waitTaken.length + t.waitReleased.length;
-      deadman.push({ name, holder: t.holder ? t.holderLabel : "", waiting });
-    }
-    deadman.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { deadman, more };
+  describe(match: (name: string) => boolean, limit: number): { deadman: TokenView[]; more: number } {
+    return describeTokens(this.tokens, match, limit, (t) => (t.holder ? t.holderLabel : ""));
   }
 
   handle(conn: Connection, client: string, type: string, body: unknown): boolean {

@@ -1,7 +1,7 @@
 /**
  * The waiting ops of a hub's deadman tokens (take, waitTaken, waitReleased), shared by the hub's own tokens
  * (deadman-hub.ts) and a clustered hub's (deadman-cluster.ts): each connection's waits counted against a
- * bound, and a `cancel` that drops one and answers it with `EZIPC_CANCELLED`.
+ * bound, a `cancel` that drops one and answers it with `EZIPC_CANCELLED`, and the monitor view's listing.
  */
 import { EzipcError } from "../errors.js";
 import type { Protocol } from "../service/protocol.js";
@@ -21,6 +21,39 @@ export interface WaitLists {
   takers: Waiter[];
   waitTaken: Waiter[];
   waitReleased: Waiter[];
+}
+
+/** A token as the monitor view lists it. */
+export interface TokenView {
+  name: string;
+  holder: string;
+  waiting: number;
+}
+
+/**
+ * The tokens of `tokens` (name → its holder's label, "" if free, and its waiting lists) that `match` and are
+ * listed (`shown`), sorted by name, at most `limit` (and how many more).
+ */
+export function describeTokens<T extends WaitLists>(
+  tokens: Iterable<[string, T]>,
+  match: (name: string) => boolean,
+  limit: number,
+  holder: (t: T) => string,
+  shown: (t: T) => boolean = () => true,
+): { deadman: TokenView[]; more: number } {
+  const deadman: TokenView[] = [];
+  let more = 0;
+  for (const [name, t] of tokens) {
+    if (!match(name) || !shown(t)) continue;
+    if (deadman.length >= limit) {
+      more++;
+      continue;
+    }
+    const waiting = t.takers.length + t.waitTaken.length + t.waitReleased.length;
+    deadman.push({ name, holder: holder(t), waiting });
+  }
+  deadman.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  return { deadman, more };
 }
 
 export class Waits {

@@ -133,6 +133,28 @@ describe("pub/sub across a cluster of hubs", () => {
     );
   });
 
+  it("configureTopic on one hub bounds the topic's history on every hub", async () => {
+    const topic = "cl.bounded";
+    const a = await client(hubs[0]!.urls[0]!, "configurer");
+    await a.configureTopic(topic, { maxCount: 2 });
+    for (let i = 1; i <= 5; i++) await a.publish(topic, `m${i}`);
+    const b = await client(hubs[2]!.urls[0]!, "late-reader");
+    await until(
+      async () => (await b.topics(topic))[0]?.count === 2,
+      "two messages kept on another hub",
+      20_000,
+    );
+    const { got } = await collect(b, topic);
+    await until(() => got.length >= 2, "the two kept messages", 20_000);
+    assert.deepEqual(
+      got.map((m) => [m.seq, m.text()]),
+      [
+        [4n, "m4"],
+        [5n, "m5"],
+      ],
+    );
+  });
+
   it("a publish bigger than NATS carries (max_payload, 1 MiB by default) fails alone with EZIPC_CLUSTER", async () => {
     const p = await client(hubs[0]!.urls[0]!, "big");
     await assert.rejects(p.publish("cl.big", Buffer.alloc(2 * 1024 * 1024)), (err: unknown) => {

@@ -132,6 +132,19 @@ describe("shared variables across a cluster of hubs", () => {
     assert.deepEqual(await cb.read(), { a: 1, b: 2, c: 3 });
   });
 
+  it("a key larger than NATS carries (max_payload, 1 MiB by default) fails at once with EZIPC_CLUSTER, alone", async () => {
+    const c = await client(hubs[0]!, "big-writer");
+    // A 1 MiB block (the hub's largest by default) with its intent's header is over the limit.
+    const t0 = Date.now();
+    await assert.rejects(c.allocate("cl.big", 1024 * 1024, "request"), (err: unknown) => {
+      assert.ok(isEzipcError(err, "EZIPC_CLUSTER"), String(err));
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 3_000, `at once, not at the cluster timeout (${Date.now() - t0} ms)`);
+    const small = await c.allocate("cl.small-after", 4, "request");
+    assert.ok((await small.write(Buffer.from([1, 2, 3, 4]), 0)) > 0, "the connection goes on");
+  });
+
   it("ezipc serve --cluster joins the cluster from the command line", async () => {
     const { child, line } = await spawnFixture(
       "../../src/cli/main.js",
