@@ -71,9 +71,13 @@ export async function spawnFixture(
   args: string[],
   ms = 10_000,
   ready = /^ready/,
+  env?: Record<string, string>,
 ): Promise<{ child: ChildProcess; line: string }> {
   const child = killOnExit(
-    spawn(process.execPath, [fixture(name), ...args], { stdio: ["ignore", "pipe", "inherit"] }),
+    spawn(process.execPath, [fixture(name), ...args], {
+      stdio: ["ignore", "pipe", "inherit"],
+      ...(env ? { env: { ...process.env, ...env } } : {}),
+    }),
   );
   let out = "";
   const line = await within(

@@ -31,6 +31,8 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
    * (same factory, so the same message objects: subscriptions; see shared-reads.ts).
    */
   private shared: TopicReads | null = null;
+  /** Until when (`performance.now()`) the follower looks once per event-loop turn before it parks. */
+  private watchUntil = 0;
 
   constructor(
     protected readonly ns: ShmNamespace,
@@ -73,6 +75,22 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
   }
   /** The ring cannot be read (corrupted): the follower is closed first. */
   protected abstract failed(err: EzipcError): void;
+
+  /**
+   * Looks for new messages once per turn of the event loop for the next `ms` instead of sleeping, because an
+   * answer is due soon (a reply to the call just written, the next request after a reply): what arrives
+   * meanwhile costs its writer no wake-up to make and this process none to take. The event loop keeps
+   * turning (I/O, timers run between looks). No-op in spin mode, which always looks.
+   */
+  watchFor(ms: number): void {
+    if (this.closed || this.ns.spin || ms <= 0) return;
+    const until = performance.now() + ms;
+    if (until <= this.watchUntil) return;
+    this.watchUntil = until;
+    // Our process's slot in the file is shared by its followers of it: unparked only if no other relies on it.
+    if (this.topic.readers.size === 1) this.ns.waker.unpark(this.topic.ring.file, this.topic.slot);
+    this.schedule();
+  }
 
   get wantsMore(): boolean {
     return !this.closed && this.limit() > 0;
@@ -154,6 +172,15 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
             this.delivered = turn;
             spinLoop.add(this); // looks again soon, with the process's other spinning followers
             return;
+          }
+          if (this.watchUntil !== 0) {
+            if (performance.now() < this.watchUntil) {
+              this.delivered = turn;
+              this.pumping = false;
+              this.schedule(); // watching (watchFor): look again next turn
+              return;
+            }
+            this.watchUntil = 0;
           }
           // Park, then look once more (a writer that committed meanwhile may not have seen us park).
           this.ns.waker.park(ring.file, this.topic.slot);

@@ -47,6 +47,14 @@ export interface ShmOptions {
    * process while it waits. Default false (readers sleep and are woken).
    */
   spin?: boolean;
+  /**
+   * RPC without spinning, µs: after this process writes a call (or a stream's flow), the caller looks for the
+   * answer once per turn of its event loop for this long before it sleeps; after a server writes an answer,
+   * it looks for the next request the same way. An answer or request that comes within the window costs
+   * no wake-up (two fewer system calls and context switches per round trip); the event loop keeps turning
+   * meanwhile. 0: sleep at once. Default 100. Ignored with `spin: true`.
+   */
+  watchUs?: number;
 }
 
 /** A topic file opened by this process, with what this process does on it. */
@@ -95,6 +103,8 @@ export class ShmNamespace {
   /** Readers poll instead of parking (ShmOptions.spin). */
   readonly spin: boolean;
   readonly holdPublishersMs: number;
+  /** ShmOptions.watchUs, in ms. */
+  readonly watchMs: number;
 
   constructor(
     readonly name: string,
@@ -105,6 +115,7 @@ export class ShmNamespace {
     this.maxCount = options.maxCount ?? 0;
     this.spin = options.spin ?? false;
     this.holdPublishersMs = options.holdPublishersMs ?? 5_000;
+    this.watchMs = (options.watchUs ?? 100) / 1000;
     this.dir = namespaceDir(name, this.mode);
     this.waker = Waker.acquire(this.dir, this.onWake);
     removeStaleFiles(this.dir);

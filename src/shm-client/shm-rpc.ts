@@ -53,11 +53,24 @@ const protocol = schemaProtocol(rpcMessages, "ezipc-shm-rpc", RPC_BASE)();
 /** Clients of shm:// RPC in this process: each has its own inbox. */
 let clientsInProcess = 0;
 
+type Sender = { pid: number; start: number; n: number; name: string };
+
 /** A client's identity as written in RPC packets' meta: `PID.START.N` (its inbox). */
-function parseSender(meta: Buffer): { pid: number; start: number; n: number; name: string } | null {
+function parseSender(meta: Buffer): Sender | null {
   const { publisher } = decodeMeta(meta);
   const m = /^(\d+)\.(\d+)\.(\d+)$/.exec(publisher);
   return m ? { pid: Number(m[1]), start: Number(m[2]), n: Number(m[3]), name: publisher } : null;
+}
+
+/** The last sender parsed (a server usually hears one caller many times in a row), by its meta bytes. */
+let lastMeta: Buffer | null = null;
+let lastSender: Sender | null = null;
+function senderOf(meta: Buffer): Sender | null {
+  if (lastMeta?.equals(meta)) return lastSender;
+  const sender = parseSender(meta);
+  lastMeta = Buffer.from(meta); // (a copy: the message's bytes may be shared with other readers)
+  lastSender = sender;
+  return sender;
 }
 
 /** Follows a ring from its current end, handing each message to `onMessage`. */
@@ -96,8 +109,11 @@ interface Outgoing {
 }
 
 interface Incoming {
-  key: string;
-  inbox: { pid: number; start: number; n: number; name: string };
+  /** The call's topic (its request file's follower watches for the next request after an answer). */
+  topic: string;
+  sender: Sender;
+  /** The caller's inbox, once opened. */
+  inbox: LocalTopic | null;
   rid: number;
 }
 
@@ -112,9 +128,11 @@ export class ShmRpc {
   private inboxFollower: Follower | null = null;
   /** Calls made, by rid: where the request is (for the liveness check and follow-up messages). */
   private readonly outgoing = new Map<number, Outgoing>();
-  /** Calls served, by local call id, and the reverse map from `SENDER:RID`. */
+  /** Calls served, by local call id, and the reverse map: by sender name, then by the sender's rid. */
   private readonly incoming = new Map<number, Incoming>();
-  private readonly incomingByKey = new Map<string, number>();
+  private readonly incomingBySender = new Map<string, Map<number, number>>();
+  /** Request files of the topics called, by topic. */
+  private readonly requestRings = new Map<string, LocalTopic>();
   private nextCid = 1;
   private readonly followers = new Map<string, Follower>();
   private liveness: NodeJS.Timeout | null = null;
@@ -142,7 +160,7 @@ export class ShmRpc {
       if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
       if (type === "request") {
         const m = body as Msg<"request">;
-        const t = this.ns.rpcRing(m.topic, false);
+        const t = this.requestRing(m.topic);
         if (!t || Waker.liveSlots(t.ring.file) === 0) {
           throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${m.topic}`);
         }
@@ -159,6 +177,7 @@ export class ShmRpc {
         });
         this.outgoing.set(m.rid, { ring: t, seq, topic: m.topic });
         this.watch();
+        this.inboxFollower!.watchFor(this.ns.watchMs);
         return true;
       }
       // end, flow or chunk of one of our calls (side: caller), to the servers of its topic as the server side.
@@ -167,6 +186,7 @@ export class ShmRpc {
       if (!o) return true;
       this.append(o.ring, type, { ...body, side: SIDE_SERVER });
       if (type === "end") this.outgoing.delete(m.id);
+      else this.inboxFollower?.watchFor(this.ns.watchMs);
       return true;
     };
     return {
@@ -191,9 +211,10 @@ export class ShmRpc {
       const m = body as { side: number; id: number };
       const c = this.incoming.get(m.id);
       if (!c) return true;
-      const inbox = this.ns.inbox(c.inbox.pid, c.inbox.start, c.inbox.n, false);
-      if (inbox) this.append(inbox, type, { ...body, side: SIDE_CALLER, id: c.rid });
+      c.inbox ??= this.ns.inbox(c.sender.pid, c.sender.start, c.sender.n, false);
+      if (c.inbox) this.append(c.inbox, type, { ...body, side: SIDE_CALLER, id: c.rid });
       if (type === "end") this.forgetIncoming(m.id);
+      this.followers.get(c.topic)?.watchFor(this.ns.watchMs);
       return true;
     };
     return {
@@ -221,7 +242,19 @@ export class ShmRpc {
     const c = this.incoming.get(cid);
     if (!c) return;
     this.incoming.delete(cid);
-    this.incomingByKey.delete(c.key);
+    const bySender = this.incomingBySender.get(c.sender.name);
+    if (!bySender) return;
+    bySender.delete(c.rid);
+    if (bySender.size === 0) this.incomingBySender.delete(c.sender.name);
+  }
+
+  /** The request file of `topic` if it exists (kept once opened). */
+  private requestRing(topic: string): LocalTopic | null {
+    let t = this.requestRings.get(topic);
+    if (t) return t;
+    t = this.ns.rpcRing(topic, false) ?? undefined;
+    if (t) this.requestRings.set(topic, t);
+    return t ?? null;
   }
 
   private startInbox(): void {
@@ -232,10 +265,10 @@ export class ShmRpc {
 
   /** A message in a request file of a topic this process serves. */
   private onRequestFile(t: LocalTopic, m: RingMessage): void {
-    let sender: ReturnType<typeof parseSender>;
+    let sender: Sender | null;
     let msg: { type: string; body: unknown };
     try {
-      sender = parseSender(m.meta);
+      sender = senderOf(m.meta);
       msg = protocol.decode(m.body);
     } catch (err) {
       log("warn", "shm", "an rpc message that does not decode was skipped", {
@@ -252,15 +285,19 @@ export class ShmRpc {
       if (!claimRequest(t.ring.file, m.seqNumber, process.pid, SELF_START)) return;
       const cid = this.nextCid >= 0xffffffff ? 1 : this.nextCid;
       this.nextCid = cid + 1;
-      const key = `${sender.name}:${call.cid}`;
-      this.incoming.set(cid, { key, inbox: sender, rid: call.cid });
-      this.incomingByKey.set(key, cid);
+      this.incoming.set(cid, { topic: call.topic, sender, inbox: null, rid: call.cid });
+      let bySender = this.incomingBySender.get(sender.name);
+      if (!bySender) {
+        bySender = new Map();
+        this.incomingBySender.set(sender.name, bySender);
+      }
+      bySender.set(call.cid, cid);
       this.watch();
       this.server.onCall({ ...call, cid });
       return;
     }
     const body = msg.body as { side: number; id: number };
-    const cid = this.incomingByKey.get(`${sender.name}:${body.id}`);
+    const cid = this.incomingBySender.get(sender.name)?.get(body.id);
     if (cid === undefined) return; // a call another server runs
     const mine = { ...body, id: cid };
     if (msg.type === "end") {
@@ -326,7 +363,7 @@ export class ShmRpc {
       }
     }
     for (const [cid, c] of [...this.incoming]) {
-      if (isAlive(c.inbox.pid, c.inbox.start)) continue;
+      if (isAlive(c.sender.pid, c.sender.start)) continue;
       this.forgetIncoming(cid);
       this.server.onEnd({
         side: SIDE_SERVER,
@@ -361,7 +398,7 @@ export class ShmRpc {
   async requestStream(topic: string, payload?: Payload, options: StreamOptions = {}): Promise<Channel> {
     checkTopic(topic);
     if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
-    const t = this.ns.rpcRing(topic, false);
+    const t = this.requestRing(topic);
     if (!t || Waker.liveSlots(t.ring.file) === 0) {
       throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${topic}`);
     }
@@ -375,7 +412,7 @@ export class ShmRpc {
     // Callers of the calls this process runs learn at once that their server is gone.
     for (const [cid, c] of [...this.incoming]) {
       this.forgetIncoming(cid);
-      const inbox = this.ns.inbox(c.inbox.pid, c.inbox.start, c.inbox.n, false);
+      const inbox = c.inbox ?? this.ns.inbox(c.sender.pid, c.sender.start, c.sender.n, false);
       if (!inbox) continue;
       try {
         this.append(inbox, "end", {

@@ -47,6 +47,8 @@ export function fifoName(pid: number, start: number): string {
  */
 export class Waker {
   private static readonly byDir = new Map<string, Waker>();
+  /** Wake-ups this process sent (bytes written to other processes' pipes) and took (its pipe became readable). */
+  static readonly counts = { sent: 0, taken: 0 };
   private readonly fifoPath: string;
   private readonly fd: number;
   private readonly poller: Poller;
@@ -87,7 +89,10 @@ export class Waker {
     // Read and write: the pipe never reports end-of-file while this process holds it. A native uv_poll
     // watches it on the event loop: no stream, no Buffer per wake-up.
     this.fd = openSync(this.fifoPath, constants.O_RDWR | constants.O_NONBLOCK);
-    this.poller = shmNative().watchFd(this.fd, () => this.wakeAll());
+    this.poller = shmNative().watchFd(this.fd, () => {
+      Waker.counts.taken++;
+      this.wakeAll();
+    });
     shmNative().pollerUnref(this.poller);
   }
 
@@ -254,6 +259,7 @@ export class Waker {
     }
     try {
       writeSync(fd, WAKE_BYTE);
+      Waker.counts.sent++;
       return true;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "EAGAIN") return true; // full: it has wake-ups pending

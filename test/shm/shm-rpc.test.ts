@@ -3,6 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
+import { Waker } from "../../src/shm/waker.js";
 import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
 
 const name = `test-rpc-${process.pid}`;
@@ -10,7 +11,13 @@ const url = `shm:///${name}` as const;
 
 const children: ChildProcess[] = [];
 async function peer(...args: string[]): Promise<{ child: ChildProcess; out: string[] }> {
-  const { child } = await spawnFixture("shm-peer.js", args, 10_000, /^(ready|calling|held)/);
+  return peerWith({}, ...args);
+}
+async function peerWith(
+  env: Record<string, string>,
+  ...args: string[]
+): Promise<{ child: ChildProcess; out: string[] }> {
+  const { child } = await spawnFixture("shm-peer.js", args, 10_000, /^(ready|calling|held)/, env);
   children.push(child);
   return { child, out: outputLines(child) };
 }
@@ -50,6 +57,44 @@ describe("shm:// RPC and deadman across processes", () => {
       got,
       Array.from({ length: 50 }, (_, i) => String(i)),
     );
+  });
+
+  it("an answer that comes within watchUs costs no wake-up; the watch ends (no CPU spent) once it expires", async () => {
+    // Generous windows (20 ms) so that a loaded machine's scheduling delays stay inside them.
+    await peerWith({ WATCH_US: "20000" }, "serve", url, "watched", "echo");
+    const calls = 200;
+    const wakeUpsTaken = async (watchUs: number): Promise<number> => {
+      const caller = await connect(url, { name: `watch${watchUs}`, watchUs });
+      try {
+        await caller.request("watched", "warm-up");
+        const before = Waker.counts.taken;
+        for (let i = 0; i < calls; i++)
+          assert.match((await caller.request("watched", String(i))).text(), /:\d+$/);
+        return Waker.counts.taken - before;
+      } finally {
+        await caller.close();
+      }
+    };
+    const watching = await wakeUpsTaken(20_000);
+    assert.ok(watching <= calls / 10, `${watching} wake-ups for ${calls} calls while watching`);
+    // Without the window, the caller sleeps in every call and is woken for each answer.
+    const sleeping = await wakeUpsTaken(0);
+    assert.ok(sleeping >= calls / 2, `${sleeping} wake-ups for ${calls} calls without watching`);
+    // Once the window has passed with nothing to read, the caller sleeps: an idle process spends no CPU.
+    const caller = await connect(url, { name: "idle-after-watch", watchUs: 5_000 });
+    try {
+      await caller.request("watched", "x");
+      await new Promise((r) => setTimeout(r, 50)); // past the window (timers run while watching)
+      const cpu = process.cpuUsage();
+      await new Promise((r) => setTimeout(r, 300));
+      const used = process.cpuUsage(cpu);
+      assert.ok(
+        used.user + used.system < 100_000,
+        `${(used.user + used.system) / 1000} ms of CPU in 300 ms idle`,
+      );
+    } finally {
+      await caller.close();
+    }
   });
 
   it("deadline and cancellation reach the handler in the other process", async () => {
