@@ -17,6 +17,12 @@ import { spinLoop } from "./spin-loop.js";
 const TURN_MESSAGES = 16_384;
 const TURN_BYTES = 1024 * 1024;
 const BATCH = 1_024;
+/**
+ * How long a watch ({@link RingFollower.watchFor}) looks in the process's spin loop (microtasks: the event
+ * loop waits) before it looks once per event-loop turn: most answers come within it, and one turn of the
+ * event loop costs more than a look.
+ */
+const TIGHT_WATCH_MS = 0.02;
 
 export abstract class RingFollower<M extends RingMessage = RingMessage> {
   private pumping = false;
@@ -33,6 +39,8 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
   private shared: TopicReads | null = null;
   /** Until when (`performance.now()`) the follower looks once per event-loop turn before it parks. */
   private watchUntil = 0;
+  /** Until when it looks in the process's spin loop instead (the first {@link TIGHT_WATCH_MS} of a watch). */
+  private tightUntil = 0;
 
   constructor(
     protected readonly ns: ShmNamespace,
@@ -84,12 +92,17 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
    */
   watchFor(ms: number): void {
     if (this.closed || this.ns.spin || ms <= 0) return;
-    const until = performance.now() + ms;
+    const now = performance.now();
+    const until = now + ms;
     if (until <= this.watchUntil) return;
     this.watchUntil = until;
+    this.tightUntil = now + Math.min(ms, TIGHT_WATCH_MS);
+    this.tight = true;
     // Our process's slot in the file is shared by its followers of it: unparked only if no other relies on it.
     if (this.topic.readers.size === 1) this.ns.waker.unpark(this.topic.ring.file, this.topic.slot);
-    this.schedule();
+    // Into the spin loop now: a scheduled look would wait for the event loop, which the spin loop holds
+    // while the process's other followers watch (a caller and a server in one process).
+    spinLoop.add(this);
   }
 
   get wantsMore(): boolean {
@@ -116,6 +129,8 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
 
   /** Messages the last {@link pump} delivered (the spin loop's sign of traffic). */
   delivered = 0;
+  /** Whether the spin loop looks at it without event-loop turns between looks (Spinner.tight). */
+  tight = false;
 
   /** Reads up to `max` messages into `out`, from a run another follower read from here if there is one. */
   private readShared(reads: TopicReads, max: number): number {
@@ -170,17 +185,22 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         if (n === 0) {
           if (this.ns.spin) {
             this.delivered = turn;
+            this.tight = true;
             spinLoop.add(this); // looks again soon, with the process's other spinning followers
             return;
           }
           if (this.watchUntil !== 0) {
-            if (performance.now() < this.watchUntil) {
+            const now = performance.now();
+            if (now < this.watchUntil) {
+              // Watching (watchFor): in the spin loop at first, then once per event-loop turn.
               this.delivered = turn;
-              this.pumping = false;
-              this.schedule(); // watching (watchFor): look again next turn
+              this.tight = now < this.tightUntil;
+              spinLoop.add(this);
               return;
             }
             this.watchUntil = 0;
+            this.tight = false;
+            spinLoop.remove(this);
           }
           // Park, then look once more (a writer that committed meanwhile may not have seen us park).
           this.ns.waker.park(ring.file, this.topic.slot);

@@ -48,11 +48,11 @@ export interface ShmOptions {
    */
   spin?: boolean;
   /**
-   * RPC without spinning, µs: after this process writes a call (or a stream's flow), the caller looks for the
-   * answer once per turn of its event loop for this long before it sleeps; after a server writes an answer,
-   * it looks for the next request the same way. An answer or request that comes within the window costs
-   * no wake-up (two fewer system calls and context switches per round trip); the event loop keeps turning
-   * meanwhile. 0: sleep at once. Default 100. Ignored with `spin: true`.
+   * RPC without spinning, µs: after this process writes a call (or a stream's flow), the caller keeps looking
+   * for the answer this long before it sleeps; after a server writes an answer, it looks for the next request
+   * the same way (the first 20 µs in the process's spin loop, then once per turn of the event loop). An
+   * answer or request that comes within the window costs no wake-up (two fewer system calls and context
+   * switches per round trip). 0: sleep at once. Default 100. Ignored with `spin: true`. See docs/shm.md.
    */
   watchUs?: number;
 }

@@ -66,6 +66,8 @@ export class ShmVars {
   );
   /** What the last look at the watched keys found (the spin loop's sign of traffic). */
   delivered = 0;
+  /** Only spin mode puts the keys' watcher in the spin loop: always looked at without event-loop turns. */
+  readonly tight = true;
   private readonly host: PointerHost = {
     read: (s) => this.readState(s),
     write: (s, data, offset, expect) => this.writeState(s, data, offset, expect),

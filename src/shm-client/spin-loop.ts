@@ -8,6 +8,11 @@ export interface Spinner {
   pump(): void;
   /** What the last {@link pump} handed over (0: nothing: the loop's sign of no traffic). */
   readonly delivered: number;
+  /**
+   * Whether it wants to be looked at without turns of the event loop between looks (spin mode, or the first
+   * µs of a watch); when no member does, the loop looks once per turn of the event loop.
+   */
+  readonly tight: boolean;
 }
 
 /** How long the loop watches with nothing found before it lets the event loop turn. */
@@ -17,13 +22,14 @@ const SPIN_CHAIN_MS = 1;
 const RESOLVED = Promise.resolve();
 
 /**
- * Spin mode: one chain of looks for all the spinning followers of this process. Each follower with nothing to
- * read joins it; every look pumps each member once, as a microtask after the ones queued so far (the promise
- * reactions of what was delivered, the next request they make): a few µs to see a message, without a turn
- * of the event loop. After SPIN_MS without a message, or SPIN_CHAIN_MS in all, the event loop turns once
- * (timers, I/O) and the chain goes on. One chain, not one per follower: a follower spinning on its own would
- * keep the event loop, and so the other followers of the process (two shm:// clients of one process, a
- * caller and a server), from looking until its window ends.
+ * Spin mode, and the watches of RPC readers (RingFollower.watchFor): one chain of looks for all the looking
+ * followers of this process. Each follower with nothing to read joins it; every look pumps each member once,
+ * after the promise reactions and nextTick callbacks queued so far (what was delivered, the next request it
+ * led to): a few µs to see a message, without a turn of the event loop. After SPIN_MS without a message, or
+ * SPIN_CHAIN_MS in all, the event loop turns once (timers, I/O) and the chain goes on; when no member is
+ * {@link Spinner.tight}, it turns after every look. One chain, not one per follower: a follower looking on
+ * its own would keep the event loop, and so the other followers of the process (two shm:// clients of one
+ * process, a caller and a server), from looking until its window ends.
  */
 class SpinLoop {
   private readonly members: Spinner[] = [];
@@ -31,6 +37,8 @@ class SpinLoop {
   private looking = false;
   private waitingForTurn = false;
   private looks = 0;
+  /** Looks made so far in this process (for tests and diagnostics). */
+  lookCount = 0;
   private until = 0;
   private chainStart = 0;
 
@@ -48,24 +56,44 @@ class SpinLoop {
     this.chainStart = performance.now();
     this.until = this.chainStart + SPIN_MS;
     this.queued = true;
-    void RESOLVED.then(this.look); // a microtask (queueMicrotask costs an async resource)
+    void RESOLVED.then(this.queueLook);
   }
+
+  /**
+   * The next look runs as a `process.nextTick` callback queued from a microtask: after the promise reactions
+   * queued so far (what was delivered, the next request they make) and after the process's other nextTick
+   * callbacks (a self wake-up, a publisher's flush). A chain of microtasks alone would starve nextTick
+   * callbacks until the chain ends (Node runs them only once the microtask queue is empty); a chain of
+   * nextTicks alone would starve promise reactions.
+   */
+  private readonly queueLook = (): void => {
+    process.nextTick(this.look);
+  };
 
   private readonly look = (): void => {
     this.queued = false;
+    this.lookCount++;
     const members = this.members;
     let traffic = false;
+    let tight = false;
     this.looking = true;
     try {
       for (let i = 0; i < members.length; i++) {
         const f = members[i]!;
         f.pump();
         if (f.delivered > 0) traffic = true;
+        if (f.tight) tight = true;
       }
     } finally {
       this.looking = false;
     }
     if (members.length === 0) return;
+    if (!tight) {
+      // Only loose watchers: one look per turn of the event loop.
+      this.waitingForTurn = true;
+      setImmediate(this.afterTurn);
+      return;
+    }
     // The clock is read once every 16 looks without traffic: reading it costs more than a look.
     if (traffic || (++this.looks & 15) === 0) {
       const now = performance.now();
@@ -77,7 +105,7 @@ class SpinLoop {
       }
     }
     this.queued = true;
-    void RESOLVED.then(this.look);
+    void RESOLVED.then(this.queueLook);
   };
 
   private readonly afterTurn = (): void => {
