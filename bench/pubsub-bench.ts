@@ -16,7 +16,7 @@ export function natsAvailable(): boolean {
   return spawnSync("nats-server", ["--version"], { encoding: "utf8" }).status === 0;
 }
 
-async function withNats<T>(fn: (url: string, proc: ChildProcess) => Promise<T>): Promise<T> {
+export async function withNats<T>(fn: (url: string, proc: ChildProcess) => Promise<T>): Promise<T> {
   // `-p -1`: nats-server binds a port of its own choosing and logs it, so no two runs race for one port.
   const proc = spawn("nats-server", ["-a", "127.0.0.1", "-p", "-1"], { stdio: ["ignore", "ignore", "pipe"] });
   const url = await new Promise<string>((resolve, reject) => {

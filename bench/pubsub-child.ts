@@ -15,7 +15,6 @@
  *   raw-sub / raw-pub                    as SYS-sub / SYS-pub, length-prefixed frames over node:net
  */
 import net from "node:net";
-import { connect as natsConnect } from "nats";
 import { connect, Hub, shmBridge } from "../src/index.js";
 import { listenOn, rawConnect, rawFrame, rawFrames } from "./raw.js";
 import { percentile } from "./stats.js";
@@ -29,6 +28,11 @@ const [role, url, topic, a, b, c] = process.argv.slice(2) as [
   string?,
 ];
 const ezOpts = { heartbeatIntervalMs: 0, reconnect: false as const };
+
+/** The nats client, loaded by the NATS roles only: the ezipc roles' memory figures must not carry it. */
+async function natsConnect(options: { servers: string }) {
+  return (await import("nats")).connect(options);
+}
 
 function natsServer(u: string): string {
   const p = new URL(u);

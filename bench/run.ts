@@ -11,7 +11,8 @@
  *                                   BENCH_ONLY=ws: ws:// beside the raw ws library and tcp://;
  *                                   BENCH_ONLY=dashboard: hub pub/sub with 10 dashboards open vs none;
  *                                   BENCH_ONLY=udp: udp:// beside raw node:dgram;
- *                                   BENCH_ONLY=cluster: clustered hubs beside one hub and NATS alone)
+ *                                   BENCH_ONLY=cluster: clustered hubs beside one hub and NATS alone;
+ *                                   BENCH_ONLY=memory: idle processes' resident memory beside the peers')
  */
 import crypto from "node:crypto";
 import os from "node:os";
@@ -21,6 +22,7 @@ import { clusterBench } from "./cluster-bench.js";
 import { codecBench } from "./codec-bench.js";
 import { dashboardBench } from "./dashboard-bench.js";
 import { hubBench } from "./hub-bench.js";
+import { memoryBench } from "./memory-bench.js";
 import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js";
 import { pubsubBench } from "./pubsub-bench.js";
 import { shmBench } from "./shm-bench.js";
@@ -155,6 +157,7 @@ async function main(): Promise<void> {
     clients: () => clientsBench(quick),
     pubsub: () => pubsubBench(quick),
     cluster: () => clusterBench(quick),
+    memory: () => memoryBench(quick),
   };
   const group = process.env.BENCH_ONLY;
   if (group) {
@@ -234,6 +237,8 @@ async function main(): Promise<void> {
   lines.push(...(await hubBench(quick)));
   lines.push("");
   lines.push(...(await pubsubBench(quick)));
+  lines.push("");
+  lines.push(...(await memoryBench(quick)));
   lines.push("");
   lines.push(...(await shmBench(quick)));
   lines.push("");

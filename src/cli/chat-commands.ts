@@ -4,9 +4,6 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
-import { ChatServer } from "../apps/chat/server.js";
-import { openChatStore } from "../apps/chat/store.js";
-import { runTerminal } from "../apps/chat/terminal.js";
 
 function port(v: string): number {
   const n = Number(v);
@@ -46,6 +43,9 @@ export function addChatCommands(program: Command): void {
     .action(async (o: { host: string; port: number; db: string; timeZone?: string }) => {
       if (o.db.startsWith("sqlite:"))
         mkdirSync(path.dirname(o.db.slice("sqlite:".length)), { recursive: true });
+      // The chat app and its database drivers load only for these commands, not for every `ezipc` command.
+      const { ChatServer } = await import("../apps/chat/server.js");
+      const { openChatStore } = await import("../apps/chat/store.js");
       const server = new ChatServer({ store: openChatStore(o.db), timeZone: o.timeZone });
       const url = await server.listen(hostUrl(o.host, o.port));
       process.stdout.write(`chat server listening on ${url} (store ${o.db.replace(/:[^:@/]*@/, ":***@")})\n`);
@@ -64,6 +64,7 @@ export function addChatCommands(program: Command): void {
     .option("--host <host>", "chat server address", "127.0.0.1")
     .option("--port <port>", "port", port, 9993)
     .action(async (o: { host: string; port: number }) => {
+      const { runTerminal } = await import("../apps/chat/terminal.js");
       process.exit(await runTerminal(hostUrl(o.host, o.port)));
     });
 }

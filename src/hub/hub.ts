@@ -43,7 +43,7 @@ export interface HubMetrics {
   publishAckLatency: HistogramSnapshot;
 }
 
-import { ClusterLink, type ClusterOptions } from "../cluster/cluster.js";
+import type { ClusterLink, ClusterOptions } from "../cluster/cluster.js";
 import { PUBLISH_INDEX, parsePublish } from "../pubsub/fast-frames.js";
 import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-hub.js";
 import { removeStaleDirs } from "../rpc/direct.js";
@@ -56,7 +56,7 @@ import { type BlockStore, MemoryStore } from "../store/store.js";
 import { listen } from "../transport/registry.js";
 import { sendTo } from "../transport/send.js";
 import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
-import { WsListener } from "../transport/ws.js";
+import type { WsListener } from "../transport/ws.js";
 import { type Clock, systemClock } from "../vars/block-table.js";
 import { PeerVars, VarsHub, type VarsOptions, type VarsPeer } from "../vars/vars-hub.js";
 import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
@@ -194,7 +194,10 @@ export class Hub extends EventEmitter<HubEvents> {
    * `serveMonitoring()` in src/monitor/). Without a handler they get `426 Upgrade Required`.
    */
   setHttpHandler(handler: ((req: IncomingMessage, res: ServerResponse) => void) | null): void {
-    for (const l of this.servers) if (l instanceof WsListener) l.setRequestHandler(handler);
+    for (const l of this.servers) {
+      const http = l as Listener & Partial<Pick<WsListener, "setRequestHandler">>;
+      if (typeof http.setRequestHandler === "function") http.setRequestHandler(handler);
+    }
   }
   private readonly vars: VarsHub;
   private readonly store: BlockStore;
@@ -266,8 +269,9 @@ export class Hub extends EventEmitter<HubEvents> {
    * (closing whatever was opened) with `EZIPC_ADDRESS_IN_USE`, `EZIPC_INVALID_URL` or `EZIPC_STORE`.
    */
   static async listen(options: HubOptions): Promise<Hub> {
+    // The NATS client loads only for a clustered hub (about 12 MiB of resident memory).
     const link = options.cluster
-      ? await ClusterLink.open(options.cluster, {
+      ? await (await import("../cluster/cluster.js")).ClusterLink.open(options.cluster, {
           name: options.name ?? "ezipc-hub",
           reconnectWindowMs: options.reconnectWindowMs ?? 5_000,
         })

@@ -1,6 +1,7 @@
 import { mkdirSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join } from "node:path";
-import Database from "better-sqlite3";
+import type Database from "better-sqlite3";
 import { EzipcError } from "../errors.js";
 import type { HistoryStore } from "../pubsub/pubsub-hub.js";
 import type { BlockStore, StoredBlock } from "../vars/block-store.js";
@@ -8,6 +9,16 @@ import type { BlockStore, StoredBlock } from "../vars/block-store.js";
 export { type BlockStore, MemoryStore, type StoredBlock } from "../vars/block-store.js";
 
 import { MESSAGE_OVERHEAD_BYTES, type StoredMessage, type TopicLimits } from "../pubsub/topics.js";
+
+/**
+ * better-sqlite3, loaded when the first store opens: a process that never persists (a client, a hub without
+ * a store) does not pay for the native module (about 5 MiB of resident memory).
+ */
+let sqlite: typeof Database | null = null;
+function openDatabase(file: string, options: Database.Options): Database.Database {
+  sqlite ??= createRequire(import.meta.url)("better-sqlite3") as typeof Database;
+  return new sqlite(file, options);
+}
 
 /** The history bound a topic row gets when its seq mark is written before its limits (16 MiB). */
 const DEFAULT_TOPIC_MAX_BYTES = 16 * 1024 * 1024;
@@ -39,7 +50,7 @@ export class SqliteStore implements BlockStore, HistoryStore {
     busyTimeoutMs = 100,
   ) {
     try {
-      this.db = new Database(file, { timeout: busyTimeoutMs });
+      this.db = openDatabase(file, { timeout: busyTimeoutMs });
     } catch (err) {
       throw new EzipcError("EZIPC_STORE", `cannot open ${file}: ${(err as Error).message}`, { cause: err });
     }

@@ -6,9 +6,9 @@ import { memoryTransport } from "./memory.js";
 import { tcpTransport } from "./tcp.js";
 import { tlsTransport } from "./tls.js";
 import { registerTransport } from "./transports.js";
+import type { Transport } from "./types.js";
 import { udpTransport } from "./udp.js";
 import { unixTransport } from "./unix.js";
-import { secureWebSocketTransport, webSocketTransport } from "./ws.js";
 
 export { dial, listen, registerTransport, transportFor } from "./transports.js";
 
@@ -16,6 +16,23 @@ registerTransport(tcpTransport);
 registerTransport(tlsTransport);
 registerTransport(unixTransport);
 registerTransport(memoryTransport);
-registerTransport(webSocketTransport);
-registerTransport(secureWebSocketTransport);
+/**
+ * A transport whose module loads at its first listen or dial: ws:// and wss:// (the `ws` package, node:http
+ * and node:https: about 9 MiB of resident memory that a process using only tcp:// or unix:// never needs).
+ */
+function loadedOnUse(scheme: string, load: () => Promise<Transport>): Transport {
+  let loaded: Promise<Transport> | null = null;
+  const transport = (): Promise<Transport> => {
+    loaded ??= load();
+    return loaded;
+  };
+  return {
+    scheme,
+    listen: async (url, options) => (await transport()).listen(url, options),
+    dial: async (url, options) => (await transport()).dial(url, options),
+  };
+}
+
+registerTransport(loadedOnUse("ws", async () => (await import("./ws.js")).webSocketTransport));
+registerTransport(loadedOnUse("wss", async () => (await import("./ws.js")).secureWebSocketTransport));
 registerTransport(udpTransport);

@@ -4,8 +4,9 @@
  * callers wait for it. The server calls `save` one batch at a time, so ids grow in the order lines were
  * accepted and `history` (ordered by id) comes out in that order on every engine.
  */
-import Database from "better-sqlite3";
-import mysql from "mysql2/promise";
+import { createRequire } from "node:module";
+import type Database from "better-sqlite3";
+import type mysql from "mysql2/promise";
 import type { Infer } from "../../codec/schema.js";
 import { EzipcError } from "../../errors.js";
 import type { line } from "./protocol.js";
@@ -76,13 +77,17 @@ function row(l: StoredLine): unknown[] {
   return [l.day, l.time, l.room, l.kind, l.from, l.to, nickKey(l.from), nickKey(l.to), l.text];
 }
 
+/** Database drivers, loaded by the store that uses one (a SQLite chat never loads mysql2, nor the reverse). */
+const load = createRequire(import.meta.url);
+
 /** SQLite (better-sqlite3), embedded: WAL and `synchronous=FULL`. */
 export class SqliteChatStore implements ChatStore {
   private readonly db: Database.Database;
 
   constructor(readonly file: string) {
     try {
-      this.db = new Database(file);
+      const Sqlite = load("better-sqlite3") as typeof Database;
+      this.db = new Sqlite(file);
     } catch (err) {
       throw new EzipcError("EZIPC_STORE", `cannot open ${file}: ${(err as Error).message}`, { cause: err });
     }
@@ -124,7 +129,8 @@ export class MysqlChatStore implements ChatStore {
 
   /** `url`: `mysql://user:password@host:port/database`. */
   constructor(readonly url: string) {
-    this.pool = mysql.createPool({ uri: url, connectionLimit: 4, supportBigNumbers: true });
+    const driver = load("mysql2/promise") as typeof mysql;
+    this.pool = driver.createPool({ uri: url, connectionLimit: 4, supportBigNumbers: true });
   }
 
   async migrate(): Promise<void> {
