@@ -37,7 +37,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
    * (same factory, so the same message objects: subscriptions; see shared-reads.ts).
    */
   private shared: TopicReads | null = null;
-  /** Until when (`performance.now()`) the follower looks once per event-loop turn before it parks. */
+  /** Until when (`performance.now()`) the follower keeps looking before it parks ({@link watchFor}). */
   private watchUntil = 0;
   /** Until when it looks in the process's spin loop instead (the first {@link TIGHT_WATCH_MS} of a watch). */
   private tightUntil = 0;
@@ -85,10 +85,11 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
   protected abstract failed(err: EzipcError): void;
 
   /**
-   * Looks for new messages once per turn of the event loop for the next `ms` instead of sleeping, because an
-   * answer is due soon (a reply to the call just written, the next request after a reply): what arrives
-   * meanwhile costs its writer no wake-up to make and this process none to take. The event loop keeps
-   * turning (I/O, timers run between looks). No-op in spin mode, which always looks.
+   * Keeps looking for new messages for the next `ms` instead of sleeping, because an answer is due soon (a
+   * reply to the call just written, the next request after a reply): what arrives meanwhile costs its writer
+   * no wake-up to make and this process none to take. The first {@link TIGHT_WATCH_MS} in the process's spin
+   * loop, then once per turn of the event loop (I/O, timers run between looks). No-op in spin mode, which
+   * always looks.
    */
   watchFor(ms: number): void {
     if (this.closed || this.ns.spin || ms <= 0) return;
