@@ -11,6 +11,7 @@ import { EzipcError } from "../errors.js";
 import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
 import type { SubscribeOptions, Subscription, TopicMessage } from "../pubsub/subscription.js";
 import type { Body, Channel, RequestOptions, RpcHandler, Server, StreamOptions } from "../rpc/rpc-calls.js";
+import { MAX_RING_BYTES, MIN_RING_BYTES } from "../shm/layout.js";
 import { shmNative } from "../shm/native.js";
 import type { ConfigVar } from "../vars/config-var.js";
 import type { IpcPtr } from "../vars/pointer.js";
@@ -24,10 +25,32 @@ import { ShmVars, type ShmVarsOptions } from "./shm-vars.js";
 
 export type { ShmOptions };
 
-/** Options of `connect("shm://…")`. */
+/** Options of `connect("shm://…")`; a value out of its range is refused with a RangeError naming it. */
 export interface ShmConnectOptions extends ShmOptions, ShmVarsOptions {
   /** The name this client publishes under (`name#pid`). Default `client`. */
   name?: string;
+}
+
+/** Throws a RangeError naming the first option that is not a number in its range. */
+function checkOptions(o: ShmConnectOptions): void {
+  const inRange = (key: keyof ShmConnectOptions, min: number, max: number, integer: boolean): void => {
+    const v = o[key];
+    if (v === undefined) return;
+    if (typeof v !== "number" || !(v >= min && v <= max) || (integer && !Number.isInteger(v))) {
+      throw new RangeError(
+        `${key} must be ${integer ? "an integer" : "a number"} in ${min}..${max}, got ${String(v)}`,
+      );
+    }
+  };
+  // File permission bits only (no setuid, setgid or sticky bit on a shared file).
+  inRange("mode", 0, 0o777, true);
+  inRange("ringBytes", MIN_RING_BYTES, MAX_RING_BYTES, true);
+  inRange("maxCount", 0, Number.MAX_SAFE_INTEGER, true);
+  inRange("holdPublishersMs", 0, 2 ** 31 - 1, false);
+  inRange("watchUs", 0, 1_000_000, false);
+  inRange("disposeGraceMs", 0, 2 ** 31 - 1, false);
+  inRange("tombstoneTtlMs", 0, 2 ** 31 - 1, false);
+  inRange("maxBlockBytes", 1, 1024 * 1024 * 1024, true);
 }
 
 /** Parses `shm://` (namespace `default`) or `shm:///NAME`. Throws `EZIPC_INVALID_URL`. */
@@ -66,6 +89,7 @@ export class ShmClient extends EventEmitter {
     options: ShmConnectOptions = {},
   ) {
     super();
+    checkOptions(options);
     this.namespace = shmNamespaceOf(url);
     shmNative(); // EZIPC_SHM_UNAVAILABLE, with the reason, before anything is created
     this.identity = `${options.name ?? "client"}#${process.pid}`;

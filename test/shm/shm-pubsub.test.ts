@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rmSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
 import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
@@ -98,6 +98,36 @@ describe("shm:// client API", () => {
     sub.unsubscribe();
     await c.close();
     await assert.rejects(c.publish("sized", "x"), (e) => isEzipcError(e, "EZIPC_CONNECTION_CLOSED"));
+  });
+});
+
+describe("shm:// options", () => {
+  it("an option out of its range is refused at connect with a RangeError naming it; nothing is created", async () => {
+    const bad: [string, number][] = [
+      ["mode", 0o4700], // setuid on a shared file
+      ["mode", -1],
+      ["ringBytes", 100],
+      ["ringBytes", 4096.5],
+      ["maxCount", -1],
+      ["holdPublishersMs", -5],
+      ["watchUs", Number.NaN],
+      ["watchUs", -1],
+      ["disposeGraceMs", Number.POSITIVE_INFINITY],
+      ["tombstoneTtlMs", -1],
+      ["maxBlockBytes", 0],
+    ];
+    const name = `test-options-${process.pid}`;
+    for (const [key, value] of bad) {
+      await assert.rejects(
+        connect(`shm:///${name}`, { [key]: value }),
+        (e) => e instanceof RangeError && e.message.startsWith(`${key} must be`),
+        `${key}: ${value}`,
+      );
+    }
+    assert.equal(existsSync(`/dev/shm/ezipc.${name}`), false);
+    const c = await connect(`shm:///${name}`, { mode: 0o600, watchUs: 0, holdPublishersMs: 0, maxCount: 10 });
+    await c.close();
+    rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
   });
 });
 
