@@ -45,7 +45,7 @@ function checkOptions(o: ShmConnectOptions): void {
   // File permission bits only (no setuid, setgid or sticky bit on a shared file).
   inRange("mode", 0, 0o777, true);
   inRange("ringBytes", MIN_RING_BYTES, MAX_RING_BYTES, true);
-  inRange("maxCount", 0, Number.MAX_SAFE_INTEGER, true);
+  inRange("maxCount", 0, 0xffffffff, true);
   inRange("holdPublishersMs", 0, 2 ** 31 - 1, false);
   inRange("watchUs", 0, 1_000_000, false);
   inRange("disposeGraceMs", 0, 2 ** 31 - 1, false);

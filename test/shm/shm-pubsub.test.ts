@@ -102,7 +102,7 @@ describe("shm:// client API", () => {
 });
 
 describe("shm:// options", () => {
-  it("an option out of its range is refused at connect with a RangeError naming it; nothing is created", async () => {
+  it("an option out of its range is refused with a RangeError naming it (connect, configureTopic); nothing is created", async () => {
     const bad: [string, number][] = [
       ["mode", 0o4700], // setuid on a shared file
       ["mode", -1],
@@ -126,6 +126,20 @@ describe("shm:// options", () => {
     }
     assert.equal(existsSync(`/dev/shm/ezipc.${name}`), false);
     const c = await connect(`shm:///${name}`, { mode: 0o600, watchUs: 0, holdPublishersMs: 0, maxCount: 10 });
+    // A topic's bounds likewise, named as the caller gave them.
+    for (const [key, value] of [
+      ["maxBytes", -1],
+      ["maxBytes", 100],
+      ["maxCount", -3],
+      ["maxCount", 2 ** 32],
+    ] as const) {
+      await assert.rejects(
+        c.configureTopic("bounded", { [key]: value }),
+        (e) => e instanceof RangeError && e.message.startsWith(`${key} must be`),
+        `${key}: ${value}`,
+      );
+    }
+    assert.deepEqual(await c.topics("bounded"), []);
     await c.close();
     rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
   });
