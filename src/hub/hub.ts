@@ -60,6 +60,7 @@ import type { WsListener } from "../transport/ws.js";
 import { type Clock, systemClock } from "../vars/block-table.js";
 import { PeerVars, VarsHub, type VarsOptions, type VarsPeer } from "../vars/vars-hub.js";
 import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
+import { checkHubOptions } from "./hub-options.js";
 import { hubView } from "./monitor-view.js";
 
 const NO_BYTES = new Uint8Array(0);
@@ -269,6 +270,7 @@ export class Hub extends EventEmitter<HubEvents> {
    * (closing whatever was opened) with `EZIPC_ADDRESS_IN_USE`, `EZIPC_INVALID_URL` or `EZIPC_STORE`.
    */
   static async listen(options: HubOptions): Promise<Hub> {
+    checkHubOptions(options);
     // The NATS client loads only for a clustered hub (about 12 MiB of resident memory).
     const link = options.cluster
       ? await (await import("../cluster/cluster.js")).ClusterLink.open(options.cluster, {
@@ -323,7 +325,9 @@ export class Hub extends EventEmitter<HubEvents> {
       }
     } catch (err) {
       await hub.close();
-      throw isEzipcError(err) ? err : new EzipcError("EZIPC_STORE", (err as Error).message, { cause: err });
+      // A wrong argument (RangeError, TypeError: an option a lower layer refused) is the caller's to see as is.
+      if (isEzipcError(err) || err instanceof RangeError || err instanceof TypeError) throw err;
+      throw new EzipcError("EZIPC_STORE", (err as Error).message, { cause: err });
     }
     removeStaleDirs(); // direct-RPC folders of clients killed on this host (direct.ts)
     log("info", "hub", "listening", { urls: hub.urls, store: hub.store.name, keys: hub.vars.table.size });

@@ -25,6 +25,28 @@ import { withHub } from "./hubs.js";
 import { proto } from "./raw-client.js";
 
 describe("hardening", () => {
+  it("a hub option out of its range is refused with a RangeError naming it, before anything listens", async () => {
+    const bad: [string, unknown, Record<string, unknown>?][] = [
+      ["holdPublishersMs", -1],
+      ["reconnectWindowMs", -5],
+      ["disposeGraceMs", Number.NaN],
+      ["topicMaxBytes", 1.5],
+      ["maxKeys", -1],
+      ["maxCallsPerClient", Number.POSITIVE_INFINITY],
+      // Refused by a lower layer (the transport): still a RangeError, not a store failure.
+      ["heartbeatIntervalMs", -1],
+    ];
+    for (const [key, value] of bad) {
+      await assert.rejects(
+        Hub.listen({ urls: ["tcp://127.0.0.1:0"], [key]: value }),
+        (e) => e instanceof RangeError && e.message.startsWith(`${key} must be`),
+        `${key}: ${String(value)}`,
+      );
+    }
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], holdPublishersMs: 0, maxKeys: 10 });
+    await hub.close();
+  });
+
   it("a client that closes gracefully releases its pointers at once; a lost one keeps them for its window", async () => {
     await withHub({ reconnectWindowMs: 60_000, disposeGraceMs: 60_000 }, async (hub, url) => {
       const a = await connect(url, { name: "a" });

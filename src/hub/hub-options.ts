@@ -1,0 +1,50 @@
+/**
+ * The hub's numeric options, checked before it opens anything: a negative, fractional or non-finite value
+ * is refused with a RangeError naming the option (as connection options are), never taken as some other
+ * behaviour or reported as a store failure.
+ */
+
+/** Counts and byte sizes: integers ≥ 0. */
+const INTEGERS = [
+  "topicMaxBytes",
+  "topicMaxCount",
+  "maxHistoryBytes",
+  "maxTopics",
+  "maxSubscriptionsPerClient",
+  "maxPointersPerClient",
+  "maxCallsPerClient",
+  "maxTombstones",
+  "maxKeys",
+  "maxBlockBytes",
+  "maxTotalBytes",
+  "maxPendingPerAddress",
+] as const;
+
+/** Durations in ms: numbers in 0..2^31-1 (what a timer takes). */
+const DURATIONS = [
+  "holdPublishersMs",
+  "disposeGraceMs",
+  "tombstoneTtlMs",
+  "reconnectWindowMs",
+  "handshakeTimeoutMs",
+] as const;
+
+type Checked = Partial<Record<(typeof INTEGERS)[number] | (typeof DURATIONS)[number], unknown>>;
+
+/** Throws a RangeError for the first hub option out of its range (`security` options included). */
+export function checkHubOptions(options: Checked & { security?: Checked }): void {
+  for (const o of [options, options.security ?? {}]) {
+    for (const key of INTEGERS) {
+      const v = o[key];
+      if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= 0)) {
+        throw new RangeError(`${key} must be a non-negative integer, got ${String(v)}`);
+      }
+    }
+    for (const key of DURATIONS) {
+      const v = o[key];
+      if (v !== undefined && !(typeof v === "number" && v >= 0 && v <= 2 ** 31 - 1)) {
+        throw new RangeError(`${key} must be a number of ms in 0..${2 ** 31 - 1}, got ${String(v)}`);
+      }
+    }
+  }
+}
