@@ -267,7 +267,8 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /**
    * Loads persistent keys from the store, then listens on every URL. Resolves once all listen; rejects
-   * (closing whatever was opened) with `EZIPC_ADDRESS_IN_USE`, `EZIPC_INVALID_URL` or `EZIPC_STORE`.
+   * (closing whatever was opened) with `EZIPC_ADDRESS_IN_USE`, `EZIPC_INVALID_URL` or `EZIPC_STORE`; with a
+   * RangeError naming the option when one is out of its range (before anything opens).
    */
   static async listen(options: HubOptions): Promise<Hub> {
     checkHubOptions(options);
