@@ -247,6 +247,19 @@ export type Handlers = Map<
   { handler: RpcHandler | null; accept: ((s: RpcSession) => unknown) | null }
 >;
 
+/**
+ * The longest delay a timer takes (Node fires a longer one at once). A call's `timeoutMs` from the caller's
+ * API must be at most this; one from the wire (a u32: any client may send more) is clamped to it.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Throws a RangeError unless `ms` is a call's valid `timeoutMs` (an integer in 0..MAX_TIMER_MS; 0: none). */
+function checkTimeout(ms: number): void {
+  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_TIMER_MS) {
+    throw new RangeError(`timeoutMs must be an integer in 0..${MAX_TIMER_MS} (0: no deadline), got ${ms}`);
+  }
+}
+
 export class RpcCalls {
   private readonly calls = new Map<number, PendingCall>();
   private readonly callerChannels = new Map<number, Channel>();
@@ -299,6 +312,11 @@ export class RpcCalls {
   }
 
   request(topic: string, payload: Payload | undefined, o: RequestOptions): Promise<Body> {
+    try {
+      checkTimeout(o.timeoutMs ?? 0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const rid = this.link.nextRid();
     return new Promise<Body>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
@@ -347,6 +365,7 @@ export class RpcCalls {
 
   /** Starts a streaming call; chunks arrive through the returned channel. */
   stream(topic: string, payload: Payload | undefined, o: StreamOptions): Channel {
+    checkTimeout(o.timeoutMs ?? 0);
     const rid = this.link.nextRid();
     const prefetch = o.prefetch ?? 16;
     if (!Number.isInteger(prefetch) || prefetch < 1)
@@ -446,7 +465,7 @@ export class RpcCalls {
     if (m.timeoutMs > 0) {
       timer = setTimeout(
         () => ac.abort(new EzipcError("EZIPC_TIMEOUT", "the caller's deadline passed")),
-        m.timeoutMs,
+        Math.min(m.timeoutMs, MAX_TIMER_MS),
       );
       timer.unref?.(); // (absent in browsers)
     }

@@ -44,6 +44,43 @@ describe("RPC", () => {
     });
   });
 
+  it("timeoutMs: the caller's API takes 0..2^31-1 (RangeError otherwise); a longer one from the wire is not an instant timeout", async () => {
+    for (const timeoutMs of [-1, 1.5, 2 ** 31, Number.NaN]) {
+      await assert.rejects(caller.request("ping", "x", { timeoutMs }), RangeError, `request ${timeoutMs}`);
+      await assert.rejects(
+        caller.requestStream("ping", "x", { timeoutMs }),
+        RangeError,
+        `stream ${timeoutMs}`,
+      );
+    }
+    // A raw client sends a call whose deadline (a u32 on the wire) is longer than a timer takes: the handler
+    // must not see it as passed (a timer past 2^31-1 ms fires at once).
+    await server.serve("patient", async (req) => {
+      await new Promise((r) => setTimeout(r, 50));
+      return req.signal.aborted ? "aborted" : "in time";
+    });
+    const raw = await rawClient(url, "long-deadline");
+    try {
+      raw.conn.send(
+        proto.encode("request", {
+          rid: 7,
+          topic: "patient",
+          kind: 0,
+          timeoutMs: 3_000_000_000,
+          credit: 0,
+          headers: [],
+          payload: Buffer.from("x"),
+        }),
+      );
+      let reply: { type: string; body: { payload?: Uint8Array } };
+      do reply = (await raw.next()) as typeof reply;
+      while (reply.type !== "end");
+      assert.equal(Buffer.from(reply.body.payload!).toString(), "in time");
+    } finally {
+      raw.conn.close();
+    }
+  });
+
   it("no server: EZIPC_NO_RESPONDERS at once, not at the timeout", async () => {
     const t0 = Date.now();
     await assert.rejects(caller.request("nobody.home", "x", { timeoutMs: 30_000 }), {
