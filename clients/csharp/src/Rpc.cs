@@ -178,7 +178,7 @@ namespace Ezipc
                     Caller = c.Str("caller"),
                     Headers = Headers(c.List("headers")),
                     Payload = c.Bytes("payload"),
-                    TimeoutMs = (int)c.Long("timeoutMs"),
+                    TimeoutMs = (int)Math.Min(c.Long("timeoutMs"), int.MaxValue), // a u32 on the wire
                 };
                 try
                 {
