@@ -4,7 +4,7 @@
  * the @noble suite of ./suite.ts in the browser build. The client's token travels encrypted in the
  * handshake, as from Node. A page gets a new static key per load, so a hub admits it by its token.
  */
-import { withTimeout } from "../deadline.js";
+import { checkDurationMs, withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { DEFAULT_REKEY_INTERVAL, HandshakeMessages, initiate } from "../security/handshake.js";
 import { RecordReader, sealRecords } from "../security/records.js";
@@ -41,6 +41,7 @@ function hubKeyBytes(key: string | Uint8Array): Buffer {
 export function browserSecureUpgrade(s: BrowserSecurity): StreamUpgrade {
   const hubKey = hubKeyBytes(s.hubKey);
   const timeoutMs = s.handshakeTimeoutMs ?? 5_000;
+  checkDurationMs("handshakeTimeoutMs", timeoutMs);
   const browserUpgrade: BrowserUpgrade = (io) => {
     const messages = new HandshakeMessages();
     io.onData((chunk) => messages.push(chunk));

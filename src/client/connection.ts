@@ -7,7 +7,7 @@
  * topics), then `resyncDone`; the client is ready once every reply is in.
  */
 import { EventEmitter } from "node:events";
-import { withTimeout } from "../deadline.js";
+import { checkDurationMs, withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { type AnyMessage, type ClientLink, type ClientPart, wireError } from "../protocol/client-link.js";
@@ -90,6 +90,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     super();
     this.name = options.name ?? `pid:${process.pid}`;
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
+    checkDurationMs("requestTimeoutMs", this.timeoutMs);
     this.link = this.makeLink();
     this.dialer = new Dialer(
       url,

@@ -4,6 +4,8 @@
  * behaviour or reported as a store failure.
  */
 
+import { MAX_TIMER_MS } from "../deadline.js";
+
 /** Counts and byte sizes: integers ≥ 0. */
 const INTEGERS = [
   "topicMaxBytes",
@@ -42,8 +44,8 @@ export function checkHubOptions(options: Checked & { security?: Checked }): void
     }
     for (const key of DURATIONS) {
       const v = o[key];
-      if (v !== undefined && !(typeof v === "number" && v >= 0 && v <= 2 ** 31 - 1)) {
-        throw new RangeError(`${key} must be a number of ms in 0..${2 ** 31 - 1}, got ${String(v)}`);
+      if (v !== undefined && !(typeof v === "number" && v >= 0 && v <= MAX_TIMER_MS)) {
+        throw new RangeError(`${key} must be a number of ms in 0..${MAX_TIMER_MS}, got ${String(v)}`);
       }
     }
   }

@@ -8,6 +8,7 @@
  */
 
 import type { Infer } from "../codec/schema.js";
+import { checkDurationMs, MAX_TIMER_MS } from "../deadline.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { setHeader } from "../protocol/names.js";
 import {
@@ -247,17 +248,9 @@ export type Handlers = Map<
   { handler: RpcHandler | null; accept: ((s: RpcSession) => unknown) | null }
 >;
 
-/**
- * The longest delay a timer takes (Node fires a longer one at once). A call's `timeoutMs` from the caller's
- * API must be at most this; one from the wire (a u32: any client may send more) is clamped to it.
- */
-const MAX_TIMER_MS = 2 ** 31 - 1;
-
-/** Throws a RangeError unless `ms` is a call's valid `timeoutMs` (an integer in 0..MAX_TIMER_MS; 0: none). */
+/** Throws a RangeError unless `ms` is a call's valid `timeoutMs` (0: no deadline). */
 function checkTimeout(ms: number): void {
-  if (!Number.isInteger(ms) || ms < 0 || ms > MAX_TIMER_MS) {
-    throw new RangeError(`timeoutMs must be an integer in 0..${MAX_TIMER_MS} (0: no deadline), got ${ms}`);
-  }
+  checkDurationMs("timeoutMs", ms);
 }
 
 export class RpcCalls {

@@ -21,7 +21,7 @@
  *   fails to decrypt (tampered, replayed, reordered, truncated) closes the connection (`EZIPC_DECRYPT`).
  */
 import { Duplex } from "node:stream";
-import { withTimeout } from "../deadline.js";
+import { checkDurationMs, withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { CONTROL_BIT, ControlType } from "../transport/frame.js";
 import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
@@ -293,6 +293,7 @@ function addressOf(remoteUrl: string): string {
 /** The listening side's upgrade: runs the responder's handshake and the authorisation on each stream. */
 export function secureListen(o: SecureListenOptions): StreamUpgrade {
   const timeoutMs = o.handshakeTimeoutMs ?? 2_000;
+  checkDurationMs("handshakeTimeoutMs", timeoutMs);
   const perAddress = o.maxPendingPerAddress ?? 32;
   const maxPending = o.maxPending ?? 1_024;
   const rekeyInterval = o.rekeyInterval ?? DEFAULT_REKEY_INTERVAL;
@@ -475,6 +476,7 @@ export function secureDial(o: SecureDialOptions): StreamUpgrade {
     );
   }
   const timeoutMs = o.handshakeTimeoutMs ?? 2_000;
+  checkDurationMs("handshakeTimeoutMs", timeoutMs);
   const rekeyInterval = o.rekeyInterval ?? DEFAULT_REKEY_INTERVAL;
   return (stream) => {
     const reader = new MessageReader(stream);

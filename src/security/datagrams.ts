@@ -21,6 +21,7 @@
  * in the other. Sessions are not rekeyed: a 64-bit nonce per direction is never exhausted by a connection,
  * and a new dial makes new keys.
  */
+import { checkDurationMs } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import {
   KIND_HANDSHAKE,
@@ -127,6 +128,8 @@ export function secureDatagramDial(o: SecureDatagramDialOptions): DatagramSecuri
   if (!SECURE_CIPHERS.includes(cipher)) {
     throw new TypeError(`secureDatagramDial: unknown cipher ${String(cipher)}`);
   }
+  checkDurationMs("handshakeTimeoutMs", o.handshakeTimeoutMs ?? 2_000);
+  checkDurationMs("retransmitMs", o.retransmitMs ?? 200);
   return {
     side: "dial",
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 2_000,

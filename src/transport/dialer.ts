@@ -1,4 +1,5 @@
 import { EventEmitter } from "node:events";
+import { checkDurationMs } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { dial } from "./registry.js";
@@ -95,9 +96,24 @@ export class Dialer extends EventEmitter<DialerEvents> {
             jitter: r?.jitter ?? 0.3,
             maxAttempts: r?.maxAttempts ?? Number.POSITIVE_INFINITY,
           };
-    if (this.backoff && (this.backoff.jitter < 0 || this.backoff.jitter > 1)) {
-      throw new RangeError("reconnect.jitter must be between 0 and 1");
+    if (this.backoff) {
+      const b = this.backoff;
+      if (!(b.jitter >= 0 && b.jitter <= 1)) throw new RangeError("reconnect.jitter must be between 0 and 1");
+      checkDurationMs("reconnect.initialDelayMs", b.initialDelayMs);
+      checkDurationMs("reconnect.maxDelayMs", b.maxDelayMs);
+      if (!(Number.isFinite(b.factor) && b.factor >= 1)) {
+        throw new RangeError(`reconnect.factor must be a finite number ≥ 1, got ${b.factor}`);
+      }
+      if (
+        !(
+          b.maxAttempts === Number.POSITIVE_INFINITY ||
+          (Number.isInteger(b.maxAttempts) && b.maxAttempts >= 0)
+        )
+      ) {
+        throw new RangeError(`reconnect.maxAttempts must be a non-negative integer, got ${b.maxAttempts}`);
+      }
     }
+    if (options.connectTimeoutMs !== undefined) checkDurationMs("connectTimeoutMs", options.connectTimeoutMs);
     options.signal?.addEventListener("abort", () => void this.close(), { once: true });
     queueMicrotask(() => void this.connect());
   }

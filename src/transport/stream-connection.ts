@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
+import { checkDurationMs } from "../deadline.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { counters, newConnectionStats } from "./counters.js";
@@ -41,7 +42,9 @@ export function resolveConnectionOptions(o: ConnectionOptions = {}): ResolvedCon
     receiveHighWaterMarkBytes: o.receiveHighWaterMarkBytes ?? 1024 * 1024,
   };
   for (const [k, v] of Object.entries(r)) {
-    if (!Number.isInteger(v) || v < 0) throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
+    if (k.endsWith("Ms")) checkDurationMs(k, v);
+    else if (!Number.isInteger(v) || v < 0)
+      throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
   }
   if (r.maxFrameBytes > MAX_FRAME_BYTES_LIMIT) {
     throw new RangeError(`maxFrameBytes must be at most ${MAX_FRAME_BYTES_LIMIT}`);

@@ -3,6 +3,7 @@
  * transport of its own): src/transport/registry.ts fills it with Node's transports, src/browser/registry.ts
  * with the browser's.
  */
+import { checkDurationMs } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 
@@ -53,13 +54,14 @@ export async function listen(url: string | URL, options: ListenOptions = {}): Pr
 /**
  * Opens one connection to `url`. Resolves once connected; rejects with `EZIPC_CONNECTION_REFUSED` (nothing
  * listening, or no answer within connectTimeoutMs), `EZIPC_CONNECT_ABORTED` (signal) or
- * `EZIPC_INVALID_URL`. It does not reconnect: use a {@link Dialer} for that.
+ * `EZIPC_INVALID_URL`; throws a RangeError for a connectTimeoutMs out of 0..2^31-1. It does not reconnect: use a {@link Dialer} for that.
  *
  * @example
  * const conn = await dial("unix:///tmp/app.sock");
  * conn.send(Buffer.from("hello"));
  */
 export async function dial(url: string | URL, options: DialOptions = {}): Promise<Connection> {
+  if (options.connectTimeoutMs !== undefined) checkDurationMs("connectTimeoutMs", options.connectTimeoutMs);
   const { transport, url: parsed } = transportFor(url);
   return transport.dial(parsed, options);
 }

@@ -14,6 +14,7 @@ import {
   type Connection,
   connect,
   dh25519,
+  dial,
   type Gap,
   HUB_PROTOCOL_VERSION,
   Hub,
@@ -45,6 +46,33 @@ describe("hardening", () => {
     }
     const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], holdPublishersMs: 0, maxKeys: 10 });
     await hub.close();
+  });
+
+  it("a duration option longer than a timer can hold (or negative) is refused, never fires at once", async () => {
+    // Node fires a timer longer than 2^31-1 ms after 1 ms: such a deadline used to act at once.
+    const tooLong = 3_000_000_000;
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    try {
+      const url = hub.urls[0]!;
+      const refused = async (p: Promise<unknown>, name: string) =>
+        assert.rejects(p, (e) => e instanceof RangeError && e.message.startsWith(`${name} must be`), name);
+      await refused(connect(url, { requestTimeoutMs: tooLong }), "requestTimeoutMs");
+      await refused(connect(url, { connectTimeoutMs: tooLong }), "connectTimeoutMs");
+      await refused(connect(url, { stallTimeoutMs: tooLong }), "stallTimeoutMs");
+      await refused(connect(url, { reconnect: { maxDelayMs: tooLong } }), "reconnect.maxDelayMs");
+      await refused(connect(url, { reconnect: { initialDelayMs: -1 } }), "reconnect.initialDelayMs");
+      await refused(connect(url, { reconnect: { factor: Number.NaN } }), "reconnect.factor");
+      await refused(dial(url, { connectTimeoutMs: tooLong }), "connectTimeoutMs");
+      await refused(
+        Hub.listen({ urls: ["tcp://127.0.0.1:0"], reconnectWindowMs: tooLong }),
+        "reconnectWindowMs",
+      );
+      // In range, a client works.
+      const c = await connect(url, { requestTimeoutMs: 2 ** 31 - 1, connectTimeoutMs: 1_000 });
+      await c.close();
+    } finally {
+      await hub.close();
+    }
   });
 
   it("a client that closes gracefully releases its pointers at once; a lost one keeps them for its window", async () => {
