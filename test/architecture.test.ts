@@ -16,6 +16,7 @@ const LAYER: Record<string, number> = {
   errors: 0,
   log: 1,
   deadline: 1,
+  ranges: 1,
   histogram: 1,
   "commit-retry": 2,
   transport: 3,

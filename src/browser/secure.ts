@@ -4,8 +4,9 @@
  * the @noble suite of ./suite.ts in the browser build. The client's token travels encrypted in the
  * handshake, as from Node. A page gets a new static key per load, so a hub admits it by its token.
  */
-import { checkDurationMs, withTimeout } from "../deadline.js";
+import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
+import { checkDurationMs } from "../ranges.js";
 import { DEFAULT_REKEY_INTERVAL, HandshakeMessages, initiate } from "../security/handshake.js";
 import { RecordReader, sealRecords } from "../security/records.js";
 import { dh25519, type KeyPair } from "../security/suite.js";

@@ -7,7 +7,7 @@
  * topics), then `resyncDone`; the client is ready once every reply is in.
  */
 import { EventEmitter } from "node:events";
-import { checkDurationMs, withTimeout } from "../deadline.js";
+import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
 import { type AnyMessage, type ClientLink, type ClientPart, wireError } from "../protocol/client-link.js";
@@ -17,6 +17,7 @@ import {
   type HubStats,
   type HubView,
 } from "../protocol/core-messages.js";
+import { checkDurationMs } from "../ranges.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { Dialer } from "../transport/dialer.js";
 import type { Connection } from "../transport/types.js";

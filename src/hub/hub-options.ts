@@ -4,7 +4,7 @@
  * behaviour or reported as a store failure.
  */
 
-import { MAX_TIMER_MS } from "../deadline.js";
+import { checkRange, MAX_TIMER_MS } from "../ranges.js";
 
 /** Counts and byte sizes: integers ≥ 0. */
 const INTEGERS = [
@@ -36,17 +36,7 @@ type Checked = Partial<Record<(typeof INTEGERS)[number] | (typeof DURATIONS)[num
 /** Throws a RangeError for the first hub option out of its range (`security` options included). */
 export function checkHubOptions(options: Checked & { security?: Checked }): void {
   for (const o of [options, options.security ?? {}]) {
-    for (const key of INTEGERS) {
-      const v = o[key];
-      if (v !== undefined && !(Number.isSafeInteger(v) && (v as number) >= 0)) {
-        throw new RangeError(`${key} must be a non-negative integer, got ${String(v)}`);
-      }
-    }
-    for (const key of DURATIONS) {
-      const v = o[key];
-      if (v !== undefined && !(typeof v === "number" && v >= 0 && v <= MAX_TIMER_MS)) {
-        throw new RangeError(`${key} must be a number of ms in 0..${MAX_TIMER_MS}, got ${String(v)}`);
-      }
-    }
+    for (const key of INTEGERS) if (o[key] !== undefined) checkRange(key, o[key], 0, Number.MAX_SAFE_INTEGER);
+    for (const key of DURATIONS) if (o[key] !== undefined) checkRange(key, o[key], 0, MAX_TIMER_MS, false);
   }
 }

@@ -8,9 +8,9 @@
  */
 
 import type { Infer } from "../codec/schema.js";
-import { checkDurationMs, MAX_TIMER_MS } from "../deadline.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { setHeader } from "../protocol/names.js";
+import { checkDurationMs, MAX_TIMER_MS } from "../ranges.js";
 import {
   END_CANCEL,
   END_ERROR,
@@ -248,11 +248,6 @@ export type Handlers = Map<
   { handler: RpcHandler | null; accept: ((s: RpcSession) => unknown) | null }
 >;
 
-/** Throws a RangeError unless `ms` is a call's valid `timeoutMs` (0: no deadline). */
-function checkTimeout(ms: number): void {
-  checkDurationMs("timeoutMs", ms);
-}
-
 export class RpcCalls {
   private readonly calls = new Map<number, PendingCall>();
   private readonly callerChannels = new Map<number, Channel>();
@@ -306,7 +301,7 @@ export class RpcCalls {
 
   request(topic: string, payload: Payload | undefined, o: RequestOptions): Promise<Body> {
     try {
-      checkTimeout(o.timeoutMs ?? 0);
+      checkDurationMs("timeoutMs", o.timeoutMs ?? 0);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -358,7 +353,7 @@ export class RpcCalls {
 
   /** Starts a streaming call; chunks arrive through the returned channel. */
   stream(topic: string, payload: Payload | undefined, o: StreamOptions): Channel {
-    checkTimeout(o.timeoutMs ?? 0);
+    checkDurationMs("timeoutMs", o.timeoutMs ?? 0);
     const rid = this.link.nextRid();
     const prefetch = o.prefetch ?? 16;
     if (!Number.isInteger(prefetch) || prefetch < 1)

@@ -21,8 +21,9 @@
  *   fails to decrypt (tampered, replayed, reordered, truncated) closes the connection (`EZIPC_DECRYPT`).
  */
 import { Duplex } from "node:stream";
-import { checkDurationMs, withTimeout } from "../deadline.js";
+import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
+import { checkDurationMs } from "../ranges.js";
 import { CONTROL_BIT, ControlType } from "../transport/frame.js";
 import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
 import {

@@ -21,8 +21,9 @@
  * in the other. Sessions are not rekeyed: a 64-bit nonce per direction is never exhausted by a connection,
  * and a new dial makes new keys.
  */
-import { checkDurationMs } from "../deadline.js";
+
 import { EzipcError } from "../errors.js";
+import { checkDurationMs } from "../ranges.js";
 import {
   KIND_HANDSHAKE,
   KIND_HANDSHAKE_REPLY,

@@ -10,6 +10,7 @@ import type { Deadman } from "../deadman/deadman-client.js";
 import { EzipcError } from "../errors.js";
 import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
 import type { SubscribeOptions, Subscription, TopicMessage } from "../pubsub/subscription.js";
+import { checkRange, MAX_TIMER_MS } from "../ranges.js";
 import type { Body, Channel, RequestOptions, RpcHandler, Server, StreamOptions } from "../rpc/rpc-calls.js";
 import { MAX_RING_BYTES, MIN_RING_BYTES } from "../shm/layout.js";
 import { shmNative } from "../shm/native.js";
@@ -31,26 +32,20 @@ export interface ShmConnectOptions extends ShmOptions, ShmVarsOptions {
   name?: string;
 }
 
-/** Throws a RangeError naming the first option that is not a number in its range. */
+/** Throws a RangeError naming the first option out of its range. */
 function checkOptions(o: ShmConnectOptions): void {
-  const inRange = (key: keyof ShmConnectOptions, min: number, max: number, integer: boolean): void => {
-    const v = o[key];
-    if (v === undefined) return;
-    if (typeof v !== "number" || !(v >= min && v <= max) || (integer && !Number.isInteger(v))) {
-      throw new RangeError(
-        `${key} must be ${integer ? "an integer" : "a number"} in ${min}..${max}, got ${String(v)}`,
-      );
-    }
+  const inRange = (key: keyof ShmConnectOptions, min: number, max: number, integer = true): void => {
+    if (o[key] !== undefined) checkRange(key, o[key], min, max, integer);
   };
   // File permission bits only (no setuid, setgid or sticky bit on a shared file).
-  inRange("mode", 0, 0o777, true);
-  inRange("ringBytes", MIN_RING_BYTES, MAX_RING_BYTES, true);
-  inRange("maxCount", 0, 0xffffffff, true);
-  inRange("holdPublishersMs", 0, 2 ** 31 - 1, false);
+  inRange("mode", 0, 0o777);
+  inRange("ringBytes", MIN_RING_BYTES, MAX_RING_BYTES);
+  inRange("maxCount", 0, 0xffffffff);
+  inRange("holdPublishersMs", 0, MAX_TIMER_MS, false);
   inRange("watchUs", 0, 1_000_000, false);
-  inRange("disposeGraceMs", 0, 2 ** 31 - 1, false);
-  inRange("tombstoneTtlMs", 0, 2 ** 31 - 1, false);
-  inRange("maxBlockBytes", 1, 1024 * 1024 * 1024, true);
+  inRange("disposeGraceMs", 0, MAX_TIMER_MS, false);
+  inRange("tombstoneTtlMs", 0, MAX_TIMER_MS, false);
+  inRange("maxBlockBytes", 1, 1024 * 1024 * 1024);
 }
 
 /** Parses `shm://` (namespace `default`) or `shm:///NAME`. Throws `EZIPC_INVALID_URL`. */

@@ -19,6 +19,7 @@ import {
   subscribeDefaults,
   type TopicMessage,
 } from "../pubsub/subscription.js";
+import { checkRange } from "../ranges.js";
 import { MAX_RING_BYTES, MIN_RING_BYTES } from "../shm/layout.js";
 import { PackedMessages, packetBytes } from "../shm/packed.js";
 import { type RingCursor, RingMessage } from "../shm/ring.js";
@@ -350,17 +351,8 @@ export class ShmPubSub {
       throw new EzipcError("EZIPC_NOT_SUPPORTED", "shm:// topics live in memory only (persist needs a hub)");
     }
     const { maxBytes, maxCount } = options;
-    if (
-      maxBytes !== undefined &&
-      !(Number.isInteger(maxBytes) && maxBytes >= MIN_RING_BYTES && maxBytes <= MAX_RING_BYTES)
-    ) {
-      throw new RangeError(
-        `maxBytes must be an integer in ${MIN_RING_BYTES}..${MAX_RING_BYTES}, got ${maxBytes}`,
-      );
-    }
-    if (maxCount !== undefined && !(Number.isInteger(maxCount) && maxCount >= 0 && maxCount <= 0xffffffff)) {
-      throw new RangeError(`maxCount must be an integer in 0..${0xffffffff}, got ${maxCount}`);
-    }
+    if (maxBytes !== undefined) checkRange("maxBytes", maxBytes, MIN_RING_BYTES, MAX_RING_BYTES);
+    if (maxCount !== undefined) checkRange("maxCount", maxCount, 0, 0xffffffff);
     const t = this.ns.topic(topic, { ringBytes: options.maxBytes, maxCount: options.maxCount });
     const f = t.ring.file;
     if (

@@ -11,14 +11,10 @@ export { type BlockStore, MemoryStore, type StoredBlock } from "../vars/block-st
 import { MESSAGE_OVERHEAD_BYTES, type StoredMessage, type TopicLimits } from "../pubsub/topics.js";
 
 /**
- * better-sqlite3, loaded when the first store opens: a process that never persists (a client, a hub without
- * a store) does not pay for the native module (about 5 MiB of resident memory).
+ * better-sqlite3, loaded when a store opens (`require` keeps it once loaded): a process that never persists
+ * (a client, a hub without a store) does not pay for the native module (about 5 MiB of resident memory).
  */
-let sqlite: typeof Database | null = null;
-function openDatabase(file: string, options: Database.Options): Database.Database {
-  sqlite ??= createRequire(import.meta.url)("better-sqlite3") as typeof Database;
-  return new sqlite(file, options);
-}
+const load = createRequire(import.meta.url);
 
 /** The history bound a topic row gets when its seq mark is written before its limits (16 MiB). */
 const DEFAULT_TOPIC_MAX_BYTES = 16 * 1024 * 1024;
@@ -50,7 +46,8 @@ export class SqliteStore implements BlockStore, HistoryStore {
     busyTimeoutMs = 100,
   ) {
     try {
-      this.db = openDatabase(file, { timeout: busyTimeoutMs });
+      const Sqlite = load("better-sqlite3") as typeof Database;
+      this.db = new Sqlite(file, { timeout: busyTimeoutMs });
     } catch (err) {
       throw new EzipcError("EZIPC_STORE", `cannot open ${file}: ${(err as Error).message}`, { cause: err });
     }

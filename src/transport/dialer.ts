@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
-import { checkDurationMs } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
+import { checkDurationMs } from "../ranges.js";
 import { dial } from "./registry.js";
 import type { CloseInfo, Connection, DialOptions } from "./types.js";
 

@@ -1,8 +1,8 @@
 import { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
-import { checkDurationMs } from "../deadline.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { log } from "../log.js";
+import { checkDurationMs } from "../ranges.js";
 import { counters, newConnectionStats } from "./counters.js";
 import { nextDrain } from "./events.js";
 import { ControlType, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT } from "./frame.js";

@@ -3,8 +3,9 @@
  * transport of its own): src/transport/registry.ts fills it with Node's transports, src/browser/registry.ts
  * with the browser's.
  */
-import { checkDurationMs } from "../deadline.js";
+
 import { EzipcError } from "../errors.js";
+import { checkDurationMs } from "../ranges.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 
 const transports = new Map<string, Transport>();
