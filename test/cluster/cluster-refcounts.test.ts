@@ -75,8 +75,11 @@ describe("reference counts across a cluster of hubs", () => {
     const { child, url } = await hubProcess(nats.urls[2]!);
     try {
       const doomed = await connect(url, { name: "doomed", reconnect: false });
-      await doomed.allocate("rc.only-there", 4, "poll");
-      await doomed.allocate("rc.also-here", 4, "poll");
+      // Held in variables until the kill: a collected pointer would release its reference before it.
+      const doomedPointers = [
+        await doomed.allocate("rc.only-there", 4, "poll"),
+        await doomed.allocate("rc.also-here", 4, "poll"),
+      ];
       const here = await client(hubs[0]!, "here");
       const kept = await here.watch("rc.also-here", "poll");
       const seen = await here.watch("rc.only-there", "request");
@@ -84,6 +87,7 @@ describe("reference counts across a cluster of hubs", () => {
       seen.dispose(); // hub 0 lets go of it: only the doomed hub holds it now
       const t0 = Date.now();
       const gone = nextEvent<[{ key: string }]>(hubs[0]!, "invalidated", 20_000);
+      assert.equal(doomedPointers.length, 2);
       child.kill("SIGKILL");
       await exited(child);
       doomed.close().catch(() => {});

@@ -66,7 +66,8 @@ describe("shared variables across a cluster of hubs", () => {
 
   it("compare-and-write: a counter incremented from four processes over three hubs ends exact", async () => {
     const first = await client(hubs[0]!, "creator");
-    await first.allocate("cl.counter", 4, "request");
+    // Kept to the end (a collected pointer would release the key while the others start on it).
+    const counter = await first.allocate("cl.counter", 4, "request");
     const procs = await Promise.all(
       [0, 1, 2, 3].map((i) => ChildClient.start(hubs[i % 3]!.urls[0]!, `counter${i}`)),
     );
@@ -98,6 +99,7 @@ describe("shared variables across a cluster of hubs", () => {
         assert.equal(last.value, 4 * n);
       }
     } finally {
+      counter.dispose();
       await Promise.all(procs.map((p) => p.cmd("exit").catch(() => {})));
       await Promise.all(procs.map((p) => p.exitedQuietly()));
     }

@@ -338,7 +338,9 @@ describe("hub: limits and bad input", () => {
           await assert.rejects(c.allocate("big", 101, "poll"), { code: "EZIPC_BLOCK_TOO_LARGE" });
           const k1 = await c.allocate("k1", 100, "poll");
           await assert.rejects(c.allocate("k2", 51, "poll"), { code: "EZIPC_HUB_FULL" });
-          await c.allocate("k2", 50, "poll");
+          // Pointers are kept in variables to the end: one nobody references may be collected, and its
+          // finalizer releases it at the hub (the limits below count live pointers).
+          const k2 = await c.allocate("k2", 50, "poll");
           await assert.rejects(c.allocate("k3", 1, "poll"), { code: "EZIPC_HUB_FULL" });
           k1.dispose();
           await c.stats();
@@ -346,9 +348,11 @@ describe("hub: limits and bad input", () => {
             code: "EZIPC_PERMISSION_DENIED",
           });
           assert.equal(hub.stats().keys, 2);
-          await c.watch("k2", "lazy");
-          await c.watch("k2", "request");
-          await c.watch("k2", "poll");
+          const watched = [
+            await c.watch("k2", "lazy"),
+            await c.watch("k2", "request"),
+            await c.watch("k2", "poll"),
+          ];
           await assert.rejects(c.watch("k2", "poll"), { code: "EZIPC_TOO_MANY_POINTERS" });
           await assert.rejects(c.allocate("bad key", 1, "poll"), { code: "EZIPC_INVALID_KEY" });
           await assert.rejects(c.allocate("x".repeat(256), 1, "poll"), { code: "EZIPC_INVALID_KEY" });
@@ -360,6 +364,8 @@ describe("hub: limits and bad input", () => {
           });
           assert.equal(c.status, "connected", "the connection carries on");
           assert.equal((await c.list()).length, 2, "k1 (in its grace) and k2");
+          k2.dispose();
+          for (const w of watched) w!.dispose();
         } finally {
           await c.close();
         }

@@ -20,7 +20,9 @@ describe("the hub's monitor view", () => {
     try {
       const k = await a.allocate("m.k", 4, "request");
       await k.write(Buffer.from([0xde, 0xad, 0xbe, 0xef]));
-      await b.watch("m.k", "poll");
+      // Kept in variables and released at the end: a pointer nobody references may be collected, and its
+      // finalizer releases its reference at the hub (the view would then count one holder fewer).
+      const watched = (await b.watch("m.k", "poll"))!;
       const cfg = await a.config("m.cfg", { persistent: false });
       await cfg.write({ on: true });
       const gone = await a.allocate("m.gone", 2, "lazy");
@@ -85,6 +87,9 @@ describe("the hub's monitor view", () => {
       // A malformed pattern is refused alone; the connection goes on.
       await assert.rejects(b.monitor("m.>.x"), (e) => isEzipcError(e, "EZIPC_INVALID_TOPIC"));
       assert.equal((await b.monitor("m.k")).keys.length, 1);
+      k.dispose();
+      watched.dispose();
+      cfg.dispose();
     } finally {
       await a.close();
       await b.close();
