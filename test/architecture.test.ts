@@ -18,6 +18,8 @@ const LAYER: Record<string, number> = {
   deadline: 1,
   ranges: 1,
   histogram: 1,
+  "id-map": 1,
+  "call-deadlines": 1,
   "commit-retry": 2,
   transport: 3,
   shm: 3,

@@ -7,8 +7,10 @@
  * topics), then `resyncDone`; the client is ready once every reply is in.
  */
 import { EventEmitter } from "node:events";
+import { type CallDeadline, CallDeadlines } from "../call-deadlines.js";
 import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
+import { IdMap } from "../id-map.js";
 import { log } from "../log.js";
 import { type AnyMessage, type ClientLink, type ClientPart, wireError } from "../protocol/client-link.js";
 import {
@@ -44,9 +46,11 @@ interface Pending {
   /** Runs synchronously when the reply arrives, before any later frame of the same chunk is handled. */
   onReply?: ((m: HubMessage) => void) | undefined;
   reject: (e: EzipcError) => void;
-  deadline: number;
-  type: string;
+  deadline: CallDeadline;
 }
+
+/** Deadlines of requests to the hub (they do not keep the process alive: the connection does). */
+const requestDeadlines = new CallDeadlines(false);
 
 export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   readonly name: string;
@@ -67,9 +71,9 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   private conn: Connection | null = null;
   private ready = false;
   private readyWaiters: { resolve: () => void; reject: (e: EzipcError) => void }[] = [];
-  private readonly pending = new Map<number, Pending>();
+  /** Requests awaiting their reply, by rid (IdMap: one entry added and removed per request). */
+  private readonly pending = new IdMap<Pending>();
   private nextRid = 1;
-  private sweep: NodeJS.Timeout | null = null;
   protected readonly timeoutMs: number;
   private closedError: EzipcError | null = null;
 
@@ -216,7 +220,19 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   private rejectAll(error: EzipcError): void {
     const pending = [...this.pending.values()];
     this.pending.clear();
-    for (const p of pending) p.reject(error);
+    for (const p of pending) {
+      requestDeadlines.cancel(p.deadline);
+      p.reject(error);
+    }
+  }
+
+  /** Takes request `rid` off the pending list, and its deadline with it; undefined if it is not pending. */
+  private takePending(rid: number): Pending | undefined {
+    const p = this.pending.get(rid);
+    if (!p) return undefined;
+    this.pending.delete(rid);
+    requestDeadlines.cancel(p.deadline);
+    return p;
   }
 
   private onConnection(conn: Connection): void {
@@ -283,10 +299,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
         void this.closeWith(wireError(msg.body.code, msg.body.message));
         return;
       }
-      const p = this.pending.get(msg.body.rid);
-      if (!p) return;
-      this.pending.delete(msg.body.rid);
-      p.reject(wireError(msg.body.code, msg.body.message));
+      this.takePending(msg.body.rid)?.reject(wireError(msg.body.code, msg.body.message));
       return;
     }
     const handler = this.handlers.get(msg.type);
@@ -297,9 +310,8 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       conn.destroy(new EzipcError("EZIPC_PROTOCOL", `unexpected ${msg.type} from the hub`));
       return;
     }
-    const p = this.pending.get(rid);
+    const p = this.takePending(rid);
     if (!p) return;
-    this.pending.delete(rid);
     p.onReply?.(msg);
     p.resolve(msg);
   }
@@ -367,10 +379,13 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     body.rid = rid;
     const frame = this.protocol.encode(type, body);
     return new Promise<HubMessage>((resolve, reject) => {
-      this.pending.set(rid, { resolve, reject, onReply, deadline: Date.now() + timeoutMs, type });
+      const deadline = requestDeadlines.add(timeoutMs, () => {
+        if (!this.pending.delete(rid)) return;
+        reject(new EzipcError("EZIPC_TIMEOUT", `${type}: no reply from the hub within ${timeoutMs} ms`));
+      });
+      this.pending.set(rid, { resolve, reject, onReply, deadline });
       this.beforeSend();
       conn.send(frame);
-      this.armSweep();
     });
   }
 
@@ -392,26 +407,5 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       this.beforeSend();
       conn.send(this.protocol.encode(type, body));
     }
-  }
-
-  /** One timer checks every deadline (pending requests are in deadline order: one timeout for all). */
-  private armSweep(): void {
-    if (this.sweep) return;
-    const period = Math.max(10, Math.min(250, Math.floor(this.timeoutMs / 4)));
-    this.sweep = setInterval(() => {
-      const now = Date.now();
-      for (const [rid, p] of this.pending) {
-        if (p.deadline > now) continue;
-        this.pending.delete(rid);
-        p.reject(
-          new EzipcError("EZIPC_TIMEOUT", `${p.type}: no reply from the hub within ${this.timeoutMs} ms`),
-        );
-      }
-      if (this.pending.size === 0 && this.sweep) {
-        clearInterval(this.sweep);
-        this.sweep = null;
-      }
-    }, period);
-    this.sweep.unref?.(); // (absent in browsers, where timers are numbers)
   }
 }

@@ -7,8 +7,10 @@
  * channel is both sides' flow control, and a session is a channel each way).
  */
 
+import { type CallDeadline, callerDeadlines, serverDeadlines } from "../call-deadlines.js";
 import type { Infer } from "../codec/schema.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
+import { IdMap } from "../id-map.js";
 import { setHeader } from "../protocol/names.js";
 import { checkDurationMs, MAX_TIMER_MS } from "../ranges.js";
 import {
@@ -249,10 +251,11 @@ export type Handlers = Map<
 >;
 
 export class RpcCalls {
-  private readonly calls = new Map<number, PendingCall>();
-  private readonly callerChannels = new Map<number, Channel>();
-  private readonly serverChannels = new Map<number, Channel>();
-  private readonly running = new Map<number, CallAbort>();
+  // By rid or cid: one entry added and removed per call (IdMap, not Map: see id-map.ts).
+  private readonly calls = new IdMap<PendingCall>();
+  private readonly callerChannels = new IdMap<Channel>();
+  private readonly serverChannels = new IdMap<Channel>();
+  private readonly running = new IdMap<CallAbort>();
 
   /** `maxRunning`: calls this end serves at once (more end with `EZIPC_TOO_MANY_REQUESTS`). */
   constructor(
@@ -307,7 +310,7 @@ export class RpcCalls {
     }
     const rid = this.link.nextRid();
     return new Promise<Body>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined;
+      let timer: CallDeadline | undefined;
       const onAbort = () => {
         this.calls.delete(rid);
         this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_CANCELLED", "cancelled");
@@ -315,7 +318,7 @@ export class RpcCalls {
         reject(new EzipcError("EZIPC_CANCELLED", `${topic}: request cancelled`, { cause: o.signal?.reason }));
       };
       const cleanup = () => {
-        if (timer) clearTimeout(timer);
+        if (timer) callerDeadlines.cancel(timer);
         o.signal?.removeEventListener("abort", onAbort);
       };
       if (o.signal?.aborted) {
@@ -341,12 +344,12 @@ export class RpcCalls {
       }
       o.signal?.addEventListener("abort", onAbort, { once: true });
       if (timeoutMs > 0) {
-        timer = setTimeout(() => {
+        timer = callerDeadlines.add(timeoutMs, () => {
           if (!this.calls.delete(rid)) return;
           this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_TIMEOUT", "timed out");
           cleanup();
           reject(new EzipcError("EZIPC_TIMEOUT", `${topic}: no reply within ${timeoutMs} ms`));
-        }, timeoutMs);
+        });
       }
     });
   }
@@ -358,11 +361,11 @@ export class RpcCalls {
     const prefetch = o.prefetch ?? 16;
     if (!Number.isInteger(prefetch) || prefetch < 1)
       throw new RangeError("prefetch must be a positive integer");
-    let timer: NodeJS.Timeout | undefined;
+    let timer: CallDeadline | undefined;
     const onAbort = () => channel.end(END_CANCEL, "EZIPC_CANCELLED", "cancelled");
     const channel = new Channel(this.link, SIDE_CALLER, rid, prefetch, 0, () => {
       this.callerChannels.delete(rid);
-      if (timer) clearTimeout(timer);
+      if (timer) callerDeadlines.cancel(timer);
       o.signal?.removeEventListener("abort", onAbort);
     });
     this.callerChannels.set(rid, channel);
@@ -381,12 +384,12 @@ export class RpcCalls {
       else o.signal.addEventListener("abort", onAbort, { once: true });
     }
     if (timeoutMs > 0) {
-      timer = setTimeout(() => {
+      timer = callerDeadlines.add(timeoutMs, () => {
         this.sendEnd(SIDE_CALLER, rid, END_CANCEL, "EZIPC_TIMEOUT", "timed out");
         channel.onEnd(
           new EzipcError("EZIPC_TIMEOUT", `${topic}: stream not finished within ${timeoutMs} ms`),
         );
-      }, timeoutMs);
+      });
     }
     return channel;
   }
@@ -449,16 +452,14 @@ export class RpcCalls {
     }
     const ac = new CallAbort();
     this.running.set(m.cid, ac);
-    let timer: NodeJS.Timeout | undefined;
+    let timer: CallDeadline | undefined;
     if (m.timeoutMs > 0) {
-      timer = setTimeout(
-        () => ac.abort(new EzipcError("EZIPC_TIMEOUT", "the caller's deadline passed")),
-        Math.min(m.timeoutMs, MAX_TIMER_MS),
+      timer = serverDeadlines.add(Math.min(m.timeoutMs, MAX_TIMER_MS), () =>
+        ac.abort(new EzipcError("EZIPC_TIMEOUT", "the caller's deadline passed")),
       );
-      timer.unref?.(); // (absent in browsers)
     }
     const finish = () => {
-      if (timer) clearTimeout(timer);
+      if (timer) serverDeadlines.cancel(timer);
       this.running.delete(m.cid);
       this.serverChannels.delete(m.cid);
     };

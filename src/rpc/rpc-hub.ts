@@ -20,6 +20,7 @@
 
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import { IdMap } from "../id-map.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import { checkTopic } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
@@ -66,8 +67,10 @@ const NO_PAYLOAD = new Uint8Array(0);
 export class Rpc implements HubPart, RpcRouter {
   private readonly pools = new Map<string, Connection[]>();
   private readonly rr = new Map<string, number>();
-  private readonly byCaller = new Map<Connection, Map<number, Call>>();
-  private readonly byServer = new Map<Connection, Map<number, Call>>();
+  // Calls in flight by connection, then by rid (caller) or cid (server); a connection's map stays until it
+  // closes (IdMap, and no Map churn per call: see id-map.ts).
+  private readonly byCaller = new Map<Connection, IdMap<Call>>();
+  private readonly byServer = new Map<Connection, IdMap<Call>>();
   private readonly served = new Map<Connection, Set<string>>();
   /** Where a serving connection takes direct calls, and its label. */
   private readonly directOf = new Map<Connection, { server: string; host: string; url: string }>();
@@ -338,7 +341,7 @@ export class Rpc implements HubPart, RpcRouter {
       this.nextCid = cid >= 0xffffffff ? 1 : cid + 1;
       let theirs = this.byServer.get(server);
       if (!theirs) {
-        theirs = new Map();
+        theirs = new IdMap();
         this.byServer.set(server, theirs);
       }
       while (theirs.has(cid)) cid = cid >= 0xffffffff ? 1 : cid + 1;
@@ -353,7 +356,7 @@ export class Rpc implements HubPart, RpcRouter {
         toServer: 0,
       };
       if (!mine) {
-        mine = new Map();
+        mine = new IdMap();
         this.byCaller.set(conn, mine);
       }
       mine.set(m.rid, call);
@@ -455,10 +458,8 @@ export class Rpc implements HubPart, RpcRouter {
   }
 
   private finish(call: Call): void {
-    const mine = this.byCaller.get(call.caller);
-    if (mine?.delete(call.rid) && mine.size === 0) this.byCaller.delete(call.caller);
-    const theirs = this.byServer.get(call.server);
-    if (theirs?.delete(call.cid) && theirs.size === 0) this.byServer.delete(call.server);
+    this.byCaller.get(call.caller)?.delete(call.rid);
+    this.byServer.get(call.server)?.delete(call.cid);
   }
 
   private sendEnd(

@@ -15,6 +15,7 @@
  */
 import type { Infer } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
+import { IdMap } from "../id-map.js";
 import { log } from "../log.js";
 import { checkTopic } from "../protocol/names.js";
 import {
@@ -49,6 +50,11 @@ const MAX_RUNNING = 10_000;
 const NO_PAYLOAD = new Uint8Array(0);
 
 const protocol = schemaProtocol(rpcMessages, "ezipc-shm-rpc", RPC_BASE)();
+
+/** Whether a live process holds a slot of a request file (serves its topic). */
+function hasServer(t: LocalTopic): boolean {
+  return Waker.liveSlots(t.ring.file, false, false, 1) > 0;
+}
 
 /** Clients of shm:// RPC in this process: each has its own inbox. */
 let clientsInProcess = 0;
@@ -127,10 +133,13 @@ export class ShmRpc {
   private rid = 0;
   private inboxFollower: Follower | null = null;
   /** Calls made, by rid: where the request is (for the liveness check and follow-up messages). */
-  private readonly outgoing = new Map<number, Outgoing>();
-  /** Calls served, by local call id, and the reverse map: by sender name, then by the sender's rid. */
-  private readonly incoming = new Map<number, Incoming>();
-  private readonly incomingBySender = new Map<string, Map<number, number>>();
+  private readonly outgoing = new IdMap<Outgoing>();
+  /**
+   * Calls served, by local call id, and the reverse map: by sender name, then by the sender's rid (a
+   * sender's map stays while it has calls, or until the peers are next checked).
+   */
+  private readonly incoming = new IdMap<Incoming>();
+  private readonly incomingBySender = new Map<string, IdMap<number>>();
   /** Request files of the topics called, by topic. */
   private readonly requestRings = new Map<string, LocalTopic>();
   private nextCid = 1;
@@ -161,7 +170,7 @@ export class ShmRpc {
       if (type === "request") {
         const m = body as Msg<"request">;
         const t = this.requestRing(m.topic);
-        if (!t || Waker.liveSlots(t.ring.file) === 0) {
+        if (!t || !hasServer(t)) {
           throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${m.topic}`);
         }
         this.startInbox();
@@ -245,7 +254,6 @@ export class ShmRpc {
     const bySender = this.incomingBySender.get(c.sender.name);
     if (!bySender) return;
     bySender.delete(c.rid);
-    if (bySender.size === 0) this.incomingBySender.delete(c.sender.name);
   }
 
   /** The request file of `topic` if it exists (kept once opened). */
@@ -288,7 +296,7 @@ export class ShmRpc {
       this.incoming.set(cid, { topic: call.topic, sender, inbox: null, rid: call.cid });
       let bySender = this.incomingBySender.get(sender.name);
       if (!bySender) {
-        bySender = new Map();
+        bySender = new IdMap();
         this.incomingBySender.set(sender.name, bySender);
       }
       bySender.set(call.cid, cid);
@@ -345,7 +353,7 @@ export class ShmRpc {
         if (o.seq < o.ring.ring.state().tailSeq) {
           code = "EZIPC_TOO_MANY_REQUESTS";
           message = `${o.topic}: the request was overwritten before a server took it (servers too slow)`;
-        } else if (Waker.liveSlots(o.ring.ring.file) === 0) {
+        } else if (!hasServer(o.ring)) {
           code = "EZIPC_NO_RESPONDERS";
           message = `${o.topic}: no server is left`;
         }
@@ -374,6 +382,8 @@ export class ShmRpc {
         payload: NO_PAYLOAD,
       });
     }
+    for (const [name, calls] of this.incomingBySender)
+      if (calls.size === 0) this.incomingBySender.delete(name);
     if (this.outgoing.size === 0 && this.incoming.size === 0 && this.liveness) {
       clearInterval(this.liveness);
       this.liveness = null;
@@ -399,7 +409,7 @@ export class ShmRpc {
     checkTopic(topic);
     if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
     const t = this.requestRing(topic);
-    if (!t || Waker.liveSlots(t.ring.file) === 0) {
+    if (!t || !hasServer(t)) {
       throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${topic}`);
     }
     return this.caller.stream(topic, payload, options);

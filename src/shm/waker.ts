@@ -191,9 +191,10 @@ export class Waker {
 
   /**
    * Reader slots of `file` held by live processes (`readersOnly`: slots whose process reads it). `exact`:
-   * ask /proc now rather than trust an answer up to 100 ms old (hot paths do not).
+   * ask /proc now rather than trust an answer up to 100 ms old (hot paths do not). Stops counting at
+   * `atMost` (1: whether there is any, usually from the first slots).
    */
-  static liveSlots(file: MappedFile, readersOnly = false, exact = false): number {
+  static liveSlots(file: MappedFile, readersOnly = false, exact = false, atMost = SLOT_COUNT): number {
     let n = 0;
     for (let s = 0; s < SLOT_COUNT; s++) {
       const pid = Atomics.load(file.i32, slotWord(s, C_PID));
@@ -201,7 +202,7 @@ export class Waker {
       if (readersOnly && file.u32[slotWord(s, C_NEXT_LO)] === 0 && file.u32[slotWord(s, C_NEXT_HI)] === 0)
         continue;
       const start = file.f64[slotStart(s)]!;
-      if (exact ? isAlive(pid, start) : isAliveCached(pid, start)) n++;
+      if ((exact ? isAlive(pid, start) : isAliveCached(pid, start)) && ++n >= atMost) break;
     }
     return n;
   }

@@ -182,6 +182,35 @@ describe("schema codec", () => {
     assert.equal(c.decode(Buffer.from(c.encode({ s: long }))).s, long);
   });
 
+  it("decoded bytes are copies: they share no bytes with the input or with each other", () => {
+    const c = schemaCodec(t.struct({ a: t.bytes(), b: t.bytes() }));
+    const decoded: { a: Uint8Array; b: Uint8Array }[] = [];
+    const sizes = [0, 1, 7, 64, 1000, 4095, 4096, 40_000];
+    for (const n of sizes) {
+      const input = Buffer.from(c.encode({ a: new Uint8Array(n).fill(1), b: new Uint8Array(n + 3).fill(2) }));
+      const v = c.decode(input);
+      input.fill(9); // the input (a socket's chunk, a ring's copy) is reused
+      decoded.push(v);
+    }
+    // Write every value through its own view: each must still read back its own bytes only.
+    decoded.forEach((v, i) => {
+      v.a.fill(10 + i);
+      v.b.fill(100 + i);
+    });
+    decoded.forEach((v, i) => {
+      assert.equal(v.a.length, sizes[i]);
+      assert.equal(v.b.length, sizes[i]! + 3);
+      assert.ok(
+        v.a.every((x) => x === 10 + i),
+        `a of value ${i}`,
+      );
+      assert.ok(
+        v.b.every((x) => x === 100 + i),
+        `b of value ${i}`,
+      );
+    });
+  });
+
   it("round-trips arbitrary values (fast-check, seeded)", () => {
     const S = t.struct({ a: t.i32, b: t.string(), c: t.array(t.f64), d: t.optional(t.i64), e: t.bytes() });
     const c = schemaCodec(S);
