@@ -119,20 +119,28 @@ export class RpcClient implements ClientPart<RpcMessage> {
     return this.calls.serve(topic, handler);
   }
 
-  /** See HubClient.request. */
-  async request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
-    checkTopic(topic);
-    const direct = this.direct ? this.routes.pick(topic) : undefined;
-    if (direct) {
-      try {
-        return await direct.request(topic, payload, options);
-      } catch (err) {
-        // The server left the topic's pool before the hub's update reached us: ask the pool through the hub.
-        if (!isEzipcError(err, "EZIPC_NO_RESPONDERS")) throw err;
-      }
+  /**
+   * See HubClient.request. Not `async`: a connected client's call goes out in this tick, and its answer
+   * reaches the caller without extra promise hops (they cost ~0.2 µs a call).
+   */
+  request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
+    try {
+      checkTopic(topic);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    await this.link.readyWithin(topic);
-    return this.calls.request(topic, payload, options);
+    const direct = this.direct ? this.routes.pick(topic) : undefined;
+    if (!direct) return this.requestViaHub(topic, payload, options);
+    return direct.request(topic, payload, options).catch((err: unknown) => {
+      // The server left the topic's pool before the hub's update reached us: ask the pool through the hub.
+      if (!isEzipcError(err, "EZIPC_NO_RESPONDERS")) throw err;
+      return this.requestViaHub(topic, payload, options);
+    });
+  }
+
+  private requestViaHub(topic: string, payload: Payload | undefined, options: RequestOptions): Promise<Body> {
+    if (this.link.ready) return this.calls.request(topic, payload, options);
+    return this.link.readyWithin(topic).then(() => this.calls.request(topic, payload, options));
   }
 
   /** See HubClient.requestStream. */

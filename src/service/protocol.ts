@@ -69,6 +69,31 @@ export type SchemaMap = Record<string, SchemaType<unknown>>;
 export type SchemaMessages<M extends SchemaMap> = { [K in keyof M & string]: Message<Infer<M[K]>> }[keyof M &
   string];
 
+/** One message type of a {@link schemaProtocol}: its 2-byte wire prefix and its body's codec. */
+export interface SchemaFrame {
+  readonly prefix: Buffer;
+  readonly codec: SchemaCodec<unknown>;
+}
+
+/**
+ * The frames of a {@link schemaProtocol}, by type: for a writer that copies a frame's two parts where they go
+ * (a shared-memory ring) instead of joining them first. The codec's output is valid until its next encode.
+ */
+export function schemaFrames(messages: SchemaMap, firstIndex = 0): Map<string, SchemaFrame> {
+  const names = Object.keys(messages);
+  if (names.length === 0 || firstIndex + names.length > 0xffff)
+    throw new RangeError("schemaProtocol needs 1..65535 message types");
+  return new Map(
+    names.map((n, i) => {
+      const wire = firstIndex + i;
+      return [
+        n,
+        { prefix: Buffer.from([wire & 0xff, wire >>> 8]), codec: schemaCodec(messages[n]!, { name: n }) },
+      ];
+    }),
+  );
+}
+
 /**
  * A protocol for a fixed set of message types, each with a schema: a frame is `u16 type index
  * (little-endian: `firstIndex` + the position in the map's declaration order), schema(body)`. Both ends
@@ -76,23 +101,21 @@ export type SchemaMessages<M extends SchemaMap> = { [K in keyof M & string]: Mes
  */
 export function schemaProtocol(messages: SchemaMap, name = "schema", firstIndex = 0): ProtocolFactory {
   const names = Object.keys(messages);
-  if (names.length === 0 || firstIndex + names.length > 0xffff)
-    throw new RangeError("schemaProtocol needs 1..65535 message types");
+  schemaFrames(messages, firstIndex); // checks the map once
   return () => {
-    const codecs: SchemaCodec<unknown>[] = names.map((n) => schemaCodec(messages[n]!, { name: n }));
-    const index = new Map(names.map((n, i) => [n, i]));
+    const frames = schemaFrames(messages, firstIndex);
+    const codecs = names.map((n) => frames.get(n)!.codec);
     const first = firstIndex;
     return {
       name,
       encode(type: string, body: unknown): Uint8Array {
-        const i = index.get(type);
-        if (i === undefined)
+        const f = frames.get(type);
+        if (f === undefined)
           throw new EzipcError("EZIPC_UNKNOWN_MESSAGE", `${name}: no schema for message type ${type}`);
-        const payload = codecs[i]!.encode(body);
+        const payload = f.codec.encode(body) as Buffer;
         const frame = Buffer.allocUnsafe(2 + payload.length);
-        const wire = first + i;
-        frame[0] = wire & 0xff;
-        frame[1] = wire >>> 8;
+        frame[0] = f.prefix[0]!;
+        frame[1] = f.prefix[1]!;
         payload.copy(frame, 2);
         return frame;
       },

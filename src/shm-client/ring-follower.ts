@@ -128,6 +128,11 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     });
   }
 
+  /** Whether the ring has a message past this follower (Spinner.hasNews). */
+  hasNews(): boolean {
+    return !this.closed && this.topic.ring.nextSeq() > this.cursor.seq;
+  }
+
   /** Messages the last {@link pump} delivered (the spin loop's sign of traffic). */
   delivered = 0;
   /** Whether the spin loop looks at it without event-loop turns between looks (Spinner.tight). */

@@ -32,7 +32,7 @@ import {
 } from "../rpc/rpc-calls.js";
 import { END_CANCEL, END_ERROR, SIDE_CALLER, SIDE_SERVER } from "../rpc/rpc-hub.js";
 import { RPC_BASE, rpcMessages } from "../rpc/rpc-messages.js";
-import { schemaProtocol } from "../service/protocol.js";
+import { schemaFrames, schemaProtocol } from "../service/protocol.js";
 import { claimRequest, requestClaimant } from "../shm/claims.js";
 import { isAlive, SELF_START } from "../shm/processes.js";
 import type { RingMessage } from "../shm/ring.js";
@@ -50,6 +50,7 @@ const MAX_RUNNING = 10_000;
 const NO_PAYLOAD = new Uint8Array(0);
 
 const protocol = schemaProtocol(rpcMessages, "ezipc-shm-rpc", RPC_BASE)();
+const frames = schemaFrames(rpcMessages, RPC_BASE);
 
 /** Whether a live process holds a slot of a request file (serves its topic). */
 function hasServer(t: LocalTopic): boolean {
@@ -71,12 +72,19 @@ function parseSender(meta: Buffer): Sender | null {
 /** The last sender parsed (a server usually hears one caller many times in a row), by its meta bytes. */
 let lastMeta: Buffer | null = null;
 let lastSender: Sender | null = null;
-function senderOf(meta: Buffer): Sender | null {
-  if (lastMeta?.equals(meta)) return lastSender;
-  const sender = parseSender(meta);
-  lastMeta = Buffer.from(meta); // (a copy: the message's bytes may be shared with other readers)
+function senderOf(m: RingMessage): Sender | null {
+  if (lastMeta !== null && sameBytes(lastMeta, m.data, m.start, m.metaLength)) return lastSender;
+  const sender = parseSender(m.meta);
+  lastMeta = Buffer.from(m.meta); // (a copy: the message's bytes may be shared with other readers)
   lastSender = sender;
   return sender;
+}
+
+/** Whether `data[start, start + n)` holds `a` (a loop: a meta is ~20 bytes, less than a call to compare). */
+function sameBytes(a: Buffer, data: Buffer, start: number, n: number): boolean {
+  if (a.length !== n) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== data[start + i]) return false;
+  return true;
 }
 
 /** Follows a ring from its current end, handing each message to `onMessage`. */
@@ -158,8 +166,10 @@ export class ShmRpc {
     this.server = new RpcCalls(this.serverLink(), this.handlers, MAX_RUNNING);
   }
 
+  /** Writes one RPC message (the protocol's frame, its prefix and fields copied straight into the ring). */
   private append(t: LocalTopic, type: string, body: Record<string, unknown>): number {
-    const seq = t.ring.append(this.meta, protocol.encode(type, body), Date.now());
+    const f = frames.get(type)!;
+    const seq = t.ring.append(this.meta, f.codec.encode(body), Date.now(), undefined, f.prefix);
     this.ns.waker.wakeSleepers(t.ring.file);
     return seq;
   }
@@ -221,8 +231,12 @@ export class ShmRpc {
       const c = this.incoming.get(m.id);
       if (!c) return true;
       c.inbox ??= this.ns.inbox(c.sender.pid, c.sender.start, c.sender.n, false);
-      if (c.inbox) this.append(c.inbox, type, { ...body, side: SIDE_CALLER, id: c.rid });
-      if (type === "end") this.forgetIncoming(m.id);
+      const cid = m.id;
+      // (the body is made for this message alone: readdressed in place)
+      m.side = SIDE_CALLER;
+      m.id = c.rid;
+      if (c.inbox) this.append(c.inbox, type, body);
+      if (type === "end") this.forgetIncoming(cid);
       this.followers.get(c.topic)?.watchFor(this.ns.watchMs);
       return true;
     };
@@ -276,7 +290,7 @@ export class ShmRpc {
     let sender: Sender | null;
     let msg: { type: string; body: unknown };
     try {
-      sender = senderOf(m.meta);
+      sender = senderOf(m);
       msg = protocol.decode(m.body);
     } catch (err) {
       log("warn", "shm", "an rpc message that does not decode was skipped", {
@@ -293,15 +307,17 @@ export class ShmRpc {
       if (!claimRequest(t.ring.file, m.seqNumber, process.pid, SELF_START)) return;
       const cid = this.nextCid >= 0xffffffff ? 1 : this.nextCid;
       this.nextCid = cid + 1;
-      this.incoming.set(cid, { topic: call.topic, sender, inbox: null, rid: call.cid });
+      const rid = call.cid;
+      this.incoming.set(cid, { topic: call.topic, sender, inbox: null, rid });
       let bySender = this.incomingBySender.get(sender.name);
       if (!bySender) {
         bySender = new IdMap();
         this.incomingBySender.set(sender.name, bySender);
       }
-      bySender.set(call.cid, cid);
+      bySender.set(rid, cid);
       this.watch();
-      this.server.onCall({ ...call, cid });
+      call.cid = cid; // (the decoded object is ours: renumbered in place)
+      this.server.onCall(call);
       return;
     }
     const body = msg.body as { side: number; id: number };
@@ -398,9 +414,13 @@ export class ShmRpc {
     return this.server.serve(topic, handler);
   }
 
-  /** See HubClient.request. */
-  async request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
-    checkTopic(topic);
+  /** See HubClient.request. (Not `async`: no promise hops between the caller and its answer.) */
+  request(topic: string, payload?: Payload, options: RequestOptions = {}): Promise<Body> {
+    try {
+      checkTopic(topic);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.caller.request(topic, payload, options);
   }
 

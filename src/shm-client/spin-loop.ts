@@ -13,7 +13,20 @@ export interface Spinner {
    * µs of a watch); when no member does, the loop looks once per turn of the event loop.
    */
   readonly tight: boolean;
+  /**
+   * Whether a {@link pump} now would find something (a cheap look at shared memory, no copy). Members that
+   * have it let the loop watch in place between looks (see {@link IN_PLACE_CHECKS}).
+   */
+  hasNews?(): boolean;
 }
+
+/**
+ * Checks of {@link Spinner.hasNews} a look makes when it found nothing, before it hands the thread back to
+ * the promise and nextTick queues (~60 ns a check against ~250 ns a look: what arrives is seen sooner, and
+ * a spinning process makes no garbage while it waits). Nothing else can run meanwhile: JavaScript queues
+ * nothing while this loop runs, so no callback waits on it.
+ */
+const IN_PLACE_CHECKS = 32;
 
 /** How long the loop watches with nothing found before it lets the event loop turn. */
 const SPIN_MS = 0.2;
@@ -78,11 +91,22 @@ class SpinLoop {
     let tight = false;
     this.looking = true;
     try {
-      for (let i = 0; i < members.length; i++) {
-        const f = members[i]!;
-        f.pump();
-        if (f.delivered > 0) traffic = true;
-        if (f.tight) tight = true;
+      for (let checks = 0; ; ) {
+        let peek = true;
+        for (let i = 0; i < members.length; i++) {
+          const f = members[i]!;
+          f.pump();
+          if (f.delivered > 0) traffic = true;
+          if (f.tight) tight = true;
+          if (f.hasNews === undefined) peek = false;
+        }
+        if (traffic || !tight || !peek || checks >= IN_PLACE_CHECKS) break;
+        let news = false;
+        while (!news && checks < IN_PLACE_CHECKS) {
+          checks++;
+          for (let i = 0; i < members.length && !news; i++) news = members[i]!.hasNews!();
+        }
+        if (!news) break;
       }
     } finally {
       this.looking = false;

@@ -104,13 +104,18 @@ export class PackedMessages implements PacketSource {
   }
 }
 
-/** One message as a {@link PacketSource} (reused: set, append, forget). */
+/**
+ * One message as a {@link PacketSource} (reused: set, append, forget). Its body may come in two parts, `head`
+ * then `body` (a frame's type prefix and its encoded fields), written back to back: one body in the ring.
+ */
 export class SinglePacket implements PacketSource {
   private m: Uint8Array = EMPTY;
+  private h: Uint8Array = EMPTY;
   private b: Uint8Array = EMPTY;
 
-  set(meta: Uint8Array, body: Uint8Array): this {
+  set(meta: Uint8Array, body: Uint8Array, head: Uint8Array = EMPTY): this {
     this.m = meta;
+    this.h = head;
     this.b = body;
     return this;
   }
@@ -118,21 +123,26 @@ export class SinglePacket implements PacketSource {
   /** Drops the references (the caller's buffers are not kept alive). */
   forget(): void {
     this.m = EMPTY;
+    this.h = EMPTY;
     this.b = EMPTY;
   }
 
   packetBytes(): number {
-    return packetBytes(this.m.length, this.b.length);
+    return packetBytes(this.m.length, this.h.length + this.b.length);
   }
 
   writePackets(_from: number, _to: number, dst: Uint8Array, dst32: Uint32Array, at: number): void {
     const h = at >> 2;
+    const head = this.h;
     dst32[h + P_SIZE / 4] = this.packetBytes();
     dst32[h + P_KIND / 4] = KIND_MESSAGE;
     dst32[h + P_META / 4] = this.m.length;
-    dst32[h + P_BODY / 4] = this.b.length;
-    dst.set(this.m, at + PACKET_HEAD);
-    dst.set(this.b, at + PACKET_HEAD + this.m.length);
+    dst32[h + P_BODY / 4] = head.length + this.b.length;
+    let pos = at + PACKET_HEAD;
+    dst.set(this.m, pos);
+    pos += this.m.length;
+    for (let k = 0; k < head.length; k++) dst[pos + k] = head[k]!; // (a few bytes)
+    dst.set(this.b, pos + head.length);
   }
 }
 

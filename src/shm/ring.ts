@@ -218,12 +218,19 @@ export class TopicRing {
   }
 
   /**
-   * Appends one message (meta and body copied in); returns its seq. With `floor`, the messages it would
+   * Appends one message (meta and body copied in; `head`, if given, goes before the body: the message's
+   * body is the two back to back); returns its seq. With `floor`, the messages it would
    * have to evict must all be below `floor(first seq to evict)` (asked once, when an eviction is first
    * needed); otherwise nothing is written and it returns -1 (a reader holds the writers).
    */
-  append(meta: Uint8Array, body: Uint8Array, time: number, floor?: (evicting: number) => number): number {
-    const n = this.appendMany(this.single.set(meta, body), 0, 1, time, floor);
+  append(
+    meta: Uint8Array,
+    body: Uint8Array,
+    time: number,
+    floor?: (evicting: number) => number,
+    head?: Uint8Array,
+  ): number {
+    const n = this.appendMany(this.single.set(meta, body, head), 0, 1, time, floor);
     this.single.forget();
     return n === 1 ? this.writerState.next - 1 : -1;
   }

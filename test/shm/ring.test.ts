@@ -41,6 +41,22 @@ describe("shm ring (one process)", () => {
     assert.equal(s.tailSeq, 1);
   });
 
+  it("a body given in two parts (head, then body) is one body in the ring, across wraps", () => {
+    const r = ring(4096);
+    const sent: string[] = [];
+    for (let i = 0; i < 500; i++) {
+      const head = Buffer.from([65 + (i % 26), 66]);
+      const body = Buffer.from(`-${"x".repeat(i % 37)}${i}`);
+      r.append(Buffer.from(`m${i % 5}`), body, 0, undefined, head);
+      sent.push(head.toString() + body.toString());
+    }
+    const got = readAll(r, { seq: 1, offset: -1 }, []);
+    // Only the newest fit in 4 KiB: each kept one is whole, in order.
+    assert.ok(got.length > 5);
+    for (const m of got) assert.equal(m.body.toString(), sent[m.seqNumber - 1]);
+    assert.equal(got.at(-1)!.seqNumber, 500);
+  });
+
   it("wraps around many times with pads; a reader that keeps up sees every message in order", () => {
     const r = ring(4096);
     const cursor: RingCursor = { seq: 1, offset: -1 };
