@@ -520,7 +520,9 @@ export class RpcCalls {
     ac: CallAbort,
   ): Promise<void> {
     try {
-      const result = await handler(req);
+      // A handler that answers at once is answered at once (no promise hop between the call and its end).
+      const returned = handler(req);
+      const result = isThenable(returned) ? await returned : returned;
       if (isIterable(result)) {
         if (kind !== KIND_STREAM)
           throw new EzipcError("EZIPC_BAD_REQUEST", "a stream answers a request; use requestStream");
@@ -600,6 +602,10 @@ export class RpcCalls {
     for (const ac of [...this.running.values()]) ac.abort(error);
     for (const ch of [...this.serverChannels.values()]) ch.onEnd(error);
   }
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return x !== null && typeof x === "object" && typeof (x as { then?: unknown }).then === "function";
 }
 
 function isIterable(x: unknown): x is AsyncIterable<Payload> | Iterable<Payload> {
