@@ -180,9 +180,15 @@ class Gen {
       case "i16":
         return [`${need(2)}const ${r} = ((buf[pos] | (buf[pos + 1] << 8)) << 16) >> 16; pos += 2;\n`, r];
       case "u32":
-        return [`${need(4)}const ${r} = dv.getUint32(pos, true); pos += 4;\n`, r];
+        return [
+          `${need(4)}const ${r} = (buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16)) + buf[pos + 3] * 0x1000000; pos += 4;\n`,
+          r,
+        ];
       case "i32":
-        return [`${need(4)}const ${r} = dv.getInt32(pos, true); pos += 4;\n`, r];
+        return [
+          `${need(4)}const ${r} = buf[pos] | (buf[pos + 1] << 8) | (buf[pos + 2] << 16) | (buf[pos + 3] << 24); pos += 4;\n`,
+          r,
+        ];
       case "f32":
         return [`${need(4)}const ${r} = dv.getFloat32(pos, true); pos += 4;\n`, r];
       case "f64":
@@ -288,6 +294,8 @@ function fixedPrefix(s: SchemaType<unknown>): number {
 }
 
 const TEXT_DECODER = new TextDecoder("utf-8", { fatal: false });
+/** The view a decoder that reads no floats or 64-bit integers gets (it never touches it). */
+const NO_VIEW = new DataView(new ArrayBuffer(0));
 
 /**
  * Decoded `bytes` under {@link POOLED_MAX} are copied into a shared block of {@link POOL_BYTES}, as
@@ -509,6 +517,7 @@ export function schemaCodec<S extends SchemaType<unknown>>(
     "R",
     `return function decode(buf, dv, end) {\nlet pos = 0;\n${decCode}if (pos !== end) R.trailing(end - pos);\nreturn ${decVar};\n};`,
   )(R) as (buf: Buffer, dv: DataView, end: number) => unknown;
+  const usesDataView = decCode.includes("dv.");
   const name = options.name ?? "schema";
   return {
     name,
@@ -521,7 +530,9 @@ export function schemaCodec<S extends SchemaType<unknown>>(
       const buf = Buffer.isBuffer(bytes)
         ? bytes
         : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+      // A DataView only for the types that need one (floats, 64-bit integers): making one costs more than
+      // decoding a small message's integers from its bytes.
+      const dv = usesDataView ? new DataView(buf.buffer, buf.byteOffset, buf.byteLength) : NO_VIEW;
       return decodeBuf(buf, dv, buf.length) as Infer<S>;
     },
   };

@@ -69,6 +69,13 @@ export type SchemaMap = Record<string, SchemaType<unknown>>;
 export type SchemaMessages<M extends SchemaMap> = { [K in keyof M & string]: Message<Infer<M[K]>> }[keyof M &
   string];
 
+function checkedNames(messages: SchemaMap, firstIndex: number): string[] {
+  const names = Object.keys(messages);
+  if (names.length === 0 || firstIndex + names.length > 0xffff)
+    throw new RangeError("schemaProtocol needs 1..65535 message types");
+  return names;
+}
+
 /** One message type of a {@link schemaProtocol}: its 2-byte wire prefix and its body's codec. */
 export interface SchemaFrame {
   readonly prefix: Buffer;
@@ -80,9 +87,7 @@ export interface SchemaFrame {
  * (a shared-memory ring) instead of joining them first. The codec's output is valid until its next encode.
  */
 export function schemaFrames(messages: SchemaMap, firstIndex = 0): Map<string, SchemaFrame> {
-  const names = Object.keys(messages);
-  if (names.length === 0 || firstIndex + names.length > 0xffff)
-    throw new RangeError("schemaProtocol needs 1..65535 message types");
+  const names = checkedNames(messages, firstIndex);
   return new Map(
     names.map((n, i) => {
       const wire = firstIndex + i;
@@ -100,8 +105,7 @@ export function schemaFrames(messages: SchemaMap, firstIndex = 0): Map<string, S
  * must declare the same map. A `firstIndex` above 0 speaks one slice of a larger protocol with its indexes.
  */
 export function schemaProtocol(messages: SchemaMap, name = "schema", firstIndex = 0): ProtocolFactory {
-  const names = Object.keys(messages);
-  schemaFrames(messages, firstIndex); // checks the map once
+  const names = checkedNames(messages, firstIndex);
   return () => {
     const frames = schemaFrames(messages, firstIndex);
     const codecs = names.map((n) => frames.get(n)!.codec);

@@ -182,6 +182,19 @@ describe("schema codec", () => {
     assert.equal(c.decode(Buffer.from(c.encode({ s: long }))).s, long);
   });
 
+  it("32-bit integers decode exactly at their edges (read from bytes, not a DataView)", () => {
+    const c = schemaCodec(t.struct({ u: t.u32, i: t.i32 }));
+    const us = [0, 1, 255, 256, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
+    const is = [-(2 ** 31), -1, 0, 1, 0x7fffffff, -256, 0x00ff00ff, -0x01020304];
+    for (const u of us) {
+      for (const i of is) {
+        const bytes = Buffer.from(c.encode({ u, i }));
+        assert.equal(bytes.readUInt32LE(0), u);
+        assert.deepEqual(c.decode(bytes), { u, i });
+      }
+    }
+  });
+
   it("decoded bytes are copies: they share no bytes with the input or with each other", () => {
     const c = schemaCodec(t.struct({ a: t.bytes(), b: t.bytes() }));
     const decoded: { a: Uint8Array; b: Uint8Array }[] = [];
