@@ -301,10 +301,11 @@ const NO_VIEW = new DataView(new ArrayBuffer(0));
  * Decoded `bytes` under {@link POOLED_MAX} are copied into a shared block of {@link POOL_BYTES}, as
  * `Buffer.allocUnsafe` does into Node's pool: allocating an ArrayBuffer costs 1.5–3 µs here (more than
  * decoding the rest of a message), a slice of a block ~0.2 µs. A kept view keeps its block (at most
- * POOL_BYTES); larger values get their own ArrayBuffer.
+ * POOL_BYTES: twice Node's pool, so that 1 KiB values share one eight at a time); larger values get their
+ * own ArrayBuffer. docs/codecs.md says so.
  */
-const POOL_BYTES = 32 * 1024;
-const POOLED_MAX = 4 * 1024;
+const POOL_BYTES = 16 * 1024;
+const POOLED_MAX = 2 * 1024;
 /** The block being filled (shared by every codec of the process), and its bytes used. */
 let pool = Buffer.alloc(0);
 let poolUsed = 0;

@@ -198,7 +198,7 @@ describe("schema codec", () => {
   it("decoded bytes are copies: they share no bytes with the input or with each other", () => {
     const c = schemaCodec(t.struct({ a: t.bytes(), b: t.bytes() }));
     const decoded: { a: Uint8Array; b: Uint8Array }[] = [];
-    const sizes = [0, 1, 7, 64, 1000, 4095, 4096, 40_000];
+    const sizes = [0, 1, 7, 64, 1000, 2047, 2048, 4096, 40_000];
     for (const n of sizes) {
       const input = Buffer.from(c.encode({ a: new Uint8Array(n).fill(1), b: new Uint8Array(n + 3).fill(2) }));
       const v = c.decode(input);
