@@ -5,7 +5,7 @@
  * publish received and one request answered (so its code is loaded), then idles; VmRSS from /proc.
  */
 import { fileURLToPath } from "node:url";
-import { freeUrl, procUsage, runRole, stop, withServer } from "./procs.js";
+import { freeUrl, procUsage, runRole, stop, withNamespace, withServer } from "./procs.js";
 import { withNats } from "./pubsub-bench.js";
 import { median } from "./stats.js";
 
@@ -51,7 +51,7 @@ export async function memoryBench(quick: boolean): Promise<string[]> {
     const ez = await idleServer(["hub", freeUrl("tcp", seq++)], "ez");
     add("ez client", ez.client);
     add("hub", ez.server);
-    add("shm client", await idle(["ez", `shm:///mem-bench-${process.pid}-${seq++}`]));
+    add("shm client", await withNamespace((url) => idle(["ez", url])));
     const nats = await withNats(async (url, proc) => {
       const c = await runRole(script, ["nats", url]);
       try {

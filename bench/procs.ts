@@ -121,3 +121,15 @@ export function collect(proc: ChildProcess): Promise<string> {
     proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
   });
 }
+
+let namespaces = 0;
+
+/** Runs `fn` with the URL of a fresh shm:// namespace, and removes the namespace's files after it. */
+export async function withNamespace<T>(fn: (url: `shm:${string}`) => Promise<T>): Promise<T> {
+  const name = `bench-${process.pid}-${namespaces++}`;
+  try {
+    return await fn(`shm:///${name}`);
+  } finally {
+    rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
+  }
+}

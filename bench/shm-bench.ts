@@ -12,7 +12,16 @@ import { KIND_TOPIC } from "../src/shm/layout.js";
 import { TopicRing } from "../src/shm/ring.js";
 import { namespaceDir, openOrCreateShmFile } from "../src/shm/shm-file.js";
 import { hubLatency } from "./hub-bench.js";
-import { childScript, collect, freeUrl, hubChildScript, runRole, stop, withServer } from "./procs.js";
+import {
+  childScript,
+  collect,
+  freeUrl,
+  hubChildScript,
+  runRole,
+  stop,
+  withNamespace,
+  withServer,
+} from "./procs.js";
 import { median, percentile } from "./stats.js";
 
 const pubsubScript = fileURLToPath(new URL("./pubsub-child.js", import.meta.url));
@@ -20,14 +29,6 @@ const shmScript = fileURLToPath(new URL("./shm-child.js", import.meta.url));
 let seq = 5000;
 
 /** A fresh namespace for `fn`, removed afterwards. */
-async function withNamespace<T>(fn: (url: string) => Promise<T>): Promise<T> {
-  const name = `bench-${process.pid}-${seq++}`;
-  try {
-    return await fn(`shm:///${name}`);
-  } finally {
-    rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
-  }
-}
 
 function withUnixHub<T>(fn: (url: string) => Promise<T>): Promise<T> {
   return withServer(pubsubScript, ["hub", freeUrl("unix", seq++)], (url) => fn(url));
