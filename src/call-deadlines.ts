@@ -20,6 +20,8 @@ export interface CallDeadline {
   readonly queue: Queue;
 }
 
+/** The longest a Node timer waits (a longer one fires after 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Durations kept while empty (so a steady caller does not add and remove its queue per call). */
 const KEPT_QUEUES = 64;
 
@@ -72,8 +74,11 @@ class Queue {
     if (!first) return;
     if (this.timer !== null && this.armedFor <= first.at) return; // fires in time; re-checks then
     if (this.timer !== null) clearTimeout(this.timer);
-    this.armedFor = first.at;
-    this.timer = setTimeout(this.fire, Math.max(1, Math.ceil(first.at - now)));
+    // A timer holds at most 2^31-1 ms (Node fires a longer one after 1 ms): a farther deadline is
+    // re-armed when that passes.
+    const wait = Math.min(Math.max(1, Math.ceil(first.at - now)), MAX_TIMER_MS);
+    this.armedFor = now + wait;
+    this.timer = setTimeout(this.fire, wait);
     if (!this.owner.keepAlive) this.timer.unref?.(); // (absent in browsers)
   }
 
@@ -100,14 +105,21 @@ class Queue {
   };
 }
 
+/** The queue of deadlines that never come (their handles are born cancelled). */
+const NEVER = new Queue(Number.POSITIVE_INFINITY, null as unknown as CallDeadlines);
+
 export class CallDeadlines {
   private readonly queues = new Map<number, Queue>();
 
   /** `keepAlive`: whether a pending deadline keeps the process alive (a caller waiting for its answer). */
   constructor(readonly keepAlive: boolean) {}
 
-  /** Calls `onExpire` once `ms` have passed, unless {@link cancel}led first. */
+  /**
+   * Calls `onExpire` once `ms` have passed, unless {@link cancel}led first. `ms` of Infinity: never (a
+   * handle to cancel all the same, and no timer).
+   */
   add(ms: number, onExpire: () => void): CallDeadline {
+    if (!(ms < Number.POSITIVE_INFINITY)) return { at: ms, onExpire: undefined, queue: NEVER };
     let q = this.queues.get(ms);
     if (!q) {
       q = new Queue(ms, this);

@@ -8,9 +8,9 @@ const run = promisify(execFile);
 const moduleUrl = new URL("../src/call-deadlines.js", import.meta.url).href;
 
 /** Runs `body` in a fresh Node process with the module's exports in scope; its stdout and wall time. */
-async function inChild(body: string): Promise<{ out: string; ms: number }> {
+async function inChild(body: string): Promise<{ out: string; err: string; ms: number }> {
   const t0 = performance.now();
-  const { stdout } = await run(
+  const { stdout, stderr } = await run(
     process.execPath,
     [
       "--input-type=module",
@@ -19,7 +19,7 @@ async function inChild(body: string): Promise<{ out: string; ms: number }> {
     ],
     { timeout: 20_000 },
   );
-  return { out: stdout.trim(), ms: performance.now() - t0 };
+  return { out: stdout.trim(), err: stderr, ms: performance.now() - t0 };
 }
 
 describe("call deadlines (one timer per duration)", () => {
@@ -63,6 +63,19 @@ describe("call deadlines (one timer per duration)", () => {
     assert.ok(q.items.length <= 200, `${q.items.length} entries kept for 1 live deadline`);
     d.cancel(slow);
     assert.equal(q.items.length, 0);
+  });
+
+  it("a deadline a timer cannot hold: Infinity never fires, 2^32 ms does not fire soon; no timer warning", async () => {
+    const r = await inChild(
+      `const a = serverDeadlines.add(Infinity, () => console.log("infinity fired"));
+       const b = serverDeadlines.add(2 ** 32, () => console.log("2^32 fired"));
+       const c = callerDeadlines.add(Infinity, () => console.log("caller infinity fired"));
+       await new Promise((r) => setTimeout(r, 200));
+       serverDeadlines.cancel(a); serverDeadlines.cancel(b); callerDeadlines.cancel(c);
+       console.log("done");`,
+    );
+    assert.equal(r.out, "done");
+    assert.doesNotMatch(r.err, /TimeoutOverflowWarning/);
   });
 
   it("a caller's pending deadline keeps the process alive; a cancelled one or a server's does not", async () => {

@@ -265,6 +265,23 @@ export class TopicRing {
       run.from = run.to = from;
       run.time = time;
       let i = from;
+      if (to - from > 1 && this.file.maxCount === 0) {
+        // A batch that fits before the ring's end is placed as one block: what placing it packet by packet
+        // would give (no pad, the same packets in the same places), with the evictions for all of it made
+        // at once instead of one check per packet. A reader's hold that stops them: packet by packet.
+        let total = 0;
+        for (let k = from; k < to; k++) total += src.packetBytes(k);
+        if (s.head + total <= this.R && total <= this.maxPacketBytes) {
+          const start = this.place(s, total, floor, bound);
+          if (start >= 0) {
+            run.start = start;
+            run.seq = s.next - 1;
+            s.next += to - from - 1;
+            s.last = start + total - src.packetBytes(to - 1);
+            i = to;
+          }
+        }
+      }
       for (; i < to; i++) {
         run.to = i;
         const start = this.place(s, src.packetBytes(i), floor, bound);

@@ -176,6 +176,38 @@ describe("shm ring (one process)", () => {
     );
   });
 
+  it("batches into a full ring are placed as blocks: the newest is where the state says, all kept ones whole", () => {
+    const r = ring(64 * 1024);
+    const batch = new PackedMessages();
+    let sent = 0;
+    for (let round = 0; round < 300; round++) {
+      const count = 2 + (round % 40);
+      for (let k = 0; k < count; k++, sent++)
+        batch.add(Buffer.from(`m${sent}`), Buffer.alloc(sent % 97, sent & 0xff));
+      assert.equal(r.appendMany(batch, 0, batch.count, round), count);
+      batch.clear();
+      const s = r.state();
+      assert.equal(s.next, sent + 1);
+      // The newest, found from the state's `last` (init newest), is the last one appended.
+      const newest: RingMessage[] = [];
+      r.read({ seq: s.next - 1, offset: -1 }, 1, newest, () => assert.fail("no gap at the newest"));
+      assert.equal(newest[0]!.meta.toString(), `m${sent - 1}`);
+      // Every message kept, from the oldest, is whole and in order.
+      const kept = readAll(r, { seq: s.tailSeq, offset: s.tail });
+      assert.equal(kept.length, s.next - s.tailSeq);
+      kept.forEach((m, j) => {
+        const k = s.tailSeq + j - 1;
+        assert.equal(m.seqNumber, k + 1);
+        assert.equal(m.meta.toString(), `m${k}`);
+        assert.ok(
+          m.body.length === k % 97 && m.body.every((b) => b === (k & 0xff)),
+          `message ${k + 1} is whole`,
+        );
+      });
+    }
+    assert.ok(r.state().tailSeq > 1, "the ring filled and evicted");
+  });
+
   it("a packed batch crosses the ring's end and evicts its own first packets; every kept message is whole", () => {
     const r = ring(4096);
     const cursor: RingCursor = { seq: 1, offset: -1 };
