@@ -11,6 +11,8 @@
  * small multiple of the calls in flight. A deadline never fires early.
  */
 
+import { MAX_TIMER_MS } from "./ranges.js";
+
 /** A deadline from {@link CallDeadlines.add}; {@link CallDeadlines.cancel} it when the call ends first. */
 export interface CallDeadline {
   /** performance.now() when it expires. */
@@ -20,8 +22,6 @@ export interface CallDeadline {
   readonly queue: Queue;
 }
 
-/** The longest a Node timer waits (a longer one fires after 1 ms). */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Durations kept while empty (so a steady caller does not add and remove its queue per call). */
 const KEPT_QUEUES = 64;
 
