@@ -19,6 +19,7 @@ const LAYER: Record<string, number> = {
   ranges: 1,
   histogram: 1,
   "id-map": 1,
+  "native-addon": 1,
   "commit-retry": 2,
   "call-deadlines": 2,
   transport: 3,

@@ -39,6 +39,7 @@ import {
   type SecureCipher,
 } from "./handshake.js";
 import { type CipherState, HandshakeState } from "./noise.js";
+import { RecordBlocks } from "./record-blocks.js";
 import { MAX_PLAINTEXT, RecordReader, sealRecords } from "./records.js";
 
 /** Plaintext bytes per record. */
@@ -148,6 +149,8 @@ class MessageReader {
 export class SecureStream extends Duplex {
   peer?: PeerIdentity;
   private readonly reader: RecordReader;
+  /** Reused memory for large records, where the inner stream is a socket (record-blocks.ts). */
+  private readonly blocks: RecordBlocks | undefined;
 
   constructor(
     private readonly inner: Duplex,
@@ -159,7 +162,9 @@ export class SecureStream extends Duplex {
     readonly handshakeHash: Buffer,
   ) {
     super({ allowHalfOpen: false });
-    this.reader = new RecordReader(receiveCs, rekeyInterval);
+    // The socket's chunks are this stream's alone: records are opened in place.
+    this.reader = new RecordReader(receiveCs, rekeyInterval, true);
+    this.blocks = RecordBlocks.for(inner);
     inner.on("data", (chunk: Buffer) => this.onData(chunk));
     inner.once("end", () => this.push(null));
     inner.once("error", (e) => this.destroy(e));
@@ -196,7 +201,7 @@ export class SecureStream extends Duplex {
   private sendRecords(chunks: Buffer[], cb: (e?: Error | null) => void): void {
     let out: Buffer[];
     try {
-      out = sealRecords(this.sendCs, chunks, this.rekeyInterval);
+      out = sealRecords(this.sendCs, chunks, this.rekeyInterval, this.blocks?.take);
     } catch (err) {
       cb(err as Error);
       return;
@@ -208,6 +213,7 @@ export class SecureStream extends Duplex {
     this.inner.cork();
     for (const b of out) this.inner.write(b);
     this.inner.uncork();
+    this.blocks?.written(out);
     // The socket's own high-water mark (16 KiB) is below one record: wait for it only when far behind, so
     // the next records are encrypted while these are written.
     if (this.inner.writableLength < INNER_QUEUE_BYTES) cb();

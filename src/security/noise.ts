@@ -53,13 +53,35 @@ export class CipherState {
     if (this.n >= MAX_NONCE) throw new EzipcError("EZIPC_PROTOCOL", "nonce space exhausted: reconnect");
     return this.cipher.encryptParts(this.k, this.n++, ad, parts, length);
   }
-  /** DECRYPT with the next nonce; null if it fails (the nonce is not used up then). */
-  decrypt(ad: Uint8Array, ciphertext: Uint8Array): Buffer | null {
+  /**
+   * DECRYPT with the next nonce; null if it fails (the nonce is not used up then). `inPlace`: the
+   * plaintext may be written over `ciphertext` (garbage then if it fails; see CipherFn.decrypt).
+   */
+  decrypt(ad: Uint8Array, ciphertext: Uint8Array, inPlace = false): Buffer | null {
     if (this.k === null) return Buffer.from(ciphertext);
     if (this.n >= MAX_NONCE) return null;
-    const plain = this.cipher.decrypt(this.k, this.n, ad, ciphertext);
+    const plain = this.cipher.decrypt(this.k, this.n, ad, ciphertext, inPlace);
     if (plain !== null) this.n++;
     return plain;
+  }
+  /** Whether {@link encryptInto} and {@link decryptPartsInPlace} work (the cipher is the addon's). */
+  get sealsInPlace(): boolean {
+    return this.cipher.encryptInto !== undefined && this.cipher.decryptPartsInPlace !== undefined;
+  }
+  /** ENCRYPT of `parts` joined with the next nonce, into `out` (see CipherFn.encryptInto; a key is required). */
+  encryptInto(ad: Uint8Array, parts: readonly Uint8Array[], out: Uint8Array): void {
+    if (this.k === null || !this.cipher.encryptInto) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    if (this.n >= MAX_NONCE) throw new EzipcError("EZIPC_PROTOCOL", "nonce space exhausted: reconnect");
+    this.cipher.encryptInto(this.k, this.n++, ad, parts, out);
+  }
+  /** DECRYPT with the next nonce of a ciphertext lying in `parts`, in place; false if it fails. */
+  decryptPartsInPlace(ad: Uint8Array, parts: readonly Uint8Array[]): boolean {
+    if (this.k === null || !this.cipher.decryptPartsInPlace)
+      throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    if (this.n >= MAX_NONCE) return false;
+    const ok = this.cipher.decryptPartsInPlace(this.k, this.n, ad, parts);
+    if (ok) this.n++;
+    return ok;
   }
   /**
    * ENCRYPT with the explicit nonce `n` (the counter is neither used nor moved): for datagrams, which carry

@@ -1,11 +1,13 @@
 /**
  * The cryptographic functions of a Noise protocol name (`Noise_XX_25519_ChaChaPoly_SHA256`): the DH
  * function (25519), the cipher (ChaChaPoly, AESGCM) and the hash (SHA256, SHA512, BLAKE2s, BLAKE2b), all on
- * `node:crypto` (OpenSSL). Noise revision 34, sections 4 and 12.
+ * OpenSSL: the ciphers on this package's addon where it loads (`native-aead.ts`, several times faster on
+ * large records), else on `node:crypto` like everything else here. Noise revision 34, sections 4 and 12.
  */
 import crypto from "node:crypto";
 import { EzipcError } from "../errors.js";
 import { noiseHkdf } from "./hkdf.js";
+import { nativeAead } from "./native-aead.js";
 
 /** A Curve25519 key pair as raw 32-byte keys. */
 export interface KeyPair {
@@ -74,8 +76,22 @@ export interface CipherFn {
     parts: readonly Uint8Array[],
     length: number,
   ): Buffer[];
-  /** `DECRYPT(k, n, ad, ciphertext)`; null if authentication fails. */
-  decrypt(k: Uint8Array, n: number, ad: Uint8Array, ciphertext: Uint8Array): Buffer | null;
+  /**
+   * `DECRYPT(k, n, ad, ciphertext)`; null if authentication fails. `inPlace`: the plaintext may be
+   * written over `ciphertext` (which is then garbage if authentication fails); an implementation that
+   * cannot returns a new buffer.
+   */
+  decrypt(k: Uint8Array, n: number, ad: Uint8Array, ciphertext: Uint8Array, inPlace?: boolean): Buffer | null;
+  /**
+   * Optional (the addon's ciphers have it): ENCRYPT of `parts` joined, written to `out` (ciphertext, then
+   * the tag; `out` holds at least their length + 16 bytes), so a record needs no buffer of its own.
+   */
+  encryptInto?(k: Uint8Array, n: number, ad: Uint8Array, parts: readonly Uint8Array[], out: Uint8Array): void;
+  /**
+   * Optional, with {@link encryptInto}: DECRYPT of a ciphertext (tag last) that lies in `parts`, the
+   * plaintext written over it where it lies; false if authentication fails (the parts are then garbage).
+   */
+  decryptPartsInPlace?(k: Uint8Array, n: number, ad: Uint8Array, parts: readonly Uint8Array[]): boolean;
 }
 
 const TAG = 16;
@@ -139,10 +155,18 @@ function aead(name: string, algorithm: "chacha20-poly1305" | "aes-256-gcm", bigE
   };
 }
 
-/** ChaCha20-Poly1305: nonce is 4 zero bytes and the counter, little-endian. */
-export const chaChaPoly = aead("ChaChaPoly", "chacha20-poly1305", false);
-/** AES-256-GCM: nonce is 4 zero bytes and the counter, big-endian. */
-export const aesGcm = aead("AESGCM", "aes-256-gcm", true);
+/** The ciphers on node:crypto: what {@link chaChaPoly} and {@link aesGcm} are where the addon is missing. */
+export const nodeCryptoAead = {
+  /** ChaCha20-Poly1305: nonce is 4 zero bytes and the counter, little-endian. */
+  chaChaPoly: aead("ChaChaPoly", "chacha20-poly1305", false),
+  /** AES-256-GCM: nonce is 4 zero bytes and the counter, big-endian. */
+  aesGcm: aead("AESGCM", "aes-256-gcm", true),
+};
+
+/** ChaCha20-Poly1305 (on the addon where it loads, else node:crypto). */
+export const chaChaPoly: CipherFn = nativeAead?.chaChaPoly ?? nodeCryptoAead.chaChaPoly;
+/** AES-256-GCM (on the addon where it loads, else node:crypto). */
+export const aesGcm: CipherFn = nativeAead?.aesGcm ?? nodeCryptoAead.aesGcm;
 
 /** A hash function with the HMAC and HKDF Noise builds on it. */
 export interface HashFn {

@@ -4,10 +4,8 @@
  * built) every shm:// entry point fails with `EZIPC_SHM_UNAVAILABLE` and the rest of ezipc is unaffected.
  */
 import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { EzipcError } from "../errors.js";
+import { addonPath, loadAddon } from "../native-addon.js";
 
 /** A native watcher of a file descriptor (opaque). */
 export type Poller = { readonly __poller: unique symbol };
@@ -37,16 +35,6 @@ export interface ShmNative {
 
 let loaded: ShmNative | EzipcError | undefined;
 
-/** Where the addon is looked for: the package's build/Release, from src/shm or dist/src/shm. */
-function addonPath(): string | undefined {
-  const here = path.dirname(fileURLToPath(import.meta.url));
-  for (const up of ["../..", "../../.."]) {
-    const p = path.resolve(here, up, "build/Release/ezipc_shm.node");
-    if (existsSync(p)) return p;
-  }
-  return undefined;
-}
-
 /** The addon, or throws `EZIPC_SHM_UNAVAILABLE` saying why it cannot be used. */
 export function shmNative(): ShmNative {
   if (loaded === undefined) loaded = load();
@@ -61,7 +49,7 @@ function load(): ShmNative | EzipcError {
   if (!existsSync("/dev/shm")) {
     return new EzipcError("EZIPC_SHM_UNAVAILABLE", "shm:// needs /dev/shm, which this system does not have");
   }
-  const p = addonPath();
+  const p = addonPath("ezipc_shm");
   if (!p) {
     return new EzipcError(
       "EZIPC_SHM_UNAVAILABLE",
@@ -69,7 +57,7 @@ function load(): ShmNative | EzipcError {
     );
   }
   try {
-    return createRequire(import.meta.url)(p) as ShmNative;
+    return loadAddon<ShmNative>(p);
   } catch (err) {
     return new EzipcError("EZIPC_SHM_UNAVAILABLE", `shm://: the native addon did not load: ${String(err)}`, {
       cause: err,
