@@ -203,11 +203,50 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     const m = ms[ms.length - 1]!;
     if (this.wildcard) this.last.set(m.topic, m);
     else this.lastOfPattern = m;
+    if (this.handler && !this.busy && this.queue.length === 0) {
+      this.handOver(ms);
+      return;
+    }
     for (let i = 0; i < ms.length; i++) this.queue.push(ms[i]!);
     if (this.handler) this.drainToHandler();
     else {
       this.wake?.();
     }
+  }
+
+  /**
+   * {@link drainToHandler} for a batch that arrives while nothing waits: handed over from the batch itself,
+   * not through the queue (a push and a shift per message were a measurable part of a 64 B subscriber).
+   * The credit check runs once for the messages taken (nothing can be sent between them anyway).
+   */
+  private handOver(ms: readonly TopicMessage[]): void {
+    const handler = this.handler!;
+    this.busy = true;
+    let taken = 0;
+    for (let i = 0; i < ms.length && !this.closedFlag; i++) {
+      let r: unknown;
+      try {
+        r = handler(ms[i]!);
+      } catch {
+        r = undefined; // a throwing handler does not stop the subscription
+      }
+      taken++;
+      if (r !== null && typeof r === "object" && typeof (r as Promise<unknown>).then === "function") {
+        // The rest waits in the queue, behind this handler's promise, as drainToHandler would have it.
+        for (let j = i + 1; j < ms.length; j++) this.queue.push(ms[j]!);
+        this.consumed(taken - 1);
+        void (r as Promise<unknown>).then(
+          () => this.afterHandler(),
+          () => this.afterHandler(),
+        );
+        return;
+      }
+    }
+    this.consumed(taken);
+    this.busy = false;
+    // Messages delivered while a handler ran (it published to this topic, say) waited in the queue.
+    if (this.queue.length > 0) this.drainToHandler();
+    else if (this.iter === "newest" && !this.closedFlag && this.outstanding === 0) this.ask(1);
   }
 
   /** @internal */
@@ -261,7 +300,12 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
 
   /** A message was taken: once half the window is free, asks the hub for that much more. */
   private consumedOne(): void {
-    if (this.iter === "newest") return; // newest asks per message
+    this.consumed(1);
+  }
+
+  /** `n` messages were taken (0: none, nothing to do). */
+  private consumed(n: number): void {
+    if (n === 0 || this.iter === "newest") return; // newest asks per message
     const window = this.window();
     const room = window - this.outstanding - this.queue.length;
     if (room >= Math.max(1, window >> 1)) this.ask(room);

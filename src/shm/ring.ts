@@ -106,6 +106,8 @@ export const ringMessage: RingMessageFactory<RingMessage> = (seq, time, data, st
 
 /** Bytes one read copies out at most (more only for a single larger message). */
 const READ_CHUNK = 64 * 1024;
+/** The most packets one run of a read can hold. */
+const MAX_RUN_PACKETS = READ_CHUNK / PACKET_HEAD + 1;
 
 /** Where a reader is: the seq it reads next and that packet's ring offset (-1: find it from the state). */
 export interface RingCursor {
@@ -123,7 +125,7 @@ export class TopicRing {
   /** The ring offset of the first byte of the last read's copy (messages' `start` are relative to it). */
   lastRunStart = 0;
   /** A read's run: offset, time, meta length, body length per packet (reused). */
-  private readonly found: number[] = [];
+  private found = new Float64Array(256 * 4);
 
   constructor(readonly file: MappedFile) {
     this.R = file.ringBytes;
@@ -442,14 +444,19 @@ export class TopicRing {
       // Walk the headers of a run of consecutive packets (never across the ring's end), then copy the run
       // out at once; the messages are views of that copy.
       let runStart = off;
+      // (off, time, meta length, body length) per packet found, in a typed array kept between reads: an
+      // array emptied per read was regrown per read (a measurable part of a 64 B subscriber).
+      // A run holds at most READ_CHUNK / PACKET_HEAD + 1 packets, which bounds the array whatever `max` is.
+      const limit = Math.min(max, MAX_RUN_PACKETS) * 4;
+      if (this.found.length < limit) this.found = new Float64Array(limit);
       const found = this.found;
-      found.length = 0;
-      while (seq < s.next && found.length < max * 4) {
+      let nFound = 0;
+      while (seq < s.next && nFound < limit) {
         const at = (ringBase + off) >> 2;
         const size = u32[at + P_SIZE / 4]!;
         const kind = u32[at + P_KIND / 4]!;
         if (kind === KIND_PAD && size === R - off && off !== 0) {
-          if (found.length > 0) break; // the run ends here; the next read goes on from offset 0
+          if (nFound > 0) break; // the run ends here; the next read goes on from offset 0
           off = 0;
           runStart = 0;
           continue;
@@ -468,19 +475,23 @@ export class TopicRing {
           broken = true; // overwritten while we read (checked below), or corrupted
           break;
         }
-        if (found.length > 0 && off + size - runStart > READ_CHUNK) break;
-        found.push(off, f64[(ringBase + off + P_TIME) >> 3]!, ml, bl);
+        if (nFound > 0 && off + size - runStart > READ_CHUNK) break;
+        found[nFound] = off;
+        found[nFound + 1] = f64[(ringBase + off + P_TIME) >> 3]!;
+        found[nFound + 2] = ml;
+        found[nFound + 3] = bl;
+        nFound += 4;
         seq++;
         off = off + size === R ? 0 : off + size;
         if (off === 0) break; // the run reached the ring's end
       }
-      if (found.length > 0) {
-        const last = found.length - 4;
+      if (nFound > 0) {
+        const last = nFound - 4;
         const end = found[last]! + PACKET_HEAD + found[last + 2]! + found[last + 3]!;
         const copy = Buffer.allocUnsafe(end - runStart);
         this.lastRunStart = runStart;
         bytes.copy(copy, 0, ringBase + runStart, ringBase + end);
-        for (let i = 0, q = cursor.seq; i < found.length; i += 4, q++) {
+        for (let i = 0, q = cursor.seq; i < nFound; i += 4, q++) {
           const start = found[i]! - runStart + PACKET_HEAD;
           out.push(make(q, found[i + 1]!, copy, start, found[i + 2]!, found[i + 3]!));
         }
