@@ -119,47 +119,61 @@ static int common_args(napi_env env, napi_value* argv, int* alg, uint8_t** key, 
 }
 
 static napi_value throw_openssl(napi_env env, const char* what) {
-  napi_throw_error(env, "EZIPC_CRYPTO", what);
+  napi_throw_error(env, "EZIPC_SECURE_UNAVAILABLE", what); /* OpenSSL failed: not expected */
   return NULL;
 }
 
-static napi_value js_seal(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "seal(alg, key, n, ad, parts, out)");
-    return NULL;
+/* The `want` arguments of a call, the first three read as (alg, key, n); throws with `usage` if too few. */
+static int call_args(napi_env env, napi_callback_info info, size_t want, napi_value* argv, const char* usage,
+                     int* alg, uint8_t** key, uint8_t nonce[12]) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return 0;
+  if (argc < want) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
   }
+  return common_args(env, argv, alg, key, nonce);
+}
+
+/* Up to MAX_PARTS Uint8Arrays from an array of them (or, if `single_ok`, one Uint8Array). */
+static int parts_of(napi_env env, napi_value v, int single_ok, uint8_t** data, size_t* lengths,
+                    uint32_t* count) {
+  bool is_array = false;
+  if (napi_is_array(env, v, &is_array) != napi_ok) return 0;
+  if (!is_array) {
+    if (!single_ok) {
+      napi_throw_type_error(env, NULL, "parts is an array of Uint8Arrays");
+      return 0;
+    }
+    *count = 1;
+    return bytes_of(env, v, &data[0], &lengths[0]);
+  }
+  if (napi_get_array_length(env, v, count) != napi_ok) return 0;
+  if (*count > MAX_PARTS) {
+    napi_throw_range_error(env, NULL, "at most 64 parts");
+    return 0;
+  }
+  for (uint32_t i = 0; i < *count; i++) {
+    napi_value e;
+    if (napi_get_element(env, v, i, &e) != napi_ok) return 0;
+    if (!bytes_of(env, e, &data[i], &lengths[i])) return 0;
+  }
+  return 1;
+}
+
+static napi_value js_seal(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
   int alg;
   uint8_t* key;
   uint8_t nonce[12];
-  if (!common_args(env, argv, &alg, &key, nonce)) return NULL;
+  if (!call_args(env, info, 6, argv, "seal(alg, key, n, ad, parts, out)", &alg, &key, nonce)) return NULL;
   uint8_t *ad, *out;
   size_t ad_length, out_length;
   if (!bytes_of(env, argv[3], &ad, &ad_length) || !bytes_of(env, argv[5], &out, &out_length)) return NULL;
-
-  /* parts: one Uint8Array, or an array of them */
   uint8_t* part_data[MAX_PARTS];
   size_t part_length[MAX_PARTS];
   uint32_t count = 0;
-  bool is_array = false;
-  if (napi_is_array(env, argv[4], &is_array) != napi_ok) return NULL;
-  if (is_array) {
-    if (napi_get_array_length(env, argv[4], &count) != napi_ok) return NULL;
-    if (count > MAX_PARTS) {
-      napi_throw_range_error(env, NULL, "at most 64 parts");
-      return NULL;
-    }
-    for (uint32_t i = 0; i < count; i++) {
-      napi_value e;
-      if (napi_get_element(env, argv[4], i, &e) != napi_ok) return NULL;
-      if (!bytes_of(env, e, &part_data[i], &part_length[i])) return NULL;
-    }
-  } else {
-    if (!bytes_of(env, argv[4], &part_data[0], &part_length[0])) return NULL;
-    count = 1;
-  }
+  if (!parts_of(env, argv[4], 1, part_data, part_length, &count)) return NULL;
   size_t total = 0;
   for (uint32_t i = 0; i < count; i++) total += part_length[i];
   if (total > INT32_MAX || out_length < total + TAG) {
@@ -192,17 +206,11 @@ static napi_value js_seal(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_open(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
   napi_value argv[6];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 6) {
-    napi_throw_type_error(env, NULL, "open(alg, key, n, ad, sealed, out)");
-    return NULL;
-  }
   int alg;
   uint8_t* key;
   uint8_t nonce[12];
-  if (!common_args(env, argv, &alg, &key, nonce)) return NULL;
+  if (!call_args(env, info, 6, argv, "open(alg, key, n, ad, sealed, out)", &alg, &key, nonce)) return NULL;
   uint8_t *ad, *sealed, *out;
   size_t ad_length, sealed_length, out_length;
   if (!bytes_of(env, argv[3], &ad, &ad_length) || !bytes_of(env, argv[4], &sealed, &sealed_length) ||
@@ -236,40 +244,20 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
 /* A record whose bytes arrived in several chunks, opened where it lies: the plaintext is written over the
    ciphertext in each part, the tag is the last 16 bytes of the parts joined (it may straddle parts). */
 static napi_value js_open_parts(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc < 5) {
-    napi_throw_type_error(env, NULL, "openParts(alg, key, n, ad, parts)");
-    return NULL;
-  }
   int alg;
   uint8_t* key;
   uint8_t nonce[12];
-  if (!common_args(env, argv, &alg, &key, nonce)) return NULL;
+  if (!call_args(env, info, 5, argv, "openParts(alg, key, n, ad, parts)", &alg, &key, nonce)) return NULL;
   uint8_t* ad;
   size_t ad_length;
   if (!bytes_of(env, argv[3], &ad, &ad_length)) return NULL;
-  bool is_array = false;
-  uint32_t count = 0;
-  if (napi_is_array(env, argv[4], &is_array) != napi_ok || !is_array) {
-    napi_throw_type_error(env, NULL, "parts is an array of Uint8Arrays");
-    return NULL;
-  }
-  if (napi_get_array_length(env, argv[4], &count) != napi_ok) return NULL;
-  if (count > MAX_PARTS) {
-    napi_throw_range_error(env, NULL, "at most 64 parts");
-    return NULL;
-  }
   uint8_t* part_data[MAX_PARTS];
   size_t part_length[MAX_PARTS];
+  uint32_t count = 0;
+  if (!parts_of(env, argv[4], 0, part_data, part_length, &count)) return NULL;
   size_t total = 0;
-  for (uint32_t i = 0; i < count; i++) {
-    napi_value e;
-    if (napi_get_element(env, argv[4], i, &e) != napi_ok) return NULL;
-    if (!bytes_of(env, e, &part_data[i], &part_length[i])) return NULL;
-    total += part_length[i];
-  }
+  for (uint32_t i = 0; i < count; i++) total += part_length[i];
   napi_value result;
   if (total < TAG || total - TAG > INT32_MAX) {
     napi_get_boolean(env, false, &result);

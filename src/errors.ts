@@ -60,7 +60,7 @@ export const ErrorCodes = {
   EZIPC_AUTH:
     "Authentication failed: the hub's key is not the pinned or known one, or the hub refused this client's key or token.",
   EZIPC_SECURE_UNAVAILABLE:
-    "A client cannot make this secure connection: the cryptographic library it needs is missing (the Python client: the cryptography package), or, in the browser client, secure lacks hubKey or asks for AES-GCM.",
+    "A client cannot make this secure connection: the cryptographic library it needs is missing (the Python client: the cryptography package), or, in the browser client, secure lacks hubKey or asks for AES-GCM; or OpenSSL failed to seal or open a record (not expected: the connection is closed).",
   EZIPC_DECRYPT:
     "An encrypted record failed authentication (tampered, replayed, reordered or cut); the connection is closed.",
   EZIPC_NOT_SUPPORTED:

@@ -80,6 +80,25 @@ describe("AEAD on the addon", () => {
         ),
       RangeError,
     );
+    assert.throws(
+      () =>
+        c.decryptPartsInPlace!(
+          k,
+          0,
+          Buffer.alloc(0),
+          Array.from({ length: 65 }, () => Buffer.alloc(1)),
+        ),
+      RangeError,
+    );
+    assert.equal(
+      c.decryptPartsInPlace!(k, 0, Buffer.alloc(0), [Buffer.alloc(7), Buffer.alloc(8)]),
+      false,
+      "< a tag",
+    );
+    assert.throws(
+      () => c.encryptInto!(k, 0, Buffer.alloc(0), [Buffer.alloc(10)], Buffer.alloc(25)),
+      RangeError,
+    );
   });
 
   it("records opened in place carry the same plaintexts, split anywhere; a changed record still fails", () => {
