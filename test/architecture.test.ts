@@ -14,6 +14,7 @@ const SRC = fileURLToPath(new URL("../../src", import.meta.url));
 /** Layer of each top-level folder (or top-level file, without .ts): lower numbers sit lower. */
 const LAYER: Record<string, number> = {
   errors: 0,
+  thenable: 0,
   log: 1,
   deadline: 1,
   ranges: 1,

@@ -1,5 +1,6 @@
 import { EventEmitter } from "node:events";
 import type { EzipcError } from "../errors.js";
+import { isThenable } from "../thenable.js";
 
 /** A message as a subscriber receives it. */
 export interface TopicMessage {
@@ -220,33 +221,23 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
    * The credit check runs once for the messages taken (nothing can be sent between them anyway).
    */
   private handOver(ms: readonly TopicMessage[]): void {
-    const handler = this.handler!;
     this.busy = true;
     let taken = 0;
     for (let i = 0; i < ms.length && !this.closedFlag; i++) {
-      let r: unknown;
-      try {
-        r = handler(ms[i]!);
-      } catch {
-        r = undefined; // a throwing handler does not stop the subscription
-      }
+      const pending = this.callHandler(ms[i]!);
       taken++;
-      if (r !== null && typeof r === "object" && typeof (r as Promise<unknown>).then === "function") {
+      if (pending) {
         // The rest waits in the queue, behind this handler's promise, as drainToHandler would have it.
         for (let j = i + 1; j < ms.length; j++) this.queue.push(ms[j]!);
         this.consumed(taken - 1);
-        void (r as Promise<unknown>).then(
-          () => this.afterHandler(),
-          () => this.afterHandler(),
-        );
+        this.awaitHandler(pending);
         return;
       }
     }
     this.consumed(taken);
     this.busy = false;
-    // Messages delivered while a handler ran (it published to this topic, say) waited in the queue.
-    if (this.queue.length > 0) this.drainToHandler();
-    else if (this.iter === "newest" && !this.closedFlag && this.outstanding === 0) this.ask(1);
+    // What was delivered while the handler ran (it published to this topic, say), then newest's ask.
+    this.drainToHandler();
   }
 
   /** @internal */
@@ -324,23 +315,34 @@ export class Subscription extends EventEmitter<SubscriptionEvents> implements As
     while (!this.closedFlag) {
       const m = this.queue.shift();
       if (!m) break;
-      let r: unknown;
-      try {
-        r = this.handler(m);
-      } catch {
-        r = undefined; // a throwing handler does not stop the subscription
-      }
-      if (r !== null && typeof r === "object" && typeof (r as Promise<unknown>).then === "function") {
-        void (r as Promise<unknown>).then(
-          () => this.afterHandler(),
-          () => this.afterHandler(),
-        );
+      const pending = this.callHandler(m);
+      if (pending) {
+        this.awaitHandler(pending);
         return;
       }
       this.consumedOne();
     }
     this.busy = false;
     if (this.iter === "newest" && !this.closedFlag && this.outstanding === 0) this.ask(1);
+  }
+
+  /** Calls the handler with `m`; its promise if it returned one (the next message waits for it). */
+  private callHandler(m: TopicMessage): PromiseLike<unknown> | undefined {
+    let r: unknown;
+    try {
+      r = this.handler!(m);
+    } catch {
+      return undefined; // a throwing handler does not stop the subscription
+    }
+    return isThenable(r) ? r : undefined;
+  }
+
+  /** The next message goes to the handler once `pending` settles, however it settles. */
+  private awaitHandler(pending: PromiseLike<unknown>): void {
+    void pending.then(
+      () => this.afterHandler(),
+      () => this.afterHandler(),
+    );
   }
 
   private afterHandler(): void {

@@ -13,6 +13,7 @@ import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.
 import { IdMap } from "../id-map.js";
 import { setHeader } from "../protocol/names.js";
 import { checkDurationMs, MAX_TIMER_MS } from "../ranges.js";
+import { isThenable } from "../thenable.js";
 import {
   END_CANCEL,
   END_ERROR,
@@ -602,10 +603,6 @@ export class RpcCalls {
     for (const ac of [...this.running.values()]) ac.abort(error);
     for (const ch of [...this.serverChannels.values()]) ch.onEnd(error);
   }
-}
-
-function isThenable(x: unknown): x is PromiseLike<unknown> {
-  return x !== null && typeof x === "object" && typeof (x as { then?: unknown }).then === "function";
 }
 
 function isIterable(x: unknown): x is AsyncIterable<Payload> | Iterable<Payload> {

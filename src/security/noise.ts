@@ -70,16 +70,15 @@ export class CipherState {
   }
   /** ENCRYPT of `parts` joined with the next nonce, into `out` (see CipherFn.encryptInto; a key is required). */
   encryptInto(ad: Uint8Array, parts: readonly Uint8Array[], out: Uint8Array): void {
-    if (this.k === null || !this.cipher.encryptInto) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    if (this.k === null) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
     if (this.n >= MAX_NONCE) throw new EzipcError("EZIPC_PROTOCOL", "nonce space exhausted: reconnect");
-    this.cipher.encryptInto(this.k, this.n++, ad, parts, out);
+    this.cipher.encryptInto!(this.k, this.n++, ad, parts, out); // callers check sealsInPlace first
   }
   /** DECRYPT with the next nonce of a ciphertext lying in `parts`, in place; false if it fails. */
   decryptPartsInPlace(ad: Uint8Array, parts: readonly Uint8Array[]): boolean {
-    if (this.k === null || !this.cipher.decryptPartsInPlace)
-      throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
+    if (this.k === null) throw new EzipcError("EZIPC_PROTOCOL", "no key yet");
     if (this.n >= MAX_NONCE) return false;
-    const ok = this.cipher.decryptPartsInPlace(this.k, this.n, ad, parts);
+    const ok = this.cipher.decryptPartsInPlace!(this.k, this.n, ad, parts); // as encryptInto
     if (ok) this.n++;
     return ok;
   }
