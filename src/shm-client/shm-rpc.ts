@@ -114,6 +114,11 @@ class Follower extends RingFollower {
   protected failed(err: EzipcError): void {
     log("error", "shm", "an rpc file cannot be read", { file: this.topic.ring.file.path, error: err });
   }
+  /**
+   * Not published: no writer of an RPC file waits for its readers (nothing holds), and a slot written per
+   * message is a cache line the callers' server check (hasServer) would fetch from this core every call.
+   */
+  protected override moved(): void {}
 }
 
 interface Outgoing {
@@ -230,7 +235,7 @@ export class ShmRpc {
       const m = body as { side: number; id: number };
       const c = this.incoming.get(m.id);
       if (!c) return true;
-      c.inbox ??= this.ns.inbox(c.sender.pid, c.sender.start, c.sender.n, false);
+      c.inbox ??= this.inboxOf(c.sender);
       const cid = m.id;
       // (the body is made for this message alone: readdressed in place)
       m.side = SIDE_CALLER;
@@ -259,6 +264,21 @@ export class ShmRpc {
         this.followers.delete(topic);
       },
     };
+  }
+
+  /** The last caller answered and its inbox (a server usually answers one caller many times in a row). */
+  private lastCaller: Sender | null = null;
+  private lastInbox: LocalTopic | null = null;
+
+  /** The inbox of `sender` (null if it is gone). */
+  private inboxOf(sender: Sender): LocalTopic | null {
+    if (sender === this.lastCaller) return this.lastInbox;
+    const inbox = this.ns.inbox(sender.pid, sender.start, sender.n, false);
+    if (inbox) {
+      this.lastCaller = sender;
+      this.lastInbox = inbox;
+    }
+    return inbox;
   }
 
   private forgetIncoming(cid: number): void {
