@@ -51,6 +51,7 @@ export async function memoryBench(quick: boolean): Promise<string[]> {
     const ez = await idleServer(["hub", freeUrl("tcp", seq++)], "ez");
     add("ez client", ez.client);
     add("hub", ez.server);
+    add("ez full client", (await idleServer(["hub", freeUrl("tcp", seq++)], "ez-full")).client);
     add("shm client", await withNamespace((url) => idle(["ez", url])));
     const nats = await withNats(async (url, proc) => {
       const c = await runRole(script, ["nats", url]);
@@ -77,8 +78,9 @@ export async function memoryBench(quick: boolean): Promise<string[]> {
     row("bare Node process (the floor of any Node program)", "bare", false),
     row("raw node:net client", "raw client"),
     row("nats.js client", "nats client"),
-    row("ezipc client, tcp:// to a hub", "ez client"),
-    row("ezipc client, shm://", "shm client"),
+    row('ezipc client, tcp:// to a hub (`import … from "ezipc/client"`)', "ez client"),
+    row("the same client importing `ezipc` (hub, cluster, stores loaded too)", "ez full client"),
+    row("ezipc client, shm:// (`ezipc/client`)", "shm client"),
     row("raw node:net echo server", "raw server"),
     row("ezipc hub (`Hub.listen`, defaults)", "hub"),
     `| nats-server (Go) | ${mib(m("nats-server"))} | |`,

@@ -6,7 +6,9 @@
  *   raw-server URL           a node:net server that echoes length-prefixed frames
  *   raw URL                  a node:net client: one frame echoed
  *   hub URL                  an ezipc hub with its defaults (Hub.listen, as `ezipc serve` minus ws:// and the store)
- *   ez URL                   an ezipc client: subscribe, one publish received, one request answered by itself
+ *   ez URL                   an ezipc client importing `ezipc/client`: subscribe, one publish received, one
+ *                            request answered by itself
+ *   ez-full URL              the same client importing `ezipc` (the whole package: hub, cluster, stores too)
  *   nats URL                 a nats.js client: subscribe, one publish received, one request answered by itself
  */
 const [role, url] = process.argv.slice(2) as [string, string?];
@@ -48,8 +50,10 @@ switch (role) {
     console.log(`ready ${hub.urls[0]}`);
     break;
   }
-  case "ez": {
-    const { connect } = await import("../src/index.js");
+  case "ez":
+  case "ez-full": {
+    const { connect } =
+      role === "ez" ? await import("../src/client/index.js") : await import("../src/index.js");
     const c = await connect(url!, { name: "idle" });
     await new Promise<void>((resolve) => {
       void c.subscribe("mem.t", { init: "awaitNew" }, () => resolve()).then(() => c.publish("mem.t", "x"));

@@ -5,7 +5,7 @@
  * program switches by changing the URL.
  */
 import { type ConnectOptions, connect as connectHub, type HubClient } from "./client/client.js";
-import { connectShm, type ShmClient, type ShmConnectOptions } from "./shm-client/shm-client.js";
+import type { ShmClient, ShmConnectOptions } from "./shm-client/shm-client.js";
 
 /** What the hub client and the shared-memory client both do, with the same signatures. */
 export type MessagingClient = Pick<
@@ -44,6 +44,8 @@ export function connect(
   url: string,
   options: ConnectOptions | ShmConnectOptions = {},
 ): Promise<HubClient | ShmClient> {
-  if (url.startsWith("shm:")) return connectShm(url, options as ShmConnectOptions);
+  // The shared-memory client is loaded on first use: a process that only talks to hubs never loads it.
+  if (url.startsWith("shm:"))
+    return import("./shm-client/shm-client.js").then((m) => m.connectShm(url, options as ShmConnectOptions));
   return connectHub(url, options as ConnectOptions);
 }

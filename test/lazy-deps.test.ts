@@ -11,6 +11,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { Hub } from "../src/index.js";
 
 const INDEX = fileURLToPath(new URL("../src/index.js", import.meta.url));
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -87,5 +88,66 @@ console.log(JSON.stringify(loaded()));
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+const CLIENT_ENTRY = fileURLToPath(new URL("../src/client/index.js", import.meta.url));
+/** Folders of src/ a client program has no use for (hub side, stores, monitoring) until it asks. */
+const HUB_SIDE = ["hub", "cluster", "store", "monitor", "bridge", "apps", "cli"];
+
+describe("ezipc/client: a client program without the hub", () => {
+  it("loads no hub-side module, and the shared-memory client only at its first shm:// connect", async () => {
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    const ns = `lazy${process.pid}`;
+    try {
+      // Every module the child loads is reported by a module hook (hooks run off the main thread: a port).
+      const program = `
+import { register } from "node:module";
+import { MessageChannel } from "node:worker_threads";
+const { port1, port2 } = new MessageChannel();
+const urls = [];
+port1.on("message", (u) => urls.push(u));
+port1.unref();
+register("data:text/javascript," + encodeURIComponent("let port; export function initialize(d){port=d.port;} export async function load(u,c,n){port.postMessage(u); return n(u,c);}"), { data: { port: port2 }, transferList: [port2] });
+const settle = () => new Promise((r) => setTimeout(r, 100));
+const ours = () => urls.filter((u) => u.includes("/dist/src/")).map((u) => u.split("/dist/src/")[1]);
+const { connect } = await import(${JSON.stringify(CLIENT_ENTRY)});
+const c = await connect(${JSON.stringify(hub.urls[0])}, { name: "lazy" });
+await c.serve("lazy.rpc", (req) => req.payload);
+const echoed = Buffer.from((await c.request("lazy.rpc", "x")).payload).toString();
+await c.close();
+await settle();
+const beforeShm = ours();
+const s = await connect("shm:///${ns}", { name: "lazy" });
+await s.close();
+await settle();
+console.log(JSON.stringify({ echoed, beforeShm, afterShm: ours() }));
+process.exit(0);
+`;
+      const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", program], {
+        timeout: 30_000,
+      });
+      const r = JSON.parse(stdout.trim()) as { echoed: string; beforeShm: string[]; afterShm: string[] };
+      assert.equal(r.echoed, "x");
+      assert.ok(r.beforeShm.includes("client/client.js"), "the hook saw the client load");
+      const folder = (m: string) => m.split("/")[0]!;
+      const hubSide = r.beforeShm.filter((m) => HUB_SIDE.includes(folder(m)));
+      assert.deepEqual(hubSide, [], "hub-side modules loaded by a client");
+      assert.ok(
+        !r.beforeShm.some((m) => folder(m) === "shm-client" || folder(m) === "shm"),
+        "shm loaded early",
+      );
+      assert.ok(r.afterShm.includes("shm-client/shm-client.js"), "connect(shm://) loaded the shm client");
+    } finally {
+      await hub.close();
+      rmSync(`/dev/shm/ezipc.${ns}`, { recursive: true, force: true });
+    }
+  });
+
+  it("exports the very same values as ezipc", async () => {
+    const client = (await import(CLIENT_ENTRY)) as Record<string, unknown>;
+    const full = (await import(INDEX)) as Record<string, unknown>;
+    assert.ok(Object.keys(client).length > 10);
+    for (const [name, value] of Object.entries(client)) assert.equal(full[name], value, name);
   });
 });
