@@ -188,11 +188,19 @@ export class ShmPubSub {
 
   private target(topic: string): LocalTopic {
     if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    if (topic === this.lastTopic && this.lastTarget !== null) return this.lastTarget; // (a publisher's usual case)
     if (topic.startsWith("$")) {
       throw new EzipcError("EZIPC_PERMISSION_DENIED", `${topic}: $… topics are reserved`);
     }
-    return this.ns.topic(topic);
+    const t = this.ns.topic(topic);
+    this.lastTopic = topic;
+    this.lastTarget = t;
+    return t;
   }
+
+  /** The last topic published to, and its file (the namespace keeps a topic's file while it is open). */
+  private lastTopic = "";
+  private lastTarget: LocalTopic | null = null;
 
   /**
    * See HubClient.publish: resolves once the message is in shared memory — at once, or, while a `next`

@@ -4,17 +4,40 @@
  * stamps each one's seq and time. A publisher that batches a tick's fire-and-forget publishes writes each
  * message once, here, with no allocation per message.
  */
-import { align8, KIND_MESSAGE, P_BODY, P_KIND, P_META, P_SIZE, PACKET_HEAD } from "./layout.js";
+import {
+  align8,
+  KIND_MESSAGE,
+  P_BODY,
+  P_KIND,
+  P_META,
+  P_SEQ_HI,
+  P_SEQ_LO,
+  P_SIZE,
+  P_TIME,
+  PACKET_HEAD,
+} from "./layout.js";
+
+const TWO32 = 2 ** 32;
 
 /** Packets for {@link TopicRing.appendMany}. */
 export interface PacketSource {
   /** Bytes packet `i` takes in a ring (header, meta, body, aligned to 8). */
   packetBytes(i: number): number;
   /**
-   * Writes packets `from..to` back to back into `dst` at `at` (8-aligned; `dst32` is a view of the same
-   * memory); their seq and time are left to the ring.
+   * Writes packets `from..to` back to back into `dst` at `at` (8-aligned; `dst32` and `dst64` are views of
+   * the same memory), packet `from` with seq `seq` and the next ones with the following seqs, all with time
+   * `time`: each packet whole, in one pass over the ring's memory.
    */
-  writePackets(from: number, to: number, dst: Uint8Array, dst32: Uint32Array, at: number): void;
+  writePackets(
+    from: number,
+    to: number,
+    dst: Uint8Array,
+    dst32: Uint32Array,
+    dst64: Float64Array,
+    at: number,
+    seq: number,
+    time: number,
+  ): void;
 }
 
 /** Bytes of one packet with this meta and body. */
@@ -31,12 +54,17 @@ const SMALL_META = 32;
 export class PackedMessages implements PacketSource {
   private buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
   private u32 = new Uint32Array(this.buf.buffer, 0, INITIAL_BYTES / 4);
-  /** Packet i is buf[starts[i] .. starts[i + 1]) (the last ends at `used`). */
-  private readonly starts: number[] = [];
+  private f64 = new Float64Array(this.buf.buffer, 0, INITIAL_BYTES / 8);
+  /**
+   * Packet i is buf[starts[i] .. starts[i + 1]) (the last ends at `used`). A typed array with a count, not a
+   * number[] emptied per batch: that one was regrown (and its old store collected) every batch.
+   */
+  private starts = new Uint32Array(1024);
+  private n = 0;
   private used = 0;
 
   get count(): number {
-    return this.starts.length;
+    return this.n;
   }
 
   /** Bytes the batch takes (packets, as in the ring). */
@@ -60,24 +88,48 @@ export class PackedMessages implements PacketSource {
     if (ml <= SMALL_META) for (let k = 0; k < ml; k++) buf[m + k] = meta[k]!;
     else buf.set(meta, m);
     buf.set(body, m + ml);
-    this.starts.push(pos);
+    if (this.n === this.starts.length) {
+      const more = new Uint32Array(this.n * 2);
+      more.set(this.starts);
+      this.starts = more;
+    }
+    this.starts[this.n++] = pos;
     this.used = pos + size;
   }
 
   private grow(need: number): void {
-    const bigger = Buffer.allocUnsafeSlow(Math.max(need, this.buf.length * 2));
+    // (8-byte multiples: the Float64Array view covers it whole)
+    const bigger = Buffer.allocUnsafeSlow(align8(Math.max(need, this.buf.length * 2)));
     this.buf.copy(bigger, 0, 0, this.used);
     this.buf = bigger;
     this.u32 = new Uint32Array(bigger.buffer, 0, bigger.length >> 2);
+    this.f64 = new Float64Array(bigger.buffer, 0, bigger.length >> 3);
   }
 
   packetBytes(i: number): number {
     return this.u32[(this.starts[i]! >> 2) + P_SIZE / 4]!;
   }
 
-  writePackets(from: number, to: number, dst: Uint8Array, _dst32: Uint32Array, at: number): void {
-    const a = this.starts[from]!;
-    const b = to < this.starts.length ? this.starts[to]! : this.used;
+  /** Stamps the seqs and time here (the batch is in this core's cache), then copies the run at once. */
+  writePackets(
+    from: number,
+    to: number,
+    dst: Uint8Array,
+    _dst32: Uint32Array,
+    _dst64: Float64Array,
+    at: number,
+    seq: number,
+    time: number,
+  ): void {
+    const { u32, f64, starts } = this;
+    for (let k = from; k < to; k++, seq++) {
+      const p = starts[k]!;
+      u32[(p >> 2) + P_SEQ_LO / 4] = seq % TWO32;
+      u32[(p >> 2) + P_SEQ_HI / 4] = Math.floor(seq / TWO32);
+      f64[(p + P_TIME) >> 3] = time;
+    }
+    const a = starts[from]!;
+    const b = to < this.n ? starts[to]! : this.used;
     dst.set(this.buf.subarray(a, b), at);
   }
 
@@ -95,11 +147,12 @@ export class PackedMessages implements PacketSource {
 
   /** Empties the batch for reuse. */
   clear(): void {
-    this.starts.length = 0;
+    this.n = 0;
     this.used = 0;
     if (this.buf.length > KEEP_BYTES) {
       this.buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
       this.u32 = new Uint32Array(this.buf.buffer, 0, INITIAL_BYTES / 4);
+      this.f64 = new Float64Array(this.buf.buffer, 0, INITIAL_BYTES / 8);
     }
   }
 }
@@ -131,11 +184,23 @@ export class SinglePacket implements PacketSource {
     return packetBytes(this.m.length, this.h.length + this.b.length);
   }
 
-  writePackets(_from: number, _to: number, dst: Uint8Array, dst32: Uint32Array, at: number): void {
+  writePackets(
+    _from: number,
+    _to: number,
+    dst: Uint8Array,
+    dst32: Uint32Array,
+    dst64: Float64Array,
+    at: number,
+    seq: number,
+    time: number,
+  ): void {
     const h = at >> 2;
     const head = this.h;
     dst32[h + P_SIZE / 4] = this.packetBytes();
     dst32[h + P_KIND / 4] = KIND_MESSAGE;
+    dst32[h + P_SEQ_LO / 4] = seq % TWO32;
+    dst32[h + P_SEQ_HI / 4] = Math.floor(seq / TWO32);
+    dst64[(at + P_TIME) >> 3] = time;
     dst32[h + P_META / 4] = this.m.length;
     dst32[h + P_BODY / 4] = head.length + this.b.length;
     let pos = at + PACKET_HEAD;

@@ -308,15 +308,7 @@ export class TopicRing {
     const run = this.run;
     if (run.to === run.from) return;
     const { u32, f64, bytes } = this.file;
-    let off = this.ringBase + run.start;
-    run.src!.writePackets(run.from, run.to, bytes, u32, off);
-    for (let seq = run.seq, k = run.from; k < run.to; k++, seq++) {
-      const at = off >> 2;
-      u32[at + P_SEQ_LO / 4] = seq % TWO32;
-      u32[at + P_SEQ_HI / 4] = Math.floor(seq / TWO32);
-      f64[(off + P_TIME) >> 3] = run.time;
-      off += u32[at + P_SIZE / 4]!;
-    }
+    run.src!.writePackets(run.from, run.to, bytes, u32, f64, this.ringBase + run.start, run.seq, run.time);
     run.seq += run.to - run.from;
     run.from = run.to;
   }
