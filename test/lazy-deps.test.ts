@@ -96,7 +96,7 @@ const CLIENT_ENTRY = fileURLToPath(new URL("../src/client/index.js", import.meta
 const HUB_SIDE = ["hub", "cluster", "store", "monitor", "bridge", "apps", "cli"];
 
 describe("ezipc/client: a client program without the hub", () => {
-  it("loads no hub-side module, and the shared-memory client only at its first shm:// connect", async () => {
+  it("loads no hub-side module, secure channel, tls:// or udp://, and shm:// code only at its first shm:// connect", async () => {
     const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
     const ns = `lazy${process.pid}`;
     try {
@@ -137,6 +137,10 @@ process.exit(0);
         !r.beforeShm.some((m) => folder(m) === "shm-client" || folder(m) === "shm"),
         "shm loaded early",
       );
+      // Nor what a plain tcp:// client does not use: the secure channel, tls://, udp://.
+      for (const m of ["security/channel.js", "security/suite.js", "transport/tls.js", "transport/udp.js"]) {
+        assert.ok(!r.beforeShm.includes(m), `${m} loaded by a plain tcp:// client`);
+      }
       assert.ok(r.afterShm.includes("shm-client/shm-client.js"), "connect(shm://) loaded the shm client");
     } finally {
       await hub.close();

@@ -1,7 +1,7 @@
 /** The options of `connect()`, and the secure upgrade they describe. */
-import { type SecureCipher, secureDial } from "../security/channel.js";
+import type { SecureCipher } from "../security/channel.js";
 import { knownHosts, parsePublicKey } from "../security/keys.js";
-import type { KeyPair } from "../security/suite.js";
+import type { KeyPair } from "../security/x25519.js";
 import type { DialerOptions } from "../transport/dialer.js";
 import type { StreamUpgrade } from "../transport/types.js";
 
@@ -38,19 +38,23 @@ export interface ClientSecurity {
   cipher?: SecureCipher;
 }
 
-/** The upgrade that makes a connection to `url` secure with `s`. */
+/**
+ * The upgrade that makes a connection to `url` secure with `s` (the options are checked now; the secure
+ * channel's modules load at the first secure connection: a client of a plain hub never loads them).
+ */
 export function secureUpgrade(url: string, s: ClientSecurity): StreamUpgrade {
   const hubKey = typeof s.hubKey === "string" ? parsePublicKey(s.hubKey) : s.hubKey;
   if (!hubKey && !s.knownHosts) {
     throw new TypeError("secure: give hubKey (pinned) or knownHosts (with trustOnFirstUse to learn it)");
   }
-  return secureDial({
-    hubKey,
-    verifyHubKey: s.knownHosts
-      ? knownHosts(s.knownHosts, url, { trustOnFirstUse: s.trustOnFirstUse ?? false })
-      : undefined,
-    staticKey: s.staticKey,
-    token: s.token,
-    cipher: s.cipher,
-  });
+  const verifyHubKey = s.knownHosts
+    ? knownHosts(s.knownHosts, url, { trustOnFirstUse: s.trustOnFirstUse ?? false })
+    : undefined;
+  let upgrade: Promise<StreamUpgrade> | null = null;
+  return async (stream, context) => {
+    upgrade ??= import("../security/channel.js").then((m) =>
+      m.secureDial({ hubKey, verifyHubKey, staticKey: s.staticKey, token: s.token, cipher: s.cipher }),
+    );
+    return (await upgrade)(stream, context);
+  };
 }

@@ -8,7 +8,7 @@
  */
 import { appendFileSync, chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { EzipcError } from "../errors.js";
-import { dh25519, type KeyPair, keyPairFromPrivate } from "./suite.js";
+import { dh25519, type KeyPair, keyPairFromPrivate } from "./x25519.js";
 
 /** Parses a base64 Curve25519 public key; throws `EZIPC_AUTH` if it is not 32 bytes. */
 export function parsePublicKey(text: string): Buffer {

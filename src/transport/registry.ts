@@ -4,21 +4,19 @@
  */
 import { memoryTransport } from "./memory.js";
 import { tcpTransport } from "./tcp.js";
-import { tlsTransport } from "./tls.js";
 import { registerTransport } from "./transports.js";
 import type { Transport } from "./types.js";
-import { udpTransport } from "./udp.js";
 import { unixTransport } from "./unix.js";
 
 export { dial, listen, registerTransport, transportFor } from "./transports.js";
 
 registerTransport(tcpTransport);
-registerTransport(tlsTransport);
 registerTransport(unixTransport);
 registerTransport(memoryTransport);
 /**
  * A transport whose module loads at its first listen or dial: ws:// and wss:// (the `ws` package, node:http
- * and node:https: about 9 MiB of resident memory that a process using only tcp:// or unix:// never needs).
+ * and node:https: about 9 MiB of resident memory that a process using only tcp:// or unix:// never needs),
+ * tls:// (node:tls) and udp:// (node:dgram and the datagram layer).
  */
 function loadedOnUse(scheme: string, load: () => Promise<Transport>): Transport {
   let loaded: Promise<Transport> | null = null;
@@ -35,4 +33,5 @@ function loadedOnUse(scheme: string, load: () => Promise<Transport>): Transport 
 
 registerTransport(loadedOnUse("ws", async () => (await import("./ws.js")).webSocketTransport));
 registerTransport(loadedOnUse("wss", async () => (await import("./ws.js")).secureWebSocketTransport));
-registerTransport(udpTransport);
+registerTransport(loadedOnUse("tls", async () => (await import("./tls.js")).tlsTransport));
+registerTransport(loadedOnUse("udp", async () => (await import("./udp.js")).udpTransport));
