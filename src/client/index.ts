@@ -59,7 +59,7 @@ export {
   parsePublicKey,
   readKeyFile,
 } from "../security/keys.js";
-export type { KeyPair } from "../security/suite.js";
+export type { KeyPair } from "../security/x25519.js";
 export type { ShmClient, ShmConnectOptions, ShmOptions } from "../shm-client/shm-client.js";
 export { ConfigVar } from "../vars/config-var.js";
 export { mergePatch } from "../vars/merge-patch.js";

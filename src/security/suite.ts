@@ -1,7 +1,7 @@
 /**
  * The cryptographic functions of a Noise protocol name (`Noise_XX_25519_ChaChaPoly_SHA256`): the DH
- * function (25519), the cipher (ChaChaPoly, AESGCM) and the hash (SHA256, SHA512, BLAKE2s, BLAKE2b), all on
- * OpenSSL: the ciphers on this package's addon where it loads (`native-aead.ts`, several times faster on
+ * function (25519, in `x25519.ts`, re-exported here), the cipher (ChaChaPoly, AESGCM) and the hash
+ * (SHA256, SHA512, BLAKE2s, BLAKE2b), all on OpenSSL: the ciphers on this package's addon where it loads (`native-aead.ts`, several times faster on
  * large records), else on `node:crypto` like everything else here. Noise revision 34, sections 4 and 12.
  */
 import crypto from "node:crypto";

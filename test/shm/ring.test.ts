@@ -255,6 +255,31 @@ describe("shm ring (one process)", () => {
     assert.equal(got.at(-1)!.seqNumber, 60);
     for (const x of got) assert.ok(x.body.every((b) => b === x.seqNumber - 1));
   });
+
+  it("a batch of thousands, appended in two calls, stamps each packet with its own seq and the call's time", () => {
+    const r = ring(1024 * 1024);
+    const batch = new PackedMessages();
+    const count = 3000; // more packets than the batch first has room to index
+    for (let k = 0; k < count; k++) batch.add(Buffer.from(`p${k}`), Buffer.from(`b${k}`));
+    assert.equal(r.appendMany(batch, 0, 1000, 111), 1000);
+    assert.equal(r.appendMany(batch, 1000, count, 222), count - 1000);
+    const got = readAll(r, { seq: 1, offset: -1 });
+    assert.equal(got.length, count);
+    got.forEach((m, k) => {
+      assert.equal(m.seqNumber, k + 1);
+      assert.equal(m.time, k < 1000 ? 111 : 222);
+      assert.equal(m.meta.toString(), `p${k}`);
+      assert.equal(m.body.toString(), `b${k}`);
+    });
+    batch.clear();
+    batch.add(Buffer.alloc(0), Buffer.from("again"));
+    assert.equal(r.appendMany(batch, 0, 1, 333), 1);
+    const last = readAll(r, { seq: count + 1, offset: -1 });
+    assert.deepEqual(
+      last.map((m) => [m.seqNumber, m.time, m.body.toString()]),
+      [[count + 1, 333, "again"]],
+    );
+  });
 });
 
 function writeAt(file: string, pos: number, data: Buffer): void {

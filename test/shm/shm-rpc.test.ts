@@ -1,8 +1,11 @@
 import assert from "node:assert/strict";
 import type { ChildProcess } from "node:child_process";
 import { rmSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
+import { C_NEXT_HI, C_NEXT_LO, C_PID, KIND_RPC, SLOT_COUNT, slotWord } from "../../src/shm/layout.js";
+import { namespaceDir, openShmFile, topicFileName } from "../../src/shm/shm-file.js";
 import { Waker } from "../../src/shm/waker.js";
 import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
 
@@ -49,6 +52,17 @@ describe("shm:// RPC and deadman across processes", () => {
       by.set(pid!, (by.get(pid!) ?? 0) + 1);
     });
     assert.deepEqual([...by.keys()].sort(), [String(s1.child.pid), String(s2.child.pid)].sort());
+    // docs/shm.md: readers of a request file hold their slot but publish no position there (nothing waits on
+    // it, and a slot written per call would be a cache line moved to every caller).
+    const file = openShmFile(path.join(namespaceDir(name), `.rpc.${topicFileName("echo")}`), KIND_RPC);
+    let servers = 0;
+    for (let slot = 0; slot < SLOT_COUNT; slot++) {
+      if (Atomics.load(file.i32, slotWord(slot, C_PID)) <= 0) continue;
+      servers++;
+      assert.equal(file.u32[slotWord(slot, C_NEXT_LO)], 0);
+      assert.equal(file.u32[slotWord(slot, C_NEXT_HI)], 0);
+    }
+    assert.equal(servers, 2);
     // A stream from another process, in order.
     await peer("serve", url, "count", "stream");
     const got: string[] = [];
