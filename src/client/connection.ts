@@ -238,7 +238,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   private onConnection(conn: Connection): void {
     this.conn = conn;
     const framers = this.framers;
-    conn.on("message", (frame) => {
+    const onMessage = (frame: Buffer): void => {
       // The hot path: a part may take a frame before it is decoded (pub/sub's message frames).
       if (frame[1] === 0) {
         const part = framers[frame[0]!];
@@ -253,6 +253,16 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
         return;
       }
       this.onMessage(conn, msg);
+    };
+    conn.on("message", onMessage);
+    // A long frame split across reads: a part may take it in its pieces, else it is joined.
+    conn.setPiecesHandler?.((pieces, length) => {
+      const first = pieces[0]!;
+      if (first.length >= 2 && first[1] === 0) {
+        const part = framers[first[0]!];
+        if (part?.onFramePieces?.(pieces)) return;
+      }
+      onMessage(Buffer.concat(pieces, length));
     });
     conn.on("error", () => {});
     // The hub is closing this connection (a graceful shutdown): not ready from now on, so the status changes

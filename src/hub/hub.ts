@@ -44,7 +44,7 @@ export interface HubMetrics {
 }
 
 import type { ClusterLink, ClusterOptions } from "../cluster/cluster.js";
-import { PUBLISH_INDEX, parsePublish } from "../pubsub/fast-frames.js";
+import { PUBLISH_INDEX, type PublishView, parsePublish, parsePublishPieces } from "../pubsub/fast-frames.js";
 import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-hub.js";
 import { removeStaleDirs } from "../rpc/direct.js";
 import { END_ERROR, Rpc, type RpcOptions, SIDE_CALLER } from "../rpc/rpc-hub.js";
@@ -507,17 +507,26 @@ export class Hub extends EventEmitter<HubEvents> {
       conn.destroy(new EzipcError("EZIPC_HANDSHAKE", `no hello within ${this.handshakeTimeoutMs} ms`));
     }, this.handshakeTimeoutMs);
     timer.unref();
-    conn.on("message", (frame) => {
+    // A long publish frame split across socket reads comes in its pieces: kept as they are, not joined.
+    conn.setPiecesHandler?.((pieces, length) => {
+      const first = pieces[0]!;
+      if (first.length >= 2 && first[0] === PUBLISH_INDEX && first[1] === 0) {
+        const client = this.byConn.get(conn);
+        const v = client ? parsePublishPieces(pieces) : null;
+        if (client && v) {
+          this.publish(conn, client, v, first, pieces.slice(1));
+          return;
+        }
+      }
+      onMessage(Buffer.concat(pieces, length));
+    });
+    const onMessage = (frame: Buffer): void => {
       // The hot path: publish frames are parsed in place (a malformed one falls through to the decoder).
       if (frame[0] === PUBLISH_INDEX && frame[1] === 0) {
         const client = this.byConn.get(conn);
         const v = client ? parsePublish(frame) : null;
         if (client && v) {
-          try {
-            this.pubsub.publishFrame(conn, client.labelBytes, v, frame);
-          } catch (err) {
-            conn.destroy(isEzipcError(err) ? err : new EzipcError("EZIPC_PROTOCOL", (err as Error).message));
-          }
+          this.publish(conn, client, v, frame);
           return;
         }
       }
@@ -547,7 +556,8 @@ export class Hub extends EventEmitter<HubEvents> {
           );
         }
       }
-    });
+    };
+    conn.on("message", onMessage);
     conn.once("close", (info) => {
       clearTimeout(timer);
       this.live.delete(conn);
@@ -555,6 +565,21 @@ export class Hub extends EventEmitter<HubEvents> {
       this.onConnectionClosed(conn, info);
     });
     conn.on("error", () => {}); // reported through close
+  }
+
+  /** A `publish` frame parsed in place (`more`: the rest of a frame that came in pieces). */
+  private publish(
+    conn: Connection,
+    client: ClientState,
+    v: PublishView,
+    frame: Buffer,
+    more?: Buffer[],
+  ): void {
+    try {
+      this.pubsub.publishFrame(conn, client.labelBytes, v, frame, more);
+    } catch (err) {
+      conn.destroy(isEzipcError(err) ? err : new EzipcError("EZIPC_PROTOCOL", (err as Error).message));
+    }
   }
 
   private handshake(conn: Connection, msg: HubMessage): void {

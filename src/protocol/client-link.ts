@@ -100,6 +100,11 @@ export interface ClientPart<M extends AnyMessage = AnyMessage> {
   readonly frameIndex?: number;
   /** A raw frame of index `frameIndex`, before decoding (the hot path); true if the part took it. */
   onFrame?(frame: Buffer): boolean;
+  /**
+   * {@link onFrame} for a long frame of index `frameIndex` that arrived split across reads, as its pieces
+   * (views, in order; see `Connection.setPiecesHandler`); true if the part took it, else it is joined.
+   */
+  onFramePieces?(pieces: Buffer[]): boolean;
   /** Runs before the connection sends any frame (pub/sub sends its batched publishes first, in order). */
   beforeSend?(): void;
   /** A welcome arrived, before the resync. */

@@ -251,6 +251,22 @@ let lastTopicBytes = Buffer.alloc(0);
  * returns null if it is malformed (the generic decoder then reports why).
  */
 export function parsePublish(frame: Buffer): PublishView | null {
+  const v = parsePublishHead(frame);
+  return v !== null && checkRecords(frame, v.recordsStart, frame.length, v.count) ? v : null;
+}
+
+/**
+ * {@link parsePublish} for a frame that arrived in pieces (in order; see FrameDecoder's PiecesSink), without
+ * joining them: the first piece must hold the frame's head (else null: join the pieces and parse that);
+ * `recordsStart` is then an offset into the first piece, and the records go on through the others.
+ */
+export function parsePublishPieces(pieces: readonly Buffer[]): PublishView | null {
+  const v = parsePublishHead(pieces[0]!);
+  return v !== null && checkRecordsInPieces(pieces, v.recordsStart, v.count) ? v : null;
+}
+
+/** The head of a `publish` frame (everything before its records), records not checked. */
+function parsePublishHead(frame: Buffer): PublishView | null {
   const end = frame.length;
   if (end < 6 || frame.readUInt16LE(0) !== PUBLISH_INDEX) return null;
   const rid = frame.readUInt32LE(2);
@@ -261,7 +277,6 @@ export function parsePublish(frame: Buffer): PublishView | null {
   const count = readLeb(frame, topicEnd, end);
   if (count < 0 || count > MAX_RECORDS) return null;
   const recordsStart = lebEnd;
-  if (!checkRecords(frame, recordsStart, end, count)) return null;
   let same = lastTopicBytes.length === tlen;
   for (let i = 0; same && i < tlen; i++) same = frame[topicStart + i] === lastTopicBytes[i];
   if (!same) {
@@ -316,6 +331,98 @@ export function encodeMessageHead(
   copyBytes(publisher, 0, publisher.length, buf, pos);
   writeLeb(buf, pos + publisher.length, count);
   return buf;
+}
+
+/**
+ * {@link checkRecords} over pieces: `count` records from `start` in `pieces[0]` on, ending exactly with
+ * the last piece. Records within one piece are checked as checkRecords does; one that crosses into the
+ * next piece is read through a cursor over the pieces.
+ */
+export function checkRecordsInPieces(pieces: readonly Buffer[], start: number, count: number): boolean {
+  let i = 0;
+  let pos = start;
+  let done = 0;
+  while (done < count) {
+    const piece = pieces[i]!;
+    const end = piece.length;
+    while (done < count) {
+      const h = skipHeaderList(piece, pos, end);
+      if (h < 0) break;
+      const len = readLeb(piece, h, end);
+      if (len < 0 || lebEnd + len > end) break;
+      pos = lebEnd + len;
+      done++;
+    }
+    if (done === count) break;
+    // A record that goes on in the next piece (or a malformed one): read it through the cursor.
+    cursor.pieces = pieces;
+    cursor.i = i;
+    cursor.pos = pos;
+    if (!cursorSkipRecord()) return false;
+    i = cursor.i;
+    pos = cursor.pos;
+    cursor.pieces = NO_PIECES;
+    done++;
+  }
+  return i === pieces.length - 1 && pos === pieces[i]!.length;
+}
+
+const NO_PIECES: readonly Buffer[] = [];
+/** Where {@link cursorSkipRecord} reads: piece `i`, at `pos` (pos may equal the piece's length). */
+const cursor = { pieces: NO_PIECES, i: 0, pos: 0 };
+
+/** The cursor's next byte, or -1 at the end of the pieces. */
+function cursorByte(): number {
+  const c = cursor;
+  while (c.pos >= c.pieces[c.i]!.length) {
+    if (c.i + 1 >= c.pieces.length) return -1;
+    c.i++;
+    c.pos = 0;
+  }
+  return c.pieces[c.i]![c.pos++]!;
+}
+
+/** readLeb through the cursor. */
+function cursorLeb(): number {
+  let n = 0;
+  let shift = 0;
+  for (let k = 0; k < 5; k++) {
+    const b = cursorByte();
+    if (b < 0) return -1;
+    n += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return n <= 0xffffffff ? n : -1;
+    shift += 7;
+  }
+  return -1;
+}
+
+/** Moves the cursor `n` bytes on; false if the pieces end first. */
+function cursorSkip(n: number): boolean {
+  const c = cursor;
+  while (n > 0) {
+    const left = c.pieces[c.i]!.length - c.pos;
+    if (n <= left) {
+      c.pos += n;
+      return true;
+    }
+    n -= left;
+    if (c.i + 1 >= c.pieces.length) return false;
+    c.i++;
+    c.pos = 0;
+  }
+  return true;
+}
+
+/** Checks the record at the cursor (header list, payload) and moves past it; false if malformed. */
+function cursorSkipRecord(): boolean {
+  const headers = cursorLeb();
+  if (headers < 0 || headers > MAX_HEADERS) return false;
+  for (let k = 0; k < headers * 2; k++) {
+    const len = cursorLeb();
+    if (len < 0 || len > (k % 2 === 0 ? MAX_HEADER_KEY : MAX_HEADER_VALUE) || !cursorSkip(len)) return false;
+  }
+  const len = cursorLeb();
+  return len >= 0 && cursorSkip(len);
 }
 
 /** The records of one message: an encoded header list and a payload. */
@@ -389,6 +496,8 @@ export class MessageView {
   constructor(
     private readonly batch: MessageBatch,
     private readonly index: number,
+    /** The buffer the record is in: the frame, or one of its pieces, or a copy of the record. */
+    private readonly src: Buffer,
     private readonly headersStart: number,
     readonly payload: Uint8Array,
   ) {}
@@ -408,7 +517,7 @@ export class MessageView {
   }
   get headers(): Record<string, string> {
     if (this.headersValue === undefined) {
-      const frame = this.batch.frame;
+      const frame = this.src;
       const count = readLeb(frame, this.headersStart, frame.length);
       let pos = lebEnd;
       let headers = NO_HEADERS;
@@ -443,6 +552,87 @@ export interface ParsedMessages {
 
 /** Parses a `message` frame (checking its whole layout), or returns null if it is malformed. */
 export function parseMessage(frame: Buffer): ParsedMessages | null {
+  const head = parseMessageHead(frame);
+  if (head === null) return null;
+  const { batch, count } = head;
+  const end = frame.length;
+  const messages = new Array<MessageView>(count);
+  let pos = head.recordsStart;
+  for (let i = 0; i < count; i++) {
+    const h = skipHeaderList(frame, pos, end);
+    if (h < 0) return null;
+    const len = readLeb(frame, h, end);
+    if (len < 0 || lebEnd + len > end) return null;
+    messages[i] = new MessageView(batch, i, frame, pos, frame.subarray(lebEnd, lebEnd + len));
+    pos = lebEnd + len;
+  }
+  if (pos !== end) return null;
+  return { sid: head.sid, messages };
+}
+
+/**
+ * {@link parseMessage} for a frame that arrived in pieces (in order; see FrameDecoder's PiecesSink), without
+ * joining them: the first piece must hold the frame's head (else null: join the pieces and parse that).
+ * Payloads are views into the pieces; a record that crosses from one piece into the next is copied (it
+ * alone).
+ */
+export function parseMessagePieces(pieces: readonly Buffer[]): ParsedMessages | null {
+  const head = parseMessageHead(pieces[0]!);
+  if (head === null) return null;
+  const { batch, count } = head;
+  const messages = new Array<MessageView>(count);
+  let i = 0;
+  let pos = head.recordsStart;
+  let done = 0;
+  while (done < count) {
+    const piece = pieces[i]!;
+    const end = piece.length;
+    while (done < count) {
+      const h = skipHeaderList(piece, pos, end);
+      if (h < 0) break;
+      const len = readLeb(piece, h, end);
+      if (len < 0 || lebEnd + len > end) break;
+      messages[done] = new MessageView(batch, done, piece, pos, piece.subarray(lebEnd, lebEnd + len));
+      pos = lebEnd + len;
+      done++;
+    }
+    if (done === count) break;
+    // A record that goes on in the next piece (or a malformed one): its bytes copied into one buffer.
+    cursor.pieces = pieces;
+    cursor.i = i;
+    cursor.pos = pos;
+    const ok = cursorSkipRecord();
+    const record = ok ? copyRange(pieces, i, pos, cursor.i, cursor.pos) : null;
+    i = cursor.i;
+    pos = cursor.pos;
+    cursor.pieces = NO_PIECES;
+    if (record === null) return null;
+    const h = skipHeaderList(record, 0, record.length);
+    const len = readLeb(record, h, record.length);
+    messages[done] = new MessageView(batch, done, record, 0, record.subarray(lebEnd, lebEnd + len));
+    done++;
+  }
+  if (i !== pieces.length - 1 || pos !== pieces[i]!.length) return null;
+  return { sid: head.sid, messages };
+}
+
+/** The bytes from piece `i0` at `pos0` to piece `i1` at `pos1`, copied into one buffer. */
+function copyRange(pieces: readonly Buffer[], i0: number, pos0: number, i1: number, pos1: number): Buffer {
+  let size = pos1 - pos0;
+  for (let k = i0; k < i1; k++) size += pieces[k]!.length;
+  const out = Buffer.allocUnsafe(size);
+  let at = 0;
+  for (let k = i0; k <= i1; k++) {
+    const p = pieces[k]!;
+    at += p.copy(out, at, k === i0 ? pos0 : 0, k === i1 ? pos1 : p.length);
+  }
+  return out;
+}
+
+/** The head of a `message` frame: everything before its records. */
+function parseMessageHead(
+  frame: Buffer,
+): { sid: number; batch: MessageBatch; count: number; recordsStart: number } | null {
   const end = frame.length;
   if (end < 6 || frame.readUInt16LE(0) !== MESSAGE_INDEX) return null;
   const sid = frame.readUInt32LE(2);
@@ -455,17 +645,10 @@ export function parseMessage(frame: Buffer): ParsedMessages | null {
   const publisherEnd = lebEnd + plen;
   const count = readLeb(frame, publisherEnd, end);
   if (count < 0 || count > MAX_RECORDS) return null;
-  const batch = new MessageBatch(frame, topicStart, topicEnd, publisherEnd);
-  const messages = new Array<MessageView>(count);
-  let pos = lebEnd;
-  for (let i = 0; i < count; i++) {
-    const h = skipHeaderList(frame, pos, end);
-    if (h < 0) return null;
-    const len = readLeb(frame, h, end);
-    if (len < 0 || lebEnd + len > end) return null;
-    messages[i] = new MessageView(batch, i, pos, frame.subarray(lebEnd, lebEnd + len));
-    pos = lebEnd + len;
-  }
-  if (pos !== end) return null;
-  return { sid, messages };
+  return {
+    sid,
+    batch: new MessageBatch(frame, topicStart, topicEnd, publisherEnd),
+    count,
+    recordsStart: lebEnd,
+  };
 }

@@ -19,7 +19,13 @@ import type { coreMessages } from "../protocol/core-messages.js";
 import { checkTopic, topicMatcher } from "../protocol/names.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
-import { encodeHeaders, MESSAGE_INDEX, PublishBatcher, parseMessage } from "./fast-frames.js";
+import {
+  encodeHeaders,
+  MESSAGE_INDEX,
+  PublishBatcher,
+  parseMessage,
+  parseMessagePieces,
+} from "./fast-frames.js";
 import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
 import {
   type Gap,
@@ -124,6 +130,14 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
   /** The hot path: a `message` frame is parsed in place (a malformed one falls through to the decoder). */
   onFrame(frame: Buffer): boolean {
     const m = parseMessage(frame);
+    if (!m) return false;
+    this.subs.get(m.sid)?.deliver(m.messages);
+    return true;
+  }
+
+  /** {@link onFrame} for a `message` frame that arrived in pieces: payloads are views into them. */
+  onFramePieces(pieces: Buffer[]): boolean {
+    const m = parseMessagePieces(pieces);
     if (!m) return false;
     this.subs.get(m.sid)?.deliver(m.messages);
     return true;

@@ -47,6 +47,7 @@ import {
   type Entry,
   entry,
   offsetsOf,
+  recordsOf,
   type StoredMessage,
   Topic,
   type TopicLimits,
@@ -358,7 +359,7 @@ export class PubSub implements HubPart {
 
   /** The messages an entry holds, the first with `seq` (decoded from its frame; for the store). */
   private stored(seq: bigint, e: Entry): StoredMessage[] {
-    const m = this.protocol.decode(Buffer.concat([e.head, e.records])).body as Msg<"message">;
+    const m = this.protocol.decode(Buffer.concat([e.head, recordsOf(e)])).body as Msg<"message">;
     return m.records.map((r, i) => ({
       seq: seq + BigInt(i),
       time: m.time,
@@ -374,9 +375,10 @@ export class PubSub implements HubPart {
   /**
    * `publish`, parsed in place: its records are copied as they are into one `message` frame, stored as one
    * history entry and sent on to subscribers whole where their credit allows. `publisher` is the client's
-   * label as UTF-8.
+   * label as UTF-8. `more`: the rest of a frame that arrived in pieces (`frame` is then its first piece,
+   * which holds at least the frame's head); its records are kept as those pieces, not joined.
    */
-  publishFrame(conn: Connection, publisher: Buffer, v: PublishView, frame: Buffer): void {
+  publishFrame(conn: Connection, publisher: Buffer, v: PublishView, frame: Buffer, more?: Buffer[]): void {
     const t0 = v.rid === 0 ? 0 : performance.now(); // (fire-and-forget publishes are not timed)
     let topic = this.topics.get(v.topic);
     try {
@@ -405,13 +407,14 @@ export class PubSub implements HubPart {
     }
     const time = Date.now();
     if (this.mirrors) {
+      if (more !== undefined) frame = Buffer.concat([frame, ...more]);
       this.mirrors.publish(conn, topic, publisher, v, frame, time, t0);
       return;
     }
     // The seq as a plain number while it is exact (base 0, the usual case): no bigint per publish.
     const seq: bigint | number = topic.base === 0n && topic.next < 2 ** 53 ? topic.next : topic.nextSeq;
     const head = encodeMessageHead(topic.nameBytes, seq, time, publisher, v.count);
-    this.appendEntry(topic, seq, entry(head, frame.subarray(v.recordsStart), v.count, time), conn);
+    this.appendEntry(topic, seq, entry(head, frame.subarray(v.recordsStart), v.count, time, more), conn);
     if (v.rid === 0) return;
     const seqBig = BigInt(seq);
     if (topic.durable) {
@@ -692,10 +695,12 @@ export class PubSub implements HubPart {
       const n = Math.min(e.count - k, sub.credit);
       let head = e.head;
       let records = e.records;
+      let more = e.more ?? undefined;
       if (k !== 0 || n !== e.count) {
+        more = undefined; // (offsetsOf joins an entry kept in pieces)
         const offsets = offsetsOf(e);
         head = sliceHead(head, n, t.seqOf(cursor));
-        records = records.subarray(offsets[k], offsets[k + n]);
+        records = e.records.subarray(offsets[k], offsets[k + n]);
       }
       // sendParts copies the head before it returns: patching the shared one is safe.
       head.writeUInt32LE(sub.sid, MESSAGE_SID_OFFSET);
@@ -713,7 +718,7 @@ export class PubSub implements HubPart {
       this.counters.delivered += n;
       t.delivered += n;
       if (this.holds.size > 0 && this.holds.isHeld(t)) this.retryHeld(t);
-      if (!sendPartsTo(conn, head, records)) {
+      if (!sendPartsTo(conn, head, records, more)) {
         sub.waitingDrain = true;
         conn.drain().then(
           () => {

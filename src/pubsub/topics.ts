@@ -33,7 +33,13 @@ export const MESSAGE_OVERHEAD_BYTES = 64;
  */
 export interface Entry {
   readonly head: Buffer;
-  readonly records: Buffer;
+  /** The records, or the first piece of them when `more` holds the rest. */
+  records: Buffer;
+  /**
+   * The rest of the records when they are kept as the pieces they arrived in (a `publish` frame split
+   * across socket reads, kept without joining it); null when `records` holds them all.
+   */
+  more: Buffer[] | null;
   readonly count: number;
   /** Index of its first message (set when appended). */
   first: number;
@@ -45,25 +51,49 @@ export interface Entry {
 }
 
 /**
- * A new entry. `records` is kept as it is unless it is a view into a buffer more than twice its size
- * (part of a socket read): then it is copied, so an entry never holds much more memory than it counts.
+ * A new entry. `records` (with `more`, the pieces that follow it) is kept as it is unless the buffers it
+ * views are too large for it (parts of socket reads): more than twice its size for one buffer, more than
+ * three times for pieces; then it is copied into one buffer. Pieces are counted as at least half the
+ * memory they hold, so an entry never holds more than twice the bytes it counts.
  */
-export function entry(head: Buffer, records: Buffer, count: number, time: number): Entry {
-  const own = records.length * 2 >= records.buffer.byteLength ? records : Buffer.from(records);
+export function entry(head: Buffer, records: Buffer, count: number, time: number, more?: Buffer[]): Entry {
+  let length = records.length;
+  let held = records.buffer.byteLength;
+  const pieces = more !== undefined && more.length > 0;
+  if (pieces) {
+    for (const m of more!) {
+      length += m.length;
+      held += m.buffer.byteLength;
+    }
+  }
+  const keep = pieces ? held <= 3 * length : held <= 2 * length;
+  let own = records;
+  if (!keep) own = pieces ? Buffer.concat([records, ...more!], length) : Buffer.from(records);
+  const counted = keep && pieces ? Math.max(length, Math.ceil(held / 2)) : length;
   return {
     head,
     records: own,
+    more: keep && pieces ? more! : null,
     count,
     first: 0,
     time,
-    bytes: head.length + own.length + MESSAGE_OVERHEAD_BYTES,
+    bytes: head.length + counted + MESSAGE_OVERHEAD_BYTES,
     offsets: null,
   };
 }
 
-/** The record offsets of an entry. */
+/** An entry's records in one buffer (an entry kept in pieces is joined first, once). */
+export function recordsOf(e: Entry): Buffer {
+  if (e.more !== null) {
+    e.records = Buffer.concat([e.records, ...e.more]);
+    e.more = null;
+  }
+  return e.records;
+}
+
+/** The record offsets of an entry (joined first if kept in pieces). */
 export function offsetsOf(e: Entry): Uint32Array {
-  e.offsets ??= recordOffsets(e.records, e.count);
+  e.offsets ??= recordOffsets(recordsOf(e), e.count);
   return e.offsets;
 }
 

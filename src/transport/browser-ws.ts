@@ -159,8 +159,12 @@ export class BrowserWsConnection extends EventEmitter<ConnectionEvents> implemen
     return this.sendFrame(length === frame.length ? [frame] : [frame.subarray(0, length)], length);
   }
 
-  sendParts(head: Uint8Array, body: Uint8Array): boolean {
-    return this.sendFrame([head, body], head.length + body.length);
+  sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean {
+    if (more === undefined || more.length === 0)
+      return this.sendFrame([head, body], head.length + body.length);
+    let size = head.length + body.length;
+    for (const m of more) size += m.length;
+    return this.sendFrame([head, body, ...more], size);
   }
 
   private sendFrame(parts: readonly Uint8Array[], size: number): boolean {

@@ -10,6 +10,21 @@ import { CONTROL_BIT, ControlType, HEADER_BYTES, MAX_CONTROL_BYTES } from "./fra
  */
 export type FrameSink = (payload: Buffer, control: number) => void;
 
+/**
+ * Receives a data frame that arrived split across chunks as its pieces, in order: views into those chunks,
+ * not joined (see {@link FrameDecoder.push}). `length` is their total.
+ */
+export type PiecesSink = (pieces: Buffer[], length: number) => void;
+
+/** Split data frames at least this long may be delivered in pieces; shorter ones are joined (cheap). */
+export const MIN_PIECES_FRAME_BYTES = 16 * 1024;
+/**
+ * A frame is delivered in pieces only while the chunks they view take at most this many times its length
+ * (a 64 KiB frame across two 64 KiB reads takes twice its length; the first and the last read hold other
+ * frames too).
+ */
+export const PIECES_MEMORY_FACTOR = 3;
+
 const EMPTY = Buffer.alloc(0);
 
 /**
@@ -17,7 +32,10 @@ const EMPTY = Buffer.alloc(0);
  *
  * - A frame whose bytes are contiguous in one chunk is delivered as a view, without a copy.
  * - A frame split across chunks is reassembled into one buffer allocated at its exact size, and only after
- *   its length was checked against `maxFrameBytes`.
+ *   its length was checked against `maxFrameBytes`. Or, when the caller passes a {@link PiecesSink} and
+ *   the frame is a data frame of at least {@link MIN_PIECES_FRAME_BYTES}, it is delivered as the views into
+ *   the chunks it came in (no copy) — as long as the chunks' memory stays within
+ *   {@link PIECES_MEMORY_FACTOR} times the frame's length (else it is joined: memory stays bounded).
  * - Any number of frames in one chunk, and a chunk split at any byte (even inside the header), are handled.
  *
  * A violation throws an {@link EzipcError} (`EZIPC_FRAME_TOO_LARGE` or `EZIPC_PROTOCOL`); after that the
@@ -32,29 +50,46 @@ export class FrameDecoder {
   private body: Buffer | null = null;
   private bodyFill = 0;
   private bodyControl = 0;
+  /** The pieces of a split data frame delivered as pieces (instead of `body`), and their chunks' memory. */
+  private pieces: Buffer[] | null = null;
+  private piecesLength = 0;
+  private piecesFill = 0;
+  private piecesRetained = 0;
   private failed: EzipcError | null = null;
 
-  constructor(readonly maxFrameBytes: number) {}
+  /**
+   * `minPiecesBytes`: the shortest split data frame delivered in pieces when a pieces sink is given
+   * ({@link MIN_PIECES_FRAME_BYTES}; the tests use less).
+   */
+  constructor(
+    readonly maxFrameBytes: number,
+    private readonly minPiecesBytes = MIN_PIECES_FRAME_BYTES,
+  ) {}
 
   /** Bytes of an incomplete frame buffered so far (bounded by maxFrameBytes + 4). */
   get bufferedBytes(): number {
-    return this.headerFill + this.bodyFill;
+    return this.headerFill + this.bodyFill + this.piecesFill;
   }
 
-  /** Feeds one chunk; calls `sink` for every frame it completes. Throws on a protocol violation. */
-  push(chunk: Buffer, sink: FrameSink): void {
+  /**
+   * Feeds one chunk; calls `sink` for every frame it completes (or `pieces`, if given, for a long data frame
+   * split across chunks). Throws on a protocol violation.
+   */
+  push(chunk: Buffer, sink: FrameSink, pieces?: PiecesSink): void {
     if (this.failed) throw this.failed;
     const end = chunk.length;
     let pos = 0;
 
     // Finish a frame begun in an earlier chunk.
-    if (this.body !== null) {
+    if (this.pieces !== null) {
+      pos = this.addPiece(chunk, sink, pieces);
+    } else if (this.body !== null) {
       pos = this.fillBody(chunk, 0, sink);
     } else if (this.headerFill > 0) {
       while (this.headerFill < HEADER_BYTES && pos < end) this.header[this.headerFill++] = chunk[pos++]!;
       if (this.headerFill < HEADER_BYTES) return;
       this.headerFill = 0;
-      pos = this.begin(this.header.readUInt32BE(0), chunk, pos, sink);
+      pos = this.begin(this.header.readUInt32BE(0), chunk, pos, sink, pieces);
     }
 
     // Whole frames contiguous in this chunk: views, no copy.
@@ -64,12 +99,12 @@ export class FrameDecoder {
         return;
       }
       const word = chunk.readUInt32BE(pos);
-      pos = this.begin(word, chunk, pos + HEADER_BYTES, sink);
+      pos = this.begin(word, chunk, pos + HEADER_BYTES, sink, pieces);
     }
   }
 
   /** Starts the frame announced by `word`, whose body begins at `pos`; returns the position after it. */
-  private begin(word: number, chunk: Buffer, pos: number, sink: FrameSink): number {
+  private begin(word: number, chunk: Buffer, pos: number, sink: FrameSink, pieces?: PiecesSink): number {
     let length: number;
     let control = 0;
     if (word >= CONTROL_BIT) {
@@ -92,11 +127,49 @@ export class FrameDecoder {
       this.deliver(length === 0 ? EMPTY : chunk.subarray(pos, pos + length), control, sink);
       return pos + length;
     }
+    if (pieces !== undefined && control === 0 && length >= this.minPiecesBytes) {
+      this.pieces = available > 0 ? [chunk.subarray(pos)] : [];
+      this.piecesLength = length;
+      this.piecesFill = available;
+      this.piecesRetained = chunk.buffer.byteLength;
+      return chunk.length;
+    }
     // Split frame: the length was checked above, so this allocation is bounded.
     this.body = Buffer.allocUnsafe(length);
     this.bodyControl = control;
     this.bodyFill = 0;
     return this.fillBody(chunk, pos, sink);
+  }
+
+  /** The next piece of a frame being collected in pieces; returns the position after it. */
+  private addPiece(chunk: Buffer, sink: FrameSink, piecesSink: PiecesSink | undefined): number {
+    const pieces = this.pieces!;
+    const length = this.piecesLength;
+    const have = this.piecesFill;
+    const n = Math.min(length - have, chunk.length);
+    if (n === 0) return 0;
+    this.piecesRetained += chunk.buffer.byteLength;
+    if (piecesSink === undefined || this.piecesRetained > PIECES_MEMORY_FACTOR * length) {
+      // Too much memory held for the frame (or no one takes pieces now): join what came, go on copying.
+      const body = Buffer.allocUnsafe(length);
+      let at = 0;
+      for (const p of pieces) at += p.copy(body, at);
+      this.pieces = null;
+      this.piecesFill = 0;
+      this.body = body;
+      this.bodyFill = at;
+      this.bodyControl = 0;
+      return this.fillBody(chunk, 0, sink);
+    }
+    pieces.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+    this.piecesFill = have + n;
+    if (have + n === length) {
+      this.pieces = null;
+      this.piecesFill = 0;
+      this.framesDecoded++;
+      piecesSink(pieces, length);
+    }
+    return n;
   }
 
   private fillBody(chunk: Buffer, pos: number, sink: FrameSink): number {

@@ -12,6 +12,10 @@ export const COPY_THRESHOLD_BYTES = 16 * 1024;
 /** Size of a write segment: small frames are copied into one until it is full or the tick ends. */
 export const SEGMENT_BYTES = 64 * 1024;
 
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /**
  * Coalesces frames into few large writes (seed 003's segment buffer).
  *
@@ -73,17 +77,28 @@ export class FrameWriter {
   }
 
   /**
-   * Queues a data frame made of `head` then `body`. `head` is always copied; `body` as in
-   * {@link writeData}: copied under {@link COPY_THRESHOLD_BYTES}, else its own chunk.
+   * Queues a data frame made of `head` then `body` (then the parts in `more`). `head` is always copied;
+   * the body as in {@link writeData}: copied when all its parts together are under
+   * {@link COPY_THRESHOLD_BYTES}, else each part its own chunk.
    */
-  writeParts(head: Uint8Array, body: Uint8Array): boolean {
-    const length = head.length + body.length;
-    if (body.length < COPY_THRESHOLD_BYTES) {
+  writeParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean {
+    let bodyLength = body.length;
+    if (more !== undefined) for (const m of more) bodyLength += m.length;
+    const length = head.length + bodyLength;
+    if (bodyLength < COPY_THRESHOLD_BYTES) {
       const flushed = this.reserve(HEADER_BYTES + length);
       this.seg.writeUInt32BE(length, this.segPos);
       this.seg.set(head, this.segPos + HEADER_BYTES);
-      this.seg.set(body, this.segPos + HEADER_BYTES + head.length);
-      this.segPos += HEADER_BYTES + length;
+      let at = this.segPos + HEADER_BYTES + head.length;
+      this.seg.set(body, at);
+      at += body.length;
+      if (more !== undefined) {
+        for (const m of more) {
+          this.seg.set(m, at);
+          at += m.length;
+        }
+      }
+      this.segPos = at;
       return flushed;
     }
     this.reserve(HEADER_BYTES + head.length);
@@ -91,9 +106,9 @@ export class FrameWriter {
     this.seg.set(head, this.segPos + HEADER_BYTES);
     this.segPos += HEADER_BYTES + head.length;
     this.cut();
-    const chunk = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
-    this.chunks.push(chunk);
-    this.chunkBytes += body.length;
+    this.chunks.push(asBuffer(body));
+    if (more !== undefined) for (const m of more) this.chunks.push(asBuffer(m));
+    this.chunkBytes += bodyLength;
     return this.flush();
   }
 

@@ -15,6 +15,11 @@ export function sendTo(conn: Connection, frame: Uint8Array): boolean {
 }
 
 /** {@link sendTo} for a frame made of `head` then `body` (`Connection.sendParts`). */
-export function sendPartsTo(conn: Connection, head: Uint8Array, body: Uint8Array): boolean {
-  return conn.state === "open" && conn.sendParts(head, body);
+export function sendPartsTo(
+  conn: Connection,
+  head: Uint8Array,
+  body: Uint8Array,
+  more?: readonly Uint8Array[],
+): boolean {
+  return conn.state === "open" && conn.sendParts(head, body, more);
 }

@@ -74,6 +74,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   private readonly decoder: FrameDecoder;
   private readonly writer: FrameWriter;
   private flushScheduled = false;
+  private piecesHandler: ((pieces: Buffer[], length: number) => void) | null = null;
   private needDrain = false;
   private drainPromise: Promise<void> | null = null;
   private socketQueued = 0;
@@ -145,9 +146,19 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     return this.queued(this.writer.writeData(frame, length));
   }
 
-  sendParts(head: Uint8Array, body: Uint8Array): boolean {
-    this.checkSend(head.length + body.length);
-    return this.queued(this.writer.writeParts(head, body));
+  sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean {
+    if (more === undefined || more.length === 0) {
+      this.checkSend(head.length + body.length);
+      return this.queued(this.writer.writeParts(head, body));
+    }
+    let size = head.length + body.length;
+    for (const m of more) size += m.length;
+    this.checkSend(size);
+    return this.queued(this.writer.writeParts(head, body, more));
+  }
+
+  setPiecesHandler(handler: ((pieces: Buffer[], length: number) => void) | null): void {
+    this.piecesHandler = handler;
   }
 
   private checkSend(length: number): void {
@@ -304,7 +315,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     this.lastRxAt = Date.now();
     this.stats.bytesIn += chunk.length;
     try {
-      this.decoder.push(chunk, this.onFrame);
+      this.decoder.push(chunk, this.onFrame, this.piecesHandler === null ? undefined : this.onPieces);
     } catch (err) {
       if (
         err instanceof EzipcError &&
@@ -341,6 +352,13 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
         this.socket.end();
       }
     }
+  };
+
+  private readonly onPieces = (pieces: Buffer[], length: number): void => {
+    this.stats.framesIn++;
+    if (this.state === "closed") return;
+    if (this.piecesHandler !== null) this.piecesHandler(pieces, length);
+    else this.emit("message", Buffer.concat(pieces, length));
   };
 
   private readonly onSocketDrain = (): void => {

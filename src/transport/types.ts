@@ -207,9 +207,16 @@ export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterabl
    * Queues one frame made of `head` then `body`, as {@link send} does with their concatenation, without
    * concatenating: `head` is copied before sendParts() returns; `body` is copied too when under 16 KiB,
    * else written as it is when the current callback returns (do not modify it after the call). For
-   * forwarding a payload behind a new header without copying it.
+   * forwarding a payload behind a new header without copying it. `more`: further parts of the body, after
+   * `body`, treated as `body` is (a body that arrived in pieces, sent on as it is).
    */
-  sendParts(head: Uint8Array, body: Uint8Array): boolean;
+  sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean;
+  /**
+   * Optional (stream transports): from now on, a data frame of at least 16 KiB that arrived split across
+   * reads goes to `handler` as its pieces (views into the reads, in order, `length` bytes in all) instead of
+   * being joined and emitted as `message`. `null` goes back to `message` for every frame.
+   */
+  setPiecesHandler?(handler: ((pieces: Buffer[], length: number) => void) | null): void;
   /** Resolves once the queue is below sendHighWaterMarkBytes (at once if it is); rejects if it closes first. */
   drain(): Promise<void>;
   /**

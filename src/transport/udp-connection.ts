@@ -147,8 +147,12 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
     return this.sendData([length === frame.length ? frame : frame.subarray(0, length)], length);
   }
 
-  sendParts(head: Uint8Array, body: Uint8Array): boolean {
-    return this.sendData([head, body], head.length + body.length);
+  sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean {
+    if (more === undefined || more.length === 0)
+      return this.sendData([head, body], head.length + body.length);
+    let size = head.length + body.length;
+    for (const m of more) size += m.length;
+    return this.sendData([head, body, ...more], size);
   }
 
   private sendData(parts: readonly Uint8Array[], size: number): boolean {

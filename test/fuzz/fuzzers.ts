@@ -12,7 +12,14 @@
  */
 import type { SchemaType } from "../../src/codec/schema.js";
 import { EzipcError } from "../../src/errors.js";
-import { MESSAGE_INDEX, PUBLISH_INDEX, parseMessage, parsePublish } from "../../src/pubsub/fast-frames.js";
+import {
+  MESSAGE_INDEX,
+  PUBLISH_INDEX,
+  parseMessage,
+  parseMessagePieces,
+  parsePublish,
+  parsePublishPieces,
+} from "../../src/pubsub/fast-frames.js";
 import { SealedSession, secureDatagramDial, secureDatagramListen } from "../../src/security/datagrams.js";
 import { CipherState } from "../../src/security/noise.js";
 import { RecordReader, sealRecords } from "../../src/security/records.js";
@@ -104,14 +111,23 @@ export function fuzzFrameDecoder(rng: Rng, inputs: number): FuzzResult {
       const valid = Buffer.concat(parts);
       const mutated = rng() < 0.5;
       const stream = mutated ? mutate(rng, valid) : valid;
-      const d = new FrameDecoder(MAX);
+      // Half the streams with a pieces sink (frames of 8 bytes and more split across chunks come in pieces).
+      const inPieces = rng() < 0.5;
+      const d = new FrameDecoder(MAX, 8);
       const got: Buffer[] = [];
+      const sink = (p: Buffer, control: number) => {
+        if (control === 0) got.push(Buffer.from(p));
+      };
+      const piecesSink = (pieces: Buffer[], length: number) => {
+        const joined = Buffer.concat(pieces);
+        if (joined.length !== length || length < 8) throw new Error("pieces of another length");
+        got.push(joined);
+      };
       try {
         for (let pos = 0; pos < stream.length; ) {
           const step = 1 + int(rng, 16);
-          d.push(stream.subarray(pos, pos + step), (p, control) => {
-            if (control === 0) got.push(Buffer.from(p));
-          });
+          // Each chunk in memory of its own, as a socket read is (pieces are views of chunks).
+          d.push(Buffer.from(stream.subarray(pos, pos + step)), sink, inPieces ? piecesSink : undefined);
           pos += step;
           if (d.bufferedBytes > MAX + 4) throw new Error(`frame decoder holds ${d.bufferedBytes} bytes`);
         }
@@ -274,6 +290,25 @@ export function fuzzHubMessages(rng: Rng, inputs: number): FuzzResult {
         if (!again.equals(valid)) throw new Error(`${type} does not round-trip`);
       }
       const index = frame.length >= 2 ? frame.readUInt16LE(0) : -1;
+      // The same frame cut in two: the pieces parsers never accept what the whole parser refuses, and
+      // accept every cut after the head of a frame it accepts.
+      const cut = 1 + int(rng, Math.max(1, frame.length - 1));
+      const pieces = [frame.subarray(0, cut), frame.subarray(cut)].filter((p) => p.length > 0);
+      if (index === PUBLISH_INDEX) {
+        const whole = parsePublish(frame);
+        const recordsStart = whole?.recordsStart ?? 0;
+        const inPieces = parsePublishPieces(pieces) !== null;
+        if (inPieces && whole === null)
+          throw new Error("parsePublishPieces accepted what parsePublish refuses");
+        if (whole !== null && cut >= recordsStart && !inPieces)
+          throw new Error("parsePublishPieces refused a publish cut after its head");
+      } else if (index === MESSAGE_INDEX) {
+        const whole = parseMessage(frame) !== null;
+        const inPieces = parseMessagePieces(pieces) !== null;
+        if (inPieces && !whole) throw new Error("parseMessagePieces accepted what parseMessage refuses");
+        if (whole && !inPieces && decoded !== null && cut >= messageHeadBytes(decoded.body))
+          throw new Error("parseMessagePieces refused a message cut after its head");
+      }
       if (index === PUBLISH_INDEX) {
         const fast = parsePublish(frame) !== null;
         // The fast parser may refuse more (a topic over 255 bytes, …) but never accept what decode refuses.
@@ -288,6 +323,15 @@ export function fuzzHubMessages(rng: Rng, inputs: number): FuzzResult {
     }
     return accepted;
   });
+}
+
+/** The bytes of a `message` frame before its records (u16, u32 sid, topic, u64, f64, publisher, count). */
+function messageHeadBytes(body: unknown): number {
+  const m = body as { topic: string; publisher: string; records: unknown[] };
+  const leb = (n: number) => (n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4);
+  const t = Buffer.byteLength(m.topic, "utf8");
+  const p = Buffer.byteLength(m.publisher, "utf8");
+  return 2 + 4 + leb(t) + t + 16 + leb(p) + p + leb(m.records.length);
 }
 
 /** Whether a decoded publish is one the fast path takes (it refuses an empty batch; the hub answers those). */

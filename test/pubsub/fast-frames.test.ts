@@ -8,7 +8,9 @@ import {
   MESSAGE_SID_OFFSET,
   PublishBatcher,
   parseMessage,
+  parseMessagePieces,
   parsePublish,
+  parsePublishPieces,
   recordOffsets,
   sliceHead,
 } from "../../src/pubsub/fast-frames.js";
@@ -195,5 +197,80 @@ describe("fast publish/message frames match the schema codec byte for byte", () 
       }),
       { numRuns: 2000, seed: 13 },
     );
+  });
+
+  it("parsePublishPieces and parseMessagePieces read a frame in pieces as the parsers read it whole", () => {
+    /** `frame` cut at `cuts` (ascending) into pieces, each copied into memory of its own (as reads are). */
+    const cut = (frame: Buffer, cuts: number[]) =>
+      [0, ...cuts].map((c, i) => {
+        const part = frame.subarray(c, i < cuts.length ? cuts[i] : frame.length);
+        const own = Buffer.allocUnsafeSlow(part.length);
+        part.copy(own);
+        return own;
+      });
+    const records = [
+      { headers: [{ key: "k", value: "v".repeat(200) }], payload: new Uint8Array(300).fill(1) },
+      { headers: [], payload: new Uint8Array(0) },
+      {
+        headers: [
+          { key: "a", value: "b" },
+          { key: "c", value: "" },
+        ],
+        payload: new Uint8Array(200).fill(2),
+      },
+      { headers: [], payload: new Uint8Array(129).fill(3) },
+    ];
+    const publish = Buffer.from(proto.encode("publish", { rid: 9, topic: "pieces.t", records }));
+    const whole = parsePublish(publish)!;
+    const recordsStart = whole.recordsStart;
+    const msg = Buffer.from(
+      proto.encode("message", { sid: 4, topic: "pieces.t", seq: 70n, time: 2.5, publisher: "p#1", records }),
+    );
+    const expected = parseMessage(msg)!;
+    const same = (got: ReturnType<typeof parseMessage>, what: string) => {
+      assert.ok(got, what);
+      assert.equal(got.sid, 4);
+      assert.equal(got.messages.length, records.length);
+      got.messages.forEach((m, i) => {
+        const e = expected.messages[i]!;
+        assert.deepEqual([m.topic, m.seq, m.time, m.publisher], [e.topic, e.seq, e.time, e.publisher], what);
+        assert.deepEqual({ ...m.headers }, { ...e.headers }, what);
+        assert.deepEqual(Buffer.from(m.payload), Buffer.from(e.payload), what);
+      });
+    };
+    for (let c = 1; c < publish.length; c++) {
+      const v = parsePublishPieces(cut(publish, [c]));
+      // The head must be whole in the first piece; past it, every cut parses.
+      if (c < recordsStart) assert.equal(v, null, `publish cut at ${c} (inside the head)`);
+      else assert.deepEqual({ ...v! }, { ...whole }, `publish cut at ${c}`);
+    }
+    for (let c = 1; c < msg.length; c++) {
+      const got = parseMessagePieces(cut(msg, [c]));
+      if (got !== null) same(got, `message cut at ${c}`);
+      else assert.ok(c < 40, `only a cut inside the head is refused (at ${c})`);
+    }
+    // Three and more pieces, some inside one record.
+    for (const cuts of [
+      [60, 61, 62],
+      [100, 400, 700],
+      [200, 201, 500, 501, 800],
+    ]) {
+      assert.deepEqual({ ...parsePublishPieces(cut(publish, cuts))! }, { ...whole }, `publish ${cuts}`);
+      same(parseMessagePieces(cut(msg, cuts)), `message ${cuts}`);
+    }
+    // Payloads wholly inside a piece are views of it (no copy); one that crosses a cut is a copy.
+    const pieces = cut(msg, [msg.length - 100]);
+    const got = parseMessagePieces(pieces)!;
+    assert.equal(got.messages[0]!.payload.buffer, pieces[0]!.buffer);
+    assert.notEqual(got.messages[3]!.payload.buffer, pieces[0]!.buffer);
+    assert.notEqual(got.messages[3]!.payload.buffer, pieces[1]!.buffer);
+    // Truncated, or with bytes left over, or a record cut short inside its headers: refused.
+    for (const n of [1, 50, 129]) {
+      assert.equal(parsePublishPieces(cut(publish.subarray(0, publish.length - n), [100])), null);
+      assert.equal(parseMessagePieces(cut(msg.subarray(0, msg.length - n), [100])), null);
+    }
+    const longer = Buffer.concat([publish, Buffer.from([0])]);
+    assert.equal(parsePublishPieces(cut(longer, [100])), null);
+    assert.equal(parseMessagePieces(cut(Buffer.concat([msg, Buffer.from([0])]), [100])), null);
   });
 });

@@ -298,6 +298,49 @@ for (const kind of kinds) {
     );
 
     streamOnly(
+      "sendParts' `more` parts follow the body; a pieces handler gets long split frames, in order with the rest",
+      async () => {
+        const { listener, client, server } = await pair(kind, { maxFrameBytes: 1_000_000 });
+        const got: Buffer[] = [];
+        let inPieces = 0;
+        const sizes = [
+          [1, 2],
+          [100, 30_000],
+          [20_000, 20_000, 20_000],
+          [200_000, 7],
+        ];
+        const done = new Promise<void>((resolve) => {
+          const take = (b: Buffer) => {
+            got.push(b);
+            if (got.length === sizes.length * 2) resolve();
+          };
+          server.on("message", (m) => take(Buffer.from(m)));
+          assert.ok(server.setPiecesHandler, "stream transports take pieces handlers");
+          server.setPiecesHandler((pieces, length) => {
+            inPieces++;
+            const b = Buffer.concat(pieces);
+            assert.equal(b.length, length);
+            take(b);
+          });
+        });
+        const expected: Buffer[] = [];
+        for (const [i, parts] of sizes.entries()) {
+          const bodies = parts.map((n, j) => Buffer.alloc(n, 16 * i + j));
+          client.sendParts(Buffer.from([i]), bodies[0]!, bodies.slice(1));
+          client.send(Buffer.from([0xf0 + i]));
+          expected.push(Buffer.concat([Buffer.from([i]), ...bodies]), Buffer.from([0xf0 + i]));
+        }
+        await within(done, 10_000, "frames");
+        assert.deepEqual(got, expected);
+        // A 200 kB frame cannot come in one read of a socket (64 KiB at most): it came in pieces.
+        if (kind.name.startsWith("tcp") || kind.name === "unix")
+          assert.ok(inPieces > 0, "a frame came in pieces");
+        await client.close();
+        await listener.close();
+      },
+    );
+
+    streamOnly(
       "reassembles a frame split at every byte offset, and many frames written in one chunk",
       async () => {
         const listener = await listen(kind.address());

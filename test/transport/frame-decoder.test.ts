@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import { isEzipcError } from "../../src/errors.js";
-import { FrameDecoder } from "../../src/transport/frame-decoder.js";
+import { FrameDecoder, MIN_PIECES_FRAME_BYTES } from "../../src/transport/frame-decoder.js";
 import { FrameWriter } from "../../src/transport/frame-writer.js";
 import { seededRandom, wireFrames } from "../helpers.js";
 
@@ -162,6 +162,99 @@ describe("FrameDecoder", () => {
       }
     }
     assert.ok(errors > 0, "the mutated inputs produced some errors");
+  });
+});
+
+describe("FrameDecoder, long frames in pieces", () => {
+  const long = Buffer.alloc(MIN_PIECES_FRAME_BYTES + 1000);
+  for (let i = 0; i < long.length; i++) long[i] = (i * 7) & 0xff;
+  const frames = [Buffer.from("a"), long, Buffer.from("bc"), Buffer.alloc(MIN_PIECES_FRAME_BYTES - 1, 3)];
+  const wire = wireFrames(frames);
+
+  /** Decodes `chunks`, each copied into a buffer of its own (as socket reads are), with a pieces sink. */
+  function decodeWithPieces(chunks: Buffer[]) {
+    const d = new FrameDecoder(1 << 20);
+    const out: { bytes: Buffer; pieces: Buffer[] | null }[] = [];
+    const own = chunks.map((c) => Buffer.from(c));
+    for (const c of own) {
+      d.push(
+        c,
+        (p, control) => {
+          assert.equal(control, 0);
+          out.push({ bytes: Buffer.from(p), pieces: null });
+        },
+        (pieces, length) => {
+          const bytes = Buffer.concat(pieces);
+          assert.equal(bytes.length, length);
+          out.push({ bytes, pieces });
+        },
+      );
+    }
+    assert.equal(d.bufferedBytes, 0);
+    return { out, own };
+  }
+
+  it("delivers a long split data frame as views into the chunks it came in, at every split point", () => {
+    const longStart = 4 + 1 + 4; // "a" framed, then the long frame's header
+    for (let k = 0; k <= wire.length; k += k < longStart + 8 || k > wire.length - 40 ? 1 : 997) {
+      const { out, own } = decodeWithPieces([wire.subarray(0, k), wire.subarray(k)]);
+      assert.deepEqual(
+        out.map((o) => o.bytes),
+        frames,
+        `split at ${k}`,
+      );
+      // (A header that ends a chunk counts: the body then comes as one piece.)
+      const split = k >= longStart && k < longStart + long.length;
+      assert.equal(out[1]!.pieces !== null, split, `the long frame in pieces only when split (at ${k})`);
+      if (split) {
+        // No copy: every piece is a view of one of the chunks.
+        for (const p of out[1]!.pieces!) assert.ok(own.some((c) => c.buffer === p.buffer));
+      }
+      assert.equal(out[3]!.pieces, null, "a frame under MIN_PIECES_FRAME_BYTES is joined");
+    }
+  });
+
+  it("splits across many chunks keep the pieces in order", () => {
+    const chunks: Buffer[] = [];
+    for (let pos = 0; pos < wire.length; pos += 5000) chunks.push(wire.subarray(pos, pos + 5000));
+    const { out } = decodeWithPieces(chunks);
+    assert.deepEqual(
+      out.map((o) => o.bytes),
+      frames,
+    );
+    assert.ok(out[1]!.pieces!.length >= 3);
+  });
+
+  it("joins a frame whose chunks hold far more memory than the frame (a peer trickling bytes)", () => {
+    const d = new FrameDecoder(1 << 20);
+    const got: Buffer[] = [];
+    let inPieces = 0;
+    // Each chunk a 1000-byte view into a 64 KiB buffer: keeping them would hold 64× the frame.
+    for (let pos = 0; pos < wire.length; pos += 1000) {
+      const big = Buffer.alloc(65536);
+      const n = wire.copy(big, 0, pos, pos + 1000);
+      d.push(
+        big.subarray(0, n),
+        (p) => got.push(Buffer.from(p)),
+        (pieces) => {
+          inPieces++;
+          got.push(Buffer.concat(pieces));
+        },
+      );
+      assert.ok(d.bufferedBytes <= long.length + 4);
+    }
+    assert.deepEqual(got, frames);
+    assert.equal(inPieces, 0);
+  });
+
+  it("joins a frame begun in pieces when the next chunk comes without a pieces sink", () => {
+    const cut = 4 + 1 + 4 + 100;
+    const d = new FrameDecoder(1 << 20);
+    const got: Buffer[] = [];
+    const sink = (p: Buffer) => got.push(Buffer.from(p));
+    d.push(Buffer.from(wire.subarray(0, cut)), sink, () => assert.fail("not complete yet"));
+    d.push(Buffer.from(wire.subarray(cut)), sink);
+    assert.deepEqual(got, frames);
   });
 });
 
