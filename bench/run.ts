@@ -4,7 +4,8 @@
  * interleaved so that machine noise hits both alike.
  *
  *   BENCH_QUICK=1 npm run bench    fewer messages, for a smoke test
- *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=pubsub: pub/sub and RPC;
+ *   BENCH_ONLY=hub npm run bench    only the shared-variable tables (BENCH_ONLY=core: one-way throughput and
+ *                                   echo round trips of framed connections; BENCH_ONLY=pubsub: pub/sub and RPC;
  *                                   BENCH_ONLY=secure: encrypted vs plain connections; BENCH_ONLY=chat;
  *                                   BENCH_ONLY=shm: shared memory beside the hub over unix://;
  *                                   BENCH_ONLY=clients: the Python and C# clients beside TypeScript's;
@@ -150,34 +151,9 @@ async function secureBench(): Promise<string[]> {
   return lines;
 }
 
-async function main(): Promise<void> {
-  /** BENCH_ONLY=NAME: one group of tables. */
-  const only: Record<string, () => Promise<string[]>> = {
-    chat: () => chatBench(quick),
-    secure: () => secureBench(),
-    hub: () => hubBench(quick),
-    shm: () => shmBench(quick),
-    ws: () => wsBench(quick),
-    dashboard: () => dashboardBench(quick),
-    udp: () => udpBench(quick),
-    clients: () => clientsBench(quick),
-    pubsub: () => pubsubBench(quick),
-    cluster: () => clusterBench(quick),
-    memory: () => memoryBench(quick),
-  };
-  const group = process.env.BENCH_ONLY;
-  if (group) {
-    const tables = only[group];
-    if (!tables) throw new Error(`BENCH_ONLY=${group}: one of ${Object.keys(only).join(", ")}`);
-    console.log((await tables()).join("\n"));
-    return;
-  }
+/** The one-way throughput and echo round-trip tables: framed connections beside hand-written node:net. */
+async function coreBench(): Promise<string[]> {
   const lines: string[] = [];
-  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
-  lines.push(
-    `ezipc benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, Node ${process.version}, medians of ${RUNS} run(s)`,
-  );
-  lines.push("");
   lines.push("### One-way throughput (messages/s), sender and receiver in separate processes");
   lines.push("");
   lines.push("| transport | size | raw node:net (batched) | ezipc | ezipc / raw | target |");
@@ -223,6 +199,39 @@ async function main(): Promise<void> {
     );
     process.stderr.write(`${lines.at(-1)}\n`);
   }
+  return lines;
+}
+
+async function main(): Promise<void> {
+  /** BENCH_ONLY=NAME: one group of tables. */
+  const only: Record<string, () => Promise<string[]>> = {
+    core: () => coreBench(),
+    chat: () => chatBench(quick),
+    secure: () => secureBench(),
+    hub: () => hubBench(quick),
+    shm: () => shmBench(quick),
+    ws: () => wsBench(quick),
+    dashboard: () => dashboardBench(quick),
+    udp: () => udpBench(quick),
+    clients: () => clientsBench(quick),
+    pubsub: () => pubsubBench(quick),
+    cluster: () => clusterBench(quick),
+    memory: () => memoryBench(quick),
+  };
+  const group = process.env.BENCH_ONLY;
+  if (group) {
+    const tables = only[group];
+    if (!tables) throw new Error(`BENCH_ONLY=${group}: one of ${Object.keys(only).join(", ")}`);
+    console.log((await tables()).join("\n"));
+    return;
+  }
+  const lines: string[] = [];
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  lines.push(
+    `ezipc benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, Node ${process.version}, medians of ${RUNS} run(s)`,
+  );
+  lines.push("");
+  lines.push(...(await coreBench()));
   lines.push("");
   lines.push(...(await secureBench()));
   lines.push("");
