@@ -339,10 +339,27 @@ export function encodeMessageHead(
 
 /**
  * {@link checkRecords} over pieces: `count` records from `start` in `pieces[0]` on, ending exactly with
- * the last piece. Records within one piece are checked as checkRecords does; one that crosses into the
- * next piece is read through a cursor over the pieces.
+ * the last piece.
  */
 export function checkRecordsInPieces(pieces: readonly Buffer[], start: number, count: number): boolean {
+  return walkRecordsInPieces(pieces, start, count, null);
+}
+
+/** Called by {@link walkRecordsInPieces} for record `index`: its payload is `src[from, to)`. */
+type OnRecord = (index: number, src: Buffer, headersStart: number, from: number, to: number) => void;
+
+/**
+ * Checks `count` records from `start` in `pieces[0]` on, ending exactly with the last piece, and tells
+ * `onRecord` of each. Records within one piece are read as checkRecords reads them (`src` is the piece); one
+ * that crosses into the next piece is found through a cursor over the pieces and copied into a buffer of
+ * its own (`src`). False if they are malformed.
+ */
+function walkRecordsInPieces(
+  pieces: readonly Buffer[],
+  start: number,
+  count: number,
+  onRecord: OnRecord | null,
+): boolean {
   let i = 0;
   let pos = start;
   let done = 0;
@@ -354,6 +371,7 @@ export function checkRecordsInPieces(pieces: readonly Buffer[], start: number, c
       if (h < 0) break;
       const len = readLeb(piece, h, end);
       if (len < 0 || lebEnd + len > end) break;
+      onRecord?.(done, piece, pos, lebEnd, lebEnd + len);
       pos = lebEnd + len;
       done++;
     }
@@ -362,10 +380,16 @@ export function checkRecordsInPieces(pieces: readonly Buffer[], start: number, c
     cursor.pieces = pieces;
     cursor.i = i;
     cursor.pos = pos;
-    if (!cursorSkipRecord()) return false;
+    const ok = cursorSkipRecord();
+    const record = ok && onRecord ? copyRange(pieces, i, pos, cursor.i, cursor.pos) : null;
     i = cursor.i;
     pos = cursor.pos;
     cursor.pieces = NO_PIECES;
+    if (!ok) return false;
+    if (record !== null) {
+      const len = readLeb(record, skipHeaderList(record, 0, record.length), record.length);
+      onRecord!(done, record, 0, lebEnd, lebEnd + len);
+    }
     done++;
   }
   return i === pieces.length - 1 && pos === pieces[i]!.length;
@@ -585,39 +609,10 @@ export function parseMessagePieces(pieces: readonly Buffer[]): ParsedMessages | 
   if (head === null) return null;
   const { batch, count } = head;
   const messages = new Array<MessageView>(count);
-  let i = 0;
-  let pos = head.recordsStart;
-  let done = 0;
-  while (done < count) {
-    const piece = pieces[i]!;
-    const end = piece.length;
-    while (done < count) {
-      const h = skipHeaderList(piece, pos, end);
-      if (h < 0) break;
-      const len = readLeb(piece, h, end);
-      if (len < 0 || lebEnd + len > end) break;
-      messages[done] = new MessageView(batch, done, piece, pos, piece.subarray(lebEnd, lebEnd + len));
-      pos = lebEnd + len;
-      done++;
-    }
-    if (done === count) break;
-    // A record that goes on in the next piece (or a malformed one): its bytes copied into one buffer.
-    cursor.pieces = pieces;
-    cursor.i = i;
-    cursor.pos = pos;
-    const ok = cursorSkipRecord();
-    const record = ok ? copyRange(pieces, i, pos, cursor.i, cursor.pos) : null;
-    i = cursor.i;
-    pos = cursor.pos;
-    cursor.pieces = NO_PIECES;
-    if (record === null) return null;
-    const h = skipHeaderList(record, 0, record.length);
-    const len = readLeb(record, h, record.length);
-    messages[done] = new MessageView(batch, done, record, 0, record.subarray(lebEnd, lebEnd + len));
-    done++;
-  }
-  if (i !== pieces.length - 1 || pos !== pieces[i]!.length) return null;
-  return { sid: head.sid, messages };
+  const ok = walkRecordsInPieces(pieces, head.recordsStart, count, (index, src, headersStart, from, to) => {
+    messages[index] = new MessageView(batch, index, src, headersStart, src.subarray(from, to));
+  });
+  return ok ? { sid: head.sid, messages } : null;
 }
 
 /** The bytes from piece `i0` at `pos0` to piece `i1` at `pos1`, copied into one buffer. */
