@@ -19,11 +19,12 @@ export type PiecesSink = (pieces: Buffer[], length: number) => void;
 /** Split data frames at least this long may be delivered in pieces; shorter ones are joined (cheap). */
 export const MIN_PIECES_FRAME_BYTES = 16 * 1024;
 /**
- * A frame is delivered in pieces only while the chunks they view take at most this many times its length
- * (a 64 KiB frame across two 64 KiB reads takes twice its length; the first and the last read hold other
- * frames too).
+ * A frame is delivered in pieces only while the chunks they view take at most twice its length plus this
+ * (the first and the last chunk also hold other frames: a 64 KiB frame across two 64 KiB socket reads takes
+ * 128 KiB). Beyond, it is joined: what a connection holds for a frame in progress stays within twice
+ * maxFrameBytes and 128 KiB, whatever its peer sends.
  */
-export const PIECES_MEMORY_FACTOR = 3;
+export const PIECES_SLACK_BYTES = 128 * 1024;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -34,8 +35,8 @@ const EMPTY = Buffer.alloc(0);
  * - A frame split across chunks is reassembled into one buffer allocated at its exact size, and only after
  *   its length was checked against `maxFrameBytes`. Or, when the caller passes a {@link PiecesSink} and
  *   the frame is a data frame of at least {@link MIN_PIECES_FRAME_BYTES}, it is delivered as the views into
- *   the chunks it came in (no copy) — as long as the chunks' memory stays within
- *   {@link PIECES_MEMORY_FACTOR} times the frame's length (else it is joined: memory stays bounded).
+ *   the chunks it came in (no copy) — as long as the chunks' memory stays within twice the frame's length
+ *   and {@link PIECES_SLACK_BYTES} (else it is joined: memory stays bounded).
  * - Any number of frames in one chunk, and a chunk split at any byte (even inside the header), are handled.
  *
  * A violation throws an {@link EzipcError} (`EZIPC_FRAME_TOO_LARGE` or `EZIPC_PROTOCOL`); after that the
@@ -149,7 +150,7 @@ export class FrameDecoder {
     const n = Math.min(length - have, chunk.length);
     if (n === 0) return 0;
     this.piecesRetained += chunk.buffer.byteLength;
-    if (piecesSink === undefined || this.piecesRetained > PIECES_MEMORY_FACTOR * length) {
+    if (piecesSink === undefined || this.piecesRetained > 2 * length + PIECES_SLACK_BYTES) {
       // Too much memory held for the frame (or no one takes pieces now): join what came, go on copying.
       const body = Buffer.allocUnsafe(length);
       let at = 0;
