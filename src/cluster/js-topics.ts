@@ -29,7 +29,7 @@ import {
   type Subscription,
 } from "nats";
 import { log } from "../log.js";
-import { checkRecords, encodeHeaders, encodeRecord } from "../pubsub/fast-frames.js";
+import { checkRecords, encodeHeaders, encodeRecord } from "../pubsub/records.js";
 import type { ReplicatedMessage, TopicReplica } from "../pubsub/topic-replica.js";
 import type { TopicLimits } from "../pubsub/topics.js";
 import { clusterError } from "./errors.js";

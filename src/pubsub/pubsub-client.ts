@@ -19,14 +19,9 @@ import type { coreMessages } from "../protocol/core-messages.js";
 import { checkTopic, topicMatcher } from "../protocol/names.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
-import {
-  encodeHeaders,
-  MESSAGE_INDEX,
-  PublishBatcher,
-  parseMessage,
-  parseMessagePieces,
-} from "./fast-frames.js";
+import { MESSAGE_INDEX, PublishBatcher, parseMessage, parseMessagePieces } from "./fast-frames.js";
 import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
+import { encodeHeaders } from "./records.js";
 import {
   type Gap,
   type SubscribeOptions,

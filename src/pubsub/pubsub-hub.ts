@@ -30,16 +30,10 @@ import type { HubPart } from "../protocol/hub-part.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendPartsTo, sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
-import {
-  encodeHeaders,
-  encodeMessageHead,
-  encodeRecord,
-  MESSAGE_SID_OFFSET,
-  type PublishView,
-  sliceHead,
-} from "./fast-frames.js";
+import { encodeMessageHead, MESSAGE_SID_OFFSET, type PublishView, sliceHead } from "./fast-frames.js";
 import { PublisherHolds } from "./publisher-holds.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
+import { encodeHeaders, encodeRecord } from "./records.js";
 import { TopicMirrors } from "./topic-mirrors.js";
 import type { TopicReplica } from "./topic-replica.js";
 import {

@@ -15,8 +15,9 @@ import { log } from "../log.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
-import { type PublishView, recordOffsets } from "./fast-frames.js";
+import type { PublishView } from "./fast-frames.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
+import { recordOffsets } from "./records.js";
 import type { ReplicatedMessage, TopicReplica } from "./topic-replica.js";
 import { type Topic, topicMatcher } from "./topics.js";
 

@@ -1,4 +1,5 @@
-import { recordOffsets, sliceHead } from "./fast-frames.js";
+import { sliceHead } from "./fast-frames.js";
+import { recordOffsets } from "./records.js";
 
 export { checkTopic, topicMatcher } from "../protocol/names.js";
 

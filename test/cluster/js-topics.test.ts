@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { decodeTopicMessage, encodeTopicMessage, topicSuffix } from "../../src/cluster/js-topics.js";
-import { encodeHeaders, encodeRecord } from "../../src/pubsub/fast-frames.js";
+import { encodeHeaders, encodeRecord } from "../../src/pubsub/records.js";
 
 describe("clustered topics: the stream message format", () => {
   const record = encodeRecord(encodeHeaders([{ key: "k", value: "v" }]), Buffer.from("payload"));

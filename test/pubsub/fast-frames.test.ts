@@ -2,7 +2,6 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import fc from "fast-check";
 import {
-  encodeHeaders,
   encodeMessageHead,
   encodePublish,
   MESSAGE_SID_OFFSET,
@@ -11,9 +10,9 @@ import {
   parseMessagePieces,
   parsePublish,
   parsePublishPieces,
-  recordOffsets,
   sliceHead,
 } from "../../src/pubsub/fast-frames.js";
+import { encodeHeaders, recordOffsets } from "../../src/pubsub/records.js";
 import { hubProtocol } from "../../src/wire/hub-protocol.js";
 
 const proto = hubProtocol();

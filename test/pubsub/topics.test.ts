@@ -6,7 +6,8 @@
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { encodeHeaders, encodeMessageHead, encodeRecord } from "../../src/pubsub/fast-frames.js";
+import { encodeMessageHead } from "../../src/pubsub/fast-frames.js";
+import { encodeHeaders, encodeRecord } from "../../src/pubsub/records.js";
 import { entry, MESSAGE_OVERHEAD_BYTES, offsetsOf, recordsOf, Topic } from "../../src/pubsub/topics.js";
 
 /** `n` records of `size`-byte payloads, encoded back to back. */
