@@ -147,12 +147,8 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
   }
 
   sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean {
-    if (more === undefined || more.length === 0) {
-      this.checkSend(head.length + body.length);
-      return this.queued(this.writer.writeParts(head, body));
-    }
     let size = head.length + body.length;
-    for (const m of more) size += m.length;
+    if (more !== undefined) for (const m of more) size += m.length;
     this.checkSend(size);
     return this.queued(this.writer.writeParts(head, body, more));
   }

@@ -30,7 +30,7 @@ const closeInfo = (c: Connection): Promise<CloseInfo> =>
   within(c.closed, 5_000, `connection ${c.id} to close`);
 
 describe("browser ws:// transport (WHATWG WebSocket)", () => {
-  it("echoes 20k frames of random sizes in order, intact, with sendParts beside send", async () => {
+  it("echoes 20k frames of random sizes in order, intact, with sendParts (and further parts) beside send", async () => {
     const { listener, client, server } = await pair();
     server.on("message", (m) => server.send(m));
     const random = seededRandom(7);
@@ -51,6 +51,8 @@ describe("browser ws:// transport (WHATWG WebSocket)", () => {
     for (let i = 0; i < sent.length; i++) {
       const b = sent[i]!;
       if (i % 3 === 0 && b.length > 4) client.sendParts(b.subarray(0, 4), b.subarray(4));
+      else if (i % 3 === 1 && b.length > 8)
+        client.sendParts(b.subarray(0, 4), b.subarray(4, 6), [b.subarray(6, 8), b.subarray(8)]);
       else if (!client.send(b)) await client.drain();
     }
     await within(done, 30_000, "every echo");

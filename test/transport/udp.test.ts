@@ -207,6 +207,11 @@ describe("udp:// transport", () => {
       c.send(Buffer.from("mine"));
       await within(echoed, 5_000, "the peer's echo");
       assert.deepEqual(got, ["mine"]);
+      // A frame in parts (sendParts with further parts): one datagram, the parts in order.
+      const parts = nextEvent(c, "message");
+      c.sendParts(Buffer.from("a"), Buffer.from("bc"), [Buffer.from("d"), Buffer.from("ef")]);
+      await within(parts, 5_000, "the parts' echo");
+      assert.deepEqual(got, ["mine", "abcdef"]);
     } finally {
       stranger.close();
       await c.close();
