@@ -15,6 +15,13 @@ import { spinLoop } from "./spin-loop.js";
  * topic, reading in the same turn, find the runs this one read.
  */
 const TURN_MESSAGES = 16_384;
+/**
+ * The same while other followers in this process share this one's reads: they take what it read in the
+ * same round of turns, so a short turn keeps the runs held for them small enough to die young (with
+ * 16 384, a 64 B fan-out to ten subscriptions spent a quarter of its time in the garbage collector, and
+ * delivered 14 M/s with 512 against 10 M/s).
+ */
+const SHARED_TURN_MESSAGES = 512;
 const TURN_BYTES = 1024 * 1024;
 const BATCH = 1_024;
 /**
@@ -155,6 +162,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         ringStart: this.topic.ring.lastRunStart,
         nextSeq: cursor.seq,
         nextOffset: cursor.offset,
+        takers: reads.users - 1,
       });
     }
     return n;
@@ -169,9 +177,10 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     const out = this.out;
     let turn = 0;
     let turnBytes = 0;
+    const turnMessages = this.shared !== null && this.shared.users > 1 ? SHARED_TURN_MESSAGES : TURN_MESSAGES;
     try {
       for (let want = this.limit(); !this.closed && want > 0; want = this.limit()) {
-        if (turn >= TURN_MESSAGES || turnBytes >= TURN_BYTES) {
+        if (turn >= turnMessages || turnBytes >= TURN_BYTES) {
           this.pumping = false;
           this.schedule(); // let the event loop breathe; go on next turn
           return;
@@ -181,7 +190,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         let n: number;
         try {
           n = this.shared
-            ? this.readShared(this.shared, Math.min(want, BATCH))
+            ? this.readShared(this.shared, Math.min(want, BATCH, turnMessages))
             : ring.read(this.cursor, Math.min(want, BATCH), out, this.onGap, this.make);
         } catch (err) {
           this.close();

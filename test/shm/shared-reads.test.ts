@@ -1,0 +1,68 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { PACKET_HEAD } from "../../src/shm/layout.js";
+import { RingMessage } from "../../src/shm/ring.js";
+import { TopicReads } from "../../src/shm-client/shared-reads.js";
+
+/** A run of `n` 8 B messages from `seq`, as a read of the ring from offset 0 would give it. */
+function run(seq: number, n: number, takers: number) {
+  const data = Buffer.alloc(n * (PACKET_HEAD + 8));
+  const messages = Array.from(
+    { length: n },
+    (_, i) => new RingMessage(seq + i, 0, data, i * (PACKET_HEAD + 8) + PACKET_HEAD, 0, 8),
+  );
+  return { seq, messages, ringStart: 0, nextSeq: seq + n, nextOffset: data.length, takers };
+}
+
+describe("shared reads", () => {
+  it("a run every other follower has taken is dropped at once, not kept until the byte bound", () => {
+    const reads = new TopicReads();
+    reads.users = 3;
+    const r = run(1, 4, 2);
+    reads.keep(r);
+    assert.ok(reads.keptBytes > 0);
+    const out: RingMessage[] = [];
+    const a = { seq: 1, offset: 0 };
+    assert.equal(reads.take(a, 10, out), 4);
+    assert.ok(reads.keptBytes > 0, "kept for the second taker");
+    const b = { seq: 1, offset: 0 };
+    assert.equal(reads.take(b, 10, out), 4);
+    assert.equal(reads.keptBytes, 0, "dropped after the last taker");
+    assert.deepEqual(b, { seq: 5, offset: r.nextOffset });
+    assert.equal(reads.take({ seq: 1, offset: 0 }, 10, out), 0, "nothing left to take");
+    assert.deepEqual(
+      out.map((m) => m.seqNumber),
+      [1, 2, 3, 4, 1, 2, 3, 4],
+    );
+  });
+
+  it("a run no other follower wants is not kept", () => {
+    const reads = new TopicReads();
+    reads.users = 1;
+    reads.keep(run(1, 4, 0));
+    assert.equal(reads.keptBytes, 0);
+    assert.equal(reads.take({ seq: 1, offset: 0 }, 10, []), 0);
+  });
+
+  it("followers that take part of a run each leave the rest for the next, and the last drops both", () => {
+    const reads = new TopicReads();
+    reads.users = 3;
+    reads.keep(run(1, 4, 2));
+    const a = { seq: 1, offset: 0 };
+    const b = { seq: 1, offset: 0 };
+    const outA: RingMessage[] = [];
+    const outB: RingMessage[] = [];
+    assert.equal(reads.take(a, 2, outA), 2);
+    assert.equal(a.seq, 3);
+    assert.equal(a.offset, 2 * (PACKET_HEAD + 8), "the cursor is at the rest's packet");
+    assert.equal(reads.take(b, 2, outB), 2);
+    assert.equal(reads.take(a, 2, outA), 2, "the rest, kept by the first partial take");
+    assert.equal(reads.take(b, 2, outB), 2);
+    assert.equal(reads.keptBytes, 0, "the run and its rest are dropped");
+    assert.deepEqual(
+      outA.map((m) => m.seqNumber),
+      [1, 2, 3, 4],
+    );
+    assert.deepEqual(outA, outB, "the same message objects");
+  });
+});
