@@ -40,8 +40,8 @@ import {
   checkTopic,
   type Entry,
   entry,
-  offsetsOf,
   recordsOf,
+  recordsSlice,
   type StoredMessage,
   Topic,
   type TopicLimits,
@@ -691,10 +691,11 @@ export class PubSub implements HubPart {
       let records = e.records;
       let more = e.more ?? undefined;
       if (k !== 0 || n !== e.count) {
-        more = undefined; // (offsetsOf joins an entry kept in pieces)
-        const offsets = offsetsOf(e);
+        // Part of the entry: views of the records it keeps, in pieces or not (no copy).
+        const part = recordsSlice(e, k, n);
         head = sliceHead(head, n, t.seqOf(cursor));
-        records = e.records.subarray(offsets[k], offsets[k + n]);
+        records = part.first;
+        more = part.rest;
       }
       // sendParts copies the head before it returns: patching the shared one is safe.
       head.writeUInt32LE(sub.sid, MESSAGE_SID_OFFSET);

@@ -152,14 +152,18 @@ export function walkRecordsInPieces(
   start: number,
   count: number,
   onRecord: OnRecord | null,
+  offsets: Uint32Array | null = null,
 ): boolean {
   let i = 0;
   let pos = start;
   let done = 0;
+  // Bytes of the records in the pieces before piece i (for `offsets`: from `start` on, as if joined).
+  let base = -start;
   while (done < count) {
     const piece = pieces[i]!;
     const end = piece.length;
     while (done < count) {
+      if (offsets !== null) offsets[done] = base + pos;
       const h = skipHeaderList(piece, pos, end);
       if (h < 0) break;
       const len = readLeb(piece, h, end);
@@ -170,12 +174,13 @@ export function walkRecordsInPieces(
     }
     if (done === count) break;
     // A record that goes on in the next piece (or a malformed one): read it through the cursor.
+    if (offsets !== null) offsets[done] = base + pos;
     cursor.pieces = pieces;
     cursor.i = i;
     cursor.pos = pos;
     const ok = cursorSkipRecord();
     const record = ok && onRecord ? copyRange(pieces, i, pos, cursor.i, cursor.pos) : null;
-    i = cursor.i;
+    for (; i < cursor.i; i++) base += pieces[i]!.length;
     pos = cursor.pos;
     cursor.pieces = NO_PIECES;
     if (!ok) return false;
@@ -185,6 +190,7 @@ export function walkRecordsInPieces(
     }
     done++;
   }
+  if (offsets !== null) offsets[count] = base + pos;
   return i === pieces.length - 1 && pos === pieces[i]!.length;
 }
 
@@ -253,11 +259,43 @@ export function encodeRecord(headers: Uint8Array, payload: Uint8Array): Buffer {
   return buf;
 }
 
-/** Where each of the `count` well-formed records in `records` starts (`[count]` = their end). */
-export function recordOffsets(records: Buffer, count: number): Uint32Array {
+/**
+ * Where each of the `count` well-formed records in `records` starts (`[count]` = their end); with `more`,
+ * the records go on through those pieces, and the offsets are into all of them as if joined.
+ */
+export function recordOffsets(records: Buffer, count: number, more?: readonly Buffer[]): Uint32Array {
   const offsets = new Uint32Array(count + 1);
-  checkRecords(records, 0, records.length, count, offsets);
+  if (more === undefined || more.length === 0) checkRecords(records, 0, records.length, count, offsets);
+  else walkRecordsInPieces([records, ...more], 0, count, null, offsets);
   return offsets;
+}
+
+/**
+ * Bytes `[from, to)` of `records` and the pieces `more` that follow it (as if joined), as views: the first
+ * view, and the rest (undefined when the range lies in one piece).
+ */
+export function piecesBetween(
+  records: Buffer,
+  more: readonly Buffer[] | null,
+  from: number,
+  to: number,
+): { first: Buffer; rest: Buffer[] | undefined } {
+  if (more === null || to <= records.length) return { first: records.subarray(from, to), rest: undefined };
+  let first: Buffer | null = null;
+  const rest: Buffer[] = [];
+  let base = 0;
+  for (let k = -1; k < more.length && base < to; k++) {
+    const p = k < 0 ? records : more[k]!;
+    const a = Math.max(from - base, 0);
+    const b = Math.min(to - base, p.length);
+    if (a < b) {
+      const view = a === 0 && b === p.length ? p : p.subarray(a, b);
+      if (first === null) first = view;
+      else rest.push(view);
+    }
+    base += p.length;
+  }
+  return { first: first ?? records.subarray(0, 0), rest: rest.length > 0 ? rest : undefined };
 }
 
 /** The bytes from piece `i0` at `pos0` to piece `i1` at `pos1`, copied into one buffer. */

@@ -1,5 +1,5 @@
 import { sliceHead } from "./fast-frames.js";
-import { recordOffsets } from "./records.js";
+import { piecesBetween, recordOffsets } from "./records.js";
 
 export { checkTopic, topicMatcher } from "../protocol/names.js";
 
@@ -92,10 +92,19 @@ export function recordsOf(e: Entry): Buffer {
   return e.records;
 }
 
-/** The record offsets of an entry (joined first if kept in pieces). */
+/** The record offsets of an entry (into its pieces as if joined, when it is kept in pieces: not joined). */
 export function offsetsOf(e: Entry): Uint32Array {
-  e.offsets ??= recordOffsets(recordsOf(e), e.count);
+  e.offsets ??= recordOffsets(e.records, e.count, e.more ?? undefined);
   return e.offsets;
+}
+
+/**
+ * Records `[k, k + n)` of an entry as views of what it keeps (no copy, pieces or not): the first view and
+ * the rest.
+ */
+export function recordsSlice(e: Entry, k: number, n: number): { first: Buffer; rest: Buffer[] | undefined } {
+  const offsets = offsetsOf(e);
+  return piecesBetween(e.records, e.more, offsets[k]!, offsets[k + n]!);
 }
 
 /**
@@ -261,18 +270,19 @@ export class Topic {
   /** Drops the oldest `n` messages of the oldest entry (fewer than it holds); returns the bytes freed. */
   private trimOldest(n: number): number {
     const e = this.entries[this.head]!;
-    const offsets = offsetsOf(e);
+    const rest = recordsSlice(e, n, e.count - n);
     const trimmed = entry(
       sliceHead(e.head, e.count - n, this.seqOf(e.first + n)),
-      e.records.subarray(offsets[n]),
+      rest.first,
       e.count - n,
       e.time,
+      rest.rest,
     );
     trimmed.first = e.first + n;
-    if (trimmed.records.buffer === e.records.buffer) {
-      const base = offsets[n]!;
-      trimmed.offsets = offsets.subarray(n).map((o) => o - base);
-    }
+    // (Offsets into the records as if joined: the same whether entry() kept the views or copied them.)
+    const offsets = e.offsets!;
+    const base = offsets[n]!;
+    trimmed.offsets = offsets.subarray(n).map((o) => o - base);
     this.entries[this.head] = trimmed;
     this.count -= n;
     const freed = e.bytes - trimmed.bytes;

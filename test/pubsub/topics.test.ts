@@ -2,13 +2,20 @@
  * History entries and the memory they hold (src/pubsub/topics.ts): an entry keeps the bytes it was given
  * (a view into a socket read, or the pieces of a batch split across reads) only while that memory stays
  * within twice (one view) or three times (pieces) its bytes, and counts pieces as at least half the memory
- * they hold; an entry kept in pieces is joined when part of it is needed.
+ * they hold; part of an entry kept in pieces is sent as views of its pieces, not joined.
  */
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { encodeMessageHead } from "../../src/pubsub/fast-frames.js";
 import { encodeHeaders, encodeRecord } from "../../src/pubsub/records.js";
-import { entry, MESSAGE_OVERHEAD_BYTES, offsetsOf, recordsOf, Topic } from "../../src/pubsub/topics.js";
+import {
+  entry,
+  MESSAGE_OVERHEAD_BYTES,
+  offsetsOf,
+  recordsOf,
+  recordsSlice,
+  Topic,
+} from "../../src/pubsub/topics.js";
 
 /** `n` records of `size`-byte payloads, encoded back to back. */
 function records(n: number, size: number): Buffer {
@@ -66,17 +73,47 @@ describe("history entries", () => {
     assert.equal(j.bytes, head.length + L + MESSAGE_OVERHEAD_BYTES);
   });
 
-  it("kept in pieces, are joined (once) when their record offsets are needed", () => {
-    const pieces = inReads(recs, [1500, 1501, 9000]);
-    const e = entry(head, pieces[0]!, 20, 0, pieces.slice(1));
-    assert.equal(e.more?.length, 3);
-    const offsets = offsetsOf(e);
-    assert.equal(e.more, null);
-    assert.ok(recordsOf(e).equals(recs));
-    assert.deepEqual(
-      [...offsets],
-      Array.from({ length: 21 }, (_, i) => i * R),
-    );
+  it("kept in pieces, give their record offsets and parts as views of the pieces, not joined", () => {
+    // Cuts inside headers, lengths and payloads, at record boundaries, and a one-byte piece.
+    for (const cuts of [
+      [1500, 1501, 9000],
+      [R, 2 * R],
+      [1, R + 1, 5 * R - 1],
+      [3 * R + 2, 3 * R + 3],
+    ]) {
+      const pieces = inReads(recs, cuts);
+      const e = entry(head, pieces[0]!, 20, 0, pieces.slice(1));
+      assert.equal(e.more?.length, cuts.length);
+      assert.deepEqual(
+        [...offsetsOf(e)],
+        Array.from({ length: 21 }, (_, i) => i * R),
+      );
+      assert.notEqual(e.more, null, "not joined");
+      for (const [k, n] of [
+        [0, 1],
+        [0, 20],
+        [1, 3],
+        [2, 17],
+        [19, 1],
+        [5, 10],
+      ] as const) {
+        const part = recordsSlice(e, k!, n!);
+        const views = [part.first, ...(part.rest ?? [])];
+        assert.ok(
+          Buffer.concat(views).equals(recs.subarray(k! * R, (k! + n!) * R)),
+          `records ${k}..${k! + n!} at cuts ${cuts}`,
+        );
+        for (const v of views) {
+          assert.ok(v.length > 0 || views.length === 1, "no empty views");
+          assert.ok(
+            pieces.some((p) => p.buffer === v.buffer),
+            "a view of a piece",
+          );
+        }
+      }
+      assert.notEqual(e.more, null, "still not joined");
+      assert.ok(recordsOf(e).equals(recs), "joined on demand");
+    }
   });
 
   it("trim a count-bounded topic through entries kept in pieces, with the bytes they counted", () => {
@@ -91,7 +128,7 @@ describe("history entries", () => {
     assert.equal(t.count, 25);
     const first = t.locate(t.firstIndex)!;
     assert.equal(first.count, 5);
-    assert.ok(first.records.equals(recs.subarray(15 * R)));
+    assert.ok(recordsOf(first).equals(recs.subarray(15 * R)));
     // The bytes left are exactly those of the two entries now held.
     assert.equal(t.bytes, first.bytes + t.locate(t.lastIndex)!.bytes);
   });
