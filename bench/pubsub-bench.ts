@@ -117,7 +117,7 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
   );
   lines.push("");
   lines.push(
-    "Every side with its defaults: a fire-and-forget publisher that waits when `publishAndForget` returns false; default subscribers (prefetch 4096, `prefetchBytes` 8 MiB); a default hub (16 MiB per topic). `lost`: messages the ezipc subscribers were told they missed (gaps), over all runs.",
+    "Every side with its defaults: a fire-and-forget publisher that waits when `publishAndForget` returns false; default subscribers (prefetch 16384, `prefetchBytes` 8 MiB); a default hub (16 MiB per topic). `lost`: messages the ezipc subscribers were told they missed (gaps), over all runs.",
   );
   lines.push("");
   lines.push(

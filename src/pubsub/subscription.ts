@@ -38,7 +38,8 @@ export interface SubscribeOptions {
   iter?: SubscribeIter;
   /**
    * Messages the hub may send ahead of the consumer (`next` only; `newest` asks for one at a time, so it
-   * gets the newest each time it is ready). Default 4096. This is the only buffer: a slow consumer makes the
+   * gets the newest each time it is ready). Default 16384 ({@link DEFAULT_PREFETCH}). This is the only
+   * buffer: a slow consumer makes the
    * hub wait, not queue.
    */
   prefetch?: number;
@@ -56,6 +57,14 @@ export interface SubscribeOptions {
   onGap?: (gap: Gap) => void;
 }
 
+/**
+ * Default {@link SubscribeOptions.prefetch}. The window must cover what arrives while the consumer's credit
+ * is on its way to the hub, and a busy machine can take a scheduler slice (milliseconds) to run the hub:
+ * at 64 B, 16384 against 4096 carried 15–20% more from one publisher to one subscriber through the hub, and
+ * 10% more to ten (2 cores). `prefetchBytes` still bounds the window in bytes.
+ */
+export const DEFAULT_PREFETCH = 16_384;
+
 /** Default {@link SubscribeOptions.prefetchBytes}. */
 export const DEFAULT_PREFETCH_BYTES = 8 * 1024 * 1024;
 
@@ -68,7 +77,7 @@ export function subscribeDefaults(options: SubscribeOptions): {
 } {
   const init = options.init ?? "awaitNew";
   const iter = options.iter ?? "next";
-  const prefetch = options.prefetch ?? 4096;
+  const prefetch = options.prefetch ?? DEFAULT_PREFETCH;
   if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 65_536) {
     throw new RangeError("prefetch must be an integer 1..65536");
   }

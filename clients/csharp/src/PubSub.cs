@@ -35,7 +35,7 @@ namespace Ezipc
         public ulong FromSeq;
         public Iter Iter = Iter.Next;
 
-        /// <summary>How many messages the hub may send ahead of the reader (iter next); 4096 as in the TypeScript client.</summary>
+        /// <summary>How many messages the hub may send ahead of the reader (iter next). 4096: the TypeScript client asks for 16384, bounded by 8 MiB of payload, which this client does not count.</summary>
         public int Prefetch = 4096;
 
         /// <summary>Called on the reader thread for each message instead of queueing it for NextAsync.</summary>
