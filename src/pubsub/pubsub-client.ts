@@ -21,7 +21,7 @@ import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import { MESSAGE_INDEX, PublishBatcher, parseMessage, parseMessagePieces } from "./fast-frames.js";
 import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
-import { encodeHeaders } from "./records.js";
+import { encodeHeaderList, encodeHeaders, headerList } from "./records.js";
 import {
   type Gap,
   type SubscribeOptions,
@@ -57,14 +57,6 @@ function payloadBytes(p: Payload): Uint8Array {
   if (typeof p === "string") return Buffer.from(p, "utf8");
   if (p instanceof Uint8Array) return p;
   throw new TypeError("a payload is a Uint8Array or a string");
-}
-
-function headerList(h: Record<string, string> | undefined): { key: string; value: string }[] {
-  if (!h) return [];
-  return Object.entries(h).map(([key, value]) => {
-    if (typeof value !== "string") throw new TypeError(`header ${key} must be a string`);
-    return { key, value };
-  });
 }
 
 const INIT_CODES = { oldest: 0, mostRecent: 1, awaitNew: 2 } as const;
@@ -167,7 +159,7 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
     }
     const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : payloadBytes(payload);
-    const headers = options?.headers ? encodeHeaders(headerList(options.headers)) : EMPTY_HEADER_LIST;
+    const headers = options?.headers ? encodeHeaderList(options.headers) : EMPTY_HEADER_LIST;
     if (this.batchConn !== conn) {
       this.batcher.discard();
       this.batchConn = conn;

@@ -6,43 +6,25 @@
  */
 import { EzipcError } from "../errors.js";
 import { setHeader } from "../protocol/names.js";
+import { checkedHeaders } from "../pubsub/records.js";
 
-const MAX_HEADERS = 64;
-const MAX_KEY = 256;
-const MAX_VALUE = 4096;
-
-/** Encodes the meta of a message; throws TypeError/RangeError on headers over the limits. */
+/** Encodes the meta of a message; throws `EZIPC_ENCODE` on headers over the limits (as a hub client does). */
 export function encodeMeta(publisher: Buffer, headers: Record<string, string> | undefined): Buffer {
-  const entries = headers ? Object.entries(headers) : [];
-  if (entries.length === 0) {
-    const out = Buffer.allocUnsafe(publisher.length + 2);
-    out[0] = publisher.length;
-    publisher.copy(out, 1);
-    out[publisher.length + 1] = 0;
-    return out;
-  }
-  if (entries.length > MAX_HEADERS) throw new RangeError(`at most ${MAX_HEADERS} headers`);
-  const parts: Buffer[] = [];
+  const entries = headers ? checkedHeaders(headers) : [];
   let size = 2 + publisher.length;
-  for (const [k, v] of entries) {
-    if (typeof v !== "string") throw new TypeError(`header ${k} must be a string`);
-    const kb = Buffer.from(k, "utf8");
-    const vb = Buffer.from(v, "utf8");
-    if (kb.length === 0 || kb.length > MAX_KEY || vb.length > MAX_VALUE) {
-      throw new RangeError(`header ${k}: keys 1-${MAX_KEY} bytes, values at most ${MAX_VALUE}`);
-    }
-    parts.push(kb, vb);
-    size += 4 + kb.length + vb.length;
-  }
+  for (const [k, v] of entries) size += 4 + Buffer.byteLength(k) + Buffer.byteLength(v);
   const out = Buffer.allocUnsafe(size);
   out[0] = publisher.length;
   publisher.copy(out, 1);
   let pos = 1 + publisher.length;
   out[pos++] = entries.length;
-  for (const p of parts) {
-    out.writeUInt16LE(p.length, pos);
-    p.copy(out, pos + 2);
-    pos += 2 + p.length;
+  for (const [k, v] of entries) {
+    const kl = out.write(k, pos + 2, "utf8");
+    out.writeUInt16LE(kl, pos);
+    pos += 2 + kl;
+    const vl = out.write(v, pos + 2, "utf8");
+    out.writeUInt16LE(vl, pos);
+    pos += 2 + vl;
   }
   return out;
 }

@@ -8,6 +8,7 @@ import {
   type Gap,
   Hub,
   type HubClient,
+  isEzipcError,
   type MessagingClient,
   SqliteStore,
   type SubscribeInit,
@@ -252,6 +253,37 @@ for (const backend of ["hub", "shm", "cluster"] as const)
           [["pkt_3"], ["pkt_3"]],
         ],
       ));
+
+    it("headers over the wire's limits fail their own publish with EZIPC_ENCODE; nothing around it is lost", async () => {
+      const topic = `a0.case${n++}`;
+      const got: string[] = [];
+      const s = await sub.subscribe(topic, {}, (m) => {
+        got.push(m.text());
+      });
+      const bad: Record<string, string>[] = [
+        { big: "x".repeat(4097) },
+        { big: "é".repeat(2049) }, // 4098 bytes in UTF-8
+        { ["k".repeat(257)]: "v" },
+        Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`h${i}`, "v"])),
+        { n: 1 as unknown as string },
+      ];
+      const encodeError = (e: unknown) => isEzipcError(e) && e.code === "EZIPC_ENCODE";
+      try {
+        pub.publishAndForget(topic, "a");
+        for (const headers of bad) {
+          // (a fire-and-forget publish used to put it in its batch: the hub refused the batch and the connection)
+          assert.throws(() => pub.publishAndForget(topic, "bad", { headers }), encodeError);
+          await assert.rejects(pub.publish(topic, "bad", { headers }), encodeError);
+        }
+        pub.publishAndForget(topic, "b", { headers: { ok: "x".repeat(4096), ["k".repeat(256)]: "" } });
+        const last = await pub.publish(topic, "c");
+        await settle(topic, last.seq);
+        await until(() => got.length >= 3, "the three good messages", 10_000);
+        assert.deepEqual(got, ["a", "b", "c"]);
+      } finally {
+        s.unsubscribe();
+      }
+    });
   });
 
 describe("pub/sub semantics", () => {

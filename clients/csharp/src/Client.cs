@@ -526,6 +526,7 @@ namespace Ezipc
 
         internal static List<object> HeaderList(IDictionary<string, string> headers)
         {
+            Schema.CheckHeaders(headers);
             var list = new List<object>();
             if (headers != null)
                 foreach (var kv in headers) list.Add(Body.Of("key", kv.Key, "value", kv.Value));

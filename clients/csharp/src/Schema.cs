@@ -168,8 +168,24 @@ namespace Ezipc
         }
 
         /// <summary>One `record` (headers, payload) as `publish` carries it: the generic codec's bytes, faster.</summary>
+        /// <summary>Headers within the wire's limits (docs/protocol.md): at most 64, keys of at most 256 UTF-8 bytes,
+        /// values of at most 4096, none null; EZIPC_ENCODE otherwise. Every publish and request checks its headers here before
+        /// anything is queued: a fire-and-forget publish with a bad header fails alone, not in a batch the hub refuses.</summary>
+        public static void CheckHeaders(IDictionary<string, string> headers)
+        {
+            if (headers == null) return;
+            if (headers.Count > 64) throw new EzipcException("EZIPC_ENCODE", headers.Count + " headers: at most 64");
+            foreach (var kv in headers)
+            {
+                if (kv.Key == null || kv.Value == null) throw new EzipcException("EZIPC_ENCODE", "a header key or value is null");
+                if (Encoding.UTF8.GetByteCount(kv.Key) > 256) throw new EzipcException("EZIPC_ENCODE", "a header key is over 256 bytes");
+                if (Encoding.UTF8.GetByteCount(kv.Value) > 4096) throw new EzipcException("EZIPC_ENCODE", "header " + kv.Key + ": the value is over 4096 bytes");
+            }
+        }
+
         public static byte[] EncodeRecord(byte[] payload, IDictionary<string, string> headers)
         {
+            CheckHeaders(headers);
             var w = new Writer();
             if (headers == null || headers.Count == 0) w.Byte(0);
             else

@@ -204,6 +204,36 @@ public class HubTests
     }
 
     [Test]
+    public void HeadersOverTheLimits()
+    {
+        foreach (var url in Urls)
+        {
+            var cs = Clients(url);
+            var topic = Unique("cs.headers");
+            var sub = Within(cs[1].SubscribeAsync(topic));
+            cs[0].PublishAndForget(topic, Encoding.UTF8.GetBytes("a"));
+            var bad = new[]
+            {
+                new Dictionary<string, string> { { "big", new string('x', 4097) } },
+                new Dictionary<string, string> { { "big", new string('\u00e9', 2049) } },
+                new Dictionary<string, string> { { new string('k', 257), "v" } },
+                Enumerable.Range(0, 65).ToDictionary(i => "h" + i, i => "v"),
+                new Dictionary<string, string> { { "n", null } },
+            };
+            foreach (var headers in bad)
+            {
+                // (the bad header used to go out in the batch: the hub refused it and closed the connection)
+                var e = Assert.Throws<EzipcException>(() => cs[0].PublishAndForget(topic, Encoding.UTF8.GetBytes("bad"), headers));
+                Assert.AreEqual("EZIPC_ENCODE", e.Code);
+                Assert.AreEqual("EZIPC_ENCODE", Code(cs[0].PublishAsync(topic, "bad", headers)));
+            }
+            cs[0].PublishAndForget(topic, Encoding.UTF8.GetBytes("b"), new Dictionary<string, string> { { "ok", new string('x', 4096) } });
+            Within(cs[0].PublishAsync(topic, "c"));
+            CollectionAssert.AreEqual(new[] { "a", "b", "c" }, Enumerable.Range(0, 3).Select(_ => Within(sub.NextAsync()).Text).ToArray());
+        }
+    }
+
+    [Test]
     public void ManyMessagesWithCredit()
     {
         foreach (var url in Urls)

@@ -26,5 +26,27 @@ def _bytes(p: Payload | None) -> bytes:
     return bytes(p)
 
 
+MAX_HEADERS = 64
+MAX_HEADER_KEY = 256
+MAX_HEADER_VALUE = 4096
+
+
 def _headers(h: dict[str, str] | None) -> list[dict[str, str]]:
-    return [{"key": k, "value": v} for k, v in (h or {}).items()]
+    """Headers as the wire's list, checked against its limits (docs/protocol.md): at most 64, keys of at most
+    256 UTF-8 bytes, values of at most 4096, every one a string; EZIPC_ENCODE otherwise, before anything is
+    queued (a fire-and-forget publish with a bad header must fail alone, not in a batch the hub refuses)."""
+    from .errors import EzipcError
+
+    items = list((h or {}).items())
+    if len(items) > MAX_HEADERS:
+        raise EzipcError("EZIPC_ENCODE", f"{len(items)} headers: at most {MAX_HEADERS}")
+    out = []
+    for k, v in items:
+        if not isinstance(k, str) or not isinstance(v, str):
+            raise EzipcError("EZIPC_ENCODE", f"header {str(k)[:64]}: keys and values must be strings")
+        if len(k.encode("utf-8")) > MAX_HEADER_KEY:
+            raise EzipcError("EZIPC_ENCODE", f"header key {k[:64]}...: over {MAX_HEADER_KEY} bytes")
+        if len(v.encode("utf-8")) > MAX_HEADER_VALUE:
+            raise EzipcError("EZIPC_ENCODE", f"header {k[:64]}: the value is over {MAX_HEADER_VALUE} bytes")
+        out.append({"key": k, "value": v})
+    return out

@@ -156,6 +156,30 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
                     got.append(int(m.text()))
                 self.assertEqual(got, list(range(n)))
 
+    async def test_headers_over_the_limits(self):
+        for url in URLS:
+            with self.subTest(url=url):
+                a, b = await self.clients(url)
+                topic = unique("py.headers")
+                sub = await b.subscribe(topic)
+                a.publish_and_forget(topic, "a")
+                for headers in ({"big": "x" * 4097}, {"big": "\u00e9" * 2049}, {"k" * 257: "v"}, {f"h{i}": "v" for i in range(65)}, {"n": 1}):
+                    # (the bad header used to go out in the batch: the hub refused it and closed the connection)
+                    with self.assertRaises(EzipcError) as e:
+                        a.publish_and_forget(topic, "bad", headers=headers)
+                    self.assertEqual(e.exception.code, "EZIPC_ENCODE")
+                    with self.assertRaises(EzipcError) as e:
+                        await a.publish(topic, "bad", headers=headers)
+                    self.assertEqual(e.exception.code, "EZIPC_ENCODE")
+                a.publish_and_forget(topic, "b", headers={"ok": "x" * 4096})
+                await a.publish(topic, "c")
+                got = []
+                async for m in sub:
+                    got.append(m.text())
+                    if len(got) == 3:
+                        break
+                self.assertEqual(got, ["a", "b", "c"])
+
     async def test_rpc(self):
         for url in URLS:
             with self.subTest(url=url):
