@@ -253,7 +253,9 @@ export class Bridge {
     const sent = this.barrier(c, from, confirm);
     return (m) => {
       if (this.closed) return;
-      if (m.headers[BRIDGED_HEADER] !== undefined) {
+      // The bridge's own forwards coming back from the hub are known by their publisher (the bridge's hub
+      // client) without reading their headers; others by the header.
+      if ((from === "hub" && m.publisher === this.hub.label) || m.headers[BRIDGED_HEADER] !== undefined) {
         sent(m.seq); // never forwarded back: only the cursor moves
         return;
       }
