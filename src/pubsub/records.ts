@@ -92,10 +92,11 @@ export function checkedHeaders(headers: Record<string, string>): [string, string
     if (typeof value !== "string") {
       throw new EzipcError("EZIPC_ENCODE", `header ${key.slice(0, 64)}: the value must be a string`);
     }
-    if (Buffer.byteLength(key) > MAX_HEADER_KEY) {
+    // (A UTF-16 unit takes at most 3 UTF-8 bytes: short strings need no count.)
+    if (key.length * 3 > MAX_HEADER_KEY && Buffer.byteLength(key) > MAX_HEADER_KEY) {
       throw new EzipcError("EZIPC_ENCODE", `header key ${key.slice(0, 64)}…: over ${MAX_HEADER_KEY} bytes`);
     }
-    if (Buffer.byteLength(value) > MAX_HEADER_VALUE) {
+    if (value.length * 3 > MAX_HEADER_VALUE && Buffer.byteLength(value) > MAX_HEADER_VALUE) {
       throw new EzipcError(
         "EZIPC_ENCODE",
         `header ${key.slice(0, 64)}: the value is over ${MAX_HEADER_VALUE} bytes`,
@@ -119,20 +120,44 @@ export function encodeHeaderList(headers: Record<string, string>): Buffer {
   if (entries.length === 0) return EMPTY_HEADERS;
   let size = lebSize(entries.length);
   for (const [k, v] of entries) {
-    const kl = Buffer.byteLength(k);
-    const vl = Buffer.byteLength(v);
+    const kl = utf8Length(k);
+    const vl = utf8Length(v);
     size += lebSize(kl) + kl + lebSize(vl) + vl;
   }
   const out = Buffer.allocUnsafe(size);
   let pos = writeLeb(out, 0, entries.length);
   for (const [k, v] of entries) {
-    pos = writeLeb(out, pos, Buffer.byteLength(k));
-    pos += out.write(k, pos, "utf8");
-    pos = writeLeb(out, pos, Buffer.byteLength(v));
-    pos += out.write(v, pos, "utf8");
+    pos = writeString(out, pos, k);
+    pos = writeString(out, pos, v);
   }
   return out;
 }
+
+/**
+ * Bytes of `s` in UTF-8: counted in a loop for a short ASCII string (a header's usual case: cheaper than
+ * the call into Buffer.byteLength), else by Buffer.byteLength.
+ */
+function utf8Length(s: string): number {
+  if (s.length <= SHORT_STRING) {
+    let i = 0;
+    while (i < s.length && s.charCodeAt(i) < 0x80) i++;
+    if (i === s.length) return i;
+  }
+  return Buffer.byteLength(s);
+}
+
+/** Writes `s` as a length-prefixed UTF-8 string; returns where it ends (short ASCII: a loop, as above). */
+function writeString(out: Buffer, pos: number, s: string): number {
+  const n = utf8Length(s);
+  pos = writeLeb(out, pos, n);
+  if (n === s.length && n <= SHORT_STRING) {
+    for (let i = 0; i < n; i++) out[pos + i] = s.charCodeAt(i);
+    return pos + n;
+  }
+  return pos + out.write(s, pos, "utf8");
+}
+
+const SHORT_STRING = 64;
 
 /** The encoded header list (count, then key/value strings) of a headers record. */
 export function encodeHeaders(headers: readonly { key: string; value: string }[]): Buffer {

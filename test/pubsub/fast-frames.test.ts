@@ -12,7 +12,7 @@ import {
   parsePublishPieces,
   sliceHead,
 } from "../../src/pubsub/fast-frames.js";
-import { encodeHeaders, recordOffsets } from "../../src/pubsub/records.js";
+import { encodeHeaderList, encodeHeaders, recordOffsets } from "../../src/pubsub/records.js";
 import { hubProtocol } from "../../src/wire/hub-protocol.js";
 
 const proto = hubProtocol();
@@ -271,5 +271,41 @@ describe("fast publish/message frames match the schema codec byte for byte", () 
     const longer = Buffer.concat([publish, Buffer.from([0])]);
     assert.equal(parsePublishPieces(cut(longer, [100])), null);
     assert.equal(parseMessagePieces(cut(Buffer.concat([msg, Buffer.from([0])]), [100])), null);
+  });
+});
+
+describe("header lists", () => {
+  it("encodeHeaderList writes what the generic encoder writes, for any strings within the limits", () => {
+    const fixed: Record<string, string>[] = [
+      {},
+      { a: "" },
+      { "": "v" },
+      { "ezipc-bridged": "shm", "ezipc-bridged-seq": "12345678901234567890", "ezipc-origin": "pub#1234" },
+      { ["k".repeat(64)]: "v".repeat(64), ["k".repeat(65)]: "v".repeat(65) }, // around the short-string loop
+      { é: "ü".repeat(63), emoji: "🙂".repeat(40), cjk: "漢".repeat(85) },
+      { ["k".repeat(256)]: "x".repeat(4096) },
+    ];
+    const check = (h: Record<string, string>) =>
+      assert.deepEqual(
+        encodeHeaderList(h),
+        encodeHeaders(Object.entries(h).map(([key, value]) => ({ key, value }))),
+        JSON.stringify(h).slice(0, 80),
+      );
+    for (const h of fixed) check(h);
+    fc.assert(
+      fc.property(
+        fc.dictionary(
+          fc.string({ maxLength: 80, unit: "binary" }),
+          fc.string({ maxLength: 300, unit: "binary" }),
+          {
+            maxKeys: 8,
+          },
+        ),
+        (h) => {
+          check(h);
+        },
+      ),
+      { numRuns: 500, seed: 20261201 },
+    );
   });
 });
