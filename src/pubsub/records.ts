@@ -77,18 +77,20 @@ export function skipHeaderList(frame: Buffer, start: number, end: number): numbe
 }
 
 /**
- * A publish's headers as entries, checked against the wire's limits as the schema codec checks them: every
- * value a string, at most {@link MAX_HEADERS}, keys of at most {@link MAX_HEADER_KEY} bytes and values of at
- * most {@link MAX_HEADER_VALUE} (UTF-8). Throws `EZIPC_ENCODE` otherwise. Every publish path checks its
- * headers here before anything is queued: a fire-and-forget publish with a bad header must fail alone, not
- * reach the hub inside a batch it would refuse whole.
+ * A publish's header names, checked with their values against the wire's limits as the schema codec checks
+ * them: every value a string, at most {@link MAX_HEADERS}, keys of at most {@link MAX_HEADER_KEY} bytes and
+ * values of at most {@link MAX_HEADER_VALUE} (UTF-8). Throws `EZIPC_ENCODE` otherwise. Every publish path
+ * checks its headers here before anything is queued: a fire-and-forget publish with a bad header must fail
+ * alone, not reach the hub inside a batch it would refuse whole.
  */
-export function checkedHeaders(headers: Record<string, string>): [string, string][] {
-  const entries = Object.entries(headers);
-  if (entries.length > MAX_HEADERS) {
-    throw new EzipcError("EZIPC_ENCODE", `${entries.length} headers: at most ${MAX_HEADERS}`);
+export function checkedHeaders(headers: Record<string, string>): string[] {
+  const keys = Object.keys(headers);
+  if (keys.length > MAX_HEADERS) {
+    throw new EzipcError("EZIPC_ENCODE", `${keys.length} headers: at most ${MAX_HEADERS}`);
   }
-  for (const [key, value] of entries) {
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
+    const value = headers[key];
     if (typeof value !== "string") {
       throw new EzipcError("EZIPC_ENCODE", `header ${key.slice(0, 64)}: the value must be a string`);
     }
@@ -103,12 +105,12 @@ export function checkedHeaders(headers: Record<string, string>): [string, string
       );
     }
   }
-  return entries;
+  return keys;
 }
 
 /** {@link checkedHeaders} as the key/value list the schema codec takes (none: empty). */
 export function headerList(headers: Record<string, string> | undefined): { key: string; value: string }[] {
-  return headers ? checkedHeaders(headers).map(([key, value]) => ({ key, value })) : [];
+  return headers ? checkedHeaders(headers).map((key) => ({ key, value: headers[key]! })) : [];
 }
 
 /**
@@ -116,19 +118,19 @@ export function headerList(headers: Record<string, string> | undefined): { key: 
  * header list of a fire-and-forget publish.
  */
 export function encodeHeaderList(headers: Record<string, string>): Buffer {
-  const entries = checkedHeaders(headers);
-  if (entries.length === 0) return EMPTY_HEADERS;
-  let size = lebSize(entries.length);
-  for (const [k, v] of entries) {
-    const kl = utf8Length(k);
-    const vl = utf8Length(v);
+  const keys = checkedHeaders(headers);
+  if (keys.length === 0) return EMPTY_HEADERS;
+  let size = lebSize(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const kl = utf8Length(keys[i]!);
+    const vl = utf8Length(headers[keys[i]!]!);
     size += lebSize(kl) + kl + lebSize(vl) + vl;
   }
   const out = Buffer.allocUnsafe(size);
-  let pos = writeLeb(out, 0, entries.length);
-  for (const [k, v] of entries) {
-    pos = writeString(out, pos, k);
-    pos = writeString(out, pos, v);
+  let pos = writeLeb(out, 0, keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    pos = writeString(out, pos, keys[i]!);
+    pos = writeString(out, pos, headers[keys[i]!]!);
   }
   return out;
 }

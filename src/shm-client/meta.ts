@@ -10,15 +10,16 @@ import { checkedHeaders } from "../pubsub/records.js";
 
 /** Encodes the meta of a message; throws `EZIPC_ENCODE` on headers over the limits (as a hub client does). */
 export function encodeMeta(publisher: Buffer, headers: Record<string, string> | undefined): Buffer {
-  const entries = headers ? checkedHeaders(headers) : [];
+  const keys = headers ? checkedHeaders(headers) : [];
   let size = 2 + publisher.length;
-  for (const [k, v] of entries) size += 4 + Buffer.byteLength(k) + Buffer.byteLength(v);
+  for (const k of keys) size += 4 + Buffer.byteLength(k) + Buffer.byteLength(headers![k]!);
   const out = Buffer.allocUnsafe(size);
   out[0] = publisher.length;
   publisher.copy(out, 1);
   let pos = 1 + publisher.length;
-  out[pos++] = entries.length;
-  for (const [k, v] of entries) {
+  out[pos++] = keys.length;
+  for (const k of keys) {
+    const v = headers![k]!;
     const kl = out.write(k, pos + 2, "utf8");
     out.writeUInt16LE(kl, pos);
     pos += 2 + kl;
