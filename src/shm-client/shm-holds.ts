@@ -17,15 +17,26 @@ const FLOOR_REUSE = 256;
 /** How often held publishes look again without a wake-up (readers that died). */
 const RETRY_MS = 20;
 
+/** One held publish. */
 interface Pending {
+  batch?: undefined;
   meta: Buffer;
   body: Uint8Array;
   resolve?: (r: { seq: number; time: number }) => void;
   reject?: (e: EzipcError) => void;
 }
 
+/**
+ * Held fire-and-forget publishes: the rest of a batch, copied out whole (one copy, not one per message) and
+ * appended again as a batch, from `from` on.
+ */
+interface PendingBatch {
+  batch: PackedMessages;
+  from: number;
+}
+
 class Held {
-  readonly queue: Pending[] = [];
+  readonly queue: (Pending | PendingBatch)[] = [];
   bytes = 0;
   readonly since = Date.now();
 }
@@ -128,7 +139,9 @@ export class PublisherHolds {
       markWriterWaiting(t.ring.file, this.ns.slotFor(t));
       this.timer ??= setInterval(this.retryAll, RETRY_MS);
     }
-    for (let i = n; i < count; i++) this.enqueue(h, batch.message(i));
+    const rest = batch.rest(n);
+    h.queue.push({ batch: rest, from: 0 });
+    h.bytes += rest.bytes;
     // A reader may have moved on between the stopped append and the mark: look once more.
     if (created) this.retry(t);
   }
@@ -155,6 +168,25 @@ export class PublisherHolds {
     while (h.queue.length > 0) {
       const p = h.queue[0]!;
       const time = Date.now();
+      if (p.batch !== undefined) {
+        const before = p.batch.bytesFrom(p.from);
+        let k: number;
+        try {
+          k = t.ring.appendMany(p.batch, p.from, p.batch.count, time, floor);
+        } catch {
+          k = p.batch.count - p.from; // (fire-and-forget: nobody to tell; the ring refused them)
+        }
+        p.from += k;
+        h.bytes -= before - p.batch.bytesFrom(p.from);
+        if (k > 0) wrote = true;
+        if (p.from < p.batch.count) {
+          markWriterWaiting(file, t.slot);
+          if (wrote) this.ns.waker.wakeSleepers(file);
+          return;
+        }
+        h.queue.shift();
+        continue;
+      }
       let seq: number;
       try {
         seq = t.ring.append(p.meta, p.body, time, floor);
@@ -200,7 +232,7 @@ export class PublisherHolds {
     this.timer = null;
     for (const t of this.topics) {
       const h = t.held as Held;
-      for (const p of h.queue) p.reject?.(error);
+      for (const p of h.queue) if (p.batch === undefined) p.reject?.(error);
       t.held = null;
     }
     this.topics.clear();

@@ -133,16 +133,27 @@ export class PackedMessages implements PacketSource {
     dst.set(this.buf.subarray(a, b), at);
   }
 
-  /** A copy of message `i`'s meta and body, for a message that must wait after the batch is reused. */
-  message(i: number): { meta: Buffer; body: Buffer } {
-    const at = this.starts[i]!;
-    const ml = this.u32[(at >> 2) + P_META / 4]!;
-    const bl = this.u32[(at >> 2) + P_BODY / 4]!;
-    const m = at + PACKET_HEAD;
-    return {
-      meta: Buffer.from(this.buf.subarray(m, m + ml)),
-      body: Buffer.from(this.buf.subarray(m + ml, m + ml + bl)),
-    };
+  /**
+   * A batch of its own holding packets `from..count` (one copy of their bytes), for packets that must wait
+   * after this batch is reused.
+   */
+  rest(from: number): PackedMessages {
+    const copy = new PackedMessages();
+    const a = this.starts[from]!;
+    const bytes = this.used - a;
+    if (bytes > copy.buf.length) copy.grow(bytes);
+    this.buf.copy(copy.buf, 0, a, this.used);
+    const n = this.n - from;
+    if (copy.starts.length < n) copy.starts = new Uint32Array(n);
+    for (let i = 0; i < n; i++) copy.starts[i] = this.starts[from + i]! - a;
+    copy.n = n;
+    copy.used = bytes;
+    return copy;
+  }
+
+  /** Bytes of packets `from..count`. */
+  bytesFrom(from: number): number {
+    return from >= this.n ? 0 : this.used - this.starts[from]!;
   }
 
   /** Empties the batch for reuse. */

@@ -208,6 +208,25 @@ describe("shm ring (one process)", () => {
     assert.ok(r.state().tailSeq > 1, "the ring filled and evicted");
   });
 
+  it("the rest of a batch (held for a slow reader) copies out the packets from any one on, and appends as they would", () => {
+    const batch = new PackedMessages();
+    for (let k = 0; k < 10; k++) batch.add(Buffer.from(`m${k}`), Buffer.alloc(k * 13, k));
+    for (const from of [0, 1, 4, 9]) {
+      const rest = batch.rest(from);
+      assert.equal(rest.count, 10 - from);
+      assert.equal(rest.bytes, batch.bytesFrom(from));
+      assert.equal(rest.bytesFrom(0), rest.bytes);
+      assert.equal(rest.bytesFrom(rest.count), 0);
+      const r = ring(64 * 1024);
+      assert.equal(r.appendMany(rest, 0, rest.count, 5), rest.count);
+      const got = readAll(r, { seq: 1, offset: 0 });
+      assert.deepEqual(
+        got.map((m) => [m.meta.toString(), m.body.length, m.body.every((b) => b === m.body.length / 13)]),
+        Array.from({ length: 10 - from }, (_, i) => [`m${from + i}`, (from + i) * 13, true]),
+      );
+    }
+  });
+
   it("a packed batch crosses the ring's end and evicts its own first packets; every kept message is whole", () => {
     const r = ring(4096);
     const cursor: RingCursor = { seq: 1, offset: -1 };
