@@ -16,12 +16,13 @@ import {
   type WireMessages,
 } from "../protocol/client-link.js";
 import type { coreMessages } from "../protocol/core-messages.js";
+import { headerList } from "../protocol/fields.js";
 import { checkTopic, topicMatcher } from "../protocol/names.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import { MESSAGE_INDEX, PublishBatcher, parseMessage, parseMessagePieces } from "./fast-frames.js";
 import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
-import { encodeHeaderList, encodeHeaders, headerList } from "./records.js";
+import { encodeHeaderList, encodeHeaders } from "./records.js";
 import {
   type Gap,
   type SubscribeOptions,

@@ -11,6 +11,7 @@ import { type CallDeadline, callerDeadlines, serverDeadlines } from "../call-dea
 import type { Infer } from "../codec/schema.js";
 import { type ErrorCode, ErrorCodes, EzipcError, isEzipcError } from "../errors.js";
 import { IdMap } from "../id-map.js";
+import { headerList } from "../protocol/fields.js";
 import { setHeader } from "../protocol/names.js";
 import { checkDurationMs, MAX_TIMER_MS } from "../ranges.js";
 import { isThenable } from "../thenable.js";
@@ -70,10 +71,6 @@ const NO_PAYLOAD = new Uint8Array(0);
 function endError(code: string, message: string): EzipcError {
   const known = code in ErrorCodes ? (code as ErrorCode) : "EZIPC_REMOTE";
   return new EzipcError(known, message);
-}
-
-function headerList(h: Record<string, string> | undefined): { key: string; value: string }[] {
-  return h ? Object.entries(h).map(([key, value]) => ({ key, value: String(value) })) : [];
 }
 
 /**

@@ -5,8 +5,8 @@
  *   u16 key length, key (UTF-8), u16 value length, value (UTF-8)        (lengths little-endian)
  */
 import { EzipcError } from "../errors.js";
+import { checkedHeaders } from "../protocol/fields.js";
 import { setHeader } from "../protocol/names.js";
-import { checkedHeaders } from "../pubsub/records.js";
 
 /** Encodes the meta of a message; throws `EZIPC_ENCODE` on headers over the limits (as a hub client does). */
 export function encodeMeta(publisher: Buffer, headers: Record<string, string> | undefined): Buffer {

@@ -44,6 +44,19 @@ describe("RPC", () => {
     });
   });
 
+  it("request headers over the wire's limits, or not strings, fail that request with EZIPC_ENCODE; the caller goes on", async () => {
+    for (const headers of [
+      { big: "x".repeat(4097) },
+      { ["k".repeat(257)]: "v" },
+      Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`h${i}`, "v"])),
+      { n: 1 as unknown as string }, // (was sent as "1")
+    ]) {
+      await assert.rejects(caller.request("ping", "x", { headers }), { code: "EZIPC_ENCODE" });
+      await assert.rejects(caller.requestStream("ping", "x", { headers }), { code: "EZIPC_ENCODE" });
+    }
+    assert.equal((await caller.request("ping", "x", { headers: { ok: "x".repeat(4096) } })).text(), "pong");
+  });
+
   it("timeoutMs: the caller's API takes 0..2^31-1 (RangeError otherwise); a longer one from the wire is not an instant timeout", async () => {
     for (const timeoutMs of [-1, 1.5, 2 ** 31, Number.NaN]) {
       await assert.rejects(caller.request("ping", "x", { timeoutMs }), RangeError, `request ${timeoutMs}`);
