@@ -17,7 +17,7 @@ import { EventEmitter } from "node:events";
 import { EzipcError } from "../errors.js";
 import { newConnectionStats } from "./counters.js";
 import { eventsUntilClosed, nextDrain } from "./events.js";
-import { CONTROL_BIT, ControlType, HEADER_BYTES } from "./frame.js";
+import { CONTROL_BIT, ControlType, HEADER_BYTES, partsLength, payloadParts } from "./frame.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { nextConnectionId } from "./ids.js";
 import { peerEnded, type ResolvedConnectionOptions, resolveConnectionOptions } from "./stream-connection.js";
@@ -160,11 +160,8 @@ export class BrowserWsConnection extends EventEmitter<ConnectionEvents> implemen
   }
 
   sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean {
-    if (more === undefined || more.length === 0)
-      return this.sendFrame([head, body], head.length + body.length);
-    let size = head.length + body.length;
-    for (const m of more) size += m.length;
-    return this.sendFrame([head, body, ...more], size);
+    const parts = payloadParts(head, body, more);
+    return this.sendFrame(parts, partsLength(parts));
   }
 
   private sendFrame(parts: readonly Uint8Array[], size: number): boolean {

@@ -31,3 +31,18 @@ export const ControlType = {
   CLOSE: 3,
 } as const;
 export type ControlType = (typeof ControlType)[keyof typeof ControlType];
+
+/**
+ * The parts of a `Connection.sendParts(head, body, more)` frame's payload in order, for a connection that
+ * sends a list of parts (ws://, udp://).
+ */
+export function payloadParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): Uint8Array[] {
+  return more === undefined || more.length === 0 ? [head, body] : [head, body, ...more];
+}
+
+/** Bytes of `parts` together. */
+export function partsLength(parts: readonly Uint8Array[]): number {
+  let size = 0;
+  for (const p of parts) size += p.length;
+  return size;
+}

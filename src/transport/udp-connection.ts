@@ -30,6 +30,7 @@ import {
   writeDatagramHeader,
 } from "./datagram.js";
 import { eventsUntilClosed, nextDrain } from "./events.js";
+import { partsLength, payloadParts } from "./frame.js";
 import { nextConnectionId } from "./ids.js";
 import { type ResolvedConnectionOptions, remoteCloseInfo } from "./stream-connection.js";
 import type {
@@ -148,11 +149,8 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
   }
 
   sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean {
-    if (more === undefined || more.length === 0)
-      return this.sendData([head, body], head.length + body.length);
-    let size = head.length + body.length;
-    for (const m of more) size += m.length;
-    return this.sendData([head, body, ...more], size);
+    const parts = payloadParts(head, body, more);
+    return this.sendData(parts, partsLength(parts));
   }
 
   private sendData(parts: readonly Uint8Array[], size: number): boolean {
