@@ -15,6 +15,7 @@ const SRC = fileURLToPath(new URL("../../src", import.meta.url));
 const LAYER: Record<string, number> = {
   errors: 0,
   thenable: 0,
+  views: 0,
   log: 1,
   deadline: 1,
   ranges: 1,

@@ -9,7 +9,9 @@
  *   message  = u16 index | u32 sid | topic | u64 seq | f64 time | publisher | count | records
  *   record   = header list | payload            (records.ts reads and writes them)
  */
+
 import { setHeader } from "../protocol/names.js";
+import { bufferView } from "../views.js";
 import { PUBSUB_BASE, pubsubMessages } from "./pubsub-messages.js";
 import {
   checkRecords,
@@ -354,7 +356,7 @@ export function parseMessage(frame: Buffer): ParsedMessages | null {
     if (h < 0) return null;
     const len = readLeb(frame, h, end);
     if (len < 0 || lebEnd + len > end) return null;
-    messages[i] = new MessageView(batch, i, frame, pos, frame.subarray(lebEnd, lebEnd + len));
+    messages[i] = new MessageView(batch, i, frame, pos, bufferView(frame, lebEnd, lebEnd + len));
     pos = lebEnd + len;
   }
   if (pos !== end) return null;
@@ -373,7 +375,7 @@ export function parseMessagePieces(pieces: readonly Buffer[]): ParsedMessages | 
   const { batch, count } = head;
   const messages = new Array<MessageView>(count);
   const ok = walkRecordsInPieces(pieces, head.recordsStart, count, (index, src, headersStart, from, to) => {
-    messages[index] = new MessageView(batch, index, src, headersStart, src.subarray(from, to));
+    messages[index] = new MessageView(batch, index, src, headersStart, bufferView(src, from, to));
   });
   return ok ? { sid: head.sid, messages } : null;
 }

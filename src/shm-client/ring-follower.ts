@@ -159,6 +159,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
       reads.keep({
         seq,
         messages: out.slice(0, n),
+        data: this.topic.ring.lastRunCopy,
         ringStart: this.topic.ring.lastRunStart,
         nextSeq: cursor.seq,
         nextOffset: cursor.offset,

@@ -14,6 +14,7 @@ export interface SharedRead {
   readonly seq: number;
   /** Consecutive messages from `seq`, views of one copy of the ring (`data`) from ring offset `ringStart` on. */
   readonly messages: readonly RingMessage[];
+  readonly data: Buffer;
   readonly ringStart: number;
   readonly nextSeq: number;
   readonly nextOffset: number;
@@ -59,11 +60,14 @@ export class TopicReads {
     for (let i = 0; i < max; i++) out.push(ms[i]!);
     const rest = ms[max]!;
     cursor.seq = r.seq + max;
-    cursor.offset = r.ringStart + rest.start - PACKET_HEAD;
+    // The rest's packet, in the copy: its head, then its meta, then its body.
+    const inCopy = rest.body.byteOffset - rest.metaLength - PACKET_HEAD - r.data.byteOffset;
+    cursor.offset = r.ringStart + inCopy;
     if (!this.runs.has(cursor.seq)) {
       this.keep({
         seq: cursor.seq,
         messages: ms.slice(max),
+        data: r.data,
         ringStart: r.ringStart,
         nextSeq: r.nextSeq,
         nextOffset: r.nextOffset,
@@ -99,7 +103,7 @@ export class TopicReads {
 }
 
 function retained(r: SharedRead): number {
-  return r.messages[0]!.data.length;
+  return r.data.length;
 }
 
 /** By file identity (MappedFile.identity): every mapping of one file in this process shares its runs. */

@@ -24,6 +24,7 @@ import { MAX_RING_BYTES, MIN_RING_BYTES } from "../shm/layout.js";
 import { PackedMessages, packetBytes } from "../shm/packed.js";
 import { type RingCursor, RingMessage } from "../shm/ring.js";
 import { Waker } from "../shm/waker.js";
+import { bufferView } from "../views.js";
 import { decodeMeta, encodeMeta } from "./meta.js";
 import { RingFollower } from "./ring-follower.js";
 import { PublisherHolds } from "./shm-holds.js";
@@ -49,12 +50,10 @@ class ShmMessage extends RingMessage implements TopicMessage {
     readonly topic: string,
     seq: number,
     time: number,
-    data: Buffer,
-    start: number,
+    body: Buffer,
     metaLength: number,
-    bodyLength: number,
   ) {
-    super(seq, time, data, start, metaLength, bodyLength);
+    super(seq, time, body, metaLength);
   }
 
   get seq(): bigint {
@@ -99,7 +98,8 @@ class ShmReader extends RingFollower<ShmMessage> implements SubscriptionHost {
     this.noJump = noJump;
     this.shareReads();
     const name = topic.name;
-    this.make = (seq, time, data, start, ml, bl) => new ShmMessage(name, seq, time, data, start, ml, bl);
+    this.make = (seq, time, data, start, ml, bl) =>
+      new ShmMessage(name, seq, time, bufferView(data, start + ml, start + ml + bl), ml);
   }
 
   begin(sub: Subscription): void {

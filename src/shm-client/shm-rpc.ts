@@ -73,17 +73,19 @@ function parseSender(meta: Buffer): Sender | null {
 let lastMeta: Buffer | null = null;
 let lastSender: Sender | null = null;
 function senderOf(m: RingMessage): Sender | null {
-  if (lastMeta !== null && sameBytes(lastMeta, m.data, m.start, m.metaLength)) return lastSender;
-  const sender = parseSender(m.meta);
-  lastMeta = Buffer.from(m.meta); // (a copy: the message's bytes may be shared with other readers)
+  const meta = m.meta;
+  if (lastMeta !== null && sameBytes(lastMeta, meta)) return lastSender;
+  const sender = parseSender(meta);
+  lastMeta = Buffer.from(meta); // (a copy: the message's bytes may be shared with other readers)
   lastSender = sender;
   return sender;
 }
 
-/** Whether `data[start, start + n)` holds `a` (a loop: a meta is ~20 bytes, less than a call to compare). */
-function sameBytes(a: Buffer, data: Buffer, start: number, n: number): boolean {
-  if (a.length !== n) return false;
-  for (let i = 0; i < n; i++) if (a[i] !== data[start + i]) return false;
+/** Whether `b` holds `a`'s bytes (a loop: a meta is ~20 bytes, less than a call to compare). */
+function sameBytes(a: Buffer, b: Buffer): boolean {
+  const n = a.length;
+  if (b.length !== n) return false;
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 

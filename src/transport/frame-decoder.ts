@@ -1,4 +1,5 @@
 import { EzipcError } from "../errors.js";
+import { bufferView } from "../views.js";
 import { CONTROL_BIT, ControlType, HEADER_BYTES, MAX_CONTROL_BYTES } from "./frame.js";
 
 /**
@@ -125,7 +126,7 @@ export class FrameDecoder {
     }
     const available = chunk.length - pos;
     if (available >= length) {
-      this.deliver(length === 0 ? EMPTY : chunk.subarray(pos, pos + length), control, sink);
+      this.deliver(length === 0 ? EMPTY : bufferView(chunk, pos, pos + length), control, sink);
       return pos + length;
     }
     if (pieces !== undefined && control === 0 && length >= this.minPiecesBytes) {

@@ -7,11 +7,11 @@ import { TopicReads } from "../../src/shm-client/shared-reads.js";
 /** A run of `n` 8 B messages from `seq`, as a read of the ring from offset 0 would give it. */
 function run(seq: number, n: number, takers: number) {
   const data = Buffer.alloc(n * (PACKET_HEAD + 8));
-  const messages = Array.from(
-    { length: n },
-    (_, i) => new RingMessage(seq + i, 0, data, i * (PACKET_HEAD + 8) + PACKET_HEAD, 0, 8),
-  );
-  return { seq, messages, ringStart: 0, nextSeq: seq + n, nextOffset: data.length, takers };
+  const messages = Array.from({ length: n }, (_, i) => {
+    const at = i * (PACKET_HEAD + 8) + PACKET_HEAD;
+    return new RingMessage(seq + i, 0, data.subarray(at, at + 8), 0);
+  });
+  return { seq, messages, data, ringStart: 0, nextSeq: seq + n, nextOffset: data.length, takers };
 }
 
 describe("shared reads", () => {
