@@ -20,9 +20,10 @@ import {
   lebEnd,
   lebSize,
   MAX_RECORDS,
+  payloadStart,
   readLeb,
+  recordEnd,
   recordSize,
-  skipHeaderList,
   walkRecordsInPieces,
   writeLeb,
   writeRecord,
@@ -352,12 +353,10 @@ export function parseMessage(frame: Buffer): ParsedMessages | null {
   const messages = new Array<MessageView>(count);
   let pos = head.recordsStart;
   for (let i = 0; i < count; i++) {
-    const h = skipHeaderList(frame, pos, end);
-    if (h < 0) return null;
-    const len = readLeb(frame, h, end);
-    if (len < 0 || lebEnd + len > end) return null;
-    messages[i] = new MessageView(batch, i, frame, pos, bufferView(frame, lebEnd, lebEnd + len));
-    pos = lebEnd + len;
+    const next = recordEnd(frame, pos, end);
+    if (next < 0) return null;
+    messages[i] = new MessageView(batch, i, frame, pos, bufferView(frame, payloadStart, next));
+    pos = next;
   }
   if (pos !== end) return null;
   return { sid: head.sid, messages };

@@ -57,7 +57,7 @@ export function readLeb(buf: Uint8Array, pos: number, end: number): number {
  * Checks the header list at `start` (count, then key/value strings within their limits); returns where it
  * ends, or -1 if it is malformed.
  */
-export function skipHeaderList(frame: Buffer, start: number, end: number): number {
+export function skipHeaderList(frame: Uint8Array, start: number, end: number): number {
   const count = readLeb(frame, start, end);
   if (count < 0 || count > MAX_HEADERS) return -1;
   let pos = lebEnd;
@@ -67,6 +67,37 @@ export function skipHeaderList(frame: Buffer, start: number, end: number): numbe
     pos = lebEnd + len;
   }
   return pos;
+}
+
+/** Where the payload of the record {@link recordEnd} last read starts. */
+export let payloadStart = 0;
+
+/**
+ * Reads the record at `pos` (a header list, checked as {@link skipHeaderList} checks it, then a payload):
+ * returns where it ends, its payload being [{@link payloadStart}, end), or -1 if it is malformed or goes
+ * past `end`. A record without headers and with a payload under 16 KiB (a one- or two-byte length) is
+ * read inline: the usual record, where the two calls took a third of a 64 B record's check in the hub.
+ */
+export function recordEnd(buf: Uint8Array, pos: number, end: number): number {
+  if (pos + 2 < end && buf[pos] === 0) {
+    const b = buf[pos + 1]!;
+    if (b < 0x80) {
+      payloadStart = pos + 2;
+      return pos + 2 + b <= end ? pos + 2 + b : -1;
+    }
+    const c = buf[pos + 2]!;
+    if (c < 0x80) {
+      const n = (b & 0x7f) | (c << 7);
+      payloadStart = pos + 3;
+      return pos + 3 + n <= end ? pos + 3 + n : -1;
+    }
+  }
+  const h = skipHeaderList(buf, pos, end);
+  if (h < 0) return -1;
+  const len = readLeb(buf, h, end);
+  if (len < 0 || lebEnd + len > end) return -1;
+  payloadStart = lebEnd;
+  return lebEnd + len;
 }
 
 /**
@@ -166,11 +197,8 @@ export function checkRecords(
   let pos = start;
   for (let i = 0; i < count; i++) {
     if (offsets) offsets[i] = pos;
-    const h = skipHeaderList(frame, pos, end);
-    if (h < 0) return false;
-    const len = readLeb(frame, h, end);
-    if (len < 0 || lebEnd + len > end) return false;
-    pos = lebEnd + len;
+    pos = recordEnd(frame, pos, end);
+    if (pos < 0) return false;
   }
   if (offsets) offsets[count] = pos;
   return pos === end;
@@ -210,12 +238,10 @@ export function walkRecordsInPieces(
     const end = piece.length;
     while (done < count) {
       if (offsets !== null) offsets[done] = base + pos;
-      const h = skipHeaderList(piece, pos, end);
-      if (h < 0) break;
-      const len = readLeb(piece, h, end);
-      if (len < 0 || lebEnd + len > end) break;
-      onRecord?.(done, piece, pos, lebEnd, lebEnd + len);
-      pos = lebEnd + len;
+      const next = recordEnd(piece, pos, end);
+      if (next < 0) break;
+      onRecord?.(done, piece, pos, payloadStart, next);
+      pos = next;
       done++;
     }
     if (done === count) break;

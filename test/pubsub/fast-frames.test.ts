@@ -14,7 +14,16 @@ import {
   parsePublishPieces,
   sliceHead,
 } from "../../src/pubsub/fast-frames.js";
-import { encodeHeaderList, encodeHeaders, recordOffsets, skipHeaderList } from "../../src/pubsub/records.js";
+import {
+  encodeHeaderList,
+  encodeHeaders,
+  lebEnd,
+  payloadStart,
+  readLeb,
+  recordEnd,
+  recordOffsets,
+  skipHeaderList,
+} from "../../src/pubsub/records.js";
 import { hubProtocol } from "../../src/wire/hub-protocol.js";
 
 const proto = hubProtocol();
@@ -312,6 +321,59 @@ describe("header lists", () => {
         },
       ),
       { numRuns: 500, seed: 20261201 },
+    );
+  });
+});
+
+describe("records", () => {
+  /** A record's end and payload start the long way: the header list, then the payload's length. */
+  function slowRecordEnd(buf: Uint8Array, pos: number, end: number): [number, number] | -1 {
+    const h = skipHeaderList(buf, pos, end);
+    if (h < 0) return -1;
+    const len = readLeb(buf, h, end);
+    if (len < 0 || lebEnd + len > end) return -1;
+    return [lebEnd, lebEnd + len];
+  }
+  const read = (buf: Uint8Array, pos: number, end: number): [number, number] | -1 => {
+    const e = recordEnd(buf, pos, end);
+    return e < 0 ? -1 : [payloadStart, e];
+  };
+
+  it("recordEnd's inline path reads every record as the header list and length readers do", () => {
+    const fixed = [
+      [0, 0], // no headers, empty payload, at the very end
+      [0, 1, 9],
+      [0, 0x7f, ...new Array(0x7f).fill(1)],
+      [0, 0x80, 0x01, ...new Array(128).fill(2)], // a two-byte length
+      [0, 0x80, 0x00], // a two-byte length of 0 (not minimal, still read)
+      [0, 0xff, 0x7f, ...new Array(16383).fill(3)], // the largest two-byte length
+      [0, 0x80, 0x80, 0x01, ...new Array(16384).fill(4)], // three bytes: the long way
+      [1, 1, 0x6b, 1, 0x76, 2, 7, 7], // one header
+      [0, 5, 1, 2], // cut short
+      [0, 0x80], // a length cut short
+      [0x80], // a count cut short
+    ];
+    for (const bytes of fixed) {
+      const buf = Uint8Array.from(bytes);
+      for (let end = 0; end <= buf.length; end++) {
+        assert.deepEqual(read(buf, 0, end), slowRecordEnd(buf, 0, end), `${bytes.slice(0, 6)} to ${end}`);
+      }
+    }
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 40 }),
+        fc.nat(40),
+        fc.nat(40),
+        fc.boolean(),
+        (bytes, a, b, plain) => {
+          // Half of them a record without headers (the inline path), the rest any bytes.
+          const buf = plain ? Uint8Array.from([0, ...bytes]) : bytes;
+          const pos = plain ? 0 : Math.min(a, buf.length);
+          const end = Math.min(Math.max(pos, b), buf.length);
+          assert.deepEqual(read(buf, pos, end), slowRecordEnd(buf, pos, end));
+        },
+      ),
+      { numRuns: 5000, seed: 20261201 },
     );
   });
 });
