@@ -69,11 +69,16 @@ export class PublishBatcher {
   private pos = BATCH_HEAD;
   private count = 0;
 
-  /** `send` hands a frame to the connection; frames under `copyBelow` bytes are copied before it returns. */
+  /**
+   * `send` hands a frame to the connection; frames under `copyBelow` bytes are copied before it returns.
+   * `released` (optional) tells, right after a send, whether the connection holds the frame no more (it
+   * wrote it to the socket at once): the next batch is then written into the same buffer.
+   */
   constructor(
     private readonly send: (frame: Buffer) => boolean,
     private readonly copyBelow: number,
     private readonly batchBytes = 64 * 1024,
+    private readonly released: () => boolean = () => false,
   ) {
     this.buf = Buffer.allocUnsafe(BATCH_HEAD + batchBytes);
   }
@@ -118,11 +123,16 @@ export class PublishBatcher {
     this.topic = null;
     this.count = 0;
     this.pos = BATCH_HEAD;
-    // A frame the transport keeps by reference needs a fresh buffer for the next batch.
-    if (end - start >= this.copyBelow || buf.length > BATCH_HEAD + this.batchBytes) {
-      this.buf = Buffer.allocUnsafe(BATCH_HEAD + this.batchBytes);
+    // A frame the transport keeps by reference needs a fresh buffer for the next batch, unless it has let
+    // go of it already (a publisher that keeps up then allocates nothing: one buffer, warm in the cache).
+    const byReference = end - start >= this.copyBelow;
+    try {
+      return this.send(buf.subarray(start, end));
+    } finally {
+      if ((byReference && !this.released()) || buf.length > BATCH_HEAD + this.batchBytes) {
+        this.buf = Buffer.allocUnsafe(BATCH_HEAD + this.batchBytes);
+      }
     }
-    return this.send(buf.subarray(start, end));
   }
 
   /** Drops the records waiting (the connection they were for is gone). */

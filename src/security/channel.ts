@@ -25,6 +25,7 @@ import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { checkDurationMs } from "../ranges.js";
 import { CONTROL_BIT, ControlType } from "../transport/frame.js";
+import { markReleasesChunks } from "../transport/stream-connection.js";
 import type { PeerIdentity, StreamUpgrade } from "../transport/types.js";
 import {
   DEFAULT_REKEY_INTERVAL,
@@ -162,6 +163,8 @@ export class SecureStream extends Duplex {
     readonly handshakeHash: Buffer,
   ) {
     super({ allowHalfOpen: false });
+    // A chunk is encrypted into buffers of its own before its write's callback runs.
+    markReleasesChunks(this);
     // The socket's chunks are this stream's alone: records are opened in place.
     this.reader = new RecordReader(receiveCs, rekeyInterval, true);
     this.blocks = RecordBlocks.for(inner);

@@ -5,6 +5,12 @@ export interface ByteSink {
   write(chunk: Buffer): boolean;
   cork(): void;
   uncork(): void;
+  /**
+   * Optional: true when every chunk written so far has been handed on (to the operating system) and is
+   * referenced no more, so that its memory may be written again. Without it, written bytes are never
+   * rewritten.
+   */
+  idle?(): boolean;
 }
 
 /** Frames at or above this size are written as their own chunk (no copy); smaller ones are copied. */
@@ -24,8 +30,11 @@ function asBuffer(bytes: Uint8Array): Buffer {
  * current callback returns). Large frames go to the sink as their own chunk behind a header, so a payload is never copied
  * twice; several chunks are written under cork/uncork, which Node turns into one `writev`.
  *
- * A segment is never rewritten after its bytes were handed to the sink: the writer continues after them
- * and allocates a fresh segment when the current one is used up.
+ * A segment is not rewritten while the sink may still hold its bytes: the writer continues after them and
+ * allocates a fresh segment when the current one is used up. A sink that tells it is idle after a flush
+ * (a socket that took every byte at once, the usual case) has let go of them: the writer then starts
+ * the segment over, so a connection that keeps up writes from one segment, warm in the cache, and
+ * allocates none.
  */
 export class FrameWriter {
   private seg: Buffer = Buffer.allocUnsafe(SEGMENT_BYTES);
@@ -39,6 +48,11 @@ export class FrameWriter {
   /** Bytes accepted but not yet handed to the sink. */
   get pendingBytes(): number {
     return this.chunkBytes + (this.segPos - this.segStart);
+  }
+
+  /** Whether frames given by reference (not copied) wait to be handed to the sink. */
+  get holdsChunks(): boolean {
+    return this.chunks.length > 0;
   }
 
   /**
@@ -131,11 +145,18 @@ export class FrameWriter {
     if (chunks.length === 0) return true;
     this.chunks = [];
     this.chunkBytes = 0;
-    if (chunks.length === 1) return this.sink.write(chunks[0]!);
-    this.sink.cork();
     let ok = true;
-    for (const c of chunks) ok = this.sink.write(c);
-    this.sink.uncork();
+    if (chunks.length === 1) ok = this.sink.write(chunks[0]!);
+    else {
+      this.sink.cork();
+      for (const c of chunks) ok = this.sink.write(c);
+      this.sink.uncork();
+    }
+    if (this.sink.idle?.() === true) {
+      // Every byte of the segment was taken: it is written again from its start.
+      this.segStart = 0;
+      this.segPos = 0;
+    }
     return ok;
   }
 

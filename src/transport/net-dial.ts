@@ -1,5 +1,6 @@
 import net from "node:net";
 import { EzipcError } from "../errors.js";
+import { markReleasesChunks } from "./stream-connection.js";
 
 /**
  * Opens a `net.Socket` to `connectOptions` and resolves once connected. Rejects with
@@ -11,7 +12,17 @@ export function netConnect(
   timeoutMs: number,
   signal: AbortSignal | undefined,
 ): Promise<net.Socket> {
-  return openSocket(() => net.connect(connectOptions), "connect", target, timeoutMs, signal);
+  return openSocket(
+    () => {
+      const socket = net.connect(connectOptions);
+      markReleasesChunks(socket); // (a plain socket: tcp://, unix://)
+      return socket;
+    },
+    "connect",
+    target,
+    timeoutMs,
+    signal,
+  );
 }
 
 /** TLS error codes that mean the server's certificate was not accepted. */

@@ -59,6 +59,22 @@ export function resolveConnectionOptions(o: ConnectionOptions = {}): ResolvedCon
 const CLOSE_TIMEOUT_MS = 2_000;
 const ENCODER = new TextEncoder();
 
+/** Streams known to let go of a chunk once its write has completed (see {@link markReleasesChunks}). */
+const releasing = new WeakSet<Duplex>();
+
+/**
+ * Marks `stream` as holding a written chunk no longer once the write's callback has run, so that nothing
+ * of what was written is referenced when its `writableLength` is 0: then the connection over it rewrites
+ * its write segment, and tells senders they may reuse their buffers (Connection.released). True of a
+ * plain `net.Socket` (tcp://, unix://: it copies into the kernel, or keeps the chunk until then), marked by
+ * those transports, and of the secure channel, which encrypts into buffers of its own. Not assumed of TLS
+ * sockets (OpenSSL's write path is theirs), nor of the in-memory pair, which hands chunks to its peer as
+ * they are.
+ */
+export function markReleasesChunks(stream: Duplex): void {
+  releasing.add(stream);
+}
+
 /**
  * A {@link Connection} over any byte stream: a `net.Socket` for tcp:// and unix://, or one end of an
  * in-memory pair. Framing, write coalescing, backpressure, slow-consumer cuts and heartbeats live here,
@@ -109,6 +125,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     this.peer = (socket as { peer?: PeerIdentity }).peer ?? null;
     this.opts = options;
     this.decoder = new FrameDecoder(this.opts.maxFrameBytes);
+    this.releases = releasing.has(socket);
     this.writer = new FrameWriter({
       write: (chunk) => {
         this.handedToSocket += chunk.length;
@@ -119,6 +136,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
       },
       cork: () => socket.cork(),
       uncork: () => socket.uncork(),
+      idle: this.releases ? () => socket.writableLength === 0 : undefined,
     });
     this.closed = new Promise((resolve) => {
       this.resolveClosed = resolve;
@@ -138,6 +156,13 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
 
   get queuedBytes(): number {
     return this.writer.pendingBytes + this.socket.writableLength;
+  }
+
+  /** Whether the stream lets go of a chunk once its write has completed (see {@link releasesChunks}). */
+  private readonly releases: boolean;
+
+  released(): boolean {
+    return this.releases && !this.writer.holdsChunks && this.socket.writableLength === 0;
   }
 
   send(frame: Uint8Array, length = frame.length): boolean {

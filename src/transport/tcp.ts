@@ -1,7 +1,7 @@
 import net from "node:net";
 import { EzipcError } from "../errors.js";
 import { listenAt, netClose, netConnect } from "./net-dial.js";
-import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
+import { dialledConnection, markReleasesChunks, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 
@@ -41,6 +41,7 @@ export const tcpTransport: Transport = {
       options.upgrade,
     );
     server.on("connection", (socket) => {
+      markReleasesChunks(socket);
       listener.accept(
         socket,
         tcpUrl(socket.localAddress, socket.localPort),

@@ -212,6 +212,12 @@ export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterabl
    */
   sendParts(head: Uint8Array, body: Uint8Array, more?: readonly Uint8Array[]): boolean;
   /**
+   * Optional (tcp://, unix://): true when the connection holds none of the buffers given to
+   * {@link send} and {@link sendParts} any more (each was copied, or written to the operating system), so
+   * that the caller may write into them again now. False, or absent, means: do not.
+   */
+  released?(): boolean;
+  /**
    * Optional (stream transports): from now on, a data frame of at least 16 KiB that arrived split across
    * reads goes to `handler` as its pieces (views into the reads, in order, `length` bytes in all) instead of
    * being joined and emitted as `message`. `null` goes back to `message` for every frame.

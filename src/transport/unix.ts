@@ -3,7 +3,7 @@ import net from "node:net";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import { listenAt, netClose, netConnect, netListen } from "./net-dial.js";
-import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
+import { dialledConnection, markReleasesChunks, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 
@@ -72,7 +72,10 @@ export const unixTransport: Transport = {
     }
     let n = 0;
     const listener = new StreamListener(bound, resolved, () => netClose(server), options.upgrade);
-    server.on("connection", (socket) => listener.accept(socket, bound, `${bound}#${++n}`));
+    server.on("connection", (socket) => {
+      markReleasesChunks(socket);
+      listener.accept(socket, bound, `${bound}#${++n}`);
+    });
     server.on("error", (err) => listener.emit("error", err));
     return listener;
   },

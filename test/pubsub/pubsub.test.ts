@@ -673,6 +673,42 @@ describe("pub/sub batches: fire-and-forget publishes travel and are stored in ba
     }
   });
 
+  it("a publisher's batch buffer, written again once the socket took a batch, never changes a batch still queued", async () => {
+    // Over unix:// (smaller socket buffers than tcp:// on loopback), in bursts larger than the socket takes
+    // at once (the hub runs in this process: it reads only when the publisher waits): each payload says
+    // which message it is.
+    const tmp = tempDir();
+    const local = await Hub.listen({ urls: [`unix://${tmp.dir}/reuse.sock`] });
+    const p = await connect(local.urls[0]!, { name: "pub" });
+    const s = await connect(local.urls[0]!, { name: "sub" });
+    try {
+      const total = 100_000;
+      const all = await collect(s, "b.reuse", total);
+      const payload = Buffer.alloc(64);
+      let waits = 0;
+      for (let i = 0; i < total; i++) {
+        payload.writeUInt32LE(i, 0);
+        payload.fill(i & 0xff, 4);
+        if (!p.publishAndForget("b.reuse", payload)) {
+          waits++;
+          await p.drain();
+        }
+      }
+      assert.ok(waits > 0, "the socket did not take every batch at once");
+      const ms = await within(all.done, 20_000, "every message");
+      ms.forEach((m, i) => {
+        const b = Buffer.from(m.payload);
+        assert.equal(b.readUInt32LE(0), i, `message ${i}`);
+        assert.deepEqual(b.subarray(4), Buffer.alloc(60, i & 0xff), `message ${i}'s bytes`);
+      });
+    } finally {
+      await p.close();
+      await s.close();
+      await local.close();
+      tmp.cleanup();
+    }
+  });
+
   it("publishes to alternating topics keep their order per topic and across topics", async () => {
     const wide = await collect(sub, "alt.>", 300, { prefetch: 5 });
     for (let i = 0; i < 300; i++) pub.publishAndForget(i % 3 === 0 ? "alt.a" : "alt.b", `${i}`);

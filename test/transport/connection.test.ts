@@ -5,7 +5,7 @@ import { type LogRecord, setLogger } from "../../src/log.js";
 import { backoffDelay } from "../../src/transport/dialer.js";
 import { dial, listen } from "../../src/transport/registry.js";
 import type { Connection } from "../../src/transport/types.js";
-import { nextEvent, within } from "../helpers.js";
+import { nextEvent, tempDir, testCertificates, until, within } from "../helpers.js";
 
 let n = 0;
 
@@ -37,6 +37,69 @@ describe("Connection details", () => {
     assert.deepEqual(got[2], Buffer.alloc(20 * 1024, 7));
     await client.close();
     await listener.close();
+  });
+
+  it("released(): a plain socket's sender may reuse a large frame's buffer once the socket took it; never over memory:// or tls://", async () => {
+    const tmp = tempDir();
+    const certs = testCertificates(tmp.dir);
+    const urls = [
+      "tcp://127.0.0.1:0",
+      `unix://${tmp.dir}/released.sock`,
+      `memory://released-${++n}`,
+      `tls://127.0.0.1:0?cert=${certs.certFile}&key=${certs.keyFile}`,
+    ];
+    try {
+      for (const url of urls) {
+        const plain = url.startsWith("tcp:") || url.startsWith("unix:");
+        const listener = await listen(url);
+        const accepted = nextEvent<[Connection]>(listener, "connection");
+        const client = await dial(
+          url.startsWith("tls:") ? `${listener.url}?ca=${certs.caFile}` : listener.url,
+        );
+        const [server] = await accepted;
+        const got: Buffer[] = [];
+        server.on("message", (f) => got.push(Buffer.from(f)));
+        // One 40 KiB buffer (sent by reference), rewritten whenever the connection says it let go of it.
+        const buf = Buffer.alloc(40 * 1024);
+        let reused = 0;
+        let sent = 0;
+        const sendOne = () => {
+          buf.fill(sent % 251);
+          client.send(buf);
+          sent++;
+        };
+        sendOne();
+        for (let i = 0; i < 50; i++) {
+          if (client.released?.() === true) {
+            reused++;
+            sendOne();
+          } else await new Promise((r) => setImmediate(r));
+        }
+        if (plain) assert.ok(reused > 0, `${url}: the socket took a frame at once`);
+        else assert.equal(reused, 0, `${url}: never released`);
+        // Backed up (the server reads nothing): the frames wait in the socket, and are not released.
+        if (plain) {
+          server.pause();
+          let held = false;
+          for (let i = 0; i < 2000 && !held; i++) {
+            buf.fill(sent % 251);
+            client.send(Buffer.from(buf)); // (copies: these may wait)
+            sent++;
+            held = client.released?.() === false;
+          }
+          assert.ok(held, `${url}: a backed-up socket holds what it was given`);
+          server.resume();
+        }
+        await until(() => got.length === sent, `${url}: every frame`, 10_000);
+        for (let i = 0; i < got.length; i++) {
+          assert.deepEqual(got[i], Buffer.alloc(40 * 1024, i % 251), `${url}: frame ${i}`);
+        }
+        await client.close();
+        await listener.close();
+      }
+    } finally {
+      tmp.cleanup();
+    }
   });
 
   it("pauses reading while an async-iterator consumer lags, and loses nothing", async () => {

@@ -293,4 +293,47 @@ describe("FrameWriter", () => {
     assert.ok(writes.includes(big), "the payload itself was written");
     assert.equal(corks, 1, "header and payload went out under one cork");
   });
+
+  it("an idle sink's bytes are written again from the segment's start; a busy sink's are never rewritten", () => {
+    for (const idle of [true, false]) {
+      // The sink keeps the chunks themselves (views), and a copy of what each held when it was written.
+      const views: Buffer[] = [];
+      const copies: Buffer[] = [];
+      const w = new FrameWriter({
+        write: (c) => {
+          views.push(c);
+          copies.push(Buffer.from(c));
+          return true;
+        },
+        cork() {},
+        uncork() {},
+        idle: () => idle,
+      });
+      const frames: Buffer[] = [];
+      for (let i = 0; i < 3000; i++) {
+        const f = Buffer.alloc(1 + (i % 100), i);
+        frames.push(f);
+        w.writeData(f);
+        if (i % 7 === 0) w.flush(); // flushes in mid-segment and at its end
+        if (i % 500 === 0) w.writeData(Buffer.alloc(20_000, i)); // a chunk by reference between them
+      }
+      w.flush();
+      const segments = new Set(views.filter((v) => v.length < 16 * 1024).map((v) => v.buffer));
+      if (idle) {
+        assert.equal(segments.size, 1, "one segment, written again after every flush");
+      } else {
+        assert.ok(segments.size > 1, "segments used up, then fresh ones");
+        for (let i = 0; i < views.length; i++) {
+          assert.deepEqual(views[i], copies[i], `chunk ${i} was rewritten after it was handed on`);
+        }
+      }
+      const { frames: got } = decodeAll(new FrameDecoder(64 * 1024), copies);
+      const want: Buffer[] = [];
+      for (let i = 0; i < 3000; i++) {
+        want.push(frames[i]!);
+        if (i % 500 === 0) want.push(Buffer.alloc(20_000, i));
+      }
+      assert.deepEqual(got, want);
+    }
+  });
 });
