@@ -146,6 +146,10 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       get label() {
         return client.label;
       },
+      sendable: () => {
+        const conn = this.conn;
+        return this.ready && conn !== null && conn.state === "open" ? conn : null;
+      },
       request: (type, body, onReply) => this.hubRequest(type, body, onReply),
       requestOn: (conn, type, body, onReply, timeoutMs) =>
         this.rawRequest(conn, type, body, onReply, timeoutMs),

@@ -60,6 +60,11 @@ export interface ClientLink<M extends AnyMessage = AnyMessage> {
   /** How the hub names this client (`name#id`), from its welcome. */
   readonly label: string;
   /**
+   * The current connection if ready and open, else null: `ready` and `conn` in one call, for a part that
+   * checks them per message (a fire-and-forget publish).
+   */
+  sendable(): Connection | null;
+  /**
    * Sends a request once ready (waiting through a reconnect, up to `timeoutMs`). Resolves with the reply;
    * rejects with the hub's error, `EZIPC_TIMEOUT`, or `EZIPC_CONNECTION_CLOSED`. `onReply` runs
    * synchronously when the reply arrives, before any later frame is handled.

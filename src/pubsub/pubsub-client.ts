@@ -161,10 +161,8 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
   publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
     // (A publisher's usual case: the topic of its last publish, without the map's lookup.)
     const topicBytes = topic === this.lastTopic ? this.lastTopicBytes : this.topicFrameBytes(topic);
-    const conn = this.link.conn;
-    if (!this.link.ready || !conn || conn.state !== "open") {
-      throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
-    }
+    const conn = this.link.sendable();
+    if (conn === null) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
     const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : payloadBytes(payload);
     const headers = options?.headers ? encodeHeaderList(options.headers) : EMPTY_HEADER_LIST;
     if (this.batchConn !== conn) {
