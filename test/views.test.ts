@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { bufferView } from "../src/views.js";
+import { bufferView, viewAt } from "../src/views.js";
 
-describe("bufferView", () => {
+describe("bufferView and viewAt", () => {
   it("is the Buffer subarray makes: same bytes, same memory, Buffer methods", () => {
     // A pooled Buffer: its byteOffset into the pool is not 0.
     const buf = Buffer.from("a pooled buffer of some bytes");
@@ -19,6 +19,9 @@ describe("bufferView", () => {
       assert.equal(v.byteOffset, buf.byteOffset + start);
       assert.equal(v.toString("utf8"), buf.toString("utf8", start, end));
     }
+    const w = viewAt(buf.buffer, buf.byteOffset + 3, 4);
+    assert.ok(Buffer.isBuffer(w));
+    assert.deepEqual(w, buf.subarray(3, 7));
     const v = bufferView(buf, 2, 8);
     v[0] = 0x5a;
     assert.equal(buf[2], 0x5a, "a view, not a copy");

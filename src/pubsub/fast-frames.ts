@@ -11,7 +11,7 @@
  */
 
 import { setHeader } from "../protocol/names.js";
-import { bufferView } from "../views.js";
+import { viewAt } from "../views.js";
 import { PUBSUB_BASE, pubsubMessages } from "./pubsub-messages.js";
 import {
   checkRecords,
@@ -30,6 +30,8 @@ import {
 } from "./records.js";
 
 export { setHeader };
+
+const EMPTY_BUFFER = new ArrayBuffer(0);
 
 const MAX_TOPIC = 255;
 
@@ -361,11 +363,14 @@ export function parseMessage(frame: Buffer): ParsedMessages | null {
   const { batch, count } = head;
   const end = frame.length;
   const messages = new Array<MessageView>(count);
+  // (The frame's ArrayBuffer read once: `frame.buffer` is a call into the runtime.)
+  const ab = frame.buffer;
+  const base = frame.byteOffset;
   let pos = head.recordsStart;
   for (let i = 0; i < count; i++) {
     const next = recordEnd(frame, pos, end);
     if (next < 0) return null;
-    messages[i] = new MessageView(batch, i, frame, pos, bufferView(frame, payloadStart, next));
+    messages[i] = new MessageView(batch, i, frame, pos, viewAt(ab, base + payloadStart, next - payloadStart));
     pos = next;
   }
   if (pos !== end) return null;
@@ -383,8 +388,17 @@ export function parseMessagePieces(pieces: readonly Buffer[]): ParsedMessages | 
   if (head === null) return null;
   const { batch, count } = head;
   const messages = new Array<MessageView>(count);
+  // Each piece's ArrayBuffer read once (the records of a piece come one after another).
+  let piece: Buffer | null = null;
+  let ab: ArrayBufferLike = EMPTY_BUFFER;
+  let base = 0;
   const ok = walkRecordsInPieces(pieces, head.recordsStart, count, (index, src, headersStart, from, to) => {
-    messages[index] = new MessageView(batch, index, src, headersStart, bufferView(src, from, to));
+    if (src !== piece) {
+      piece = src;
+      ab = src.buffer;
+      base = src.byteOffset;
+    }
+    messages[index] = new MessageView(batch, index, src, headersStart, viewAt(ab, base + from, to - from));
   });
   return ok ? { sid: head.sid, messages } : null;
 }

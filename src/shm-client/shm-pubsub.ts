@@ -24,7 +24,6 @@ import { MAX_RING_BYTES, MIN_RING_BYTES } from "../shm/layout.js";
 import { PackedMessages, packetBytes } from "../shm/packed.js";
 import { type RingCursor, RingMessage } from "../shm/ring.js";
 import { Waker } from "../shm/waker.js";
-import { bufferView } from "../views.js";
 import { decodeMeta, encodeMeta } from "./meta.js";
 import { RingFollower } from "./ring-follower.js";
 import { PublisherHolds } from "./shm-holds.js";
@@ -98,8 +97,7 @@ class ShmReader extends RingFollower<ShmMessage> implements SubscriptionHost {
     this.noJump = noJump;
     this.shareReads();
     const name = topic.name;
-    this.make = (seq, time, data, start, ml, bl) =>
-      new ShmMessage(name, seq, time, bufferView(data, start + ml, start + ml + bl), ml);
+    this.make = (seq, time, body, ml) => new ShmMessage(name, seq, time, body, ml);
   }
 
   begin(sub: Subscription): void {

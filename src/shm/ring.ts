@@ -15,7 +15,7 @@
  * - Readers read the state as a seqlock: generation, block, generation again; retry if it changed.
  */
 import { EzipcError } from "../errors.js";
-import { bufferView } from "../views.js";
+import { viewAt } from "../views.js";
 import { lockFile, unlockFile } from "./file-lock.js";
 import {
   H_GEN,
@@ -88,18 +88,19 @@ export class RingMessage {
   }
 }
 
-/** Makes the message objects a read returns (a RingMessage or a subclass). */
+/**
+ * Makes the message objects a read returns (a RingMessage or a subclass): `body` is a view of the read's
+ * copy, the meta's `metaLength` bytes just before it.
+ */
 export type RingMessageFactory<M extends RingMessage> = (
   seq: number,
   time: number,
-  data: Buffer,
-  start: number,
+  body: Buffer,
   metaLength: number,
-  bodyLength: number,
 ) => M;
 
-export const ringMessage: RingMessageFactory<RingMessage> = (seq, time, data, start, ml, bl) =>
-  new RingMessage(seq, time, bufferView(data, start + ml, start + ml + bl), ml);
+export const ringMessage: RingMessageFactory<RingMessage> = (seq, time, body, ml) =>
+  new RingMessage(seq, time, body, ml);
 
 /** Bytes one read copies out at most (more only for a single larger message). */
 const READ_CHUNK = 64 * 1024;
@@ -482,9 +483,12 @@ export class TopicRing {
         this.lastRunStart = runStart;
         this.lastRunCopy = copy;
         bytes.copy(copy, 0, ringBase + runStart, ringBase + end);
+        // (The copy's ArrayBuffer read once: `copy.buffer` is a call into the runtime.)
+        const ab = copy.buffer;
+        const base = copy.byteOffset + PACKET_HEAD - runStart;
         for (let i = 0, q = cursor.seq; i < nFound; i += 4, q++) {
-          const start = found[i]! - runStart + PACKET_HEAD;
-          out.push(make(q, found[i + 1]!, copy, start, found[i + 2]!, found[i + 3]!));
+          const ml = found[i + 2]!;
+          out.push(make(q, found[i + 1]!, viewAt(ab, base + found[i]! + ml, found[i + 3]!), ml));
         }
       }
       Atomics.add(fenceWord, 0, 0); // the copies above happen before the state read below
