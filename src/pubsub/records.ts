@@ -100,6 +100,34 @@ export function recordEnd(buf: Uint8Array, pos: number, end: number): number {
   return lebEnd + len;
 }
 
+/** Records {@link skipPlainRecords} last skipped. */
+let skipped = 0;
+
+/**
+ * Skips, from `pos`, up to `max` records that {@link recordEnd} reads inline (no headers, a one- or
+ * two-byte payload length), in one loop without calls: how the hub checks a batch of them (a call per record
+ * was a tenth of the hub's CPU at 64 B). Returns where it stopped — at `max` records, or at the first record
+ * of another kind or going past `end`, which recordEnd then reads; how many it skipped is in `skipped`.
+ */
+function skipPlainRecords(buf: Uint8Array, pos: number, end: number, max: number): number {
+  let n = 0;
+  while (n < max && pos + 2 < end && buf[pos] === 0) {
+    const b = buf[pos + 1]!;
+    let next: number;
+    if (b < 0x80) next = pos + 2 + b;
+    else {
+      const c = buf[pos + 2]!;
+      if (c >= 0x80) break;
+      next = pos + 3 + ((b & 0x7f) | (c << 7));
+    }
+    if (next > end) break;
+    pos = next;
+    n++;
+  }
+  skipped = n;
+  return pos;
+}
+
 /**
  * {@link checkedHeaders}, encoded as a header list (count, then key/value strings) in one buffer: the
  * header list of a fire-and-forget publish.
@@ -197,6 +225,11 @@ export function checkRecords(
   let pos = start;
   for (let i = 0; i < count; i++) {
     if (offsets) offsets[i] = pos;
+    else {
+      pos = skipPlainRecords(frame, pos, end, count - i);
+      i += skipped;
+      if (i === count) break;
+    }
     pos = recordEnd(frame, pos, end);
     if (pos < 0) return false;
   }
@@ -238,6 +271,11 @@ export function walkRecordsInPieces(
     const end = piece.length;
     while (done < count) {
       if (offsets !== null) offsets[done] = base + pos;
+      else if (onRecord === null) {
+        pos = skipPlainRecords(piece, pos, end, count - done);
+        done += skipped;
+        if (done === count) break;
+      }
       const next = recordEnd(piece, pos, end);
       if (next < 0) break;
       onRecord?.(done, piece, pos, payloadStart, next);
