@@ -48,11 +48,10 @@ class ShmMessage extends RingMessage implements TopicMessage {
   constructor(
     readonly topic: string,
     seq: number,
-    time: number,
     body: Buffer,
     metaLength: number,
   ) {
-    super(seq, time, body, metaLength);
+    super(seq, body, metaLength);
   }
 
   get seq(): bigint {
@@ -97,7 +96,7 @@ class ShmReader extends RingFollower<ShmMessage> implements SubscriptionHost {
     this.noJump = noJump;
     this.shareReads();
     const name = topic.name;
-    this.make = (seq, time, body, ml) => new ShmMessage(name, seq, time, body, ml);
+    this.make = (seq, body, ml) => new ShmMessage(name, seq, body, ml);
   }
 
   begin(sub: Subscription): void {

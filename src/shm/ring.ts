@@ -61,18 +61,18 @@ export interface RingState {
 }
 
 /**
- * A message read from a ring: its meta and body are copied out of shared memory into one buffer (shared by
- * the messages of one read, as a socket's chunk is shared by the frames it carries), valid forever. The
- * body is a view made with the message; the meta, just before it in the same memory, is viewed when asked
- * (a message carries four fields: at 64 B, the young-generation GC was a sixth of a subscriber's time).
+ * A message read from a ring: its packet (head, meta, body) is copied out of shared memory into one buffer
+ * (shared by the messages of one read, as a socket's chunk is shared by the frames it carries), valid
+ * forever. The body is a view made with the message; the meta, just before it, and the time, in the
+ * packet's head before that, are read from the copy when asked. A message carries three fields (at 64 B, the
+ * young-generation GC was a sixth of a subscriber's time; a time field cost a number box per message).
  * Layers above extend it (a topic message adds its topic).
  */
 export class RingMessage {
   constructor(
     /** The message's seq in its ring. */
     readonly seqNumber: number,
-    readonly time: number,
-    /** The body's bytes; the meta's `metaLength` bytes are just before them, in the same memory. */
+    /** The body's bytes; the meta's `metaLength` bytes are just before them, the packet's head before that. */
     readonly body: Buffer,
     readonly metaLength: number,
   ) {}
@@ -86,21 +86,21 @@ export class RingMessage {
     const b = this.body;
     return Buffer.from(b.buffer, b.byteOffset - this.metaLength, this.metaLength);
   }
+
+  /** The publisher's time (ms since the epoch), from the packet's head. */
+  get time(): number {
+    const b = this.body;
+    return Buffer.from(b.buffer, b.byteOffset - this.metaLength - PACKET_HEAD + P_TIME, 8).readDoubleLE(0);
+  }
 }
 
 /**
  * Makes the message objects a read returns (a RingMessage or a subclass): `body` is a view of the read's
  * copy, the meta's `metaLength` bytes just before it.
  */
-export type RingMessageFactory<M extends RingMessage> = (
-  seq: number,
-  time: number,
-  body: Buffer,
-  metaLength: number,
-) => M;
+export type RingMessageFactory<M extends RingMessage> = (seq: number, body: Buffer, metaLength: number) => M;
 
-export const ringMessage: RingMessageFactory<RingMessage> = (seq, time, body, ml) =>
-  new RingMessage(seq, time, body, ml);
+export const ringMessage: RingMessageFactory<RingMessage> = (seq, body, ml) => new RingMessage(seq, body, ml);
 
 /** Bytes one read copies out at most (more only for a single larger message). */
 const READ_CHUNK = 64 * 1024;
@@ -123,8 +123,8 @@ export class TopicRing {
   /** The last read's copy of the ring (its messages are views of it), and the ring offset of its first byte. */
   lastRunCopy: Buffer = Buffer.alloc(0);
   lastRunStart = 0;
-  /** A read's run: offset, time, meta length, body length per packet (reused). */
-  private found = new Float64Array(256 * 4);
+  /** A read's run: offset, meta length, body length per packet (reused). */
+  private found = new Uint32Array(256 * 3);
 
   constructor(readonly file: MappedFile) {
     this.R = file.ringBytes;
@@ -417,7 +417,7 @@ export class TopicRing {
     make: RingMessageFactory<M>,
   ): number {
     const R = this.R;
-    const { u32, f64, bytes } = this.file;
+    const { u32, bytes } = this.file;
     const ringBase = this.ringBase;
     let relocated = 0;
     for (let attempt = 0; attempt < 1_000; attempt++) {
@@ -435,11 +435,11 @@ export class TopicRing {
       // Walk the headers of a run of consecutive packets (never across the ring's end), then copy the run
       // out at once; the messages are views of that copy.
       let runStart = off;
-      // (off, time, meta length, body length) per packet found, in a typed array kept between reads: an
+      // (off, meta length, body length) per packet found, in a typed array kept between reads: an
       // array emptied per read was regrown per read (a measurable part of a 64 B subscriber).
       // A run holds at most READ_CHUNK / PACKET_HEAD + 1 packets, which bounds the array whatever `max` is.
-      const limit = Math.min(max, MAX_RUN_PACKETS) * 4;
-      if (this.found.length < limit) this.found = new Float64Array(limit);
+      const limit = Math.min(max, MAX_RUN_PACKETS) * 3;
+      if (this.found.length < limit) this.found = new Uint32Array(limit);
       const found = this.found;
       let nFound = 0;
       while (seq < s.next && nFound < limit) {
@@ -468,17 +468,16 @@ export class TopicRing {
         }
         if (nFound > 0 && off + size - runStart > READ_CHUNK) break;
         found[nFound] = off;
-        found[nFound + 1] = f64[(ringBase + off + P_TIME) >> 3]!;
-        found[nFound + 2] = ml;
-        found[nFound + 3] = bl;
-        nFound += 4;
+        found[nFound + 1] = ml;
+        found[nFound + 2] = bl;
+        nFound += 3;
         seq++;
         off = off + size === R ? 0 : off + size;
         if (off === 0) break; // the run reached the ring's end
       }
       if (nFound > 0) {
-        const last = nFound - 4;
-        const end = found[last]! + PACKET_HEAD + found[last + 2]! + found[last + 3]!;
+        const last = nFound - 3;
+        const end = found[last]! + PACKET_HEAD + found[last + 1]! + found[last + 2]!;
         const copy = Buffer.allocUnsafe(end - runStart);
         this.lastRunStart = runStart;
         this.lastRunCopy = copy;
@@ -486,9 +485,9 @@ export class TopicRing {
         // (The copy's ArrayBuffer read once: `copy.buffer` is a call into the runtime.)
         const ab = copy.buffer;
         const base = copy.byteOffset + PACKET_HEAD - runStart;
-        for (let i = 0, q = cursor.seq; i < nFound; i += 4, q++) {
-          const ml = found[i + 2]!;
-          out.push(make(q, found[i + 1]!, viewAt(ab, base + found[i]! + ml, found[i + 3]!), ml));
+        for (let i = 0, q = cursor.seq; i < nFound; i += 3, q++) {
+          const ml = found[i + 1]!;
+          out.push(make(q, viewAt(ab, base + found[i]! + ml, found[i + 2]!), ml));
         }
       }
       Atomics.add(fenceWord, 0, 0); // the copies above happen before the state read below

@@ -9,7 +9,7 @@ function run(seq: number, n: number, takers: number) {
   const data = Buffer.alloc(n * (PACKET_HEAD + 8));
   const messages = Array.from({ length: n }, (_, i) => {
     const at = i * (PACKET_HEAD + 8) + PACKET_HEAD;
-    return new RingMessage(seq + i, 0, data.subarray(at, at + 8), 0);
+    return new RingMessage(seq + i, data.subarray(at, at + 8), 0);
   });
   return { seq, messages, data, ringStart: 0, nextSeq: seq + n, nextOffset: data.length, takers };
 }
