@@ -41,10 +41,8 @@ export class RpcClient implements ClientPart<RpcMessage> {
   private readonly rpcLink: RpcLink = {
     nextRid: () => this.link.nextRid(),
     send: (type, body) => {
-      const conn = this.link.conn;
-      if (!this.link.ready || !conn || conn.state !== "open") {
-        throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
-      }
+      const conn = this.link.sendable();
+      if (conn === null) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
       this.link.beforeSend();
       return conn.send(this.link.encode(type, body));
     },

@@ -482,6 +482,36 @@ describe("pub/sub semantics", () => {
     }
   });
 
+  it("a fire-and-forget publish while disconnected throws EZIPC_CONNECTION_CLOSED, and works after the reconnect", async () => {
+    const c = await connect(url, { name: "cut", reconnect: { initialDelayMs: 50, maxDelayMs: 100 } });
+    try {
+      const closed = (e: unknown) => isEzipcError(e) && e.code === "EZIPC_CONNECTION_CLOSED";
+      const got = new Promise<string>((resolve) => {
+        void pub.subscribe("cut.after", {}, (m) => resolve(m.text()));
+      });
+      await new Promise((r) => setImmediate(r));
+      c.publishAndForget("cut.before", "x");
+      const reconnected = new Promise<void>((resolve) => {
+        let cut = false;
+        c.on("status", (st) => {
+          if (st !== "connected") cut = true;
+          else if (cut) resolve();
+        });
+      });
+      (c as unknown as { conn: Connection }).conn.destroy();
+      assert.throws(() => c.publishAndForget("cut.before", "y"), closed);
+      await within(reconnected, 5_000, "the reconnect");
+      c.publishAndForget("cut.after", "z");
+      assert.equal(await within(got, 5_000, "the publish after the reconnect"), "z");
+    } finally {
+      await c.close();
+    }
+    assert.throws(
+      () => c.publishAndForget("cut.after", "closed"),
+      (e: unknown) => isEzipcError(e) && e.code === "EZIPC_CONNECTION_CLOSED",
+    );
+  });
+
   it("bad input fails only the call: invalid topics and patterns, $hub publishing", async () => {
     await assert.rejects(pub.publish("bad topic", "x"), { code: "EZIPC_INVALID_TOPIC" });
     await assert.rejects(pub.publish("a..b", "x"), { code: "EZIPC_INVALID_TOPIC" });
