@@ -160,9 +160,7 @@ export async function hubProcess(
 
 /**
  * `n` hubs in this process on `nats`, started together (they race to make the same streams while a fresh
- * cluster elects their leaders); hub i talks first to node i. `cluster` adds options (heartbeats…). The
- * cluster's `timeoutMs` is 10 s here, not 5: a fresh 3-replica stream electing its leader while the whole
- * suite loads two cores once took longer than 5 s ("following topic …: TIMEOUT").
+ * cluster elects their leaders); hub i talks first to node i. `cluster` adds options (heartbeats…).
  */
 export function hubsOn(
   nats: NatsCluster,
@@ -174,11 +172,7 @@ export function hubsOn(
       Hub.listen({
         urls: ["tcp://127.0.0.1:0"],
         name: `hub${i}`,
-        cluster: {
-          servers: [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)],
-          timeoutMs: 10_000,
-          ...cluster,
-        },
+        cluster: { servers: [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)], ...cluster },
       }),
     ),
   );
