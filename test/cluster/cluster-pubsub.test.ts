@@ -22,7 +22,8 @@ describe("pub/sub across a cluster of hubs", () => {
   const client = async (url: string, name: string) => {
     const c = await connect(url, {
       name,
-      requestTimeoutMs: 10_000,
+      // Above the hubs' cluster timeout (below), so that a hub still retrying JetStream answers in time.
+      requestTimeoutMs: 30_000,
       reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
     });
     clients.push(c);
@@ -40,7 +41,9 @@ describe("pub/sub across a cluster of hubs", () => {
 
   before(async () => {
     nats = await natsCluster(3);
-    hubs.push(...(await hubsOn(nats, 3)));
+    // A 10 s cluster timeout (as the NATS failure test has), not 5: a fresh 3-replica stream electing its
+    // leader while the whole suite loads two cores once took over 5 s ("following topic …: TIMEOUT").
+    hubs.push(...(await hubsOn(nats, 3, { timeoutMs: 10_000 })));
   });
 
   after(async () => {
