@@ -49,15 +49,7 @@ export async function hubLatency(count: number): Promise<Latency> {
       const ptr = await owner.allocate(key, 64, "request");
       const warmup = Math.min(1000, Math.floor(count / 5));
       const reader = await runRole(hubChildScript, ["prop-reader", url, key, String(count), String(warmup)]);
-      const result = new Promise<string>((resolve, reject) => {
-        let out = "";
-        reader.proc.stdout!.on("data", (d: Buffer) => {
-          out += d.toString();
-        });
-        reader.proc.once("exit", (code) =>
-          code === 0 ? resolve(out) : reject(new Error(`prop-reader ${code}`)),
-        );
-      });
+      const result = collect(reader.proc);
       await runRole(hubChildScript, ["prop-writer", url, key, String(count + warmup)]);
       const prop = JSON.parse((await result).trim().split("\n").at(-1)!) as {
         propP50: number;

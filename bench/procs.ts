@@ -35,7 +35,8 @@ export function runProgram(command: string, argv: string[]): Promise<{ out: stri
       out += d.toString();
       if (out.startsWith("ready") && out.includes("\n")) resolve({ out, proc });
     });
-    proc.once("exit", (code) =>
+    // "close", not "exit": a role's last line may still be in the pipe when the process has exited.
+    proc.once("close", (code) =>
       code === 0 ? resolve({ out, proc }) : reject(new Error(`${args[0]} exited ${code}`)),
     );
   });
@@ -118,7 +119,8 @@ export function collect(proc: ChildProcess): Promise<string> {
     proc.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
     });
-    proc.once("exit", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
+    // "close", not "exit": the output may still be in the pipe when the process has exited.
+    proc.once("close", (code) => (code === 0 ? resolve(out) : reject(new Error(`role exited ${code}`))));
   });
 }
 

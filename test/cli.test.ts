@@ -8,7 +8,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { connect, loadOrCreateKeyFile } from "../src/index.js";
-import { exited, outputLines, spawnFixture, tempDir, until, within } from "./helpers.js";
+import { ended, exited, outputLines, spawnFixture, tempDir, until, within } from "./helpers.js";
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -346,7 +346,7 @@ describe("ezipc CLI", () => {
       await ez("set", "greeting", "HELLO");
       assert.equal((await within(lines.next(), 10_000, "second watch line")).value, "v3 HELLO");
       watcher.kill("SIGINT");
-      assert.equal(await new Promise((r) => watcher.once("exit", r)), 0);
+      assert.equal(await ended(watcher), 0);
       assert.equal(watchErr, "", "stopping watch prints nothing (the key is fine)");
 
       // Keys have a fixed size: a longer value is refused with the size, a shorter one zero-filled.
@@ -372,7 +372,7 @@ describe("ezipc CLI", () => {
       piped.stdout!.on("data", (d: Buffer) => {
         pipedOut += d.toString();
       });
-      assert.equal(await new Promise((r) => piped.once("exit", r)), 0);
+      assert.equal(await ended(piped), 0);
       assert.equal(pipedOut.trim(), "news up to seq 3");
       const subbed = await ez("sub", "news", "--init", "oldest", "-n", "3");
       assert.deepEqual(subbed.stdout.trim().split("\n"), [

@@ -190,6 +190,18 @@ export function outputLines(child: ChildProcess): string[] {
   return out;
 }
 
+/**
+ * Resolves once `child` has exited and its output pipes are drained and closed, with its exit code. Use
+ * it, not "exit", before reading what the child printed: "exit" can come before the last of its output.
+ */
+export function ended(child: ChildProcess): Promise<number | null> {
+  const exited = child.exitCode !== null || child.signalCode !== null;
+  // Node counts the pipes after stdin (stdout, stderr, any others) before it emits "close".
+  const open = child.stdio.slice(1).some((s) => s != null && !s.closed);
+  if (exited && !open) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("close", (code) => resolve(code)));
+}
+
 /** Resolves once `child` has exited (at once if it has), with its exit code. */
 export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
@@ -216,6 +228,7 @@ export function runToEnd(
     let out = "";
     child.stdout!.on("data", (d: Buffer) => (out += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (out += d.toString()));
-    child.once("exit", (code) => resolve({ code, out }));
+    // "close", not "exit": the output may still be in the pipes when the process has exited.
+    child.once("close", (code) => resolve({ code, out }));
   });
 }

@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ChatClient } from "../../src/apps/chat/client.js";
 import type { Line } from "../../src/apps/chat/store.js";
-import { tempDir, within } from "../helpers.js";
+import { ended, tempDir, within } from "../helpers.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -177,7 +177,7 @@ describe("ezipc chat in a terminal (tmux)", () => {
       await bob.say("said after");
       await shows("a live line", (o) => o.includes("bob: said after"));
       alice.stdin!.end(); // the end of input ends the client, without a crash
-      const code = await within(new Promise((r) => alice.once("exit", r)), 10_000, "alice to exit");
+      const code = await within(ended(alice), 10_000, "alice to exit");
       assert.equal(code, 0, out);
       assert.equal(out.split("bob: said while alice was away").length, 2, "the missed line, once");
       assert.equal(out.split("connection lost; reconnecting").length, 2, "one notice for the outage");

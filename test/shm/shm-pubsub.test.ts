@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
-import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
+import { ended, exited, outputLines, spawnFixture, until, within } from "../helpers.js";
 
 const name = `test-ps-${process.pid}`;
 const url = `shm:///${name}` as const;
@@ -22,7 +22,7 @@ describe("shm:// pub/sub across processes", () => {
       ),
     );
     for (const p of pubs) assert.equal(await within(exited(p.child), 10_000, "publisher exit"), 0);
-    for (const s of subs) assert.equal(await within(exited(s.child), 20_000, "subscriber exit"), 0);
+    for (const s of subs) assert.equal(await within(ended(s.child), 20_000, "subscriber exit"), 0);
     for (const out of outs) {
       const got = out.find((l) => l.startsWith("got "));
       assert.ok(got, out.join("\n"));
