@@ -12,16 +12,40 @@ export const hubChildScript = fileURLToPath(new URL("./hub-child.js", import.met
 const ROLE_LIMIT_MS = 180_000;
 
 /**
- * Runs `script args…`; resolves at its "ready" line (still running) or when it exits 0 (its output). The
- * process is killed after ROLE_LIMIT_MS whatever it does.
+ * The Node flags `npm start` runs the hub with (package.json's start script: `node FLAGS… main.js serve`).
+ * Every server role (the hub, and the raw relays and echo servers it is compared with) runs with them, so
+ * the bench measures the hub as the main job runs it, beside baselines on the same runtime.
  */
-export function runRole(script: string, args: string[]): Promise<{ out: string; proc: ChildProcess }> {
-  return runProgram(process.execPath, [script, ...args]);
+export const SERVER_NODE_FLAGS: readonly string[] = (() => {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+    scripts: { start: string };
+  };
+  const words = pkg.scripts.start.split(/\s+/);
+  return words.slice(words.indexOf("node") + 1).filter((w) => w.startsWith("--"));
+})();
+
+/**
+ * Runs `node [nodeFlags…] script args…`; resolves at its "ready" line (still running) or when it exits 0
+ * (its output). The process is killed after ROLE_LIMIT_MS whatever it does.
+ */
+export function runRole(
+  script: string,
+  args: string[],
+  nodeFlags: readonly string[] = [],
+): Promise<{ out: string; proc: ChildProcess }> {
+  return runProgram(process.execPath, [...nodeFlags, script, ...args], nodeFlags.length + 1);
 }
 
-/** {@link runRole} for any program (`python3 bench.py …`, `mono Bench.exe …`): args[1] names the role. */
-export function runProgram(command: string, argv: string[]): Promise<{ out: string; proc: ChildProcess }> {
-  const args = argv.slice(1);
+/**
+ * {@link runRole} for any program (`python3 bench.py …`, `mono Bench.exe …`): `argv[roleAt]` names the role
+ * (the word after the script).
+ */
+export function runProgram(
+  command: string,
+  argv: string[],
+  roleAt = 1,
+): Promise<{ out: string; proc: ChildProcess }> {
+  const args = argv.slice(roleAt);
   return new Promise((resolve, reject) => {
     const proc = spawn(command, argv, { stdio: ["ignore", "pipe", "inherit"] });
     const limit = setTimeout(() => {
@@ -42,13 +66,13 @@ export function runProgram(command: string, argv: string[]): Promise<{ out: stri
   });
 }
 
-/** Starts a server role, runs `fn(url, proc)`, then kills the server. */
+/** Starts a server role (with {@link SERVER_NODE_FLAGS}), runs `fn(url, proc)`, then kills the server. */
 export async function withServer<T>(
   script: string,
   args: string[],
   fn: (url: string, proc: ChildProcess) => Promise<T>,
 ): Promise<T> {
-  const { out, proc } = await runRole(script, args);
+  const { out, proc } = await runRole(script, args, SERVER_NODE_FLAGS);
   const url = out.split("\n")[0]!.slice("ready ".length);
   try {
     return await fn(url, proc);

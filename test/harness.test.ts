@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { describe, it } from "node:test";
-import { collect, runRole } from "../bench/procs.js";
+import { collect, runRole, SERVER_NODE_FLAGS, withServer } from "../bench/procs.js";
 import { ended, runToEnd, within } from "./helpers.js";
 
 const CHILDREN = 5;
@@ -84,5 +84,19 @@ describe("child process output", () => {
     for (const out of await within(Promise.all(collected), 20_000, "the roles to end")) {
       assert.equal(out, "END\n");
     }
+  });
+
+  it("the bench's server roles run with the Node flags of npm start", async () => {
+    assert.ok(SERVER_NODE_FLAGS.length > 0, "package.json's start script names its Node flags");
+    const script = "console.log('ready ' + JSON.stringify(process.execArgv)); setInterval(() => {}, 1000)";
+    const argv = await within(
+      withServer("-e", [script], async (line) => JSON.parse(line) as string[]),
+      20_000,
+      "the server role to start",
+    );
+    assert.deepEqual(argv.slice(0, SERVER_NODE_FLAGS.length), [...SERVER_NODE_FLAGS]);
+    // The flags are ones this Node accepts (a typo in the start script would stop the main job).
+    const { out } = await within(runRole("-e", ["console.log('ok')"], SERVER_NODE_FLAGS), 20_000, "node");
+    assert.equal(out, "ok\n");
   });
 });
