@@ -125,7 +125,7 @@ export function nextLine(proc: ChildProcess): Promise<string> {
       resolve(out.slice(0, i));
     };
     proc.stdout!.on("data", onData);
-    proc.once("exit", (code) => reject(new Error(`role exited ${code} before printing`)));
+    proc.once("close", (code) => reject(new Error(`role exited ${code} before printing`)));
   });
 }
 

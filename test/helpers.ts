@@ -51,7 +51,6 @@ export function fixture(name: string): string {
   return fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 }
 
-/** Spawns a fixture as a child Node process; resolves once it printed a line matching `ready`. */
 /**
  * Kills `child` when this process exits, however it ends (a failed test under `--test-force-exit`, a
  * benchmark's `process.exit`): no test leaves a process running on the machine. Returns `child`.
@@ -66,6 +65,7 @@ process.once("exit", () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 });
 
+/** Spawns a fixture as a child Node process; resolves once it printed a line matching `ready`. */
 export async function spawnFixture(
   name: string,
   args: string[],
@@ -87,7 +87,9 @@ export async function spawnFixture(
         const line = out.split("\n").find((l) => ready.test(l));
         if (line !== undefined && out.includes("\n")) resolve(line);
       });
-      child.once("exit", (code) =>
+      // "close", not "exit": a fixture that prints its ready line and exits at once (a publisher's
+      // "done") may have its exit reported before that line is read.
+      child.once("close", (code) =>
         reject(new Error(`fixture ${name} exited with ${code} before ready: ${out}`)),
       );
     }),

@@ -43,7 +43,7 @@ export function startCliHub(
         out += d.toString();
         if (out.includes("store:")) resolve(child);
       });
-      child.once("exit", (code) => reject(new Error(`hub exited with ${code}: ${out}`)));
+      child.once("close", (code) => reject(new Error(`hub exited with ${code}: ${out}`)));
     }),
     15_000,
     "hub to start",
