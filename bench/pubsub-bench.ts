@@ -122,7 +122,7 @@ export async function pubsubBench(quick: boolean): Promise<string[]> {
   );
   lines.push("");
   lines.push(
-    `Every side with its defaults: a fire-and-forget publisher that waits when \`publishAndForget\` returns false; default subscribers (prefetch 16384, \`prefetchBytes\` 8 MiB); a default hub (16 MiB per topic). \`lost\`: messages the ezipc subscribers were told they missed (gaps), over all runs. Each run carries ${fmt(cases[0]!.n)} messages at 64 B, ${fmt(cases[1]!.n)} at 1 KiB and ${fmt(cases[2]!.n)} to each of 10 subscribers: long enough for every process to reach its steady rate (a fresh hub's first 100 k messages at 1 KiB go at half its later rate, while V8 compiles its code).`,
+    `Every side with its defaults: a fire-and-forget publisher that waits when \`publishAndForget\` returns false; default subscribers (prefetch 16384, \`prefetchBytes\` 8 MiB); a default hub (16 MiB per topic). \`lost\`: messages the ezipc subscribers were told they missed (gaps), over all runs. Each run carries ${fmt(cases[0]!.n)} messages at 64 B, ${fmt(cases[1]!.n)} at 1 KiB and ${fmt(cases[2]!.n)} to each of 10 subscribers: long enough for every process to reach its steady rate (with fresh processes, the first 100 k messages at 1 KiB go at half the later rate while they warm up: V8 compiling their code, heaps growing).`,
   );
   lines.push("");
   lines.push(
