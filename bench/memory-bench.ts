@@ -51,7 +51,9 @@ export async function memoryBench(quick: boolean): Promise<string[]> {
     const ez = await idleServer(["hub", freeUrl("tcp", seq++)], "ez");
     add("ez client", ez.client);
     add("hub", ez.server);
-    add("ez full client", (await idleServer(["hub", freeUrl("tcp", seq++)], "ez-full")).client);
+    const full = await idleServer(["hub-entry", freeUrl("tcp", seq++)], "ez-full");
+    add("ez full client", full.client);
+    add("hub entry", full.server);
     add("shm client", await withNamespace((url) => idle(["ez", url])));
     const nats = await withNats(async (url, proc) => {
       const c = await runRole(script, ["nats", url]);
@@ -82,7 +84,8 @@ export async function memoryBench(quick: boolean): Promise<string[]> {
     row("the same client importing `ezipc` (hub, cluster, stores loaded too)", "ez full client"),
     row("ezipc client, shm:// (`ezipc/client`)", "shm client"),
     row("raw node:net echo server", "raw server"),
-    row("ezipc hub (`Hub.listen`, defaults)", "hub"),
+    row('ezipc hub (`Hub.listen`, defaults; `import … from "ezipc"`)', "hub"),
+    row('the same hub importing `ezipc/hub` (`import { Hub } from "ezipc/hub"`)', "hub entry"),
     `| nats-server (Go) | ${mib(m("nats-server"))} | |`,
   ];
   process.stderr.write(`${lines.slice(4).join("\n")}\n`);

@@ -6,6 +6,7 @@
  *   raw-server URL           a node:net server that echoes length-prefixed frames
  *   raw URL                  a node:net client: one frame echoed
  *   hub URL                  an ezipc hub with its defaults (Hub.listen, as `ezipc serve` minus ws:// and the store)
+ *   hub-entry URL            the same hub importing `ezipc/hub` (no shm:// client, bridge, services, monitoring)
  *   ez URL                   an ezipc client importing `ezipc/client`: subscribe, one publish received, one
  *                            request answered by itself
  *   ez-full URL              the same client importing `ezipc` (the whole package: hub, cluster, stores too)
@@ -43,8 +44,9 @@ switch (role) {
     console.log("ready");
     break;
   }
-  case "hub": {
-    const { Hub } = await import("../src/index.js");
+  case "hub":
+  case "hub-entry": {
+    const { Hub } = role === "hub" ? await import("../src/index.js") : await import("../src/hub/index.js");
     const hub = await Hub.listen({ urls: [url!] });
     await settle();
     console.log(`ready ${hub.urls[0]}`);

@@ -155,3 +155,67 @@ process.exit(0);
     for (const [name, value] of Object.entries(client)) assert.equal(full[name], value, name);
   });
 });
+
+const HUB_ENTRY = fileURLToPath(new URL("../src/hub/index.js", import.meta.url));
+/** Folders of src/ a hub program has no use for until it asks (shm:// until a shm:// connect; the bridge). */
+const NOT_FOR_A_HUB = ["shm-client", "shm", "bridge", "monitor", "apps", "cli", "browser"];
+
+describe("ezipc/hub: a hub program without shm://, the bridge or the CLI", () => {
+  it("runs a hub and a client over tcp:// without loading them, and shm:// code only at its first shm:// connect", async () => {
+    const ns = `lazyhub${process.pid}`;
+    try {
+      const program = `
+import { register } from "node:module";
+import { MessageChannel } from "node:worker_threads";
+const { port1, port2 } = new MessageChannel();
+const urls = [];
+port1.on("message", (u) => urls.push(u));
+port1.unref();
+register("data:text/javascript," + encodeURIComponent("let port; export function initialize(d){port=d.port;} export async function load(u,c,n){port.postMessage(u); return n(u,c);}"), { data: { port: port2 }, transferList: [port2] });
+const settle = () => new Promise((r) => setTimeout(r, 100));
+const ours = () => urls.filter((u) => u.includes("/dist/src/")).map((u) => u.split("/dist/src/")[1]);
+const { Hub, connect } = await import(${JSON.stringify(HUB_ENTRY)});
+const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+const c = await connect(hub.urls[0], { name: "lazy" });
+let got;
+const text0 = new Promise((resolve) => { got = resolve; });
+await c.subscribe("lazy.t", {}, (m) => got(m.text()));
+await c.publish("lazy.t", "hello");
+const text = await text0;
+await c.close();
+await settle();
+const beforeShm = ours();
+const s = await connect("shm:///${ns}", { name: "lazy" });
+await s.close();
+await hub.close();
+await settle();
+console.log(JSON.stringify({ text, beforeShm, afterShm: ours() }));
+process.exit(0);
+`;
+      const { stdout } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", program], {
+        timeout: 30_000,
+      });
+      const r = JSON.parse(stdout.trim()) as { text: string; beforeShm: string[]; afterShm: string[] };
+      assert.equal(r.text, "hello");
+      assert.ok(r.beforeShm.includes("hub/hub.js"), "the hook saw the hub load");
+      const folder = (m: string) => m.split("/")[0]!;
+      assert.deepEqual(
+        r.beforeShm.filter((m) => NOT_FOR_A_HUB.includes(folder(m))),
+        [],
+        "modules a hub program does not use",
+      );
+      assert.ok(r.afterShm.includes("shm-client/shm-client.js"), "connect(shm://) loaded the shm client");
+    } finally {
+      rmSync(`/dev/shm/ezipc.${ns}`, { recursive: true, force: true });
+    }
+  });
+
+  it("exports the very same values as ezipc, and the hub's key files and access rules", async () => {
+    const entry = (await import(HUB_ENTRY)) as Record<string, unknown>;
+    const full = (await import(INDEX)) as Record<string, unknown>;
+    for (const name of ["Hub", "connect", "SqliteStore", "allowList", "loadOrCreateKeyFile", "EzipcError"]) {
+      assert.ok(name in entry, name);
+    }
+    for (const [name, value] of Object.entries(entry)) assert.equal(full[name], value, name);
+  });
+});
