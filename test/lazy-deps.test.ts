@@ -91,17 +91,11 @@ console.log(JSON.stringify(loaded()));
   });
 });
 
-const CLIENT_ENTRY = fileURLToPath(new URL("../src/client/index.js", import.meta.url));
-/** Folders of src/ a client program has no use for (hub side, stores, monitoring) until it asks. */
-const HUB_SIDE = ["hub", "cluster", "store", "monitor", "bridge", "apps", "cli"];
-
-describe("ezipc/client: a client program without the hub", () => {
-  it("loads no hub-side module, secure channel, tls:// or udp://, and shm:// code only at its first shm:// connect", async () => {
-    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
-    const ns = `lazy${process.pid}`;
-    try {
-      // Every module the child loads is reported by a module hook (hooks run off the main thread: a port).
-      const program = `
+/**
+ * The start of a child program that reports every module it loads: a module hook (hooks run off the main
+ * thread: a port) collects their URLs; `ours()` lists this package's, `settle()` waits for the reports.
+ */
+const WATCH_MODULES = `
 import { register } from "node:module";
 import { MessageChannel } from "node:worker_threads";
 const { port1, port2 } = new MessageChannel();
@@ -111,7 +105,18 @@ port1.unref();
 register("data:text/javascript," + encodeURIComponent("let port; export function initialize(d){port=d.port;} export async function load(u,c,n){port.postMessage(u); return n(u,c);}"), { data: { port: port2 }, transferList: [port2] });
 const settle = () => new Promise((r) => setTimeout(r, 100));
 const ours = () => urls.filter((u) => u.includes("/dist/src/")).map((u) => u.split("/dist/src/")[1]);
-const { connect } = await import(${JSON.stringify(CLIENT_ENTRY)});
+`;
+
+const CLIENT_ENTRY = fileURLToPath(new URL("../src/client/index.js", import.meta.url));
+/** Folders of src/ a client program has no use for (hub side, stores, monitoring) until it asks. */
+const HUB_SIDE = ["hub", "cluster", "store", "monitor", "bridge", "apps", "cli"];
+
+describe("ezipc/client: a client program without the hub", () => {
+  it("loads no hub-side module, secure channel, tls:// or udp://, and shm:// code only at its first shm:// connect", async () => {
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    const ns = `lazy${process.pid}`;
+    try {
+      const program = `${WATCH_MODULES}const { connect } = await import(${JSON.stringify(CLIENT_ENTRY)});
 const c = await connect(${JSON.stringify(hub.urls[0])}, { name: "lazy" });
 await c.serve("lazy.rpc", (req) => req.payload);
 const echoed = Buffer.from((await c.request("lazy.rpc", "x")).payload).toString();
@@ -164,17 +169,7 @@ describe("ezipc/hub: a hub program without shm://, the bridge or the CLI", () =>
   it("runs a hub and a client over tcp:// without loading them, and shm:// code only at its first shm:// connect", async () => {
     const ns = `lazyhub${process.pid}`;
     try {
-      const program = `
-import { register } from "node:module";
-import { MessageChannel } from "node:worker_threads";
-const { port1, port2 } = new MessageChannel();
-const urls = [];
-port1.on("message", (u) => urls.push(u));
-port1.unref();
-register("data:text/javascript," + encodeURIComponent("let port; export function initialize(d){port=d.port;} export async function load(u,c,n){port.postMessage(u); return n(u,c);}"), { data: { port: port2 }, transferList: [port2] });
-const settle = () => new Promise((r) => setTimeout(r, 100));
-const ours = () => urls.filter((u) => u.includes("/dist/src/")).map((u) => u.split("/dist/src/")[1]);
-const { Hub, connect } = await import(${JSON.stringify(HUB_ENTRY)});
+      const program = `${WATCH_MODULES}const { Hub, connect } = await import(${JSON.stringify(HUB_ENTRY)});
 const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
 const c = await connect(hub.urls[0], { name: "lazy" });
 let got;
