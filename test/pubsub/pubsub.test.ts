@@ -486,10 +486,11 @@ describe("pub/sub semantics", () => {
     const c = await connect(url, { name: "cut", reconnect: { initialDelayMs: 50, maxDelayMs: 100 } });
     try {
       const closed = (e: unknown) => isEzipcError(e) && e.code === "EZIPC_CONNECTION_CLOSED";
+      let onAfter: (text: string) => void = () => {};
       const got = new Promise<string>((resolve) => {
-        void pub.subscribe("cut.after", {}, (m) => resolve(m.text()));
+        onAfter = resolve;
       });
-      await new Promise((r) => setImmediate(r));
+      await pub.subscribe("cut.after", {}, (m) => onAfter(m.text()));
       c.publishAndForget("cut.before", "x");
       const reconnected = new Promise<void>((resolve) => {
         let cut = false;
