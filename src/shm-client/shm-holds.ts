@@ -16,6 +16,10 @@ export const MAX_HELD_BYTES = 64 * 1024 * 1024;
 const FLOOR_REUSE = 256;
 /** How often held publishes look again without a wake-up (readers that died). */
 const RETRY_MS = 20;
+/** A held writer asks to be woken once readers have moved this fraction of the ring's messages on. */
+const WAKE_FRACTION = 16;
+/** Marks a retry makes before it leaves it to the timer (readers that kept passing them). */
+const MARK_LOOKS = 4;
 
 /** One held publish. */
 interface Pending {
@@ -84,10 +88,9 @@ export class PublisherHolds {
     t.held = h;
     this.topics.add(t);
     this.enqueue(h, { meta, body, resolve, reject });
-    markWriterWaiting(t.ring.file, this.ns.slotFor(t));
+    this.ns.slotFor(t);
     this.timer ??= setInterval(this.retryAll, RETRY_MS);
-    // A reader may have moved on between the failed append and the mark: look once more.
-    this.retry(t);
+    this.retry(t); // (marks the slot: a reader that moves on wakes it)
     return -1;
   }
 
@@ -136,14 +139,13 @@ export class PublisherHolds {
       h = new Held();
       t.held = h;
       this.topics.add(t);
-      markWriterWaiting(t.ring.file, this.ns.slotFor(t));
+      this.ns.slotFor(t);
       this.timer ??= setInterval(this.retryAll, RETRY_MS);
     }
     const rest = batch.rest(n);
     h.queue.push({ batch: rest, from: 0 });
     h.bytes += rest.bytes;
-    // A reader may have moved on between the stopped append and the mark: look once more.
-    if (created) this.retry(t);
+    if (created) this.retry(t); // (marks the slot: a reader that moves on wakes it)
   }
 
   private enqueue(h: Held, p: Pending): void {
@@ -155,10 +157,35 @@ export class PublisherHolds {
     for (const t of [...this.topics]) this.retry(t);
   };
 
-  /** Writes what `t` holds, in order, as far as readers allow (or all of it once the hold expired). */
+  /**
+   * Writes what `t` holds, in order, as far as readers allow (or all of it once the hold expired); if some
+   * still waits, marks the topic's slot so that readers wake this process once they have moved on.
+   */
   private retry(t: LocalTopic): void {
+    for (let look = 0; look < MARK_LOOKS; look++) {
+      if (!this.writeHeld(t)) return;
+      // Readers that moved past the mark before it was visible did not wake us: look again now.
+      if (this.markWaiting(t)) return;
+    }
+    // (Readers that keep moving just past each mark: the retry timer looks again.)
+  }
+
+  /**
+   * Marks `t`'s slot as a writer waiting until the holding readers are a sixteenth of the ring's messages
+   * past where the ring stopped (see src/shm/holds.ts). Returns false if they are there already.
+   */
+  private markWaiting(t: LocalTopic): boolean {
+    const file = t.ring.file;
+    const s = t.ring.state();
+    const wakeAt = s.tailSeq + Math.max(1, Math.floor((s.next - s.tailSeq) / WAKE_FRACTION));
+    markWriterWaiting(file, t.slot, wakeAt);
+    return holdFloor(file) < wakeAt;
+  }
+
+  /** Writes what `t` holds, as far as readers allow; returns true if some still waits. */
+  private writeHeld(t: LocalTopic): boolean {
     const h = t.held as Held | null;
-    if (!h) return;
+    if (!h) return false;
     const file = t.ring.file;
     clearWriterWaiting(file, t.slot);
     const expired = Date.now() - h.since >= this.holdMs || h.bytes > MAX_HELD_BYTES;
@@ -180,9 +207,8 @@ export class PublisherHolds {
         h.bytes -= before - p.batch.bytesFrom(p.from);
         if (k > 0) wrote = true;
         if (p.from < p.batch.count) {
-          markWriterWaiting(file, t.slot);
           if (wrote) this.ns.waker.wakeSleepers(file);
-          return;
+          return true;
         }
         h.queue.shift();
         continue;
@@ -197,9 +223,8 @@ export class PublisherHolds {
         continue;
       }
       if (seq < 0) {
-        markWriterWaiting(file, t.slot);
         if (wrote) this.ns.waker.wakeSleepers(file);
-        return;
+        return true;
       }
       wrote = true;
       h.queue.shift();
@@ -217,6 +242,7 @@ export class PublisherHolds {
       this.drainWaiters = [];
       for (const w of waiters) w();
     }
+    return false;
   }
 
   /** Resolves once nothing is held. */

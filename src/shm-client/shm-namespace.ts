@@ -281,13 +281,12 @@ export class ShmNamespace {
       if (r.holds && next < holdMin) holdMin = next;
     }
     const holds = holdMin !== Number.POSITIVE_INFINITY;
-    setReaderPosition(
-      t.ring.file,
-      t.slot,
-      holds ? holdMin : min === Number.POSITIVE_INFINITY ? 0 : min,
-      holds,
-    );
-    for (const w of takeWaitingWriters(t.ring.file)) this.waker.wakeProcess(w.pid, w.start);
+    const position = holds ? holdMin : min === Number.POSITIVE_INFINITY ? 0 : min;
+    setReaderPosition(t.ring.file, t.slot, position, holds);
+    for (const w of takeWaitingWriters(t.ring.file, position)) {
+      Waker.counts.writersWoken++;
+      this.waker.wakeProcess(w.pid, w.start);
+    }
   }
 
   /** Gives `t`'s slot back when this process neither reads it nor holds publishes for it. */

@@ -29,7 +29,8 @@
  * Consumer slot: 0 i32 pid (0: free), 4 i32 sleeping, 8 f64 process start time (/proc/PID/stat field 22),
  * 16 u32×2 next seq its readers read, 24 i32 holds (1: writers must not evict from that seq on), 28 i32
  * writer waiting (1: this process has messages held back until readers move on), 32 u32×3 (variable files)
- * the pointers the process holds on the variable per policy: request, lazy, poll.
+ * the pointers the process holds on the variable per policy: request, lazy, poll, 48 u32×2 wake at: the
+ * seq the holding readers must all have reached before they wake the waiting writer (0: any move).
  *
  * Packet (at an 8-byte aligned ring offset): 0 u32 size (multiple of 8), 4 u32 kind (1 message, 2 pad:
  * the rest of the ring is unused, continue at offset 0), 8 u32×2 seq, 16 f64 time, 24 u32 meta length,
@@ -94,6 +95,9 @@ export const slotWord = (slot: number, field: number): number => (H_SLOTS + slot
 export const slotStart = (slot: number): number => (H_SLOTS + slot * SLOT_BYTES + C_START) / 8;
 /** Shared variables: the pointers this slot's process holds, per policy (u32 × 3: request, lazy, poll). */
 export const C_REFS = 32;
+/** A waiting writer is woken once every holding reader has reached this seq (u32 × 2; 0: at any move). */
+export const C_WAKE_AT_LO = 48;
+export const C_WAKE_AT_HI = 52;
 
 // Packet.
 export const P_SIZE = 0;

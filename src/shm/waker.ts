@@ -47,8 +47,11 @@ export function fifoName(pid: number, start: number): string {
  */
 export class Waker {
   private static readonly byDir = new Map<string, Waker>();
-  /** Wake-ups this process sent (bytes written to other processes' pipes) and took (its pipe became readable). */
-  static readonly counts = { sent: 0, taken: 0 };
+  /**
+   * Wake-ups this process sent (bytes written to other processes' pipes) and took (its pipe became
+   * readable); waiting writers its readers woke (in any process, this one included).
+   */
+  static readonly counts = { sent: 0, taken: 0, writersWoken: 0 };
   private readonly fifoPath: string;
   private readonly fd: number;
   private readonly poller: Poller;

@@ -178,6 +178,38 @@ describe("shm:// publishers wait for slow `next` subscribers (no loss by default
     }
   });
 
+  it("a publisher held by a reader in another process is woken once a sixteenth of the ring is read, not at each step", async () => {
+    const topic = "held.steps";
+    const pub = await connect(url);
+    try {
+      await pub.configureTopic(topic, { maxBytes: 4 * 1024 * 1024 }); // ~29 000 messages of ~100 B
+      const n = 60_000;
+      // prefetch 16, a turn of the event loop per message: the reader moves on in small, slow steps.
+      const sub = await spawnFixture("shm-peer.js", ["sub", url, topic, String(n), "16", "slow"]);
+      const out = outputLines(sub.child);
+      const id = "p".repeat(96);
+      let held = 0;
+      for (let i = 0; i < n; i++) {
+        if (!pub.publishAndForget(topic, `${id}:${i}`)) {
+          held++;
+          await within(pub.drain(), 10_000, "the reader to free the ring");
+        }
+      }
+      assert.equal(await within(ended(sub.child), 20_000, "subscriber exit"), 0);
+      const got = out.find((l) => l.startsWith("got "));
+      assert.ok(got, out.join("\n"));
+      const [, count, , gaps, woken] = got.split(" ").map(Number) as number[];
+      assert.equal(count, n);
+      assert.equal(gaps, 0);
+      assert.ok(held > 0, "the publisher was held");
+      // ~31 000 messages written while held, ~1 800 per sixteenth of the ring: 18 wake-ups at most, unless
+      // the reader passes a mark before it is visible (woken at each step the reader took: hundreds).
+      assert.ok(woken! >= 1 && woken! <= 40, `${woken} wake-ups of the held publisher (held ${held} times)`);
+    } finally {
+      await pub.close();
+    }
+  });
+
   it("the wait is bounded (holdPublishersMs): then the slow subscriber gets a gap; 0 never waits", async () => {
     const pub = await connect(url, { ringBytes: 8192, holdPublishersMs: 100 });
     const sub = await connect(url);
