@@ -23,6 +23,10 @@ const TWO32 = 2 ** 32;
 export interface PacketSource {
   /** Bytes packet `i` takes in a ring (header, meta, body, aligned to 8). */
   packetBytes(i: number): number;
+  /** Bytes packets `from..to` take together (back to back, as in a ring). */
+  bytesBetween(from: number, to: number): number;
+  /** Bytes of the source's largest packet (at least that of any packet `from..to` asked for). */
+  largestPacket(): number;
   /**
    * Writes packets `from..to` back to back into `dst` at `at` (8-aligned; `dst32` and `dst64` are views of
    * the same memory), packet `from` with seq `seq` and the next ones with the following seqs, all with time
@@ -62,6 +66,7 @@ export class PackedMessages implements PacketSource {
   private starts = new Uint32Array(1024);
   private n = 0;
   private used = 0;
+  private largest = 0;
 
   get count(): number {
     return this.n;
@@ -95,6 +100,7 @@ export class PackedMessages implements PacketSource {
     }
     this.starts[this.n++] = pos;
     this.used = pos + size;
+    if (size > this.largest) this.largest = size;
   }
 
   private grow(need: number): void {
@@ -108,6 +114,14 @@ export class PackedMessages implements PacketSource {
 
   packetBytes(i: number): number {
     return this.u32[(this.starts[i]! >> 2) + P_SIZE / 4]!;
+  }
+
+  bytesBetween(from: number, to: number): number {
+    return (to < this.n ? this.starts[to]! : this.used) - this.starts[from]!;
+  }
+
+  largestPacket(): number {
+    return this.largest;
   }
 
   /** Stamps the seqs and time here (the batch is in this core's cache), then copies the run at once. */
@@ -148,6 +162,7 @@ export class PackedMessages implements PacketSource {
     for (let i = 0; i < n; i++) copy.starts[i] = this.starts[from + i]! - a;
     copy.n = n;
     copy.used = bytes;
+    copy.largest = this.largest; // (a bound: the rest's largest is no larger)
     return copy;
   }
 
@@ -160,6 +175,7 @@ export class PackedMessages implements PacketSource {
   clear(): void {
     this.n = 0;
     this.used = 0;
+    this.largest = 0;
     if (this.buf.length > KEEP_BYTES) {
       this.buf = Buffer.allocUnsafeSlow(INITIAL_BYTES);
       this.u32 = new Uint32Array(this.buf.buffer, 0, INITIAL_BYTES / 4);
@@ -193,6 +209,14 @@ export class SinglePacket implements PacketSource {
 
   packetBytes(): number {
     return packetBytes(this.m.length, this.h.length + this.b.length);
+  }
+
+  bytesBetween(from: number, to: number): number {
+    return to > from ? this.packetBytes() : 0;
+  }
+
+  largestPacket(): number {
+    return this.packetBytes();
   }
 
   writePackets(

@@ -255,7 +255,7 @@ export class TopicRing {
     time: number,
     floor?: (evicting: number) => number,
   ): number {
-    for (let i = from; i < to; i++) this.checkFits(src.packetBytes(i));
+    if (to > from) this.checkFits(src.largestPacket());
     const recovered = this.lock();
     const run = this.run;
     try {
@@ -270,8 +270,7 @@ export class TopicRing {
         // A batch that fits before the ring's end is placed as one block: what placing it packet by packet
         // would give (no pad, the same packets in the same places), with the evictions for all of it made
         // at once instead of one check per packet. A reader's hold that stops them: packet by packet.
-        let total = 0;
-        for (let k = from; k < to; k++) total += src.packetBytes(k);
+        const total = src.bytesBetween(from, to);
         if (s.head + total <= this.R && total <= this.maxPacketBytes) {
           const start = this.place(s, total, floor, bound);
           if (start >= 0) {
