@@ -54,6 +54,7 @@ export async function memoryBench(quick: boolean): Promise<string[]> {
     const full = await idleServer(["hub-entry", freeUrl("tcp", seq++)], "ez-full");
     add("ez full client", full.client);
     add("hub entry", full.server);
+    add("cli", (await idleServer(["cli", freeUrl("tcp", seq++)], "ez")).server);
     add("shm client", await withNamespace((url) => idle(["ez", url])));
     const nats = await withNats(async (url, proc) => {
       const c = await runRole(script, ["nats", url]);
@@ -86,6 +87,7 @@ export async function memoryBench(quick: boolean): Promise<string[]> {
     row("raw node:net echo server", "raw server"),
     row('ezipc hub (`Hub.listen`, defaults; `import … from "ezipc"`)', "hub"),
     row('the same hub importing `ezipc/hub` (`import { Hub } from "ezipc/hub"`)', "hub entry"),
+    row("`ezipc serve` (`npm start`: the CLI, a WebSocket port with metrics and dashboard)", "cli"),
     `| nats-server (Go) | ${mib(m("nats-server"))} | |`,
   ];
   process.stderr.write(`${lines.slice(4).join("\n")}\n`);

@@ -7,6 +7,8 @@
  *   raw URL                  a node:net client: one frame echoed
  *   hub URL                  an ezipc hub with its defaults (Hub.listen, as `ezipc serve` minus ws:// and the store)
  *   hub-entry URL            the same hub importing `ezipc/hub` (no shm:// client, bridge, services, monitoring)
+ *   cli URL                  `ezipc serve URL --ws ws://127.0.0.1:0`: the CLI's hub, as `npm start` runs it
+ *                            (its commands' modules, the WebSocket port with metrics and dashboard)
  *   ez URL                   an ezipc client importing `ezipc/client`: subscribe, one publish received, one
  *                            request answered by itself
  *   ez-full URL              the same client importing `ezipc` (the whole package: hub, cluster, stores too)
@@ -50,6 +52,21 @@ switch (role) {
     const hub = await Hub.listen({ urls: [url!] });
     await settle();
     console.log(`ready ${hub.urls[0]}`);
+    break;
+  }
+  case "cli": {
+    const { buildProgram } = await import("../src/cli/main.js");
+    // What the command prints ("hub listening on URL") is kept for the tcp:// URL it names.
+    let said = "";
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string | Uint8Array) => {
+      said += chunk.toString();
+      return true;
+    }) as typeof process.stdout.write;
+    await buildProgram().parseAsync(["serve", url!, "--ws", "ws://127.0.0.1:0"], { from: "user" });
+    process.stdout.write = write;
+    await settle();
+    console.log(`ready ${/hub listening on (tcp:\/\/\S+)/.exec(said)![1]}`);
     break;
   }
   case "ez":

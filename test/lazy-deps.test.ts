@@ -4,7 +4,7 @@
  * together about 25 MiB of resident memory in every process. Each loads at its first use.
  */
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -12,6 +12,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { Hub } from "../src/index.js";
+import { ended, outputLines, until, within } from "./helpers.js";
 
 const INDEX = fileURLToPath(new URL("../src/index.js", import.meta.url));
 const CLI = fileURLToPath(new URL("../src/cli/main.js", import.meta.url));
@@ -212,5 +213,61 @@ process.exit(0);
       assert.ok(name in entry, name);
     }
     for (const [name, value] of Object.entries(entry)) assert.equal(full[name], value, name);
+  });
+});
+
+/**
+ * Preloaded into a CLI process: a module hook that writes each module's URL to stderr as it loads
+ * (synchronously, from the hooks' thread: nothing to wait for at exit).
+ */
+const LOG_LOADS = `data:text/javascript,${encodeURIComponent(`
+import { register } from "node:module";
+register("data:text/javascript," + encodeURIComponent('import { writeSync } from "node:fs"; export async function load(u, c, n) { writeSync(2, "LOAD " + u + "\\\\n"); return n(u, c); }'));
+`)}`;
+
+/** Runs the CLI until it prints `ready`, stops it with SIGTERM; returns the package's modules it loaded. */
+async function cliModules(args: string[], ready: RegExp): Promise<string[]> {
+  const child = spawn(process.execPath, ["--import", LOG_LOADS, CLI, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  child.stderr.on("data", (d: Buffer) => {
+    err += d.toString();
+  });
+  const out = outputLines(child);
+  await until(() => out.some((l) => ready.test(l)) || child.exitCode !== null, `ezipc ${args[0]}`, 20_000);
+  child.kill("SIGTERM");
+  await within(ended(child), 10_000, "the CLI to stop");
+  assert.ok(
+    out.some((l) => ready.test(l)),
+    `${out.join("\n")}\n${err}`,
+  );
+  return err
+    .split("\n")
+    .filter((l) => l.startsWith("LOAD ") && l.includes("/dist/src/"))
+    .map((l) => l.split("/dist/src/")[1]!);
+}
+
+describe("the CLI loads what a command uses", () => {
+  it("`ezipc serve` loads neither the bridge, shm://, the client nor (without a WebSocket port) monitoring; `--bridge` loads the bridge", async () => {
+    const folder = (m: string) => m.split("/")[0]!;
+    const plain = await cliModules(["serve", "tcp://127.0.0.1:0", "--no-ws"], /^hub listening/);
+    assert.ok(plain.includes("hub/hub.js"), "the hook saw the hub load");
+    const unused = ["shm-client", "shm", "bridge", "monitor", "client", "apps", "cluster"];
+    assert.deepEqual(
+      plain.filter((m) => unused.includes(folder(m)) || m === "connect.js" || m === "security/datagrams.js"),
+      [],
+      "modules `ezipc serve` does not use",
+    );
+    const ns = `lazycli${process.pid}`;
+    try {
+      const bridged = await cliModules(
+        ["serve", "tcp://127.0.0.1:0", "--no-ws", "--bridge", `shm:///${ns}`],
+        /^bridging/,
+      );
+      assert.ok(bridged.includes("bridge/bridge.js") && bridged.includes("shm-client/shm-client.js"));
+    } finally {
+      rmSync(`/dev/shm/ezipc.${ns}`, { recursive: true, force: true });
+    }
   });
 });

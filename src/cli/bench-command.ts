@@ -11,7 +11,7 @@
  * table, or JSON with `--json`. Every loop is bounded by the message count and by `--timeout-ms`.
  */
 import type { Command } from "commander";
-import { connect, type HubClient } from "../client/client.js";
+import type { HubClient } from "../client/client.js";
 import { withTimeout } from "../deadline.js";
 import { EzipcError } from "../errors.js";
 import { cliSecurity, hubUrlOption, nonNegativeInt } from "./hub-commands.js";
@@ -98,6 +98,7 @@ export function addBenchCommand(program: Command, defaults: { tcp: string }): vo
 }
 
 async function clients(n: number, o: BenchOptions, role: string): Promise<HubClient[]> {
+  const { connect } = await import("../client/client.js");
   return Promise.all(
     Array.from({ length: n }, (_, i) =>
       connect(o.url, { name: `ezipc-bench-${role}${i}`, reconnect: false, ...cliSecurity() }),

@@ -7,15 +7,12 @@
 
 import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
-import { Bridge, checkBridgeUrl, shmBridge } from "../bridge/bridge.js";
-import { type ClientSecurity, type ConnectOptions, connect, type HubClient } from "../client/client.js";
-import { connect as connectAny, type MessagingClient } from "../connect.js";
+import type { ClientSecurity, ConnectOptions, HubClient } from "../client/client.js";
+import type { MessagingClient } from "../connect.js";
 import { EzipcError } from "../errors.js";
-import { Hub } from "../hub/hub.js";
-import { serveMonitoring } from "../monitor/serve.js";
 import type { AllowedClient } from "../security/access.js";
 import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
-import { type BlockStore, MemoryStore, SqliteStore } from "../store/store.js";
+import type { BlockStore, SqliteStore } from "../store/store.js";
 import { globMatcher } from "../vars/glob.js";
 
 export function nonNegativeInt(v: string): number {
@@ -77,6 +74,7 @@ export function cliSecurity(): { secure?: ClientSecurity } {
 }
 
 async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Promise<T> {
+  const { connect } = await import("../client/client.js");
   const client = await connect(url, { name: `ezipc-cli:${process.pid}`, reconnect: false, ...cliSecurity() });
   try {
     return await fn(client);
@@ -94,6 +92,7 @@ export async function messagingClient(
   name: string,
   hubOptions: ConnectOptions = {},
 ): Promise<MessagingClient> {
+  const { connect: connectAny } = await import("../connect.js");
   if (url.startsWith("shm:")) return connectAny(url as `shm:${string}`, { name });
   return connectAny(url, { name, ...cliSecurity(), ...hubOptions });
 }
@@ -217,7 +216,11 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         // The WebSocket listener comes on top of the given URLs, unless one of them is ws:// or wss:// already.
         if (o.ws && !urls.some((u) => /^wss?:/.test(u))) urls = [...urls, o.ws];
         if (o.clients && !o.key) throw new Error("--clients needs --key");
-        if (o.bridge) checkBridgeUrl(o.bridge);
+        // What a hub started this way does not use is not loaded: the bridge (and shm://), monitoring.
+        const bridging = o.bridge ? await import("../bridge/bridge.js") : undefined;
+        if (o.bridge) bridging!.checkBridgeUrl(o.bridge);
+        const { Hub } = await import("../hub/hub.js");
+        const { MemoryStore, SqliteStore } = await import("../store/store.js");
         const security = o.key
           ? {
               staticKey: loadOrCreateKeyFile(o.key),
@@ -240,7 +243,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           handshakeTimeoutMs: o.handshakeTimeoutMs,
           holdPublishersMs: o.holdPublishersMs,
           security,
-          bridge: o.bridge ? shmBridge(o.bridge) : undefined,
+          bridge: o.bridge ? bridging!.shmBridge(o.bridge) : undefined,
           cluster: o.cluster
             ? {
                 servers: o.cluster,
@@ -250,7 +253,11 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
               }
             : undefined,
         });
-        if (o.metrics || o.dashboard) serveMonitoring(hub, { metrics: o.metrics, dashboard: o.dashboard });
+        // (Served on the WebSocket port: none, nothing to serve them on.)
+        if ((o.metrics || o.dashboard) && urls.some((u) => /^wss?:/.test(u))) {
+          const { serveMonitoring } = await import("../monitor/serve.js");
+          serveMonitoring(hub, { metrics: o.metrics, dashboard: o.dashboard });
+        }
         const s = hub.stats();
         if (security) {
           process.stdout.write(
@@ -287,6 +294,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--keys <glob>", "keys to bridge", "*")
     .option("--name <name>", "names its checkpoint file in the namespace", "bridge")
     .action(async (shmUrl: string, o: { url: string; topics: string; keys: string; name: string }) => {
+      const { Bridge, checkBridgeUrl } = await import("../bridge/bridge.js");
       checkBridgeUrl(shmUrl);
       const bridge = await Bridge.start(o.url, shmUrl, {
         topics: o.topics,

@@ -9,7 +9,6 @@ import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { isEzipcError } from "../errors.js";
 import { setLogger, stderrLogger } from "../log.js";
-import { secureDatagramDial, secureDatagramListen } from "../security/datagrams.js";
 import { loadOrCreateKeyFile, parsePublicKey } from "../security/keys.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
@@ -105,6 +104,7 @@ export function buildProgram(): Command {
       ) => {
         const hubKey = opts.hubKey ?? process.env.EZIPC_HUB_KEY;
         const token = opts.token ?? process.env.EZIPC_TOKEN;
+        const { secureDatagramDial } = await import("../security/datagrams.js");
         const secure = hubKey ? secureDatagramDial({ hubKey: parsePublicKey(hubKey), token }) : undefined;
         const conn = await dial(url, { udp: { sequence: opts.sequence ?? false, secure } });
         for (const m of messages) {
@@ -129,6 +129,7 @@ export function buildProgram(): Command {
     .action(async (url: string, opts: { maxRenters: number; key?: string; token?: string }) => {
       if (opts.token && !opts.key) throw new Error("--token needs --key");
       const staticKey = opts.key ? loadOrCreateKeyFile(opts.key) : undefined;
+      const { secureDatagramListen } = await import("../security/datagrams.js");
       const secure = staticKey
         ? secureDatagramListen({
             staticKey,
