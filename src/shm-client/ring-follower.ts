@@ -81,8 +81,8 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
   protected abstract limit(): number;
   /** Called before each read (e.g. to jump to the newest). */
   protected beforeRead(): void {}
-  /** Takes the messages read (copies; the array is reused after the call). */
-  protected abstract deliver(ms: M[]): void;
+  /** Takes the messages read (copies; the array is reused after the call: keep its elements, not it). */
+  protected abstract deliver(ms: readonly M[]): void;
   protected abstract gap(first: number, last: number): void;
   /** After each delivery: where the follower now is, published for the writers' holds. */
   protected moved(): void {
@@ -145,12 +145,21 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
   /** Whether the spin loop looks at it without event-loop turns between looks (Spinner.tight). */
   tight = false;
 
-  /** Reads up to `max` messages into `out`, from a run another follower read from here if there is one. */
+  /**
+   * The messages of the last read, to deliver: `out`, or a run another follower read, taken whole (handed
+   * over as it is: a copy of its array per subscription was a measurable part of a fan-out).
+   */
+  private batch: readonly M[] = this.out;
+
+  /** Reads up to `max` messages (into {@link batch}), from a run another follower read from here if there is one. */
   private readShared(reads: TopicReads, max: number): number {
     const cursor = this.cursor;
     const out = this.out;
-    const taken = reads.take(cursor, max, out as RingMessage[]);
-    if (taken > 0) return taken;
+    const run = reads.take(cursor, max, out as RingMessage[]);
+    if (run !== null) {
+      if (run !== out) this.batch = run as readonly RingMessage[] as readonly M[];
+      return this.batch.length;
+    }
     const seq = cursor.seq;
     const n = this.topic.ring.read(cursor, max, out, this.onGap, this.make);
     // Kept only for a run of consecutive messages from where it started (none skipped in a gap), and
@@ -188,6 +197,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         }
         this.beforeRead();
         if (out.length !== 0) out.length = 0;
+        this.batch = out;
         let n: number;
         try {
           n = this.shared
@@ -225,8 +235,13 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         }
         turn += n;
         this.delivered = turn;
-        for (let i = 0; i < n; i++) turnBytes += out[i]!.metaLength + out[i]!.bodyLength;
-        this.deliver(out);
+        const batch = this.batch;
+        // (The turn's bytes are a bound on the work of a turn: estimated from the first and last message.)
+        const a = batch[0]!;
+        const z = batch[n - 1]!;
+        turnBytes += (n * (a.metaLength + a.bodyLength + z.metaLength + z.bodyLength)) / 2;
+        this.deliver(batch);
+        this.batch = out;
         this.moved();
       }
     } finally {

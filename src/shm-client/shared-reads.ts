@@ -42,20 +42,24 @@ export class TopicReads {
   }
 
   /**
-   * Takes up to `max` messages of the run kept at `cursor.seq` into `out`, moving the cursor past them.
-   * Returns how many (0: no run kept there). A follower that takes part of a run leaves the rest kept for
+   * Takes up to `max` messages of the run kept at `cursor.seq`, moving the cursor past them: the run's own
+   * array when it is taken whole (read-only: shared with the others), else `out` with the part taken.
+   * Returns null when no run is kept there. A follower that takes part of a run leaves the rest kept for
    * the others, who take the same part.
    */
-  take(cursor: { seq: number; offset: number }, max: number, out: RingMessage[]): number {
+  take(
+    cursor: { seq: number; offset: number },
+    max: number,
+    out: RingMessage[],
+  ): readonly RingMessage[] | null {
     const r = this.runs.get(cursor.seq);
-    if (r === undefined) return 0;
+    if (r === undefined) return null;
     const ms = r.messages;
     if (--r.takers <= 0) this.drop(r);
     if (ms.length <= max) {
-      for (const m of ms) out.push(m);
       cursor.seq = r.nextSeq;
       cursor.offset = r.nextOffset;
-      return ms.length;
+      return ms;
     }
     for (let i = 0; i < max; i++) out.push(ms[i]!);
     const rest = ms[max]!;
@@ -76,7 +80,7 @@ export class TopicReads {
         takers: r.takers + 1,
       });
     }
-    return max;
+    return out;
   }
 
   private drop(r: SharedRead): void {

@@ -143,7 +143,7 @@ class ShmReader extends RingFollower<ShmMessage> implements SubscriptionHost {
     }
   }
 
-  protected deliver(ms: ShmMessage[]): void {
+  protected deliver(ms: readonly ShmMessage[]): void {
     this.owed -= ms.length;
     this.sub.deliver(ms);
   }

@@ -103,7 +103,7 @@ class Follower extends RingFollower {
   protected limit(): number {
     return Number.POSITIVE_INFINITY;
   }
-  protected deliver(ms: RingMessage[]): void {
+  protected deliver(ms: readonly RingMessage[]): void {
     for (const m of ms) this.onMessage(m);
   }
   protected gap(first: number, last: number): void {
