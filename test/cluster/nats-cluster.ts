@@ -12,12 +12,30 @@ import type { ClusterOptions } from "../../src/cluster/cluster.js";
 import { Hub } from "../../src/hub/hub.js";
 import { killOnExit, tempDir, within } from "../helpers.js";
 
+/** Ports handed out by this process (never twice). */
+const given = new Set<number>();
+
+/**
+ * A port free now, for a nats-server to listen on once it starts. Taken below Linux's ephemeral range
+ * (32768 on): a port the kernel picked (`listen(0)`) can be taken again, before the server binds it, as the
+ * local port of any outgoing connection of the tests running meanwhile; a port below that range only by an
+ * explicit bind.
+ */
 async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, "127.0.0.1", () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  for (let tries = 0; tries < 200; tries++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (given.has(port)) continue;
+    const s = net.createServer();
+    const ok = await new Promise<boolean>((r) => {
+      s.once("error", () => r(false));
+      s.listen(port, "127.0.0.1", () => r(true));
+    });
+    if (!ok) continue;
+    await new Promise<void>((r) => s.close(() => r()));
+    given.add(port);
+    return port;
+  }
+  throw new Error("no free port found for nats-server");
 }
 
 export interface NatsCluster {
