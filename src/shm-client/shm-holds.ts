@@ -176,8 +176,11 @@ export class PublisherHolds {
    */
   private markWaiting(t: LocalTopic): boolean {
     const file = t.ring.file;
-    const s = t.ring.state();
-    const wakeAt = s.tailSeq + Math.max(1, Math.floor((s.next - s.tailSeq) / WAKE_FRACTION));
+    let wakeAt = 0; // (a ring whose state cannot be read: woken at any move; its appends report it)
+    try {
+      const s = t.ring.state();
+      wakeAt = s.tailSeq + Math.max(1, Math.floor((s.next - s.tailSeq) / WAKE_FRACTION));
+    } catch {}
     markWriterWaiting(file, t.slot, wakeAt);
     return holdFloor(file) < wakeAt;
   }

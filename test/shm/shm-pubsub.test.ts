@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { existsSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
 import { ended, exited, outputLines, spawnFixture, until, within } from "../helpers.js";
@@ -207,6 +207,45 @@ describe("shm:// publishers wait for slow `next` subscribers (no loss by default
       assert.ok(woken! >= 1 && woken! <= 40, `${woken} wake-ups of the held publisher (held ${held} times)`);
     } finally {
       await pub.close();
+    }
+  });
+
+  it("a ring corrupted while publishes wait for a slow reader: they fail (EZIPC_SHM_BAD_FILE), nothing else does", async () => {
+    const pub = await connect(url, { ringBytes: 8192 });
+    const sub = await connect(url);
+    try {
+      const topic = "held.corrupt";
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      await pub.configureTopic(topic, { maxBytes: 8192 });
+      const s = await sub.subscribe(topic, { prefetch: 1 }, async () => {
+        await gate;
+      });
+      const failed = new Promise<unknown>((r) => s.once("error", r));
+      for (let i = 0; i < 200; i++) pub.publishAndForget(topic, Buffer.alloc(100, i));
+      const acked = pub.publish(topic, "last");
+      // Both state blocks: a head that is not a multiple of 8 (no ring has one).
+      const fd = openSync(`/dev/shm/ezipc.${name}/${topic}`, "r+");
+      try {
+        for (const block of [128, 192]) writeSync(fd, Buffer.from([3, 0, 0, 0]), 0, 4, block + 16);
+      } finally {
+        closeSync(fd);
+      }
+      await assert.rejects(within(acked, 5_000, "the held publish to fail"), (e: unknown) =>
+        isEzipcError(e, "EZIPC_SHM_BAD_FILE"),
+      );
+      await within(pub.drain(), 5_000, "nothing left held");
+      release();
+      assert.ok(isEzipcError(await within(failed, 5_000, "the subscription to fail"), "EZIPC_SHM_BAD_FILE"));
+      // The clients go on with other topics.
+      const other = await sub.subscribe("after.corrupt", { init: "oldest" });
+      await pub.publish("after.corrupt", "fine");
+      assert.equal((await other[Symbol.asyncIterator]().next()).value!.text(), "fine");
+    } finally {
+      await pub.close();
+      await sub.close();
     }
   });
 
