@@ -10,7 +10,8 @@ import { topicMatcher } from "../protocol/names.js";
 import type { PubSub } from "../pubsub/pubsub-hub.js";
 import type { Rpc } from "../rpc/rpc-hub.js";
 import type { Connection } from "../transport/types.js";
-import type { VarsHub, VarsPeer } from "../vars/vars-hub.js";
+import type { VarsPeer } from "../vars/vars-holdings.js";
+import type { VarsHub } from "../vars/vars-hub.js";
 
 /** Most entries per list in one view. */
 export const VIEW_LIMIT = 500;

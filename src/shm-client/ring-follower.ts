@@ -241,7 +241,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         const z = batch[n - 1]!;
         turnBytes += (n * (a.metaLength + a.bodyLength + z.metaLength + z.bodyLength)) / 2;
         this.deliver(batch);
-        this.batch = out;
+        this.batch = out; // (lets a shared run go once every subscription has taken it)
         this.moved();
       }
     } finally {

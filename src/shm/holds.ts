@@ -79,17 +79,20 @@ export function clearWriterWaiting(file: MappedFile, slot: number): void {
   }
 }
 
-const NONE: { pid: number; start: number }[] = [];
+const NONE: readonly { pid: number; start: number }[] = [];
 
 /**
  * Takes the marks of the waiting writers of `file` that a reader now at `position` (its process's published
  * next seq) should wake: those whose `wake at` every live holding reader has reached. Returns their (pid,
  * start).
  */
-export function takeWaitingWriters(file: MappedFile, position: number): { pid: number; start: number }[] {
+export function takeWaitingWriters(
+  file: MappedFile,
+  position: number,
+): readonly { pid: number; start: number }[] {
   const { i32, u32, f64 } = file;
   if (Atomics.load(i32, H_WRITERS_WAITING / 4) === 0) return NONE;
-  let out = NONE;
+  let out: { pid: number; start: number }[] | null = null;
   let floor = -1; // the readers' floor, looked up once, and only if needed
   for (let s = 0; s < SLOT_COUNT; s++) {
     const at = word(s, C_WRITER_WAITING);
@@ -102,12 +105,12 @@ export function takeWaitingWriters(file: MappedFile, position: number): { pid: n
       if (floor < wakeAt) continue; // a slower reader wakes it when it gets there
     }
     if (Atomics.compareExchange(i32, at, 1, 0) !== 1) continue;
-    if (out === NONE) out = [];
+    out ??= [];
     Atomics.sub(i32, H_WRITERS_WAITING / 4, 1);
     out.push({
       pid: Atomics.load(i32, word(s, C_PID)),
       start: f64[slotStart(s)]!,
     });
   }
-  return out;
+  return out ?? NONE;
 }

@@ -12,13 +12,12 @@
  * - Persistent keys are staged until the store commits them (block-commits.ts): nothing uncommitted is
  *   shown, and a write is acknowledged only once durable.
  * The hub (src/hub/hub.ts) owns the clients and their connections; this part keeps, per client, only its
- * pointers ({@link PeerVars}).
+ * pointers (`PeerVars`). Who holds what, and the pushing of new values to holders, is vars-holdings.ts.
  *
- * Over 600 lines: the message handlers, the holdings and the propagation of changes share every private
- * helper; they are one unit (the shared-variable service), moved here whole from hub.ts. A clustered hub's
- * differences are in vars-cluster.ts; what stays here of them is where a handler hands over to it
- * (allocateInCluster, writeInCluster). Next split, by concept: the holdings and propagation (addPointers,
- * notifyHolders, the congestion paths) into their own file.
+ * Over 600 lines: the handlers of the eleven message types, each with its checks (key, size, kind,
+ * permission, pointer limit), share the block table, the staged commits and the hand-overs to a clustered
+ * hub (vars-cluster.ts: allocateInCluster, writeInCluster); split further, each would reach back into
+ * those. The holdings and their propagation are in their own file.
  */
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
@@ -35,6 +34,7 @@ import { type Block, BlockTable, type BlockTableOptions, type Clock, checkKey } 
 import { globMatcher } from "./glob.js";
 import { mergePatch } from "./merge-patch.js";
 import { VarsCluster } from "./vars-cluster.js";
+import { type Holding, LAZY, POLL, policyOf, REQUEST, VarsHolders, type VarsPeer } from "./vars-holdings.js";
 import {
   INFO_DISPOSED,
   INFO_GRACE,
@@ -49,48 +49,6 @@ import {
   type varsMessages,
 } from "./vars-messages.js";
 import type { VarsReplica } from "./vars-replica.js";
-
-const REQUEST = 0;
-const LAZY = 1;
-const POLL = 2;
-
-/** One client's pointers on one block. */
-interface Holding {
-  readonly block: Block;
-  /** Pointers per policy: request, lazy, poll. */
-  readonly counts: [number, number, number];
-  /** Highest policy with a pointer. */
-  policy: number;
-  /** A `stale` was sent and the client has not read since (lazy). */
-  staleSent: boolean;
-  /** An update is owed (poll, coalesced while the client's queue was full). */
-  dirty: boolean;
-}
-
-function policyOf(counts: readonly number[]): number {
-  return counts[POLL]! > 0 ? POLL : counts[LAZY]! > 0 ? LAZY : counts[REQUEST]! > 0 ? REQUEST : -1;
-}
-
-/** One client's shared-variable state, kept by the hub for it across a reconnect window. */
-export class PeerVars {
-  readonly holdings = new Map<number, Holding>();
-  pointers = 0;
-  /** Poll holdings owed an update. */
-  readonly dirty = new Set<Holding>();
-  congested = false;
-  /** Block ids resynchronised since the last reconnect (null outside a resync). */
-  resynced: Set<number> | null = null;
-  /** The client is gone for good (an answer that comes later from the cluster adds no pointer). */
-  gone = false;
-}
-
-/** A client as this part sees it. */
-export interface VarsPeer {
-  readonly id: string;
-  readonly name: string;
-  readonly conn: Connection | null;
-  readonly vars: PeerVars;
-}
 
 /** Options of the shared-variable part of a hub. */
 export interface VarsOptions extends BlockTableOptions {
@@ -118,8 +76,9 @@ const TYPES = new Set([
 export class VarsHub {
   readonly table: BlockTable;
   private readonly commits: BlockCommits;
-  private readonly holders = new Map<Block, Map<VarsPeer, Holding>>();
   readonly counters = { writes: 0, reads: 0, updatesSent: 0, updatesCoalesced: 0, staleSent: 0 };
+  /** Who holds which block, and the pushing of new values to them (vars-holdings.ts). */
+  private readonly holders: VarsHolders;
   /** From a write's (or config op's) arrival to its `ok` (after the store's commit, for a persistent key). */
   readonly writeAckLatency = new Histogram();
   private readonly maxPointersPerClient: number;
@@ -137,13 +96,14 @@ export class VarsHub {
     /** A clustered hub's authority on values and versions (vars-cluster.ts). */
     replica?: VarsReplica,
   ) {
+    this.holders = new VarsHolders(protocol, this.counters);
     this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
     this.allowClientPersistent = options.allowClientPersistent ?? true;
     this.commits = new BlockCommits(store, (b, v) => this.applyCommitted(b, v));
     this.table = new BlockTable(options, clock, (block, reason) => this.onInvalidate(block, reason));
     this.clock = clock;
     this.cluster = replica
-      ? new VarsCluster(replica, { table: this.table, notifyHolders: (b) => this.notifyHolders(b) }, clock)
+      ? new VarsCluster(replica, { table: this.table, notifyHolders: (b) => this.holders.notify(b) }, clock)
       : null;
   }
 
@@ -178,7 +138,7 @@ export class VarsHub {
         continue;
       }
       const holders = [];
-      for (const [c, h] of this.holders.get(b) ?? []) {
+      for (const [c, h] of this.holders.of(b) ?? []) {
         holders.push({
           client: `${c.name}#${c.id.slice(0, 6)}`,
           request: h.counts[0]!,
@@ -502,7 +462,7 @@ export class VarsHub {
     client.vars.pointers--;
     this.table.release(h.block);
     h.policy = policyOf(h.counts);
-    if (h.policy === -1) this.removeHolding(client, h);
+    if (h.policy === -1) this.holders.remove(client, h);
     else if (h.policy !== POLL && h.dirty) {
       h.dirty = false;
       client.vars.dirty.delete(h);
@@ -702,7 +662,7 @@ export class VarsHub {
       if (!match(b.key)) continue;
       if (this.access && client.conn && !this.permits(client.conn, "watch", b.key)) continue;
       const holders = [];
-      for (const [c, h] of this.holders.get(b) ?? []) {
+      for (const [c, h] of this.holders.of(b) ?? []) {
         holders.push({ client: `${c.name}#${c.id.slice(0, 6)}`, counts: [...h.counts] });
       }
       keys.push({
@@ -755,29 +715,8 @@ export class VarsHub {
     n: number,
     counts?: readonly number[],
   ): void {
-    let h = client.vars.holdings.get(block.id);
-    if (!h) {
-      h = { block, counts: [0, 0, 0], policy: -1, staleSent: false, dirty: false };
-      client.vars.holdings.set(block.id, h);
-      let m = this.holders.get(block);
-      if (!m) {
-        m = new Map();
-        this.holders.set(block, m);
-      }
-      m.set(client, h);
-    }
-    if (counts) {
-      for (let p = 0; p < 3; p++) {
-        h.counts[p]! += counts[p]!;
-        client.vars.pointers += counts[p]!;
-      }
-    } else {
-      h.counts[policy]! += n;
-      client.vars.pointers += n;
-      this.table.hold(block, n);
-    }
-    h.policy = policyOf(h.counts);
-    h.staleSent = false;
+    this.holders.add(client, block, policy, n, counts);
+    if (!counts) this.table.hold(block, n);
   }
 
   private sendOpened(client: VarsPeer, rid: number, b: Block, created: boolean): void {
@@ -799,21 +738,12 @@ export class VarsHub {
     });
   }
 
-  /** Removes a holding whose counts are all 0. */
-  private removeHolding(client: VarsPeer, h: Holding): void {
-    client.vars.holdings.delete(h.block.id);
-    client.vars.dirty.delete(h);
-    const m = this.holders.get(h.block);
-    m?.delete(client);
-    if (m && m.size === 0) this.holders.delete(h.block);
-  }
-
   /** Releases every pointer of a holding. */
   private dropHolding(client: VarsPeer, h: Holding): void {
     const n = h.counts[0] + h.counts[1] + h.counts[2];
     h.counts.fill(0);
     client.vars.pointers -= n;
-    this.removeHolding(client, h);
+    this.holders.remove(client, h);
     if (this.table.byId(h.block.id) === h.block) this.table.release(h.block, n);
   }
 
@@ -821,7 +751,7 @@ export class VarsHub {
   private changed(b: Block): void {
     b.version++;
     this.counters.writes++;
-    this.notifyHolders(b);
+    this.holders.notify(b);
   }
 
   /**
@@ -843,67 +773,7 @@ export class VarsHub {
   private applyCommitted(b: Block, value: BlockValue): void {
     this.table.replaceData(b, value.data);
     b.version = value.version;
-    this.notifyHolders(b);
-  }
-
-  /** Tells a block's holders of its new value (poll: the value; lazy: a stale notice). */
-  private notifyHolders(b: Block): void {
-    const holders = this.holders.get(b);
-    if (!holders) return;
-    let update: Uint8Array | undefined;
-    let stale: Uint8Array | undefined;
-    for (const [client, h] of holders) {
-      const conn = client.conn;
-      if (h.policy === POLL) {
-        if (!conn || client.vars.congested || conn.state !== "open") {
-          if (!h.dirty) {
-            h.dirty = true;
-            client.vars.dirty.add(h);
-          }
-          this.counters.updatesCoalesced++;
-          continue;
-        }
-        update ??= this.protocol.encode("update", { id: b.id, version: BigInt(b.version), data: b.data });
-        this.counters.updatesSent++;
-        if (!sendTo(conn, update)) this.congest(client, conn);
-      } else if (h.policy === LAZY && !h.staleSent) {
-        h.staleSent = true;
-        if (conn?.state !== "open") continue;
-        stale ??= this.protocol.encode("stale", { id: b.id, version: BigInt(b.version) });
-        this.counters.staleSent++;
-        sendTo(conn, stale);
-      }
-    }
-  }
-
-  /** The client's queue is full: coalesce its updates until it drains. */
-  private congest(client: VarsPeer, conn: Connection): void {
-    if (client.vars.congested) return;
-    client.vars.congested = true;
-    conn.drain().then(
-      () => this.flushDirty(client, conn),
-      () => {},
-    );
-  }
-
-  private flushDirty(client: VarsPeer, conn: Connection): void {
-    if (client.conn !== conn) return;
-    client.vars.congested = false;
-    for (const h of client.vars.dirty) {
-      if (conn.state !== "open") return;
-      client.vars.dirty.delete(h);
-      h.dirty = false;
-      const b = h.block;
-      this.counters.updatesSent++;
-      const ok = sendTo(
-        conn,
-        this.protocol.encode("update", { id: b.id, version: BigInt(b.version), data: b.data }),
-      );
-      if (!ok) {
-        this.congest(client, conn);
-        return;
-      }
-    }
+    this.holders.notify(b);
   }
 
   /** Commits a new persistent key at once; if the store fails, the key is removed and `EZIPC_STORE` thrown. */
@@ -927,13 +797,13 @@ export class VarsHub {
         log("error", "hub", "store remove failed", { key: block.key, error: err });
       }
     }
-    const holders = this.holders.get(block);
+    const holders = this.holders.of(block);
     if (holders) {
       for (const [client, h] of [...holders]) {
         const n = h.counts[0] + h.counts[1] + h.counts[2];
         client.vars.pointers -= n;
         h.counts.fill(0);
-        this.removeHolding(client, h);
+        this.holders.remove(client, h);
         this.send(client, "invalidated", { id: block.id, code: "EZIPC_KEY_DISPOSED" });
       }
     }
