@@ -3,7 +3,7 @@ import { closeSync, openSync, rmSync, truncateSync, writeFileSync, writeSync } f
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { isEzipcError } from "../../src/errors.js";
-import { KIND_TOPIC } from "../../src/shm/layout.js";
+import { KIND_TOPIC, P_SEQ_HI, P_SEQ_LO, P_SIZE, P_TIME } from "../../src/shm/layout.js";
 import { PackedMessages } from "../../src/shm/packed.js";
 import { type RingCursor, type RingMessage, TopicRing } from "../../src/shm/ring.js";
 import { namespaceDir, openOrCreateShmFile, openShmFile } from "../../src/shm/shm-file.js";
@@ -206,6 +206,27 @@ describe("shm ring (one process)", () => {
       });
     }
     assert.ok(r.state().tailSeq > 1, "the ring filled and evicted");
+  });
+
+  it("a batch's packets get consecutive seqs and the time, across 2^32 (the seq's two words)", () => {
+    const batch = new PackedMessages();
+    for (let k = 0; k < 5; k++) batch.add(Buffer.from(`m${k}`), Buffer.alloc(k * 9, k));
+    const dst = new Uint8Array(batch.bytes + 64);
+    const u32 = new Uint32Array(dst.buffer);
+    const f64 = new Float64Array(dst.buffer);
+    const first = 2 ** 32 - 3;
+    const time = 1_700_000_000_123.5;
+    batch.writePackets(1, 5, dst, u32, f64, 8, first, time);
+    let at = 8;
+    for (let k = 1; k < 5; k++) {
+      const seq = first + (k - 1);
+      assert.equal(u32[(at + P_SEQ_LO) / 4], seq % 2 ** 32, `packet ${k}: low word`);
+      assert.equal(u32[(at + P_SEQ_HI) / 4], Math.floor(seq / 2 ** 32), `packet ${k}: high word`);
+      assert.equal(f64[(at + P_TIME) / 8], time);
+      assert.equal(u32[(at + P_SIZE) / 4], batch.packetBytes(k));
+      at += batch.packetBytes(k);
+    }
+    assert.equal(at - 8, batch.bytesBetween(1, 5));
   });
 
   it("the rest of a batch (held for a slow reader) copies out the packets from any one on, and appends as they would", () => {
