@@ -43,6 +43,7 @@ import {
   STATE_BYTES,
 } from "./layout.js";
 import { type PacketSource, SinglePacket } from "./packed.js";
+import { readBuffer } from "./read-blocks.js";
 import type { MappedFile } from "./shm-file.js";
 
 const TWO32 = 2 ** 32;
@@ -477,7 +478,7 @@ export class TopicRing {
       if (nFound > 0) {
         const last = nFound - 3;
         const end = found[last]! + PACKET_HEAD + found[last + 1]! + found[last + 2]!;
-        const copy = Buffer.allocUnsafe(end - runStart);
+        const copy = readBuffer(end - runStart);
         this.lastRunStart = runStart;
         this.lastRunCopy = copy;
         bytes.copy(copy, 0, ringBase + runStart, ringBase + end);

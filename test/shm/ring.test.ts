@@ -208,6 +208,37 @@ describe("shm ring (one process)", () => {
     assert.ok(r.state().tailSeq > 1, "the ring filled and evicted");
   });
 
+  it("reads copy into shared blocks: short reads share one ArrayBuffer, and no copy handed out is written again", () => {
+    const r = ring(1024 * 1024);
+    const cursor = { seq: 1, offset: -1 };
+    const kept: RingMessage[] = [];
+    // Short reads (three messages each), as a subscriber that keeps up makes them; more than a block's worth.
+    for (let round = 0; round < 1_200; round++) {
+      for (let k = 0; k < 3; k++) {
+        const i = round * 3 + k;
+        r.append(Buffer.from(`m${i}`), Buffer.alloc(64 + (i % 50), i & 0xff), i);
+      }
+      const out: RingMessage[] = [];
+      assert.equal(
+        r.read(cursor, 100, out, () => assert.fail("no gap")),
+        3,
+      );
+      kept.push(...out);
+    }
+    const buffers = new Set(kept.map((m) => m.body.buffer));
+    assert.ok(buffers.size <= 3, `${kept.length} messages in ${buffers.size} ArrayBuffers`);
+    assert.ok(buffers.size >= 2, "the reads went past one block");
+    kept.forEach((m, i) => {
+      assert.equal(m.seqNumber, i + 1);
+      assert.equal(m.meta.toString(), `m${i}`);
+      assert.ok(
+        m.body.length === 64 + (i % 50) && m.body.every((b) => b === (i & 0xff)),
+        `message ${i + 1} is intact`,
+      );
+      assert.equal(m.time, i);
+    });
+  });
+
   it("a batch's packets get consecutive seqs and the time, across 2^32 (the seq's two words)", () => {
     const batch = new PackedMessages();
     for (let k = 0; k < 5; k++) batch.add(Buffer.from(`m${k}`), Buffer.alloc(k * 9, k));
