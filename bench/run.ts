@@ -23,6 +23,7 @@ import { clientsBench } from "./clients-bench.js";
 import { clusterBench } from "./cluster-bench.js";
 import { codecBench } from "./codec-bench.js";
 import { dashboardBench } from "./dashboard-bench.js";
+import { withHostNote } from "./host.js";
 import { hubBench } from "./hub-bench.js";
 import { memoryBench } from "./memory-bench.js";
 import { childScript, freeUrl, nextLine, runRole, withServer } from "./procs.js";
@@ -222,7 +223,7 @@ async function main(): Promise<void> {
   if (group) {
     const tables = only[group];
     if (!tables) throw new Error(`BENCH_ONLY=${group}: one of ${Object.keys(only).join(", ")}`);
-    console.log((await tables()).join("\n"));
+    console.log((await withHostNote(tables)).join("\n"));
     return;
   }
   const lines: string[] = [];
@@ -231,9 +232,9 @@ async function main(): Promise<void> {
     `ezipc benchmarks — ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} × ${cpu}, Node ${process.version}, medians of ${RUNS} run(s)`,
   );
   lines.push("");
-  lines.push(...(await coreBench()));
+  lines.push(...(await withHostNote(() => coreBench())));
   lines.push("");
-  lines.push(...(await secureBench()));
+  lines.push(...(await withHostNote(() => secureBench())));
   lines.push("");
   lines.push(
     "### Encode + decode of one small message (`{ id, topic, ts, payload: { user, text, room } }`, 146 B as JSON), one process",
@@ -249,25 +250,25 @@ async function main(): Promise<void> {
     lines.push(`| ${c.name} | ${c.bytes} | ${fmt(c.opsPerSec)} | ${ratio} | ${target} |`);
   }
   lines.push("");
-  lines.push(...(await hubBench(quick)));
+  lines.push(...(await withHostNote(() => hubBench(quick))));
   lines.push("");
-  lines.push(...(await pubsubBench(quick)));
+  lines.push(...(await withHostNote(() => pubsubBench(quick))));
   lines.push("");
-  lines.push(...(await memoryBench(quick)));
+  lines.push(...(await withHostNote(() => memoryBench(quick))));
   lines.push("");
-  lines.push(...(await shmBench(quick)));
+  lines.push(...(await withHostNote(() => shmBench(quick))));
   lines.push("");
-  lines.push(...(await chatBench(quick)));
+  lines.push(...(await withHostNote(() => chatBench(quick))));
   lines.push("");
-  lines.push(...(await clientsBench(quick)));
+  lines.push(...(await withHostNote(() => clientsBench(quick))));
   lines.push("");
-  lines.push(...(await wsBench(quick)));
+  lines.push(...(await withHostNote(() => wsBench(quick))));
   lines.push("");
-  lines.push(...(await dashboardBench(quick)));
+  lines.push(...(await withHostNote(() => dashboardBench(quick))));
   lines.push("");
-  lines.push(...(await udpBench(quick)));
+  lines.push(...(await withHostNote(() => udpBench(quick))));
   lines.push("");
-  lines.push(...(await clusterBench(quick)));
+  lines.push(...(await withHostNote(() => clusterBench(quick))));
   console.log(lines.join("\n"));
 }
 
