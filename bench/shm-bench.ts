@@ -5,12 +5,14 @@
  * time a writer takes over the lock of a writer killed while holding it.
  */
 import { rmSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { connect } from "../src/index.js";
 import { KIND_TOPIC } from "../src/shm/layout.js";
 import { TopicRing } from "../src/shm/ring.js";
 import { namespaceDir, openOrCreateShmFile } from "../src/shm/shm-file.js";
+import { viewAt } from "../src/views.js";
 import { hubLatency } from "./hub-bench.js";
 import {
   childScript,
@@ -293,6 +295,44 @@ export async function varsBench(quick: boolean, runs: number): Promise<string[]>
 const fmt = (x: number) =>
   x >= 1e6 ? `${(x / 1e6).toFixed(2)} M` : x >= 1e3 ? `${(x / 1e3).toFixed(0)} k` : x.toFixed(0);
 
+/** A message as a subscriber gets one (shm-pubsub.ts's ShmMessage has these fields). */
+class FloorMessage {
+  constructor(
+    readonly topic: string,
+    readonly seqNumber: number,
+    readonly body: Buffer,
+    readonly metaLength: number,
+  ) {}
+}
+
+/**
+ * ns per message of the least work any subscriber does under the TopicMessage API: a message object with its
+ * own payload view (made as the readers make theirs), handed to a handler in runs of 512. No shared memory and
+ * no reading: the floor under the per-process cost of the "10 processes" rows. Best of 5 rounds of `n`.
+ */
+function subscriberFloorNs(n: number): number {
+  const block = new ArrayBuffer(64 * 1024);
+  let seen = 0;
+  const handler = (m: FloorMessage) => {
+    if (m.body.length >= 0) seen++;
+  };
+  const run: FloorMessage[] = [];
+  let best = Number.POSITIVE_INFINITY;
+  for (let round = 0; round < 5; round++) {
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      run.push(new FloorMessage("t", i, viewAt(block, (i % 700) * 90 + 26, 64), 10));
+      if (run.length === 512) {
+        for (const m of run) handler(m);
+        run.length = 0;
+      }
+    }
+    best = Math.min(best, Number(process.hrtime.bigint() - t0) / n);
+  }
+  if (seen === 0) throw new Error("the floor's handler never ran");
+  return best;
+}
+
 export async function shmBench(quick: boolean): Promise<string[]> {
   const runs = quick ? 1 : 3;
   const lines: string[] = [];
@@ -306,6 +346,7 @@ export async function shmBench(quick: boolean): Promise<string[]> {
   lines.push("");
   lines.push("| case | hub over unix:// | shm:// | shm lost | shm / hub | target |");
   lines.push("|---|---:|---:|---:|---:|---:|");
+  let hubTenProcs64 = Number.NaN;
   const cases = [
     // Runs long enough for the steady rate (a second or more of the slower side; the first ~100 ms of a
     // fresh process are its warm-up).
@@ -332,7 +373,14 @@ export async function shmBench(quick: boolean): Promise<string[]> {
     const s = median(shm);
     lines.push(`| ${c.name} | ${fmt(h)} | ${fmt(s)} | ${lost} | ${(s / h).toFixed(2)}× | ≥ 3× |`);
     process.stderr.write(`${lines.at(-1)}\n`);
+    if (c.procs === 10 && c.size === 64) hubTenProcs64 = h;
   }
+  const floor = subscriberFloorNs(quick ? 200_000 : 2_000_000);
+  const cores = os.cpus().length;
+  lines.push("");
+  lines.push(
+    `The least any subscriber does per message under this API, measured in this process: a message object, its own 64 B payload view and the handler's call, with their collection: ${floor.toFixed(0)} ns (best of 5 rounds). Three times the hub's rate to ten processes at 64 B would leave ${((cores / (3 * hubTenProcs64)) * 1e9).toFixed(0)} ns of CPU per delivery on this machine's ${cores} cores, for everything.`,
+  );
 
   const count = quick ? 2_000 : 20_000;
   lines.push("");
