@@ -3,7 +3,7 @@
  * servers (the client fails over between them) and the JetStream resources every hub of the cluster shares.
  * Each capability's cluster side lives beside this file; the hub composes them.
  */
-import { connect, type NatsConnection } from "nats";
+import { connect, type JetStreamManager, type NatsConnection } from "nats";
 import { EzipcError } from "../errors.js";
 import { log } from "../log.js";
 import type { Protocol } from "../service/protocol.js";
@@ -53,6 +53,19 @@ export function clusterServers(servers: string | readonly string[]): string[] {
     }
   }
   return list;
+}
+
+/** Longest wait for one answer to a topic's stream management request (js-topics.ts retries it). */
+export const TOPIC_ATTEMPT_MS = 2_000;
+
+/**
+ * The stream manager of the topics: each request waits {@link TOPIC_ATTEMPT_MS} at most, and js-topics.ts
+ * makes it again until the cluster timeout. A request lost while a stream or the cluster elects a leader
+ * gets no answer; with the whole timeout for one attempt, it used the bound up and the publish failed
+ * ("making the stream of topic …: TIMEOUT"), where the next attempt would have been answered.
+ */
+function topicsManager(nc: NatsConnection, timeout: number): Promise<JetStreamManager> {
+  return nc.jetstreamManager({ timeout: Math.min(TOPIC_ATTEMPT_MS, timeout), checkAPI: false });
 }
 
 export class ClusterLink {
@@ -145,7 +158,7 @@ export class ClusterLink {
       return new ClusterLink(
         nc,
         new KvVars(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`),
-        new JsTopics(nc, js, made.jsm, { prefix, replicas, timeoutMs: timeout }),
+        new JsTopics(nc, js, await topicsManager(nc, timeout), { prefix, replicas, timeoutMs: timeout }),
         new KvTokens(made.kv, made.writes, holds),
         made.writes,
         { prefix, heartbeatMs: o.heartbeatMs ?? 1_000 },

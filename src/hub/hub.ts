@@ -355,11 +355,19 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   /**
-   * A clustered hub's shared-variable counters (docs/cluster.md): changes applied from the cluster, writes
-   * made again, graces ended here and keys they disposed. Null on a hub of its own.
+   * A clustered hub's counters (docs/cluster.md): changes applied from the cluster, writes made again, graces
+   * ended here and keys they disposed; and topics' requests to JetStream made again (one failed or got no
+   * answer in time). Null on a hub of its own.
    */
-  clusterCounters(): { applied: number; retries: number; gracesEnded: number; disposed: number } | null {
-    return this.vars.cluster ? { ...this.vars.cluster.counters } : null;
+  clusterCounters(): {
+    applied: number;
+    retries: number;
+    gracesEnded: number;
+    disposed: number;
+    topicRequestsRetried: number;
+  } | null {
+    if (!this.vars.cluster || !this.link) return null;
+    return { ...this.vars.cluster.counters, topicRequestsRetried: this.link.topics.counters.retried };
   }
 
   stats(): HubStats {

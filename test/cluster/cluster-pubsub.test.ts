@@ -22,7 +22,7 @@ describe("pub/sub across a cluster of hubs", () => {
   const client = async (url: string, name: string) => {
     const c = await connect(url, {
       name,
-      // Above the hubs' cluster timeout (below), so that a hub still retrying JetStream answers in time.
+      // Above the hubs' cluster timeout (20 s, hubsOn), so that a hub still retrying JetStream answers in time.
       requestTimeoutMs: 30_000,
       reconnect: { initialDelayMs: 20, maxDelayMs: 200 },
     });
@@ -41,9 +41,8 @@ describe("pub/sub across a cluster of hubs", () => {
 
   before(async () => {
     nats = await natsCluster(3);
-    // A 10 s cluster timeout (as the NATS failure test has), not 5: a fresh 3-replica stream electing its
-    // leader while the whole suite loads two cores once took over 5 s ("following topic …: TIMEOUT").
-    hubs.push(...(await hubsOn(nats, 3, { timeoutMs: 10_000 })));
+    // (hubsOn gives the hubs a 20 s cluster timeout: a fresh stream's election can be slow on a busy host.)
+    hubs.push(...(await hubsOn(nats, 3)));
   });
 
   after(async () => {

@@ -43,6 +43,8 @@ export interface NatsCluster {
   readonly urls: string[];
   /** Stops node `i` (SIGKILL with `kill9`); resolves once it exited. */
   stop(i: number, kill9?: boolean): Promise<void>;
+  /** Freezes node `i` (SIGSTOP): its sockets stay open and nothing it is sent gets an answer. */
+  freeze(i: number): void;
   /** Starts node `i` again, with its store; resolves once it serves clients. */
   start(i: number): Promise<void>;
   close(): Promise<void>;
@@ -131,6 +133,9 @@ export async function natsCluster(n = 3): Promise<NatsCluster> {
   return {
     urls,
     stop,
+    freeze(i: number) {
+      procs[i]?.kill("SIGSTOP");
+    },
     start,
     async close() {
       await Promise.all(procs.map((_, i) => stop(i, true)));
@@ -179,6 +184,10 @@ export async function hubProcess(
 /**
  * `n` hubs in this process on `nats`, started together (they race to make the same streams while a fresh
  * cluster elects their leaders); hub i talks first to node i. `cluster` adds options (heartbeats…).
+ *
+ * Their cluster timeout defaults to 20 s, not the hubs' 5: a fresh three-replica stream electing its leader
+ * while the whole suite loads two cores took over 5 s once, and over 10 s in another run on a busy host
+ * ("making the stream of topic cl.order: TIMEOUT"). Clients of these hubs wait longer than that.
  */
 export function hubsOn(
   nats: NatsCluster,
@@ -190,7 +199,11 @@ export function hubsOn(
       Hub.listen({
         urls: ["tcp://127.0.0.1:0"],
         name: `hub${i}`,
-        cluster: { servers: [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)], ...cluster },
+        cluster: {
+          servers: [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)],
+          timeoutMs: 20_000,
+          ...cluster,
+        },
       }),
     ),
   );
