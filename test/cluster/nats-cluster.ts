@@ -45,6 +45,8 @@ export interface NatsCluster {
   stop(i: number, kill9?: boolean): Promise<void>;
   /** Freezes node `i` (SIGSTOP): its sockets stay open and nothing it is sent gets an answer. */
   freeze(i: number): void;
+  /** Lets a frozen node `i` go on (SIGCONT). */
+  thaw(i: number): void;
   /** Starts node `i` again, with its store; resolves once it serves clients. */
   start(i: number): Promise<void>;
   close(): Promise<void>;
@@ -135,6 +137,9 @@ export async function natsCluster(n = 3): Promise<NatsCluster> {
     stop,
     freeze(i: number) {
       procs[i]?.kill("SIGSTOP");
+    },
+    thaw(i: number) {
+      procs[i]?.kill("SIGCONT");
     },
     start,
     async close() {
