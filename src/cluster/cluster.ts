@@ -55,17 +55,20 @@ export function clusterServers(servers: string | readonly string[]): string[] {
   return list;
 }
 
-/** Longest wait for one answer to a topic's stream management request (js-topics.ts retries it). */
-export const TOPIC_ATTEMPT_MS = 2_000;
+/**
+ * Longest wait for one answer to a request that is made again when it fails: a topic's stream management
+ * (js-topics.ts), and the reference counts' heartbeats, holds and sweeps (kv-holds.ts).
+ */
+export const ATTEMPT_MS = 2_000;
 
 /**
- * The stream manager of the topics: each request waits {@link TOPIC_ATTEMPT_MS} at most, and js-topics.ts
+ * The stream manager of the topics: each request waits {@link ATTEMPT_MS} at most, and js-topics.ts
  * makes it again until the cluster timeout. A request lost while a stream or the cluster elects a leader
  * gets no answer; with the whole timeout for one attempt, it used the bound up and the publish failed
  * ("making the stream of topic …: TIMEOUT"), where the next attempt would have been answered.
  */
 function topicsManager(nc: NatsConnection, timeout: number): Promise<JetStreamManager> {
-  return nc.jetstreamManager({ timeout: Math.min(TOPIC_ATTEMPT_MS, timeout), checkAPI: false });
+  return nc.jetstreamManager({ timeout: Math.min(ATTEMPT_MS, timeout), checkAPI: false });
 }
 
 export class ClusterLink {
@@ -117,8 +120,12 @@ export class ClusterLink {
     try {
       const js = nc.jetstream({ timeout });
       // Reads from the stream's leader, never from a replica that may lag (allow_direct off).
-      const bucket = (name: string) =>
-        js.views.kv(`${prefix}_${name}`, { replicas, history: 1, timeout, allow_direct: false });
+      const bucket = (name: string, ctx = js) =>
+        ctx.views.kv(`${prefix}_${name}`, { replicas, history: 1, timeout, allow_direct: false });
+      // The reference counts' buckets: every request to them is made again when it fails (kv-holds.ts), so
+      // one waits {@link ATTEMPT_MS} at most rather than the whole bound.
+      const attemptMs = Math.min(ATTEMPT_MS, timeout);
+      const jsHolds = nc.jetstream({ timeout: attemptMs });
       // Hubs starting together race to make the same streams; a fresh cluster may still be electing its
       // leaders (503, timeouts). Every step is idempotent: made again until it holds, within the bound.
       const setup = async () => {
@@ -132,7 +139,14 @@ export class ClusterLink {
         });
         await writes.ensure(jsm);
         const consumers = await writes.consumers();
-        return { jsm, kv, writes, consumers, holds: await bucket("holds"), hubs: await bucket("hubs") };
+        return {
+          jsm,
+          kv,
+          writes,
+          consumers,
+          holds: await bucket("holds", jsHolds),
+          hubs: await bucket("hubs", jsHolds),
+        };
       };
       const deadline = Date.now() + Math.max(3 * timeout, 15_000);
       let made: Awaited<ReturnType<typeof setup>>;
@@ -152,6 +166,7 @@ export class ClusterLink {
         reconnectWindowMs: hub.reconnectWindowMs,
         heartbeatMs: o.heartbeatMs,
         hubTimeoutMs: o.hubTimeoutMs,
+        attemptMs,
       });
       await holds.start();
       log("info", "cluster", "connected", { server: nc.getServer(), replicas, hub: holds.hubId });

@@ -56,7 +56,8 @@ export type WriteOutcome = { version: number } | { lost: true };
 
 const WRONG_LAST_SEQUENCE = 10071;
 
-function lostRace(err: unknown): boolean {
+/** Whether `err` is JetStream's answer to a write whose expected last revision was not the subject's. */
+export function lostRace(err: unknown): boolean {
   const e = err as { api_error?: { err_code?: number }; message?: string };
   return e.api_error?.err_code === WRONG_LAST_SEQUENCE || /wrong last sequence/.test(String(e.message));
 }

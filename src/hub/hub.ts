@@ -356,18 +356,28 @@ export class Hub extends EventEmitter<HubEvents> {
 
   /**
    * A clustered hub's counters (docs/cluster.md): changes applied from the cluster, writes made again, graces
-   * ended here and keys they disposed; and topics' requests to JetStream made again (one failed or got no
-   * answer in time). Null on a hub of its own.
+   * ended here and keys they disposed, graces whose end failed and was made again (`disposeRetries`); holds'
+   * puts and deletes made again (`holdRetries`), sweeps of gone hubs that failed (`sweepsFailed`), and times
+   * this hub put all its holds again, swept while it lived or after a failed heartbeat (`holdsPutAgain`); and
+   * topics' requests to JetStream made again (one failed or got no answer in time). Null on a hub of its own.
    */
   clusterCounters(): {
     applied: number;
     retries: number;
     gracesEnded: number;
     disposed: number;
+    disposeRetries: number;
+    holdRetries: number;
+    sweepsFailed: number;
+    holdsPutAgain: number;
     topicRequestsRetried: number;
   } | null {
     if (!this.vars.cluster || !this.link) return null;
-    return { ...this.vars.cluster.counters, topicRequestsRetried: this.link.topics.counters.retried };
+    return {
+      ...this.vars.cluster.counters,
+      ...this.link.vars.holds.counters,
+      topicRequestsRetried: this.link.topics.counters.retried,
+    };
   }
 
   stats(): HubStats {

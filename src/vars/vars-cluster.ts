@@ -23,6 +23,9 @@ import type { HoldRegistry, ReplicaChange, ReplicaEntry, VarsReplica } from "./v
 /** Most times a write is made again because other hubs kept writing the key first. */
 const MAX_ATTEMPTS = 100;
 
+/** Longest wait before a grace whose end failed is ended again. */
+const DISPOSE_RETRY_MS = 1_000;
+
 /** What the cluster side needs of the service. */
 export interface VarsClusterHost {
   readonly table: BlockTable;
@@ -34,9 +37,10 @@ export class VarsCluster {
   private readonly queues = new Map<Block, Promise<void>>();
   /**
    * Changes reported by the replica and applied here; writes made again because another hub wrote first;
-   * graces that ended here, and the keys they deleted from the cluster (the rest were held elsewhere).
+   * graces that ended here, and the keys they deleted from the cluster (the rest were held elsewhere);
+   * graces whose end failed (the cluster did not answer) and were run again.
    */
-  readonly counters = { applied: 0, retries: 0, gracesEnded: 0, disposed: 0 };
+  readonly counters = { applied: 0, retries: 0, gracesEnded: 0, disposed: 0, disposeRetries: 0 };
 
   /** Grace timers of keys no pointer of this hub holds. */
   private readonly graces = new Map<Block, unknown>();
@@ -72,17 +76,29 @@ export class VarsCluster {
     this.startGrace(b);
   }
 
-  private startGrace(b: Block): void {
+  /**
+   * Starts `b`'s grace (or, `retry`, ends it again shortly: the last end failed). A grace whose end fails —
+   * the cluster did not answer whether another hub holds the key, or the delete — is ended again until it
+   * holds, while the key is still unheld here: dropped, the key would never be disposed.
+   */
+  private startGrace(b: Block, retry = false): void {
     if (b.persistent || this.graces.has(b)) return;
-    b.graceSince = this.clock.now();
+    if (this.host.table.byId(b.id) !== b || b.refcount > 0) return;
+    const grace = this.host.table.options.disposeGraceMs;
+    if (!retry) b.graceSince = this.clock.now();
     this.graces.set(
       b,
-      this.clock.setTimeout(() => {
-        this.graces.delete(b);
-        this.graceEnded(b).catch((err: unknown) =>
-          log("warn", "cluster", "disposing a key failed", { key: b.key, error: err }),
-        );
-      }, this.host.table.options.disposeGraceMs),
+      this.clock.setTimeout(
+        () => {
+          this.graces.delete(b);
+          this.graceEnded(b).catch((err: unknown) => {
+            this.counters.disposeRetries++;
+            log("warn", "cluster", "disposing a key failed: tried again", { key: b.key, error: err });
+            this.startGrace(b, true);
+          });
+        },
+        retry ? Math.min(grace, DISPOSE_RETRY_MS) : grace,
+      ),
     );
   }
 

@@ -4,26 +4,36 @@
  * whole timeout for one attempt, a request lost with its node (or sent during an election) used the bound
  * up, and the publish failed ("making the stream of topic …: TIMEOUT").
  *
+ * Likewise for the reference counts: a key's grace whose end gets no answer (whether another hub holds the
+ * key, or the delete) is ended again, and the key is disposed once the node answers. Dropped, the key was
+ * never disposed. And a hold a hub could not put (JetStream refused it when a client took a pointer) is put
+ * again until it is: dropped, another hub letting go of the key disposed it under that client.
+ *
  * The node is let go on rather than killed: killing it can cost a leader election, which on two loaded cores
  * took longer than any bound this test could wait for. What it checks is the retry.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { DiscardPolicy, connect as natsConnect } from "nats";
+import { keysWithin } from "../../src/cluster/kv-holds.js";
+import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient } from "../../src/index.js";
-import { until, within } from "../helpers.js";
+import { nextEvent, until, within } from "../helpers.js";
 import { type NatsCluster, natsCluster } from "./nats-cluster.js";
 
 describe("a cluster request that gets no answer", () => {
   let nats: NatsCluster;
   let hub: Hub | undefined;
   let client: HubClient | undefined;
+  const more: { close(): Promise<unknown> }[] = [];
 
   before(async () => {
     nats = await natsCluster(3);
   });
 
   after(async () => {
+    for (const c of more.reverse()) await c.close();
     await client?.close();
     await hub?.close();
     await nats?.close();
@@ -53,5 +63,83 @@ describe("a cluster request that gets no answer", () => {
     const r = await within(published, 40_000, "the publish that makes the topic");
     assert.equal(r.seq, 1n);
     assert.ok(hub.clusterCounters()!.topicRequestsRetried > retried);
+  });
+
+  it("a key's grace whose end gets no answer is ended again: the key is disposed once the node answers", async () => {
+    const h = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      name: "graces",
+      reconnectWindowMs: 200,
+      disposeGraceMs: 300,
+      // Slow heartbeats: the other hub, frozen with it, is not to sweep it and dispose the key in its place.
+      cluster: { servers: [nats.urls[0]!], timeoutMs: 30_000, heartbeatMs: 5_000 },
+    });
+    more.push(h);
+    const c = await connect(h.urls[0]!, { name: "holder", requestTimeoutMs: 60_000, reconnect: false });
+    more.push(c);
+    const p = await c.allocate("lost.grace", 4, "poll");
+    const before = h.clusterCounters()!;
+    nats.freeze(0);
+    const invalidated = nextEvent<[{ key: string }]>(h, "invalidated", 60_000);
+    p.dispose();
+    // The grace ends after 300 ms; asking the frozen node who else holds the key gets no answer in 2 s.
+    await until(
+      () => h.clusterCounters()!.disposeRetries > before.disposeRetries,
+      "the grace whose end failed is ended again",
+      10_000,
+    );
+    nats.thaw(0);
+    const [info] = await within(invalidated, 40_000, "the key disposed once the node answers");
+    assert.equal(info.key, "lost.grace");
+    const after = h.clusterCounters()!;
+    assert.equal(after.disposed, before.disposed + 1);
+    assert.ok(after.holdRetries > before.holdRetries, "the hold's delete was made again too");
+    assert.equal(h.peek("lost.grace"), undefined);
+  });
+
+  it("a hold that could not be put is put again: another hub letting go does not dispose the key under it", async () => {
+    const mk = (name: string, node: number) =>
+      Hub.listen({
+        urls: ["tcp://127.0.0.1:0"],
+        name,
+        reconnectWindowMs: 200,
+        disposeGraceMs: 300,
+        cluster: { servers: [nats.urls[node]!], timeoutMs: 30_000 },
+      });
+    const a = await mk("holds-a", 0);
+    more.push(a);
+    const b = await mk("holds-b", 1);
+    more.push(b);
+    const ca = await connect(a.urls[0]!, { name: "on-a", requestTimeoutMs: 60_000, reconnect: false });
+    const cb = await connect(b.urls[0]!, { name: "on-b", requestTimeoutMs: 60_000, reconnect: false });
+    more.push(ca, cb);
+    const pb = await cb.allocate("lost.hold", 4, "poll");
+    await until(() => a.peek("lost.hold") !== undefined, "hub a has the key", 20_000);
+    const before = a.clusterCounters()!.holdRetries;
+    const nc = await natsConnect({ servers: new URL(nats.urls[1]!).host });
+    more.push({ close: () => nc.close() });
+    // The holds' stream refuses every new entry for a while (full, discarding new): a put gets an error.
+    const jsm = await nc.jetstreamManager();
+    const stream = "KV_ezipc_holds";
+    const { config, state } = await jsm.streams.info(stream);
+    await jsm.streams.update(stream, { ...config, discard: DiscardPolicy.New, max_msgs: state.messages });
+    // Answered from hub a's copy; putting its hold is refused.
+    const pa = await within(ca.watch("lost.hold", "poll"), 10_000, "the watch on hub a");
+    assert.ok(pa);
+    await until(() => a.clusterCounters()!.holdRetries > before, "the refused put is made again", 10_000);
+    await jsm.streams.update(stream, config);
+    // Read from the cluster, as hub b will: hub a's hold is there once its put is made again.
+    const holds = await nc.jetstream().views.kv("ezipc_holds");
+    await until(
+      async () => (await keysWithin(holds, `${encodeKey("lost.hold")}.*`, 5_000)).length === 2,
+      "both hubs' holds are in the cluster",
+      20_000,
+    );
+    const graces = b.clusterCounters()!.gracesEnded;
+    pb.dispose();
+    await until(() => b.clusterCounters()!.gracesEnded > graces, "hub b's grace ends", 20_000);
+    assert.equal(b.clusterCounters()!.disposed, 0, "hub b did not dispose a key hub a holds");
+    assert.equal(pa.status, "live");
+    assert.ok(a.peek("lost.hold"));
   });
 });

@@ -6,6 +6,9 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { connect as natsConnect } from "nats";
+import { keysWithin } from "../../src/cluster/kv-holds.js";
+import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { exited, nextEvent, until, within } from "../helpers.js";
@@ -97,6 +100,45 @@ describe("reference counts across a cluster of hubs", () => {
       assert.equal(kept.status, "live", "the key a live hub holds stays");
       assert.ok(hubs[0]!.peek("rc.also-here"));
     } finally {
+      if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+
+  it("a hub swept while it lived (its process stopped) puts its holds again: the key is not disposed under it", async () => {
+    const { child, url } = await hubOnCluster(nats.urls[2]!, [
+      "--reconnect-window-ms",
+      String(WINDOW),
+      "--grace-ms",
+      String(GRACE),
+      "--cluster-heartbeat-ms",
+      "150",
+    ]);
+    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
+    try {
+      const sleepy = await connect(url, { name: "sleepy", reconnect: false, requestTimeoutMs: 30_000 });
+      clients.push(sleepy);
+      const mine = await sleepy.allocate("rc.asleep", 4, "poll");
+      const here = await client(hubs[0]!, "awake");
+      const kept = await here.watch("rc.asleep", "poll");
+      assert.ok(kept);
+      const holds = await nc.jetstream().views.kv("ezipc_holds");
+      const holders = async () => (await keysWithin(holds, `${encodeKey("rc.asleep")}.*`, 5_000)).length;
+      await until(async () => (await holders()) === 2, "both hubs hold the key", 20_000);
+      // Silent past the other hubs' timeout and its window: swept as if dead.
+      child.kill("SIGSTOP");
+      await until(async () => (await holders()) === 1, "the stopped hub's hold swept", 20_000);
+      child.kill("SIGCONT");
+      await until(async () => (await holders()) === 2, "the hub, going on, put its hold again", 20_000);
+      // Hub 0 lets go: the key lives, held by the hub that was swept.
+      const graces = hubs[0]!.clusterCounters()!.gracesEnded;
+      const disposed = hubs[0]!.clusterCounters()!.disposed;
+      kept.dispose();
+      await until(() => hubs[0]!.clusterCounters()!.gracesEnded > graces, "hub 0's grace ends", 20_000);
+      assert.equal(hubs[0]!.clusterCounters()!.disposed, disposed, "not disposed: the other hub holds it");
+      assert.equal(mine.status, "live");
+      assert.ok(hubs[0]!.peek("rc.asleep"));
+    } finally {
+      await nc.close();
       if (child.exitCode === null) child.kill("SIGKILL");
     }
   });
