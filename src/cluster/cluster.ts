@@ -170,11 +170,12 @@ export class ClusterLink {
       });
       await holds.start();
       log("info", "cluster", "connected", { server: nc.getServer(), replicas, hub: holds.hubId });
+      const vars = new KvVars(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`);
       return new ClusterLink(
         nc,
-        new KvVars(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`),
+        vars,
         new JsTopics(nc, js, await topicsManager(nc, timeout), { prefix, replicas, timeoutMs: timeout }),
-        new KvTokens(made.kv, made.writes, holds),
+        new KvTokens(made.kv, made.writes, holds, made.jsm, `KV_${prefix}_vars`, () => vars.newestToken),
         made.writes,
         { prefix, heartbeatMs: o.heartbeatMs ?? 1_000 },
       );

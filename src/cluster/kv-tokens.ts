@@ -5,10 +5,10 @@
  * compare-and-writes made in turn with the other hubs' (write-serializer.ts), so two hubs never both take
  * one token; the entry's revision is the take's epoch.
  */
-import type { KV, KvEntry } from "nats";
+import type { JetStreamManager, KV, KvEntry } from "nats";
 import type { TokenEntry, TokenReplica } from "../deadman/token-replica.js";
-import { log } from "../log.js";
 import { clusterError } from "./errors.js";
+import { BucketFollower, type FollowedEntry } from "./kv-follow.js";
 import type { KvHolds } from "./kv-holds.js";
 import { decodeKey, encodeKey } from "./kv-vars.js";
 import type { WriteSerializer } from "./write-serializer.js";
@@ -21,7 +21,7 @@ function encodeEntry(held: boolean, hub: string, holder: string): Buffer {
   return Buffer.concat([Buffer.from([FORMAT, held ? 1 : 0, h.length]), h, Buffer.from(holder, "utf8")]);
 }
 
-function decodeEntry(e: KvEntry): TokenEntry | null {
+function decodeEntry(e: FollowedEntry): TokenEntry | null {
   if (e.operation !== "PUT") return null;
   const v = Buffer.from(e.value.buffer, e.value.byteOffset, e.value.length);
   if (v.length < 3 || v[0] !== FORMAT || v.length < 3 + v[2]!) return null;
@@ -34,13 +34,17 @@ function decodeEntry(e: KvEntry): TokenEntry | null {
 }
 
 export class KvTokens implements TokenReplica {
-  private stopped = false;
-  private current: { stop(): void } | null = null;
+  private follower: BucketFollower | null = null;
 
   constructor(
     private readonly kv: KV,
     private readonly writes: WriteSerializer,
     private readonly holds: KvHolds,
+    private readonly jsm: JetStreamManager,
+    /** The bucket's stream. */
+    private readonly streamName: string,
+    /** The newest token revision the vars watch went past (kv-vars.ts). */
+    private readonly newestToken: () => number,
   ) {}
 
   get hubId(): string {
@@ -81,38 +85,33 @@ export class KvTokens implements TokenReplica {
     return "version" in r;
   }
 
-  /** Watches `dm.*` from the current entries on; a watch that ends is started again after the last revision. */
-  async watch(onChange: (name: string, entry: TokenEntry) => void): Promise<void> {
-    let last = 0;
-    let initialized!: () => void;
-    const ready = new Promise<void>((r) => (initialized = r));
-    const run = async (): Promise<void> => {
-      while (!this.stopped) {
-        try {
-          const it = await this.kv.watch({
-            key: `${PREFIX}*`,
-            ...(last > 0 ? { resumeFromRevision: last + 1 } : {}),
-            initializedFn: () => initialized(),
-          });
-          this.current = it;
-          if (last > 0) initialized();
-          for await (const e of it) {
-            if (this.stopped) break;
-            if (e.revision <= last) continue;
-            last = e.revision;
-            const name = decodeKey(e.key.slice(PREFIX.length));
-            const entry = decodeEntry(e);
-            if (name !== null && entry) onChange(name, entry);
-          }
-        } catch (err) {
-          if (this.stopped) return;
-          log("warn", "cluster", "deadman watch ended; watching again", { error: err });
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
-    };
-    void run();
-    await ready;
+  /**
+   * Follows `dm.*` from the current entries on (kv-follow.ts: through failovers, each revision once, in
+   * order). Its stalls are judged against the vars watch, which goes past the tokens' revisions too: behind
+   * the newest token revision that watch saw, for two checks, this one is made again. Resolves once the
+   * current tokens have been reported.
+   */
+  watch(onChange: (name: string, entry: TokenEntry) => void): Promise<void> {
+    this.follower = new BucketFollower({
+      kv: this.kv,
+      jsm: this.jsm,
+      streamName: this.streamName,
+      key: `${PREFIX}*`,
+      owns: (k) => k.startsWith(PREFIX),
+      newest: () => Promise.resolve(this.newestToken()),
+      what: "deadman",
+      onEntry: (e) => {
+        const name = decodeKey(e.key.slice(PREFIX.length));
+        const entry = decodeEntry(e);
+        if (name !== null && entry) onChange(name, entry);
+      },
+    });
+    return this.follower.start();
+  }
+
+  /** Watches made again after a stall. */
+  get stalls(): number {
+    return this.follower?.stalls ?? 0;
   }
 
   running(hub: string): Promise<boolean> {
@@ -120,7 +119,6 @@ export class KvTokens implements TokenReplica {
   }
 
   stop(): void {
-    this.stopped = true;
-    this.current?.stop();
+    this.follower?.stop();
   }
 }

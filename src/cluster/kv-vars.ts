@@ -10,16 +10,15 @@
  * two keys never share one. Entries `dm.…` (with a dot, which no encoded key has) are deadman tokens
  * (kv-tokens.ts).
  */
-import type { JetStreamManager, KV, KvEntry, StoredMsg } from "nats";
+import type { JetStreamManager, KV, KvEntry } from "nats";
 import { log } from "../log.js";
 import type { ReplicaChange, ReplicaEntry, ReplicaRecord, VarsReplica } from "../vars/vars-replica.js";
 import { clusterError } from "./errors.js";
+import { BucketFollower } from "./kv-follow.js";
 import type { KvHolds } from "./kv-holds.js";
 import type { WriteSerializer } from "./write-serializer.js";
 
 const FORMAT = 1;
-/** How often the watch is checked for a stall (two checks behind in a row restart it). */
-const STALL_CHECK_MS = 1_000;
 
 /** An ezipc key as a bucket key. */
 export function encodeKey(key: string): string {
@@ -70,8 +69,6 @@ function toEntry(e: Pick<KvEntry, "key" | "value" | "revision">): ReplicaEntry |
 }
 
 export class KvVars implements VarsReplica {
-  private stopped = false;
-
   constructor(
     private readonly kv: KV,
     private readonly writes: WriteSerializer,
@@ -131,103 +128,39 @@ export class KvVars implements VarsReplica {
   }
 
   /**
-   * Watches the bucket from the current entries on. If the watch ends (a NATS node failed over), it is
-   * started again from the revision after the last one reported, so no change is missed or reported twice.
+   * Follows the bucket from the current entries on (kv-follow.ts: through failovers and stalls, each
+   * revision once, in order). Resolves once the current entries have been reported.
    */
-  async watch(onChange: (change: ReplicaChange) => void): Promise<void> {
-    let last = 0;
-    let initialized!: () => void;
-    const ready = new Promise<void>((r) => (initialized = r));
-    let current: { stop(): void } | null = null;
-    /** Applies one revision of the bucket (in order; one already applied is ignored). */
-    const apply = (e: Pick<KvEntry, "key" | "value" | "revision" | "operation">): void => {
-      if (e.revision <= last) return;
-      last = e.revision;
-      if (e.key.startsWith("dm.")) return; // a deadman token (kv-tokens.ts)
-      if (e.operation !== "PUT") {
-        const key = decodeKey(e.key);
-        if (key !== null) onChange({ key, version: e.revision, deleted: true });
-        return;
-      }
-      const entry = toEntry(e);
-      if (entry) onChange(entry);
-      else log("warn", "cluster", "an entry that is not ezipc's in the vars bucket", { key: e.key });
-    };
-    /**
-     * Reads the revisions after `last` one by one from the bucket's stream (up to 1,000), for a watch that
-     * stays silent after it was made again (a consumer made while a NATS node fails can).
-     */
-    const readOn = async (newest: number): Promise<void> => {
-      const prefix = `$KV.${this.streamName.slice("KV_".length)}.`;
-      for (let seq = last + 1, n = 0; seq <= newest && n < 1_000 && !this.stopped; seq++, n++) {
-        let m: StoredMsg;
-        try {
-          m = await this.jsm.streams.getMessage(this.streamName, { seq });
-        } catch {
-          continue; // replaced since (history 1), or deleted: a later revision of that key follows
+  watch(onChange: (change: ReplicaChange) => void): Promise<void> {
+    this.follower = new BucketFollower({
+      kv: this.kv,
+      jsm: this.jsm,
+      streamName: this.streamName,
+      owns: () => true,
+      newest: () => this.lastRevision(),
+      what: "vars",
+      onEntry: (e) => {
+        if (e.key.startsWith("dm.")) {
+          // A deadman token (kv-tokens.ts, which follows them itself): how far they go.
+          this.newestToken = e.revision;
+          return;
         }
-        const op = m.header?.get("KV-Operation");
-        apply({
-          key: m.subject.slice(prefix.length),
-          value: m.data,
-          revision: m.seq,
-          operation: (op === "DEL" || op === "PURGE" ? op : "PUT") as KvEntry["operation"],
-        });
-      }
-    };
-    /** A {@link readOn} in progress: the watch is made again after it. */
-    let reading: Promise<void> | null = null;
-    const run = async (): Promise<void> => {
-      while (!this.stopped) {
-        try {
-          if (reading) await reading;
-          const it = await this.kv.watch({
-            ...(last > 0 ? { resumeFromRevision: last + 1 } : {}),
-            initializedFn: () => initialized(),
-          });
-          current = it;
-          if (last > 0) initialized();
-          for await (const e of it) {
-            if (this.stopped) break;
-            apply(e);
-          }
-        } catch (err) {
-          if (this.stopped) return;
-          log("warn", "cluster", "vars watch ended; watching again", { error: err });
-          await new Promise((r) => setTimeout(r, 100));
+        if (e.operation !== "PUT") {
+          const key = decodeKey(e.key);
+          if (key !== null) onChange({ key, version: e.revision, deleted: true });
+          return;
         }
-      }
-    };
-    void run();
-    await ready;
-    // A watch whose NATS node stopped can stall without ending: if the bucket has moved on and this watch
-    // has not for two checks in a row, it is stopped and watched again from the last revision applied.
-    let seen = last;
-    let behind = 0;
-    this.stallCheck = setInterval(() => {
-      this.lastRevision()
-        .then((newest) => {
-          behind = newest > last && last === seen ? behind + 1 : 0;
-          seen = last;
-          if (behind >= 2) {
-            log("warn", "cluster", "vars watch stalled; reading on and watching again", { last, newest });
-            behind = 0;
-            reading = readOn(newest)
-              .catch((err: unknown) =>
-                log("warn", "cluster", "reading a stalled watch's revisions failed", { error: err }),
-              )
-              .finally(() => {
-                reading = null;
-              });
-            current?.stop();
-          }
-        })
-        .catch(() => {});
-    }, STALL_CHECK_MS);
-    this.stallCheck.unref();
+        const entry = toEntry(e);
+        if (entry) onChange(entry);
+        else log("warn", "cluster", "an entry that is not ezipc's in the vars bucket", { key: e.key });
+      },
+    });
+    return this.follower.start();
   }
 
-  private stallCheck: NodeJS.Timeout | null = null;
+  private follower: BucketFollower | null = null;
+  /** The newest revision of a deadman token this watch went past (kv-tokens.ts checks its own watch on it). */
+  newestToken = 0;
 
   /** The bucket's newest revision (its stream's last sequence). */
   private async lastRevision(): Promise<number> {
@@ -237,8 +170,7 @@ export class KvVars implements VarsReplica {
 
   /** Stops the watch. */
   stop(): void {
-    this.stopped = true;
-    if (this.stallCheck) clearInterval(this.stallCheck);
+    this.follower?.stop();
     this.holds.stop();
   }
 }

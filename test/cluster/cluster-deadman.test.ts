@@ -6,6 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { connect as natsConnect } from "nats";
 import type { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient } from "../../src/index.js";
 import { exited, within } from "../helpers.js";
@@ -119,6 +120,35 @@ describe("deadman tokens across a cluster of hubs", () => {
       assert.ok(waited < HUB_TIMEOUT + 5_000, `soon after it (${waited} ms)`);
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
+    }
+  });
+
+  it("the hubs' tokens' watches lose their consumers on the server: a take is still seen on another hub", async () => {
+    const [a, b] = [await client(hubs[0]!, "sa"), await client(hubs[1]!, "sb")];
+    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
+    try {
+      const jsm = await nc.jetstreamManager();
+      const tokenWatches = async () => {
+        const found: string[] = [];
+        for await (const ci of jsm.consumers.list("KV_ezipc_vars")) {
+          const filters = [ci.config.filter_subject, ...(ci.config.filter_subjects ?? [])];
+          if (filters.some((f) => f?.endsWith(".dm.*"))) found.push(ci.name);
+        }
+        return found;
+      };
+      const watches = await tokenWatches();
+      // One per hub (and the killed hub's, until the server lets it go).
+      assert.ok(watches.length >= 3, `a tokens' watch per hub (${watches.length})`);
+      // The watches' consumers vanish on the server; the watches are not told.
+      for (const name of watches) await jsm.consumers.delete("KV_ezipc_vars", name);
+      // A write of another key moves the bucket on, as the hubs' traffic does.
+      await (await a.allocate("cl.stall-traffic", 4, "poll")).write(Buffer.from([1, 2, 3, 4]), 0);
+      const taken = b.deadman("cl.stall").waitTaken();
+      assert.ok(await a.deadman("cl.stall").tryTake());
+      const seen = await within(taken, 8_000, "the take seen on another hub");
+      assert.ok(seen.taken && seen.holder.startsWith("sa#"), seen.holder);
+    } finally {
+      await nc.close();
     }
   });
 });

@@ -52,7 +52,7 @@ export interface NatsCluster {
   close(): Promise<void>;
 }
 
-/** Starts `n` clustered nodes; resolves once JetStream answers through every node. */
+/** Starts `n` clustered nodes (one: a node of its own); resolves once JetStream answers through every node. */
 export async function natsCluster(n = 3): Promise<NatsCluster> {
   const dir = tempDir().dir;
   const clientPorts: number[] = [];
@@ -68,11 +68,16 @@ export async function natsCluster(n = 3): Promise<NatsCluster> {
       `server_name: n${i}`,
       `listen: 127.0.0.1:${clientPorts[i]}`,
       `jetstream { store_dir: "${path.join(dir, `js${i}`)}" }`,
-      "cluster {",
-      "  name: ezipc-test",
-      `  listen: 127.0.0.1:${routePorts[i]}`,
-      `  routes: [ ${routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(", ")} ]`,
-      "}",
+      // One node alone runs JetStream without a cluster (a cluster of one waits for peers).
+      ...(n === 1
+        ? []
+        : [
+            "cluster {",
+            "  name: ezipc-test",
+            `  listen: 127.0.0.1:${routePorts[i]}`,
+            `  routes: [ ${routePorts.map((p) => `nats-route://127.0.0.1:${p}`).join(", ")} ]`,
+            "}",
+          ]),
     ].join("\n");
     writeFileSync(path.join(dir, `n${i}.conf`), conf);
   }
