@@ -16,12 +16,19 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 /**
  * Resolves once `cond` holds, checking it on each turn of the event loop (it is a condition on state that
  * events change, not a sleep); rejects loudly naming `what` after `ms`. The loop ends either way.
+ * `everyMs` spaces the checks of a condition that asks a server (each check a request), so that the test
+ * does not flood the server it is waiting on.
  */
-export async function until(cond: () => boolean | Promise<boolean>, what: string, ms = 5_000): Promise<void> {
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  what: string,
+  ms = 5_000,
+  everyMs = 0,
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => (everyMs > 0 ? setTimeout(r, everyMs) : setImmediate(r)));
   }
 }
 

@@ -16,7 +16,7 @@
  * Nothing here is dropped when JetStream fails to answer (a node lost, a leader being elected): a hold's
  * put or delete is made again until it holds (the latest wanted state wins); a sweep releases each key as
  * soon as its hold is deleted, so one that fails half-way loses nothing the next sweep would not see; and a
- * listing of keys that gets no end within `attemptMs` fails instead of holding the sweep up for good.
+ * listing of keys from which nothing comes for `attemptMs` fails instead of holding the sweep up for good.
  *
  * A hub that was silent too long (its process stopped, its link to JetStream cut) but lives is swept like a
  * dead one. The sweep and the hub's heartbeat are ordered so that its holds come back:
@@ -54,19 +54,31 @@ export interface HoldOptions {
 const MAX_BACKOFF_MS = 1_000;
 
 /**
- * The keys of `kv` under `filter`, listed within `ms`. The listing is an ordered consumer, which may wait on
- * a stream that lost its leader; it rejects then, where iterating it could wait for good.
+ * The keys of `kv` under `filter`, each once.
+ *
+ * `kv.keys()` is an ordered consumer from the last revision of each key, which goes on with the changes made
+ * after it started until it catches up: on a busy bucket (the hubs' heartbeats, under load) it went on for
+ * 20 s, naming the same keys again and again, and held the sweep up all that time. Its messages come in
+ * stream order, and every key's last revision at the start comes before any later change; so the first key
+ * named twice means every key has been named, and the listing ends there. When nothing comes for `ms`, it
+ * rejects, where iterating could wait for good on a stream that lost its leader.
  */
 export async function keysWithin(kv: KV, filter: string | undefined, ms: number): Promise<string[]> {
   const it = await kv.keys(filter);
-  const timer = setTimeout(() => it.stop(new Error(`TIMEOUT: listing keys took over ${ms} ms`)), ms);
-  const keys: string[] = [];
+  const silent = () => it.stop(new Error(`TIMEOUT: listing keys, nothing came for ${ms} ms`));
+  let timer = setTimeout(silent, ms);
+  const keys = new Set<string>();
   try {
-    for await (const k of it) keys.push(k);
+    for await (const k of it) {
+      if (keys.has(k)) break;
+      keys.add(k);
+      clearTimeout(timer);
+      timer = setTimeout(silent, ms);
+    }
   } finally {
     clearTimeout(timer);
   }
-  return keys;
+  return [...keys];
 }
 
 interface HubEntry {
@@ -256,7 +268,7 @@ export class KvHolds implements HoldRegistry {
     if (this.sweeping) return;
     this.sweeping = true;
     try {
-      // Hubs with an entry too old; every tenth sweep also hubs with holds and no entry at all (their first
+      // Hubs with an entry too old; every 30th sweep also hubs with holds and no entry at all (their first
       // heartbeat failed, or a sweep stopped half-way), without listing every hold each heartbeat.
       const entries = new Map<string, KvEntry | null>();
       for (const hub of await keysWithin(this.hubs, undefined, this.attemptMs)) {
@@ -265,7 +277,7 @@ export class KvHolds implements HoldRegistry {
         entries.set(hub, e);
       }
       const gone = [...entries].filter(([, e]) => !this.isAlive(e)).map(([hub]) => hub);
-      if (gone.length === 0 && this.sweeps++ % 10 !== 0) return;
+      if (gone.length === 0 && this.sweeps++ % 30 !== 0) return;
       const holdsOf = new Map<string, string[]>(gone.map((hub) => [hub, []]));
       for (const k of await keysWithin(this.holds, undefined, this.attemptMs)) {
         const hub = k.slice(k.lastIndexOf(".") + 1);

@@ -15,12 +15,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DiscardPolicy, connect as natsConnect } from "nats";
-import { keysWithin } from "../../src/cluster/kv-holds.js";
 import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient } from "../../src/index.js";
 import { nextEvent, until, within } from "../helpers.js";
-import { type NatsCluster, natsCluster } from "./nats-cluster.js";
+import { holdEntries, type NatsCluster, natsCluster } from "./nats-cluster.js";
 
 describe("a cluster request that gets no answer", () => {
   let nats: NatsCluster;
@@ -97,7 +96,6 @@ describe("a cluster request that gets no answer", () => {
       "the hub counts it disposed",
       10_000,
     );
-    assert.ok(h.clusterCounters()!.holdRetries > before.holdRetries, "the hold's delete was made again too");
     assert.equal(h.peek("lost.grace"), undefined);
   });
 
@@ -135,9 +133,10 @@ describe("a cluster request that gets no answer", () => {
     // Read from the cluster, as hub b will: hub a's hold is there once its put is made again.
     const holds = await nc.jetstream().views.kv("ezipc_holds");
     await until(
-      async () => (await keysWithin(holds, `${encodeKey("lost.hold")}.*`, 5_000)).length === 2,
+      async () => (await holdEntries(holds, `${encodeKey("lost.hold")}.*`))?.length === 2,
       "both hubs' holds are in the cluster",
       20_000,
+      50,
     );
     const graces = b.clusterCounters()!.gracesEnded;
     pb.dispose();

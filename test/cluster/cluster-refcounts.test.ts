@@ -7,12 +7,11 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { connect as natsConnect } from "nats";
-import { keysWithin } from "../../src/cluster/kv-holds.js";
 import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { exited, nextEvent, until, within } from "../helpers.js";
-import { hubProcess as hubOnCluster, type NatsCluster, natsCluster } from "./nats-cluster.js";
+import { holdEntries, hubProcess as hubOnCluster, type NatsCluster, natsCluster } from "./nats-cluster.js";
 
 const WINDOW = 300;
 const GRACE = 300;
@@ -24,6 +23,11 @@ describe("reference counts across a cluster of hubs", () => {
   let nats: NatsCluster;
   const hubs: Hub[] = [];
   const clients: HubClient[] = [];
+  /**
+   * Pointers kept to the end: one collected releases its reference, whose grace would end (and count) in a
+   * later test.
+   */
+  const kept: unknown[] = [];
 
   const client = async (hub: Hub, name: string) => {
     const c = await connect(hub.urls[0]!, { name, requestTimeoutMs: 10_000, reconnect: false });
@@ -57,6 +61,19 @@ describe("reference counts across a cluster of hubs", () => {
     const pa = await a.allocate("rc.shared", 4, "poll");
     const pb = await b.watch("rc.shared", "poll");
     assert.ok(pb);
+    // A hold is put in the background: wait until hub 1's is in the cluster (docs/cluster.md, the window).
+    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
+    try {
+      const holds = await nc.jetstream().views.kv("ezipc_holds");
+      await until(
+        async () => (await holdEntries(holds, `${encodeKey("rc.shared")}.*`))?.length === 2,
+        "both hubs' holds in the cluster",
+        20_000,
+        50,
+      );
+    } finally {
+      await nc.close();
+    }
     const graces = hubs[0]!.clusterCounters()!.gracesEnded;
     pa.dispose();
     // Hub 0's grace ends; hub 1 still holds the key, so it stays.
@@ -76,6 +93,24 @@ describe("reference counts across a cluster of hubs", () => {
     assert.equal(disposed(), 1);
   });
 
+  it("the holds of a hub that has no entry at all (it died before its first heartbeat) are swept", async () => {
+    // Before any hub here dies: a sweep of a gone hub would list every hold anyway.
+    const nc = await natsConnect({ servers: new URL(nats.urls[1]!).host });
+    try {
+      const holds = await nc.jetstream().views.kv("ezipc_holds");
+      const orphan = `${encodeKey("rc.no-entry")}.0123456789abcdef`;
+      await holds.put(orphan, new Uint8Array(0));
+      await until(
+        async () => (await holdEntries(holds, orphan))?.includes(orphan) === false,
+        "the hold of a hub with no entry deleted",
+        20_000,
+        50,
+      );
+    } finally {
+      await nc.close();
+    }
+  });
+
   it("a hub killed with -9: keys only its clients held are invalidated after window + grace, others stay", async () => {
     // A third hub in its own process, to be killed.
     const { child, url } = await hubProcess(nats.urls[2]!);
@@ -87,9 +122,10 @@ describe("reference counts across a cluster of hubs", () => {
         await doomed.allocate("rc.also-here", 4, "poll"),
       ];
       const here = await client(hubs[0]!, "here");
-      const kept = await here.watch("rc.also-here", "poll");
+      const stays = await here.watch("rc.also-here", "poll");
       const seen = await here.watch("rc.only-there", "request");
-      assert.ok(kept && seen);
+      assert.ok(stays && seen);
+      kept.push(stays);
       seen.dispose(); // hub 0 lets go of it: only the doomed hub holds it now
       const t0 = Date.now();
       const gone = nextEvent<[{ key: string }]>(hubs[0]!, "invalidated", 20_000);
@@ -100,7 +136,7 @@ describe("reference counts across a cluster of hubs", () => {
       const [info] = await within(gone, 20_000, "the key only the dead hub held is invalidated");
       assert.equal(info.key, "rc.only-there");
       assert.ok(Date.now() - t0 >= WINDOW + GRACE, `after window + grace (${Date.now() - t0} ms)`);
-      assert.equal(kept.status, "live", "the key a live hub holds stays");
+      assert.equal(stays.status, "live", "the key a live hub holds stays");
       assert.ok(hubs[0]!.peek("rc.also-here"));
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
@@ -122,20 +158,21 @@ describe("reference counts across a cluster of hubs", () => {
       clients.push(sleepy);
       const mine = await sleepy.allocate("rc.asleep", 4, "poll");
       const here = await client(hubs[0]!, "awake");
-      const kept = await here.watch("rc.asleep", "poll");
-      assert.ok(kept);
+      const awake = await here.watch("rc.asleep", "poll");
+      assert.ok(awake);
+      kept.push(mine);
       const holds = await nc.jetstream().views.kv("ezipc_holds");
-      const holders = async () => (await keysWithin(holds, `${encodeKey("rc.asleep")}.*`, 5_000)).length;
-      await until(async () => (await holders()) === 2, "both hubs hold the key", 20_000);
+      const holders = async () => (await holdEntries(holds, `${encodeKey("rc.asleep")}.*`))?.length;
+      await until(async () => (await holders()) === 2, "both hubs hold the key", 20_000, 50);
       // Silent past the other hubs' timeout and its window: swept as if dead.
       child.kill("SIGSTOP");
-      await until(async () => (await holders()) === 1, "the stopped hub's hold swept", 20_000);
+      await until(async () => (await holders()) === 1, "the stopped hub's hold swept", 20_000, 50);
       child.kill("SIGCONT");
-      await until(async () => (await holders()) === 2, "the hub, going on, put its hold again", 20_000);
+      await until(async () => (await holders()) === 2, "the hub, going on, put its hold again", 20_000, 50);
       // Hub 0 lets go: the key lives, held by the hub that was swept.
       const graces = hubs[0]!.clusterCounters()!.gracesEnded;
       const disposed = hubs[0]!.clusterCounters()!.disposed;
-      kept.dispose();
+      awake.dispose();
       await until(() => hubs[0]!.clusterCounters()!.gracesEnded > graces, "hub 0's grace ends", 20_000);
       assert.equal(hubs[0]!.clusterCounters()!.disposed, disposed, "not disposed: the other hub holds it");
       assert.equal(mine.status, "live");

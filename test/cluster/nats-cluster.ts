@@ -7,8 +7,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
-import { connect } from "nats";
+import { connect, type KV } from "nats";
 import type { ClusterOptions } from "../../src/cluster/cluster.js";
+import { keysWithin } from "../../src/cluster/kv-holds.js";
 import { Hub } from "../../src/hub/hub.js";
 import { killOnExit, tempDir, within } from "../helpers.js";
 
@@ -217,4 +218,12 @@ export function hubsOn(
       }),
     ),
   );
+}
+
+/**
+ * The hubs' hold entries under `filter` in the holds bucket, read as a hub reads them; null when the listing
+ * failed (a loaded machine, a node electing): a poll asks again.
+ */
+export async function holdEntries(holds: KV, filter: string): Promise<string[] | null> {
+  return keysWithin(holds, filter, 5_000).catch(() => null);
 }
