@@ -100,6 +100,8 @@ export class KvHolds implements HoldRegistry {
   private readonly making = new Set<string>();
   /** The entries this hub holds (wanted held), with their keys: put again after a sweep. */
   private readonly held = new Map<string, string>();
+  /** Called once an entry's wanted hold is made, or is no longer wanted ({@link whenHeld}). */
+  private readonly waiters = new Map<string, (() => void)[]>();
   /** The revision of this hub's entry its last heartbeat left (0: none, or unknown). */
   private beatRevision = 0;
   private beating = false;
@@ -137,6 +139,7 @@ export class KvHolds implements HoldRegistry {
 
   stop(): void {
     this.stopped = true;
+    for (const entry of [...this.waiters.keys()]) this.settle(entry);
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
   }
@@ -154,7 +157,25 @@ export class KvHolds implements HoldRegistry {
 
   private want(entry: string, key: string, held: boolean): void {
     this.wanted.set(entry, held);
+    if (!held) this.settle(entry);
     if (!this.making.has(entry)) void this.make(entry, key);
+  }
+
+  whenHeld(key: string): Promise<void> | null {
+    const entry = `${encodeKey(key)}.${this.hubId}`;
+    if (this.wanted.get(entry) !== true || this.stopped) return null;
+    return new Promise((resolve) => {
+      const list = this.waiters.get(entry);
+      if (list) list.push(resolve);
+      else this.waiters.set(entry, [resolve]);
+    });
+  }
+
+  private settle(entry: string): void {
+    const list = this.waiters.get(entry);
+    if (!list) return;
+    this.waiters.delete(entry);
+    for (const resolve of list) resolve();
   }
 
   /** Makes `entry` what is wanted of it, again after each failure, until it holds or the hub stops. */
@@ -168,7 +189,10 @@ export class KvHolds implements HoldRegistry {
           if (held) await this.holds.put(entry, new Uint8Array(0));
           else await this.holds.delete(entry);
           // Wanted again meanwhile (the other way, or the same): made once more, in order.
-          if (this.wanted.get(entry) === held) this.wanted.delete(entry);
+          if (this.wanted.get(entry) === held) {
+            this.wanted.delete(entry);
+            if (held) this.settle(entry);
+          }
           failures = 0;
         } catch (err) {
           if (this.stopped) return;

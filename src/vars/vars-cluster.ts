@@ -60,6 +60,11 @@ export class VarsCluster {
     });
   }
 
+  /** Null when this hub's hold on `b` is in the cluster; else resolves once it is (HoldRegistry.whenHeld). */
+  whenHeld(b: Block): Promise<void> | null {
+    return this.replica.holds?.whenHeld(b.key) ?? null;
+  }
+
   /** Stops the grace timers (the hub is closing). */
   stop(): void {
     for (const t of this.graces.values()) this.clock.clearTimeout(t);

@@ -719,7 +719,29 @@ export class VarsHub {
     if (!counts) this.table.hold(block, n);
   }
 
+  /**
+   * Answers an allocate or watch with the pointer. On a clustered hub whose hold on the key is not yet in
+   * the cluster (this hub's first pointer on it, put in the background), the answer waits for it: another
+   * hub whose grace ends after the client has its pointer sees the hold and does not dispose the key. If
+   * the key was disposed meanwhile, the answer is `EZIPC_KEY_DISPOSED`.
+   */
   private sendOpened(client: VarsPeer, rid: number, b: Block, created: boolean): void {
+    const wait = this.cluster?.whenHeld(b);
+    if (!wait) {
+      this.sendOpenedNow(client, rid, b, created);
+      return;
+    }
+    void wait.then(() => {
+      if (client.vars.gone) return;
+      if (this.table.byId(b.id) !== b || !client.vars.holdings.has(b.id)) {
+        this.fail(client, rid, new EzipcError("EZIPC_KEY_DISPOSED", `${b.key} was disposed`));
+        return;
+      }
+      this.sendOpenedNow(client, rid, b, created);
+    });
+  }
+
+  private sendOpenedNow(client: VarsPeer, rid: number, b: Block, created: boolean): void {
     const h = client.vars.holdings.get(b.id);
     const withData = h !== undefined && h.policy >= LAZY;
     if (h?.dirty) {

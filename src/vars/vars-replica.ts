@@ -62,4 +62,10 @@ export interface HoldRegistry {
   heldElsewhere(key: string): Promise<boolean>;
   /** `fn` is called with each key whose holds were all released by hubs that are gone. */
   onOrphaned(fn: (key: string) => void): void;
+  /**
+   * Null when this hub's hold on `key` is in the cluster (or not wanted); else a promise that resolves once
+   * it is, or once it is no longer wanted. A pointer is handed out only then: another hub's grace that ends
+   * after it sees the hold.
+   */
+  whenHeld(key: string): Promise<void> | null;
 }

@@ -17,7 +17,7 @@ import { after, before, describe, it } from "node:test";
 import { DiscardPolicy, connect as natsConnect } from "nats";
 import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
-import { connect, type HubClient } from "../../src/index.js";
+import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { nextEvent, until, within } from "../helpers.js";
 import { holdEntries, type NatsCluster, natsCluster } from "./nats-cluster.js";
 
@@ -125,11 +125,16 @@ describe("a cluster request that gets no answer", () => {
     const stream = "KV_ezipc_holds";
     const { config, state } = await jsm.streams.info(stream);
     await jsm.streams.update(stream, { ...config, discard: DiscardPolicy.New, max_msgs: state.messages });
-    // Answered from hub a's copy; putting its hold is refused.
-    const pa = await within(ca.watch("lost.hold", "poll"), 10_000, "the watch on hub a");
+    let watching!: ReturnType<typeof ca.watch>;
+    try {
+      // Hub a's hold is refused: the watch's answer waits for it (the next test).
+      watching = ca.watch("lost.hold", "poll");
+      await until(() => a.clusterCounters()!.holdRetries > before, "the refused put is made again", 10_000);
+    } finally {
+      await jsm.streams.update(stream, config);
+    }
+    const pa = await within(watching, 20_000, "the watch on hub a, once its hold is put");
     assert.ok(pa);
-    await until(() => a.clusterCounters()!.holdRetries > before, "the refused put is made again", 10_000);
-    await jsm.streams.update(stream, config);
     // Read from the cluster, as hub b will: hub a's hold is there once its put is made again.
     const holds = await nc.jetstream().views.kv("ezipc_holds");
     await until(
@@ -144,5 +149,51 @@ describe("a cluster request that gets no answer", () => {
     assert.equal(b.clusterCounters()!.disposed, 0, "hub b did not dispose a key hub a holds");
     assert.equal(pa.status, "live");
     assert.ok(a.peek("lost.hold"));
+  });
+
+  it("a pointer is handed out only once its hub's hold is in the cluster: the key is never disposed under it", async () => {
+    const mk = (name: string, node: number) =>
+      Hub.listen({
+        urls: ["tcp://127.0.0.1:0"],
+        name,
+        reconnectWindowMs: 200,
+        disposeGraceMs: 300,
+        cluster: { servers: [nats.urls[node]!], timeoutMs: 30_000 },
+      });
+    const a = await mk("first-a", 0);
+    more.push(a);
+    const b = await mk("first-b", 1);
+    more.push(b);
+    const ca = await connect(a.urls[0]!, { name: "owner", requestTimeoutMs: 60_000, reconnect: false });
+    const cb = await connect(b.urls[0]!, { name: "late", requestTimeoutMs: 60_000, reconnect: false });
+    more.push(ca, cb);
+    const pa = await ca.allocate("lost.first", 4, "poll");
+    await until(() => b.peek("lost.first") !== undefined, "hub b has the key", 20_000);
+    const nc = await natsConnect({ servers: new URL(nats.urls[2]!).host });
+    more.push({ close: () => nc.close() });
+    const jsm = await nc.jetstreamManager();
+    const stream = "KV_ezipc_holds";
+    const { config, state } = await jsm.streams.info(stream);
+    // Hub b cannot put its hold (the stream refuses new entries) while its client watches the key.
+    await jsm.streams.update(stream, { ...config, discard: DiscardPolicy.New, max_msgs: state.messages });
+    let watched!: Promise<{ pointer: unknown } | { err: unknown }>;
+    try {
+      const before = b.clusterCounters()!.holdRetries;
+      watched = cb.watch("lost.first", "poll").then(
+        (p) => ({ pointer: p }),
+        (err: unknown) => ({ err }),
+      );
+      await until(() => b.clusterCounters()!.holdRetries > before, "hub b's hold refused", 10_000);
+      // Hub a lets go; its grace ends and no hold of hub b is in the cluster: the key is disposed.
+      const invalidated = nextEvent<[{ key: string }]>(a, "invalidated", 20_000);
+      pa.dispose();
+      assert.equal((await within(invalidated, 20_000, "hub a disposes the key"))[0].key, "lost.first");
+    } finally {
+      await jsm.streams.update(stream, config);
+    }
+    // The watch never had a pointer to the key disposed under it: it is told the key is gone.
+    const r = await within(watched, 20_000, "the watch's answer");
+    assert.ok("err" in r, "no pointer was handed out before the hold was in the cluster");
+    assert.ok(isEzipcError(r.err, "EZIPC_KEY_DISPOSED"), String(r.err));
   });
 });

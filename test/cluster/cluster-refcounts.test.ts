@@ -61,7 +61,7 @@ describe("reference counts across a cluster of hubs", () => {
     const pa = await a.allocate("rc.shared", 4, "poll");
     const pb = await b.watch("rc.shared", "poll");
     assert.ok(pb);
-    // A hold is put in the background: wait until hub 1's is in the cluster (docs/cluster.md, the window).
+    // Hub 1's hold is in the cluster once the watch is answered (docs/cluster.md); read as hub 0 will.
     const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
     try {
       const holds = await nc.jetstream().views.kv("ezipc_holds");
