@@ -98,6 +98,8 @@ export class KvHolds implements HoldRegistry {
   private readonly wanted = new Map<string, boolean>();
   /** Entries being made (one loop each, so an entry's puts and deletes are made in order). */
   private readonly making = new Set<string>();
+  /** The entries whose put was the last thing made of them (in the cluster, as far as this hub knows). */
+  private readonly made = new Set<string>();
   /** The entries this hub holds (wanted held), with their keys: put again after a sweep. */
   private readonly held = new Map<string, string>();
   /** Called once an entry's wanted hold is made, or is no longer wanted ({@link whenHeld}). */
@@ -152,6 +154,8 @@ export class KvHolds implements HoldRegistry {
     const entry = `${encodeKey(key)}.${this.hubId}`;
     if (held) this.held.set(entry, key);
     else this.held.delete(entry);
+    // Put already, and nothing else wanted since (a hold put ahead of an allocate's create): nothing to do.
+    if (held && this.made.has(entry) && !this.wanted.has(entry)) return;
     this.want(entry, key, held);
   }
 
@@ -188,6 +192,8 @@ export class KvHolds implements HoldRegistry {
         try {
           if (held) await this.holds.put(entry, new Uint8Array(0));
           else await this.holds.delete(entry);
+          if (held) this.made.add(entry);
+          else this.made.delete(entry);
           // Wanted again meanwhile (the other way, or the same): made once more, in order.
           if (this.wanted.get(entry) === held) {
             this.wanted.delete(entry);
@@ -244,6 +250,7 @@ export class KvHolds implements HoldRegistry {
       }
       this.beatRevision = await this.hubs.put(this.hubId, value);
       // A hub that had no entry (its first heartbeat failed) may have been swept too.
+      this.made.clear(); // a sweep may have deleted any of them
       if (this.held.size === 0) return;
       this.counters.holdsPutAgain++;
       for (const [entry, key] of this.held) this.want(entry, key, true);

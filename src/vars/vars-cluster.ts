@@ -60,6 +60,35 @@ export class VarsCluster {
     });
   }
 
+  /** Allocates in progress per key, whose hold was put ahead of their create. */
+  private readonly aheads = new Map<string, number>();
+
+  /**
+   * Puts this hub's hold on `key` now, alongside an allocate's create, rather than after it: the answer waits
+   * for the hold ({@link whenHeld}), which is then made by the time the create is. Pair with
+   * {@link holdAheadDone} once the allocate has its pointer or has failed.
+   */
+  holdAhead(key: string): void {
+    const holds = this.replica.holds;
+    if (!holds) return;
+    this.aheads.set(key, (this.aheads.get(key) ?? 0) + 1);
+    holds.setHeld(key, true);
+  }
+
+  /** An allocate that put its hold ahead is answered: let the hold go unless a pointer holds the key here. */
+  holdAheadDone(key: string): void {
+    const holds = this.replica.holds;
+    const n = this.aheads.get(key);
+    if (!holds || n === undefined) return;
+    if (n > 1) {
+      this.aheads.set(key, n - 1);
+      return;
+    }
+    this.aheads.delete(key);
+    const found = this.host.table.lookup(key);
+    if (!("found" in found && found.found.refcount > 0)) holds.setHeld(key, false);
+  }
+
   /** Null when this hub's hold on `b` is in the cluster; else resolves once it is (HoldRegistry.whenHeld). */
   whenHeld(b: Block): Promise<void> | null {
     return this.replica.holds?.whenHeld(b.key) ?? null;

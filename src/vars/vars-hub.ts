@@ -362,20 +362,25 @@ export class VarsHub {
   /** allocate of a key this hub has no copy of: created in the cluster (or opened, if another hub won). */
   private allocateInCluster(client: VarsPeer, m: Infer<typeof varsMessages.allocate>): void {
     const data = Buffer.alloc(m.kind === KIND_JSON ? 0 : m.size);
-    this.cluster!.create(m.key, { kind: m.kind, persistent: m.persistent, data }).then(
-      ({ block, created }) => {
-        if (client.vars.gone) return;
-        try {
-          if (!created) checkExisting(block, m);
-          this.checkPointerLimit(client);
-          this.addPointers(client, block, m.policy, 1);
-          this.sendOpened(client, m.rid, block, created);
-        } catch (err) {
-          this.fail(client, m.rid, err);
-        }
-      },
-      (err: unknown) => this.fail(client, m.rid, err),
-    );
+    const cluster = this.cluster!;
+    cluster.holdAhead(m.key);
+    cluster
+      .create(m.key, { kind: m.kind, persistent: m.persistent, data })
+      .then(
+        ({ block, created }) => {
+          if (client.vars.gone) return;
+          try {
+            if (!created) checkExisting(block, m);
+            this.checkPointerLimit(client);
+            this.addPointers(client, block, m.policy, 1);
+            this.sendOpened(client, m.rid, block, created);
+          } catch (err) {
+            this.fail(client, m.rid, err);
+          }
+        },
+        (err: unknown) => this.fail(client, m.rid, err),
+      )
+      .finally(() => cluster.holdAheadDone(m.key));
   }
 
   private onWatch(client: VarsPeer, m: Infer<typeof varsMessages.watch>): void {

@@ -93,6 +93,32 @@ describe("reference counts across a cluster of hubs", () => {
     assert.equal(disposed(), 1);
   });
 
+  it("two hubs allocating one key at once: only the winner's hub holds it (the loser's hold, put ahead, is let go)", async () => {
+    const [x, y] = [await client(hubs[0]!, "x"), await client(hubs[1]!, "y")];
+    // Both hubs lack the key: each puts its hold ahead of its create, and one create loses.
+    const results = await Promise.allSettled([
+      x.allocate("rc.race", 4, "poll"),
+      y.allocate("rc.race", 4, "poll"),
+    ]);
+    const won = results.filter((r) => r.status === "fulfilled");
+    assert.equal(won.length, 1, "one allocate creates the key");
+    const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    assert.ok(isEzipcError(lost.reason, "EZIPC_KEY_EXISTS"), String(lost.reason));
+    kept.push((won[0] as PromiseFulfilledResult<unknown>).value);
+    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
+    try {
+      const holds = await nc.jetstream().views.kv("ezipc_holds");
+      await until(
+        async () => (await holdEntries(holds, `${encodeKey("rc.race")}.*`))?.length === 1,
+        "one hold: the winner's hub",
+        20_000,
+        50,
+      );
+    } finally {
+      await nc.close();
+    }
+  });
+
   it("the holds of a hub that has no entry at all (it died before its first heartbeat) are swept", async () => {
     // Before any hub here dies: a sweep of a gone hub would list every hold anyway.
     const nc = await natsConnect({ servers: new URL(nats.urls[1]!).host });
