@@ -15,11 +15,10 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { DiscardPolicy, connect as natsConnect } from "nats";
-import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { nextEvent, until, within } from "../helpers.js";
-import { holdEntries, type NatsCluster, natsCluster } from "./nats-cluster.js";
+import { type NatsCluster, natsCluster, untilHolds } from "./nats-cluster.js";
 
 describe("a cluster request that gets no answer", () => {
   let nats: NatsCluster;
@@ -30,6 +29,46 @@ describe("a cluster request that gets no answer", () => {
   before(async () => {
     nats = await natsCluster(3);
   });
+
+  /** Hubs a (seeded with node 0) and b (node 1), short windows and graces, and a client of each. */
+  const twoHubs = async (name: string) => {
+    const hub = async (suffix: string, node: number) => {
+      const h = await Hub.listen({
+        urls: ["tcp://127.0.0.1:0"],
+        name: `${name}-${suffix}`,
+        reconnectWindowMs: 200,
+        disposeGraceMs: 300,
+        cluster: { servers: [nats.urls[node]!], timeoutMs: 30_000 },
+      });
+      more.push(h);
+      const c = await connect(h.urls[0]!, {
+        name: `on-${suffix}`,
+        requestTimeoutMs: 60_000,
+        reconnect: false,
+      });
+      more.push(c);
+      return [h, c] as const;
+    };
+    const [a, ca] = await hub("a", 0);
+    const [b, cb] = await hub("b", 1);
+    return { a, b, ca, cb };
+  };
+
+  /**
+   * Makes the holds' stream refuse every new entry (full, discarding new), as JetStream refuses a write it
+   * cannot take; resolves with the function that makes it take them again.
+   */
+  const refuseHolds = async (): Promise<() => Promise<void>> => {
+    const nc = await natsConnect({ servers: new URL(nats.urls[2]!).host });
+    more.push({ close: () => nc.close() });
+    const jsm = await nc.jetstreamManager();
+    const stream = "KV_ezipc_holds";
+    const { config, state } = await jsm.streams.info(stream);
+    await jsm.streams.update(stream, { ...config, discard: DiscardPolicy.New, max_msgs: state.messages });
+    return async () => {
+      await jsm.streams.update(stream, config);
+    };
+  };
 
   after(async () => {
     for (const c of more.reverse()) await c.close();
@@ -100,49 +139,24 @@ describe("a cluster request that gets no answer", () => {
   });
 
   it("a hold that could not be put is put again: another hub letting go does not dispose the key under it", async () => {
-    const mk = (name: string, node: number) =>
-      Hub.listen({
-        urls: ["tcp://127.0.0.1:0"],
-        name,
-        reconnectWindowMs: 200,
-        disposeGraceMs: 300,
-        cluster: { servers: [nats.urls[node]!], timeoutMs: 30_000 },
-      });
-    const a = await mk("holds-a", 0);
-    more.push(a);
-    const b = await mk("holds-b", 1);
-    more.push(b);
-    const ca = await connect(a.urls[0]!, { name: "on-a", requestTimeoutMs: 60_000, reconnect: false });
-    const cb = await connect(b.urls[0]!, { name: "on-b", requestTimeoutMs: 60_000, reconnect: false });
-    more.push(ca, cb);
+    const { a, b, ca, cb } = await twoHubs("holds");
     const pb = await cb.allocate("lost.hold", 4, "poll");
     await until(() => a.peek("lost.hold") !== undefined, "hub a has the key", 20_000);
     const before = a.clusterCounters()!.holdRetries;
-    const nc = await natsConnect({ servers: new URL(nats.urls[1]!).host });
-    more.push({ close: () => nc.close() });
-    // The holds' stream refuses every new entry for a while (full, discarding new): a put gets an error.
-    const jsm = await nc.jetstreamManager();
-    const stream = "KV_ezipc_holds";
-    const { config, state } = await jsm.streams.info(stream);
-    await jsm.streams.update(stream, { ...config, discard: DiscardPolicy.New, max_msgs: state.messages });
+    // The holds' stream refuses every new entry for a while: a put gets an error.
+    const takeAgain = await refuseHolds();
     let watching!: ReturnType<typeof ca.watch>;
     try {
       // Hub a's hold is refused: the watch's answer waits for it (the next test).
       watching = ca.watch("lost.hold", "poll");
       await until(() => a.clusterCounters()!.holdRetries > before, "the refused put is made again", 10_000);
     } finally {
-      await jsm.streams.update(stream, config);
+      await takeAgain();
     }
     const pa = await within(watching, 20_000, "the watch on hub a, once its hold is put");
     assert.ok(pa);
     // Read from the cluster, as hub b will: hub a's hold is there once its put is made again.
-    const holds = await nc.jetstream().views.kv("ezipc_holds");
-    await until(
-      async () => (await holdEntries(holds, `${encodeKey("lost.hold")}.*`))?.length === 2,
-      "both hubs' holds are in the cluster",
-      20_000,
-      50,
-    );
+    await untilHolds(nats, "lost.hold", 2, "both hubs' holds are in the cluster");
     const graces = b.clusterCounters()!.gracesEnded;
     pb.dispose();
     await until(() => b.clusterCounters()!.gracesEnded > graces, "hub b's grace ends", 20_000);
@@ -152,30 +166,11 @@ describe("a cluster request that gets no answer", () => {
   });
 
   it("a pointer is handed out only once its hub's hold is in the cluster: the key is never disposed under it", async () => {
-    const mk = (name: string, node: number) =>
-      Hub.listen({
-        urls: ["tcp://127.0.0.1:0"],
-        name,
-        reconnectWindowMs: 200,
-        disposeGraceMs: 300,
-        cluster: { servers: [nats.urls[node]!], timeoutMs: 30_000 },
-      });
-    const a = await mk("first-a", 0);
-    more.push(a);
-    const b = await mk("first-b", 1);
-    more.push(b);
-    const ca = await connect(a.urls[0]!, { name: "owner", requestTimeoutMs: 60_000, reconnect: false });
-    const cb = await connect(b.urls[0]!, { name: "late", requestTimeoutMs: 60_000, reconnect: false });
-    more.push(ca, cb);
+    const { a, b, ca, cb } = await twoHubs("first");
     const pa = await ca.allocate("lost.first", 4, "poll");
     await until(() => b.peek("lost.first") !== undefined, "hub b has the key", 20_000);
-    const nc = await natsConnect({ servers: new URL(nats.urls[2]!).host });
-    more.push({ close: () => nc.close() });
-    const jsm = await nc.jetstreamManager();
-    const stream = "KV_ezipc_holds";
-    const { config, state } = await jsm.streams.info(stream);
     // Hub b cannot put its hold (the stream refuses new entries) while its client watches the key.
-    await jsm.streams.update(stream, { ...config, discard: DiscardPolicy.New, max_msgs: state.messages });
+    const takeAgain = await refuseHolds();
     let watched!: Promise<{ pointer: unknown } | { err: unknown }>;
     try {
       const before = b.clusterCounters()!.holdRetries;
@@ -189,7 +184,7 @@ describe("a cluster request that gets no answer", () => {
       pa.dispose();
       assert.equal((await within(invalidated, 20_000, "hub a disposes the key"))[0].key, "lost.first");
     } finally {
-      await jsm.streams.update(stream, config);
+      await takeAgain();
     }
     // The watch never had a pointer to the key disposed under it: it is told the key is gone.
     const r = await within(watched, 20_000, "the watch's answer");

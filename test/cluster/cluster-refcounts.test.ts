@@ -11,7 +11,13 @@ import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { exited, nextEvent, until, within } from "../helpers.js";
-import { holdEntries, hubProcess as hubOnCluster, type NatsCluster, natsCluster } from "./nats-cluster.js";
+import {
+  holdEntries,
+  hubProcess as hubOnCluster,
+  type NatsCluster,
+  natsCluster,
+  untilHolds,
+} from "./nats-cluster.js";
 
 const WINDOW = 300;
 const GRACE = 300;
@@ -62,18 +68,7 @@ describe("reference counts across a cluster of hubs", () => {
     const pb = await b.watch("rc.shared", "poll");
     assert.ok(pb);
     // Hub 1's hold is in the cluster once the watch is answered (docs/cluster.md); read as hub 0 will.
-    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
-    try {
-      const holds = await nc.jetstream().views.kv("ezipc_holds");
-      await until(
-        async () => (await holdEntries(holds, `${encodeKey("rc.shared")}.*`))?.length === 2,
-        "both hubs' holds in the cluster",
-        20_000,
-        50,
-      );
-    } finally {
-      await nc.close();
-    }
+    await untilHolds(nats, "rc.shared", 2, "both hubs' holds in the cluster");
     const graces = hubs[0]!.clusterCounters()!.gracesEnded;
     pa.dispose();
     // Hub 0's grace ends; hub 1 still holds the key, so it stays.
@@ -105,18 +100,7 @@ describe("reference counts across a cluster of hubs", () => {
     const lost = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
     assert.ok(isEzipcError(lost.reason, "EZIPC_KEY_EXISTS"), String(lost.reason));
     kept.push((won[0] as PromiseFulfilledResult<unknown>).value);
-    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
-    try {
-      const holds = await nc.jetstream().views.kv("ezipc_holds");
-      await until(
-        async () => (await holdEntries(holds, `${encodeKey("rc.race")}.*`))?.length === 1,
-        "one hold: the winner's hub",
-        20_000,
-        50,
-      );
-    } finally {
-      await nc.close();
-    }
+    await untilHolds(nats, "rc.race", 1, "one hold: the winner's hub");
   });
 
   it("the holds of a hub that has no entry at all (it died before its first heartbeat) are swept", async () => {
@@ -178,7 +162,6 @@ describe("reference counts across a cluster of hubs", () => {
       "--cluster-heartbeat-ms",
       "150",
     ]);
-    const nc = await natsConnect({ servers: new URL(nats.urls[0]!).host });
     try {
       const sleepy = await connect(url, { name: "sleepy", reconnect: false, requestTimeoutMs: 30_000 });
       clients.push(sleepy);
@@ -187,14 +170,12 @@ describe("reference counts across a cluster of hubs", () => {
       const awake = await here.watch("rc.asleep", "poll");
       assert.ok(awake);
       kept.push(mine);
-      const holds = await nc.jetstream().views.kv("ezipc_holds");
-      const holders = async () => (await holdEntries(holds, `${encodeKey("rc.asleep")}.*`))?.length;
-      await until(async () => (await holders()) === 2, "both hubs hold the key", 20_000, 50);
+      await untilHolds(nats, "rc.asleep", 2, "both hubs hold the key");
       // Silent past the other hubs' timeout and its window: swept as if dead.
       child.kill("SIGSTOP");
-      await until(async () => (await holders()) === 1, "the stopped hub's hold swept", 20_000, 50);
+      await untilHolds(nats, "rc.asleep", 1, "the stopped hub's hold swept");
       child.kill("SIGCONT");
-      await until(async () => (await holders()) === 2, "the hub, going on, put its hold again", 20_000, 50);
+      await untilHolds(nats, "rc.asleep", 2, "the hub, going on, put its hold again");
       // Hub 0 lets go: the key lives, held by the hub that was swept.
       const graces = hubs[0]!.clusterCounters()!.gracesEnded;
       const disposed = hubs[0]!.clusterCounters()!.disposed;
@@ -204,7 +185,6 @@ describe("reference counts across a cluster of hubs", () => {
       assert.equal(mine.status, "live");
       assert.ok(hubs[0]!.peek("rc.asleep"));
     } finally {
-      await nc.close();
       if (child.exitCode === null) child.kill("SIGKILL");
     }
   });

@@ -10,8 +10,9 @@ import path from "node:path";
 import { connect, type KV } from "nats";
 import type { ClusterOptions } from "../../src/cluster/cluster.js";
 import { keysWithin } from "../../src/cluster/kv-holds.js";
+import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
-import { killOnExit, tempDir, within } from "../helpers.js";
+import { killOnExit, tempDir, until, within } from "../helpers.js";
 
 /** Ports handed out by this process (never twice). */
 const given = new Set<number>();
@@ -226,4 +227,23 @@ export function hubsOn(
  */
 export async function holdEntries(holds: KV, filter: string): Promise<string[] | null> {
   return keysWithin(holds, filter, 5_000).catch(() => null);
+}
+
+/**
+ * Resolves once `n` hubs' holds on `key` are in the cluster's holds bucket (read through node 0 as a hub
+ * reads them, every 50 ms); rejects after 20 s naming `what`.
+ */
+export async function untilHolds(nats: NatsCluster, key: string, n: number, what: string): Promise<void> {
+  const nc = await connect({ servers: new URL(nats.urls[0]!).host });
+  try {
+    const holds = await nc.jetstream().views.kv("ezipc_holds");
+    await until(
+      async () => (await holdEntries(holds, `${encodeKey(key)}.*`))?.length === n,
+      what,
+      20_000,
+      50,
+    );
+  } finally {
+    await nc.close();
+  }
 }

@@ -17,18 +17,25 @@ const SIZE = 1024;
 /** About 30 of these messages fill it. */
 const SMALL_HISTORY = 32 * 1024;
 
-/** A slow default subscriber and a fire-and-forget publisher of N messages in two processes. */
-async function slowSubscriberRun(url: string): Promise<{ count: number; inOrder: boolean; lost: number }> {
+/**
+ * A slow default subscriber and a fire-and-forget publisher of N messages in two processes. `gated`: the
+ * subscriber reads nothing after its first message until the publisher is done.
+ */
+async function slowSubscriberRun(
+  url: string,
+  gated = false,
+): Promise<{ count: number; inOrder: boolean; lost: number }> {
   const sub = await ChildClient.start(url, "sub");
   const pub = await ChildClient.start(url, "pub");
   try {
     const result = sub.cmd<{ count: number; inOrder: boolean; lost: number }>(
       "subscribeAll",
-      { key: "flow.t", slow: true },
+      gated ? { key: "flow.t", gated } : { key: "flow.t", slow: true },
       60_000,
     );
     await sub.event((r) => r.event === "subscribed", 10_000, "subscribed");
     await pub.cmd("publishMany", { key: "flow.t", n: N, size: SIZE }, 60_000);
+    if (gated) await sub.cmd("open", {}, 10_000);
     return await result;
   } finally {
     await sub.kill();
@@ -53,25 +60,10 @@ describe("publisher flow control", () => {
     // speed, the 20,000 messages cannot wait in its window and the history. (With flow control, the publisher
     // would wait for it instead: the first test.)
     await withHub({ topicMaxBytes: SMALL_HISTORY, holdPublishersMs: 0 }, async (hub, url) => {
-      const sub = await ChildClient.start(url, "sub");
-      const pub = await ChildClient.start(url, "pub");
-      try {
-        const result = sub.cmd<{ count: number; inOrder: boolean; lost: number }>(
-          "subscribeAll",
-          { key: "flow.t", gated: true },
-          60_000,
-        );
-        await sub.event((r) => r.event === "subscribed", 10_000, "subscribed");
-        await pub.cmd("publishMany", { key: "flow.t", n: N, size: SIZE }, 60_000);
-        await sub.cmd("open", {}, 10_000);
-        const r = await result;
-        assert.ok(r.lost > 0, `lost ${r.lost}`);
-        assert.equal(r.count + r.lost, N, "every message was either delivered or reported lost");
-        assert.equal(hub.stats().publisherHolds, 0);
-      } finally {
-        await sub.kill();
-        await pub.kill();
-      }
+      const r = await slowSubscriberRun(url, true);
+      assert.ok(r.lost > 0, `lost ${r.lost}`);
+      assert.equal(r.count + r.lost, N, "every message was either delivered or reported lost");
+      assert.equal(hub.stats().publisherHolds, 0);
     });
   });
 
