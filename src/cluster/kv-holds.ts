@@ -150,8 +150,13 @@ export class KvHolds implements HoldRegistry {
     this.orphaned = fn;
   }
 
+  /** This hub's hold entry on `key`. */
+  private entryOf(key: string): string {
+    return `${encodeKey(key)}.${this.hubId}`;
+  }
+
   setHeld(key: string, held: boolean): void {
-    const entry = `${encodeKey(key)}.${this.hubId}`;
+    const entry = this.entryOf(key);
     if (held) this.held.set(entry, key);
     else this.held.delete(entry);
     // Put already, and nothing else wanted since (a hold put ahead of an allocate's create): nothing to do.
@@ -166,7 +171,7 @@ export class KvHolds implements HoldRegistry {
   }
 
   whenHeld(key: string): Promise<void> | null {
-    const entry = `${encodeKey(key)}.${this.hubId}`;
+    const entry = this.entryOf(key);
     if (this.wanted.get(entry) !== true || this.stopped) return null;
     return new Promise((resolve) => {
       const list = this.waiters.get(entry);
@@ -249,8 +254,9 @@ export class KvHolds implements HoldRegistry {
         }
       }
       this.beatRevision = await this.hubs.put(this.hubId, value);
-      // A hub that had no entry (its first heartbeat failed) may have been swept too.
-      this.made.clear(); // a sweep may have deleted any of them
+      // Swept, or unknown (a heartbeat failed; a hub with no entry yet may have been swept too): any hold
+      // may have been deleted.
+      this.made.clear();
       if (this.held.size === 0) return;
       this.counters.holdsPutAgain++;
       for (const [entry, key] of this.held) this.want(entry, key, true);
@@ -261,23 +267,19 @@ export class KvHolds implements HoldRegistry {
 
   /** Whether `hub` beats: its last heartbeat is younger than the hub timeout (and three of its beats). */
   async running(hub: string): Promise<boolean> {
-    const e = await this.hubs.get(hub);
-    if (e?.operation !== "PUT") return false;
-    let heartbeatMs = 0;
-    try {
-      ({ heartbeatMs } = JSON.parse(new TextDecoder().decode(e.value)) as HubEntry);
-    } catch {
-      // not ours
-    }
-    return Date.now() - e.created.getTime() < Math.max(this.hubTimeoutMs, 3 * heartbeatMs);
+    return this.heard(await this.hubs.get(hub), false);
   }
 
   /** Whether `hub` is alive or gone for less than its reconnect window. */
   private async alive(hub: string): Promise<boolean> {
-    return this.isAlive(await this.hubs.get(hub));
+    return this.heard(await this.hubs.get(hub), true);
   }
 
-  private isAlive(e: KvEntry | null): boolean {
+  /**
+   * Whether the hub of entry `e` was heard of lately: silent for less than our timeout and than three of its
+   * own heartbeats (`withWindow`: plus its reconnect window). No entry, or a deleted one: no.
+   */
+  private heard(e: KvEntry | null, withWindow: boolean): boolean {
     if (e?.operation !== "PUT") return false;
     let windowMs = 0;
     let heartbeatMs = 0;
@@ -286,8 +288,8 @@ export class KvHolds implements HoldRegistry {
     } catch {
       // not ours: no window
     }
-    // Silent for longer than our timeout — and than three of its own heartbeats — plus its window: gone.
-    return Date.now() - e.created.getTime() < Math.max(this.hubTimeoutMs, 3 * heartbeatMs) + windowMs;
+    const bound = Math.max(this.hubTimeoutMs, 3 * heartbeatMs) + (withWindow ? windowMs : 0);
+    return Date.now() - e.created.getTime() < bound;
   }
 
   /**
@@ -307,18 +309,20 @@ export class KvHolds implements HoldRegistry {
         const e = await this.hubs.get(hub);
         entries.set(hub, e);
       }
-      const gone = [...entries].filter(([, e]) => !this.isAlive(e)).map(([hub]) => hub);
+      const gone = [...entries].filter(([, e]) => !this.heard(e, true)).map(([hub]) => hub);
       if (gone.length === 0 && this.sweeps++ % 30 !== 0) return;
       const holdsOf = new Map<string, string[]>(gone.map((hub) => [hub, []]));
       for (const k of await keysWithin(this.holds, undefined, this.attemptMs)) {
         const hub = k.slice(k.lastIndexOf(".") + 1);
         if (hub === this.hubId || (entries.has(hub) && !gone.includes(hub))) continue;
-        holdsOf.set(hub, [...(holdsOf.get(hub) ?? []), k]);
+        const list = holdsOf.get(hub);
+        if (list) list.push(k);
+        else holdsOf.set(hub, [k]);
       }
       for (const [hub, holds] of holdsOf) {
         // Read again: a hub listed without an entry may have put its first since.
         const entry = await this.hubs.get(hub);
-        if (this.isAlive(entry)) continue;
+        if (this.heard(entry, true)) continue;
         // 1. The revisions of its holds, before its entry goes.
         const revisions: [string, number][] = [];
         for (const k of holds) {

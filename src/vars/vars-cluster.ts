@@ -75,7 +75,11 @@ export class VarsCluster {
     holds.setHeld(key, true);
   }
 
-  /** An allocate that put its hold ahead is answered: let the hold go unless a pointer holds the key here. */
+  /**
+   * An allocate that put its hold ahead is answered (or its client went away, or it failed): unless a
+   * pointer holds the key here, the hold is let go and a key this hub has starts its grace — one created for
+   * a client that left before its answer would otherwise be held by nobody and never disposed.
+   */
   holdAheadDone(key: string): void {
     const holds = this.replica.holds;
     const n = this.aheads.get(key);
@@ -86,7 +90,8 @@ export class VarsCluster {
     }
     this.aheads.delete(key);
     const found = this.host.table.lookup(key);
-    if (!("found" in found && found.found.refcount > 0)) holds.setHeld(key, false);
+    if (!("found" in found)) holds.setHeld(key, false);
+    else if (found.found.refcount === 0) this.unheld(holds, found.found);
   }
 
   /** Null when this hub's hold on `b` is in the cluster; else resolves once it is (HoldRegistry.whenHeld). */

@@ -18,6 +18,7 @@ import { DiscardPolicy, connect as natsConnect } from "nats";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
 import { nextEvent, until, within } from "../helpers.js";
+import { proto, rawClient } from "../hub/raw-client.js";
 import { type NatsCluster, natsCluster, untilHolds } from "./nats-cluster.js";
 
 describe("a cluster request that gets no answer", () => {
@@ -190,5 +191,39 @@ describe("a cluster request that gets no answer", () => {
     const r = await within(watched, 20_000, "the watch's answer");
     assert.ok("err" in r, "no pointer was handed out before the hold was in the cluster");
     assert.ok(isEzipcError(r.err, "EZIPC_KEY_DISPOSED"), String(r.err));
+  });
+
+  it("a key created for a client that left before its answer is held by nobody: it is disposed after the grace", async () => {
+    const h = await Hub.listen({
+      urls: ["tcp://127.0.0.1:0"],
+      name: "left",
+      reconnectWindowMs: 0,
+      disposeGraceMs: 300,
+      cluster: { servers: [nats.urls[1]!], timeoutMs: 30_000 },
+    });
+    more.push(h);
+    const before = h.clusterCounters()!.disposed;
+    const { conn } = await rawClient(h.urls[0]!, "leaves");
+    // The allocate is sent and the connection closed at once: the create in the cluster ends after it.
+    conn.send(
+      proto.encode("allocate", {
+        rid: 1,
+        key: "lost.left",
+        kind: 0,
+        size: 4,
+        policy: 2,
+        persistent: false,
+        ifExists: 0,
+      }),
+    );
+    void conn.close();
+    await until(() => h.peek("lost.left") !== undefined, "the key created", 20_000);
+    await until(
+      () => h.clusterCounters()!.disposed > before,
+      "the key nobody holds disposed after its grace",
+      20_000,
+    );
+    // The deletion reaches this hub's copy through its watch, which may come after the delete's answer.
+    await until(() => h.peek("lost.left") === undefined, "the hub's copy dropped", 10_000);
   });
 });
