@@ -109,11 +109,6 @@ export class KvTokens implements TokenReplica {
     return this.follower.start();
   }
 
-  /** Watches made again after a stall. */
-  get stalls(): number {
-    return this.follower?.stalls ?? 0;
-  }
-
   running(hub: string): Promise<boolean> {
     return this.holds.running(hub);
   }
