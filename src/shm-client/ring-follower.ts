@@ -57,7 +57,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
 
   /** Shares reads with the process's other sharing followers of the file (call before {@link start}). */
   protected shareReads(): void {
-    this.shared ??= acquireReads(this.topic.ring.file.identity);
+    this.shared ??= acquireReads(this.topic.ring.file.identity, this.cursor);
   }
 
   /** Starts following (takes this process's reader slot in the file if it has none). */
@@ -122,7 +122,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     this.closed = true;
     spinLoop.remove(this);
     this.ns.removeReader(this.topic, this);
-    if (this.shared) releaseReads(this.topic.ring.file.identity);
+    if (this.shared) releaseReads(this.topic.ring.file.identity, this.cursor);
     this.shared = null;
   }
 
@@ -163,8 +163,10 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     const seq = cursor.seq;
     const n = this.topic.ring.read(cursor, max, out, this.onGap, this.make);
     // Kept only for a run of consecutive messages from where it started (none skipped in a gap), and
-    // only when another follower may want it.
-    if (n > 0 && reads.users > 1 && out[0]!.seqNumber === seq && out[n - 1]!.seqNumber === seq + n - 1) {
+    // only when another follower may take it soon.
+    if (n === 0 || out[0]!.seqNumber !== seq || out[n - 1]!.seqNumber !== seq + n - 1) return n;
+    const takers = reads.takersAt(seq, cursor);
+    if (takers > 0) {
       reads.keep({
         seq,
         messages: out.slice(0, n),
@@ -172,7 +174,7 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
         ringStart: this.topic.ring.lastRunStart,
         nextSeq: cursor.seq,
         nextOffset: cursor.offset,
-        takers: reads.users - 1,
+        takers,
       });
     }
     return n;
@@ -187,7 +189,9 @@ export abstract class RingFollower<M extends RingMessage = RingMessage> {
     const out = this.out;
     let turn = 0;
     let turnBytes = 0;
-    const turnMessages = this.shared !== null && this.shared.users > 1 ? SHARED_TURN_MESSAGES : TURN_MESSAGES;
+    // Short turns while another follower is close enough to share reads with (see SHARED_TURN_MESSAGES).
+    const turnMessages =
+      this.shared?.hasNeighbour(this.cursor) === true ? SHARED_TURN_MESSAGES : TURN_MESSAGES;
     try {
       for (let want = this.limit(); !this.closed && want > 0; want = this.limit()) {
         if (turn >= turnMessages || turnBytes >= TURN_BYTES) {

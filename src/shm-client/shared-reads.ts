@@ -5,6 +5,11 @@
  * message objects instead of reading and copying the ring again. Messages are immutable copies, so a kept
  * run stays right however far the ring has moved on. The newest runs are kept, up to a byte bound per
  * topic; a subscription further behind reads the ring itself.
+ *
+ * A run is kept only for the followers that may take it soon: those at its seq or a little behind it. A
+ * follower reading history while another waits at the newest message keeps nothing (every run it kept for
+ * the other was never taken, lived until the byte bound pushed it out, and made a replay of 64 B messages
+ * 4–6 times slower per message than with no other subscription).
  */
 import { PACKET_HEAD } from "../shm/layout.js";
 import type { RingMessage } from "../shm/ring.js";
@@ -29,12 +34,56 @@ export interface SharedRead {
 
 /** Bytes of runs kept per topic file. */
 const KEEP_BYTES = 4 * 1024 * 1024;
+/**
+ * How far behind a run's seq (messages) another follower may be and still count as one that takes it: a
+ * few turns of a sharing follower (ring-follower.ts reads 512 a turn while others share its reads).
+ */
+const TAKE_DISTANCE = 4096;
+
+/** Where a follower is (its cursor: the seq it reads next). */
+export interface FollowerPlace {
+  readonly seq: number;
+}
 
 export class TopicReads {
   private readonly runs = new Map<number, SharedRead>();
   private bytes = 0;
+  /** The cursors of this process's subscriptions that share these runs. */
+  private readonly followers = new Set<FollowerPlace>();
+
   /** Subscriptions of this process that share these runs. */
-  users = 0;
+  get users(): number {
+    return this.followers.size;
+  }
+
+  add(follower: FollowerPlace): void {
+    this.followers.add(follower);
+  }
+
+  remove(follower: FollowerPlace): void {
+    this.followers.delete(follower);
+  }
+
+  /**
+   * How many followers other than `self` may soon take a run read from `seq`: those at it or at most
+   * {@link TAKE_DISTANCE} behind. Followers past it never will; those far behind read the ring themselves
+   * (the run would be pushed out by newer ones before they came to it).
+   */
+  takersAt(seq: number, self: FollowerPlace): number {
+    let n = 0;
+    for (const f of this.followers) if (f !== self && f.seq <= seq && f.seq >= seq - TAKE_DISTANCE) n++;
+    return n;
+  }
+
+  /**
+   * Whether another follower is within {@link TAKE_DISTANCE} of `self`, behind or ahead: one that may take
+   * what `self` reads, or keep runs that `self` takes. Such followers read in short turns, to stay close.
+   */
+  hasNeighbour(self: FollowerPlace): boolean {
+    for (const f of this.followers)
+      if (f !== self && Math.abs(f.seq - self.seq) <= TAKE_DISTANCE) return true;
+    return false;
+  }
 
   /** Bytes the kept runs hold (each counted as in {@link keep}). */
   get keptBytes(): number {
@@ -113,19 +162,26 @@ function retained(r: SharedRead): number {
 /** By file identity (MappedFile.identity): every mapping of one file in this process shares its runs. */
 const byFile = new Map<string, TopicReads>();
 
-/** The shared runs of the topic file `identity`, for one more subscription. */
-export function acquireReads(identity: string): TopicReads {
+/** The shared runs of the topic file `identity`, for one more subscription (`follower`: its cursor). */
+export function acquireReads(identity: string, follower: FollowerPlace): TopicReads {
   let r = byFile.get(identity);
   if (!r) {
     r = new TopicReads();
     byFile.set(identity, r);
   }
-  r.users++;
+  r.add(follower);
   return r;
 }
 
 /** One subscription fewer; the runs go with the last. */
-export function releaseReads(identity: string): void {
+export function releaseReads(identity: string, follower: FollowerPlace): void {
   const r = byFile.get(identity);
-  if (r && --r.users <= 0) byFile.delete(identity);
+  if (!r) return;
+  r.remove(follower);
+  if (r.users === 0) byFile.delete(identity);
+}
+
+/** The shared runs of the topic file `identity` in this process, if any subscription shares them (for tests). */
+export function readsOf(identity: string): TopicReads | undefined {
+  return byFile.get(identity);
 }

@@ -20,7 +20,6 @@ const seqs = (ms: readonly RingMessage[] | null) => ms?.map((m) => m.seqNumber) 
 describe("shared reads", () => {
   it("a run every other follower has taken is dropped at once, not kept until the byte bound", () => {
     const reads = new TopicReads();
-    reads.users = 3;
     const r = run(1, 4, 2);
     reads.keep(r);
     assert.ok(reads.keptBytes > 0);
@@ -37,7 +36,6 @@ describe("shared reads", () => {
 
   it("a run no other follower wants is not kept", () => {
     const reads = new TopicReads();
-    reads.users = 1;
     reads.keep(run(1, 4, 0));
     assert.equal(reads.keptBytes, 0);
     assert.equal(reads.take({ seq: 1, offset: 0 }, 10, []), null);
@@ -45,7 +43,6 @@ describe("shared reads", () => {
 
   it("followers that take part of a run each leave the rest for the next, and the last drops both", () => {
     const reads = new TopicReads();
-    reads.users = 3;
     reads.keep(run(1, 4, 2));
     const a = { seq: 1, offset: 0 };
     const b = { seq: 1, offset: 0 };
@@ -67,5 +64,24 @@ describe("shared reads", () => {
     );
     assert.deepEqual(gotA, gotB, "the same message objects");
     for (let i = 0; i < 4; i++) assert.equal(gotA[i], gotB[i]);
+  });
+
+  it("a run's takers are the other followers at its seq or a little behind it, not those past it or far behind", () => {
+    const reads = new TopicReads();
+    const me = { seq: 10_000 };
+    const level = { seq: 10_000 };
+    const justBehind = { seq: 9_000 };
+    const ahead = { seq: 10_001 };
+    const farBehind = { seq: 1 };
+    for (const f of [me, level, justBehind, ahead, farBehind]) reads.add(f);
+    assert.equal(reads.users, 5);
+    assert.equal(reads.takersAt(10_000, me), 2, "the one level with it and the one just behind");
+    reads.remove(level);
+    reads.remove(justBehind);
+    assert.equal(reads.takersAt(10_000, me), 0, "one past it and one far behind: nobody takes what it reads");
+    assert.equal(reads.takersAt(1, me), 1, "reading where the far one is: it takes");
+    assert.ok(reads.hasNeighbour(me), "the one just past it is close (it keeps runs that this one takes)");
+    reads.remove(ahead);
+    assert.ok(!reads.hasNeighbour(me), "only one far behind: it reads in long turns");
   });
 });

@@ -1,7 +1,17 @@
 import assert from "node:assert/strict";
-import { closeSync, existsSync, openSync, rmSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
+import { readsOf } from "../../src/shm-client/shared-reads.js";
 import { ended, exited, outputLines, spawnFixture, until, within } from "../helpers.js";
 
 const name = `test-ps-${process.pid}`;
@@ -438,6 +448,37 @@ describe("shm:// spin mode and batched fire-and-forget publishes", () => {
     } finally {
       for (const c of clients) await c.close();
       await pub.close();
+    }
+  });
+
+  it("a subscription reading history beside one waiting at the newest message keeps nothing for it", async () => {
+    const topic = "shared.replay";
+    const c = await connect(url);
+    try {
+      const n = 20_000;
+      for (let i = 0; i < n; i++) if (!c.publishAndForget(topic, Buffer.alloc(64, i & 0xff))) await c.drain();
+      await c.drain();
+      let live = 0;
+      await c.subscribe(topic, { init: "mostRecent" }, () => {
+        live++;
+      });
+      await until(() => live === 1, "the live subscription got the newest message", 5_000);
+      const st = statSync(`/dev/shm/ezipc.${name}/${topic}`);
+      const reads = readsOf(`${st.dev}:${st.ino}`);
+      assert.ok(reads !== undefined, "the subscriptions share their reads");
+      let replayed = 0;
+      let mostKept = 0;
+      await c.subscribe(topic, { init: "oldest" }, () => {
+        replayed++;
+        mostKept = Math.max(mostKept, reads!.keptBytes);
+      });
+      await until(() => replayed === n, "the replay read every message", 10_000);
+      // Without the check, every run the replay read was kept for the live subscription, which never took
+      // it (it is past it): 4 MiB of runs lived until the byte bound pushed them out.
+      assert.equal(mostKept, 0, "no run was kept while the other subscription was past it");
+      assert.equal(live, 1, "the live subscription got nothing more");
+    } finally {
+      await c.close();
     }
   });
 });
