@@ -2,7 +2,9 @@
  * ezipc's native part for shm:// (Linux): the few things Node cannot do by itself. Everything else
  * (layout, ring, packets, protocols) is TypeScript over the mapped memory with Atomics.
  *
- *   map(fd, length)            mmap(MAP_SHARED) of an open file, as an ArrayBuffer (munmap when collected)
+ *   map(fd, length)            mmap(MAP_SHARED) of an open file, as an ArrayBuffer (munmap when collected),
+ *                              after reserving the file's pages (posix_fallocate: a full /dev/shm fails here
+ *                              with ENOSPC, not later with SIGBUS at the first write to a page it has no room for)
  *   mutexInit(ab, offset)      a robust, process-shared pthread mutex at ab[offset]
  *   mutexLock(ab, offset, ms)  0 | EOWNERDEAD | ETIMEDOUT | ENOTRECOVERABLE (blocks at most ms)
  *   mutexTryLock(ab, offset)   0 | EBUSY | EOWNERDEAD | ENOTRECOVERABLE
@@ -38,7 +40,8 @@ static napi_value throw_errno(napi_env env, int err, const char* what) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
   const char* name = err == ENOENT ? "ENOENT" : err == EACCES ? "EACCES" : err == EEXIST ? "EEXIST"
-                   : err == ENOMEM ? "ENOMEM" : err == EINVAL ? "EINVAL" : err == ENODEV ? "ENODEV" : "EIO";
+                   : err == ENOMEM ? "ENOMEM" : err == EINVAL ? "EINVAL" : err == ENODEV ? "ENODEV"
+                   : err == ENOSPC ? "ENOSPC" : err == EFBIG ? "EFBIG" : "EIO";
   napi_throw_error(env, name, msg);
   return NULL;
 }
@@ -81,6 +84,10 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "bad fd or length");
     return NULL;
   }
+  // A sparse page of a tmpfs file gets its memory at its first touch; if the file system is full then, the
+  // touching process dies of SIGBUS. Every page is taken now instead, where a full one is an error.
+  int r = posix_fallocate((int)fd, 0, (off_t)length);
+  if (r != 0 && r != EOPNOTSUPP && r != EINVAL) return throw_errno(env, r, "posix_fallocate");
   void* p = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
   if (p == MAP_FAILED) return throw_errno(env, errno, "mmap");
   mapping_t* m = malloc(sizeof *m);

@@ -70,6 +70,8 @@ export const ErrorCodes = {
   EZIPC_SHM_BAD_FILE:
     "A shared-memory file is not a valid ezipc file (truncated, corrupted, another version or kind); it is not used.",
   EZIPC_SHM_TOO_LARGE: "A message does not fit the topic's ring (at most a quarter of its bytes).",
+  EZIPC_SHM_FULL:
+    "/dev/shm has no room for a shared-memory file being created or opened (its pages are reserved when it is mapped); nothing was written.",
   EZIPC_CLUSTER:
     "A clustered hub could not reach its cluster (NATS JetStream) in time, other hubs kept winning a write, or a message was larger than NATS carries (max_payload); the operation failed.",
 } as const;

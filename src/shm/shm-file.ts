@@ -5,6 +5,8 @@
  * and then hard-linked to its name, which fails if another process created it first; the loser opens the
  * winner's file. Opening validates everything a later read relies on (magic, version, kind, sizes), so a
  * truncated, corrupted or foreign file is refused with `EZIPC_SHM_BAD_FILE` and never mapped past its end.
+ * Mapping reserves every page of the file first, so a full /dev/shm is `EZIPC_SHM_FULL` when a file is
+ * created or opened, never a SIGBUS when a page is first written.
  */
 import {
   closeSync,
@@ -15,6 +17,7 @@ import {
   openSync,
   readSync,
   renameSync,
+  statfsSync,
   unlinkSync,
 } from "node:fs";
 import path from "node:path";
@@ -92,6 +95,21 @@ function bad(file: string, why: string): EzipcError {
   return new EzipcError("EZIPC_SHM_BAD_FILE", `${file}: ${why}`);
 }
 
+/** /dev/shm cannot hold a file of `size` bytes (the native map reserves every page before mapping). */
+function noRoom(file: string, size: number): EzipcError {
+  let free = "";
+  try {
+    const fs = statfsSync(path.dirname(file));
+    free = ` (${Math.floor((fs.bavail * fs.bsize) / 1024)} KiB free of ${Math.floor((fs.blocks * fs.bsize) / 1024)} KiB)`;
+  } catch {
+    // (the size is only a hint)
+  }
+  return new EzipcError(
+    "EZIPC_SHM_FULL",
+    `${file}: ${SHM_ROOT} has no room for its ${size} bytes${free}; remove the namespaces no longer used (rm -r ${SHM_ROOT}/ezipc.NAME), give topics smaller rings (ringBytes on connect, maxBytes in configureTopic), or make ${SHM_ROOT} larger (docker: --shm-size)`,
+  );
+}
+
 function mapFd(
   fd: number,
   file: string,
@@ -100,7 +118,13 @@ function mapFd(
   maxCount: number,
   claims: number,
 ): MappedFile {
-  const ab = shmNative().map(fd, size);
+  let ab: ArrayBuffer;
+  try {
+    ab = shmNative().map(fd, size);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
+    throw noRoom(file, size);
+  }
   const st = fstatSync(fd);
   return {
     path: file,

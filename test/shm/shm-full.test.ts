@@ -1,0 +1,49 @@
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ended, killOnExit, outputLines, within } from "../helpers.js";
+
+const fixture = fileURLToPath(new URL("../fixtures/shm-full.js", import.meta.url));
+
+describe("shm:// when /dev/shm is full", () => {
+  it("a file it has no room for is EZIPC_SHM_FULL where it is created or opened, never a SIGBUS; open topics go on", async () => {
+    // The fixture runs in a mount namespace of its own whose /dev/shm is a 20 MiB tmpfs (the machine's
+    // /dev/shm is untouched), as in a container with a small --shm-size.
+    const child = killOnExit(
+      spawn(
+        "unshare",
+        [
+          "--mount",
+          "sh",
+          "-c",
+          `mount -t tmpfs -o size=20m tmpfs /dev/shm && exec "${process.execPath}" "${fixture}"`,
+        ],
+        { stdio: ["ignore", "pipe", "inherit"] },
+      ),
+    );
+    const lines = outputLines(child);
+    const code = await within(ended(child), 30_000, "the fixture's end");
+    const out = new Map(lines.filter((l) => l.includes(" ")).map((l) => l.split(" ") as [string, string]));
+    assert.ok(
+      lines.includes("done"),
+      `the fixture ran to its end (exit ${code}, signal ${child.signalCode}): ${lines.join(" | ")}`,
+    );
+    assert.equal(code, 0);
+    for (const s of ["fill-a", "sparse-made", "filler", "publish-a", "publish-new-after"]) {
+      assert.equal(out.get(s), "ok", s);
+    }
+    // Each of these needs a new file (or the pages of a sparse one) where there is no room.
+    for (const s of [
+      "publish-new",
+      "publish-new-ack",
+      "subscribe-new",
+      "subscribe-sparse",
+      "publish-sparse",
+      "serve-new",
+      "allocate-new",
+    ]) {
+      assert.equal(out.get(s), "EZIPC_SHM_FULL", s);
+    }
+  });
+});
