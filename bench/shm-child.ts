@@ -37,7 +37,7 @@ if (role === "var-echo") {
   });
   console.log("ready");
 } else if (role === "lock-holder") {
-  const f = openShmFile(file, KIND_TOPIC);
+  const f = openShmFile(file, KIND_TOPIC, 0o600);
   const r = shmNative().mutexLock(f.ab, H_MUTEX, 5_000);
   if (r !== 0 && r !== shmNative().EOWNERDEAD) throw new Error(`lock: ${r}`);
   console.log("ready");

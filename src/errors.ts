@@ -40,7 +40,8 @@ export const ErrorCodes = {
   EZIPC_HUB_FULL: "The hub's blocks would exceed its maxTotalBytes.",
   EZIPC_TOO_MANY_POINTERS:
     "This client already holds its maximum number of pointers (shm://: 60 processes already hold the key).",
-  EZIPC_PERMISSION_DENIED: "The hub does not let this client do that (e.g. create persistent keys).",
+  EZIPC_PERMISSION_DENIED:
+    "The hub does not let this client do that (e.g. create persistent keys); over shm://, a file this user may not read and write.",
   EZIPC_TIMEOUT: "A request got no reply within its timeout.",
   EZIPC_STORE: "The hub's persistent store failed (cannot open, read or write).",
   EZIPC_INVALID_TOPIC:
@@ -68,7 +69,7 @@ export const ErrorCodes = {
   EZIPC_SHM_UNAVAILABLE:
     "shm:// cannot be used here: not Linux, /dev/shm missing, or the native addon was not built.",
   EZIPC_SHM_BAD_FILE:
-    "A shared-memory file is not a valid ezipc file (truncated, corrupted, another version or kind); it is not used.",
+    "A shared-memory file is not a valid ezipc file (truncated, corrupted, another version or kind), or cannot be one of ours (a symbolic link, a directory, a pipe; in a private namespace, owned by another user); it is not used.",
   EZIPC_SHM_TOO_LARGE: "A message does not fit the topic's ring (at most a quarter of its bytes).",
   EZIPC_SHM_FULL:
     "/dev/shm has no room for a shared-memory file being created or opened (its pages are reserved when it is mapped); nothing was written.",

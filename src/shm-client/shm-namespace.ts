@@ -174,7 +174,10 @@ export class ShmNamespace {
   /** Opens `fileName` if it exists (null if not; other errors, e.g. EZIPC_SHM_BAD_FILE, thrown). */
   private openExisting(fileName: string, name: string, kind: number): LocalTopic | null {
     try {
-      const opened = new LocalTopic(name, new TopicRing(openShmFile(path.join(this.dir, fileName), kind)));
+      const opened = new LocalTopic(
+        name,
+        new TopicRing(openShmFile(path.join(this.dir, fileName), kind, this.mode)),
+      );
       this.topics.set(fileName, opened);
       return opened;
     } catch (err) {

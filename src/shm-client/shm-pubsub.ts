@@ -10,6 +10,7 @@
  * refused with `EZIPC_NOT_SUPPORTED`; a topic's bounds are fixed when its file is created.
  */
 import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
 import { topicMatcher } from "../protocol/names.js";
 import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
 import {
@@ -22,7 +23,8 @@ import {
 import { checkRange } from "../ranges.js";
 import { MAX_RING_BYTES, MIN_RING_BYTES } from "../shm/layout.js";
 import { PackedMessages, packetBytes } from "../shm/packed.js";
-import { type RingCursor, RingMessage } from "../shm/ring.js";
+import { type RingCursor, RingMessage, type RingState } from "../shm/ring.js";
+import { isUnusableFile } from "../shm/shm-file.js";
 import { Waker } from "../shm/waker.js";
 import { decodeMeta, encodeMeta } from "./meta.js";
 import { RingFollower } from "./ring-follower.js";
@@ -328,9 +330,17 @@ export class ShmPubSub {
     const out: TopicInfo[] = [];
     for (const name of this.ns.topicNames()) {
       if (!match(name)) continue;
-      const t = this.ns.existing(name);
-      if (!t) continue;
-      const s = t.ring.state();
+      let t: LocalTopic | null;
+      let s: RingState;
+      try {
+        t = this.ns.existing(name);
+        if (!t) continue;
+        s = t.ring.state();
+      } catch (err) {
+        if (!isUnusableFile(err)) throw err;
+        log("warn", "shm", `topics: ${name} left out`, { error: (err as Error).message });
+        continue; // one file that is not a usable topic does not hide the others
+      }
       out.push({
         name,
         firstSeq: BigInt(s.tailSeq),

@@ -63,7 +63,7 @@ export class VarFiles {
     if (known) this.forget(known);
     let m: MappedFile;
     try {
-      m = openShmFile(this.path(key), KIND_VAR);
+      m = openShmFile(this.path(key), KIND_VAR, this.ns.mode);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return null;
       throw err;

@@ -18,7 +18,9 @@
  */
 import type { SchemaCodec, SchemaType } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
 import { checkKey } from "../protocol/names.js";
+import { isUnusableFile } from "../shm/shm-file.js";
 import { VAR_BYTES, VAR_DISPOSED, VAR_GRACE, VAR_JSON, VAR_LIVE, VAR_REPLACED } from "../shm/var-file.js";
 import { CONFIG_MERGE_PATCH, CONFIG_WRITE, CONFIG_WRITE_IF_EMPTY, ConfigVar } from "../vars/config-var.js";
 import { globMatcher } from "../vars/glob.js";
@@ -217,7 +219,14 @@ export class ShmVars {
     const out: KeyInfo[] = [];
     for (const key of this.ns.fileNames(VAR_PREFIX)) {
       if (!match(key)) continue;
-      const d = this.files.describe(key);
+      let d: ReturnType<VarFiles["describe"]>;
+      try {
+        d = this.files.describe(key);
+      } catch (err) {
+        if (!isUnusableFile(err)) throw err;
+        log("warn", "shm", `list: ${key} left out`, { error: (err as Error).message });
+        continue; // one file that is not a usable key does not hide the others
+      }
       if (!d || (d.state !== "live" && d.state !== "grace")) continue;
       out.push({
         key,

@@ -10,9 +10,11 @@
  */
 import {
   closeSync,
+  constants,
   fstatSync,
   ftruncateSync,
   linkSync,
+  lstatSync,
   mkdirSync,
   openSync,
   readSync,
@@ -21,7 +23,7 @@ import {
   unlinkSync,
 } from "node:fs";
 import path from "node:path";
-import { EzipcError } from "../errors.js";
+import { EzipcError, isEzipcError } from "../errors.js";
 import {
   CLAIM_BYTES,
   H_CLAIMS,
@@ -77,7 +79,28 @@ export function namespaceDir(namespace: string, mode = 0o600): string {
   const dir = path.join(SHM_ROOT, `ezipc.${namespace}`);
   const dirMode = mode | ((mode & 0o444) >> 2) | 0o700;
   mkdirSync(dir, { recursive: true, mode: dirMode });
+  // /dev/shm is writable by every user: the namespace may have been made by someone else, or be a link.
+  const st = lstatSync(dir);
+  if (!st.isDirectory())
+    throw bad(dir, "not a directory (a symbolic link or a file is not used as a namespace)");
+  checkOwner(dir, st.uid, mode);
   return dir;
+}
+
+/**
+ * A private namespace (`mode` grants nothing to group or others) uses only what this user owns: a
+ * directory or file another user placed there could feed it forged messages. Shared modes take files of
+ * the users they share with.
+ */
+function checkOwner(file: string, uid: number, mode: number): void {
+  if ((mode & 0o077) !== 0 || typeof process.getuid !== "function") return;
+  const me = process.getuid();
+  if (uid !== me) {
+    throw bad(
+      file,
+      `owned by uid ${uid}, not by this user (uid ${me}), in a namespace of mode 0${mode.toString(8)}`,
+    );
+  }
 }
 
 /** A topic's file name: the topic with `%` and `/` escaped (topics never start with a dot). */
@@ -89,6 +112,18 @@ export function topicFileName(topic: string): string {
 export function topicOfFileName(name: string): string | null {
   if (name.startsWith(".")) return null;
   return name.replace(/%2F/g, "/").replace(/%25/g, "%");
+}
+
+/**
+ * Whether `err` says a namespace's file cannot be used (not ours, corrupted, not readable, no room for its
+ * pages): a listing of the namespace leaves that file out and goes on with the others.
+ */
+export function isUnusableFile(err: unknown): boolean {
+  return (
+    isEzipcError(err, "EZIPC_SHM_BAD_FILE") ||
+    isEzipcError(err, "EZIPC_PERMISSION_DENIED") ||
+    isEzipcError(err, "EZIPC_SHM_FULL")
+  );
 }
 
 function bad(file: string, why: string): EzipcError {
@@ -141,11 +176,39 @@ function mapFd(
   };
 }
 
-/** Opens and validates an existing file; throws `EZIPC_SHM_BAD_FILE` or the fs error (ENOENT…). */
-export function openShmFile(file: string, kind: number): MappedFile {
-  const fd = openSync(file, "r+");
+/** open(2) flags of an existing file: never through a symbolic link, and never blocking (a FIFO put there). */
+const OPEN_EXISTING = constants.O_RDWR | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Opens `file` read-write as one of ours: `EZIPC_SHM_BAD_FILE` for what cannot be one; ENOENT as it is. */
+function openExistingFd(file: string): number {
   try {
-    const size = fstatSync(fd).size;
+    return openSync(file, OPEN_EXISTING);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ELOOP") throw bad(file, "a symbolic link (not followed)");
+    if (code === "EISDIR") throw bad(file, "a directory");
+    if (code === "EACCES" || code === "EPERM") {
+      throw new EzipcError(
+        "EZIPC_PERMISSION_DENIED",
+        `${file}: this user may not read and write it (made by another user with a mode that does not share it)`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * Opens and validates an existing file of a namespace of `mode` (see {@link namespaceDir}); throws
+ * `EZIPC_SHM_BAD_FILE`, `EZIPC_PERMISSION_DENIED`, `EZIPC_SHM_FULL`, or the fs error (ENOENT…).
+ */
+export function openShmFile(file: string, kind: number, mode: number): MappedFile {
+  const fd = openExistingFd(file);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw bad(file, "not a regular file");
+    checkOwner(file, st.uid, mode);
+    const size = st.size;
     if (size < HEADER_BYTES) throw bad(file, `${size} bytes, shorter than its ${HEADER_BYTES}-byte header`);
     const head = Buffer.alloc(64);
     readSync(fd, head, 0, 64, 0);
@@ -245,11 +308,11 @@ export function openOrCreateShmFile(
   claims = 0,
 ): MappedFile {
   try {
-    return openShmFile(file, kind);
+    return openShmFile(file, kind, mode);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
   }
   return (
-    createShmFile(file, { kind, ringBytes, maxCount, mode, claims }) ?? openShmFile(file, kind) // another process created it first
+    createShmFile(file, { kind, ringBytes, maxCount, mode, claims }) ?? openShmFile(file, kind, mode) // another process created it first
   );
 }

@@ -14,7 +14,7 @@
  * two of these steps), which costs writers a scan of the slots, never a lost wake-up. A dead reader's FIFO
  * cannot be opened for writing (ENXIO): the first writer that tries frees its slot.
  */
-import { closeSync, constants, openSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, unlinkSync, writeSync } from "node:fs";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import {
@@ -36,6 +36,20 @@ import { isAlive, isAliveCached, processExists, SELF_START } from "./processes.j
 import type { MappedFile } from "./shm-file.js";
 
 const WAKE_BYTE = Buffer.from([1]);
+
+/**
+ * Opens a wake-up pipe (never blocking). Only a FIFO, not through a symbolic link: in a namespace shared
+ * with other users, a link or a file put under a pipe's name would have a wake-up byte written into
+ * whatever it names. Throws EZIPC_SHM_BAD_FILE for anything else there.
+ */
+function openFifo(file: string, flags: number): number {
+  const fd = openSync(file, flags | constants.O_NONBLOCK | constants.O_NOFOLLOW);
+  if (!fstatSync(fd).isFIFO()) {
+    closeSync(fd);
+    throw new EzipcError("EZIPC_SHM_BAD_FILE", `${file}: not a named pipe`);
+  }
+  return fd;
+}
 
 export function fifoName(pid: number, start: number): string {
   return `.wake.${pid}.${start}`;
@@ -91,7 +105,7 @@ export class Waker {
     shmNative().mkfifo(this.fifoPath, 0o600);
     // Read and write: the pipe never reports end-of-file while this process holds it. A native uv_poll
     // watches it on the event loop: no stream, no Buffer per wake-up.
-    this.fd = openSync(this.fifoPath, constants.O_RDWR | constants.O_NONBLOCK);
+    this.fd = openFifo(this.fifoPath, constants.O_RDWR);
     this.poller = shmNative().watchFd(this.fd, () => {
       Waker.counts.taken++;
       this.wakeAll();
@@ -255,9 +269,9 @@ export class Waker {
     let fd = this.peers.get(name);
     if (fd === undefined) {
       try {
-        fd = openSync(path.join(this.dir, name), constants.O_WRONLY | constants.O_NONBLOCK);
+        fd = openFifo(path.join(this.dir, name), constants.O_WRONLY);
       } catch {
-        return false; // ENXIO (no reader) or ENOENT: that process is gone
+        return false; // ENXIO (no reader) or ENOENT: that process is gone (or its name is not a pipe)
       }
       this.peers.set(name, fd);
     }

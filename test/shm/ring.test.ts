@@ -142,17 +142,17 @@ describe("shm ring (one process)", () => {
     const file = r.file.path;
     const isBad = (e: unknown) => isEzipcError(e, "EZIPC_SHM_BAD_FILE");
     truncateSync(file, 5000);
-    assert.throws(() => openShmFile(file, KIND_TOPIC), isBad);
+    assert.throws(() => openShmFile(file, KIND_TOPIC, 0o600), isBad);
     truncateSync(file, 100);
-    assert.throws(() => openShmFile(file, KIND_TOPIC), isBad);
+    assert.throws(() => openShmFile(file, KIND_TOPIC, 0o600), isBad);
     const foreign = path.join(dir, "foreign");
     writeFileSync(foreign, Buffer.alloc(8192, 0x41));
-    assert.throws(() => openShmFile(foreign, KIND_TOPIC), isBad);
+    assert.throws(() => openShmFile(foreign, KIND_TOPIC, 0o600), isBad);
     const other = ring(4096).file.path;
     const b = Buffer.alloc(4);
     b.writeUInt32LE(99);
     writeAt(other, 4, b); // layout version 99
-    assert.throws(() => openShmFile(other, KIND_TOPIC), isBad);
+    assert.throws(() => openShmFile(other, KIND_TOPIC, 0o600), isBad);
   });
 
   it("a corrupted state or packet header is refused with EZIPC_SHM_BAD_FILE, not a crash", () => {

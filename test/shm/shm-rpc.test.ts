@@ -54,7 +54,7 @@ describe("shm:// RPC and deadman across processes", () => {
     assert.deepEqual([...by.keys()].sort(), [String(s1.child.pid), String(s2.child.pid)].sort());
     // docs/shm.md: readers of a request file hold their slot but publish no position there (nothing waits on
     // it, and a slot written per call would be a cache line moved to every caller).
-    const file = openShmFile(path.join(namespaceDir(name), `.rpc.${topicFileName("echo")}`), KIND_RPC);
+    const file = openShmFile(path.join(namespaceDir(name), `.rpc.${topicFileName("echo")}`), KIND_RPC, 0o600);
     let servers = 0;
     for (let slot = 0; slot < SLOT_COUNT; slot++) {
       if (Atomics.load(file.i32, slotWord(slot, C_PID)) <= 0) continue;

@@ -1,0 +1,120 @@
+/**
+ * /dev/shm is writable by every user: what someone else (or a mistake) puts where ezipc looks for its files
+ * is refused with a coded error, never followed, written into or blocked on.
+ */
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { after, describe, it } from "node:test";
+import { connect, isEzipcError } from "../../src/index.js";
+import { Waker } from "../../src/shm/waker.js";
+
+const name = `test-placed-${process.pid}`;
+const dir = `/dev/shm/ezipc.${name}`;
+const url = `shm:///${name}` as const;
+/** A uid that is not this process's (nobody). */
+const OTHER_UID = 65534;
+
+const code = (e: unknown) => (isEzipcError(e) ? e.code : String(e));
+
+after(() => {
+  for (const n of [name, `${name}-real`, `${name}-theirs`])
+    rmSync(`/dev/shm/ezipc.${n}`, { recursive: true, force: true });
+});
+
+describe("shm:// files placed by others", () => {
+  it("a symbolic link, a directory or a FIFO under a topic's name is EZIPC_SHM_BAD_FILE, and a link's target is untouched", async () => {
+    // A valid topic in another namespace, and a link to it under this namespace's topic name.
+    const real = await connect(`shm:///${name}-real`);
+    const c = await connect(url);
+    try {
+      await real.publish("t", "one");
+      symlinkSync(`/dev/shm/ezipc.${name}-real/t`, `${dir}/alias`);
+      mkdirSync(`${dir}/adir`);
+      execFileSync("mkfifo", [`${dir}/apipe`]);
+      for (const topic of ["alias", "adir", "apipe"]) {
+        await assert.rejects(
+          c.publish(topic, "two"),
+          (e) => code(e) === "EZIPC_SHM_BAD_FILE",
+          `publish ${topic}`,
+        );
+        await assert.rejects(
+          c.subscribe(topic, {}, () => {}),
+          (e) => code(e) === "EZIPC_SHM_BAD_FILE",
+          `subscribe ${topic}`,
+        );
+      }
+      const [info] = await real.topics("t");
+      assert.equal(info!.lastSeq, 1n, "nothing was written through the link");
+      // A listing leaves them out and lists the rest (`ezipc ls` failed whole on the first).
+      await c.publish("fine", "x");
+      assert.deepEqual(
+        (await c.topics()).map((t) => t.name),
+        ["fine"],
+      );
+      await c.allocate("key", 8, "poll");
+      symlinkSync(`/dev/shm/ezipc.${name}-real/t`, `${dir}/.var.linked`);
+      assert.deepEqual(
+        (await c.list()).map((k) => k.key),
+        ["key"],
+      );
+    } finally {
+      await c.close();
+      await real.close();
+    }
+  });
+
+  it("a private namespace refuses a directory or a file another user owns", async () => {
+    // Another user made the namespace directory before us (as root, this test gives it away).
+    const theirs = `/dev/shm/ezipc.${name}-theirs`;
+    mkdirSync(theirs, { mode: 0o777 });
+    chownSync(theirs, OTHER_UID, OTHER_UID);
+    await assert.rejects(
+      (async () => {
+        const c = await connect(`shm:///${name}-theirs`);
+        try {
+          await c.publish("t", "x");
+        } finally {
+          await c.close();
+        }
+      })(),
+      (e) => code(e) === "EZIPC_SHM_BAD_FILE" && /owned by uid 65534/.test((e as Error).message),
+    );
+    // A valid topic file in our own namespace, given to another user: it could have been forged.
+    const c = await connect(url);
+    try {
+      await c.publish("given", "x");
+      const other = await connect(url);
+      try {
+        chownSync(`${dir}/given`, OTHER_UID, OTHER_UID);
+        await assert.rejects(
+          other.subscribe("given", {}, () => {}),
+          (e) => code(e) === "EZIPC_SHM_BAD_FILE",
+        );
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
+  it("a wake-up byte is never written through a link or into a file put under a pipe's name", () => {
+    mkdirSync(dir, { recursive: true });
+    const victim = `${dir}/victim`;
+    writeFileSync(victim, "unchanged");
+    const onWake = () => {};
+    const w = Waker.acquire(dir, onWake);
+    try {
+      // The pipe names of two processes that do not exist: a link to the victim, and a regular file.
+      symlinkSync(victim, `${dir}/.wake.999999.1`);
+      writeFileSync(`${dir}/.wake.999999.2`, "");
+      assert.equal(w.wakeProcess(999_999, 1), false, "a link is not a pipe");
+      assert.equal(w.wakeProcess(999_999, 2), false, "a regular file is not a pipe");
+      assert.equal(readFileSync(victim, "utf8"), "unchanged");
+      assert.equal(readFileSync(`${dir}/.wake.999999.2`, "utf8"), "");
+    } finally {
+      w.release(onWake);
+    }
+  });
+});
