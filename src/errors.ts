@@ -71,6 +71,8 @@ export const ErrorCodes = {
   EZIPC_SHM_BAD_FILE:
     "A shared-memory file is not a valid ezipc file (truncated, corrupted, another version or kind), or cannot be one of ours (a symbolic link, a directory, a pipe; in a private namespace, owned by another user); it is not used.",
   EZIPC_SHM_TOO_LARGE: "A message does not fit the topic's ring (at most a quarter of its bytes).",
+  EZIPC_SHM_GONE:
+    "The shm:// namespace's directory was removed while this client used it (rm -r /dev/shm/ezipc.NAME): close the client and connect again.",
   EZIPC_SHM_FULL:
     "/dev/shm has no room for a shared-memory file being created or opened (its pages are reserved when it is mapped); nothing was written.",
   EZIPC_CLUSTER:

@@ -2,7 +2,7 @@
  * One shared-memory namespace as a process sees it: `/dev/shm/ezipc.NAME/`, the topic files it opened
  * (each mapped once per process, however many publishers and subscriptions use it), and its wake-up pipe.
  */
-import { readdirSync, unlinkSync } from "node:fs";
+import { readdirSync, statSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import { checkTopic } from "../protocol/names.js";
@@ -19,7 +19,9 @@ import {
 import { isAlive, processExists } from "../shm/processes.js";
 import { TopicRing } from "../shm/ring.js";
 import {
+  goneOr,
   namespaceDir,
+  namespaceGone,
   openOrCreateShmFile,
   openShmFile,
   topicFileName,
@@ -117,6 +119,7 @@ export class ShmNamespace {
     this.holdPublishersMs = options.holdPublishersMs ?? 5_000;
     this.watchMs = (options.watchUs ?? 100) / 1000;
     this.dir = namespaceDir(name, this.mode);
+    this.dirIno = statSync(this.dir).ino;
     this.waker = Waker.acquire(this.dir, this.onWake);
     removeStaleFiles(this.dir);
   }
@@ -173,6 +176,7 @@ export class ShmNamespace {
 
   /** Opens `fileName` if it exists (null if not; other errors, e.g. EZIPC_SHM_BAD_FILE, thrown). */
   private openExisting(fileName: string, name: string, kind: number): LocalTopic | null {
+    this.checkDir();
     try {
       const opened = new LocalTopic(
         name,
@@ -194,6 +198,7 @@ export class ShmNamespace {
     maxCount: number,
     claims = 0,
   ): LocalTopic {
+    this.checkDir();
     const file = openOrCreateShmFile(
       path.join(this.dir, fileName),
       kind,
@@ -225,7 +230,7 @@ export class ShmNamespace {
 
   /** The names (after `prefix`, unescaped) of the namespace's files whose names start with `prefix`. */
   fileNames(prefix: string): string[] {
-    return readdirSync(this.dir)
+    return this.entries()
       .filter((n) => n.startsWith(prefix))
       .map((n) => topicOfFileName(n.slice(prefix.length)))
       .filter((n): n is string => n !== null);
@@ -240,9 +245,35 @@ export class ShmNamespace {
     }
   }
 
+  /** The names in the namespace's directory (`EZIPC_SHM_GONE` if it was removed). */
+  private entries(): string[] {
+    this.checkDir();
+    try {
+      return readdirSync(this.dir);
+    } catch (err) {
+      throw goneOr(this.dir, err);
+    }
+  }
+
+  /** The inode of the namespace's directory when this client opened it. */
+  private readonly dirIno: number;
+
+  /**
+   * Throws `EZIPC_SHM_GONE` if the namespace's directory was removed since this client opened it (even if
+   * another process made it again: the files this client has open are not that directory's). Called
+   * before a file is opened or created, and by listings; never per message.
+   */
+  checkDir(): void {
+    let ino = -1;
+    try {
+      ino = statSync(this.dir).ino;
+    } catch {}
+    if (ino !== this.dirIno) throw namespaceGone(this.dir);
+  }
+
   /** Names of every topic in the namespace. */
   topicNames(): string[] {
-    return readdirSync(this.dir)
+    return this.entries()
       .map(topicOfFileName)
       .filter((n): n is string => n !== null)
       .sort();

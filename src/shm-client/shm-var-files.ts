@@ -62,6 +62,7 @@ export class VarFiles {
     if (known && known.v.state !== VAR_REPLACED) return known;
     if (known) this.forget(known);
     let m: MappedFile;
+    this.ns.checkDir();
     try {
       m = openShmFile(this.path(key), KIND_VAR, this.ns.mode);
     } catch (err) {
@@ -147,6 +148,7 @@ export class VarFiles {
     policy: number,
     replace: boolean,
   ): OpenVar | null {
+    this.ns.checkDir();
     let slot = -1;
     const m = createShmFile(
       this.path(key),

@@ -11,6 +11,7 @@
 import {
   closeSync,
   constants,
+  existsSync,
   fstatSync,
   ftruncateSync,
   linkSync,
@@ -123,6 +124,24 @@ export function isUnusableFile(err: unknown): boolean {
     isEzipcError(err, "EZIPC_SHM_BAD_FILE") ||
     isEzipcError(err, "EZIPC_PERMISSION_DENIED") ||
     isEzipcError(err, "EZIPC_SHM_FULL")
+  );
+}
+
+/**
+ * `err` as `EZIPC_SHM_GONE` if it is ENOENT because the namespace directory `dir` is gone (removed while this
+ * process used it); otherwise `err` itself.
+ */
+export function goneOr(dir: string, err: unknown): unknown {
+  if ((err as NodeJS.ErrnoException).code !== "ENOENT" || existsSync(dir)) return err;
+  return namespaceGone(dir, err);
+}
+
+/** `EZIPC_SHM_GONE`: the namespace directory `dir` was removed while this process used it. */
+export function namespaceGone(dir: string, cause?: unknown): EzipcError {
+  return new EzipcError(
+    "EZIPC_SHM_GONE",
+    `${dir} was removed while this process used it: the files it has open are no longer the namespace's; close this client and connect again`,
+    cause === undefined ? undefined : { cause },
   );
 }
 
@@ -256,7 +275,12 @@ export function createShmFile(file: string, spec: NewShmFile, replace = false): 
   ringBytes = (ringBytes + 7) & ~7;
   const native = shmNative();
   const tmp = path.join(path.dirname(file), `.tmp.${process.pid}.${Math.random().toString(36).slice(2)}`);
-  const fd = openSync(tmp, "wx+", spec.mode);
+  let fd: number;
+  try {
+    fd = openSync(tmp, "wx+", spec.mode);
+  } catch (err) {
+    throw goneOr(path.dirname(file), err);
+  }
   let linked = false;
   try {
     const size = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;

@@ -117,4 +117,32 @@ describe("shm:// files placed by others", () => {
       w.release(onWake);
     }
   });
+
+  it("a namespace removed under a client is EZIPC_SHM_GONE on its next open, even once another process made it again", async () => {
+    const gone = `${name}-gone`;
+    const c = await connect(`shm:///${gone}`);
+    try {
+      await c.publish("t", "x");
+      rmSync(`/dev/shm/ezipc.${gone}`, { recursive: true });
+      const isGone = (e: unknown) => code(e) === "EZIPC_SHM_GONE";
+      await assert.rejects(c.publish("u", "x"), isGone, "a topic's file in the removed directory");
+      await assert.rejects(c.topics(), isGone, "a listing");
+      // Another process's client makes the namespace again: this client's files are not its files.
+      const d = await connect(`shm:///${gone}`);
+      try {
+        await assert.rejects(c.publish("v", "x"), isGone, "a file in the new directory, beside the old ones");
+        await assert.rejects(c.allocate("k", 8, "poll"), isGone, "a variable's file");
+        await d.publish("v", "y");
+        assert.deepEqual(
+          (await d.topics()).map((t) => t.name),
+          ["v"],
+        );
+      } finally {
+        await d.close();
+      }
+    } finally {
+      await c.close();
+      rmSync(`/dev/shm/ezipc.${gone}`, { recursive: true, force: true });
+    }
+  });
 });
