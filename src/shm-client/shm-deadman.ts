@@ -17,6 +17,7 @@ import {
 import { EzipcError } from "../errors.js";
 import { checkKey } from "../protocol/names.js";
 import { tokenState, tryLockToken, unlockToken } from "../shm/deadman.js";
+import { shmFileName } from "../shm/shm-file.js";
 import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
 /** How often a waiter looks for a holder that died (a release wakes it at once). */
@@ -39,6 +40,7 @@ export class ShmDeadmen {
   /** See HubClient.deadman. */
   deadman(name: string): Deadman {
     checkKey(name);
+    shmFileName(".deadman.", name, "EZIPC_INVALID_KEY"); // (its file is made at the first take)
     let d = this.deadmen.get(name);
     if (!d) {
       d = new Deadman(name, (n, op, signal) => this.op(n, op, signal));

@@ -24,6 +24,7 @@ import {
   namespaceGone,
   openOrCreateShmFile,
   openShmFile,
+  shmFileName,
   topicFileName,
   topicOfFileName,
 } from "../shm/shm-file.js";
@@ -135,7 +136,7 @@ export class ShmNamespace {
     }
     checkTopic(name);
     return this.open(
-      topicFileName(name),
+      shmFileName("", name, "EZIPC_INVALID_TOPIC"),
       name,
       KIND_TOPIC,
       sizes?.ringBytes,
@@ -147,7 +148,7 @@ export class ShmNamespace {
   existing(name: string): LocalTopic | null {
     const t = this.topics.get(topicFileName(name));
     if (t) return t;
-    return this.openExisting(topicFileName(name), name, KIND_TOPIC);
+    return this.openExisting(shmFileName("", name, "EZIPC_INVALID_TOPIC"), name, KIND_TOPIC);
   }
 
   /** The request file of RPC topic `name` (`.rpc.NAME`): created if `create` (a server), else null if none. */
@@ -158,6 +159,7 @@ export class ShmNamespace {
     const t = this.topics.get(fileName);
     if (t) return t;
     checkTopic(name);
+    shmFileName(".rpc.", name, "EZIPC_INVALID_TOPIC");
     if (create) return this.open(fileName, name, KIND_RPC, undefined, 0, RPC_CLAIMS);
     return this.openExisting(fileName, name, KIND_RPC);
   }
@@ -214,7 +216,7 @@ export class ShmNamespace {
 
   /** The file of deadman token `name` (`.deadman.NAME`), created if need be. */
   deadmanFile(name: string): LocalTopic {
-    const fileName = `.deadman.${topicFileName(name)}`;
+    const fileName = shmFileName(".deadman.", name, "EZIPC_INVALID_KEY");
     const t = this.topics.get(fileName);
     if (t) return t;
     return this.open(fileName, name, KIND_DEADMAN, MIN_RING_BYTES, 0);

@@ -6,7 +6,7 @@
  */
 import { EzipcError } from "../errors.js";
 import { KIND_VAR } from "../shm/layout.js";
-import { createShmFile, type MappedFile, openShmFile, topicFileName } from "../shm/shm-file.js";
+import { createShmFile, type MappedFile, openShmFile, shmFileName } from "../shm/shm-file.js";
 import {
   initVar,
   SharedVar,
@@ -53,7 +53,7 @@ export class VarFiles {
   ) {}
 
   private path(key: string): string {
-    return `${this.ns.dir}/${VAR_PREFIX}${topicFileName(key)}`;
+    return `${this.ns.dir}/${shmFileName(VAR_PREFIX, key, "EZIPC_INVALID_KEY")}`;
   }
 
   /** The key's file, open (null if there is none). A file replaced since it was opened is opened again. */

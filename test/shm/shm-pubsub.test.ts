@@ -481,4 +481,31 @@ describe("shm:// spin mode and batched fire-and-forget publishes", () => {
       await c.close();
     }
   });
+
+  it("a valid name whose file name would be too long is refused with its coded error, saying why; one that fits works", async () => {
+    const c = await connect(url);
+    try {
+      const isTopic = (e: unknown) =>
+        isEzipcError(e, "EZIPC_INVALID_TOPIC") && /too long for shm:\/\//.test((e as Error).message);
+      const isKey = (e: unknown) =>
+        isEzipcError(e, "EZIPC_INVALID_KEY") && /too long for shm:\/\//.test((e as Error).message);
+      // 255 characters: valid everywhere; on shm:// only where its escaped name and prefix fit 255 bytes.
+      await c.publish("a".repeat(255), "x");
+      await assert.rejects(c.publish(`${"a/".repeat(100)}a`, "x"), isTopic, "slashes take 3 bytes each");
+      await assert.rejects(c.publish("%".repeat(100), "x"), isTopic, "so do %");
+      await assert.rejects(
+        c.serve("s".repeat(255), (r) => r.payload),
+        isTopic,
+        "a request file's .rpc. prefix",
+      );
+      await assert.rejects(c.request("s".repeat(255), "x", { timeoutMs: 1_000 }), isTopic);
+      await assert.rejects(c.allocate("k".repeat(255), 8, "poll"), isKey, "a variable's .var. prefix");
+      assert.throws(() => c.deadman("d".repeat(255)), isKey, "a token's .deadman. prefix");
+      const s = await c.serve("s".repeat(250), (r) => r.payload);
+      assert.equal((await c.request("s".repeat(250), "y")).text(), "y");
+      s.close();
+    } finally {
+      await c.close();
+    }
+  });
 });
