@@ -559,6 +559,7 @@ export class PubSub implements HubPart {
   // ---- subscribe ------------------------------------------------------------------------------------
 
   private onSubscribe(conn: Connection, m: Msg<"subscribe">): void {
+    let registered: Sub | undefined;
     try {
       const { wildcard, match } = topicMatcher(m.pattern);
       if (m.init > INIT_FROM_SEQ) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown init ${m.init}`);
@@ -607,6 +608,7 @@ export class PubSub implements HubPart {
       };
       if (!wildcard) sub.only = this.topic(m.pattern, true);
       subs.set(m.sid, sub);
+      registered = sub;
       if (wildcard) this.wildcards.add(sub);
       for (const t of this.topics.values()) {
         if (!match(t.name)) continue;
@@ -623,6 +625,7 @@ export class PubSub implements HubPart {
       this.pump(sub);
     } catch (err) {
       if (!isEzipcError(err)) throw err;
+      this.removeSub(registered); // an answered error leaves no subscription behind
       sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
     }
   }

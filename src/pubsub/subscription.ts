@@ -87,6 +87,10 @@ export function subscribeDefaults(options: SubscribeOptions): {
   }
   if (typeof init === "object" && init !== null) {
     if (typeof init.fromSeq !== "bigint") throw new TypeError("init.fromSeq must be a bigint");
+    // (Seqs are u64 on the wire; shm:// went on with any bigint, a hub refused it only when encoding.)
+    if (init.fromSeq < 0n || init.fromSeq >= 1n << 64n) {
+      throw new RangeError(`init.fromSeq must be in 0..2^64-1, got ${init.fromSeq}`);
+    }
   } else if (init !== "oldest" && init !== "mostRecent" && init !== "awaitNew") {
     throw new TypeError(
       `init must be "oldest", "mostRecent", "awaitNew" or { fromSeq: bigint }, got ${JSON.stringify(init)}`,

@@ -1,6 +1,8 @@
 import { sliceHead } from "./fast-frames.js";
 import { piecesBetween, recordOffsets } from "./records.js";
 
+const MAX_INDEX = BigInt(Number.MAX_SAFE_INTEGER);
+
 export { checkTopic, topicMatcher } from "../protocol/names.js";
 
 /** One published message as the hub keeps it. */
@@ -171,10 +173,13 @@ export class Topic {
   seqOf(index: number): bigint {
     return this.base + BigInt(index);
   }
-  /** The index of `seq`, clamped to 0 below the first seq this topic can have. */
+  /**
+   * The index of `seq`, clamped to 0 below the first seq this topic can have, and to 2^53 - 1 far above
+   * the newest (a `fromSeq` near 2^64: Number() of it rounded up, and its seq, 2^64, could not be encoded).
+   */
   indexOf(seq: bigint): number {
     const d = seq - this.base;
-    return d < 0n ? 0 : Number(d);
+    return d < 0n ? 0 : d > MAX_INDEX ? Number.MAX_SAFE_INTEGER : Number(d);
   }
   /** Seq of the oldest retained message (nextSeq when empty). */
   get firstSeq(): bigint {

@@ -254,6 +254,14 @@ for (const backend of ["hub", "shm", "cluster"] as const)
         ],
       ));
 
+    it("a fromSeq outside u64 is refused with a RangeError on every backend; the largest u64 is taken", async () => {
+      for (const fromSeq of [-1n, 1n << 64n]) {
+        await assert.rejects(sub.subscribe("a0.range", { init: { fromSeq } }), RangeError, String(fromSeq));
+      }
+      const s = await sub.subscribe("a0.range", { init: { fromSeq: (1n << 64n) - 1n } });
+      s.unsubscribe();
+    });
+
     it("headers over the wire's limits fail their own publish with EZIPC_ENCODE; nothing around it is lost", async () => {
       const topic = `a0.case${n++}`;
       const got: string[] = [];
