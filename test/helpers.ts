@@ -47,6 +47,31 @@ export function nextEvent<A extends unknown[] = unknown[]>(
   );
 }
 
+/**
+ * The first `event` of `emitter` whose arguments `accept` takes (others, e.g. about what an earlier test
+ * left in a shared server, are passed over); rejects after `ms`.
+ */
+export function eventWhere<A extends unknown[] = unknown[]>(
+  emitter: {
+    on(event: string, fn: (...args: never[]) => void): unknown;
+    off(event: string, fn: (...args: never[]) => void): unknown;
+  },
+  event: string,
+  accept: (...args: A) => boolean,
+  ms = 5_000,
+): Promise<A> {
+  let listener: ((...args: A) => void) | undefined;
+  const p = new Promise<A>((resolve) => {
+    listener = (...args: A) => {
+      if (accept(...args)) resolve(args);
+    };
+    emitter.on(event, listener as unknown as (...args: never[]) => void);
+  });
+  return within(p, ms, `event '${event}'`).finally(() =>
+    emitter.off(event, listener as unknown as (...args: never[]) => void),
+  );
+}
+
 /** A fresh temporary directory, removed by the returned cleanup. */
 export function tempDir(): { dir: string; cleanup: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), "ezipc-test-"));

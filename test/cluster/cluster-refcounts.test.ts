@@ -10,7 +10,7 @@ import { connect as natsConnect } from "nats";
 import { encodeKey } from "../../src/cluster/kv-vars.js";
 import { Hub } from "../../src/hub/hub.js";
 import { connect, type HubClient, isEzipcError } from "../../src/index.js";
-import { exited, nextEvent, until, within } from "../helpers.js";
+import { eventWhere, exited, until, within } from "../helpers.js";
 import {
   holdEntries,
   hubProcess as hubOnCluster,
@@ -77,7 +77,12 @@ describe("reference counts across a cluster of hubs", () => {
     assert.equal(pb.status, "live");
     assert.notEqual(await b.info("rc.shared").then((i) => i.state), "disposed");
     // Released on hub 1 too: after its grace the key is deleted from the cluster, invalidated on both hubs.
-    const invalidated = nextEvent(hubs[0]!, "invalidated", 10_000);
+    const invalidated = eventWhere<[{ key: string }]>(
+      hubs[0]!,
+      "invalidated",
+      (e) => e.key === "rc.shared",
+      10_000,
+    );
     pb.dispose();
     await within(invalidated, 10_000, "hub 0 invalidates it");
     await until(() => hubs[1]!.peek("rc.shared") === undefined, "hub 1 drops it", 10_000);
@@ -138,7 +143,12 @@ describe("reference counts across a cluster of hubs", () => {
       kept.push(stays);
       seen.dispose(); // hub 0 lets go of it: only the doomed hub holds it now
       const t0 = Date.now();
-      const gone = nextEvent<[{ key: string }]>(hubs[0]!, "invalidated", 20_000);
+      const gone = eventWhere<[{ key: string }]>(
+        hubs[0]!,
+        "invalidated",
+        (e) => e.key === "rc.only-there",
+        20_000,
+      );
       assert.equal(doomedPointers.length, 2);
       child.kill("SIGKILL");
       await exited(child);
