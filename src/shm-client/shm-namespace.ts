@@ -121,7 +121,7 @@ export class ShmNamespace {
     this.watchMs = (options.watchUs ?? 100) / 1000;
     this.dir = namespaceDir(name, this.mode);
     this.dirIno = statSync(this.dir).ino;
-    this.waker = Waker.acquire(this.dir, this.onWake);
+    this.waker = Waker.acquire(this.dir, this.onWake, this.mode);
     removeStaleFiles(this.dir);
   }
 

@@ -9,9 +9,11 @@
  * created or opened, never a SIGBUS when a page is first written.
  */
 import {
+  chmodSync,
   closeSync,
   constants,
   existsSync,
+  fchmodSync,
   fstatSync,
   ftruncateSync,
   linkSync,
@@ -85,6 +87,12 @@ export function namespaceDir(namespace: string, mode = 0o600): string {
   if (!st.isDirectory())
     throw bad(dir, "not a directory (a symbolic link or a file is not used as a namespace)");
   checkOwner(dir, st.uid, mode);
+  // The process's umask takes bits off what mkdir is asked for: a shared namespace is made as asked, with
+  // the sticky bit where others may create files (so that nobody removes or replaces another's files).
+  if (typeof process.getuid === "function" && st.uid === process.getuid()) {
+    const want = dirMode | ((dirMode & 0o022) !== 0 ? 0o1000 : 0);
+    if ((st.mode & want) !== want) chmodSync(dir, (st.mode & 0o7777) | want);
+  }
   return dir;
 }
 
@@ -304,6 +312,7 @@ export function createShmFile(file: string, spec: NewShmFile, replace = false): 
   }
   let linked = false;
   try {
+    fchmodSync(fd, spec.mode); // exactly the mode asked for, whatever the umask
     const size = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;
     ftruncateSync(fd, size);
     const m = mapFd(fd, file, size, ringBytes, spec.maxCount, claims);

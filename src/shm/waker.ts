@@ -14,7 +14,7 @@
  * two of these steps), which costs writers a scan of the slots, never a lost wake-up. A dead reader's FIFO
  * cannot be opened for writing (ENXIO): the first writer that tries frees its slot.
  */
-import { closeSync, constants, fstatSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, constants, fchmodSync, fstatSync, openSync, unlinkSync, writeSync } from "node:fs";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import {
@@ -77,15 +77,30 @@ export class Waker {
   /** Holders that want the process kept alive while they wait (subscriptions). */
   private active = 0;
 
-  /** The namespace's waker, shared in this process; `onWake` runs after any wake-up. */
-  static acquire(dir: string, onWake: () => void): Waker {
+  /**
+   * The namespace's waker, shared in this process; `onWake` runs after any wake-up. `mode` is the client's
+   * file mode: the users it shares the namespace with may write wake-up bytes into this process's pipe
+   * (never read them).
+   */
+  static acquire(dir: string, onWake: () => void, mode = 0o600): Waker {
     let w = Waker.byDir.get(dir);
     if (!w || w.closed) {
       w = new Waker(dir);
       Waker.byDir.set(dir, w);
     }
+    w.allowWriters(mode);
     w.listeners.add(onWake);
     return w;
+  }
+
+  /** The pipe's mode: this user reads and writes; those `mode` lets write files may write (umask aside). */
+  private fifoMode = 0o600;
+
+  private allowWriters(mode: number): void {
+    const want = this.fifoMode | (mode & 0o022);
+    if (want === this.fifoMode) return;
+    fchmodSync(this.fd, want);
+    this.fifoMode = want;
   }
 
   /** Stops calling `onWake`; the pipe closes when no client of the namespace is left. */

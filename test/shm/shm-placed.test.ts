@@ -4,7 +4,16 @@
  */
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chownSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  chownSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError } from "../../src/index.js";
 import { Waker } from "../../src/shm/waker.js";
@@ -143,6 +152,34 @@ describe("shm:// files placed by others", () => {
     } finally {
       await c.close();
       rmSync(`/dev/shm/ezipc.${gone}`, { recursive: true, force: true });
+    }
+  });
+
+  it("a shared mode is applied as asked whatever the umask: files, the namespace (sticky), wake-up pipes others may write", async () => {
+    const shared = `${name}-shared`;
+    const old = process.umask(0o022); // the usual umask, which took the group's and others' write bits
+    try {
+      const c = await connect(`shm:///${shared}`, { mode: 0o666 });
+      try {
+        await c.publish("t", "x");
+        await c.allocate("k", 8, "poll");
+        const s = await c.serve("r", (q) => q.payload);
+        await c.subscribe("t", {}, () => {}); // (this process's wake-up pipe)
+        const d = `/dev/shm/ezipc.${shared}`;
+        const mode = (f: string) => statSync(f).mode & 0o7777;
+        assert.equal(mode(d), 0o1777, "the namespace: everyone creates files, nobody removes another's");
+        for (const f of ["t", ".var.k", ".rpc.r"]) assert.equal(mode(`${d}/${f}`), 0o666, f);
+        const pipes = readdirSync(d).filter((f) => f.startsWith(".wake."));
+        assert.ok(pipes.length > 0, "this process has a wake-up pipe");
+        for (const f of pipes)
+          assert.equal(mode(`${d}/${f}`), 0o622, `${f}: others write wake-ups, only we read`);
+        s.close();
+      } finally {
+        await c.close();
+      }
+    } finally {
+      process.umask(old);
+      rmSync(`/dev/shm/ezipc.${shared}`, { recursive: true, force: true });
     }
   });
 });
