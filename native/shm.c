@@ -2,9 +2,10 @@
  * ezipc's native part for shm:// (Linux): the few things Node cannot do by itself. Everything else
  * (layout, ring, packets, protocols) is TypeScript over the mapped memory with Atomics.
  *
- *   map(fd, length)            mmap(MAP_SHARED) of an open file, as an ArrayBuffer (munmap when collected),
- *                              after reserving the file's pages (posix_fallocate: a full /dev/shm fails here
- *                              with ENOSPC, not later with SIGBUS at the first write to a page it has no room for)
+ *   map(fd, length)            mmap(MAP_SHARED) of an open file, as an ArrayBuffer (munmap when collected)
+ *   populate(ab, off, length)  gives pages of a mapping their memory now (MADV_POPULATE_WRITE): 0, or ENOSPC
+ *                              where a full /dev/shm would have killed the first write to them with SIGBUS,
+ *                              or EINVAL where the kernel cannot (before Linux 5.14)
  *   mutexInit(ab, offset)      a robust, process-shared pthread mutex at ab[offset]
  *   mutexLock(ab, offset, ms)  0 | EOWNERDEAD | ETIMEDOUT | ENOTRECOVERABLE (blocks at most ms)
  *   mutexTryLock(ab, offset)   0 | EBUSY | EOWNERDEAD | ENOTRECOVERABLE
@@ -84,10 +85,6 @@ static napi_value js_map(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, NULL, "bad fd or length");
     return NULL;
   }
-  // A sparse page of a tmpfs file gets its memory at its first touch; if the file system is full then, the
-  // touching process dies of SIGBUS. Every page is taken now instead, where a full one is an error.
-  int r = posix_fallocate((int)fd, 0, (off_t)length);
-  if (r != 0 && r != EOPNOTSUPP && r != EINVAL) return throw_errno(env, r, "posix_fallocate");
   void* p = mmap(NULL, (size_t)length, PROT_READ | PROT_WRITE, MAP_SHARED, (int)fd, 0);
   if (p == MAP_FAILED) return throw_errno(env, errno, "mmap");
   mapping_t* m = malloc(sizeof *m);
@@ -184,6 +181,37 @@ static napi_value js_mutex_unlock(napi_env env, napi_callback_info info) {
   pthread_mutex_t* mu = mutex_at(env, argv[0], argv[1]);
   if (!mu) return NULL;
   return num(env, pthread_mutex_unlock(mu));
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// A page of a tmpfs file gets its memory when it is first touched; if /dev/shm is full then, the touching
+// process dies of SIGBUS. Populating pages ahead of the writes that will touch them turns that into an error.
+static napi_value js_populate(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  int64_t off, len;
+  void* data;
+  size_t size;
+  if (!get_args(env, info, 3, argv) || !get_i64(env, argv[1], &off) || !get_i64(env, argv[2], &len)) return NULL;
+  if (napi_get_arraybuffer_info(env, argv[0], &data, &size) != napi_ok) {
+    napi_throw_type_error(env, NULL, "expected an ArrayBuffer");
+    return NULL;
+  }
+  long page = sysconf(_SC_PAGESIZE);
+  if (off < 0 || len < 0 || (uint64_t)off + (uint64_t)len > size) {
+    napi_throw_range_error(env, NULL, "range outside the mapping");
+    return NULL;
+  }
+  if (len == 0) return num(env, 0);
+  int64_t start = off - off % page;  // (the mapping itself starts on a page)
+  int r = 0;
+  if (madvise((char*)data + start, (size_t)(off + len - start), MADV_POPULATE_WRITE) != 0) {
+    // EFAULT: a page could not get memory (what would have been a SIGBUS); ENOMEM likewise.
+    r = errno == EFAULT || errno == ENOMEM ? ENOSPC : errno;
+  }
+  return num(env, r);
 }
 
 static napi_value js_mkfifo(napi_env env, napi_callback_info info) {
@@ -322,6 +350,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mutexTryLock", NULL, js_mutex_trylock, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mutexConsistent", NULL, js_mutex_consistent, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mutexUnlock", NULL, js_mutex_unlock, NULL, NULL, NULL, napi_enumerable, NULL},
+      {"populate", NULL, js_populate, NULL, NULL, NULL, napi_enumerable, NULL},
       {"mkfifo", NULL, js_mkfifo, NULL, NULL, NULL, napi_enumerable, NULL},
       {"watchFd", NULL, js_watch_fd, NULL, NULL, NULL, napi_enumerable, NULL},
       {"pollerRef", NULL, js_poller_ref, NULL, NULL, NULL, napi_enumerable, NULL},
@@ -338,6 +367,10 @@ static napi_value init(napi_env env, napi_value exports) {
   CHECK(napi_set_named_property(env, exports, "EBUSY", v));
   CHECK(napi_create_int32(env, ETIMEDOUT, &v));
   CHECK(napi_set_named_property(env, exports, "ETIMEDOUT", v));
+  CHECK(napi_create_int32(env, ENOSPC, &v));
+  CHECK(napi_set_named_property(env, exports, "ENOSPC", v));
+  CHECK(napi_create_int32(env, EINVAL, &v));
+  CHECK(napi_set_named_property(env, exports, "EINVAL", v));
   CHECK(napi_create_int32(env, ENOTRECOVERABLE, &v));
   CHECK(napi_set_named_property(env, exports, "ENOTRECOVERABLE", v));
   return exports;

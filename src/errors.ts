@@ -74,7 +74,7 @@ export const ErrorCodes = {
   EZIPC_SHM_GONE:
     "The shm:// namespace's directory was removed while this client used it (rm -r /dev/shm/ezipc.NAME): close the client and connect again.",
   EZIPC_SHM_FULL:
-    "/dev/shm has no room for a shared-memory file being created or opened (its pages are reserved when it is mapped); nothing was written.",
+    "/dev/shm has no room for memory a shared-memory file needs now: a file being created or opened, or a part of a topic's ring a publish reaches first; nothing was written.",
   EZIPC_CLUSTER:
     "A clustered hub could not reach its cluster (NATS JetStream) in time, other hubs kept winning a write, or a message was larger than NATS carries (max_payload); the operation failed.",
 } as const;

@@ -232,9 +232,11 @@ export class ShmPubSub {
    * See HubClient.publishAndForget: consecutive calls to one topic within a tick are written together,
    * under one lock, at the end of the tick (or sooner: at 256 KiB, another topic, an acknowledged publish,
    * `drain`). The payload is copied at once. False means the topic's publishes wait in this process behind
-   * a slow `next` subscriber: wait for {@link drain} before publishing more.
+   * a slow `next` subscriber: wait for {@link drain} before publishing more. Throws what made the last
+   * end-of-tick write of this client's batch fail (e.g. `EZIPC_SHM_FULL`), once; that batch is lost.
    */
   publishAndForget(topic: string, payload: Payload, options?: PublishOptions): boolean {
+    this.throwDeferred();
     const t = this.target(topic);
     const meta = this.meta(options?.headers);
     const src = payloadBytes(payload);
@@ -257,8 +259,25 @@ export class ShmPubSub {
   private flushScheduled = false;
   private readonly flushSoon = (): void => {
     this.flushScheduled = false;
-    this.flush();
+    try {
+      this.flush();
+    } catch (err) {
+      // At the end of the tick nobody is there to catch it: the batch is lost, and the next
+      // publishAndForget or drain of this client reports why (the process goes on).
+      this.deferred ??= err as Error;
+      log("warn", "shm", "fire-and-forget publishes could not be written", { error: err });
+    }
   };
+
+  /** Why the last end-of-tick write of fire-and-forget publishes failed, until reported. */
+  private deferred: Error | null = null;
+
+  private throwDeferred(): void {
+    const err = this.deferred;
+    if (err === null) return;
+    this.deferred = null;
+    throw err;
+  }
 
   /** Writes the fire-and-forget publishes waiting for the end of the tick. */
   private flush(): void {
@@ -271,9 +290,17 @@ export class ShmPubSub {
     }
   }
 
-  /** Resolves once no publish of this client waits (for the end of the tick, or a slow subscriber). */
+  /**
+   * Resolves once no publish of this client waits (for the end of the tick, or a slow subscriber). Rejects
+   * with what made the last end-of-tick write of fire-and-forget publishes fail, once (see publishAndForget).
+   */
   drain(): Promise<void> {
-    this.flush();
+    try {
+      this.throwDeferred();
+      this.flush();
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return this.holds.drain();
   }
 

@@ -1,6 +1,6 @@
 /**
  * The native part of shm:// (native/shm.c, built by `npm ci` through node-gyp): mmap of a /dev/shm file,
- * a robust process-shared mutex, mkfifo. Loaded on first use; where it cannot load (not Linux, addon not
+ * populating its pages ahead of writes, a robust process-shared mutex, mkfifo. Loaded on first use; where it cannot load (not Linux, addon not
  * built) every shm:// entry point fails with `EZIPC_SHM_UNAVAILABLE` and the rest of ezipc is unaffected.
  */
 import { existsSync } from "node:fs";
@@ -19,6 +19,11 @@ export interface ShmNative {
   mutexTryLock(ab: ArrayBuffer, offset: number): number;
   mutexConsistent(ab: ArrayBuffer, offset: number): number;
   mutexUnlock(ab: ArrayBuffer, offset: number): number;
+  /**
+   * Gives bytes `offset..offset+length` of a mapping their memory now (whole pages): 0, ENOSPC if /dev/shm
+   * has no room for them (a write would have died of SIGBUS), EINVAL if the kernel cannot (before 5.14).
+   */
+  populate(ab: ArrayBuffer, offset: number, length: number): number;
   mkfifo(path: string, mode: number): number;
   /** Calls `fn` on the event loop whenever `fd` is readable, after reading it empty (a uv_poll). */
   watchFd(fd: number, fn: () => void): Poller;
@@ -29,6 +34,8 @@ export interface ShmNative {
   readonly MUTEX_BYTES: number;
   readonly EOWNERDEAD: number;
   readonly EBUSY: number;
+  readonly ENOSPC: number;
+  readonly EINVAL: number;
   readonly ETIMEDOUT: number;
   readonly ENOTRECOVERABLE: number;
 }

@@ -44,7 +44,7 @@ import {
 } from "./layout.js";
 import { type PacketSource, SinglePacket } from "./packed.js";
 import { readBuffer } from "./read-blocks.js";
-import type { MappedFile } from "./shm-file.js";
+import { type MappedFile, populate } from "./shm-file.js";
 
 const TWO32 = 2 ** 32;
 /** A committed state of the ring (seqs as numbers: exact up to 2^53). */
@@ -102,6 +102,10 @@ export class RingMessage {
 export type RingMessageFactory<M extends RingMessage> = (seq: number, body: Buffer, metaLength: number) => M;
 
 export const ringMessage: RingMessageFactory<RingMessage> = (seq, body, ml) => new RingMessage(seq, body, ml);
+
+/** Bytes of a ring a writer populates at once, ahead of its writes (one madvise per 64 KiB of its first lap:
+ * a topic with a few messages costs that much memory, not its whole ring). */
+const POPULATE_CHUNK = 64 * 1024;
 
 /** Bytes one read copies out at most (more only for a single larger message). */
 const READ_CHUNK = 64 * 1024;
@@ -367,6 +371,10 @@ export class TopicRing {
       evicted = true;
     }
     if (evicted) this.commit(s); // evicted before anything is overwritten
+    // Pages this process has not written yet get their memory first (EZIPC_SHM_FULL, not SIGBUS, when
+    // /dev/shm is full); nothing of this packet is written or committed if that fails.
+    const end = pad > 0 ? Math.max(pos + 8, size) : pos + size;
+    if (end > this.populated) this.populateTo(end);
     let start = pos;
     if (pad > 0) {
       this.copyRun(); // the run ends at the pad
@@ -380,6 +388,15 @@ export class TopicRing {
     s.last = start;
     s.next++;
     return start;
+  }
+
+  /** Ring offset up to which this process gave the ring's pages their memory (all of it after one lap). */
+  private populated = 0;
+
+  private populateTo(end: number): void {
+    const to = Math.min(this.R, Math.ceil(end / POPULATE_CHUNK) * POPULATE_CHUNK);
+    populate(this.file, this.ringBase + this.populated, to - this.populated);
+    this.populated = to;
   }
 
   /**

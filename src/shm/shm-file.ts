@@ -5,8 +5,8 @@
  * and then hard-linked to its name, which fails if another process created it first; the loser opens the
  * winner's file. Opening validates everything a later read relies on (magic, version, kind, sizes), so a
  * truncated, corrupted or foreign file is refused with `EZIPC_SHM_BAD_FILE` and never mapped past its end.
- * Mapping reserves every page of the file first, so a full /dev/shm is `EZIPC_SHM_FULL` when a file is
- * created or opened, never a SIGBUS when a page is first written.
+ * Pages get their memory before anything writes them (`populate`), so a full /dev/shm is `EZIPC_SHM_FULL`
+ * when a file is created or opened, or when a writer reaches a part of a ring not yet used, never a SIGBUS.
  */
 import {
   chmodSync,
@@ -40,6 +40,7 @@ import {
   H_STATE,
   H_VERSION,
   HEADER_BYTES,
+  KIND_VAR,
   MAGIC,
   MAX_RING_BYTES,
   MIN_RING_BYTES,
@@ -178,7 +179,7 @@ function bad(file: string, why: string): EzipcError {
   return new EzipcError("EZIPC_SHM_BAD_FILE", `${file}: ${why}`);
 }
 
-/** /dev/shm cannot hold a file of `size` bytes (the native map reserves every page before mapping). */
+/** /dev/shm cannot give `size` more bytes of `file` their memory. */
 function noRoom(file: string, size: number): EzipcError {
   let free = "";
   try {
@@ -189,9 +190,33 @@ function noRoom(file: string, size: number): EzipcError {
   }
   return new EzipcError(
     "EZIPC_SHM_FULL",
-    `${file}: ${SHM_ROOT} has no room for its ${size} bytes${free}; remove the namespaces no longer used (rm -r ${SHM_ROOT}/ezipc.NAME), give topics smaller rings (ringBytes on connect, maxBytes in configureTopic), or make ${SHM_ROOT} larger (docker: --shm-size)`,
+    `${file}: ${SHM_ROOT} has no room for ${size} more bytes of it${free}; remove the namespaces no longer used (rm -r ${SHM_ROOT}/ezipc.NAME), give topics smaller rings (ringBytes on connect, maxBytes in configureTopic), or make ${SHM_ROOT} larger (docker: --shm-size)`,
   );
 }
+
+/** Whether the kernel can populate pages ahead of writes (MADV_POPULATE_WRITE, Linux 5.14). */
+let canPopulate = true;
+
+/**
+ * Gives bytes `offset..offset+length` of `m` their memory now, so that writing them later cannot kill the
+ * process with SIGBUS when /dev/shm is full (a page of a tmpfs file gets its memory when first touched).
+ * Throws `EZIPC_SHM_FULL` if there is no room. Where the kernel cannot, it does nothing (the SIGBUS risk
+ * stays, as with any mapped tmpfs file).
+ */
+export function populate(m: MappedFile, offset: number, length: number): void {
+  if (!canPopulate || length <= 0) return;
+  const native = shmNative();
+  const r = native.populate(m.ab, offset, length);
+  if (r === 0) return;
+  if (r === native.ENOSPC) throw noRoom(m.path, length);
+  if (r === native.EINVAL) canPopulate = false;
+}
+
+/**
+ * Rings at most this large are given all their memory when mapped (deadman tokens, small test rings);
+ * larger rings as their writers reach them (TopicRing), so that a topic costs the memory it has used.
+ */
+const POPULATE_WHOLE_RING = 64 * 1024;
 
 function mapFd(
   fd: number,
@@ -200,18 +225,32 @@ function mapFd(
   ringBytes: number,
   maxCount: number,
   claims: number,
+  kind: number,
 ): MappedFile {
-  let ab: ArrayBuffer;
-  try {
-    ab = shmNative().map(fd, size);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOSPC") throw err;
-    throw noRoom(file, size);
-  }
+  const ab = shmNative().map(fd, size);
   const st = fstatSync(fd);
+  const m = mappedFile(file, `${st.dev}:${st.ino}`, ab, ringBytes, maxCount, claims);
+  // What every process that maps the file writes: the header (state, reader slots, the mutex), RPC claims,
+  // and all of a variable's file (its blocks); a topic's ring, as its writers reach it.
+  if (kind === KIND_VAR || ringBytes <= POPULATE_WHOLE_RING) populate(m, 0, size);
+  else {
+    populate(m, 0, HEADER_BYTES);
+    populate(m, m.claimsAt, size - m.claimsAt);
+  }
+  return m;
+}
+
+function mappedFile(
+  file: string,
+  identity: string,
+  ab: ArrayBuffer,
+  ringBytes: number,
+  maxCount: number,
+  claims: number,
+): MappedFile {
   return {
     path: file,
-    identity: `${st.dev}:${st.ino}`,
+    identity,
     ab,
     bytes: Buffer.from(ab),
     i32: new Int32Array(ab),
@@ -275,7 +314,7 @@ export function openShmFile(file: string, kind: number, mode: number): MappedFil
     if (claims > 1 << 20) throw bad(file, `${claims} claim entries`);
     const expected = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;
     if (size !== expected) throw bad(file, `${size} bytes, but its header says ${expected} (truncated?)`);
-    return mapFd(fd, file, size, ringBytes, head.readUInt32LE(H_MAX_COUNT), claims);
+    return mapFd(fd, file, size, ringBytes, head.readUInt32LE(H_MAX_COUNT), claims, k);
   } finally {
     closeSync(fd);
   }
@@ -315,7 +354,7 @@ export function createShmFile(file: string, spec: NewShmFile, replace = false): 
     fchmodSync(fd, spec.mode); // exactly the mode asked for, whatever the umask
     const size = HEADER_BYTES + ringBytes + claims * CLAIM_BYTES;
     ftruncateSync(fd, size);
-    const m = mapFd(fd, file, size, ringBytes, spec.maxCount, claims);
+    const m = mapFd(fd, file, size, ringBytes, spec.maxCount, claims, spec.kind);
     m.u32[H_CLAIMS / 4] = claims;
     m.u32[H_MAGIC / 4] = MAGIC;
     m.u32[H_VERSION / 4] = VERSION;
