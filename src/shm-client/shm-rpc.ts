@@ -14,7 +14,7 @@
  * (`EZIPC_NO_RESPONDERS`). A server likewise aborts the calls of a caller that died.
  */
 import type { Infer } from "../codec/schema.js";
-import { EzipcError } from "../errors.js";
+import { EzipcError, isEzipcError } from "../errors.js";
 import { IdMap } from "../id-map.js";
 import { log } from "../log.js";
 import { checkTopic } from "../protocol/names.js";
@@ -254,6 +254,11 @@ export class ShmRpc {
         try {
           send(type, body);
         } catch (err) {
+          // A reply that cannot be written (too large for the caller's inbox, no room in /dev/shm): thrown
+          // to the call's runner, which ends the call with that error instead, as a hub's client does for a
+          // reply over maxFrameBytes. (The error's own end, with no payload, is not thrown again.)
+          const payload = (body as { payload?: Uint8Array }).payload;
+          if (type === "end" && payload !== undefined && payload.length > 0 && isEzipcError(err)) throw err;
           log("debug", "shm", "an rpc reply could not be written", { error: err });
         }
       },

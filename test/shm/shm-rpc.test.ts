@@ -194,4 +194,23 @@ describe("shm:// RPC and deadman across processes", () => {
     }
     assert.equal((await d.state()).taken, false);
   });
+
+  it("a reply too large for the caller's inbox fails the call at once with EZIPC_SHM_TOO_LARGE; the server goes on", async () => {
+    // 64 KiB rings: a message takes at most a quarter of one.
+    const server = await connect(url, { ringBytes: 65_536 });
+    const caller = await connect(url, { ringBytes: 65_536 });
+    try {
+      await server.serve("sized", (q) => Buffer.alloc(Number(Buffer.from(q.payload).toString())));
+      const t0 = Date.now();
+      await assert.rejects(caller.request("sized", "20000", { timeoutMs: 10_000 }), (e) =>
+        isEzipcError(e, "EZIPC_SHM_TOO_LARGE"),
+      );
+      // Without the end the error makes, the caller waited for its timeout (10 s).
+      assert.ok(Date.now() - t0 < 5_000, `told in ${Date.now() - t0} ms`);
+      assert.equal((await caller.request("sized", "100")).payload.length, 100);
+    } finally {
+      await caller.close();
+      await server.close();
+    }
+  });
 });
