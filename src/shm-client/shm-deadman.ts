@@ -17,7 +17,7 @@ import {
 import { EzipcError } from "../errors.js";
 import { checkKey } from "../protocol/names.js";
 import { tokenState, tryLockToken, unlockToken } from "../shm/deadman.js";
-import { shmFileName } from "../shm/shm-file.js";
+import { shmFileName } from "../shm/file-names.js";
 import type { LocalTopic, ShmNamespace } from "./shm-namespace.js";
 
 /** How often a waiter looks for a holder that died (a release wakes it at once). */

@@ -6,6 +6,7 @@ import { readdirSync, statSync, unlinkSync } from "node:fs";
 import path from "node:path";
 import { EzipcError } from "../errors.js";
 import { checkTopic } from "../protocol/names.js";
+import { shmFileName, topicFileName, topicOfFileName } from "../shm/file-names.js";
 import { setReaderPosition, takeWaitingWriters } from "../shm/holds.js";
 import {
   DEFAULT_RING_BYTES,
@@ -18,16 +19,7 @@ import {
 } from "../shm/layout.js";
 import { isAlive, processExists } from "../shm/processes.js";
 import { TopicRing } from "../shm/ring.js";
-import {
-  goneOr,
-  namespaceDir,
-  namespaceGone,
-  openOrCreateShmFile,
-  openShmFile,
-  shmFileName,
-  topicFileName,
-  topicOfFileName,
-} from "../shm/shm-file.js";
+import { goneOr, namespaceDir, namespaceGone, openOrCreateShmFile, openShmFile } from "../shm/shm-file.js";
 import { Waker } from "../shm/waker.js";
 import type { RingFollower } from "./ring-follower.js";
 

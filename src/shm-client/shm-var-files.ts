@@ -5,8 +5,9 @@
  * since no process keeps time for the others (shm-vars.ts uses it; docs/shm.md).
  */
 import { EzipcError } from "../errors.js";
+import { shmFileName } from "../shm/file-names.js";
 import { KIND_VAR } from "../shm/layout.js";
-import { createShmFile, type MappedFile, openShmFile, shmFileName } from "../shm/shm-file.js";
+import { createShmFile, type MappedFile, openShmFile } from "../shm/shm-file.js";
 import {
   initVar,
   SharedVar,

@@ -43,8 +43,9 @@ import {
   STATE_BYTES,
 } from "./layout.js";
 import { type PacketSource, SinglePacket } from "./packed.js";
+import { populate } from "./populate.js";
 import { readBuffer } from "./read-blocks.js";
-import { type MappedFile, populate } from "./shm-file.js";
+import type { MappedFile } from "./shm-file.js";
 
 const TWO32 = 2 ** 32;
 /** A committed state of the ring (seqs as numbers: exact up to 2^53). */

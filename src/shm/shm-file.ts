@@ -22,11 +22,11 @@ import {
   openSync,
   readSync,
   renameSync,
-  statfsSync,
   unlinkSync,
 } from "node:fs";
 import path from "node:path";
 import { EzipcError, isEzipcError } from "../errors.js";
+import { SHM_ROOT } from "./file-names.js";
 import {
   CLAIM_BYTES,
   H_CLAIMS,
@@ -50,9 +50,9 @@ import {
   VERSION,
 } from "./layout.js";
 import { shmNative } from "./native.js";
+import { populate } from "./populate.js";
 
 /** The root of every namespace. */
-export const SHM_ROOT = "/dev/shm";
 const NAMESPACE_RE = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}$/;
 
 /** A mapped file: the buffer and typed views over all of it. */
@@ -113,38 +113,6 @@ function checkOwner(file: string, uid: number, mode: number): void {
   }
 }
 
-/** A topic's file name: the topic with `%` and `/` escaped (topics never start with a dot). */
-export function topicFileName(topic: string): string {
-  return topic.replace(/%/g, "%25").replace(/\//g, "%2F");
-}
-
-/** The longest file name /dev/shm takes (tmpfs's NAME_MAX, in bytes). */
-const NAME_MAX = 255;
-
-/**
- * The file name of topic or key `name` behind `prefix` (`""` for a topic's ring, `.rpc.`, `.deadman.`,
- * `.var.`): {@link topicFileName} of it. A valid name can make one longer than a file name can be (each `/`
- * and `%` takes three bytes, and a prefix its own): that is refused with `code`, saying why.
- */
-export function shmFileName(
-  prefix: string,
-  name: string,
-  code: "EZIPC_INVALID_TOPIC" | "EZIPC_INVALID_KEY",
-): string {
-  const f = prefix + topicFileName(name);
-  if (f.length <= NAME_MAX) return f; // (names are ASCII: characters are bytes)
-  throw new EzipcError(
-    code,
-    `${JSON.stringify(name)}: too long for shm://, where its file name (${prefix === "" ? "" : `${prefix} + `}the name, each / and % written in 3 bytes) would take ${f.length} bytes, more than the ${NAME_MAX} a file name can have; a hub takes it`,
-  );
-}
-
-/** The topic a file name stands for, or null for internal files (those start with a dot). */
-export function topicOfFileName(name: string): string | null {
-  if (name.startsWith(".")) return null;
-  return name.replace(/%2F/g, "/").replace(/%25/g, "%");
-}
-
 /**
  * Whether `err` says a namespace's file cannot be used (not ours, corrupted, not readable, no room for its
  * pages): a listing of the namespace leaves that file out and goes on with the others.
@@ -177,39 +145,6 @@ export function namespaceGone(dir: string, cause?: unknown): EzipcError {
 
 function bad(file: string, why: string): EzipcError {
   return new EzipcError("EZIPC_SHM_BAD_FILE", `${file}: ${why}`);
-}
-
-/** /dev/shm cannot give `size` more bytes of `file` their memory. */
-function noRoom(file: string, size: number): EzipcError {
-  let free = "";
-  try {
-    const fs = statfsSync(path.dirname(file));
-    free = ` (${Math.floor((fs.bavail * fs.bsize) / 1024)} KiB free of ${Math.floor((fs.blocks * fs.bsize) / 1024)} KiB)`;
-  } catch {
-    // (the size is only a hint)
-  }
-  return new EzipcError(
-    "EZIPC_SHM_FULL",
-    `${file}: ${SHM_ROOT} has no room for ${size} more bytes of it${free}; remove the namespaces no longer used (rm -r ${SHM_ROOT}/ezipc.NAME), give topics smaller rings (ringBytes on connect, maxBytes in configureTopic), or make ${SHM_ROOT} larger (docker: --shm-size)`,
-  );
-}
-
-/** Whether the kernel can populate pages ahead of writes (MADV_POPULATE_WRITE, Linux 5.14). */
-let canPopulate = true;
-
-/**
- * Gives bytes `offset..offset+length` of `m` their memory now, so that writing them later cannot kill the
- * process with SIGBUS when /dev/shm is full (a page of a tmpfs file gets its memory when first touched).
- * Throws `EZIPC_SHM_FULL` if there is no room. Where the kernel cannot, it does nothing (the SIGBUS risk
- * stays, as with any mapped tmpfs file).
- */
-export function populate(m: MappedFile, offset: number, length: number): void {
-  if (!canPopulate || length <= 0) return;
-  const native = shmNative();
-  const r = native.populate(m.ab, offset, length);
-  if (r === 0) return;
-  if (r === native.ENOSPC) throw noRoom(m.path, length);
-  if (r === native.EINVAL) canPopulate = false;
 }
 
 /**

@@ -4,8 +4,9 @@ import { rmSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { connect, isEzipcError, type ShmClient } from "../../src/index.js";
+import { topicFileName } from "../../src/shm/file-names.js";
 import { C_NEXT_HI, C_NEXT_LO, C_PID, KIND_RPC, SLOT_COUNT, slotWord } from "../../src/shm/layout.js";
-import { namespaceDir, openShmFile, topicFileName } from "../../src/shm/shm-file.js";
+import { namespaceDir, openShmFile } from "../../src/shm/shm-file.js";
 import { Waker } from "../../src/shm/waker.js";
 import { exited, outputLines, spawnFixture, until, within } from "../helpers.js";
 
