@@ -3,6 +3,7 @@
  * fails (a locked or failing disk) keeps what it was committing and runs again after a delay doubling from
  * 10 ms to 1 s, one timer at a time, so the hub's event loop never waits on the disk in between.
  */
+import { EzipcError } from "./errors.js";
 import { log } from "./log.js";
 
 const FIRST_MS = 10;
@@ -24,8 +25,30 @@ export class CommitRetry {
     return this.timer !== null;
   }
 
+  /**
+   * Why the last commit failed, until one succeeds (null while commits succeed, or failed only because the
+   * database was busy: a slow or locked disk, which queues work rather than refuses it). New durable work is
+   * refused meanwhile (`EZIPC_STORE`) rather than left waiting for a store that may stay failed (a full disk,
+   * an I/O error).
+   */
+  get failing(): unknown {
+    return this.lastError;
+  }
+  private lastError: unknown = null;
+
+  /** Throws `EZIPC_STORE` while the store is failing (see {@link failing}), naming `what` was refused. */
+  refuseWhileFailing(what: string): void {
+    if (this.lastError === null) return;
+    const reason = this.lastError instanceof Error ? this.lastError.message : String(this.lastError);
+    throw new EzipcError(
+      "EZIPC_STORE",
+      `${what}: the store is failing (${reason}); nothing was written; try again later`,
+    );
+  }
+
   /** The commit failed with `err`: schedule the next attempt. */
   failed(err: unknown): void {
+    this.lastError = isContention(err) ? null : err;
     this.delayMs = Math.min(Math.max(this.delayMs * 2, FIRST_MS), LAST_MS);
     log("error", "hub", `committing ${this.what} failed; retrying`, { error: err, retryMs: this.delayMs });
     this.timer ??= setTimeout(() => {
@@ -37,6 +60,7 @@ export class CommitRetry {
   /** The commit succeeded: the next failure starts again at the first delay. */
   succeeded(): void {
     this.delayMs = 0;
+    this.lastError = null;
   }
 
   /** Stops retrying (the hub is closing). */
@@ -44,4 +68,10 @@ export class CommitRetry {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
+}
+
+/** SQLite's "busy" and "locked": another connection holds the database for now (not a failing store). */
+function isContention(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED"));
 }

@@ -388,6 +388,7 @@ export class PubSub implements HubPart {
         topic = this.topic(v.topic, true);
       } else this.access?.(conn, "publish", v.topic);
       if (v.count === 0) throw new EzipcError("EZIPC_BAD_REQUEST", "a publish without messages");
+      if (topic.durable) this.retry.refuseWhileFailing(`publishing to ${v.topic}`);
       if (topic.durable && this.uncommittedBytes > MAX_UNCOMMITTED_BYTES) {
         throw new EzipcError(
           "EZIPC_STORE",

@@ -10,7 +10,8 @@
  *
  * Writes of one event-loop turn are committed as one batch. A failed commit (a locked or failing disk)
  * keeps everything staged and is retried with backoff, without blocking the event loop in between; the
- * writers' acknowledgements wait (their own deadlines apply).
+ * writers' acknowledgements wait (their own deadlines apply). New writes are refused (`EZIPC_STORE`) until a
+ * commit succeeds again.
  */
 
 import { CommitRetry } from "../commit-retry.js";
@@ -39,6 +40,15 @@ export class BlockCommits {
   /** The value the next write to `block` builds on: its staged value, else its committed one. */
   current(block: Block): BlockValue {
     return this.staged.get(block) ?? block;
+  }
+
+  /**
+   * {@link current} for a new write; throws `EZIPC_STORE` while the store is failing (a full disk): the
+   * write is refused at once rather than staged to wait for its writer's deadline.
+   */
+  writable(block: Block): BlockValue {
+    this.retry.refuseWhileFailing(`writing ${block.key}`);
+    return this.current(block);
   }
 
   /**

@@ -499,7 +499,7 @@ export class VarsHub {
       if (b.kind !== KIND_BYTES) {
         throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key} is a JSON config; use its config operations`);
       }
-      const cur = b.persistent ? this.commits.current(b) : b;
+      const cur = b.persistent ? this.commits.writable(b) : b;
       if (m.offset + m.data.length > cur.data.length) {
         throw new EzipcError(
           "EZIPC_BAD_REQUEST",
@@ -564,7 +564,7 @@ export class VarsHub {
         });
         return;
       }
-      const cur = b.persistent ? this.commits.current(b) : b;
+      const cur = b.persistent ? this.commits.writable(b) : b;
       let next: unknown;
       if (m.op === 0) next = value;
       else if (m.op === 1) {
