@@ -310,7 +310,7 @@ export class PubSub implements HubPart {
       this.pendingEvict.clear();
       this.uncommittedBytes = 0;
       for (const t of touched) this.reveal(t);
-    }
+    } else this.retry.succeeded(); // nothing left to commit: nothing is failing
     const acks = this.pendingAcks;
     this.pendingAcks = [];
     for (const a of acks) {

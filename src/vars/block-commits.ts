@@ -89,7 +89,7 @@ export class BlockCommits {
       const done = [...this.staged];
       this.staged.clear();
       for (const [b, v] of done) this.committed(b, v);
-    }
+    } else this.retry.succeeded(); // nothing left to commit (what failed was dropped): nothing is failing
     const acks = this.acks;
     this.acks = [];
     for (const a of acks) {

@@ -3,12 +3,12 @@
 // The hub runs as the CLI in a mount namespace of its own, with --data on a 1 MiB tmpfs.
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { connect, isEzipcError } from "../../src/index.js";
-import { ended, killOnExit, tempDir, within } from "../helpers.js";
+import { ended, killOnExit, tempDir, until, within } from "../helpers.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -17,9 +17,19 @@ function startFullDiskHub(sock: string, data: string): Promise<ChildProcess> {
   mkdirSync(data, { recursive: true });
   const serve = `"${process.execPath}" "${cli}" serve "unix://${sock}" --no-ws --no-metrics --data "${data}"`;
   const child = killOnExit(
-    spawn("unshare", ["--mount", "sh", "-c", `mount -t tmpfs -o size=1m tmpfs "${data}" && exec ${serve}`], {
-      stdio: ["ignore", "pipe", "ignore"], // (its log reports each failed commit)
-    }),
+    // (200 kB of it taken by a file the test removes later, through /proc/PID/root: the hub's view.)
+    spawn(
+      "unshare",
+      [
+        "--mount",
+        "sh",
+        "-c",
+        `mount -t tmpfs -o size=1m tmpfs "${data}" && head -c 200000 /dev/zero > "${data}/filler" && exec ${serve}`,
+      ],
+      {
+        stdio: ["ignore", "pipe", "ignore"], // (its log reports each failed commit)
+      },
+    ),
   );
   return within(
     new Promise((resolve, reject) => {
@@ -39,10 +49,11 @@ const isStore = (e: unknown) => isEzipcError(e, "EZIPC_STORE");
 const isStoreOrTimeout = (e: unknown) => isStore(e) || isEzipcError(e, "EZIPC_TIMEOUT");
 
 describe("a hub whose disk is full", () => {
-  it("refuses what it cannot store with EZIPC_STORE, at once once it knows, and goes on serving", async () => {
+  it("refuses what it cannot store with EZIPC_STORE, at once once it knows, goes on serving, and takes writes again once there is room", async () => {
     const tmp = tempDir();
     const sock = path.join(tmp.dir, "hub.sock");
-    const hub = await startFullDiskHub(sock, path.join(tmp.dir, "data"));
+    const data = path.join(tmp.dir, "data");
+    const hub = await startFullDiskHub(sock, data);
     const c = await connect(`unix://${sock}`, { requestTimeoutMs: 3_000, reconnect: false });
     try {
       await c.configureTopic("durable", { persist: true });
@@ -85,8 +96,21 @@ describe("a hub whose disk is full", () => {
       await c.subscribe("plain", {}, (m) => resolveGot(Buffer.from(m.payload).toString()));
       await c.publish("plain", "still here");
       assert.equal(await within(got, 5_000, "a plain topic's message"), "still here");
+      // Room again: the waiting commits go through, and new writes and publishes are taken.
+      rmSync(`/proc/${hub.pid}/root${data}/filler`);
+      await until(
+        () =>
+          kept.write(Buffer.alloc(8, 4)).then(
+            () => true,
+            () => false,
+          ),
+        "a write to a persistent key taken again",
+        10_000,
+      );
+      const { seq } = await c.publish("durable", "after");
+      assert.ok(seq >= 2n);
       const [info] = await c.topics("durable");
-      assert.equal(info!.lastSeq, 1n, "only what was stored is in the durable topic");
+      assert.equal(info!.lastSeq, seq, "the durable topic goes on");
     } finally {
       await c.close();
       hub.kill("SIGTERM");
