@@ -107,7 +107,20 @@ describe("a hub whose disk is full", () => {
         "a write to a persistent key taken again",
         10_000,
       );
-      const { seq } = await c.publish("durable", "after");
+      // (Each kind of commit is retried on its own backoff, up to 1 s apart: publishes may take a moment more.)
+      let seq = 0n;
+      await until(
+        () =>
+          c.publish("durable", "after").then(
+            (r) => {
+              seq = r.seq;
+              return true;
+            },
+            () => false,
+          ),
+        "a publish to the persisted topic taken again",
+        10_000,
+      );
       assert.ok(seq >= 2n);
       const [info] = await c.topics("durable");
       assert.equal(info!.lastSeq, seq, "the durable topic goes on");
