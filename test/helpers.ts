@@ -1,4 +1,4 @@
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, type StdioOptions, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -96,6 +96,27 @@ const children = new Set<ChildProcess>();
 process.once("exit", () => {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
 });
+
+/**
+ * Runs `command` (argv) in a mount namespace of its own where `mountPoint` is a fresh tmpfs of `size`
+ * (`"20m"`), after the shell line `setup` if given: a full disk or /dev/shm for it alone, the machine's
+ * untouched. Needs root (`unshare --mount`, `mount`). The child is killed when this process exits.
+ */
+export function spawnOnTmpfs(
+  mountPoint: string,
+  size: string,
+  command: string[],
+  options: { setup?: string; stdio?: StdioOptions } = {},
+): ChildProcess {
+  const quote = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+  const setup = options.setup ? ` && ${options.setup}` : "";
+  const line = `mount -t tmpfs -o size=${size} tmpfs ${quote(mountPoint)}${setup} && exec ${command.map(quote).join(" ")}`;
+  return killOnExit(
+    spawn("unshare", ["--mount", "sh", "-c", line], {
+      stdio: options.stdio ?? ["ignore", "pipe", "inherit"],
+    }),
+  );
+}
 
 /** Spawns a fixture as a child Node process; resolves once it printed a line matching `ready`. */
 export async function spawnFixture(

@@ -1,8 +1,8 @@
 // Hubs for tests: in this process (withHub) or as the CLI in its own process (startCliHub).
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Hub, type HubOptions } from "../../src/index.js";
-import { within } from "../helpers.js";
+import { spawnOnTmpfs, within } from "../helpers.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -21,21 +21,21 @@ export async function withHub(
 
 /**
  * `ezipc serve unix://SOCK --data DATA ARGS…` in a child process; resolves once it listens. `quiet` drops its
- * log (tests that make its store fail on purpose).
+ * log (tests that make its store fail on purpose). With `tmpfs`, DATA is a tmpfs of that size in the hub's
+ * own mount namespace (a small disk that fills up), after the shell line `setup` (spawnOnTmpfs).
  */
 export function startCliHub(
   sock: string,
   data: string,
   args: string[] = [],
   quiet = false,
+  tmpfs?: { size: string; setup?: string },
 ): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [cli, "serve", `unix://${sock}`, "--no-ws", "--data", data, ...args],
-    {
-      stdio: ["ignore", "pipe", quiet ? "ignore" : "inherit"],
-    },
-  );
+  const argv = [cli, "serve", `unix://${sock}`, "--no-ws", "--data", data, ...args];
+  const stdio: StdioOptions = ["ignore", "pipe", quiet ? "ignore" : "inherit"];
+  const child = tmpfs
+    ? spawnOnTmpfs(data, tmpfs.size, [process.execPath, ...argv], { setup: tmpfs.setup, stdio })
+    : spawn(process.execPath, argv, { stdio });
   return within(
     new Promise((resolve, reject) => {
       let out = "";

@@ -2,48 +2,12 @@
 // once the store is known to be failing, not after each caller's deadline), and the hub goes on serving.
 // The hub runs as the CLI in a mount namespace of its own, with --data on a 1 MiB tmpfs.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { connect, isEzipcError } from "../../src/index.js";
-import { ended, killOnExit, tempDir, until, within } from "../helpers.js";
-
-const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-
-/** `ezipc serve unix://SOCK --data DATA` with DATA a 1 MiB tmpfs (its own mount namespace). */
-function startFullDiskHub(sock: string, data: string): Promise<ChildProcess> {
-  mkdirSync(data, { recursive: true });
-  const serve = `"${process.execPath}" "${cli}" serve "unix://${sock}" --no-ws --no-metrics --data "${data}"`;
-  const child = killOnExit(
-    // (200 kB of it taken by a file the test removes later, through /proc/PID/root: the hub's view.)
-    spawn(
-      "unshare",
-      [
-        "--mount",
-        "sh",
-        "-c",
-        `mount -t tmpfs -o size=1m tmpfs "${data}" && head -c 200000 /dev/zero > "${data}/filler" && exec ${serve}`,
-      ],
-      {
-        stdio: ["ignore", "pipe", "ignore"], // (its log reports each failed commit)
-      },
-    ),
-  );
-  return within(
-    new Promise((resolve, reject) => {
-      let out = "";
-      child.stdout!.on("data", (d: Buffer) => {
-        out += d.toString();
-        if (out.includes("store:")) resolve(child);
-      });
-      child.once("close", (code) => reject(new Error(`hub exited with ${code}: ${out}`)));
-    }),
-    15_000,
-    "hub to start",
-  );
-}
+import { ended, tempDir, until, within } from "../helpers.js";
+import { startCliHub } from "./hubs.js";
 
 const isStore = (e: unknown) => isEzipcError(e, "EZIPC_STORE");
 const isStoreOrTimeout = (e: unknown) => isStore(e) || isEzipcError(e, "EZIPC_TIMEOUT");
@@ -53,7 +17,12 @@ describe("a hub whose disk is full", () => {
     const tmp = tempDir();
     const sock = path.join(tmp.dir, "hub.sock");
     const data = path.join(tmp.dir, "data");
-    const hub = await startFullDiskHub(sock, data);
+    mkdirSync(data, { recursive: true });
+    // (200 kB of the disk taken by a file the test removes later, through /proc/PID/root: the hub's view.)
+    const hub = await startCliHub(sock, data, ["--no-metrics"], true, {
+      size: "1m",
+      setup: `head -c 200000 /dev/zero > '${data}/filler'`,
+    });
     const c = await connect(`unix://${sock}`, { requestTimeoutMs: 3_000, reconnect: false });
     try {
       await c.configureTopic("durable", { persist: true });

@@ -1,8 +1,7 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { ended, killOnExit, outputLines, within } from "../helpers.js";
+import { ended, outputLines, spawnOnTmpfs, within } from "../helpers.js";
 
 const fixture = fileURLToPath(new URL("../fixtures/shm-full.js", import.meta.url));
 
@@ -10,18 +9,7 @@ describe("shm:// when /dev/shm is full", () => {
   it("memory it has no room for is EZIPC_SHM_FULL where a file is made or a ring first reaches it, never a SIGBUS; written topics go on", async () => {
     // The fixture runs in a mount namespace of its own whose /dev/shm is a 20 MiB tmpfs (the machine's
     // /dev/shm is untouched), as in a container with a small --shm-size.
-    const child = killOnExit(
-      spawn(
-        "unshare",
-        [
-          "--mount",
-          "sh",
-          "-c",
-          `mount -t tmpfs -o size=20m tmpfs /dev/shm && exec "${process.execPath}" "${fixture}"`,
-        ],
-        { stdio: ["ignore", "pipe", "inherit"] },
-      ),
-    );
+    const child = spawnOnTmpfs("/dev/shm", "20m", [process.execPath, fixture]);
     const lines = outputLines(child);
     const code = await within(ended(child), 30_000, "the fixture's end");
     const out = new Map(lines.filter((l) => l.includes(" ")).map((l) => l.split(" ") as [string, string]));
