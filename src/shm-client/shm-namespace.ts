@@ -19,7 +19,7 @@ import {
 } from "../shm/layout.js";
 import { isAlive, processExists } from "../shm/processes.js";
 import { TopicRing } from "../shm/ring.js";
-import { goneOr, namespaceDir, namespaceGone, openOrCreateShmFile, openShmFile } from "../shm/shm-file.js";
+import { namespaceDir, namespaceGone, openOrCreateShmFile, openShmFile } from "../shm/shm-file.js";
 import { Waker } from "../shm/waker.js";
 import type { RingFollower } from "./ring-follower.js";
 
@@ -242,11 +242,7 @@ export class ShmNamespace {
   /** The names in the namespace's directory (`EZIPC_SHM_GONE` if it was removed). */
   private entries(): string[] {
     this.checkDir();
-    try {
-      return readdirSync(this.dir);
-    } catch (err) {
-      throw goneOr(this.dir, err);
-    }
+    return readdirSync(this.dir);
   }
 
   /** The inode of the namespace's directory when this client opened it. */

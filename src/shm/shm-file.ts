@@ -129,7 +129,7 @@ export function isUnusableFile(err: unknown): boolean {
  * `err` as `EZIPC_SHM_GONE` if it is ENOENT because the namespace directory `dir` is gone (removed while this
  * process used it); otherwise `err` itself.
  */
-export function goneOr(dir: string, err: unknown): unknown {
+function goneOr(dir: string, err: unknown): unknown {
   if ((err as NodeJS.ErrnoException).code !== "ENOENT" || existsSync(dir)) return err;
   return namespaceGone(dir, err);
 }
