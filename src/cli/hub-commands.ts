@@ -5,12 +5,11 @@
  * messaging-commands.ts.
  */
 
-import { readFileSync } from "node:fs";
 import { type Command, InvalidArgumentError } from "commander";
 import type { ClientSecurity, ConnectOptions, HubClient } from "../client/client.js";
 import type { MessagingClient } from "../connect.js";
 import { EzipcError } from "../errors.js";
-import type { AllowedClient } from "../security/access.js";
+import { readAllowedClientsFile } from "../security/access.js";
 import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
 import type { BlockStore, SqliteStore } from "../store/store.js";
 import { globMatcher } from "../vars/glob.js";
@@ -224,7 +223,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
         const security = o.key
           ? {
               staticKey: loadOrCreateKeyFile(o.key),
-              clients: o.clients ? (JSON.parse(readFileSync(o.clients, "utf8")) as AllowedClient[]) : [],
+              clients: o.clients ? readAllowedClientsFile(o.clients) : [],
             }
           : undefined;
         const store: BlockStore = o.data ? SqliteStore.inDir(o.data) : new MemoryStore();

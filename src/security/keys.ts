@@ -35,7 +35,15 @@ export function generateKeyFile(file: string): KeyPair {
 
 /** Reads a key file; throws `EZIPC_AUTH` if it is malformed, inconsistent or readable by others. */
 export function readKeyFile(file: string): KeyPair {
-  if (process.platform !== "win32" && (statSync(file).mode & 0o077) !== 0) {
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch (err) {
+    throw new EzipcError("EZIPC_AUTH", `cannot read the key file ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
+  if (process.platform !== "win32" && (mode & 0o077) !== 0) {
     throw new EzipcError("EZIPC_AUTH", `${file} is readable by others: chmod 600 it`);
   }
   let parsed: { publicKey?: unknown; privateKey?: unknown };

@@ -1,6 +1,6 @@
 import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import { EzipcError } from "../errors.js";
 import type { HistoryStore } from "../pubsub/pubsub-hub.js";
@@ -8,7 +8,8 @@ import type { BlockStore, StoredBlock } from "../vars/block-store.js";
 
 export { type BlockStore, MemoryStore, type StoredBlock } from "../vars/block-store.js";
 
-import { MESSAGE_OVERHEAD_BYTES, type StoredMessage, type TopicLimits } from "../pubsub/topics.js";
+import type { StoredMessage, TopicLimits } from "../pubsub/topics.js";
+import { blockFromRow, messageFromRow, topicFromRow } from "./rows.js";
 
 /**
  * better-sqlite3, loaded when a store opens (`require` keeps it once loaded): a process that never persists
@@ -51,15 +52,31 @@ export class SqliteStore implements BlockStore, HistoryStore {
     } catch (err) {
       throw new EzipcError("EZIPC_STORE", `cannot open ${file}: ${(err as Error).message}`, { cause: err });
     }
+    // SQLite reads the file only now: a file that is not a database, or one whose tables are not ours
+    // (another program's `blocks`), fails here, as a store that cannot be opened.
+    try {
+      [this.upsert, this.del, this.saveMany, this.saveMessagesTx] = this.prepare();
+    } catch (err) {
+      this.db.close();
+      throw new EzipcError("EZIPC_STORE", `cannot use ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  private prepare(): [
+    Database.Statement,
+    Database.Statement,
+    SqliteStore["saveMany"],
+    SqliteStore["saveMessagesTx"],
+  ] {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = FULL");
     this.db.exec(
       "CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, kind INTEGER NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL) WITHOUT ROWID",
     );
-    this.upsert = this.db.prepare(
+    const upsert = this.db.prepare(
       "INSERT INTO blocks (key, kind, version, data) VALUES (?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET kind = excluded.kind, version = excluded.version, data = excluded.data",
     );
-    this.del = this.db.prepare("DELETE FROM blocks WHERE key = ?");
+    const del = this.db.prepare("DELETE FROM blocks WHERE key = ?");
     this.db.exec(
       "CREATE TABLE IF NOT EXISTS topics (name TEXT PRIMARY KEY, max_bytes INTEGER NOT NULL, max_count INTEGER NOT NULL) WITHOUT ROWID;" +
         "CREATE TABLE IF NOT EXISTS messages (topic TEXT NOT NULL, seq INTEGER NOT NULL, time REAL NOT NULL, publisher TEXT NOT NULL, headers TEXT NOT NULL, payload BLOB NOT NULL, PRIMARY KEY (topic, seq)) WITHOUT ROWID",
@@ -77,7 +94,7 @@ export class SqliteStore implements BlockStore, HistoryStore {
       "INSERT INTO topics (name, max_bytes, max_count, next_seq) VALUES (?, ?, 0, ?) ON CONFLICT(name) DO UPDATE SET next_seq = max(next_seq, excluded.next_seq)",
     );
     const evict = this.db.prepare("DELETE FROM messages WHERE topic = ? AND seq < ?");
-    this.saveMessagesTx = this.db.transaction(
+    const saveMessagesTx = this.db.transaction(
       (
         batch: readonly { topic: string; message: StoredMessage }[],
         evicted: readonly { topic: string; below: bigint }[],
@@ -90,25 +107,40 @@ export class SqliteStore implements BlockStore, HistoryStore {
         for (const m of marks) mark.run(m.topic, DEFAULT_TOPIC_MAX_BYTES, m.next);
       },
     );
-    this.saveMany = this.db.transaction((blocks: readonly StoredBlock[]) => {
-      for (const b of blocks) this.upsert.run(b.key, b.kind, b.version, b.data);
+    const saveMany = this.db.transaction((blocks: readonly StoredBlock[]) => {
+      for (const b of blocks) upsert.run(b.key, b.kind, b.version, b.data);
     });
+    // Read once, so that a table of the wrong shape fails at open rather than at the first load or commit.
+    this.db.prepare("SELECT key, kind, version, data FROM blocks LIMIT 0").all();
+    this.db.prepare("SELECT name, max_bytes, max_count, next_seq FROM topics LIMIT 0").all();
+    this.db.prepare("SELECT topic, seq, time, publisher, headers, payload FROM messages LIMIT 0").all();
+    return [upsert, del, saveMany, saveMessagesTx];
   }
 
   /** A store in `dir/hub.db` (the directory is created if needed). */
+  /** A store in `dir/hub.db` (the directory is created if needed); throws `EZIPC_STORE`. */
   static inDir(dir: string): SqliteStore {
-    mkdirSync(dir, { recursive: true });
+    try {
+      makeDir(dir, 64);
+    } catch (err) {
+      throw new EzipcError(
+        "EZIPC_STORE",
+        `cannot make the store's directory ${dir}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
     return new SqliteStore(join(dir, "hub.db"));
   }
 
+  /** Every row of `blocks`, checked (rows.ts): throws `EZIPC_STORE` for a row the hub cannot trust. */
   load(): StoredBlock[] {
-    const rows = this.db.prepare("SELECT key, kind, version, data FROM blocks ORDER BY key").all() as {
-      key: string;
-      kind: number;
-      version: number;
-      data: Buffer;
-    }[];
-    return rows.map((r) => ({ key: r.key, kind: r.kind, version: Number(r.version), data: r.data }));
+    const rows = this.db
+      .prepare("SELECT key, kind, version, data FROM blocks ORDER BY key")
+      .safeIntegers(true)
+      .all() as Record<string, unknown>[];
+    return rows.map((r) => blockFromRow(this.file, r));
   }
 
   save(blocks: readonly StoredBlock[]): void {
@@ -119,40 +151,25 @@ export class SqliteStore implements BlockStore, HistoryStore {
     this.del.run(key);
   }
 
+  /** Every persisted topic with its history, checked (rows.ts): throws `EZIPC_STORE` for a row the hub cannot trust. */
   loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[]; nextSeq: bigint }[] {
     const topics = this.db
       .prepare("SELECT name, max_bytes, max_count, next_seq FROM topics ORDER BY name")
       .safeIntegers(true)
-      .all() as { name: string; max_bytes: bigint; max_count: bigint; next_seq: bigint }[];
+      .all() as Record<string, unknown>[];
     const select = this.db
       .prepare("SELECT seq, time, publisher, headers, payload FROM messages WHERE topic = ? ORDER BY seq")
       .safeIntegers(true);
-    return topics.map((t) => ({
-      name: t.name,
-      limits: { maxBytes: Number(t.max_bytes), maxCount: Number(t.max_count) },
-      nextSeq: t.next_seq,
-      messages: (
-        select.all(t.name) as {
-          seq: bigint;
-          time: number;
-          publisher: string;
-          headers: string;
-          payload: Buffer;
-        }[]
-      ).map((r) => {
-        const headers = JSON.parse(r.headers) as { key: string; value: string }[];
-        let bytes = r.payload.length + MESSAGE_OVERHEAD_BYTES;
-        for (const h of headers) bytes += h.key.length + h.value.length;
-        return {
-          seq: r.seq,
-          time: Number(r.time),
-          publisher: r.publisher,
-          headers,
-          payload: r.payload,
-          bytes,
-        };
-      }),
-    }));
+    return topics.map((row) => {
+      const t = topicFromRow(this.file, row);
+      let expected: bigint | null = null;
+      const messages = (select.all(t.name) as Record<string, unknown>[]).map((r) => {
+        const m = messageFromRow(this.file, t.name, r, expected);
+        expected = m.seq + 1n;
+        return m;
+      });
+      return { ...t, messages };
+    });
   }
 
   saveTopic(name: string, limits: TopicLimits): void {
@@ -173,5 +190,22 @@ export class SqliteStore implements BlockStore, HistoryStore {
 
   close(): void {
     if (this.db.open) this.db.close();
+  }
+}
+
+/**
+ * `mkdir -p`, at most `depth` levels. (Node's own recursive mkdir loops for ever where mkdir keeps failing
+ * with ENOENT under a directory that exists, as under /proc.)
+ */
+function makeDir(dir: string, depth: number): void {
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") return; // (a file there fails at open, naming it)
+    const parent = dirname(dir);
+    if (code !== "ENOENT" || depth === 0 || parent === dir) throw err;
+    makeDir(parent, depth - 1);
+    mkdirSync(dir); // once more: fails as it must if it still cannot be made
   }
 }
