@@ -23,7 +23,18 @@
  * on every change of the namespace's directory and every `scanMs`. Names that exist only on the hub are
  * not bridged.
  */
-import { type FSWatcher, readFileSync, renameSync, watch as watchDir, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  type FSWatcher,
+  fstatSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  unlinkSync,
+  watch as watchDir,
+  writeFileSync,
+} from "node:fs";
 import path from "node:path";
 import { type ConnectOptions, connect as connectHub, type HubClient } from "../client/client.js";
 import { EzipcError } from "../errors.js";
@@ -144,15 +155,43 @@ export class Bridge {
     if (!this.closed) log("warn", "bridge", "scanning the namespace failed", { error: err });
   };
 
+  /**
+   * Reads the checkpoint. The namespace may be shared with other users: the file is opened without
+   * following a link, must be a regular file, and each entry must be two seqs (u64, in decimal). What is not
+   * is left out, with a warning: those topics resume as new ones do.
+   */
   private load(): void {
+    let saved: unknown;
     try {
-      const saved = JSON.parse(readFileSync(this.file, "utf8")) as Record<
-        string,
-        { shm: string; hub: string }
-      >;
-      for (const [t, c] of Object.entries(saved))
-        this.cursors.set(t, { shm: BigInt(c.shm), hub: BigInt(c.hub) });
-    } catch {}
+      const fd = openSync(this.file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      try {
+        if (!fstatSync(fd).isFile()) throw new Error("not a regular file");
+        saved = JSON.parse(readFileSync(fd, "utf8"));
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        log("warn", "bridge", "the checkpoint could not be read: every topic resumes as a new one", {
+          file: this.file,
+          error: err,
+        });
+      }
+      return;
+    }
+    const entries = typeof saved === "object" && saved !== null && !Array.isArray(saved) ? saved : {};
+    for (const [t, c] of Object.entries(entries)) {
+      const shm = u64Of((c as { shm?: unknown } | null)?.shm);
+      const hub = u64Of((c as { hub?: unknown } | null)?.hub);
+      if (shm === null || hub === null) {
+        log("warn", "bridge", "a checkpoint entry is not two seqs: that topic resumes as a new one", {
+          file: this.file,
+          topic: t,
+        });
+        continue;
+      }
+      this.cursors.set(t, { shm, hub });
+    }
   }
 
   /** Writes the cursors (atomically: a new file renamed over the old one) if they moved. */
@@ -163,7 +202,21 @@ export class Bridge {
     for (const [t, c] of this.cursors) out[t] = { shm: String(c.shm), hub: String(c.hub) };
     const tmp = `${this.file}.${process.pid}.tmp`;
     try {
-      writeFileSync(tmp, JSON.stringify(out));
+      // A new file (O_EXCL: never through a link or into a file someone put under that name), renamed
+      // over the old one.
+      try {
+        unlinkSync(tmp); // (one this process left behind)
+      } catch {}
+      const fd = openSync(
+        tmp,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        writeFileSync(fd, JSON.stringify(out));
+      } finally {
+        closeSync(fd);
+      }
       renameSync(tmp, this.file);
     } catch (err) {
       this.dirty = true;
@@ -401,4 +454,11 @@ export function checkBridgeUrl(url: string): void {
       `${url}: a bridge connects a shm:// namespace (shm:// or shm:///NAME)`,
     );
   }
+}
+
+/** A seq as the checkpoint writes it (decimal text, 0 to 2^64 - 1), or null. */
+function u64Of(v: unknown): bigint | null {
+  if (typeof v !== "string" || !/^[0-9]{1,20}$/.test(v)) return null;
+  const n = BigInt(v);
+  return n < 2n ** 64n - 1n ? n : null; // (the bridge resumes after it)
 }

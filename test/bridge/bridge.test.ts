@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { rmSync } from "node:fs";
+import { lstatSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
@@ -13,7 +14,7 @@ import {
   shmBridge,
   type TopicMessage,
 } from "../../src/index.js";
-import { outputLines, until, within } from "../helpers.js";
+import { outputLines, tempDir, until, within } from "../helpers.js";
 import { ChildClient } from "../hub/child-client.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
@@ -171,6 +172,96 @@ describe("the hub as a bridge to shared memory", () => {
       await net.close();
       await shm.close();
       await hub.close();
+    }
+  });
+
+  it("a checkpoint it cannot trust (a link, bad entries, a link under its temporary name) is not used or followed", async () => {
+    const ns = namespace();
+    const shmUrl = `shm:///${ns}` as const;
+    const shm: ShmClient = await connect(shmUrl, { name: "writer" });
+    const tmp = tempDir();
+    try {
+      // Histories from before the bridge: a topic new to the bridge starts after them.
+      for (const t of ["linked", "neg", "huge", "text"]) await shm.publish(t, "old");
+      const file = path.join(shm.dir, ".bridge.bridge.json");
+      // A checkpoint planted as a link: followed, it would resume "linked" from its start.
+      const forged = path.join(tmp.dir, "forged.json");
+      writeFileSync(forged, JSON.stringify({ linked: { shm: "0", hub: "0" } }));
+      symlinkSync(forged, file);
+      // A link where the bridge writes its next checkpoint: followed, that write would overwrite the victim.
+      const victim = path.join(tmp.dir, "victim");
+      writeFileSync(victim, "precious");
+      symlinkSync(victim, `${file}.${process.pid}.tmp`);
+      const hub = await Hub.listen({
+        urls: ["tcp://127.0.0.1:0"],
+        bridge: shmBridge(shmUrl, { scanMs: 50 }),
+      });
+      const net = await connect(hub.urls[0]!, { name: "net" });
+      try {
+        await until(async () => (await net.topics()).length >= 4, "the topics on the hub", 5_000);
+        const got: Record<string, string[]> = {};
+        for (const t of ["linked", "neg", "huge", "text"]) {
+          got[t] = [];
+          await net.subscribe(t, { init: "oldest" }, (m) => got[t]!.push(m.text()));
+          await shm.publish(t, "new");
+        }
+        await until(
+          () => Object.values(got).every((g) => g.includes("new")),
+          "each new message on the hub",
+          5_000,
+        );
+        assert.deepEqual(got.linked, ["new"], "the linked checkpoint was not followed");
+        // The checkpoint is written (a file of its own, not through the link), and the victim is unchanged.
+        await until(() => !lstatSync(file).isSymbolicLink(), "a checkpoint of the bridge's own", 5_000);
+        assert.deepEqual(Object.keys(JSON.parse(readFileSync(file, "utf8")) as object).sort(), [
+          "huge",
+          "linked",
+          "neg",
+          "text",
+        ]);
+        assert.equal(readFileSync(victim, "utf8"), "precious");
+      } finally {
+        await net.close();
+        await hub.close();
+      }
+
+      // Entries that are not two seqs are left out (those topics start as new ones do); good ones are used.
+      writeFileSync(
+        file,
+        JSON.stringify({
+          neg: { shm: "-5", hub: "1" },
+          huge: { shm: "99999999999999999999999", hub: "0" },
+          text: { shm: "x", hub: "0" },
+          linked: null,
+        }),
+      );
+      for (const t of ["linked", "neg", "huge", "text"]) await shm.publish(t, "while stopped");
+      const hub2 = await Hub.listen({
+        urls: ["tcp://127.0.0.1:0"],
+        bridge: shmBridge(shmUrl, { scanMs: 50 }),
+      });
+      const net2 = await connect(hub2.urls[0]!, { name: "net" });
+      try {
+        await until(async () => (await net2.topics()).length >= 4, "the topics on the second hub", 5_000);
+        const got: Record<string, string[]> = {};
+        for (const t of ["linked", "neg", "huge", "text"]) {
+          got[t] = [];
+          await net2.subscribe(t, { init: "oldest" }, (m) => got[t]!.push(m.text()));
+          await shm.publish(t, "after");
+        }
+        await until(
+          () => Object.values(got).every((g) => g.includes("after")),
+          "each message on the hub",
+          5_000,
+        );
+        for (const t of Object.keys(got)) assert.deepEqual(got[t], ["after"], t);
+      } finally {
+        await net2.close();
+        await hub2.close();
+      }
+    } finally {
+      await shm.close();
+      tmp.cleanup();
     }
   });
 
