@@ -18,7 +18,7 @@
  * - Only plain requests go direct; streams and sessions, which need the hub's flow checks, go through it.
  */
 
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { Infer } from "../codec/schema.js";
@@ -360,7 +360,11 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes the folders of processes that died without removing theirs (a kill -9). */
+/**
+ * Removes the folders of this user's processes that died without removing theirs (a kill -9). In a shared
+ * /tmp, a name with the prefix may be another user's, or a link: only real folders this user owns are
+ * removed (a hub run as root removes no other user's files).
+ */
 export function removeStaleDirs(tmp = os.tmpdir()): number {
   let removed = 0;
   let names: string[];
@@ -374,6 +378,8 @@ export function removeStaleDirs(tmp = os.tmpdir()): number {
     const pid = Number(name.slice(DIR_PREFIX.length).split("-")[0]);
     if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid || alive(pid)) continue;
     try {
+      const st = lstatSync(path.join(tmp, name));
+      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
       rmSync(path.join(tmp, name), { recursive: true, force: true });
       removed++;
     } catch {

@@ -3,7 +3,7 @@
 // shutdown, the direct listener only while serving, silence detected at its bound, and coded errors a person
 // can act on.
 import assert from "node:assert/strict";
-import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
 import path from "node:path";
@@ -265,6 +265,24 @@ describe("hardening", () => {
     assert.ok(statSync(live).isDirectory());
     removeStaleDirs(); // idempotent
     (await import("node:fs")).rmSync(live, { recursive: true });
+    // What another user put under such a name in a shared /tmp is not this process's to remove: a folder
+    // of theirs (a hub run as root removed it), or a link (left alone, and its target too).
+    const { chownSync, rmSync, symlinkSync, writeFileSync } = await import("node:fs");
+    const theirs = path.join(tmp, "ezipc-direct-4194001-theirs");
+    const link = path.join(tmp, "ezipc-direct-4194002-link");
+    const target = mkdtempSync(path.join(tmp, "ezipc-test-target-"));
+    try {
+      mkdirSync(theirs);
+      writeFileSync(path.join(theirs, "file"), "x");
+      chownSync(theirs, 65534, 65534);
+      symlinkSync(target, link);
+      removeStaleDirs();
+      assert.ok(statSync(path.join(theirs, "file")).isFile(), "another user's folder is kept");
+      assert.ok(lstatSync(link).isSymbolicLink(), "a link is left alone");
+      assert.ok(statSync(target).isDirectory());
+    } finally {
+      for (const p of [theirs, link, target]) rmSync(p, { recursive: true, force: true });
+    }
   });
 
   it("a serving process killed with kill -9 leaves its folder; the next hub started on the host removes it", async () => {
