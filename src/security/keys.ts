@@ -76,11 +76,30 @@ export function knownHosts(
   options: { trustOnFirstUse?: boolean } = {},
 ): (key: Buffer) => true | string {
   return (key) => {
-    const lines = existsSync(file) ? readFileSync(file, "utf8").split("\n") : [];
-    for (const line of lines) {
+    let lines: string[];
+    try {
+      lines = existsSync(file) ? readFileSync(file, "utf8").split("\n") : [];
+    } catch (err) {
+      throw new EzipcError(
+        "EZIPC_AUTH",
+        `cannot read the known hosts file ${file}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    for (const [i, line] of lines.entries()) {
       const [address, known] = line.trim().split(/\s+/);
       if (address !== hub || !known) continue;
-      return parsePublicKey(known).equals(key)
+      let listed: Buffer;
+      try {
+        listed = parsePublicKey(known);
+      } catch (err) {
+        throw new EzipcError("EZIPC_AUTH", `${file}, line ${i + 1}: ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+      return listed.equals(key)
         ? true
         : `${hub} presented ${key.toString("base64")}, but ${file} lists ${known} (a different hub, or an attack)`;
     }

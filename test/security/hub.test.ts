@@ -115,6 +115,17 @@ describe("secure hub", () => {
         connect(url, { reconnect: false, secure: { knownHosts: hosts, token: "s3cret" } }),
         (e) => isEzipcError(e, "EZIPC_AUTH") && /a different hub, or an attack/.test(e.message),
       );
+      // A damaged known hosts file: the line that names the hub, and a file that cannot be read, are named.
+      writeFileSync(hosts, `other-hub ${pinned}\n${url} not-a-key\n`);
+      await assert.rejects(
+        connect(url, { reconnect: false, secure: { knownHosts: hosts, token: "s3cret" } }),
+        (e) => isEzipcError(e, "EZIPC_AUTH") && e.message.includes(`${hosts}, line 2: not a base64`),
+      );
+      await assert.rejects(
+        connect(url, { reconnect: false, secure: { knownHosts: tmp.dir, token: "s3cret" } }),
+        (e) =>
+          isEzipcError(e, "EZIPC_AUTH") && e.message.includes(`cannot read the known hosts file ${tmp.dir}`),
+      );
       await Promise.all([a.close(), svc.close()]);
     } finally {
       await hub.close();
