@@ -19,8 +19,8 @@ fi
 if ! python3 -c "import cryptography" 2>/dev/null && ! /usr/bin/python3 -c "import cryptography" 2>/dev/null; then
   apt-get update -qq && apt-get install -y -qq python3-cryptography >/dev/null
 fi
-if ! command -v openssl >/dev/null || ! command -v tmux >/dev/null; then
-  apt-get update -qq && apt-get install -y -qq openssl tmux >/dev/null
+if ! command -v openssl >/dev/null || ! command -v tmux >/dev/null || ! command -v strace >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq openssl tmux strace >/dev/null
 fi
 if ! command -v mariadb-admin >/dev/null; then
   apt-get update -qq && apt-get install -y -qq mariadb-server >/dev/null

@@ -50,6 +50,10 @@ export class CommitRetry {
   failed(err: unknown): void {
     this.lastError = isContention(err) ? null : err;
     this.delayMs = Math.min(Math.max(this.delayMs * 2, FIRST_MS), LAST_MS);
+    if (this.stopped) {
+      log("error", "hub", `committing ${this.what} failed as the hub closed`, { error: err });
+      return;
+    }
     log("error", "hub", `committing ${this.what} failed; retrying`, { error: err, retryMs: this.delayMs });
     this.timer ??= setTimeout(() => {
       this.timer = null;
@@ -63,11 +67,13 @@ export class CommitRetry {
     this.lastError = null;
   }
 
-  /** Stops retrying (the hub is closing). */
+  /** Stops retrying (the hub is closing): a failure reported after this is logged, not retried. */
   stop(): void {
+    this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
   }
+  private stopped = false;
 }
 
 /** SQLite's "busy" and "locked": another connection holds the database for now (not a failing store). */

@@ -79,8 +79,13 @@ export interface PubSubOptions {
   holdPublishersMs?: number;
 }
 
-/** Persisting topic history (implemented by the SQLite store). Durable when the calls return. */
+/**
+ * Persisting topic history (implemented by the SQLite store). Durable when the calls return, or (with
+ * `afterDurable`) once it calls back.
+ */
 export interface HistoryStore {
+  /** Calls `done` once what was saved before the call is durable (or with the error), in call order. */
+  afterDurable?(done: (err?: unknown) => void): void;
   loadTopics(): { name: string; limits: TopicLimits; messages: StoredMessage[]; nextSeq: bigint }[];
   saveTopic(name: string, limits: TopicLimits): void;
   /**
@@ -305,19 +310,57 @@ export class PubSub implements HubPart {
         this.retry.failed(err);
         return false;
       }
-      this.retry.succeeded();
+      const saved = { save: this.pendingSave, evict: [...this.pendingEvict], acks: this.pendingAcks };
+      const upTo = [...touched].map((t) => [t, t.next] as const);
       this.pendingSave = [];
       this.pendingEvict.clear();
+      this.pendingAcks = [];
+      const store = this.store;
+      if (store.afterDurable) {
+        // In the store, not yet on disk: shown and acknowledged once the store's sync says so.
+        store.afterDurable((err) => {
+          if (err === undefined) {
+            this.uncommittedBytes = Math.max(
+              0,
+              this.uncommittedBytes - saved.save.reduce((n, p) => n + p.entry.bytes, 0),
+            );
+            this.durable(upTo, saved.acks);
+            return;
+          }
+          // Saved again on the retry (the same rows: idempotent); their publishers still wait.
+          this.pendingSave = [...saved.save, ...this.pendingSave];
+          for (const [topic, below] of saved.evict)
+            if (!this.pendingEvict.has(topic)) this.pendingEvict.set(topic, below);
+          this.pendingAcks = [...saved.acks, ...this.pendingAcks];
+          this.retry.failed(err);
+        });
+        return true;
+      }
       this.uncommittedBytes = 0;
-      for (const t of touched) this.reveal(t);
-    } else this.retry.succeeded(); // nothing left to commit: nothing is failing
+      this.durable(upTo, saved.acks);
+      return true;
+    }
+    this.retry.succeeded(); // nothing left to commit: nothing is failing
     const acks = this.pendingAcks;
     this.pendingAcks = [];
+    // (Acks put back by a failed sync while a later batch syncs: answered after it, in order.)
+    if (this.store?.afterDurable && acks.length > 0) this.store.afterDurable(() => this.acknowledge(acks));
+    else this.acknowledge(acks);
+    return true;
+  }
+
+  /** Saved messages are durable: shown up to where each topic was, their publishers answered. */
+  private durable(upTo: readonly (readonly [Topic, number])[], acks: PubSub["pendingAcks"]): void {
+    this.retry.succeeded();
+    for (const [t, index] of upTo) this.reveal(t, index);
+    this.acknowledge(acks);
+  }
+
+  private acknowledge(acks: PubSub["pendingAcks"]): void {
     for (const a of acks) {
       sendTo(a.conn, this.protocol.encode("published", { rid: a.rid, seq: a.seq, time: a.time }));
       this.publishAckLatency.since(a.t0);
     }
-    return true;
   }
 
   /** Stops retrying (the hub is closing). */
@@ -326,9 +369,9 @@ export class PubSub implements HubPart {
     this.holds.stop();
   }
 
-  /** A durable topic's appends were committed: they may now be delivered. */
-  private reveal(t: Topic): void {
-    t.commit();
+  /** A durable topic's appends below `upTo` were committed: they may now be delivered. */
+  private reveal(t: Topic, upTo: number): void {
+    t.commit(upTo);
     for (const s of this.subsOf.get(t) ?? []) {
       const cursor = s.cursors.get(t);
       if (cursor === undefined || cursor >= t.visible) continue;
@@ -840,7 +883,11 @@ export class PubSub implements HubPart {
       }
       if (t.durable) this.store!.saveTopic(t.name, t.limits);
       this.flush();
-      sendTo(conn, this.protocol.encode("ok", { rid: m.rid, version: 0n }));
+      const ok = () => sendTo(conn, this.protocol.encode("ok", { rid: m.rid, version: 0n }));
+      // A persisted topic's settings are answered once synced (after a failed sync too: they are in the
+      // store, and the failing store refuses new durable publishes meanwhile).
+      if (t.durable && this.store?.afterDurable) this.store.afterDurable(ok);
+      else ok();
     } catch (err) {
       if (!isEzipcError(err)) throw err;
       sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));

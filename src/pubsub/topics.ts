@@ -158,9 +158,9 @@ export class Topic {
   get lastVisible(): number {
     return this.visible - 1;
   }
-  /** Everything appended so far is committed: it may be delivered. */
-  commit(): void {
-    this.visible = this.next;
+  /** What was appended below index `upTo` (default: everything so far) is committed: it may be delivered. */
+  commit(upTo = this.next): void {
+    if (upTo > this.visible) this.visible = Math.min(upTo, this.next);
   }
   /**
    * Raises the next seq to at least `seq` (a restored topic's high-water mark, so a seq given out before a

@@ -37,9 +37,15 @@ export class BlockCommits {
     private readonly committed: (block: Block, value: BlockValue) => void,
   ) {}
 
-  /** The value the next write to `block` builds on: its staged value, else its committed one. */
+  /**
+   * Values saved to the store but not yet durable (a store with afterDurable), in save order: applied and
+   * acknowledged when it calls back.
+   */
+  private readonly saved = new Map<Block, BlockValue>();
+
+  /** The value the next write to `block` builds on: its staged value, else its saved one, else its committed one. */
   current(block: Block): BlockValue {
-    return this.staged.get(block) ?? block;
+    return this.staged.get(block) ?? this.saved.get(block) ?? block;
   }
 
   /**
@@ -67,6 +73,7 @@ export class BlockCommits {
   /** The block was invalidated: its staged value is dropped (its writers get `EZIPC_KEY_DISPOSED`). */
   drop(block: Block): void {
     this.staged.delete(block);
+    this.saved.delete(block);
   }
 
   /** Commits what is staged now. Returns false if the store failed (a retry is scheduled). */
@@ -85,13 +92,58 @@ export class BlockCommits {
         this.retry.failed(err);
         return false;
       }
-      this.retry.succeeded();
       const done = [...this.staged];
       this.staged.clear();
+      const acks = this.acks;
+      this.acks = [];
+      if (this.store.afterDurable) {
+        for (const [b, v] of done) this.saved.set(b, v);
+        this.store.afterDurable((err) => this.durable(done, acks, err));
+        return true;
+      }
+      this.retry.succeeded();
       for (const [b, v] of done) this.committed(b, v);
-    } else this.retry.succeeded(); // nothing left to commit (what failed was dropped): nothing is failing
-    const acks = this.acks;
-    this.acks = [];
+      this.acknowledge(acks);
+    } else {
+      this.retry.succeeded(); // nothing left to commit (what failed was dropped): nothing is failing
+      const acks = this.acks;
+      this.acks = [];
+      // (Writes to blocks invalidated before their commit, or put back by a failed sync while a later
+      // batch is being synced: answered after it, in order.)
+      if (this.store.afterDurable && this.saved.size > 0)
+        this.store.afterDurable(() => this.acknowledge(acks));
+      else this.acknowledge(acks);
+    }
+    return true;
+  }
+
+  /**
+   * A saved batch is durable (applied, its writers answered), or its sync failed: then it is staged again
+   * (unless a newer value was staged meanwhile) and retried, its writers still waiting.
+   */
+  private durable(done: [Block, BlockValue][], acks: BlockCommits["acks"], err: unknown): void {
+    // (A block invalidated meanwhile is no longer in `saved`: nothing of it is applied or staged again.)
+    const live = done.map(([b, v]) => {
+      const alive = this.saved.has(b);
+      if (this.saved.get(b) === v) this.saved.delete(b);
+      return alive;
+    });
+    if (err !== undefined) {
+      done.forEach(([b, v], i) => {
+        if (live[i] && !this.staged.has(b) && !this.saved.has(b)) this.staged.set(b, v);
+      });
+      this.acks = [...acks, ...this.acks];
+      this.retry.failed(err);
+      return;
+    }
+    this.retry.succeeded();
+    done.forEach(([b, v], i) => {
+      if (live[i] && b.version < v.version) this.committed(b, v);
+    });
+    this.acknowledge(acks);
+  }
+
+  private acknowledge(acks: BlockCommits["acks"]): void {
     for (const a of acks) {
       if (a.block.version >= a.version) a.done();
       else
@@ -102,7 +154,6 @@ export class BlockCommits {
           ),
         );
     }
-    return true;
   }
 
   /** Stops retrying (the hub is closing). */

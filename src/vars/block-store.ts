@@ -11,13 +11,19 @@ export interface StoredBlock {
 /**
  * Where the hub keeps persistent keys (the seed's pluggable "allocator"). The hub calls {@link load} once
  * at start, then {@link save} with batches of changed blocks and {@link remove} for deleted ones. `save`
- * and `remove` are durable when they return: the hub acknowledges a write to a persistent key only after.
+ * and `remove` are durable when they return, or (a store with {@link BlockStore.afterDurable}) once it
+ * calls back: the hub acknowledges a write to a persistent key only after.
  */
 export interface BlockStore {
   readonly name: string;
   load(): StoredBlock[];
   save(blocks: readonly StoredBlock[]): void;
   remove(key: string): void;
+  /**
+   * Calls `done` once what was saved before the call is durable (or with the error that stopped it), in
+   * call order. Absent: durable when `save` returns.
+   */
+  afterDurable?(done: (err?: unknown) => void): void;
   close(): void;
 }
 

@@ -807,6 +807,8 @@ export class VarsHub {
   private persistNow(block: Block): void {
     try {
       this.store.save([{ key: block.key, kind: block.kind, version: block.version, data: block.data }]);
+      // In the store now (it survives a kill of the hub); on disk with the sync this starts.
+      this.store.afterDurable?.(() => {});
     } catch (err) {
       this.table.delete(block);
       throw new EzipcError("EZIPC_STORE", `persisting ${block.key} failed: ${(err as Error).message}`, {

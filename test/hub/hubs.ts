@@ -22,7 +22,8 @@ export async function withHub(
 /**
  * `ezipc serve unix://SOCK --data DATA ARGS…` in a child process; resolves once it listens. `quiet` drops its
  * log (tests that make its store fail on purpose). With `tmpfs`, DATA is a tmpfs of that size in the hub's
- * own mount namespace (a small disk that fills up), after the shell line `setup` (spawnOnTmpfs).
+ * own mount namespace (a small disk that fills up), after the shell line `setup` (spawnOnTmpfs). With
+ * `under`, the hub runs under that command (e.g. strace injecting slow syncs); the child is that command.
  */
 export function startCliHub(
   sock: string,
@@ -30,12 +31,15 @@ export function startCliHub(
   args: string[] = [],
   quiet = false,
   tmpfs?: { size: string; setup?: string },
+  under: string[] = [],
 ): Promise<ChildProcess> {
   const argv = [cli, "serve", `unix://${sock}`, "--no-ws", "--data", data, ...args];
   const stdio: StdioOptions = ["ignore", "pipe", quiet ? "ignore" : "inherit"];
   const child = tmpfs
     ? spawnOnTmpfs(data, tmpfs.size, [process.execPath, ...argv], { setup: tmpfs.setup, stdio })
-    : spawn(process.execPath, argv, { stdio });
+    : under.length > 0
+      ? spawn(under[0]!, [...under.slice(1), process.execPath, ...argv], { stdio })
+      : spawn(process.execPath, argv, { stdio });
   return within(
     new Promise((resolve, reject) => {
       let out = "";
