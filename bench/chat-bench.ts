@@ -77,7 +77,7 @@ export async function chatBench(quick: boolean): Promise<string[]> {
   );
   const n = quick ? 2_000 : 20_000;
   for (const [name, db] of [
-    ["SQLite (WAL, synchronous=FULL)", sqlite()],
+    ["SQLite (WAL, each transaction synced)", sqlite()],
     ["MariaDB (InnoDB)", await mysqlDb()],
   ] as const) {
     if (!db) {

@@ -1,9 +1,8 @@
-import { closeSync, constants, fdatasync, fstatSync, mkdirSync, openSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type Database from "better-sqlite3";
 import { EzipcError } from "../errors.js";
-import { log } from "../log.js";
 import type { HistoryStore } from "../pubsub/pubsub-hub.js";
 import type { BlockStore, StoredBlock } from "../vars/block-store.js";
 
@@ -11,15 +10,13 @@ export { type BlockStore, MemoryStore, type StoredBlock } from "../vars/block-st
 
 import type { StoredMessage, TopicLimits } from "../pubsub/topics.js";
 import { blockFromRow, messageFromRow, topicFromRow } from "./rows.js";
+import { WalSync } from "./wal-sync.js";
 
 /**
  * better-sqlite3, loaded when a store opens (`require` keeps it once loaded): a process that never persists
  * (a client, a hub without a store) does not pay for the native module (about 5 MiB of resident memory).
  */
 const load = createRequire(import.meta.url);
-
-/** WAL bytes past which a sync is followed by a checkpoint (SQLite's own default is about 4 MiB). */
-const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
 
 /** The history bound a topic row gets when its seq mark is written before its limits (16 MiB). */
 const DEFAULT_TOPIC_MAX_BYTES = 16 * 1024 * 1024;
@@ -75,12 +72,7 @@ export class SqliteStore implements BlockStore, HistoryStore {
     SqliteStore["saveMany"],
     SqliteStore["saveMessagesTx"],
   ] {
-    this.db.pragma("journal_mode = WAL");
-    // Commits write the WAL without syncing it (synchronous=OFF: a commit costs no fsync on the event
-    // loop); afterDurable syncs it on the thread pool. Checkpoints are the store's own (wal_autocheckpoint
-    // off), run with synchronous=FULL so the database file is synced before the WAL is truncated.
-    this.db.pragma("synchronous = OFF");
-    this.db.pragma("wal_autocheckpoint = 0");
+    this.wal = new WalSync(this.db, this.file);
     this.db.exec(
       "CREATE TABLE IF NOT EXISTS blocks (key TEXT PRIMARY KEY, kind INTEGER NOT NULL, version INTEGER NOT NULL, data BLOB NOT NULL) WITHOUT ROWID",
     );
@@ -126,72 +118,19 @@ export class SqliteStore implements BlockStore, HistoryStore {
     this.db.prepare("SELECT name, max_bytes, max_count, next_seq FROM topics LIMIT 0").all();
     this.db.prepare("SELECT topic, seq, time, publisher, headers, payload FROM messages LIMIT 0").all();
     // What this open wrote (tables, a column) is made durable now, before anything is built on it.
-    this.checkpoint();
+    this.wal.checkpoint();
     return [upsert, del, saveMany, saveMessagesTx];
   }
 
-  // ---- durability: commits return once in the WAL; afterDurable once synced ------------------------------
-
-  /** The WAL, opened once something was committed to it (syncing it makes every commit in it durable). */
-  private walFd: number | null = null;
-  /** Callbacks waiting for the sync in flight, and those for the next one. */
-  private syncing: ((err?: unknown) => void)[] | null = null;
-  private queued: ((err?: unknown) => void)[] = [];
+  /** Commits in the WAL when they return; durable once {@link afterDurable} calls back (wal-sync.ts). */
+  private wal!: WalSync;
 
   /**
-   * Calls `done` once everything committed before this call is on disk (an fdatasync of the WAL on the
-   * thread pool: the event loop never waits on the disk), or with the sync's error. Calls come back in the
-   * order they were made.
+   * Calls `done` once everything committed before this call is on disk (an fdatasync on the thread pool: the
+   * event loop never waits on the disk), or with the sync's error; in call order.
    */
   afterDurable(done: (err?: unknown) => void): void {
-    this.queued.push(done);
-    if (this.syncing === null) this.startSync();
-  }
-
-  private startSync(): void {
-    const batch = this.queued;
-    this.queued = [];
-    this.syncing = batch;
-    let fd: number;
-    try {
-      fd = this.wal();
-    } catch (err) {
-      // No WAL: nothing was committed since the last checkpoint (which synced everything).
-      this.synced(batch, (err as NodeJS.ErrnoException).code === "ENOENT" ? undefined : err);
-      return;
-    }
-    fdatasync(fd, (err) => this.synced(batch, err ?? undefined));
-  }
-
-  private synced(batch: ((err?: unknown) => void)[], err?: unknown): void {
-    this.syncing = null;
-    if (err === undefined && this.db.open) {
-      try {
-        if (this.walFd !== null && fstatSync(this.walFd).size > CHECKPOINT_WAL_BYTES) this.checkpoint();
-      } catch (e) {
-        log("warn", "hub", "store checkpoint failed; retried after the next commit", { error: e });
-      }
-    }
-    for (const done of batch) done(err);
-    if (this.queued.length > 0) this.startSync();
-  }
-
-  private wal(): number {
-    this.walFd ??= openSync(`${this.file}-wal`, constants.O_RDONLY);
-    return this.walFd;
-  }
-
-  /**
-   * Copies the WAL into the database file and truncates it, synced (the event loop waits: once per
-   * {@link CHECKPOINT_WAL_BYTES} of commits, not per commit).
-   */
-  private checkpoint(): void {
-    this.db.pragma("synchronous = FULL");
-    try {
-      this.db.pragma("wal_checkpoint(TRUNCATE)");
-    } finally {
-      this.db.pragma("synchronous = OFF");
-    }
+    this.wal.afterDurable(done);
   }
 
   /** A store in `dir/hub.db` (the directory is created if needed). */
@@ -268,18 +207,8 @@ export class SqliteStore implements BlockStore, HistoryStore {
   /** Closes the database: what was committed is synced first (callbacks still waiting are called). */
   close(): void {
     if (!this.db.open) return;
-    let err: unknown;
-    try {
-      this.checkpoint();
-    } catch (e) {
-      err = e;
-    }
+    this.wal.close();
     this.db.close();
-    if (this.walFd !== null) closeSync(this.walFd);
-    this.walFd = null;
-    const waiting = [...(this.syncing ?? []), ...this.queued];
-    this.queued = [];
-    for (const done of waiting) done(err);
   }
 }
 

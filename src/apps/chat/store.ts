@@ -1,6 +1,6 @@
 /**
  * Where chat lines are kept. Every line is stored before it is acknowledged or broadcast: lines queued in
- * one tick are written in one transaction (SQLite `synchronous=FULL`; MySQL a transaction), and the
+ * one tick are written in one transaction (SQLite: synced to disk; MySQL a transaction), and the
  * callers wait for it. The server calls `save` one batch at a time, so ids grow in the order lines were
  * accepted and `history` (ordered by id) comes out in that order on every engine.
  */
@@ -9,6 +9,7 @@ import type Database from "better-sqlite3";
 import type mysql from "mysql2/promise";
 import type { Infer } from "../../codec/schema.js";
 import { EzipcError } from "../../errors.js";
+import { WalSync } from "../../store/wal-sync.js";
 import type { line } from "./protocol.js";
 
 export type Line = Infer<typeof line>;
@@ -80,7 +81,10 @@ function row(l: StoredLine): unknown[] {
 /** Database drivers, loaded by the store that uses one (a SQLite chat never loads mysql2, nor the reverse). */
 const load = createRequire(import.meta.url);
 
-/** SQLite (better-sqlite3), embedded: WAL and `synchronous=FULL`. */
+/**
+ * SQLite (better-sqlite3), embedded: WAL, each batch synced before `save` resolves, the sync on the thread
+ * pool so a slow disk delays the lines waiting for it and nothing else of the server.
+ */
 export class SqliteChatStore implements ChatStore {
   private readonly db: Database.Database;
 
@@ -91,9 +95,11 @@ export class SqliteChatStore implements ChatStore {
     } catch (err) {
       throw new EzipcError("EZIPC_STORE", `cannot open ${file}: ${(err as Error).message}`, { cause: err });
     }
-    this.db.pragma("journal_mode = WAL");
-    this.db.pragma("synchronous = FULL");
+    this.wal = new WalSync(this.db, file);
   }
+
+  /** Lines are in the WAL when a transaction returns, on disk once synced (on the thread pool: wal-sync.ts). */
+  private readonly wal: WalSync;
 
   async migrate(): Promise<void> {
     this.db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
@@ -112,6 +118,7 @@ export class SqliteChatStore implements ChatStore {
     this.db.transaction(() => {
       for (const l of lines) insert.run(...row(l));
     })();
+    await this.wal.durable();
   }
 
   async history(room: string, day: string, nick: string): Promise<Line[]> {
@@ -119,6 +126,7 @@ export class SqliteChatStore implements ChatStore {
   }
 
   async close(): Promise<void> {
+    this.wal.close();
     this.db.close();
   }
 }

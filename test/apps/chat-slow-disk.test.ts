@@ -1,0 +1,68 @@
+// The chat server (SQLite) on a slow disk: every fsync takes a second (strace injects the delay). A line
+// waits for its sync before it is acknowledged; the rest of the server (members, rooms) does not wait.
+import assert from "node:assert/strict";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { ChatClient } from "../../src/apps/chat/client.js";
+import { ended, tempDir, within } from "../helpers.js";
+
+const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+describe("the chat server on a slow disk", () => {
+  it("acknowledges a line once synced, and answers other requests meanwhile", async () => {
+    const tmp = tempDir();
+    const db = path.join(tmp.dir, "chat.db");
+    const tracer: ChildProcess = spawn(
+      "strace",
+      [
+        ...["-f", "-qq", "--seccomp-bpf", "-o", "/dev/null", "-e", "trace=fsync,fdatasync"],
+        ...["-e", "inject=fsync,fdatasync:delay_enter=1000000"],
+        ...[process.execPath, cli, "chat-server", "--port", "0", "--db", `sqlite:${db}`],
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    try {
+      const url = await within(
+        new Promise<string>((resolve) => {
+          createInterface({ input: tracer.stdout! }).on("line", (l) => {
+            const m = /listening on (\S+)/.exec(l);
+            if (m) resolve(m[1]!);
+          });
+        }),
+        15_000,
+        "the chat server",
+      );
+      const alice = await ChatClient.connect(url);
+      const bob = await ChatClient.connect(url);
+      try {
+        await alice.hello("lobby", "alice");
+        await bob.hello("lobby", "bob");
+        let acknowledged = false;
+        const said = alice.say("a line for the slow disk").then(() => {
+          acknowledged = true;
+        });
+        for (let i = 0; i < 10; i++) {
+          assert.deepEqual((await bob.who()).sort(), ["alice", "bob"]);
+          assert.equal((await bob.rooms()).find((r) => r.name === "lobby")?.members, 2);
+        }
+        assert.equal(acknowledged, false, "the line waits for its sync");
+        await within(said, 15_000, "the line's acknowledgement");
+      } finally {
+        await alice.close();
+        await bob.close();
+      }
+    } finally {
+      // (The server, the tracer's child, is asked to stop; the tracer ends with it.)
+      const server = execFileSync("pgrep", ["-P", String(tracer.pid)])
+        .toString()
+        .trim()
+        .split("\n")[0];
+      process.kill(Number(server), "SIGINT");
+      await within(ended(tracer), 10_000, "the chat server to exit");
+      tmp.cleanup();
+    }
+  });
+});
