@@ -26,8 +26,8 @@ const DEFAULT_TOPIC_MAX_BYTES = 16 * 1024 * 1024;
  * version, data)`, `topics(name, max_bytes, max_count)` and `messages(topic, seq, time, publisher, headers,
  * payload)`; WAL journal. A saved batch is in the WAL when `save`/`saveMessages` return (it survives a kill of
  * the hub), and on disk once {@link afterDurable} calls back (it survives a crash of the machine): the hub
- * shows and acknowledges a write only then. The sync runs on the thread pool, so a slow disk delays only
- * what waits for it, never the hub's event loop.
+ * shows and acknowledges a write only then. On a slow disk the sync runs on the thread pool, so it delays
+ * only what waits for it, never the hub's event loop (wal-sync.ts).
  */
 export class SqliteStore implements BlockStore, HistoryStore {
   readonly name = "sqlite";
@@ -160,11 +160,11 @@ export class SqliteStore implements BlockStore, HistoryStore {
   }
 
   save(blocks: readonly StoredBlock[]): void {
-    if (blocks.length > 0) this.saveMany(blocks);
+    if (blocks.length > 0) this.wal.commit(() => this.saveMany(blocks));
   }
 
   remove(key: string): void {
-    this.del.run(key);
+    this.wal.commit(() => this.del.run(key));
   }
 
   /** Every persisted topic with its history, checked (rows.ts): throws `EZIPC_STORE` for a row the hub cannot trust. */
@@ -189,11 +189,10 @@ export class SqliteStore implements BlockStore, HistoryStore {
   }
 
   saveTopic(name: string, limits: TopicLimits): void {
-    this.db
-      .prepare(
-        "INSERT INTO topics (name, max_bytes, max_count) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET max_bytes = excluded.max_bytes, max_count = excluded.max_count",
-      )
-      .run(name, limits.maxBytes, limits.maxCount);
+    const save = this.db.prepare(
+      "INSERT INTO topics (name, max_bytes, max_count) VALUES (?, ?, ?) ON CONFLICT(name) DO UPDATE SET max_bytes = excluded.max_bytes, max_count = excluded.max_count",
+    );
+    this.wal.commit(() => save.run(name, limits.maxBytes, limits.maxCount));
   }
 
   saveMessages(
@@ -201,7 +200,7 @@ export class SqliteStore implements BlockStore, HistoryStore {
     evicted: readonly { topic: string; below: bigint }[],
     marks: readonly { topic: string; next: bigint }[],
   ): void {
-    this.saveMessagesTx(batch, evicted, marks);
+    this.wal.commit(() => this.saveMessagesTx(batch, evicted, marks));
   }
 
   /** Closes the database: what was committed is synced first (callbacks still waiting are called). */

@@ -82,8 +82,8 @@ function row(l: StoredLine): unknown[] {
 const load = createRequire(import.meta.url);
 
 /**
- * SQLite (better-sqlite3), embedded: WAL, each batch synced before `save` resolves, the sync on the thread
- * pool so a slow disk delays the lines waiting for it and nothing else of the server.
+ * SQLite (better-sqlite3), embedded: WAL, each batch synced before `save` resolves; on a slow disk the sync
+ * runs on the thread pool, so it delays the lines waiting for it and nothing else of the server.
  */
 export class SqliteChatStore implements ChatStore {
   private readonly db: Database.Database;
@@ -98,7 +98,7 @@ export class SqliteChatStore implements ChatStore {
     this.wal = new WalSync(this.db, file);
   }
 
-  /** Lines are in the WAL when a transaction returns, on disk once synced (on the thread pool: wal-sync.ts). */
+  /** Lines are on disk once synced (by SQLite on a fast disk, on the thread pool on a slow one: wal-sync.ts). */
   private readonly wal: WalSync;
 
   async migrate(): Promise<void> {
@@ -115,9 +115,11 @@ export class SqliteChatStore implements ChatStore {
 
   async save(lines: readonly StoredLine[]): Promise<void> {
     const insert = this.db.prepare(INSERT);
-    this.db.transaction(() => {
-      for (const l of lines) insert.run(...row(l));
-    })();
+    this.wal.commit(() =>
+      this.db.transaction(() => {
+        for (const l of lines) insert.run(...row(l));
+      })(),
+    );
     await this.wal.durable();
   }
 
