@@ -1,40 +1,22 @@
 // The chat server (SQLite) on a slow disk: every fsync takes a second (strace injects the delay). A line
 // waits for its sync before it is acknowledged; the rest of the server (members, rooms) does not wait.
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
 import { ChatClient } from "../../src/apps/chat/client.js";
 import { ended, tempDir, within } from "../helpers.js";
-
-const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+import { startChatServer } from "./chat-server-process.js";
 
 describe("the chat server on a slow disk", () => {
   it("acknowledges a line once synced, and answers other requests meanwhile", async () => {
     const tmp = tempDir();
     const db = path.join(tmp.dir, "chat.db");
-    const tracer: ChildProcess = spawn(
-      "strace",
-      [
-        ...["-f", "-qq", "--seccomp-bpf", "-o", "/dev/null", "-e", "trace=fsync,fdatasync"],
-        ...["-e", "inject=fsync,fdatasync:delay_enter=1000000"],
-        ...[process.execPath, cli, "chat-server", "--port", "0", "--db", `sqlite:${db}`],
-      ],
-      { stdio: ["ignore", "pipe", "inherit"] },
-    );
+    const { child: tracer, url } = await startChatServer("0", `sqlite:${db}`, [
+      ...["strace", "-f", "-qq", "--seccomp-bpf", "-o", "/dev/null", "-e", "trace=fsync,fdatasync"],
+      ...["-e", "inject=fsync,fdatasync:delay_enter=1000000"],
+    ]);
     try {
-      const url = await within(
-        new Promise<string>((resolve) => {
-          createInterface({ input: tracer.stdout! }).on("line", (l) => {
-            const m = /listening on (\S+)/.exec(l);
-            if (m) resolve(m[1]!);
-          });
-        }),
-        15_000,
-        "the chat server",
-      );
       const alice = await ChatClient.connect(url);
       const bob = await ChatClient.connect(url);
       try {

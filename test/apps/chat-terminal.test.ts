@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { ChatClient } from "../../src/apps/chat/client.js";
 import type { Line } from "../../src/apps/chat/store.js";
 import { ended, tempDir, within } from "../helpers.js";
+import { startChatServer } from "./chat-server-process.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -55,24 +55,6 @@ function alive(session: string): boolean {
 
 function keys(session: string, ...k: string[]): void {
   execFileSync("tmux", ["send-keys", "-t", session, ...k]);
-}
-
-/** `ezipc chat-server` on `port` (0: any) and the SQLite store `db`; resolves with it and its URL. */
-async function startChatServer(port: string, db: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [cli, "chat-server", "--port", port, "--db", db], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const url = await within(
-    new Promise<string>((resolve) => {
-      createInterface({ input: child.stdout! }).on("line", (l) => {
-        const m = /listening on (\S+)/.exec(l);
-        if (m) resolve(m[1]!);
-      });
-    }),
-    10_000,
-    "the chat server",
-  );
-  return { child, url };
 }
 
 describe("ezipc chat in a terminal (tmux)", () => {

@@ -182,7 +182,8 @@ describe("the hub as a bridge to shared memory", () => {
     const tmp = tempDir();
     try {
       // Histories from before the bridge: a topic new to the bridge starts after them.
-      for (const t of ["linked", "neg", "huge", "text"]) await shm.publish(t, "old");
+      const topics = ["linked", "neg", "huge", "text"];
+      for (const t of topics) await shm.publish(t, "old");
       const file = path.join(shm.dir, ".bridge.bridge.json");
       // A checkpoint planted as a link: followed, it would resume "linked" from its start.
       const forged = path.join(tmp.dir, "forged.json");
@@ -192,25 +193,39 @@ describe("the hub as a bridge to shared memory", () => {
       const victim = path.join(tmp.dir, "victim");
       writeFileSync(victim, "precious");
       symlinkSync(victim, `${file}.${process.pid}.tmp`);
-      const hub = await Hub.listen({
-        urls: ["tcp://127.0.0.1:0"],
-        bridge: shmBridge(shmUrl, { scanMs: 50 }),
-      });
-      const net = await connect(hub.urls[0]!, { name: "net" });
-      try {
-        await until(async () => (await net.topics()).length >= 4, "the topics on the hub", 5_000);
+      /**
+       * Starts a hub bridging the namespace; once it shows the topics, subscribes to each from its oldest
+       * message, publishes `text` to each in shm, and resolves with what each subscription got by then.
+       */
+      const bridged = async (text: string) => {
+        const hub = await Hub.listen({
+          urls: ["tcp://127.0.0.1:0"],
+          bridge: shmBridge(shmUrl, { scanMs: 50 }),
+        });
+        const net = await connect(hub.urls[0]!, { name: "net" });
+        await until(async () => (await net.topics()).length >= topics.length, "the topics on the hub", 5_000);
         const got: Record<string, string[]> = {};
-        for (const t of ["linked", "neg", "huge", "text"]) {
+        for (const t of topics) {
           got[t] = [];
           await net.subscribe(t, { init: "oldest" }, (m) => got[t]!.push(m.text()));
-          await shm.publish(t, "new");
+          await shm.publish(t, text);
         }
         await until(
-          () => Object.values(got).every((g) => g.includes("new")),
-          "each new message on the hub",
+          () => Object.values(got).every((g) => g.includes(text)),
+          `each ${text} on the hub`,
           5_000,
         );
-        assert.deepEqual(got.linked, ["new"], "the linked checkpoint was not followed");
+        return {
+          got,
+          close: async () => {
+            await net.close();
+            await hub.close();
+          },
+        };
+      };
+      const first = await bridged("new");
+      try {
+        assert.deepEqual(first.got.linked, ["new"], "the linked checkpoint was not followed");
         // The checkpoint is written (a file of its own, not through the link), and the victim is unchanged.
         await until(() => !lstatSync(file).isSymbolicLink(), "a checkpoint of the bridge's own", 5_000);
         assert.deepEqual(Object.keys(JSON.parse(readFileSync(file, "utf8")) as object).sort(), [
@@ -221,11 +236,10 @@ describe("the hub as a bridge to shared memory", () => {
         ]);
         assert.equal(readFileSync(victim, "utf8"), "precious");
       } finally {
-        await net.close();
-        await hub.close();
+        await first.close();
       }
 
-      // Entries that are not two seqs are left out (those topics start as new ones do); good ones are used.
+      // Entries that are not two seqs are left out: those topics start as new ones do.
       writeFileSync(
         file,
         JSON.stringify({
@@ -235,29 +249,12 @@ describe("the hub as a bridge to shared memory", () => {
           linked: null,
         }),
       );
-      for (const t of ["linked", "neg", "huge", "text"]) await shm.publish(t, "while stopped");
-      const hub2 = await Hub.listen({
-        urls: ["tcp://127.0.0.1:0"],
-        bridge: shmBridge(shmUrl, { scanMs: 50 }),
-      });
-      const net2 = await connect(hub2.urls[0]!, { name: "net" });
+      for (const t of topics) await shm.publish(t, "while stopped");
+      const second = await bridged("after");
       try {
-        await until(async () => (await net2.topics()).length >= 4, "the topics on the second hub", 5_000);
-        const got: Record<string, string[]> = {};
-        for (const t of ["linked", "neg", "huge", "text"]) {
-          got[t] = [];
-          await net2.subscribe(t, { init: "oldest" }, (m) => got[t]!.push(m.text()));
-          await shm.publish(t, "after");
-        }
-        await until(
-          () => Object.values(got).every((g) => g.includes("after")),
-          "each message on the hub",
-          5_000,
-        );
-        for (const t of Object.keys(got)) assert.deepEqual(got[t], ["after"], t);
+        for (const t of topics) assert.deepEqual(second.got[t], ["after"], t);
       } finally {
-        await net2.close();
-        await hub2.close();
+        await second.close();
       }
     } finally {
       await shm.close();
