@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { connect } from "../../src/index.js";
+import { connect, isEzipcError } from "../../src/index.js";
 import { ended, tempDir, within } from "../helpers.js";
 import { startCliHub } from "./hubs.js";
 
@@ -74,6 +74,63 @@ describe("a hub on a slow disk", () => {
       assert.equal(first.value.text(), "entry");
     } finally {
       await c.close();
+      again.kill("SIGINT");
+      await within(ended(again), 10_000, "the hub to exit");
+      tmp.cleanup();
+    }
+  });
+
+  it("a sync that fails (EIO) keeps its writes waiting, refuses new durable ones, and takes them once syncs succeed", async () => {
+    const tmp = tempDir();
+    const sock = path.join(tmp.dir, "hub.sock");
+    const data = path.join(tmp.dir, "data");
+    // Slow fsyncs make the store sync on the thread pool (fdatasync); each pool thread's first two of those
+    // fail (strace counts per thread).
+    const failing = [
+      ...["strace", "-f", "-qq", "--seccomp-bpf", "-o", "/dev/null", "-e", "trace=fsync,fdatasync"],
+      ...["-e", "inject=fsync:delay_enter=100000", "-e", "inject=fdatasync:error=EIO:when=1..2"],
+    ];
+    const tracer = await startCliHub(sock, data, ["--no-metrics"], true, undefined, failing);
+    const hubPid = Number(
+      execFileSync("pgrep", ["-P", String(tracer.pid)])
+        .toString()
+        .trim()
+        .split("\n")[0],
+    );
+    const c = await connect(`unix://${sock}`, { name: "durable", requestTimeoutMs: 20_000 });
+    try {
+      const kept = await c.allocate("kept", 8, "request", { persistent: true });
+      const first = kept.write(Buffer.from("first..."));
+      // While the syncs fail (a few seconds at most: the retries back off from 10 ms), a new durable write is
+      // refused at once, nothing of it written; a write to a key that is not persistent goes on.
+      const plain = await c.allocate("plain", 8, "request");
+      let refused = false;
+      for (let i = 0; i < 200 && !refused; i++) {
+        await plain.write(Buffer.alloc(8, i));
+        refused = await kept.write(Buffer.alloc(8, i)).then(
+          () => false,
+          (err: unknown) => {
+            if (isEzipcError(err, "EZIPC_STORE")) return true;
+            throw err;
+          },
+        );
+      }
+      assert.ok(refused, "a durable write was refused with EZIPC_STORE while the syncs failed");
+      // ...and the first, which waited, is acknowledged once a sync succeeds (the batch saved again).
+      await within(first, 15_000, "the first write's acknowledgement");
+      await within(kept.write(Buffer.from("last....")), 15_000, "a write once syncs succeed");
+    } finally {
+      await c.close();
+    }
+    process.kill(hubPid, "SIGKILL");
+    await within(ended(tracer), 10_000, "the traced hub to end");
+    const again = await startCliHub(sock, data, ["--no-metrics"]);
+    const d = await connect(`unix://${sock}`, { name: "after" });
+    try {
+      const kept = await d.allocate("kept", 8, "request", { persistent: true, openExisting: true });
+      assert.equal(Buffer.from(await kept.read()).toString(), "last....");
+    } finally {
+      await d.close();
       again.kill("SIGINT");
       await within(ended(again), 10_000, "the hub to exit");
       tmp.cleanup();
