@@ -41,6 +41,39 @@ export function parseTlsUrl(url: URL): {
   return { host, port, files };
 }
 
+/**
+ * The server side's TLS options (the URL's files, then `options.tls`), checked before anything listens: a
+ * certificate and its key must be there and usable. Throws `EZIPC_INVALID_URL` naming the URL and what is
+ * wrong (a listener without them would accept connections and fail every handshake).
+ */
+export function serverTlsOptions(
+  url: URL,
+  files: { cert?: Buffer; key?: Buffer; ca?: Buffer },
+  options: tls.TlsOptions | undefined,
+): tls.TlsOptions {
+  const merged: tls.TlsOptions = { ...files, ...options };
+  const hasIdentity =
+    (merged.cert !== undefined && merged.key !== undefined) ||
+    merged.pfx !== undefined ||
+    merged.SNICallback !== undefined;
+  if (!hasIdentity) {
+    throw new EzipcError(
+      "EZIPC_INVALID_URL",
+      `${url.href}: a ${url.protocol}// listener needs a certificate and its key (?cert=FILE&key=FILE, or options.tls)`,
+    );
+  }
+  try {
+    tls.createSecureContext(merged);
+  } catch (err) {
+    throw new EzipcError(
+      "EZIPC_INVALID_URL",
+      `${url.href}: the certificate, its key or the CA is not usable: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  return merged;
+}
+
 function tlsUrl(address: string | undefined, port: number | undefined): string {
   return tcpUrl(address, port).replace(/^tcp:/, "tls:");
 }
@@ -57,7 +90,7 @@ export const tlsTransport: Transport = {
   async listen(url: URL, options: ListenOptions): Promise<Listener> {
     const { host, port, files } = parseTlsUrl(url);
     const resolved = resolveConnectionOptions(options);
-    const server = tls.createServer({ ...files, ...options.tls });
+    const server = tls.createServer(serverTlsOptions(url, files, options.tls));
     await listenAt(server, { host, port, backlog: options.backlog ?? 511 }, url.href);
     const addr = server.address() as net.AddressInfo;
     const listener = new StreamListener(

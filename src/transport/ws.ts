@@ -16,7 +16,7 @@ import { EzipcError } from "../errors.js";
 import { listenAt, netClose } from "./net-dial.js";
 import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
-import { parseTlsUrl } from "./tls.js";
+import { parseTlsUrl, serverTlsOptions } from "./tls.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
 import { WebSocketStream } from "./ws-stream.js";
 
@@ -98,7 +98,7 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
       };
       const server =
         scheme === "wss"
-          ? https.createServer({ ...httpOptions, ...files, ...options.tls })
+          ? https.createServer({ ...httpOptions, ...serverTlsOptions(url, files, options.tls) })
           : http.createServer(httpOptions);
       const maxMessageBytes = resolved.maxFrameBytes + 4 + MESSAGE_SLACK_BYTES;
       const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: maxMessageBytes });

@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import path from "node:path";
 import { describe, it } from "node:test";
 import { connect, dial, Hub, isEzipcError, listen } from "../../src/index.js";
 import { nextEvent, tempDir, testCertificates, within } from "../helpers.js";
@@ -41,6 +43,41 @@ describe("tls:// transport", () => {
       await c.close();
     } finally {
       await hub.close();
+      tmp.cleanup();
+    }
+  });
+
+  it("a tls:// or wss:// listener without a usable certificate and key is refused with EZIPC_INVALID_URL, before it listens", async () => {
+    const tmp = tempDir();
+    const certs = testCertificates(tmp.dir);
+    const junk = path.join(tmp.dir, "junk.pem");
+    writeFileSync(junk, "not a certificate\n");
+    try {
+      for (const scheme of ["tls", "wss"]) {
+        const cases: [string, RegExp][] = [
+          [`${scheme}://127.0.0.1:0`, /needs a certificate and its key/],
+          [`${scheme}://127.0.0.1:0?cert=${certs.certFile}`, /needs a certificate and its key/],
+          [
+            `${scheme}://127.0.0.1:0?cert=${junk}&key=${junk}`,
+            /certificate, its key or the CA is not usable/,
+          ],
+          [`${scheme}://127.0.0.1:0?cert=${certs.certFile}&key=${junk}`, /not usable/],
+        ];
+        for (const [url, says] of cases) {
+          await assert.rejects(
+            listen(url),
+            (e) => isEzipcError(e, "EZIPC_INVALID_URL") && says.test(e.message),
+            url,
+          );
+          // A hub says the same (it was EZIPC_STORE with OpenSSL's words, or a hub failing every handshake).
+          await assert.rejects(
+            Hub.listen({ urls: [url] }),
+            (e) => isEzipcError(e, "EZIPC_INVALID_URL") && says.test(e.message),
+            url,
+          );
+        }
+      }
+    } finally {
       tmp.cleanup();
     }
   });
