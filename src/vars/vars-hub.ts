@@ -807,8 +807,12 @@ export class VarsHub {
   private persistNow(block: Block): void {
     try {
       this.store.save([{ key: block.key, kind: block.kind, version: block.version, data: block.data }]);
-      // In the store now (it survives a kill of the hub); on disk with the sync this starts.
-      this.store.afterDurable?.(() => {});
+      // In the store now (it survives a kill of the hub); on disk with the sync this starts (a failed one is
+      // logged: the next sync that succeeds covers the key too, as it covers the whole log).
+      this.store.afterDurable?.((err) => {
+        if (err !== undefined)
+          log("warn", "hub", "syncing a new persistent key failed", { key: block.key, error: err });
+      });
     } catch (err) {
       this.table.delete(block);
       throw new EzipcError("EZIPC_STORE", `persisting ${block.key} failed: ${(err as Error).message}`, {
