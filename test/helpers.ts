@@ -287,3 +287,30 @@ export function runToEnd(
     child.once("close", (code) => resolve({ code, out }));
   });
 }
+
+/**
+ * The command prefix that runs a program under strace with its fsync and fdatasync calls changed by
+ * `injections` (values of `-e inject=`, e.g. `fsync,fdatasync:delay_enter=1000000`): a slow or failing disk.
+ * `detachable`: a SIGTERM to strace lets the program go on untraced (-I1, and no seccomp filter, which would
+ * stay behind and fail those calls with ENOSYS).
+ */
+export function underStrace(injections: string[], detachable = false): string[] {
+  return [
+    "strace",
+    "-f",
+    "-qq",
+    ...(detachable ? ["-I1"] : ["--seccomp-bpf"]),
+    ...["-o", "/dev/null", "-e", "trace=fsync,fdatasync"],
+    ...injections.flatMap((i) => ["-e", `inject=${i}`]),
+  ];
+}
+
+/** The pid of `parent`'s (first) child process: the program a wrapper such as strace runs. */
+export function childPid(parent: ChildProcess): number {
+  return Number(
+    execFileSync("pgrep", ["-P", String(parent.pid)])
+      .toString()
+      .trim()
+      .split("\n")[0],
+  );
+}

@@ -341,11 +341,8 @@ export class PubSub implements HubPart {
       return true;
     }
     this.retry.succeeded(); // nothing left to commit: nothing is failing
-    const acks = this.pendingAcks;
+    this.acknowledge(this.pendingAcks);
     this.pendingAcks = [];
-    // (Acks put back by a failed sync while a later batch syncs: answered after it, in order.)
-    if (this.store?.afterDurable && acks.length > 0) this.store.afterDurable(() => this.acknowledge(acks));
-    else this.acknowledge(acks);
     return true;
   }
 

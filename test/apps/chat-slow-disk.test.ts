@@ -1,21 +1,21 @@
 // The chat server (SQLite) on a slow disk: every fsync takes a second (strace injects the delay). A line
 // waits for its sync before it is acknowledged; the rest of the server (members, rooms) does not wait.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { ChatClient } from "../../src/apps/chat/client.js";
-import { ended, tempDir, within } from "../helpers.js";
+import { childPid, ended, tempDir, underStrace, within } from "../helpers.js";
 import { startChatServer } from "./chat-server-process.js";
 
 describe("the chat server on a slow disk", () => {
   it("acknowledges a line once synced, and answers other requests meanwhile", async () => {
     const tmp = tempDir();
     const db = path.join(tmp.dir, "chat.db");
-    const { child: tracer, url } = await startChatServer("0", `sqlite:${db}`, [
-      ...["strace", "-f", "-qq", "--seccomp-bpf", "-o", "/dev/null", "-e", "trace=fsync,fdatasync"],
-      ...["-e", "inject=fsync,fdatasync:delay_enter=1000000"],
-    ]);
+    const { child: tracer, url } = await startChatServer(
+      "0",
+      `sqlite:${db}`,
+      underStrace(["fsync,fdatasync:delay_enter=1000000"]),
+    );
     try {
       const alice = await ChatClient.connect(url);
       const bob = await ChatClient.connect(url);
@@ -38,11 +38,7 @@ describe("the chat server on a slow disk", () => {
       }
     } finally {
       // (The server, the tracer's child, is asked to stop; the tracer ends with it.)
-      const server = execFileSync("pgrep", ["-P", String(tracer.pid)])
-        .toString()
-        .trim()
-        .split("\n")[0];
-      process.kill(Number(server), "SIGINT");
+      process.kill(childPid(tracer), "SIGINT");
       await within(ended(tracer), 10_000, "the chat server to exit");
       tmp.cleanup();
     }

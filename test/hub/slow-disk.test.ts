@@ -2,27 +2,14 @@
 // (an acknowledged write to a persistent key, a publish to a persisted topic) waits; nothing else does — the
 // hub's event loop never waits on a sync — and what was acknowledged survives a kill -9.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { connect, isEzipcError } from "../../src/index.js";
-import { ended, exited, tempDir, until, within } from "../helpers.js";
+import { childPid, ended, exited, tempDir, underStrace, until, within } from "../helpers.js";
 import { startCliHub } from "./hubs.js";
 
-const SLOW_SYNC_US = 1_000_000;
-const slowDisk = [
-  "strace",
-  "-f",
-  "-qq",
-  "--seccomp-bpf",
-  "-o",
-  "/dev/null",
-  "-e",
-  "trace=fsync,fdatasync",
-  "-e",
-  `inject=fsync,fdatasync:delay_enter=${SLOW_SYNC_US}`,
-];
+const slowDisk = underStrace(["fsync,fdatasync:delay_enter=1000000"]);
 
 describe("a hub on a slow disk", () => {
   it("delays only what waits for the disk: other clients' writes, publishes and calls go on meanwhile", async () => {
@@ -30,12 +17,7 @@ describe("a hub on a slow disk", () => {
     const sock = path.join(tmp.dir, "hub.sock");
     const data = path.join(tmp.dir, "data");
     const tracer = await startCliHub(sock, data, ["--no-metrics"], false, undefined, slowDisk);
-    const hubPid = Number(
-      execFileSync("pgrep", ["-P", String(tracer.pid)])
-        .toString()
-        .trim()
-        .split("\n")[0],
-    );
+    const hubPid = childPid(tracer);
     const a = await connect(`unix://${sock}`, { name: "durable", requestTimeoutMs: 20_000 });
     const b = await connect(`unix://${sock}`, { name: "plain", requestTimeoutMs: 20_000 });
     try {
@@ -86,19 +68,10 @@ describe("a hub on a slow disk", () => {
     const sock = path.join(tmp.dir, "hub.sock");
     const data = path.join(tmp.dir, "data");
     // Slow fsyncs make the store sync on the thread pool (fdatasync), and every fdatasync fails, until the
-    // tracer is stopped (-I1: a SIGTERM stops it): it then lets the hub go on untraced.
-    const failing = [
-      // (No --seccomp-bpf here: its filter would stay behind the tracer and fail every sync with ENOSYS.)
-      ...["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=fsync,fdatasync"],
-      ...["-e", "inject=fsync:delay_enter=100000", "-e", "inject=fdatasync:error=EIO", "-I1"],
-    ];
+    // tracer is stopped: it then lets the hub go on untraced.
+    const failing = underStrace(["fsync:delay_enter=100000", "fdatasync:error=EIO"], true);
     const tracer = await startCliHub(sock, data, ["--no-metrics"], true, undefined, failing);
-    const hubPid = Number(
-      execFileSync("pgrep", ["-P", String(tracer.pid)])
-        .toString()
-        .trim()
-        .split("\n")[0],
-    );
+    const hubPid = childPid(tracer);
     const c = await connect(`unix://${sock}`, { name: "durable", requestTimeoutMs: 20_000 });
     try {
       const kept = await c.allocate("kept", 8, "request", { persistent: true });
