@@ -162,6 +162,15 @@ describe("ezipc CLI", () => {
         ["chat-server", "--db", "mysql://nobody:wrong@127.0.0.1:3306/ezipc_none", "--port", "0"],
         /EZIPC_STORE: cannot open mysql:\/\/nobody:\*\*\*@/,
       );
+      // A key file where none can be written; commands that need a hub or a socket, given shm://.
+      await fails(
+        ["keygen", path.join(tmp.dir, "no", "such", "dir", "k.key")],
+        /EZIPC_AUTH: cannot write the key file/,
+      );
+      await fails(["keygen", "/proc/ezipc.key"], /EZIPC_AUTH: cannot write the key file/);
+      await fails(["stats", "--url", "shm:///none"], /EZIPC_NOT_SUPPORTED: shm:\/\/\/none has no hub/);
+      await fails(["echo", "x", "--url", "shm://"], /EZIPC_INVALID_URL: .*shared memory between processes/);
+      await fails(["listen", "shm://"], /EZIPC_INVALID_URL: .*shared memory between processes/);
       assert.deepEqual(readdirSync(tmp.dir), [], "nothing was created");
     } finally {
       tmp.cleanup();

@@ -73,6 +73,9 @@ export function cliSecurity(): { secure?: ClientSecurity } {
 }
 
 async function withClient<T>(url: string, fn: (c: HubClient) => Promise<T>): Promise<T> {
+  if (url.startsWith("shm:")) {
+    throw new EzipcError("EZIPC_NOT_SUPPORTED", `${url} has no hub to ask: this command needs a hub's URL`);
+  }
   const { connect } = await import("../client/client.js");
   const client = await connect(url, { name: `ezipc-cli:${process.pid}`, reconnect: false, ...cliSecurity() });
   try {

@@ -28,8 +28,14 @@ export function generateKeyFile(file: string): KeyPair {
     null,
     2,
   );
-  writeFileSync(file, `${json}\n`, { mode: 0o600, flag: "wx" });
-  chmodSync(file, 0o600);
+  try {
+    writeFileSync(file, `${json}\n`, { mode: 0o600, flag: "wx" });
+    chmodSync(file, 0o600);
+  } catch (err) {
+    throw new EzipcError("EZIPC_AUTH", `cannot write the key file ${file}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   return pair;
 }
 

@@ -32,7 +32,15 @@ export function transportFor(url: string | URL): { transport: Transport; url: UR
   const transport = transports.get(parsed.protocol.slice(0, -1));
   if (!transport) {
     const known = [...transports.keys()].map((s) => `${s}://`).join(", ");
-    throw new EzipcError("EZIPC_INVALID_URL", `no transport for ${parsed.protocol}// (known: ${known})`);
+    // shm:// is the shared-memory backend (connect() of "ezipc"), which has no byte stream to dial.
+    const why =
+      parsed.protocol === "shm:"
+        ? ': shm:// is shared memory between processes, not a transport (connect() from "ezipc" takes it; hub connections, listeners and echo do not)'
+        : "";
+    throw new EzipcError(
+      "EZIPC_INVALID_URL",
+      `no transport for ${parsed.protocol}//${why} (known: ${known})`,
+    );
   }
   return { transport, url: parsed };
 }
