@@ -214,6 +214,8 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly clients = new Map<string, ClientState>();
   private readonly byConn = new Map<Connection, ClientState>();
   private readonly startedAt = Date.now();
+  /** This run of the hub, at the end of every client id it gives (a resume token of another run is told apart). */
+  private readonly run = randomBytes(6).toString("hex");
   private closing = false;
   /** Connections this hub lost to faults, by kind, and failed secure handshakes by reason. */
   private readonly faults = {
@@ -615,6 +617,10 @@ export class Hub extends EventEmitter<HubEvents> {
     }
     let client = hello.resume ? this.clients.get(hello.resume) : undefined;
     const resumed = client !== undefined;
+    // A client id ends with the run that gave it: one of another run resumes from seqs and versions this
+    // run never gave.
+    const earlierRun = !resumed && hello.resume !== undefined && !hello.resume.endsWith(this.run);
+    if (earlierRun) this.pubsub.fromEarlierHub(conn);
     if (client) {
       if (client.windowTimer) clearTimeout(client.windowTimer);
       client.windowTimer = null;
@@ -624,13 +630,13 @@ export class Hub extends EventEmitter<HubEvents> {
       }
       client.name = displayName(hello.name, conn);
     } else {
-      client = new ClientState(randomBytes(12).toString("hex"), displayName(hello.name, conn));
+      client = new ClientState(randomBytes(12).toString("hex") + this.run, displayName(hello.name, conn));
       this.clients.set(client.id, client);
     }
     client.conn = conn;
     client.since = Date.now();
     if (hello.features.includes("flow")) this.pubsub.flowCapable(conn);
-    this.vars.attach(client);
+    this.vars.attach(client, earlierRun);
     this.byConn.set(conn, client);
     sendTo(
       conn,

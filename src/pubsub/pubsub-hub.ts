@@ -155,6 +155,8 @@ export class PubSub implements HubPart {
   readonly publishAckLatency = new Histogram();
   /** Clustered: the topics' mirrors of the cluster (topic-mirrors.ts). */
   private readonly mirrors: TopicMirrors | null;
+  /** Connections of clients that resume from an earlier run of the hub (fromEarlierHub). */
+  private readonly earlierHub = new WeakSet<Connection>();
 
   constructor(
     options: PubSubOptions,
@@ -240,6 +242,15 @@ export class PubSub implements HubPart {
   }
 
   /** `conn` said in its hello that it understands `publishFlow` (feature "flow"). */
+  /**
+   * `conn` is a client coming back from an earlier run of this hub (or from another hub): the seqs it
+   * resumes topics from were not given by this run, so its `resume` cursors on topics this hub did not keep
+   * (not persisted, not clustered: their seqs began again at 1) start at their oldest message instead.
+   */
+  fromEarlierHub(conn: Connection): void {
+    this.earlierHub.add(conn);
+  }
+
   flowCapable(conn: Connection): void {
     this.holds.flowCapable(conn);
   }
@@ -631,11 +642,15 @@ export class PubSub implements HubPart {
         behind: new Set(),
       };
       const resume = new Map(m.resume.map((r) => [r.topic, r.seq]));
+      // Topics whose seqs this run began again (kept only in memory) and that the client saw in an earlier
+      // run: every seq it resumes from names another message here, so it starts at the topic's oldest.
+      const earlier = this.earlierHub.has(conn) && !this.mirrors;
+      const startsAgain = (t: Topic): boolean => earlier && !t.durable && resume.has(t.name);
       const start = (t: Topic): number => {
         const r = resume.get(t.name);
         // A resume seq beyond what this topic ever gave out: the hub restarted without its history (a
         // topic not persisted), so its seqs began again: start at its oldest rather than skip them.
-        if (r !== undefined) return r > t.seqOf(t.visible) ? t.firstIndex : t.indexOf(r);
+        if (r !== undefined) return startsAgain(t) || r > t.seqOf(t.visible) ? t.firstIndex : t.indexOf(r);
         switch (m.init) {
           case INIT_OLDEST:
             return t.firstIndex;
@@ -656,7 +671,8 @@ export class PubSub implements HubPart {
         this.addSubToTopic(sub, t);
         const cursor = start(t);
         sub.cursors.set(t, cursor);
-        if (!resume.has(t.name) && (m.init === INIT_OLDEST || m.init === INIT_FROM_SEQ)) sub.noJump.add(t);
+        if (startsAgain(t) || (!resume.has(t.name) && (m.init === INIT_OLDEST || m.init === INIT_FROM_SEQ)))
+          sub.noJump.add(t);
         if (cursor < t.visible) sub.ready.add(t);
       }
       // For a single topic, `ok.version` carries the seq the subscription starts at (for resuming later).

@@ -44,6 +44,11 @@ export class PeerVars {
   resynced: Set<number> | null = null;
   /** The client is gone for good (an answer that comes later from the cluster adds no pointer). */
   gone = false;
+  /**
+   * Until its first resync is done: the client comes back from an earlier run of the hub (or another hub),
+   * so the keys it resynchronises that this run did not keep (not persistent) are other keys of the same name.
+   */
+  fromEarlierRun = false;
 }
 
 /** A client as this part sees it. */

@@ -220,10 +220,14 @@ export class VarsHub {
     return true;
   }
 
-  /** A client (re)connected: it resynchronises its pointers next. */
-  attach(peer: VarsPeer): void {
+  /**
+   * A client (re)connected: it resynchronises its pointers next. `fromEarlierRun`: it held them on an
+   * earlier run of the hub (its resume token is of another run).
+   */
+  attach(peer: VarsPeer, fromEarlierRun = false): void {
     peer.vars.congested = false;
     peer.vars.resynced = new Set();
+    peer.vars.fromEarlierRun = fromEarlierRun && !this.cluster;
   }
 
   /** Releases every pointer of a client that is gone for good. */
@@ -627,6 +631,14 @@ export class VarsHub {
         block = this.find(m.key);
         h = client.vars.holdings.get(block.id);
       }
+      // The key this client held on an earlier run went with it (only persistent keys are kept, with their
+      // versions): one of the same name made since is another key, whose versions began again.
+      if (client.vars.fromEarlierRun && !block.persistent) {
+        throw new EzipcError(
+          "EZIPC_KEY_DISPOSED",
+          `key ${m.key} was not kept across the hub's restart (not persistent): the one there now is another`,
+        );
+      }
       const before = h ? h.counts[0] + h.counts[1] + h.counts[2] : 0;
       // The same bound as allocate/watch: the pointers this client will hold after the resync.
       if (client.vars.pointers - before + total > this.maxPointersPerClient) {
@@ -653,6 +665,7 @@ export class VarsHub {
   private onResyncDone(client: VarsPeer, m: Infer<typeof varsMessages.resyncDone>): void {
     const kept = client.vars.resynced;
     client.vars.resynced = null;
+    client.vars.fromEarlierRun = false;
     if (kept) {
       for (const h of [...client.vars.holdings.values()])
         if (!kept.has(h.block.id)) this.dropHolding(client, h);

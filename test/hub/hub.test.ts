@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { renameSync } from "node:fs";
+import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
 import v8 from "node:v8";
@@ -12,9 +14,10 @@ import {
   type HubClient,
   type IpcPtr,
   isEzipcError,
+  SqliteStore,
   t,
 } from "../../src/index.js";
-import { nextEvent, within } from "../helpers.js";
+import { nextEvent, tempDir, until, within } from "../helpers.js";
 import { withHub } from "./hubs.js";
 import { proto, type RawMessage, rawClient } from "./raw-client.js";
 
@@ -216,6 +219,49 @@ describe("hub: sync policies", () => {
     assert.ok(s.keys >= 1);
     p.dispose();
     q?.dispose();
+  });
+});
+
+describe("hub: restarts", () => {
+  it("a client back from an earlier run keeps its persistent keys; a key not kept is invalidated, even when one of its name was made since", async () => {
+    const tmp = tempDir();
+    const dir = path.join(tmp.dir, "data");
+    const sock = path.join(tmp.dir, "hub.sock");
+    const hub = await Hub.listen({ urls: [`unix://${sock}`], store: SqliteStore.inDir(dir) });
+    const a = await connect(`unix://${sock}`, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    let hub2: Hub | undefined;
+    try {
+      const mem = await a.allocate("restart.mem", 4, "lazy");
+      const kept = await a.allocate("restart.kept", 4, "lazy", { persistent: true });
+      await mem.write(Buffer.from("aaaa"));
+      assert.equal(await mem.write(Buffer.from("AAAA")), 3);
+      await kept.write(Buffer.from("kkkk"));
+      await hub.close();
+      await until(() => mem.status === "stale", "the hub's loss seen");
+
+      // Another client makes a key of the same name on the new run, up to the version `a` saw, before `a`
+      // can come back (the new hub's socket is moved to the old path once that is done).
+      const sock2 = path.join(tmp.dir, "hub2.sock");
+      hub2 = await Hub.listen({ urls: [`unix://${sock2}`], store: SqliteStore.inDir(dir) });
+      const b = await connect(`unix://${sock2}`);
+      const other = await b.allocate("restart.mem", 4, "lazy");
+      await other.write(Buffer.from("bbbb"));
+      assert.equal(await other.write(Buffer.from("BBBB")), 3);
+      renameSync(sock2, sock);
+      await until(() => mem.status === "invalidated" && kept.status === "live", "the resync", 10_000);
+      assert.throws(() => mem.read(), { code: "EZIPC_KEY_DISPOSED" });
+      assert.equal(Buffer.from(await kept.read()).toString(), "kkkk");
+      assert.equal(await kept.write(Buffer.from("KKKK")), 3);
+      // The new key is unharmed, and `a` can hold it anew.
+      assert.equal(hub2.peek("restart.mem")!.refcount, 1);
+      const again = await a.watch("restart.mem", "lazy");
+      assert.equal(Buffer.from(await again!.read()).toString(), "BBBB");
+      await b.close();
+    } finally {
+      await a.close();
+      await hub2?.close();
+      tmp.cleanup();
+    }
   });
 });
 

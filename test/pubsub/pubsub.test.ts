@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { rmSync } from "node:fs";
+import { renameSync, rmSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -632,6 +632,55 @@ describe("pub/sub limits and persistence", () => {
         await hub.close();
       }
     } finally {
+      tmp.cleanup();
+    }
+  });
+
+  it("a subscriber resuming after a hub restart gets everything published since: from seq 1 on a topic kept in memory, where it was on a persisted one", async () => {
+    const tmp = tempDir();
+    const dir = path.join(tmp.dir, "data");
+    const sock = path.join(tmp.dir, "hub.sock");
+    const hub = await Hub.listen({ urls: [`unix://${sock}`], store: SqliteStore.inDir(dir) });
+    const sub = await connect(`unix://${sock}`, { reconnect: { initialDelayMs: 10, maxDelayMs: 50 } });
+    let hub2: Hub | undefined;
+    try {
+      const got: string[] = [];
+      for (const topic of ["mem", "kept"]) {
+        await sub.subscribe(topic, {}, (m) => {
+          got.push(`${topic} ${m.seq} ${m.text()}`);
+        });
+      }
+      const pub = await connect(`unix://${sock}`);
+      await pub.configureTopic("kept", { persist: true });
+      for (let i = 1; i <= 5; i++) {
+        await pub.publish("mem", `a${i}`);
+        await pub.publish("kept", `a${i}`);
+      }
+      await until(() => got.length === 10, "the first ten messages");
+      await pub.close();
+      await hub.close();
+
+      // The restarted hub takes publishes before the subscriber can reach it: it listens elsewhere, and its
+      // socket is moved to the old path once they are in.
+      const sock2 = path.join(tmp.dir, "hub2.sock");
+      hub2 = await Hub.listen({ urls: [`unix://${sock2}`], store: SqliteStore.inDir(dir) });
+      const pub2 = await connect(`unix://${sock2}`);
+      for (let i = 1; i <= 8; i++) await pub2.publish("mem", `b${i}`);
+      for (let i = 1; i <= 3; i++) await pub2.publish("kept", `b${i}`);
+      await pub2.close();
+      renameSync(sock2, sock);
+      await until(() => got.length === 21, "the messages published after the restart", 10_000);
+      assert.deepEqual(
+        got.slice(10).filter((g) => g.startsWith("mem")),
+        Array.from({ length: 8 }, (_, i) => `mem ${i + 1} b${i + 1}`),
+      );
+      assert.deepEqual(
+        got.slice(10).filter((g) => g.startsWith("kept")),
+        ["kept 6 b1", "kept 7 b2", "kept 8 b3"],
+      );
+    } finally {
+      await sub.close();
+      await hub2?.close();
       tmp.cleanup();
     }
   });
