@@ -327,17 +327,27 @@ export class Bridge {
   private barrier(c: Cursor, side: "shm" | "hub", confirm: () => Promise<unknown>): (seq: bigint) => void {
     let upTo = 0n;
     let scheduled = false;
+    // A seq not above the last one seen: that side's topic started over (a hub restarted without keeping
+    // it), and the cursor must follow it down, or a later restart of the bridge would skip as many.
+    let lastSeen = c[side];
+    let startedOver = false;
     const run = async () => {
       const seq = upTo;
+      const reset = startedOver;
+      startedOver = false;
       try {
         await confirm();
-        this.advance(c, side, seq);
+        if (reset) {
+          c[side] = seq;
+          this.dirty = true;
+        } else this.advance(c, side, seq);
       } catch (err) {
+        if (reset) startedOver = true;
         if (!this.closed)
           log("warn", "bridge", "forwarded messages were not confirmed", { side, error: err });
       } finally {
         scheduled = false;
-        if (upTo > c[side] && !this.closed) schedule();
+        if ((startedOver || upTo > c[side]) && !this.closed) schedule();
       }
     };
     const schedule = () => {
@@ -345,7 +355,11 @@ export class Bridge {
       setImmediate(() => void run());
     };
     return (seq) => {
-      if (seq > upTo) upTo = seq;
+      if (seq <= lastSeen) {
+        startedOver = true;
+        upTo = seq;
+      } else if (seq > upTo) upTo = seq;
+      lastSeen = seq;
       if (!scheduled) schedule();
     };
   }

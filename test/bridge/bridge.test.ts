@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { lstatSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -172,6 +172,84 @@ describe("the hub as a bridge to shared memory", () => {
       await net.close();
       await shm.close();
       await hub.close();
+    }
+  });
+
+  it("a hub restarted without its topics: the bridge forwards what they got since, and its checkpoint follows their seqs down", async () => {
+    const ns = namespace();
+    const shmUrl = `shm:///${ns}` as const;
+    const tmp = tempDir();
+    const sock = path.join(tmp.dir, "hub.sock");
+    const hub = await Hub.listen({ urls: [`unix://${sock}`] });
+    const shm: ShmClient = await connect(shmUrl, { name: "reader" });
+    const startBridge = async (): Promise<ChildProcess> => {
+      const child = spawn(process.execPath, [cli, "bridge", shmUrl, "--url", `unix://${sock}`], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const lines = outputLines(child);
+      await until(() => lines.some((l) => l.startsWith("bridging")), "the bridge to start", 10_000);
+      return child;
+    };
+    let bridge: ChildProcess | null = null;
+    let hub2: Hub | undefined;
+    try {
+      const onShm: string[] = [];
+      await shm.publish("t", "start");
+      await shm.subscribe("t", { init: "oldest" }, (m) => {
+        if (m.headers[BRIDGED_HEADER] === "hub") onShm.push(m.text());
+      });
+      bridge = await startBridge();
+      const net = await connect(`unix://${sock}`, { name: "net" });
+      await until(async () => (await net.topics("t")).length === 1, "t on the hub", 5_000);
+      for (let i = 1; i <= 10; i++) await net.publish("t", `a${i}`);
+      await until(() => onShm.includes("a10"), "a10 in shm", 10_000);
+      await net.close();
+      await hub.close();
+
+      // The restarted hub (memory only) takes five messages before the bridge reaches it.
+      const sock2 = path.join(tmp.dir, "hub2.sock");
+      hub2 = await Hub.listen({ urls: [`unix://${sock2}`] });
+      const net2 = await connect(`unix://${sock2}`, { name: "net2" });
+      for (let i = 1; i <= 5; i++) await net2.publish("t", `x${i}`);
+      renameSync(sock2, sock);
+      await until(() => onShm.includes("x5"), "what the restarted hub got, in shm", 10_000);
+      assert.deepEqual(
+        onShm.filter((t) => t.startsWith("x")),
+        ["x1", "x2", "x3", "x4", "x5"],
+      );
+      // The checkpoint names the new run's seq 5, not the old run's 10: a bridge restarted once the hub's
+      // topic is past 10 would otherwise skip seqs 6 to 10.
+      const file = path.join(shm.dir, ".bridge.bridge.json");
+      const checkpointed = () => {
+        try {
+          return (JSON.parse(readFileSync(file, "utf8")) as Record<string, { hub: string }>).t?.hub;
+        } catch {
+          return undefined;
+        }
+      };
+      await until(() => checkpointed() === "5", "the checkpoint to follow the hub's seqs down", 5_000).catch(
+        (err) => {
+          throw new Error(`${(err as Error).message}: it names ${checkpointed()}`);
+        },
+      );
+      bridge.kill("SIGKILL");
+      await new Promise((r) => bridge!.once("exit", r));
+      for (let i = 6; i <= 15; i++) await net2.publish("t", `x${i}`);
+      bridge = await startBridge();
+      await until(() => onShm.includes("x15"), "x15 in shm", 10_000);
+      assert.deepEqual(
+        onShm.filter((t) => t.startsWith("x")),
+        Array.from({ length: 15 }, (_, i) => `x${i + 1}`),
+      );
+      await net2.close();
+    } finally {
+      if (bridge) {
+        bridge.kill("SIGINT");
+        await within(new Promise((r) => bridge!.once("exit", r)), 10_000, "the bridge to exit");
+      }
+      await shm.close();
+      await hub2?.close();
+      tmp.cleanup();
     }
   });
 
