@@ -171,6 +171,7 @@ describe("ezipc CLI", () => {
       await fails(["stats", "--url", "shm:///none"], /EZIPC_NOT_SUPPORTED: shm:\/\/\/none has no hub/);
       await fails(["echo", "x", "--url", "shm://"], /EZIPC_INVALID_URL: .*shared memory between processes/);
       await fails(["listen", "shm://"], /EZIPC_INVALID_URL: .*shared memory between processes/);
+      await fails(["serve", "--allow-origin", "app.example"], /--allow-origin.*is not an origin/);
       assert.deepEqual(readdirSync(tmp.dir), [], "nothing was created");
     } finally {
       tmp.cleanup();

@@ -12,6 +12,7 @@ import { EzipcError } from "../errors.js";
 import { readAllowedClientsFile } from "../security/access.js";
 import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
 import type { BlockStore, SqliteStore } from "../store/store.js";
+import { checkAllowOrigins } from "../transport/ws-origins.js";
 import { globMatcher } from "../vars/glob.js";
 
 export function nonNegativeInt(v: string): number {
@@ -129,6 +130,18 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--no-ws", "do not listen for WebSocket clients")
     .option("--no-metrics", "do not serve GET /metrics (Prometheus) on the WebSocket port")
     .option("--no-dashboard", "do not serve the live dashboard (GET /) on the WebSocket port")
+    .option(
+      "--allow-origin <origin>",
+      "let web pages of this origin connect over WebSocket (repeatable; * for any). Pages of this machine (localhost, 127.0.0.1) are always let in, other sites' pages refused",
+      (v: string, prev: string[] = []) => {
+        try {
+          checkAllowOrigins([v]);
+        } catch (err) {
+          throw new InvalidArgumentError((err as Error).message.replace(/^allowOrigins: /, ""));
+        }
+        return [...prev, v];
+      },
+    )
     .option("-d, --data <dir>", "keep persistent keys in SQLite in this directory (default: memory only)")
     .option("--name <name>", "hub name shown to clients", "ezipc-hub")
     .option("--grace-ms <ms>", "how long a key with no pointer stays revivable", nonNegativeInt, 5_000)
@@ -211,6 +224,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           clusterHeartbeatMs: number;
           clusterHubTimeoutMs: number;
           ws: string | false;
+          allowOrigin?: string[];
           metrics: boolean;
           dashboard: boolean;
         },
@@ -244,6 +258,7 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           heartbeatTimeoutMs: o.heartbeatTimeoutMs,
           handshakeTimeoutMs: o.handshakeTimeoutMs,
           holdPublishersMs: o.holdPublishersMs,
+          allowOrigins: o.allowOrigin,
           security,
           bridge: o.bridge ? bridging!.shmBridge(o.bridge) : undefined,
           cluster: o.cluster

@@ -57,6 +57,7 @@ import { listen } from "../transport/registry.js";
 import { sendTo } from "../transport/send.js";
 import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
 import type { WsListener } from "../transport/ws.js";
+import { checkAllowOrigins } from "../transport/ws-origins.js";
 import { type Clock, systemClock } from "../vars/block-table.js";
 import { PeerVars, type VarsPeer } from "../vars/vars-holdings.js";
 import { VarsHub, type VarsOptions } from "../vars/vars-hub.js";
@@ -91,6 +92,13 @@ export interface HubOptions extends VarsOptions, PubSubOptions, RpcOptions, Conn
   reconnectWindowMs?: number;
   /** A connection that has not sent `hello` by then is closed. Default 5 s. */
   handshakeTimeoutMs?: number;
+  /**
+   * ws:// and wss:// listeners: web pages of other origins that may connect (`"https://app.example"`, or
+   * `"*"`). Pages of this machine (localhost, 127.0.0.0/8, [::1]), pages the hub serves at an IP address
+   * and clients that are not browsers are always admitted; any other site's page gets `403 Forbidden`, so
+   * a site the user visits cannot reach the hub through the browser (docs/security.md).
+   */
+  allowOrigins?: string[];
   /** Timers for the block lifecycle (tests inject a fake clock). */
   clock?: Clock;
   /**
@@ -275,6 +283,7 @@ export class Hub extends EventEmitter<HubEvents> {
    */
   static async listen(options: HubOptions): Promise<Hub> {
     checkHubOptions(options);
+    checkAllowOrigins(options.allowOrigins);
     // The NATS client loads only for a clustered hub (about 12 MiB of resident memory).
     const link = options.cluster
       ? await (await import("../cluster/cluster.js")).ClusterLink.open(options.cluster, {

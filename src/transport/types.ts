@@ -124,6 +124,12 @@ export interface ListenOptions extends ConnectionOptions {
   tls?: TlsOptions;
   /** udp:// only. */
   udp?: UdpOptions;
+  /**
+   * ws:// and wss:// only: web pages of other origins that may open a WebSocket (`"http://host:port"`, or
+   * `"*"` for any). Pages of this machine (localhost, 127.0.0.0/8, [::1]) and clients that are not browsers
+   * are always admitted; others get `403 Forbidden` (ws-origins.ts says why).
+   */
+  allowOrigins?: string[];
 }
 
 /** Why a connection closed, given to its `close` event and by {@link Connection.closed}. */

@@ -13,11 +13,13 @@ import https from "node:https";
 import type net from "node:net";
 import WebSocket, { WebSocketServer } from "ws";
 import { EzipcError } from "../errors.js";
+import { log } from "../log.js";
 import { listenAt, netClose } from "./net-dial.js";
 import { dialledConnection, resolveConnectionOptions } from "./stream-connection.js";
 import { StreamListener } from "./stream-listener.js";
 import { parseTlsUrl, serverTlsOptions } from "./tls.js";
 import type { Connection, DialOptions, Listener, ListenOptions, Transport } from "./types.js";
+import { checkAllowOrigins, originAllowed } from "./ws-origins.js";
 import { WebSocketStream } from "./ws-stream.js";
 
 /** What a WebSocket message may hold beyond one frame: the Noise layer's record overhead, with room. */
@@ -88,6 +90,8 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
     async listen(url: URL, options: ListenOptions): Promise<Listener> {
       const { host, port, path, files } = parseWsUrl(url);
       const resolved = resolveConnectionOptions(options);
+      checkAllowOrigins(options.allowOrigins);
+      const allowOrigins = [...(options.allowOrigins ?? [])];
       // A socket that does not finish its HTTP request (the WebSocket upgrade) within heartbeatTimeoutMs is
       // dropped, checked every second: a flood of half-open requests costs bounded memory.
       const silenceMs = resolved.heartbeatTimeoutMs > 0 ? resolved.heartbeatTimeoutMs : 15_000;
@@ -101,7 +105,24 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
           ? https.createServer({ ...httpOptions, ...serverTlsOptions(url, files, options.tls) })
           : http.createServer(httpOptions);
       const maxMessageBytes = resolved.maxFrameBytes + 4 + MESSAGE_SLACK_BYTES;
-      const wss = new WebSocketServer({ server, perMessageDeflate: false, maxPayload: maxMessageBytes });
+      const wss = new WebSocketServer({
+        server,
+        perMessageDeflate: false,
+        maxPayload: maxMessageBytes,
+        // A page of another site is refused before anything is read from it (ws-origins.ts).
+        verifyClient: (info, done) => {
+          if (originAllowed(info.origin, info.req.headers.host, scheme === "wss", allowOrigins)) {
+            done(true);
+            return;
+          }
+          log("warn", "transport", "WebSocket refused: origin not allowed", {
+            url: url.href,
+            origin: info.origin,
+            from: info.req.socket.remoteAddress,
+          });
+          done(false, 403, "Forbidden: origin not allowed (allowOrigins, ezipc serve --allow-origin)");
+        },
+      });
       await listenAt(server, { host, port, backlog: options.backlog ?? 511 }, url.href);
       const addr = server.address() as net.AddressInfo;
       const listener = new WsListener(

@@ -1,7 +1,8 @@
 /** Debian's Chromium, headless, as this machine can run it (no sandbox as root; no background traffic). */
 import { chromium } from "playwright-core";
 
-export function launchChromium() {
+/** `args`: more command-line switches (e.g. `--host-resolver-rules=…` to give a site's name to loopback). */
+export function launchChromium(args: string[] = []) {
   return chromium.launch({
     executablePath: process.env.EZIPC_CHROMIUM ?? "/usr/bin/chromium",
     args: [
@@ -13,6 +14,7 @@ export function launchChromium() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      ...args,
     ],
   });
 }
