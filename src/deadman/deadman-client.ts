@@ -32,7 +32,12 @@ export interface DeadmanState {
   holder: string;
   /** Whether this client holds it. */
   mine: boolean;
-  /** Counts the takes of this token since it last went idle on the hub. */
+  /**
+   * The holder's take, as a fencing number: every take gets a greater one than any take before it on this
+   * hub (of any token), so a holder that lost the token holds a smaller epoch than the next. 0: never taken
+   * since the token was last idle. A hub restarted begins again at 1 (its holders lost the token with their
+   * connections); a cluster's epochs are the cluster's and keep growing.
+   */
   epoch: bigint;
 }
 

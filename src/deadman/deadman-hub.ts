@@ -40,6 +40,11 @@ export { MAX_WAITS_PER_CONNECTION } from "./waiters.js";
 
 export class Deadmen implements HubPart {
   private readonly tokens = new Map<string, Token>();
+  /**
+   * The last epoch given, over every token: a take's epoch is never one given before while the hub runs,
+   * even for a token that went idle in between (an idle token is forgotten).
+   */
+  private lastEpoch = 0n;
   private readonly labels = new Map<Connection, string>();
   private readonly waits: Waits;
 
@@ -131,7 +136,7 @@ export class Deadmen implements HubPart {
   private give(t: Token, w: Waiter, waited = false): void {
     t.holder = w.conn;
     t.holderLabel = this.labels.get(w.conn) ?? "";
-    t.epoch++;
+    t.epoch = ++this.lastEpoch;
     this.reply(w.conn, w.rid, t, waited);
     const waiting = t.waitTaken;
     t.waitTaken = [];

@@ -383,7 +383,8 @@ describe("RPC and deadman across processes", () => {
         mine: true,
         holder: (await taken).holder,
       });
-      assert.match((await d.state()).holder, /^holder#/);
+      const first = await d.state();
+      assert.match(first.holder, /^holder#/);
       assert.equal(await d.tryTake(), false);
       const ac = new AbortController();
       const cancelledTake = d.take({ signal: ac.signal });
@@ -395,13 +396,18 @@ describe("RPC and deadman across processes", () => {
       assert.equal((await within(released, 5_000, "release on kill -9")).taken, false);
 
       // A holder whose process stops (no heartbeats) loses the token after heartbeatTimeoutMs.
+      // Each take's epoch is greater than the last, though the token went idle in between (a fencing
+      // number: the holder killed above must not share the next holder's).
       await stopped.cmd("take", { key: "leader" });
+      const second = await d.state();
+      assert.ok(second.epoch > first.epoch, `${second.epoch} after ${first.epoch}`);
       const released2 = d.waitReleased();
       stopped.child.kill("SIGSTOP");
       try {
         assert.equal((await within(released2, 5_000, "release when heartbeats stop")).taken, false);
         assert.equal(await d.tryTake(), true);
         assert.equal(d.held, true);
+        assert.ok((await d.state()).epoch > second.epoch);
         await d.release();
         assert.equal(await d.isTaken(), false);
       } finally {
