@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { lstatSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -16,6 +16,7 @@ import {
 } from "../../src/index.js";
 import { outputLines, tempDir, until, within } from "../helpers.js";
 import { ChildClient } from "../hub/child-client.js";
+import { restartedHub } from "../hub/hubs.js";
 
 const cli = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 const namespaces: string[] = [];
@@ -207,11 +208,11 @@ describe("the hub as a bridge to shared memory", () => {
       await hub.close();
 
       // The restarted hub (memory only) takes five messages before the bridge reaches it.
-      const sock2 = path.join(tmp.dir, "hub2.sock");
-      hub2 = await Hub.listen({ urls: [`unix://${sock2}`] });
-      const net2 = await connect(`unix://${sock2}`, { name: "net2" });
-      for (let i = 1; i <= 5; i++) await net2.publish("t", `x${i}`);
-      renameSync(sock2, sock);
+      let net2: HubClient | undefined;
+      hub2 = await restartedHub(sock, {}, async (url) => {
+        net2 = await connect(url, { name: "net2" });
+        for (let i = 1; i <= 5; i++) await net2.publish("t", `x${i}`);
+      });
       await until(() => onShm.includes("x5"), "what the restarted hub got, in shm", 10_000);
       assert.deepEqual(
         onShm.filter((t) => t.startsWith("x")),
@@ -234,14 +235,14 @@ describe("the hub as a bridge to shared memory", () => {
       );
       bridge.kill("SIGKILL");
       await new Promise((r) => bridge!.once("exit", r));
-      for (let i = 6; i <= 15; i++) await net2.publish("t", `x${i}`);
+      for (let i = 6; i <= 15; i++) await net2!.publish("t", `x${i}`);
       bridge = await startBridge();
       await until(() => onShm.includes("x15"), "x15 in shm", 10_000);
       assert.deepEqual(
         onShm.filter((t) => t.startsWith("x")),
         Array.from({ length: 15 }, (_, i) => `x${i + 1}`),
       );
-      await net2.close();
+      await net2!.close();
     } finally {
       if (bridge) {
         bridge.kill("SIGINT");

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { renameSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { setImmediate as tick } from "node:timers/promises";
@@ -18,7 +17,7 @@ import {
   t,
 } from "../../src/index.js";
 import { nextEvent, tempDir, until, within } from "../helpers.js";
-import { withHub } from "./hubs.js";
+import { restartedHub, withHub } from "./hubs.js";
 import { proto, type RawMessage, rawClient } from "./raw-client.js";
 
 describe("hub protocol", () => {
@@ -240,14 +239,14 @@ describe("hub: restarts", () => {
       await until(() => mem.status === "stale", "the hub's loss seen");
 
       // Another client makes a key of the same name on the new run, up to the version `a` saw, before `a`
-      // can come back (the new hub's socket is moved to the old path once that is done).
-      const sock2 = path.join(tmp.dir, "hub2.sock");
-      hub2 = await Hub.listen({ urls: [`unix://${sock2}`], store: SqliteStore.inDir(dir) });
-      const b = await connect(`unix://${sock2}`);
-      const other = await b.allocate("restart.mem", 4, "lazy");
-      await other.write(Buffer.from("bbbb"));
-      assert.equal(await other.write(Buffer.from("BBBB")), 3);
-      renameSync(sock2, sock);
+      // can come back.
+      let b: HubClient | undefined;
+      hub2 = await restartedHub(sock, { store: SqliteStore.inDir(dir) }, async (url) => {
+        b = await connect(url);
+        const other = await b.allocate("restart.mem", 4, "lazy");
+        await other.write(Buffer.from("bbbb"));
+        assert.equal(await other.write(Buffer.from("BBBB")), 3);
+      });
       await until(() => mem.status === "invalidated" && kept.status === "live", "the resync", 10_000);
       assert.throws(() => mem.read(), { code: "EZIPC_KEY_DISPOSED" });
       assert.equal(Buffer.from(await kept.read()).toString(), "kkkk");
@@ -256,7 +255,7 @@ describe("hub: restarts", () => {
       assert.equal(hub2.peek("restart.mem")!.refcount, 1);
       const again = await a.watch("restart.mem", "lazy");
       assert.equal(Buffer.from(await again!.read()).toString(), "BBBB");
-      await b.close();
+      await b!.close();
     } finally {
       await a.close();
       await hub2?.close();

@@ -1,5 +1,7 @@
 // Hubs for tests: in this process (withHub) or as the CLI in its own process (startCliHub).
 import { type ChildProcess, type StdioOptions, spawn } from "node:child_process";
+import { renameSync } from "node:fs";
+import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Hub, type HubOptions } from "../../src/index.js";
 import { spawnOnTmpfs, within } from "../helpers.js";
@@ -17,6 +19,28 @@ export async function withHub(
   } finally {
     await hub.close();
   }
+}
+
+/**
+ * A hub restarted at `unix://sock` (the hub there is closed) that its old clients cannot reach before
+ * `prepare` has run against it: it listens on a socket beside `sock`, and that socket is moved to `sock`
+ * once `prepare(url)` resolves. Clients of the old hub then reconnect to it.
+ */
+export async function restartedHub(
+  sock: string,
+  options: Partial<HubOptions>,
+  prepare: (url: string) => Promise<void>,
+): Promise<Hub> {
+  const aside = path.join(path.dirname(sock), `${path.basename(sock)}.next`);
+  const hub = await Hub.listen({ ...options, urls: [`unix://${aside}`] });
+  try {
+    await prepare(`unix://${aside}`);
+    renameSync(aside, sock);
+  } catch (err) {
+    await hub.close();
+    throw err;
+  }
+  return hub;
 }
 
 /**

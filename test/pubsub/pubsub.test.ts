@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { renameSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import {
@@ -17,6 +17,7 @@ import {
 } from "../../src/index.js";
 import { type NatsCluster, natsCluster } from "../cluster/nats-cluster.js";
 import { nextEvent, tempDir, until, within } from "../helpers.js";
+import { restartedHub } from "../hub/hubs.js";
 
 type Iter = AsyncIterator<TopicMessage>;
 
@@ -660,15 +661,13 @@ describe("pub/sub limits and persistence", () => {
       await pub.close();
       await hub.close();
 
-      // The restarted hub takes publishes before the subscriber can reach it: it listens elsewhere, and its
-      // socket is moved to the old path once they are in.
-      const sock2 = path.join(tmp.dir, "hub2.sock");
-      hub2 = await Hub.listen({ urls: [`unix://${sock2}`], store: SqliteStore.inDir(dir) });
-      const pub2 = await connect(`unix://${sock2}`);
-      for (let i = 1; i <= 8; i++) await pub2.publish("mem", `b${i}`);
-      for (let i = 1; i <= 3; i++) await pub2.publish("kept", `b${i}`);
-      await pub2.close();
-      renameSync(sock2, sock);
+      // The restarted hub takes publishes before the subscriber can reach it.
+      hub2 = await restartedHub(sock, { store: SqliteStore.inDir(dir) }, async (url) => {
+        const pub2 = await connect(url);
+        for (let i = 1; i <= 8; i++) await pub2.publish("mem", `b${i}`);
+        for (let i = 1; i <= 3; i++) await pub2.publish("kept", `b${i}`);
+        await pub2.close();
+      });
       await until(() => got.length === 21, "the messages published after the restart", 10_000);
       assert.deepEqual(
         got.slice(10).filter((g) => g.startsWith("mem")),
