@@ -427,7 +427,12 @@ function dialWith(WebSocketImpl: WebSocketClass, url: URL, options: DialOptions)
     );
     options.signal?.addEventListener("abort", onAbort);
     ws.onerror = ws.onclose = () =>
-      done(new EzipcError("EZIPC_CONNECTION_REFUSED", `${href}: the WebSocket could not be opened`));
+      done(
+        new EzipcError(
+          "EZIPC_CONNECTION_REFUSED",
+          `${href}: the WebSocket could not be opened (no hub there, or it does not admit pages of this origin: its allowOrigins, ezipc serve --allow-origin)`,
+        ),
+      );
     ws.onopen = () => {
       if (!upgrade) {
         done(null);
