@@ -7,7 +7,7 @@ import { createInterface } from "node:readline";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { connect, loadOrCreateKeyFile } from "../src/index.js";
+import { connect, dial, Hub, loadOrCreateKeyFile } from "../src/index.js";
 import { ended, exited, outputLines, spawnFixture, tempDir, until, within } from "./helpers.js";
 
 const run = promisify(execFile);
@@ -208,6 +208,78 @@ describe("ezipc CLI", () => {
       assert.equal(await new Promise((r) => replier.once("exit", r)), 0);
     } finally {
       rmSync(`/dev/shm/ezipc.${name}`, { recursive: true, force: true });
+    }
+  });
+
+  it("what peers chose is shown on one line, with nothing a terminal would act on (escape sequences, C1, bidi overrides)", async () => {
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+    const url = hub.urls[0]!;
+    const peer = await connect(url, { name: "peer" });
+    const ez = (...args: string[]) => run(process.execPath, [cli, ...args, "--url", url]);
+    try {
+      // A client name a terminal would act on never gets in: the hub refuses the handshake.
+      for (const name of [
+        "evil\u001b]52;c;aGk=\u0007",
+        "a\u009b31m",
+        "right\u202eleft",
+        "two\nlines",
+        "x".repeat(256),
+      ]) {
+        await assert.rejects(
+          connect(url, { name, reconnect: false }),
+          { code: "EZIPC_HANDSHAKE" },
+          JSON.stringify(name),
+        );
+      }
+      const ok = await connect(url, { name: "naïve café ☕" });
+      assert.match(ok.label, /^naïve café ☕#/);
+      await ok.close();
+      // Payloads: line breaks, C1 and bidi controls written as escapes; anything binary as hex.
+      for (const [i, text] of [
+        "one\ntwo\rthree",
+        "csi\u009b2J",
+        "rtl\u202egnp.exe",
+        "esc\u001b[2J",
+      ].entries()) {
+        await peer.publish("shown", text, { headers: { i: String(i) } });
+      }
+      const subbed = (await ez("sub", "shown", "--init", "oldest", "-n", "4")).stdout.trimEnd().split("\n");
+      assert.deepEqual(subbed, [
+        "shown #1 one\\ntwo\\rthree",
+        "shown #2 csi\\u009b2J",
+        "shown #3 rtl\\u202egnp.exe",
+        `shown #4 ${Buffer.from("esc\u001b[2J").toString("hex")}`,
+      ]);
+      // A server's error message, through EZIPC_REMOTE to stderr.
+      await peer.serve("shown.fail", () => {
+        throw new Error("bad\u001b]0;pwned\u0007 news");
+      });
+      await assert.rejects(ez("req", "shown.fail", "x"), (e: { stderr: string }) => {
+        assert.ok(!e.stderr.includes("\u001b"), e.stderr);
+        assert.match(e.stderr, /EZIPC_REMOTE: .*bad\\u001b\]0;pwned\\u0007 news/);
+        return true;
+      });
+      // A frame sent to `ezipc listen`.
+      const { child: listener, line } = await spawnFixture(
+        "../../src/cli/main.js",
+        ["listen", "tcp://127.0.0.1:0"],
+        15_000,
+        /^listening on tcp:/,
+      );
+      try {
+        const lines = outputLines(listener);
+        const conn = await dial(line.slice("listening on ".length));
+        conn.send(Buffer.from("hi\u001b[31m\nforged line"));
+        await until(() => lines.length >= 1, "the frame", 10_000);
+        assert.match(lines[0]!, /^tcp:\/\/\S+ hi\\u001b\[31m\\nforged line$/);
+        await conn.close();
+      } finally {
+        listener.kill("SIGINT");
+        await new Promise((r) => listener.once("exit", r));
+      }
+    } finally {
+      await peer.close();
+      await hub.close();
     }
   });
 

@@ -9,6 +9,7 @@ import { type Command, InvalidArgumentError } from "commander";
 import type { ClientSecurity, ConnectOptions, HubClient } from "../client/client.js";
 import type { MessagingClient } from "../connect.js";
 import { EzipcError } from "../errors.js";
+import { escapeUnsafe } from "../protocol/names.js";
 import { readAllowedClientsFile } from "../security/access.js";
 import { generateKeyFile, loadOrCreateKeyFile, readKeyFile } from "../security/keys.js";
 import type { BlockStore, SqliteStore } from "../store/store.js";
@@ -43,14 +44,16 @@ export function formatValue(kind: "bytes" | "json", data: Uint8Array, format: Fo
   if (format === "base64") return buf.toString("base64");
   if (format === "utf8") return buf.toString("utf8");
   if (kind === "json" || format === "json") {
-    return buf.length === 0 ? "(empty)" : JSON.stringify(JSON.parse(buf.toString("utf8")));
+    return buf.length === 0 ? "(empty)" : escapeUnsafe(JSON.stringify(JSON.parse(buf.toString("utf8"))));
   }
   // auto for bytes: text when it is printable UTF-8 (trailing zero bytes ignored), else hex
   let end = buf.length;
   while (end > 0 && buf[end - 1] === 0) end--;
   const text = buf.toString("utf8", 0, end);
+  // Text on one line, with nothing a terminal would act on: line breaks and C1 controls written as escapes.
   // biome-ignore lint/suspicious/noControlCharactersInRegex: deliberately detecting control characters
-  if (end > 0 && !text.includes("\ufffd") && !/[\x00-\x08\x0e-\x1f\x7f]/.test(text)) return text;
+  if (end > 0 && !text.includes("\ufffd") && !/[\x00-\x08\x0e-\x1f\x7f]/.test(text))
+    return escapeUnsafe(text);
   return buf.toString("hex");
 }
 
@@ -517,11 +520,13 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
                 .join(" ") || "-"
             : String(v);
       const width = Math.max(...Object.keys(s).map((k) => k.length));
-      for (const [k, v] of Object.entries(s)) process.stdout.write(`${k.padEnd(width)}  ${shown(v)}\n`);
+      for (const [k, v] of Object.entries(s))
+        process.stdout.write(`${k.padEnd(width)}  ${escapeUnsafe(shown(v))}\n`);
     });
 }
 
 function printTable(rows: string[][]): void {
+  rows = rows.map((r) => r.map(escapeUnsafe)); // names other clients chose
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) {
     process.stdout.write(

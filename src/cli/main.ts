@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url";
 import { Command } from "commander";
 import { isEzipcError } from "../errors.js";
 import { setLogger, stderrLogger } from "../log.js";
+import { escapeUnsafe } from "../protocol/names.js";
 import { loadOrCreateKeyFile, parsePublicKey } from "../security/keys.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Listener } from "../transport/types.js";
@@ -78,7 +79,7 @@ export function buildProgram(): Command {
         const r = await frames.next();
         if (r.done) throw new Error("connection closed before the reply");
         const us = Number(process.hrtime.bigint() - t0) / 1000;
-        process.stdout.write(`${r.value.toString("utf8")}  (${us.toFixed(0)} µs)\n`);
+        process.stdout.write(`${escapeUnsafe(r.value.toString("utf8"))}  (${us.toFixed(0)} µs)\n`);
       }
       await conn.close();
     });
@@ -146,7 +147,10 @@ export function buildProgram(): Command {
       process.stdout.write(`listening on ${l.url}\n`);
       if (staticKey) process.stdout.write(`public key ${staticKey.publicKey.toString("base64")}\n`);
       l.on("connection", (conn) => {
-        conn.on("message", (frame) => process.stdout.write(`${conn.remoteUrl} ${frame.toString("utf8")}\n`));
+        // What a peer sent, on one line, with nothing the terminal would act on (escape sequences).
+        conn.on("message", (frame) =>
+          process.stdout.write(`${conn.remoteUrl} ${escapeUnsafe(frame.toString("utf8"))}\n`),
+        );
       });
       const stop = async () => {
         await l.close();
@@ -176,7 +180,8 @@ if (isMain) {
         : err instanceof Error
           ? err.message
           : String(err);
-      process.stderr.write(`ezipc: ${text.split("\n")[0]}\n`);
+      // (Escaped: a remote error's message is the peer's text.)
+      process.stderr.write(`ezipc: ${escapeUnsafe(text.split("\n")[0]!)}\n`);
       process.exit(1);
     });
 }

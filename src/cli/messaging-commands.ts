@@ -2,6 +2,7 @@
  * The messaging subcommands: `pub`, `sub`, `req` and `reply`, against a hub or shared memory (`shm://`).
  */
 import { type Command, InvalidArgumentError } from "commander";
+import { escapeUnsafe } from "../protocol/names.js";
 import type { SubscribeInit } from "../pubsub/subscription.js";
 import {
   type Format,
@@ -107,7 +108,7 @@ export function addMessagingCommands(program: Command, defaults: { tcp: string }
     .action(async (topic: string, o: { url: string }) => {
       const client = await messagingClient(o.url, `ezipc-reply:${process.pid}`);
       await client.serve(topic, (req) => {
-        process.stdout.write(`${req.caller}: ${formatValue("bytes", req.payload, "auto")}\n`);
+        process.stdout.write(`${escapeUnsafe(req.caller)}: ${formatValue("bytes", req.payload, "auto")}\n`);
         return req.payload;
       });
       process.stdout.write(`serving ${topic}\n`);

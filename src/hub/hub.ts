@@ -25,6 +25,7 @@ import {
   type HubView,
 } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
+import { clientNameProblem } from "../protocol/names.js";
 import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
 
 export type { HubStats, HubView };
@@ -622,6 +623,12 @@ export class Hub extends EventEmitter<HubEvents> {
       const error = `hub speaks protocol ${HUB_PROTOCOL_VERSION}, client ${hello.protocol}`;
       sendTo(conn, this.protocol.encode("error", { rid: 0, code: "EZIPC_HANDSHAKE", message: error }));
       void conn.close(error);
+      return;
+    }
+    const badName = clientNameProblem(hello.name);
+    if (badName) {
+      sendTo(conn, this.protocol.encode("error", { rid: 0, code: "EZIPC_HANDSHAKE", message: badName }));
+      void conn.close(badName);
       return;
     }
     let client = hello.resume ? this.clients.get(hello.resume) : undefined;

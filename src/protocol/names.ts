@@ -78,3 +78,40 @@ export function setHeader(headers: Record<string, string>, key: string, value: s
     Object.defineProperty(headers, key, { value, enumerable: true, writable: true, configurable: true });
   } else headers[key] = value;
 }
+
+/** Most UTF-8 bytes of a client's name (it travels with each of its publishes and calls). */
+export const MAX_CLIENT_NAME_BYTES = 255;
+
+/**
+ * What a client name may not hold: controls (C0, DEL, C1), line and paragraph separators and bidirectional
+ * overrides and isolates. A name is shown to others (`ls`, publishers, callers, the dashboard), and these
+ * would act on their terminals or reorder what they read.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const UNSAFE_NAME_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
+const UNSAFE_GLOBAL_RE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const SHORT_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r" };
+
+/**
+ * `text` safe to show on a terminal or in one line: the characters a client name may not hold (tab aside)
+ * written as `\n`, `\r` or `\uXXXX`. Backslashes are left as they are (what is shown is for reading).
+ */
+export function escapeUnsafe(text: string): string {
+  return text.replace(
+    UNSAFE_GLOBAL_RE,
+    (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Why `name` cannot be a client's name, or null if it can. */
+export function clientNameProblem(name: string): string | null {
+  if (Buffer.byteLength(name) > MAX_CLIENT_NAME_BYTES)
+    return `client name over ${MAX_CLIENT_NAME_BYTES} bytes (UTF-8)`;
+  const bad = UNSAFE_NAME_RE.exec(name);
+  if (bad) {
+    const code = bad[0].codePointAt(0)!.toString(16).padStart(4, "0");
+    return `client name "${escapeUnsafe(name.slice(0, 64))}" holds U+${code.toUpperCase()}: no control, separator or bidirectional formatting characters`;
+  }
+  return null;
+}
