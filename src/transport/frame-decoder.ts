@@ -112,7 +112,10 @@ export class FrameDecoder {
     if (word >= CONTROL_BIT) {
       length = word - CONTROL_BIT;
       if (length < 1 || length > MAX_CONTROL_BYTES) {
-        this.fail("EZIPC_PROTOCOL", `control frame of ${length} bytes (allowed 1..${MAX_CONTROL_BYTES})`);
+        this.fail(
+          "EZIPC_PROTOCOL",
+          `control frame of ${length} bytes (allowed 1..${MAX_CONTROL_BYTES})${this.notEzipc(word)}`,
+        );
       }
       control = -1; // type byte not read yet
     } else {
@@ -120,7 +123,7 @@ export class FrameDecoder {
       if (length > this.maxFrameBytes) {
         this.fail(
           "EZIPC_FRAME_TOO_LARGE",
-          `frame of ${length} bytes exceeds maxFrameBytes ${this.maxFrameBytes}`,
+          `frame of ${length} bytes exceeds maxFrameBytes ${this.maxFrameBytes}${this.notEzipc(word)}`,
         );
       }
     }
@@ -198,6 +201,20 @@ export class FrameDecoder {
       this.fail("EZIPC_PROTOCOL", `unknown control frame type ${type}`);
     }
     sink(body.subarray(1), type);
+  }
+
+  /**
+   * For a stream's very first header: what its bytes were, since a peer of another protocol (an HTTP or
+   * TLS server, a NATS server, a browser) fails exactly there. Empty after the first frame.
+   */
+  private notEzipc(word: number): string {
+    if (this.framesDecoded > 0) return "";
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(word >>> 0, 0);
+    const text = /^[\x20-\x7e]{4}$/.test(b.toString("latin1"))
+      ? JSON.stringify(b.toString("latin1"))
+      : `0x${b.toString("hex")}`;
+    return ` (the first bytes received, ${text}, are not an ezipc frame: does the peer speak ezipc, on this transport?)`;
   }
 
   private fail(code: "EZIPC_PROTOCOL" | "EZIPC_FRAME_TOO_LARGE", message: string): never {

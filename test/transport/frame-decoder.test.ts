@@ -70,6 +70,28 @@ describe("FrameDecoder", () => {
     );
   });
 
+  it("a stream whose first bytes are another protocol's says what they were; later oversized headers do not", () => {
+    const first = (bytes: Buffer, before: Buffer[] = []) => {
+      const d = new FrameDecoder(16 * 1024 * 1024);
+      for (const b of before) d.push(b, () => {});
+      try {
+        // Byte by byte: the header may arrive split.
+        for (const byte of bytes) d.push(Buffer.from([byte]), () => {});
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return assert.fail("refused");
+    };
+    assert.match(
+      first(Buffer.from("HTTP/1.1 400 Bad Request\r\n")),
+      /first bytes received, "HTTP", are not an ezipc frame/,
+    );
+    assert.match(first(Buffer.from("INFO {}\r\n")), /"INFO"/);
+    assert.match(first(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00])), /0x16030102/); // a TLS record
+    assert.match(first(Buffer.from([0xff, 0xff, 0xff, 0xff])), /^control frame .*0xffffffff/);
+    assert.doesNotMatch(first(Buffer.from("HTTP"), [wireFrames([Buffer.from("ok")])]), /first bytes/);
+  });
+
   it("rejects a header announcing 4 GiB without allocating", () => {
     const d = new FrameDecoder(16 * 1024 * 1024);
     assert.throws(
