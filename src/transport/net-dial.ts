@@ -53,10 +53,16 @@ export function openSocket<S extends net.Socket>(
       finish(new EzipcError("EZIPC_CONNECT_ABORTED", `dial ${target} aborted`, { cause: signal?.reason }));
     const onError = (err: NodeJS.ErrnoException) => {
       const untrusted = CERTIFICATE_ERROR.test(err.code ?? "");
+      // A TLS handshake answered by something that is not TLS (a tcp:// or ws:// port): say so.
+      const notTls = /WRONG_VERSION_NUMBER|wrong version number/i.test(`${err.code} ${err.message}`);
+      const hint =
+        ready === "secureConnect" && notTls
+          ? " (the server did not answer TLS: a tcp:// or ws:// port?)"
+          : "";
       finish(
         new EzipcError(
           untrusted ? "EZIPC_AUTH" : "EZIPC_CONNECTION_REFUSED",
-          `dial ${target}: ${untrusted ? "the server's certificate is not trusted: " : ""}${err.code ?? err.message}`,
+          `dial ${target}: ${untrusted ? "the server's certificate is not trusted: " : ""}${err.code ?? err.message}${hint}`,
           { cause: err },
         ),
       );

@@ -181,13 +181,20 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
           resolve(new WebSocketStream(ws, options.upgrade ? "bytes" : "frames", maxMessageBytes));
         });
         ws.once("error", (err: Error & { code?: string }) => {
-          const auth = /certificate|self.signed|CERT_|unable to verify/i.test(
-            `${err.code ?? ""} ${err.message}`,
-          );
+          const what = `${err.code ?? ""} ${err.message}`;
+          const auth = /certificate|self.signed|CERT_|unable to verify/i.test(what);
+          // The server answered, but not with HTTP (a tcp:// port) or not with TLS (wss:// to a ws:// port).
+          const hint = /Parse Error|HPE_/i.test(what)
+            ? " (the server did not answer HTTP: a tcp:// or unix:// address?)"
+            : /WRONG_VERSION_NUMBER|wrong version number/i.test(what)
+              ? " (the server did not answer TLS: a ws:// address?)"
+              : "";
           fail(
-            new EzipcError(auth ? "EZIPC_AUTH" : "EZIPC_CONNECTION_REFUSED", `${url.href}: ${err.message}`, {
-              cause: err,
-            }),
+            new EzipcError(
+              auth ? "EZIPC_AUTH" : "EZIPC_CONNECTION_REFUSED",
+              `${url.href}: ${err.message.split("\n")[0]!.trim()}${hint}`,
+              { cause: err },
+            ),
           );
         });
         ws.once("unexpected-response", (_req, res) =>

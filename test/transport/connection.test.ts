@@ -201,3 +201,37 @@ describe("logging", () => {
     await listener.close();
   });
 });
+
+describe("dialling an address with the wrong scheme", () => {
+  it("says what answered instead: HTTP to tcp://, no HTTP to ws://, no TLS to tls:// and wss://", async () => {
+    const tcp = await listen("tcp://127.0.0.1:0");
+    const ws = await listen("ws://127.0.0.1:0");
+    const port = (l: { url: string }) => new URL(l.url).port;
+    try {
+      const refused = async (url: string, code: string, hint: RegExp) => {
+        await assert.rejects(
+          (async () => {
+            const c = await dial(url);
+            // A stream transport connects; what answered shows in the first frame it reads.
+            c.send(Buffer.from("hello"));
+            const info = await within(c.closed, 5_000, "the close");
+            throw info.error ?? new Error("closed without an error");
+          })(),
+          (e: { code?: string; message: string }) => {
+            assert.equal(e.code, code, e.message);
+            assert.match(e.message, hint);
+            return true;
+          },
+          url,
+        );
+      };
+      await refused(`tcp://127.0.0.1:${port(ws)}`, "EZIPC_FRAME_TOO_LARGE", /first bytes received, "HTTP"/);
+      await refused(`ws://127.0.0.1:${port(tcp)}`, "EZIPC_CONNECTION_REFUSED", /did not answer HTTP/);
+      await refused(`tls://127.0.0.1:${port(ws)}`, "EZIPC_CONNECTION_REFUSED", /did not answer TLS/);
+      await refused(`wss://127.0.0.1:${port(ws)}`, "EZIPC_CONNECTION_REFUSED", /did not answer TLS/);
+    } finally {
+      await tcp.close();
+      await ws.close();
+    }
+  });
+});
