@@ -154,6 +154,8 @@ class ClientState implements VarsPeer {
   since = Date.now();
   /** Its connections cut as a slow consumer (while the hub knew it: a resumed client keeps its count). */
   slowConsumerCuts = 0;
+  /** Who its connections proved to be (an authenticated handshake's peer name), or null on plain ones. */
+  identity: string | null = null;
 
   constructor(
     readonly id: string,
@@ -632,6 +634,9 @@ export class Hub extends EventEmitter<HubEvents> {
       return;
     }
     let client = hello.resume ? this.clients.get(hello.resume) : undefined;
+    // A resume token takes over a client's pointers, subscriptions and name: only for the identity that
+    // client proved (a token seen elsewhere does not make another key that client).
+    if (client && client.identity !== (conn.peer?.name ?? null)) client = undefined;
     const resumed = client !== undefined;
     // A client id ends with the run that gave it: one of another run resumes from seqs and versions this
     // run never gave.
@@ -647,6 +652,7 @@ export class Hub extends EventEmitter<HubEvents> {
       client.name = displayName(hello.name, conn);
     } else {
       client = new ClientState(randomBytes(12).toString("hex") + this.run, displayName(hello.name, conn));
+      client.identity = conn.peer?.name ?? null;
       this.clients.set(client.id, client);
     }
     client.conn = conn;

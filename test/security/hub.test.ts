@@ -149,6 +149,46 @@ describe("secure hub", () => {
     }
   });
 
+  it("a resume token takes over a client only for the key that client proved: another key gets a new identity", async () => {
+    const hubKey = dh25519.generateKeyPair();
+    const alice = dh25519.generateKeyPair();
+    const mallory = dh25519.generateKeyPair();
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], security: { staticKey: hubKey } });
+    const a = await connect(hub.urls[0]!, {
+      name: "a",
+      secure: { hubKey: hubKey.publicKey, staticKey: alice },
+    });
+    const m = await connect(hub.urls[0]!, {
+      name: "m",
+      secure: { hubKey: hubKey.publicKey, staticKey: mallory },
+      reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+    });
+    type Internals = { clientId: string; conn: { destroy(): void } };
+    try {
+      const held = await a.allocate("alice.secret", 4, "poll");
+      const aliceId = (a as unknown as Internals).clientId;
+      // Mallory comes back with Alice's token (learnt from a log, say).
+      (m as unknown as Internals).clientId = aliceId;
+      const back = new Promise<boolean>((resolve) =>
+        m.on("status", (s, info) => {
+          if (s === "connected") resolve(info.resumed);
+        }),
+      );
+      (m as unknown as Internals).conn.destroy();
+      assert.equal(await within(back, 5_000, "mallory back"), false, "not resumed as Alice");
+      assert.notEqual((m as unknown as Internals).clientId, aliceId);
+      // Alice was not cut off and holds her pointer.
+      assert.equal(a.status, "connected");
+      assert.equal(held.status, "live");
+      assert.equal(hub.peek("alice.secret")!.refcount, 1);
+      assert.equal(await held.write(Buffer.from("mine")), 2);
+    } finally {
+      await a.close();
+      await m.close();
+      await hub.close();
+    }
+  });
+
   it("permissions: a denied operation fails with EZIPC_PERMISSION_DENIED and the connection carries on", async () => {
     const hubKey = dh25519.generateKeyPair();
     const alice = dh25519.generateKeyPair();
