@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
-import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -183,6 +183,10 @@ describe("ezipc CLI", () => {
     const url = `shm:///${name}`;
     const ez = (...args: string[]) => run(process.execPath, [cli, ...args, "--url", url]);
     try {
+      // Reading a namespace that does not exist does not make it.
+      assert.match((await ez("ls")).stdout, /^KEY\s+KIND/);
+      await assert.rejects(ez("get", "greeting"), /EZIPC_KEY_NOT_FOUND/);
+      assert.equal(existsSync(`/dev/shm/ezipc.${name}`), false);
       assert.equal((await ez("pub", "news", "first")).stdout.trim(), "news seq 1");
       assert.equal((await ez("pub", "news", "second")).stdout.trim(), "news seq 2");
       const subbed = await ez("sub", "news", "--init", "oldest", "-n", "2");

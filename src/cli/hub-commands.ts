@@ -5,6 +5,8 @@
  * messaging-commands.ts.
  */
 
+import { existsSync } from "node:fs";
+import path from "node:path";
 import { type Command, InvalidArgumentError } from "commander";
 import type { ClientSecurity, ConnectOptions, HubClient } from "../client/client.js";
 import type { MessagingClient } from "../connect.js";
@@ -103,7 +105,22 @@ export async function messagingClient(
   return connectAny(url, { name, ...cliSecurity(), ...hubOptions });
 }
 
-export async function withMessaging<T>(url: string, fn: (c: MessagingClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with a client of `url`, closing it after. With `absent`, a command that only reads: a shm://
+ * namespace that does not exist is not made for it (connecting makes one), and `absent()` answers instead.
+ */
+export async function withMessaging<T>(
+  url: string,
+  fn: (c: MessagingClient) => Promise<T>,
+  absent?: () => T,
+): Promise<T> {
+  if (absent && url.startsWith("shm:")) {
+    const [{ shmNamespaceOf }, { SHM_ROOT }] = await Promise.all([
+      import("../shm-client/shm-client.js"),
+      import("../shm/file-names.js"),
+    ]);
+    if (!existsSync(path.join(SHM_ROOT, `ezipc.${shmNamespaceOf(url)}`))) return absent();
+  }
   const client = await messagingClient(url, `ezipc-cli:${process.pid}`, { reconnect: false });
   try {
     return await fn(client);
@@ -349,10 +366,14 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--all", "include the hub's own $hub.… topics")
     .action(async (glob: string, o: { url: string; json?: boolean; all?: boolean }) => {
       const match = globMatcher(glob);
-      const { keys, topics } = await withMessaging(o.url, async (c) => ({
-        keys: await c.list(glob),
-        topics: (await c.topics()).filter((t) => match(t.name) && (o.all || !t.name.startsWith("$hub."))),
-      }));
+      const { keys, topics } = await withMessaging(
+        o.url,
+        async (c) => ({
+          keys: await c.list(glob),
+          topics: (await c.topics()).filter((t) => match(t.name) && (o.all || !t.name.startsWith("$hub."))),
+        }),
+        () => ({ keys: [], topics: [] }),
+      );
       if (o.json) {
         const bigints = (_: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
         process.stdout.write(`${JSON.stringify({ keys, topics }, bigints, 2)}\n`);
@@ -395,7 +416,11 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option(...urlOption)
     .option("-f, --format <format>", "auto, hex, utf8, json or base64", parseFormat, "auto" as Format)
     .action(async (key: string, o: { url: string; format: Format }) => {
-      const v = await withMessaging(o.url, (c) => c.peek(key));
+      const v = await withMessaging(
+        o.url,
+        (c) => c.peek(key),
+        () => null,
+      );
       if (!v) throw new EzipcError("EZIPC_KEY_NOT_FOUND", `no key ${key}`);
       process.stdout.write(`${formatValue(v.kind, v.data, o.format)}\n`);
     });
