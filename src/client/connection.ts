@@ -97,10 +97,13 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     checkDurationMs("requestTimeoutMs", this.timeoutMs);
     this.link = this.makeLink();
-    this.dialer = new Dialer(
-      url,
-      options.secure ? { ...options, upgrade: secureUpgrade(url, options.secure) } : options,
-    );
+    // A connection is a success once the hub welcomed it (a server that accepts and closes at once is
+    // retried with a growing delay, and fails a first connect).
+    this.dialer = new Dialer(url, {
+      ...options,
+      ...(options.secure ? { upgrade: secureUpgrade(url, options.secure) } : {}),
+      resetOnConnect: false,
+    });
     this.dialer.on("connection", (conn) => this.onConnection(conn));
     this.dialer.on("status", (s) => {
       if (s.type === "reconnecting" || s.type === "disconnected") {
@@ -301,6 +304,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
 
   private onMessage(conn: Connection, msg: HubMessage): void {
     if (msg.type === "welcome") {
+      this.dialer.established();
       this.clientId = msg.body.clientId;
       this.resumed = msg.body.resumed;
       this.label = msg.body.label;

@@ -6,12 +6,15 @@ import type { DialerOptions } from "../transport/dialer.js";
 import type { StreamUpgrade } from "../transport/types.js";
 
 /** Options of {@link connect}. Dial and reconnect options apply to every (re)connection. */
-export interface ConnectOptions extends DialerOptions {
+export interface ConnectOptions extends Omit<DialerOptions, "resetOnConnect"> {
   /** This client's name, shown by `ezipc ls`. Default `pid:<pid>`. */
   name?: string;
   /** A request with no reply by then rejects with `EZIPC_TIMEOUT`. Default 10 s. */
   requestTimeoutMs?: number;
-  /** Keep retrying when the first connection fails, instead of rejecting. Default false. */
+  /**
+   * Keep retrying when the first connection fails (refused, or closed before the hub's welcome), instead of
+   * rejecting. Default false.
+   */
   waitOnFirstConnect?: boolean;
   /**
    * Direct RPC (docs/rpc.md): serve requests on a private Unix socket too, and call servers on this host

@@ -23,6 +23,12 @@ export interface ReconnectOptions {
 export interface DialerOptions extends DialOptions {
   /** Backoff settings, or `false` to never reconnect. */
   reconnect?: ReconnectOptions | false;
+  /**
+   * Whether a connection counts as a success (resetting the backoff and the attempt count) once it opens
+   * (default), or only once the layer above calls {@link Dialer.established} — after its own handshake, so
+   * that a server that accepts and closes at once is retried with a growing delay, not every 100 ms.
+   */
+  resetOnConnect?: boolean;
 }
 
 /** The lifecycle of a {@link Dialer}, as a discriminated union (nats.js style). */
@@ -118,6 +124,11 @@ export class Dialer extends EventEmitter<DialerEvents> {
     queueMicrotask(() => void this.connect());
   }
 
+  /** The open connection is a success (see `resetOnConnect`): the next loss starts the backoff afresh. */
+  established(): void {
+    this.attempt = 0;
+  }
+
   /** Resolves with the open connection, now or when the next one opens; rejects if the dialer closes first. */
   connected(): Promise<Connection> {
     if (this.connection) return Promise.resolve(this.connection);
@@ -209,7 +220,7 @@ export class Dialer extends EventEmitter<DialerEvents> {
       conn.destroy();
       return;
     }
-    this.attempt = 0;
+    if (this.options.resetOnConnect !== false) this.attempt = 0;
     this.connection = conn;
     log("info", "transport", "dialer connected", { url: target, id: conn.id });
     conn.once("close", (info) => {

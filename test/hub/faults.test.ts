@@ -3,6 +3,7 @@
 // pointers, subscriptions and deadman token — carries on, never reset.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
 import { after, before, describe, it } from "node:test";
 import { connect, Hub, type HubClient, type IpcPtr, isEzipcError } from "../../src/index.js";
 import { seededRandom, until, within } from "../helpers.js";
@@ -168,6 +169,50 @@ describe("the hub sends only through send.ts", () => {
       const source = readFileSync(new URL(file, src), "utf8");
       const direct = source.split("\n").filter((l) => /\.send(Parts)?\(/.test(l) && !/this\.send\(/.test(l));
       assert.deepEqual(direct, [], `${file} sends directly`);
+    }
+  });
+});
+
+describe("a server that accepts and closes at once (not a hub, or one shutting down)", () => {
+  it("fails a first connect at once; a client that was connected retries it with a growing delay", async () => {
+    let accepted = 0;
+    const closer = net.createServer((s) => {
+      accepted++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => closer.listen(0, "127.0.0.1", r));
+    const port = (closer.address() as net.AddressInfo).port;
+    try {
+      await assert.rejects(within(connect(`tcp://127.0.0.1:${port}`), 5_000, "the first connect"), (e) =>
+        isEzipcError(e),
+      );
+      assert.equal(accepted, 1, "one attempt, not a retry every 100 ms");
+
+      // A client whose hub goes away and whose address then only accepts and closes.
+      const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
+      const url = hub.urls[0]!;
+      const hubPort = Number(new URL(url).port);
+      const c = await connect(url, { reconnect: { initialDelayMs: 5, maxDelayMs: 10_000, jitter: 0 } });
+      const attempts: number[] = [];
+      (c as unknown as { dialer: NodeJS.EventEmitter }).dialer.on(
+        "status",
+        (s: { type: string; attempt: number }) => {
+          if (s.type === "reconnecting") attempts.push(s.attempt);
+        },
+      );
+      await hub.close();
+      const impostor = net.createServer((s) => s.destroy());
+      await new Promise<void>((r) => impostor.listen(hubPort, "127.0.0.1", r));
+      try {
+        await until(() => attempts.length >= 6, "six retries", 10_000);
+        // Each failed connection counts: the delays grow (5, 10, 20, … ms), they do not start over.
+        assert.deepEqual(attempts.slice(0, 6), [1, 2, 3, 4, 5, 6]);
+      } finally {
+        await c.close();
+        await new Promise((r) => impostor.close(r));
+      }
+    } finally {
+      await new Promise((r) => closer.close(r));
     }
   });
 });
