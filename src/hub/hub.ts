@@ -621,16 +621,13 @@ export class Hub extends EventEmitter<HubEvents> {
       return;
     }
     const hello = msg.body;
-    if (hello.protocol !== HUB_PROTOCOL_VERSION) {
-      const error = `hub speaks protocol ${HUB_PROTOCOL_VERSION}, client ${hello.protocol}`;
-      sendTo(conn, this.protocol.encode("error", { rid: 0, code: "EZIPC_HANDSHAKE", message: error }));
-      void conn.close(error);
-      return;
-    }
-    const badName = clientNameProblem(hello.name);
-    if (badName) {
-      sendTo(conn, this.protocol.encode("error", { rid: 0, code: "EZIPC_HANDSHAKE", message: badName }));
-      void conn.close(badName);
+    const refusal =
+      hello.protocol !== HUB_PROTOCOL_VERSION
+        ? `hub speaks protocol ${HUB_PROTOCOL_VERSION}, client ${hello.protocol}`
+        : clientNameProblem(hello.name);
+    if (refusal) {
+      sendTo(conn, this.protocol.encode("error", { rid: 0, code: "EZIPC_HANDSHAKE", message: refusal }));
+      void conn.close(refusal);
       return;
     }
     let client = hello.resume ? this.clients.get(hello.resume) : undefined;

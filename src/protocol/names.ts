@@ -85,12 +85,13 @@ export const MAX_CLIENT_NAME_BYTES = 255;
 /**
  * What a client name may not hold: controls (C0, DEL, C1), line and paragraph separators and bidirectional
  * overrides and isolates. A name is shown to others (`ls`, publishers, callers, the dashboard), and these
- * would act on their terminals or reorder what they read.
+ * would act on their terminals or reorder what they read. {@link escapeUnsafe} writes the same characters as
+ * escapes, tab aside (a tab keeps a line one line).
  */
-// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
-const UNSAFE_NAME_RE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-// biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is the point
-const UNSAFE_GLOBAL_RE = /[\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+const UNSAFE_BUT_TAB =
+  "\\u0000-\\u0008\\u000a-\\u001f\\u007f-\\u009f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069";
+const UNSAFE_NAME_RE = new RegExp(`[\\u0009${UNSAFE_BUT_TAB}]`);
+const UNSAFE_GLOBAL_RE = new RegExp(`[${UNSAFE_BUT_TAB}]`, "g");
 const SHORT_ESCAPES: Record<string, string> = { "\n": "\\n", "\r": "\\r" };
 
 /**

@@ -54,7 +54,7 @@ export function openSocket<S extends net.Socket>(
     const onError = (err: NodeJS.ErrnoException) => {
       const untrusted = CERTIFICATE_ERROR.test(err.code ?? "");
       // A TLS handshake answered by something that is not TLS (a tcp:// or ws:// port): say so.
-      const notTls = /WRONG_VERSION_NUMBER|wrong version number/i.test(`${err.code} ${err.message}`);
+      const notTls = /wrong.version.number/i.test(`${err.code} ${err.message}`);
       const hint =
         ready === "secureConnect" && notTls
           ? " (the server did not answer TLS: a tcp:// or ws:// port?)"

@@ -186,7 +186,7 @@ function wsTransport(scheme: "ws" | "wss"): Transport {
           // The server answered, but not with HTTP (a tcp:// port) or not with TLS (wss:// to a ws:// port).
           const hint = /Parse Error|HPE_/i.test(what)
             ? " (the server did not answer HTTP: a tcp:// or unix:// address?)"
-            : /WRONG_VERSION_NUMBER|wrong version number/i.test(what)
+            : /wrong.version.number/i.test(what)
               ? " (the server did not answer TLS: a ws:// address?)"
               : "";
           fail(
