@@ -39,20 +39,24 @@ export const ErrorCodes = {
   EZIPC_TOO_MANY_KEYS: "The hub already holds its maximum number of keys.",
   EZIPC_HUB_FULL: "The hub's blocks would exceed its maxTotalBytes.",
   EZIPC_TOO_MANY_POINTERS:
-    "This client already holds its maximum number of pointers (shm://: 60 processes already hold the key).",
+    "This client, or the hub over all clients, already holds its maximum number of pointers (shm://: 60 processes already hold the key).",
   EZIPC_PERMISSION_DENIED:
     "The hub does not let this client do that (e.g. create persistent keys); over shm://, a file this user may not read and write.",
   EZIPC_TIMEOUT: "A request got no reply within its timeout.",
   EZIPC_STORE: "The hub's persistent store failed (cannot open, read or write).",
   EZIPC_INVALID_TOPIC:
     "A topic or pattern is malformed (printable ASCII, dot-separated tokens, * and > only in patterns).",
-  EZIPC_TOO_MANY_TOPICS: "The hub already holds its maximum number of topics.",
-  EZIPC_TOO_MANY_SUBSCRIPTIONS: "This client already holds its maximum number of subscriptions.",
+  EZIPC_TOO_MANY_TOPICS:
+    "The hub already holds its maximum number of topics (or wildcard subscriptions following a new one would go over theirs).",
+  EZIPC_TOO_MANY_SUBSCRIPTIONS:
+    "This client, or the hub over all clients, already holds its maximum number of subscriptions (served topics and route watches count too).",
+  EZIPC_TOO_MANY_CONNECTIONS: "The hub already has its maximum number of connections open; try again later.",
   EZIPC_NO_RESPONDERS: "Nobody serves the topic of a request.",
   EZIPC_SERVER_GONE: "The server handling a call (or the peer of a session) disconnected before it ended.",
   EZIPC_CANCELLED: "The call was cancelled by its caller (an AbortSignal, a timeout, or the caller left).",
   EZIPC_REMOTE: "The server's handler failed; the message is the handler's error message.",
-  EZIPC_TOO_MANY_REQUESTS: "This client already has its maximum number of calls in flight.",
+  EZIPC_TOO_MANY_REQUESTS:
+    "This client, or the hub over all clients, already has its maximum number of calls (or deadman waits) in flight.",
   EZIPC_FLOW: "A peer sent stream chunks beyond the credit it was given; the call is ended.",
   EZIPC_NICK_TAKEN: "Chat: the nickname is held by another client (nicknames are unique, case-insensitive).",
   EZIPC_NO_SUCH_MEMBER: "Chat: nobody with that nickname is in the sender's room.",

@@ -175,6 +175,7 @@ export {
   type DialerStatus,
   type DialOptions,
   dial,
+  FrameBudget,
   FrameDecoder,
   type FrameSink,
   type LessorCounters,

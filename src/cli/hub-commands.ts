@@ -167,6 +167,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
     .option("--grace-ms <ms>", "how long a key with no pointer stays revivable", nonNegativeInt, 5_000)
     .option("--reconnect-window-ms <ms>", "how long a lost client's pointers are kept", nonNegativeInt, 5_000)
     .option("--max-keys <n>", "most keys", nonNegativeInt, 100_000)
+    .option("--max-connections <n>", "most connections open at once", nonNegativeInt, 10_000)
+    .option("--max-subscriptions <n>", "most subscriptions over all clients", nonNegativeInt, 100_000)
+    .option("--max-pointers <n>", "most pointers over all clients", nonNegativeInt, 200_000)
     .option("--max-block-bytes <n>", "largest block", nonNegativeInt, 1024 * 1024)
     .option("--max-total-bytes <n>", "most bytes over all blocks", nonNegativeInt, 256 * 1024 * 1024)
     .option("--no-client-persistent", "refuse persistent keys from clients")
@@ -229,6 +232,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           graceMs: number;
           reconnectWindowMs: number;
           maxKeys: number;
+          maxConnections: number;
+          maxSubscriptions: number;
+          maxPointers: number;
           maxBlockBytes: number;
           maxTotalBytes: number;
           clientPersistent: boolean;
@@ -271,6 +277,9 @@ export function addHubCommands(program: Command, defaults: { tcp: string; unix: 
           disposeGraceMs: o.graceMs,
           reconnectWindowMs: o.reconnectWindowMs,
           maxKeys: o.maxKeys,
+          maxConnections: o.maxConnections,
+          maxSubscriptions: o.maxSubscriptions,
+          maxPointers: o.maxPointers,
           maxBlockBytes: o.maxBlockBytes,
           maxTotalBytes: o.maxTotalBytes,
           allowClientPersistent: o.clientPersistent,

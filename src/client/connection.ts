@@ -314,7 +314,11 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     }
     if (msg.type === "error") {
       if (msg.body.rid === 0) {
-        void this.closeWith(wireError(msg.body.code, msg.body.message));
+        const err = wireError(msg.body.code, msg.body.message);
+        // A full hub is a passing state: this connection fails, and the dialer's rules decide (a connected
+        // client retries with its backoff; a first connect fails unless told to wait).
+        if (err.code === "EZIPC_TOO_MANY_CONNECTIONS") conn.destroy(err);
+        else void this.closeWith(err);
         return;
       }
       this.takePending(msg.body.rid)?.reject(wireError(msg.body.code, msg.body.message));

@@ -10,6 +10,8 @@ import type { Connection } from "../transport/types.js";
 
 /** Most waiting ops (take, waitTaken, waitReleased) per connection (`EZIPC_TOO_MANY_REQUESTS`). */
 export const MAX_WAITS_PER_CONNECTION = 1_000;
+/** The same over all connections. */
+export const MAX_WAITS_IN_ALL = 100_000;
 
 export interface Waiter {
   readonly conn: Connection;
@@ -58,6 +60,7 @@ export function describeTokens<T extends WaitLists>(
 
 export class Waits {
   private readonly counts = new Map<Connection, number>();
+  private total = 0;
 
   constructor(private readonly protocol: Protocol) {}
 
@@ -70,14 +73,24 @@ export class Waits {
         `at most ${MAX_WAITS_PER_CONNECTION} waiting deadman ops per client`,
       );
     }
+    if (this.total >= MAX_WAITS_IN_ALL) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_REQUESTS",
+        `the hub has its maximum of ${MAX_WAITS_IN_ALL} waiting deadman ops`,
+      );
+    }
     this.counts.set(conn, n + 1);
+    this.total++;
     return { conn, rid };
   }
 
   /** One of `conn`'s waits was answered. */
   done(conn: Connection): void {
     const n = this.counts.get(conn);
-    if (n !== undefined) this.counts.set(conn, n - 1);
+    if (n !== undefined && n > 0) {
+      this.counts.set(conn, n - 1);
+      this.total--;
+    }
   }
 
   /** `conn` closed: its waits are dropped from `t`'s lists (and no longer counted, once for all tokens). */
@@ -89,6 +102,7 @@ export class Waits {
   }
 
   forget(conn: Connection): void {
+    this.total -= this.counts.get(conn) ?? 0;
     this.counts.delete(conn);
   }
 

@@ -35,6 +35,8 @@ export interface HubMetrics {
   stats: HubStats;
   /** Connections accepted since the hub started (handshaken or not). */
   connectionsAccepted: number;
+  /** Connections open now (handshaken or not): what `maxConnections` bounds. */
+  connectionsOpen: number;
   bytesIn: number;
   bytesOut: number;
   framesIn: number;
@@ -54,6 +56,7 @@ import { type HandshakeFailure, type SecureCipher, secureListen } from "../secur
 import type { KeyPair } from "../security/suite.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { type BlockStore, MemoryStore } from "../store/store.js";
+import { FrameBudget } from "../transport/frame-budget.js";
 import { listen } from "../transport/registry.js";
 import { sendTo } from "../transport/send.js";
 import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
@@ -93,6 +96,18 @@ export interface HubOptions extends VarsOptions, PubSubOptions, RpcOptions, Conn
   reconnectWindowMs?: number;
   /** A connection that has not sent `hello` by then is closed. Default 5 s. */
   handshakeTimeoutMs?: number;
+  /**
+   * Most connections open at once, over every listener. One more is answered `EZIPC_TOO_MANY_CONNECTIONS`
+   * and closed (a connected client retries with its backoff; a first `connect()` fails). Default 10,000.
+   */
+  maxConnections?: number;
+  /**
+   * Most bytes of incomplete frames (begun, not yet whole) over all connections: each may hold one of up to
+   * `maxFrameBytes`, so many connections each starting a large frame would otherwise take connections ×
+   * maxFrameBytes. Over it, the connections holding the largest ones are cut (`EZIPC_FRAME_TOO_LARGE`,
+   * src/transport/frame-budget.ts). Default 256 MiB.
+   */
+  maxIncompleteFrameBytes?: number;
   /**
    * ws:// and wss:// listeners: web pages of other origins that may connect (`"https://app.example"`, or
    * `"*"`). Pages of this machine (localhost, 127.0.0.0/8, [::1]), pages the hub serves at an IP address
@@ -235,6 +250,7 @@ export class Hub extends EventEmitter<HubEvents> {
     slowConsumerCuts: 0,
     heartbeatTimeouts: 0,
     decryptErrors: 0,
+    connectionsRefused: 0,
     handshakeFailures: {} as Partial<Record<HandshakeFailure, number>>,
   };
   /** Open connections, and the bytes and frames of the closed ones (for {@link Hub.metrics}). */
@@ -243,6 +259,7 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly traffic = { connections: 0 };
   private readonly reconnectWindowMs: number;
   private readonly handshakeTimeoutMs: number;
+  private readonly maxConnections: number;
   /** Connections of the private in-process listener (the bridge): no permission checks. */
   private readonly trusted = new WeakSet<Connection>();
   private bridge: { close(): Promise<void> } | null = null;
@@ -257,6 +274,7 @@ export class Hub extends EventEmitter<HubEvents> {
     this.store = options.store ?? new MemoryStore();
     this.reconnectWindowMs = options.reconnectWindowMs ?? 5_000;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
+    this.maxConnections = options.maxConnections ?? 10_000;
     const policy = new AccessPolicy(options.security?.clients ?? []);
     const restricted = (options.security?.clients ?? []).some((c) => c.allow);
     this.access = restricted
@@ -323,8 +341,11 @@ export class Hub extends EventEmitter<HubEvents> {
             },
           })
         : undefined;
+      // One bound on incomplete frames over every listener's connections.
+      const frameBudget =
+        options.frameBudget ?? new FrameBudget(options.maxIncompleteFrameBytes ?? 256 * 1024 * 1024);
       for (const url of options.urls) {
-        const listener = await listen(url, upgrade ? { ...options, upgrade } : options);
+        const listener = await listen(url, { ...options, frameBudget, ...(upgrade ? { upgrade } : {}) });
         hub.servers.push(listener);
         hub.urls.push(listener.url);
         listener.on("connection", (conn) => hub.accept(conn));
@@ -490,6 +511,7 @@ export class Hub extends EventEmitter<HubEvents> {
     return {
       stats: this.stats(),
       connectionsAccepted: this.traffic.connections,
+      connectionsOpen: this.live.size,
       ...traffic,
       pointersByPolicy: { request: byPolicy[0], lazy: byPolicy[1], poll: byPolicy[2] },
       writeAckLatency: this.vars.writeAckLatency.snapshot(),
@@ -532,6 +554,13 @@ export class Hub extends EventEmitter<HubEvents> {
   private accept(conn: Connection): void {
     if (this.closing) {
       conn.destroy();
+      return;
+    }
+    if (this.live.size >= this.maxConnections && !this.trusted.has(conn)) {
+      this.faults.connectionsRefused++;
+      const message = `the hub has its maximum of ${this.maxConnections} connections open`;
+      sendTo(conn, this.protocol.encode("error", { rid: 0, code: "EZIPC_TOO_MANY_CONNECTIONS", message }));
+      void conn.close(message);
       return;
     }
     this.live.add(conn);

@@ -70,6 +70,7 @@ export function renderMetrics(m: HubMetrics): string {
   e.gauge("ezipc_hub_uptime_seconds", "Seconds since the hub started.", s.uptimeMs / 1000);
   e.gauge("ezipc_connections", "Clients connected now.", s.connectedClients);
   e.gauge("ezipc_clients", "Clients known (connected, or within their reconnect window).", s.clients);
+  e.gauge("ezipc_open_connections", "Connections open now, handshaken or not.", m.connectionsOpen);
   e.counter("ezipc_connections_accepted", "Connections accepted (handshaken or not).", m.connectionsAccepted);
   e.counter("ezipc_received_bytes", "Bytes received over every connection.", m.bytesIn);
   e.counter("ezipc_sent_bytes", "Bytes sent over every connection.", m.bytesOut);
@@ -84,6 +85,11 @@ export function renderMetrics(m: HubMetrics): string {
     "ezipc_decrypt_errors",
     "Secure connections closed for a record that failed authentication.",
     s.decryptErrors,
+  );
+  e.counter(
+    "ezipc_connections_refused",
+    "Connections refused because the hub had maxConnections open.",
+    s.connectionsRefused,
   );
   e.counter(
     "ezipc_handshake_failures",

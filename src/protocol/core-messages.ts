@@ -107,6 +107,8 @@ export interface HubStats {
   heartbeatTimeouts: number;
   /** Secure connections closed for a record that failed authentication. */
   decryptErrors: number;
+  /** Connections refused because the hub had `maxConnections` open. */
+  connectionsRefused: number;
   /** Secure handshakes that failed, by reason (docs/security.md). */
   handshakeFailures: Partial<Record<HandshakeFailure, number>>;
   rssBytes: number;

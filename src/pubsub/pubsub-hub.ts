@@ -70,6 +70,15 @@ export interface PubSubOptions {
   maxTopics?: number;
   /** Most subscriptions per connection (`EZIPC_TOO_MANY_SUBSCRIPTIONS`). Default 10,000. */
   maxSubscriptionsPerClient?: number;
+  /** Most subscriptions in the hub, over all connections (`EZIPC_TOO_MANY_SUBSCRIPTIONS`). Default 100,000. */
+  maxSubscriptions?: number;
+  /**
+   * Most (subscription, topic) pairs in the hub: a subscription to one topic is one, a wildcard one counts
+   * once for each topic it follows (each costs the hub a cursor, about 100 bytes). A wildcard subscribe that
+   * would go over fails with `EZIPC_TOO_MANY_SUBSCRIPTIONS`; a new topic that wildcard subscriptions would
+   * take over fails the operation creating it with `EZIPC_TOO_MANY_TOPICS`. Default 1,000,000.
+   */
+  maxSubscriptionTopics?: number;
   /**
    * Publisher flow control (publisher-holds.ts): a topic whose full history still holds messages a `next`
    * subscriber has not been sent makes its publishers wait, for at most this long; then its oldest
@@ -140,6 +149,9 @@ export class PubSub implements HubPart {
   private readonly subsOf = new Map<Topic, Set<Sub>>();
   private readonly wildcards = new Set<Sub>();
   private readonly byConn = new Map<Connection, Map<number, Sub>>();
+  /** Subscriptions, and (subscription, topic) pairs, over all connections (the hub-wide bounds). */
+  private subscriptions = 0;
+  private pairs = 0;
   private totalBytes = 0;
   private readonly limits: Required<PubSubOptions>;
   private pendingSave: { topic: string; seq: bigint; entry: Entry }[] = [];
@@ -180,6 +192,8 @@ export class PubSub implements HubPart {
       maxHistoryBytes: options.maxHistoryBytes ?? 256 * 1024 * 1024,
       maxTopics: options.maxTopics ?? 100_000,
       maxSubscriptionsPerClient: options.maxSubscriptionsPerClient ?? 10_000,
+      maxSubscriptions: options.maxSubscriptions ?? 100_000,
+      maxSubscriptionTopics: options.maxSubscriptionTopics ?? 1_000_000,
       holdPublishersMs: replica ? 0 : (options.holdPublishersMs ?? 5_000),
     };
     this.mirrors = replica
@@ -628,6 +642,12 @@ export class PubSub implements HubPart {
           `at most ${this.limits.maxSubscriptionsPerClient} subscriptions per client`,
         );
       }
+      if (this.subscriptions >= this.limits.maxSubscriptions) {
+        throw new EzipcError(
+          "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+          `the hub holds its maximum of ${this.limits.maxSubscriptions} subscriptions`,
+        );
+      }
       const sub: Sub = {
         sid: m.sid,
         conn,
@@ -662,8 +682,16 @@ export class PubSub implements HubPart {
             return t.indexOf(m.fromSeq);
         }
       };
-      if (!wildcard) sub.only = this.topic(m.pattern, true);
+      if (wildcard) {
+        let matched = 0;
+        for (const t of this.topics.values()) if (match(t.name)) matched++;
+        this.checkPairs(matched, `subscription to ${m.pattern}`, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
+      } else {
+        sub.only = this.topic(m.pattern, true);
+        this.checkPairs(1, `subscription to ${m.pattern}`, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
+      }
       subs.set(m.sid, sub);
+      this.subscriptions++;
       registered = sub;
       if (wildcard) this.wildcards.add(sub);
       for (const t of this.topics.values()) {
@@ -696,9 +724,9 @@ export class PubSub implements HubPart {
 
   private removeSub(sub: Sub | undefined): void {
     if (!sub) return;
-    this.byConn.get(sub.conn)?.delete(sub.sid);
+    if (this.byConn.get(sub.conn)?.delete(sub.sid)) this.subscriptions--;
     this.wildcards.delete(sub);
-    for (const t of sub.cursors.keys()) this.subsOf.get(t)?.delete(sub);
+    for (const t of sub.cursors.keys()) if (this.subsOf.get(t)?.delete(sub)) this.pairs--;
     // A topic it held back may go on.
     if (this.holds.size > 0) for (const t of sub.cursors.keys()) if (this.holds.isHeld(t)) this.retryHeld(t);
     sub.cursors.clear();
@@ -713,7 +741,26 @@ export class PubSub implements HubPart {
       set = new Set();
       this.subsOf.set(t, set);
     }
-    set.add(sub);
+    if (!set.has(sub)) {
+      set.add(sub);
+      this.pairs++;
+    }
+  }
+
+  /**
+   * Throws `code` if `more` (subscription, topic) pairs would take the hub over `maxSubscriptionTopics`
+   * (a plain subscription's pair is within the topic it creates or finds: 1 at most).
+   */
+  private checkPairs(
+    more: number,
+    what: string,
+    code: "EZIPC_TOO_MANY_SUBSCRIPTIONS" | "EZIPC_TOO_MANY_TOPICS",
+  ): void {
+    if (this.pairs + more <= this.limits.maxSubscriptionTopics) return;
+    throw new EzipcError(
+      code,
+      `${what} would take the hub over its maximum of ${this.limits.maxSubscriptionTopics} (subscription, topic) pairs (maxSubscriptionTopics): wildcard subscriptions follow every topic they match`,
+    );
   }
 
   /** Sends what `sub` has credit for, round-robin over its ready topics, until its queue is full. */
@@ -792,25 +839,26 @@ export class PubSub implements HubPart {
   private topic(name: string, create: boolean): Topic {
     let t = this.topics.get(name);
     if (t || !create) return t!;
+    // The topic announcing new topics first: a failure to make it leaves no topic unannounced.
+    const announce = name === NEW_TOPICS ? null : this.topic(NEW_TOPICS, true);
     if (this.topics.size >= this.limits.maxTopics) {
       throw new EzipcError(
         "EZIPC_TOO_MANY_TOPICS",
         `the hub holds its maximum of ${this.limits.maxTopics} topics`,
       );
     }
+    // The wildcard subscriptions that will follow it, counted before anything is made.
+    const followers: Sub[] = [];
+    for (const sub of this.wildcards) if (sub.match(name)) followers.push(sub);
+    this.checkPairs(followers.length, `topic ${name}`, "EZIPC_TOO_MANY_TOPICS");
     t = new Topic(name, { maxBytes: this.limits.topicMaxBytes, maxCount: this.limits.topicMaxCount });
     this.topics.set(name, t);
     if (this.mirrors && !name.startsWith("$hub.")) this.mirrors.follow(t);
-    for (const sub of this.wildcards) {
-      if (sub.match(name)) {
-        this.addSubToTopic(sub, t);
-        sub.cursors.set(t, t.next);
-      }
+    for (const sub of followers) {
+      this.addSubToTopic(sub, t);
+      sub.cursors.set(t, t.next);
     }
-    if (name !== NEW_TOPICS) {
-      const announce = this.topic(NEW_TOPICS, true);
-      this.announce(announce, Buffer.from(name, "utf8"));
-    }
+    if (announce) this.announce(announce, Buffer.from(name, "utf8"));
     return t;
   }
 

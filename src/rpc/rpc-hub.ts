@@ -41,10 +41,16 @@ export const END_CANCEL = 2;
 export interface RpcOptions {
   /** Calls in flight per caller connection (`EZIPC_TOO_MANY_REQUESTS`). Default 1,000. */
   maxCallsPerClient?: number;
+  /** Calls in flight in the hub, over all callers (`EZIPC_TOO_MANY_REQUESTS`). Default 100,000. */
+  maxCalls?: number;
 }
 
-/** Topics whose routes one connection may watch. */
-const MAX_ROUTE_WATCHES = 10_000;
+/**
+ * Topics one connection may serve, and whose routes it may watch (`EZIPC_TOO_MANY_SUBSCRIPTIONS`); and the
+ * same over all connections (each costs the hub about 100 bytes).
+ */
+const MAX_TOPICS_PER_CLIENT = 10_000;
+const MAX_TOPICS_IN_ALL = 100_000;
 
 interface Call {
   readonly topic: string;
@@ -77,7 +83,10 @@ export class Rpc implements HubPart, RpcRouter {
   private readonly routeWatchers = new Map<string, Set<Connection>>();
   private readonly watching = new Map<Connection, Set<string>>();
   private nextCid = 1;
+  private readonly maxCallsPerClient: number;
   private readonly maxCalls: number;
+  /** Calls in flight, served topics and route watches over all connections (the hub-wide bounds). */
+  private readonly totals = { calls: 0, served: 0, watching: 0 };
   readonly counters = { calls: 0, noResponders: 0, serverGone: 0 };
 
   constructor(
@@ -86,7 +95,8 @@ export class Rpc implements HubPart, RpcRouter {
     /** A clustered hub's link to the other hubs' servers (rpc-remote.ts). */
     private readonly cluster: RpcCluster | null = null,
   ) {
-    this.maxCalls = options.maxCallsPerClient ?? 1_000;
+    this.maxCallsPerClient = options.maxCallsPerClient ?? 1_000;
+    this.maxCalls = options.maxCalls ?? 100_000;
     cluster?.start(this);
   }
 
@@ -112,9 +122,7 @@ export class Rpc implements HubPart, RpcRouter {
   }
 
   get callsInFlight(): number {
-    let n = 0;
-    for (const m of this.byCaller.values()) n += m.size;
-    return n;
+    return this.totals.calls;
   }
 
   /** The served topics matching `match`, with their servers and calls in flight, at most `limit` (monitor view). */
@@ -177,6 +185,7 @@ export class Rpc implements HubPart, RpcRouter {
 
   connectionClosed(conn: Connection): void {
     for (const topic of this.watching.get(conn) ?? []) {
+      this.totals.watching--;
       const set = this.routeWatchers.get(topic);
       set?.delete(conn);
       if (set?.size === 0) this.routeWatchers.delete(topic);
@@ -230,6 +239,8 @@ export class Rpc implements HubPart, RpcRouter {
       checkTopic(m.topic);
       if (m.direct !== "") this.directOf.set(conn, { server: client, host: m.host, url: m.direct });
       else this.directOf.delete(conn);
+      let mine = this.served.get(conn);
+      if (!mine?.has(m.topic)) this.checkTopics(mine?.size ?? 0, this.totals.served, "serve");
       let pool = this.pools.get(m.topic);
       if (!pool) {
         pool = [];
@@ -237,12 +248,14 @@ export class Rpc implements HubPart, RpcRouter {
         this.cluster?.serving(m.topic, true);
       }
       if (!pool.includes(conn)) pool.push(conn);
-      let mine = this.served.get(conn);
       if (!mine) {
         mine = new Set();
         this.served.set(conn, mine);
       }
-      mine.add(m.topic);
+      if (!mine.has(m.topic)) {
+        mine.add(m.topic);
+        this.totals.served++;
+      }
       sendTo(conn, this.protocol.encode("ok", { rid: m.rid, version: 0n }));
       this.routesChanged(m.topic);
     } catch (err) {
@@ -250,7 +263,24 @@ export class Rpc implements HubPart, RpcRouter {
     }
   }
 
+  /** Throws `EZIPC_TOO_MANY_SUBSCRIPTIONS` if a connection with `mine` topics may not `what` one more. */
+  private checkTopics(mine: number, inAll: number, what: string): void {
+    if (mine >= MAX_TOPICS_PER_CLIENT) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+        `a client may ${what} at most ${MAX_TOPICS_PER_CLIENT} topics`,
+      );
+    }
+    if (inAll >= MAX_TOPICS_IN_ALL) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+        `the hub's clients already ${what} ${MAX_TOPICS_IN_ALL} topics, its maximum`,
+      );
+    }
+  }
+
   private removeServer(conn: Connection, topic: string): void {
+    if (this.served.get(conn)?.delete(topic)) this.totals.served--;
     const pool = this.pools.get(topic);
     if (!pool) return;
     const i = pool.indexOf(conn);
@@ -260,7 +290,6 @@ export class Rpc implements HubPart, RpcRouter {
       this.pools.delete(topic);
       this.cluster?.serving(topic, false);
     }
-    this.served.get(conn)?.delete(topic);
     this.routesChanged(topic);
   }
 
@@ -286,13 +315,9 @@ export class Rpc implements HubPart, RpcRouter {
         this.watching.set(conn, mine);
       }
       if (!mine.has(m.topic)) {
-        if (mine.size >= MAX_ROUTE_WATCHES) {
-          throw new EzipcError(
-            "EZIPC_TOO_MANY_SUBSCRIPTIONS",
-            `at most ${MAX_ROUTE_WATCHES} topics' routes per client`,
-          );
-        }
+        this.checkTopics(mine.size, this.totals.watching, "watch the routes of");
         mine.add(m.topic);
+        this.totals.watching++;
         let set = this.routeWatchers.get(m.topic);
         if (!set) {
           set = new Set();
@@ -324,10 +349,16 @@ export class Rpc implements HubPart, RpcRouter {
       if (m.kind > KIND_SESSION) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown call kind ${m.kind}`);
       let mine = this.byCaller.get(conn);
       if (mine?.has(m.rid)) throw new EzipcError("EZIPC_BAD_REQUEST", `request id ${m.rid} is in use`);
-      if (mine && mine.size >= this.maxCalls) {
+      if (mine && mine.size >= this.maxCallsPerClient) {
         throw new EzipcError(
           "EZIPC_TOO_MANY_REQUESTS",
-          `at most ${this.maxCalls} calls in flight per client`,
+          `at most ${this.maxCallsPerClient} calls in flight per client`,
+        );
+      }
+      if (this.totals.calls >= this.maxCalls) {
+        throw new EzipcError(
+          "EZIPC_TOO_MANY_REQUESTS",
+          `the hub has its maximum of ${this.maxCalls} calls in flight`,
         );
       }
       const server =
@@ -360,6 +391,7 @@ export class Rpc implements HubPart, RpcRouter {
         this.byCaller.set(conn, mine);
       }
       mine.set(m.rid, call);
+      this.totals.calls++;
       theirs.set(cid, call);
       this.counters.calls++;
       sendTo(
@@ -458,7 +490,7 @@ export class Rpc implements HubPart, RpcRouter {
   }
 
   private finish(call: Call): void {
-    this.byCaller.get(call.caller)?.delete(call.rid);
+    if (this.byCaller.get(call.caller)?.delete(call.rid)) this.totals.calls--;
     this.byServer.get(call.server)?.delete(call.cid);
   }
 

@@ -1,6 +1,7 @@
 import { EzipcError } from "../errors.js";
 import { bufferView } from "../views.js";
 import { CONTROL_BIT, ControlType, HEADER_BYTES, MAX_CONTROL_BYTES } from "./frame.js";
+import type { BudgetHolder, FrameBudget } from "./frame-budget.js";
 
 /**
  * Receives each decoded frame. `control` is 0 for a data frame, else the {@link ControlType} (then `payload`
@@ -42,6 +43,10 @@ const EMPTY = Buffer.alloc(0);
  *
  * A violation throws an {@link EzipcError} (`EZIPC_FRAME_TOO_LARGE` or `EZIPC_PROTOCOL`); after that the
  * decoder is poisoned and every later push throws the same error.
+ *
+ * With a {@link FrameBudget}, a data frame that does not come whole in one chunk reserves its length in the
+ * budget until it is complete (or {@link release}): over the budget, it throws `EZIPC_FRAME_TOO_LARGE`, or
+ * another decoder holding a larger frame is cut (`cut`).
  */
 export class FrameDecoder {
   /** Frames delivered so far. */
@@ -63,10 +68,47 @@ export class FrameDecoder {
    * `minPiecesBytes`: the shortest split data frame delivered in pieces when a pieces sink is given
    * ({@link MIN_PIECES_FRAME_BYTES}; the tests use less).
    */
+  /** Bytes this decoder holds in its budget (the incomplete frame's length). */
+  private reserved = 0;
+  private readonly holder: BudgetHolder | null;
+
   constructor(
     readonly maxFrameBytes: number,
     private readonly minPiecesBytes = MIN_PIECES_FRAME_BYTES,
-  ) {}
+    private readonly budget: FrameBudget | null = null,
+    /** Called when the budget cuts this decoder (it is poisoned and its frame dropped first). */
+    cut: (error: EzipcError) => void = () => {},
+  ) {
+    const self = this;
+    this.holder = budget && {
+      get reserved() {
+        return self.reserved;
+      },
+      evict(error: EzipcError) {
+        self.release(error);
+        cut(error);
+      },
+    };
+  }
+
+  /**
+   * Drops the incomplete frame and gives its bytes back to the budget (the connection ended). With `error`,
+   * every later push throws it.
+   */
+  release(error?: EzipcError): void {
+    if (error) this.failed ??= error;
+    this.body = null;
+    this.pieces = null;
+    this.bodyFill = 0;
+    this.piecesFill = 0;
+    this.unreserve();
+  }
+
+  private unreserve(): void {
+    if (this.reserved === 0) return;
+    this.budget!.give(this.holder!, this.reserved);
+    this.reserved = 0;
+  }
 
   /** Bytes of an incomplete frame buffered so far (bounded by maxFrameBytes + 4). */
   get bufferedBytes(): number {
@@ -132,6 +174,14 @@ export class FrameDecoder {
       this.deliver(length === 0 ? EMPTY : bufferView(chunk, pos, pos + length), control, sink);
       return pos + length;
     }
+    if (this.budget !== null && control === 0) {
+      const refused = this.budget.take(this.holder!, length);
+      if (refused) {
+        this.failed = refused;
+        throw refused;
+      }
+      this.reserved = length;
+    }
     if (pieces !== undefined && control === 0 && length >= this.minPiecesBytes) {
       this.pieces = available > 0 ? [chunk.subarray(pos)] : [];
       this.piecesLength = length;
@@ -171,6 +221,7 @@ export class FrameDecoder {
     if (have + n === length) {
       this.pieces = null;
       this.piecesFill = 0;
+      this.unreserve();
       this.framesDecoded++;
       piecesSink(pieces, length);
     }
@@ -185,6 +236,7 @@ export class FrameDecoder {
     if (this.bodyFill === body.length) {
       this.body = null;
       this.bodyFill = 0;
+      this.unreserve();
       this.deliver(body, this.bodyControl, sink);
     }
     return pos + n;

@@ -10,7 +10,8 @@
  *   a 4-byte big-endian length, then the payload).
  * - **Bounded receive memory**: a frame's length is checked against `maxFrameBytes` before a byte is
  *   allocated for it; an oversized or malformed frame closes that connection only (`EZIPC_FRAME_TOO_LARGE`,
- *   `EZIPC_PROTOCOL`) and is counted in {@link transportCounters}. An async-iterator consumer that lags
+ *   `EZIPC_PROTOCOL`) and is counted in {@link transportCounters}. Connections given one
+ *   {@link FrameBudget} also bound their incomplete frames together. An async-iterator consumer that lags
  *   pauses the socket.
  * - **Bounded send memory**: `send()` returns false past `sendHighWaterMarkBytes` (then `drain()`); past
  *   `maxQueuedBytes`, or with no progress for `stallTimeoutMs`, the peer is cut as a slow consumer.
@@ -32,6 +33,7 @@ export {
   type ReconnectOptions,
 } from "./dialer.js";
 export { DEFAULT_MAX_FRAME_BYTES } from "./frame.js";
+export { type BudgetHolder, FrameBudget } from "./frame-budget.js";
 export { FrameDecoder, type FrameSink } from "./frame-decoder.js";
 export { dial, listen, registerTransport } from "./registry.js";
 export type {

@@ -6,6 +6,7 @@ import { checkDurationMs } from "../ranges.js";
 import { counters, newConnectionStats } from "./counters.js";
 import { nextDrain } from "./events.js";
 import { ControlType, DEFAULT_MAX_FRAME_BYTES, MAX_FRAME_BYTES_LIMIT } from "./frame.js";
+import type { FrameBudget } from "./frame-budget.js";
 import { FrameDecoder } from "./frame-decoder.js";
 import { FrameWriter } from "./frame-writer.js";
 import { nextConnectionId } from "./ids.js";
@@ -28,6 +29,7 @@ export interface ResolvedConnectionOptions {
   heartbeatIntervalMs: number;
   heartbeatTimeoutMs: number;
   receiveHighWaterMarkBytes: number;
+  frameBudget: FrameBudget | null;
 }
 
 /** Fills in defaults and validates option values (RangeError on nonsense). */
@@ -40,8 +42,10 @@ export function resolveConnectionOptions(o: ConnectionOptions = {}): ResolvedCon
     heartbeatIntervalMs: o.heartbeatIntervalMs ?? 5_000,
     heartbeatTimeoutMs: o.heartbeatTimeoutMs ?? 15_000,
     receiveHighWaterMarkBytes: o.receiveHighWaterMarkBytes ?? 1024 * 1024,
+    frameBudget: o.frameBudget ?? null,
   };
   for (const [k, v] of Object.entries(r)) {
+    if (typeof v === "object") continue; // (the budget)
     if (k.endsWith("Ms")) checkDurationMs(k, v);
     else if (!Number.isInteger(v) || v < 0)
       throw new RangeError(`${k} must be a non-negative integer, got ${v}`);
@@ -124,7 +128,11 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     super();
     this.peer = (socket as { peer?: PeerIdentity }).peer ?? null;
     this.opts = options;
-    this.decoder = new FrameDecoder(this.opts.maxFrameBytes);
+    this.decoder = new FrameDecoder(this.opts.maxFrameBytes, undefined, this.opts.frameBudget, (error) => {
+      counters.framesTooLarge++;
+      log("warn", "transport", "cut to keep incomplete frames within the budget", { id: this.id, error });
+      this.fail(error);
+    });
     this.releases = releasing.has(socket);
     this.writer = new FrameWriter({
       write: (chunk) => {
@@ -418,6 +426,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     if (this.silenceTimer) clearTimeout(this.silenceTimer);
     if (this.closeTimer) clearTimeout(this.closeTimer);
     this.stopStallWatch();
+    this.decoder.release(); // an incomplete frame's bytes go back to a shared budget
     const info = this.closeInfo ?? peerEnded(this.id, this.remoteCloseReason);
     this.closeInfo = info;
     log("debug", "transport", "connection closed", { id: this.id, remote: this.remoteUrl, ...info });
@@ -530,6 +539,7 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
     this.lastWords(error);
     this.closeInfo = { initiator: "local", reason: error.message, error };
     this.beginClosing();
+    this.decoder.release(error); // at once: the socket's close event comes later
     this.socket.destroy();
   }
 }

@@ -2,6 +2,7 @@ import type { EventEmitter } from "node:events";
 import type { Duplex } from "node:stream";
 import type { ConnectionOptions as TlsConnectionOptions, TlsOptions } from "node:tls";
 import type { EzipcError } from "../errors.js";
+import type { FrameBudget } from "./frame-budget.js";
 
 /** Who the peer of a connection is, as an upgrade (an authenticated handshake) established it. */
 export interface PeerIdentity {
@@ -36,6 +37,11 @@ export interface ConnectionOptions {
   heartbeatTimeoutMs?: number;
   /** Messages buffered for an async-iterator consumer before the socket is paused. Default 1 MiB. */
   receiveHighWaterMarkBytes?: number;
+  /**
+   * A bound on incomplete frames shared with other connections (a hub gives one to all of its connections,
+   * `maxIncompleteFrameBytes`): see frame-budget.ts. Default: none beyond `maxFrameBytes` per connection.
+   */
+  frameBudget?: FrameBudget;
 }
 
 /** udp:// options (docs/transport.md). */

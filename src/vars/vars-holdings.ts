@@ -62,6 +62,8 @@ export interface VarsPeer {
 /** The holders of every block, and the propagation of new values to them. */
 export class VarsHolders {
   private readonly byBlock = new Map<Block, Map<VarsPeer, Holding>>();
+  /** Pointers over all clients (the hub-wide bound). */
+  pointers = 0;
 
   constructor(
     private readonly protocol: Protocol,
@@ -92,14 +94,20 @@ export class VarsHolders {
     if (counts) {
       for (let p = 0; p < 3; p++) {
         h.counts[p]! += counts[p]!;
-        client.vars.pointers += counts[p]!;
+        this.count(client, counts[p]!);
       }
     } else {
       h.counts[policy]! += n;
-      client.vars.pointers += n;
+      this.count(client, n);
     }
     h.policy = policyOf(h.counts);
     h.staleSent = false;
+  }
+
+  /** Counts `n` pointers more (or fewer) for `client`, and in all. */
+  count(client: VarsPeer, n: number): void {
+    client.vars.pointers += n;
+    this.pointers += n;
   }
 
   /** Removes a holding whose counts are all 0. */

@@ -54,6 +54,8 @@ import type { VarsReplica } from "./vars-replica.js";
 export interface VarsOptions extends BlockTableOptions {
   /** Most pointers one client may hold (`EZIPC_TOO_MANY_POINTERS`). Default 10,000. */
   maxPointersPerClient?: number;
+  /** Most pointers in the hub, over all clients (`EZIPC_TOO_MANY_POINTERS`). Default 200,000. */
+  maxPointers?: number;
   /** Whether clients may create persistent keys (`EZIPC_PERMISSION_DENIED` otherwise). Default true. */
   allowClientPersistent?: boolean;
 }
@@ -82,6 +84,7 @@ export class VarsHub {
   /** From a write's (or config op's) arrival to its `ok` (after the store's commit, for a persistent key). */
   readonly writeAckLatency = new Histogram();
   private readonly maxPointersPerClient: number;
+  private readonly maxPointers: number;
   private readonly allowClientPersistent: boolean;
 
   constructor(
@@ -98,6 +101,7 @@ export class VarsHub {
   ) {
     this.holders = new VarsHolders(protocol, this.counters);
     this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
+    this.maxPointers = options.maxPointers ?? 200_000;
     this.allowClientPersistent = options.allowClientPersistent ?? true;
     this.commits = new BlockCommits(store, (b, v) => this.applyCommitted(b, v));
     this.table = new BlockTable(options, clock, (block, reason) => this.onInvalidate(block, reason));
@@ -468,7 +472,7 @@ export class VarsHub {
     // A release can cross an invalidation or a resync on the wire: nothing left to release is fine.
     if (!h || m.policy > POLL || h.counts[m.policy]! === 0) return;
     h.counts[m.policy]!--;
-    client.vars.pointers--;
+    this.holders.count(client, -1);
     this.table.release(h.block);
     h.policy = policyOf(h.counts);
     if (h.policy === -1) this.holders.remove(client, h);
@@ -647,9 +651,15 @@ export class VarsHub {
           `resync of ${m.key} with ${total} pointers is over this client's maximum of ${this.maxPointersPerClient}`,
         );
       }
+      if (this.holders.pointers - before + total > this.maxPointers) {
+        throw new EzipcError(
+          "EZIPC_TOO_MANY_POINTERS",
+          `resync of ${m.key} with ${total} pointers is over the hub's maximum of ${this.maxPointers}`,
+        );
+      }
       if (h) {
         for (let p = 0; p < 3; p++) h.counts[p] = 0;
-        client.vars.pointers -= before;
+        this.holders.count(client, -before);
         this.table.hold(block, total); // hold first so the block never passes through refcount 0
         this.table.release(block, before);
         h.policy = -1;
@@ -720,6 +730,12 @@ export class VarsHub {
         `this client holds its maximum of ${this.maxPointersPerClient} pointers`,
       );
     }
+    if (this.holders.pointers >= this.maxPointers) {
+      throw new EzipcError(
+        "EZIPC_TOO_MANY_POINTERS",
+        `the hub holds its maximum of ${this.maxPointers} pointers`,
+      );
+    }
   }
 
   /**
@@ -782,7 +798,7 @@ export class VarsHub {
   private dropHolding(client: VarsPeer, h: Holding): void {
     const n = h.counts[0] + h.counts[1] + h.counts[2];
     h.counts.fill(0);
-    client.vars.pointers -= n;
+    this.holders.count(client, -n);
     this.holders.remove(client, h);
     if (this.table.byId(h.block.id) === h.block) this.table.release(h.block, n);
   }
@@ -847,7 +863,7 @@ export class VarsHub {
     if (holders) {
       for (const [client, h] of [...holders]) {
         const n = h.counts[0] + h.counts[1] + h.counts[2];
-        client.vars.pointers -= n;
+        this.holders.count(client, -n);
         h.counts.fill(0);
         this.holders.remove(client, h);
         this.send(client, "invalidated", { id: block.id, code: "EZIPC_KEY_DISPOSED" });

@@ -21,8 +21,13 @@ describe("the C# client (clients/csharp) against a real hub", () => {
       urls: ["tcp://127.0.0.1:0", `unix://${path.join(tmp.dir, "hub.sock")}`],
       disposeGraceMs: 200,
     });
+    const full = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], maxConnections: 0 });
     try {
-      const r = await within(nunit({ EZIPC_TEST_URLS: hub.urls.join(" ") }), 180_000, "nunit-console");
+      const r = await within(
+        nunit({ EZIPC_TEST_URLS: hub.urls.join(" "), EZIPC_TEST_FULL_URL: full.urls[0]! }),
+        180_000,
+        "nunit-console",
+      );
       assert.equal(r.code, 0, r.out);
       const summary =
         /Tests run: (\d+), Errors: (\d+), Failures: (\d+), Inconclusive: (\d+).*\n.*Not run: (\d+)/.exec(
@@ -34,6 +39,7 @@ describe("the C# client (clients/csharp) against a real hub", () => {
       assert.deepEqual([errors, failures, inconclusive, notRun], [0, 0, 0, 0], r.out);
     } finally {
       await hub.close();
+      await full.close();
     }
   });
 

@@ -46,6 +46,7 @@ describe("the Python client (clients/python) against a real hub", () => {
         clients: [{ name: "py-token", token: "s3cret", allow: { subscribe: ["py.>"] } }],
       },
     });
+    const full = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], maxConnections: 0 });
     // A TypeScript server of a stream, for the Python caller: "0", "1", … up to the number it is sent.
     const server = await connect(hub.urls[0]!, { name: "ts-streamer" });
     await server.serve("ts.count", async function* (req) {
@@ -56,6 +57,7 @@ describe("the Python client (clients/python) against a real hub", () => {
         unittest({
           EZIPC_TEST_TS_STREAM: "ts.count",
           EZIPC_TEST_URLS: hub.urls.join(" "),
+          EZIPC_TEST_FULL_URL: full.urls[0]!,
           EZIPC_TEST_SECURE_URL: secure.urls[0]!,
           EZIPC_TEST_HUB_KEY: Buffer.from(staticKey.publicKey).toString("base64"),
         }),
@@ -71,6 +73,7 @@ describe("the Python client (clients/python) against a real hub", () => {
       await server.close();
       await hub.close();
       await secure.close();
+      await full.close();
     }
   });
 });

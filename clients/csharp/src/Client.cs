@@ -113,7 +113,8 @@ namespace Ezipc
 
         /// <summary>Connects to the hub at <paramref name="url"/> (tcp://HOST:PORT or unix:///PATH). Resolves once
         /// welcomed; rejects with EZIPC_INVALID_URL, EZIPC_HANDSHAKE (the hub speaks another protocol version),
-        /// EZIPC_TIMEOUT, or the socket's failure as EZIPC_CONNECTION_RESET.</summary>
+        /// EZIPC_TOO_MANY_CONNECTIONS (the hub is full), EZIPC_TIMEOUT, or the socket's failure as
+        /// EZIPC_CONNECTION_RESET.</summary>
         public static async Task<Client> ConnectAsync(string url, string name = "csharp", ClientOptions options = null)
         {
             var c = new Client(url, name, options);

@@ -381,6 +381,15 @@ public class HubTests
     }
 
     [Test]
+    public void AFullHubRefusesWithACode()
+    {
+        // EZIPC_TEST_FULL_URL: a hub with maxConnections 0, which refuses every connection.
+        var url = Environment.GetEnvironmentVariable("EZIPC_TEST_FULL_URL");
+        Assert.IsNotNull(url, "EZIPC_TEST_FULL_URL names no hub (run through npm test)");
+        Assert.AreEqual("EZIPC_TOO_MANY_CONNECTIONS", Code(Client.ConnectAsync(url, "cs-full")));
+    }
+
+    [Test]
     public void BadUrls()
     {
         foreach (var bad in new[] { "ws://x:1", "tcp://nohostport", "shm://", "unix://", "nonsense" })

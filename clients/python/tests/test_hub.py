@@ -346,6 +346,12 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
 
                 self.assertEqual(await within(asyncio.to_thread(script), 20), 3)
 
+    async def test_a_full_hub_refuses_with_a_code(self):
+        # EZIPC_TEST_FULL_URL: a hub with maxConnections 0, which refuses every connection.
+        with self.assertRaises(EzipcError) as e:
+            await within(ezipc.connect(os.environ["EZIPC_TEST_FULL_URL"], "py-full"))
+        self.assertEqual(e.exception.code, "EZIPC_TOO_MANY_CONNECTIONS")
+
     async def test_bad_urls(self):
         for bad in ["ws://x", "tcp://nohostport", "shm://", "unix://"]:
             with self.assertRaises(EzipcError) as e:

@@ -1,0 +1,270 @@
+// Hub-wide bounds: whatever one peer or many do (connections, subscriptions, wildcard subscriptions over
+// many topics, pointers, calls, served topics), the hub's memory has a ceiling, and going over it fails
+// only the operation (or connection) that would, with a coded error; what was freed can be taken again.
+import assert from "node:assert/strict";
+import net from "node:net";
+import { describe, it } from "node:test";
+import { connect, type HubClient } from "../../src/index.js";
+import { until, within } from "../helpers.js";
+import { withHub } from "./hubs.js";
+
+/** A plain socket to `url` (tcp://HOST:PORT), open (it counts as a connection until it says hello). */
+async function rawSocket(url: string): Promise<net.Socket> {
+  const u = new URL(url);
+  const s = net.connect(Number(u.port), u.hostname);
+  await new Promise<void>((resolve, reject) => {
+    s.once("connect", resolve);
+    s.once("error", reject);
+  });
+  s.on("error", () => {});
+  s.resume(); // (what the hub sends is dropped; its close is seen)
+  return s;
+}
+
+async function closeAll(clients: HubClient[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.close()));
+}
+
+describe("hub-wide limits", () => {
+  it("maxIncompleteFrameBytes: connections that each begin a large frame and never end it are cut, largest first; a client's publish goes on", async () => {
+    await withHub({ maxIncompleteFrameBytes: 1024 * 1024 }, async (hub, url) => {
+      const sub = await connect(url, { name: "sub" });
+      const got: number[] = [];
+      await sub.subscribe("big", {}, (m) => {
+        got.push(m.payload.length);
+      });
+      // Each socket announces a 512 KiB frame (before any hello) and sends 1 KiB of it.
+      const holders: net.Socket[] = [];
+      const closed: Promise<void>[] = [];
+      for (let i = 0; i < 3; i++) {
+        const s = await rawSocket(url);
+        closed.push(new Promise<void>((resolve) => s.once("close", () => resolve())));
+        const head = Buffer.alloc(4);
+        head.writeUInt32BE(512 * 1024);
+        s.write(Buffer.concat([head, Buffer.alloc(1024)]));
+        holders.push(s);
+      }
+      // Two fit (1 MiB); the third does not, and no one holds more than it: that one is cut.
+      await within(Promise.race(closed), 5_000, "a holder cut");
+      await until(() => hub.stats().framesTooLarge === 1, "one connection cut");
+      // A 200 KiB publish (split across reads) needs room: a holder of a larger frame is cut for it.
+      const pub = await connect(url, { name: "pub" });
+      await pub.publish("big", Buffer.alloc(200 * 1024, 1));
+      await until(() => got.length === 1, "the publish delivered");
+      assert.equal(got[0], 200 * 1024);
+      assert.equal(hub.stats().framesTooLarge, 2, "one more holder cut to make room");
+      for (const s of holders) s.destroy();
+      await closeAll([sub, pub]);
+    });
+  });
+
+  it("maxConnections: one more connection is refused with EZIPC_TOO_MANY_CONNECTIONS; a freed slot is taken again", async () => {
+    await withHub({ maxConnections: 2 }, async (hub, url) => {
+      const a = await connect(url, { name: "a" });
+      const raw = await rawSocket(url); // not said hello yet: it holds a slot all the same
+      await until(() => hub.metrics().connectionsOpen === 2, "the raw socket accepted");
+      await assert.rejects(connect(url, { name: "c", reconnect: false }), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "EZIPC_TOO_MANY_CONNECTIONS");
+        assert.match(e.message, /maximum of 2 connections/);
+        return true;
+      });
+      assert.equal(hub.stats().connectionsRefused, 1);
+      // The refusal touched nobody else.
+      await a.publish("still.here", "x");
+      raw.destroy();
+      await until(() => hub.metrics().connectionsOpen === 1, "the hub saw the raw socket go");
+      const c = await connect(url, { name: "c" });
+      await c.publish("still.here", "y");
+      await closeAll([a, c]);
+    });
+  });
+
+  it("a connected client that finds the hub full on reconnecting keeps retrying, and gets back in once a slot frees", async () => {
+    await withHub({ maxConnections: 2 }, async (hub, url) => {
+      const a = await connect(url, { name: "a", reconnect: { initialDelayMs: 1_000, maxDelayMs: 1_000 } });
+      const r1 = await rawSocket(url);
+      // a loses its connection; while it waits to dial again, another socket takes its slot.
+      (a as unknown as { conn: net.Socket | { destroy(): void } }).conn.destroy();
+      await until(() => hub.metrics().connectionsOpen === 1, "the hub saw a's connection go");
+      const r2 = await rawSocket(url);
+      await until(() => hub.metrics().connectionsOpen === 2, "r2 accepted");
+      await until(() => hub.stats().connectionsRefused >= 1, "a's reconnect refused", 10_000);
+      assert.equal(a.status, "reconnecting", "a full hub is a passing state: the client did not close");
+      r1.destroy();
+      r2.destroy();
+      await until(() => a.status === "connected", "a back in", 10_000);
+      await a.publish("back", "x");
+      await a.close();
+    });
+  });
+
+  it("maxSubscriptions counts every client's subscriptions; unsubscribing or leaving frees them", async () => {
+    await withHub({ maxSubscriptions: 3 }, async (hub, url) => {
+      const a = await connect(url, { name: "a" });
+      const b = await connect(url, { name: "b" });
+      const s1 = await a.subscribe("t.1", {}, () => {});
+      await a.subscribe("t.2", {}, () => {});
+      await b.subscribe("t.3", {}, () => {});
+      await assert.rejects(
+        b.subscribe("t.4", {}, () => {}),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
+          assert.match(e.message, /the hub holds its maximum of 3 subscriptions/);
+          return true;
+        },
+      );
+      s1.unsubscribe();
+      await until(async () => {
+        try {
+          await b.subscribe("t.4", {}, () => {});
+          return true;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_SUBSCRIPTIONS") throw e;
+          return false; // the unsubscribe is on its way (it has no reply)
+        }
+      }, "a freed subscription taken");
+      await a.close(); // its t.2 goes with it
+      await b.subscribe("t.5", {}, () => {});
+      await assert.rejects(
+        b.subscribe("t.6", {}, () => {}),
+        { code: "EZIPC_TOO_MANY_SUBSCRIPTIONS" },
+      );
+      assert.equal(hub.stats().clients, 1);
+      await b.close();
+    });
+  });
+
+  it("maxSubscriptionTopics: wildcard subscriptions count once per topic they follow; a topic they would take over is refused", async () => {
+    await withHub({ maxSubscriptionTopics: 25 }, async (_hub, url) => {
+      const p = await connect(url, { name: "p" });
+      const s = await connect(url, { name: "s" });
+      for (let i = 0; i < 10; i++) await p.publish(`w.${i}`, "x");
+      const w1 = await s.subscribe("w.>", {}, () => {}); // 10 pairs
+      await s.subscribe("w.*", {}, () => {}); // 20
+      await assert.rejects(
+        s.subscribe("w.>", {}, () => {}),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
+          assert.match(e.message, /maximum of 25 \(subscription, topic\) pairs/);
+          return true;
+        },
+      );
+      await s.subscribe("w.0", {}, () => {}); // 21
+      await p.publish("w.new1", "x"); // followed by both wildcards: 23
+      await p.publish("w.new2", "x"); // 25
+      await assert.rejects(p.publish("w.new3", "x"), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "EZIPC_TOO_MANY_TOPICS");
+        assert.match(e.message, /topic w\.new3 would take the hub over its maximum of 25/);
+        return true;
+      });
+      assert.deepEqual(
+        (await p.topics("w.new3")).map((t) => t.name),
+        [],
+        "the refused topic was not made",
+      );
+      // Publishing to topics that exist goes on; a topic no wildcard follows is made as before.
+      await p.publish("w.0", "y");
+      await p.publish("other", "z");
+      // Once a wildcard subscription goes, its pairs are free again.
+      w1.unsubscribe();
+      await until(async () => {
+        try {
+          await p.publish("w.new3", "x");
+          return true;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_TOPICS") throw e;
+          return false;
+        }
+      }, "w.new3 made once w.> went");
+      await closeAll([p, s]);
+    });
+  });
+
+  it("maxPointers counts every client's pointers; a released pointer frees its place", async () => {
+    await withHub({ maxPointers: 3 }, async (_hub, url) => {
+      const a = await connect(url, { name: "a" });
+      const b = await connect(url, { name: "b" });
+      const p1 = await a.allocate("k", 8, "poll");
+      await a.watch("k", "poll");
+      await b.watch("k", "request");
+      await assert.rejects(b.watch("k", "lazy"), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "EZIPC_TOO_MANY_POINTERS");
+        assert.match(e.message, /the hub holds its maximum of 3 pointers/);
+        return true;
+      });
+      await assert.rejects(b.allocate("k2", 8, "poll"), { code: "EZIPC_TOO_MANY_POINTERS" });
+      p1.dispose();
+      await until(async () => {
+        try {
+          await b.watch("k", "lazy");
+          return true;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_POINTERS") throw e;
+          return false; // the release is on its way (it has no reply)
+        }
+      }, "a released pointer's place taken");
+      await closeAll([a, b]);
+    });
+  });
+
+  it("maxCalls counts every caller's calls in flight; an answered call frees its place", async () => {
+    await withHub({ maxCalls: 2 }, async (_hub, url) => {
+      const server = await connect(url, { name: "server" });
+      const answers: (() => void)[] = [];
+      await server.serve("slow", () => new Promise<string>((resolve) => answers.push(() => resolve("done"))));
+      const a = await connect(url, { name: "a" });
+      const b = await connect(url, { name: "b" });
+      const first = a.request("slow", "1");
+      const second = a.request("slow", "2");
+      await until(() => answers.length === 2, "two calls at the server");
+      await assert.rejects(b.request("slow", "3"), (e: Error & { code?: string }) => {
+        assert.equal(e.code, "EZIPC_TOO_MANY_REQUESTS");
+        assert.match(e.message, /the hub has its maximum of 2 calls in flight/);
+        return true;
+      });
+      answers[0]!();
+      await first;
+      const third = b.request("slow", "3");
+      await until(() => answers.length === 3, "the third call at the server");
+      answers[1]!();
+      answers[2]!();
+      assert.equal((await second).text(), "done");
+      assert.equal((await third).text(), "done");
+      await closeAll([server, a, b]);
+    });
+  });
+
+  it("a client may serve at most 10,000 topics (serve after serve grew the hub without bound): one more is refused, stopping one frees its place", async () => {
+    await withHub({}, async (_hub, url) => {
+      const c = await connect(url, { name: "server" });
+      const servers = [];
+      for (let b = 0; b < 10_000; b += 1_000) {
+        const batch = [];
+        for (let i = b; i < b + 1_000; i++) batch.push(c.serve(`s.${i}`, () => "x"));
+        servers.push(...(await Promise.all(batch)));
+      }
+      await assert.rejects(
+        c.serve("s.one-more", () => "x"),
+        (e: Error & { code?: string }) => {
+          assert.equal(e.code, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
+          assert.match(e.message, /at most 10000 topics/);
+          return true;
+        },
+      );
+      // Serving a topic again is no new topic; stopping one frees its place.
+      servers[0]!.close();
+      await until(async () => {
+        try {
+          await c.serve("s.one-more", () => "x");
+          return true;
+        } catch (e) {
+          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_SUBSCRIPTIONS") throw e;
+          return false; // the unserve is on its way (it has no reply)
+        }
+      }, "a freed place served");
+      const other = await connect(url, { name: "caller" });
+      assert.equal((await other.request("s.9999", "?")).text(), "x");
+      await closeAll([c, other]);
+    });
+  });
+});
