@@ -20,6 +20,7 @@ const INTEGERS = [
   "maxCalls",
   "maxConnections",
   "maxIncompleteFrameBytes",
+  "maxTotalQueuedBytes",
   "maxCallsPerClient",
   "maxTombstones",
   "maxKeys",

@@ -68,6 +68,7 @@ import { VarsHub, type VarsOptions } from "../vars/vars-hub.js";
 import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
 import { checkHubOptions } from "./hub-options.js";
 import { hubView } from "./monitor-view.js";
+import { QueueBound } from "./queue-bound.js";
 
 const NO_BYTES = new Uint8Array(0);
 /** How long one monitor view is reused for every client asking with the same pattern. */
@@ -108,6 +109,12 @@ export interface HubOptions extends VarsOptions, PubSubOptions, RpcOptions, Conn
    * src/transport/frame-budget.ts). Default 256 MiB.
    */
   maxIncompleteFrameBytes?: number;
+  /**
+   * Most bytes queued to peers over all connections (each is bounded by `maxQueuedBytes`, 64 MiB). Over it,
+   * the connections with the largest queues are cut as slow consumers (`EZIPC_SLOW_CONSUMER`; checked every
+   * 100 ms, src/hub/queue-bound.ts). Default 1 GiB.
+   */
+  maxTotalQueuedBytes?: number;
   /**
    * ws:// and wss:// listeners: web pages of other origins that may connect (`"https://app.example"`, or
    * `"*"`). Pages of this machine (localhost, 127.0.0.0/8, [::1]), pages the hub serves at an IP address
@@ -260,6 +267,7 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly reconnectWindowMs: number;
   private readonly handshakeTimeoutMs: number;
   private readonly maxConnections: number;
+  private readonly queueBound: QueueBound;
   /** Connections of the private in-process listener (the bridge): no permission checks. */
   private readonly trusted = new WeakSet<Connection>();
   private bridge: { close(): Promise<void> } | null = null;
@@ -275,6 +283,7 @@ export class Hub extends EventEmitter<HubEvents> {
     this.reconnectWindowMs = options.reconnectWindowMs ?? 5_000;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
     this.maxConnections = options.maxConnections ?? 10_000;
+    this.queueBound = new QueueBound(options.maxTotalQueuedBytes ?? 1024 * 1024 * 1024, () => this.live);
     const policy = new AccessPolicy(options.security?.clients ?? []);
     const restricted = (options.security?.clients ?? []).some((c) => c.allow);
     this.access = restricted
@@ -539,6 +548,7 @@ export class Hub extends EventEmitter<HubEvents> {
       ?.close()
       .catch((err) => log("warn", "hub", "the bridge did not close cleanly", { error: err }));
     this.closing = true;
+    this.queueBound.close();
     await Promise.all(this.servers.map((l) => l.close().catch(() => {})));
     for (const c of this.clients.values()) if (c.windowTimer) clearTimeout(c.windowTimer);
     this.vars.close();

@@ -4,9 +4,10 @@
 import assert from "node:assert/strict";
 import net from "node:net";
 import { describe, it } from "node:test";
-import { connect, type HubClient } from "../../src/index.js";
+import { type CloseInfo, connect, type HubClient } from "../../src/index.js";
 import { until, within } from "../helpers.js";
 import { withHub } from "./hubs.js";
+import { proto, rawClient } from "./raw-client.js";
 
 /** A plain socket to `url` (tcp://HOST:PORT), open (it counts as a connection until it says hello). */
 async function rawSocket(url: string): Promise<net.Socket> {
@@ -55,6 +56,41 @@ describe("hub-wide limits", () => {
       assert.equal(hub.stats().framesTooLarge, 2, "one more holder cut to make room");
       for (const s of holders) s.destroy();
       await closeAll([sub, pub]);
+    });
+  });
+
+  it("maxTotalQueuedBytes: a server that takes calls without reading them is cut once all queues pass the bound, long before its own 64 MiB", async () => {
+    await withHub({ maxTotalQueuedBytes: 4 * 1024 * 1024 }, async (hub, url) => {
+      const { conn: server, next } = await rawClient(url, "deaf-server");
+      server.send(proto.encode("serve", { rid: 1, topic: "deaf", host: "", direct: "" }));
+      assert.equal((await next()).type, "ok");
+      server.pause(); // reads nothing more: what the hub sends it queues up
+      const closed = new Promise<CloseInfo>((resolve) => server.once("close", resolve));
+      const caller = await connect(url, { name: "caller", requestTimeoutMs: 10_000 });
+      const calls = Array.from({ length: 40 }, () =>
+        caller.request("deaf", Buffer.alloc(1024 * 1024)).then(
+          () => "answered",
+          (e: { code?: string }) => e.code,
+        ),
+      );
+      const outcomes = await within(Promise.all(calls), 10_000, "every call ended");
+      // Calls at the server when it was cut end with SERVER_GONE; those that reached the hub after, with
+      // NO_RESPONDERS: none waits for its timeout.
+      assert.ok(outcomes.includes("EZIPC_SERVER_GONE"), outcomes.join());
+      assert.ok(
+        outcomes.every((o) => o === "EZIPC_SERVER_GONE" || o === "EZIPC_NO_RESPONDERS"),
+        outcomes.join(),
+      );
+      assert.equal(hub.stats().slowConsumerCuts, 1);
+      // The hub cut it: its reason names the bound (the peer's end is paused, so its close is the local one).
+      server.resume();
+      const info = await within(closed, 5_000, "the server's connection closed");
+      assert.ok(info.error, "closed for a fault");
+      // The caller goes on, with another server.
+      const good = await connect(url, { name: "good" });
+      await good.serve("deaf", () => "heard");
+      assert.equal((await caller.request("deaf", "?")).text(), "heard");
+      await closeAll([caller, good]);
     });
   });
 
