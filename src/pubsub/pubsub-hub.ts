@@ -34,6 +34,7 @@ import { encodeMessageHead, MESSAGE_SID_OFFSET, type PublishView, sliceHead } fr
 import { PublisherHolds } from "./publisher-holds.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
 import { encodeHeaders, encodeRecord } from "./records.js";
+import { PatternIndex, TopicIndex } from "./topic-index.js";
 import { TopicMirrors } from "./topic-mirrors.js";
 import type { TopicReplica } from "./topic-replica.js";
 import {
@@ -114,7 +115,7 @@ const MAX_UNCOMMITTED_BYTES = 64 * 1024 * 1024;
 interface Sub {
   readonly sid: number;
   readonly conn: Connection;
-  readonly match: (topic: string) => boolean;
+  readonly pattern: string;
   readonly iter: number;
   credit: number;
   /** Index of the next message to deliver, per topic. */
@@ -147,7 +148,10 @@ export class PubSub implements HubPart {
   private readonly topics = new Map<string, Topic>();
   /** Subscriptions per topic (concrete and matching wildcard ones). */
   private readonly subsOf = new Map<Topic, Set<Sub>>();
-  private readonly wildcards = new Set<Sub>();
+  /** Topics by their tokens, for the patterns that look for them. */
+  private readonly index = new TopicIndex<Topic>();
+  /** Wildcard subscriptions by their patterns' tokens, for the topics made after them. */
+  private readonly wildcards = new PatternIndex<Sub>();
   private readonly byConn = new Map<Connection, Map<number, Sub>>();
   /** Subscriptions, and (subscription, topic) pairs, over all connections (the hub-wide bounds). */
   private subscriptions = 0;
@@ -627,7 +631,7 @@ export class PubSub implements HubPart {
   private onSubscribe(conn: Connection, m: Msg<"subscribe">): void {
     let registered: Sub | undefined;
     try {
-      const { wildcard, match } = topicMatcher(m.pattern);
+      const { wildcard } = topicMatcher(m.pattern);
       if (m.init > INIT_FROM_SEQ) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown init ${m.init}`);
       if (m.iter > ITER_NEWEST) throw new EzipcError("EZIPC_BAD_REQUEST", `unknown iter ${m.iter}`);
       let subs = this.byConn.get(conn);
@@ -651,7 +655,7 @@ export class PubSub implements HubPart {
       const sub: Sub = {
         sid: m.sid,
         conn,
-        match,
+        pattern: m.pattern,
         iter: m.iter,
         credit: m.credit,
         cursors: new Map(),
@@ -682,20 +686,20 @@ export class PubSub implements HubPart {
             return t.indexOf(m.fromSeq);
         }
       };
+      let matched: Topic[];
       if (wildcard) {
-        let matched = 0;
-        for (const t of this.topics.values()) if (match(t.name)) matched++;
-        this.checkPairs(matched, `subscription to ${m.pattern}`, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
+        matched = this.index.matching(m.pattern);
+        this.checkPairs(matched.length, `subscription to ${m.pattern}`, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
       } else {
         sub.only = this.topic(m.pattern, true);
         this.checkPairs(1, `subscription to ${m.pattern}`, "EZIPC_TOO_MANY_SUBSCRIPTIONS");
+        matched = [sub.only];
       }
       subs.set(m.sid, sub);
       this.subscriptions++;
       registered = sub;
-      if (wildcard) this.wildcards.add(sub);
-      for (const t of this.topics.values()) {
-        if (!match(t.name)) continue;
+      if (wildcard) this.wildcards.add(m.pattern, sub);
+      for (const t of matched) {
         this.addSubToTopic(sub, t);
         const cursor = start(t);
         sub.cursors.set(t, cursor);
@@ -725,7 +729,7 @@ export class PubSub implements HubPart {
   private removeSub(sub: Sub | undefined): void {
     if (!sub) return;
     if (this.byConn.get(sub.conn)?.delete(sub.sid)) this.subscriptions--;
-    this.wildcards.delete(sub);
+    if (sub.only === null) this.wildcards.remove(sub.pattern, sub);
     for (const t of sub.cursors.keys()) if (this.subsOf.get(t)?.delete(sub)) this.pairs--;
     // A topic it held back may go on.
     if (this.holds.size > 0) for (const t of sub.cursors.keys()) if (this.holds.isHeld(t)) this.retryHeld(t);
@@ -848,11 +852,11 @@ export class PubSub implements HubPart {
       );
     }
     // The wildcard subscriptions that will follow it, counted before anything is made.
-    const followers: Sub[] = [];
-    for (const sub of this.wildcards) if (sub.match(name)) followers.push(sub);
+    const followers = this.wildcards.matching(name);
     this.checkPairs(followers.length, `topic ${name}`, "EZIPC_TOO_MANY_TOPICS");
     t = new Topic(name, { maxBytes: this.limits.topicMaxBytes, maxCount: this.limits.topicMaxCount });
     this.topics.set(name, t);
+    this.index.add(name, t);
     if (this.mirrors && !name.startsWith("$hub.")) this.mirrors.follow(t);
     for (const sub of followers) {
       this.addSubToTopic(sub, t);
@@ -898,10 +902,10 @@ export class PubSub implements HubPart {
 
   private onTopics(conn: Connection, m: Msg<"topics">): void {
     try {
-      const { match } = m.pattern === "" ? { match: () => true } : topicMatcher(m.pattern);
+      if (m.pattern !== "") topicMatcher(m.pattern); // (throws EZIPC_INVALID_TOPIC)
       const topics = [];
-      for (const t of this.topics.values()) {
-        if (!match(t.name) || !this.permits(conn, "subscribe", t.name)) continue;
+      for (const t of m.pattern === "" ? this.topics.values() : this.index.matching(m.pattern)) {
+        if (!this.permits(conn, "subscribe", t.name)) continue;
         topics.push({
           name: t.name,
           // What may be delivered: a persisted topic's uncommitted tail is not shown.
