@@ -30,7 +30,7 @@ import {
   OP_WAIT_TAKEN,
 } from "./deadman-messages.js";
 import type { TokenEntry, TokenReplica } from "./token-replica.js";
-import { describeTokens, type TokenView, type WaitLists, Waits } from "./waiters.js";
+import { describeTokens, type TokenView, type WaitLists, Waits, waitsOn } from "./waiters.js";
 
 type Msg = Infer<typeof deadmanMessages.deadman>;
 
@@ -59,7 +59,10 @@ export class ClusterDeadmen implements HubPart {
     private readonly replica: TokenReplica,
     private readonly sweepMs: number,
   ) {
-    this.waits = new Waits(protocol);
+    this.waits = new Waits(protocol, (conn, name) => {
+      const t = this.tokens.get(name);
+      return t !== undefined && (t.holder?.conn === conn || waitsOn(t, conn));
+    });
   }
 
   /** Watches the cluster's tokens; resolves once their records are known. */
@@ -108,8 +111,11 @@ export class ClusterDeadmen implements HubPart {
 
   connectionClosed(conn: Connection): void {
     this.labels.delete(conn);
+    const names = this.waits.involvedIn(conn);
     this.waits.forget(conn);
-    for (const [name, t] of this.tokens) {
+    for (const name of names) {
+      const t = this.tokens.get(name);
+      if (!t) continue;
       this.waits.dropFrom(t, conn);
       if (t.holder?.conn === conn) {
         const epoch = t.holder.epoch;
@@ -151,7 +157,7 @@ export class ClusterDeadmen implements HubPart {
         if (t.holder?.conn === conn)
           throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client already holds it`);
         if (m.op === OP_TAKE) {
-          t.takers.push(this.waits.add(conn, m.rid));
+          t.takers.push(this.waits.add(conn, m.rid, m.name));
           this.pump(m.name, t);
         } else this.tryTake(m.name, t, conn, client, m.rid);
         return;
@@ -171,11 +177,11 @@ export class ClusterDeadmen implements HubPart {
       }
       case OP_WAIT_TAKEN:
         if (t.entry?.held) this.reply(conn, m.rid, t.entry, t);
-        else t.waitTaken.push(this.waits.add(conn, m.rid));
+        else t.waitTaken.push(this.waits.add(conn, m.rid, m.name));
         return;
       case OP_WAIT_RELEASED:
         if (!t.entry?.held) this.reply(conn, m.rid, t.entry, t);
-        else t.waitReleased.push(this.waits.add(conn, m.rid));
+        else t.waitReleased.push(this.waits.add(conn, m.rid, m.name));
         return;
       case OP_STATE:
         this.replica.get(m.name).then(
@@ -269,6 +275,7 @@ export class ClusterDeadmen implements HubPart {
       return;
     }
     t.holder = { conn, label, epoch };
+    this.waits.involve(conn, name);
     this.changed(name, { held: true, hub: this.replica.hubId, holder: label, epoch }, false);
     if (waited) this.waits.done(conn);
     this.reply(conn, rid, t.entry, t);

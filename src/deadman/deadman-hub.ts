@@ -22,7 +22,7 @@ import {
   OP_WAIT_RELEASED,
   OP_WAIT_TAKEN,
 } from "./deadman-messages.js";
-import { describeTokens, type TokenView, type Waiter, type WaitLists, Waits } from "./waiters.js";
+import { describeTokens, type TokenView, type Waiter, type WaitLists, Waits, waitsOn } from "./waiters.js";
 
 interface Token extends WaitLists {
   holder: Connection | null;
@@ -49,7 +49,10 @@ export class Deadmen implements HubPart {
   private readonly waits: Waits;
 
   constructor(private readonly protocol: Protocol) {
-    this.waits = new Waits(protocol);
+    this.waits = new Waits(protocol, (conn, name) => {
+      const t = this.tokens.get(name);
+      return t !== undefined && (t.holder === conn || waitsOn(t, conn));
+    });
   }
 
   get size(): number {
@@ -77,10 +80,13 @@ export class Deadmen implements HubPart {
 
   connectionClosed(conn: Connection): void {
     this.labels.delete(conn);
+    const names = this.waits.involvedIn(conn);
     this.waits.forget(conn);
-    for (const [name, t] of [...this.tokens]) {
+    for (const name of names) {
+      const t = this.tokens.get(name);
+      if (!t) continue;
       this.waits.dropFrom(t, conn);
-      if (t.holder === conn) this.release(t);
+      if (t.holder === conn) this.release(name, t);
       this.gc(name, t);
     }
   }
@@ -102,23 +108,23 @@ export class Deadmen implements HubPart {
       case OP_TRY_TAKE:
         if (t.holder === conn)
           throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client already holds it`);
-        if (!t.holder) this.give(t, { conn, rid: m.rid });
-        else if (m.op === OP_TAKE) t.takers.push(this.waits.add(conn, m.rid));
+        if (!t.holder) this.give(m.name, t, { conn, rid: m.rid });
+        else if (m.op === OP_TAKE) t.takers.push(this.waits.add(conn, m.rid, m.name));
         else this.reply(conn, m.rid, t);
         break;
       case OP_RELEASE:
         if (t.holder !== conn)
           throw new EzipcError("EZIPC_BAD_REQUEST", `${m.name}: this client does not hold it`);
-        this.release(t);
+        this.release(m.name, t);
         this.reply(conn, m.rid, t);
         break;
       case OP_WAIT_TAKEN:
         if (t.holder) this.reply(conn, m.rid, t);
-        else t.waitTaken.push(this.waits.add(conn, m.rid));
+        else t.waitTaken.push(this.waits.add(conn, m.rid, m.name));
         break;
       case OP_WAIT_RELEASED:
         if (!t.holder) this.reply(conn, m.rid, t);
-        else t.waitReleased.push(this.waits.add(conn, m.rid));
+        else t.waitReleased.push(this.waits.add(conn, m.rid, m.name));
         break;
       case OP_STATE:
         this.reply(conn, m.rid, t);
@@ -133,8 +139,9 @@ export class Deadmen implements HubPart {
     this.gc(m.name, t);
   }
 
-  private give(t: Token, w: Waiter, waited = false): void {
+  private give(name: string, t: Token, w: Waiter, waited = false): void {
     t.holder = w.conn;
+    this.waits.involve(w.conn, name);
     t.holderLabel = this.labels.get(w.conn) ?? "";
     t.epoch = ++this.lastEpoch;
     this.reply(w.conn, w.rid, t, waited);
@@ -143,7 +150,7 @@ export class Deadmen implements HubPart {
     for (const x of waiting) this.reply(x.conn, x.rid, t, true);
   }
 
-  private release(t: Token): void {
+  private release(name: string, t: Token): void {
     t.holder = null;
     t.holderLabel = "";
     const waiting = t.waitReleased;
@@ -151,7 +158,7 @@ export class Deadmen implements HubPart {
     for (const x of waiting) this.reply(x.conn, x.rid, t, true);
     while (t.takers.length > 0 && !t.holder) {
       const next = t.takers.shift()!;
-      if (next.conn.state === "open") this.give(t, next, true);
+      if (next.conn.state === "open") this.give(name, t, next, true);
     }
   }
 

@@ -58,14 +58,49 @@ export function describeTokens<T extends WaitLists>(
   return { deadman, more };
 }
 
+/** Whether `conn` waits on any of `t`'s lists. */
+export function waitsOn(t: WaitLists, conn: Connection): boolean {
+  const on = (ws: Waiter[]) => ws.some((w) => w.conn === conn);
+  return on(t.takers) || on(t.waitTaken) || on(t.waitReleased);
+}
+
 export class Waits {
   private readonly counts = new Map<Connection, number>();
   private total = 0;
+  /**
+   * The tokens each connection holds or waits on (or did: the names are pruned as they pile up), so that a
+   * closing connection visits those, not every token of the hub (with 100,000 tokens held, every close
+   * walked all of them).
+   */
+  private readonly names = new Map<Connection, { set: Set<string>; pruneAt: number }>();
 
-  constructor(private readonly protocol: Protocol) {}
+  constructor(
+    private readonly protocol: Protocol,
+    /** Whether `conn` still holds or waits on token `name`. */
+    private readonly involves: (conn: Connection, name: string) => boolean,
+  ) {}
 
-  /** A waiting op of `conn`; throws `EZIPC_TOO_MANY_REQUESTS` over the bound. */
-  add(conn: Connection, rid: number): Waiter {
+  /** `conn` holds or waits on token `name` now. */
+  involve(conn: Connection, name: string): void {
+    let e = this.names.get(conn);
+    if (!e) {
+      e = { set: new Set(), pruneAt: 64 };
+      this.names.set(conn, e);
+    }
+    e.set.add(name);
+    if (e.set.size > e.pruneAt) {
+      for (const n of e.set) if (!this.involves(conn, n)) e.set.delete(n);
+      e.pruneAt = Math.max(64, 2 * e.set.size);
+    }
+  }
+
+  /** The tokens `conn` may hold or wait on (its connection closed: check each). */
+  involvedIn(conn: Connection): string[] {
+    return [...(this.names.get(conn)?.set ?? [])];
+  }
+
+  /** A waiting op of `conn` on token `name`; throws `EZIPC_TOO_MANY_REQUESTS` over the bound. */
+  add(conn: Connection, rid: number, name: string): Waiter {
     const n = this.counts.get(conn) ?? 0;
     if (n >= MAX_WAITS_PER_CONNECTION) {
       throw new EzipcError(
@@ -81,6 +116,7 @@ export class Waits {
     }
     this.counts.set(conn, n + 1);
     this.total++;
+    this.involve(conn, name);
     return { conn, rid };
   }
 
@@ -104,6 +140,7 @@ export class Waits {
   forget(conn: Connection): void {
     this.total -= this.counts.get(conn) ?? 0;
     this.counts.delete(conn);
+    this.names.delete(conn);
   }
 
   /** `cancel`: `conn`'s waiting op `rid` is dropped from `t`'s lists and answered with `EZIPC_CANCELLED`. */

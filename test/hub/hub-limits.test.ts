@@ -94,6 +94,43 @@ describe("hub-wide limits", () => {
     });
   });
 
+  it("deadman: a closing connection releases what it holds and drops its waits, however many tokens it went through", async () => {
+    // A close visits the tokens its connection held or waited on (not every token of the hub); the list
+    // is pruned as it grows, so a client that went through hundreds of tokens must still be cleaned up.
+    await withHub({}, async (hub, url) => {
+      const a = await connect(url, { name: "a", reconnect: false });
+      const b = await connect(url, { name: "b" });
+      const c = await connect(url, { name: "c" });
+      for (const n of ["h.1", "h.2", "h.3"]) await a.deadman(n).take();
+      await b.deadman("w.1").take();
+      const aWaits = a
+        .deadman("w.1")
+        .waitReleased()
+        .catch((e: { code?: string }) => e.code);
+      const aQueued = a
+        .deadman("w.1")
+        .take()
+        .catch((e: { code?: string }) => e.code);
+      // Hundreds of tokens taken and released meanwhile: the list is pruned several times.
+      for (let i = 0; i < 300; i++) {
+        await a.deadman(`churn.${i}`).take();
+        await a.deadman(`churn.${i}`).release();
+      }
+      const cTakes = c.deadman("h.1").take();
+      await until(() => hub.stats().deadmanTokens === 4, "h.1-3 and w.1");
+      await a.close();
+      assert.equal((await within(cTakes, 5_000, "c takes h.1 once a is gone")).mine, true);
+      assert.equal(await aWaits, "EZIPC_CONNECTION_CLOSED");
+      assert.equal(await aQueued, "EZIPC_CONNECTION_CLOSED");
+      // b still holds w.1, and a's queued take of it is gone: b's release leaves it free.
+      assert.equal((await b.deadman("w.1").state()).holder.startsWith("b"), true);
+      await b.deadman("w.1").release();
+      assert.equal((await c.deadman("w.1").state()).taken, false);
+      assert.equal(hub.stats().deadmanTokens, 1, "h.1 (c's); h.2 and h.3 went with a");
+      await closeAll([b, c]);
+    });
+  });
+
   it("maxConnections: one more connection is refused with EZIPC_TOO_MANY_CONNECTIONS; a freed slot is taken again", async () => {
     await withHub({ maxConnections: 2 }, async (hub, url) => {
       const a = await connect(url, { name: "a" });
