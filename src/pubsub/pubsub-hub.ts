@@ -30,6 +30,7 @@ import type { HubPart } from "../protocol/hub-part.js";
 import type { Protocol } from "../service/protocol.js";
 import { sendPartsTo, sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
+import { BiggestTopics } from "./biggest-topics.js";
 import { encodeMessageHead, MESSAGE_SID_OFFSET, type PublishView, sliceHead } from "./fast-frames.js";
 import { PublisherHolds } from "./publisher-holds.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
@@ -157,6 +158,8 @@ export class PubSub implements HubPart {
   private subscriptions = 0;
   private pairs = 0;
   private totalBytes = 0;
+  /** The topics by their history's bytes, kept while the history is near maxHistoryBytes. */
+  private readonly biggest = new BiggestTopics<Topic>();
   private readonly limits: Required<PubSubOptions>;
   private pendingSave: { topic: string; seq: bigint; entry: Entry }[] = [];
   private readonly pendingEvict = new Map<string, bigint>();
@@ -516,6 +519,7 @@ export class PubSub implements HubPart {
   private appendEntry(topic: Topic, seq: bigint | number, e: Entry, from: Connection | null): void {
     const index = topic.append(e);
     this.totalBytes += e.bytes;
+    this.biggest.changed(topic);
     this.counters.published += e.count;
     const subs = this.subsOf.get(topic);
     // New subscribers of the topic start at this publish; those with credit are sent it at once (a
@@ -530,6 +534,8 @@ export class PubSub implements HubPart {
     }
     if (topic.over) this.bound(topic, from);
     if (this.totalBytes > this.limits.maxHistoryBytes) this.shrinkTotal();
+    else if (this.biggest.awake && this.totalBytes < (this.limits.maxHistoryBytes / 8) * 7)
+      this.biggest.sleep();
     if (topic.durable) {
       this.pendingSave.push({ topic: topic.name, seq: BigInt(seq), entry: e });
       this.uncommittedBytes += e.bytes;
@@ -603,6 +609,7 @@ export class PubSub implements HubPart {
   private evicted(t: Topic, bytes: number, first: number): void {
     if (t.firstIndex === first) return;
     this.totalBytes -= bytes - t.bytes;
+    this.biggest.changed(t);
     if (t.durable) {
       this.pendingEvict.set(t.name, t.firstSeq);
       this.scheduleSave();
@@ -612,10 +619,10 @@ export class PubSub implements HubPart {
   /** Over the total bound: the topic holding the most bytes gives up its oldest messages. */
   private shrinkTotal(): void {
     while (this.totalBytes > this.limits.maxHistoryBytes) {
-      let biggest: Topic | undefined;
-      for (const t of this.topics.values()) if (!biggest || t.bytes > biggest.bytes) biggest = t;
+      const biggest = this.biggest.biggest(this.topics.values());
       if (!biggest || biggest.count === 0) return;
       this.totalBytes -= biggest.evictOldest();
+      this.biggest.changed(biggest);
       if (biggest.durable) this.pendingEvict.set(biggest.name, biggest.firstSeq);
     }
   }
