@@ -12,6 +12,10 @@
  * - `iter = newest` jumps to the latest message before each delivery (AlephZero's ITER_NEWEST): with
  *   credit given one at a time, as the reader asks, it sees the newest message each time.
  * - Subscriptions belong to a connection; a client that reconnects subscribes again with `resume` cursors.
+ * - Bounds over all connections, not only per connection: subscriptions, and the (subscription, topic)
+ *   pairs wildcard subscriptions make. Patterns find their topics, and new topics their wildcard
+ *   subscriptions, through token indexes (topic-index.ts); the total bound finds the biggest topic in a heap
+ *   (biggest-topics.ts): no subscribe or publish walks every topic.
  *
  * - On a clustered hub, topics are mirrors of the cluster's and the cluster numbers publishes
  *   (topic-mirrors.ts).
@@ -758,10 +762,7 @@ export class PubSub implements HubPart {
     }
   }
 
-  /**
-   * Throws `code` if `more` (subscription, topic) pairs would take the hub over `maxSubscriptionTopics`
-   * (a plain subscription's pair is within the topic it creates or finds: 1 at most).
-   */
+  /** Throws `code` if `more` (subscription, topic) pairs would take the hub over `maxSubscriptionTopics`. */
   private checkPairs(
     more: number,
     what: string,

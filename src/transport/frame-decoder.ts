@@ -64,19 +64,19 @@ export class FrameDecoder {
   private piecesRetained = 0;
   private failed: EzipcError | null = null;
 
-  /**
-   * `minPiecesBytes`: the shortest split data frame delivered in pieces when a pieces sink is given
-   * ({@link MIN_PIECES_FRAME_BYTES}; the tests use less).
-   */
   /** Bytes this decoder holds in its budget (the incomplete frame's length). */
   private reserved = 0;
   private readonly holder: BudgetHolder | null;
 
+  /**
+   * `minPiecesBytes`: the shortest split data frame delivered in pieces when a pieces sink is given
+   * ({@link MIN_PIECES_FRAME_BYTES}; the tests use less). `budget`: shared with other decoders (see
+   * frame-budget.ts); `cut` is called when the budget cuts this one to make room for a smaller frame.
+   */
   constructor(
     readonly maxFrameBytes: number,
     private readonly minPiecesBytes = MIN_PIECES_FRAME_BYTES,
     private readonly budget: FrameBudget | null = null,
-    /** Called when the budget cuts this decoder (it is poisoned and its frame dropped first). */
     cut: (error: EzipcError) => void = () => {},
   ) {
     const self = this;
