@@ -36,19 +36,22 @@ function hidden(first: boolean, token: string, system: boolean): boolean {
   return first && !system && token.startsWith("$");
 }
 
-/** Topics by name, found by pattern. Topics are never removed (the hub keeps them). */
-export class TopicIndex<T> {
-  private readonly root = new Node<T>();
+/** Items under dot-separated names, one tree node per token. */
+abstract class TokenTree<T> {
+  protected readonly root = new Node<T>();
   private added = 0;
 
-  /** Adds `item` under topic `name`. */
+  /** Adds `item` under `name` (a topic, or a pattern). */
   add(name: string, item: T): void {
     let node = this.root;
     for (const token of name.split(".")) node = node.child(token);
     node.items ??= new Map();
     node.items.set(item, this.added++);
   }
+}
 
+/** Topics by name, found by pattern. Topics are never removed (the hub keeps them). */
+export class TopicIndex<T> extends TokenTree<T> {
   /** The items of the topics `pattern` (a valid pattern) matches, in the order they were added. */
   matching(pattern: string): T[] {
     const tokens = pattern.split(".");
@@ -82,18 +85,7 @@ export class TopicIndex<T> {
 }
 
 /** Wildcard patterns and what holds them, found by topic; removed ones leave no node behind. */
-export class PatternIndex<T> {
-  private readonly root = new Node<T>();
-  private added = 0;
-
-  /** Adds `item` under `pattern`. */
-  add(pattern: string, item: T): void {
-    let node = this.root;
-    for (const token of pattern.split(".")) node = node.child(token);
-    node.items ??= new Map();
-    node.items.set(item, this.added++);
-  }
-
+export class PatternIndex<T> extends TokenTree<T> {
   /** Removes `item` from under `pattern` (and the nodes left empty). */
   remove(pattern: string, item: T): void {
     const path: [Node<T>, string][] = [];

@@ -22,6 +22,22 @@ async function rawSocket(url: string): Promise<net.Socket> {
   return s;
 }
 
+/**
+ * Resolves once `op` succeeds, retrying it while it fails with `code` (what frees its place has no reply,
+ * so the hub applies it a moment later); any other error fails.
+ */
+async function untilAllowed(op: () => Promise<unknown>, code: string, what: string): Promise<void> {
+  await until(async () => {
+    try {
+      await op();
+      return true;
+    } catch (e) {
+      if ((e as { code?: string }).code !== code) throw e;
+      return false;
+    }
+  }, what);
+}
+
 async function closeAll(clients: HubClient[]): Promise<void> {
   await Promise.all(clients.map((c) => c.close()));
 }
@@ -187,15 +203,12 @@ describe("hub-wide limits", () => {
         },
       );
       s1.unsubscribe();
-      await until(async () => {
-        try {
-          await b.subscribe("t.4", {}, () => {});
-          return true;
-        } catch (e) {
-          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_SUBSCRIPTIONS") throw e;
-          return false; // the unsubscribe is on its way (it has no reply)
-        }
-      }, "a freed subscription taken");
+      // The unsubscribe has no reply: the hub applies it a moment later.
+      await untilAllowed(
+        () => b.subscribe("t.4", {}, () => {}),
+        "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+        "a freed subscription taken",
+      );
       await a.close(); // its t.2 goes with it
       await b.subscribe("t.5", {}, () => {});
       await assert.rejects(
@@ -240,15 +253,11 @@ describe("hub-wide limits", () => {
       await p.publish("other", "z");
       // Once a wildcard subscription goes, its pairs are free again.
       w1.unsubscribe();
-      await until(async () => {
-        try {
-          await p.publish("w.new3", "x");
-          return true;
-        } catch (e) {
-          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_TOPICS") throw e;
-          return false;
-        }
-      }, "w.new3 made once w.> went");
+      await untilAllowed(
+        () => p.publish("w.new3", "x"),
+        "EZIPC_TOO_MANY_TOPICS",
+        "w.new3 made once w.> went",
+      );
       await closeAll([p, s]);
     });
   });
@@ -267,15 +276,12 @@ describe("hub-wide limits", () => {
       });
       await assert.rejects(b.allocate("k2", 8, "poll"), { code: "EZIPC_TOO_MANY_POINTERS" });
       p1.dispose();
-      await until(async () => {
-        try {
-          await b.watch("k", "lazy");
-          return true;
-        } catch (e) {
-          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_POINTERS") throw e;
-          return false; // the release is on its way (it has no reply)
-        }
-      }, "a released pointer's place taken");
+      // The release has no reply: the hub applies it a moment later.
+      await untilAllowed(
+        () => b.watch("k", "lazy"),
+        "EZIPC_TOO_MANY_POINTERS",
+        "a released pointer's place taken",
+      );
       await closeAll([a, b]);
     });
   });
@@ -326,15 +332,12 @@ describe("hub-wide limits", () => {
       );
       // Serving a topic again is no new topic; stopping one frees its place.
       servers[0]!.close();
-      await until(async () => {
-        try {
-          await c.serve("s.one-more", () => "x");
-          return true;
-        } catch (e) {
-          if ((e as { code?: string }).code !== "EZIPC_TOO_MANY_SUBSCRIPTIONS") throw e;
-          return false; // the unserve is on its way (it has no reply)
-        }
-      }, "a freed place served");
+      // The unserve has no reply: the hub applies it a moment later.
+      await untilAllowed(
+        () => c.serve("s.one-more", () => "x"),
+        "EZIPC_TOO_MANY_SUBSCRIPTIONS",
+        "a freed place served",
+      );
       const other = await connect(url, { name: "caller" });
       assert.equal((await other.request("s.9999", "?")).text(), "x");
       await closeAll([c, other]);
