@@ -76,7 +76,10 @@ export interface PubSubOptions {
   maxTopics?: number;
   /** Most subscriptions per connection (`EZIPC_TOO_MANY_SUBSCRIPTIONS`). Default 10,000. */
   maxSubscriptionsPerClient?: number;
-  /** Most subscriptions in the hub, over all connections (`EZIPC_TOO_MANY_SUBSCRIPTIONS`). Default 100,000. */
+  /**
+   * Most subscriptions in the hub, over all connections (`EZIPC_TOO_MANY_SUBSCRIPTIONS`): about 1.1 KiB of
+   * hub memory each. Default 250,000.
+   */
   maxSubscriptions?: number;
   /**
    * Most (subscription, topic) pairs in the hub: a subscription to one topic is one, a wildcard one counts
@@ -203,7 +206,7 @@ export class PubSub implements HubPart {
       maxHistoryBytes: options.maxHistoryBytes ?? 256 * 1024 * 1024,
       maxTopics: options.maxTopics ?? 100_000,
       maxSubscriptionsPerClient: options.maxSubscriptionsPerClient ?? 10_000,
-      maxSubscriptions: options.maxSubscriptions ?? 100_000,
+      maxSubscriptions: options.maxSubscriptions ?? 250_000,
       maxSubscriptionTopics: options.maxSubscriptionTopics ?? 1_000_000,
       holdPublishersMs: replica ? 0 : (options.holdPublishersMs ?? 5_000),
     };

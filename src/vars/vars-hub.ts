@@ -54,7 +54,7 @@ import type { VarsReplica } from "./vars-replica.js";
 export interface VarsOptions extends BlockTableOptions {
   /** Most pointers one client may hold (`EZIPC_TOO_MANY_POINTERS`). Default 10,000. */
   maxPointersPerClient?: number;
-  /** Most pointers in the hub, over all clients (`EZIPC_TOO_MANY_POINTERS`). Default 200,000. */
+  /** Most pointers in the hub, over all clients (`EZIPC_TOO_MANY_POINTERS`): about 460 bytes each. Default 500,000. */
   maxPointers?: number;
   /** Whether clients may create persistent keys (`EZIPC_PERMISSION_DENIED` otherwise). Default true. */
   allowClientPersistent?: boolean;
@@ -101,7 +101,7 @@ export class VarsHub {
   ) {
     this.holders = new VarsHolders(protocol, this.counters);
     this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
-    this.maxPointers = options.maxPointers ?? 200_000;
+    this.maxPointers = options.maxPointers ?? 500_000;
     this.allowClientPersistent = options.allowClientPersistent ?? true;
     this.commits = new BlockCommits(store, (b, v) => this.applyCommitted(b, v));
     this.table = new BlockTable(options, clock, (block, reason) => this.onInvalidate(block, reason));
