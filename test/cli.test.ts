@@ -128,6 +128,48 @@ describe("ezipc CLI", () => {
     }
   });
 
+  it("serve takes its hub-wide limits as flags (--max-connections, --max-subscriptions, --max-pointers)", async () => {
+    const tmp = tempDir();
+    const sock = path.join(tmp.dir, "hub.sock");
+    const { child } = await spawnFixture(
+      "../../src/cli/main.js",
+      [
+        "serve",
+        `unix://${sock}`,
+        "--no-ws",
+        "--max-connections",
+        "1",
+        "--max-subscriptions",
+        "1",
+        "--max-pointers",
+        "1",
+      ],
+      10_000,
+      /^store:/,
+    );
+    try {
+      const url = `unix://${sock}`;
+      const c = await connect(url, { name: "only" });
+      await c.subscribe("one", {}, () => {});
+      await assert.rejects(
+        c.subscribe("two", {}, () => {}),
+        { code: "EZIPC_TOO_MANY_SUBSCRIPTIONS" },
+      );
+      await c.allocate("k", 4, "poll");
+      await assert.rejects(c.watch("k", "poll"), { code: "EZIPC_TOO_MANY_POINTERS" });
+      // The one connection is taken: another process is refused, with the code on its error line.
+      await assert.rejects(run(process.execPath, [cli, "stats", "--url", url]), (e: { stderr: string }) => {
+        assert.match(e.stderr, /EZIPC_TOO_MANY_CONNECTIONS/);
+        return true;
+      });
+      await c.close();
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((r) => child.once("exit", r));
+      tmp.cleanup();
+    }
+  });
+
   it("exits non-zero with a coded message when the server is absent", async () => {
     await assert.rejects(
       run(process.execPath, [cli, "echo", "x", "--url", "tcp://127.0.0.1:1"]),
