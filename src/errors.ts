@@ -12,6 +12,8 @@
 /** Every code ezipc uses, with the one-line meaning that `docs/errors.md` expands on. */
 export const ErrorCodes = {
   EZIPC_FRAME_TOO_LARGE: "A frame's length prefix exceeds maxFrameBytes; the connection is closed.",
+  EZIPC_MESSAGE_TOO_LARGE:
+    "A message would not fit one frame (maxFrameBytes; forwarded by a hub, with the fields it adds): nothing was sent, and the connection goes on.",
   EZIPC_PROTOCOL: "The peer broke the framing or session protocol; the connection is closed.",
   EZIPC_DECODE: "Bytes could not be decoded by the codec (truncated, malformed or over a limit).",
   EZIPC_ENCODE: "A value does not fit the codec or schema it was given to.",

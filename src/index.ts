@@ -57,6 +57,7 @@ export {
   Deadman,
   type DeadmanEvents,
   type DeadmanState,
+  FORWARD_RESERVE_BYTES,
   type Gap,
   HUB_PROTOCOL_VERSION,
   Hub,

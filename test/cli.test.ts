@@ -348,7 +348,7 @@ describe("ezipc CLI", () => {
       assert.match(lines[0]!, /^udp:\/\/127\.0\.0\.1:\d+ one$/);
       await assert.rejects(
         run(process.execPath, [cli, "send", url, "x".repeat(2_000)]),
-        (e: { stderr: string }) => /EZIPC_FRAME_TOO_LARGE/.test(e.stderr),
+        (e: { stderr: string }) => /EZIPC_MESSAGE_TOO_LARGE/.test(e.stderr),
       );
     } finally {
       listener.kill("SIGINT");

@@ -19,12 +19,17 @@ import {
   type HubStats,
   type HubView,
 } from "../protocol/core-messages.js";
+import { checkForwardable, FORWARD_RESERVE_BYTES } from "../protocol/fields.js";
 import { checkDurationMs } from "../ranges.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { Dialer } from "../transport/dialer.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/frame.js";
 import type { Connection } from "../transport/types.js";
 import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
 import { type ConnectOptions, secureUpgrade } from "./options.js";
+
+/** Frames whose contents the hub forwards with fields added: they leave FORWARD_RESERVE_BYTES free. */
+const FORWARDED = new Set(["publish", "request"]);
 
 /** The client's link to the hub. */
 export type ClientStatus = "connecting" | "connected" | "reconnecting" | "closed";
@@ -75,6 +80,8 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   private readonly pending = new IdMap<Pending>();
   private nextRid = 1;
   protected readonly timeoutMs: number;
+  /** Bytes a publish or request frame may take (ClientLink.forwardLimit). */
+  private readonly forwardLimit: number;
   private closedError: EzipcError | null = null;
 
   /** What the capability parts speak through (see src/protocol/client-link.ts). */
@@ -96,6 +103,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     this.name = options.name ?? `pid:${process.pid}`;
     this.timeoutMs = options.requestTimeoutMs ?? 10_000;
     checkDurationMs("requestTimeoutMs", this.timeoutMs);
+    this.forwardLimit = (options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) - FORWARD_RESERVE_BYTES;
     this.link = this.makeLink();
     // A connection is a success once the hub welcomed it (a server that accepts and closes at once is
     // retried with a growing delay, and fails a first connect).
@@ -149,6 +157,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       get label() {
         return client.label;
       },
+      forwardLimit: this.forwardLimit,
       sendable: () => {
         const conn = this.conn;
         return this.ready && conn !== null && conn.state === "open" ? conn : null;
@@ -400,6 +409,11 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     const rid = this.allocRid();
     body.rid = rid;
     const frame = this.protocol.encode(type, body);
+    try {
+      if (FORWARDED.has(type)) checkForwardable(type, frame.length, this.forwardLimit);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     return new Promise<HubMessage>((resolve, reject) => {
       const deadline = requestDeadlines.add(timeoutMs, () => {
         if (!this.pending.delete(rid)) return;
@@ -426,8 +440,10 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   private send(type: string, body: Record<string, unknown>): void {
     const conn = this.conn;
     if (conn && conn.state === "open") {
+      const frame = this.protocol.encode(type, body);
+      if (FORWARDED.has(type)) checkForwardable(type, frame.length, this.forwardLimit);
       this.beforeSend();
-      conn.send(this.protocol.encode(type, body));
+      conn.send(frame);
     }
   }
 }

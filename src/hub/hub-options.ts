@@ -4,7 +4,9 @@
  * behaviour or reported as a store failure.
  */
 
+import { FORWARD_RESERVE_BYTES } from "../protocol/fields.js";
 import { checkRange, MAX_TIMER_MS } from "../ranges.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/frame.js";
 
 /** Counts and byte sizes: integers ≥ 0. */
 const INTEGERS = [
@@ -41,9 +43,18 @@ const DURATIONS = [
 type Checked = Partial<Record<(typeof INTEGERS)[number] | (typeof DURATIONS)[number], unknown>>;
 
 /** Throws a RangeError for the first hub option out of its range (`security` options included). */
-export function checkHubOptions(options: Checked & { security?: Checked }): void {
+export function checkHubOptions(
+  options: Checked & { security?: Checked; maxFrameBytes?: number; maxBlockBytes?: number },
+): void {
   for (const o of [options, options.security ?? {}]) {
     for (const key of INTEGERS) if (o[key] !== undefined) checkRange(key, o[key], 0, Number.MAX_SAFE_INTEGER);
     for (const key of DURATIONS) if (o[key] !== undefined) checkRange(key, o[key], 0, MAX_TIMER_MS, false);
+  }
+  // A block travels whole in one frame (`opened`, `update`), with room for the fields around it.
+  const frame = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  if (options.maxBlockBytes !== undefined && options.maxBlockBytes > frame - FORWARD_RESERVE_BYTES) {
+    throw new RangeError(
+      `maxBlockBytes must be at most maxFrameBytes - ${FORWARD_RESERVE_BYTES} (${frame - FORWARD_RESERVE_BYTES}): a block travels in one frame`,
+    );
   }
 }

@@ -29,6 +29,7 @@ export {
   type KeyView,
   type TopicView,
 } from "../protocol/core-messages.js";
+export { FORWARD_RESERVE_BYTES } from "../protocol/fields.js";
 export { NEW_TOPICS, type PubSubOptions } from "../pubsub/pubsub-hub.js";
 export {
   type Gap,

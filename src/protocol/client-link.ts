@@ -60,6 +60,11 @@ export interface ClientLink<M extends AnyMessage = AnyMessage> {
   /** How the hub names this client (`name#id`), from its welcome. */
   readonly label: string;
   /**
+   * Bytes a `publish` or `request` frame may take (maxFrameBytes minus FORWARD_RESERVE_BYTES, fields.ts):
+   * {@link send} and {@link request} refuse a larger one with `EZIPC_MESSAGE_TOO_LARGE`, sending nothing.
+   */
+  readonly forwardLimit: number;
+  /**
    * The current connection if ready and open, else null: `ready` and `conn` in one call, for a part that
    * checks them per message (a fire-and-forget publish).
    */

@@ -5,6 +5,26 @@
 import { t } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
 
+/**
+ * Bytes a client leaves free in each `publish` and `request` frame under maxFrameBytes. The hub forwards
+ * what they carry in frames of its own with fields added (seq, time and the publisher's label; the caller's
+ * label): under 600 bytes, since a label is a client name (≤ 255 bytes), an identity and an id. A frame that
+ * leaves this much is always forwarded; a larger one may be refused (`EZIPC_MESSAGE_TOO_LARGE`).
+ */
+export const FORWARD_RESERVE_BYTES = 1024;
+
+/**
+ * Throws `EZIPC_MESSAGE_TOO_LARGE` if a `publish` or `request` frame of `bytes` is over `limit` (a
+ * connection's maxFrameBytes minus {@link FORWARD_RESERVE_BYTES}).
+ */
+export function checkForwardable(what: string, bytes: number, limit: number): void {
+  if (bytes <= limit) return;
+  throw new EzipcError(
+    "EZIPC_MESSAGE_TOO_LARGE",
+    `${what}: a frame of ${bytes} bytes is over the ${limit} a publish or request may take (maxFrameBytes - ${FORWARD_RESERVE_BYTES}, room for what the hub adds when it forwards it); nothing was sent`,
+  );
+}
+
 /** Longest key or topic, in bytes (keys are printable ASCII). */
 export const MAX_KEY_LENGTH = 255;
 

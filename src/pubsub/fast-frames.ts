@@ -222,15 +222,7 @@ export function encodeMessageHead(
   publisher: Buffer,
   count: number,
 ): Buffer {
-  const size =
-    2 +
-    4 +
-    lebSize(topic.length) +
-    topic.length +
-    16 +
-    lebSize(publisher.length) +
-    publisher.length +
-    lebSize(count);
+  const size = messageHeadBytes(topic.length, publisher.length, count);
   const buf = Buffer.allocUnsafe(size);
   buf.writeUInt16LE(MESSAGE_INDEX, 0);
   buf.writeUInt32LE(0, 2);
@@ -243,6 +235,13 @@ export function encodeMessageHead(
   copyBytes(publisher, 0, publisher.length, buf, pos);
   writeLeb(buf, pos + publisher.length, count);
   return buf;
+}
+
+/** Bytes of the head {@link encodeMessageHead} makes (a `message` frame is its head, then its records). */
+export function messageHeadBytes(topicBytes: number, publisherBytes: number, count: number): number {
+  return (
+    2 + 4 + lebSize(topicBytes) + topicBytes + 16 + lebSize(publisherBytes) + publisherBytes + lebSize(count)
+  );
 }
 
 /** The head of a `message` frame like `head` but for `count` records starting at `seq`. */

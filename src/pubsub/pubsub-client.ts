@@ -16,13 +16,13 @@ import {
   type WireMessages,
 } from "../protocol/client-link.js";
 import type { coreMessages } from "../protocol/core-messages.js";
-import { headerList } from "../protocol/fields.js";
+import { checkForwardable, headerList } from "../protocol/fields.js";
 import { checkTopic, topicMatcher } from "../protocol/names.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import { MESSAGE_INDEX, PublishBatcher, parseMessage, parseMessagePieces } from "./fast-frames.js";
 import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
-import { encodeHeaderList, encodeHeaders } from "./records.js";
+import { encodeHeaderList, encodeHeaders, lebSize, recordSize } from "./records.js";
 import {
   type Gap,
   type SubscribeOptions,
@@ -165,6 +165,11 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     if (conn === null) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
     const bytes = typeof payload === "string" ? Buffer.from(payload, "utf8") : payloadBytes(payload);
     const headers = options?.headers ? encodeHeaderList(options.headers) : EMPTY_HEADER_LIST;
+    // Alone in a frame (u16 index, u32 rid, topic, one record): over the forward limit, refused here.
+    const alone =
+      2 + 4 + lebSize(topicBytes.length) + topicBytes.length + 1 + recordSize(headers, bytes.length);
+    if (alone > this.link.forwardLimit)
+      checkForwardable(`publish to ${topic}`, alone, this.link.forwardLimit);
     if (this.batchConn !== conn) {
       this.batcher.discard();
       this.batchConn = conn;

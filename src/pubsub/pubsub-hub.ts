@@ -32,10 +32,17 @@ import { log } from "../log.js";
 import type { TopicView } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import type { Protocol } from "../service/protocol.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/frame.js";
 import { sendPartsTo, sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
 import { BiggestTopics } from "./biggest-topics.js";
-import { encodeMessageHead, MESSAGE_SID_OFFSET, type PublishView, sliceHead } from "./fast-frames.js";
+import {
+  encodeMessageHead,
+  MESSAGE_SID_OFFSET,
+  messageHeadBytes,
+  type PublishView,
+  sliceHead,
+} from "./fast-frames.js";
 import { PublisherHolds } from "./publisher-holds.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
 import { encodeHeaders, encodeRecord } from "./records.js";
@@ -95,6 +102,11 @@ export interface PubSubOptions {
    * Default 5,000 ms (under the 10 s a client waits on a hub that does not read before it gives up).
    */
   holdPublishersMs?: number;
+  /**
+   * The hub's frame limit (its connections' option, 16 MiB by default): a publish whose `message` frame
+   * would be larger is refused with `EZIPC_MESSAGE_TOO_LARGE`.
+   */
+  maxFrameBytes?: number;
 }
 
 /**
@@ -209,6 +221,7 @@ export class PubSub implements HubPart {
       maxSubscriptions: options.maxSubscriptions ?? 250_000,
       maxSubscriptionTopics: options.maxSubscriptionTopics ?? 1_000_000,
       holdPublishersMs: replica ? 0 : (options.holdPublishersMs ?? 5_000),
+      maxFrameBytes: options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES,
     };
     this.mirrors = replica
       ? new TopicMirrors(replica, {
@@ -455,6 +468,7 @@ export class PubSub implements HubPart {
     const t0 = v.rid === 0 ? 0 : performance.now(); // (fire-and-forget publishes are not timed)
     let topic = this.topics.get(v.topic);
     try {
+      this.checkForwardable(v, publisher, frame, more);
       if (!topic || topic.name === NEW_TOPICS) {
         checkTopic(v.topic);
         if (v.topic.startsWith("$hub.")) {
@@ -498,6 +512,22 @@ export class PubSub implements HubPart {
       sendTo(conn, this.protocol.encode("published", { rid: v.rid, seq: seqBig, time }));
       this.publishAckLatency.since(t0);
     }
+  }
+
+  /**
+   * Throws `EZIPC_MESSAGE_TOO_LARGE` if the `message` frame carrying this publish's records to subscribers
+   * (its head adds seq, time and the publisher's label) would be over maxFrameBytes: checked before anything
+   * is made or numbered, so a publish the hub cannot deliver fails alone, and its seq is never given out.
+   */
+  private checkForwardable(v: PublishView, publisher: Buffer, frame: Buffer, more?: Buffer[]): void {
+    let bytes = frame.length - v.recordsStart;
+    if (more !== undefined) for (const p of more) bytes += p.length;
+    bytes += messageHeadBytes(v.topic.length, publisher.length, v.count);
+    if (bytes <= this.limits.maxFrameBytes) return;
+    throw new EzipcError(
+      "EZIPC_MESSAGE_TOO_LARGE",
+      `${v.topic}: delivered, this publish would be a frame of ${bytes} bytes, over the hub's maxFrameBytes ${this.limits.maxFrameBytes} (a publish frame may take at most maxFrameBytes - 1 KiB)`,
+    );
   }
 
   /** A publish that cannot be stored: its caller gets the error; a fire-and-forget one is dropped and counted. */
@@ -835,7 +865,23 @@ export class PubSub implements HubPart {
       this.counters.delivered += n;
       t.delivered += n;
       if (this.holds.size > 0 && this.holds.isHeld(t)) this.retryHeld(t);
-      if (!sendPartsTo(conn, head, records, more)) {
+      let sent: boolean;
+      try {
+        sent = sendPartsTo(conn, head, records, more);
+      } catch (err) {
+        // Over this connection's frame limit (history kept by a run with a larger maxFrameBytes): the
+        // subscriber is told it missed them, and nobody else is affected.
+        if (!isEzipcError(err, "EZIPC_MESSAGE_TOO_LARGE")) throw err;
+        this.counters.delivered -= n;
+        t.delivered -= n;
+        this.counters.gaps++;
+        const first = t.seqOf(cursor - n);
+        sent = sendTo(
+          conn,
+          this.protocol.encode("gap", { sid: sub.sid, topic: t.name, first, last: first + BigInt(n - 1) }),
+        );
+      }
+      if (!sent) {
         sub.waitingDrain = true;
         conn.drain().then(
           () => {

@@ -31,7 +31,9 @@ type HubBody<K extends keyof typeof rpcMessages> = Infer<(typeof rpcMessages)[K]
 /** Direct connections speak the RPC messages alone, with their hub indexes. */
 const directProtocol = schemaProtocol(rpcMessages, "ezipc-direct", RPC_BASE);
 
+import { checkForwardable, FORWARD_RESERVE_BYTES } from "../protocol/fields.js";
 import type { Message, Protocol } from "../service/protocol.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/frame.js";
 import { dial, listen } from "../transport/registry.js";
 import type { Connection, Listener } from "../transport/types.js";
 import {
@@ -171,20 +173,29 @@ export class DirectLink {
   private constructor(
     private readonly conn: Connection,
     label: () => string,
+    forwardLimit: number,
   ) {
     const protocol = directProtocol();
     const encode = (type: string, body: Record<string, unknown>): Uint8Array => {
       if (type === "request") {
-        return protocol.encode("call", {
+        const caller = label();
+        const frame = protocol.encode("call", {
           cid: body.rid,
           topic: body.topic,
           kind: body.kind,
           timeoutMs: body.timeoutMs,
           credit: body.credit,
-          caller: label(),
+          caller,
           headers: body.headers,
           payload: body.payload,
         });
+        // The request frame the hub would have been sent is this one without the caller: the same bound
+        // whichever way the call goes.
+        // (A caller label is under 16 KiB: its length takes one or two LEB128 bytes.)
+        const callerBytes = Buffer.byteLength(caller);
+        const requestBytes = frame.length - callerBytes - (callerBytes < 0x80 ? 1 : 2);
+        checkForwardable("request", requestBytes, forwardLimit);
+        return frame;
       }
       if (type === "end") return protocol.encode("end", flipped(body as HubBody<"end">));
       return unsupported();
@@ -218,8 +229,12 @@ export class DirectLink {
     );
   }
 
-  static async dial(url: string, label: () => string): Promise<DirectLink> {
-    return new DirectLink(await dial(url, { heartbeatIntervalMs: 0, connectTimeoutMs: 2_000 }), label);
+  static async dial(url: string, label: () => string, forwardLimit: number): Promise<DirectLink> {
+    return new DirectLink(
+      await dial(url, { heartbeatIntervalMs: 0, connectTimeoutMs: 2_000 }),
+      label,
+      forwardLimit,
+    );
   }
 
   get open(): boolean {
@@ -263,6 +278,8 @@ export class DirectRoutes {
     private readonly ask: (topic: string) => void,
     private readonly label: () => string,
     private readonly changed: (topic: string, servers: number) => void = () => {},
+    /** Bytes a request frame may take (ClientLink.forwardLimit): the same bound as through the hub. */
+    private readonly forwardLimit = DEFAULT_MAX_FRAME_BYTES - FORWARD_RESERVE_BYTES,
   ) {}
 
   /** An open direct link for a call to `topic`, round robin; undefined: call through the hub. */
@@ -312,7 +329,7 @@ export class DirectRoutes {
   private link(url: string): Promise<DirectLink | null> {
     let p = this.links.get(url);
     if (!p) {
-      const dialled = DirectLink.dial(url, this.label).then(
+      const dialled = DirectLink.dial(url, this.label, this.forwardLimit).then(
         (l) => {
           l.closed.then(() => {
             if (this.links.get(url) === dialled) this.links.delete(url);

@@ -368,15 +368,20 @@ export class RpcCalls {
     });
     this.callerChannels.set(rid, channel);
     const timeoutMs = o.timeoutMs ?? 0;
-    this.link.send("request", {
-      rid,
-      topic,
-      kind: KIND_STREAM,
-      timeoutMs,
-      credit: prefetch,
-      headers: headerList(o.headers),
-      payload: toBytes(payload),
-    });
+    try {
+      this.link.send("request", {
+        rid,
+        topic,
+        kind: KIND_STREAM,
+        timeoutMs,
+        credit: prefetch,
+        headers: headerList(o.headers),
+        payload: toBytes(payload),
+      });
+    } catch (err) {
+      this.callerChannels.delete(rid); // (e.g. EZIPC_MESSAGE_TOO_LARGE: nothing was sent)
+      throw err;
+    }
     if (o.signal) {
       if (o.signal.aborted) onAbort();
       else o.signal.addEventListener("abort", onAbort, { once: true });
@@ -410,15 +415,20 @@ export class RpcCalls {
         .closed()
         .then((e) => reject(e ?? new EzipcError("EZIPC_CANCELLED", "session closed before it was accepted")));
     });
-    this.link.send("request", {
-      rid,
-      topic,
-      kind: KIND_SESSION,
-      timeoutMs: 0,
-      credit: prefetch,
-      headers: [],
-      payload: toBytes(payload),
-    });
+    try {
+      this.link.send("request", {
+        rid,
+        topic,
+        kind: KIND_SESSION,
+        timeoutMs: 0,
+        credit: prefetch,
+        headers: [],
+        payload: toBytes(payload),
+      });
+    } catch (err) {
+      this.callerChannels.delete(rid); // (e.g. EZIPC_MESSAGE_TOO_LARGE: nothing was sent)
+      throw err;
+    }
     await accepted;
     return new RpcSession(channel, topic, "");
   }

@@ -16,6 +16,7 @@ import {
   type WireMessages,
 } from "../protocol/client-link.js";
 import type { coreMessages } from "../protocol/core-messages.js";
+import { checkForwardable } from "../protocol/fields.js";
 import { checkTopic } from "../protocol/names.js";
 import type { Connection } from "../transport/types.js";
 import { DirectRoutes, DirectServer } from "./direct.js";
@@ -43,8 +44,10 @@ export class RpcClient implements ClientPart<RpcMessage> {
     send: (type, body) => {
       const conn = this.link.sendable();
       if (conn === null) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
+      const frame = this.link.encode(type, body);
+      if (type === "request") checkForwardable("request", frame.length, this.link.forwardLimit);
       this.link.beforeSend();
-      return conn.send(this.link.encode(type, body));
+      return conn.send(frame);
     },
     trySend: (type, body) => this.link.send(type, body),
     serveRequest: async (topic) => {
@@ -108,6 +111,7 @@ export class RpcClient implements ClientPart<RpcMessage> {
       },
       () => this.link.label,
       routesChanged,
+      link.forwardLimit,
     );
   }
 

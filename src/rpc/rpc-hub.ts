@@ -24,6 +24,7 @@ import { IdMap } from "../id-map.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import { checkTopic } from "../protocol/names.js";
 import type { Protocol } from "../service/protocol.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/frame.js";
 import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
 import type { directMessages, rpcMessages } from "./rpc-messages.js";
@@ -43,6 +44,11 @@ export interface RpcOptions {
   maxCallsPerClient?: number;
   /** Calls in flight in the hub, over all callers (`EZIPC_TOO_MANY_REQUESTS`). Default 100,000. */
   maxCalls?: number;
+  /**
+   * The hub's frame limit (its connections' option, 16 MiB by default): a request whose `call` frame would
+   * be larger is refused with `EZIPC_MESSAGE_TOO_LARGE`.
+   */
+  maxFrameBytes?: number;
 }
 
 /**
@@ -85,6 +91,7 @@ export class Rpc implements HubPart, RpcRouter {
   private nextCid = 1;
   private readonly maxCallsPerClient: number;
   private readonly maxCalls: number;
+  private readonly maxFrameBytes: number;
   /** Calls in flight, served topics and route watches over all connections (the hub-wide bounds). */
   private readonly totals = { calls: 0, served: 0, watching: 0 };
   readonly counters = { calls: 0, noResponders: 0, serverGone: 0 };
@@ -97,6 +104,7 @@ export class Rpc implements HubPart, RpcRouter {
   ) {
     this.maxCallsPerClient = options.maxCallsPerClient ?? 1_000;
     this.maxCalls = options.maxCalls ?? 100_000;
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     cluster?.start(this);
   }
 
@@ -369,13 +377,31 @@ export class Rpc implements HubPart, RpcRouter {
         throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${m.topic}`);
       }
       let cid = this.nextCid;
-      this.nextCid = cid >= 0xffffffff ? 1 : cid + 1;
       let theirs = this.byServer.get(server);
+      while (theirs?.has(cid)) cid = cid >= 0xffffffff ? 1 : cid + 1;
+      // Made before the call is: a call the hub cannot forward (the frame is over the limit with the
+      // caller's label added) fails alone, leaving nothing behind.
+      const frame = this.protocol.encode("call", {
+        cid,
+        topic: m.topic,
+        kind: m.kind,
+        timeoutMs: m.timeoutMs,
+        credit: m.credit,
+        caller: client,
+        headers: m.headers,
+        payload: m.payload,
+      });
+      if (frame.length > this.maxFrameBytes) {
+        throw new EzipcError(
+          "EZIPC_MESSAGE_TOO_LARGE",
+          `${m.topic}: forwarded, this request would be a frame of ${frame.length} bytes, over the hub's maxFrameBytes ${this.maxFrameBytes} (a request frame may take at most maxFrameBytes - 1 KiB)`,
+        );
+      }
+      this.nextCid = cid >= 0xffffffff ? 1 : cid + 1;
       if (!theirs) {
         theirs = new IdMap();
         this.byServer.set(server, theirs);
       }
-      while (theirs.has(cid)) cid = cid >= 0xffffffff ? 1 : cid + 1;
       const call: Call = {
         topic: m.topic,
         caller: conn,
@@ -394,19 +420,7 @@ export class Rpc implements HubPart, RpcRouter {
       this.totals.calls++;
       theirs.set(cid, call);
       this.counters.calls++;
-      sendTo(
-        server,
-        this.protocol.encode("call", {
-          cid,
-          topic: m.topic,
-          kind: m.kind,
-          timeoutMs: m.timeoutMs,
-          credit: m.credit,
-          caller: client,
-          headers: m.headers,
-          payload: m.payload,
-        }),
-      );
+      sendTo(server, frame);
     } catch (err) {
       if (!isEzipcError(err)) throw err;
       this.sendEnd(conn, SIDE_CALLER, m.rid, END_ERROR, err.code, err.message);

@@ -169,7 +169,10 @@ export class BrowserWsConnection extends EventEmitter<ConnectionEvents> implemen
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", `connection ${this.id} is ${this.state}`);
     }
     if (size > this.opts.maxFrameBytes) {
-      throw new RangeError(`frame of ${size} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}`);
+      throw new EzipcError(
+        "EZIPC_MESSAGE_TOO_LARGE",
+        `a frame of ${size} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}; nothing was sent`,
+      );
     }
     this.put(frameMessage(size, parts, size));
     this.sentSinceTick = true;

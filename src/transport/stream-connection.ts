@@ -195,7 +195,10 @@ export class StreamConnection extends EventEmitter<ConnectionEvents> implements 
       throw new EzipcError("EZIPC_CONNECTION_CLOSED", `connection ${this.id} is ${this.state}`);
     }
     if (length > this.opts.maxFrameBytes) {
-      throw new RangeError(`frame of ${length} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}`);
+      throw new EzipcError(
+        "EZIPC_MESSAGE_TOO_LARGE",
+        `a frame of ${length} bytes exceeds maxFrameBytes ${this.opts.maxFrameBytes}; nothing was sent`,
+      );
     }
   }
 

@@ -211,8 +211,8 @@ export interface Connection extends EventEmitter<ConnectionEvents>, AsyncIterabl
    * `sendHighWaterMarkBytes`: wait for {@link drain} before sending more. A frame under 16 KiB
    * (`COPY_THRESHOLD_BYTES`) is copied before send() returns, so its buffer may be reused at once; a larger
    * one is written as it is when the current callback returns: do not modify it after the call. Throws
-   * `EZIPC_CONNECTION_CLOSED` once the connection is closing or closed, and `RangeError` for a frame over
-   * maxFrameBytes.
+   * `EZIPC_CONNECTION_CLOSED` once the connection is closing or closed, and `EZIPC_MESSAGE_TOO_LARGE` for a
+   * frame over maxFrameBytes (nothing is sent; the connection goes on).
    */
   send(frame: Uint8Array, length?: number): boolean;
   /**

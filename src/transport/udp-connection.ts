@@ -6,7 +6,7 @@
  * (docs/transport.md says what ezipc adds: sequence numbers that drop duplicates and late datagrams, and
  * counters of every drop).
  *
- * - `send` throws `EZIPC_FRAME_TOO_LARGE` for a frame that does not fit one datagram (`maxDatagramBytes`
+ * - `send` throws `EZIPC_MESSAGE_TOO_LARGE` for a frame that does not fit one datagram (`maxDatagramBytes`
  *   minus the header). Backpressure is the local send queue: `send` returns false at
  *   `sendHighWaterMarkBytes` queued, `drain` follows; more than `maxQueuedBytes` queued cuts the
  *   connection (`EZIPC_SLOW_CONSUMER`).
@@ -159,7 +159,7 @@ export class UdpConnection extends EventEmitter<ConnectionEvents> implements Con
     }
     if (size > this.maxPayloadBytes) {
       throw new EzipcError(
-        "EZIPC_FRAME_TOO_LARGE",
+        "EZIPC_MESSAGE_TOO_LARGE",
         `a frame of ${size} bytes does not fit one datagram (at most ${this.maxPayloadBytes} bytes: maxDatagramBytes ${this.udp.maxDatagramBytes})`,
       );
     }

@@ -1,5 +1,7 @@
 import { EzipcError } from "../errors.js";
+import { FORWARD_RESERVE_BYTES } from "../protocol/fields.js";
 import { checkKey } from "../protocol/names.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/frame.js";
 import { KIND_BYTES } from "./vars-messages.js";
 
 export { checkKey };
@@ -48,13 +50,18 @@ export interface BlockTableOptions {
   maxTombstones?: number;
   /** Most blocks at once (`EZIPC_TOO_MANY_KEYS`). Default 100,000. */
   maxKeys?: number;
-  /** Largest block (`EZIPC_BLOCK_TOO_LARGE`). Default 1 MiB. */
+  /**
+   * Largest block (`EZIPC_BLOCK_TOO_LARGE`). Default 1 MiB, or less with a `maxFrameBytes` under 1 MiB + 1 KiB
+   * (a block travels whole in one frame: at most maxFrameBytes - 1 KiB).
+   */
   maxBlockBytes?: number;
+  /** The hub's frame limit (its connections' option): bounds the default maxBlockBytes. */
+  maxFrameBytes?: number;
   /** Most bytes over all blocks (`EZIPC_HUB_FULL`). Default 256 MiB. */
   maxTotalBytes?: number;
 }
 
-export type ResolvedBlockTableOptions = Required<BlockTableOptions>;
+export type ResolvedBlockTableOptions = Required<Omit<BlockTableOptions, "maxFrameBytes">>;
 
 export function resolveBlockTableOptions(o: BlockTableOptions = {}): ResolvedBlockTableOptions {
   const r = {
@@ -62,7 +69,12 @@ export function resolveBlockTableOptions(o: BlockTableOptions = {}): ResolvedBlo
     tombstoneTtlMs: o.tombstoneTtlMs ?? 600_000,
     maxTombstones: o.maxTombstones ?? 100_000,
     maxKeys: o.maxKeys ?? 100_000,
-    maxBlockBytes: o.maxBlockBytes ?? 1024 * 1024,
+    maxBlockBytes:
+      o.maxBlockBytes ??
+      Math.max(
+        0,
+        Math.min(1024 * 1024, (o.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES) - FORWARD_RESERVE_BYTES),
+      ),
     maxTotalBytes: o.maxTotalBytes ?? 256 * 1024 * 1024,
   };
   for (const [k, v] of Object.entries(r)) {

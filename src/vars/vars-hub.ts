@@ -705,7 +705,11 @@ export class VarsHub {
       });
     }
     keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    this.send(client, "listing", { rid: m.rid, keys });
+    try {
+      this.send(client, "listing", { rid: m.rid, keys });
+    } catch (err) {
+      this.fail(client, m.rid, err); // (a listing over the frame limit: EZIPC_MESSAGE_TOO_LARGE)
+    }
   }
 
   // ---- holdings and propagation -----------------------------------------------------------------------

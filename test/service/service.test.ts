@@ -47,7 +47,7 @@ describe("Service", () => {
     assert.deepEqual(await within(got, 5_000, "greeting over udp"), { text: "hello dee" });
     assert.throws(
       () => session.send("greet", { name: "x".repeat(2_000) }),
-      (e) => isEzipcError(e, "EZIPC_FRAME_TOO_LARGE"),
+      (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
     );
     await client.close();
     await server.close();

@@ -88,7 +88,10 @@ describe("browser ws:// transport (WHATWG WebSocket)", () => {
     for (const c of listener.connections) c.on("message", (m) => c.send(m));
     good.send(Buffer.from("still here"));
     assert.equal((await within(echoed, 5_000, "echo"))[0].toString(), "still here");
-    assert.throws(() => good.send(Buffer.alloc(17 * 1024 * 1024)), RangeError);
+    assert.throws(
+      () => good.send(Buffer.alloc(17 * 1024 * 1024)),
+      (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
+    );
     await good.close();
     await listener.close();
   });

@@ -291,7 +291,10 @@ for (const kind of kinds) {
           assert.deepEqual(got[2 * i], Buffer.concat([Buffer.alloc(7, i), Buffer.alloc(size, 0x80 + i)]));
           assert.deepEqual(got[2 * i + 1], Buffer.from([i]));
         }
-        assert.throws(() => client.sendParts(head, Buffer.alloc(1_000_000 - 6)), RangeError);
+        assert.throws(
+          () => client.sendParts(head, Buffer.alloc(1_000_000 - 6)),
+          (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
+        );
         await client.close();
         await listener.close();
       },
@@ -385,7 +388,16 @@ for (const kind of kinds) {
         const [echo] = await nextEvent<[Buffer]>(good, "message");
         assert.equal(echo.length, max);
         const before = transportCounters().framesTooLarge;
-        assert.throws(() => good.send(Buffer.alloc(max + 1)), RangeError, "the sender refuses too");
+        assert.throws(
+          () => good.send(Buffer.alloc(max + 1)),
+          (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
+          "the sender refuses too, by code",
+        );
+        assert.throws(
+          () => good.sendParts(Buffer.alloc(max), Buffer.alloc(1)),
+          (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
+          "and counts every part",
+        );
         const serverSide = conns[1]!;
         bad.send(Buffer.alloc(max + 1));
         const info = await closeInfo(serverSide);

@@ -168,7 +168,7 @@ describe("udp:// encrypted", () => {
         assert.equal((await within(echoed, 5_000, "big echo"))[0].length, c.maxPayloadBytes);
         assert.throws(
           () => c.send(Buffer.alloc(c.maxPayloadBytes + 1)),
-          (e) => isEzipcError(e, "EZIPC_FRAME_TOO_LARGE"),
+          (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
         );
       } finally {
         await c.close();

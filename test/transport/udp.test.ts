@@ -267,7 +267,7 @@ describe("udp:// transport", () => {
     }
   });
 
-  it("a frame over one datagram fails at send with EZIPC_FRAME_TOO_LARGE; the largest that fits crosses", async () => {
+  it("a frame over one datagram fails at send with EZIPC_MESSAGE_TOO_LARGE; the largest that fits crosses", async () => {
     const l = await listen("udp://127.0.0.1:0", { udp: { maxDatagramBytes: 65_507 } });
     const got: number[] = [];
     l.on("connection", (c) => c.on("message", (m) => got.push(m.length)));
@@ -276,7 +276,7 @@ describe("udp:// transport", () => {
       assert.equal(c.maxPayloadBytes, 65_507 - 9);
       assert.throws(
         () => c.send(Buffer.alloc(65_507 - 8)),
-        (e) => isEzipcError(e, "EZIPC_FRAME_TOO_LARGE"),
+        (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
       );
       c.send(Buffer.alloc(65_507 - 9));
       await until(() => got.length === 1, "the largest frame");
@@ -285,7 +285,7 @@ describe("udp:// transport", () => {
       assert.equal(small.maxPayloadBytes, 1_472 - 1);
       assert.throws(
         () => small.send(Buffer.alloc(1_472)),
-        (e) => isEzipcError(e, "EZIPC_FRAME_TOO_LARGE"),
+        (e) => isEzipcError(e, "EZIPC_MESSAGE_TOO_LARGE"),
       );
       await small.close();
     } finally {

@@ -220,7 +220,9 @@ namespace Ezipc
 
         void WriteFrame(Stream s, string name, Body body)
         {
-            var frame = Wire.DataFrame(Schema.Encode(name, body));
+            var encoded = Schema.Encode(name, body);
+            Wire.CheckFrame(name, encoded.Length);
+            var frame = Wire.DataFrame(encoded);
             try
             {
                 lock (writeLock)
@@ -275,7 +277,15 @@ namespace Ezipc
                 pending[r] = p;
                 s = stream;
             }
-            WriteFrame(s, name, body);
+            try
+            {
+                WriteFrame(s, name, body);
+            }
+            catch
+            {
+                lock (sync) pending.Remove(r); // nothing was sent: no reply to wait for
+                throw;
+            }
             return await p.Reply.Task.ConfigureAwait(false);
         }
 

@@ -240,6 +240,8 @@ namespace Ezipc
         public void PublishAndForget(string topic, byte[] payload, IDictionary<string, string> headers = null)
         {
             var record = Schema.EncodeRecord(payload ?? new byte[0], headers);
+            if (record.Length > Wire.ForwardLimit - 300) // alone in a frame: index, rid, topic, count, the record
+                Wire.CheckFrame("publish", Schema.EncodePublish(0, topic, new List<byte[]> { record }).Length);
             Stream s;
             lock (sync)
             {

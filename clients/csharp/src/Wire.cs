@@ -24,6 +24,19 @@ namespace Ezipc
         public const byte Close = 0x03;
         public const int MaxControl = 1024;
         public const int DefaultMaxFrame = 16 * 1024 * 1024;
+        /// <summary>Bytes a `publish` or `request` frame leaves free under the frame limit: the hub forwards what
+        /// it carries with fields of its own added (docs/protocol.md, "Frame sizes").</summary>
+        public const int ForwardReserve = 1024;
+        public const int ForwardLimit = DefaultMaxFrame - ForwardReserve;
+
+        /// <summary>Throws EZIPC_MESSAGE_TOO_LARGE for a frame the hub would refuse or could not forward
+        /// (nothing is sent; the connection goes on).</summary>
+        public static void CheckFrame(string name, int size)
+        {
+            int limit = name == "publish" || name == "request" ? ForwardLimit : DefaultMaxFrame;
+            if (size > limit)
+                throw new EzipcException("EZIPC_MESSAGE_TOO_LARGE", name + ": a frame of " + size + " bytes is over the " + limit + " it may take; nothing was sent");
+        }
 
         /// <summary>The bytes of one data frame.</summary>
         public static byte[] DataFrame(byte[] payload)

@@ -234,6 +234,27 @@ public class HubTests
     }
 
     [Test]
+    public void AMessageOverTheFrameLimitIsRefusedBeforeSending()
+    {
+        // A publish or request frame leaves Wire.ForwardReserve (1 KiB) of the 16 MiB frame free for what the
+        // hub adds when it forwards it: a larger one fails with EZIPC_MESSAGE_TOO_LARGE, nothing is sent, and
+        // the connection goes on.
+        var c = Clients(Urls[0], 1)[0];
+        var topic = Unique("cs.big");
+        var svc = Unique("cs.big.svc");
+        Within(c.ServeAsync(svc, req => Encoding.UTF8.GetBytes(req.Payload.Length.ToString())));
+        var big = new byte[Wire.ForwardLimit];
+        Assert.AreEqual("EZIPC_MESSAGE_TOO_LARGE", Code(c.PublishAsync(topic, big)));
+        Assert.AreEqual("EZIPC_MESSAGE_TOO_LARGE", Code(c.RequestAsync(svc, big)));
+        var e = Assert.Throws<EzipcException>(() => c.PublishAndForget(topic, big));
+        Assert.AreEqual("EZIPC_MESSAGE_TOO_LARGE", e.Code);
+        Assert.AreEqual(ClientStatus.Connected, c.Status);
+        var fits = new byte[Wire.ForwardLimit - 2 * svc.Length - 64];
+        Assert.AreEqual(fits.Length.ToString(), Within(c.RequestAsync(svc, fits), 30000).Text);
+        Assert.AreEqual(1UL, Within(c.PublishAsync(topic, fits), 30000).Seq);
+    }
+
+    [Test]
     public void ManyMessagesWithCredit()
     {
         foreach (var url in Urls)

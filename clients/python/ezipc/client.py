@@ -20,7 +20,7 @@ from .pubsub import Gap, Message, PubSubPart, Subscription
 from .rpc import Deadman, Reply, Request, RpcPart, Stream
 from .secure import handshake as secure_handshake
 from .vars import ConfigVar, KeyState, Pointer, VarsPart
-from .wire import CLOSE, PING, PONG, Control, FrameDecoder, control_frame, data_frame
+from .wire import CLOSE, PING, PONG, Control, FrameDecoder, check_frame, control_frame, data_frame
 
 
 class _Plain:
@@ -139,9 +139,11 @@ class Client(VarsPart, PubSubPart, RpcPart):
     def _write_frame(self, name: str, body: dict) -> None:
         if self._writer is None or self._writer.is_closing() or self._io is None:
             raise EzipcError("EZIPC_CONNECTION_CLOSED", "not connected")
+        encoded = schema.encode(name, body)
+        check_frame(name, len(encoded))
         if self._batch is not None:
             self._flush_batch()  # fire-and-forget publishes sent before this go before it
-        self._io.write(data_frame(schema.encode(name, body)))
+        self._io.write(data_frame(encoded))
 
     def _send(self, name: str, body: dict) -> None:
         if self.closed:
@@ -160,10 +162,14 @@ class Client(VarsPart, PubSubPart, RpcPart):
         rid = self._rid
         fut = asyncio.get_running_loop().create_future()
         self._pending[rid] = _Pending(fut, state, on_reply)
-        if during_resync:
-            self._write_frame(name, {"rid": rid, **body})
-        else:
-            self._send(name, {"rid": rid, **body})
+        try:
+            if during_resync:
+                self._write_frame(name, {"rid": rid, **body})
+            else:
+                self._send(name, {"rid": rid, **body})
+        except BaseException:
+            self._pending.pop(rid, None)  # nothing was sent: no reply to wait for
+            raise
         name_, reply = await fut
         reply["_type"] = name_
         return reply

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .common import INITS, ITERS, Payload, _bytes, _headers
-from .wire import data_frame
+from .wire import FORWARD_LIMIT, check_frame, data_frame
 
 #: The most record bytes one fire-and-forget `publish` frame carries.
 BATCH_BYTES = 64 * 1024
@@ -151,6 +151,8 @@ class PubSubPart:
         if self.closed or self.status != "connected":
             self._send("publish", {})  # raises the reason
         record = schema.encode_record(_bytes(payload), _headers(headers) if headers else None)
+        if len(record) > FORWARD_LIMIT - 300:  # alone in a frame: index, rid, topic, count, the record
+            check_frame("publish", len(schema.encode_publish(0, topic.encode("utf-8"), [record])))
         batch = self._batch
         if batch is not None and batch[0] != topic:
             self._flush_batch()

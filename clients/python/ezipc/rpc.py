@@ -161,7 +161,11 @@ class RpcPart:
         rid = self._rid
         fut = asyncio.get_running_loop().create_future()
         self._calls[rid] = fut
-        self._send("request", {"rid": rid, "topic": topic, "kind": 0, "timeoutMs": timeout_ms, "credit": 0, "headers": _headers(headers), "payload": _bytes(payload)})
+        try:
+            self._send("request", {"rid": rid, "topic": topic, "kind": 0, "timeoutMs": timeout_ms, "credit": 0, "headers": _headers(headers), "payload": _bytes(payload)})
+        except BaseException:
+            self._calls.pop(rid, None)  # nothing was sent (EZIPC_MESSAGE_TOO_LARGE, not connected)
+            raise
         try:
             end = await asyncio.wait_for(asyncio.shield(fut), timeout_ms / 1000 if timeout_ms > 0 else None)
         except asyncio.TimeoutError:

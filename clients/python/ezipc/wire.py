@@ -18,6 +18,17 @@ PONG = 0x02
 CLOSE = 0x03
 MAX_CONTROL = 1024
 DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+# Bytes a `publish` or `request` frame leaves free under the frame limit: the hub forwards what it carries
+# with fields of its own added (docs/protocol.md, "Frame sizes").
+FORWARD_RESERVE = 1024
+FORWARD_LIMIT = DEFAULT_MAX_FRAME - FORWARD_RESERVE
+
+
+def check_frame(name: str, size: int) -> None:
+    """Raises EZIPC_MESSAGE_TOO_LARGE for a frame the hub would refuse or could not forward; nothing is sent."""
+    limit = FORWARD_LIMIT if name in ("publish", "request") else DEFAULT_MAX_FRAME
+    if size > limit:
+        raise EzipcError("EZIPC_MESSAGE_TOO_LARGE", f"{name}: a frame of {size} bytes is over the {limit} it may take; nothing was sent")
 
 
 def data_frame(payload: bytes) -> bytes:

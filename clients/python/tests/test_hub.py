@@ -346,6 +346,30 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
 
                 self.assertEqual(await within(asyncio.to_thread(script), 20), 3)
 
+    async def test_a_message_over_the_frame_limit_is_refused_before_sending(self):
+        # A publish or request frame leaves FORWARD_RESERVE (1 KiB) of the 16 MiB frame free for what the hub
+        # adds when it forwards it: a larger one fails with EZIPC_MESSAGE_TOO_LARGE, nothing is sent, and the
+        # connection goes on.
+        from ezipc.wire import FORWARD_LIMIT
+
+        c, = await self.clients(URLS[0], 1)
+        topic, svc = unique("py.big"), unique("py.big.svc")
+        await within(c.serve(svc, lambda req: str(len(req.payload))))
+        big = b"\x01" * FORWARD_LIMIT
+        for attempt in (c.publish(topic, big), c.request(svc, big)):
+            with self.assertRaises(EzipcError) as e:
+                await within(attempt)
+            self.assertEqual(e.exception.code, "EZIPC_MESSAGE_TOO_LARGE")
+        with self.assertRaises(EzipcError) as e:
+            c.publish_and_forget(topic, big)
+        self.assertEqual(e.exception.code, "EZIPC_MESSAGE_TOO_LARGE")
+        self.assertEqual(c.status, "connected")
+        self.assertEqual((c._pending, c._calls), ({}, {}), "no request left waiting for a reply")
+        fits = b"\x02" * (FORWARD_LIMIT - 2 * len(svc) - 64)
+        self.assertEqual((await within(c.request(svc, fits))).text(), str(len(fits)))
+        seq, _ = await within(c.publish(topic, fits))
+        self.assertEqual(seq, 1)
+
     async def test_a_full_hub_refuses_with_a_code(self):
         # EZIPC_TEST_FULL_URL: a hub with maxConnections 0, which refuses every connection.
         with self.assertRaises(EzipcError) as e:
