@@ -37,7 +37,7 @@ import {
 } from "node:fs";
 import path from "node:path";
 import { type ConnectOptions, connect as connectHub, type HubClient } from "../client/client.js";
-import { EzipcError } from "../errors.js";
+import { EzipcError, isEzipcError } from "../errors.js";
 import type { HubBridge } from "../hub/hub.js";
 import { log } from "../log.js";
 import type { SubscribeInit, Subscription, TopicMessage } from "../pubsub/subscription.js";
@@ -72,6 +72,11 @@ export interface BridgeCounters {
   varsToHub: number;
   varsToShm: number;
   gaps: number;
+  /**
+   * Messages too large for the other side (`EZIPC_SHM_TOO_LARGE`: over a quarter of the ring;
+   * `EZIPC_MESSAGE_TOO_LARGE`: over the hub's frame), left out with a warning.
+   */
+  tooLarge: number;
 }
 
 /** For `Hub.listen({ bridge: shmBridge("shm:///NAME") })`: the hub runs the bridge in its process. */
@@ -95,7 +100,14 @@ interface KeyLink {
 }
 
 export class Bridge {
-  readonly counters: BridgeCounters = { toHub: 0, toShm: 0, varsToHub: 0, varsToShm: 0, gaps: 0 };
+  readonly counters: BridgeCounters = {
+    toHub: 0,
+    toShm: 0,
+    varsToHub: 0,
+    varsToShm: 0,
+    gaps: 0,
+    tooLarge: 0,
+  };
   private readonly cursors = new Map<string, Cursor>();
   private readonly subs: Subscription[] = [];
   private readonly topics = new Set<string>();
@@ -312,9 +324,25 @@ export class Bridge {
         sent(m.seq); // never forwarded back: only the cursor moves
         return;
       }
+      let accepted: boolean;
+      try {
+        accepted = to.publishAndForget(topic, m.payload, { headers: this.bridgedHeaders(m, from) });
+      } catch (err) {
+        if (!isEzipcError(err, "EZIPC_SHM_TOO_LARGE") && !isEzipcError(err, "EZIPC_MESSAGE_TOO_LARGE"))
+          throw err;
+        // It can never go to that side: left out (counted, logged), and the next ones go on.
+        this.counters.tooLarge++;
+        log("warn", "bridge", `${topic}: a message too large for the other side was not forwarded`, {
+          from,
+          seq: m.seq,
+          bytes: m.payload.length,
+          error: err,
+        });
+        sent(m.seq);
+        return;
+      }
       if (from === "shm") this.counters.toHub++;
       else this.counters.toShm++;
-      const accepted = to.publishAndForget(topic, m.payload, { headers: this.bridgedHeaders(m, from) });
       sent(m.seq);
       if (!accepted) return to.drain();
     };

@@ -6,6 +6,7 @@ import { after, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
   BRIDGED_HEADER,
+  Bridge,
   connect,
   Hub,
   type HubClient,
@@ -338,6 +339,36 @@ describe("the hub as a bridge to shared memory", () => {
     } finally {
       await shm.close();
       tmp.cleanup();
+    }
+  });
+
+  it("a message too large for the other side is left out, counted and logged; the next ones go on", async () => {
+    const ns = namespace();
+    const shmUrl = `shm:///${ns}` as const;
+    // A hub taking frames of 64 KiB, and a shared-memory topic whose ring takes messages of 16 KiB at most.
+    const hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"], maxFrameBytes: 64 * 1024 });
+    const local = await connect(shmUrl, { name: "local" });
+    await local.configureTopic("small", { maxBytes: 64 * 1024 });
+    const bridge = await Bridge.start(hub.urls[0]!, shmUrl, { scanMs: 100 });
+    const net = await connect(hub.urls[0]!, { name: "net" });
+    try {
+      await until(async () => (await net.topics("small")).length === 1, "small on the hub", 5_000);
+      const onShm: string[] = [];
+      await local.subscribe("small", { init: "awaitNew" }, (m) => {
+        onShm.push(m.payload.length > 100 ? `${m.payload.length} B` : m.text());
+      });
+      // hub → shm: 20 KiB fits the hub's frame but not the ring.
+      await net.publish("small", Buffer.alloc(20 * 1024, 1));
+      await net.publish("small", "after-net");
+      await until(() => onShm.includes("after-net"), "the next message in shared memory", 5_000);
+      assert.deepEqual(onShm, ["after-net"]);
+      assert.equal(bridge.counters.tooLarge, 1);
+      assert.equal(bridge.counters.toShm, 1);
+    } finally {
+      await local.close();
+      await net.close();
+      await bridge.close();
+      await hub.close();
     }
   });
 
