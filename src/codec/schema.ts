@@ -147,7 +147,27 @@ class Gen {
       case "struct": {
         const so = s as StructType<Fields>;
         let out = `if (typeof ${x} !== "object" || ${x} === null) R.bad(${P}, ${x}, "object");\n`;
-        for (const [name, f] of Object.entries(so.fields)) {
+        const fields = Object.entries(so.fields);
+        // The caller ensured room for the leading run of fixed-size fields (fixedPrefix). Each later run
+        // (after a variable-size field) is ensured here, before its first field; a variable field ensures
+        // its own room (and a struct's leading run, through ensure()).
+        let ensured = 0;
+        while (ensured < fields.length && fields[ensured]![1].fixedSize !== undefined) ensured++;
+        for (const [k, [name, f]] of fields.entries()) {
+          if (k >= ensured) {
+            if (f.fixedSize === undefined) {
+              out += this.ensure(f);
+              ensured = k + 1;
+            } else {
+              let n = 0;
+              for (ensured = k; ensured < fields.length; ensured++) {
+                const size = fields[ensured]![1].fixedSize;
+                if (size === undefined) break;
+                n += size;
+              }
+              out += `if (pos + ${n} > buf.length) { R.grow(pos, ${n}); buf = R.buf; dv = R.dv; }\n`;
+            }
+          }
           const fv = this.v("f");
           out += `const ${fv} = ${x}.${name};\n`;
           out += this.enc(f, fv, path ? `${path}.${name}` : name);

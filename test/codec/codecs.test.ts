@@ -5,7 +5,7 @@ import { bytesCodec } from "../../src/codec/bytes.js";
 import type { Codec } from "../../src/codec/codec.js";
 import { jsonCodec } from "../../src/codec/json.js";
 import { msgpackCodec } from "../../src/codec/msgpack.js";
-import { type Infer, schemaCodec, t } from "../../src/codec/schema.js";
+import { type Infer, type SchemaType, schemaCodec, t } from "../../src/codec/schema.js";
 import { isEzipcError } from "../../src/errors.js";
 import { seededRandom } from "../helpers.js";
 
@@ -222,6 +222,50 @@ describe("schema codec", () => {
         `b of value ${i}`,
       );
     });
+  });
+
+  it("round-trips arbitrary schemas at every buffer boundary: variable fields followed by fixed ones, nested (fast-check, seeded)", () => {
+    // A struct's fixed fields after a string were written without room checked: a list of topics (name, then
+    // seqs and counts) failed with a RangeError once it crossed the encoder's buffer (about 100 entries).
+    // Random shapes, encoded with a 16-byte first buffer, so that growth lands anywhere.
+    type Shape = { s: SchemaType<unknown>; v: fc.Arbitrary<unknown> };
+    const leaf = fc.constantFrom<Shape>(
+      { s: t.u8, v: fc.integer({ min: 0, max: 255 }) },
+      { s: t.u16, v: fc.integer({ min: 0, max: 65_535 }) },
+      { s: t.u32, v: fc.integer({ min: 0, max: 2 ** 32 - 1 }) },
+      { s: t.f64, v: fc.double({ noNaN: true }) },
+      { s: t.u64, v: fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }) },
+      { s: t.bool, v: fc.boolean() },
+      { s: t.string(), v: fc.string({ unit: "grapheme", maxLength: 12 }) },
+      { s: t.bytes(), v: fc.uint8Array({ maxLength: 12 }) },
+    );
+    const { shape } = fc.letrec<{ shape: Shape }>((tie) => ({
+      shape: fc.oneof(
+        { depthSize: "small", withCrossShrink: true },
+        leaf,
+        fc.array(tie("shape"), { minLength: 1, maxLength: 5 }).map((fields) => ({
+          s: t.struct(Object.fromEntries(fields.map((f, i) => [`f${i}`, f.s]))),
+          v: fc
+            .tuple(...fields.map((f) => f.v))
+            .map((vs) => Object.fromEntries(vs.map((v, i) => [`f${i}`, v]))),
+        })),
+        tie("shape").map((e) => ({
+          s: t.array(e.s, { maxLength: 40 }),
+          v: fc.array(e.v, { maxLength: 40 }),
+        })),
+        tie("shape").map((e) => ({ s: t.optional(e.s), v: fc.option(e.v, { nil: undefined }) })),
+      ),
+    }));
+    fc.assert(
+      fc.property(
+        shape.chain((sh) => fc.tuple(fc.constant(sh.s), fc.array(sh.v, { minLength: 1, maxLength: 4 }))),
+        ([s, values]) => {
+          const c = schemaCodec(s, { initialBytes: 16 });
+          for (const v of values) assert.deepEqual(c.decode(Buffer.from(c.encode(v))), v);
+        },
+      ),
+      { seed: 7, numRuns: 400 },
+    );
   });
 
   it("round-trips arbitrary values (fast-check, seeded)", () => {
