@@ -58,7 +58,7 @@ export const ErrorCodes = {
   EZIPC_CANCELLED: "The call was cancelled by its caller (an AbortSignal, a timeout, or the caller left).",
   EZIPC_REMOTE: "The server's handler failed; the message is the handler's error message.",
   EZIPC_TOO_MANY_REQUESTS:
-    "This client, or the hub over all clients, already has its maximum number of calls (or deadman waits) in flight.",
+    "This client, or the hub over all clients, already has its maximum number of calls (or deadman waits) in flight, or listings took their budget.",
   EZIPC_FLOW: "A peer sent stream chunks beyond the credit it was given; the call is ended.",
   EZIPC_NICK_TAKEN: "Chat: the nickname is held by another client (nicknames are unique, case-insensitive).",
   EZIPC_NO_SUCH_MEMBER: "Chat: nobody with that nickname is in the sender's room.",

@@ -122,7 +122,11 @@ export class HubClient extends ClientConnection {
     return this.vars.config(key, options);
   }
 
-  /** Keys matching `pattern` (`*` any run, `?` one character; default all), sorted by key. */
+  /**
+   * Keys matching `pattern` (`*` any run, `?` one character; default all), sorted by key. Rejects with
+   * `EZIPC_TOO_MANY_REQUESTS` while the hub's listings are over their budget (`listingEntriesPerSecond`; the
+   * message says when to ask again), `EZIPC_MESSAGE_TOO_LARGE` if the answer would not fit one frame.
+   */
   list(pattern = ""): Promise<KeyInfo[]> {
     return this.vars.list(pattern);
   }
@@ -194,7 +198,10 @@ export class HubClient extends ClientConnection {
     return this.pubsub.subscribe(pattern, options, handler);
   }
 
-  /** Topics matching `pattern` (default all), with their history bounds and subscriber counts. */
+  /**
+   * Topics matching `pattern` (default all), with their history bounds and subscriber counts. Rejects as
+   * {@link list} does when listings are over their budget or the answer would not fit one frame.
+   */
   topics(pattern = ""): Promise<TopicInfo[]> {
     return this.pubsub.topics(pattern);
   }

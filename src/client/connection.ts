@@ -194,7 +194,8 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
    * What the hub holds (the dashboard's data, docs/monitoring.md): its counters, its clients, and the keys,
    * topics, RPC topics and deadman tokens matching `pattern` (topic syntax, applied to keys too; default all).
    * Rejects with `EZIPC_PERMISSION_DENIED` without the `monitor` permission on `pattern`,
-   * `EZIPC_INVALID_TOPIC` for a malformed pattern, `EZIPC_TIMEOUT`, or `EZIPC_CONNECTION_CLOSED`.
+   * `EZIPC_INVALID_TOPIC` for a malformed pattern, `EZIPC_TOO_MANY_REQUESTS` while the hub's listings are
+   * over their budget (`listingEntriesPerSecond`), `EZIPC_TIMEOUT`, or `EZIPC_CONNECTION_CLOSED`.
    */
   async monitor(pattern = ""): Promise<HubView> {
     const r = await this.hubRequest("monitor", { pattern });

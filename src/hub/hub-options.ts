@@ -29,6 +29,7 @@ const INTEGERS = [
   "maxBlockBytes",
   "maxTotalBytes",
   "maxPendingPerAddress",
+  "listingEntriesPerSecond",
 ] as const;
 
 /** Durations in ms: numbers in 0..2^31-1 (what a timer takes). */

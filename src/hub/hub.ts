@@ -17,6 +17,7 @@ import { ClusterDeadmen } from "../deadman/deadman-cluster.js";
 import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import type { HistogramSnapshot } from "../histogram.js";
+import { ListingBudget } from "../listing-budget.js";
 import { log } from "../log.js";
 import {
   HUB_FEATURES,
@@ -102,6 +103,12 @@ export interface HubOptions extends VarsOptions, PubSubOptions, RpcOptions, Conn
    * and closed (a connected client retries with its backoff; a first `connect()` fails). Default 10,000.
    */
   maxConnections?: number;
+  /**
+   * Entries the hub walks per second for listings (`topics`, `list`, `monitor`), over all clients; past it
+   * a listing is refused with `EZIPC_TOO_MANY_REQUESTS` until the budget has come back (bursts of twice
+   * this go through). 0: no bound. Default 200,000 (about 15% of the hub's time, at most).
+   */
+  listingEntriesPerSecond?: number;
   /**
    * Most bytes of incomplete frames (begun, not yet whole) over all connections: each may hold one of up to
    * `maxFrameBytes`, so many connections each starting a large frame would otherwise take connections ×
@@ -268,6 +275,8 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly handshakeTimeoutMs: number;
   private readonly maxConnections: number;
   private readonly queueBound: QueueBound;
+  /** The budget of listings, shared by the capabilities that list (listing-budget.ts). */
+  private readonly listings: ListingBudget;
   /** Connections of the private in-process listener (the bridge): no permission checks. */
   private readonly trusted = new WeakSet<Connection>();
   private bridge: { close(): Promise<void> } | null = null;
@@ -283,6 +292,7 @@ export class Hub extends EventEmitter<HubEvents> {
     this.reconnectWindowMs = options.reconnectWindowMs ?? 5_000;
     this.handshakeTimeoutMs = options.handshakeTimeoutMs ?? 5_000;
     this.maxConnections = options.maxConnections ?? 10_000;
+    this.listings = new ListingBudget(options.listingEntriesPerSecond ?? 200_000);
     this.queueBound = new QueueBound(options.maxTotalQueuedBytes ?? 1024 * 1024 * 1024, () => this.live);
     const policy = new AccessPolicy(options.security?.clients ?? []);
     const restricted = (options.security?.clients ?? []).some((c) => c.allow);
@@ -304,6 +314,7 @@ export class Hub extends EventEmitter<HubEvents> {
       (info) => this.emit("invalidated", info),
       link?.vars,
     );
+    this.vars.listings = this.listings;
   }
 
   /**
@@ -326,6 +337,7 @@ export class Hub extends EventEmitter<HubEvents> {
       // A clustered hub's topic history lives in the cluster (docs/cluster.md), not in its store.
       const history = !link && "saveMessages" in hub.store ? (hub.store as BlockStore & HistoryStore) : null;
       hub.pubsub = new PubSub(options, hub.protocol, history, hub.access, link?.topics ?? null);
+      hub.pubsub.listings = hub.listings;
       if (link) await hub.pubsub.startReplica();
       if (hub.deadmen instanceof ClusterDeadmen) await hub.deadmen.start();
       hub.connectionParts = [hub.pubsub, hub.rpc, hub.deadmen];
@@ -457,6 +469,7 @@ export class Hub extends EventEmitter<HubEvents> {
       deadmanTokens: this.deadmen.size,
       ...this.faults,
       handshakeFailures: { ...this.faults.handshakeFailures },
+      listingsRefused: this.listings.refused,
       queuedBytes: queued,
       maxClientQueuedBytes: maxQueued,
       rssBytes: mem.rss,
@@ -495,6 +508,8 @@ export class Hub extends EventEmitter<HubEvents> {
     const now = Date.now();
     const last = this.views.get(pattern);
     if (last && now - last.at < VIEW_REUSE_MS) return last.json;
+    this.listings.check("monitor");
+    this.listings.charge(this.clients.size + this.vars.table.size + this.pubsub.topicCount);
     const json = JSON.stringify(this.view(pattern));
     if (this.views.size >= 64) this.views.clear();
     this.views.set(pattern, { json, at: now });

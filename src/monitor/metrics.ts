@@ -92,6 +92,11 @@ export function renderMetrics(m: HubMetrics): string {
     s.connectionsRefused,
   );
   e.counter(
+    "ezipc_listings_refused",
+    "Listings (topics, list, monitor) refused because they took more than listingEntriesPerSecond.",
+    s.listingsRefused,
+  );
+  e.counter(
     "ezipc_handshake_failures",
     "Secure handshakes that failed, by reason.",
     Object.entries(s.handshakeFailures).map(([reason, n]) => [{ reason }, n ?? 0]),

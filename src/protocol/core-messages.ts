@@ -109,6 +109,8 @@ export interface HubStats {
   decryptErrors: number;
   /** Connections refused because the hub had `maxConnections` open. */
   connectionsRefused: number;
+  /** Listings (`topics`, `list`, `monitor`) refused because they took more than `listingEntriesPerSecond`. */
+  listingsRefused: number;
   /** Secure handshakes that failed, by reason (docs/security.md). */
   handshakeFailures: Partial<Record<HandshakeFailure, number>>;
   rssBytes: number;

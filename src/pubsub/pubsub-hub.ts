@@ -28,6 +28,7 @@ import type { Infer } from "../codec/schema.js";
 import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
+import { ListingBudget } from "../listing-budget.js";
 import { log } from "../log.js";
 import type { TopicView } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
@@ -957,11 +958,17 @@ export class PubSub implements HubPart {
     return this.byConn.get(conn)?.size ?? 0;
   }
 
+  /** The hub's budget for listings (listing-budget.ts), shared with the other capabilities; set by the hub. */
+  listings = new ListingBudget(0);
+
   private onTopics(conn: Connection, m: Msg<"topics">): void {
     try {
       if (m.pattern !== "") topicMatcher(m.pattern); // (throws EZIPC_INVALID_TOPIC)
+      this.listings.check("topics");
       const topics = [];
+      let walked = 0;
       for (const t of m.pattern === "" ? this.topics.values() : this.index.matching(m.pattern)) {
+        walked++;
         if (!this.permits(conn, "subscribe", t.name)) continue;
         topics.push({
           name: t.name,
@@ -974,6 +981,7 @@ export class PubSub implements HubPart {
           persist: t.durable,
         });
       }
+      this.listings.charge(walked);
       topics.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       sendTo(conn, this.protocol.encode("topicList", { rid: m.rid, topics }));
     } catch (err) {

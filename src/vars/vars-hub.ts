@@ -22,6 +22,7 @@
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
+import { ListingBudget } from "../listing-budget.js";
 import { log } from "../log.js";
 import type { KeyView } from "../protocol/core-messages.js";
 import type { Operation } from "../security/access.js";
@@ -683,7 +684,17 @@ export class VarsHub {
     this.send(client, "ok", { rid: m.rid, version: 0n });
   }
 
+  /** The hub's budget for listings (listing-budget.ts), shared with the other capabilities; set by the hub. */
+  listings = new ListingBudget(0);
+
   private onList(client: VarsPeer, m: Infer<typeof varsMessages.list>): void {
+    try {
+      this.listings.check("list");
+    } catch (err) {
+      this.fail(client, m.rid, err);
+      return;
+    }
+    this.listings.charge(this.table.size); // (every key is looked at)
     const match = globMatcher(m.pattern);
     const keys = [];
     for (const b of this.table.blocks()) {

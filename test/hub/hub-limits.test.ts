@@ -343,4 +343,32 @@ describe("hub-wide limits", () => {
       await closeAll([c, other]);
     });
   });
+
+  it("listingEntriesPerSecond: listings share a budget of entries walked; past it they are refused at once, other work goes on, and it comes back", async () => {
+    await withHub({ listingEntriesPerSecond: 1_000 }, async (hub, url) => {
+      const c = await connect(url, { name: "lister" });
+      const other = await connect(url, { name: "other" });
+      for (let i = 0; i < 1_500; i++) c.publishAndForget(`l.${i}`, "x");
+      await c.drain();
+      await c.publish("l.last", "x");
+      // A burst of twice the rate goes through: the first listing, and a second that overdraws it.
+      assert.equal((await c.topics("l.>")).length, 1_501);
+      assert.equal((await c.topics("")).length, 1_502); // (with $hub.topics)
+      const tooMany = (e: unknown) =>
+        (e as { code?: string }).code === "EZIPC_TOO_MANY_REQUESTS" && /try again in \d+ ms/.test(String(e));
+      for (const op of [
+        () => c.topics(""),
+        () => other.topics("l.1"),
+        () => other.list(""),
+        () => c.monitor(),
+      ]) {
+        await assert.rejects(op(), tooMany);
+      }
+      assert.ok(hub.stats().listingsRefused >= 4);
+      // Everything else goes on meanwhile.
+      assert.equal((await other.publish("l.0", "y")).seq, 2n);
+      await untilAllowed(() => other.topics("l.1"), "EZIPC_TOO_MANY_REQUESTS", "the budget back");
+      await closeAll([c, other]);
+    });
+  });
 });
