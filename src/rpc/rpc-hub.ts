@@ -30,6 +30,11 @@ import type { Connection } from "../transport/types.js";
 import type { directMessages, rpcMessages } from "./rpc-messages.js";
 import type { RemotePeer, RpcCluster, RpcRouter } from "./rpc-remote.js";
 
+/** Servers a `routeList` names at most; a topic with more has none listed (its calls go through the hub). */
+const MAX_ROUTES = 4096;
+/** Bytes of a `serve`'s host name and direct URL (a route list of MAX_ROUTES fits one frame: about 7 MiB). */
+const MAX_HOST_BYTES = 255;
+const MAX_DIRECT_URL_BYTES = 1024;
 export const KIND_REQUEST = 0;
 export const KIND_STREAM = 1;
 export const KIND_SESSION = 2;
@@ -245,6 +250,13 @@ export class Rpc implements HubPart, RpcRouter {
   private onServe(conn: Connection, client: string, m: Msg<"serve">): void {
     try {
       checkTopic(m.topic);
+      if (Buffer.byteLength(m.host) > MAX_HOST_BYTES || Buffer.byteLength(m.direct) > MAX_DIRECT_URL_BYTES) {
+        // (so that a route list of the most servers a topic lists fits one frame)
+        throw new EzipcError(
+          "EZIPC_BAD_REQUEST",
+          `serve: a host name is at most ${MAX_HOST_BYTES} bytes and a direct URL at most ${MAX_DIRECT_URL_BYTES}`,
+        );
+      }
       if (m.direct !== "") this.directOf.set(conn, { server: client, host: m.host, url: m.direct });
       else this.directOf.delete(conn);
       let mine = this.served.get(conn);
@@ -306,7 +318,9 @@ export class Rpc implements HubPart, RpcRouter {
   /** The direct routes of `topic`: all of its servers', or none if one of them takes no direct calls. */
   private routesOf(topic: string): { server: string; host: string; url: string }[] {
     const routes = [];
-    for (const c of this.pools.get(topic) ?? []) {
+    const pool = this.pools.get(topic) ?? [];
+    if (pool.length > MAX_ROUTES) return []; // (more than a route list holds: callers go through the hub)
+    for (const c of pool) {
       const d = this.directOf.get(c);
       if (!d) return [];
       routes.push(d);

@@ -9,6 +9,7 @@ import { describe, it } from "node:test";
 import { connect, FORWARD_RESERVE_BYTES, Hub, isEzipcError, SqliteStore } from "../../src/index.js";
 import { tempDir, until, within } from "../helpers.js";
 import { withHub } from "./hubs.js";
+import { proto, rawClient } from "./raw-client.js";
 
 const KIB64 = 64 * 1024;
 /** Bytes of a `publish` frame of one record without headers (index, rid, topic, count, headers, payload). */
@@ -160,6 +161,24 @@ describe("frames at maxFrameBytes", () => {
     } finally {
       tmp.cleanup();
     }
+  });
+
+  it("a route list of the most servers fits one frame: serve refuses a host over 255 bytes or a direct URL over 1024", async () => {
+    await withHub({}, async (_hub, url) => {
+      const { conn, next } = await rawClient(url, "server");
+      const serve = (rid: number, host: string, direct: string) =>
+        conn.send(proto.encode("serve", { rid, topic: "svc", host, direct }));
+      serve(1, "h".repeat(256), "unix:///tmp/x.sock");
+      serve(2, "host", `unix:///${"d".repeat(1100)}`);
+      for (const rid of [1, 2]) {
+        const m = await next();
+        assert.deepEqual([m.type, m.body.rid, m.body.code], ["error", rid, "EZIPC_BAD_REQUEST"]);
+      }
+      serve(3, "h".repeat(255), `unix:///${"d".repeat(1000)}`);
+      const ok = await next();
+      assert.deepEqual([ok.type, ok.body.rid], ["ok", 3]);
+      await conn.close();
+    });
   });
 
   it("maxBlockBytes is bounded by maxFrameBytes - FORWARD_RESERVE_BYTES (a block travels in one frame)", async () => {
