@@ -24,6 +24,7 @@ const LAYER: Record<string, number> = {
   "native-addon": 1,
   "commit-retry": 2,
   "call-deadlines": 2,
+  "listing-budget": 2,
   transport: 3,
   shm: 3,
   codec: 4,
