@@ -199,7 +199,19 @@ namespace Ezipc
             }
             try
             {
-                Send("end", end);
+                try
+                {
+                    Send("end", end);
+                }
+                catch (EzipcException e) when (e.Code == "EZIPC_MESSAGE_TOO_LARGE")
+                {
+                    // A reply over one frame: the caller is told why instead (nothing else was sent).
+                    end["status"] = EndError;
+                    end["code"] = e.Code;
+                    end["message"] = "the reply does not fit one frame: " + e.Message;
+                    end["payload"] = new byte[0];
+                    Send("end", end);
+                }
             }
             catch (EzipcException)
             {

@@ -249,6 +249,10 @@ public class HubTests
         var e = Assert.Throws<EzipcException>(() => c.PublishAndForget(topic, big));
         Assert.AreEqual("EZIPC_MESSAGE_TOO_LARGE", e.Code);
         Assert.AreEqual(ClientStatus.Connected, c.Status);
+        // A reply over one frame: the caller gets the code, the server goes on.
+        var bigReply = Unique("cs.big.reply");
+        Within(c.ServeAsync(bigReply, req => new byte[16 * 1024 * 1024 + 1]));
+        Assert.AreEqual("EZIPC_MESSAGE_TOO_LARGE", Code(c.RequestAsync(bigReply, new byte[1])));
         var fits = new byte[Wire.ForwardLimit - 2 * svc.Length - 64];
         Assert.AreEqual(fits.Length.ToString(), Within(c.RequestAsync(svc, fits), 30000).Text);
         Assert.AreEqual(1UL, Within(c.PublishAsync(topic, fits), 30000).Seq);

@@ -286,8 +286,15 @@ class RpcPart:
         self._send("chunk", {"side": SIDE_SERVER, "id": cid, "payload": _bytes(chunk)})
 
     def _end_call(self, end: dict) -> None:
-        if self.status == "connected":
+        if self.status != "connected":
+            return
+        try:
             self._send("end", end)
+        except EzipcError as e:
+            if e.code != "EZIPC_MESSAGE_TOO_LARGE":
+                raise
+            # A reply over one frame: the caller is told why instead (nothing else was sent).
+            self._send("end", {**end, "status": END_ERROR, "code": e.code, "message": f"the reply does not fit one frame: {e.message}", "payload": b""})
 
     # -- deadman --
 

@@ -365,6 +365,12 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(e.exception.code, "EZIPC_MESSAGE_TOO_LARGE")
         self.assertEqual(c.status, "connected")
         self.assertEqual((c._pending, c._calls), ({}, {}), "no request left waiting for a reply")
+        # A reply over one frame: the caller gets the code, the server goes on.
+        big_svc = unique("py.big.reply")
+        await within(c.serve(big_svc, lambda req: b"\x03" * (16 * 1024 * 1024 + 1)))
+        with self.assertRaises(EzipcError) as e:
+            await within(c.request(big_svc, "x"))
+        self.assertEqual(e.exception.code, "EZIPC_MESSAGE_TOO_LARGE")
         fits = b"\x02" * (FORWARD_LIMIT - 2 * len(svc) - 64)
         self.assertEqual((await within(c.request(svc, fits))).text(), str(len(fits)))
         seq, _ = await within(c.publish(topic, fits))
