@@ -16,6 +16,28 @@ const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.ur
   version: string;
 };
 
+/**
+ * Runs `fn` against `ezipc serve unix://SOCK --no-ws FLAGS…` in its own process (ready once it printed its
+ * store line), then stops it and removes its folder.
+ */
+async function withServeProcess(flags: string[], fn: (sock: string) => Promise<void>): Promise<void> {
+  const tmp = tempDir();
+  const sock = path.join(tmp.dir, "hub.sock");
+  const { child } = await spawnFixture(
+    "../../src/cli/main.js",
+    ["serve", `unix://${sock}`, "--no-ws", ...flags],
+    10_000,
+    /^store:/,
+  );
+  try {
+    await fn(sock);
+  } finally {
+    child.kill("SIGTERM");
+    await new Promise((r) => child.once("exit", r));
+    tmp.cleanup();
+  }
+}
+
 describe("ezipc CLI", () => {
   it("prints its version", async () => {
     const { stdout } = await run(process.execPath, [cli, "--version"]);
@@ -37,66 +59,40 @@ describe("ezipc CLI", () => {
       ["0", false],
       ["60000", true],
     ] as const) {
-      const tmp = tempDir();
-      const sock = path.join(tmp.dir, "hub.sock");
-      const { child } = await spawnFixture(
-        "../../src/cli/main.js",
-        ["serve", `unix://${sock}`, "--no-ws", "--hold-publishers-ms", flag],
-        10_000,
-        /^store:/,
-      );
-      const client = await connect(`unix://${sock}`);
-      try {
-        await client.configureTopic("cli.flow", { maxBytes: 4096 });
-        // A subscriber that takes one message and never reads on.
-        await client.subscribe("cli.flow", { prefetch: 1 }, () => new Promise(() => {}));
-        for (let i = 0; i < 200; i++) client.publishAndForget("cli.flow", Buffer.alloc(100, i));
-        await client.publish("cli.flow", "end"); // every publish before it has reached the hub
-        if (held) await until(async () => (await client.stats()).publisherHolds > 0, "a hold", 5_000);
-        else assert.equal((await client.stats()).publisherHolds, 0);
-      } finally {
-        await client.close();
-        child.kill("SIGTERM");
-        await new Promise((r) => child.once("exit", r));
-        tmp.cleanup();
-      }
+      await withServeProcess(["--hold-publishers-ms", flag], async (sock) => {
+        const client = await connect(`unix://${sock}`);
+        try {
+          await client.configureTopic("cli.flow", { maxBytes: 4096 });
+          // A subscriber that takes one message and never reads on.
+          await client.subscribe("cli.flow", { prefetch: 1 }, () => new Promise(() => {}));
+          for (let i = 0; i < 200; i++) client.publishAndForget("cli.flow", Buffer.alloc(100, i));
+          await client.publish("cli.flow", "end"); // every publish before it has reached the hub
+          if (held) await until(async () => (await client.stats()).publisherHolds > 0, "a hold", 5_000);
+          else assert.equal((await client.stats()).publisherHolds, 0);
+        } finally {
+          await client.close();
+        }
+      });
     }
   });
 
   it("serve takes the hello and heartbeat timeouts as flags", async () => {
-    const tmp = tempDir();
-    const sock = path.join(tmp.dir, "hub.sock");
-    const { child } = await spawnFixture(
-      "../../src/cli/main.js",
-      [
-        "serve",
-        `unix://${sock}`,
-        "--no-ws",
-        "--handshake-timeout-ms",
-        "300",
-        "--heartbeat-interval-ms",
-        "100",
-      ],
-      10_000,
-      /^store:/,
+    await withServeProcess(
+      ["--handshake-timeout-ms", "300", "--heartbeat-interval-ms", "100"],
+      async (sock) => {
+        const mute = net.connect(sock);
+        mute.on("error", () => {});
+        mute.resume(); // read (and drop) the hub's pings, so its close is seen
+        const t0 = Date.now();
+        await within(
+          new Promise((r) => mute.once("close", r)),
+          5_000,
+          "the hub to drop a client without hello",
+        );
+        const elapsed = Date.now() - t0;
+        assert.ok(elapsed >= 250 && elapsed < 2_000, `dropped after ${elapsed} ms (flag: 300 ms)`);
+      },
     );
-    try {
-      const mute = net.connect(sock);
-      mute.on("error", () => {});
-      mute.resume(); // read (and drop) the hub's pings, so its close is seen
-      const t0 = Date.now();
-      await within(
-        new Promise((r) => mute.once("close", r)),
-        5_000,
-        "the hub to drop a client without hello",
-      );
-      const elapsed = Date.now() - t0;
-      assert.ok(elapsed >= 250 && elapsed < 2_000, `dropped after ${elapsed} ms (flag: 300 ms)`);
-    } finally {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-      tmp.cleanup();
-    }
   });
 
   it("runs the echo demo end to end over a Unix socket", async () => {
@@ -129,25 +125,8 @@ describe("ezipc CLI", () => {
   });
 
   it("serve takes its hub-wide limits as flags (--max-connections, --max-subscriptions, --max-pointers)", async () => {
-    const tmp = tempDir();
-    const sock = path.join(tmp.dir, "hub.sock");
-    const { child } = await spawnFixture(
-      "../../src/cli/main.js",
-      [
-        "serve",
-        `unix://${sock}`,
-        "--no-ws",
-        "--max-connections",
-        "1",
-        "--max-subscriptions",
-        "1",
-        "--max-pointers",
-        "1",
-      ],
-      10_000,
-      /^store:/,
-    );
-    try {
+    const flags = ["--max-connections", "1", "--max-subscriptions", "1", "--max-pointers", "1"];
+    await withServeProcess(flags, async (sock) => {
       const url = `unix://${sock}`;
       const c = await connect(url, { name: "only" });
       await c.subscribe("one", {}, () => {});
@@ -163,11 +142,7 @@ describe("ezipc CLI", () => {
         return true;
       });
       await c.close();
-    } finally {
-      child.kill("SIGTERM");
-      await new Promise((r) => child.once("exit", r));
-      tmp.cleanup();
-    }
+    });
   });
 
   it("exits non-zero with a coded message when the server is absent", async () => {
