@@ -166,7 +166,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       requestOn: (conn, type, body, onReply, timeoutMs) =>
         this.rawRequest(conn, type, body, onReply, timeoutMs),
       send: (type, body) => this.send(type, body),
-      encode: (type, body) => this.protocol.encode(type, body),
+      encode: (type, body) => this.encode(type, body),
       nextRid: () => this.allocRid(),
       whenReady: () => this.whenReady(),
       readyWithin: (what) => this.readyWithin(what),
@@ -409,9 +409,9 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     }
     const rid = this.allocRid();
     body.rid = rid;
-    const frame = this.protocol.encode(type, body);
+    let frame: Uint8Array;
     try {
-      if (FORWARDED.has(type)) checkForwardable(type, frame.length, this.forwardLimit);
+      frame = this.encode(type, body);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -438,11 +438,20 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
     for (const part of this.senders) part.beforeSend!();
   }
 
+  /**
+   * A message's frame; throws `EZIPC_MESSAGE_TOO_LARGE` for a publish or request that leaves less than
+   * FORWARD_RESERVE_BYTES of the frame (the one place every part's frames are made: ClientLink.encode too).
+   */
+  private encode(type: string, body: Record<string, unknown>): Uint8Array {
+    const frame = this.protocol.encode(type, body);
+    if (FORWARDED.has(type)) checkForwardable(type, frame.length, this.forwardLimit);
+    return frame;
+  }
+
   private send(type: string, body: Record<string, unknown>): void {
     const conn = this.conn;
     if (conn && conn.state === "open") {
-      const frame = this.protocol.encode(type, body);
-      if (FORWARDED.has(type)) checkForwardable(type, frame.length, this.forwardLimit);
+      const frame = this.encode(type, body);
       this.beforeSend();
       conn.send(frame);
     }

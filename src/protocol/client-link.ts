@@ -85,7 +85,10 @@ export interface ClientLink<M extends AnyMessage = AnyMessage> {
   ): Promise<M>;
   /** Sends a message that has no reply, if connected (dropped otherwise: the resync restores state). */
   send(type: string, body: Record<string, unknown>): void;
-  /** Encodes a hub message (for a part that sends and counts backpressure itself). */
+  /**
+   * Encodes a hub message (for a part that sends and counts backpressure itself). Throws
+   * `EZIPC_MESSAGE_TOO_LARGE` for a publish or request over {@link forwardLimit}.
+   */
   encode(type: string, body: Record<string, unknown>): Uint8Array;
   /** A request id no pending request uses. */
   nextRid(): number;

@@ -16,7 +16,6 @@ import {
   type WireMessages,
 } from "../protocol/client-link.js";
 import type { coreMessages } from "../protocol/core-messages.js";
-import { checkForwardable } from "../protocol/fields.js";
 import { checkTopic } from "../protocol/names.js";
 import type { Connection } from "../transport/types.js";
 import { DirectRoutes, DirectServer } from "./direct.js";
@@ -44,8 +43,7 @@ export class RpcClient implements ClientPart<RpcMessage> {
     send: (type, body) => {
       const conn = this.link.sendable();
       if (conn === null) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "not connected to the hub");
-      const frame = this.link.encode(type, body);
-      if (type === "request") checkForwardable("request", frame.length, this.link.forwardLimit);
+      const frame = this.link.encode(type, body); // (refuses a request over the forward limit)
       this.link.beforeSend();
       return conn.send(frame);
     },

@@ -6,6 +6,10 @@
  * there would surface in the sender's handler and cut the sender — an innocent connection. Every frame the
  * hub sends therefore goes through these two functions; whatever a closing connection would have received
  * is settled by its `close` handler (calls ended, subscriptions dropped, tokens released).
+ *
+ * A frame over the connection's maxFrameBytes still throws `EZIPC_MESSAGE_TOO_LARGE`: the hub checks what it
+ * forwards before it sends (a publish's message frame, a request's call frame), and a reply over it is
+ * answered with that error by the handler that built it.
  */
 import type { Connection } from "./types.js";
 
