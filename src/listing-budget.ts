@@ -7,7 +7,8 @@
  * charged the entries it walked, after the walk; while the charges of the last moments exceed the budget, the
  * next listing is refused at once with `EZIPC_TOO_MANY_REQUESTS` (it costs the hub nothing). A token bucket:
  * `perSecond` come back each second, up to a burst of twice that, so a listing of everything a full hub holds
- * always goes through when none ran just before.
+ * always goes through when none ran just before. A listing counts everything its answer holds (a key and
+ * each of its holders), and one whose answer would be over a frame is refused before it is built.
  */
 import { EzipcError } from "./errors.js";
 
@@ -55,4 +56,20 @@ export class ListingBudget {
     this.refill();
     this.tokens -= entries;
   }
+}
+
+/**
+ * The error for a listing whose answer would be over one frame, found before the answer is built (what it
+ * would hold is counted first): `EZIPC_MESSAGE_TOO_LARGE`, with what to do instead.
+ */
+export function listingTooLarge(
+  what: string,
+  entries: number,
+  bytes: number,
+  maxFrameBytes: number,
+): EzipcError {
+  return new EzipcError(
+    "EZIPC_MESSAGE_TOO_LARGE",
+    `${what}: the answer would hold ${entries} entries, about ${bytes} bytes: over one frame (maxFrameBytes ${maxFrameBytes}); list with a narrower pattern`,
+  );
 }

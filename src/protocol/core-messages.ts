@@ -157,7 +157,10 @@ export interface KeyView {
   version: number;
   refcount: number;
   persistent: boolean;
+  /** Its holders, at most 50 (a key held by every process of a fleet would make the view as large as them all). */
   holders: { client: string; request: number; lazy: number; poll: number }[];
+  /** Holders left out of `holders`. */
+  moreHolders: number;
   /** Milliseconds left before it is disposed (nobody holds it), else null. */
   graceLeftMs: number | null;
   /** Its first bytes (at most 64) as hex. */

@@ -28,7 +28,7 @@ import type { Infer } from "../codec/schema.js";
 import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
-import { ListingBudget } from "../listing-budget.js";
+import { ListingBudget, listingTooLarge } from "../listing-budget.js";
 import { log } from "../log.js";
 import type { TopicView } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
@@ -68,6 +68,9 @@ export const INIT_AWAIT_NEW = 2;
 export const INIT_FROM_SEQ = 3;
 export const ITER_NEXT = 0;
 export const ITER_NEWEST = 1;
+
+/** Bytes of a topic in a `topicList` answer besides its name (its length, seqs, counts, flag), at most. */
+const LISTED_TOPIC_BYTES = 35;
 
 /** The hub topic that announces every new topic (payload: its name). Clients cannot publish to `$hub.…`. */
 export const NEW_TOPICS = "$hub.topics";
@@ -965,11 +968,21 @@ export class PubSub implements HubPart {
     try {
       if (m.pattern !== "") topicMatcher(m.pattern); // (throws EZIPC_INVALID_TOPIC)
       this.listings.check("topics");
-      const topics = [];
+      // What the answer would hold first: one over a frame is refused before it is built.
+      const found: Topic[] = [];
       let walked = 0;
+      let bytes = 16;
       for (const t of m.pattern === "" ? this.topics.values() : this.index.matching(m.pattern)) {
         walked++;
         if (!this.permits(conn, "subscribe", t.name)) continue;
+        found.push(t);
+        bytes += LISTED_TOPIC_BYTES + t.name.length;
+      }
+      this.listings.charge(walked);
+      if (bytes > this.limits.maxFrameBytes)
+        throw listingTooLarge("topics", found.length, bytes, this.limits.maxFrameBytes);
+      const topics = [];
+      for (const t of found) {
         topics.push({
           name: t.name,
           // What may be delivered: a persisted topic's uncommitted tail is not shown.
@@ -981,7 +994,6 @@ export class PubSub implements HubPart {
           persist: t.durable,
         });
       }
-      this.listings.charge(walked);
       topics.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
       sendTo(conn, this.protocol.encode("topicList", { rid: m.rid, topics }));
     } catch (err) {

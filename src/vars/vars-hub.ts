@@ -22,11 +22,12 @@
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
-import { ListingBudget } from "../listing-budget.js";
+import { ListingBudget, listingTooLarge } from "../listing-budget.js";
 import { log } from "../log.js";
 import type { KeyView } from "../protocol/core-messages.js";
 import type { Operation } from "../security/access.js";
 import type { Protocol } from "../service/protocol.js";
+import { DEFAULT_MAX_FRAME_BYTES } from "../transport/frame.js";
 import { sendTo } from "../transport/send.js";
 import type { Connection } from "../transport/types.js";
 import { BlockCommits, type BlockValue } from "./block-commits.js";
@@ -59,7 +60,22 @@ export interface VarsOptions extends BlockTableOptions {
   maxPointers?: number;
   /** Whether clients may create persistent keys (`EZIPC_PERMISSION_DENIED` otherwise). Default true. */
   allowClientPersistent?: boolean;
+  /** The hub's frame limit: a `list` answer over it is refused (`EZIPC_MESSAGE_TOO_LARGE`). Default 16 MiB. */
+  maxFrameBytes?: number;
 }
+
+/**
+ * Most holders a key shows in the monitor view (a key held by every process of a fleet would otherwise make
+ * the view as large as all its pointers); `moreHolders` counts the others.
+ */
+export const VIEW_HOLDERS = 50;
+
+/** Bytes of a `listing` answer before its keys (index, rid, count), at most. */
+const LISTING_HEAD_BYTES = 16;
+/** Bytes of a listed key besides its name (its length, kind, size, version, refcount, flags, holder count), at most. */
+const LISTED_KEY_BYTES = 24;
+/** Bytes of a listed holder besides its client's name (its length, `#` and id, counts), at most. */
+const LISTED_HOLDER_BYTES = 21;
 
 /** Messages this part handles. */
 const TYPES = new Set([
@@ -87,6 +103,7 @@ export class VarsHub {
   private readonly maxPointersPerClient: number;
   private readonly maxPointers: number;
   private readonly allowClientPersistent: boolean;
+  private readonly maxFrameBytes: number;
 
   constructor(
     options: VarsOptions,
@@ -104,6 +121,7 @@ export class VarsHub {
     this.maxPointersPerClient = options.maxPointersPerClient ?? 10_000;
     this.maxPointers = options.maxPointers ?? 500_000;
     this.allowClientPersistent = options.allowClientPersistent ?? true;
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.commits = new BlockCommits(store, (b, v) => this.applyCommitted(b, v));
     this.table = new BlockTable(options, clock, (block, reason) => this.onInvalidate(block, reason));
     this.clock = clock;
@@ -124,7 +142,7 @@ export class VarsHub {
 
   /**
    * The keys matching `match` that `conn` may watch, sorted, at most `limit` (for the hub's monitor view),
-   * and how many more there were.
+   * and how many more there were; each with at most {@link VIEW_HOLDERS} of its holders.
    */
   describeKeys(
     conn: Connection | null,
@@ -143,7 +161,9 @@ export class VarsHub {
         continue;
       }
       const holders = [];
-      for (const [c, h] of this.holders.of(b) ?? []) {
+      const of = this.holders.of(b);
+      for (const [c, h] of of ?? []) {
+        if (holders.length === VIEW_HOLDERS) break;
         holders.push({
           client: `${c.name}#${c.id.slice(0, 6)}`,
           request: h.counts[0]!,
@@ -160,6 +180,7 @@ export class VarsHub {
         refcount: b.refcount,
         persistent: b.persistent,
         holders,
+        moreHolders: (of?.size ?? 0) - holders.length,
         graceLeftMs:
           b.refcount === 0 && !b.persistent && b.graceSince > 0
             ? Math.max(0, b.graceSince + grace - now)
@@ -694,12 +715,33 @@ export class VarsHub {
       this.fail(client, m.rid, err);
       return;
     }
-    this.listings.charge(this.table.size); // (every key is looked at)
     const match = globMatcher(m.pattern);
-    const keys = [];
+    // First what the answer would hold, without building it: its holders count against the budget as its
+    // keys do (10,000 keys each held by 50 clients are 500,000 entries), and an answer over one frame is
+    // refused before it costs the hub anything more (measured: building and encoding 23 MB of them held
+    // the hub from every other client for 0.7-1.4 s, to fail at the end).
+    const found: Block[] = [];
+    let holders = 0;
+    let bytes = LISTING_HEAD_BYTES;
     for (const b of this.table.blocks()) {
       if (!match(b.key)) continue;
       if (this.access && client.conn && !this.permits(client.conn, "watch", b.key)) continue;
+      found.push(b);
+      bytes += LISTED_KEY_BYTES + b.key.length;
+      const of = this.holders.of(b);
+      if (of === undefined) continue;
+      holders += of.size;
+      for (const c of of.keys()) bytes += LISTED_HOLDER_BYTES + c.name.length;
+    }
+    // (Counting a holder costs an eighth of building it, as a monitor view's items do.)
+    this.listings.charge(this.table.size + Math.ceil(holders / 8));
+    if (bytes > this.maxFrameBytes) {
+      this.fail(client, m.rid, listingTooLarge("list", found.length + holders, bytes, this.maxFrameBytes));
+      return;
+    }
+    this.listings.charge(holders);
+    const keys = [];
+    for (const b of found) {
       const holders = [];
       for (const [c, h] of this.holders.of(b) ?? []) {
         holders.push({ client: `${c.name}#${c.id.slice(0, 6)}`, counts: [...h.counts] });
@@ -719,7 +761,7 @@ export class VarsHub {
     try {
       this.send(client, "listing", { rid: m.rid, keys });
     } catch (err) {
-      this.fail(client, m.rid, err); // (a listing over the frame limit: EZIPC_MESSAGE_TOO_LARGE)
+      this.fail(client, m.rid, err); // (over the frame limit after all: EZIPC_MESSAGE_TOO_LARGE)
     }
   }
 

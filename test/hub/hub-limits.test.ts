@@ -371,4 +371,57 @@ describe("hub-wide limits", () => {
       await closeAll([c, other]);
     });
   });
+
+  it("a listing counts the holders it shows against the budget, and one over a frame is refused before it is built; a view shows 50 holders a key", async () => {
+    // 30 keys, each held by its creator and 60 clients: a list of them all shows 1,860 entries, not 30.
+    await withHub({ listingEntriesPerSecond: 1_000 }, async (hub, url) => {
+      const owner = await connect(url, { name: "owner" });
+      const keep: unknown[] = [];
+      for (let k = 0; k < 30; k++) keep.push(await owner.allocate(`k.${k}`, 8, "poll"));
+      const holders: HubClient[] = [];
+      for (let i = 0; i < 60; i++) {
+        const h = await connect(url, { name: `h${i}` });
+        holders.push(h);
+        keep.push(...(await Promise.all(Array.from({ length: 30 }, (_, k) => h.watch(`k.${k}`, "poll")))));
+      }
+      const view = hub.view("k.0");
+      assert.equal(view.keys[0]!.holders.length, 50);
+      assert.equal(view.keys[0]!.moreHolders, 11);
+      const all = await owner.list(""); // (over the burst of twice the rate: overdrawn now)
+      assert.equal(all.length, 30);
+      assert.equal(all[0]!.holders.length, 61);
+      await assert.rejects(
+        owner.list(""),
+        (e: unknown) => (e as { code?: string }).code === "EZIPC_TOO_MANY_REQUESTS",
+      );
+      assert.equal(keep.length, 30 + 60 * 30);
+      await closeAll([owner, ...holders]);
+    });
+    // Over one frame: refused with what to do, before it is built; a narrower pattern lists.
+    await withHub({ maxFrameBytes: 64 * 1024 }, async (_hub, url) => {
+      const owner = await connect(url, { name: "owner" });
+      const keep: unknown[] = [];
+      for (let k = 0; k < 20; k++) keep.push(await owner.allocate(`k.${k}`, 8, "poll"));
+      const holders: HubClient[] = [];
+      for (let i = 0; i < 40; i++) {
+        const h = await connect(url, { name: `holder-${"x".repeat(100)}-${i}` });
+        holders.push(h);
+        keep.push(...(await Promise.all(Array.from({ length: 20 }, (_, k) => h.watch(`k.${k}`, "poll")))));
+      }
+      const overFrame = (what: string) => (e: unknown) =>
+        (e as { code?: string }).code === "EZIPC_MESSAGE_TOO_LARGE" &&
+        new RegExp(`^${what}: the answer would hold \\d+ entries.*narrower pattern`).test(
+          (e as Error).message,
+        );
+      await assert.rejects(owner.list(""), overFrame("list"));
+      assert.equal((await owner.list("k.1"))[0]!.holders.length, 41);
+      for (let i = 0; i < 500; i++) owner.publishAndForget(`t.${"y".repeat(120)}.${i}`, "x");
+      await owner.drain();
+      await owner.publish("t.last", "x");
+      await assert.rejects(owner.topics(""), overFrame("topics"));
+      assert.equal((await owner.topics("t.last")).length, 1);
+      assert.equal(keep.length, 20 + 40 * 20);
+      await closeAll([owner, ...holders]);
+    });
+  });
 });

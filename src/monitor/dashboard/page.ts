@@ -107,7 +107,9 @@ function renderKeys(v: HubView): void {
         : k.graceLeftMs !== null
           ? `disposed in ${(k.graceLeftMs / 1000).toFixed(1)} s`
           : "live";
-      const holders = k.holders.map((h) => `${h.client} (${h.request}/${h.lazy}/${h.poll})`).join(", ");
+      const holders =
+        k.holders.map((h) => `${h.client} (${h.request}/${h.lazy}/${h.poll})`).join(", ") +
+        (k.moreHolders > 0 ? ` and ${k.moreHolders} more` : "");
       const selected = watched?.key === k.key ? ' aria-pressed="true"' : ' aria-pressed="false"';
       return `<tr data-key="${esc(k.key)}" data-version="${k.version}"><th scope="row"><button type="button" class="link" data-watch="${esc(k.key)}"${selected}>${esc(k.key)}</button></th><td>${k.kind}</td><td>${num(k.size)}</td><td>${k.version}</td><td>${k.refcount}</td><td>${esc(holders || "—")}</td><td>${esc(state)}</td><td>${keyValue(k)}</td></tr>`;
     })
