@@ -25,6 +25,7 @@ const LAYER: Record<string, number> = {
   "commit-retry": 2,
   "call-deadlines": 2,
   "listing-budget": 2,
+  "listing-pages": 2,
   transport: 3,
   shm: 3,
   codec: 4,

@@ -70,6 +70,8 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   resumed = false;
   /** How the hub names this client (`name#id`; `name@identity#id` on a secure hub), from its welcome. */
   label = "";
+  /** The features the hub named in its last welcome (`pages`: listings a page at a time). */
+  hubFeatures: ReadonlySet<string> = new Set();
   status: ClientStatus = "connecting";
   private readonly dialer: Dialer;
   private readonly protocol: Protocol = hubProtocol();
@@ -156,6 +158,9 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       },
       get label() {
         return client.label;
+      },
+      get hubFeatures() {
+        return client.hubFeatures;
       },
       forwardLimit: this.forwardLimit,
       sendable: () => {
@@ -318,6 +323,7 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       this.clientId = msg.body.clientId;
       this.resumed = msg.body.resumed;
       this.label = msg.body.label;
+      this.hubFeatures = new Set(msg.body.features);
       for (const part of this.parts) part.welcomed?.();
       void this.resync(conn);
       return;

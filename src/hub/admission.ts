@@ -57,6 +57,8 @@ export const CLIENT_MESSAGES: Readonly<Partial<Record<MessageType, Admission>>> 
   end: { own: "ends one of this client's calls" },
   deadman: { op: "deadman", subject: "name" },
   monitor: { op: "monitor", subject: "pattern" },
+  topicsPage: { own: "lists only the topics this client may subscribe to" },
+  listPage: { own: "lists only the keys this client may watch" },
 };
 
 /** Messages only the hub sends. */
@@ -82,6 +84,8 @@ export const HUB_TO_CLIENT: readonly MessageType[] = [
   "publishFlow",
   "keyInfo",
   "monitorReply",
+  "topicPage",
+  "listingPage",
 ];
 
 /** The subject a message's permission applies to, or undefined for `holding` and `own` entries. */

@@ -59,6 +59,8 @@ export interface ClientLink<M extends AnyMessage = AnyMessage> {
   readonly timeoutMs: number;
   /** How the hub names this client (`name#id`), from its welcome. */
   readonly label: string;
+  /** The features the hub named in its last welcome (`pages`: listings a page at a time). */
+  readonly hubFeatures: ReadonlySet<string>;
   /**
    * Bytes a `publish` or `request` frame may take (maxFrameBytes minus FORWARD_RESERVE_BYTES, fields.ts):
    * {@link send} and {@link request} refuse a larger one with `EZIPC_MESSAGE_TOO_LARGE`, sending nothing.

@@ -20,6 +20,7 @@ export const HUB_FEATURES = [
   "info",
   "flow",
   "monitor",
+  "pages",
 ] as const;
 
 export const CORE_BASE = 0;

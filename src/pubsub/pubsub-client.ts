@@ -7,6 +7,7 @@
  * wait. The hub side is pubsub-hub.ts.
  */
 import { EzipcError } from "../errors.js";
+import { allPages } from "../listing-pages.js";
 import {
   type ClientLink,
   type ClientPart,
@@ -21,7 +22,7 @@ import { checkTopic, topicMatcher } from "../protocol/names.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import { MESSAGE_INDEX, PublishBatcher, parseMessage, parseMessagePieces } from "./fast-frames.js";
-import type { flowMessages, pubsubMessages } from "./pubsub-messages.js";
+import type { flowMessages, pubsubMessages, topicPageMessages } from "./pubsub-messages.js";
 import { encodeHeaderList, encodeHeaders, lebSize, recordSize } from "./records.js";
 import {
   type Gap,
@@ -33,7 +34,9 @@ import {
 } from "./subscription.js";
 
 /** What the hub may send this part. */
-export type PubSubMessage = WireMessages<typeof coreMessages & typeof pubsubMessages & typeof flowMessages>;
+export type PubSubMessage = WireMessages<
+  typeof coreMessages & typeof pubsubMessages & typeof flowMessages & typeof topicPageMessages
+>;
 
 /** One topic as `topics()` reports it. */
 export interface TopicInfo {
@@ -228,9 +231,20 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
 
   /** See HubClient.topics. */
   async topics(pattern = ""): Promise<TopicInfo[]> {
-    const r = await this.link.request("topics", { pattern });
-    if (r.type !== "topicList") throw unexpected(r);
-    return r.body.topics.map((t) => ({ ...t }));
+    if (!this.link.hubFeatures.has("pages")) {
+      const r = await this.link.request("topics", { pattern });
+      if (r.type !== "topicList") throw unexpected(r);
+      return r.body.topics.map((t) => ({ ...t }));
+    }
+    // A page at a time (each answer a bounded frame), at the rate the hub's listing budget allows.
+    return allPages(
+      async (after) => {
+        const r = await this.link.request("topicsPage", { pattern, after, maxBytes: this.link.forwardLimit });
+        if (r.type !== "topicPage") throw unexpected(r);
+        return { entries: r.body.topics.map((t) => ({ ...t })), more: r.body.more };
+      },
+      (t) => t.name,
+    );
   }
 
   /** See HubClient.configureTopic. */

@@ -28,7 +28,7 @@ import type { Infer } from "../codec/schema.js";
 import { CommitRetry } from "../commit-retry.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
-import { ListingBudget, listingTooLarge } from "../listing-budget.js";
+import { ListingBudget } from "../listing-budget.js";
 import { log } from "../log.js";
 import type { TopicView } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
@@ -45,9 +45,10 @@ import {
   sliceHead,
 } from "./fast-frames.js";
 import { PublisherHolds } from "./publisher-holds.js";
-import type { pubsubMessages } from "./pubsub-messages.js";
+import type { pubsubMessages, topicPageMessages } from "./pubsub-messages.js";
 import { encodeHeaders, encodeRecord } from "./records.js";
 import { PatternIndex, TopicIndex } from "./topic-index.js";
+import { describeTopics, listTopics, type TopicSource, topicsPage } from "./topic-listings.js";
 import { TopicMirrors } from "./topic-mirrors.js";
 import type { TopicReplica } from "./topic-replica.js";
 import {
@@ -68,9 +69,6 @@ export const INIT_AWAIT_NEW = 2;
 export const INIT_FROM_SEQ = 3;
 export const ITER_NEXT = 0;
 export const ITER_NEWEST = 1;
-
-/** Bytes of a topic in a `topicList` answer besides its name (its length, seqs, counts, flag), at most. */
-const LISTED_TOPIC_BYTES = 35;
 
 /** The hub topic that announces every new topic (payload: its name). Clients cannot publish to `$hub.…`. */
 export const NEW_TOPICS = "$hub.topics";
@@ -167,6 +165,7 @@ function firstOf(set: Set<Topic>): Topic {
 }
 
 type Msg<K extends keyof typeof pubsubMessages> = Infer<(typeof pubsubMessages)[K]>;
+type PageMsg<K extends keyof typeof topicPageMessages> = Infer<(typeof topicPageMessages)[K]>;
 
 export class PubSub implements HubPart {
   private readonly topics = new Map<string, Topic>();
@@ -320,6 +319,9 @@ export class PubSub implements HubPart {
         return true;
       case "topics":
         this.onTopics(conn, body as Msg<"topics">);
+        return true;
+      case "topicsPage":
+        this.onTopicsPage(conn, body as PageMsg<"topicsPage">);
         return true;
       case "topicConfig":
         this.onTopicConfig(conn, body as Msg<"topicConfig">);
@@ -927,33 +929,14 @@ export class PubSub implements HubPart {
     return t;
   }
 
-  /** The topics matching `match` that `conn` may subscribe to, sorted, at most `limit` (monitor view). */
+  /** The first `limit` topics by name matching `match` that `conn` may subscribe to (monitor view). */
   describeTopics(
     conn: Connection | null,
     match: (name: string) => boolean,
     limit: number,
   ): { topics: TopicView[]; more: number } {
-    const topics: TopicView[] = [];
-    let more = 0;
-    for (const t of this.topics.values()) {
-      if (!match(t.name) || (conn && !this.permits(conn, "subscribe", t.name))) continue;
-      if (topics.length >= limit) {
-        more++;
-        continue;
-      }
-      topics.push({
-        name: t.name,
-        firstSeq: Number(t.firstSeq),
-        lastSeq: Number(t.seqOf(t.lastVisible)),
-        count: Math.max(0, t.visible - t.firstIndex),
-        historyBytes: t.bytes,
-        subscribers: this.subsOf.get(t)?.size ?? 0,
-        persist: t.durable,
-        delivered: t.delivered,
-      });
-    }
-    topics.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    return { topics, more };
+    const may = conn ? (name: string) => match(name) && this.permits(conn, "subscribe", name) : match;
+    return describeTopics(this.listed, this.topics.values(), may, limit);
   }
 
   /** How many subscriptions `conn` has. */
@@ -964,38 +947,35 @@ export class PubSub implements HubPart {
   /** The hub's budget for listings (listing-budget.ts), shared with the other capabilities; set by the hub. */
   listings = new ListingBudget(0);
 
+  /** What the topic listings (topic-listings.ts) read. */
+  private readonly listed: TopicSource = ((hub: PubSub) => ({
+    matching: (pattern: string) => (pattern === "" ? hub.topics.values() : hub.index.matching(pattern)),
+    mayList: (conn: Connection, name: string) => hub.permits(conn, "subscribe", name),
+    subscribers: (t: Topic) => hub.subsOf.get(t)?.size ?? 0,
+    get listings() {
+      return hub.listings;
+    },
+    get maxFrameBytes() {
+      return hub.limits.maxFrameBytes;
+    },
+  }))(this);
+
   private onTopics(conn: Connection, m: Msg<"topics">): void {
     try {
       if (m.pattern !== "") topicMatcher(m.pattern); // (throws EZIPC_INVALID_TOPIC)
-      this.listings.check("topics");
-      // What the answer would hold first: one over a frame is refused before it is built.
-      const found: Topic[] = [];
-      let walked = 0;
-      let bytes = 16;
-      for (const t of m.pattern === "" ? this.topics.values() : this.index.matching(m.pattern)) {
-        walked++;
-        if (!this.permits(conn, "subscribe", t.name)) continue;
-        found.push(t);
-        bytes += LISTED_TOPIC_BYTES + t.name.length;
-      }
-      this.listings.charge(walked);
-      if (bytes > this.limits.maxFrameBytes)
-        throw listingTooLarge("topics", found.length, bytes, this.limits.maxFrameBytes);
-      const topics = [];
-      for (const t of found) {
-        topics.push({
-          name: t.name,
-          // What may be delivered: a persisted topic's uncommitted tail is not shown.
-          firstSeq: t.firstSeq,
-          lastSeq: t.seqOf(t.lastVisible),
-          count: Math.max(0, t.visible - t.firstIndex),
-          bytes: t.bytes,
-          subscribers: this.subsOf.get(t)?.size ?? 0,
-          persist: t.durable,
-        });
-      }
-      topics.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      const topics = listTopics(this.listed, conn, m.pattern);
       sendTo(conn, this.protocol.encode("topicList", { rid: m.rid, topics }));
+    } catch (err) {
+      if (!isEzipcError(err)) throw err;
+      sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));
+    }
+  }
+
+  private onTopicsPage(conn: Connection, m: PageMsg<"topicsPage">): void {
+    try {
+      if (m.pattern !== "") topicMatcher(m.pattern);
+      const page = topicsPage(this.listed, conn, m.pattern, m.after, m.maxBytes);
+      sendTo(conn, this.protocol.encode("topicPage", { rid: m.rid, ...page }));
     } catch (err) {
       if (!isEzipcError(err)) throw err;
       sendTo(conn, this.protocol.encode("error", { rid: m.rid, code: err.code, message: err.message }));

@@ -6,6 +6,17 @@
 import { t } from "../codec/schema.js";
 import { key, records, str } from "../protocol/fields.js";
 
+/** A topic in a listing (`topicList`, `topicPage`). */
+const listedTopic = t.struct({
+  name: key,
+  firstSeq: t.u64,
+  lastSeq: t.u64,
+  count: t.u32,
+  bytes: t.f64,
+  subscribers: t.u32,
+  persist: t.bool,
+});
+
 export const PUBSUB_BASE = 23;
 export const pubsubMessages = {
   /**
@@ -54,20 +65,7 @@ export const pubsubMessages = {
   /** c→h: list topics matching a pattern (empty: all). */
   topics: t.struct({ rid: t.u32, pattern: t.string({ maxBytes: 255 }) }),
   /** h→c: reply to topics. */
-  topicList: t.struct({
-    rid: t.u32,
-    topics: t.array(
-      t.struct({
-        name: key,
-        firstSeq: t.u64,
-        lastSeq: t.u64,
-        count: t.u32,
-        bytes: t.f64,
-        subscribers: t.u32,
-        persist: t.bool,
-      }),
-    ),
-  }),
+  topicList: t.struct({ rid: t.u32, topics: t.array(listedTopic) }),
   /** c→h: set a topic's history bounds and whether it is persisted (needs a store). Replied with `ok`. */
   topicConfig: t.struct({ rid: t.u32, topic: key, maxBytes: t.u32, maxCount: t.u32, persist: t.bool }),
 } as const;
@@ -80,4 +78,22 @@ export const flowMessages = {
    * oldest messages of its full history. Sent only to clients that announced feature "flow".
    */
   publishFlow: t.struct({ topic: key, held: t.bool }),
+} as const;
+
+export const TOPIC_PAGES_BASE = 49;
+/** Listing topics a page at a time (feature "pages"): any number of them, each answer a bounded frame. */
+export const topicPageMessages = {
+  /**
+   * c→h: the topics matching `pattern` (empty: all) whose names sort after `after` (empty: from the first),
+   * as many as one page holds: at most 10,000, and an answer of at most `maxBytes` (the asker's frame limit;
+   * 0: the hub's choice) and 1 MiB. Replied with `topicPage`.
+   */
+  topicsPage: t.struct({
+    rid: t.u32,
+    pattern: t.string({ maxBytes: 255 }),
+    after: t.string({ maxBytes: 255 }),
+    maxBytes: t.u32,
+  }),
+  /** h→c: reply to topicsPage, in name order; `more`: there are others, ask again after the last one. */
+  topicPage: t.struct({ rid: t.u32, topics: t.array(listedTopic), more: t.bool }),
 } as const;

@@ -6,6 +6,7 @@
  */
 import type { Infer, SchemaCodec, SchemaType } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
+import { allPages } from "../listing-pages.js";
 import { log } from "../log.js";
 import {
   type ClientLink,
@@ -31,6 +32,7 @@ import {
   KIND_BYTES,
   KIND_JSON,
   type keyInfoMessages,
+  type keyPageMessages,
   type peekMessages,
   type SyncPolicy,
   type varsMessages,
@@ -38,8 +40,13 @@ import {
 
 /** What the hub may send this part. */
 export type VarsMessage = WireMessages<
-  typeof coreMessages & typeof varsMessages & typeof peekMessages & typeof keyInfoMessages
+  typeof coreMessages &
+    typeof varsMessages &
+    typeof peekMessages &
+    typeof keyInfoMessages &
+    typeof keyPageMessages
 >;
+type ListedKey = Infer<typeof varsMessages.listing>["keys"][number];
 type Opened = Infer<typeof varsMessages.opened>;
 
 /** Options of `allocate`. */
@@ -203,23 +210,20 @@ export class VarsClient implements ClientPart<VarsMessage> {
 
   /** See HubClient.list. */
   async list(pattern = ""): Promise<KeyInfo[]> {
-    const reply = await this.link.request("list", { pattern });
-    if (reply.type !== "listing") throw unexpected(reply);
-    return reply.body.keys.map((k) => ({
-      key: k.key,
-      kind: k.kind === KIND_JSON ? "json" : "bytes",
-      size: k.size,
-      version: Number(k.version),
-      refcount: k.refcount,
-      persistent: k.persistent,
-      state: k.state === 1 ? "grace" : "live",
-      holders: k.holders.map((h) => ({
-        client: h.client,
-        request: h.counts[0]!,
-        lazy: h.counts[1]!,
-        poll: h.counts[2]!,
-      })),
-    }));
+    if (!this.link.hubFeatures.has("pages")) {
+      const reply = await this.link.request("list", { pattern });
+      if (reply.type !== "listing") throw unexpected(reply);
+      return reply.body.keys.map(keyInfo);
+    }
+    // A page at a time (each answer a bounded frame), at the rate the hub's listing budget allows.
+    return allPages(
+      async (after) => {
+        const r = await this.link.request("listPage", { pattern, after, maxBytes: this.link.forwardLimit });
+        if (r.type !== "listingPage") throw unexpected(r);
+        return { entries: r.body.keys.map(keyInfo), more: r.body.more };
+      },
+      (k) => k.key,
+    );
   }
 
   /** See HubClient.peek. */
@@ -462,4 +466,23 @@ export class VarsClient implements ClientPart<VarsMessage> {
     if (r.type !== "ok") throw unexpected(r);
     return { ok: true, version: Number(r.body.version) };
   }
+}
+
+/** A listed key as `list()` reports it. */
+function keyInfo(k: ListedKey): KeyInfo {
+  return {
+    key: k.key,
+    kind: k.kind === KIND_JSON ? "json" : "bytes",
+    size: k.size,
+    version: Number(k.version),
+    refcount: k.refcount,
+    persistent: k.persistent,
+    state: k.state === 1 ? "grace" : "live",
+    holders: k.holders.map((h) => ({
+      client: h.client,
+      request: h.counts[0]!,
+      lazy: h.counts[1]!,
+      poll: h.counts[2]!,
+    })),
+  };
 }

@@ -22,7 +22,7 @@
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";
 import { Histogram } from "../histogram.js";
-import { ListingBudget, listingTooLarge } from "../listing-budget.js";
+import { ListingBudget } from "../listing-budget.js";
 import { log } from "../log.js";
 import type { KeyView } from "../protocol/core-messages.js";
 import type { Operation } from "../security/access.js";
@@ -33,7 +33,7 @@ import type { Connection } from "../transport/types.js";
 import { BlockCommits, type BlockValue } from "./block-commits.js";
 import type { BlockStore } from "./block-store.js";
 import { type Block, BlockTable, type BlockTableOptions, type Clock, checkKey } from "./block-table.js";
-import { globMatcher } from "./glob.js";
+import { describeKeys, type KeySource, keysPage, listingGlob, listKeys } from "./key-listings.js";
 import { mergePatch } from "./merge-patch.js";
 import { VarsCluster } from "./vars-cluster.js";
 import { type Holding, LAZY, POLL, policyOf, REQUEST, VarsHolders, type VarsPeer } from "./vars-holdings.js";
@@ -45,6 +45,7 @@ import {
   KIND_BYTES,
   KIND_JSON,
   type keyInfoMessages,
+  type keyPageMessages,
   type peekMessages,
   STATE_GRACE,
   STATE_LIVE,
@@ -64,19 +65,6 @@ export interface VarsOptions extends BlockTableOptions {
   maxFrameBytes?: number;
 }
 
-/**
- * Most holders a key shows in the monitor view (a key held by every process of a fleet would otherwise make
- * the view as large as all its pointers); `moreHolders` counts the others.
- */
-export const VIEW_HOLDERS = 50;
-
-/** Bytes of a `listing` answer before its keys (index, rid, count), at most. */
-const LISTING_HEAD_BYTES = 16;
-/** Bytes of a listed key besides its name (its length, kind, size, version, refcount, flags, holder count), at most. */
-const LISTED_KEY_BYTES = 24;
-/** Bytes of a listed holder besides its client's name (its length, `#` and id, counts), at most. */
-const LISTED_HOLDER_BYTES = 21;
-
 /** Messages this part handles. */
 const TYPES = new Set([
   "allocate",
@@ -88,6 +76,7 @@ const TYPES = new Set([
   "resync",
   "resyncDone",
   "list",
+  "listPage",
   "peek",
   "info",
 ]);
@@ -141,56 +130,30 @@ export class VarsHub {
   private readonly clock: Clock;
 
   /**
-   * The keys matching `match` that `conn` may watch, sorted, at most `limit` (for the hub's monitor view),
-   * and how many more there were; each with at most {@link VIEW_HOLDERS} of its holders.
+   * The first `limit` keys by name matching `match` that `conn` may watch (for the hub's monitor view), each
+   * with at most 50 of its holders, and how many more keys there were (key-listings.ts).
    */
   describeKeys(
     conn: Connection | null,
     match: (key: string) => boolean,
     limit: number,
   ): { keys: KeyView[]; more: number } {
-    const keys: KeyView[] = [];
-    let more = 0;
-    const now = this.clock.now();
-    const grace = this.table.options.disposeGraceMs;
-    for (const b of this.table.blocks()) {
-      if (!match(b.key)) continue;
-      if (this.access && conn && !this.permits(conn, "watch", b.key)) continue;
-      if (keys.length >= limit) {
-        more++;
-        continue;
-      }
-      const holders = [];
-      const of = this.holders.of(b);
-      for (const [c, h] of of ?? []) {
-        if (holders.length === VIEW_HOLDERS) break;
-        holders.push({
-          client: `${c.name}#${c.id.slice(0, 6)}`,
-          request: h.counts[0]!,
-          lazy: h.counts[1]!,
-          poll: h.counts[2]!,
-        });
-      }
-      const json = b.kind === KIND_JSON && b.data.length <= 1024 ? b.data.toString("utf8") : null;
-      keys.push({
-        key: b.key,
-        kind: b.kind === KIND_JSON ? "json" : "bytes",
-        size: b.data.length,
-        version: b.version,
-        refcount: b.refcount,
-        persistent: b.persistent,
-        holders,
-        moreHolders: (of?.size ?? 0) - holders.length,
-        graceLeftMs:
-          b.refcount === 0 && !b.persistent && b.graceSince > 0
-            ? Math.max(0, b.graceSince + grace - now)
-            : null,
-        hex: b.data.subarray(0, 64).toString("hex"),
-        json: json ?? jsonText(b.data),
-      });
-    }
-    keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    return { keys, more };
+    return describeKeys(this.listed(conn), match, limit, this.clock.now(), this.table.options.disposeGraceMs);
+  }
+
+  /** What the key listings (key-listings.ts) read, for a client on `conn`. */
+  private listed(conn: Connection | null): KeySource {
+    const hub = this;
+    return {
+      blocks: () => hub.table.blocks(),
+      get keyCount() {
+        return hub.table.size;
+      },
+      mayList: (key) => !hub.access || !conn || hub.permits(conn, "watch", key),
+      holdersOf: (b) => hub.holders.of(b),
+      listings: hub.listings,
+      maxFrameBytes: hub.maxFrameBytes,
+    };
   }
 
   /** Loads the persistent keys the store holds (once, before listening). */
@@ -236,6 +199,9 @@ export class VarsHub {
         break;
       case "list":
         this.onList(peer, m);
+        break;
+      case "listPage":
+        this.onListPage(peer, m);
         break;
       case "peek":
         this.onPeek(peer, m);
@@ -710,58 +676,19 @@ export class VarsHub {
 
   private onList(client: VarsPeer, m: Infer<typeof varsMessages.list>): void {
     try {
-      this.listings.check("list");
-    } catch (err) {
-      this.fail(client, m.rid, err);
-      return;
-    }
-    const match = globMatcher(m.pattern);
-    // First what the answer would hold, without building it: its holders count against the budget as its
-    // keys do (10,000 keys each held by 50 clients are 500,000 entries), and an answer over one frame is
-    // refused before it costs the hub anything more (measured: building and encoding 23 MB of them held
-    // the hub from every other client for 0.7-1.4 s, to fail at the end).
-    const found: Block[] = [];
-    let holders = 0;
-    let bytes = LISTING_HEAD_BYTES;
-    for (const b of this.table.blocks()) {
-      if (!match(b.key)) continue;
-      if (this.access && client.conn && !this.permits(client.conn, "watch", b.key)) continue;
-      found.push(b);
-      bytes += LISTED_KEY_BYTES + b.key.length;
-      const of = this.holders.of(b);
-      if (of === undefined) continue;
-      holders += of.size;
-      for (const c of of.keys()) bytes += LISTED_HOLDER_BYTES + c.name.length;
-    }
-    // (Counting a holder costs an eighth of building it, as a monitor view's items do.)
-    this.listings.charge(this.table.size + Math.ceil(holders / 8));
-    if (bytes > this.maxFrameBytes) {
-      this.fail(client, m.rid, listingTooLarge("list", found.length + holders, bytes, this.maxFrameBytes));
-      return;
-    }
-    this.listings.charge(holders);
-    const keys = [];
-    for (const b of found) {
-      const holders = [];
-      for (const [c, h] of this.holders.of(b) ?? []) {
-        holders.push({ client: `${c.name}#${c.id.slice(0, 6)}`, counts: [...h.counts] });
-      }
-      keys.push({
-        key: b.key,
-        kind: b.kind,
-        size: b.data.length,
-        version: BigInt(b.version),
-        refcount: b.refcount,
-        persistent: b.persistent,
-        state: b.refcount === 0 && !b.persistent ? STATE_GRACE : STATE_LIVE,
-        holders,
-      });
-    }
-    keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    try {
+      const keys = listKeys(this.listed(client.conn), listingGlob(m.pattern));
       this.send(client, "listing", { rid: m.rid, keys });
     } catch (err) {
-      this.fail(client, m.rid, err); // (over the frame limit after all: EZIPC_MESSAGE_TOO_LARGE)
+      this.fail(client, m.rid, err); // (the budget, or an answer over one frame: EZIPC_MESSAGE_TOO_LARGE)
+    }
+  }
+
+  private onListPage(client: VarsPeer, m: Infer<typeof keyPageMessages.listPage>): void {
+    try {
+      const page = keysPage(this.listed(client.conn), listingGlob(m.pattern), m.after, m.maxBytes);
+      this.send(client, "listingPage", { rid: m.rid, ...page });
+    } catch (err) {
+      this.fail(client, m.rid, err);
     }
   }
 
@@ -966,19 +893,4 @@ function configValue(op: number, value: unknown, current: Buffer): unknown {
 
 function kindName(kind: number): string {
   return kind === KIND_JSON ? "a JSON config" : "bytes";
-}
-
-/** `data` as JSON text if it is a short UTF-8 JSON document (as a dashboard shows it), else null. */
-function jsonText(data: Buffer): string | null {
-  if (data.length === 0 || data.length > 1024) return null;
-  const first = data[0]!;
-  // Only objects, arrays and strings: a few bytes that happen to parse as a number are not worth showing.
-  if (first !== 0x7b && first !== 0x5b && first !== 0x22) return null;
-  try {
-    const text = new TextDecoder("utf-8", { fatal: true }).decode(data);
-    JSON.parse(text);
-    return text;
-  } catch {
-    return null;
-  }
 }

@@ -25,6 +25,18 @@ export const INFO_GRACE = 2;
 export const INFO_DISPOSED = 3;
 
 export const VARS_BASE = 4;
+/** A key in a listing (`listing`, `listingPage`). */
+const listedKey = t.struct({
+  key,
+  kind: t.u8,
+  size: t.u32,
+  version: t.u64,
+  refcount: t.u32,
+  persistent: t.bool,
+  state: t.u8,
+  holders: t.array(t.struct({ client: str, counts })),
+});
+
 /** Pointers, reads, writes, config operations, listings and the resync after a reconnect. */
 export const varsMessages = {
   /** c→h: create `key` (ifExists 0: fail with EZIPC_KEY_EXISTS; 1: open it) and hold one pointer. */
@@ -75,21 +87,7 @@ export const varsMessages = {
   /** c→h: list keys matching a glob (`*` any run, `?` one character; empty = all). */
   list: t.struct({ rid: t.u32, pattern: t.string({ maxBytes: 1024 }) }),
   /** h→c: reply to list. */
-  listing: t.struct({
-    rid: t.u32,
-    keys: t.array(
-      t.struct({
-        key,
-        kind: t.u8,
-        size: t.u32,
-        version: t.u64,
-        refcount: t.u32,
-        persistent: t.bool,
-        state: t.u8,
-        holders: t.array(t.struct({ client: str, counts })),
-      }),
-    ),
-  }),
+  listing: t.struct({ rid: t.u32, keys: t.array(listedKey) }),
 } as const;
 
 export const PEEK_BASE = 22;
@@ -118,4 +116,18 @@ export const keyInfoMessages = {
     refcount: t.u32,
     persistent: t.bool,
   }),
+} as const;
+
+export const KEY_PAGES_BASE = 51;
+/** Listing keys a page at a time (feature "pages"): any number of them, each answer a bounded frame. */
+export const keyPageMessages = {
+  /**
+   * c→h: the keys matching the glob `pattern` (empty: all) whose names sort after `after` (empty: from the
+   * first), as many as one page holds: at most 10,000 entries (keys and holders), and an answer of at most
+   * `maxBytes` (the asker's frame limit; 0: the hub's choice) and 1 MiB, but always one key. Replied with
+   * `listingPage`.
+   */
+  listPage: t.struct({ rid: t.u32, pattern: t.string({ maxBytes: 1024 }), after: key, maxBytes: t.u32 }),
+  /** h→c: reply to listPage, in key order; `more`: there are others, ask again after the last one. */
+  listingPage: t.struct({ rid: t.u32, keys: t.array(listedKey), more: t.bool }),
 } as const;

@@ -17,13 +17,22 @@ import {
   STATS_BASE,
   statsMessages,
 } from "../protocol/core-messages.js";
-import { FLOW_BASE, flowMessages, PUBSUB_BASE, pubsubMessages } from "../pubsub/pubsub-messages.js";
+import {
+  FLOW_BASE,
+  flowMessages,
+  PUBSUB_BASE,
+  pubsubMessages,
+  TOPIC_PAGES_BASE,
+  topicPageMessages,
+} from "../pubsub/pubsub-messages.js";
 import { DIRECT_BASE, directMessages, RPC_BASE, rpcMessages } from "../rpc/rpc-messages.js";
 import type { Protocol, SchemaMap } from "../service/protocol.js";
 import { schemaProtocol } from "../service/protocol.js";
 import {
   KEY_INFO_BASE,
+  KEY_PAGES_BASE,
   keyInfoMessages,
+  keyPageMessages,
   PEEK_BASE,
   peekMessages,
   VARS_BASE,
@@ -43,6 +52,8 @@ export const HUB_SEGMENTS: readonly { readonly base: number; readonly messages: 
   { base: KEY_INFO_BASE, messages: keyInfoMessages },
   { base: FLOW_BASE, messages: flowMessages },
   { base: MONITOR_BASE, messages: monitorMessages },
+  { base: TOPIC_PAGES_BASE, messages: topicPageMessages },
+  { base: KEY_PAGES_BASE, messages: keyPageMessages },
 ];
 
 /** Every hub message, in wire-index order. */
@@ -58,6 +69,8 @@ export const hubMessages = {
   ...keyInfoMessages,
   ...flowMessages,
   ...monitorMessages,
+  ...topicPageMessages,
+  ...keyPageMessages,
 } as const;
 
 /** Throws unless every segment's messages sit at its base in `all`, one after another, with no gaps. */

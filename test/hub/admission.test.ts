@@ -41,10 +41,12 @@ const OWN_BODIES: Record<string, Record<string, unknown>> = {
   release: { id: 1, policy: 2 },
   read: { id: 1 },
   list: { pattern: "" },
+  listPage: { pattern: "", after: "", maxBytes: 0 },
   stats: {},
   credit: { sid: 77, n: 5 },
   unsubscribe: { sid: 77 },
   topics: { pattern: "" },
+  topicsPage: { pattern: "", after: "", maxBytes: 0 },
   unserve: { topic: "svc.secret" },
   chunk: { side: 1, id: 1, payload: Buffer.from("x") },
   flow: { side: 0, id: 1, n: 3 },
@@ -160,6 +162,18 @@ describe("admission: every hub message is permission-checked and bounded", () =>
     assert.deepEqual(listing?.body.keys, [], "no key names");
     const topicList = seen.find((r) => r.type === "topicList");
     assert.deepEqual(topicList?.body.topics, [], "no topic names");
+    const listingPage = seen.find((r) => r.type === "listingPage");
+    assert.deepEqual(
+      [listingPage?.body.keys, listingPage?.body.more],
+      [[], false],
+      "no key names, a page at a time",
+    );
+    const topicPage = seen.find((r) => r.type === "topicPage");
+    assert.deepEqual(
+      [topicPage?.body.topics, topicPage?.body.more],
+      [[], false],
+      "no topic names, a page at a time",
+    );
     assert.ok(!seen.some((r) => r.type === "value" || r.type === "message"), "no values or messages");
     const now = hub.stats();
     assert.equal(now.pointers, before.pointers);

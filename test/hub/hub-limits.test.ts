@@ -372,32 +372,33 @@ describe("hub-wide limits", () => {
     });
   });
 
-  it("a listing counts the holders it shows against the budget, and one over a frame is refused before it is built; a view shows 50 holders a key", async () => {
-    // 30 keys, each held by its creator and 60 clients: a list of them all shows 1,860 entries, not 30.
+  it("a listing counts the holders it shows against the budget; one over a frame is refused before it is built, and clients list a page at a time; a view shows 50 holders a key", async () => {
+    // 30 keys, each held by its creator and 70 clients: a list of them all shows 2,160 entries, not 30.
     await withHub({ listingEntriesPerSecond: 1_000 }, async (hub, url) => {
       const owner = await connect(url, { name: "owner" });
       const keep: unknown[] = [];
       for (let k = 0; k < 30; k++) keep.push(await owner.allocate(`k.${k}`, 8, "poll"));
       const holders: HubClient[] = [];
-      for (let i = 0; i < 60; i++) {
+      for (let i = 0; i < 70; i++) {
         const h = await connect(url, { name: `h${i}` });
         holders.push(h);
         keep.push(...(await Promise.all(Array.from({ length: 30 }, (_, k) => h.watch(`k.${k}`, "poll")))));
       }
       const view = hub.view("k.0");
       assert.equal(view.keys[0]!.holders.length, 50);
-      assert.equal(view.keys[0]!.moreHolders, 11);
+      assert.equal(view.keys[0]!.moreHolders, 21);
       const all = await owner.list(""); // (over the burst of twice the rate: overdrawn now)
       assert.equal(all.length, 30);
-      assert.equal(all[0]!.holders.length, 61);
+      assert.equal(all[0]!.holders.length, 71);
       await assert.rejects(
         owner.list(""),
         (e: unknown) => (e as { code?: string }).code === "EZIPC_TOO_MANY_REQUESTS",
       );
-      assert.equal(keep.length, 30 + 60 * 30);
+      assert.equal(keep.length, 30 + 70 * 30);
       await closeAll([owner, ...holders]);
     });
-    // Over one frame: refused with what to do, before it is built; a narrower pattern lists.
+    // Over one frame: a `topics` or `list` answer is refused with what to do, before it is built; a client
+    // lists a page at a time (`topicsPage`, `listPage`) and gets them all, once each, in order.
     await withHub({ maxFrameBytes: 64 * 1024 }, async (_hub, url) => {
       const owner = await connect(url, { name: "owner" });
       const keep: unknown[] = [];
@@ -408,20 +409,64 @@ describe("hub-wide limits", () => {
         holders.push(h);
         keep.push(...(await Promise.all(Array.from({ length: 20 }, (_, k) => h.watch(`k.${k}`, "poll")))));
       }
-      const overFrame = (what: string) => (e: unknown) =>
-        (e as { code?: string }).code === "EZIPC_MESSAGE_TOO_LARGE" &&
-        new RegExp(`^${what}: the answer would hold \\d+ entries.*narrower pattern`).test(
-          (e as Error).message,
-        );
-      await assert.rejects(owner.list(""), overFrame("list"));
-      assert.equal((await owner.list("k.1"))[0]!.holders.length, 41);
       for (let i = 0; i < 500; i++) owner.publishAndForget(`t.${"y".repeat(120)}.${i}`, "x");
       await owner.drain();
       await owner.publish("t.last", "x");
-      await assert.rejects(owner.topics(""), overFrame("topics"));
-      assert.equal((await owner.topics("t.last")).length, 1);
+      const raw = await rawClient(url, "raw");
+      for (const type of ["list", "topics"]) {
+        raw.conn.send(proto.encode(type, { rid: 7, pattern: "" }));
+        const m = await raw.next();
+        assert.equal(m.body.code, "EZIPC_MESSAGE_TOO_LARGE", type);
+        assert.match(
+          m.body.message!,
+          new RegExp(`^${type}: the answer would hold \\d+ entries.*narrower pattern`),
+        );
+      }
+      raw.conn.send(proto.encode("topicsPage", { rid: 8, pattern: "", after: "", maxBytes: 0 }));
+      const page = await raw.next();
+      assert.deepEqual([page.type, page.body.more], ["topicPage", true]);
+      await raw.conn.close();
+      const keys = await owner.list("");
+      assert.deepEqual(
+        keys.map((k) => [k.key, k.holders.length]),
+        Array.from({ length: 20 }, (_, k) => `k.${k}`)
+          .sort()
+          .map((k) => [k, 41]),
+      );
+      const topics = (await owner.topics("")).map((t) => t.name);
+      assert.equal(topics.length, 502); // (with t.last and $hub.topics)
+      assert.deepEqual(topics, [...new Set(topics)].sort());
+      assert.equal((await owner.list("k.1"))[0]!.holders.length, 41);
+      // A client with a smaller frame limit than the hub's gets pages that fit it.
+      const small = await connect(url, { name: "small", maxFrameBytes: 16 * 1024 });
+      assert.deepEqual(
+        (await small.topics("")).map((t) => t.name),
+        topics,
+      );
+      assert.equal((await small.list("")).length, 20);
+      await small.close();
       assert.equal(keep.length, 20 + 40 * 20);
       await closeAll([owner, ...holders]);
+    });
+  });
+
+  it("a listing larger than the budget's burst is walked a page at a time at the rate the hub allows, not refused midway", async () => {
+    await withHub({ maxFrameBytes: 64 * 1024, listingEntriesPerSecond: 500 }, async (hub, url) => {
+      const c = await connect(url, { name: "lister" });
+      for (let i = 0; i < 3_000; i++) c.publishAndForget(`pace.${"p".repeat(40)}.${i}`, "x");
+      await c.drain();
+      await c.publish("pace.last", "x");
+      // 3,001 topics of ~86 bytes: four pages, over the burst of 1,000; the third waits for the budget.
+      const listed = (await c.topics("pace.>")).map((t) => t.name);
+      assert.equal(listed.length, 3_001);
+      assert.deepEqual(listed, [...new Set(listed)].sort());
+      assert.ok(hub.stats().listingsRefused >= 1, "a page waited for the budget");
+      // A new listing while the budget is overdrawn is refused at once, as before.
+      await assert.rejects(
+        c.topics("pace.>"),
+        (e: unknown) => (e as { code?: string }).code === "EZIPC_TOO_MANY_REQUESTS",
+      );
+      await c.close();
     });
   });
 });

@@ -135,6 +135,8 @@ class Client(VarsPart, PubSubPart, RpcPart):
         self._write_frame("hello", {"protocol": PROTOCOL, "name": self.name, "resume": self.client_id or None, "features": FEATURES})
         w = await asyncio.wait_for(self._welcome, 10)
         self.client_id, self.label, self.hub, self.resumed = w["clientId"], w["label"], w["hub"], w["resumed"]
+        #: The features the hub named in its welcome ("pages": listings a page at a time).
+        self.hub_features = set(w["features"])
 
     def _write_frame(self, name: str, body: dict) -> None:
         if self._writer is None or self._writer.is_closing() or self._io is None:

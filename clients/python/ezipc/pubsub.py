@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from . import schema
 from .common import INITS, ITERS, Payload, _bytes, _headers
+from .errors import EzipcError
 from .wire import FORWARD_LIMIT, check_frame, data_frame
 
 #: The most record bytes one fire-and-forget `publish` frame carries.
@@ -19,6 +21,10 @@ if TYPE_CHECKING:
     from .client import Client
 
 # ---- pub/sub ------------------------------------------------------------------------------------------
+
+
+#: Longest `topics()` waits, in all, for the hub's listing budget while it walks pages (then it fails).
+PAGES_MAX_WAIT_S = 30.0
 
 
 @dataclass
@@ -203,4 +209,26 @@ class PubSubPart:
         return sub
 
     async def topics(self, pattern: str = "") -> list[dict]:
-        return (await self._request("topics", {"pattern": pattern}))["topics"]
+        """Topics matching `pattern` (empty: all) in name order; from a hub that names "pages", a page at a time
+        (each answer a bounded frame), however many there are."""
+        if "pages" not in getattr(self, "hub_features", ()):
+            return (await self._request("topics", {"pattern": pattern}))["topics"]
+        out: list[dict] = []
+        after = ""
+        waited = 0.0
+        while True:
+            try:
+                r = await self._request("topicsPage", {"pattern": pattern, "after": after, "maxBytes": FORWARD_LIMIT})
+            except EzipcError as e:
+                # The hub's listing budget refused a page of a listing under way: wait as it says, then go on.
+                m = re.search(r"try again in (\d+) ms", e.message) if e.code == "EZIPC_TOO_MANY_REQUESTS" else None
+                wait = int(m.group(1)) / 1000 if m else None
+                if after == "" or wait is None or waited + wait > PAGES_MAX_WAIT_S:
+                    raise
+                waited += wait
+                await asyncio.sleep(wait)
+                continue
+            out += r["topics"]
+            if not r["more"] or not r["topics"] or r["topics"][-1]["name"] <= after:
+                return out
+            after = r["topics"][-1]["name"]

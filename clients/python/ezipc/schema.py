@@ -134,6 +134,9 @@ HEADERS = ("array", ("struct", [("key", "string"), ("value", "string")]))
 RECORD = ("struct", [("headers", HEADERS), ("payload", "bytes")])
 
 # The hub protocol, version 2: (index, name, fields). Index = position (checked below).
+_LISTED_TOPIC = [("name", "string"), ("firstSeq", "u64"), ("lastSeq", "u64"), ("count", "u32"), ("bytes", "f64"), ("subscribers", "u32"), ("persist", "bool")]
+_LISTED_KEY = [("key", "string"), ("kind", "u8"), ("size", "u32"), ("version", "u64"), ("refcount", "u32"), ("persistent", "bool"), ("state", "u8"), ("holders", ("array", ("struct", [("client", "string"), ("counts", ("fixed", "u32", 3))])))]
+
 MESSAGES: list[tuple[str, list[tuple[str, Any]]]] = [
     ("hello", [("protocol", "u16"), ("name", "string"), ("resume", ("opt", "string")), ("features", ("array", "string"))]),
     ("welcome", [("protocol", "u16"), ("clientId", "string"), ("resumed", "bool"), ("hub", "string"), ("features", ("array", "string")), ("maxBlockBytes", "u32"), ("label", "string")]),
@@ -154,7 +157,7 @@ MESSAGES: list[tuple[str, list[tuple[str, Any]]]] = [
     ("resyncDone", [("rid", "u32")]),
     ("config", [("rid", "u32"), ("id", "u32"), ("op", "u8"), ("json", "string")]),
     ("list", [("rid", "u32"), ("pattern", "string")]),
-    ("listing", [("rid", "u32"), ("keys", ("array", ("struct", [("key", "string"), ("kind", "u8"), ("size", "u32"), ("version", "u64"), ("refcount", "u32"), ("persistent", "bool"), ("state", "u8"), ("holders", ("array", ("struct", [("client", "string"), ("counts", ("fixed", "u32", 3))])))])))]),
+    ("listing", [("rid", "u32"), ("keys", ("array", ("struct", _LISTED_KEY)))]),
     ("stats", [("rid", "u32")]),
     ("statsReply", [("rid", "u32"), ("json", "string")]),
     ("peek", [("rid", "u32"), ("key", "string")]),
@@ -166,7 +169,7 @@ MESSAGES: list[tuple[str, list[tuple[str, Any]]]] = [
     ("credit", [("sid", "u32"), ("n", "u32")]),
     ("unsubscribe", [("sid", "u32")]),
     ("topics", [("rid", "u32"), ("pattern", "string")]),
-    ("topicList", [("rid", "u32"), ("topics", ("array", ("struct", [("name", "string"), ("firstSeq", "u64"), ("lastSeq", "u64"), ("count", "u32"), ("bytes", "f64"), ("subscribers", "u32"), ("persist", "bool")])))]),
+    ("topicList", [("rid", "u32"), ("topics", ("array", ("struct", _LISTED_TOPIC)))]),
     ("topicConfig", [("rid", "u32"), ("topic", "string"), ("maxBytes", "u32"), ("maxCount", "u32"), ("persist", "bool")]),
     ("serve", [("rid", "u32"), ("topic", "string"), ("host", "string"), ("direct", "string")]),
     ("unserve", [("topic", "string")]),
@@ -182,6 +185,12 @@ MESSAGES: list[tuple[str, list[tuple[str, Any]]]] = [
     ("info", [("rid", "u32"), ("key", "string")]),
     ("keyInfo", [("rid", "u32"), ("state", "u8"), ("kind", "u8"), ("size", "u32"), ("version", "u64"), ("refcount", "u32"), ("persistent", "bool")]),
     ("publishFlow", [("topic", "string"), ("held", "bool")]),
+    ("monitor", [("rid", "u32"), ("pattern", "string")]),
+    ("monitorReply", [("rid", "u32"), ("json", "string")]),
+    ("topicsPage", [("rid", "u32"), ("pattern", "string"), ("after", "string"), ("maxBytes", "u32")]),
+    ("topicPage", [("rid", "u32"), ("topics", ("array", ("struct", _LISTED_TOPIC))), ("more", "bool")]),
+    ("listPage", [("rid", "u32"), ("pattern", "string"), ("after", "string"), ("maxBytes", "u32")]),
+    ("listingPage", [("rid", "u32"), ("keys", ("array", ("struct", _LISTED_KEY))), ("more", "bool")]),
 ]
 INDEX = {name: i for i, (name, _) in enumerate(MESSAGES)}
 

@@ -376,6 +376,22 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
         seq, _ = await within(c.publish(topic, fits))
         self.assertEqual(seq, 1)
 
+    async def test_topics_lists_a_page_at_a_time(self):
+        # 9,000 topics with long names are over one page (1 MiB): every one comes back, once, in order.
+        url = URLS[0]
+        c, = await self.clients(url, 1)
+        self.assertIn("pages", c.hub_features)
+        prefix = unique("py.pages")
+        names = [f"{prefix}.{'n' * 100}.{i}" for i in range(9000)]
+        for name in names:
+            c.publish_and_forget(name, b"x")
+        await c.publish(f"{prefix}.last", b"x")
+        first = await c._request("topicsPage", {"pattern": f"{prefix}.>", "after": "", "maxBytes": 0})
+        self.assertTrue(first["more"])
+        self.assertLess(len(first["topics"]), len(names))
+        listed = [t["name"] for t in await within(c.topics(f"{prefix}.>"), 30)]
+        self.assertEqual(listed, sorted(names + [f"{prefix}.last"]))
+
     async def test_a_full_hub_refuses_with_a_code(self):
         # EZIPC_TEST_FULL_URL: a hub with maxConnections 0, which refuses every connection.
         with self.assertRaises(EzipcError) as e:

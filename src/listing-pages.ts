@@ -1,0 +1,111 @@
+/**
+ * Listings a page at a time (`topicsPage`, `listPage`, feature "pages"): any number of topics or keys, each
+ * answer a bounded frame and a bounded turn of the hub's event loop.
+ *
+ * The hub keeps nothing between pages: a page names where the last one ended (`after`, a name), and the
+ * next holds the names after it, in order. A page walks the names once, picks the first of those after the
+ * cursor without sorting them all (a selection: linear in the names, with a random pivot so that no order
+ * of names makes it quadratic), and sorts only those. What is created or removed between two pages shows or
+ * not as it happens; no entry that lives throughout is listed twice or left out.
+ */
+
+import { isEzipcError } from "./errors.js";
+
+/** Most entries one page holds. */
+export const PAGE_ENTRIES = 10_000;
+
+/**
+ * Bytes of answer one page holds at most (an entry larger than this, a key with thousands of holders, goes
+ * in a page of its own). Building and encoding a MiB of entries takes the hub a few tens of ms.
+ */
+export const PAGE_BYTES = 1024 * 1024;
+
+/** The bytes of answer a page may hold: {@link PAGE_BYTES}, within both ends' frame limits (0: no limit). */
+export function pageBytes(hubMaxFrameBytes: number, askerMaxBytes: number): number {
+  const limit = Math.min(PAGE_BYTES, hubMaxFrameBytes);
+  return askerMaxBytes > 0 ? Math.min(limit, askerMaxBytes) : limit;
+}
+
+/** The first `n` of `items` by `name`, in order (reorders `items`). */
+export function firstByName<T>(items: T[], n: number, name: (t: T) => string): T[] {
+  let first = items;
+  if (items.length > n) {
+    selectSmallest(items, n, name);
+    first = items.slice(0, n);
+  }
+  first.sort((a, b) => {
+    const x = name(a);
+    const y = name(b);
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+  return first;
+}
+
+/** Reorders `a` so that its `n` smallest by name (distinct names) come first, in any order. */
+function selectSmallest<T>(a: T[], n: number, name: (t: T) => string): void {
+  const k = n - 1;
+  let lo = 0;
+  let hi = a.length - 1;
+  while (lo < hi) {
+    const pivot = name(a[lo + Math.floor(Math.random() * (hi - lo + 1))]!);
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (name(a[i]!) < pivot) i++;
+      while (name(a[j]!) > pivot) j--;
+      if (i <= j) {
+        const t = a[i]!;
+        a[i] = a[j]!;
+        a[j] = t;
+        i++;
+        j--;
+      }
+    }
+    // a[lo..j] ≤ pivot ≤ a[i..hi], and what is between them is the pivot.
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return;
+  }
+}
+
+/** Longest a client waits, in all, for the hub's listing budget while it walks pages (then it fails). */
+export const PAGES_MAX_WAIT_MS = 30_000;
+
+/**
+ * A client's walk of a listing: asks `ask(after)` for each page, from the first ("") to the last, and
+ * returns every entry in name order. The hub's budget of listings (listing-budget.ts) can refuse a page
+ * once a large listing has begun: the walk then waits as long as the refusal says (`try again in N ms`) and
+ * asks again, for at most {@link PAGES_MAX_WAIT_MS} in all, so that a listing of everything goes on at
+ * the rate the hub allows. A refusal of the first page, or any other error, rejects at once.
+ */
+export async function allPages<E>(
+  ask: (after: string) => Promise<{ entries: E[]; more: boolean }>,
+  nameOf: (e: E) => string,
+): Promise<E[]> {
+  const out: E[] = [];
+  let waited = 0;
+  for (let after = ""; ; ) {
+    let page: { entries: E[]; more: boolean };
+    try {
+      page = await ask(after);
+    } catch (err) {
+      const wait = retryAfterMs(err);
+      if (after === "" || wait === null || waited + wait > PAGES_MAX_WAIT_MS) throw err;
+      waited += wait;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      continue;
+    }
+    for (const e of page.entries) out.push(e);
+    const last = page.entries.at(-1);
+    // (A page that does not move on ends the walk: no hub sends one, and the loop stays bounded.)
+    if (!page.more || last === undefined || nameOf(last) <= after) return out;
+    after = nameOf(last);
+  }
+}
+
+/** How long a listing refused by the hub's budget should wait (from its message), else null. */
+function retryAfterMs(err: unknown): number | null {
+  if (!isEzipcError(err, "EZIPC_TOO_MANY_REQUESTS")) return null;
+  const m = /try again in (\d+) ms/.exec(err.message);
+  return m ? Math.max(1, Number(m[1])) : null;
+}
