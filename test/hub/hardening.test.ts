@@ -23,7 +23,7 @@ import { removeStaleDirs } from "../../src/rpc/direct.js";
 import { nextEvent, until, within } from "../helpers.js";
 import { ChildClient } from "./child-client.js";
 import { withHub } from "./hubs.js";
-import { proto } from "./raw-client.js";
+import { proto, rawClient } from "./raw-client.js";
 
 describe("hardening", () => {
   it("a hub option out of its range is refused with a RangeError naming it, before anything listens", async () => {
@@ -357,6 +357,38 @@ describe("hardening", () => {
       }
       await until(() => hub.stats().framesTooLarge === 1, "a frame too large counted");
       await until(() => hub.stats().protocolErrors === 1, "a protocol error counted");
+    });
+  });
+
+  it("a config value nested deeper than 256 levels is refused with EZIPC_BAD_REQUEST, the connection goes on (10,000 levels overflowed the hub's stack and cost the writer its connection)", async () => {
+    await withHub({}, async (hub, url) => {
+      const owner = await connect(url, { name: "owner" });
+      const cfg = await owner.config("cfg.deep", { persistent: false });
+      await cfg.write({ a: 1 });
+      const r = await rawClient(url, "deep");
+      r.conn.send(proto.encode("watch", { rid: 1, key: "cfg.deep", policy: 2 }));
+      const id = (await r.next()).body.id;
+      const deep = (n: number, op: number) =>
+        op === 2 ? `${'{"a":'.repeat(n)}1${"}".repeat(n)}` : `${"[".repeat(n)}${"]".repeat(n)}`;
+      for (const op of [0, 1, 2]) {
+        r.conn.send(proto.encode("config", { rid: 10 + op, id, op, json: deep(10_000, op) }));
+        const m = await r.next();
+        assert.deepEqual(
+          [m.type, m.body.rid, m.body.code],
+          ["error", 10 + op, "EZIPC_BAD_REQUEST"],
+          `op ${op}`,
+        );
+        assert.match(m.body.message!, /nested deeper than 256/);
+      }
+      assert.deepEqual(await cfg.read(), { a: 1 });
+      // 256 levels are a value like any other.
+      r.conn.send(proto.encode("config", { rid: 20, id, op: 0, json: deep(256, 0) }));
+      let reply = await r.next();
+      while (reply.type === "update") reply = await r.next(); // (its own write, pushed to its poll pointer)
+      assert.deepEqual([reply.type, reply.body.rid], ["ok", 20]);
+      assert.equal(hub.stats().protocolErrors, 0);
+      await r.conn.close();
+      await owner.close();
     });
   });
 });
