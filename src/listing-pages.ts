@@ -20,6 +20,34 @@ export const PAGE_ENTRIES = 10_000;
  */
 export const PAGE_BYTES = 1024 * 1024;
 
+/** Bytes of an answer before its entries (index, rid, count, flag), at most. */
+export const ANSWER_HEAD_BYTES = 16;
+
+/** Entries a listing only compares with its cursor or pattern, per entry charged (a 30th of building one). */
+export const LOOKS_PER_ENTRY = 32;
+
+/**
+ * How many of `first` (in order) one page takes: those that fit `maxBytes` of answer, its head included, and
+ * {@link PAGE_ENTRIES} entries, but at least one; and the entries they count (`entriesOf`: a topic counts
+ * one, a key one and one per holder).
+ */
+export function pageCut<T>(
+  first: readonly T[],
+  maxBytes: number,
+  bytesOf: (t: T) => number,
+  entriesOf: (t: T) => number,
+): { n: number; entries: number } {
+  const budget = maxBytes - ANSWER_HEAD_BYTES;
+  let n = 0;
+  let entries = 0;
+  for (let bytes = 0; n < first.length; n++) {
+    bytes += bytesOf(first[n]!);
+    if (n > 0 && (bytes > budget || entries >= PAGE_ENTRIES)) break;
+    entries += entriesOf(first[n]!);
+  }
+  return { n, entries };
+}
+
 /** The bytes of answer a page may hold: {@link PAGE_BYTES}, within both ends' frame limits (0: no limit). */
 export function pageBytes(hubMaxFrameBytes: number, askerMaxBytes: number): number {
   const limit = Math.min(PAGE_BYTES, hubMaxFrameBytes);

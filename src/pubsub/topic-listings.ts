@@ -9,7 +9,14 @@
 import type { Infer } from "../codec/schema.js";
 import type { ListingBudget } from "../listing-budget.js";
 import { listingTooLarge } from "../listing-budget.js";
-import { firstByName, PAGE_ENTRIES, pageBytes } from "../listing-pages.js";
+import {
+  ANSWER_HEAD_BYTES,
+  firstByName,
+  LOOKS_PER_ENTRY,
+  PAGE_ENTRIES,
+  pageBytes,
+  pageCut,
+} from "../listing-pages.js";
 import type { TopicView } from "../protocol/core-messages.js";
 import type { Connection } from "../transport/types.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
@@ -20,10 +27,6 @@ export type ListedTopic = Infer<typeof pubsubMessages.topicList>["topics"][numbe
 
 /** Bytes of a listed topic besides its name (its length, seqs, counts, flag), at most. */
 const LISTED_TOPIC_BYTES = 35;
-/** Bytes of an answer before its topics (index, rid, count, flag), at most. */
-const ANSWER_HEAD_BYTES = 16;
-/** Topics a page only compares with its cursor, per entry charged (measured: a 30th of building one). */
-const LOOKS_PER_ENTRY = 32;
 
 /** What the listings read from the hub's pub/sub. */
 export interface TopicSource {
@@ -89,12 +92,12 @@ export function topicsPage(
     if (t.name > after && src.mayList(conn, t.name)) found.push(t);
   }
   const first = firstByName(found, PAGE_ENTRIES, byName);
-  const budget = pageBytes(src.maxFrameBytes, maxBytes) - ANSWER_HEAD_BYTES;
-  let n = 0;
-  for (let bytes = 0; n < first.length; n++) {
-    bytes += LISTED_TOPIC_BYTES + first[n]!.name.length;
-    if (bytes > budget && n > 0) break;
-  }
+  const { n } = pageCut(
+    first,
+    pageBytes(src.maxFrameBytes, maxBytes),
+    (t) => LISTED_TOPIC_BYTES + t.name.length,
+    () => 1,
+  );
   src.listings.charge(Math.ceil(walked / LOOKS_PER_ENTRY) + n);
   const topics = [];
   for (let i = 0; i < n; i++) topics.push(listed(first[i]!, src));

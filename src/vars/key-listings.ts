@@ -13,7 +13,14 @@ import type { Infer } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
 import type { ListingBudget } from "../listing-budget.js";
 import { listingTooLarge } from "../listing-budget.js";
-import { firstByName, PAGE_ENTRIES, pageBytes } from "../listing-pages.js";
+import {
+  ANSWER_HEAD_BYTES,
+  firstByName,
+  LOOKS_PER_ENTRY,
+  PAGE_ENTRIES,
+  pageBytes,
+  pageCut,
+} from "../listing-pages.js";
 import type { KeyView } from "../protocol/core-messages.js";
 import type { Block } from "./block-table.js";
 import { GlobMatcher } from "./glob.js";
@@ -29,14 +36,10 @@ export type ListedKey = Infer<typeof varsMessages.listing>["keys"][number];
  */
 export const VIEW_HOLDERS = 50;
 
-/** Bytes of an answer before its keys (index, rid, count, flag), at most. */
-const ANSWER_HEAD_BYTES = 16;
 /** Bytes of a listed key besides its name (its length, kind, size, version, refcount, flags, holder count), at most. */
 const LISTED_KEY_BYTES = 24;
 /** Bytes of a listed holder besides its client's name (its length, `#` and id, counts), at most. */
 const LISTED_HOLDER_BYTES = 21;
-/** Keys or holders a listing only counts, per entry charged (a 30th of building one, as topics' walk). */
-const LOOKS_PER_ENTRY = 32;
 
 /** Steps a listing's glob may take besides {@link MATCH_STEPS_PER_CHAR} per character of the keys it walks. */
 const MATCH_STEPS_BASE = 100_000;
@@ -144,14 +147,12 @@ export function keysPage(
     if (b.key > after && match(b.key) && src.mayList(b.key)) found.push(b);
   }
   const first = firstByName(found, PAGE_ENTRIES, byKey);
-  const budget = pageBytes(src.maxFrameBytes, maxBytes) - ANSWER_HEAD_BYTES;
-  let n = 0;
-  let entries = 0;
-  for (let bytes = 0; n < first.length; n++) {
-    bytes += keyBytes(first[n]!, src);
-    if (n > 0 && (bytes > budget || entries >= PAGE_ENTRIES)) break;
-    entries += 1 + (src.holdersOf(first[n]!)?.size ?? 0);
-  }
+  const { n, entries } = pageCut(
+    first,
+    pageBytes(src.maxFrameBytes, maxBytes),
+    (b) => keyBytes(b, src),
+    (b) => 1 + (src.holdersOf(b)?.size ?? 0),
+  );
   src.listings.charge(Math.ceil(walked / LOOKS_PER_ENTRY) + entries);
   const keys = [];
   for (let i = 0; i < n; i++) keys.push(listed(first[i]!, src));
