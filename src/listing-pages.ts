@@ -24,28 +24,58 @@ export const PAGE_BYTES = 1024 * 1024;
 export const ANSWER_HEAD_BYTES = 16;
 
 /** Entries a listing only compares with its cursor or pattern, per entry charged (a 30th of building one). */
-export const LOOKS_PER_ENTRY = 32;
+const LOOKS_PER_ENTRY = 32;
+
+/** What one page of a listing is made from (the topics' or the keys'). */
+export interface PageSource<T, E> {
+  /** Every candidate, in no order (each one counts as walked). */
+  items: Iterable<T>;
+  /** Whether a candidate after the cursor is listed (the pattern, the asker's permission). */
+  keep(t: T): boolean;
+  name(t: T): string;
+  /** The bytes `t` takes in an answer, at most. */
+  bytesOf(t: T): number;
+  /** The entries `t` counts (a topic one, a key one and one per holder). */
+  entriesOf(t: T): number;
+  build(t: T): E;
+  /** The hub's budget of listings (listing-budget.ts), and the listing's name in its refusal (`topics`, `list`). */
+  listings: { check(what: string): void; charge(entries: number): void };
+  what: string;
+  /** The hub's frame limit. */
+  maxFrameBytes: number;
+}
 
 /**
- * How many of `first` (in order) one page takes: those that fit `maxBytes` of answer, its head included, and
- * {@link PAGE_ENTRIES} entries, but at least one; and the entries they count (`entriesOf`: a topic counts
- * one, a key one and one per holder).
+ * One page of a listing: the candidates kept whose names sort after `after`, in name order, as many as fit
+ * {@link pageBytes} of answer and {@link PAGE_ENTRIES} entries (at least one); `more` if others follow.
+ * Charged to the budget: the entries built, and a fraction of those only looked at. Throws
+ * `EZIPC_TOO_MANY_REQUESTS` while the budget is overdrawn.
  */
-export function pageCut<T>(
-  first: readonly T[],
+export function listingPage<T, E>(
+  src: PageSource<T, E>,
+  after: string,
   maxBytes: number,
-  bytesOf: (t: T) => number,
-  entriesOf: (t: T) => number,
-): { n: number; entries: number } {
-  const budget = maxBytes - ANSWER_HEAD_BYTES;
+): { entries: E[]; more: boolean } {
+  src.listings.check(src.what);
+  const found: T[] = [];
+  let walked = 0;
+  for (const t of src.items) {
+    walked++;
+    if (src.name(t) > after && src.keep(t)) found.push(t);
+  }
+  const first = firstByName(found, PAGE_ENTRIES, src.name);
+  const budget = pageBytes(src.maxFrameBytes, maxBytes) - ANSWER_HEAD_BYTES;
   let n = 0;
   let entries = 0;
   for (let bytes = 0; n < first.length; n++) {
-    bytes += bytesOf(first[n]!);
+    bytes += src.bytesOf(first[n]!);
     if (n > 0 && (bytes > budget || entries >= PAGE_ENTRIES)) break;
-    entries += entriesOf(first[n]!);
+    entries += src.entriesOf(first[n]!);
   }
-  return { n, entries };
+  src.listings.charge(Math.ceil(walked / LOOKS_PER_ENTRY) + entries);
+  const out: E[] = [];
+  for (let i = 0; i < n; i++) out.push(src.build(first[i]!));
+  return { entries: out, more: n < found.length };
 }
 
 /** The bytes of answer a page may hold: {@link PAGE_BYTES}, within both ends' frame limits (0: no limit). */

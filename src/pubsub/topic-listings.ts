@@ -9,14 +9,7 @@
 import type { Infer } from "../codec/schema.js";
 import type { ListingBudget } from "../listing-budget.js";
 import { listingTooLarge } from "../listing-budget.js";
-import {
-  ANSWER_HEAD_BYTES,
-  firstByName,
-  LOOKS_PER_ENTRY,
-  PAGE_ENTRIES,
-  pageBytes,
-  pageCut,
-} from "../listing-pages.js";
+import { ANSWER_HEAD_BYTES, firstByName, listingPage } from "../listing-pages.js";
 import type { TopicView } from "../protocol/core-messages.js";
 import type { Connection } from "../transport/types.js";
 import type { pubsubMessages } from "./pubsub-messages.js";
@@ -84,24 +77,22 @@ export function topicsPage(
   after: string,
   maxBytes: number,
 ): { topics: ListedTopic[]; more: boolean } {
-  src.listings.check("topics");
-  const found: Topic[] = [];
-  let walked = 0;
-  for (const t of src.matching(pattern)) {
-    walked++;
-    if (t.name > after && src.mayList(conn, t.name)) found.push(t);
-  }
-  const first = firstByName(found, PAGE_ENTRIES, byName);
-  const { n } = pageCut(
-    first,
-    pageBytes(src.maxFrameBytes, maxBytes),
-    (t) => LISTED_TOPIC_BYTES + t.name.length,
-    () => 1,
+  const page = listingPage(
+    {
+      items: src.matching(pattern),
+      keep: (t) => src.mayList(conn, t.name),
+      name: byName,
+      bytesOf: (t) => LISTED_TOPIC_BYTES + t.name.length,
+      entriesOf: () => 1,
+      build: (t) => listed(t, src),
+      listings: src.listings,
+      what: "topics",
+      maxFrameBytes: src.maxFrameBytes,
+    },
+    after,
+    maxBytes,
   );
-  src.listings.charge(Math.ceil(walked / LOOKS_PER_ENTRY) + n);
-  const topics = [];
-  for (let i = 0; i < n; i++) topics.push(listed(first[i]!, src));
-  return { topics, more: n < found.length };
+  return { topics: page.entries, more: page.more };
 }
 
 /** The first `limit` topics matching `match` by name (the monitor view), and how many more there were. */

@@ -13,14 +13,7 @@ import type { Infer } from "../codec/schema.js";
 import { EzipcError } from "../errors.js";
 import type { ListingBudget } from "../listing-budget.js";
 import { listingTooLarge } from "../listing-budget.js";
-import {
-  ANSWER_HEAD_BYTES,
-  firstByName,
-  LOOKS_PER_ENTRY,
-  PAGE_ENTRIES,
-  pageBytes,
-  pageCut,
-} from "../listing-pages.js";
+import { ANSWER_HEAD_BYTES, firstByName, listingPage } from "../listing-pages.js";
 import type { KeyView } from "../protocol/core-messages.js";
 import type { Block } from "./block-table.js";
 import { GlobMatcher } from "./glob.js";
@@ -139,24 +132,22 @@ export function keysPage(
   after: string,
   maxBytes: number,
 ): { keys: ListedKey[]; more: boolean } {
-  src.listings.check("list");
-  const found: Block[] = [];
-  let walked = 0;
-  for (const b of src.blocks()) {
-    walked++;
-    if (b.key > after && match(b.key) && src.mayList(b.key)) found.push(b);
-  }
-  const first = firstByName(found, PAGE_ENTRIES, byKey);
-  const { n, entries } = pageCut(
-    first,
-    pageBytes(src.maxFrameBytes, maxBytes),
-    (b) => keyBytes(b, src),
-    (b) => 1 + (src.holdersOf(b)?.size ?? 0),
+  const page = listingPage(
+    {
+      items: src.blocks(),
+      keep: (b) => match(b.key) && src.mayList(b.key),
+      name: byKey,
+      bytesOf: (b) => keyBytes(b, src),
+      entriesOf: (b) => 1 + (src.holdersOf(b)?.size ?? 0),
+      build: (b) => listed(b, src),
+      listings: src.listings,
+      what: "list",
+      maxFrameBytes: src.maxFrameBytes,
+    },
+    after,
+    maxBytes,
   );
-  src.listings.charge(Math.ceil(walked / LOOKS_PER_ENTRY) + entries);
-  const keys = [];
-  for (let i = 0; i < n; i++) keys.push(listed(first[i]!, src));
-  return { keys, more: n < found.length };
+  return { keys: page.entries, more: page.more };
 }
 
 /**

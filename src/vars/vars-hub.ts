@@ -14,10 +14,10 @@
  * The hub (src/hub/hub.ts) owns the clients and their connections; this part keeps, per client, only its
  * pointers (`PeerVars`). Who holds what, and the pushing of new values to holders, is vars-holdings.ts.
  *
- * Over 600 lines: the handlers of the eleven message types, each with its checks (key, size, kind,
+ * Over 600 lines: the handlers of the twelve message types, each with its checks (key, size, kind,
  * permission, pointer limit), share the block table, the staged commits and the hand-overs to a clustered
  * hub (vars-cluster.ts: allocateInCluster, writeInCluster); split further, each would reach back into
- * those. The holdings and their propagation are in their own file.
+ * those. The holdings and their propagation, and the listings (key-listings.ts), are in their own files.
  */
 import type { Infer } from "../codec/schema.js";
 import { EzipcError, isEzipcError } from "../errors.js";

@@ -381,7 +381,13 @@ describe("hardening", () => {
         assert.match(m.body.message!, /nested deeper than 256/);
       }
       assert.deepEqual(await cfg.read(), { a: 1 });
-      // 256 levels are a value like any other.
+      // Brackets in strings are text, not nesting; 256 levels are a value like any other.
+      r.conn.send(
+        proto.encode("config", { rid: 19, id, op: 0, json: JSON.stringify({ s: "[{".repeat(5_000) }) }),
+      );
+      let text = await r.next();
+      while (text.type === "update") text = await r.next();
+      assert.deepEqual([text.type, text.body.rid], ["ok", 19]);
       r.conn.send(proto.encode("config", { rid: 20, id, op: 0, json: deep(256, 0) }));
       let reply = await r.next();
       while (reply.type === "update") reply = await r.next(); // (its own write, pushed to its poll pointer)

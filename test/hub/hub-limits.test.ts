@@ -469,4 +469,28 @@ describe("hub-wide limits", () => {
       await c.close();
     });
   });
+
+  it("a monitor view of more than 500 topics or keys shows the first 500 by name, whatever order they were made in", async () => {
+    await withHub({}, async (hub, url) => {
+      const c = await connect(url, { name: "maker" });
+      const names = Array.from({ length: 600 }, (_, i) => `v.${String(599 - i).padStart(3, "0")}`);
+      for (const n of names) c.publishAndForget(n, "x");
+      await c.drain();
+      const keep = await Promise.all(names.map((n) => c.allocate(n, 8, "poll")));
+      await c.publish("v.999", "x");
+      const view = hub.view("v.*");
+      const first500 = [...names].sort().slice(0, 500);
+      assert.deepEqual(
+        view.topics.map((t) => t.name),
+        first500,
+      );
+      assert.deepEqual(
+        view.keys.map((k) => k.key),
+        first500,
+      );
+      assert.deepEqual([view.truncated.topics, view.truncated.keys], [101, 100]);
+      assert.equal(keep.length, 600);
+      await c.close();
+    });
+  });
 });
