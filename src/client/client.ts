@@ -244,6 +244,12 @@ export class HubClient extends ClientConnection {
    * handler finishes and throws its error if it failed. `stream.cancel()` or the signal cancel it: the
    * handler's signal aborts and no more chunks come. At most `prefetch` chunks are in flight: a slow
    * consumer pauses the producer.
+   *
+   * Resolves once the call is sent (while the hub is away, once it is back, within the timeout); what
+   * happens after — nobody serves the topic (`EZIPC_NO_RESPONDERS`), the timeout, the server's error — ends
+   * the iterator with that error (also `stream.closed()`). Rejects only when the call cannot be sent: an
+   * invalid topic or header (`EZIPC_INVALID_TOPIC`, `EZIPC_ENCODE`), a payload over the frame limit
+   * (`EZIPC_MESSAGE_TOO_LARGE`), a closed client (`EZIPC_CONNECTION_CLOSED`).
    */
   requestStream(topic: string, payload?: Payload, options: StreamOptions = {}): Promise<Channel> {
     return this.rpc.requestStream(topic, payload, options);

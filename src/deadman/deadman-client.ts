@@ -69,14 +69,17 @@ export class Deadman extends EventEmitter<DeadmanEvents> {
     return this.heldFlag;
   }
 
-  /** Takes the token, waiting until it is free. Rejects with `EZIPC_CANCELLED` if `signal` aborts first. */
+  /**
+   * Takes the token, waiting until it is free; resolves once this client holds it. Rejects with
+   * `EZIPC_CANCELLED` if `signal` aborts first, `EZIPC_BAD_REQUEST` if this client holds it already.
+   */
   async take(options: { signal?: AbortSignal } = {}): Promise<DeadmanState> {
     const s = await this.op(this.name, OP_TAKE, options.signal);
     this.heldFlag = s.mine;
     return s;
   }
 
-  /** Takes the token if it is free; resolves with whether it did. */
+  /** Takes the token if it is free; resolves with whether it did (`EZIPC_BAD_REQUEST` if this client holds it). */
   async tryTake(): Promise<boolean> {
     const s = await this.op(this.name, OP_TRY_TAKE);
     this.heldFlag = s.mine;

@@ -19,6 +19,7 @@ import {
 import type { coreMessages } from "../protocol/core-messages.js";
 import { checkForwardable, headerList } from "../protocol/fields.js";
 import { checkTopic, topicMatcher } from "../protocol/names.js";
+import { checkRange } from "../ranges.js";
 import { COPY_THRESHOLD_BYTES } from "../transport/frame-writer.js";
 import type { Connection } from "../transport/types.js";
 import { MESSAGE_INDEX, PublishBatcher, parseMessage, parseMessagePieces } from "./fast-frames.js";
@@ -253,6 +254,9 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     options: { maxBytes?: number; maxCount?: number; persist?: boolean },
   ): Promise<void> {
     checkTopic(topic);
+    // (out of range: a RangeError naming the option, as on shm://, not the encoder's error)
+    if (options.maxBytes !== undefined) checkRange("maxBytes", options.maxBytes, 0, 0xffffffff);
+    if (options.maxCount !== undefined) checkRange("maxCount", options.maxCount, 0, 0xffffffff);
     const r = await this.link.request("topicConfig", {
       topic,
       maxBytes: options.maxBytes ?? 16 * 1024 * 1024,

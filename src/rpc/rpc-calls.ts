@@ -352,6 +352,17 @@ export class RpcCalls {
     });
   }
 
+  /**
+   * A stream that ended before it began (e.g. nobody serves its topic): its iterator throws `error`, as a
+   * stream the hub ends at once does. Nothing is sent.
+   */
+  endedStream(error: EzipcError, o: StreamOptions): Channel {
+    checkDurationMs("timeoutMs", o.timeoutMs ?? 0);
+    const channel = new Channel(this.link, SIDE_CALLER, 0, o.prefetch ?? 16, 0, () => {});
+    channel.onEnd(error);
+    return channel;
+  }
+
   /** Starts a streaming call; chunks arrive through the returned channel. */
   stream(topic: string, payload: Payload | undefined, o: StreamOptions): Channel {
     checkDurationMs("timeoutMs", o.timeoutMs ?? 0);
@@ -589,7 +600,11 @@ export class RpcCalls {
         else call.reject(endError(m.code || "EZIPC_CANCELLED", m.message));
         return;
       }
-      this.callerChannels.get(m.id)?.onEnd(error);
+      const channel = this.callerChannels.get(m.id);
+      if (!channel) return;
+      // A server whose handler returned one value to a stream sends it in the end: the last chunk.
+      if (m.status === END_OK && m.payload.length > 0) channel.onChunk(m.payload);
+      channel.onEnd(error);
       return;
     }
     // The caller cancelled (or left): abort the handler, end the channel.

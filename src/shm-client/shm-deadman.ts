@@ -55,7 +55,7 @@ export class ShmDeadmen {
   }
 
   private tryTake(name: string, t: LocalTopic): DeadmanState {
-    if (!this.held.has(name) && tryLockToken(t.ring.file, this.label, this.client)) {
+    if (tryLockToken(t.ring.file, this.label, this.client)) {
       this.held.add(name);
       this.ns.waker.wakeSleepers(t.ring.file);
     }
@@ -66,6 +66,9 @@ export class ShmDeadmen {
     if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
     if (signal?.aborted) throw cancelled(signal.reason);
     const t = this.ns.deadmanFile(name);
+    if ((op === OP_TAKE || op === OP_TRY_TAKE) && this.held.has(name)) {
+      throw new EzipcError("EZIPC_BAD_REQUEST", `${name}: this client already holds it`); // (as a hub says)
+    }
     switch (op) {
       case OP_TRY_TAKE:
         return this.tryTake(name, t);

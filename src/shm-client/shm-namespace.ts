@@ -7,7 +7,7 @@ import path from "node:path";
 import { EzipcError } from "../errors.js";
 import { checkTopic } from "../protocol/names.js";
 import { shmFileName, topicFileName, topicOfFileName } from "../shm/file-names.js";
-import { setReaderPosition, takeWaitingWriters } from "../shm/holds.js";
+import { setReaderCount, setReaderPosition, takeWaitingWriters } from "../shm/holds.js";
 import {
   DEFAULT_RING_BYTES,
   KIND_DEADMAN,
@@ -274,6 +274,7 @@ export class ShmNamespace {
     if (t.slot < 0) t.slot = this.waker.claimSlot(t.ring.file);
     if (t.readers.size === 0 && !this.anyReaders()) this.waker.hold();
     t.readers.add(reader);
+    setReaderCount(t.ring.file, t.slot, t.readers.size);
   }
 
   private anyReaders(): boolean {
@@ -283,6 +284,7 @@ export class ShmNamespace {
 
   removeReader(t: LocalTopic, reader: RingFollower): void {
     if (!t.readers.delete(reader)) return;
+    if (t.slot >= 0) setReaderCount(t.ring.file, t.slot, t.readers.size);
     if (t.readers.size > 0) this.readerMoved(t);
     if (t.readers.size === 0 && t.slot >= 0 && t.held === null) {
       this.waker.releaseSlot(t.ring.file, t.slot);

@@ -419,5 +419,5 @@ export class ShmPubSub {
 }
 
 function liveReaders(t: LocalTopic): number {
-  return Waker.liveSlots(t.ring.file, true, true);
+  return Waker.liveReaders(t.ring.file);
 }

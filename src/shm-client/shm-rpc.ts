@@ -455,11 +455,20 @@ export class ShmRpc {
   async requestStream(topic: string, payload?: Payload, options: StreamOptions = {}): Promise<Channel> {
     checkTopic(topic);
     if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    // Nobody serves it: as through a hub, the stream is returned, and its iterator throws why.
     const t = this.requestRing(topic);
     if (!t || !hasServer(t)) {
-      throw new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${topic}`);
+      return this.caller.endedStream(
+        new EzipcError("EZIPC_NO_RESPONDERS", `nobody serves ${topic}`),
+        options,
+      );
     }
-    return this.caller.stream(topic, payload, options);
+    try {
+      return this.caller.stream(topic, payload, options);
+    } catch (err) {
+      if (!isEzipcError(err, "EZIPC_NO_RESPONDERS")) throw err;
+      return this.caller.endedStream(err, options); // (its server went between the look and the send)
+    }
   }
 
   close(): void {

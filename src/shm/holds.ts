@@ -15,6 +15,7 @@ import {
   C_NEXT_HI,
   C_NEXT_LO,
   C_PID,
+  C_READERS,
   C_WAKE_AT_HI,
   C_WAKE_AT_LO,
   C_WRITER_WAITING,
@@ -35,6 +36,11 @@ export function setReaderPosition(file: MappedFile, slot: number, next: number, 
   Atomics.store(u32, word(slot, C_NEXT_LO), next % TWO32);
   Atomics.store(u32, word(slot, C_NEXT_HI), Math.floor(next / TWO32));
   Atomics.store(i32, word(slot, C_HOLDS), holds ? 1 : 0);
+}
+
+/** Publishes how many readers (subscriptions) this process has on `file` (what `topics()` counts). */
+export function setReaderCount(file: MappedFile, slot: number, readers: number): void {
+  Atomics.store(file.i32, word(slot, C_READERS), readers);
 }
 
 /**

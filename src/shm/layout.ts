@@ -98,6 +98,8 @@ export const C_REFS = 32;
 /** A waiting writer is woken once every holding reader has reached this seq (u32 × 2; 0: at any move). */
 export const C_WAKE_AT_LO = 48;
 export const C_WAKE_AT_HI = 52;
+/** Readers (subscriptions) of this slot's process on the file, for `topics()` (0 in files of older versions: one). */
+export const C_READERS = 56;
 
 // Packet.
 export const P_SIZE = 0;

@@ -22,6 +22,7 @@ import {
   C_NEXT_HI,
   C_NEXT_LO,
   C_PID,
+  C_READERS,
   C_REFS,
   C_SLEEPING,
   C_WRITER_WAITING,
@@ -175,6 +176,7 @@ export class Waker {
         file.u32[slotWord(s, C_NEXT_LO)] = 0;
         file.u32[slotWord(s, C_NEXT_HI)] = 0;
         for (let p = 0; p < 3; p++) Atomics.store(i32, slotWord(s, C_REFS) + p, 0);
+        Atomics.store(i32, slotWord(s, C_READERS), 0);
         Atomics.store(i32, slotWord(s, C_HOLDS), 0);
         if (Atomics.compareExchange(i32, slotWord(s, C_WRITER_WAITING), 1, 0) === 1) {
           Atomics.sub(i32, H_WRITERS_WAITING / 4, 1);
@@ -235,6 +237,22 @@ export class Waker {
         continue;
       const start = file.f64[slotStart(s)]!;
       if ((exact ? isAlive(pid, start) : isAliveCached(pid, start)) && ++n >= atMost) break;
+    }
+    return n;
+  }
+
+  /**
+   * Readers of `file` in live processes: each reading slot's count of its process's readers (a slot of an
+   * older version, which counts none, as one).
+   */
+  static liveReaders(file: MappedFile): number {
+    let n = 0;
+    for (let s = 0; s < SLOT_COUNT; s++) {
+      const pid = Atomics.load(file.i32, slotWord(s, C_PID));
+      if (pid <= 0) continue;
+      if (file.u32[slotWord(s, C_NEXT_LO)] === 0 && file.u32[slotWord(s, C_NEXT_HI)] === 0) continue;
+      if (isAlive(pid, file.f64[slotStart(s)]!))
+        n += Math.max(1, Atomics.load(file.i32, slotWord(s, C_READERS)));
     }
     return n;
   }

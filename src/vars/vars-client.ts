@@ -455,17 +455,31 @@ export class VarsClient implements ClientPart<VarsMessage> {
       expect: expect === undefined ? undefined : BigInt(expect),
       data,
     });
-    if (r.type === "conflict") return { ok: false, version: Number(r.body.version) };
+    if (r.type === "conflict") return { ok: false, version: learnt(s, Number(r.body.version)) };
     if (r.type !== "ok") throw unexpected(r);
-    return { ok: true, version: Number(r.body.version) };
+    return { ok: true, version: learnt(s, Number(r.body.version)) };
   }
 
   private async configOp(s: KeyState, op: number, json: string): Promise<{ ok: boolean; version: number }> {
     const r = await this.keyRequest(s, "config", { id: s.id, op, json });
-    if (r.type === "conflict") return { ok: false, version: Number(r.body.version) };
+    if (r.type === "conflict") return { ok: false, version: learnt(s, Number(r.body.version)) };
     if (r.type !== "ok") throw unexpected(r);
-    return { ok: true, version: Number(r.body.version) };
+    return { ok: true, version: learnt(s, Number(r.body.version)) };
   }
+}
+
+/**
+ * A version the hub named in an answer (a write's, a conflict's) is known from then on: by a `request`
+ * pointer, which keeps no copy for the hub to update (its `version` said 1 after writes of its own), and by
+ * a `lazy` one whose copy went stale earlier (the hub says so once, not at every later write): as a `stale`
+ * push would, it moves the version on and marks the copy stale. A `poll` copy is brought there by the hub's
+ * pushes, which come before the answer (its version and bytes move together).
+ */
+function learnt(s: KeyState, version: number): number {
+  if (version <= s.version || s.policy === 2) return version;
+  s.version = version;
+  s.fresh = false;
+  return version;
 }
 
 /** A listed key as `list()` reports it. */

@@ -229,6 +229,8 @@ class RpcPart:
                 if name == "chunk":
                     s._chunk(b["payload"])
                 elif name == "end":
+                    if b["status"] == END_OK and b["payload"]:
+                        s._chunk(b["payload"])  # a server's one value for a stream comes in its end: the last chunk
                     s._end(None if b["status"] == END_OK else EzipcError(b["code"] or "EZIPC_REMOTE", b["message"]))
             return
         call = self._serving.get(b["id"])

@@ -225,6 +225,8 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
                         raise EzipcError("EZIPC_BAD_REQUEST", "no stream for you")
                     if req.text() == "sync":
                         return (f"s{i}" for i in range(5))
+                    if req.text() == "one":
+                        return "just one"  # one value, not chunks: the stream's only chunk
 
                     async def chunks():
                         try:
@@ -242,6 +244,7 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
                 got = [c.decode() async for c in await a.request_stream(topic, "40", prefetch=4)]
                 self.assertEqual(got, [f"c{i}" for i in range(40)])
                 self.assertEqual([c.decode() async for c in await a.request_stream(topic, "sync")], [f"s{i}" for i in range(5)])
+                self.assertEqual([c async for c in await a.request_stream(topic, "one")], [b"just one"])
                 with self.assertRaises(EzipcError) as e:
                     [c async for c in await a.request_stream(topic, "fail")]
                 self.assertEqual(e.exception.code, "EZIPC_BAD_REQUEST")
