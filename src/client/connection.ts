@@ -210,8 +210,9 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
   }
 
   /**
-   * Closes the connection: the hub releases every pointer this client held (after its grace rules). Pending
-   * requests reject with `EZIPC_CONNECTION_CLOSED`. Resolves once closed.
+   * Closes the connection: fire-and-forget publishes made before it are sent first; the hub releases every
+   * pointer this client held (after its grace rules). Pending requests reject with
+   * `EZIPC_CONNECTION_CLOSED`; subscriptions end (their iterators finish). Resolves once closed.
    */
   async close(): Promise<void> {
     await this.closeWith(new EzipcError("EZIPC_CONNECTION_CLOSED", "client closed"));
@@ -229,6 +230,9 @@ export abstract class ClientConnection extends EventEmitter<HubClientEvents> {
       await this.dialer.close();
       return;
     }
+    // What was published and forgotten before close() leaves first (a batch waits for the end of the
+    // tick): the connection's graceful close writes it, then its CLOSE, so the hub gets it all.
+    if (this.conn?.state === "open") this.beforeSend();
     this.closedError = error;
     this.ready = false;
     for (const part of this.parts) await part.close?.(error);

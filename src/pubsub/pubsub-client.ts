@@ -282,6 +282,12 @@ export class PubSubClient implements ClientPart<PubSubMessage> {
     return { settled: Promise.all(resubscribed) };
   }
 
+  /** The client closes: every subscription ends (an iterator finishes, as after unsubscribe). */
+  close(): void {
+    for (const sub of [...this.subs.values()]) sub.unsubscribe();
+    this.wakeHeld();
+  }
+
   connectionClosed(conn: Connection, _error: EzipcError, current: boolean): void {
     if (this.batchConn === conn) this.batcher.discard();
     if (!current) return;

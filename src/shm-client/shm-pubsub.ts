@@ -186,7 +186,7 @@ export class ShmPubSub {
   }
 
   private target(topic: string): LocalTopic {
-    if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    if (this.closed) throw closedError();
     if (topic === this.lastTopic && this.lastTarget !== null) return this.lastTarget; // (a publisher's usual case)
     if (topic.startsWith("$")) {
       throw new EzipcError("EZIPC_PERMISSION_DENIED", `${topic}: $… topics are reserved`);
@@ -296,6 +296,7 @@ export class ShmPubSub {
    */
   drain(): Promise<void> {
     try {
+      if (this.closed) throw closedError();
       this.throwDeferred();
       this.flush();
     } catch (err) {
@@ -310,7 +311,7 @@ export class ShmPubSub {
     options: SubscribeOptions = {},
     handler?: (m: TopicMessage) => unknown,
   ): Promise<Subscription> {
-    if (this.closed) throw new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
+    if (this.closed) throw closedError();
     const { wildcard } = topicMatcher(pattern);
     if (wildcard) {
       throw new EzipcError(
@@ -353,6 +354,7 @@ export class ShmPubSub {
 
   /** See HubClient.topics: every topic file of the namespace matching `pattern`. */
   async topics(pattern = ""): Promise<TopicInfo[]> {
+    if (this.closed) throw closedError();
     const match = pattern === "" ? () => true : topicMatcher(pattern).match;
     const out: TopicInfo[] = [];
     for (const name of this.ns.topicNames()) {
@@ -389,6 +391,7 @@ export class ShmPubSub {
     topic: string,
     options: { maxBytes?: number; maxCount?: number; persist?: boolean },
   ): Promise<void> {
+    if (this.closed) throw closedError();
     if (options.persist) {
       throw new EzipcError("EZIPC_NOT_SUPPORTED", "shm:// topics live in memory only (persist needs a hub)");
     }
@@ -413,9 +416,13 @@ export class ShmPubSub {
       this.flush(); // what was published before close() goes out
     } catch {}
     this.closed = true;
-    this.holds.close(new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed"));
-    for (const r of [...this.readers]) r.close();
+    this.holds.close(closedError());
+    for (const r of [...this.readers]) r.sub.unsubscribe(); // (its iterator finishes, as on a hub)
   }
+}
+
+function closedError(): EzipcError {
+  return new EzipcError("EZIPC_CONNECTION_CLOSED", "this shm:// client is closed");
 }
 
 function liveReaders(t: LocalTopic): number {

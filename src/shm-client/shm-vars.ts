@@ -107,6 +107,7 @@ export class ShmVars {
     options: AllocateOptions = {},
   ): Promise<IpcPtr<P, unknown>> {
     checkKey(key);
+    this.checkOpen();
     const { size, codec } = allocateShape(sizeOrSchema, policy);
     this.checkSize(key, size);
     const o = this.files.openOrCreate(
@@ -198,6 +199,7 @@ export class ShmVars {
   /** See HubClient.config. */
   async config(key: string, options: { policy?: SyncPolicy; persistent?: boolean } = {}): Promise<ConfigVar> {
     checkKey(key);
+    this.checkOpen();
     const policy = options.policy ?? "poll";
     checkPolicyName(policy);
     const o = this.files.openOrCreate(

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { rmSync } from "node:fs";
 import { after, before, describe, it } from "node:test";
 import { connect, Hub, isEzipcError, type MessagingClient } from "../../src/index.js";
-import { until } from "../helpers.js";
+import { until, within } from "../helpers.js";
 
 for (const backend of ["hub", "shm"] as const)
   describe(`the same API answers the same way (${backend})`, () => {
@@ -14,8 +14,9 @@ for (const backend of ["hub", "shm"] as const)
     let a: MessagingClient;
     let b: MessagingClient;
     const ns = `test-parity-${process.pid}`;
+    let url = "";
     before(async () => {
-      let url: string = `shm:///${ns}`;
+      url = `shm:///${ns}`;
       if (backend === "hub") {
         hub = await Hub.listen({ urls: ["tcp://127.0.0.1:0"] });
         url = hub.urls[0]!;
@@ -97,6 +98,62 @@ for (const backend of ["hub", "shm"] as const)
       assert.equal(await count(), 1);
       s3.unsubscribe(); // (b's: through a hub, a's listing may be answered before b's unsubscribe arrives)
       await until(async () => (await count()) === 0, "no subscriber left");
+    });
+
+    it("close() sends the fire-and-forget publishes made before it, and ends the client's subscriptions", async () => {
+      const got: string[] = [];
+      const all = new Promise<void>((resolve) => {
+        void b.subscribe("parity.last", {}, (m) => {
+          got.push(m.text());
+          if (got.length === 100) resolve();
+        });
+      });
+      await b.topics("parity.last"); // (through a hub: the subscription is in place)
+      const c = await connect(url as `tcp:${string}`, { name: "c" });
+      const own = (await c.subscribe("parity.own"))[Symbol.asyncIterator]();
+      const ended = own.next();
+      for (let i = 0; i < 100; i++) c.publishAndForget("parity.last", `m${i}`);
+      await c.close();
+      assert.deepEqual(await within(ended, 5_000, "the closed client's subscription to end"), {
+        done: true,
+        value: undefined,
+      });
+      await within(all, 5_000, "the 100 messages published before close()");
+      assert.deepEqual(
+        got,
+        Array.from({ length: 100 }, (_, i) => `m${i}`),
+      );
+    });
+
+    it("after close(), every operation fails with EZIPC_CONNECTION_CLOSED (and creates nothing)", async () => {
+      const c = await connect(url as `tcp:${string}`, { name: "closed" });
+      await c.close();
+      const closed = (e: unknown) => isEzipcError(e, "EZIPC_CONNECTION_CLOSED");
+      const calls: [string, () => unknown][] = [
+        ["publish", () => c.publish("parity.after", "x")],
+        ["publishAndForget", () => c.publishAndForget("parity.after", "x")],
+        ["drain", () => c.drain()],
+        ["subscribe", () => c.subscribe("parity.after")],
+        ["topics", () => c.topics()],
+        ["configureTopic", () => c.configureTopic("parity.after.t", { maxCount: 5 })],
+        ["serve", () => c.serve("parity.after", () => "x")],
+        ["request", () => c.request("parity.after", "x")],
+        ["requestStream", () => c.requestStream("parity.after", "x")],
+        ["deadman take", () => c.deadman("parity.after").take()],
+        ["allocate", () => c.allocate("parity.after.k", 4, "poll")],
+        ["watch", () => c.watch("parity.after.k", "poll")],
+        ["config", () => c.config("parity.after.c")],
+        ["list", () => c.list()],
+        ["peek", () => c.peek("parity.after.k")],
+        ["info", () => c.info("parity.after.k")],
+        ["exists", () => c.exists("parity.after.k")],
+      ];
+      for (const [name, call] of calls) {
+        await assert.rejects(async () => call(), closed, name);
+      }
+      assert.equal(await a.exists("parity.after.k"), false);
+      assert.equal(await a.exists("parity.after.c"), false);
+      assert.deepEqual(await a.topics("parity.after.t"), []);
     });
 
     it("a topic bound out of range is a RangeError naming it, before anything is sent", async () => {
