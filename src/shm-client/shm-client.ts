@@ -8,6 +8,7 @@ import { EventEmitter } from "node:events";
 import type { Infer, SchemaType } from "../codec/schema.js";
 import type { Deadman } from "../deadman/deadman-client.js";
 import { EzipcError } from "../errors.js";
+import { clientNameProblem } from "../protocol/names.js";
 import type { PublishOptions, TopicInfo } from "../pubsub/pubsub-client.js";
 import type { SubscribeOptions, Subscription, TopicMessage } from "../pubsub/subscription.js";
 import { checkRange, MAX_TIMER_MS } from "../ranges.js";
@@ -85,6 +86,9 @@ export class ShmClient extends EventEmitter {
   ) {
     super();
     checkOptions(options);
+    // The names a hub refuses (they would reach other processes' screens and logs): refused here too.
+    const nameProblem = options.name === undefined ? null : clientNameProblem(options.name);
+    if (nameProblem) throw new EzipcError("EZIPC_HANDSHAKE", nameProblem);
     this.namespace = shmNamespaceOf(url);
     shmNative(); // EZIPC_SHM_UNAVAILABLE, with the reason, before anything is created
     this.identity = `${options.name ?? "client"}#${process.pid}`;

@@ -156,6 +156,18 @@ for (const backend of ["hub", "shm"] as const)
       assert.deepEqual(await a.topics("parity.after.t"), []);
     });
 
+    it("a client name a hub refuses (too long, control characters) is refused with EZIPC_HANDSHAKE", async () => {
+      for (const name of ["n".repeat(256), "a\nb", "a\u202eb"]) {
+        await assert.rejects(
+          connect(url as `tcp:${string}`, { name }),
+          (e) => isEzipcError(e, "EZIPC_HANDSHAKE"),
+          JSON.stringify(name),
+        );
+      }
+      const ok = await connect(url as `tcp:${string}`, { name: "é✓ a#b" });
+      await ok.close();
+    });
+
     it("a topic bound out of range is a RangeError naming it, before anything is sent", async () => {
       for (const [k, v] of [
         ["maxCount", -1],
