@@ -413,13 +413,30 @@ namespace Ezipc
         internal async Task<CasResult> WriteAsync(KeyState s, byte[] data, int offset, ulong? expect)
         {
             var r = await AskAsync("write", Body.Of("id", s.Id, "offset", offset, "expect", expect, "data", data), s).ConfigureAwait(false);
-            return new CasResult { Ok = r.Name == "ok", Version = r.Body.U64("version") };
+            return new CasResult { Ok = r.Name == "ok", Version = Learnt(s, r.Body.U64("version")) };
         }
 
         internal async Task<CasResult> ConfigOpAsync(KeyState s, int op, string json)
         {
             var r = await AskAsync("config", Body.Of("id", s.Id, "op", op, "json", json), s).ConfigureAwait(false);
-            return new CasResult { Ok = r.Name == "ok", Version = r.Body.U64("version") };
+            return new CasResult { Ok = r.Name == "ok", Version = Learnt(s, r.Body.U64("version")) };
+        }
+
+        /// <summary>A version the hub named in an answer (a write's, a conflict's) is known from then on: by a
+        /// request pointer, which keeps no copy for the hub to update, and by a lazy one whose copy went stale
+        /// earlier (the hub says so once): the copy is then stale. A poll copy gets there by the hub's pushes,
+        /// which come first.</summary>
+        ulong Learnt(KeyState s, ulong version)
+        {
+            lock (sync)
+            {
+                if (version > s.Version && s.Policy != 2)
+                {
+                    s.Version = version;
+                    s.Fresh = false;
+                }
+            }
+            return version;
         }
 
         internal void Release(Pointer p)

@@ -86,6 +86,7 @@ public class HubTests
             lazy.Changed += (v, d) => { lock (lazyChanges) lazyChanges.Add(new Change { Version = v, Data = d }); };
             var first = poll.NextChangeAsync();
             Assert.AreEqual(2UL, Within(w.WriteAsync(B(0x2a))));
+            Assert.AreEqual(2UL, w.Version); // its own write: known without a read (request keeps no copy)
             // poll: pushed with the value; the copy is there at once
             var c = Within(first);
             Assert.AreEqual(2UL, c.Version);
@@ -105,6 +106,8 @@ public class HubTests
             cas = Within(lazy.CompareAndWriteAsync(2, B(1)));
             Assert.IsTrue(cas.Ok);
             Assert.AreEqual(3UL, cas.Version);
+            Assert.IsFalse(Within(w.CompareAndWriteAsync(2, B(2))).Ok);
+            Assert.AreEqual(3UL, w.Version); // the version a failed compare-and-write met
             Assert.Throws<ArgumentOutOfRangeException>(() => w.WriteAsync(B(1, 2, 3, 4, 5)));
             var info = Within(cs[0].InfoAsync(key));
             Assert.AreEqual("live", info.State);

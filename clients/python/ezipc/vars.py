@@ -288,11 +288,11 @@ class VarsPart:
 
     async def _write(self, s: KeyState, data: bytes, offset: int, expect: int | None) -> dict:
         r = await self._request("write", {"id": s.id, "offset": offset, "expect": expect, "data": data}, s)
-        return {"ok": r["_type"] == "ok", "version": r["version"]}
+        return {"ok": r["_type"] == "ok", "version": _learnt(s, r["version"])}
 
     async def _config(self, s: KeyState, op: int, doc: str) -> tuple[bool, int]:
         r = await self._request("config", {"id": s.id, "op": op, "json": doc}, s)
-        return r["_type"] == "ok", r["version"]
+        return r["_type"] == "ok", _learnt(s, r["version"])
 
     def _release(self, p: Pointer) -> None:
         s = p.state
@@ -324,3 +324,13 @@ def _policy(policy: str) -> int:
     if policy not in POLICIES:
         raise ValueError(f"sync policy must be request, lazy or poll, got {policy}")
     return POLICIES[policy]
+
+
+def _learnt(s: KeyState, version: int) -> int:
+    """A version the hub named in an answer (a write's, a conflict's) is known from then on: by a request
+    pointer, which keeps no copy for the hub to update, and by a lazy one whose copy went stale earlier (the
+    hub says so once): the copy is then stale. A poll copy gets there by the hub's pushes, which come first."""
+    if version > s.version and s.policy != 2:
+        s.version = version
+        s.fresh = False
+    return version

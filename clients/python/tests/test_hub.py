@@ -49,6 +49,7 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
                 first = asyncio.ensure_future(seen.__anext__())
                 await asyncio.sleep(0)  # the iterator is listening
                 self.assertEqual(await w.write(b"\x2a", 0), 2)
+                self.assertEqual(w.version, 2)  # its own write: known without a read (request keeps no copy)
                 # poll: pushed; the copy is there once the hub's update arrived
                 version, data = await within(first)
                 self.assertEqual((version, data), (2, b"\x2a\x00\x00\x00"))
@@ -62,6 +63,8 @@ class HubTest(unittest.IsolatedAsyncioTestCase):
                 # compare-and-write
                 self.assertEqual(await lazy.compare_and_write(1, b"\x01"), (False, 2))
                 self.assertEqual(await lazy.compare_and_write(2, b"\x01"), (True, 3))
+                self.assertEqual(await w.compare_and_write(2, b"\x02"), (False, 3))
+                self.assertEqual(w.version, 3)  # the version a failed compare-and-write met
                 with self.assertRaises(ValueError):
                     await w.write(b"12345")
                 info = await a.info(key)
