@@ -24,6 +24,7 @@ import { isUnusableFile } from "../shm/shm-file.js";
 import { VAR_BYTES, VAR_DISPOSED, VAR_GRACE, VAR_JSON, VAR_LIVE, VAR_REPLACED } from "../shm/var-file.js";
 import { CONFIG_MERGE_PATCH, CONFIG_WRITE, CONFIG_WRITE_IF_EMPTY, ConfigVar } from "../vars/config-var.js";
 import { globMatcher } from "../vars/glob.js";
+import { jsonDepth, MAX_JSON_DEPTH } from "../vars/json-depth.js";
 import { mergePatch } from "../vars/merge-patch.js";
 import {
   allocateShape,
@@ -462,6 +463,13 @@ export class ShmVars {
   }
 
   private async configOp(s: KeyState, op: number, json: string): Promise<{ ok: boolean; version: number }> {
+    // As a hub: deeper values would overflow the stack of whoever merges or writes them out again.
+    if (jsonDepth(json) > MAX_JSON_DEPTH) {
+      throw new EzipcError(
+        "EZIPC_BAD_REQUEST",
+        `${s.key}: JSON nested deeper than ${MAX_JSON_DEPTH} levels (arrays and objects)`,
+      );
+    }
     let value: unknown;
     try {
       value = JSON.parse(json);
@@ -477,7 +485,23 @@ export class ShmVars {
         if (cur.data.length > 0) return { ok: false, version: cur.version };
         next = value;
       } else if (op === CONFIG_MERGE_PATCH) {
-        const current = cur.data.length > 0 ? JSON.parse(cur.data.toString("utf8")) : undefined;
+        const text = cur.data.toString("utf8");
+        if (jsonDepth(text) > MAX_JSON_DEPTH) {
+          // Only a process that wrote the file without ezipc's checks can have put it there.
+          throw new EzipcError(
+            "EZIPC_SHM_BAD_FILE",
+            `${s.key}: its value is nested deeper than ${MAX_JSON_DEPTH} levels; write a whole new value instead of a patch`,
+          );
+        }
+        let current: unknown;
+        try {
+          current = cur.data.length > 0 ? JSON.parse(text) : undefined;
+        } catch {
+          throw new EzipcError(
+            "EZIPC_SHM_BAD_FILE",
+            `${s.key}: its value is not JSON; write a whole new value`,
+          );
+        }
         next = mergePatch(current, value);
       } else throw new EzipcError("EZIPC_BAD_REQUEST", `unknown config operation ${op}`);
       const data = Buffer.from(JSON.stringify(next), "utf8");

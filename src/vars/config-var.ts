@@ -1,3 +1,5 @@
+import { EzipcError } from "../errors.js";
+import { jsonDepth, MAX_JSON_DEPTH } from "./json-depth.js";
 import type { IpcPtr, PointerStatus } from "./pointer.js";
 import type { SyncPolicy } from "./vars-messages.js";
 
@@ -8,9 +10,22 @@ export const CONFIG_MERGE_PATCH = 2;
 
 type ConfigOp = (op: number, json: string) => Promise<{ ok: boolean; version: number }>;
 
-function parse(data: Uint8Array | null | undefined): unknown {
+/**
+ * The document in `data`. A hub only ever holds valid JSON within {@link MAX_JSON_DEPTH} levels; a shm://
+ * variable holds what any process of the namespace wrote, so what cannot be read (or would overflow the
+ * stack of the copy `read()` returns) is `EZIPC_DECODE`, not a SyntaxError or RangeError.
+ */
+function parse(key: string, data: Uint8Array | null | undefined): unknown {
   if (!data || data.length === 0) return undefined;
-  return JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8"));
+  const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString("utf8");
+  if (jsonDepth(text) > MAX_JSON_DEPTH) {
+    throw new EzipcError("EZIPC_DECODE", `${key}: its value is nested deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new EzipcError("EZIPC_DECODE", `${key}: its value is not JSON (${(err as Error).message})`);
+  }
 }
 
 function stringify(value: unknown): string {
@@ -50,7 +65,7 @@ export class ConfigVar {
     const data = await this.pointer.read();
     const v = this.pointer.version;
     if (v !== this.cachedVersion) {
-      this.cached = parse(data);
+      this.cached = parse(this.key, data);
       this.cachedVersion = v;
     }
     return structuredClone(this.cached);
@@ -74,7 +89,7 @@ export class ConfigVar {
   /** Each new document (latest wins when the consumer lags); ends when disposed or invalidated. */
   async *changes(): AsyncGenerator<{ version: number; value: unknown }> {
     for await (const c of this.pointer.changes()) {
-      yield { version: c.version, value: c.data ? parse(c.data) : await this.read() };
+      yield { version: c.version, value: c.data ? parse(this.key, c.data) : await this.read() };
     }
   }
 

@@ -168,6 +168,21 @@ for (const backend of ["hub", "shm"] as const)
       await ok.close();
     });
 
+    it("a config value nested deeper than 256 levels is EZIPC_BAD_REQUEST (write and merge patch); 256 are taken", async () => {
+      const cfg = await a.config("parity.deep", { persistent: false });
+      const nest = (n: number): unknown => (n === 0 ? 1 : [nest(n - 1)]);
+      for (const op of [() => cfg.write(nest(300)), () => cfg.mergePatch({ x: nest(300) })]) {
+        await assert.rejects(
+          op(),
+          (e) => isEzipcError(e, "EZIPC_BAD_REQUEST") && /deeper than 256/.test(e.message),
+        );
+      }
+      await cfg.write(nest(255)); // (255 arrays inside the patch's object: 256 levels)
+      await cfg.mergePatch({ x: nest(255) });
+      assert.deepEqual(((await cfg.read()) as { x: unknown }).x, nest(255));
+      cfg.dispose();
+    });
+
     it("a topic bound out of range is a RangeError naming it, before anything is sent", async () => {
       for (const [k, v] of [
         ["maxCount", -1],

@@ -4,6 +4,9 @@ import { readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { after, describe, it } from "node:test";
 import { connect, isEzipcError, t } from "../../src/index.js";
+import { KIND_VAR } from "../../src/shm/layout.js";
+import { openShmFile } from "../../src/shm/shm-file.js";
+import { SharedVar } from "../../src/shm/var-file.js";
 import { seededRandom, spawnFixture, until, within } from "../helpers.js";
 
 const name = `test-vars-${process.pid}`;
@@ -136,6 +139,32 @@ describe("shm:// shared variables: values in shared memory", () => {
       await assert.rejects(c.allocate("too.big", 65, "poll"), { code: "EZIPC_BLOCK_TOO_LARGE" });
     } finally {
       await c.close();
+    }
+  });
+
+  it("a config value another process wrote without ezipc's checks (too deep, not JSON): coded errors, then a write replaces it", async () => {
+    const a = await connect(url, { name: "cfg-a" });
+    const b = await connect(url, { name: "cfg-b" });
+    try {
+      const cfg = await a.config("hostile.cfg", { persistent: false });
+      await cfg.write({ a: 1 });
+      const file = new SharedVar(openShmFile(path.join(dir, ".var.hostile.cfg"), KIND_VAR, 0o600));
+      const reader = await b.config("hostile.cfg", { persistent: false });
+      for (const [raw, why] of [
+        ["[".repeat(50_000) + "]".repeat(50_000), /deeper than 256/],
+        ["{not json", /not JSON/],
+      ] as const) {
+        const bytes = Buffer.from(raw);
+        file.locked(() => file.writeLocked(bytes, 0, bytes.length)); // (as a process of another language might)
+        await assert.rejects(reader.read(), (e) => isEzipcError(e, "EZIPC_DECODE") && why.test(e.message));
+        await assert.rejects(reader.mergePatch({ x: 1 }), (e) => isEzipcError(e, "EZIPC_SHM_BAD_FILE"));
+        await reader.write({ fresh: true });
+        assert.deepEqual(await reader.read(), { fresh: true });
+        assert.deepEqual(await cfg.read(), { fresh: true });
+      }
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 
