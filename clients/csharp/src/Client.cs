@@ -77,6 +77,9 @@ namespace Ezipc
 
         public string Hub { get; private set; } = "";
 
+        /// <summary>What the hub said it can do in its last welcome (e.g. "pages").</summary>
+        public ISet<string> HubFeatures { get; private set; } = new HashSet<string>();
+
         /// <summary>True when the last welcome resumed this client (the hub kept its pointers).</summary>
         public bool Resumed { get; private set; }
 
@@ -216,6 +219,9 @@ namespace Ezipc
             Label = b.Str("label");
             Hub = b.Str("hub");
             Resumed = b.Bool("resumed");
+            var features = new HashSet<string>();
+            foreach (var f in b.List("features")) features.Add((string)f);
+            HubFeatures = features;
         }
 
         void WriteFrame(Stream s, string name, Body body)

@@ -95,6 +95,8 @@ namespace Ezipc
         static readonly SchemaType Headers = Arr(S(F("key", Str), F("value", Str)));
         static readonly SchemaType Record = S(F("headers", Headers), F("payload", Bytes));
         static readonly SchemaType Counts = SchemaType.Fixed(U32, 3);
+        static readonly SchemaType Topics = Arr(S(F("name", Str), F("firstSeq", U64), F("lastSeq", U64), F("count", U32), F("bytes", F64), F("subscribers", U32), F("persist", Bool)));
+        static readonly SchemaType Keys = Arr(S(F("key", Str), F("kind", U8), F("size", U32), F("version", U64), F("refcount", U32), F("persistent", Bool), F("state", U8), F("holders", Arr(S(F("client", Str), F("counts", Counts))))));
 
         /// <summary>The hub protocol, version 2: a message's index is its position.</summary>
         public static readonly Field[] Messages =
@@ -118,7 +120,7 @@ namespace Ezipc
             F("resyncDone", S(F("rid", U32))),
             F("config", S(F("rid", U32), F("id", U32), F("op", U8), F("json", Str))),
             F("list", S(F("rid", U32), F("pattern", Str))),
-            F("listing", S(F("rid", U32), F("keys", Arr(S(F("key", Str), F("kind", U8), F("size", U32), F("version", U64), F("refcount", U32), F("persistent", Bool), F("state", U8), F("holders", Arr(S(F("client", Str), F("counts", Counts))))))))),
+            F("listing", S(F("rid", U32), F("keys", Keys))),
             F("stats", S(F("rid", U32))),
             F("statsReply", S(F("rid", U32), F("json", Str))),
             F("peek", S(F("rid", U32), F("key", Str))),
@@ -130,7 +132,7 @@ namespace Ezipc
             F("credit", S(F("sid", U32), F("n", U32))),
             F("unsubscribe", S(F("sid", U32))),
             F("topics", S(F("rid", U32), F("pattern", Str))),
-            F("topicList", S(F("rid", U32), F("topics", Arr(S(F("name", Str), F("firstSeq", U64), F("lastSeq", U64), F("count", U32), F("bytes", F64), F("subscribers", U32), F("persist", Bool)))))),
+            F("topicList", S(F("rid", U32), F("topics", Topics))),
             F("topicConfig", S(F("rid", U32), F("topic", Str), F("maxBytes", U32), F("maxCount", U32), F("persist", Bool))),
             F("serve", S(F("rid", U32), F("topic", Str), F("host", Str), F("direct", Str))),
             F("unserve", S(F("topic", Str))),
@@ -146,9 +148,18 @@ namespace Ezipc
             F("info", S(F("rid", U32), F("key", Str))),
             F("keyInfo", S(F("rid", U32), F("state", U8), F("kind", U8), F("size", U32), F("version", U64), F("refcount", U32), F("persistent", Bool))),
             F("publishFlow", S(F("topic", Str), F("held", Bool))),
+            F("monitor", S(F("rid", U32), F("pattern", Str))),
+            F("monitorReply", S(F("rid", U32), F("json", Str))),
+            F("topicsPage", S(F("rid", U32), F("pattern", Str), F("after", Str), F("maxBytes", U32))),
+            F("topicPage", S(F("rid", U32), F("topics", Topics), F("more", Bool))),
+            F("listPage", S(F("rid", U32), F("pattern", Str), F("after", Str), F("maxBytes", U32))),
+            F("listingPage", S(F("rid", U32), F("keys", Keys), F("more", Bool))),
         };
 
         static readonly Dictionary<string, int> Index = BuildIndex();
+
+        /// <summary>A message's index on the wire (its position in <see cref="Messages"/>).</summary>
+        public static int IndexOf(string name) => Index[name];
 
         static Dictionary<string, int> BuildIndex()
         {

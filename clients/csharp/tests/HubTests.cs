@@ -262,6 +262,46 @@ public class HubTests
     }
 
     [Test]
+    public void TopicsAndKeysAreListedAPageAtATime()
+    {
+        var c = Clients(Urls[0], 1)[0];
+        Assert.IsTrue(c.HubFeatures.Contains("pages"));
+        // 9,000 topics with long names are over one page (1 MiB): every one comes back, once, in order.
+        var prefix = Unique("cs.pages");
+        var names = Enumerable.Range(0, 9000).Select(i => prefix + "." + new string('n', 100) + "." + i).ToList();
+        foreach (var name in names) c.PublishAndForget(name, B(1));
+        Within(c.PublishAsync(prefix + ".last", "x"));
+        names.Add(prefix + ".last");
+        var listed = Within(c.TopicsAsync(prefix + ".>"), 30000);
+        CollectionAssert.AreEqual(names.OrderBy(n => n, StringComparer.Ordinal).ToList(), listed.Select(t => t.Name).ToList());
+        Assert.AreEqual(1UL, listed[0].FirstSeq);
+        Assert.AreEqual(1UL, listed[0].LastSeq);
+        Assert.AreEqual(1U, listed[0].Count);
+        Assert.IsFalse(listed[0].Persist);
+        Assert.AreEqual("EZIPC_INVALID_TOPIC", Code(c.TopicsAsync("a..b")));
+        // keys, with their holders and their pointers per policy
+        var key = Unique("cs.listed");
+        var p1 = Within(c.AllocateAsync(key + ".a", 4, Policy.Lazy));
+        var p2 = Within(c.WatchAsync(key + ".a", Policy.Poll));
+        var cfg = Within(c.ConfigAsync(key + ".b"));
+        var keys = Within(c.ListAsync(key + ".*"));
+        CollectionAssert.AreEqual(new[] { key + ".a", key + ".b" }, keys.Select(k => k.Key).ToArray());
+        Assert.AreEqual("bytes", keys[0].Kind);
+        Assert.AreEqual(4, keys[0].Size);
+        Assert.AreEqual("live", keys[0].State);
+        Assert.AreEqual(2, keys[0].Refcount);
+        Assert.AreEqual(1, keys[0].Holders.Count);
+        Assert.AreEqual(c.Label, keys[0].Holders[0].Client);
+        Assert.AreEqual(0U, keys[0].Holders[0].Request);
+        Assert.AreEqual(1U, keys[0].Holders[0].Lazy);
+        Assert.AreEqual(1U, keys[0].Holders[0].Poll);
+        Assert.AreEqual("json", keys[1].Kind);
+        p1.Dispose();
+        p2.Dispose();
+        cfg.Dispose();
+    }
+
+    [Test]
     public void ManyMessagesWithCredit()
     {
         foreach (var url in Urls)

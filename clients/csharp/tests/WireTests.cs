@@ -70,7 +70,14 @@ public class WireTests
         CollectionAssert.AreEqual(B(1, 2), rec.Bytes("payload"));
         var opened = Schema.Decode(Schema.Encode("opened", Body.Of("rid", 1, "id", 2, "kind", 0, "size", 4, "version", 9UL, "persistent", true, "created", false, "data", null)));
         Assert.IsNull(opened.Body["data"]);
-        Assert.AreEqual(47, Schema.Messages.Length);
+        var page = Schema.Decode(Schema.Encode("topicPage", Body.Of("rid", 5, "topics", new List<object>
+        {
+            Body.Of("name", "a.b", "firstSeq", 1UL, "lastSeq", 2UL, "count", 2, "bytes", 130.0, "subscribers", 1, "persist", false),
+        }, "more", true)));
+        Assert.AreEqual(50, Schema.IndexOf("topicPage"));
+        Assert.IsTrue(page.Body.Bool("more"));
+        Assert.AreEqual("a.b", ((Body)page.Body.List("topics")[0]).Str("name"));
+        Assert.AreEqual(53, Schema.Messages.Length);
     }
 
     [Test]
