@@ -73,6 +73,15 @@ function endError(code: string, message: string): EzipcError {
   return new EzipcError(known, message);
 }
 
+/** Checks a stream's options (RangeError); returns its prefetch. */
+function streamPrefetch(o: StreamOptions): number {
+  checkDurationMs("timeoutMs", o.timeoutMs ?? 0);
+  const prefetch = o.prefetch ?? 16;
+  if (!Number.isInteger(prefetch) || prefetch < 1)
+    throw new RangeError("prefetch must be a positive integer");
+  return prefetch;
+}
+
 /**
  * One end of a call's data channel: chunks in (with a credit window granted to the peer) and, for
  * sessions, chunks out (spending the peer's credit). Used by streams and sessions alike.
@@ -357,19 +366,15 @@ export class RpcCalls {
    * stream the hub ends at once does. Nothing is sent.
    */
   endedStream(error: EzipcError, o: StreamOptions): Channel {
-    checkDurationMs("timeoutMs", o.timeoutMs ?? 0);
-    const channel = new Channel(this.link, SIDE_CALLER, 0, o.prefetch ?? 16, 0, () => {});
+    const channel = new Channel(this.link, SIDE_CALLER, 0, streamPrefetch(o), 0, () => {});
     channel.onEnd(error);
     return channel;
   }
 
   /** Starts a streaming call; chunks arrive through the returned channel. */
   stream(topic: string, payload: Payload | undefined, o: StreamOptions): Channel {
-    checkDurationMs("timeoutMs", o.timeoutMs ?? 0);
+    const prefetch = streamPrefetch(o);
     const rid = this.link.nextRid();
-    const prefetch = o.prefetch ?? 16;
-    if (!Number.isInteger(prefetch) || prefetch < 1)
-      throw new RangeError("prefetch must be a positive integer");
     let timer: CallDeadline | undefined;
     const onAbort = () => channel.end(END_CANCEL, "EZIPC_CANCELLED", "cancelled");
     const channel = new Channel(this.link, SIDE_CALLER, rid, prefetch, 0, () => {

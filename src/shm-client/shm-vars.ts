@@ -24,7 +24,7 @@ import { isUnusableFile } from "../shm/shm-file.js";
 import { VAR_BYTES, VAR_DISPOSED, VAR_GRACE, VAR_JSON, VAR_LIVE, VAR_REPLACED } from "../shm/var-file.js";
 import { CONFIG_MERGE_PATCH, CONFIG_WRITE, CONFIG_WRITE_IF_EMPTY, ConfigVar } from "../vars/config-var.js";
 import { globMatcher } from "../vars/glob.js";
-import { jsonDepth, MAX_JSON_DEPTH } from "../vars/json-depth.js";
+import { checkConfigDepth, jsonDepth, MAX_JSON_DEPTH } from "../vars/json-depth.js";
 import { mergePatch } from "../vars/merge-patch.js";
 import {
   allocateShape,
@@ -463,13 +463,7 @@ export class ShmVars {
   }
 
   private async configOp(s: KeyState, op: number, json: string): Promise<{ ok: boolean; version: number }> {
-    // As a hub: deeper values would overflow the stack of whoever merges or writes them out again.
-    if (jsonDepth(json) > MAX_JSON_DEPTH) {
-      throw new EzipcError(
-        "EZIPC_BAD_REQUEST",
-        `${s.key}: JSON nested deeper than ${MAX_JSON_DEPTH} levels (arrays and objects)`,
-      );
-    }
+    checkConfigDepth(s.key, json); // (as a hub: deeper values overflow the stack of whoever merges them)
     let value: unknown;
     try {
       value = JSON.parse(json);

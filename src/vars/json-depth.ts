@@ -4,6 +4,7 @@
  * the hub's stack, and the hub closed the writer's connection without saying why. The hub refuses JSON
  * nested deeper than {@link MAX_JSON_DEPTH} with `EZIPC_BAD_REQUEST` before parsing it.
  */
+import { EzipcError } from "../errors.js";
 
 /** Deepest nesting of arrays and objects a config value may have. */
 export const MAX_JSON_DEPTH = 256;
@@ -31,4 +32,13 @@ export function jsonDepth(text: string, limit = MAX_JSON_DEPTH): number {
     } else if (c === 0x5d /* ] */ || c === 0x7d /* } */) depth--;
   }
   return deepest;
+}
+
+/** Throws `EZIPC_BAD_REQUEST` if config JSON `text` for `key` nests deeper than {@link MAX_JSON_DEPTH}. */
+export function checkConfigDepth(key: string, text: string): void {
+  if (jsonDepth(text) <= MAX_JSON_DEPTH) return;
+  throw new EzipcError(
+    "EZIPC_BAD_REQUEST",
+    `${key}: JSON nested deeper than ${MAX_JSON_DEPTH} levels (arrays and objects)`,
+  );
 }

@@ -33,7 +33,7 @@ import type { Connection } from "../transport/types.js";
 import { BlockCommits, type BlockValue } from "./block-commits.js";
 import type { BlockStore } from "./block-store.js";
 import { type Block, BlockTable, type BlockTableOptions, type Clock, checkKey } from "./block-table.js";
-import { jsonDepth, MAX_JSON_DEPTH } from "./json-depth.js";
+import { checkConfigDepth } from "./json-depth.js";
 import { describeKeys, type KeySource, keysPage, listingGlob, listKeys } from "./key-listings.js";
 import { mergePatch } from "./merge-patch.js";
 import { VarsCluster } from "./vars-cluster.js";
@@ -543,12 +543,7 @@ export class VarsHub {
       const b = h.block;
       this.checkAccess(client, "write", b.key);
       if (b.kind !== KIND_JSON) throw new EzipcError("EZIPC_BAD_REQUEST", `${b.key} is not a JSON config`);
-      if (jsonDepth(m.json) > MAX_JSON_DEPTH) {
-        throw new EzipcError(
-          "EZIPC_BAD_REQUEST",
-          `${b.key}: JSON nested deeper than ${MAX_JSON_DEPTH} levels (arrays and objects)`,
-        );
-      }
+      checkConfigDepth(b.key, m.json);
       let value: unknown;
       try {
         value = JSON.parse(m.json);

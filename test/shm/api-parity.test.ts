@@ -41,6 +41,8 @@ for (const backend of ["hub", "shm"] as const)
       );
       assert.equal((await stream.closed())?.code, "EZIPC_NO_RESPONDERS");
       stream.cancel(); // (ended already: nothing happens)
+      // Its options are checked all the same.
+      await assert.rejects(a.requestStream("nobody.streams", "x", { prefetch: 0 }), RangeError);
     });
 
     it("a handler that returns one value answers a stream with it as the only chunk; nothing: no chunk", async () => {
