@@ -328,6 +328,9 @@ const POOL_BYTES = 16 * 1024;
 const POOLED_MAX = 2 * 1024;
 /** The block being filled (shared by every codec of the process), and its bytes used. */
 let pool = Buffer.alloc(0);
+/** The pool's ArrayBuffer and offset in it, read once per pool (`buf.buffer` is a call into the runtime). */
+let poolBuffer: ArrayBufferLike = pool.buffer;
+let poolBase = 0;
 let poolUsed = 0;
 
 /** Helpers the generated code calls; `buf`/`dv`/`pos` carry results out of calls that grow or parse. */
@@ -467,12 +470,14 @@ class Runtime {
       return new Uint8Array(buf.buffer.slice(buf.byteOffset + start, buf.byteOffset + start + n));
     if (poolUsed + n > pool.length) {
       pool = Buffer.allocUnsafeSlow(POOL_BYTES); // (a Buffer: the browser build's Buffer#copy wants one)
+      poolBuffer = pool.buffer;
+      poolBase = pool.byteOffset;
       poolUsed = 0;
     }
     const at = poolUsed;
-    buf.copy(pool, at, start, start + n);
+    if (n > 0) buf.copy(pool, at, start, start + n);
     poolUsed = (at + n + 7) & ~7; // 8-aligned, as Node's pool
-    return new Uint8Array(pool.buffer, pool.byteOffset + at, n);
+    return new Uint8Array(poolBuffer, poolBase + at, n);
   }
 
   readString(buf: Buffer, start: number, end: number): string {

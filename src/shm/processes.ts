@@ -40,7 +40,7 @@ export function isAlive(pid: number, start: number): boolean {
 
 /** How long {@link isAliveCached} trusts an answer. */
 const ALIVE_CACHE_MS = 100;
-const aliveCache = new Map<string, { alive: boolean; at: number }>();
+const aliveCache = new Map<string, { pid: number; start: number; alive: boolean; at: number }>();
 
 /**
  * {@link isAlive}, answered from a cache for up to 100 ms (reading /proc on every publish or request would
@@ -48,11 +48,25 @@ const aliveCache = new Map<string, { alive: boolean; at: number }>();
  */
 export function isAliveCached(pid: number, start: number, now = Date.now()): boolean {
   if (pid === process.pid) return start === SELF_START;
+  // The process asked last (a caller asks about its one server per request): no key to build.
+  const last = lastAsked;
+  if (
+    last !== null &&
+    last.pid === pid &&
+    last.start === start &&
+    (!last.alive || now - last.at < ALIVE_CACHE_MS)
+  )
+    return last.alive;
   const key = `${pid}.${start}`;
-  const c = aliveCache.get(key);
-  if (c && (!c.alive || now - c.at < ALIVE_CACHE_MS)) return c.alive;
-  const alive = isAlive(pid, start);
-  if (aliveCache.size > 4096) aliveCache.clear();
-  aliveCache.set(key, { alive, at: now });
-  return alive;
+  let c = aliveCache.get(key);
+  if (!c || (c.alive && now - c.at >= ALIVE_CACHE_MS)) {
+    c = { pid, start, alive: isAlive(pid, start), at: now };
+    if (aliveCache.size > 4096) aliveCache.clear();
+    aliveCache.set(key, c);
+  }
+  lastAsked = c;
+  return c.alive;
 }
+
+/** The answer {@link isAliveCached} gave last. */
+let lastAsked: { pid: number; start: number; alive: boolean; at: number } | null = null;
