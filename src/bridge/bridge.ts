@@ -6,8 +6,13 @@
  * - **Topics**, each way, one subscription per topic and side (`iter: next`, so a slow side holds the
  *   other's publishers as any subscriber does). A forwarded message keeps its payload and headers and gets
  *   `ezipc-bridged` (`shm` or `hub`: where it came from), `ezipc-bridged-seq` (its seq there) and
- *   `ezipc-origin` (its publisher there). A message that carries `ezipc-bridged` is never forwarded: loops
- *   are impossible by construction. Order per topic is kept each way.
+ *   `ezipc-origin` (its publisher there), as the limit of 64 headers allows, in that order. A message that
+ *   carries `ezipc-bridged` is never forwarded: loops are impossible by construction. One that has no room
+ *   for it, or that the other side cannot take, is left out (counted, logged). Order per topic is kept each
+ *   way.
+ * - **Outages**: a side that cannot take forwards now (the hub's connection is down; shared memory has no
+ *   room) stops the followers of the other side; they follow again from their cursors (the last forward
+ *   confirmed) once it can: at least once, nothing lost within the histories.
  * - **Resuming**: the last seq forwarded from each side of each topic is checkpointed (once the other side
  *   confirmed it: a hub request answered after it, or a shm:// drain) in the namespace, `.bridge.NAME.json`, every 100 ms; a bridge that restarts resumes from
  *   there, so nothing within the histories is lost; what was forwarded after the last checkpoint is
@@ -40,12 +45,11 @@ import { type ConnectOptions, connect as connectHub, type HubClient } from "../c
 import { EzipcError, isEzipcError } from "../errors.js";
 import type { HubBridge } from "../hub/hub.js";
 import { log } from "../log.js";
+import { MAX_HEADERS } from "../protocol/fields.js";
 import type { SubscribeInit, Subscription, TopicMessage } from "../pubsub/subscription.js";
 import { connectShm, type ShmClient } from "../shm-client/shm-client.js";
-import type { ConfigVar } from "../vars/config-var.js";
 import { globMatcher } from "../vars/glob.js";
-import type { IpcPtr } from "../vars/pointer.js";
-import type { SyncPolicy } from "../vars/vars-messages.js";
+import { KeyLinks } from "./key-links.js";
 
 export const BRIDGED_HEADER = "ezipc-bridged";
 export const BRIDGED_SEQ_HEADER = "ezipc-bridged-seq";
@@ -77,6 +81,18 @@ export interface BridgeCounters {
    * `EZIPC_MESSAGE_TOO_LARGE`: over the hub's frame), left out with a warning.
    */
   tooLarge: number;
+  /**
+   * Messages the other side refuses for their headers, left out with a warning: 64 headers already (no room
+   * for `ezipc-bridged`, which keeps it from coming back), or headers over the limits (more than 64, a key
+   * over 256 bytes, a value over 4096), which only a program writing shared memory without ezipc's checks
+   * can give.
+   */
+  refused: number;
+  /**
+   * Times forwarding to a side stopped because it could not take messages then (the hub's connection was
+   * down, shared memory had no room), to go on from the last confirmed forward once it can.
+   */
+  interrupted: number;
 }
 
 /** For `Hub.listen({ bridge: shmBridge("shm:///NAME") })`: the hub runs the bridge in its process. */
@@ -84,19 +100,21 @@ export function shmBridge(shmUrl: string, options: BridgeOptions = {}): HubBridg
   return { start: (hubUrl) => Bridge.start(hubUrl, shmUrl, options) };
 }
 
+type Side = "shm" | "hub";
+
+/** How long the bridge waits before it follows the hub again after shared memory had no room. */
+const RETRY_MS = 1_000;
+
+/** A topic's subscription on one side and its forwarder (dead: stopped, its forwards no longer count). */
+interface Follower {
+  sub: Subscription | null;
+  dead: boolean;
+}
+
 interface Cursor {
   /** Last seq forwarded from shared memory to the hub, and from the hub to shared memory (0: none yet). */
   shm: bigint;
   hub: bigint;
-}
-
-interface KeyLink {
-  shm: IpcPtr<"poll", unknown>;
-  hub: IpcPtr<SyncPolicy, unknown>;
-  config: ConfigVar | null;
-  /** The versions the bridge's own writes produced on each side. */
-  produced: { shm: number; hub: number };
-  chain: Promise<void>;
 }
 
 export class Bridge {
@@ -107,11 +125,17 @@ export class Bridge {
     varsToShm: 0,
     gaps: 0,
     tooLarge: 0,
+    refused: 0,
+    interrupted: 0,
   };
   private readonly cursors = new Map<string, Cursor>();
-  private readonly subs: Subscription[] = [];
+  /** Each topic's follower on each side (the side it reads). */
+  private readonly followers: Record<Side, Map<string, Follower>> = { shm: new Map(), hub: new Map() };
+  /** Sides whose followers {@link lost} stopped, to follow again. */
+  private readonly stale: Record<Side, boolean> = { shm: false, hub: false };
+  private retrying: NodeJS.Timeout | null = null;
   private readonly topics = new Set<string>();
-  private readonly keys = new Map<string, KeyLink>();
+  private readonly keys: KeyLinks;
   private readonly file: string;
   private readonly matchTopic: (n: string) => boolean;
   private readonly matchKey: (n: string) => boolean;
@@ -130,7 +154,13 @@ export class Bridge {
     this.file = path.join(shm.dir, `.bridge.${options.name ?? "bridge"}.json`);
     this.matchTopic = globMatcher(options.topics ?? "*");
     this.matchKey = globMatcher(options.keys ?? "*");
+    this.keys = new KeyLinks(hub, shm, this.counters);
     this.load();
+    // The hub's connection: down, forwards to it may be lost; back, the shm:// side is followed again.
+    hub.on("status", (status) => {
+      if (status === "reconnecting") this.lost("hub");
+      else if (status === "connected") void this.refollow("shm");
+    });
   }
 
   /**
@@ -254,9 +284,9 @@ export class Bridge {
           for (const k of await this.shm.list()) {
             if (!this.matchKey(k.key)) continue;
             live.add(k.key);
-            if (!this.keys.has(k.key)) await this.linkKey(k.key, k.persistent);
+            if (!this.keys.has(k.key)) await this.keys.link(k.key, k.persistent);
           }
-          for (const key of [...this.keys.keys()]) if (!live.has(key)) this.unlinkKey(key);
+          this.keys.unlinkAllBut(live);
         } while (this.rescan);
       } finally {
         this.scanning = null;
@@ -293,58 +323,157 @@ export class Bridge {
       this.dirty = true;
       this.checkpoint();
     }
-    const onGap = () => {
-      this.counters.gaps++;
-    };
-    // Each way: fire-and-forget publishes. Once the event loop turns, the other side confirms them — to the
-    // hub, a request on the same connection (answered after the hub applied everything sent before it); to
-    // shared memory, a drain — and the cursor moves past them.
-    const toHub = this.forwarder(topic, c, "shm", this.hub, async () => {
-      await this.hub.topics(topic);
-    });
-    this.subs.push(await this.shm.subscribe(topic, { init: Bridge.initOf(c.shm, shmLast), onGap }, toHub));
-    const toShm = this.forwarder(topic, c, "hub", this.shm, () => this.shm.drain());
-    this.subs.push(await this.hub.subscribe(topic, { init: Bridge.initOf(c.hub, hubLast), onGap }, toShm));
+    await this.follow(topic, "shm", Bridge.initOf(c.shm, shmLast));
+    await this.follow(topic, "hub", Bridge.initOf(c.hub, hubLast));
   }
 
-  /** The handler of the subscription on side `from`: forwards to `to` what did not come through a bridge. */
+  private readonly onGap = (): void => {
+    this.counters.gaps++;
+  };
+
+  /**
+   * Follows `topic` on side `from`, forwarding to the other side: a subscription whose handler publishes
+   * fire-and-forget. Once the event loop turns, the other side confirms what was forwarded — the hub, with a
+   * request on the same connection (answered after the hub applied everything sent before it); shared
+   * memory, with a drain — and the cursor moves past it. Replaces the topic's earlier follower on that side.
+   */
+  private async follow(topic: string, from: Side, init: SubscribeInit): Promise<void> {
+    const followers = this.followers[from];
+    const old = followers.get(topic);
+    if (old) Bridge.stop(old);
+    const f: Follower = { sub: null, dead: false };
+    followers.set(topic, f);
+    const handler =
+      from === "shm"
+        ? this.forwarder(topic, f, "shm", this.hub, async () => {
+            await this.hub.topics(topic);
+          })
+        : this.forwarder(topic, f, "hub", this.shm, () => this.shm.drain());
+    const source: Pick<HubClient, "subscribe"> = from === "shm" ? this.shm : this.hub;
+    f.sub = await source.subscribe(topic, { init, onGap: this.onGap }, handler);
+    if (f.dead || this.closed) f.sub.unsubscribe();
+  }
+
+  private static stop(f: Follower): void {
+    f.dead = true;
+    f.sub?.unsubscribe();
+  }
+
+  /**
+   * Forwards to side `to` may have been lost (the hub's connection dropped; shared memory had no room for a
+   * batch): the followers of the other side stop, and what they forwarded since their cursors is not taken
+   * as confirmed. {@link refollow} reads it again from there (at least once: what had arrived comes twice).
+   */
+  private lost(to: Side): void {
+    const from: Side = to === "hub" ? "shm" : "hub";
+    for (const f of this.followers[from].values()) Bridge.stop(f);
+    if (!this.stale[from]) this.counters.interrupted++;
+    this.stale[from] = true;
+  }
+
+  /** Follows again, from their cursors, the topics of side `from` that {@link lost} stopped. */
+  private async refollow(from: Side): Promise<void> {
+    if (!this.stale[from] || this.closed) return;
+    this.stale[from] = false;
+    for (const topic of [...this.followers[from].keys()]) {
+      if (this.closed || this.stale[from]) return; // lost again meanwhile: the next refollow does it
+      try {
+        const source = from === "shm" ? this.shm : this.hub;
+        const last = (await source.topics(topic)).find((t) => t.name === topic)?.lastSeq ?? 0n;
+        await this.follow(topic, from, Bridge.initOf(this.cursor(topic)[from], last));
+      } catch (err) {
+        this.stale[from] = true;
+        if (!this.closed) {
+          log("warn", "bridge", "a topic could not be followed again", { topic, from, error: err });
+        }
+      }
+    }
+  }
+
+  /** After shared memory had no room for forwards: follows the hub again every {@link RETRY_MS} until it has. */
+  private retryShm(): void {
+    if (this.retrying !== null || this.closed) return;
+    this.retrying = setTimeout(() => {
+      this.retrying = null;
+      void this.refollow("hub").then(() => {
+        if (this.stale.hub) this.retryShm();
+      });
+    }, RETRY_MS);
+    this.retrying.unref();
+  }
+
+  /** A forward to the side other than `from` failed with `err`: not now, or never. */
+  private failed(topic: string, from: Side, err: unknown): void {
+    if (this.closed) return;
+    // Not now: the hub's connection is down (followed again once it is back), or shared memory has no room
+    // (tried again). This message and the next are read again from the cursor.
+    if (from === "shm" && isEzipcError(err, "EZIPC_CONNECTION_CLOSED")) this.lost("hub");
+    else if (from === "hub" && isEzipcError(err, "EZIPC_SHM_FULL")) {
+      this.lost("shm");
+      this.retryShm();
+    } else log("warn", "bridge", `${topic}: forwarding failed`, { from, error: err });
+  }
+
+  /** The handler of a follower on side `from`: forwards to `to` what did not come through a bridge. */
   private forwarder(
     topic: string,
-    c: Cursor,
-    from: "shm" | "hub",
+    f: Follower,
+    from: Side,
     to: Pick<HubClient, "publishAndForget" | "drain">,
     confirm: () => Promise<unknown>,
   ): (m: TopicMessage) => Promise<void> | undefined {
-    const sent = this.barrier(c, from, confirm);
+    const sent = this.barrier(topic, f, from, confirm);
     return (m) => {
-      if (this.closed) return;
+      if (this.closed || f.dead) return;
       // The bridge's own forwards coming back from the hub are known by their publisher (the bridge's hub
       // client) without reading their headers; others by the header.
       if ((from === "hub" && m.publisher === this.hub.label) || m.headers[BRIDGED_HEADER] !== undefined) {
         sent(m.seq); // never forwarded back: only the cursor moves
         return;
       }
-      let accepted: boolean;
-      try {
-        accepted = to.publishAndForget(topic, m.payload, { headers: this.bridgedHeaders(m, from) });
-      } catch (err) {
-        if (!isEzipcError(err, "EZIPC_SHM_TOO_LARGE") && !isEzipcError(err, "EZIPC_MESSAGE_TOO_LARGE"))
-          throw err;
-        // It can never go to that side: left out (counted, logged), and the next ones go on.
-        this.counters.tooLarge++;
-        log("warn", "bridge", `${topic}: a message too large for the other side was not forwarded`, {
+      // What can never go to that side is left out (counted, logged), and the next ones go on.
+      const leaveOut = (why: string, err: EzipcError) => {
+        if (isEzipcError(err, "EZIPC_ENCODE")) this.counters.refused++;
+        else this.counters.tooLarge++;
+        log("warn", "bridge", `${topic}: a message ${why} was not forwarded`, {
           from,
           seq: m.seq,
           bytes: m.payload.length,
+          headers: Object.keys(m.headers).length,
           error: err,
         });
         sent(m.seq);
+      };
+      const headers = this.bridgedHeaders(m, from);
+      if (headers === null) {
+        leaveOut(
+          `with ${MAX_HEADERS} headers (no room for ${BRIDGED_HEADER})`,
+          new EzipcError(
+            "EZIPC_ENCODE",
+            `at most ${MAX_HEADERS} headers, and a forward adds ${BRIDGED_HEADER}`,
+          ),
+        );
+        return;
+      }
+      let accepted: boolean;
+      try {
+        accepted = to.publishAndForget(topic, m.payload, { headers });
+      } catch (err) {
+        if (isEzipcError(err, "EZIPC_SHM_TOO_LARGE") || isEzipcError(err, "EZIPC_MESSAGE_TOO_LARGE")) {
+          leaveOut("too large for the other side", err);
+          return;
+        }
+        if (isEzipcError(err, "EZIPC_ENCODE")) {
+          leaveOut("with headers the other side refuses", err);
+          return;
+        }
+        this.failed(topic, from, err);
         return;
       }
       if (from === "shm") this.counters.toHub++;
       else this.counters.toShm++;
       sent(m.seq);
-      if (!accepted) return to.drain();
+      if (!accepted) return to.drain().catch((err) => this.failed(topic, from, err));
     };
   }
 
@@ -352,7 +481,13 @@ export class Bridge {
    * Returns `sent(seq)`: records that messages up to `seq` from `side` were handed on; once the event loop
    * turns, `confirm()` proves they arrived and the cursor moves to the last of them.
    */
-  private barrier(c: Cursor, side: "shm" | "hub", confirm: () => Promise<unknown>): (seq: bigint) => void {
+  private barrier(
+    topic: string,
+    f: Follower,
+    side: Side,
+    confirm: () => Promise<unknown>,
+  ): (seq: bigint) => void {
+    const c = this.cursor(topic);
     let upTo = 0n;
     let scheduled = false;
     // A seq not above the last one seen: that side's topic started over (a hub restarted without keeping
@@ -365,17 +500,17 @@ export class Bridge {
       startedOver = false;
       try {
         await confirm();
+        if (f.dead) return; // forwards may have been lost since: read again from the cursor
         if (reset) {
           c[side] = seq;
           this.dirty = true;
         } else this.advance(c, side, seq);
       } catch (err) {
         if (reset) startedOver = true;
-        if (!this.closed)
-          log("warn", "bridge", "forwarded messages were not confirmed", { side, error: err });
+        if (!f.dead) this.failed(topic, side, err);
       } finally {
         scheduled = false;
-        if ((startedOver || upTo > c[side]) && !this.closed) schedule();
+        if ((startedOver || upTo > c[side]) && !this.closed && !f.dead) schedule();
       }
     };
     const schedule = () => {
@@ -392,13 +527,30 @@ export class Bridge {
     };
   }
 
-  private bridgedHeaders(m: TopicMessage, from: "shm" | "hub"): Record<string, string> {
-    return {
-      ...m.headers,
-      [BRIDGED_HEADER]: from,
-      [BRIDGED_SEQ_HEADER]: String(m.seq),
-      [ORIGIN_HEADER]: m.publisher,
-    };
+  /**
+   * The forward's headers: the message's, and the bridge's three as the limit of {@link MAX_HEADERS} allows
+   * (`ezipc-bridged` first: without it the forward would come back; then its seq, then its publisher).
+   * Null when not even `ezipc-bridged` fits.
+   */
+  private bridgedHeaders(m: TopicMessage, from: "shm" | "hub"): Record<string, string> | null {
+    const h: Record<string, string> = { ...m.headers };
+    let n = Object.keys(h).length;
+    const ours: [string, string][] = [
+      [BRIDGED_HEADER, from],
+      [BRIDGED_SEQ_HEADER, String(m.seq)],
+      [ORIGIN_HEADER, m.publisher],
+    ];
+    for (const [key, value] of ours) {
+      if (!Object.hasOwn(h, key)) {
+        if (n >= MAX_HEADERS) {
+          if (key === BRIDGED_HEADER) return null;
+          continue;
+        }
+        n++;
+      }
+      h[key] = value;
+    }
+    return h;
   }
 
   private advance(c: Cursor, side: "shm" | "hub", seq: bigint): void {
@@ -408,69 +560,6 @@ export class Bridge {
     }
   }
 
-  private async linkKey(key: string, persistent: boolean): Promise<void> {
-    const shm = await this.shm.observe(key);
-    if (!shm) return;
-    const json = (await this.shm.info(key)) as { kind?: string };
-    let hub: IpcPtr<SyncPolicy, unknown>;
-    let config: ConfigVar | null = null;
-    try {
-      if (json.kind === "json") {
-        config = await this.hub.config(key, { policy: "poll", persistent });
-        hub = config.pointer as IpcPtr<SyncPolicy, unknown>;
-      } else {
-        hub = await this.hub.allocate(key, shm.size, "poll", { openExisting: true, persistent });
-      }
-    } catch (err) {
-      shm.dispose();
-      log("warn", "bridge", "a key cannot be bridged", { key, error: err });
-      return;
-    }
-    const link: KeyLink = { shm, hub, config, produced: { shm: -1, hub: -1 }, chain: Promise.resolve() };
-    this.keys.set(key, link);
-    const enqueue = (from: "shm" | "hub") => {
-      link.chain = link.chain
-        .then(() => this.syncKey(link, from))
-        .catch((err) => {
-          if (!this.closed) log("warn", "bridge", "a value could not be bridged", { key, from, error: err });
-        });
-    };
-    shm.on("change", () => enqueue("shm"));
-    hub.on("change", () => enqueue("hub"));
-    enqueue("shm"); // shared memory is where the key lives: its value goes to the hub first
-  }
-
-  /** Writes `from`'s value to the other side, unless it is the bridge's own write or already there. */
-  private async syncKey(link: KeyLink, from: "shm" | "hub"): Promise<void> {
-    if (this.closed) return;
-    const to = from === "shm" ? "hub" : "shm";
-    const src = (from === "shm" ? link.shm : link.hub).readVersioned() as {
-      data: Uint8Array;
-      version: number;
-    };
-    if (src.version === link.produced[from]) return;
-    const dst = (to === "shm" ? link.shm : link.hub).readVersioned() as { data: Uint8Array; version: number };
-    if (Buffer.compare(src.data, dst.data) === 0) return;
-    if (to === "hub") {
-      if (link.config) {
-        if (src.data.length === 0) return;
-        link.produced.hub = await link.config.write(JSON.parse(Buffer.from(src.data).toString("utf8")));
-      } else link.produced.hub = await link.hub.write(src.data, 0);
-      this.counters.varsToHub++;
-    } else {
-      link.produced.shm = await this.shm.replaceValue(link.shm as IpcPtr<SyncPolicy, unknown>, src.data);
-      this.counters.varsToShm++;
-    }
-  }
-
-  private unlinkKey(key: string): void {
-    const link = this.keys.get(key);
-    if (!link) return;
-    this.keys.delete(key);
-    link.shm.dispose();
-    link.hub.dispose();
-  }
-
   /** Stops bridging: checkpoints, closes both clients. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -478,8 +567,9 @@ export class Bridge {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.watcher?.close();
-    for (const s of this.subs) s.unsubscribe();
-    for (const key of [...this.keys.keys()]) this.unlinkKey(key);
+    if (this.retrying !== null) clearTimeout(this.retrying);
+    for (const side of ["shm", "hub"] as const) for (const f of this.followers[side].values()) Bridge.stop(f);
+    this.keys.close();
     await this.hub.drain().catch(() => {});
     await this.shm.drain().catch(() => {});
     this.checkpoint();
