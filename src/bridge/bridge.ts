@@ -159,7 +159,10 @@ export class Bridge {
     // The hub's connection: down, forwards to it may be lost; back, the shm:// side is followed again.
     hub.on("status", (status) => {
       if (status === "reconnecting") this.lost("hub");
-      else if (status === "connected") void this.refollow("shm");
+      else if (status === "connected") {
+        void this.refollow("shm");
+        this.keys.retry();
+      }
     });
   }
 
@@ -287,6 +290,7 @@ export class Bridge {
             if (!this.keys.has(k.key)) await this.keys.link(k.key, k.persistent);
           }
           this.keys.unlinkAllBut(live);
+          this.keys.retry();
         } while (this.rescan);
       } finally {
         this.scanning = null;

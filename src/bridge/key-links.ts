@@ -4,6 +4,10 @@
  * only observes (it holds no reference: keys there live and die by their own holders, and the hub key is
  * released when the shm key goes). A change on either side is written to the other unless it is the
  * bridge's own write (the version it produced is remembered) or the value there is already the same.
+ *
+ * A change that could not be written (the hub's connection was down, shared memory had no room) is written
+ * again by {@link KeyLinks.retry} (the bridge calls it on every scan and once the hub is back); a hub key
+ * that is gone (a hub restarted without it) is made again from the shared-memory value.
  */
 import type { HubClient } from "../client/client.js";
 import { log } from "../log.js";
@@ -19,6 +23,10 @@ interface KeyLink {
   /** The versions the bridge's own writes produced on each side. */
   produced: { shm: number; hub: number };
   chain: Promise<void>;
+  persistent: boolean;
+  /** Sides whose last change could not be written to the other (tried again: {@link KeyLinks.retry}). */
+  failed: { shm: boolean; hub: boolean };
+  enqueue: (from: "shm" | "hub") => void;
 }
 
 export class KeyLinks {
@@ -54,18 +62,53 @@ export class KeyLinks {
       log("warn", "bridge", "a key cannot be bridged", { key, error: err });
       return;
     }
-    const link: KeyLink = { shm, hub, config, produced: { shm: -1, hub: -1 }, chain: Promise.resolve() };
-    this.keys.set(key, link);
-    const enqueue = (from: "shm" | "hub") => {
-      link.chain = link.chain
-        .then(() => this.sync(link, from))
-        .catch((err) => {
-          if (!this.closed) log("warn", "bridge", "a value could not be bridged", { key, from, error: err });
-        });
+    const link: KeyLink = {
+      shm,
+      hub,
+      config,
+      produced: { shm: -1, hub: -1 },
+      chain: Promise.resolve(),
+      persistent,
+      failed: { shm: false, hub: false },
+      enqueue: (from) => {
+        link.chain = link.chain
+          .then(() => this.sync(link, from))
+          .then(
+            () => {
+              link.failed[from] = false; // (a sync writes the side's value of now: earlier failures are moot)
+            },
+            (err) => {
+              if (this.closed || this.keys.get(key) !== link) return;
+              link.failed[from] = true;
+              log("warn", "bridge", "a value could not be bridged (tried again)", { key, from, error: err });
+            },
+          );
+      },
     };
-    shm.on("change", () => enqueue("shm"));
-    hub.on("change", () => enqueue("hub"));
-    enqueue("shm"); // shared memory is where the key lives: its value goes to the hub first
+    this.keys.set(key, link);
+    shm.on("change", () => link.enqueue("shm"));
+    hub.on("change", () => link.enqueue("hub"));
+    // The hub key went away under the bridge (a hub restarted without it): made again from shared memory.
+    hub.on("status", (status) => {
+      if (status !== "invalidated" || this.closed || this.keys.get(key) !== link) return;
+      this.unlink(key);
+      void this.link(key, persistent).catch((err) => {
+        if (!this.closed) log("warn", "bridge", "a key could not be bridged again", { key, error: err });
+      });
+    });
+    link.enqueue("shm"); // shared memory is where the key lives: its value goes to the hub first
+  }
+
+  /** Writes again the changes that could not be written (see {@link KeyLink.failed}). */
+  retry(): void {
+    if (this.closed) return;
+    for (const link of this.keys.values()) {
+      for (const from of ["shm", "hub"] as const) {
+        if (!link.failed[from]) continue;
+        link.failed[from] = false;
+        link.enqueue(from);
+      }
+    }
   }
 
   /** Writes `from`'s value to the other side, unless it is the bridge's own write or already there. */

@@ -441,7 +441,7 @@ describe("the hub as a bridge to shared memory", () => {
     }
   });
 
-  it("a standalone bridge whose hub restarts: what shared memory got meanwhile reaches the hub once it is back", async () => {
+  it("a standalone bridge whose hub restarts: what shared memory got meanwhile reaches the hub once it is back, messages and values", async () => {
     const ns = namespace();
     const shmUrl = `shm:///${ns}` as const;
     const tmp = tempDir();
@@ -449,10 +449,17 @@ describe("the hub as a bridge to shared memory", () => {
     let hub = await Hub.listen({ urls: [url] });
     const local = await connect(shmUrl, { name: "local" });
     await local.configureTopic("t", {});
+    const k = await local.allocate("k", 2, "poll");
+    await k.write(Buffer.from("v1"));
     const bridge = await Bridge.start(url, shmUrl, { scanMs: 100 });
     let net = await connect(url, { name: "net", reconnect: false });
+    const valueOnHub = async () => {
+      const v = await net.peek("k");
+      return v ? Buffer.from(v.data).toString() : null;
+    };
     try {
       await until(async () => (await net.topics("t")).length === 1, "t on the hub", 5_000);
+      await until(async () => (await valueOnHub()) === "v1", "k on the hub", 5_000);
       const before: string[] = [];
       await net.subscribe("t", { init: "oldest" }, collect(before));
       for (let i = 0; i < 20; i++) await local.publish("t", `a${i}`);
@@ -462,6 +469,7 @@ describe("the hub as a bridge to shared memory", () => {
       // waits there, and goes to the hub once the bridge is connected again.
       await hub.close();
       for (let i = 0; i < 50; i++) await local.publish("t", `b${i}`);
+      await k.write(Buffer.from("v2"));
       hub = await Hub.listen({ urls: [url] });
       for (let i = 0; i < 50; i++) await local.publish("t", `c${i}`);
       net = await connect(url, { name: "net2", reconnect: false });
@@ -469,6 +477,8 @@ describe("the hub as a bridge to shared memory", () => {
       const headers: Record<string, string>[] = [];
       await net.subscribe("t", { init: "oldest" }, collect(after, headers));
       await until(() => after.includes("c49"), "the last message on the restarted hub", 10_000);
+      // The key, gone with the hub, is made again there with the value shared memory has now.
+      await until(async () => (await valueOnHub()) === "v2", "k's new value on the restarted hub", 10_000);
       // At least once: each first copy in the order published; nothing of b or c is missing.
       const firsts = [...new Set(after)].filter((t) => !t.startsWith("a"));
       assert.deepEqual(firsts, [
