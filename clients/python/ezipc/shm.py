@@ -208,8 +208,19 @@ class ShmTopic:
             (g,) = _I32.unpack_from(mm, H_GEN)
             v = _STATE.unpack_from(mm, H_STATE + (g & 1) * STATE_BYTES)
             (g2,) = _I32.unpack_from(mm, H_GEN)
-            if g == g2:
-                return ShmState(v[0] + (v[1] << 32), v[2] + (v[3] << 32), v[4], v[5], v[6], v[7], v[8])
+            if g != g2:
+                continue
+            s = ShmState(v[0] + (v[1] << 32), v[2] + (v[3] << 32), v[4], v[5], v[6], v[7], v[8])
+            R = self.ring_bytes
+            if (
+                s.tail_seq > s.next_seq
+                or max(s.head, s.tail, s.last) >= R
+                or s.used > R
+                or (s.head | s.tail | s.last) % 8
+                or (s.tail_seq == s.next_seq) != (s.used == 0)
+            ):
+                raise EzipcError("EZIPC_SHM_BAD_FILE", f"{self.path}: the ring's state is corrupted")
+            return s
         raise bad_state(self.path)
 
     def cursor(self, init: Union[str, int] = "oldest") -> ShmCursor:

@@ -150,6 +150,16 @@ class ShmTopicTest(unittest.TestCase):
             with self.assertRaises(EzipcError) as e:
                 t.read(t.cursor("oldest"))
             self.assertEqual(e.exception.code, "EZIPC_SHM_BAD_FILE")
+        # A state that names offsets past the ring (both blocks, whichever is current).
+        for block in (0, 1):
+            struct.pack_into("<I", data, 128 + block * 64 + 20, 1 << 30)  # tail
+        with open(topic_path("py.bad.state", NS), "wb") as f:
+            f.write(data)
+        with ShmTopic.open("py.bad.state", namespace=NS) as t:
+            for call in (t.state, lambda: t.read(t.cursor(1))):
+                with self.assertRaises(EzipcError) as e:
+                    call()
+                self.assertEqual(e.exception.code, "EZIPC_SHM_BAD_FILE")
 
 
 if __name__ == "__main__":
