@@ -49,11 +49,11 @@ import { MAX_HEADERS } from "../protocol/fields.js";
 import type { SubscribeInit, Subscription, TopicMessage } from "../pubsub/subscription.js";
 import { connectShm, type ShmClient } from "../shm-client/shm-client.js";
 import { globMatcher } from "../vars/glob.js";
+import { BRIDGED_HEADER, bridgedHeaders } from "./bridged-headers.js";
 import { KeyLinks } from "./key-links.js";
 
-export const BRIDGED_HEADER = "ezipc-bridged";
-export const BRIDGED_SEQ_HEADER = "ezipc-bridged-seq";
-export const ORIGIN_HEADER = "ezipc-origin";
+export { BRIDGED_HEADER, BRIDGED_SEQ_HEADER, ORIGIN_HEADER } from "./bridged-headers.js";
+
 const CHECKPOINT_MS = 100;
 
 export interface BridgeOptions {
@@ -102,7 +102,7 @@ export function shmBridge(shmUrl: string, options: BridgeOptions = {}): HubBridg
 
 type Side = "shm" | "hub";
 
-/** How long the bridge waits before it follows the hub again after shared memory had no room. */
+/** How long the bridge waits before it follows a side again after the other could not take its forwards. */
 const RETRY_MS = 1_000;
 
 /** A topic's subscription on one side and its forwarder (dead: stopped, its forwards no longer count). */
@@ -133,7 +133,7 @@ export class Bridge {
   private readonly followers: Record<Side, Map<string, Follower>> = { shm: new Map(), hub: new Map() };
   /** Sides whose followers {@link lost} stopped, to follow again. */
   private readonly stale: Record<Side, boolean> = { shm: false, hub: false };
-  private retrying: NodeJS.Timeout | null = null;
+  private readonly retrying: Record<Side, NodeJS.Timeout | null> = { shm: null, hub: null };
   private readonly topics = new Set<string>();
   private readonly keys: KeyLinks;
   private readonly file: string;
@@ -388,22 +388,26 @@ export class Bridge {
       } catch (err) {
         this.stale[from] = true;
         if (!this.closed) {
-          log("warn", "bridge", "a topic could not be followed again", { topic, from, error: err });
+          log("warn", "bridge", "a topic could not be followed again; trying again", {
+            topic,
+            from,
+            error: err,
+          });
         }
+        this.retry(from);
       }
     }
   }
 
-  /** After shared memory had no room for forwards: follows the hub again every {@link RETRY_MS} until it has. */
-  private retryShm(): void {
-    if (this.retrying !== null || this.closed) return;
-    this.retrying = setTimeout(() => {
-      this.retrying = null;
-      void this.refollow("hub").then(() => {
-        if (this.stale.hub) this.retryShm();
-      });
+  /** Follows side `from` again in {@link RETRY_MS} (and so on, while it cannot). */
+  private retry(from: Side): void {
+    if (this.retrying[from] !== null || this.closed) return;
+    const t = setTimeout(() => {
+      this.retrying[from] = null;
+      void this.refollow(from);
     }, RETRY_MS);
-    this.retrying.unref();
+    t.unref();
+    this.retrying[from] = t;
   }
 
   /** A forward to the side other than `from` failed with `err`: not now, or never. */
@@ -414,7 +418,7 @@ export class Bridge {
     if (from === "shm" && isEzipcError(err, "EZIPC_CONNECTION_CLOSED")) this.lost("hub");
     else if (from === "hub" && isEzipcError(err, "EZIPC_SHM_FULL")) {
       this.lost("shm");
-      this.retryShm();
+      this.retry("hub");
     } else log("warn", "bridge", `${topic}: forwarding failed`, { from, error: err });
   }
 
@@ -448,7 +452,7 @@ export class Bridge {
         });
         sent(m.seq);
       };
-      const headers = this.bridgedHeaders(m, from);
+      const headers = bridgedHeaders(m, from);
       if (headers === null) {
         leaveOut(
           `with ${MAX_HEADERS} headers (no room for ${BRIDGED_HEADER})`,
@@ -531,32 +535,6 @@ export class Bridge {
     };
   }
 
-  /**
-   * The forward's headers: the message's, and the bridge's three as the limit of {@link MAX_HEADERS} allows
-   * (`ezipc-bridged` first: without it the forward would come back; then its seq, then its publisher).
-   * Null when not even `ezipc-bridged` fits.
-   */
-  private bridgedHeaders(m: TopicMessage, from: "shm" | "hub"): Record<string, string> | null {
-    const h: Record<string, string> = { ...m.headers };
-    let n = Object.keys(h).length;
-    const ours: [string, string][] = [
-      [BRIDGED_HEADER, from],
-      [BRIDGED_SEQ_HEADER, String(m.seq)],
-      [ORIGIN_HEADER, m.publisher],
-    ];
-    for (const [key, value] of ours) {
-      if (!Object.hasOwn(h, key)) {
-        if (n >= MAX_HEADERS) {
-          if (key === BRIDGED_HEADER) return null;
-          continue;
-        }
-        n++;
-      }
-      h[key] = value;
-    }
-    return h;
-  }
-
   private advance(c: Cursor, side: "shm" | "hub", seq: bigint): void {
     if (seq > c[side]) {
       c[side] = seq;
@@ -571,7 +549,7 @@ export class Bridge {
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.watcher?.close();
-    if (this.retrying !== null) clearTimeout(this.retrying);
+    for (const t of Object.values(this.retrying)) if (t !== null) clearTimeout(t);
     for (const side of ["shm", "hub"] as const) for (const f of this.followers[side].values()) Bridge.stop(f);
     this.keys.close();
     await this.hub.drain().catch(() => {});
