@@ -379,12 +379,22 @@ export class Bridge {
   private async refollow(from: Side): Promise<void> {
     if (!this.stale[from] || this.closed) return;
     this.stale[from] = false;
+    // The side's last seqs, listed once (a listing per topic would read the namespace once per topic).
+    let lasts: Map<string, bigint>;
+    try {
+      const source = from === "shm" ? this.shm : this.hub;
+      lasts = new Map((await source.topics()).map((t) => [t.name, t.lastSeq]));
+    } catch (err) {
+      this.stale[from] = true;
+      if (!this.closed)
+        log("warn", "bridge", "topics could not be listed; trying again", { from, error: err });
+      this.retry(from);
+      return;
+    }
     for (const topic of [...this.followers[from].keys()]) {
       if (this.closed || this.stale[from]) return; // lost again meanwhile: the next refollow does it
       try {
-        const source = from === "shm" ? this.shm : this.hub;
-        const last = (await source.topics(topic)).find((t) => t.name === topic)?.lastSeq ?? 0n;
-        await this.follow(topic, from, Bridge.initOf(this.cursor(topic)[from], last));
+        await this.follow(topic, from, Bridge.initOf(this.cursor(topic)[from], lasts.get(topic) ?? 0n));
       } catch (err) {
         this.stale[from] = true;
         if (!this.closed) {
