@@ -14,19 +14,13 @@
  *   room) stops the followers of the other side; they follow again from their cursors (the last forward
  *   confirmed) once it can: at least once, nothing lost within the histories.
  * - **Resuming**: the last seq forwarded from each side of each topic is checkpointed (once the other side
- *   confirmed it: a hub request answered after it, or a shm:// drain) in the namespace, `.bridge.NAME.json`, every 100 ms; a bridge that restarts resumes from
- *   there, so nothing within the histories is lost; what was forwarded after the last checkpoint is
- *   forwarded again (at least once; the bridged headers tell duplicates).
- * - **Shared variables**: each live key of the namespace gets a hub key of the same name, kind and size
- *   (the bridge holds it with a poll pointer); in shared memory the bridge only observes (it holds no
- *   reference: keys there live and die by their own holders, and the hub key is released when the shm key
- *   is disposed). A change on either side is written to the other unless it is the bridge's own write (its
- *   version is remembered) or the value there is already the same. Each side keeps its own versions; the
- *   value converges to the last write the bridge applied (concurrent writes on both sides: the last wins).
+ *   confirmed it: a hub request answered after it, or a shm:// drain) in the namespace, `.bridge.NAME.json`,
+ *   every 100 ms; a bridge that restarts resumes from there (at least once: bridged headers tell duplicates).
+ * - **Shared variables**: key-links.ts.
  *
  * Which names are bridged: those that exist in the namespace (matching `topics` / `keys`), found at start,
- * on every change of the namespace's directory and every `scanMs`. Names that exist only on the hub are
- * not bridged.
+ * on every change of the namespace's directory and every `scanMs` (a topic whose link failed, the hub out of
+ * reach, is linked by a later scan). Names that exist only on the hub are not bridged.
  */
 import {
   closeSync,
@@ -129,6 +123,8 @@ export class Bridge {
     interrupted: 0,
   };
   private readonly cursors = new Map<string, Cursor>();
+  /** Topics found but not linked yet (the hub out of reach): shared memory's last seq when first found. */
+  private readonly discovered = new Map<string, bigint>();
   /** Each topic's follower on each side (the side it reads). */
   private readonly followers: Record<Side, Map<string, Follower>> = { shm: new Map(), hub: new Map() };
   /** Sides whose followers {@link lost} stopped, to follow again. */
@@ -317,18 +313,33 @@ export class Bridge {
   private async linkTopic(topic: string, shmLast: bigint): Promise<void> {
     this.topics.add(topic);
     const known = this.cursors.get(topic);
-    const c = this.cursor(topic);
-    const hubLast = (await this.hub.topics(topic)).find((t) => t.name === topic)?.lastSeq ?? 0n;
-    if (!known) {
-      // First time: what each side holds now is not bridged, the rest is. Checkpointed at once, so that a
-      // bridge killed before its first checkpoint still resumes from here.
-      c.shm = shmLast;
-      c.hub = hubLast;
-      this.dirty = true;
-      this.checkpoint();
+    // First seen now, or in a scan whose link failed (the hub out of reach): what shared memory held then.
+    const shmFirst = this.discovered.get(topic) ?? shmLast;
+    if (!known) this.discovered.set(topic, shmFirst);
+    try {
+      const hubLast = (await this.hub.topics(topic)).find((t) => t.name === topic)?.lastSeq ?? 0n;
+      const c = this.cursor(topic);
+      if (!known) {
+        // First time: what each side held when the bridge found the topic is not bridged, the rest is.
+        // Checkpointed at once, so that a bridge killed before its first checkpoint still resumes from here.
+        c.shm = shmFirst;
+        c.hub = hubLast;
+        this.dirty = true;
+        this.checkpoint();
+        this.discovered.delete(topic);
+      }
+      await this.follow(topic, "shm", Bridge.initOf(c.shm, shmLast));
+      await this.follow(topic, "hub", Bridge.initOf(c.hub, hubLast));
+    } catch (err) {
+      // Not linked (the next scan tries again): no follower of it goes on meanwhile.
+      this.topics.delete(topic);
+      for (const side of ["shm", "hub"] as const) {
+        const f = this.followers[side].get(topic);
+        if (f) Bridge.stop(f);
+        this.followers[side].delete(topic);
+      }
+      throw err;
     }
-    await this.follow(topic, "shm", Bridge.initOf(c.shm, shmLast));
-    await this.follow(topic, "hub", Bridge.initOf(c.hub, hubLast));
   }
 
   private readonly onGap = (): void => {

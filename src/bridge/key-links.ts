@@ -3,7 +3,9 @@
  * kind (bytes or JSON config), size and persistence, held with a poll pointer. In shared memory the bridge
  * only observes (it holds no reference: keys there live and die by their own holders, and the hub key is
  * released when the shm key goes). A change on either side is written to the other unless it is the
- * bridge's own write (the version it produced is remembered) or the value there is already the same.
+ * bridge's own write (the version it produced is remembered) or the value there is already the same. Each
+ * side keeps its own versions; the value converges to the last write the bridge applied (concurrent writes
+ * on both sides: the last wins).
  *
  * A change that could not be written (the hub's connection was down, shared memory had no room) is written
  * again by {@link KeyLinks.retry} (the bridge calls it on every scan and once the hub is back); a hub key

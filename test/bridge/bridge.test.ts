@@ -10,6 +10,7 @@ import {
   connect,
   Hub,
   type HubClient,
+  isEzipcError,
   ORIGIN_HEADER,
   type ShmClient,
   shmBridge,
@@ -489,6 +490,40 @@ describe("the hub as a bridge to shared memory", () => {
       assert.ok(headers.every((h) => h[BRIDGED_HEADER] === "shm"));
     } finally {
       await net.close();
+      await local.close();
+      await bridge.close();
+      await hub.close();
+    }
+  });
+
+  it("a topic made in shared memory while the hub is out of reach is bridged once it is back, from when it was found", async () => {
+    const ns = namespace();
+    const shmUrl = `shm:///${ns}` as const;
+    const tmp = tempDir();
+    const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
+    let hub = await Hub.listen({ urls: [url] });
+    const local = await connect(shmUrl, { name: "local" });
+    const bridge = await Bridge.start(url, shmUrl, { scanMs: 100, hub: { requestTimeoutMs: 500 } });
+    let net: HubClient | null = null;
+    try {
+      await hub.close();
+      await local.configureTopic("late", {});
+      // The bridge finds it, and cannot link it: the hub is not there.
+      await assert.rejects(bridge.scan(), (e: unknown) => isEzipcError(e));
+      for (let i = 0; i < 10; i++) await local.publish("late", `x${i}`);
+      hub = await Hub.listen({ urls: [url] });
+      net = await connect(url, { name: "net", reconnect: false });
+      const c = net;
+      await until(async () => (await c.topics("late")).length === 1, "late on the hub", 10_000);
+      const got: string[] = [];
+      await net.subscribe("late", { init: "oldest" }, collect(got));
+      await until(() => got.includes("x9"), "what was published while the hub was away", 10_000);
+      assert.deepEqual(
+        [...new Set(got)],
+        Array.from({ length: 10 }, (_, i) => `x${i}`),
+      );
+    } finally {
+      await net?.close();
       await local.close();
       await bridge.close();
       await hub.close();
