@@ -460,28 +460,10 @@ export class Bridge {
         sent(m.seq); // never forwarded back: only the cursor moves
         return;
       }
-      // What can never go to that side is left out (counted, logged), and the next ones go on.
-      const leaveOut = (why: string, err: EzipcError) => {
-        if (isEzipcError(err, "EZIPC_ENCODE")) this.counters.refused++;
-        else this.counters.tooLarge++;
-        log("warn", "bridge", `${topic}: a message ${why} was not forwarded`, {
-          from,
-          seq: m.seq,
-          bytes: m.payload.length,
-          headers: Object.keys(m.headers).length,
-          error: err,
-        });
-        sent(m.seq);
-      };
       const headers = bridgedHeaders(m, from);
       if (headers === null) {
-        leaveOut(
-          `with ${MAX_HEADERS} headers (no room for ${BRIDGED_HEADER})`,
-          new EzipcError(
-            "EZIPC_ENCODE",
-            `at most ${MAX_HEADERS} headers, and a forward adds ${BRIDGED_HEADER}`,
-          ),
-        );
+        this.leaveOut(topic, from, m, `with ${MAX_HEADERS} headers (no room for ${BRIDGED_HEADER})`);
+        sent(m.seq);
         return;
       }
       let accepted: boolean;
@@ -489,14 +471,12 @@ export class Bridge {
         accepted = to.publishAndForget(topic, m.payload, { headers });
       } catch (err) {
         if (isEzipcError(err, "EZIPC_SHM_TOO_LARGE") || isEzipcError(err, "EZIPC_MESSAGE_TOO_LARGE")) {
-          leaveOut("too large for the other side", err);
-          return;
-        }
-        if (isEzipcError(err, "EZIPC_ENCODE")) {
-          leaveOut("with headers the other side refuses", err);
-          return;
-        }
-        this.failed(topic, from, err);
+          this.leaveOut(topic, from, m, "too large for the other side", err);
+          sent(m.seq);
+        } else if (isEzipcError(err, "EZIPC_ENCODE")) {
+          this.leaveOut(topic, from, m, "with headers the other side refuses", err);
+          sent(m.seq);
+        } else this.failed(topic, from, err);
         return;
       }
       if (from === "shm") this.counters.toHub++;
@@ -504,6 +484,22 @@ export class Bridge {
       sent(m.seq);
       if (!accepted) return to.drain().catch((err) => this.failed(topic, from, err));
     };
+  }
+
+  /**
+   * A message that can never go to the other side: counted (too large, or refused for its headers) and
+   * logged; the caller moves the cursor past it, and the next ones go on.
+   */
+  private leaveOut(topic: string, from: Side, m: TopicMessage, why: string, err?: EzipcError): void {
+    if (err === undefined || isEzipcError(err, "EZIPC_ENCODE")) this.counters.refused++;
+    else this.counters.tooLarge++;
+    log("warn", "bridge", `${topic}: a message ${why} was not forwarded`, {
+      from,
+      seq: m.seq,
+      bytes: m.payload.length,
+      headers: Object.keys(m.headers).length,
+      ...(err ? { error: err } : {}),
+    });
   }
 
   /**

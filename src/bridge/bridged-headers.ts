@@ -18,22 +18,20 @@ export const ORIGIN_HEADER = "ezipc-origin";
  * then its publisher). Null when not even `ezipc-bridged` fits.
  */
 export function bridgedHeaders(m: TopicMessage, from: "shm" | "hub"): Record<string, string> | null {
-  const h: Record<string, string> = { ...m.headers };
-  let n = Object.keys(h).length;
-  const ours: [string, string][] = [
-    [BRIDGED_HEADER, from],
-    [BRIDGED_SEQ_HEADER, String(m.seq)],
-    [ORIGIN_HEADER, m.publisher],
-  ];
-  for (const [key, value] of ours) {
-    if (!Object.hasOwn(h, key)) {
-      if (n >= MAX_HEADERS) {
-        if (key === BRIDGED_HEADER) return null;
-        continue;
-      }
-      n++;
+  const h: Record<string, string> = {
+    ...m.headers,
+    [BRIDGED_HEADER]: from,
+    [BRIDGED_SEQ_HEADER]: String(m.seq),
+    [ORIGIN_HEADER]: m.publisher,
+  };
+  let n = 0;
+  for (const _ in h) n++;
+  if (n <= MAX_HEADERS) return h; // (the usual case: one object, nothing else made)
+  for (const key of [ORIGIN_HEADER, BRIDGED_SEQ_HEADER]) {
+    if (n > MAX_HEADERS && !Object.hasOwn(m.headers, key)) {
+      delete h[key];
+      n--;
     }
-    h[key] = value;
   }
-  return h;
+  return n <= MAX_HEADERS ? h : null;
 }
