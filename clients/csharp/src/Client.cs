@@ -208,7 +208,18 @@ namespace Ezipc
             }
             var reader = new Thread(() => ReadLoop(ns, exit)) { IsBackground = true, Name = "ezipc reader" };
             reader.Start();
-            WriteFrame(ns, "hello", Body.Of("protocol", Protocol, "name", Name, "resume", ClientId == "" ? null : ClientId, "features", Features));
+            try
+            {
+                WriteFrame(ns, "hello", Body.Of("protocol", Protocol, "name", Name, "resume", ClientId == "" ? null : ClientId, "features", Features));
+            }
+            catch (EzipcException)
+            {
+                // A hub that refuses at once (full: EZIPC_TOO_MANY_CONNECTIONS) may have said so and closed before
+                // the hello went out, and the reader thread closed the socket: its reason is the connect's error.
+                await Within(exit.Task, options.ConnectTimeoutMs).ConfigureAwait(false);
+                if (w.Task.IsFaulted) throw w.Task.Exception.InnerException;
+                throw;
+            }
             if (!await Within(w.Task, options.ConnectTimeoutMs).ConfigureAwait(false))
             {
                 ns.Dispose();
