@@ -7,16 +7,17 @@
  * fault counters and the stats, and closes everything in order.
  *
  * Over 600 lines: the connection lifecycle, the client registry and the dispatch share the registry's
- * private state; the capabilities, the admission table and the monitor view live in their own files.
+ * private state; the capabilities, the admission table, the monitor view, the registry's entry
+ * (client-state.ts) and the public types (hub-types.ts) live in their own files.
  */
 
 import { randomBytes } from "node:crypto";
 import { EventEmitter } from "node:events";
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { ClusterLink } from "../cluster/cluster.js";
 import { ClusterDeadmen } from "../deadman/deadman-cluster.js";
 import { Deadmen } from "../deadman/deadman-hub.js";
 import { EzipcError, isEzipcError } from "../errors.js";
-import type { HistogramSnapshot } from "../histogram.js";
 import { ListingBudget } from "../listing-budget.js";
 import { log } from "../log.js";
 import {
@@ -27,193 +28,35 @@ import {
 } from "../protocol/core-messages.js";
 import type { HubPart } from "../protocol/hub-part.js";
 import { clientNameProblem } from "../protocol/names.js";
-import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
-
-export type { HubStats, HubView };
-
-/** {@link Hub.metrics}: the hub's counters for monitoring. */
-export interface HubMetrics {
-  stats: HubStats;
-  /** Connections accepted since the hub started (handshaken or not). */
-  connectionsAccepted: number;
-  /** Connections open now (handshaken or not): what `maxConnections` bounds. */
-  connectionsOpen: number;
-  bytesIn: number;
-  bytesOut: number;
-  framesIn: number;
-  framesOut: number;
-  pointersByPolicy: { request: number; lazy: number; poll: number };
-  writeAckLatency: HistogramSnapshot;
-  publishAckLatency: HistogramSnapshot;
-}
-
-import type { ClusterLink, ClusterOptions } from "../cluster/cluster.js";
 import { PUBLISH_INDEX, type PublishView, parsePublish, parsePublishPieces } from "../pubsub/fast-frames.js";
-import { type HistoryStore, PubSub, type PubSubOptions } from "../pubsub/pubsub-hub.js";
+import { type HistoryStore, PubSub } from "../pubsub/pubsub-hub.js";
 import { removeStaleDirs } from "../rpc/direct.js";
-import { END_ERROR, Rpc, type RpcOptions, SIDE_CALLER } from "../rpc/rpc-hub.js";
-import { AccessPolicy, type AllowedClient, allowList, type Operation } from "../security/access.js";
-import { type HandshakeFailure, type SecureCipher, secureListen } from "../security/channel.js";
-import type { KeyPair } from "../security/suite.js";
+import { END_ERROR, Rpc, SIDE_CALLER } from "../rpc/rpc-hub.js";
+import { AccessPolicy, allowList } from "../security/access.js";
+import { type HandshakeFailure, secureListen } from "../security/channel.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { type BlockStore, MemoryStore } from "../store/store.js";
 import { FrameBudget } from "../transport/frame-budget.js";
 import { listen } from "../transport/registry.js";
 import { sendTo } from "../transport/send.js";
-import type { CloseInfo, Connection, ConnectionOptions, Listener } from "../transport/types.js";
+import type { CloseInfo, Connection, Listener } from "../transport/types.js";
 import type { WsListener } from "../transport/ws.js";
 import { checkAllowOrigins } from "../transport/ws-origins.js";
-import { type Clock, systemClock } from "../vars/block-table.js";
-import { PeerVars, type VarsPeer } from "../vars/vars-holdings.js";
-import { VarsHub, type VarsOptions } from "../vars/vars-hub.js";
+import { systemClock } from "../vars/block-table.js";
+import { VarsHub } from "../vars/vars-hub.js";
+import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
 import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
+import { ClientState, displayName } from "./client-state.js";
 import { checkHubOptions } from "./hub-options.js";
+import type { AccessCheck, HubBridge, HubEvents, HubMetrics, HubOptions, HubSecurity } from "./hub-types.js";
 import { hubView } from "./monitor-view.js";
 import { QueueBound } from "./queue-bound.js";
+
+export type { AccessCheck, HubBridge, HubEvents, HubMetrics, HubOptions, HubSecurity, HubStats, HubView };
 
 const NO_BYTES = new Uint8Array(0);
 /** How long one monitor view is reused for every client asking with the same pattern. */
 const VIEW_REUSE_MS = 200;
-
-/**
- * Something the hub runs beside itself in its process and stops when it closes: the shared-memory bridge
- * (`shmBridge("shm:///NAME")` from src/bridge/). `start` gets the URL of a private in-process listener of
- * the hub whose connections skip encryption and per-client permissions (only this process can dial it).
- */
-export interface HubBridge {
-  start(hubUrl: string): Promise<{ close(): Promise<void> }>;
-}
-
-/** Options of {@link Hub.listen}. Connection options apply to every accepted connection. */
-export interface HubOptions extends VarsOptions, PubSubOptions, RpcOptions, ConnectionOptions {
-  /** A bridge run beside the hub (see {@link HubBridge}): e.g. `shmBridge("shm:///robot")`. */
-  bridge?: HubBridge;
-  /** Addresses to listen on, e.g. `["tcp://127.0.0.1:7700", "unix:///tmp/ezipc.sock"]`. */
-  urls: string[];
-  /** Name sent to clients in `welcome`. Default `ezipc-hub`. */
-  name?: string;
-  /** Where persistent keys are kept. Default {@link MemoryStore} (nothing survives the process). */
-  store?: BlockStore;
-  /** How long a disconnected client's pointers are kept for it to come back. Default 5 s. */
-  reconnectWindowMs?: number;
-  /** A connection that has not sent `hello` by then is closed. Default 5 s. */
-  handshakeTimeoutMs?: number;
-  /**
-   * Most connections open at once, over every listener. One more is answered `EZIPC_TOO_MANY_CONNECTIONS`
-   * and closed (a connected client retries with its backoff; a first `connect()` fails). Default 10,000.
-   */
-  maxConnections?: number;
-  /**
-   * Entries the hub walks per second for listings (`topics`, `list`, `monitor`), over all clients; past it
-   * a listing is refused with `EZIPC_TOO_MANY_REQUESTS` until the budget has come back (bursts of twice
-   * this go through: a full hub's 100,000 topics listed at once). A `monitor` view, which builds at most 500
-   * entries of each kind, counts an eighth per item it looks at. 0: no bound. Default 100,000 (a tenth to a
-   * fifth of the hub's time at most, on the 2-core machine measured).
-   */
-  listingEntriesPerSecond?: number;
-  /**
-   * Most bytes of incomplete frames (begun, not yet whole) over all connections: each may hold one of up to
-   * `maxFrameBytes`, so many connections each starting a large frame would otherwise take connections ×
-   * maxFrameBytes. Over it, the connections holding the largest ones are cut (`EZIPC_FRAME_TOO_LARGE`,
-   * src/transport/frame-budget.ts). Default 256 MiB.
-   */
-  maxIncompleteFrameBytes?: number;
-  /**
-   * Most bytes queued to peers over all connections (each is bounded by `maxQueuedBytes`, 64 MiB). Over it,
-   * the connections with the largest queues are cut as slow consumers (`EZIPC_SLOW_CONSUMER`; checked every
-   * 100 ms, src/hub/queue-bound.ts). Default 1 GiB.
-   */
-  maxTotalQueuedBytes?: number;
-  /**
-   * ws:// and wss:// listeners: web pages of other origins that may connect (`"https://app.example"`, or
-   * `"*"`). Pages of this machine (localhost, 127.0.0.0/8, [::1]), pages the hub serves at an IP address
-   * and clients that are not browsers are always admitted; any other site's page gets `403 Forbidden`, so
-   * a site the user visits cannot reach the hub through the browser (docs/security.md).
-   */
-  allowOrigins?: string[];
-  /** Timers for the block lifecycle (tests inject a fake clock). */
-  clock?: Clock;
-  /**
-   * Encrypt and authenticate every connection (docs/security.md): the hub's static key and the clients
-   * it admits. Without it, connections are plain.
-   */
-  security?: HubSecurity;
-  /**
-   * Form one system with every hub given the same cluster (docs/cluster.md): NATS JetStream servers, which
-   * then hold the shared variables. Without it, the hub is a system of its own.
-   */
-  cluster?: ClusterOptions;
-}
-
-/**
- * The name a client goes by (in `ls`, as a publisher, as an RPC caller): the name it gave, and on an
- * authenticated connection the identity the handshake proved (`name@identity`; a bare public key shortened).
- */
-function displayName(name: string, conn: Connection): string {
-  const id = conn.peer?.name;
-  if (!id) return name;
-  return `${name}@${id === conn.peer?.publicKey ? id.slice(0, 8) : id}`;
-}
-
-/** Throws `EZIPC_PERMISSION_DENIED` if `conn`'s client may not do `op` on `subject`. */
-export type AccessCheck = (conn: Connection, op: Operation, subject: string) => void;
-
-/** A secure hub's identity and the clients it admits. */
-export interface HubSecurity {
-  /** The hub's static key pair (`loadOrCreateKeyFile`, `ezipc keygen`). */
-  staticKey: KeyPair;
-  /** The clients admitted; empty or absent: every client that completes the handshake. */
-  clients?: readonly AllowedClient[];
-  /** A secure handshake not finished by then is dropped. Default 2 s. */
-  handshakeTimeoutMs?: number;
-  /** Handshakes in progress per remote address (the oldest gives way). Default 32. */
-  maxPendingPerAddress?: number;
-  /** The AEAD ciphers clients may pick (docs/security.md). Default both: `ChaChaPoly` and `AESGCM`. */
-  ciphers?: readonly SecureCipher[];
-}
-
-/** A client as the hub knows it; outlives a connection during the reconnect window. */
-class ClientState implements VarsPeer {
-  conn: Connection | null = null;
-  /** Its pointers (vars-hub.ts). */
-  readonly vars = new PeerVars();
-  windowTimer: NodeJS.Timeout | null = null;
-  /** `name#id`, as subscribers see the publisher, and its UTF-8 bytes. */
-  label = "";
-  labelBytes: Buffer = Buffer.alloc(0);
-  /** When it connected, or lost its connection. */
-  since = Date.now();
-  /** Its connections cut as a slow consumer (while the hub knew it: a resumed client keeps its count). */
-  slowConsumerCuts = 0;
-  /** Who its connections proved to be (an authenticated handshake's peer name), or null on plain ones. */
-  identity: string | null = null;
-
-  constructor(
-    readonly id: string,
-    name: string,
-  ) {
-    this.name = name;
-  }
-
-  get name(): string {
-    return this.nameValue;
-  }
-  set name(name: string) {
-    this.nameValue = name;
-    this.label = `${name}#${this.id.slice(0, 6)}`;
-    this.labelBytes = Buffer.from(this.label, "utf8");
-  }
-  private nameValue = "";
-}
-
-export interface HubEvents {
-  /** A client finished its handshake (`resumed` when it came back within its window). */
-  client: [info: { id: string; name: string; resumed: boolean }];
-  /** A client's pointers were released (it left and its window passed). */
-  clientGone: [info: { id: string; name: string }];
-  /** A block was invalidated. */
-  invalidated: [info: { key: string; reason: "disposed" | "deleted" }];
-}
 
 /**
  * The hub server. Start one with {@link Hub.listen}; stop it with {@link Hub.close}.
