@@ -556,23 +556,16 @@ export class VarsHub {
       if (this.cluster) {
         this.writeInCluster(client, m.rid, b, undefined, t0, (c) => {
           const next = configValue(m.op, value, c.data);
-          return next === "conflict" ? next : Buffer.from(JSON.stringify(next), "utf8");
+          return next === CONFLICT ? "conflict" : Buffer.from(JSON.stringify(next), "utf8");
         });
         return;
       }
       const cur = b.persistent ? this.commits.writable(b) : b;
-      let next: unknown;
-      if (m.op === 0) next = value;
-      else if (m.op === 1) {
-        if (cur.data.length > 0) {
-          this.send(client, "conflict", { rid: m.rid, version: BigInt(b.version) });
-          return;
-        }
-        next = value;
-      } else if (m.op === 2) {
-        const current = cur.data.length > 0 ? JSON.parse(cur.data.toString("utf8")) : undefined;
-        next = mergePatch(current, value);
-      } else throw new EzipcError("EZIPC_BAD_REQUEST", `unknown config operation ${m.op}`);
+      const next = configValue(m.op, value, cur.data);
+      if (next === CONFLICT) {
+        this.send(client, "conflict", { rid: m.rid, version: BigInt(b.version) });
+        return;
+      }
       const data = Buffer.from(JSON.stringify(next), "utf8");
       this.table.checkSize(b.key, data.length, b.data.length);
       if (b.persistent) {
@@ -884,10 +877,13 @@ function checkExisting(block: Block, m: Infer<typeof varsMessages.allocate>): vo
   }
 }
 
-/** A config operation's result on `current` (0 set, 1 set if empty, 2 merge patch), or `conflict`. */
+/** What {@link configValue} gives when a write-if-empty finds a document (never a value: a document may be any). */
+const CONFLICT: unique symbol = Symbol("conflict");
+
+/** A config operation's result on `current` (0 set, 1 set if empty, 2 merge patch), or {@link CONFLICT}. */
 function configValue(op: number, value: unknown, current: Buffer): unknown {
   if (op === 0) return value;
-  if (op === 1) return current.length > 0 ? "conflict" : value;
+  if (op === 1) return current.length > 0 ? CONFLICT : value;
   return mergePatch(current.length > 0 ? JSON.parse(current.toString("utf8")) : undefined, value);
 }
 

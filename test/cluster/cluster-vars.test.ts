@@ -134,6 +134,22 @@ describe("shared variables across a cluster of hubs", () => {
     assert.deepEqual(await cb.read(), { a: 1, b: 2, c: 3 });
   });
 
+  it('JSON config: a document that is the string "conflict" is written like any other, on every hub', async () => {
+    const [a, b] = [await client(hubs[0]!, "sa"), await client(hubs[1]!, "sb")];
+    const ca = await a.config("cl.cfg.word");
+    const cb = await b.config("cl.cfg.word");
+    assert.equal(await ca.writeIfEmpty("conflict"), true, "written into the empty key");
+    const first = ca.version;
+    await until(() => cb.version >= first, "the first write on the other hub", 10_000);
+    assert.equal(await cb.read(), "conflict");
+    const v = await cb.write({ x: 1 });
+    const w = await ca.write("conflict");
+    assert.ok(w > v, `a new version (${w} after ${v})`);
+    await until(() => cb.version >= w, "the second write on the other hub", 10_000);
+    assert.equal(await cb.read(), "conflict");
+    assert.equal(await cb.writeIfEmpty({ y: 2 }), false, "a real conflict is still one");
+  });
+
   it("a key larger than NATS carries (max_payload, 1 MiB by default) fails at once with EZIPC_CLUSTER, alone", async () => {
     const c = await client(hubs[0]!, "big-writer");
     // A 1 MiB block (the hub's largest by default) with its intent's header is over the limit.
