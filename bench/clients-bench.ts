@@ -10,6 +10,9 @@ import { fileURLToPath } from "node:url";
 import { collect, freeUrl, runProgram, withServer } from "./procs.js";
 import { median } from "./stats.js";
 
+// Mono keeps /dev/shm/mono.PID unless told not to; a C# role killed at the end of a row would leave it behind.
+process.env.MONO_DISABLE_SHARED_AREA = "1";
+
 const root = fileURLToPath(new URL("../..", import.meta.url));
 const pubsubScript = fileURLToPath(new URL("./pubsub-child.js", import.meta.url));
 const tsScript = fileURLToPath(new URL("./clients-child.js", import.meta.url));

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { after, before, describe, it } from "node:test";
@@ -43,6 +43,8 @@ const LANGUAGES = {
     }),
   cs: () =>
     spawn("mono", [path.join(root, "clients/csharp/build/ConformanceDriver.exe")], {
+      // Without it Mono keeps /dev/shm/mono.PID, which a killed driver (the crash steps) leaves behind.
+      env: { ...process.env, MONO_DISABLE_SHARED_AREA: "1" },
       stdio: ["pipe", "pipe", "inherit"],
     }),
 } as const;
@@ -82,6 +84,8 @@ class Driver {
     const gone = new Promise((r) => this.child.once("exit", r));
     this.child.kill("SIGKILL");
     await within(gone, 5_000, `${this.lang} driver exit`);
+    // A crashed process leaves nothing in /dev/shm (Mono's own area is turned off for the C# driver).
+    assert.ok(!existsSync(`/dev/shm/mono.${this.child.pid}`), `/dev/shm/mono.${this.child.pid} left behind`);
   }
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;

@@ -5,11 +5,14 @@ import { Hub } from "../../src/index.js";
 import { runToEnd, tempDir, within } from "../helpers.js";
 import { buildCsharp, csharpDir } from "./csharp-build.js";
 
+/** Mono keeps /dev/shm/mono.PID unless told not to; a process that does not end cleanly leaves it behind. */
+const MONO_ENV = { MONO_DISABLE_SHARED_AREA: "1" };
+
 /** Runs the NUnit suite of clients/csharp with `env`; resolves with its exit code and output. */
 function nunit(env: Record<string, string>): Promise<{ code: number | null; out: string }> {
   return runToEnd("nunit-console", ["-nologo", "-labels", "-noresult", "build/Ezipc.Tests.dll"], {
     cwd: csharpDir,
-    env,
+    env: { ...env, ...MONO_ENV },
   });
 }
 
@@ -58,6 +61,7 @@ describe("the C# client (clients/csharp) against a real hub", () => {
           const r = await within(
             runToEnd("mono", ["build/Bench.exe", "pub", hub.urls[0]!, `exit.${i}`, "2000", "64"], {
               cwd: csharpDir,
+              env: MONO_ENV,
             }),
             30_000,
             `run ${i}`,
