@@ -238,6 +238,31 @@ async function recovery(): Promise<number> {
   }
 }
 
+/**
+ * The ring alone, without the client API: a writer process appending 64 B messages in batches of 1,024 and
+ * a reader process copying them out as messages (medians over `runs`). Readers are not waited for here, so
+ * the reader's rate is the most it reads, skipping what it was lapped on.
+ */
+async function ringAlone(n: number, runs: number): Promise<{ reader: number; writer: number }> {
+  const readers: number[] = [];
+  const writers: number[] = [];
+  for (let r = 0; r < runs; r++) {
+    const dir = namespaceDir(`bench-ring-${process.pid}`);
+    const file = path.join(dir, `t${seq++}`);
+    try {
+      openOrCreateShmFile(file, KIND_TOPIC, 16 * 1024 * 1024, 0, 0o600);
+      const reader = await runRole(shmScript, ["ring-reader", file, String(n)]);
+      const result = collect(reader.proc);
+      const { out } = await runRole(shmScript, ["ring-writer", file, String(n)]);
+      writers.push((JSON.parse(out) as { rate: number }).rate);
+      readers.push((JSON.parse((await result).trim().split("\n").at(-1)!) as { rate: number }).rate);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  return { reader: median(readers), writer: median(writers) };
+}
+
 /** The shared-variable tables: read() cost and write → seen, shm:// beside the hub in the same run. */
 export async function varsBench(quick: boolean, runs: number): Promise<string[]> {
   const lines: string[] = [];
@@ -347,6 +372,7 @@ export async function shmBench(quick: boolean): Promise<string[]> {
   lines.push("| case | hub over unix:// | shm:// | shm lost | shm / hub | target |");
   lines.push("|---|---:|---:|---:|---:|---:|");
   let hubTenProcs64 = Number.NaN;
+  let hubOne64 = Number.NaN;
   const cases = [
     // Runs long enough for the steady rate (a second or more of the slower side; the first ~100 ms of a
     // fresh process are its warm-up).
@@ -374,7 +400,13 @@ export async function shmBench(quick: boolean): Promise<string[]> {
     lines.push(`| ${c.name} | ${fmt(h)} | ${fmt(s)} | ${lost} | ${(s / h).toFixed(2)}× | ≥ 3× |`);
     process.stderr.write(`${lines.at(-1)}\n`);
     if (c.procs === 10 && c.size === 64) hubTenProcs64 = h;
+    if (c.subs === 1 && c.size === 64) hubOne64 = h;
   }
+  const ring = await ringAlone(quick ? 200_000 : 10_000_000, runs);
+  lines.push("");
+  lines.push(
+    `The ring alone, without the client API (no subscription, no handler, no holds; a writer process appending 64 B messages in batches of 1,024, a reader process copying them out as messages and looking at each payload, skipping what the writer laps it on, as nothing holds the writer): the writer appends ${fmt(ring.writer)}/s, the reader reads ${fmt(ring.reader)}/s, ${(ring.reader / hubOne64).toFixed(2)}× the hub's 1 → 1 rate at 64 B above (the 3× target is ${fmt(3 * hubOne64)}/s).`,
+  );
   const floor = subscriberFloorNs(quick ? 200_000 : 2_000_000);
   const cores = os.cpus().length;
   lines.push("");
