@@ -127,3 +127,16 @@ export interface HubEvents {
   /** A block was invalidated. */
   invalidated: [info: { key: string; reason: "disposed" | "deleted" }];
 }
+
+/** {@link Hub.clusterCounters}: a clustered hub's counters (docs/cluster.md). */
+export interface ClusterCounters {
+  applied: number;
+  retries: number;
+  gracesEnded: number;
+  disposed: number;
+  disposeRetries: number;
+  holdRetries: number;
+  sweepsFailed: number;
+  holdsPutAgain: number;
+  topicRequestsRetried: number;
+}

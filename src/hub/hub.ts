@@ -6,9 +6,9 @@
  * RPC (src/rpc/rpc-hub.ts) and deadman tokens (src/deadman/deadman-hub.ts). It also keeps the limits, the
  * fault counters and the stats, and closes everything in order.
  *
- * Over 600 lines: the connection lifecycle, the client registry and the dispatch share the registry's
- * private state; the capabilities, the admission table, the monitor view, the registry's entry
- * (client-state.ts) and the public types (hub-types.ts) live in their own files.
+ * Beside it: the admission table (admission.ts), the counters (hub-counters.ts), a secure hub's handshake
+ * and permission check (hub-security.ts), the monitor view (monitor-view.ts), the registry's entry
+ * (client-state.ts) and the public types (hub-types.ts).
  */
 
 import { randomBytes } from "node:crypto";
@@ -32,8 +32,6 @@ import { PUBLISH_INDEX, type PublishView, parsePublish, parsePublishPieces } fro
 import { type HistoryStore, PubSub } from "../pubsub/pubsub-hub.js";
 import { removeStaleDirs } from "../rpc/direct.js";
 import { END_ERROR, Rpc, SIDE_CALLER } from "../rpc/rpc-hub.js";
-import { AccessPolicy, allowList } from "../security/access.js";
-import { type HandshakeFailure, secureListen } from "../security/channel.js";
 import type { Message, Protocol } from "../service/protocol.js";
 import { type BlockStore, MemoryStore } from "../store/store.js";
 import { FrameBudget } from "../transport/frame-budget.js";
@@ -47,16 +45,25 @@ import { VarsHub } from "../vars/vars-hub.js";
 import { type HubMessage, hubProtocol } from "../wire/hub-protocol.js";
 import { CLIENT_MESSAGES, subjectOf } from "./admission.js";
 import { ClientState, displayName } from "./client-state.js";
+import {
+  addTraffic,
+  type CountersSource,
+  countFault,
+  type HubFaults,
+  hubMetrics,
+  hubStats,
+  type Traffic,
+} from "./hub-counters.js";
 import { checkHubOptions } from "./hub-options.js";
-import type { AccessCheck, HubBridge, HubEvents, HubMetrics, HubOptions, HubSecurity } from "./hub-types.js";
-import { hubView } from "./monitor-view.js";
+import { accessCheck, secureUpgrade } from "./hub-security.js";
+import type { AccessCheck, ClusterCounters, HubEvents, HubMetrics, HubOptions } from "./hub-types.js";
+import { hubView, ViewCache } from "./monitor-view.js";
 import { QueueBound } from "./queue-bound.js";
 
-export type { AccessCheck, HubBridge, HubEvents, HubMetrics, HubOptions, HubSecurity, HubStats, HubView };
+export type * from "./hub-types.js";
+export type { HubStats, HubView };
 
 const NO_BYTES = new Uint8Array(0);
-/** How long one monitor view is reused for every client asking with the same pattern. */
-const VIEW_REUSE_MS = 200;
 
 /**
  * The hub server. Start one with {@link Hub.listen}; stop it with {@link Hub.close}.
@@ -103,18 +110,18 @@ export class Hub extends EventEmitter<HubEvents> {
   private readonly run = randomBytes(6).toString("hex");
   private closing = false;
   /** Connections this hub lost to faults, by kind, and failed secure handshakes by reason. */
-  private readonly faults = {
+  private readonly faults: HubFaults = {
     protocolErrors: 0,
     framesTooLarge: 0,
     slowConsumerCuts: 0,
     heartbeatTimeouts: 0,
     decryptErrors: 0,
     connectionsRefused: 0,
-    handshakeFailures: {} as Partial<Record<HandshakeFailure, number>>,
+    handshakeFailures: {},
   };
   /** Open connections, and the bytes and frames of the closed ones (for {@link Hub.metrics}). */
   private readonly live = new Set<Connection>();
-  private readonly closedTraffic = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 };
+  private readonly closedTraffic: Traffic = { bytesIn: 0, bytesOut: 0, framesIn: 0, framesOut: 0 };
   private readonly traffic = { connections: 0 };
   private readonly reconnectWindowMs: number;
   private readonly handshakeTimeoutMs: number;
@@ -139,13 +146,7 @@ export class Hub extends EventEmitter<HubEvents> {
     this.maxConnections = options.maxConnections ?? 10_000;
     this.listings = new ListingBudget(options.listingEntriesPerSecond ?? 100_000);
     this.queueBound = new QueueBound(options.maxTotalQueuedBytes ?? 1024 * 1024 * 1024, () => this.live);
-    const policy = new AccessPolicy(options.security?.clients ?? []);
-    const restricted = (options.security?.clients ?? []).some((c) => c.allow);
-    this.access = restricted
-      ? (conn, op, subject) => {
-          if (!this.trusted.has(conn)) policy.check(conn.peer?.name ?? null, op, subject);
-        }
-      : undefined;
+    this.access = accessCheck(options.security, this.trusted);
     this.rpc = new Rpc(options, this.protocol, link?.rpc(this.protocol) ?? null);
     this.deadmen = link
       ? new ClusterDeadmen(this.protocol, link.tokens, link.o.heartbeatMs)
@@ -188,24 +189,8 @@ export class Hub extends EventEmitter<HubEvents> {
       hub.connectionParts = [hub.pubsub, hub.rpc, hub.deadmen];
       hub.vars.load();
       await hub.vars.start();
-      const sec = options.security;
-      const upgrade = sec
-        ? secureListen({
-            staticKey: sec.staticKey,
-            authorize: allowList(sec.clients ?? []),
-            handshakeTimeoutMs: sec.handshakeTimeoutMs,
-            maxPendingPerAddress: sec.maxPendingPerAddress,
-            ciphers: sec.ciphers,
-            plainRefusal: hub.protocol.encode("error", {
-              rid: 0,
-              code: "EZIPC_AUTH",
-              message:
-                "this hub requires encryption: connect with its public key (secure.hubKey, or EZIPC_HUB_KEY for the CLI)",
-            }),
-            onFailure: (reason) => {
-              hub.faults.handshakeFailures[reason] = (hub.faults.handshakeFailures[reason] ?? 0) + 1;
-            },
-          })
+      const upgrade = options.security
+        ? secureUpgrade(options.security, hub.protocol, hub.faults)
         : undefined;
       // One bound on incomplete frames over every listener's connections.
       const frameBudget =
@@ -262,17 +247,7 @@ export class Hub extends EventEmitter<HubEvents> {
    * this hub put all its holds again, swept while it lived or after a failed heartbeat (`holdsPutAgain`); and
    * topics' requests to JetStream made again (one failed or got no answer in time). Null on a hub of its own.
    */
-  clusterCounters(): {
-    applied: number;
-    retries: number;
-    gracesEnded: number;
-    disposed: number;
-    disposeRetries: number;
-    holdRetries: number;
-    sweepsFailed: number;
-    holdsPutAgain: number;
-    topicRequestsRetried: number;
-  } | null {
+  clusterCounters(): ClusterCounters | null {
     if (!this.vars.cluster || !this.link) return null;
     return {
       ...this.vars.cluster.counters,
@@ -281,45 +256,9 @@ export class Hub extends EventEmitter<HubEvents> {
     };
   }
 
+  /** The hub's counters: clients, keys, topics, calls, tokens, faults, queues, memory (hub-counters.ts). */
   stats(): HubStats {
-    let pointers = 0;
-    let connected = 0;
-    let queued = 0;
-    let maxQueued = 0;
-    for (const c of this.clients.values()) {
-      pointers += c.vars.pointers;
-      if (c.conn) {
-        connected++;
-        queued += c.conn.queuedBytes;
-        maxQueued = Math.max(maxQueued, c.conn.queuedBytes);
-      }
-    }
-    const mem = process.memoryUsage();
-    return {
-      name: this.name,
-      uptimeMs: Date.now() - this.startedAt,
-      urls: [...this.urls],
-      store: this.store.name,
-      clients: this.clients.size,
-      connectedClients: connected,
-      ...this.vars.stats(),
-      pointers,
-      ...this.vars.counters,
-      topics: this.pubsub.topicCount,
-      historyBytes: this.pubsub.historyBytes,
-      ...this.pubsub.counters,
-      ...this.pubsub.holdCounters,
-      callsInFlight: this.rpc.callsInFlight,
-      ...this.rpc.counters,
-      deadmanTokens: this.deadmen.size,
-      ...this.faults,
-      handshakeFailures: { ...this.faults.handshakeFailures },
-      listingsRefused: this.listings.refused,
-      queuedBytes: queued,
-      maxClientQueuedBytes: maxQueued,
-      rssBytes: mem.rss,
-      heapUsedBytes: mem.heapUsed,
-    };
+    return hubStats(this.counted());
   }
 
   /**
@@ -342,25 +281,20 @@ export class Hub extends EventEmitter<HubEvents> {
     );
   }
 
-  /** The last views as JSON, by pattern: dashboards polling together share one (see {@link viewJson}). */
-  private readonly views = new Map<string, { json: string; at: number }>();
+  /** The last views as JSON, by pattern: dashboards polling together share one. */
+  private readonly views = new ViewCache();
 
-  /**
-   * {@link view} as JSON, reused for {@link VIEW_REUSE_MS}: ten dashboards asking twice a second cost the
-   * hub a few views a second, not twenty.
-   */
+  /** {@link view} as JSON for a `monitor` request, charged to the listing budget when made anew. */
   private viewJson(pattern: string): string {
-    const now = Date.now();
-    const last = this.views.get(pattern);
-    if (last && now - last.at < VIEW_REUSE_MS) return last.json;
-    this.listings.check("monitor");
-    // (A view looks at everything but builds at most 500 entries of each kind: measured, an eighth of a
-    // listing's cost per item, so that a dashboard on a full hub takes a quarter of the budget.)
-    this.listings.charge(Math.ceil((this.clients.size + this.vars.table.size + this.pubsub.topicCount) / 8));
-    const json = JSON.stringify(this.view(pattern));
-    if (this.views.size >= 64) this.views.clear();
-    this.views.set(pattern, { json, at: now });
-    return json;
+    return this.views.json(pattern, () => {
+      this.listings.check("monitor");
+      // (A view looks at everything but builds at most 500 entries of each kind: measured, an eighth of a
+      // listing's cost per item, so that a dashboard on a full hub takes a quarter of the budget.)
+      this.listings.charge(
+        Math.ceil((this.clients.size + this.vars.table.size + this.pubsub.topicCount) / 8),
+      );
+      return this.view(pattern);
+    });
   }
 
   /**
@@ -369,35 +303,26 @@ export class Hub extends EventEmitter<HubEvents> {
    * acknowledged writes and publishes.
    */
   metrics(): HubMetrics {
-    const traffic = { ...this.closedTraffic };
-    for (const c of this.live) this.countTraffic(traffic, c);
-    const byPolicy: [number, number, number] = [0, 0, 0];
-    for (const c of this.clients.values()) {
-      for (const h of c.vars.holdings.values()) {
-        byPolicy[0] += h.counts[0];
-        byPolicy[1] += h.counts[1];
-        byPolicy[2] += h.counts[2];
-      }
-    }
-    return {
-      stats: this.stats(),
-      connectionsAccepted: this.traffic.connections,
-      connectionsOpen: this.live.size,
-      ...traffic,
-      pointersByPolicy: { request: byPolicy[0], lazy: byPolicy[1], poll: byPolicy[2] },
-      writeAckLatency: this.vars.writeAckLatency.snapshot(),
-      publishAckLatency: this.pubsub.publishAckLatency.snapshot(),
-    };
+    return hubMetrics(this.counted());
   }
 
-  private countTraffic(
-    into: { bytesIn: number; bytesOut: number; framesIn: number; framesOut: number },
-    conn: Connection,
-  ): void {
-    into.bytesIn += conn.stats.bytesIn;
-    into.bytesOut += conn.stats.bytesOut;
-    into.framesIn += conn.stats.framesIn;
-    into.framesOut += conn.stats.framesOut;
+  private counted(): CountersSource {
+    return {
+      name: this.name,
+      startedAt: this.startedAt,
+      urls: this.urls,
+      store: this.store.name,
+      clients: this.clients,
+      vars: this.vars,
+      pubsub: this.pubsub,
+      rpc: this.rpc,
+      deadmen: this.deadmen,
+      faults: this.faults,
+      listingsRefused: this.listings.refused,
+      live: this.live,
+      closedTraffic: this.closedTraffic,
+      connectionsAccepted: this.traffic.connections,
+    };
   }
 
   /**
@@ -495,7 +420,7 @@ export class Hub extends EventEmitter<HubEvents> {
     conn.once("close", (info) => {
       clearTimeout(timer);
       this.live.delete(conn);
-      this.countTraffic(this.closedTraffic, conn);
+      addTraffic(this.closedTraffic, conn);
       this.onConnectionClosed(conn, info);
     });
     conn.on("error", () => {}); // reported through close
@@ -575,7 +500,7 @@ export class Hub extends EventEmitter<HubEvents> {
   }
 
   private onConnectionClosed(conn: Connection, info: CloseInfo): void {
-    this.countFault(info.error?.code);
+    countFault(this.faults, info.error?.code);
     for (const part of this.connectionParts) part.connectionClosed(conn);
     const client = this.byConn.get(conn);
     if (!client) return;
@@ -595,21 +520,6 @@ export class Hub extends EventEmitter<HubEvents> {
     }
     client.windowTimer = setTimeout(() => this.forget(client), this.reconnectWindowMs);
     client.windowTimer.unref();
-  }
-
-  private countFault(code: string | undefined): void {
-    const f = this.faults;
-    if (
-      code === "EZIPC_PROTOCOL" ||
-      code === "EZIPC_HANDSHAKE" ||
-      code === "EZIPC_DECODE" ||
-      code === "EZIPC_UNKNOWN_MESSAGE"
-    )
-      f.protocolErrors++;
-    else if (code === "EZIPC_FRAME_TOO_LARGE") f.framesTooLarge++;
-    else if (code === "EZIPC_SLOW_CONSUMER") f.slowConsumerCuts++;
-    else if (code === "EZIPC_HEARTBEAT_TIMEOUT") f.heartbeatTimeouts++;
-    else if (code === "EZIPC_DECRYPT") f.decryptErrors++;
   }
 
   /** Releases everything a client held and forgets it. */

@@ -88,3 +88,25 @@ export function hubView(source: ViewSource, pattern: string): HubView {
     },
   };
 }
+
+/** How long one view is reused for every client asking with the same pattern. */
+const VIEW_REUSE_MS = 200;
+
+/**
+ * Views as JSON by pattern, each reused for {@link VIEW_REUSE_MS}: ten dashboards asking twice a second cost
+ * the hub a few views a second, not twenty. At most 64 patterns are kept.
+ */
+export class ViewCache {
+  private readonly views = new Map<string, { json: string; at: number }>();
+
+  /** The JSON of `pattern`'s view made less than {@link VIEW_REUSE_MS} ago, else of `make()` (which may throw). */
+  json(pattern: string, make: () => HubView): string {
+    const now = Date.now();
+    const last = this.views.get(pattern);
+    if (last && now - last.at < VIEW_REUSE_MS) return last.json;
+    const json = JSON.stringify(make());
+    if (this.views.size >= 64) this.views.clear();
+    this.views.set(pattern, { json, at: now });
+    return json;
+  }
+}
