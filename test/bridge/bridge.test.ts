@@ -43,6 +43,26 @@ function namespace(): string {
   return n;
 }
 
+/**
+ * For a standalone bridge: a hub on a Unix socket (which a test may close and start again on the same path)
+ * and a shm:// client of a fresh namespace.
+ */
+async function hubAndNamespace(): Promise<{
+  url: string;
+  shmUrl: `shm:${string}`;
+  hub: Hub;
+  local: ShmClient;
+}> {
+  const shmUrl = `shm:///${namespace()}` as const;
+  const url = `unix://${path.join(tempDir().dir, "hub.sock")}`;
+  return {
+    url,
+    shmUrl,
+    hub: await Hub.listen({ urls: [url] }),
+    local: await connect(shmUrl, { name: "local" }),
+  };
+}
+
 /** Collects a subscription's payloads as text. */
 function collect(into: string[], headers?: Record<string, string>[]) {
   return (m: TopicMessage) => {
@@ -443,12 +463,9 @@ describe("the hub as a bridge to shared memory", () => {
   });
 
   it("a standalone bridge whose hub restarts: what shared memory got meanwhile reaches the hub once it is back, messages and values", async () => {
-    const ns = namespace();
-    const shmUrl = `shm:///${ns}` as const;
-    const tmp = tempDir();
-    const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
-    let hub = await Hub.listen({ urls: [url] });
-    const local = await connect(shmUrl, { name: "local" });
+    const set = await hubAndNamespace();
+    const { url, shmUrl, local } = set;
+    let hub = set.hub;
     await local.configureTopic("t", {});
     const k = await local.allocate("k", 2, "poll");
     await k.write(Buffer.from("v1"));
@@ -497,12 +514,9 @@ describe("the hub as a bridge to shared memory", () => {
   });
 
   it("a topic made in shared memory while the hub is out of reach is bridged once it is back, from when it was found", async () => {
-    const ns = namespace();
-    const shmUrl = `shm:///${ns}` as const;
-    const tmp = tempDir();
-    const url = `unix://${path.join(tmp.dir, "hub.sock")}`;
-    let hub = await Hub.listen({ urls: [url] });
-    const local = await connect(shmUrl, { name: "local" });
+    const set = await hubAndNamespace();
+    const { url, shmUrl, local } = set;
+    let hub = set.hub;
     const bridge = await Bridge.start(url, shmUrl, { scanMs: 100, hub: { requestTimeoutMs: 500 } });
     let net: HubClient | null = null;
     try {
