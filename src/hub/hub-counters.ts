@@ -8,22 +8,22 @@ import type { Deadmen } from "../deadman/deadman-hub.js";
 import type { HubStats } from "../protocol/core-messages.js";
 import type { PubSub } from "../pubsub/pubsub-hub.js";
 import type { Rpc } from "../rpc/rpc-hub.js";
-import type { HandshakeFailure } from "../security/channel.js";
 import type { Connection } from "../transport/types.js";
 import type { VarsHub } from "../vars/vars-hub.js";
 import type { ClientState } from "./client-state.js";
 import type { HubMetrics } from "./hub-types.js";
 
-/** Connections the hub lost to faults, by kind, and failed secure handshakes by reason. */
-export interface HubFaults {
-  protocolErrors: number;
-  framesTooLarge: number;
-  slowConsumerCuts: number;
-  heartbeatTimeouts: number;
-  decryptErrors: number;
-  connectionsRefused: number;
-  handshakeFailures: Partial<Record<HandshakeFailure, number>>;
-}
+/** Connections the hub lost to faults, by kind, and failed secure handshakes by reason (as stats() names them). */
+export type HubFaults = Pick<
+  HubStats,
+  | "protocolErrors"
+  | "framesTooLarge"
+  | "slowConsumerCuts"
+  | "heartbeatTimeouts"
+  | "decryptErrors"
+  | "connectionsRefused"
+  | "handshakeFailures"
+>;
 
 /** Counts a connection closed for `code` among the faults it is one of (others are not faults). */
 export function countFault(f: HubFaults, code: string | undefined): void {
